@@ -1,0 +1,40 @@
+# decaenv developer entry points. Both targets are idempotent: the second run only re-runs the job.
+#   make run   create .venv, install decaenv (+ torch CPU build when the venv has none), run the doctor
+#              and the end-to-end self-test on synthetic weights
+#   make test  same set-up, then the full test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.decaenv-installed
+EXTRAS ?= dev
+# The CPU build of torch. On this project's machines pip finds it on local disk; never pull a CUDA build here.
+TORCH_SPEC ?= torch==2.13.0
+# Offline detector weights (MTCNN) ship inside this wheel; --no-deps because its metadata pins an old torch.
+FACENET_SPEC ?= facenet-pytorch==2.6.0
+SHARED_ASSETS ?= $(abspath ../shared/assets)
+PYTEST_ARGS ?=
+
+.PHONY: setup run test clean
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml Makefile
+	@if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+		echo "installing $(TORCH_SPEC) (CPU build)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; fi
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+run: setup
+	@$(BIN)/decaenv doctor || echo "(the doctor reported problems above; running the self-test anyway)"
+	$(BIN)/decaenv selftest
+
+test: setup
+	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) decaenv-selftest .pytest_cache

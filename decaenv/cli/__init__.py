@@ -1,0 +1,60 @@
+"""The `decaenv` command line: the composition root.
+
+Every command lives in its own module (parse arguments, call one library function, render the result)
+and is registered here. Command modules import only typer and the standard library at import time, so
+`decaenv --help` stays fast and imports no torch, numpy or rich.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from decaenv import __version__
+from decaenv.cli import selftest as _selftest
+from decaenv.cli._state import CliState, configure_logging
+
+app = typer.Typer(
+    name="decaenv",
+    help="Make DECA install, fetch its data and run on any machine: doctor, fetch, reconstruct.",
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"decaenv {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", metavar="DIR",
+        help="DECA data folder. Default: $DECAENV_DATA_DIR, else ./data if it is a DECA data folder, "
+             "else $DECAENV_HOME/data or the platform's user data dir."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail (repeat for debug logs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final verdict."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+) -> None:
+    """Global options shared by every command."""
+    state = CliState(data_dir_flag=data_dir, verbosity=-1 if quiet else verbose)
+    ctx.obj = state
+    configure_logging(state.verbosity)
+
+
+app.command("selftest")(_selftest.selftest)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Console-script entry point: returns the process exit code (see `decaenv.errors`)."""
+    from decaenv.cli._errors import run_app
+
+    return run_app(typer.main.get_command(app), argv)

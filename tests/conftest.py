@@ -1,0 +1,92 @@
+"""Shared fixtures and markers.
+
+Markers: `cuda` (skipped without a CUDA GPU), `ext` (skipped without a C++ compiler), `slow`, `network`
+(never run by default). `DECAENV_TEST_ASSETS` may point at a folder holding DECA's public files under
+`deca-data/` and photos under `images/` (read-only; never copied into the repo).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+TEST_ASSETS_ENV = "DECAENV_TEST_ASSETS"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except Exception:  # noqa: BLE001 - any import failure means no CUDA tests
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    no_cuda = pytest.mark.skip(reason="needs a CUDA GPU")
+    no_cxx = pytest.mark.skip(reason="needs a C++ compiler (g++/c++)")
+    no_net = pytest.mark.skip(reason="network tests never run by default")
+    has_cuda = _cuda_available() if any("cuda" in i.keywords for i in items) else False
+    has_cxx = bool(shutil.which("g++") or shutil.which("c++"))
+    for item in items:
+        if "cuda" in item.keywords and not has_cuda:
+            item.add_marker(no_cuda)
+        if "ext" in item.keywords and not has_cxx:
+            item.add_marker(no_cxx)
+        if "network" in item.keywords:
+            item.add_marker(no_net)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own DECAENV_HOME and no DECAENV_DATA_DIR/DECAENV_DEBUG from the caller."""
+    home = tmp_path_factory.mktemp("decaenv-home")
+    monkeypatch.setenv("DECAENV_HOME", str(home))
+    monkeypatch.delenv("DECAENV_DATA_DIR", raising=False)
+    monkeypatch.delenv("DECAENV_DEBUG", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    """`$DECAENV_TEST_ASSETS` (DECA's public files + photos), or skip the test."""
+    value = os.environ.get(TEST_ASSETS_ENV)
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"{TEST_ASSETS_ENV} is not set to DECA's public test assets")
+    return Path(value)
+
+
+def public_topology_dir():
+    """`$DECAENV_TEST_ASSETS/deca-data` when available, else None (procedural topology)."""
+    value = os.environ.get(TEST_ASSETS_ENV)
+    if value and (Path(value) / "deca-data" / "head_template.obj").is_file():
+        return Path(value) / "deca-data"
+    return None
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> Path:
+    """A complete synthetic DECA data dir (seed 0, full-size checkpoint), built once per session.
+
+    Uses DECA's real public topology when `DECAENV_TEST_ASSETS` is set, a procedural head otherwise.
+    Tests must not modify it: copy files out first.
+    """
+    pytest.importorskip("torch")
+    from decaenv.synthetic import make_assets
+
+    out = tmp_path_factory.mktemp("synthetic-data")
+    make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def procedural_data_dir(tmp_path_factory) -> Path:
+    """A synthetic data dir on the procedural head (no optimizer state), built once per session."""
+    pytest.importorskip("torch")
+    from decaenv.synthetic import make_assets
+
+    out = tmp_path_factory.mktemp("procedural-data")
+    make_assets(out, seed=0, public_dir=None, with_optimizer=False)
+    return out

@@ -1,0 +1,156 @@
+"""Synthetic DECA data dirs: official formats, the real-world failure reproduced, determinism."""
+
+import hashlib
+import io
+import os
+import pickle
+import pickletools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from decaenv.runtime.keys import checkpoint_layout  # noqa: E402
+from decaenv.synthetic import PUBLIC_FILES, make_assets  # noqa: E402
+
+EXPECTED = set(PUBLIC_FILES) | {"generic_model.pkl", "deca_model.tar", "texture_data_256.npy"}
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _globals(data: bytes) -> set:
+    return {arg for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
+
+
+def test_complete_layout(synthetic_data_dir):
+    assert {p.name for p in synthetic_data_dir.iterdir()} == EXPECTED
+
+
+def test_flame_pickle_needs_chumpy_like_the_real_file(synthetic_data_dir):
+    data = (synthetic_data_dir / "generic_model.pkl").read_bytes()
+    assert data[:2] == b"\x80\x02"  # protocol 2, like FLAME 2020
+    assert _globals(data) == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype",
+                              "chumpy.ch Ch", "__builtin__ set", "scipy.sparse.csc csc_matrix"}
+    # Plain pickle in a fresh interpreter without chumpy: the exact error FLAME users hit.
+    code = ("import pickle, sys; sys.modules.pop('chumpy', None)\n"
+            f"pickle.load(open({str(synthetic_data_dir / 'generic_model.pkl')!r}, 'rb'), encoding='latin1')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ModuleNotFoundError: No module named 'chumpy'" in out.stderr
+
+
+class _ChumpyAsDict(pickle.Unpickler):
+    """Test-only reader: chumpy's Ch as a dict holder, numpy 1 module paths mapped to numpy 2."""
+
+    def find_class(self, module, name):
+        if module == "chumpy.ch":
+            return type("Ch", (), {"__setstate__": lambda self, st: self.__dict__.update(st)})
+        module = {"numpy.core.multiarray": np.ndarray.__reduce__(np.zeros(1))[0].__module__,
+                  "scipy.sparse.csc": "scipy.sparse"}.get(module, module)
+        return super().find_class(module, name)
+
+
+def test_flame_content(synthetic_data_dir):
+    with open(synthetic_data_dir / "generic_model.pkl", "rb") as fh:
+        model = _ChumpyAsDict(fh, encoding="latin1").load()
+    assert model["v_template"].shape == (5023, 3)
+    assert model["f"].shape == (9976, 3) and model["f"].dtype == np.uint32
+    shapedirs = model["shapedirs"].__dict__
+    assert shapedirs["x"].shape == (5023, 3, 400) and shapedirs["_dirty_vars"] == {"x"}
+    assert model["posedirs"].shape == (5023, 3, 36)
+    assert type(model["J_regressor"]).__name__ == "csc_matrix" and model["J_regressor"].shape == (5, 5023)
+    assert model["weights"].shape == (5023, 5)
+    np.testing.assert_allclose(model["weights"].sum(1), 1.0)
+    assert model["kintree_table"][0, 0] == 4294967295 and list(model["kintree_table"][0, 1:]) == [0, 1, 1, 1]
+    np.testing.assert_allclose(model["J"], model["J_regressor"] @ model["v_template"], atol=1e-12)
+    assert model["bs_style"] == "lbs" and model["bs_type"] == "lrotmin"
+
+
+def test_checkpoint_loads_weights_only_with_deca_layout(synthetic_data_dir):
+    ckpt = torch.load(synthetic_data_dir / "deca_model.tar", map_location="cpu", weights_only=True)
+    assert set(ckpt) == {"E_flame", "E_detail", "D_detail", "opt"}
+    for net, layout in checkpoint_layout().items():
+        assert list(ckpt[net]) == list(layout)
+        for key, shape in layout.items():
+            assert tuple(ckpt[net][key].shape) == shape, key
+            assert torch.isfinite(ckpt[net][key].float()).all()
+    assert len(ckpt["opt"]["param_groups"][0]["params"]) == len(ckpt["opt"]["state"])
+
+
+def test_landmark_embedding_types(synthetic_data_dir):
+    raw = (synthetic_data_dir / "landmark_embedding.npy").read_bytes()
+    header = 10 + int.from_bytes(raw[8:10], "little")
+    assert {"torch._utils _rebuild_tensor_v2", "torch.storage _load_from_bytes",
+            "numpy.core.multiarray _reconstruct"} <= _globals(raw[header:])
+    emb = np.load(synthetic_data_dir / "landmark_embedding.npy", allow_pickle=True, encoding="latin1")[()]
+    assert emb["static_lmk_faces_idx"].shape == (51,) and emb["static_lmk_faces_idx"].dtype == np.int64
+    assert emb["static_lmk_bary_coords"].shape == (51, 3)
+    assert isinstance(emb["dynamic_lmk_faces_idx"], torch.Tensor)
+    assert tuple(emb["dynamic_lmk_faces_idx"].shape) == (79, 17) and emb["dynamic_lmk_faces_idx"].dtype == torch.int64
+    assert tuple(emb["dynamic_lmk_bary_coords"].shape) == (79, 17, 3)
+    assert emb["full_lmk_faces_idx"].shape == (1, 68) and emb["full_lmk_bary_coords"].dtype == np.float32
+    assert (emb["dynamic_lmk_faces_idx"] < 9976).all()
+    np.testing.assert_allclose(emb["dynamic_lmk_bary_coords"].numpy().sum(-1), 1.0, atol=1e-5)
+
+
+def test_texture_data_consistent_with_uv_layout(synthetic_data_dir):
+    dense = np.load(synthetic_data_dir / "texture_data_256.npy", allow_pickle=True, encoding="latin1")[()]
+    assert set(dense) == {"img_size", "f", "x_coords", "y_coords", "valid_pixel_ids", "valid_pixel_3d_faces",
+                          "valid_pixel_b_coords"}
+    n = len(dense["valid_pixel_ids"])
+    assert 40_000 < n < 65_536 and dense["img_size"] == 256
+    np.testing.assert_array_equal(dense["valid_pixel_ids"], dense["y_coords"] * 256 + dense["x_coords"])
+    assert dense["f"].max() < n and dense["valid_pixel_3d_faces"].max() < 5023
+    np.testing.assert_allclose(dense["valid_pixel_b_coords"].sum(1), 1.0)
+
+
+def test_uv_images_and_displacement(synthetic_data_dir):
+    from PIL import Image
+
+    for name in ("uv_face_eye_mask.png", "uv_face_mask.png"):
+        with Image.open(synthetic_data_dir / name) as im:
+            assert im.size == (256, 256) and im.mode == "RGBA"
+    with Image.open(synthetic_data_dir / "mean_texture.jpg") as im:
+        assert im.size == (512, 512) and im.mode == "RGB"
+    disp = np.load(synthetic_data_dir / "fixed_displacement_256.npy")
+    assert disp.shape == (256, 256) and disp.dtype == np.float64 and np.abs(disp).max() < 0.002
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from conftest import public_topology_dir
+
+    again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=True)
+    for name in again.files:
+        assert _sha(tmp_path / "again" / name) == _sha(synthetic_data_dir / name), name
+    other = make_assets(tmp_path / "other", seed=1, public_dir=public_topology_dir(), with_optimizer=False)
+    for name in ("generic_model.pkl", "deca_model.tar"):
+        assert _sha(tmp_path / "other" / name) != _sha(synthetic_data_dir / name)
+
+
+def test_procedural_topology_has_flame_counts(procedural_data_dir):
+    from decaenv.meshio import read_obj
+
+    mesh = read_obj(procedural_data_dir / "head_template.obj")
+    assert mesh.v.shape == (5023, 3) and mesh.f.shape == (9976, 3) and len(mesh.ft) == 9976
+
+
+def test_real_public_topology_is_copied_verbatim(shared_assets, tmp_path):
+    report = make_assets(tmp_path / "d", seed=0, public_dir=shared_assets / "deca-data", with_optimizer=False)
+    assert report.topology.endswith("head_template.obj")
+    for name in PUBLIC_FILES:
+        assert _sha(tmp_path / "d" / name) == _sha(shared_assets / "deca-data" / name)
+
+
+def test_no_partial_files_left(procedural_data_dir):
+    assert not [p for p in procedural_data_dir.iterdir() if p.name.endswith(".partial")]
