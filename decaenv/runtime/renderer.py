@@ -1,0 +1,217 @@
+"""DECA's renderer (`SRenderY`, deca-spec §6) on the rasterizer team's API (`decaenv.runtime.rasterizer`).
+
+Differences from DECA that do not change results: inputs are never mutated (DECA adds +10 to the caller's
+`trans_verts` z in place, §8.4; here the shift is applied to a copy), and the UV-space rasterization, which
+depends only on the UV layout, is done once per device and reused.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from decaenv.runtime import mesh, shading
+from decaenv.runtime.assets import Topology
+from decaenv.runtime.outputs import RenderOutput
+
+#: DECA moves the projected mesh this far along +z before rasterizing (the rasterizer needs z >= 0).
+Z_SHIFT = 10.0
+#: Thresholds on the projected normal's z: textured render mask and shape-render mask.
+POS_MASK_Z, SHAPE_MASK_Z = -0.05, 0.15
+
+
+class Renderer(nn.Module):
+    """Textured, shape, depth and UV-space rendering.
+
+    Args:
+        topology: faces and UVs of `head_template.obj`. image_size: crop size (224). uv_size: 256.
+        backend: rasterizer backend ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference").
+    """
+
+    def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256, backend: str = "auto"):
+        super().__init__()
+        self.image_size, self.uv_size, self.backend = image_size, uv_size, backend
+        faces = torch.as_tensor(topology.faces, dtype=torch.long)
+        uv = torch.as_tensor(topology.uvcoords, dtype=torch.float32)
+        uvfaces = torch.as_tensor(topology.uvfaces, dtype=torch.long)
+        # DECA-shaped buffers (batch dimension first, as `deca.render.faces` etc. are).
+        self.register_buffer("faces", faces[None], persistent=False)
+        self.register_buffer("raw_uvcoords", uv[None], persistent=False)
+        self.register_buffer("uvfaces", uvfaces[None], persistent=False)
+        uvcoords = torch.cat([uv * 2 - 1, torch.ones_like(uv[:, :1])], 1)
+        uvcoords[:, 1] = -uvcoords[:, 1]
+        self.register_buffer("uvcoords", uvcoords[None], persistent=False)
+        self.register_buffer("face_uvcoords", mesh.face_vertices(uvcoords[None], uvfaces), persistent=False)
+        grey = torch.full((1, int(faces.max()) + 1, 3), shading.SHAPE_GREY)
+        self.register_buffer("face_colors", mesh.face_vertices(grey, faces), persistent=False)
+        dense = mesh.generate_triangles(uv_size, uv_size)
+        self.register_buffer("dense_faces", torch.from_numpy(dense)[None], persistent=False)
+        self.register_buffer("constant_factor", torch.tensor(shading.SH_CONSTANTS, dtype=torch.float32),
+                             persistent=False)
+        self._uv_fragments: Dict[str, object] = {}
+
+    # -- rasterization -------------------------------------------------------------------------------
+    def rasterize(self, trans_verts: torch.Tensor, h: Optional[int] = None, w: Optional[int] = None):
+        """Rasterize the projected mesh (z shifted by +10 on a copy).
+
+        Args:
+            trans_verts: (B, V, 3) DECA image space. h, w: output size (default: the crop size, both).
+        Returns:
+            `Fragments` (B, H, W).
+        """
+        from decaenv.runtime.rasterizer import rasterize
+
+        h = self.image_size if h is None else int(h)
+        w = h if w is None else int(w)
+        shifted = trans_verts.detach() + trans_verts.new_tensor([0.0, 0.0, Z_SHIFT])
+        return rasterize(mesh.face_vertices(shifted, self.faces[0]), h, w, backend=self.backend)
+
+    def uv_fragments(self, device: torch.device):
+        """Fragments of the UV-layout mesh at uv_size (cached per device; they never change)."""
+        from decaenv.runtime.rasterizer import rasterize
+
+        key = str(device)
+        if key not in self._uv_fragments:
+            self._uv_fragments[key] = rasterize(self.face_uvcoords.to(device), self.uv_size, self.uv_size,
+                                                backend=self.backend)
+        return self._uv_fragments[key]
+
+    def world2uv(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Per-vertex values → UV map (uncovered texels 0). vertices: (B, V, 3) → (B, 3, uv, uv)."""
+        from decaenv.runtime.rasterizer import interpolate
+
+        attributes = mesh.face_vertices(vertices, self.faces[0])
+        return interpolate(self.uv_fragments(vertices.device), attributes)[:, :3]
+
+    # -- renders -----------------------------------------------------------------------------------
+    def forward(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
+                lights: Optional[torch.Tensor] = None, h: Optional[int] = None, w: Optional[int] = None,
+                background: Optional[torch.Tensor] = None, fragments=None) -> RenderOutput:
+        """The textured render (§6.3): albedo through the UV grid, optional SH shading, composited.
+
+        Args:
+            vertices: (B, V, 3) world. transformed_vertices: (B, V, 3) image space (not modified).
+            albedos: (B, 3, uv, uv). lights: (B, 9, 3) SH coefficients or None (DECA's decode passes None).
+            h, w: output size. background: (B, 3, H, W) or None. fragments: reuse a rasterization.
+        Returns:
+            RenderOutput.
+        """
+        from decaenv.runtime.rasterizer import interpolate
+
+        faces = self.faces[0]
+        batch = vertices.shape[0]
+        normals = mesh.vertex_normals(vertices, faces)
+        transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
+        attributes = torch.cat([self.face_uvcoords.expand(batch, -1, -1, -1),
+                                mesh.face_vertices(transformed_normals, faces),
+                                mesh.face_vertices(vertices, faces),
+                                mesh.face_vertices(normals, faces)], -1)
+        fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
+        rendering = interpolate(fragments, attributes)
+        alpha = rendering[:, -1:]
+        grid = rendering[:, :3].permute(0, 2, 3, 1)[..., :2]
+        albedo_images = F.grid_sample(albedos, grid, align_corners=False)
+        pos_mask = (rendering[:, 5:6] < POS_MASK_Z).float()
+        normal_images = rendering[:, 9:12]
+        if lights is not None and lights.shape[1] == 9:
+            shading_images = shading.sh_shading(normal_images, lights)
+            images = albedo_images * shading_images
+        elif lights is not None:
+            flat = normal_images.permute(0, 2, 3, 1).reshape(batch, -1, 3)
+            shading_images = shading.directional_shading(flat, lights).reshape(
+                batch, alpha.shape[2], alpha.shape[3], 3).permute(0, 3, 1, 2)
+            images = albedo_images * shading_images
+        else:
+            images, shading_images = albedo_images, torch.zeros_like(albedo_images)
+        images = images * alpha if background is None else images * alpha + background * (1 - alpha)
+        return RenderOutput(images=images, albedo_images=albedo_images, alpha_images=alpha, pos_mask=pos_mask,
+                            shading_images=shading_images, grid=grid, normals=normals,
+                            normal_images=normal_images * alpha, transformed_normals=transformed_normals)
+
+    def render_shape(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor,
+                     colors: Optional[torch.Tensor] = None, images: Optional[torch.Tensor] = None,
+                     detail_normal_images: Optional[torch.Tensor] = None, lights: Optional[torch.Tensor] = None,
+                     return_grid: bool = False, uv_detail_normals: Optional[torch.Tensor] = None,
+                     h: Optional[int] = None, w: Optional[int] = None, fragments=None):
+        """Grey shaded render (§6.6); with `return_grid` also (normal_images, grid, masked alpha).
+
+        Args:
+            vertices, transformed_vertices: (B, V, 3). colors: (B, F, 3, 3) or None (grey).
+            images: (B, 3, H, W) background or None. detail_normal_images: (B, 3, H, W) normals to shade with.
+            lights: (B, L, 6) or None (DECA's 5 lights). fragments: reuse a rasterization.
+        Returns:
+            shape_images (B, 3, H, W), or a 4-tuple with `return_grid`.
+        """
+        from decaenv.runtime.rasterizer import interpolate
+
+        faces = self.faces[0]
+        batch = vertices.shape[0]
+        if lights is None:
+            lights = shading.default_shape_lights(batch, vertices.device, vertices.dtype)
+        normals = mesh.vertex_normals(vertices, faces)
+        transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
+        colors = self.face_colors.expand(batch, -1, -1, -1) if colors is None else colors
+        attributes = torch.cat([colors, mesh.face_vertices(transformed_normals, faces),
+                                mesh.face_vertices(vertices, faces), mesh.face_vertices(normals, faces),
+                                self.face_uvcoords.expand(batch, -1, -1, -1)], -1)
+        fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
+        rendering = interpolate(fragments, attributes)
+        alpha = rendering[:, -1:]
+        albedo_images = rendering[:, :3]
+        pos_mask = (rendering[:, 5:6] < SHAPE_MASK_Z).float()
+        normal_images = rendering[:, 9:12] if detail_normal_images is None else detail_normal_images
+        height, width = alpha.shape[2], alpha.shape[3]
+        flat = normal_images.permute(0, 2, 3, 1).reshape(batch, -1, 3)
+        shading_images = shading.directional_shading(flat, lights).reshape(batch, height, width, 3).permute(0, 3, 1, 2)
+        alpha = alpha * pos_mask
+        background = torch.zeros_like(albedo_images) if images is None else images
+        shape_images = albedo_images * shading_images * alpha + background * (1 - alpha)
+        if return_grid:
+            grid = rendering[:, 12:15].permute(0, 2, 3, 1)[..., :2]
+            return shape_images, normal_images, grid, alpha
+        return shape_images
+
+    def render_depth(self, transformed_vertices: torch.Tensor, fragments=None,
+                     h: Optional[int] = None, w: Optional[int] = None) -> torch.Tensor:
+        """Depth image (§6.8): 1 at each mesh's nearest point, 0 at its farthest, 0 background.
+
+        The normalisation is per batch element (DECA's is over the whole batch; its demo runs one image at
+        a time, so the saved depth images agree).
+
+        Args:
+            transformed_vertices: (B, V, 3) (not modified).
+        Returns:
+            (B, 1, H, W).
+        """
+        from decaenv.runtime.rasterizer import interpolate
+
+        z = -transformed_vertices[:, :, 2:]
+        z = z - z.amin(dim=1, keepdim=True)
+        z = z / z.amax(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+        attributes = mesh.face_vertices(z.expand(-1, -1, 3).contiguous(), self.faces[0])
+        fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
+        return interpolate(fragments, attributes)[:, :1]
+
+    # -- DECA-named helpers ------------------------------------------------------------------------
+    def add_SHlight(self, normal_images: torch.Tensor, sh_coeff: torch.Tensor) -> torch.Tensor:  # noqa: N802
+        """`shading.sh_shading` under DECA's method name. (B, 3, H, W), (B, 9, 3) → (B, 3, H, W)."""
+        return shading.sh_shading(normal_images, sh_coeff)
+
+    def add_directionlight(self, normals: torch.Tensor, lights: torch.Tensor) -> torch.Tensor:
+        """`shading.directional_shading` under DECA's method name. (B, N, 3), (B, L, 6) → (B, N, 3)."""
+        return shading.directional_shading(normals, lights)
+
+
+def grid_sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling, zero padding, align_corners=False (DECA's every use). images (B, C, H, W),
+    grid (B, h, w, 2) → (B, C, h, w)."""
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def dense_geometry_sizes(uv_size: int) -> Tuple[int, int]:
+    """(vertices, triangles) of the UV-grid mesh used for the detail normals (65,536 and 122,990 at 256)."""
+    return uv_size * uv_size, len(mesh.generate_triangles(uv_size, uv_size))
+
