@@ -75,7 +75,10 @@ def read_image(path: os.PathLike) -> np.ndarray:
         raise InputError(f"{what} is a folder", path=path)
     if size == 0:
         raise InputError(f"{what} is empty (0 bytes)", hint="re-export or re-download it", path=path)
+    limit = Image.MAX_IMAGE_PIXELS
     try:
+        # Pillow's own bomb check would fire at open with its message; ours (MAX_PIXELS) runs on the header.
+        Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
@@ -95,6 +98,8 @@ def read_image(path: os.PathLike) -> np.ndarray:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise InputError(f"{what} is truncated or damaged ({text})", hint="re-export or re-download it",
                          path=path) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -143,6 +148,8 @@ def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
+        if count == 0 and isinstance(exc, getattr(av.error, "EOFError", ())):
+            raise InputError(f"video {path} has no frames", hint="check the file, or re-encode it", path=path) from exc
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise InputError(f"video {path} cannot be decoded ({text})" + (f" after {count} frames" if count else ""),
                          hint="check the file (ffprobe) or convert it to MP4/H.264", path=path) from exc
