@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from decaenv import __version__
+from decaenv.cli import build as _build
 from decaenv.cli import reconstruct as _reconstruct
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
@@ -53,6 +54,7 @@ def root(
 
 app.command("selftest")(_selftest.selftest)
 app.command("reconstruct")(_reconstruct.reconstruct)
+app.command("build")(_build.build)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
