@@ -62,7 +62,8 @@ def resolve_rasterizer(requested: Optional[str], device: torch.device) -> Tuple[
     name = (requested or "auto").lower()
     if name == "standard":
         name = "auto"
-    return choose_backend(device, name)
+    choice = choose_backend(device, name)
+    return choice.name, choice.reason
 
 
 class DECA(nn.Module):
@@ -154,6 +155,9 @@ class DECA(nn.Module):
                             self.cfg.data_path("dense_template_path"), topology, topology_path, self.uv_size)
         self.register_buffer("uv_face_eye_mask", torch.from_numpy(uv.face_eye_mask)[None, None], persistent=False)
         self.register_buffer("fixed_uv_dis", torch.from_numpy(uv.fixed_displacement), persistent=False)
+        inside = self.uv_face_eye_mask.reshape(-1) > 0
+        dense_faces = self.render.dense_faces[0]
+        self.register_buffer("_dense_faces_in_mask", dense_faces[inside[dense_faces].any(dim=1)], persistent=False)
         self.dense_template = uv.dense_template
         self.dense_template_source = uv.dense_source
 
@@ -216,7 +220,10 @@ class DECA(nn.Module):
             uv_z = self.D_detail(detail_latent(source["pose"], source["exp"], codedict["detail"]))
             normals = mesh.vertex_normals(verts, self.render.faces[0])
             uv_detail_normals = self.displacement2normal(uv_z, verts, normals)
-            uv_texture = albedo * self.render.add_SHlight(uv_detail_normals, codedict["light"])
+            if self.flametex is None:  # albedo is zero: so is the shaded texture
+                uv_texture = torch.zeros_like(albedo)
+            else:
+                uv_texture = albedo * self.render.add_SHlight(uv_detail_normals, codedict["light"])
             return {"uv_z": uv_z, "normals": normals, "uv_detail_normals": uv_detail_normals,
                     "uv_texture": uv_texture, "displacement_map": uv_z + self.fixed_uv_dis[None, None]}
 
@@ -231,12 +238,14 @@ class DECA(nn.Module):
             (B, 3, S, S).
         """
         batch = uv_z.shape[0]
-        uv_coarse_vertices = self.render.world2uv(coarse_verts)
-        uv_coarse_normals = self.render.world2uv(coarse_normals)
+        both = self.render.world2uv(torch.cat([coarse_verts, coarse_normals], dim=2), channels=6)
+        uv_coarse_vertices, uv_coarse_normals = both[:, :3], both[:, 3:]
         uv_detail_vertices = (uv_coarse_vertices + uv_z * self.uv_face_eye_mask * uv_coarse_normals
                               + self.fixed_uv_dis[None, None] * uv_coarse_normals)
         dense_vertices = uv_detail_vertices.permute(0, 2, 3, 1).reshape(batch, -1, 3)
-        normals = mesh.vertex_normals(dense_vertices, self.render.dense_faces[0])
+        # Only faces touching a texel inside the mask matter (the rest is multiplied by 0 below); every face
+        # of such a texel is kept, in order, so its normal is summed exactly as over all faces.
+        normals = mesh.vertex_normals(dense_vertices, self._dense_faces_in_mask)
         normals = normals.reshape(batch, self.uv_size, self.uv_size, 3).permute(0, 3, 1, 2)
         return normals * self.uv_face_eye_mask + uv_coarse_normals * (1.0 - self.uv_face_eye_mask)
 
@@ -246,19 +255,23 @@ class DECA(nn.Module):
 
     def views(self, geometry: Dict[str, torch.Tensor], detail: Optional[Dict[str, torch.Tensor]],
               images: torch.Tensor, h: int, w: int, background: Optional[torch.Tensor] = None, *,
-              rendering: bool = True, vis_lmk: bool = True, return_vis: bool = True):
+              rendering: bool = True, vis_lmk: bool = True, return_vis: bool = True, texture: bool = True):
         """Renders, landmark visibility, shape images and texture extraction (deca-spec §6.3b steps 6, 8-11).
 
         Args:
             geometry: `geometry()` output, already in the image space of `images` (crop or original).
             detail: `detail()` output or None. images: (B, 3, h, w) the image rendered over.
+            texture: also extract `uv_texture_gt` (DECA does it with `return_vis`).
         Returns:
             (opdict additions, visdict or None).
         """
         with maybe_stage(self.timer, "render"):
-            verts, trans_verts, albedo = geometry["verts"], geometry["trans_verts"], geometry["albedo"]
-            fragments = self.render.rasterize(trans_verts, h, w)
-            ops = self.render(verts, trans_verts, albedo, h=h, w=w, background=background, fragments=fragments)
+            verts, trans_verts = geometry["verts"], geometry["trans_verts"]
+            views = self.render.render_views(
+                verts, trans_verts, geometry["albedo"], h, w, background, shapes=return_vis,
+                uv_detail_normals=None if detail is None else detail["uv_detail_normals"],
+                normals=None if detail is None else detail["normals"])
+            ops = views["ops"]
             out: Dict[str, torch.Tensor] = {}
             if rendering:
                 out.update(grid=ops.grid, rendered_images=ops.images, alpha_images=ops.alpha_images,
@@ -267,17 +280,14 @@ class DECA(nn.Module):
             if vis_lmk:
                 landmarks3d = torch.cat([landmarks3d, self.visofp(ops.transformed_normals)], dim=2)
                 out["landmarks3d"] = landmarks3d
+            if texture:
+                out["uv_texture_gt"] = self.extract_texture(images, trans_verts, detail)
             if not return_vis:
                 return out, None
-            shape_images, _, grid, alpha = self.render.render_shape(verts, trans_verts, images=background,
-                                                                   return_grid=True, fragments=fragments)
             visdict = {"inputs": images, "landmarks2d": tensor_vis_landmarks(images, geometry["landmarks2d"]),
-                       "landmarks3d": tensor_vis_landmarks(images, landmarks3d), "shape_images": shape_images}
-            if detail is not None:
-                detail_normal_images = F.grid_sample(detail["uv_detail_normals"], grid, align_corners=False) * alpha
-                visdict["shape_detail_images"] = self.render.render_shape(
-                    verts, trans_verts, detail_normal_images=detail_normal_images, images=background, fragments=fragments)
-            out["uv_texture_gt"] = self.extract_texture(images, trans_verts, detail)
+                       "landmarks3d": tensor_vis_landmarks(images, landmarks3d), "shape_images": views["shape_images"]}
+            if "shape_detail_images" in views:
+                visdict["shape_detail_images"] = views["shape_detail_images"]
             if self.flametex is not None:
                 visdict["rendered_images"] = ops.images
             return out, visdict
@@ -323,7 +333,7 @@ class DECA(nn.Module):
             view_geometry = self.to_original(geometry, tform.to(self.device), h, w)
             images = background = original_image.to(self.device, torch.float32)
         additions, visdict = self.views(view_geometry, detail, images, h, w, background, rendering=rendering,
-                                        vis_lmk=vis_lmk, return_vis=return_vis)
+                                        vis_lmk=vis_lmk, return_vis=return_vis, texture=return_vis)
         opdict.update(additions)
         if self.flametex is not None:
             opdict["albedo"] = geometry["albedo"]

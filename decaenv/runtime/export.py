@@ -123,7 +123,7 @@ def item_files(deca, kinds: Sequence[str], codedict, opdict, visdict, orig_visdi
         arrays, meta = codes_content(codedict, index, ctx)
         files[f"{name}_codes.npz"] = (True, writers.npz_writer(arrays))
         files[f"{name}_codes.json"] = (True, writers.json_writer(meta))
-    panels = item_visdict(visdict, index)
+    panels = item_visdict(visdict, index) if visdict is not None else {}
     if "depth" in kinds and depth is not None:
         panels["depth_images"] = depth[index:index + 1].expand(-1, 3, -1, -1)
     if "vis" in kinds:

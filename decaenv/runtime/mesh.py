@@ -41,9 +41,11 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     corners = vertices[:, faces]  # (B, F, 3, 3)
     a, b, c = corners[:, :, 0], corners[:, :, 1], corners[:, :, 2]
     normals = torch.zeros_like(vertices)
-    normals.index_add_(1, faces[:, 1], torch.linalg.cross(c - b, a - b, dim=-1))
-    normals.index_add_(1, faces[:, 2], torch.linalg.cross(a - c, b - c, dim=-1))
-    normals.index_add_(1, faces[:, 0], torch.linalg.cross(b - a, c - a, dim=-1))
+    # One index_add over the concatenation adds in the same order as DECA's three calls (corner 1, 2, 0).
+    index = torch.cat([faces[:, 1], faces[:, 2], faces[:, 0]])
+    crosses = torch.cat([torch.linalg.cross(c - b, a - b, dim=-1), torch.linalg.cross(a - c, b - c, dim=-1),
+                         torch.linalg.cross(b - a, c - a, dim=-1)], dim=1)
+    normals.index_add_(1, index, crosses)
     return F.normalize(normals, eps=1e-6, dim=2).view(batch, n_vertices, 3)
 
 

@@ -219,7 +219,10 @@ class Reconstructor:
             geometry = deca.geometry(codedict)
             detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
             size = deca.image_size
-            additions, visdict = deca.views(geometry, detail, codedict["images"], size, size)
+            panels = "vis" in self.kinds or "images" in self.kinds
+            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat"))
+            additions, visdict = deca.views(geometry, detail, codedict["images"], size, size,
+                                            return_vis=panels, texture=texture)
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}
             opdict.update({k: detail[k] for k in ("uv_texture", "normals", "uv_detail_normals", "displacement_map")})
             opdict.update(additions)
@@ -246,7 +249,8 @@ class Reconstructor:
         h, w = image.shape[:2]
         with torch.no_grad():
             geometry = deca.to_original(one(result["geometry"]), tform, h, w)
-            _, visdict = deca.views(geometry, one(result["detail"]), original, h, w, background=original)
+            _, visdict = deca.views(geometry, one(result["detail"]), original, h, w, background=original,
+                                    texture=False)
         visdict["inputs"] = original
         return visdict
 

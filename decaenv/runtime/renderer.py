@@ -79,12 +79,13 @@ class Renderer(nn.Module):
                                                 backend=self.backend)
         return self._uv_fragments[key]
 
-    def world2uv(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Per-vertex values → UV map (uncovered texels 0). vertices: (B, V, 3) → (B, 3, uv, uv)."""
+    def world2uv(self, vertices: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """Per-vertex values → UV map (uncovered texels 0). vertices: (B, V, D) → (B, channels, uv, uv)
+        (DECA's keeps the first 3 channels)."""
         from decaenv.runtime.rasterizer import interpolate
 
         attributes = mesh.face_vertices(vertices, self.faces[0])
-        return interpolate(self.uv_fragments(vertices.device), attributes)[:, :3]
+        return interpolate(self.uv_fragments(vertices.device), attributes)[:, :channels]
 
     # -- renders -----------------------------------------------------------------------------------
     def forward(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
@@ -173,6 +174,61 @@ class Renderer(nn.Module):
             grid = rendering[:, 12:15].permute(0, 2, 3, 1)[..., :2]
             return shape_images, normal_images, grid, alpha
         return shape_images
+
+    def render_views(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
+                     h: int, w: int, background: Optional[torch.Tensor] = None,
+                     uv_detail_normals: Optional[torch.Tensor] = None, shapes: bool = True,
+                     normals: Optional[torch.Tensor] = None, fragments=None) -> Dict[str, object]:
+        """What DECA's `decode` renders, from one rasterization and one interpolation: the textured render
+        (`forward` without lights) and the grey shape renders (`render_shape`, coarse and with detail normals).
+
+        Args:
+            vertices: (B, V, 3) world. transformed_vertices: (B, V, 3) image space. albedos: (B, 3, uv, uv).
+            h, w: output size. background: (B, 3, h, w) or None. uv_detail_normals: (B, 3, uv, uv) or None.
+            shapes: also make the shape images. normals: world vertex normals if already known.
+        Returns:
+            {"ops": RenderOutput, "fragments", and with `shapes`: "shape_images", "shape_detail_images"
+            (when detail normals are given), "shape_alpha" (B, 1, h, w), "shape_grid" (B, h, w, 2)}.
+        """
+        from decaenv.runtime.rasterizer import interpolate
+
+        faces = self.faces[0]
+        batch = vertices.shape[0]
+        normals = mesh.vertex_normals(vertices, faces) if normals is None else normals
+        transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
+        attributes = torch.cat([self.face_uvcoords.expand(batch, -1, -1, -1),
+                                mesh.face_vertices(transformed_normals, faces),
+                                mesh.face_vertices(vertices, faces), mesh.face_vertices(normals, faces)], -1)
+        fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
+        rendering = interpolate(fragments, attributes)
+        alpha = rendering[:, -1:]
+        grid = rendering[:, :3].permute(0, 2, 3, 1)[..., :2]
+        albedo_images = F.grid_sample(albedos, grid, align_corners=False)
+        normal_images = rendering[:, 9:12]
+        images = albedo_images * alpha if background is None else albedo_images * alpha + background * (1 - alpha)
+        ops = RenderOutput(images=images, albedo_images=albedo_images, alpha_images=alpha,
+                           pos_mask=(rendering[:, 5:6] < POS_MASK_Z).float(), shading_images=torch.zeros_like(images),
+                           grid=grid, normals=normals, normal_images=normal_images * alpha,
+                           transformed_normals=transformed_normals)
+        out: Dict[str, object] = {"ops": ops, "fragments": fragments}
+        if not shapes:
+            return out
+        lights = shading.default_shape_lights(batch, vertices.device, vertices.dtype)
+        # The grey vertex colour interpolates to grey × Σ bary (= grey inside the mesh).
+        grey = shading.SHAPE_GREY * fragments.bary.to(alpha.dtype).sum(-1)[:, None]
+        shape_alpha = alpha * (rendering[:, 5:6] < SHAPE_MASK_Z).float()
+        backdrop = torch.zeros_like(images) if background is None else background
+
+        def shade(normal_map: torch.Tensor) -> torch.Tensor:
+            flat = normal_map.permute(0, 2, 3, 1).reshape(batch, -1, 3)
+            light = shading.directional_shading(flat, lights).reshape(batch, h, w, 3).permute(0, 3, 1, 2)
+            return grey * light * shape_alpha + backdrop * (1 - shape_alpha)
+
+        out.update(shape_images=shade(normal_images), shape_alpha=shape_alpha, shape_grid=grid)
+        if uv_detail_normals is not None:
+            detail_normal_images = F.grid_sample(uv_detail_normals, grid, align_corners=False) * shape_alpha
+            out["shape_detail_images"] = shade(detail_normal_images)
+        return out
 
     def render_depth(self, transformed_vertices: torch.Tensor, fragments=None,
                      h: Optional[int] = None, w: Optional[int] = None) -> torch.Tensor:
