@@ -160,8 +160,8 @@ class Reconstructor:
         log.warning("output name %s is used by an earlier input: writing this one as %s", name, unique)
         return unique
 
-    def _prepare(self, item, report):
-        """Load and crop one item; returns (name, crop, image) or None after reporting a failure/skip."""
+    def prepare(self, item, report):
+        """Load and crop one item; returns (name, item, crop, image) or None after reporting a failure/skip."""
         from decaenv.runtime.crop import make_crop
         from decaenv.runtime.datasets import find_face
         from decaenv.runtime.export import expected_files
@@ -191,11 +191,11 @@ class Reconstructor:
     def _run_batch(self, batch, report) -> None:
         import torch
 
-        prepared = [p for p in (self._prepare(item, report) for item in batch) if p is not None]
+        prepared = [p for p in (self.prepare(item, report) for item in batch) if p is not None]
         if not prepared:
             return
         try:
-            result = self._model(prepared)
+            result = self.run_model(prepared)
         except RuntimeError as exc:  # e.g. out of memory: the batch fails, the run goes on
             text = " ".join(str(exc).split())[:300]
             hint = " — try a smaller --batch-size" if "memory" in text.lower() else ""
@@ -205,9 +205,10 @@ class Reconstructor:
                 torch.cuda.empty_cache()
             return
         for index, (name, item, crop, image) in enumerate(prepared):
-            report(self._save(result, index, name, item, crop, image))
+            report(self.save(result, index, name, item, crop, image))
 
-    def _model(self, prepared):
+    def run_model(self, prepared):
+        """Encode and decode prepared items together; returns the batch's dicts (codedict, opdict, visdict, …)."""
         import torch
 
         from decaenv.runtime.timing import maybe_stage
@@ -254,7 +255,8 @@ class Reconstructor:
         visdict["inputs"] = original
         return visdict
 
-    def _save(self, result, index: int, name: str, item, crop, image) -> ItemOutcome:
+    def save(self, result, index: int, name: str, item, crop, image) -> ItemOutcome:
+        """Write one item's files (atomically, all or nothing) and say how it went."""
         from decaenv.runtime.export import ItemContext, item_files
         from decaenv.runtime.writers import OutputSet, write_item
 
