@@ -111,9 +111,15 @@ def _distribution_version(target: Target) -> Optional[str]:
     except metadata.PackageNotFoundError:
         pass
     top = (target.module or "").split(".")[0]
-    if top and importlib.util.find_spec(top) is not None:
-        return "0"  # importable but without metadata (a source checkout on PYTHONPATH): version unknown
-    return None
+    if not top:
+        return None
+    if top in sys.modules:
+        return "0"  # imported but without metadata: version unknown
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    return "0" if found else None  # "0": importable without metadata (a source checkout on PYTHONPATH)
 
 
 def _parse(text: Optional[str]) -> Optional[Version]:

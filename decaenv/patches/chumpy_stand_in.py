@@ -12,6 +12,7 @@ Upstream: https://github.com/mattloper/chumpy/issues/55
 
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 import types
 from typing import Any, Dict
@@ -68,6 +69,7 @@ def _class_for(module: str, name: str) -> type:
 
 def _module(name: str) -> types.ModuleType:
     mod = types.ModuleType(name, f"decaenv's stand-in for {name} (unpickling FLAME models only)")
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=name == "chumpy")
     setattr(mod, _MARK, True)
     classes: Dict[str, type] = {"Ch": Ch} if name in ("chumpy", "chumpy.ch") else {}
 
