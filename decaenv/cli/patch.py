@@ -35,15 +35,24 @@ def patch(
     run = revert_checkout if revert else patch_checkout
     outcome = run(deca_dir, dry_run=dry_run, force=force)
     if as_json:
-        print_json({"root": str(outcome.root), "dry_run": outcome.dry_run, "revert": revert,
-                    "files": [vars(f) for f in outcome.files]})
+        print_json(outcome.to_json(revert))
     else:
         if not no_diff and not state.quiet:
-            sys.stdout.write(outcome.diff())
-            sys.stdout.flush()
+            _write_bytes(outcome.diff_bytes())
         _summary(make_console(quiet=state.quiet, stderr=True), outcome, revert, deca_dir)
     if outcome.problems:
         raise typer.Exit(1)
+
+
+def _write_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)
+        buffer.flush()
+    else:
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+    sys.stdout.flush()
 
 
 def _summary(console, outcome, revert: bool, deca_dir: Path) -> None:

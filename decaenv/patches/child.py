@@ -89,6 +89,8 @@ def bootstrap(environ: Optional[Mapping[str, str]] = None) -> PostImportHooks:
             hooks.register(trigger, lambda _module, p=patch: apply_one(p, config, verbose))
     if hooks.pending:
         hooks.install()
+        if verbose:
+            _say(f"will apply the other shims when their module is imported ({', '.join(hooks.pending)})")
     return hooks
 
 

@@ -70,7 +70,16 @@ class Outcome:
         return self.by_status("unrecognized", "modified since patched", "missing")
 
     def diff(self) -> str:
+        """The unified diff of all files (undecodable bytes kept as surrogate escapes: see `diff_bytes`)."""
         return "".join(f.diff for f in self.files)
+
+    def diff_bytes(self) -> bytes:
+        """The unified diff with every file's original bytes (what `git apply` needs)."""
+        return _encode(self.diff())
+
+    def to_json(self, revert: bool) -> Dict[str, object]:
+        files = [dict(vars(f), diff=printable(f.diff)) for f in self.files]
+        return {"root": str(self.root), "dry_run": self.dry_run, "revert": revert, "files": files}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -113,6 +122,11 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", errors="surrogateescape")
 
 
+def printable(text: str) -> str:
+    """`text` with undecodable bytes shown as U+FFFD (for terminals and JSON; files keep their bytes)."""
+    return _encode(text).decode("utf-8", errors="replace")
+
+
 def rewrite_text(name: str, text: str) -> Tuple[str, Dict[str, int], List[str]]:
     """Apply the rules for a file name to its text.
 
@@ -130,7 +144,7 @@ def rewrite_text(name: str, text: str) -> Tuple[str, Dict[str, int], List[str]]:
             continue
         for match in rule.leftover.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
-            snippet = " ".join(match.group(0).split())[:100]
+            snippet = printable(" ".join(match.group(0).split())[:100])
             notes.append(f"line {line}: {snippet} ({rule.id}: form not recognised, fix it by hand)")
     return text, counts, notes
 
