@@ -4,8 +4,16 @@ FLAME pickle, and throw-away virtual environments (built once, cached by their r
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+import os
+import shutil
+import subprocess
 import sys
+import time
 import types
+from pathlib import Path
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import pytest
@@ -65,3 +73,84 @@ def _no_shim_left_active():
     leaked = patches.active_ids()
     patches.undo_all()
     assert leaked == (), f"shims left active: {leaked}"
+
+
+# -- throw-away virtual environments ---------------------------------------------------------------------------
+
+VENV_CACHE_ENV = "DECAENV_TEST_VENV_CACHE"
+_VENV_SCHEMA = 1
+PYENV_ROOT = Path.home() / ".pyenv" / "versions"
+
+
+def venv_cache_root() -> Path:
+    """`$DECAENV_TEST_VENV_CACHE`, else `<user cache>/decaenv-tests/venvs` (shared by worktrees, kept between
+    runs)."""
+    value = os.environ.get(VENV_CACHE_ENV)
+    if value:
+        return Path(value)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("decaenv-tests", appauthor=False)) / "venvs"
+
+
+def pyenv_python(prefix: str) -> Optional[Path]:
+    """The newest pyenv interpreter `~/.pyenv/versions/<prefix>.*/bin/python3`, or None."""
+    found = sorted(PYENV_ROOT.glob(f"{prefix}.*/bin/python3"),
+                   key=lambda p: tuple(int(x) for x in p.parents[1].name.split(".") if x.isdigit()))
+    return found[-1] if found else None
+
+
+class VenvFactory:
+    """Builds a venv per (interpreter, pip install steps) once, under a folder keyed by exactly that."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.timings: Dict[str, float] = {}
+
+    def get(self, prefix: str, *steps: Sequence[str]) -> Path:
+        """The venv's python for Python `prefix` after `pip install <step>` for each step; skips the test
+        when the interpreter is missing or a step cannot be installed (e.g. no network for PyPI)."""
+        python = pyenv_python(prefix)
+        if python is None:
+            pytest.skip(f"no pyenv Python {prefix} on this machine ({PYENV_ROOT})")
+        version = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        spec = json.dumps([_VENV_SCHEMA, str(python.resolve()), version, [list(s) for s in steps]])
+        key = hashlib.sha256(spec.encode()).hexdigest()[:12]
+        slug = "-".join(a.replace("==", "").replace("<", "lt") for s in steps for a in s if not a.startswith("-"))
+        folder = self.root / f"py{version}-{slug[:60]}-{key}"
+        bin_python = folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        import filelock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(str(folder) + ".lock", timeout=1800):
+            if (folder / ".complete").is_file():
+                return bin_python
+            started = time.monotonic()
+            self._build(python, folder, bin_python, steps)
+            (folder / ".complete").write_text(spec + "\n")
+            self.timings[folder.name] = time.monotonic() - started
+        return bin_python
+
+    @staticmethod
+    def _build(python: Path, folder: Path, bin_python: Path, steps: Sequence[Sequence[str]]) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([str(python), "-m", "venv", str(folder)], check=True, capture_output=True)
+        for step in steps:
+            cmd = [str(bin_python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                   "--timeout", "30", "--retries", "1", *step]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                shutil.rmtree(folder, ignore_errors=True)
+                tail = " | ".join((out.stderr or out.stdout).strip().splitlines()[-3:])
+                pytest.skip(f"could not build the test venv ({' '.join(step)}): {tail}")
+
+
+@pytest.fixture(scope="session")
+def venvs() -> VenvFactory:
+    """The session's `VenvFactory` (venvs cached under `venv_cache_root()` between runs)."""
+    return VenvFactory(venv_cache_root())
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
