@@ -1,8 +1,8 @@
 """What a shim is (data plus a version predicate) and what it needs to know about the environment.
 
 A `Patch` is one row of data: an id, the reason with its upstream link, the package it concerns, the
-versions of that package that need it (a `packaging` specifier, parsed once when the shim module is
-imported), and an `apply(patcher, config)` function that makes every change through the `Patcher`.
+versions of that package that need it (`Needs`: bounds parsed once with `packaging.version` when the shim module
+is imported), and an `apply(patcher, config)` function that makes every change through the `Patcher`.
 `Environment` looks installed versions up once and parses them once; tests and `decaenv patches list --assume`
 hand it faked versions.
 """
@@ -12,13 +12,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import platform
 import re
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from decaenv.errors import UsageError
@@ -96,30 +94,31 @@ class Environment:
         if key in self._assume:
             return self._assume[key]
         if key == "python":
-            return platform.python_version()
-        module = sys.modules.get(target.module or "")
-        if module is not None and isinstance(getattr(module, "__version__", None), str):
-            return module.__version__  # what is really loaded wins over metadata
-        return _distribution_version(target)
+            return "%d.%d.%d" % sys.version_info[:3]
+        top = (target.module or "").split(".")[0]
+        loaded = [sys.modules[m] for m in (target.module, top) if m and m in sys.modules]
+        for module in loaded:
+            if isinstance(getattr(module, "__version__", None), str):
+                return module.__version__  # what is really loaded wins over metadata
+        if top and not loaded and not _importable(top):
+            return None  # cheap: no metadata scan for what cannot be imported anyway
+        return _distribution_version(target.dist, imported=bool(loaded))
 
 
-def _distribution_version(target: Target) -> Optional[str]:
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _distribution_version(dist: str, imported: bool = False) -> Optional[str]:
     from importlib import metadata
 
     try:
-        return metadata.version(target.dist)
+        return metadata.version(dist)
     except metadata.PackageNotFoundError:
-        pass
-    top = (target.module or "").split(".")[0]
-    if not top:
-        return None
-    if top in sys.modules:
-        return "0"  # imported but without metadata: version unknown
-    try:
-        found = importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        found = False
-    return "0" if found else None  # "0": importable without metadata (a source checkout on PYTHONPATH)
+        return "0" if imported else None  # importable without metadata (a source checkout): version unknown
 
 
 def _parse(text: Optional[str]) -> Optional[Version]:
@@ -130,6 +129,26 @@ def _parse(text: Optional[str]) -> Optional[Version]:
     except InvalidVersion:
         match = re.match(r"\d+(\.\d+)*", text)
         return Version(match.group(0)) if match else Version("0")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The versions of a package that need a shim: `minimum <= version < below` (open bounds when None)."""
+
+    minimum: Optional[Version] = None
+    below: Optional[Version] = None
+
+    def __contains__(self, version: Version) -> bool:
+        return (self.minimum is None or version >= self.minimum) and (self.below is None or version < self.below)
+
+    def __str__(self) -> str:
+        parts = ([f">={self.minimum}"] if self.minimum else []) + ([f"<{self.below}"] if self.below else [])
+        return ",".join(parts) or "any version"
+
+
+def versions(minimum: Optional[str] = None, below: Optional[str] = None) -> Needs:
+    """`Needs` with its bounds parsed once, where the shim is defined (no bounds: every version)."""
+    return Needs(Version(minimum) if minimum else None, Version(below) if below else None)
 
 
 @dataclass(frozen=True)
@@ -152,7 +171,7 @@ class Patch:
     reason: str
     link: str
     target: Target
-    needed_for: SpecifierSet
+    needed_for: Needs
     apply: Callable[..., None] = field(repr=False)
     when_absent: bool = False
 
@@ -165,11 +184,7 @@ class Patch:
                     f"{name} is not installed" if version is None else f"{name} {version} is installed")
         if version is None:
             return False, f"{name} is not installed"
-        if self.needed_for.contains(version, prereleases=True):
+        if version in self.needed_for:
             return True, f"{name} {version}"
         return False, f"{name} {version} (needed for {name} {self.needed_for})"
 
-
-def spec(text: str) -> SpecifierSet:
-    """A SpecifierSet, parsed once where the shim is defined ("" = every version)."""
-    return SpecifierSet(text)

@@ -17,7 +17,7 @@ import sys
 import types
 from typing import Any, Dict
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 MODULES = ("chumpy", "chumpy.ch", "chumpy.ch_ops", "chumpy.reordering")
@@ -115,7 +115,7 @@ PATCH = Patch(
            "chumpy 0.70 does not build under pip's build isolation and is unmaintained",
     link="https://github.com/mattloper/chumpy/issues/55",
     target=Target("chumpy", "chumpy"),
-    needed_for=spec(""),
+    needed_for=versions(),
     apply=_apply,
     when_absent=True,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Any, List, Tuple
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 #: (old name, new name) pairs.
@@ -52,6 +52,6 @@ PATCH = Patch(
            "detectors.py still uses _2D (AttributeError: _2D)",
     link="https://github.com/yfeng95/DECA/issues/192",
     target=Target("face-alignment", "face_alignment"),
-    needed_for=spec(">=1.3.5"),
+    needed_for=versions(minimum="1.3.5"),
     apply=_apply,
 )

@@ -13,7 +13,7 @@ import functools
 import inspect
 from typing import Any, Callable
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 
@@ -58,6 +58,6 @@ PATCH = Patch(
            "1.5.0, to compile=True (minutes of torch.compile on a CPU); no effect where CUDA is available",
     link="https://github.com/1adrianb/face-alignment",
     target=Target("face-alignment", "face_alignment"),
-    needed_for=spec(""),
+    needed_for=versions(),
     apply=_apply,
 )

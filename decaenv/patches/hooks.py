@@ -11,7 +11,6 @@ has run, and puts the original loader back on the module. It is removed again by
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
@@ -21,8 +20,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 Callback = Callable[[ModuleType], None]
 
 
-class _HookedLoader(importlib.abc.Loader):
-    """Delegates to the real loader; after `exec_module` it restores that loader and runs the callbacks."""
+class _HookedLoader:
+    """Delegates to the real loader; after `exec_module` it restores that loader and runs the callbacks.
+
+    (Not an `importlib.abc.Loader` subclass on purpose: importing `importlib.abc` pulls in
+    `importlib.resources` and costs every Python process under `decaenv exec` several milliseconds.)
+    """
 
     def __init__(self, loader: Any, done: Callable[[ModuleType], None]):
         self._loader = loader
@@ -43,8 +46,9 @@ class _HookedLoader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
-class PostImportHooks(importlib.abc.MetaPathFinder):
-    """Calls `callback(module)` after `module` is imported (immediately when it already is)."""
+class PostImportHooks:
+    """A `sys.meta_path` finder calling `callback(module)` after `module` is imported (immediately when it
+    already is)."""
 
     def __init__(self) -> None:
         self._pending: Dict[str, List[Callback]] = {}

@@ -11,7 +11,7 @@ import collections
 import inspect
 from typing import Any, Callable
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 ArgSpec = collections.namedtuple("ArgSpec", "args varargs keywords defaults")
@@ -42,6 +42,6 @@ PATCH = Patch(
            "(AttributeError: module 'inspect' has no attribute 'getargspec')",
     link="https://github.com/mattloper/chumpy/issues/51",
     target=Target("python", "inspect"),
-    needed_for=spec(">=3.11"),
+    needed_for=versions(minimum="3.11"),
     apply=_apply,
 )

@@ -14,7 +14,7 @@ import math
 import warnings
 from typing import Any, Callable, List, Tuple
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import NOTSET, Patcher
 
 #: (name, value given numpy) rows: what each alias meant before it was removed.
@@ -93,6 +93,6 @@ PATCH = Patch(
            "the builtin-type aliases, numpy 2.0 np.float_, np.NaN and others (ImportError / AttributeError)",
     link="https://github.com/mattloper/chumpy/issues/55",
     target=Target("numpy", "numpy"),
-    needed_for=spec(">=1.24"),
+    needed_for=versions(minimum="1.24"),
     apply=_apply,
 )

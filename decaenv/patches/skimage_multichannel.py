@@ -15,7 +15,7 @@ import functools
 import inspect
 from typing import Any, Callable, List, Tuple
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 #: Functions of skimage.transform that took `multichannel` before 0.20.
@@ -67,6 +67,6 @@ PATCH = Patch(
            "(TypeError: unexpected keyword argument 'multichannel')",
     link="https://github.com/scikit-image/scikit-image/pull/6583",
     target=Target("scikit-image", "skimage.transform"),
-    needed_for=spec(">=0.20"),
+    needed_for=versions(minimum="0.20"),
     apply=_apply,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 
@@ -56,6 +56,6 @@ PATCH = Patch(
            "size-3 dim is wrong for 3-vector batches of length 3)",
     link="https://github.com/pytorch/pytorch/pull/108760",
     target=Target("torch", "torch"),
-    needed_for=spec(">=2.2"),
+    needed_for=versions(minimum="2.2"),
     apply=_apply,
 )

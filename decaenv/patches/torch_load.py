@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any, BinaryIO, Callable, FrozenSet
 
-from decaenv.patches._model import Patch, PatchConfig, Target, spec
+from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 log = logging.getLogger("decaenv")
@@ -83,6 +83,6 @@ PATCH = Patch(
            "map_location, which fails for GPU-saved checkpoints on machines without CUDA",
     link="https://github.com/pytorch/pytorch/releases/tag/v2.6.0",
     target=Target("torch", "torch"),
-    needed_for=spec(""),
+    needed_for=versions(),
     apply=_apply,
 )

@@ -52,7 +52,7 @@ def test_active_state_and_versions_parsed_once(monkeypatch):
     calls = []
     from decaenv.patches import _model
 
-    monkeypatch.setattr(_model, "_distribution_version", lambda t: calls.append(t.dist) or "1.0")
+    monkeypatch.setattr(_model, "_distribution_version", lambda dist, imported=False: calls.append(dist) or "1.0")
     env = Environment()
     registry.status_all(env)
     assert sorted(calls) == sorted(set(calls)), "a version was looked up twice"
