@@ -16,7 +16,8 @@ COMMAND_SETTINGS = {"context_settings": {"allow_interspersed_args": False, "igno
 def exec_command(
     ctx: typer.Context,
     command: Optional[List[str]] = typer.Argument(
-        None, metavar="-- COMMAND [ARGS]...", help="The program to run, e.g. python demos/demo_reconstruct.py"),
+        None, metavar="COMMAND",
+        help="The program and its arguments, after `--`: e.g. -- python demos/demo_reconstruct.py -i IMG"),
     only: Optional[List[str]] = typer.Option(
         None, "--only", metavar="ID", help="Use only these shims (repeat). Default: every shim the child needs."),
     skip: Optional[List[str]] = typer.Option(None, "--skip", metavar="ID", help="Leave this shim out (repeat)."),

@@ -44,7 +44,8 @@ def list_patches(
         print_json({"python": where, "shims": rows})
         return
     console = make_console(quiet=state.quiet)
-    console.print(f"shims for {where}" + (f", assuming {', '.join(assume)}" if assume else ""), markup=False, soft_wrap=True)
+    heading = f"shims for {where}" + (f", assuming {', '.join(assume)}" if assume else "")
+    console.print(heading, markup=False, soft_wrap=True)
     for row in rows:
         console.print(f"{_MARK[row['state']]} {row['id']:<22} {row['detail']}", markup=False, soft_wrap=True)
         if state.verbose:

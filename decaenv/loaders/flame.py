@@ -183,9 +183,13 @@ def load_flame(path: os.PathLike, kind: Optional[str] = None) -> FlameModel:
         DataError / UnsafeContentError: unreadable, refused or structurally invalid.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"FLAME model {path} is a folder, not a file",
+                        hint="give the model file itself, e.g. FLAME2020/generic_model.pkl", path=path)
     if not path.is_file():
         raise DataError(f"FLAME model {path} does not exist",
-                        hint="run `decaenv fetch flame` (needs a FLAME account) or `decaenv fetch --from FLAME2020.zip`",
+                        hint="run `decaenv fetch flame` (needs a FLAME account) or "
+                             "`decaenv fetch --from FLAME2020.zip`",
                         path=path)
     if _is_zip(path):
         return _load_npz(path, kind)
@@ -249,15 +253,18 @@ def convert_to_npz(src: os.PathLike, dst: os.PathLike, kind: Optional[str] = Non
     before = src.stat() if src.is_file() else None
     model = load_flame(src, kind)
     digest = sha256_file(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             np.savez(fh, **model.arrays(), decaenv_format=np.array(NPZ_FORMAT), decaenv_kind=np.array(model.kind),
                      decaenv_source_sha256=np.array(digest),
                      decaenv_source_size=np.array(before.st_size, dtype=np.int64),
                      decaenv_source_mtime_ns=np.array(before.st_mtime_ns, dtype=np.int64))
         os.replace(tmp, dst)
+    except OSError as exc:
+        raise DataError(f"cannot write {dst}: {exc.strerror or exc}",
+                        hint="choose a writable location with -o (and check the free disk space)", path=dst) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -144,7 +144,8 @@ def test_print_env_can_be_evaluated(tmp_path):
     out = _exec("exec", "--print-env", "--skip", "torch-load")
     assert out.returncode == 0
     assert "export PYTHONPATH=" in out.stdout and "export DECAENV_EXEC_SHIMS=auto" in out.stdout
-    script = out.stdout + f"\n{PY} -c 'import numpy as np, os; print(np.int is int, os.environ[\"DECAENV_EXEC_SKIP\"])'\n"
+    check = "import numpy as np, os; print(np.int is int, os.environ[\"DECAENV_EXEC_SKIP\"])"
+    script = out.stdout + f"\n{PY} -c '{check}'\n"
     res = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     assert res.stdout.split() == ["True", "torch-load"], res.stderr
 

@@ -191,3 +191,13 @@ def test_convert_refuses_a_malicious_pickle_and_leaves_nothing(tmp_path, capsys)
     assert main(["convert", "flame", str(src)]) == 1
     assert "refusing to load pickle global" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generic_model.pkl"]
+
+
+def test_convert_to_an_unwritable_place_is_one_line(data_dir, capsys):
+    from decaenv.cli import main
+
+    assert main(["convert", "flame", str(data_dir / "generic_model.pkl"), "-o", "/proc/decaenv/x.npz"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("decaenv: error: cannot write /proc/decaenv/x.npz")
+    assert main(["convert", "flame", str(data_dir)]) == 1
+    assert "is a folder, not a file" in capsys.readouterr().err

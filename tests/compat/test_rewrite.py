@@ -225,3 +225,24 @@ def test_cli_module_imports_only_typer(tmp_path):
 def test_patched_file_names_are_relative(tree):
     outcome = engine.patch_checkout(tree, dry_run=True)
     assert all(not Path(f.path).is_absolute() and "\\" not in f.path for f in outcome.files)
+
+
+def test_write_failure_is_one_line_and_revertable(tree, monkeypatch, capsysbinary):
+    original = snapshot(tree)
+    real = engine.write_atomic
+    calls = {"n": 0}
+
+    def disk_full(path, data, like=None):
+        if ".decaenv-patch" not in str(path):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(28, "No space left on device")
+        return real(path, data, like)
+
+    monkeypatch.setattr(engine, "write_atomic", disk_full)
+    assert main(["patch", str(tree), "--no-diff"]) == 1
+    err = _read(capsysbinary)[1].strip().splitlines()[-1]
+    assert err.startswith("decaenv: error: cannot update ") and "No space left on device" in err and "--revert" in err
+    monkeypatch.setattr(engine, "write_atomic", real)
+    assert main(["patch", str(tree), "--revert", "--no-diff"]) == 0
+    assert snapshot(tree) == original

@@ -40,7 +40,7 @@ class FileReport:
     Attributes:
         path: relative to the checkout (POSIX separators).
         status: "patched" (or "would patch" in a dry run), "reverted" ("would revert"), "unrecognized",
-            "modified since patched", "already reverted", "missing".
+            "modified since patched", "already reverted", "missing", "unreadable".
         rules: {rule id: number of replacements}.
         diff: unified diff of the change (empty when none).
         notes: reported lines ("line 12: torch.load(os.path.join(a, b))").
@@ -67,7 +67,7 @@ class Outcome:
     @property
     def problems(self) -> List[FileReport]:
         """Files left untouched that still need attention."""
-        return self.by_status("unrecognized", "modified since patched", "missing")
+        return self.by_status("unrecognized", "modified since patched", "missing", "unreadable")
 
     def diff(self) -> str:
         """The unified diff of all files (undecodable bytes kept as surrogate escapes: see `diff_bytes`)."""
@@ -236,14 +236,26 @@ def patch_checkout(root: os.PathLike, *, dry_run: bool = False, force: bool = Fa
     outcome = Outcome(root, dry_run)
     for path in source_files(root):
         rel = path.relative_to(root).as_posix()
-        report = _patch_file(store, path, rel, dry_run, force)
+        try:
+            report = _patch_file(store, path, rel, dry_run, force)
+        except OSError as exc:
+            raise _write_error(exc, rel, root) from exc
         if report is not None:
             outcome.files.append(report)
     return outcome
 
 
+def _write_error(exc: OSError, rel: str, root: Path) -> DataError:
+    return DataError(f"cannot update {rel} in {root}: {exc.strerror or exc}",
+                     hint=f"check the permissions and free space; files changed so far are recorded, and "
+                          f"`decaenv patch {root} --revert` restores them", path=root / rel)
+
+
 def _patch_file(store: Store, path: Path, rel: str, dry_run: bool, force: bool) -> Optional[FileReport]:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return FileReport(rel, "unreadable", notes=[f"cannot read it: {exc.strerror or exc}"])
     entry = store.entries.get(rel)
     digest = sha256_bytes(data)
     known = entry is not None and digest in (entry["patched_sha256"], entry["original_sha256"])
@@ -284,7 +296,11 @@ def revert_checkout(root: os.PathLike, *, dry_run: bool = False, force: bool = F
     store = Store(root)
     outcome = Outcome(root, dry_run)
     for rel in sorted(store.entries):
-        outcome.files.append(_revert_file(store, rel, dry_run, force))
+        try:
+            outcome.files.append(_revert_file(store, rel, dry_run, force))
+        except OSError as exc:
+            store.save()
+            raise _write_error(exc, rel, root) from exc
     if not dry_run:
         store.save()
     return outcome
