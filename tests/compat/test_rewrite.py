@@ -246,3 +246,17 @@ def test_write_failure_is_one_line_and_revertable(tree, monkeypatch, capsysbinar
     monkeypatch.setattr(engine, "write_atomic", real)
     assert main(["patch", str(tree), "--revert", "--no-diff"]) == 0
     assert snapshot(tree) == original
+
+
+@pytest.mark.parametrize("rel", ["../outside.py", "/etc/passwd", ".decaenv-patch/manifest.json"])
+def test_tampered_record_cannot_write_outside(tree, tmp_path, rel, capsysbinary):
+    main(["patch", str(tree), "--no-diff"])
+    manifest = tree / ".decaenv-patch" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["files"][rel] = next(iter(data["files"].values()))
+    manifest.write_text(json.dumps(data))
+    _read(capsysbinary)
+    assert main(["patch", str(tree), "--revert"]) == 1
+    err = _read(capsysbinary)[1].strip().splitlines()
+    assert len(err) == 1 and "patch record" in err[0] and "damaged" in err[0] and "outside the checkout" in err[0]
+    assert not (tmp_path / "outside.py").exists()
