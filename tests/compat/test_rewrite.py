@@ -260,3 +260,14 @@ def test_tampered_record_cannot_write_outside(tree, tmp_path, rel, capsysbinary)
     err = _read(capsysbinary)[1].strip().splitlines()
     assert len(err) == 1 and "patch record" in err[0] and "damaged" in err[0] and "outside the checkout" in err[0]
     assert not (tmp_path / "outside.py").exists()
+
+
+def test_hard_coded_gcc7_elsewhere_is_reported_not_guessed(tree, capsysbinary):
+    setup = tree / "decalib" / "utils" / "rasterizer" / "setup.py"
+    setup.write_text("import os\nos.environ['CC'] = 'gcc-7'\nos.environ['CXX'] = 'gcc-7'\nnp.int\n")
+    before = setup.read_bytes()
+    assert main(["patch", str(tree), "--no-diff"]) == 1
+    err = _read(capsysbinary)[1]
+    assert "unrecognized: decalib/utils/rasterizer/setup.py" in err and "line 2: 'gcc-7'" in err
+    assert setup.read_bytes() == before
+    assert "# Specify gcc 7" not in err
