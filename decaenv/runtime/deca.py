@@ -217,7 +217,8 @@ class DECA(nn.Module):
         """
         with maybe_stage(self.timer, "detail"):
             source = codedict if iddict is None else iddict
-            uv_z = self.D_detail(detail_latent(source["pose"], source["exp"], codedict["detail"]))
+            with maybe_stage(self.timer, "detail_net"):  # the decoder's forward alone (benchmark floor)
+                uv_z = self.D_detail(detail_latent(source["pose"], source["exp"], codedict["detail"]))
             normals = mesh.vertex_normals(verts, self.render.faces[0])
             uv_detail_normals = self.displacement2normal(uv_z, verts, normals)
             if self.flametex is None:  # albedo is zero: so is the shaded texture
