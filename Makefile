@@ -11,6 +11,9 @@ WHEELHOUSE := $(VENV)/wheelhouse
 EXTRAS ?= dev
 # The CPU build of torch. On this project's machines pip finds it on local disk; never pull a CUDA build here.
 TORCH_SPEC ?= torch==2.13.0
+# The offline MTCNN face detector reads its weights from this wheel; --no-deps because the wheel's metadata pins
+# torch<2.3 / torchvision / numpy<2 (decaenv never imports the package, only its weight files).
+FACENET_SPEC ?= facenet-pytorch==2.6.0
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
@@ -25,6 +28,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	@if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 		echo "installing $(TORCH_SPEC) (CPU build)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; fi
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --no-deps "$(FACENET_SPEC)"
 	touch $@
 
 # Wheels for the offline compatibility-matrix smoke test (set-up may use the registries; tests never do).
