@@ -135,7 +135,9 @@ def _run_with_progress(runner, console):
 
 def _print_summary(console, summary, make_console) -> None:
     ok, failed, skipped = summary.count("ok"), summary.count("failed"), summary.count("skipped")
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items() if v >= 0.05)
+    from decaenv.runtime.timing import STAGES
+
+    stages = ", ".join(f"{k} {summary.stages[k]:.1f}s" for k in STAGES if summary.stages.get(k, 0) >= 0.05)
     line = (f"reconstructed {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s "
             f"({stages}); outputs in {summary.out_dir}")
     make_console(quiet=False, stderr=True).print(line, markup=False, highlight=False)

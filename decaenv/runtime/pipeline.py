@@ -116,7 +116,7 @@ class Reconstructor:
         if options.sample_step < 1:
             raise UsageError(f"--sample-step must be at least 1, got {options.sample_step}")
         self.options = options
-        self.kinds = parse_save(",".join(options.save)) if not isinstance(options.save, str) else parse_save(options.save)
+        self.kinds = parse_save(options.save if isinstance(options.save, str) else ",".join(options.save))
         self.out_dir = prepare_out_dir(options.out_dir)
         self.deca = deca if deca is not None else build_deca(options)
         self.timer = timer or StageTimer(str(self.deca.device))

@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 
@@ -182,8 +182,7 @@ def write_deca_obj(deca, filename: str, opdict: Mapping, index: int = 0) -> None
     meshes = item_meshes(deca, opdict, index)
     files = obj_files(name, **meshes["coarse"])
     files[f"{name}_detail.obj"] = text_writer(detail_obj_text(*meshes["detail"]))
-    outputs = OutputSet(path.parent, "")
-    outputs.folder = path.parent
+    outputs = OutputSet(path.parent, "")  # files beside `filename`, not in a sub-folder
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for file_name, writer in files.items():
@@ -216,7 +215,3 @@ def write_item(outputs: OutputSet, files: Mapping[str, Tuple[bool, Callable[[Pat
 def existing_outputs(root: Path, name: str, relatives: Mapping[str, bool]) -> bool:
     """True when every expected output of an item already exists (for --skip-existing)."""
     return all(((root / name) if inside else root).joinpath(rel).is_file() for rel, inside in relatives.items())
-
-
-def optional(value: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    return None if value is None else np.asarray(value)
