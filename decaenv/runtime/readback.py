@@ -28,6 +28,9 @@ def _image(path: Path, size=None) -> tuple:
 
     with Image.open(path) as img:
         img.load()
+        expected = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+        if img.format != expected:
+            _fail(f"{path.name} holds {img.format} data, expected {expected}")
         if size is not None and img.size != size:
             _fail(f"{path.name} is {img.size}, expected {size}")
         return img.size

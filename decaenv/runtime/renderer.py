@@ -7,6 +7,7 @@ depends only on the UV layout, is done once per device and reused.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -178,28 +179,45 @@ class Renderer(nn.Module):
     def render_views(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
                      h: int, w: int, background: Optional[torch.Tensor] = None,
                      uv_detail_normals: Optional[torch.Tensor] = None, shapes: bool = True,
-                     normals: Optional[torch.Tensor] = None, fragments=None) -> Dict[str, object]:
+                     normals: Optional[torch.Tensor] = None) -> Dict[str, object]:
         """What DECA's `decode` renders, from one rasterization and one interpolation: the textured render
         (`forward` without lights) and the grey shape renders (`render_shape`, coarse and with detail normals).
+
+        Large images (render_orig) are rasterized only inside the box the mesh covers and the results pasted
+        into full-size images (outside it every output is what an empty pixel gives).
 
         Args:
             vertices: (B, V, 3) world. transformed_vertices: (B, V, 3) image space. albedos: (B, 3, uv, uv).
             h, w: output size. background: (B, 3, h, w) or None. uv_detail_normals: (B, 3, uv, uv) or None.
             shapes: also make the shape images. normals: world vertex normals if already known.
         Returns:
-            {"ops": RenderOutput, "fragments", and with `shapes`: "shape_images", "shape_detail_images"
-            (when detail normals are given), "shape_alpha" (B, 1, h, w), "shape_grid" (B, h, w, 2)}.
+            {"ops": RenderOutput, and with `shapes`: "shape_images", "shape_detail_images" (with detail
+            normals), "shape_alpha" (B, 1, h, w)}.
         """
+        faces = self.faces[0]
+        normals = mesh.vertex_normals(vertices, faces) if normals is None else normals
+        transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
+        window = render_window(transformed_vertices, h, w)
+        if window is None:
+            return self._views(vertices, transformed_vertices, transformed_normals, normals, albedos, h, w,
+                               background, uv_detail_normals, shapes)
+        y0, y1, x0, x1 = window
+        inner = to_window(transformed_vertices, h, w, window)
+        crop = None if background is None else background[:, :, y0:y1, x0:x1]
+        part = self._views(vertices, inner, transformed_normals, normals, albedos, y1 - y0, x1 - x0, crop,
+                           uv_detail_normals, shapes)
+        return paste_views(part, window, h, w, background, albedos)
+
+    def _views(self, vertices, transformed_vertices, transformed_normals, normals, albedos, h, w, background,
+               uv_detail_normals, shapes) -> Dict[str, object]:
         from decaenv.runtime.rasterizer import interpolate
 
         faces = self.faces[0]
         batch = vertices.shape[0]
-        normals = mesh.vertex_normals(vertices, faces) if normals is None else normals
-        transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
         attributes = torch.cat([self.face_uvcoords.expand(batch, -1, -1, -1),
                                 mesh.face_vertices(transformed_normals, faces),
                                 mesh.face_vertices(vertices, faces), mesh.face_vertices(normals, faces)], -1)
-        fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
+        fragments = self.rasterize(transformed_vertices, h, w)
         rendering = interpolate(fragments, attributes)
         alpha = rendering[:, -1:]
         grid = rendering[:, :3].permute(0, 2, 3, 1)[..., :2]
@@ -210,7 +228,7 @@ class Renderer(nn.Module):
                            pos_mask=(rendering[:, 5:6] < POS_MASK_Z).float(), shading_images=torch.zeros_like(images),
                            grid=grid, normals=normals, normal_images=normal_images * alpha,
                            transformed_normals=transformed_normals)
-        out: Dict[str, object] = {"ops": ops, "fragments": fragments}
+        out: Dict[str, object] = {"ops": ops}
         if not shapes:
             return out
         lights = shading.default_shape_lights(batch, vertices.device, vertices.dtype)
@@ -224,7 +242,7 @@ class Renderer(nn.Module):
             light = shading.directional_shading(flat, lights).reshape(batch, h, w, 3).permute(0, 3, 1, 2)
             return grey * light * shape_alpha + backdrop * (1 - shape_alpha)
 
-        out.update(shape_images=shade(normal_images), shape_alpha=shape_alpha, shape_grid=grid)
+        out.update(shape_images=shade(normal_images), shape_alpha=shape_alpha)
         if uv_detail_normals is not None:
             detail_normal_images = F.grid_sample(uv_detail_normals, grid, align_corners=False) * shape_alpha
             out["shape_detail_images"] = shade(detail_normal_images)
@@ -271,3 +289,76 @@ def dense_geometry_sizes(uv_size: int) -> Tuple[int, int]:
     """(vertices, triangles) of the UV-grid mesh used for the detail normals (65,536 and 122,990 at 256)."""
     return uv_size * uv_size, len(mesh.generate_triangles(uv_size, uv_size))
 
+
+
+#: Views with more pixels than this are rasterized only inside the mesh's box (when that saves at least half).
+WINDOW_MIN_PIXELS = 512 * 512
+
+
+def render_window(transformed_vertices: torch.Tensor, h: int, w: int) -> Optional[Tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) pixel box holding every projected vertex of the batch (1-pixel margin), or None when
+    the view is small, the box would not save half of it, or the mesh is off-screen."""
+    if h * w <= WINDOW_MIN_PIXELS:
+        return None
+    xy = transformed_vertices[..., :2].detach()
+    if not bool(torch.isfinite(xy).all()):
+        return None
+    px = (xy[..., 0] + 1) * (w / 2.0)
+    py = (xy[..., 1] + 1) * (h / 2.0)
+    x0, x1 = max(int(math.floor(float(px.min()))) - 1, 0), min(int(math.ceil(float(px.max()))) + 1, w)
+    y0, y1 = max(int(math.floor(float(py.min()))) - 1, 0), min(int(math.ceil(float(py.max()))) + 1, h)
+    if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) > h * w / 2:
+        return None
+    return y0, y1, x0, x1
+
+
+def to_window(transformed_vertices: torch.Tensor, h: int, w: int, window: Tuple[int, int, int, int]) -> torch.Tensor:
+    """Image-space vertices re-normalised to a pixel box of the image (pixel (x0, y0) becomes the box's first)."""
+    y0, y1, x0, x1 = window
+    x = ((transformed_vertices[..., 0] + 1) * (w / 2.0) - x0) * (2.0 / (x1 - x0)) - 1
+    y = ((transformed_vertices[..., 1] + 1) * (h / 2.0) - y0) * (2.0 / (y1 - y0)) - 1
+    return torch.stack([x, y, transformed_vertices[..., 2]], dim=-1)
+
+
+def _paste(part: torch.Tensor, window, h: int, w: int, fill: torch.Tensor, channels_last: bool = False):
+    y0, y1, x0, x1 = window
+    if channels_last:  # (B, h, w, C)
+        full = fill.expand(part.shape[0], h, w, part.shape[-1]).clone()
+        full[:, y0:y1, x0:x1] = part
+    else:
+        full = fill.expand(part.shape[0], part.shape[1], h, w).clone()
+        full[:, :, y0:y1, x0:x1] = part
+    return full
+
+
+def paste_views(part: Dict[str, object], window, h: int, w: int, background: Optional[torch.Tensor],
+                albedos: torch.Tensor) -> Dict[str, object]:
+    """Full-size outputs from those of a window: outside it, what an uncovered pixel gets (zeros, the
+    background, or for `albedo_images` the albedo sampled at the zero grid, as grid_sample gives)."""
+    ops = part["ops"]
+    zero = ops.images.new_zeros(())
+    backdrop = background if background is not None else None
+    corner = F.grid_sample(albedos, albedos.new_zeros(albedos.shape[0], 1, 1, 2), align_corners=False)
+
+    def filled(t, fill=zero):
+        return _paste(t, window, h, w, fill)
+
+    def with_background(t):
+        if backdrop is None:
+            return filled(t)
+        y0, y1, x0, x1 = window
+        full = backdrop.clone()
+        full[:, :, y0:y1, x0:x1] = t
+        return full
+
+    out: Dict[str, object] = {"ops": RenderOutput(
+        images=with_background(ops.images), albedo_images=filled(ops.albedo_images, corner),
+        alpha_images=filled(ops.alpha_images), pos_mask=filled(ops.pos_mask),
+        shading_images=filled(ops.shading_images), grid=_paste(ops.grid, window, h, w, zero, channels_last=True),
+        normals=ops.normals, normal_images=filled(ops.normal_images), transformed_normals=ops.transformed_normals)}
+    for key in ("shape_images", "shape_detail_images"):
+        if key in part:
+            out[key] = with_background(part[key])
+    if "shape_alpha" in part:
+        out["shape_alpha"] = filled(part["shape_alpha"])
+    return out

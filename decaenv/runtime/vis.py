@@ -19,14 +19,13 @@ PART_ENDS = (16, 21, 26, 30, 35, 41, 47, 67)
 GREEN, RED, WHITE = (0, 255, 0), (255, 0, 0), (255, 255, 255)
 
 
-def _draw_landmarks(height: int, width: int, points: np.ndarray):
-    """Draw one landmark set on a transparent canvas; returns (RGB uint8 canvas, bool mask)."""
+def _draw_landmarks(height: int, width: int, points: np.ndarray, radius: int):
+    """Draw one landmark set on a transparent canvas of (height, width); returns (RGB uint8, bool mask)."""
     from PIL import Image, ImageDraw
 
     canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
-    radius = max(int(min(height, width) / 200), 1)
-    pixels = points[:, :2].astype(np.int64)  # DECA truncates to int
+    pixels = points[:, :2]
     for i in range(len(points)):
         if i not in PART_ENDS and i + 1 < len(points):
             draw.line([tuple(pixels[i]), tuple(pixels[i + 1])], fill=WHITE + (255,), width=radius)
@@ -51,13 +50,22 @@ def tensor_vis_landmarks(images: torch.Tensor, landmarks: torch.Tensor) -> torch
     points = landmarks.detach().float().cpu().numpy().copy()
     points[..., 0] = points[..., 0] * width / 2 + width / 2
     points[..., 1] = points[..., 1] * height / 2 + height / 2
-    out = images.detach().float().cpu().clone()
+    radius = max(int(min(height, width) / 200), 1)
+    out = images.detach().float().clone()
     for b in range(batch):
-        rgb, mask = _draw_landmarks(height, width, points[b])
-        colour = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)
-        m = torch.from_numpy(mask)[None].expand(3, -1, -1)
-        out[b][m] = colour[m]
-    return out.to(images.device)
+        pixels = np.nan_to_num(points[b, :, :2], nan=-1e6, posinf=1e6, neginf=-1e6).astype(np.int64)  # DECA truncates
+        margin = 2 * radius + 2  # only the region round the points is drawn (images may be large)
+        x0, y0 = (int(np.clip(pixels[:, k].min() - margin, 0, (width, height)[k])) for k in (0, 1))
+        x1, y1 = (int(np.clip(pixels[:, k].max() + margin + 1, 0, (width, height)[k])) for k in (0, 1))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        local = np.concatenate([pixels - np.array([x0, y0]), points[b, :, 2:]], 1)
+        rgb, mask = _draw_landmarks(y1 - y0, x1 - x0, local, radius)
+        colour = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).to(out.device)
+        m = torch.from_numpy(mask).to(out.device)[None].expand(3, -1, -1)
+        region = out[b, :, y0:y1, x0:x1]
+        region[m] = colour[m]
+    return out
 
 
 def tensor2image(tensor: torch.Tensor) -> np.ndarray:

@@ -50,7 +50,7 @@ class OutputSet:
         if final.parent == self.folder and not self.folder.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
             self._made_folder = True
-        tmp = final.with_name(f".{final.name}.{self._token}.partial")
+        tmp = final.with_name(f".{final.stem}.{self._token}.partial{final.suffix}")  # keeps the real extension
         self._pending.append((tmp, final))
         writer(tmp)
 
@@ -84,7 +84,7 @@ def image_writer(rgb: np.ndarray) -> Callable[[Path], None]:
     def write(tmp: Path) -> None:
         from PIL import Image
 
-        fmt = "JPEG" if tmp.name.split(".partial")[0].lower().endswith((".jpg", ".jpeg")) else "PNG"
+        fmt = "JPEG" if tmp.suffix.lower() in (".jpg", ".jpeg") else "PNG"
         options = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format=fmt, **options)
 
