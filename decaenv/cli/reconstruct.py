@@ -80,6 +80,9 @@ def reconstruct(
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    trust_checkpoint: Optional[str] = typer.Option(
+        None, "--trust-checkpoint", metavar="SHA256",
+        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this."),
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json
@@ -99,13 +102,15 @@ def reconstruct(
         render_orig=_boolean("--render_orig", render_orig_deca, render_orig),
         use_tex=_boolean("--useTex", use_tex_deca, use_tex),
         extract_tex=_boolean("--extractTex", extract_tex_deca, extract_tex), tex_type=tex_type.upper(),
-        sample_step=sample_step, save=_save_kinds(save, deca_saves), skip_existing=skip_existing)
+        sample_step=sample_step, save=_save_kinds(save, deca_saves), skip_existing=skip_existing,
+        trusted_sha256=trust_checkpoint)
     console = make_console(quiet=state.quiet or as_json, stderr=True)
     with console.status("loading DECA…"):
         runner = Reconstructor(options)
-    console.print(f"DECA on {runner.deca.describe()}; detector: "
-                  f"{runner.detector.name + ' (' + runner.detector.reason + ')' if runner.detector else 'none'}",
-                  markup=False, highlight=False)
+    console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
+    detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
+                else "none (--iscrop false: whole images)")
+    console.print(f"face detector: {detector}", markup=False, highlight=False)
     summary = _run_with_progress(runner, console)
     if as_json:
         print_json(summary.to_json())

@@ -72,8 +72,9 @@ def load_torch_file(path: os.PathLike, what: str = "file", *, trusted_sha256: Op
             return torch.load(path, map_location="cpu", weights_only=False)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsafeContentError(f"{what} {path} holds objects beyond tensors, refused by torch's safe loader "
-                                 f"({first})", hint="use the official file; a file you trust can be opened "
-                                 "with its sha256 as trusted_sha256", path=path) from exc
+                                 f"({first})", hint="use the official file; to open a file you trust, pass "
+                                 "its sha256 (`decaenv reconstruct --trust-checkpoint SHA256`, or "
+                                 "trusted_sha256= in Python)", path=path) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         message = " ".join(str(exc).split())[:200]
         raise DataError(f"{what} {path} is damaged or not a PyTorch file ({type(exc).__name__}: {message})",

@@ -40,6 +40,7 @@ class ReconstructOptions:
     sample_step: int = 1
     save: Sequence[str] = ("vis",)
     skip_existing: bool = False
+    trusted_sha256: Optional[str] = None
 
 
 @dataclass
@@ -293,7 +294,8 @@ def build_deca(options: ReconstructOptions):
     cfg.model.use_tex = options.use_tex
     cfg.model.extract_tex = options.extract_tex
     cfg.model.tex_type = options.tex_type
-    return DECA(config=cfg, device=options.device, rasterizer=options.rasterizer)
+    return DECA(config=cfg, device=options.device, rasterizer=options.rasterizer,
+                trusted_sha256=options.trusted_sha256)
 
 
 def reconstruct(options: ReconstructOptions, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:

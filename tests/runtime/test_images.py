@@ -163,3 +163,23 @@ def test_broken_video(tmp_path):
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
     items = list(inputs.expand_inputs([path]))
     assert "cannot be decoded" in items[0].error.message
+
+
+def _png16_rgb(path, array):
+    """A 16-bit-per-channel RGB PNG written by hand (Pillow cannot write one)."""
+    h, w, _ = array.shape
+    raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16bit_rgb_png(tmp_path):
+    deep = (np.random.default_rng(0).random((24, 32, 3)) * 65535).astype(np.uint16)
+    out = images.read_image(_png16_rgb(tmp_path / "rgb16.png", deep))
+    assert out.dtype == np.uint8 and out.shape == (24, 32, 3)
+    assert np.abs(out.astype(int) - np.round(deep / 257)).max() <= 1
