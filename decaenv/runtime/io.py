@@ -43,6 +43,15 @@ def _check_head(path: Path, what: str) -> None:
                         hint="delete it and download it again (decaenv fetch)", path=path)
 
 
+def _supports_mmap(torch) -> bool:
+    import inspect
+
+    try:
+        return "mmap" in inspect.signature(torch.load).parameters  # torch >= 2.1
+    except (TypeError, ValueError):
+        return False
+
+
 def load_torch_file(path: os.PathLike, what: str = "file", *, trusted_sha256: Optional[str] = None):
     """`torch.load(path, map_location='cpu', weights_only=True)` with one-line errors.
 
@@ -63,9 +72,9 @@ def load_torch_file(path: os.PathLike, what: str = "file", *, trusted_sha256: Op
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist", hint="run `decaenv fetch` or pass --data-dir", path=path)
     _check_head(path, what)
-    mmap = zipfile.is_zipfile(path)
+    kwargs = {"mmap": True} if zipfile.is_zipfile(path) and _supports_mmap(torch) else {}
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     except pickle.UnpicklingError as exc:
         if trusted_sha256 and _sha256(path) == trusted_sha256.lower():
             log.warning("loading %s with full unpickling (sha256 verified by the caller)", path)

@@ -5,6 +5,7 @@ Everything is float32 torch; shapes are given as (B batch, V vertices, J joints,
 
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
@@ -137,6 +138,6 @@ def dynamic_contour_rows(full_pose: torch.Tensor, neck_kin_chain: Tuple[int, ...
     rel = torch.eye(3, dtype=full_pose.dtype, device=full_pose.device)[None].expand(batch, -1, -1)
     for i in range(len(neck_kin_chain)):
         rel = torch.bmm(rots[:, i], rel)
-    yaw = torch.round(torch.clamp(rot_mat_to_euler_y(rel) * 180.0 / torch.pi, max=39)).to(torch.long)
+    yaw = torch.round(torch.clamp(rot_mat_to_euler_y(rel) * 180.0 / math.pi, max=39)).to(torch.long)
     negative = torch.where(yaw < -39, torch.full_like(yaw, 78), 39 - yaw)
     return torch.where(yaw < 0, negative, yaw)

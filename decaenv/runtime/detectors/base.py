@@ -61,4 +61,4 @@ def downscale(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """Area-averaging resize of an (H, W, 3) uint8 image to (h, w) (PIL's reducing box filter)."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BOX))
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), getattr(Image, "Resampling", Image).BOX))
