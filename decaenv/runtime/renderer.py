@@ -80,13 +80,34 @@ class Renderer(nn.Module):
                                                 backend=self.backend)
         return self._uv_fragments[key]
 
-    def world2uv(self, vertices: torch.Tensor, channels: int = 3) -> torch.Tensor:
-        """Per-vertex values → UV map (uncovered texels 0). vertices: (B, V, D) → (B, channels, uv, uv)
-        (DECA's keeps the first 3 channels)."""
-        from decaenv.runtime.rasterizer import interpolate
+    def uv_sampler(self, device: torch.device):
+        """For the covered texels of the UV map: their flat index, the 3 vertex ids and the barycentrics
+        (from the cached UV rasterization; world2uv is then a gather and a weighted sum)."""
+        key = f"sampler:{device}"
+        if key not in self._uv_fragments:
+            fragments = self.uv_fragments(device)
+            p2f = fragments.pix_to_face[0].reshape(-1)
+            texels = torch.nonzero(p2f >= 0).squeeze(1)
+            vertex_ids = self.faces[0].to(device)[p2f[texels]]  # (N, 3)
+            bary = fragments.bary[0].reshape(-1, 3)[texels]
+            self._uv_fragments[key] = (texels, vertex_ids, bary)
+        return self._uv_fragments[key]
 
-        attributes = mesh.face_vertices(vertices, self.faces[0])
-        return interpolate(self.uv_fragments(vertices.device), attributes)[:, :channels]
+    def world2uv(self, vertices: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """Per-vertex values → UV map (uncovered texels 0), DECA's UV-space rasterization of the values.
+
+        Args:
+            vertices: (B, V, D) per-vertex values (positions, normals, ...).
+        Returns:
+            (B, channels, uv, uv) (DECA's keeps the first 3 channels).
+        """
+        texels, vertex_ids, bary = self.uv_sampler(vertices.device)
+        batch, dim = vertices.shape[0], vertices.shape[2]
+        gathered = vertices[:, vertex_ids]  # (B, N, 3, D)
+        values = (bary.to(vertices.dtype)[None, :, :, None] * gathered).sum(dim=-2)  # (B, N, D)
+        out = vertices.new_zeros(batch, self.uv_size * self.uv_size, dim)
+        out[:, texels] = values
+        return out.view(batch, self.uv_size, self.uv_size, dim).permute(0, 3, 1, 2)[:, :channels]
 
     # -- renders -----------------------------------------------------------------------------------
     def forward(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,

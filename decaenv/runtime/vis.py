@@ -61,10 +61,9 @@ def tensor_vis_landmarks(images: torch.Tensor, landmarks: torch.Tensor) -> torch
             continue
         local = np.concatenate([pixels - np.array([x0, y0]), points[b, :, 2:]], 1)
         rgb, mask = _draw_landmarks(y1 - y0, x1 - x0, local, radius)
-        colour = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).to(out.device)
-        m = torch.from_numpy(mask).to(out.device)[None].expand(3, -1, -1)
         region = out[b, :, y0:y1, x0:x1]
-        region[m] = colour[m]
+        drawn = np.where(mask[None], rgb.transpose(2, 0, 1).astype(np.float32) / 255.0, region.cpu().numpy())
+        region.copy_(torch.from_numpy(drawn))
     return out
 
 
