@@ -70,7 +70,8 @@ class TestData:
     Args:
         testpath: an image, a folder, a text list, a video, or a Python list of image paths.
         iscrop: crop round the face (else the whole image). crop_size: 224. scale: 1.25.
-        face_detector: "fan", "mtcnn", "none" or "auto". sample_step: every n-th video frame.
+        face_detector: "fan", "mtcnn", "none" or "auto" (DECA's default is "fan"; "auto" uses FAN when its
+            weights are cached). sample_step: every n-th video frame.
         device: device for the detector.
     Raises:
         InputError: nothing to read.
@@ -79,7 +80,7 @@ class TestData:
     __test__ = False  # not a pytest test class
 
     def __init__(self, testpath: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], iscrop: bool = True,
-                 crop_size: int = CROP_SIZE, scale: float = SCALE, face_detector: str = "fan",
+                 crop_size: int = CROP_SIZE, scale: float = SCALE, face_detector: str = "auto",
                  sample_step: int = 10, device: str = "cpu"):
         from decaenv.runtime.detectors import create_detector
 

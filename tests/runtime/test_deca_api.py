@@ -215,3 +215,22 @@ def test_windowed_rendering_of_large_views_equals_the_full_render(deca, decoded,
         assert share_differing(getattr(windowed["ops"], key), getattr(full["ops"], key), 2e-2) < 2e-3, key
     for key in ("shape_images", "shape_detail_images"):
         assert share_differing(windowed[key], full[key], 2e-2) < 2e-3, key
+
+
+def test_testdata_and_run_like_decalib(deca, tmp_path):
+    """DECA's dataset dict and `DECA.run` (crop from a landmark file, so no detector weights are needed)."""
+    import skimage.data
+    from PIL import Image
+
+    from decaenv.runtime import TestData
+
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "face.png")
+    corners = np.array([[177.0, 82.0], [272.0, 178.0]])
+    np.savetxt(tmp_path / "face.txt", np.repeat(corners, 34, axis=0))
+    data = TestData(str(tmp_path), iscrop=True, face_detector="none")
+    item = data[0]
+    assert len(data) == 1 and item["imagename"] == "face"
+    assert item["image"].shape == (3, 224, 224) and item["tform"].dtype == torch.float32
+    assert item["original_image"].shape == (3, 512, 512) and float(item["original_image"].max()) <= 1.0
+    opdict, visdict = deca.run(tmp_path / "face.png", detector="none")
+    assert opdict["verts"].shape == (1, 5023, 3) and visdict["inputs"].shape == (1, 3, 224, 224)
