@@ -161,3 +161,19 @@ def test_fan_runs_offline_from_the_hub_cache(fan_home, monkeypatch):
     assert found is not None and found.kind == "kpt68" and found.landmarks.shape == (68, 2)
     left, top, right, bottom = found.box
     assert left == found.landmarks[:, 0].min() and bottom == found.landmarks[:, 1].max()
+
+
+def test_area_resize_equals_torch_area_interpolation():
+    from decaenv.runtime.detectors.mtcnn import area_resize, summed_area_table
+
+    torch.manual_seed(0)
+    image = torch.rand(3, 60, 80)
+    sat = summed_area_table(image)
+    boxes = torch.tensor([[5, 7, 45, 47], [-10, -5, 20, 25], [70, 50, 95, 70], [3, 3, 9, 9]])
+    out = area_resize(sat, boxes, 24, 24)
+    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        patch = torch.zeros(3, y2 - y1, x2 - x1)
+        sx0, sy0, sx1, sy1 = max(x1, 0), max(y1, 0), min(x2, 80), min(y2, 60)
+        patch[:, sy0 - y1:sy1 - y1, sx0 - x1:sx1 - x1] = image[:, sy0:sy1, sx0:sx1]
+        expected = torch.nn.functional.interpolate(patch[None], size=(24, 24), mode="area")[0]
+        assert torch.allclose(out[k], expected, atol=1e-6)

@@ -15,7 +15,6 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from decaenv.errors import DataError
@@ -134,18 +133,51 @@ def _regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.nd
     return boxes[:, :4] + reg * np.stack([w, h, w, h], 1)
 
 
-def _crops(image: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
-    """Zero-padded crops of integer boxes, area-resized to size×size. image: (3, H, W) normalised."""
-    _, h, w = image.shape
-    out = []
-    for x1, y1, x2, y2 in np.round(boxes[:, :4]).astype(np.int64):
-        x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
-        patch = image.new_zeros((3, y2 - y1, x2 - x1))
-        sx0, sy0, sx1, sy1 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-        if sx1 > sx0 and sy1 > sy0:
-            patch[:, sy0 - y1:sy1 - y1, sx0 - x1:sx1 - x1] = image[:, sy0:sy1, sx0:sx1]
-        out.append(F.interpolate(patch[None], size=(size, size), mode="area"))
-    return torch.cat(out)
+def summed_area_table(image: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) → (C, H+1, W+1) float64 cumulative sums with a zero first row and column."""
+    sat = torch.zeros(image.shape[0], image.shape[1] + 1, image.shape[2] + 1, dtype=torch.float64,
+                      device=image.device)
+    sat[:, 1:, 1:] = image.double().cumsum(1).cumsum(2)
+    return sat
+
+
+def _bounds(start: torch.Tensor, extent: torch.Tensor, out: int):
+    """adaptive pooling's cell edges: start + floor(i·n/out) and start + ceil((i+1)·n/out). (N,) → 2× (N, out)."""
+    i = torch.arange(out, device=start.device)
+    lo = start[:, None] + torch.div(i[None] * extent[:, None], out, rounding_mode="floor")
+    hi = start[:, None] - torch.div(-(i[None] + 1) * extent[:, None], out, rounding_mode="floor")
+    return lo, hi
+
+
+def area_resize(sat: torch.Tensor, boxes: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """Crops of integer boxes (x1, y1, x2, y2; end exclusive; zero outside the image) resized by area
+    averaging — `F.interpolate(crop, mode="area")` for every box at once, from a summed-area table.
+
+    Args:
+        sat: `summed_area_table` of a (C, H, W) image. boxes: (N, 4) int64.
+    Returns:
+        (N, C, out_h, out_w) float32.
+    """
+    height, width = sat.shape[1] - 1, sat.shape[2] - 1
+    r0, r1 = _bounds(boxes[:, 1], boxes[:, 3] - boxes[:, 1], out_h)
+    c0, c1 = _bounds(boxes[:, 0], boxes[:, 2] - boxes[:, 0], out_w)
+    area = ((r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]).double()
+    r0, r1 = r0.clamp(0, height), r1.clamp(0, height)
+    c0, c1 = c0.clamp(0, width), c1.clamp(0, width)
+
+    def at(rows, cols):
+        return sat[:, rows[:, :, None], cols[:, None, :]]  # (C, N, out_h, out_w)
+
+    sums = at(r1, c1) - at(r0, c1) - at(r1, c0) + at(r0, c0)
+    return (sums / area).permute(1, 0, 2, 3).float()
+
+
+def _crops(sat: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
+    """Zero-padded crops of the rounded boxes, area-resized to size×size. sat: of the normalised image."""
+    ints = torch.from_numpy(np.round(boxes[:, :4]).astype(np.int64)).to(sat.device)
+    ints[:, 2] = torch.maximum(ints[:, 2], ints[:, 0] + 1)
+    ints[:, 3] = torch.maximum(ints[:, 3], ints[:, 1] + 1)
+    return area_resize(sat, ints, size, size)
 
 
 class MtcnnDetector(Detector):
@@ -184,20 +216,22 @@ class MtcnnDetector(Detector):
     def detect_all(self, image: np.ndarray) -> List[Detection]:
         """Every face found in an (H, W, 3) uint8 RGB image."""
         tensor = (torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1).float() - 127.5) / 128.0
-        boxes = self._stage1(tensor)
+        sat = summed_area_table(tensor)
+        boxes = self._stage1(sat)
         if len(boxes):
-            boxes = self._stage2(tensor, boxes)
+            boxes = self._stage2(sat, boxes)
         if not len(boxes):
             return []
-        boxes, points = self._stage3(tensor, boxes)
+        boxes, points = self._stage3(sat, boxes)
         return [Detection(box=tuple(float(v) for v in b[:4]), kind="bbox", landmarks=p, score=float(b[4]))
                 for b, p in zip(boxes, points)]
 
-    def _stage1(self, image: torch.Tensor) -> np.ndarray:
-        _, h, w = image.shape
+    def _stage1(self, sat: torch.Tensor) -> np.ndarray:
+        h, w = sat.shape[1] - 1, sat.shape[2] - 1
+        whole = torch.tensor([[0, 0, w, h]], device=sat.device)
         scale, min_side, found = 12.0 / MIN_FACE, min(h, w) * 12.0 / MIN_FACE, []
         while min_side >= 12:
-            resized = F.interpolate(image[None], size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            resized = area_resize(sat, whole, int(h * scale + 1), int(w * scale + 1))
             prob, reg = self.pnet(resized)
             prob, reg = prob[0].cpu().numpy(), reg[0].cpu().numpy()
             ys, xs = np.nonzero(prob >= THRESHOLDS[0])
@@ -215,8 +249,8 @@ class MtcnnDetector(Detector):
         regressed = _regress(boxes[:, :4], boxes[:, 5:9], plus_one=False)
         return _square(np.concatenate([regressed, boxes[:, 4:5]], 1))
 
-    def _stage2(self, image: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
-        prob, reg = self.rnet(_crops(image, boxes, 24))
+    def _stage2(self, sat: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+        prob, reg = self.rnet(_crops(sat, boxes, 24))
         prob, reg = prob.cpu().numpy(), reg.cpu().numpy()
         keep = prob > THRESHOLDS[1]
         boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
@@ -226,8 +260,8 @@ class MtcnnDetector(Detector):
         boxes, reg = boxes[pick], reg[pick]
         return _square(np.concatenate([_regress(boxes, reg), boxes[:, 4:5]], 1))
 
-    def _stage3(self, image: torch.Tensor, boxes: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray]]:
-        prob, reg, marks = self.onet(_crops(image, boxes, 48))
+    def _stage3(self, sat: torch.Tensor, boxes: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray]]:
+        prob, reg, marks = self.onet(_crops(sat, boxes, 48))
         prob, reg, marks = prob.cpu().numpy(), reg.cpu().numpy(), marks.cpu().numpy()
         keep = prob > THRESHOLDS[2]
         boxes, reg, marks = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep], marks[keep]
