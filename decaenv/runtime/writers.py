@@ -95,11 +95,18 @@ def text_writer(text: str) -> Callable[[Path], None]:
     return lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n")
 
 
-def _floats(values: np.ndarray) -> List[str]:
-    """Python's `str` of numpy scalars (shortest round-trip, float32 or float64), as DECA's `'{}'.format`."""
-    if values.dtype == np.float32:
-        return [str(v) for v in values.ravel()]
-    return list(map(repr, values.astype(np.float64).ravel().tolist()))
+def _floats(values: np.ndarray) -> List[float]:
+    """The values as Python floats: `%r` of them is what DECA's `'{}'.format(numpy scalar)` writes (a float32
+    or float64 numpy scalar formats as the Python float of its value)."""
+    return np.asarray(values).astype(np.float64).ravel().tolist()
+
+
+def _interleave(columns: List[list], per_row: int) -> tuple:
+    """Flat tuple row by row from per-column lists (C-speed slice assignment)."""
+    flat: list = [None] * (len(columns[0]) * per_row)
+    for k, column in enumerate(columns):
+        flat[k::per_row] = column
+    return tuple(flat)
 
 
 def coarse_obj_text(name: str, vertices: np.ndarray, faces: np.ndarray, uvcoords: np.ndarray,
@@ -107,13 +114,12 @@ def coarse_obj_text(name: str, vertices: np.ndarray, faces: np.ndarray, uvcoords
     """DECA's textured OBJ: `mtllib <name>.mtl`, blank line, `v`, `vt`, `usemtl FaceTexture`, `f v/vt` (1-based)."""
     v = _floats(np.asarray(vertices, dtype=np.float32))
     vt = _floats(np.asarray(uvcoords, dtype=np.float32))
-    lines = [f"mtllib {name}.mtl", ""]
-    lines += [f"v {v[i]} {v[i + 1]} {v[i + 2]}" for i in range(0, len(v), 3)]
-    lines += [f"vt {vt[i]} {vt[i + 1]}" for i in range(0, len(vt), 2)]
-    lines.append("usemtl FaceTexture")
-    f1, t1 = np.asarray(faces) + 1, np.asarray(uvfaces) + 1
-    lines += [f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(f1.tolist(), t1.tolist())]
-    return "\n".join(lines) + "\n"
+    f1, t1 = np.asarray(faces, dtype=np.int64) + 1, np.asarray(uvfaces, dtype=np.int64) + 1
+    corners = [f1[:, 0].tolist(), t1[:, 0].tolist(), f1[:, 1].tolist(), t1[:, 1].tolist(), f1[:, 2].tolist(),
+               t1[:, 2].tolist()]
+    return (f"mtllib {name}.mtl\n\n" + ("v %r %r %r\n" * (len(v) // 3)) % tuple(v)
+            + ("vt %r %r\n" * (len(vt) // 2)) % tuple(vt) + "usemtl FaceTexture\n"
+            + ("f %d/%d %d/%d %d/%d\n" * len(f1)) % _interleave(corners, 6))
 
 
 def mtl_text(name: str) -> str:
@@ -126,12 +132,14 @@ def mtl_text(name: str) -> str:
 
 
 def detail_obj_text(vertices: np.ndarray, colours: np.ndarray, faces: np.ndarray) -> str:
-    """DECA's dense mesh: `v x y z r g b` (float64 coordinates, uint8 colours) and `f a b c` (1-based)."""
-    coords = _floats(np.asarray(vertices, dtype=np.float64))
-    rgb = np.asarray(colours, dtype=np.uint8).reshape(-1, 3).tolist()
-    lines = [f"v {coords[3 * i]} {coords[3 * i + 1]} {coords[3 * i + 2]} {r} {g} {b}" for i, (r, g, b) in enumerate(rgb)]
-    lines += [f"f {a} {b} {c}" for a, b, c in (np.asarray(faces, dtype=np.int64) + 1).tolist()]
-    return "\n".join(lines) + "\n"
+    """DECA's dense mesh: `v x y z r g b` (float64 coordinates as DECA's `'{}'.format` prints them, uint8
+    colours) and `f a b c` (1-based)."""
+    coords = np.asarray(vertices, dtype=np.float64)
+    rgb = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+    columns = [coords[:, k].tolist() for k in range(3)] + [rgb[:, k].tolist() for k in range(3)]
+    f1 = np.asarray(faces, dtype=np.int64) + 1
+    return (("v %r %r %r %d %d %d\n" * len(coords)) % _interleave(columns, 6)
+            + ("f %d %d %d\n" * len(f1)) % tuple(f1.ravel().tolist()))
 
 
 def kpt_text(values: np.ndarray) -> str:
