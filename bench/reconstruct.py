@@ -85,7 +85,8 @@ def child(args) -> None:
     out = Path(tempfile.mkdtemp(prefix="decaenv-bench-out-"))
     options = ReconstructOptions(inputs=[Path(args.images)], out_dir=out, data_dir=Path(args.data_dir),
                                  device=args.device, batch_size=args.batch, detector=args.detector,
-                                 rasterizer=args.rasterizer, save=args.save.split(","))
+                                 rasterizer=args.rasterizer, save=args.save.split(","),
+                                 render_orig=args.render_orig)
     start = time.perf_counter()
     runner = _timed_runner(Reconstructor)(options)
     load = time.perf_counter() - start
@@ -151,6 +152,7 @@ def main() -> int:
     parser.add_argument("--detector", default="mtcnn")
     parser.add_argument("--rasterizer", default="auto")
     parser.add_argument("--save", default="vis")
+    parser.add_argument("--render-orig", action="store_true", help="also render at the original size")
     parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (best of; floor interleaved)")
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -176,6 +178,7 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--child", "--batch", str(batch), "--device", args.device, "--images",
                args.images, "--data-dir", args.data_dir, "--detector", args.detector, "--rasterizer",
                args.rasterizer, "--save", args.save, "--repeat", str(args.repeat)]
+        cmd += ["--render-orig"] if args.render_orig else []
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
