@@ -300,18 +300,6 @@ class Renderer(nn.Module):
         return shading.directional_shading(normals, lights)
 
 
-def grid_sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Bilinear sampling, zero padding, align_corners=False (DECA's every use). images (B, C, H, W),
-    grid (B, h, w, 2) → (B, C, h, w)."""
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def dense_geometry_sizes(uv_size: int) -> Tuple[int, int]:
-    """(vertices, triangles) of the UV-grid mesh used for the detail normals (65,536 and 122,990 at 256)."""
-    return uv_size * uv_size, len(mesh.generate_triangles(uv_size, uv_size))
-
-
-
 #: Views with more pixels than this are rasterized only inside the mesh's box (when that saves at least half).
 WINDOW_MIN_PIXELS = 512 * 512
 

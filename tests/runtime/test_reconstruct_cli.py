@@ -87,8 +87,6 @@ def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, synthetic_
 
 def _corpus(root: Path, astronaut: np.ndarray):
     """(path, expected: 'ok' or a message fragment) for every bad-input kind, plus valid awkward files."""
-    from PIL import ImageOps  # noqa: F401 - the EXIF file below relies on Pillow's orientation tag
-
     from test_images_helpers import huge_png_header, make_video  # type: ignore  # noqa: E402
 
     cases = []
