@@ -132,6 +132,15 @@ def _corpus(root: Path, astronaut: np.ndarray):
     Image.fromarray(astronaut).save(root / "badlmk.png")
     (root / "badlmk.txt").write_text("1 2\n")
     cases.append(("badlmk.png", "expected 68 points"))
+    import av
+
+    with av.open(str(root / "clip.mp4"), "w") as container:  # 3 frames of the face; --sample-step 2 keeps 0, 2
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = astronaut.shape[1], astronaut.shape[0], "yuv420p"
+        for k in range(3):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(astronaut, 4 * k, axis=1)), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
     return cases
 
 
@@ -164,8 +173,9 @@ def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, ast
                         lambda p=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
                         if os.fspath(p) == os.fspath(locked) else real_scandir(p))
     out = tmp_path / "out"
+    listing.write_text(listing.read_text() + str(root / "clip.mp4") + "\n", encoding="utf-8")
     code, stdout, err = run(capsys, synthetic_data_dir, "-i", listing, "-i", locked, "-o", out, "--detector", "mtcnn",
-                            "--save", "kpt,codes", "--batch-size", "4", "--json")
+                            "--save", "kpt,codes", "--batch-size", "4", "--sample-step", "2", "--json")
     assert code == 1
     assert "Traceback" not in err
     summary = json.loads(stdout)
@@ -182,8 +192,23 @@ def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, ast
             assert "\n" not in item["message"] and Path(name).stem in item["message"]
             assert not (out / Path(name).stem).exists()
     assert outcomes["locked"]["status"] == "failed" and "Permission denied" in outcomes["locked"]["message"]
+    frames = [i for i in summary["items"] if i["source"].startswith(str(root / "clip.mp4"))]
+    assert [(i["name"], i["status"]) for i in frames] == [("clip_frame0000", "ok"), ("clip_frame0002", "ok")]
     assert not no_partials(out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(Path(n).stem for n, e in cases if e == "ok")
+    expected = [Path(n).stem for n, e in cases if e == "ok"] + ["clip_frame0000", "clip_frame0002"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+
+
+def test_same_names_from_different_folders_do_not_overwrite(tmp_path, capsys, synthetic_data_dir, astronaut_256):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(astronaut_256).save(tmp_path / folder / "face.png")
+    out = tmp_path / "out"
+    code, _, err = run(capsys, synthetic_data_dir, "-i", tmp_path / "a", "-i", tmp_path / "b", "-o", out,
+                       "--save", "codes", "--detector", "mtcnn")
+    assert code == 0, err
+    sources = [json.loads((out / n / f"{n}_codes.json").read_text())["source"] for n in ("face", "face_2")]
+    assert sources == [str(tmp_path / "a" / "face.png"), str(tmp_path / "b" / "face.png")]
 
 
 def test_exif_rotation_is_applied_before_detection(tmp_path, capsys, synthetic_data_dir, astronaut_256):
