@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from decaenv import __version__
+from decaenv.cli import doctor as _doctor
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
 
@@ -50,6 +51,7 @@ def root(
     configure_logging(state.verbosity)
 
 
+app.command("doctor")(_doctor.doctor)
 app.command("selftest")(_selftest.selftest)
 
 
