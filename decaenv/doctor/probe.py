@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from decaenv.doctor.sessions import CommandOutcome, SectionOutcome, WorkerSession, run_command
-from decaenv.doctor.worker import SECTION_ORDER, SECTION_SPECS
+from decaenv.doctor.worker import SECTION_ORDER, spec_of
 
 
 class ProbeTimeout(Exception):
@@ -72,7 +72,7 @@ class Budgets:
     build: float = 420.0
 
     def for_section(self, name: str) -> float:
-        kind = SECTION_SPECS[name].budget if name in SECTION_SPECS else "import"
+        kind = spec_of(name).budget
         return {"import": self.import_, "data": self.data, "build": self.build}[kind]
 
     @classmethod
@@ -222,10 +222,11 @@ class SystemProbe:
     # -- probe sections -----------------------------------------------------------------------------------
     def plan(self, sections: Iterable[str]) -> None:
         """Start the worker processes for these sections now, concurrently (one process per group)."""
-        wanted = [s for s in SECTION_ORDER if s in set(sections)]
+        requested = set(sections)
+        wanted = [s for s in SECTION_ORDER if s in requested] + sorted(requested - set(SECTION_ORDER))
         groups: Dict[str, list] = {}
         for name in wanted:
-            groups.setdefault(SECTION_SPECS[name].group, []).append(name)
+            groups.setdefault(spec_of(name).group, []).append(name)
         with self._sessions_lock:
             for names in groups.values():
                 fresh = [n for n in names if n not in self._sessions]

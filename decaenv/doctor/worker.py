@@ -64,11 +64,25 @@ SECTION_SPECS: Dict[str, SectionSpec] = {
 SECTION_ORDER = list(SECTION_SPECS)
 
 
+#: Extra section modules (comma-separated import names, each with a `SECTIONS` dict): how tests add probes
+#: that hang, die or raise, to exercise budgets and crash isolation with real processes.
+PLUGINS_ENV = "DECAENV_DOCTOR_PROBE_PLUGINS"
+
+
+def spec_of(name: str) -> SectionSpec:
+    """The spec of a section; unknown (plugin) sections get a process of their own and the import budget."""
+    return SECTION_SPECS.get(name) or SectionSpec(name, "import")
+
+
 def _section_functions() -> Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]]:
+    import importlib
+
     from decaenv.doctor import probes_build, probes_data, probes_env
 
     funcs: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
-    for module in (probes_env, probes_data, probes_build):
+    modules = [probes_env, probes_data, probes_build]
+    modules += [importlib.import_module(m.strip()) for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for module in modules:
         funcs.update(module.SECTIONS)
     return funcs
 
