@@ -189,6 +189,14 @@ class SystemProbe:
         outcome = self.run([self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"])
         return (outcome.stdout.strip() or None) if outcome.returncode == 0 else None
 
+    def cuda_default_roots(self) -> Tuple[str, ...]:
+        """Where torch looks for a CUDA toolkit when neither CUDA_HOME/CUDA_PATH nor nvcc on PATH says."""
+        if platform.system() == "Windows":
+            import glob
+
+            return tuple(glob.glob("C:/Program Files/NVIDIA GPU Computing Toolkit/CUDA/v*.*"))
+        return ("/usr/local/cuda",)
+
     def nvidia_driver(self) -> Optional[str]:
         """The NVIDIA kernel driver version (Linux /proc), or None when no driver is loaded."""
         for path in ("/proc/driver/nvidia/version", "/sys/module/nvidia/version"):

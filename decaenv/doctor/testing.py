@@ -52,7 +52,7 @@ class FakeProbe:
                  tools: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
                  platform: PlatformInfo = LINUX, python: str = "/venv/bin/python",
                  files: Optional[Mapping[Tuple[str, str], str]] = None, include: Optional[str] = None,
-                 driver: Optional[str] = None):
+                 driver: Optional[str] = None, cuda_roots: Tuple[str, ...] = ()):
         self.sections = dict(sections or {})
         self.commands = dict(commands or {})
         self.tools = dict(tools or {})
@@ -63,6 +63,7 @@ class FakeProbe:
         self.files = dict(files or {})
         self.include = include
         self.driver = driver
+        self.cuda_roots = tuple(cuda_roots)
         self.asked: list = []
 
     def package_file(self, package: str, relative: str) -> Optional[str]:
@@ -73,6 +74,9 @@ class FakeProbe:
 
     def nvidia_driver(self) -> Optional[str]:
         return self.driver
+
+    def cuda_default_roots(self) -> Tuple[str, ...]:
+        return self.cuda_roots
 
     def platform(self) -> PlatformInfo:
         return self._platform

@@ -43,7 +43,8 @@ def nvcc_facts(ctx) -> NvccFacts:
     def compute() -> NvccFacts:
         probe = ctx.probe
         system = probe.platform().system
-        res = resolve_cuda(probe.environ, probe.which("nvcc"), is_windows=system == "Windows")
+        res = resolve_cuda(probe.environ, probe.which("nvcc"), default_roots=probe.cuda_default_roots(),
+                           is_windows=system == "Windows")
         version, output = None, ""
         if res.nvcc:
             outcome = probe.run([res.nvcc, "--version"])
@@ -51,7 +52,7 @@ def nvcc_facts(ctx) -> NvccFacts:
             version = parse_nvcc_version(output) if outcome.returncode == 0 else None
         roots = [(res.root or "").strip().strip(":;")]
         if res.nvcc:
-            roots += [os.path.dirname(os.path.dirname(os.path.realpath(res.nvcc))), "/usr/local/cuda"]
+            roots += [os.path.dirname(os.path.dirname(os.path.realpath(res.nvcc)))] + list(probe.cuda_default_roots())
         header = host_config_max_gcc(roots, version) if res.nvcc and version else None
         if header is not None:
             max_gcc, source = header, "the toolkit's crt/host_config.h"

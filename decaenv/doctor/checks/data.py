@@ -227,7 +227,7 @@ def check_data_files(ctx) -> CheckResult:
     if not status.get("api"):
         return skip(f"not checked: {status.get('reason')}")
     files = [f for f in status["files"] if f["dest"] not in SKIP_DESTS]
-    bad = [f for f in files if f["status"] not in ("present", "verified") and f["required"]]
+    bad = [f for f in files if f["status"] not in ("present", "verified", "hash-unknown") and f["required"]]
     optional = [f for f in files if f["status"] == "missing" and not f["required"]]
     details = [f"{f['dest']}: {f['status']}{' — ' + f['detail'] if f['detail'] else ''}" for f in files]
     data = {"files": files}

@@ -230,8 +230,8 @@ def check_build(ctx) -> CheckResult:
         details.append(f"cuda: not attempted ({info['cuda_skipped']})")
     if not failed:
         targets = " and ".join(r["target"].upper() for r in results)
-        return ok(f"{targets} extension build{'s' if len(results) > 1 else ''} and run{'s' if len(results) == 1 else ''}"
-                  f" ({sum(r.get('seconds', 0) for r in results):.0f} s)", details, data=data)
+        verb = "extensions build and run" if len(results) > 1 else "extension builds and runs"
+        return ok(f"{targets} {verb} ({sum(r.get('seconds', 0) for r in results):.0f} s)", details, data=data)
     first = failed[0]
     diagnosis = build_causes.diagnose(first.get("log", "") + "\n" + first.get("error", ""))
     data.update({"cause": diagnosis.cause.id if diagnosis.cause else None, "first_error": diagnosis.first_error})
