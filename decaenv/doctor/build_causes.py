@@ -103,13 +103,21 @@ def first_error_line(log: str) -> Optional[str]:
 
 
 def diagnose(log: str) -> Diagnosis:
-    """Find the earliest known cause in `log` (by position) and the first error line."""
-    best: Optional[Tuple[int, BuildCause]] = None
-    for cause in CAUSES:
+    """Find the known cause on the earliest log line (the more specific cause wins within a line) and the
+    first error line (the cause's own line when no line looks like an error)."""
+    best: Optional[Tuple[int, int, BuildCause, int]] = None
+    for order, cause in enumerate(CAUSES):
         match = re.search(cause.pattern, log)
-        if match and (best is None or match.start() < best[0]):
-            best = (match.start(), cause)
-    return Diagnosis(first_error_line(log), best[1] if best else None)
+        if match:
+            line = log.count("\n", 0, match.start())
+            if best is None or (line, order) < (best[0], best[1]):
+                best = (line, order, cause, match.start())
+    first = first_error_line(log)
+    if best is not None and first is None:
+        start = log.rfind("\n", 0, best[3]) + 1
+        end = log.find("\n", best[3])
+        first = " ".join(log[start:end if end >= 0 else None].split())[:300]
+    return Diagnosis(first, best[2] if best else None)
 
 
 def causes_table() -> List[dict]:

@@ -98,7 +98,7 @@ def _fix(run: DoctorRun, options: DoctorOptions, *, dry_run: bool, yes: bool, qu
     from decaenv.doctor.fix import Fixer, extension_roots_of, plan
 
     console = make_console(stderr=quiet)
-    say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     actions = plan(run.report)
     if not actions:
         say("--fix: nothing to fix automatically" + ("" if run.verdict.ready else "; see the remediations below"))

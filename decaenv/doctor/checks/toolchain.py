@@ -49,11 +49,12 @@ def check_cuda_toolkit(ctx) -> CheckResult:
                         remediation=fix_it(f"Install a CUDA {torch_build(ctx).get('cuda')} toolkit (e.g. conda's "
                                            "cuda-nvcc, or NVIDIA's installer) and export CUDA_HOME.",
                                            "export CUDA_HOME=/usr/local/cuda"))
-        return ok("not installed — not needed with a CPU build of torch", details, data=data)
+        return ok("not installed — not needed with a CPU build of torch", details, data=data)  # or no torch
     if facts.version is None:
         return warn(f"{res.nvcc} does not report a version: {facts.version_output[:200]}", details, data=data,
                     remediation=fix_it("Check that nvcc runs.", f"{res.nvcc} --version"))
-    usage = "" if needed else " (unused: torch is a CPU build, whose extensions never use CUDA_HOME)"
+    usage = "" if needed else (" (unused: torch is a CPU build, whose extensions never use CUDA_HOME)"
+                               if torch_build(ctx) else " (torch is not installed)")
     return ok(f"CUDA {version_str(facts.version)}: {res.nvcc} (via {res.source}){usage}", details, data=data)
 
 
@@ -68,7 +69,7 @@ def check_nvcc_torch(ctx) -> CheckResult:
     build = torch_build(ctx)
     facts = nvcc_facts(ctx)
     if not build.get("cuda"):
-        return skip("torch is not a CUDA build")
+        return skip("torch is not a CUDA build" if build else "torch is not installed")
     if not facts.version:
         return skip("no nvcc")
     torch_cuda = parse_version_text(build["cuda"])
@@ -128,7 +129,7 @@ def check_host_compiler(ctx) -> CheckResult:
                     remediation=fix_it("If the build fails with 'unsupported GNU version', install an older gcc."))
     if version[0] > facts.max_gcc:
         need = facts.max_gcc
-        where = "" if cuda_torch(ctx) else " (only matters for CUDA builds; torch here is a CPU build)"
+        where = "" if cuda_torch(ctx) else " (only matters for CUDA builds; torch here is not a CUDA build)"
         return _severity(ctx)(
             f"gcc {version_str(version)} is unsupported by CUDA {version_str(facts.version)} (newest allowed: gcc "
             f"{need}): nvcc stops with '#error -- unsupported GNU version!'{where}", details, data=data,
