@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from decaenv import __version__
+from decaenv.cli import fetch as _fetch
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
 
@@ -51,6 +52,7 @@ def root(
 
 
 app.command("selftest")(_selftest.selftest)
+app.command("fetch")(_fetch.fetch)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

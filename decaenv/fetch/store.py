@@ -214,6 +214,14 @@ class Store:
                 pass
         return target
 
+    def quarantine_bytes(self, data: bytes, name: str, reason: str) -> Path:
+        """Keep a refused payload that never reached a staging file (an HTML page, a first chunk)."""
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.quarantine_dir / f"{stamp}-{os.getpid()}-{reason}-{name}"
+        target.write_bytes(data)
+        return target
+
     # -- disk ---------------------------------------------------------------------------------------
     def preflight(self, need: Optional[int], what: str) -> None:
         """Fail early when the data dir's filesystem lacks `need` bytes (plus a margin)."""

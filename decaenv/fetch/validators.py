@@ -203,27 +203,16 @@ def check_checkpoint(path: str, v: Validator) -> str:
 
 @register("flame-model")
 def check_flame(path: str, v: Validator) -> str:
+    """FLAME through the runtime's own chumpy-free loader, then DECA's topology/component needs."""
     try:
-        from decaenv.loaders.flame import load_flame
+        from decaenv.loaders.flame import deca_compatibility, load_flame
     except ImportError as exc:
         raise DataError(f"cannot check the FLAME model: decaenv's FLAME loader is unavailable ({exc})",
-                        hint="reinstall decaenv with its runtime extra: pip install 'decaenv[runtime]'") from None
+                        hint="install numpy (a decaenv dependency) and retry") from None
     model = load_flame(path)
-    n_v, n_f = v.param("vertices"), v.param("faces")
-    V = model.v_template.shape[0]
-    checks = {
-        "v_template": (model.v_template.shape, (n_v or V, 3)),
-        "posedirs": (model.posedirs.shape, (n_v or V, 3, 36)),
-        "J_regressor": (model.J_regressor.shape, (5, n_v or V)),
-        "weights": (model.weights.shape, (n_v or V, 5)),
-        "kintree_table": (model.kintree_table.shape, (2, 5)),
-    }
-    for key, (got, want) in checks.items():
-        if tuple(got) != tuple(want):
-            raise _invalid(path, f"FLAME {key} has shape {tuple(got)}, expected {want}")
-    sd = model.shapedirs.shape
-    if len(sd) != 3 or sd[0] != V or sd[1] != 3 or sd[2] < 150:
-        raise _invalid(path, f"FLAME shapedirs has shape {tuple(sd)}, expected ({V}, 3, ≥150)")
-    if n_f is not None and tuple(model.f.shape) != (n_f, 3):
-        raise _invalid(path, f"FLAME f has shape {tuple(model.f.shape)}, expected ({n_f}, 3)")
-    return f"FLAME ({model.kind}): {V} vertices, {model.f.shape[0]} faces, {sd[2]} shape+expression components"
+    reasons = deca_compatibility(model) if v.param("deca", True) else []
+    if reasons:
+        raise _invalid(path, "FLAME model unusable with DECA: " + "; ".join(reasons),
+                       hint="use generic_model.pkl from FLAME 2020 (FLAME2020.zip)")
+    return (f"FLAME ({model.kind}): {model.v_template.shape[0]} vertices, {model.f.shape[0]} faces, "
+            f"{model.n_components} shape+expression components")
