@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence
 if TYPE_CHECKING:  # pragma: no cover
     from decaenv.fetch.engine import FetchOptions, FileResult
     from decaenv.fetch.manifest import Manifest
-    from decaenv.fetch.verify import FileStatus
+    from decaenv.fetch.status import FileStatus
 
 __all__ = ["load_manifest", "verify_entry", "verify", "fetch", "import_files", "FileStatus", "FetchOptions",
            "FileResult", "STATUSES"]
@@ -33,9 +33,9 @@ def __getattr__(name: str):
 
         return getattr(manifest, name)
     if name in ("verify_entry", "FileStatus", "STATUSES"):
-        from decaenv.fetch import verify as _verify
+        from decaenv.fetch import status as _status
 
-        return getattr(_verify, name)
+        return getattr(_status, name)
     if name in ("FetchOptions", "FileResult"):
         from decaenv.fetch import engine
 
@@ -47,7 +47,7 @@ def verify(data_dir: os.PathLike, ids: Sequence[str] = (), *, level: str = "cont
            everything: bool = True, manifest: Optional["Manifest"] = None) -> List["FileStatus"]:
     """Status of each entry (all of them by default) in `data_dir`; see `verify_entry`."""
     from decaenv.fetch.manifest import load_manifest
-    from decaenv.fetch.verify import verify_entry
+    from decaenv.fetch.status import verify_entry
 
     manifest = manifest or load_manifest()
     entries = manifest.select(ids, everything=everything and not ids)

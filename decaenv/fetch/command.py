@@ -79,7 +79,7 @@ def _read_only(req: FetchRequest, manifest, mode: str) -> int:
     from decaenv.cli._console import print_json
     from decaenv.fetch import render
     from decaenv.fetch.records import Licenses
-    from decaenv.fetch.verify import verify_entry
+    from decaenv.fetch.status import verify_entry
 
     root = req.data_dir(True).path
     entries = manifest.select(req.ids, everything=not req.ids)
@@ -137,7 +137,7 @@ def _write(req: FetchRequest, manifest, mode: str) -> int:
                                    [render.result_json(r, resolved.path, licenses) for r in results], ok))
     else:
         for result in results:
-            out.print(render.result_line(result), markup=False, highlight=False)
+            out.print(render.result_line(result), markup=False, highlight=False, soft_wrap=True)
             if req.verbose:
                 for note in result.notes:
                     out.print(f"       {note}", markup=False, highlight=False)

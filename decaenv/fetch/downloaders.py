@@ -110,8 +110,8 @@ def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ct
             target = parse(page)
         except retrieval_error as exc:
             raise _page_error(f"{page}\n{exc}", page, ctx) from None
-        if target == url:
-            break
+        if target == url:  # the confirmation page points at itself: Drive will not let go
+            raise _page_error(page, page, ctx)
         log.debug("%s: Drive confirmation page -> %s", ctx.what, http.redact_url(target))
         url = target
     else:

@@ -30,7 +30,7 @@ from decaenv.fetch.records import Licenses, LockFile
 from decaenv.fetch.sniff import read_head, sniff
 from decaenv.fetch.store import Staging, Store
 from decaenv.fetch.validators import validate, validator_key
-from decaenv.fetch.verify import FileStatus, expected_hash, verify_entry
+from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -113,6 +113,7 @@ class Fetcher:
         self.lockfile = LockFile(data_dir)
         self._env: Optional[downloaders.Env] = None
         self._creds: Dict[str, Credentials] = {}
+        self._invalid: Dict[str, str] = {}  # entry id -> why the file found at its destination is bad
 
     # -- shared pieces ------------------------------------------------------------------------------
     def env(self) -> downloaders.Env:
@@ -187,6 +188,7 @@ class Fetcher:
             summary = validate(path, entry.validator)
         except DecaenvError as exc:
             self.options.on_event(f"{entry.dest} is present but fails its content check ({exc.one_line()})")
+            self._invalid[entry.id] = "invalid"
             return None
         self.lockfile.record(entry.id, dest=entry.dest, size=status.size or 0, sha256=status.sha256 or "",
                              trust="first-use", source="found in the data dir")
@@ -271,18 +273,19 @@ class Fetcher:
         return result
 
     def _after_failure(self, exc: DecaenvError, staging: Staging, entry: Entry,
-                       refused: bool = False) -> DecaenvError:
+                       refused: bool = False, name: Optional[str] = None) -> DecaenvError:
         """Quarantine or keep the staging file after a failure; returns the error to raise.
 
         `refused`: the staging file is a complete payload that failed verification (always quarantined).
         """
         code = error_code(exc)
         payload = getattr(exc, "payload", None)
+        name = name or staging.meta.get("dest") or entry.name
         where = None
         if payload is not None:
-            where = self.store.quarantine_bytes(payload, entry.name, code)
+            where = self.store.quarantine_bytes(payload, name, code)
         if (refused or code in QUARANTINE) and staging.size():
-            where = self.store.quarantine(staging.path, entry.name, code)
+            where = self.store.quarantine(staging.path, name, code)
             staging.discard()
         elif code in RESUMABLE and staging.size() and sniff(read_head(staging.path)) != "html":
             staging.save_meta()
@@ -337,8 +340,9 @@ class Fetcher:
             raise self._after_failure(exc, staging, entry, refused=True) from None
         dest = entry.path(self.store.root)
         old = self.status(entry) if dest.exists() else None
-        if old is not None and not old.usable:
-            kept = self.store.quarantine(dest, entry.name, f"replaced-{old.status}")
+        if old is not None and (not old.usable or entry.id in self._invalid):
+            why = self._invalid.get(entry.id, old.status)
+            kept = self.store.quarantine(dest, entry.name, f"replaced-{why}")
             result.notes.append(f"the previous {entry.dest} ({old.status}) was moved to {kept}")
         self.store.install(staging.path, dest)
         staging.discard()

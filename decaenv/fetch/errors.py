@@ -74,7 +74,16 @@ def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -
     title = _title(text)
     seen = f" (page title: {title!r})" if title else ""
     tail = f"; {manual}" if manual else ""
-    if source_kind in ("gdrive", "import-gdrive"):
+    if source_kind == "import-gdrive":
+        which = ("its 'too many users' quota page" if _QUOTA.search(text) else
+                 "its sign-in page" if _GOOGLE_LOGIN.search(text) else
+                 "its 'cannot scan for viruses' confirmation page" if _SCAN.search(text) else
+                 "a quota or virus-scan confirmation page")
+        return fail("html-page", f"{what} is an HTML page, not DECA's checkpoint: it is what Google Drive "
+                    f"serves instead of the file ({which}){seen}",
+                    hint="download it again in a browser ('Download anyway'), check it is about 414 MiB, then "
+                         f"`decaenv fetch --from <file>`{tail}", cls=IntegrityError)
+    if source_kind == "gdrive":
         if _QUOTA.search(text):
             return fail("gdrive-quota", f"Google Drive refused {what}: 'too many users have viewed or "
                         f"downloaded this file recently' (download quota){seen}",
@@ -99,11 +108,6 @@ def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -
                         f"username or password rejected{seen}",
                         hint="check them by logging in on the website; pass --username and the password "
                              f"via the environment variable, ~/.netrc or the prompt{tail}")
-    if source_kind == "import-gdrive":
-        return fail("html-page", f"{what} is an HTML page, not DECA's checkpoint: it is what Google Drive "
-                    "serves instead of the file (quota or virus-scan confirmation page){seen}",
-                    hint="download it again in a browser ('Download anyway') and check it is about 414 MiB, "
-                         f"then `decaenv fetch --from <file>`{tail}", cls=IntegrityError)
     return fail("html-page", f"got an HTML page instead of {what}{seen}",
                 hint=f"the source may have moved or need a login; download it by hand{tail}")
 

@@ -13,7 +13,7 @@ from decaenv.fetch.errors import error_code
 from decaenv.fetch.manifest import Entry, Manifest
 from decaenv.fetch.progress import Progress
 from decaenv.fetch.records import Licenses
-from decaenv.fetch.verify import FileStatus
+from decaenv.fetch.status import FileStatus
 
 JSON_SCHEMA = 1
 STATUS_WORDS = {

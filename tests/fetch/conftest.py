@@ -294,8 +294,64 @@ def helpers():
     return H
 
 
+@pytest.fixture(scope="session")
+def flame_zip(procedural_data_dir):
+    """(bytes of a FLAME2020.zip holding the synthetic FLAME2020/generic_model.pkl, the pickle's bytes)."""
+    pkl = (procedural_data_dir / "generic_model.pkl").read_bytes()
+    return zip_bytes({"FLAME2020/generic_model.pkl": pkl, "FLAME2020/female_model.pkl": pkl[:1000],
+                      "FLAME2020/Readme.pdf": b"%PDF-1.4 readme"}), pkl
+
+
 @pytest.fixture
-def no_sleep():
-    """An injectable sleep that records the backoff instead of waiting."""
-    calls: List[float] = []
-    return calls
+def fc():
+    """This module (Payload, pages) for tests that configure the server."""
+    import sys
+
+    return sys.modules[__name__]
+
+
+class Outcome:
+    """Results of an in-process fetch, the backoff sleeps it asked for, and its data dir."""
+
+    def __init__(self, results, sleeps, data_dir: Path):
+        self.results, self.sleeps, self.data_dir = results, sleeps, data_dir
+
+    def one(self, entry_id: str):
+        return next(r for r in self.results if r.entry.id == entry_id)
+
+    def code(self, entry_id: str) -> Optional[str]:
+        from decaenv.fetch.errors import error_code
+
+        err = self.one(entry_id).error
+        return None if err is None else error_code(err)
+
+    def partials(self) -> List[Path]:
+        return sorted(p for p in self.data_dir.iterdir() if p.name.endswith(".part"))
+
+    def quarantined(self) -> List[Path]:
+        q = self.data_dir / ".decaenv" / "quarantine"
+        return sorted(q.iterdir()) if q.exists() else []
+
+
+@pytest.fixture
+def run_fetch(tmp_path):
+    """Run the fetch engine in-process against a manifest file (licences accepted, no prompts, no real sleeps)."""
+
+    def run(manifest_path: Path, ids=(), data_dir: Optional[Path] = None, retries: int = 3, **options) -> Outcome:
+        from decaenv.fetch.engine import Fetcher, FetchOptions
+        from decaenv.fetch.http import HttpOptions
+        from decaenv.fetch.manifest import load_manifest
+
+        sleeps: List[float] = []
+        data_dir = data_dir or tmp_path / "data"
+        data_dir.mkdir(exist_ok=True)
+        http = HttpOptions(sleep=sleeps.append, retries=retries, read_timeout=options.pop("read_timeout", 10.0),
+                           chunk_size=options.pop("chunk_size", 1 << 20))
+        options.setdefault("accept_license", True)
+        options.setdefault("interactive", False)
+        man = load_manifest(manifest_path)
+        results = Fetcher(man, data_dir, FetchOptions(http=http, **options)).fetch(
+            man.select(ids, everything=not ids))
+        return Outcome(results, sleeps, data_dir)
+
+    return run
