@@ -31,6 +31,7 @@ from decaenv.fetch.errors import classify_html, classify_network, classify_statu
 from decaenv.fetch.hashes import new_hasher, seed_hasher
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
+from decaenv.fetch.stream import Interrupted, stream_body
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -219,8 +220,7 @@ def download(session, request: Request, staging: Staging, ctx: Context, options:
     while True:
         attempts += 1
         if attempts > 4 * (options.retries + 1) + 4:
-            raise fail("truncated", f"{ctx.what}: gave up after {attempts - 1} attempts",
-                       hint="retry later" + (f"; {ctx.manual}" if ctx.manual else ""))
+            raise _truncated(ctx, staging, f"gave up after {attempts - 1} attempts")
         offset = staging.size()
         headers = {"Accept-Encoding": "identity"}
         if offset and use_range:
@@ -254,18 +254,21 @@ def download(session, request: Request, staging: Staging, ctx: Context, options:
                 got = _stream(resp, staging, hasher, ctx, options, offset, mismatch)
                 length = _length(resp)
                 if length is not None and got < length:
-                    raise _Retry(requests.exceptions.ChunkedEncodingError(
-                        f"connection closed after {got} of {length} bytes"))
+                    raise _Retry(_truncated(ctx, staging, f"the connection closed after {got} of {length} bytes"))
             break
         except _Retry as retry:
             failures = 0 if got > 0 else failures + 1
             _wait(retry, failures, ctx, request.url, options, staging)
+        except Interrupted as exc:
+            got = staging.size() - offset
+            failures = 0 if got > 0 else failures + 1
+            reason = _timed_out(ctx, request.url) if exc.timeout else _truncated(ctx, staging, str(exc))
+            _wait(_Retry(reason), failures, ctx, request.url, options, staging)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
             if isinstance(exc, requests.exceptions.SSLError):
                 raise classify_network(exc, url=request.url, what=ctx.what) from None
-            got = max(got, staging.size() - offset)
-            failures = 0 if got > 0 else failures + 1
+            failures += 1
             _wait(_Retry(exc), failures, ctx, request.url, options, staging)
     result.sha256, result.size = hasher.hexdigest(), staging.size()
     result.attempts, result.seconds = attempts, time.monotonic() - started
@@ -336,41 +339,42 @@ def _expected_total(resp, offset: int, ctx: Context):
 
 
 def _stream(resp, staging: Staging, hasher, ctx: Context, options: HttpOptions, offset: int, mismatch) -> int:
-    """Append the body to the staging file, hashing as it goes; returns the bytes received.
+    """Append the body to the staging file, hashing as it goes (`decaenv.fetch.stream`); returns the bytes.
 
     The first chunk of a fresh download is sniffed: an HTML page (whatever its Content-Type) or a size
     the manifest does not expect stops the transfer there (the chunk goes with the error, `payload`,
     to the quarantine; the staging file is left as it was).
     """
-    got = 0
-    first = offset == 0 or mismatch is not None
-    with open(staging.path, "ab") as fh:
-        for chunk in resp.iter_content(chunk_size=options.chunk_size):
-            if first and chunk:
-                first = False
-                if offset == 0 and is_html(chunk[:4096]):
-                    raise _html_error(chunk, ctx)
-                if mismatch is not None:
-                    mismatch.payload = chunk
-                    raise mismatch
-            fh.write(chunk)
-            hasher.update(chunk)
-            got += len(chunk)
-            if ctx.progress is not None:
-                ctx.progress.advance(len(chunk))
-    return got
+    def first(chunk: bytes) -> None:
+        if offset == 0 and is_html(chunk[:4096]):
+            raise _html_error(chunk, ctx)
+        if mismatch is not None:
+            mismatch.payload = chunk
+            raise mismatch
+
+    progress = ctx.progress.advance if ctx.progress is not None else None
+    return stream_body(resp, staging.path, hasher, chunk_size=options.chunk_size,
+                       on_first=first if (offset == 0 or mismatch is not None) else None, on_bytes=progress)
+
+
+def _truncated(ctx: Context, staging: Staging, why: str):
+    return fail("truncated", f"{ctx.what}: the connection kept dropping before the end ({why}; "
+                f"{staging.size():,} bytes kept for resuming)",
+                hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""))
+
+
+def _timed_out(ctx: Context, url: str):
+    return fail("timeout", f"{redact_url(url)} stopped sending {ctx.what} (read timeout)",
+                hint="run the same command again to resume, or raise DECAENV_FETCH_TIMEOUT"
+                     + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
 def _wait(retry: _Retry, failures: int, ctx: Context, url: str, options: HttpOptions, staging: Staging) -> None:
-    """Sleep before the next attempt, or raise when the budget is spent."""
+    """Sleep before the next attempt, or raise the classified error when the budget is spent."""
     import requests
 
     reason = retry.reason
     if failures > options.retries:
-        if isinstance(reason, requests.exceptions.ChunkedEncodingError) or "closed after" in str(reason):
-            raise fail("truncated", f"{ctx.what}: the connection kept dropping before the end "
-                       f"({staging.size()} bytes kept for resuming)",
-                       hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""))
         if isinstance(reason, requests.exceptions.RequestException):
             raise classify_network(reason, url=url, what=ctx.what, manual=ctx.manual) from None
         raise reason

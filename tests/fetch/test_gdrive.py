@@ -79,7 +79,7 @@ def test_resume_after_a_drop_reresolves_the_confirmation(server, helpers, tmp_pa
     out = run_fetch(_manifest(helpers, tmp_path, server, data))
     assert out.one("deca-model").status.ok
     downloads = [r for r in server.log if r["path"] == "/download"]
-    assert [r["range"] for r in downloads] == [None, "bytes=1048576-"]
+    assert [r["range"] for r in downloads] == [None, "bytes=1500000-"]
 
 
 def test_gdown_missing_is_a_one_line_fix(server, helpers, tmp_path, run_fetch, fc, monkeypatch):
