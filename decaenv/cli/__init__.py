@@ -15,6 +15,7 @@ import typer
 from decaenv import __version__
 from decaenv.cli import doctor as _doctor
 from decaenv.cli import fetch as _fetch
+from decaenv.cli import build as _build
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
 
@@ -55,6 +56,7 @@ def root(
 app.command("doctor")(_doctor.doctor)
 app.command("selftest")(_selftest.selftest)
 app.command("fetch")(_fetch.fetch)
+app.command("build")(_build.build)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,53 @@
+// The one registration unit of the decaenv extension: op schemas and their CPU/CUDA kernels.
+//
+// Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
+// then torch.ops.decaenv.rasterize and torch.ops.decaenv._build_info. The torch dispatcher routes
+// `rasterize` to the kernel of the inputs' device.
+#include <torch/library.h>
+
+#include <string>
+
+#include "rasterize.h"
+
+#define DECAENV_STR2(x) #x
+#define DECAENV_STR(x) DECAENV_STR2(x)
+
+#ifndef DECAENV_SOURCE_DIGEST
+#define DECAENV_SOURCE_DIGEST unknown
+#endif
+
+namespace decaenv {
+
+std::string build_info() {
+  std::string info = "decaenv-rasterizer source=" DECAENV_STR(DECAENV_SOURCE_DIGEST);
+#ifdef WITH_CUDA
+  info += " cuda=1";
+#else
+  info += " cuda=0";
+#endif
+#if defined(__clang__)
+  info += " compiler=clang-" __clang_version__;
+#elif defined(__GNUC__)
+  info += " compiler=gcc-" __VERSION__;
+#elif defined(_MSC_VER)
+  info += " compiler=msvc-" DECAENV_STR(_MSC_VER);
+#endif
+  return info;
+}
+
+}  // namespace decaenv
+
+TORCH_LIBRARY(decaenv, m) {
+  m.def("rasterize(Tensor face_verts, Tensor pix_x, Tensor pix_y) -> (Tensor, Tensor, Tensor)");
+  m.def("_build_info() -> str", &decaenv::build_info);
+}
+
+TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
+  m.impl("rasterize", &decaenv::rasterize_cpu);
+}
+
+#ifdef WITH_CUDA
+TORCH_LIBRARY_IMPL(decaenv, CUDA, m) {
+  m.impl("rasterize", &decaenv::rasterize_cuda);
+}
+#endif
