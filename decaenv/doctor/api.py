@@ -63,7 +63,7 @@ def build_context(options: DoctorOptions):
     data_dir = Path(options.data_dir) if options.data_dir else _default_data_dir()
     budgets = Budgets.from_env(environ.get(ENV_TIMEOUTS), options.command_timeout)
     probe = SystemProbe(python=options.python, environ=environ, budgets=budgets,
-                        common={"data_dir": str(data_dir)})
+                        common={"data_dir": str(data_dir), "build_timeout": max(budgets.build - 20.0, 10.0)})
     return Context(probe=probe, data_dir=data_dir, data_dir_source=options.data_dir_source,
                    no_build=options.no_build)
 

@@ -41,6 +41,9 @@ def plan(report: Report) -> List[FixAction]:
             if key not in seen:
                 seen.add(key)
                 actions.append(action)
+    probe = report.get("rasterizer-build")
+    if probe is not None and probe.status.value in ("warn", "fail"):  # the build probe failed: building would too
+        actions = [a for a in actions if a.kind != "build-rasterizer"]
     removed_dirs = [Path(a.args["path"]) for a in actions if a.kind == "remove-path"]
     actions = [a for a in actions if not (a.kind == "remove-path" and
                                           any(_inside(Path(a.args["path"]), d) for d in removed_dirs))]

@@ -9,7 +9,11 @@ worker (`rasterizer_status`, `patches_status`, `rasterizer_build_probe`) may imp
 from __future__ import annotations
 
 import importlib
+import os
+from dataclasses import asdict
 from typing import Any, Dict, Optional
+
+from decaenv.errors import DecaenvError
 
 
 def _missing(module: str, exc: BaseException) -> Dict[str, Any]:
@@ -17,171 +21,133 @@ def _missing(module: str, exc: BaseException) -> Dict[str, Any]:
 
 
 # -- rasterizer (worker side) -------------------------------------------------------------------------------
+RASTER_BACKENDS = ("cuda", "cpu", "pytorch3d", "torch")
+
+
 def rasterizer_status() -> Dict[str, Any]:
-    """Usable rasterizer backends and the automatic choice per device.
+    """Usable rasterizer backends, the automatic choice per device and the compiled extension's state.
 
     Returns:
-        {"api": bool, "backends": {name: {"usable": bool, "reason": str}}, "choice": {"cpu": name, "cuda": name}}
-        with names "cuda-ext", "cpu-ext", "pytorch3d", "torch" (pure torch).
+        {"api": bool, "backends": {name: {"usable", "reason"}}, "choice": {"cpu": name, "cuda": name|None},
+         "reasons": {device: why}, "extension": {...}} with the rasterizer package's backend names
+        ("cuda", "cpu" = compiled extension, "pytorch3d", "torch" = pure PyTorch).
     """
     import torch
 
     try:
-        module = importlib.import_module("decaenv.runtime.rasterizer")
+        from decaenv.runtime.rasterizer import backends, extension
     except ImportError as exc:
         status = _missing("decaenv.runtime.rasterizer", exc)
         status["backends"] = {"torch": {"usable": True, "reason": "pure torch (always available with torch)"}}
         status["choice"] = {"cpu": "torch", "cuda": "torch" if torch.cuda.is_available() else None}
         return status
-    return _describe_rasterizer(module, torch)
-
-
-def _describe_rasterizer(module: Any, torch: Any) -> Dict[str, Any]:
-    backends: Dict[str, Dict[str, Any]] = {}
-    available = getattr(module, "available_backends", None)
-    listed = available() if callable(available) else {}
-    if isinstance(listed, dict):
-        for name, value in listed.items():
-            usable = bool(value if not isinstance(value, dict) else value.get("usable", True))
-            reason = value.get("reason", "") if isinstance(value, dict) else str(value)
-            backends[str(name)] = {"usable": usable, "reason": reason}
-    else:
-        for name in listed or ():
-            backends[str(name)] = {"usable": True, "reason": ""}
-    status = getattr(module, "extension_status", None)
-    ext = status() if callable(status) else None
-    choice: Dict[str, Optional[str]] = {}
-    choose = getattr(module, "choose_backend", None)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    table: Dict[str, Dict[str, Any]] = {}
+    for name in RASTER_BACKENDS:
+        answers = [backends.availability(name, d) for d in (["cuda"] if name == "cuda" else devices)]
+        usable = any(ok for ok, _why in answers)
+        table[name] = {"usable": usable, "reason": next((why for ok, why in answers if ok == usable), "")}
+    choice, reasons = {"cpu": None, "cuda": None}, {}
     for device in devices:
-        if callable(choose):
-            picked = choose(device, "auto")
-            name = picked[0] if isinstance(picked, (tuple, list)) else picked
-            choice[device] = str(getattr(name, "name", name))
-    return {"api": True, "backends": backends, "choice": choice,
-            "extension": ext if isinstance(ext, (dict, str, type(None))) else repr(ext)}
+        picked = backends.choose_backend(device, "auto")
+        choice[device], reasons[device] = picked.name, picked.reason
+    return {"api": True, "backends": table, "choice": choice, "reasons": reasons,
+            "extension": _extension_summary(extension.extension_status())}
 
 
-def rasterizer_build_probe(scratch: str) -> Optional[Dict[str, Any]]:
-    """Build decaenv's real rasterizer sources into `scratch` (worker side), or None when the rasterizer
-    package has no build API that accepts a scratch folder (the minimal probe is used instead)."""
+def _extension_summary(status: Any) -> Dict[str, Any]:
+    variants = {name: {"built": v.built, "usable": v.usable, "problem": v.problem, "path": v.path}
+                for name, v in status.variants.items()}
+    last = status.last_error or {}
+    diagnosis = last.get("diagnosis") or {}
+    return {"summary": status.summary(), "built": status.built, "variants": variants, "key": status.key,
+            "build_root": status.build_root, "load_error": status.load_error,
+            "build_in_progress": status.build_in_progress,
+            "last_error": {"variant": last.get("variant"), "at": last.get("at"), "log": last.get("log"),
+                           "cause": diagnosis.get("cause"), "fix": diagnosis.get("fix"),
+                           "first_error": diagnosis.get("first_error")} if last else None}
+
+
+def rasterizer_build_probe(scratch: str, timeout: float = 400.0) -> Optional[Dict[str, Any]]:
+    """Build decaenv's real rasterizer sources into `scratch` with the rasterizer package's own build (worker
+    side): CPU, plus CUDA when torch has CUDA and a toolkit is found. None when that package is absent (the
+    doctor's minimal probe is built instead). Nothing is written outside `scratch`."""
     try:
-        module = importlib.import_module("decaenv.runtime.rasterizer.build")
+        from decaenv.runtime.rasterizer.builder import build
     except ImportError:
         return None
-    probe = getattr(module, "build_probe", None)
-    return probe(scratch) if callable(probe) else None
+    result = build(root=scratch, timeout=timeout, lock_timeout=60.0)
+    out: Dict[str, Any] = {"sources": "decaenv's rasterizer (decaenv/runtime/csrc)", "api": True, "cuda": None,
+                           "cuda_skipped": None, "compiler": os.environ.get("CXX", "c++")}
+    for variant in result.variants:
+        diagnosis = asdict(variant.diagnosis) if variant.diagnosis is not None else None
+        if variant.status == "skipped":
+            out[f"{variant.variant}_skipped"] = diagnosis["cause"] if diagnosis else "skipped"
+            continue
+        out[variant.variant] = {"target": variant.variant, "ok": variant.ok, "status": variant.status,
+                                "seconds": variant.seconds, "diagnosis": diagnosis,
+                                "verification": _verification_line(variant.verification),
+                                "log": _tail(variant.log)}
+    return out
+
+
+def _verification_line(verification: Dict[str, Any]) -> str:
+    checks = verification.get("checks") if isinstance(verification, dict) else None
+    if not checks:
+        return ""
+    parts = [f"{c.get('device')}: {c.get('detail') or ('identical' if c.get('identical') else 'differs')}"
+             for c in checks]
+    return "checked against the reference rasterizer — " + "; ".join(parts)
+
+
+def _tail(path: Optional[str], limit: int = 20000) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return ""
+    return text[-limit:]
 
 
 # -- compatibility shims (worker side) ----------------------------------------------------------------------
 def patches_status() -> Dict[str, Any]:
-    """Each shim of `decaenv.patches.registry`: id, reason, link, needed (its predicate here), active."""
+    """Each shim of `decaenv.patches.registry`: id, reason, link, state (needed / not needed / active)."""
     try:
-        registry = importlib.import_module("decaenv.patches.registry")
+        from decaenv.patches.registry import status_all
     except ImportError as exc:
         return _missing("decaenv.patches", exc)
     rows = []
-    for patch in _iter_patches(registry):
-        row = {"id": str(getattr(patch, "id", patch)), "reason": str(getattr(patch, "reason", "")),
-               "link": getattr(patch, "link", None)}
-        try:
-            applies = getattr(patch, "applies", None)
-            row["needed"] = bool(applies()) if callable(applies) else None
-        except Exception as exc:  # noqa: BLE001 - a broken predicate is reported, not fatal
-            row["needed"], row["error"] = None, f"{type(exc).__name__}: {exc}"
-        active = getattr(registry, "is_active", None)
-        row["active"] = bool(active(row["id"])) if callable(active) else None
-        rows.append(row)
+    for st in status_all():
+        rows.append({"id": st.id, "title": st.title, "reason": st.reason, "link": st.link, "package": st.package,
+                     "version": st.version, "state": st.state, "detail": st.detail,
+                     "needed": st.state != "not needed", "active": st.state == "active"})
     return {"api": True, "patches": rows}
-
-
-def _iter_patches(registry: Any):
-    for name in ("PATCHES", "REGISTRY", "patches"):
-        value = getattr(registry, name, None)
-        if value is not None:
-            return list(value.values()) if isinstance(value, dict) else list(value)
-    for name in ("all_patches", "all", "list_patches"):
-        func = getattr(registry, name, None)
-        if callable(func):
-            return list(func())
-    return []
 
 
 # -- data manifest (doctor process; no torch) ---------------------------------------------------------------
 def manifest_status(data_dir: str) -> Dict[str, Any]:
-    """Verify the manifest's files in `data_dir` with the fetch package's own verification.
+    """Verify every manifest file in `data_dir` with `decaenv.fetch`'s own `verify_entry` (size and sha256;
+    hashes come from its stat-keyed cache, so repeated calls are cheap).
 
     Returns:
         {"api": True, "files": [{"id", "dest", "status", "detail", "kind", "required"}]} or {"api": False, ...};
-        status is one of present/verified/missing/size-mismatch/hash-mismatch/hash-unknown.
+        status is one of verified/present/missing/size-mismatch/hash-mismatch/hash-unknown/invalid.
     """
     try:
-        manifest_mod = importlib.import_module("decaenv.fetch.manifest")
+        from decaenv.fetch.manifest import load_manifest
+        from decaenv.fetch.status import verify_entry
     except ImportError as exc:
         return _missing("decaenv.fetch", exc)
-    verify = _find_verifier()
-    if verify is None:
-        return {"api": False, "reason": "decaenv.fetch has no per-file verification function yet"}
-    manifest = manifest_mod.load_manifest()
+    try:
+        manifest = load_manifest()
+    except DecaenvError as exc:
+        return {"api": True, "error": exc.one_line(), "files": []}
     files = []
-    for entry in getattr(manifest, "files", manifest):
-        result = verify(entry, data_dir)
-        files.append(_normalise_verification(entry, result))
-    return {"api": True, "files": files}
-
-
-def _find_verifier():
-    for module_name, func in (("decaenv.fetch.verify", "verify_file"), ("decaenv.fetch.manifest", "verify_file"),
-                              ("decaenv.fetch.store", "verify_file"), ("decaenv.fetch", "verify_file")):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        if callable(getattr(module, func, None)):
-            return getattr(module, func)
-    return None
-
-
-def _normalise_verification(entry: Any, result: Any) -> Dict[str, Any]:
-    def pick(obj: Any, *names: str, default: Any = None) -> Any:
-        for name in names:
-            if isinstance(obj, dict) and name in obj:
-                return obj[name]
-            if hasattr(obj, name):
-                return getattr(obj, name)
-        return default
-
-    status = pick(result, "status", default=result)
-    status = str(getattr(status, "value", status)).replace("_", "-")
-    return {"id": str(pick(entry, "id", default="?")), "dest": str(pick(entry, "dest", default="?")),
-            "status": status, "detail": str(pick(result, "detail", "message", default="") or ""),
-            "kind": str(pick(pick(entry, "source", default={}), "kind", default="") or ""),
-            "required": bool(pick(entry, "required", default=True))}
-
-
-# -- actions for --fix (doctor process) ---------------------------------------------------------------------
-def fetch_files(ids, data_dir: str) -> str:
-    """Fetch manifest files by id with the fetch package; returns a one-line summary."""
-    try:
-        module = importlib.import_module("decaenv.fetch")
-    except ImportError as exc:
-        raise RuntimeError(f"decaenv.fetch is not part of this decaenv ({exc})") from exc
-    for name in ("fetch_files", "fetch_all", "fetch"):
-        func = getattr(module, name, None)
-        if callable(func):
-            result = func(list(ids), data_dir=data_dir)
-            return str(getattr(result, "summary", None) or f"fetched {', '.join(ids)}")
-    raise RuntimeError("decaenv.fetch offers no fetch function")
-
-
-def build_rasterizer(cuda: bool) -> str:
-    """Build decaenv's rasterizer extension with the rasterizer package's build API; one-line summary."""
-    try:
-        module = importlib.import_module("decaenv.runtime.rasterizer")
-    except ImportError as exc:
-        raise RuntimeError(f"decaenv.runtime.rasterizer is not part of this decaenv ({exc})") from exc
-    build = getattr(module, "build", None)
-    if not callable(build):
-        raise RuntimeError("decaenv.runtime.rasterizer offers no build()")
-    result = build(cpu=True, cuda=cuda, verbose=False)
-    return str(getattr(result, "summary", None) or result)
+    for entry in manifest.entries:
+        st = verify_entry(entry, data_dir, level="hash")
+        kind = "manual" if entry.manual_only else (entry.sources[0].kind if entry.sources else "")
+        files.append({"id": entry.id, "dest": entry.dest, "status": st.status, "detail": st.detail,
+                      "kind": kind, "required": bool(entry.default)})
+    return {"api": True, "files": files, "manifest": getattr(manifest, "origin", "")}

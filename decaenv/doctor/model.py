@@ -234,6 +234,8 @@ class Report:
     Attributes:
         checks: the checks that were run, in display order (category order, then registry order).
         results: id -> result (same keys as `checks`).
+        requirements: results of checks run only because a shown check requires them (not displayed, but
+            they count for the verdict: a failed hidden requirement is still a problem).
         environment: short facts for the header (python, platform, torch, gpus, data dir).
         options: how the doctor was run (strict, no_build, selected ids).
         elapsed: wall-clock seconds of the whole run.
@@ -241,9 +243,14 @@ class Report:
 
     checks: List[Check]
     results: Dict[str, CheckResult]
+    requirements: Dict[str, CheckResult] = field(default_factory=dict)
     environment: Dict[str, Any] = field(default_factory=dict)
     options: Dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
+
+    def get(self, check_id: str) -> Optional[CheckResult]:
+        """A shown or hidden (requirement) result by id."""
+        return self.results.get(check_id) or self.requirements.get(check_id)
 
     def rows(self) -> List[Tuple[Check, CheckResult]]:
         """(check, result) pairs in display order."""

@@ -124,7 +124,7 @@ def build_section(common: Dict[str, Any]) -> Dict[str, Any]:
 
     scratch = tempfile.mkdtemp(prefix="decaenv-build-probe-")
     try:
-        real = integrations.rasterizer_build_probe(scratch)
+        real = integrations.rasterizer_build_probe(scratch, timeout=float(common.get("build_timeout", 400.0)))
         if real is not None:
             return real
         cuda_home = getattr(cpp_extension, "CUDA_HOME", None)

@@ -278,18 +278,26 @@ def numpy_section(common: Dict[str, Any]) -> Dict[str, Any]:
 
 def flame_selftest_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """Prove decaenv reads a chumpy-style FLAME pickle here with chumpy made unimportable."""
-    import tempfile
-
     import numpy as np
 
     from decaenv.loaders.flame import load_flame
     from decaenv.synthetic.flame import ChumpyCh
     from decaenv.synthetic.legacy_pickle import dumps
 
-    for name in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]:
-        del sys.modules[name]
+    saved = {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]}
     sys.modules["chumpy"] = None  # any `import chumpy` now raises ImportError
     sys.modules["chumpy.ch"] = None
+    try:
+        return _read_tiny_flame(np, load_flame, ChumpyCh, dumps)
+    finally:  # later sections (the chumpy probe) must see the real import system again
+        for name in ("chumpy", "chumpy.ch"):
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def _read_tiny_flame(np, load_flame, ChumpyCh, dumps) -> Dict[str, Any]:
+    import tempfile
+
     model = _tiny_flame(np, ChumpyCh)
     impersonate = {id(ChumpyCh): ("chumpy.ch", "Ch"), id(_FakeCsc): ("scipy.sparse.csc", "csc_matrix")}
     start = time.perf_counter()

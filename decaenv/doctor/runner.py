@@ -93,7 +93,9 @@ class Runner:
         self._schedule(order, cached, results)
         if self.cache is not None:
             self.cache.save()
+        shown_ids = {c.id for c in shown}
         return Report(checks=list(shown), results={c.id: results[c.id] for c in shown},
+                      requirements={c.id: results[c.id] for c in needed if c.id not in shown_ids},
                       options={"selected": list(names), "no_build": self.ctx.no_build},
                       elapsed=time.perf_counter() - started)
 

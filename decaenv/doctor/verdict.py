@@ -12,8 +12,9 @@ from typing import List, Optional
 
 from decaenv.doctor.model import Report, Status
 
-BACKEND_NAMES = {"cuda-ext": "the CUDA rasterizer", "cpu-ext": "the compiled CPU rasterizer",
-                 "pytorch3d": "the pytorch3d rasterizer", "torch": "the pure-torch rasterizer"}
+BACKEND_NAMES = {"cuda": "the CUDA rasterizer", "cpu": "the compiled CPU rasterizer",
+                 "pytorch3d": "the pytorch3d rasterizer", "torch": "the pure-torch rasterizer",
+                 "reference": "the reference rasterizer"}
 
 
 @dataclass
@@ -39,12 +40,12 @@ class Verdict:
 
 
 def _device_and_backend(report: Report):
-    cuda = report.results.get("torch-cuda")
-    raster = report.results.get("rasterizer")
+    cuda = report.get("torch-cuda")
+    raster = report.get("rasterizer")
     if raster is None or raster.status not in (Status.OK, Status.WARN):
         return None, None
     device = "cuda" if cuda is not None and cuda.data.get("usable_gpus") else "cpu"
-    arch = report.results.get("torch-gpu-arch")
+    arch = report.get("torch-gpu-arch")
     if device == "cuda" and arch is not None and arch.status is Status.FAIL:
         device = "cpu"
     backend = (raster.data.get("choice") or {}).get(device)
@@ -53,7 +54,7 @@ def _device_and_backend(report: Report):
 
 def compute_verdict(report: Report) -> Verdict:
     """Derive the verdict from a report's results (all of them, shown or not)."""
-    rows = list(report.results.items())
+    rows = list(report.results.items()) + list(report.requirements.items())
     problems = [cid for cid, r in rows if r.status.is_problem]
     warnings = [cid for cid, r in rows if r.status is Status.WARN]
     unchecked = [cid for cid, r in rows if r.status.could_not_check]
@@ -65,7 +66,8 @@ def compute_verdict(report: Report) -> Verdict:
     device, backend = _device_and_backend(report)
     tail = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""
     if device is None:
-        line = f"ready: {len(rows)} check{'s' if len(rows) != 1 else ''} passed{tail}"
+        shown = len(report.results)
+        line = f"ready: {shown} check{'s' if shown != 1 else ''} passed{tail}"
     else:
         line = f"ready: {device.upper()} with {BACKEND_NAMES.get(backend or '', backend or 'no rasterizer')}{tail}"
     return Verdict(True, line, device, backend, problems, warnings, unchecked)

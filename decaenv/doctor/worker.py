@@ -48,13 +48,13 @@ SECTION_SPECS: Dict[str, SectionSpec] = {
     "torch-load": SectionSpec("torch", "import"),
     "rasterizer": SectionSpec("torch", "import"),
     "pytorch3d": SectionSpec("torch", "import"),
-    "compat": SectionSpec("torch", "import"),
     # face_alignment pulls numba/cv2 (slow, and the classic libGL failure): its own process.
     "face-alignment": SectionSpec("face-alignment", "import"),
     # numpy-level probes; chumpy last because importing it may leave a half-imported package behind.
     "numpy": SectionSpec("numpy", "import"),
     "flame-selftest": SectionSpec("numpy", "import"),
     "runtime-packages": SectionSpec("numpy", "import"),
+    "compat": SectionSpec("numpy", "import"),
     "chumpy": SectionSpec("numpy", "import"),
     # The user's files, each in its own process.
     "flame-load": SectionSpec("flame-load", "data"),

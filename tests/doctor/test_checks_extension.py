@@ -89,11 +89,34 @@ def test_rasterizer_backends():
                 "backends": {"torch": {"usable": True, "reason": "pure torch"}}, "choice": {"cpu": "torch", "cuda": None}}
     result = extension.check_rasterizer(_ctx(sections={"rasterizer": fallback}))
     assert result.status is Status.OK and result.summary == "CPU: the pure-torch rasterizer"
-    full = {"api": True, "backends": {"cpu-ext": {"usable": True}, "cuda-ext": {"usable": True},
-                                      "torch": {"usable": True}}, "choice": {"cpu": "cpu-ext", "cuda": "cuda-ext"}}
-    assert "CUDA: the CUDA rasterizer" in extension.check_rasterizer(_ctx(sections={"rasterizer": full})).summary
+    full = {"api": True, "backends": {"cpu": {"usable": True}, "cuda": {"usable": True}, "torch": {"usable": True}},
+            "choice": {"cpu": "cpu", "cuda": "cuda"}, "extension": {"summary": "built (cpu, cuda)", "built": True}}
+    result = extension.check_rasterizer(_ctx(sections={"rasterizer": full}))
+    assert result.summary == "CPU: the compiled CPU rasterizer; CUDA: the CUDA rasterizer" and not result.fixes
     none = {"api": True, "backends": {"torch": {"usable": False, "reason": "broken"}}, "choice": {}}
     assert extension.check_rasterizer(_ctx(sections={"rasterizer": none})).status is Status.FAIL
+
+
+def _raster(ext):
+    return {"rasterizer": {"api": True, "backends": {"cpu": {"usable": False, "reason": "not built"},
+                                                     "torch": {"usable": True}},
+                           "choice": {"cpu": "torch", "cuda": None}, "extension": ext}}
+
+
+def test_rasterizer_extension_states():
+    not_built = extension.check_rasterizer(_ctx(sections=_raster({"summary": "not built (run `decaenv build`)",
+                                                                   "built": False, "variants": {}})))
+    assert not_built.status is Status.OK and "decaenv build" in not_built.summary
+    assert not_built.fixes[0].kind == "build-rasterizer"
+    stale = extension.check_rasterizer(_ctx(sections=_raster({
+        "summary": "x", "built": False, "variants": {"cpu": {"built": True, "usable": False,
+                                                             "problem": "the cpu build is from other decaenv sources"}}})))
+    assert stale.status is Status.WARN and "other decaenv sources" in stale.summary
+    failed_before = extension.check_rasterizer(_ctx(sections=_raster({
+        "summary": "not built", "built": False, "variants": {}, "build_in_progress": None,
+        "last_error": {"cause": "the host compiler is newer than this nvcc supports", "fix": "install gcc 11",
+                       "log": "/b/build-cuda.log"}})))
+    assert any("last `decaenv build` failed: the host compiler" in d for d in failed_before.details)
 
 
 GCC_TOO_NEW_LOG = """[1/3] /usr/local/cuda/bin/nvcc -c k.cu -o k.cuda.o
@@ -117,6 +140,13 @@ def test_build_probe_outcomes():
     assert result.status is Status.WARN and "host gcc is newer" in result.summary
     assert result.data["cause"] == "gcc-too-new" and result.fm == ("FM03",)
     assert "unsupported GNU version" in result.data["first_error"]
+    theirs = dict(good, sources="decaenv csrc", cpu={"target": "cpu", "ok": False, "seconds": 9.0, "log": "...",
+                  "diagnosis": {"cause_id": "aten-api", "cause": "the source uses a removed ATen API",
+                                "fix": "use .scalar_type()", "first_error": "k.cu(244): error: no suitable conversion",
+                                "failure_mode": "FM05"}})
+    result = extension.check_build(_ctx(sections={"build": theirs}))
+    assert result.data["cause"] == "aten-api" and result.fm == ("FM05",)
+    assert result.remediation.text == "use .scalar_type()"
 
 
 @pytest.mark.parametrize("answer, status, text", [

@@ -74,11 +74,15 @@ def test_numpy_remediation_uses_the_probed_interpreter():
     ({"installed": True, "importable": False, "version": "0.70", "cause": "getargspec",
       "error": "AttributeError: module 'inspect' has no attribute 'getargspec'"}, Status.WARN, "getargspec"),
     ({"installed": True, "importable": False, "version": "0.70", "cause": "numpy-alias",
-      "error": "ImportError: cannot import name 'bool' from 'numpy'"}, Status.WARN, "numpy >= 1.24"),
+      "error": "ImportError: cannot import name 'bool' from 'numpy' (/v/numpy/__init__.py)"}, Status.WARN,
+     "does not import: ImportError: cannot import name 'bool' from 'numpy'"),
 ])
 def test_chumpy(answer, status, text):
     result = _run(python_pkgs.check_chumpy, sections={"chumpy": answer})
     assert result.status is status and text in result.summary
+    assert "/v/numpy" not in result.summary
+    if answer.get("cause"):
+        assert python_pkgs.CHUMPY_CAUSES[answer["cause"]] == result.details[0]
 
 
 def test_flame_loader():

@@ -30,6 +30,16 @@ def test_plan_deduplicates_drops_nested_removals_and_orders_package_changes_last
     assert [a.description for a in actions] == ["partial", "install ninja"]
 
 
+def test_no_build_action_when_the_build_probe_failed():
+    from decaenv.doctor.model import warn
+
+    report = _report([FixAction("build-rasterizer", "build", {})])
+    assert [a.kind for a in plan(report)] == ["build-rasterizer"]
+    report.checks.append(Check("rasterizer-build", "b", "extension", lambda c: None))
+    report.results["rasterizer-build"] = warn("the CPU extension does not build: gcc too new")
+    assert plan(report) == []
+
+
 def test_is_removable_fence(tmp_path):
     root = tmp_path / "torch_extensions"
     (root / "ext").mkdir(parents=True)

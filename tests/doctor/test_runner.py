@@ -115,6 +115,14 @@ def test_selection_shows_only_requested_but_runs_requirements():
     assert list(report.results) == ["top"] and sorted(calls) == ["base", "top"]
 
 
+def test_a_failed_hidden_requirement_still_makes_the_verdict_not_ready():
+    reg = _registry(("base", lambda ctx: fail("torch missing"), {}),
+                    ("top", lambda ctx: ok("never"), {"requires": ("base",)}))
+    report = Runner(reg, make_context()).run(["top"])
+    assert list(report.results) == ["top"] and report.requirements["base"].status is Status.FAIL
+    assert compute_verdict(report).line == "not ready: 1 problem (base)"
+
+
 def test_fm_ids_are_filled_from_the_check():
     reg = Registry()
     reg.add(Check("x", "X", "python", lambda ctx: fail("no"), fm=("FM06",)))
@@ -184,7 +192,7 @@ def test_verdict_lines_and_strict_exit_codes():
     v = compute_verdict(cpu)
     assert v.line == "ready: CPU with the pure-torch rasterizer" and exit_code(v) == 0
     gpu = report_with(**{"torch-cuda": ok("gpu", data={"usable_gpus": 1}),
-                         "rasterizer": ok("r", data={"choice": {"cpu": "cpu-ext", "cuda": "cuda-ext"}}),
+                         "rasterizer": ok("r", data={"choice": {"cpu": "cpu", "cuda": "cuda"}}),
                          "ninja": warn("meh")})
     v = compute_verdict(gpu)
     assert v.line == "ready: CUDA with the CUDA rasterizer (1 warning)"

@@ -20,9 +20,9 @@ def check_compat(ctx) -> CheckResult:
     details = []
     broken = []
     for row in rows:
-        needed = {True: "needed", False: "not needed", None: "unknown"}[row.get("needed")]
-        active = {True: ", active", False: "", None: ""}[row.get("active")]
-        line = f"{row['id']}: {needed}{active}" + (f" — {row['reason']}" if row.get("reason") else "")
+        state = row.get("state") or {True: "needed", False: "not needed", None: "unknown"}[row.get("needed")]
+        why = row.get("detail") or row.get("reason")
+        line = f"{row['id']}: {state}" + (f" ({why})" if why else "")
         if row.get("error"):
             broken.append(row["id"])
             line += f" (predicate failed: {row['error']})"

@@ -226,6 +226,9 @@ def check_data_files(ctx) -> CheckResult:
     status = integrations.manifest_status(str(ctx.data_dir))
     if not status.get("api"):
         return skip(f"not checked: {status.get('reason')}")
+    if status.get("error"):
+        return fail(f"the data manifest cannot be read: {status['error']}", data={"files": []},
+                    remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.", "unset DECAENV_MANIFEST"))
     files = [f for f in status["files"] if f["dest"] not in SKIP_DESTS]
     bad = [f for f in files if f["status"] not in ("present", "verified", "hash-unknown") and f["required"]]
     optional = [f for f in files if f["status"] == "missing" and not f["required"]]

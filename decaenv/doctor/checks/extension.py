@@ -14,10 +14,9 @@ from decaenv.doctor.checks._common import python_cmd, torch_build
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
 from decaenv.doctor.registry import check
 from decaenv.doctor.toolchain_facts import torch_build_from_file
+from decaenv.doctor.verdict import BACKEND_NAMES
 
 STALE_LOCK_S = 600  # a lock older than this is not a build in progress
-BACKEND_NAMES = {"cuda-ext": "the CUDA rasterizer", "cpu-ext": "the compiled CPU rasterizer",
-                 "pytorch3d": "the pytorch3d rasterizer", "torch": "the pure-torch rasterizer"}
 
 
 def extension_root(ctx) -> Tuple[str, Optional[str]]:
@@ -183,22 +182,40 @@ def check_extension_cache(ctx) -> CheckResult:
        cause="DECA's default rasterizer is a CUDA-only JIT extension; when it cannot build there is no fallback.",
        fix="decaenv picks a backend that works here (compiled CPU/CUDA extension, pytorch3d, or pure torch).")
 def check_rasterizer(ctx) -> CheckResult:
-    """Which rasterizer backends are usable, and the automatic choice per device."""
+    """Which rasterizer backends are usable, the automatic choice per device, the compiled extension's state."""
     info = ctx.section("rasterizer")
     backends = info.get("backends", {})
-    choice = info.get("choice", {})
+    choice = {d: n for d, n in info.get("choice", {}).items() if n}
     usable = [n for n, b in backends.items() if b.get("usable")]
     details = [f"{name}: {'usable' if b.get('usable') else 'not usable'}{' — ' + b['reason'] if b.get('reason') else ''}"
                for name, b in backends.items()]
+    details += [f"auto on {d}: {n} ({info.get('reasons', {}).get(d, '')})" for d, n in choice.items()]
     if not info.get("api"):
         details.append(info.get("reason", ""))
-    data = {"api": info.get("api", False), "usable": usable, "choice": choice}
+    ext = info.get("extension") or {}
+    data = {"api": info.get("api", False), "usable": usable, "choice": choice, "extension": ext.get("summary")}
     if not usable:
         return fail("no usable rasterizer backend", details, data=data,
                     remediation=fix_it("Reinstall decaenv; the pure-torch rasterizer needs only torch.",
                                        hints.pip_install(python_cmd(ctx), "decaenv", extra="--force-reinstall")))
-    parts = [f"{device.upper()}: {BACKEND_NAMES.get(name, name)}" for device, name in choice.items() if name]
-    return ok("; ".join(parts) or f"usable: {', '.join(usable)}", details, data=data)
+    summary = "; ".join(f"{device.upper()}: {BACKEND_NAMES.get(name, name)}" for device, name in choice.items())
+    if ext:
+        details.append(f"compiled extension: {ext.get('summary')} (builds in {ext.get('build_root')})")
+        last = ext.get("last_error")
+        if last and last.get("cause"):
+            details.append(f"last `decaenv build` failed: {last['cause']} — {last.get('fix')} (log: {last.get('log')})")
+        if ext.get("build_in_progress"):
+            details.append(f"a build is running: {ext['build_in_progress']}")
+    broken = [v for v in (ext.get("variants") or {}).values() if v.get("built") and not v.get("usable")]
+    if broken or (ext.get("built") and ext.get("load_error")):
+        why = broken[0]["problem"] if broken else ext["load_error"]
+        return warn(f"{summary}; the compiled rasterizer is not usable: {why}", details, data=data,
+                    fixes=(FixAction("build-rasterizer", "rebuild the compiled rasterizer", {}),),
+                    remediation=fix_it("Rebuild it for these sources and this torch.", "decaenv build"))
+    if ext and not ext.get("built") and not ext.get("build_in_progress"):
+        return ok(f"{summary} (build the faster compiled rasterizer: `decaenv build`)", details, data=data,
+                  fixes=(FixAction("build-rasterizer", "build the compiled rasterizer (`decaenv build`)", {}),))
+    return ok(summary or f"usable: {', '.join(usable)}", details, data=data)
 
 
 @check("rasterizer-build", title="Rasterizer build probe", category="extension", requires=("torch",),
@@ -228,20 +245,34 @@ def check_build(ctx) -> CheckResult:
             failed.append(r)
     if info.get("cuda_skipped"):
         details.append(f"cuda: not attempted ({info['cuda_skipped']})")
+    details += [f"{r['target']}: {r['verification']}" for r in results if r.get("verification")]
     if not failed:
         targets = " and ".join(r["target"].upper() for r in results)
         verb = "extensions build and run" if len(results) > 1 else "extension builds and runs"
         return ok(f"{targets} {verb} ({sum(r.get('seconds', 0) for r in results):.0f} s)", details, data=data)
     first = failed[0]
-    diagnosis = build_causes.diagnose(first.get("log", "") + "\n" + first.get("error", ""))
-    data.update({"cause": diagnosis.cause.id if diagnosis.cause else None, "first_error": diagnosis.first_error})
-    cause = diagnosis.cause
-    summary = (f"the {first['target'].upper()} extension does not build: {cause.cause}" if cause
-               else f"the {first['target'].upper()} extension does not build ({diagnosis.first_error or first.get('error', '')[:160]})")
-    details += [f"first error: {diagnosis.first_error}"] + first.get("log", "").strip().splitlines()[-15:]
-    return warn(summary + "; the pure-torch rasterizer is used instead", details, data=data,
-                fm=tuple(cause.fm) if cause else (),
-                remediation=fix_it(cause.fix if cause else "Read the first error above; rerun with -v for the log tail."))
+    cause_id, cause, fix, first_error, fm = _diagnosis(first)
+    data.update({"cause": cause_id, "first_error": first_error})
+    target = first["target"].upper()
+    summary = (f"the {target} extension does not build: {cause}" if cause
+               else f"the {target} extension does not build ({first_error or first.get('error', '')[:160]})")
+    details += [f"first error: {first_error}"] + first.get("log", "").strip().splitlines()[-15:]
+    return warn(summary + "; the pure-torch rasterizer is used instead", details, data=data, fm=fm,
+                remediation=fix_it(fix or "Read the first error above; rerun with -v for the log tail."))
+
+
+def _diagnosis(entry: dict):
+    """(cause id, cause, fix, first error line, FM ids) of a failed build: the rasterizer package's own
+    diagnosis when it built the real sources, else decaenv.doctor.build_causes on the minimal probe's log."""
+    given = entry.get("diagnosis")
+    if given and given.get("cause_id") not in (None, "unknown"):
+        fm = (given["failure_mode"],) if given.get("failure_mode") else ()
+        return given["cause_id"], given.get("cause"), given.get("fix"), given.get("first_error"), fm
+    found = build_causes.diagnose(entry.get("log", "") + "\n" + entry.get("error", ""))
+    if found.cause is None:
+        first = (given or {}).get("first_error") or found.first_error
+        return None, None, None, first, ()
+    return found.cause.id, found.cause.cause, found.cause.fix, found.first_error, tuple(found.cause.fm)
 
 
 @check("pytorch3d", title="pytorch3d (optional)", category="extension", requires=("torch",),

@@ -4,6 +4,7 @@ gdown. Every import happens in the probe worker."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Dict, List
 
 from decaenv.doctor import hints
@@ -65,8 +66,9 @@ def check_chumpy(ctx) -> CheckResult:
     if info.get("importable"):
         return ok(f"chumpy {version} imports (decaenv does not need it)", data={"installed": True, "version": version})
     cause = info.get("cause", "other")
-    return warn(f"chumpy {version} is installed but cannot be imported: {CHUMPY_CAUSES[cause]}",
-                [info.get("error", ""), info.get("where", "")], data={"installed": True, "cause": cause},
+    error = re.sub(r" \((/|[A-Za-z]:\\)[^)]*\)", "", info.get("error", ""))  # drop "(/path/numpy/__init__.py)"
+    return warn(f"chumpy {version} is installed but does not import: {error}",
+                [CHUMPY_CAUSES[cause], info.get("where", "")], data={"installed": True, "cause": cause, "error": error},
                 remediation=fix_it("decaenv does not need chumpy, so this only affects other code (e.g. DECA's "
                                    "original FLAME.py). To make chumpy importable use Python <= 3.10 with "
                                    "numpy<1.24, or leave it and use decaenv's loader.",
