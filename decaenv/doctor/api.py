@@ -111,7 +111,8 @@ def environment_summary(ctx, report: Report) -> Dict[str, object]:
         env["cuda"] = torch_result.data.get("cuda")
     cuda_result = ctx.results.get("torch-cuda")
     if cuda_result is not None:
-        env["gpus"] = [f"{g['name']} (sm_{g['capability'][0]}{g['capability'][1]})" for g in cuda_result.data.get("gpus", [])]
+        env["gpus"] = [f"{g['name']} (sm_{g['capability'][0]}{g['capability'][1]})"
+                       for g in cuda_result.data.get("gpus", [])]
     return env
 
 
@@ -132,7 +133,8 @@ def selftest_gate() -> str:
         cid, result = blockers[0]
         hint = None
         if result.remediation:
-            hint = result.remediation.text + (f" `{result.remediation.commands[0]}`" if result.remediation.commands else "")
+            commands = result.remediation.commands
+            hint = result.remediation.text + (f" `{commands[0]}`" if commands else "")
         others = f" (and {len(blockers) - 1} more)" if len(blockers) > 1 else ""
         raise DecaenvError(f"the CPU path cannot run here: {cid}: {result.summary}{others}", hint=hint)
     problems = [cid for cid, r in run.report.results.items() if r.status.is_problem]

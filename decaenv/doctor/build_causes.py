@@ -58,7 +58,8 @@ CAUSES: Tuple[BuildCause, ...] = (
     BuildCause("ninja-missing", r"Ninja is required to load C\+\+ extensions",
                "torch's JIT builds need ninja", "python -m pip install ninja (and have the venv's bin on PATH)",
                ("FM01",)),
-    BuildCause("msvc-missing", r"'where', 'cl'|Error checking compiler version for cl|cl\.exe\b.*(not found|not recognized)",
+    BuildCause("msvc-missing",
+               r"'where', 'cl'|Error checking compiler version for cl|cl\.exe\b.*(not found|not recognized)",
                "no MSVC compiler (cl.exe) on PATH", "install Visual Studio Build Tools (C++) and build from an "
                "'x64 Native Tools' prompt, or use the pure-torch rasterizer", ("FM08",)),
     BuildCause("python-headers", r"Python\.h: No such file or directory",

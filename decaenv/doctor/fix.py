@@ -108,7 +108,8 @@ class Fixer:
                 outcomes.append(FixOutcome(action, "planned", self.command(action)))
             else:
                 try:
-                    outcomes.append(FixOutcome(action, "done", getattr(self, "_" + action.kind.replace("-", "_"))(action)))
+                    handler = getattr(self, "_" + action.kind.replace("-", "_"))
+                    outcomes.append(FixOutcome(action, "done", handler(action)))
                 except Exception as exc:  # noqa: BLE001 - one failed action never stops the others
                     outcomes.append(FixOutcome(action, "failed", f"{type(exc).__name__}: {exc}"))
         return outcomes

@@ -8,7 +8,6 @@ worker (`rasterizer_status`, `patches_status`, `rasterizer_build_probe`) may imp
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import asdict
 from typing import Any, Dict, Optional

@@ -311,7 +311,8 @@ def _read_tiny_flame(np, load_flame, ChumpyCh, dumps) -> Dict[str, Any]:
             return {"ok": False, "error": _error_text(exc), "where": _last_frame(exc)}
     same = bool(np.array_equal(loaded.shapedirs, model["shapedirs"].x)
                 and np.array_equal(loaded.J_regressor, model["J_regressor"].dense))
-    return {"ok": same, "seconds": time.perf_counter() - start, "chumpy_imported": sys.modules.get("chumpy") is not None,
+    return {"ok": same, "seconds": time.perf_counter() - start,
+            "chumpy_imported": sys.modules.get("chumpy") is not None,
             "error": None if same else "arrays read back differ from those written"}
 
 

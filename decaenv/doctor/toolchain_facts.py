@@ -73,7 +73,9 @@ def max_gcc_for_cuda(cuda: Tuple[int, int]) -> Optional[int]:
 
 def _header_version(root: str) -> Optional[Tuple[int, int]]:
     """CUDA_VERSION from a toolkit's cuda.h (e.g. 12010 → (12, 1))."""
-    for path in [os.path.join(root, "include", "cuda.h")] + glob.glob(os.path.join(root, "targets", "*", "include", "cuda.h")):
+    paths = [os.path.join(root, "include", "cuda.h")]
+    paths += glob.glob(os.path.join(root, "targets", "*", "include", "cuda.h"))
+    for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:

@@ -20,7 +20,8 @@ def test_data_dir_ok_missing_readonly_and_full(tmp_path, monkeypatch):
     assert data.check_data_dir(_ctx(tmp_path)).status is Status.OK
     missing = data.check_data_dir(_ctx(tmp_path / "not" / "yet"))
     assert missing.status is Status.OK and "does not exist yet" in missing.summary
-    monkeypatch.setattr(data.shutil, "disk_usage", lambda p: collections.namedtuple("U", "total used free")(1, 1, 10**8))
+    usage = collections.namedtuple("U", "total used free")(1, 1, 10**8)
+    monkeypatch.setattr(data.shutil, "disk_usage", lambda p: usage)
     full = data.check_data_dir(_ctx(tmp_path))
     assert full.status is Status.FAIL and "GB free" in full.summary
     monkeypatch.setattr(data.os, "access", lambda p, mode: False)

@@ -77,7 +77,8 @@ def test_build_by_another_torch(tmp_path, cpu_torch):
 
 def test_clean_cache_and_path_with_spaces(tmp_path, cpu_torch):
     _ext(tmp_path / "ok", "good", ["good.so"])
-    assert extension.check_extension_cache(_ctx({"TORCH_EXTENSIONS_DIR": str(tmp_path / "ok")}, cpu_torch)).status is Status.OK
+    clean = extension.check_extension_cache(_ctx({"TORCH_EXTENSIONS_DIR": str(tmp_path / "ok")}, cpu_torch))
+    assert clean.status is Status.OK
     spaced = tmp_path / "my project (copy)"
     spaced.mkdir()
     result = extension.check_extension_cache(_ctx({"TORCH_EXTENSIONS_DIR": str(spaced)}, cpu_torch))
@@ -86,7 +87,8 @@ def test_clean_cache_and_path_with_spaces(tmp_path, cpu_torch):
 
 def test_rasterizer_backends():
     fallback = {"api": False, "reason": "decaenv.runtime.rasterizer is not part of this decaenv",
-                "backends": {"torch": {"usable": True, "reason": "pure torch"}}, "choice": {"cpu": "torch", "cuda": None}}
+                "backends": {"torch": {"usable": True, "reason": "pure torch"}},
+                "choice": {"cpu": "torch", "cuda": None}}
     result = extension.check_rasterizer(_ctx(sections={"rasterizer": fallback}))
     assert result.status is Status.OK and result.summary == "CPU: the pure-torch rasterizer"
     full = {"api": True, "backends": {"cpu": {"usable": True}, "cuda": {"usable": True}, "torch": {"usable": True}},
@@ -109,8 +111,9 @@ def test_rasterizer_extension_states():
     assert not_built.status is Status.OK and "decaenv build" in not_built.summary
     assert not_built.fixes[0].kind == "build-rasterizer"
     stale = extension.check_rasterizer(_ctx(sections=_raster({
-        "summary": "x", "built": False, "variants": {"cpu": {"built": True, "usable": False,
-                                                             "problem": "the cpu build is from other decaenv sources"}}})))
+        "summary": "x", "built": False,
+        "variants": {"cpu": {"built": True, "usable": False,
+                             "problem": "the cpu build is from other decaenv sources"}}})))
     assert stale.status is Status.WARN and "other decaenv sources" in stale.summary
     failed_before = extension.check_rasterizer(_ctx(sections=_raster({
         "summary": "not built", "built": False, "variants": {}, "build_in_progress": None,
@@ -121,7 +124,8 @@ def test_rasterizer_extension_states():
 
 GCC_TOO_NEW_LOG = """[1/3] /usr/local/cuda/bin/nvcc -c k.cu -o k.cuda.o
 In file included from /usr/local/cuda/include/cuda_runtime.h:83,
-/usr/local/cuda/include/crt/host_config.h:132:2: error: #error -- unsupported GNU version! gcc versions later than 11 are not supported!
+/usr/local/cuda/include/crt/host_config.h:132:2: error: #error -- unsupported GNU version! gcc versions later than 11 \
+are not supported!
 ninja: build stopped: subcommand failed."""
 
 
@@ -154,7 +158,8 @@ def test_build_probe_outcomes():
     ({"installed": True, "version": "0.7.5", "import": {"importable": False,
       "error": "ImportError: _C.so: undefined symbol: _ZNK2at6Tensor7is_cudaEv"}}, Status.WARN, "another torch"),
     ({"installed": True, "import": {"importable": True}, "ext": {"importable": True},
-      "structures": {"importable": False, "error": "ModuleNotFoundError: No module named 'iopath'"}}, Status.WARN, "iopath"),
+      "structures": {"importable": False, "error": "ModuleNotFoundError: No module named 'iopath'"}},
+     Status.WARN, "iopath"),
     ({"installed": True, "version": "0.7.9", "import": {"importable": True}, "ext": {"importable": True},
       "structures": {"importable": True}, "renderer": {"importable": True}, "cpu": "ok",
       "cuda": "RuntimeError: Not compiled with GPU support"}, Status.WARN, "CUDA tensors"),

@@ -116,7 +116,8 @@ def test_gdown(tmp_path):
     (tmp_path / "deca_model.tar").write_bytes(b"x")
     have = python_pkgs.check_gdown(make_context(FakeProbe(sections=_pkgs(gdown=none)), data_dir=tmp_path))
     assert have.status is Status.OK and "already present" in have.summary
-    old = _run(python_pkgs.check_gdown, sections=_pkgs(gdown={"installed": True, "importable": True, "version": "3.12.2"}))
+    old = _run(python_pkgs.check_gdown,
+               sections=_pkgs(gdown={"installed": True, "importable": True, "version": "3.12.2"}))
     assert old.status is Status.WARN and "too old" in old.summary
     broken = _run(python_pkgs.check_gdown, sections=_pkgs(gdown={"installed": True, "importable": False, "error": "x"}))
     assert broken.status is Status.WARN

@@ -43,7 +43,8 @@ def test_torch(answer, status, text):
 
 def test_torch_install_hint_matches_the_machine():
     missing = _run(torch_checks.check_torch, sections={"torch": {"installed": False}}, python="/e/bin/python")
-    assert "/e/bin/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu" in missing.remediation.commands[0]
+    command = missing.remediation.commands[0]
+    assert "/e/bin/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu" in command
     assert missing.fixes[0].needs_yes and missing.fixes[0].args["args"][0] == "torch"
     gpu = _run(torch_checks.check_torch, sections={"torch": {"installed": False}}, driver="550.54")
     assert "--index-url" not in gpu.remediation.commands[0]
@@ -62,7 +63,8 @@ def test_torch_import_that_kills_the_process():
     ({"compiled": False}, "550.54", Status.WARN, "GPU is unused"),
     ({"compiled": True, "cuda": "12.1", "available": False}, None, Status.OK, "no NVIDIA driver"),
     ({"compiled": True, "cuda": "12.1", "available": False,
-      "warnings": ["The NVIDIA driver on your system is too old (found version 11040)"]}, "470.1", Status.WARN, "too old"),
+      "warnings": ["The NVIDIA driver on your system is too old (found version 11040)"]},
+     "470.1", Status.WARN, "too old"),
     ({"compiled": True, "cuda": "12.1", "available": True,
       "devices": [{"index": 0, "name": "NVIDIA RTX 4090", "capability": [8, 9]}]}, "550.54", Status.OK, "sm_89"),
 ])
@@ -97,7 +99,8 @@ def test_gpu_arch():
     ({"safe_load_ok": True, "has_weights_only": False}, Status.WARN, "no weights_only"),
     ({"safe_load_ok": True, "has_weights_only": True, "env_force_no": "1"}, Status.WARN, "TORCH_FORCE_NO"),
     ({"safe_load_ok": True, "has_weights_only": True, "default_weights_only": True}, Status.OK, "weights_only=True by"),
-    ({"safe_load_ok": True, "has_weights_only": True, "default_weights_only": False}, Status.OK, "weights_only=False by"),
+    ({"safe_load_ok": True, "has_weights_only": True, "default_weights_only": False}, Status.OK,
+     "weights_only=False by"),
 ])
 def test_torch_load(answer, status, text):
     result = _run(torch_checks.check_torch_load, sections={"torch-load": answer})
@@ -229,9 +232,11 @@ def test_host_config_header_beats_the_table(tmp_path, cuda_torch):
 def test_cxx_compiler(tmp_path, cpu_torch):
     gxx = make_tool(tmp_path, "c++")
     assert _run(toolchain.check_cxx, files=cpu_torch).status is Status.WARN
-    ok = _run(toolchain.check_cxx, tools={"c++": gxx}, files=cpu_torch, commands={(gxx, "--version"): (0, "c++ (Debian 12.2.0-14) 12.2.0")})
+    ok = _run(toolchain.check_cxx, tools={"c++": gxx}, files=cpu_torch,
+              commands={(gxx, "--version"): (0, "c++ (Debian 12.2.0-14) 12.2.0")})
     assert ok.status is Status.OK and "gcc 12.2.0" in ok.summary
-    old = _run(toolchain.check_cxx, tools={"c++": gxx}, files=cpu_torch, commands={(gxx, "--version"): (0, "c++ (GCC) 8.5.0")})
+    old = _run(toolchain.check_cxx, tools={"c++": gxx}, files=cpu_torch,
+               commands={(gxx, "--version"): (0, "c++ (GCC) 8.5.0")})
     assert old.status is Status.WARN and "too old" in old.summary
     win = PlatformInfo("Windows", "11", "AMD64", (3, 11, 7), "CPython", "C:/py/python.exe")
     assert _run(toolchain.check_cxx, platform=win).status is Status.WARN
@@ -240,8 +245,11 @@ def test_cxx_compiler(tmp_path, cpu_torch):
 
 def test_ninja(tmp_path):
     ninja = make_tool(tmp_path, "ninja")
-    assert _run(toolchain.check_ninja, tools={"ninja": ninja}, commands={(ninja, "--version"): (0, "1.11.1")}).status is Status.OK
-    assert _run(toolchain.check_ninja, tools={"ninja": ninja}, commands={(ninja, "--version"): (1, "boom")}).status is Status.WARN
+    def with_output(code, text):
+        return _run(toolchain.check_ninja, tools={"ninja": ninja}, commands={(ninja, "--version"): (code, text)})
+
+    assert with_output(0, "1.11.1").status is Status.OK
+    assert with_output(1, "boom").status is Status.WARN
     missing = _run(toolchain.check_ninja)
     assert missing.status is Status.WARN and missing.fixes[0].args["specs"] == ["ninja"]
     venv_bin = tmp_path / "venv" / "bin"

@@ -17,7 +17,8 @@ from decaenv.doctor.toolchain_facts import (
 
 LOGS = {
     "cxx-standard": "In file included from torch/include/ATen/ATen.h:5,\n"
-                    "torch/include/ATen/ATen.h:5:2: error: #error C++20 or later compatible compiler is required to use ATen.\n"
+                    "torch/include/ATen/ATen.h:5:2: error: #error C++20 or later compatible compiler is required "
+                    "to use ATen.\n"
                     "ninja: build stopped: subcommand failed.",
     "gcc-too-new": "/usr/local/cuda/include/crt/host_config.h:138:2: error: #error -- unsupported GNU version! gcc "
                    "versions later than 8 are not supported!",

@@ -103,7 +103,8 @@ def test_convert_flame_writes_a_pickle_free_npz(tmp_path):
 def test_commands_for_every_kind(tmp_path):
     fixer = _fixer(tmp_path)
     kinds = {"remove-path": {"path": "/x"}, "convert-flame": {"src": "a.pkl", "dst": "a.npz"},
-             "build-rasterizer": {}, "fetch": {"ids": ["deca-model"]}, "pip-install": {"args": ["torch", "--index-url", "u"]}}
+             "build-rasterizer": {}, "fetch": {"ids": ["deca-model"]},
+             "pip-install": {"args": ["torch", "--index-url", "u"]}}
     commands = {k: fixer.command(FixAction(k, k, v)) for k, v in kinds.items()}
     assert commands["fetch"].endswith("fetch deca-model") and commands["build-rasterizer"] == "decaenv build"
     assert commands["pip-install"] == "/nonexistent/python -m pip install torch --index-url u"

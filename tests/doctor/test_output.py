@@ -21,7 +21,8 @@ def _report():
                       fm=("FM01",)),
         "flame-model": fail("no FLAME model in /home/alice/deca/data (generic_model.pkl)",
                             ["looked in /home/alice/deca/data on alice-laptop"],
-                            remediation=Remediation("Import FLAME 2020.", ("decaenv fetch --from /home/alice/FLAME2020.zip",)),
+                            remediation=Remediation("Import FLAME 2020.",
+                                                    ("decaenv fetch --from /home/alice/FLAME2020.zip",)),
                             fixes=(FixAction("fetch", "fetch", {"ids": ["x"]}),), fm=("FM29",)),
     }
     return Report(checks, results, environment={"python": "3.11.7 (CPython, /home/alice/venv/bin/python)",
@@ -88,7 +89,8 @@ def test_json_schema_round_trip():
     assert set(flame) >= {"id", "title", "category", "status", "summary", "details", "remediation", "link", "fm",
                           "data", "fixes", "elapsed_s", "cached"}
     back = CheckResult.from_json(flame)
-    assert back.status is Status.FAIL and back.remediation.commands == report.results["flame-model"].remediation.commands
+    assert back.status is Status.FAIL
+    assert back.remediation.commands == report.results["flame-model"].remediation.commands
     assert back.fixes == report.results["flame-model"].fixes
 
 

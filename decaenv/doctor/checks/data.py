@@ -78,7 +78,8 @@ def check_flame(ctx) -> CheckResult:
     source = info.get("file", "")
     if not info.get("loaded"):
         err = info.get("error", {})
-        return fail(f"{Path(source).name} cannot be loaded: {err.get('message')}", data={"present": True, "loaded": False},
+        return fail(f"{Path(source).name} cannot be loaded: {err.get('message')}",
+                    data={"present": True, "loaded": False},
                     remediation=fix_it(err.get("hint") or "Replace it with FLAME 2020's generic_model.pkl.",
                                        FLAME_GET[1]))
     data = {k: info.get(k) for k in ("file", "kind", "vertices", "faces", "components", "joints")}
@@ -158,8 +159,9 @@ def check_deca_model(ctx) -> CheckResult:
     size = path.stat().st_size
     data = {"present": True, "format": kind, "bytes": size}
     if kind in ("zip", "legacy"):
-        note = [] if size > 0.9 * DECA_MODEL_BYTES else [f"{size / 1e6:.0f} MB: smaller than the released file "
-                                                         f"(~{DECA_MODEL_BYTES / 1e6:.0f} MB); fine if it holds the three networks"]
+        note = [] if size > 0.9 * DECA_MODEL_BYTES else [
+            f"{size / 1e6:.0f} MB: smaller than the released file (~{DECA_MODEL_BYTES / 1e6:.0f} MB); fine if it "
+            "holds the three networks"]
         return ok(f"{detail}, {size / 1e6:.0f} MB", note, data=data)
     what = {"html": f"an HTML page ({detail}), not the model: the download failed",
             "empty": "empty (0 bytes): the download failed",
@@ -228,7 +230,8 @@ def check_data_files(ctx) -> CheckResult:
         return skip(f"not checked: {status.get('reason')}")
     if status.get("error"):
         return fail(f"the data manifest cannot be read: {status['error']}", data={"files": []},
-                    remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.", "unset DECAENV_MANIFEST"))
+                    remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.",
+                                       "unset DECAENV_MANIFEST"))
     files = [f for f in status["files"] if f["dest"] not in SKIP_DESTS]
     bad = [f for f in files if f["status"] not in ("present", "verified", "hash-unknown") and f["required"]]
     optional = [f for f in files if f["status"] == "missing" and not f["required"]]

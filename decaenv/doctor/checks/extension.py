@@ -148,7 +148,8 @@ def check_extension_cache(ctx) -> CheckResult:
     details += [f"built: {d}" for d in built]
     fixes = tuple([FixAction("remove-path", f"remove stale lock {p}", {"path": p}) for p in stale]
                   + [FixAction("remove-path", f"remove partial build {d}", {"path": d}) for d in partial]
-                  + [FixAction("remove-path", f"remove build made by another torch {d}", {"path": d}) for d, _ in foreign])
+                  + [FixAction("remove-path", f"remove build made by another torch {d}", {"path": d})
+                     for d, _ in foreign])
     data = {"root": root, "stale_locks": stale, "fresh_locks": fresh, "partial": partial,
             "foreign": [d for d, _ in foreign], "built": built}
     if stale:
@@ -187,8 +188,8 @@ def check_rasterizer(ctx) -> CheckResult:
     backends = info.get("backends", {})
     choice = {d: n for d, n in info.get("choice", {}).items() if n}
     usable = [n for n, b in backends.items() if b.get("usable")]
-    details = [f"{name}: {'usable' if b.get('usable') else 'not usable'}{' — ' + b['reason'] if b.get('reason') else ''}"
-               for name, b in backends.items()]
+    details = [f"{name}: {'usable' if b.get('usable') else 'not usable'}"
+               + (f" — {b['reason']}" if b.get("reason") else "") for name, b in backends.items()]
     details += [f"auto on {d}: {n} ({info.get('reasons', {}).get(d, '')})" for d, n in choice.items()]
     if not info.get("api"):
         details.append(info.get("reason", ""))
@@ -222,7 +223,8 @@ def check_rasterizer(ctx) -> CheckResult:
        slow=True, probes=("build",), cache=("python", "torchpkg", "toolchain", "env", "csrc"),
        fm=("FM01", "FM02", "FM03", "FM04", "FM05", "FM07", "FM08", "FM10"),
        symptoms=("Error building extension 'standard_rasterize_cuda'", "ninja: build stopped: subcommand failed.",
-                 "error: no suitable conversion function from \"const at::DeprecatedTypeProperties\" to \"c10::ScalarType\""),
+                 "error: no suitable conversion function from \"const at::DeprecatedTypeProperties\" to "
+                 "\"c10::ScalarType\""),
        cause="The last line of a failed build hides the first real compiler error (C++ standard, gcc too new, "
              "removed ATen API, missing headers, CUDA_HOME on a CPU torch, ...).",
        fix="The probe compiles in a scratch folder and names the first error's cause with its fix.")

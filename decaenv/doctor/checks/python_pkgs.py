@@ -22,7 +22,8 @@ CHUMPY_CAUSES = {
 
 @check("numpy", title="numpy", category="python", probes=("numpy",), cache=("site",), cpu_blocker=True,
        fm=("FM13", "FM19"),
-       symptoms=("ImportError: cannot import name 'bool' from 'numpy'", "AttributeError: module 'numpy' has no attribute 'int'"),
+       symptoms=("ImportError: cannot import name 'bool' from 'numpy'",
+                 "AttributeError: module 'numpy' has no attribute 'int'"),
        cause="numpy 1.24 removed the np.bool/np.int/... aliases that chumpy and DECA's old code use.",
        fix="Nothing to do for decaenv (it does not use them); DECA's original code needs numpy<1.24.")
 def check_numpy(ctx) -> CheckResult:
@@ -72,7 +73,8 @@ def check_chumpy(ctx) -> CheckResult:
                 remediation=fix_it("decaenv does not need chumpy, so this only affects other code (e.g. DECA's "
                                    "original FLAME.py). To make chumpy importable use Python <= 3.10 with "
                                    "numpy<1.24, or leave it and use decaenv's loader.",
-                                   f"{hints.quote(python_cmd(ctx))} -m pip uninstall chumpy   # if nothing else needs it"))
+                                   f"{hints.quote(python_cmd(ctx))} -m pip uninstall chumpy"
+                                   "   # if nothing else needs it"))
 
 
 @check("flame-loader", title="FLAME without chumpy", category="python", requires=("numpy",),
@@ -186,8 +188,8 @@ def check_face_alignment(ctx) -> CheckResult:
     imp = info.get("import", {})
     if not imp.get("importable"):
         error = imp.get("error", "")
-        command = ("sudo apt install libgl1 libglib2.0-0   # or: pip install opencv-python-headless"
-                   if "libGL" in error else hints.pip_install(python_cmd(ctx), "face-alignment", extra="--force-reinstall"))
+        command = ("sudo apt install libgl1 libglib2.0-0   # or: pip install opencv-python-headless" if "libGL" in error
+                   else hints.pip_install(python_cmd(ctx), "face-alignment", extra="--force-reinstall"))
         return warn(f"face_alignment {version} is installed but cannot be imported: {error}", [imp.get("where", "")],
                     data={"installed": True, "importable": False},
                     remediation=fix_it("Fix the import error above (often a missing system library).", command))
@@ -206,7 +208,8 @@ def check_face_alignment(ctx) -> CheckResult:
             "hub_dir": info.get("hub_dir")}
     if api is None:
         return warn(f"face_alignment {version}: LandmarksType has neither TWO_D nor _2D", details, data=data,
-                    remediation=fix_it("Install a known release.", hints.pip_install(python_cmd(ctx), "face-alignment==1.4.1")))
+                    remediation=fix_it("Install a known release.",
+                                       hints.pip_install(python_cmd(ctx), "face-alignment==1.4.1")))
     api_note = "TWO_D API" if api == "TWO_D" else "old _2D API (decaenv accepts both)"
     if have_det is False or have_lmk is False:
         wanted = [n for n, have in ((detector, have_det), (landmarks, have_lmk)) if have is False]
@@ -214,7 +217,8 @@ def check_face_alignment(ctx) -> CheckResult:
         details.append(f"expected in {info.get('hub_dir')}: {files}")
         return warn(f"face_alignment {version} ({api_note}); its weights are not cached: the first run downloads "
                     "them from adrianbulat.com (needs internet)", details, data=data,
-                    remediation=fix_it(f"Run it once with internet access, or copy the files into {info.get('hub_dir')}.",
+                    remediation=fix_it("Run it once with internet access, or copy the files into "
+                                       f"{info.get('hub_dir')}.",
                                        _warmup_command(python_cmd(ctx), api, "compile" in defaults)))
     return ok(f"face_alignment {version} ({api_note}, weights cached)", details, data=data)
 

@@ -64,7 +64,7 @@ def check_python(ctx) -> CheckResult:
                     data=data, remediation=fix_it("Install a 64-bit Python 3.9-3.13."))
     if version < MIN_PYTHON:
         return fail(f"Python {p.python} is older than decaenv supports (>= 3.9)", details, data=data,
-                    remediation=fix_it("Create an environment with Python 3.11 (recommended) and install decaenv there.",
+                    remediation=fix_it("Create an environment with Python 3.11 (recommended), install decaenv there.",
                                        "python3.11 -m venv .venv && .venv/bin/python -m pip install decaenv"))
     if p.implementation != "CPython":
         return warn(f"{p.implementation} {p.python}: PyTorch supports CPython only", details, data=data,

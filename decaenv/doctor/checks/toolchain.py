@@ -174,7 +174,8 @@ def check_cxx(ctx) -> CheckResult:
     if family == "gcc" and version is not None and version[0] < need:
         return warn(f"{family} {version_str(version)} is too old for torch {version_str(torch_version)}'s headers "
                     f"(needs gcc >= {need})", data=data,
-                    remediation=fix_it(f"Install gcc >= {need} and export CXX.", hints.gcc_version_install(need, p.distro_like),
+                    remediation=fix_it(f"Install gcc >= {need} and export CXX.",
+                                       hints.gcc_version_install(need, p.distro_like),
                                        f"export CXX=g++-{need}"))
     return ok(f"{family} {version_str(version)} ({path})", data=data)
 
@@ -198,7 +199,8 @@ def check_ninja(ctx) -> CheckResult:
     outcome = ctx.probe.run([path, "--version"])
     if outcome.returncode != 0:
         return warn(f"{path} does not run: {outcome.error or outcome.output[:200]}",
-                    remediation=fix_it("Reinstall ninja.", hints.pip_install(python_cmd(ctx), "ninja", extra="--force-reinstall")))
+                    remediation=fix_it("Reinstall ninja.",
+                                       hints.pip_install(python_cmd(ctx), "ninja", extra="--force-reinstall")))
     return ok(f"ninja {outcome.output.splitlines()[0] if outcome.output else '?'} ({path})", data={"path": path})
 
 

@@ -55,12 +55,14 @@ def check_torch(ctx) -> CheckResult:
     details = [f"{info.get('file')}", f"import took {info.get('seconds', 0.0):.1f} s"] + list(info.get("warnings", []))
     if (parse_version_text(version) or (0,)) < MIN_TORCH:
         return fail(f"torch {version} is older than decaenv supports (>= 1.13)", details, data=data,
-                    remediation=fix_it("Upgrade torch.", _install_fix(ctx).replace(" install ", " install --upgrade ", 1)))
+                    remediation=fix_it("Upgrade torch.",
+                                       _install_fix(ctx).replace(" install ", " install --upgrade ", 1)))
     if not info.get("cpu_ok", True):
         return fail(f"torch {version} imports but a CPU tensor op fails: {info.get('cpu_error')}", details, data=data,
                     remediation=fix_it("Reinstall torch.", _install_fix(ctx, reinstall=True)))
     if info.get("numpy_interop") is False:
-        return warn(f"torch {version} ({build} build) cannot exchange arrays with this numpy: {info.get('numpy_error')}",
+        return warn(f"torch {version} ({build} build) cannot exchange arrays with this numpy: "
+                    f"{info.get('numpy_error')}",
                     details, data=data,
                     remediation=fix_it("This torch was built against numpy 1.x: install numpy<2 or a newer torch.",
                                        hints.pip_install(python_cmd(ctx), "numpy<2")))
@@ -69,7 +71,8 @@ def check_torch(ctx) -> CheckResult:
 
 def _import_error_advice(error: str) -> str:
     if re.search(r"lib(cudart|cublas|cudnn|nvrtc|cuda)[\w.]*\.so", error):
-        return "The CUDA libraries this torch build needs are missing or mismatched: reinstall torch (pip wheels ship them)."
+        return ("The CUDA libraries this torch build needs are missing or mismatched: reinstall torch (pip wheels "
+                "ship them).")
     if "numpy" in error.lower():
         return "torch and numpy disagree (ABI): install numpy<2 or a torch built for numpy 2."
     if "GLIBC" in error or "GLIBCXX" in error:
@@ -134,7 +137,9 @@ def _arch_env_problems(value: Optional[str]) -> List[str]:
         return []
     tokens = [t for t in re.split(r"[;\s]+", value.strip()) if t]
     bad = [t for t in tokens if not re.match(r"^\d+\.\d+a?(\+PTX)?$", t)]
-    return [f"TORCH_CUDA_ARCH_LIST has entries nvcc will not understand: {', '.join(bad)} (use e.g. \"8.6;8.9+PTX\")"] if bad else []
+    if not bad:
+        return []
+    return [f"TORCH_CUDA_ARCH_LIST has entries nvcc will not understand: {', '.join(bad)} (use e.g. \"8.6;8.9+PTX\")"]
 
 
 @check("torch-gpu-arch", title="GPU architectures", category="torch", requires=("torch-cuda",), probes=("cuda",),
@@ -164,7 +169,8 @@ def check_gpu_arch(ctx) -> CheckResult:
     if problems:
         return fail(f"this torch build cannot run kernels on {', '.join(problems)}", lines + env_problems, data=data,
                     remediation=fix_it("Install a torch build for this GPU (https://pytorch.org/get-started/locally/; "
-                                       "RTX 50xx needs CUDA >= 12.8 wheels).", hints.pip_install(python_cmd(ctx), "torch", extra="--upgrade")))
+                                       "RTX 50xx needs CUDA >= 12.8 wheels).",
+                                       hints.pip_install(python_cmd(ctx), "torch", extra="--upgrade")))
     if env_problems:
         return warn(env_problems[0], lines, data=data,
                     remediation=fix_it("Fix TORCH_CUDA_ARCH_LIST or unset it.", "unset TORCH_CUDA_ARCH_LIST"))
