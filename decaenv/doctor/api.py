@@ -92,7 +92,11 @@ def run_doctor(options: DoctorOptions,
     ctx = build_context(options)
     fingerprint = Fingerprint(ctx.probe.environ, ctx.data_dir, ctx.probe.which) if options.use_cache else None
     cache = ResultCache.default() if options.use_cache else None
-    report = Runner(registry, ctx, cache=cache, fingerprint=fingerprint, on_result=on_result).run(select_names(options))
+    try:
+        report = Runner(registry, ctx, cache=cache, fingerprint=fingerprint,
+                        on_result=on_result).run(select_names(options))
+    finally:
+        ctx.probe.close()
     report.environment = environment_summary(ctx, report)
     report.options.update({"strict": options.strict, "cache": options.use_cache})
     verdict = compute_verdict(report)

@@ -248,6 +248,13 @@ class SystemProbe:
             self._sessions[name] = session
         return session
 
+    def close(self) -> None:
+        """Stop every worker process still running (called when the report is complete)."""
+        with self._sessions_lock:
+            sessions = {id(s): s for s in self._sessions.values()}.values()
+        for session in sessions:
+            session.close()
+
     def section(self, name: str) -> Dict[str, Any]:
         """The answer of a probe section (started on demand when not planned).
 

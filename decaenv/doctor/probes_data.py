@@ -14,9 +14,11 @@ def _error(exc: BaseException) -> Dict[str, Any]:
 
 def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """Load the FLAME file the runtime would read, through decaenv's own loader, and describe it."""
+    data_dir = Path(common["data_dir"])
+    if not any((data_dir / f"generic_model.{ext}").is_file() for ext in ("pkl", "npz")):
+        return {"loaded": False, "absent": True}  # nothing to load: numpy is not even imported
     from decaenv.loaders.flame import deca_compatibility, load_flame, npz_matches_source, preferred_flame_file
 
-    data_dir = Path(common["data_dir"])
     path = preferred_flame_file(data_dir)
     out: Dict[str, Any] = {"file": str(path)}
     start = time.perf_counter()
@@ -39,11 +41,13 @@ def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
 
 def checkpoint_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """Load `deca_model.tar` with `weights_only=True` on the CPU and compare it with DECA's key layout."""
+    path = Path(common["data_dir"]) / "deca_model.tar"
+    if not path.is_file():
+        return {"loaded": False, "absent": True}
     import torch
 
     from decaenv.runtime.keys import NETWORK_KEYS, checkpoint_layout
 
-    path = Path(common["data_dir"]) / "deca_model.tar"
     start = time.perf_counter()
     kwargs: Dict[str, Any] = {"map_location": "cpu", "weights_only": True}
     try:

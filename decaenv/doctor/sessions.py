@@ -90,6 +90,8 @@ class WorkerSession:
         self._outcomes: Dict[str, SectionOutcome] = {}
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._drive, name="decaenv-probe", daemon=True)
+        self._proc: Optional[subprocess.Popen] = None
+        self._closed = False
 
     @property
     def sections(self) -> List[str]:
@@ -106,6 +108,15 @@ class WorkerSession:
                 self._cond.wait(0.5)
             return self._outcomes[name]
 
+    def close(self) -> None:
+        """Stop the worker now (its answers were all used): sections not answered yet become `lost`, and a
+        worker that only has its interpreter shutdown left (torch's takes a while) is not waited for."""
+        with self._cond:
+            self._closed = True
+            proc = self._proc
+        if proc is not None:
+            kill_tree(proc)
+
     def _finish(self, name: str, outcome: SectionOutcome) -> None:
         with self._cond:
             self._outcomes[name] = outcome
@@ -115,8 +126,10 @@ class WorkerSession:
 
     def _drive(self) -> None:
         try:
-            while self._pending:
+            while self._pending and not self._closed:
                 self._run_process(list(self._pending))
+            for name in list(self._pending):  # closed before they ran
+                self._finish(name, SectionOutcome("lost", stderr_tail="the doctor finished without this probe"))
         except BaseException as exc:  # noqa: BLE001 - never leave a waiter hanging
             for name in list(self._pending):
                 self._finish(name, SectionOutcome("error", error={"type": type(exc).__name__,
@@ -133,6 +146,10 @@ class WorkerSession:
         started = time.monotonic()
         try:
             proc = self._spawn(names)
+            with self._cond:
+                self._proc = proc
+                if self._closed:
+                    kill_tree(proc)
         except OSError as exc:
             for name in names:
                 self._finish(name, SectionOutcome("lost", error={"type": type(exc).__name__, "message": str(exc)},

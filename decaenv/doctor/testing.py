@@ -101,6 +101,9 @@ class FakeProbe:
     def plan(self, sections) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def section(self, name: str) -> Dict[str, Any]:
         self.asked.append(name)
         answer = self.sections.get(name)

@@ -42,23 +42,25 @@ class SectionSpec:
 
 
 SECTION_SPECS: Dict[str, SectionSpec] = {
-    # One process imports torch once and answers everything torch-related, most important first.
+    # One process imports torch once and answers everything that needs it, most important first; the
+    # sections that may be slow or fragile (face_alignment pulls numba/cv2; a 434 MB checkpoint) come last,
+    # so a hang there costs only themselves (the rest restarts in a fresh process).
     "torch": SectionSpec("torch", "import"),
     "cuda": SectionSpec("torch", "import"),
     "torch-load": SectionSpec("torch", "import"),
     "rasterizer": SectionSpec("torch", "import"),
     "pytorch3d": SectionSpec("torch", "import"),
-    # face_alignment pulls numba/cv2 (slow, and the classic libGL failure): its own process.
-    "face-alignment": SectionSpec("face-alignment", "import"),
-    # numpy-level probes; chumpy last because importing it may leave a half-imported package behind.
+    "face-alignment": SectionSpec("torch", "import"),
+    "checkpoint-load": SectionSpec("torch", "data"),
+    # A second process runs the numpy-level probes in parallel; chumpy last because importing it may leave a
+    # half-imported package behind.
     "numpy": SectionSpec("numpy", "import"),
     "flame-selftest": SectionSpec("numpy", "import"),
+    "flame-load": SectionSpec("numpy", "data"),
     "runtime-packages": SectionSpec("numpy", "import"),
     "compat": SectionSpec("numpy", "import"),
     "chumpy": SectionSpec("numpy", "import"),
-    # The user's files, each in its own process.
-    "flame-load": SectionSpec("flame-load", "data"),
-    "checkpoint-load": SectionSpec("checkpoint-load", "data"),
+    # The build probe (compiles for a minute): its own process, only when its cached verdict is stale.
     "build": SectionSpec("build", "build"),
 }
 SECTION_ORDER = list(SECTION_SPECS)

@@ -125,3 +125,11 @@ def test_budgets_from_env():
     b = Budgets.from_env("command=3,import=40,bogus=1,data=x", command=None)
     assert (b.command, b.import_, b.data) == (3.0, 40.0, Budgets().data)
     assert Budgets.from_env(None, command=2.5).command == 2.5
+
+
+def test_close_stops_a_running_worker_at_once(plugin_env):
+    session = _session(plugin_env, ["t-echo", "t-sleep"], {"t-sleep": 60.0})
+    assert session.outcome("t-echo").state == "ok"
+    start = time.monotonic()
+    session.close()
+    assert session.outcome("t-sleep").state == "lost" and time.monotonic() - start < 5
