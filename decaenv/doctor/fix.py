@@ -151,7 +151,8 @@ class Fixer:
         return f"wrote {dst} (pickle-free; the runtime prefers it)"
 
     def _subcommand(self, *argv: str) -> str:
-        proc = subprocess.run([self.python, "-m", "decaenv", *argv], stdin=subprocess.DEVNULL)
+        # stdin is inherited: `decaenv fetch` may ask to accept a licence or for a password (never echoed).
+        proc = subprocess.run([self.python, "-m", "decaenv", *argv])
         if proc.returncode != 0:
             raise RuntimeError(f"`decaenv {' '.join(argv)}` exited with status {proc.returncode}")
         return f"ran decaenv {' '.join(argv)}"

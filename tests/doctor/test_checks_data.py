@@ -35,7 +35,8 @@ FLAME_OK = {"file": "", "loaded": True, "kind": "generic", "vertices": 5023, "fa
 def test_flame_missing_and_renamed(tmp_path):
     missing = data.check_flame(_ctx(tmp_path))
     assert missing.status is Status.FAIL and "no FLAME model" in missing.summary
-    assert "FLAME2020.zip" in missing.remediation.commands[0]
+    assert missing.remediation.commands == ("decaenv fetch flame --username YOUR_FLAME_LOGIN",
+                                            "decaenv fetch --from ~/Downloads/FLAME2020.zip")
     (tmp_path / "FLAME2020").mkdir()
     (tmp_path / "FLAME2020" / "generic_model.pkl").write_bytes(b"x")
     nested = data.check_flame(_ctx(tmp_path))

@@ -232,3 +232,13 @@ def test_build_probe_compiles_here_and_diagnoses_a_broken_compiler(tmp_path):
     build = rows(doc)["rasterizer-build"]
     assert build["status"] == "warn" and build["data"]["cause"] == "cxx-standard", build
     assert "C++20 or later" in build["data"]["first_error"]
+
+
+@pytest.mark.cuda
+def test_gpu_machine_verdict(ext_dir):
+    """On a CUDA machine: the GPU is seen, kernels exist for it, a tensor op runs, and the verdict is CUDA."""
+    code, doc = run_json("doctor", "--json", "--no-build", "torch-cuda", "torch-gpu-arch", "rasterizer")
+    r = rows(doc)
+    assert r["torch-cuda"]["status"] == "ok" and r["torch-cuda"]["data"]["usable_gpus"] >= 1
+    assert r["torch-gpu-arch"]["status"] == "ok", r["torch-gpu-arch"]["details"]
+    assert doc["verdict"]["device"] == "cuda" and doc["verdict"]["line"].startswith("ready: CUDA with the ")

@@ -17,7 +17,9 @@ DECA_MODEL_BYTES = 434_000_000  # the released file (with the detail-stage optim
 LEGACY_TORCH_MAGIC = bytes.fromhex("6cfc9c46f9206aa850 19".replace(" ", ""))  # 0x1950a86a20f9469cfc6c, little end.
 FLAME_ALIASES = ("generic_model2020.pkl", "flame.pkl", "FLAME_NEUTRAL.pkl", "flame2023.pkl", "flame2023_no_jaw.pkl",
                  "female_model.pkl", "male_model.pkl", "FLAME2020/generic_model.pkl")
-FLAME_GET = ("Register at https://flame.is.tue.mpg.de/ (licence required), download FLAME2020.zip, then import it.",
+FLAME_GET = ("Register at https://flame.is.tue.mpg.de/ (licence required), then let decaenv download FLAME 2020 "
+             "(password from $DECAENV_FLAME_PASSWORD or a prompt), or import the FLAME2020.zip you downloaded.",
+             "decaenv fetch flame --username YOUR_FLAME_LOGIN",
              "decaenv fetch --from ~/Downloads/FLAME2020.zip")
 
 
@@ -81,7 +83,7 @@ def check_flame(ctx) -> CheckResult:
         return fail(f"{Path(source).name} cannot be loaded: {err.get('message')}",
                     data={"present": True, "loaded": False},
                     remediation=fix_it(err.get("hint") or "Replace it with FLAME 2020's generic_model.pkl.",
-                                       FLAME_GET[1]))
+                                       *FLAME_GET[1:]))
     data = {k: info.get(k) for k in ("file", "kind", "vertices", "faces", "components", "joints")}
     shape = (f"{info['vertices']} vertices, {info['faces']} faces, {info['components']} shape+expression "
              f"components, {info['joints']} joints")
