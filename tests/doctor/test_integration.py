@@ -65,7 +65,7 @@ def test_this_machine_cpu_path_verdict(synthetic_data_dir, ext_dir):
     assert len(doc["checks"]) == len(REGISTRY)
     if real_public_files:  # DECA's public files (DECAENV_TEST_ASSETS): ready, texture_data has no known hash
         assert code == 0, doc["verdict"]
-        assert r["data-files"]["status"] == "warn" and "without a known hash" in r["data-files"]["summary"]
+        assert r["data-files"]["status"] == "warn" and "no known hash" in r["data-files"]["summary"]
         assert doc["verdict"]["device"] == "cpu"
         assert doc["verdict"]["line"].startswith("ready: CPU with the ")
     else:  # procedural stand-ins are, rightly, not DECA's public files

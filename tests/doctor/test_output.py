@@ -121,3 +121,21 @@ def test_list_checks_json(capsys):
     assert "torch" in ids and "rasterizer-build" in ids
     assert all(c["symptoms"] and c["cause"] and c["fix"] for c in doc["checks"])
     assert any(c["id"] == "gcc-too-new" for c in doc["build_causes"])
+
+
+def test_docs_cover_every_check_and_json_field():
+    from pathlib import Path
+
+    from decaenv.doctor import checks  # noqa: F401
+    from decaenv.doctor.registry import REGISTRY
+
+    root = Path(__file__).resolve().parents[2] / "docs"
+    command_doc = (root / "commands" / "doctor.md").read_text()
+    json_doc = (root / "doctor-json.md").read_text()
+    for item in REGISTRY.all():
+        assert f"| `{item.id}` |" in command_doc, item.id
+    report = _report()
+    verdict = compute_verdict(report)
+    doc = to_json(report, verdict, exit_code(verdict))
+    for key in list(doc) + list(doc["verdict"]) + list(doc["checks"][0]):
+        assert f"`{key}`" in json_doc, key

@@ -226,7 +226,7 @@ SKIP_DESTS = ("generic_model.pkl", "deca_model.tar")
        cause="DECA needs several public topology files next to the licensed ones; the texture model is optional.",
        fix="decaenv fetch (verifies size and sha256 of every file in the manifest).")
 def check_data_files(ctx) -> CheckResult:
-    """Every other manifest file: present, size and sha256 (the same verification as `decaenv fetch --verify`)."""
+    """Every other manifest file: present, size and sha256 (decaenv.fetch's own `verify_entry`, hash level)."""
     status = integrations.manifest_status(str(ctx.data_dir))
     if not status.get("api"):
         return skip(f"not checked: {status.get('reason')}")
@@ -249,6 +249,8 @@ def check_data_files(ctx) -> CheckResult:
     hash_unknown = [f for f in files if f["status"] == "hash-unknown"]
     extra = f"; optional, not present: {', '.join(f['dest'] for f in optional)}" if optional else ""
     if hash_unknown:
-        return warn(f"{len(hash_unknown)} file(s) present but without a known hash{extra}", details, data=data,
-                    remediation=fix_it("Nothing to do unless the file misbehaves."))
+        names = ", ".join(f["dest"] for f in hash_unknown)
+        return warn(f"{names}: present, but no known hash to verify against{extra}", details, data=data,
+                    remediation=fix_it("Let decaenv check the file and record its hash (later changes are then "
+                                       "detected).", f"decaenv fetch {' '.join(f['id'] for f in hash_unknown)}"))
     return ok(f"{len(files) - len(optional)} file(s) present and verified{extra}", details, data=data)
