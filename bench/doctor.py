@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,18 +31,30 @@ WARM_TARGET_S = 0.3
 COLD_MARGIN_S = 0.5
 
 
-def timed(argv: Sequence[str], env: Dict[str, str]) -> float:
-    """Wall seconds of one run (any exit status: the doctor exits 1 when data files are missing)."""
+CPU: Dict[str, List[float]] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: Sequence[str], env: Dict[str, str], label: str = "") -> float:
+    """Wall seconds of one run (any exit status: the doctor exits 1 when data files are missing); the CPU
+    seconds of the process tree go to CPU[label] (a figure a busy machine disturbs much less than wall time)."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(list(argv), capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
+    if label:
+        CPU.setdefault(label, []).append(_children_cpu() - cpu)
     if proc.returncode not in (0, 1) or "Traceback" in proc.stderr:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     return elapsed
 
 
 def sample(argv: Sequence[str], repeat: int, env: Dict[str, str], fresh_home: bool = False,
-           warmup: int = 1) -> List[float]:
+           warmup: int = 1, label: str = "") -> List[float]:
     """`repeat` timings; with `fresh_home`, each run gets an empty DECAENV_HOME (no cached results)."""
     times = []
     for i in range(warmup + repeat):
@@ -51,7 +64,7 @@ def sample(argv: Sequence[str], repeat: int, env: Dict[str, str], fresh_home: bo
             home = tempfile.mkdtemp(prefix="decaenv-bench-home-")
             run_env["DECAENV_HOME"] = home
         try:
-            elapsed = timed(argv, run_env)
+            elapsed = timed(argv, run_env, label if i >= warmup else "")
         finally:
             if home:
                 shutil.rmtree(home, ignore_errors=True)
@@ -76,15 +89,20 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.2f}")
     try:
         rows = {
-            "import_torch": summarize('python -c "import torch"', sample([py, "-c", "import torch"], args.repeat, env)),
+            "import_torch": summarize('python -c "import torch"',
+                                      sample([py, "-c", "import torch"], args.repeat, env, label="import_torch")),
             "collect_env": summarize("python -m torch.utils.collect_env",
-                                     sample([py, "-m", "torch.utils.collect_env"], args.repeat, env)),
-            "help": summarize("decaenv --help (CLI start-up)", sample([script, "--help"], args.repeat, env)),
-            "cold": summarize("decaenv doctor --no-build (cold)", sample(doctor, args.repeat, env, fresh_home=True)),
+                                     sample([py, "-m", "torch.utils.collect_env"], args.repeat, env,
+                                            label="collect_env")),
+            "help": summarize("decaenv --help (CLI start-up)", sample([script, "--help"], args.repeat, env,
+                                                                      label="help")),
+            "cold": summarize("decaenv doctor --no-build (cold)",
+                              sample(doctor, args.repeat, env, fresh_home=True, label="cold")),
         }
         warm_env = dict(env, DECAENV_HOME=str(work / "home"))
         timed(doctor, warm_env)  # fill the cache
-        rows["warm"] = summarize("decaenv doctor --no-build (warm)", sample(doctor, args.repeat, warm_env))
+        rows["warm"] = summarize("decaenv doctor --no-build (warm)",
+                                 sample(doctor, args.repeat, warm_env, label="warm"))
         full = [script, "--data-dir", str(data_dir), "doctor"]
         if args.with_build:
             build_home = dict(env, DECAENV_HOME=str(work / "build-home"))
@@ -99,6 +117,9 @@ def main() -> int:
 
 
 def report(rows: Dict[str, Dict[str, float]]) -> None:
+    print("  CPU seconds (user+sys of the whole process tree, median):")
+    for label, values in CPU.items():
+        print(f"    {label:<14} {statistics.median(values):6.3f} s")
     torch_s, collect, help_s = rows["import_torch"]["median"], rows["collect_env"]["median"], rows["help"]["median"]
     cold, warm = rows["cold"]["median"], rows["warm"]["median"]
     print(f"  cold doctor / collect_env = {cold / collect:.2f}x; warm doctor / collect_env = {warm / collect:.2f}x")

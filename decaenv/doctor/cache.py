@@ -24,7 +24,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
@@ -197,11 +196,21 @@ class ResultCache:
         """Write atomically; a cache that cannot be written is silently skipped (it is only a cache)."""
         if not self._dirty:
             return
+        import tempfile
+
+        tmp = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".results-", dir=str(self.path.parent))
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump({"format": CACHE_FORMAT, "checks": self._entries}, fh)
             os.replace(tmp, self.path)
+            tmp = None
         except OSError:
             pass
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass

@@ -13,7 +13,6 @@ import platform
 import re
 import shutil
 import sys
-import sysconfig
 import threading
 from pathlib import Path
 from dataclasses import dataclass
@@ -185,6 +184,8 @@ class SystemProbe:
     def python_include(self) -> Optional[str]:
         """The probed interpreter's C header folder (where Python.h should be)."""
         if os.path.realpath(self.python) == os.path.realpath(sys.executable):
+            import sysconfig
+
             return sysconfig.get_paths().get("include")
         outcome = self.run([self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"])
         return (outcome.stdout.strip() or None) if outcome.returncode == 0 else None

@@ -6,7 +6,6 @@ own `Registry` with fake checks.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -116,6 +115,8 @@ class Registry:
             elif name in _CATEGORY_ORDER:
                 chosen += [c.id for c in self.all() if c.category == name]
             else:
+                import difflib
+
                 choices = list(self._checks) + list(_CATEGORY_ORDER)
                 close = difflib.get_close_matches(name, choices, n=1)
                 hint = f"did you mean `{close[0]}`? " if close else ""

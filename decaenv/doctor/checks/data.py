@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import zipfile
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -126,6 +125,8 @@ def classify_checkpoint(path: Path) -> Tuple[str, str]:
     if head.startswith(b"version https://git-lfs"):
         return "lfs-pointer", "a git-lfs pointer file"
     if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
