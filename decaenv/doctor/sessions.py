@@ -116,6 +116,10 @@ class WorkerSession:
             proc = self._proc
         if proc is not None:
             kill_tree(proc)
+            try:
+                proc.wait(timeout=5)  # reap it now: no orphan outlives the doctor
+            except subprocess.TimeoutExpired:
+                pass
 
     def _finish(self, name: str, outcome: SectionOutcome) -> None:
         with self._cond:
