@@ -44,6 +44,13 @@ def test_flame_missing_and_renamed(tmp_path):
     assert nested.remediation.commands[0].startswith("cp ")
 
 
+def test_flame_other_variant_is_not_copied(tmp_path):
+    (tmp_path / "female_model.pkl").write_bytes(b"x")
+    result = data.check_flame(_ctx(tmp_path))
+    assert result.status is Status.FAIL and "not what DECA's checkpoint was trained with" in result.summary
+    assert not any(c.startswith("cp ") for c in result.remediation.commands)
+
+
 def test_flame_loaded_variants(tmp_path):
     (tmp_path / "generic_model.pkl").write_bytes(b"x")
     pkl = str(tmp_path / "generic_model.pkl")
@@ -161,3 +168,19 @@ def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
     bad = status([row("head-template", "hash-mismatch"), row("mask", "missing")])
     assert bad.status is Status.FAIL and bad.fixes[0].args["ids"] == ["head-template", "mask"]
     assert status([row("x", "hash-unknown")]).status is Status.WARN
+
+
+def test_data_files_with_a_broken_manifest(tmp_path, monkeypatch):
+    monkeypatch.setattr(integrations, "manifest_status",
+                        lambda d: {"api": True, "error": "manifest x.toml: line 3: bad key", "files": []})
+    result = data.check_data_files(_ctx(tmp_path))
+    assert result.status is Status.FAIL and "bad key" in result.summary
+
+
+def test_manifest_status_through_the_real_fetch_package(tmp_path):
+    status = integrations.manifest_status(str(tmp_path))
+    if not status.get("api"):
+        pytest.skip(status.get("reason"))
+    by_dest = {f["dest"]: f for f in status["files"]}
+    assert by_dest["head_template.obj"]["status"] == "missing" and by_dest["head_template.obj"]["required"]
+    assert by_dest["generic_model.pkl"]["kind"] in ("form-post", "manual")

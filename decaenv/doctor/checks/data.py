@@ -14,6 +14,12 @@ from decaenv.doctor.registry import check
 MIN_FREE_BYTES = 1 << 30
 DECA_MODEL_BYTES = 434_000_000  # the released file (with the detail-stage optimizer state), ≈ 414 MiB
 LEGACY_TORCH_MAGIC = bytes.fromhex("6cfc9c46f9206aa850 19".replace(" ", ""))  # 0x1950a86a20f9469cfc6c, little end.
+OTHER_FLAME_VARIANTS = {
+    "female_model.pkl": "the female model is not what DECA's checkpoint was trained with",
+    "male_model.pkl": "the male model is not what DECA's checkpoint was trained with",
+    "flame2023.pkl": "FLAME 2023 differs from FLAME 2020, which DECA's checkpoint was trained with",
+    "flame2023_no_jaw.pkl": "FLAME 2023 differs from FLAME 2020, which DECA's checkpoint was trained with",
+}
 FLAME_ALIASES = ("generic_model2020.pkl", "flame.pkl", "FLAME_NEUTRAL.pkl", "flame2023.pkl", "flame2023_no_jaw.pkl",
                  "female_model.pkl", "male_model.pkl", "FLAME2020/generic_model.pkl")
 FLAME_GET = ("Register at https://flame.is.tue.mpg.de/ (licence required), then let decaenv download FLAME 2020 "
@@ -67,6 +73,10 @@ def check_flame(ctx) -> CheckResult:
     data_dir = Path(ctx.data_dir)
     if not (data_dir / "generic_model.pkl").is_file() and not (data_dir / "generic_model.npz").is_file():
         alias = _flame_alias(data_dir)
+        if alias and alias in OTHER_FLAME_VARIANTS:
+            return fail(f"found {alias}, but DECA needs FLAME 2020's generic model (generic_model.pkl): "
+                        f"{OTHER_FLAME_VARIANTS[alias]}", [f"in {data_dir}"], data={"present": False, "alias": alias},
+                        remediation=fix_it(*FLAME_GET))
         if alias:
             target = data_dir / "generic_model.pkl"
             return fail(f"found {alias} but DECA reads generic_model.pkl", [f"in {data_dir}"],
