@@ -6,7 +6,7 @@ real chumpy 0.70), built offline from a local wheelhouse and cached between test
 
 Venvs hold decaenv's base dependencies only (no torch); the tests run the working tree's decaenv in them with
 PYTHONPATH, so a code change never needs a rebuild. Location: `$DECAENV_TEST_VENVS`, default
-`~/.cache/decaenv-test-venvs/`. A venv is reused while its interpreter, requirements and wheelhouse are unchanged.
+`~/.cache/decaenv-test-venvs/`. A venv is reused while its interpreter and requirements are unchanged.
 """
 
 from __future__ import annotations
@@ -76,9 +76,18 @@ def _run(argv: List[str], timeout: int = 900, env: Optional[Dict[str, str]] = No
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+#: Packages the face_alignment tests install with --no-deps into a temp folder (1.3.4: the last `_2D` release,
+#: an sdist; 1.5.0: TWO_D and compile=True).
+NO_DEPS_DOWNLOADS = ("face-alignment==1.3.4", "face-alignment==1.5.0")
+
+
 def prepare(names: List[str]) -> None:
     """Download every wheel (and sdist) the specs need into the wheelhouse, with each target interpreter."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    for requirement in NO_DEPS_DOWNLOADS:  # one at a time: two versions of one package never resolve together
+        out = _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(WHEELHOUSE), requirement])
+        if out.returncode != 0:
+            raise SystemExit(f"pip download {requirement} failed:\n{out.stderr[-2000:]}")
     for spec in (SPECS[n] for n in names):
         python = interpreter(spec.python)
         if python is None:
@@ -95,8 +104,7 @@ def prepare(names: List[str]) -> None:
 
 
 def _key(spec: Spec, python: Path) -> str:
-    listing = sorted(p.name for p in WHEELHOUSE.glob("*")) if WHEELHOUSE.is_dir() else []
-    raw = json.dumps([str(python), spec.python, _requirements(spec), list(spec.build_from_source), listing])
+    raw = json.dumps([str(python), spec.python, _requirements(spec), list(spec.build_from_source)])
     return hashlib.sha256(raw.encode()).hexdigest()[:10]
 
 
