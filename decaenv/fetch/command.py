@@ -149,7 +149,10 @@ def _write(req: FetchRequest, manifest, mode: str) -> int:
             for line in render.manual_block([r for r in results if r.error is not None and _needs_hand(r)]):
                 err.print(line, markup=False, highlight=False, soft_wrap=True)
         done = sum(1 for r in results if r.ok)
-        out.print(f"{done}/{len(results)} file(s) ready in {resolved.path}", markup=False, highlight=False)
+        if not results:
+            out.print("nothing to fetch: name files by id (see `decaenv fetch --list`)", markup=False)
+        else:
+            out.print(f"{done}/{len(results)} file(s) ready in {resolved.path}", markup=False, highlight=False)
     return 0 if ok else 1
 
 

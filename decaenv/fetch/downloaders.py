@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
@@ -107,7 +108,9 @@ def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ct
         page = resp.raw.read(http.HTML_LIMIT, decode_content=True).decode("utf-8", "replace")
         resp.close()
         try:
-            target = parse(page)
+            with warnings.catch_warnings():  # gdown 5.x calls a deprecated bs4 method
+                warnings.simplefilter("ignore", DeprecationWarning)
+                target = parse(page)
         except retrieval_error as exc:
             raise _page_error(f"{page}\n{exc}", page, ctx) from None
         if target == url:  # the confirmation page points at itself: Drive will not let go
