@@ -13,7 +13,11 @@ from typing import List, Optional
 import typer
 
 from decaenv import __version__
+from decaenv.cli import convert as _convert
+from decaenv.cli import exec_cmd as _exec_cmd
 from decaenv.cli import fetch as _fetch
+from decaenv.cli import patch as _patch
+from decaenv.cli import patches as _patches
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
 
@@ -52,6 +56,10 @@ def root(
 
 
 app.command("selftest")(_selftest.selftest)
+app.command("exec", **_exec_cmd.COMMAND_SETTINGS)(_exec_cmd.exec_command)
+app.add_typer(_patches.app, name="patches")
+app.add_typer(_convert.app, name="convert")
+app.command("patch")(_patch.patch)
 app.command("fetch")(_fetch.fetch)
 
 

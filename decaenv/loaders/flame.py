@@ -8,6 +8,7 @@ plain `.npz` (no pickle at all), which the runtime prefers when it is newer than
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from decaenv.errors import DataError
-from decaenv.loaders.safe_pickle import ChumpyStandIn, SparseStandIn, load_pickle
+from decaenv.loaders._standins import ChumpyStandIn, SparseStandIn
+from decaenv.loaders.safe_pickle import load_pickle
+
+log = logging.getLogger("decaenv")
 
 FLAME_VERTICES = 5023
 FLAME_FACES = 9976
@@ -72,18 +76,29 @@ def kind_from_name(path: Path) -> str:
     return "unknown"
 
 
+_INTEGER_KEYS = ("f", "kintree_table")
+
+
 def _to_array(value: Any, key: str, source: Path) -> np.ndarray:
+    """A numeric ndarray from a pickled/npz value (chumpy and sparse stand-ins included)."""
     if isinstance(value, ChumpyStandIn):
-        return value.array
-    if isinstance(value, SparseStandIn):
-        return value.toarray()
-    if hasattr(value, "toarray") and callable(value.toarray):  # a real scipy matrix (e.g. from an npz user)
-        return np.asarray(value.toarray())
-    try:
-        return np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - anything unconvertible is a damaged file
-        raise DataError(f"FLAME model {source}: entry {key!r} is not an array ({type(value).__name__})",
-                        hint="use an official FLAME 2020 file", path=source) from exc
+        arr = value.array
+    elif isinstance(value, SparseStandIn):
+        arr = value.toarray()
+    elif hasattr(value, "toarray") and callable(value.toarray):  # a real scipy matrix (e.g. from an npz user)
+        arr = np.asarray(value.toarray())
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - anything unconvertible is a damaged file
+            raise DataError(f"FLAME model {source}: entry {key!r} is not an array ({type(value).__name__})",
+                            hint="use an official FLAME 2020 file", path=source) from exc
+    allowed = "iu" if key in _INTEGER_KEYS else "iuf"
+    if arr.dtype.kind not in allowed:
+        expected = "integers" if key in _INTEGER_KEYS else "numbers"
+        raise DataError(f"FLAME model {source}: entry {key!r} holds {arr.dtype} values, expected {expected}",
+                        hint="use an official FLAME 2020 file", path=source)
+    return arr
 
 
 def from_mapping(data: Mapping[str, Any], source: Path, kind: Optional[str] = None) -> FlameModel:
@@ -114,15 +129,15 @@ def structural_problems(model: FlameModel) -> List[str]:
     """Shape/consistency problems that make a model unusable (empty list when fine)."""
     problems = []
     v = model.v_template
-    if v.ndim != 2 or v.shape[1] != 3:
-        return [f"v_template has shape {v.shape}, expected (V, 3)"]
+    if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] == 0:
+        return [f"v_template has shape {v.shape}, expected (V, 3) with V > 0"]
     n = v.shape[0]
     checks = [
         ("shapedirs", model.shapedirs.ndim == 3 and model.shapedirs.shape[:2] == (n, 3), f"({n}, 3, K)"),
         ("posedirs", model.posedirs.shape == (n, 3, 36), f"({n}, 3, 36)"),
         ("J_regressor", model.J_regressor.ndim == 2 and model.J_regressor.shape[1] == n, f"(J, {n})"),
         ("weights", model.weights.ndim == 2 and model.weights.shape[0] == n, f"({n}, J)"),
-        ("f", model.f.ndim == 2 and model.f.shape[1] == 3, "(F, 3)"),
+        ("f", model.f.ndim == 2 and model.f.shape[1] == 3 and model.f.shape[0] > 0, "(F, 3) with F > 0"),
     ]
     for key, ok, expected in checks:
         if not ok:
@@ -130,12 +145,13 @@ def structural_problems(model: FlameModel) -> List[str]:
     if problems:
         return problems
     joints = model.J_regressor.shape[0]
-    if model.weights.shape[1] != joints or model.kintree_table.shape != (2, joints):
+    if joints == 0 or model.weights.shape[1] != joints or model.kintree_table.shape != (2, joints):
         problems.append(f"joint counts disagree (J_regressor {joints}, weights {model.weights.shape[1]}, "
                         f"kintree_table {model.kintree_table.shape})")
     if model.f.min() < 0 or model.f.max() >= n:
         problems.append("face indices out of range")
-    if not all(np.isfinite(getattr(model, k)).all() for k in ("v_template", "shapedirs", "posedirs", "weights")):
+    if not all(np.isfinite(getattr(model, k)).all()
+               for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights")):
         problems.append("non-finite values")
     return problems
 
@@ -158,6 +174,8 @@ def deca_compatibility(model: FlameModel) -> List[str]:
 def load_flame(path: os.PathLike, kind: Optional[str] = None) -> FlameModel:
     """Read a FLAME model from `.pkl` (chumpy-free) or decaenv's `.npz` and validate its structure.
 
+    The format is recognised from the content (an npz is a zip archive), not from the file name.
+
     Args:
         path: `generic_model.pkl` (FLAME 2020 pickle) or a `.npz` written by `convert_to_npz`.
         kind: override the variant guessed from the file name.
@@ -165,25 +183,47 @@ def load_flame(path: os.PathLike, kind: Optional[str] = None) -> FlameModel:
         DataError / UnsafeContentError: unreadable, refused or structurally invalid.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"FLAME model {path} is a folder, not a file",
+                        hint="give the model file itself, e.g. FLAME2020/generic_model.pkl", path=path)
     if not path.is_file():
         raise DataError(f"FLAME model {path} does not exist",
-                        hint="run `decaenv fetch flame` (needs a FLAME account) or `decaenv fetch --from FLAME2020.zip`",
+                        hint="run `decaenv fetch flame` (needs a FLAME account) or "
+                             "`decaenv fetch --from FLAME2020.zip`",
                         path=path)
-    if path.suffix == ".npz":
+    if _is_zip(path):
         return _load_npz(path, kind)
     return from_mapping(load_pickle(path, "FLAME model"), path, kind)
 
 
-def _load_npz(path: Path, kind: Optional[str]) -> FlameModel:
+def _is_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    except OSError:
+        return False
+
+
+def _read_npz(path: Path) -> Dict[str, np.ndarray]:
+    """All arrays of an npz (no pickles allowed), or DataError."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            content = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"FLAME model {path} is not a readable npz ({exc})", hint="convert it again: "
-                        "`decaenv convert flame generic_model.pkl -o generic_model.npz`", path=path) from exc
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise DataError(f"FLAME model {path} is not a readable npz ({' '.join(str(exc).split())})",
+                        hint="convert it again: `decaenv convert flame generic_model.pkl -o generic_model.npz`",
+                        path=path) from exc
+    except Exception as exc:  # noqa: BLE001 - zipfile raises BadZipFile and friends on damaged archives
+        raise DataError(f"FLAME model {path} is a damaged npz ({type(exc).__name__})",
+                        hint="convert it again: `decaenv convert flame generic_model.pkl -o generic_model.npz`",
+                        path=path) from exc
+
+
+def _load_npz(path: Path, kind: Optional[str]) -> FlameModel:
+    content = _read_npz(path)
     stored_kind = str(content.pop("decaenv_kind", "")) or None
-    content.pop("decaenv_format", None)
-    content.pop("decaenv_source_sha256", None)
+    for key in [k for k in content if k.startswith("decaenv_")]:
+        content.pop(key)
     return from_mapping(content, path, kind or stored_kind)
 
 
@@ -196,47 +236,94 @@ def sha256_file(path: os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def convert_to_npz(src: os.PathLike, dst: os.PathLike) -> Path:
+def convert_to_npz(src: os.PathLike, dst: os.PathLike, kind: Optional[str] = None) -> Path:
     """Convert a FLAME pickle to a pickle-free `.npz` (same arrays, bit for bit), atomically.
 
-    The npz also records decaenv's format tag, the variant and the sha256 of the source pickle, so a stale
-    npz (pickle replaced later) can be detected.
+    The npz also records decaenv's format tag, the variant, and the sha256, size and modification time of
+    the source pickle, so a stale npz (pickle replaced later) is detected by `npz_matches_source`.
+
+    Args:
+        src: the FLAME pickle (or an npz to re-write).
+        dst: the npz to write; its folder is created. Nothing is left behind on failure.
+        kind: override the variant guessed from the source's file name.
+    Returns:
+        dst.
     """
     src, dst = Path(src), Path(dst)
-    model = load_flame(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    before = src.stat() if src.is_file() else None
+    model = load_flame(src, kind)
+    digest = sha256_file(src)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             np.savez(fh, **model.arrays(), decaenv_format=np.array(NPZ_FORMAT), decaenv_kind=np.array(model.kind),
-                     decaenv_source_sha256=np.array(sha256_file(src)))
+                     decaenv_source_sha256=np.array(digest),
+                     decaenv_source_size=np.array(before.st_size, dtype=np.int64),
+                     decaenv_source_mtime_ns=np.array(before.st_mtime_ns, dtype=np.int64))
         os.replace(tmp, dst)
+    except OSError as exc:
+        raise DataError(f"cannot write {dst}: {exc.strerror or exc}",
+                        hint="choose a writable location with -o (and check the free disk space)", path=dst) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
     return dst
 
 
-def npz_matches_source(npz: Path, pkl: Path) -> bool:
-    """True if `npz` was converted from the current `pkl` (recorded sha256 equals the pickle's)."""
+def _npz_record(npz: Path) -> Optional[Dict[str, Any]]:
+    """decaenv's bookkeeping entries of a converted npz (None when unreadable or not complete)."""
     try:
         with np.load(npz, allow_pickle=False) as data:
-            recorded = str(data["decaenv_source_sha256"]) if "decaenv_source_sha256" in data.files else ""
-    except (OSError, ValueError, EOFError):
+            if not all(k in data.files for k in REQUIRED):
+                return None
+            return {k: data[k][()] for k in data.files if k.startswith("decaenv_")}
+    except Exception:  # noqa: BLE001 - any failure means "not a usable npz"
+        return None
+
+
+def npz_matches_source(npz: os.PathLike, pkl: os.PathLike) -> bool:
+    """True if `npz` was converted from the current `pkl`.
+
+    The pickle's size and modification time are compared first; only when they differ from the recorded
+    ones is the pickle hashed and its sha256 compared (copies and re-extractions change the mtime only).
+    """
+    record = _npz_record(Path(npz))
+    if not record or "decaenv_source_sha256" not in record:
         return False
-    return bool(recorded) and recorded == sha256_file(pkl)
+    try:
+        st = Path(pkl).stat()
+    except OSError:
+        return False
+    if int(record.get("decaenv_source_size", -1)) == st.st_size and \
+            int(record.get("decaenv_source_mtime_ns", -1)) == st.st_mtime_ns:
+        return True
+    return int(record.get("decaenv_source_size", st.st_size)) == st.st_size and \
+        str(record["decaenv_source_sha256"]) == sha256_file(pkl)
 
 
 def preferred_flame_file(data_dir: os.PathLike, stem: str = "generic_model") -> Path:
-    """The FLAME file the runtime should read: `<stem>.npz` when it is newer than `<stem>.pkl` and readable,
-    else the pickle (or the npz alone when there is no pickle)."""
+    """The FLAME file the runtime should read: `<stem>.npz` or `<stem>.pkl`.
+
+    * Only the npz exists (and is a complete FLAME npz) → the npz.
+    * Both exist and the npz records the pickle it came from → the npz exactly when it was converted from
+      the current pickle (sha256; a replaced pickle makes the npz stale whatever the mtimes say).
+    * Both exist and the npz has no record (made by other tools) → the npz when it is at least as new.
+    * Otherwise → the pickle (also when neither exists: the caller reports the missing pickle).
+    """
     data_dir = Path(data_dir)
     pkl, npz = data_dir / f"{stem}.pkl", data_dir / f"{stem}.npz"
-    if npz.is_file() and (not pkl.is_file() or npz.stat().st_mtime >= pkl.stat().st_mtime):
-        try:
-            with np.load(npz, allow_pickle=False) as data:
-                if all(k in data.files for k in REQUIRED):
-                    return npz
-        except (OSError, ValueError, EOFError):
-            pass
-    return pkl
+    if not npz.is_file():
+        return pkl
+    record = _npz_record(npz)
+    if record is None:
+        log.info("ignoring %s: not a complete FLAME npz", npz)
+        return pkl
+    if not pkl.is_file():
+        return npz
+    if "decaenv_source_sha256" in record:
+        if npz_matches_source(npz, pkl):
+            return npz
+        log.warning("ignoring %s: it was converted from a different %s (re-run `decaenv convert flame`)", npz, pkl.name)
+        return pkl
+    return npz if npz.stat().st_mtime >= pkl.stat().st_mtime else pkl

@@ -3,12 +3,14 @@
 `pickle.load` runs whatever callables a file names, so decaenv never uses it on a file it did not write.
 `SafeUnpickler` resolves only the globals these files legitimately reference:
 
-* numpy array reconstruction and dtypes, under numpy 1.x (`numpy.core.*`) and 2.x (`numpy._core.*`) names;
-* `scipy.sparse` csc/csr matrices (old `scipy.sparse.csc` and new `scipy.sparse._csc` paths) — rebuilt by
-  a numpy-only stand-in, so scipy is not needed either;
+* numpy array reconstruction and dtypes, under numpy 1.x (`numpy.core.*`) and 2.x (`numpy._core.*`) names,
+  including protocol-5 `_frombuffer` (the default protocol from Python 3.14);
+* `scipy.sparse` csc/csr/coo matrices and arrays (old `scipy.sparse.csc` and new `scipy.sparse._csc` paths)
+  — rebuilt by a numpy-only stand-in, so scipy is not needed either;
 * chumpy objects (`chumpy.ch.Ch` and friends) — a stand-in that keeps the pickled state and yields its
   `x` array; chumpy itself is never imported;
-* a few harmless builtins Python 2 pickles use (`set`, `frozenset`, `OrderedDict`, `_codecs.encode`);
+* a few harmless builtins Python 2 pickles use (`set`, `frozenset`, `OrderedDict`, `object` and
+  `copy_reg._reconstructor` for protocol 0/1, `_codecs.encode` restricted to latin-1);
 * torch tensors in `landmark_embedding.npy` (`torch._utils._rebuild_tensor_v2` and storages re-read with
   `torch.load(weights_only=True)`), only when torch is importable.
 
@@ -31,70 +33,16 @@ from typing import Any, BinaryIO, Callable, Dict, Tuple
 import numpy as np
 
 from decaenv.errors import DataError, UnsafeContentError
+from decaenv.loaders._standins import SPARSE_GLOBALS, ChumpyStandIn, SparseStandIn, chumpy_class, sparse_class
+
+__all__ = ["SafeUnpickler", "load_pickle", "load_object_npy", "allowed_globals", "ChumpyStandIn",
+           "SparseStandIn"]
 
 _NP_CORE = np.ndarray.__reduce__(np.zeros(1))[0].__module__  # "numpy.core.multiarray" or "numpy._core.multiarray"
-
-
-class ChumpyStandIn:
-    """Holds the pickled state of a chumpy object; `.array` gives its data (leaf `Ch` objects only)."""
-
-    chumpy_class = "chumpy.ch.Ch"
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    @property
-    def array(self) -> np.ndarray:
-        if "x" in self.__dict__:
-            value = self.__dict__["x"]
-            return value.array if isinstance(value, ChumpyStandIn) else np.asarray(value)
-        raise DataError(f"the file holds a chumpy expression ({self.chumpy_class}) rather than plain data; "
-                        "decaenv reads only leaf chumpy arrays, as found in FLAME's files",
-                        hint="re-export the model with its arrays evaluated, or use an official FLAME file")
-
-    def __array__(self, dtype=None, copy=None):
-        arr = self.array
-        return arr if dtype is None else arr.astype(dtype)
-
-
-def _chumpy_class(module: str, name: str) -> type:
-    return type(name, (ChumpyStandIn,), {"chumpy_class": f"{module}.{name}"})
-
-
-class SparseStandIn:
-    """A scipy.sparse compressed matrix rebuilt from its pickled state with numpy only."""
-
-    fmt = "csc"
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    @property
-    def shape(self) -> Tuple[int, int]:
-        shape = self.__dict__.get("_shape", self.__dict__.get("shape"))
-        return tuple(int(s) for s in shape)
-
-    def toarray(self) -> np.ndarray:
-        """Dense (rows, cols) array: the same values scipy's `toarray()` gives."""
-        data, indices, indptr = (np.asarray(self.__dict__[k]) for k in ("data", "indices", "indptr"))
-        rows, cols = self.shape
-        dense = np.zeros((rows, cols), dtype=data.dtype)
-        major = rows if self.fmt == "csr" else cols
-        if len(indptr) != major + 1 or indptr[-1] > len(data):
-            raise DataError("a sparse matrix in the file is inconsistent (indptr does not match its shape)",
-                            hint="the file is damaged: re-download it")
-        counts = np.diff(indptr)
-        majors = np.repeat(np.arange(major), counts)
-        minors = indices[: indptr[-1]]
-        if self.fmt == "csr":
-            np.add.at(dense, (majors, minors), data[: indptr[-1]])
-        else:
-            np.add.at(dense, (minors, majors), data[: indptr[-1]])
-        return dense
-
-
-def _sparse_class(fmt: str) -> type:
-    return type(f"{fmt}_matrix", (SparseStandIn,), {"fmt": fmt})
+_NP_NUMERIC = _NP_CORE.rsplit(".", 1)[0] + ".numeric"
+# Errors a damaged (not hostile) stream raises inside the unpickler or numpy's reconstruction.
+_DAMAGE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                  OverflowError, RecursionError, MemoryError, RuntimeError)
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -109,11 +57,11 @@ def _reconstructor(cls, base, state):
     return object.__new__(cls)
 
 
-def _numpy_global(name: str) -> Callable[[], Any]:
+def _numpy_global(name: str, module: str = _NP_CORE) -> Callable[[], Any]:
     def resolve():
         import importlib
 
-        return getattr(importlib.import_module(_NP_CORE), name)
+        return getattr(importlib.import_module(module), name)
 
     return resolve
 
@@ -140,18 +88,18 @@ def _load_storage_weights_only(data: bytes):
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-_SPARSE = {f"scipy.sparse.{mod}": fmt for fmt in ("csc", "csr") for mod in (fmt, f"_{fmt}")}
+_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED: Dict[Tuple[str, str], Callable[[], Any]] = {
-    **{(mod, "_reconstruct"): _numpy_global("_reconstruct") for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(mod, "scalar"): _numpy_global("scalar") for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(mod, "_reconstruct"): _numpy_global("_reconstruct") for mod in _MULTIARRAY},
+    **{(mod, "scalar"): _numpy_global("scalar") for mod in _MULTIARRAY},
+    **{(mod, "_frombuffer"): _numpy_global("_frombuffer", _NP_NUMERIC)
+       for mod in ("numpy.core.numeric", "numpy._core.numeric")},
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
-    **{(mod, f"{fmt}_matrix"): (lambda f=fmt: _sparse_class(f)) for mod, fmt in _SPARSE.items()},
-    **{("scipy.sparse", f"{fmt}_matrix"): (lambda f=fmt: _sparse_class(f)) for fmt in ("csc", "csr")},
-    ("__builtin__", "set"): lambda: set,
-    ("builtins", "set"): lambda: set,
-    ("__builtin__", "frozenset"): lambda: frozenset,
-    ("builtins", "frozenset"): lambda: frozenset,
+    **{key: (lambda f=fmt, k=kind: sparse_class(f, k)) for key, (fmt, kind) in SPARSE_GLOBALS.items()},
+    **{(mod, "set"): (lambda: set) for mod in ("__builtin__", "builtins")},
+    **{(mod, "frozenset"): (lambda: frozenset) for mod in ("__builtin__", "builtins")},
+    **{(mod, "object"): (lambda: object) for mod in ("__builtin__", "builtins")},
     ("collections", "OrderedDict"): lambda: __import__("collections").OrderedDict,
     ("_codecs", "encode"): lambda: _latin1_encode,
     ("copy_reg", "_reconstructor"): lambda: _reconstructor,
@@ -181,7 +129,7 @@ class SafeUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
-            return _chumpy_class(module, name)
+            return chumpy_class(module, name)
         resolve = _ALLOWED.get((module, name))
         if resolve is None:
             raise UnsafeContentError(
@@ -216,9 +164,14 @@ def load_pickle(path: os.PathLike, what: str = "file") -> Any:
             return SafeUnpickler(fh, str(path)).load()
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}", path=path) from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-        raise DataError(f"{what} {path} is damaged or not a pickle ({type(exc).__name__}: {exc})",
+    except _DAMAGE_ERRORS as exc:
+        raise DataError(f"{what} {path} is damaged or not a pickle ({type(exc).__name__}: {_short(exc)})",
                         hint="re-download it", path=path) from exc
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _check_head(path: Path, head: bytes, what: str) -> None:
@@ -246,14 +199,14 @@ def load_object_npy(path: os.PathLike, what: str = "file") -> Any:
             _check_head(path, head, what)
             version = npformat.read_magic(fh)
             reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
-            shape, _fortran, dtype = reader(fh)
+            shape, _fortran, dtype = reader(fh)  # version 3.0 differs from 2.0 only in the header's encoding
             if not dtype.hasobject:
                 return np.load(path, allow_pickle=False)
             array = SafeUnpickler(fh, str(path)).load()
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}", path=path) from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise DataError(f"{what} {path} is damaged or not an .npy file ({type(exc).__name__}: {exc})",
+    except _DAMAGE_ERRORS as exc:
+        raise DataError(f"{what} {path} is damaged or not an .npy file ({type(exc).__name__}: {_short(exc)})",
                         hint="re-download it", path=path) from exc
     if isinstance(array, np.ndarray) and array.shape == () and array.dtype == object:
         return array[()]

@@ -58,8 +58,8 @@ def test_npz_round_trip_and_preference(written, tmp_path):
     with np.load(npz, allow_pickle=False) as data:  # no object arrays inside
         assert all(data[k].dtype != object for k in data.files)
     assert flame_loader.preferred_flame_file(tmp_path) == npz
-    os.utime(npz, (1, 1))  # pickle newer than the npz → the pickle wins
-    assert flame_loader.preferred_flame_file(tmp_path) == pkl
+    os.utime(npz, (1, 1))  # older than the pickle, but provably converted from it (recorded sha256)
+    assert flame_loader.preferred_flame_file(tmp_path) == npz
 
 
 def test_missing_key_and_wrong_shape(tmp_path, written):
