@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
+from decaenv.errors import DecaenvError
 from decaenv.fetch import http
 from decaenv.fetch.credentials import Credentials
 from decaenv.fetch.errors import classify_html, fail
@@ -60,8 +61,14 @@ def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx:
     url = source.download_url
     creds = env.credentials(source.credentials or "", url)
     form = {source.field("username"): creds.username, source.field("password"): creds.password}
-    log.info("%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username, creds.origin)
-    return http.download(env.session, http.Request("POST", url, form=form), staging, ctx, env.options)
+    log.info("%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username,
+             creds.password_from)
+    try:
+        return http.download(env.session, http.Request("POST", url, form=form), staging, ctx, env.options)
+    except DecaenvError as exc:
+        if getattr(exc, "code", "") == "html-login-rejected":
+            exc.message += f" (user {creds.username!r}, password from {creds.password_from})"
+        raise
 
 
 def _gdown_parser():

@@ -235,7 +235,7 @@ def test_disk_space_preflight(server, helpers, tmp_path, run_fetch, payload, fc,
     out = run_fetch(_manifest(helpers, tmp_path, server, "blob.bin", payload))
     assert out.code("blob") == "disk-space" and "not enough disk space for blob.bin: needs 3.5 MB" in \
         out.one("blob").error.message
-    assert server.requests("/files") == []
+    assert server.requests("/files") == [] and out.partials() == []
 
 
 def test_stalled_server_times_out(server, helpers, tmp_path, run_fetch, payload, fc):
