@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import summarize, time_command  # noqa: E402
+from _common import summarize  # noqa: E402
 
 
 def _time_call(fn: Callable[[], object], repeat: int) -> List[float]:
@@ -46,20 +47,34 @@ def bench_flame(pkl: Path, work: Path, repeat: int) -> None:
           f"{pick['median'] * 1000:.1f} ms")
 
 
+def _interleaved(commands: Dict[str, Tuple[List[str], Dict[str, str]]], repeat: int) -> Dict[str, List[float]]:
+    """Wall-clock seconds per command, the commands taking turns (so load changes hit them alike)."""
+    times: Dict[str, List[float]] = {name: [] for name in commands}
+    for round_ in range(repeat + 1):  # round 0 is an untimed warm-up
+        for name, (argv, env) in commands.items():
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, env=env)
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
 def bench_exec(repeat: int) -> None:
     from decaenv.patches import launcher
 
     py = sys.executable
-    code = ["-c", "import numpy"]
-    env = launcher.child_env(launcher.site_dir())
-    print(f"`{py} -c 'import numpy'`, {repeat} runs")
-    bare = summarize("bare", time_command([py, *code], repeat))
-    site = summarize("with the shims' sitecustomize", time_command([py, *code], repeat, env=env))
-    full = summarize("decaenv exec -- python ...", time_command([py, "-m", "decaenv", "exec", "--", py, *code],
-                                                                 repeat))
-    print(f"  -> sitecustomize adds {(site['median'] - bare['median']) * 1000:.1f} ms per Python process "
-          f"({site['median'] / bare['median']:.2f}x); decaenv exec adds "
-          f"{(full['median'] - bare['median']) * 1000:.1f} ms once ({full['median'] / bare['median']:.2f}x)")
+    code = [py, "-c", "import numpy"]
+    plain_env = dict(os.environ)
+    commands = {
+        "bare": (code, plain_env),
+        "with the shims' sitecustomize": (code, launcher.child_env(launcher.site_dir())),
+        "decaenv exec -- python ...": ([py, "-m", "decaenv", "exec", "--", *code], plain_env),
+    }
+    print(f"`{py} -c 'import numpy'`, {repeat} interleaved runs")
+    rows = {name: summarize(name, t) for name, t in _interleaved(commands, repeat).items()}
+    bare, site, full = (rows[name]["median"] for name in commands)
+    print(f"  -> the sitecustomize adds {(site - bare) * 1000:.1f} ms to each Python process ({site / bare:.2f}x); "
+          f"decaenv exec adds {(full - bare) * 1000:.1f} ms once ({full / bare:.2f}x)")
 
 
 def main() -> None:

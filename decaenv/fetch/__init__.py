@@ -8,9 +8,10 @@ Public API (imported lazily: `import decaenv.fetch` loads neither requests nor r
     fetch(data_dir, ids=(), options=None) -> [FileResult]
     import_files(data_dir, paths, options=None) -> [FileResult]
 
-Module map (pooch's split): manifest, hashes, sniff/outline/validators (content checks), http (transfer
-engine), downloaders (by source kind), processors (archives, post-install), store/locks/records (the
-data dir), credentials, engine (orchestration), importer (`--from`), render (CLI output), errors.
+Module map (pooch's split): manifest, hashes, status (`verify_entry`, shared with the doctor),
+sniff/outline/validators (content checks), http + stream (transfer engine), downloaders (by source
+kind), processors (archives, post-install), store/locks/records (the data dir), credentials, engine
+(orchestration), importer (`--from`), command + render (the CLI's logic and output), errors.
 """
 
 from __future__ import annotations

@@ -69,10 +69,11 @@ def run(req: FetchRequest) -> int:
     return _write(req, manifest, mode)
 
 
-def _consoles(req: FetchRequest):
-    from decaenv.cli._console import make_console
-
-    return make_console(quiet=req.quiet or req.as_json), make_console(stderr=True)
+def _say(text: str, *, err: bool = False) -> None:
+    """One plain line (no rich: `fetch -q`/`--json` runs never import it)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def _read_only(req: FetchRequest, manifest, mode: str) -> int:
@@ -110,13 +111,12 @@ def _write(req: FetchRequest, manifest, mode: str) -> int:
     from decaenv.fetch.records import Licenses
 
     resolved = req.data_dir(False)
-    out, err = _consoles(req)
     progress = NullProgress() if (req.quiet or req.as_json) else render.RichProgress()
     options = FetchOptions(offline=req.offline, force=req.force, accept_license=req.accept_license,
                            username=req.username, confirm_license=_confirm_license,
                            progress=progress, http=HttpOptions.from_env(),
                            on_event=(lambda text: None) if req.quiet or req.as_json else
-                           (lambda text: err.print(f"decaenv: {text}", markup=False, highlight=False)),
+                           (lambda text: _say(f"decaenv: {text}", err=True)),
                            create_parents=resolved.source == "default")
     fetcher = Fetcher(manifest, resolved.path, options)
     try:
@@ -136,21 +136,31 @@ def _write(req: FetchRequest, manifest, mode: str) -> int:
         print_json(render.document(mode, resolved.path, manifest,
                                    [render.result_json(r, resolved.path, licenses) for r in results], ok))
     else:
-        for result in results:
-            out.print(render.result_line(result), markup=False, highlight=False, soft_wrap=True)
-            if req.verbose:
-                for note in result.notes:
-                    out.print(f"       {note}", markup=False, highlight=False)
-        for result in results:
-            if result.error is not None:
-                err.print(f"decaenv: error: {result.entry.id if result.entry.id != '?' else result.source}: "
-                          f"{result.error.one_line()}", markup=False, highlight=False, soft_wrap=True)
-        if any(r.error is not None and _needs_hand(r) for r in results):
-            for line in render.manual_block([r for r in results if r.error is not None and _needs_hand(r)]):
-                err.print(line, markup=False, highlight=False, soft_wrap=True)
-        done = sum(1 for r in results if r.ok)
-        out.print(f"{done}/{len(results)} file(s) ready in {resolved.path}", markup=False, highlight=False)
+        _report(req, results, resolved.path)
     return 0 if ok else 1
+
+
+def _report(req: FetchRequest, results, data_dir) -> None:
+    """Human output: a line per file (not with -q), the errors, the manual route, the verdict."""
+    from decaenv.fetch import render
+
+    for result in results:
+        if not req.quiet:
+            _say(render.result_line(result))
+        if req.verbose:
+            for note in result.notes:
+                _say(f"       {note}")
+    for result in results:
+        if result.error is not None:
+            who = result.entry.id if result.entry.id != "?" else result.source
+            _say(f"decaenv: error: {who}: {result.error.one_line()}", err=True)
+    by_hand = [r for r in results if r.error is not None and _needs_hand(r)]
+    for line in render.manual_block(by_hand):
+        _say(line, err=True)
+    if not results:
+        _say("nothing to fetch: name files by id (see `decaenv fetch --list`)")
+    else:
+        _say(f"{sum(1 for r in results if r.ok)}/{len(results)} file(s) ready in {data_dir}")
 
 
 def _needs_hand(result) -> bool:

@@ -48,6 +48,7 @@ class Credentials:
     username: str
     password: Secret
     origin: str
+    password_from: str = ""  # where the password came from, for messages ("$DECAENV_FLAME_PASSWORD", "~/.netrc")
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password=***, origin={self.origin!r})"
@@ -94,12 +95,13 @@ def get_credentials(realm: CredentialRealm, url: str, *, username: Optional[str]
     origin = "flag" if username else "env"
     user = username or os.environ.get(realm.username_env) or None
     secret = os.environ.get(realm.password_env) or None
+    password_from = f"${realm.password_env}" if secret else ""
     if user is None or secret is None:
         net_user, net_password = _netrc(host)
         if user is None and net_user:
             user, origin = net_user, "netrc"
         if secret is None and net_password and (net_user is None or net_user == user):
-            secret = net_password
+            secret, password_from = net_password, os.environ.get("NETRC") or "~/.netrc"
             origin = "netrc" if origin != "flag" else origin
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stderr.isatty()
@@ -118,8 +120,8 @@ def get_credentials(realm: CredentialRealm, url: str, *, username: Optional[str]
         import getpass
 
         secret = (prompt or getpass.getpass)(f"{realm.name} password for {user} (hidden): ")
-        origin = "prompt"
+        origin, password_from = "prompt", "the prompt"
     if not user or not secret:
         raise fail("credentials-missing", f"{realm.name}: empty username or password",
                    hint=f"pass {where}")
-    return Credentials(username=user, password=Secret(secret), origin=origin)
+    return Credentials(username=user, password=Secret(secret), origin=origin, password_from=password_from)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
+from decaenv.errors import DecaenvError
 from decaenv.fetch import http
 from decaenv.fetch.credentials import Credentials
 from decaenv.fetch.errors import classify_html, fail
@@ -59,8 +61,14 @@ def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx:
     url = source.download_url
     creds = env.credentials(source.credentials or "", url)
     form = {source.field("username"): creds.username, source.field("password"): creds.password}
-    log.info("%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username, creds.origin)
-    return http.download(env.session, http.Request("POST", url, form=form), staging, ctx, env.options)
+    log.info("%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username,
+             creds.password_from)
+    try:
+        return http.download(env.session, http.Request("POST", url, form=form), staging, ctx, env.options)
+    except DecaenvError as exc:
+        if getattr(exc, "code", "") == "html-login-rejected":
+            exc.message += f" (user {creds.username!r}, password from {creds.password_from})"
+        raise
 
 
 def _gdown_parser():
@@ -107,7 +115,9 @@ def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ct
         page = resp.raw.read(http.HTML_LIMIT, decode_content=True).decode("utf-8", "replace")
         resp.close()
         try:
-            target = parse(page)
+            with warnings.catch_warnings():  # gdown 5.x calls a deprecated bs4 method
+                warnings.simplefilter("ignore", DeprecationWarning)
+                target = parse(page)
         except retrieval_error as exc:
             raise _page_error(f"{page}\n{exc}", page, ctx) from None
         if target == url:  # the confirmation page points at itself: Drive will not let go

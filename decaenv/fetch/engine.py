@@ -179,7 +179,7 @@ class Fetcher:
             if status.ok and not self.options.force:
                 return FileResult(entry, "present", status, notes=["fetched meanwhile by another process"]
                                   if held["waited"] > 0.5 else [])
-            return self._from_sources(entry, status)
+            return self._from_sources(entry)
 
     def _adopt(self, entry: Entry, status: FileStatus) -> Optional[FileResult]:
         """A present file with no known hash: validate it and record its hash (trust on first use)."""
@@ -220,14 +220,14 @@ class Fetcher:
                         "recorded once in the data dir")
 
     # -- sources ------------------------------------------------------------------------------------
-    def _from_sources(self, entry: Entry, status: FileStatus) -> FileResult:
+    def _from_sources(self, entry: Entry) -> FileResult:
         errors: List[DecaenvError] = []
         for source in entry.sources:
             download = downloaders.downloader_for(source)
             if download is None:
                 continue
             try:
-                return self._from_source(entry, source, download, status)
+                return self._from_source(entry, source, download)
             except DecaenvError as exc:
                 log.info("%s: source %s failed: %s", entry.id, source.kind, exc.one_line())
                 errors.append(exc)
@@ -238,7 +238,7 @@ class Fetcher:
                        hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
         raise errors[0]
 
-    def _from_source(self, entry: Entry, source: Source, download, status: FileStatus) -> FileResult:
+    def _from_source(self, entry: Entry, source: Source, download) -> FileResult:
         dest = entry.path(self.store.root)
         staged_as = dest.with_name(source.archive) if source.archive else dest
         key = downloaders.source_key(source)
@@ -248,7 +248,12 @@ class Fetcher:
                                   f"left by process {staging.meta.get('adopted_from', '?')}")
         approx = source.approx_size or entry.size or entry.approx_size
         need = (approx or 0) - staging.size() + ((entry.approx_size or 0) if source.archive else 0)
-        self.store.preflight(max(need, 0), staged_as.name)
+        try:
+            self.store.preflight(max(need, 0), staged_as.name)
+        except DecaenvError:
+            if not staging.size():
+                staging.discard()
+            raise
         ctx = Context(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
                       expected_size=None if source.archive else expected_hash(entry, self.store.root, self.lockfile)[1],
                       progress=self.options.progress, label=entry.id)

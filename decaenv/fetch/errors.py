@@ -106,8 +106,8 @@ def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -
         if has_password_field or _LOGIN.search(text):
             return fail("html-login-rejected", f"the download server sent a login page instead of {what}: "
                         f"username or password rejected{seen}",
-                        hint="check them by logging in on the website; pass --username and the password "
-                             f"via the environment variable, ~/.netrc or the prompt{tail}")
+                        hint="check them by logging in on the website, then pass --username and the password "
+                             f"(environment variable, ~/.netrc or the hidden prompt){tail}")
     return fail("html-page", f"got an HTML page instead of {what}{seen}",
                 hint=f"the source may have moved or need a login; download it by hand{tail}")
 

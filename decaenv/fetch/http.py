@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
@@ -107,7 +107,6 @@ class Transfer:
     restarted: bool = False
     attempts: int = 1
     seconds: float = 0.0
-    headers: Dict[str, str] = field(default_factory=dict)
 
 
 class _Retry(Exception):
@@ -295,7 +294,7 @@ def _accept(resp, staging: Staging, ranged: bool, ctx: Context, url: str) -> str
         total = ctx.expected_size or (staging.meta.get("total") if staging.meta.get("total") else None)
         if cr is None or cr[0] != offset or (cr[2] is not None and cr[1] != cr[2] - 1) or \
                 (total is not None and cr[2] is not None and cr[2] != total):
-            log.warning("%s: the server's Content-Range %r does not continue the partial file at %d bytes; "
+            log.info("%s: the server's Content-Range %r does not continue the partial file at %d bytes; "
                         "restarting from zero", ctx.what, resp.headers.get("Content-Range"), offset)
             return "restart"
         return "stream"

@@ -19,6 +19,7 @@ from decaenv.errors import DecaenvError, IntegrityError
 from decaenv.fetch.engine import Fetcher, FileResult
 from decaenv.fetch.errors import classify_html, fail
 from decaenv.fetch.hashes import CHUNK, new_hasher
+from decaenv.fetch.locks import file_lock
 from decaenv.fetch.manifest import Entry
 from decaenv.fetch.processors import Archive
 from decaenv.fetch.sniff import describe_kind, read_head, sniff
@@ -124,8 +125,12 @@ class Importer:
 
     def import_file(self, entry: Entry, path: Path) -> FileResult:
         """Copy one file into a staging file beside its destination (hashing it), verify, install."""
-        fetcher = self.fetcher
         self._refuse_kind(entry, path)
+        with file_lock(self.fetcher.store.run_dir, entry.id, on_wait=self.fetcher.options.on_event):
+            return self._import_file_locked(entry, path)
+
+    def _import_file_locked(self, entry: Entry, path: Path) -> FileResult:
+        fetcher = self.fetcher
         dest = entry.path(fetcher.store.root)
         if dest.exists() and os.path.samefile(dest, path):
             status = fetcher.status(entry)
@@ -170,7 +175,8 @@ class Importer:
                            hint="expected e.g. " + ", ".join(e.name for e in candidates[:4]), cls=IntegrityError)
             for entry, member in wanted:
                 try:
-                    results.append(self._import_member(archive, path, entry, member))
+                    with file_lock(fetcher.store.run_dir, entry.id, on_wait=fetcher.options.on_event):
+                        results.append(self._import_member(archive, path, entry, member))
                 except DecaenvError as exc:
                     results.append(self._failed(path, exc, entry))
         return results

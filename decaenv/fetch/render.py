@@ -59,9 +59,14 @@ def entry_json(entry: Entry, data_dir, status: Optional[FileStatus], licenses: L
 
 
 def result_json(result, data_dir, licenses: Licenses) -> dict:
-    """A fetch/import result: the entry's object plus action, source, notes and the error."""
-    row = entry_json(result.entry, data_dir, result.status, licenses)
+    """A fetch/import result: the entry's object plus action, source, notes and the error.
+
+    A `--from` path that matched no entry has `"id": null` and only the result fields."""
     err = result.error
+    if result.entry.id == "?":
+        return {"id": None, "action": "failed", "from": result.source, "notes": [], "quarantined": None,
+                "error": {"code": error_code(err), "message": err.message, "hint": err.hint}}
+    row = entry_json(result.entry, data_dir, result.status, licenses)
     row.update({
         "action": result.action,
         "from": result.source,

@@ -40,9 +40,12 @@ def hostname() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process with this id exists on this host."""
+    """True if a process with this id exists on this host (on Windows: always True, because
+    `os.kill(pid, 0)` would terminate the process there; the OS releases file locks of dead processes)."""
     if pid <= 0:
         return False
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -142,11 +145,10 @@ class Store:
     @staticmethod
     def _owner(dest: Path, part: Path):
         middle = part.name[len(dest.name) + 2: -len(PART_SUFFIX)]
-        try:
-            host, pid, _rand = middle.rsplit(".", 2)
-            return host, int(pid)
-        except ValueError:
+        fields = middle.split(".")
+        if len(fields) != 3 or not fields[1].isdigit():  # e.g. ".x.bak.<host>.<pid>.<rand>.part" is not ours
             return None, None
+        return fields[0], int(fields[1])
 
     def adopt_partial(self, dest: Path, source_key: str) -> Optional[Staging]:
         """Take over the largest partial of `dest` left by a dead process for the same source.
@@ -157,6 +159,8 @@ class Store:
         best: Optional[Staging] = None
         for part in sorted(self.partials(dest), key=lambda p: p.stat().st_size if p.exists() else 0, reverse=True):
             host, pid = self._owner(dest, part)
+            if host is None:
+                continue
             if host == hostname() and pid is not None and pid != os.getpid() and pid_alive(pid):
                 continue
             if host != hostname():

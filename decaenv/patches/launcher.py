@@ -29,7 +29,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from decaenv.errors import DataError, InternalError, UsageError
 from decaenv.patches import child, registry
-from decaenv.patches._model import PatchConfig
+from decaenv.patches._model import ENV_TRUSTED, PatchConfig
 
 TEMPLATE_VERSION = "2"
 SITECUSTOMIZE = '''\
@@ -162,8 +162,8 @@ def child_env(site: Path, *, only: Sequence[str] = (), skip: Sequence[str] = (),
               base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The child's environment: `base` (default: ours) plus PYTHONPATH and decaenv's settings."""
     env = dict(os.environ if base is None else base)
-    previous = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = str(site) + (os.pathsep + previous if previous else "")
+    previous = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(site)]
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *previous])  # nested `decaenv exec`: listed once
     env[child.ENV_SHIMS] = ",".join(_check_ids(only)) if only else child.AUTO
     if skip:
         env[child.ENV_SKIP] = ",".join(_check_ids(skip))
@@ -172,7 +172,7 @@ def child_env(site: Path, *, only: Sequence[str] = (), skip: Sequence[str] = (),
     env.pop(child.ENV_VERBOSE, None)
     if verbose:
         env[child.ENV_VERBOSE] = "1"
-    env.pop("DECAENV_TRUSTED_SHA256", None)
+    env.pop(ENV_TRUSTED, None)
     env.update((config or PatchConfig()).to_env())
     return env
 
@@ -304,5 +304,5 @@ def trust_config(files: Sequence[os.PathLike] = (), digests: Sequence[str] = ())
 def exported_variables(plan_env: Mapping[str, str], base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The variables `decaenv exec` sets or changes (for `--print-env`)."""
     base = os.environ if base is None else base
-    names = ("PYTHONPATH", child.ENV_SHIMS, child.ENV_SKIP, child.ENV_VERBOSE, "DECAENV_TRUSTED_SHA256")
+    names = ("PYTHONPATH", child.ENV_SHIMS, child.ENV_SKIP, child.ENV_VERBOSE, ENV_TRUSTED)
     return {n: plan_env[n] for n in names if n in plan_env and plan_env[n] != base.get(n)}

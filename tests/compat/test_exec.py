@@ -196,3 +196,10 @@ def test_site_dir_is_reused(tmp_path):
     compile((first / "sitecustomize.py").read_text(), "sitecustomize.py", "exec")
     env = json.dumps(launcher.exported_variables(launcher.child_env(first, base={}), base={}))
     assert str(first) in env
+
+
+def test_nested_exec_lists_the_folder_once():
+    code = "import os; print(os.environ['PYTHONPATH'].count('exec'))"
+    out = _exec("exec", "--", PY, "-m", "decaenv", "exec", "--", PY, "-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

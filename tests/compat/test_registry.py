@@ -73,6 +73,7 @@ def test_importing_patches_imports_nothing_heavy():
     import sys
 
     code = ("import sys, decaenv.patches, decaenv.patches.registry, decaenv.patches.launcher; "
+            "decaenv.patches.registry.status_all(); "  # the doctor's call must not import the targets either
             "print(sorted(m for m in ('numpy', 'torch', 'skimage', 'face_alignment', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -246,3 +246,28 @@ def test_write_failure_is_one_line_and_revertable(tree, monkeypatch, capsysbinar
     monkeypatch.setattr(engine, "write_atomic", real)
     assert main(["patch", str(tree), "--revert", "--no-diff"]) == 0
     assert snapshot(tree) == original
+
+
+@pytest.mark.parametrize("rel", ["../outside.py", "/etc/passwd", ".decaenv-patch/manifest.json"])
+def test_tampered_record_cannot_write_outside(tree, tmp_path, rel, capsysbinary):
+    main(["patch", str(tree), "--no-diff"])
+    manifest = tree / ".decaenv-patch" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["files"][rel] = next(iter(data["files"].values()))
+    manifest.write_text(json.dumps(data))
+    _read(capsysbinary)
+    assert main(["patch", str(tree), "--revert"]) == 1
+    err = _read(capsysbinary)[1].strip().splitlines()
+    assert len(err) == 1 and "patch record" in err[0] and "damaged" in err[0] and "outside the checkout" in err[0]
+    assert not (tmp_path / "outside.py").exists()
+
+
+def test_hard_coded_gcc7_elsewhere_is_reported_not_guessed(tree, capsysbinary):
+    setup = tree / "decalib" / "utils" / "rasterizer" / "setup.py"
+    setup.write_text("import os\nos.environ['CC'] = 'gcc-7'\nos.environ['CXX'] = 'gcc-7'\nnp.int\n")
+    before = setup.read_bytes()
+    assert main(["patch", str(tree), "--no-diff"]) == 1
+    err = _read(capsysbinary)[1]
+    assert "unrecognized: decalib/utils/rasterizer/setup.py" in err and "line 2: 'gcc-7'" in err
+    assert setup.read_bytes() == before
+    assert "# Specify gcc 7" not in err

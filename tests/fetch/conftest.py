@@ -47,6 +47,10 @@ class Payload:
     html: Optional[str] = None           # serve this page (status 200, text/html) instead
     content_type: str = "application/octet-stream"
     bad_range: bool = False              # answer 206 with a Content-Range that does not fit
+    stall_after: Optional[int] = None    # stop sending (connection kept open) after this many bytes...
+    stall_s: float = 0.0                 # ...for this long
+    stalls: int = 1 << 30                # on this many responses
+    gzip: bool = False                   # send the body gzip-encoded although identity was asked for
 
 
 LOGIN_PAGE = """<!DOCTYPE html><html><head><title>Login - FLAME</title></head><body>
@@ -197,6 +201,11 @@ def _handler(server: FakeServer):
             else:
                 self.send_response(200)
             body = data[start:]
+            if payload.gzip:
+                import gzip
+
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Type", payload.content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", etag)
@@ -205,6 +214,13 @@ def _handler(server: FakeServer):
                 self.send_header("Content-Disposition", 'attachment; filename="payload.bin"')
             self.end_headers()
             limit = len(body)
+            if payload.stall_after is not None and payload.stalls > 0:
+                payload.stalls -= 1
+                self._write(body[:payload.stall_after], None)
+                self.wfile.flush()
+                time.sleep(payload.stall_s)
+                self.close_connection = True
+                return
             if payload.drop_after is not None and payload.drops > 0:
                 payload.drops -= 1
                 limit = min(limit, payload.drop_after)

@@ -55,7 +55,7 @@ def test_kill_9_mid_download_then_resume(server, helpers, tmp_path, fc):
             break
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    victim.communicate(timeout=30)
     assert victim.returncode == -signal.SIGKILL
     (partial,) = [p for p in root.iterdir() if p.name.endswith(".part")]
     kept = partial.stat().st_size

@@ -50,6 +50,7 @@ def test_bad_credentials_get_the_login_page(server, helpers, tmp_path, run_fetch
     err = out.one("flame").error
     assert out.code("flame") == "html-login-rejected"
     assert "username or password rejected" in err.message and "Login - FLAME" in err.message
+    assert f"user '{helpers.GOOD_USER}', password from $DECAENV_FLAME_PASSWORD" in err.message
     assert "ngw8" in err.hint and out.sleeps == []
     assert not (out.data_dir / "generic_model.pkl").exists() and not out.partials()
     (page,) = out.quarantined()

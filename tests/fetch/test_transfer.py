@@ -235,4 +235,26 @@ def test_disk_space_preflight(server, helpers, tmp_path, run_fetch, payload, fc,
     out = run_fetch(_manifest(helpers, tmp_path, server, "blob.bin", payload))
     assert out.code("blob") == "disk-space" and "not enough disk space for blob.bin: needs 3.5 MB" in \
         out.one("blob").error.message
-    assert server.requests("/files") == []
+    assert server.requests("/files") == [] and out.partials() == []
+
+
+def test_stalled_server_times_out(server, helpers, tmp_path, run_fetch, payload, fc):
+    server.files["blob.bin"] = fc.Payload(payload, stall_after=0, stall_s=2.0)
+    out = run_fetch(_manifest(helpers, tmp_path, server, "blob.bin", payload), retries=1, read_timeout=0.3)
+    assert out.code("blob") == "timeout" and "read timeout" in out.one("blob").error.message
+    assert "DECAENV_FETCH_TIMEOUT" in out.one("blob").error.hint and out.sleeps == [1.0]
+    assert not (out.data_dir / "blob.bin").exists()
+
+
+def test_stall_mid_body_resumes(server, helpers, tmp_path, run_fetch, payload, fc):
+    server.files["blob.bin"] = fc.Payload(payload, stall_after=2_000_000, stall_s=1.5, stalls=1)
+    out = run_fetch(_manifest(helpers, tmp_path, server, "blob.bin", payload), read_timeout=0.3)
+    assert out.one("blob").status.ok and (out.data_dir / "blob.bin").read_bytes() == payload
+    ranges = [r["range"] for r in server.requests("/files")]
+    assert ranges[0] is None and ranges[1] == "bytes=1048576-"  # every whole buffer read before the stall
+
+
+def test_unrequested_gzip_encoding_is_decoded(server, helpers, tmp_path, run_fetch, payload, fc):
+    server.files["blob.bin"] = fc.Payload(payload, gzip=True)
+    out = run_fetch(_manifest(helpers, tmp_path, server, "blob.bin", payload))
+    assert out.one("blob").status.ok and (out.data_dir / "blob.bin").read_bytes() == payload

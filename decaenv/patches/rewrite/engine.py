@@ -173,8 +173,11 @@ class Store:
             return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return dict(data["files"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            entries = dict(data["files"])
+            for rel, entry in entries.items():
+                _check_entry(self.root, rel, entry)
+            return entries
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"decaenv's patch record {path} is damaged ({exc})",
                             hint=f"restore the files from {self.dir / ORIGINALS} by hand, then delete {self.dir}",
                             path=path) from exc
@@ -202,6 +205,18 @@ class Store:
         self.entries[rel] = {"original_sha256": sha256_bytes(original), "patched_sha256": sha256_bytes(patched),
                              "rules": dict(sorted(rules.items()))}
         self.save()
+
+
+def _check_entry(root: Path, rel: str, entry: Dict[str, object]) -> None:
+    """A manifest entry must name a file inside the checkout and carry both digests (else ValueError)."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts or not parts or parts[0] == STATE_DIR:
+        raise ValueError(f"entry {rel!r} points outside the checkout")
+    for key in ("original_sha256", "patched_sha256"):
+        if not isinstance(entry.get(key), str) or len(entry[key]) != 64:
+            raise ValueError(f"entry {rel!r} has no valid {key}")
+    if not isinstance(entry.get("rules", {}), dict):
+        raise ValueError(f"entry {rel!r} has malformed rules")
 
 
 def write_atomic(path: Path, data: bytes, like: Optional[Path] = None) -> None:

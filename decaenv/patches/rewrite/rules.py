@@ -90,7 +90,7 @@ RULES: Tuple[Rule, ...] = (
          "FM12 AttributeError: _2D (face-alignment >= 1.3.5)", PY, _fa),
     Rule("rasterizer-jit-flags", "drop '-std=c++14' and '-ccbin=$$(which gcc-7)' from the JIT build flags",
          "FM02/FM04 nvcc fatal: Failed to preprocess host compiler properties; #error C++17/C++20 required",
-         PY, _drop_flags, re.compile(r"-ccbin=\$\$?\(which gcc-7\)|-std=c\+\+14")),
+         PY, _drop_flags, re.compile(r"""-ccbin=\$\$?\(which gcc-7\)|-std=c\+\+14|(['"])gcc-7\1|\bCC=gcc-7\b""")),
     Rule("aten-scalar-type", "AT_DISPATCH_*(x.type(), ...) → x.scalar_type()",
          "FM05 no suitable conversion from DeprecatedTypeProperties to c10::ScalarType", CPP, _dispatch,
          re.compile(r"AT_DISPATCH_\w+\s*\([^,;]*\.type\(\)")),
