@@ -257,6 +257,11 @@ def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool
         if problem is not None:
             status = "failed" if explicit or variant == "cpu" else "skipped"
             results.append(VariantResult(variant, status, diagnosis=problem))
+            if status == "failed":
+                folder.mkdir(parents=True, exist_ok=True)
+                _write_json_atomic(folder / "last-error.json", {
+                    "variant": variant, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "log": None,
+                    "diagnosis": asdict(problem)})
             continue
         folder.mkdir(parents=True, exist_ok=True)
         with BuildLock(folder / "build.lock", lock_timeout, purpose=f"building the {variant} rasterizer"):

@@ -136,6 +136,9 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
     """
     b_count, f_count = fv.shape[:2]
     h, w = ys.numel(), xs.numel()
+    if f_count == 0:
+        return (torch.full((b_count, h, w), -1, dtype=torch.int64, device=fv.device),
+                torch.zeros((b_count, h, w, 3), device=fv.device), torch.full((b_count, h, w), -1.0, device=fv.device))
     table, bbox, valid = face_table(fv.reshape(-1, 9))
     spans = _spans(bbox, valid, xs, ys)
     keys = torch.full((b_count * h * w,), EMPTY_KEY, dtype=torch.int64, device=fv.device)
