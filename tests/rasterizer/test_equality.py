@@ -93,3 +93,43 @@ def test_cpu_extension_is_identical_with_one_and_two_threads(cpu_op, h, w):
         torch.set_num_threads(before)
     for other in outputs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(outputs[0], other))
+
+
+def nasty_face_vertices(seed: int = 0) -> torch.Tensor:
+    """Geometry that stresses bounding boxes and span narrowing: slivers along rows and columns, huge
+    triangles reaching far off-screen, edges through pixel centres, tiny areas near the 1e-8 threshold."""
+    gen = torch.Generator().manual_seed(seed)
+    n = 300
+    base = torch.rand(n, 1, 3, generator=gen) * 2 - 1
+    base[..., 2] = 10
+    tris = []
+    tris.append(base + torch.randn(n, 3, 3, generator=gen) * torch.tensor([0.5, 1e-4, 0.1]))  # row slivers
+    tris.append(base + torch.randn(n, 3, 3, generator=gen) * torch.tensor([1e-4, 0.5, 0.1]))  # column slivers
+    huge = torch.randn(n, 3, 3, generator=gen) * torch.tensor([3e3, 3e3, 0.0]) + torch.tensor([0.0, 0.0, 10.0])
+    tris.append(huge + torch.randn(n, 3, 3, generator=gen) * torch.tensor([0.0, 0.0, 1e-3]))
+    grid = (torch.randint(0, 64, (n, 3, 2), generator=gen).float() * 2 + 1) / 64 - 1  # on pixel centres
+    tris.append(torch.cat([grid, torch.full((n, 3, 1), 10.0) + torch.rand(n, 3, 1, generator=gen)], dim=2))
+    tiny = base + torch.randn(n, 3, 3, generator=gen) * torch.tensor([1e-4, 1e-4, 0.0])
+    tris.append(tiny)
+    return torch.cat(tris)[None].contiguous()
+
+
+@pytest.fixture(scope="module", params=[(64, 64), (50, 70)], ids=["64x64", "50x70"])
+def nasty(request):
+    h, w = request.param
+    fv, xs, ys, expected = _case(nasty_face_vertices(), h, w)
+    assert int((expected[0] >= 0).sum()) > 0
+    return fv, xs, ys, expected
+
+
+def test_nasty_geometry_torch_backend_equals_reference(nasty):
+    fv, xs, ys, expected = nasty
+    diff = compare(expected, rasterize_vectorized(fv, xs, ys))
+    assert diff.within(1e-5), diff.describe()
+
+
+@pytest.mark.ext
+def test_nasty_geometry_cpu_extension_equals_reference(nasty, cpu_op):
+    fv, xs, ys, expected = nasty
+    diff = compare(expected, cpu_op(fv, xs, ys))
+    assert diff.within(1e-5), diff.describe()
