@@ -7,11 +7,10 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.decaenv-installed
+WHEELHOUSE := $(VENV)/wheelhouse
 EXTRAS ?= dev
 # The CPU build of torch. On this project's machines pip finds it on local disk; never pull a CUDA build here.
 TORCH_SPEC ?= torch==2.13.0
-# Offline detector weights (MTCNN) ship inside this wheel; --no-deps because its metadata pins an old torch.
-FACENET_SPEC ?= facenet-pytorch==2.6.0
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
@@ -28,11 +27,15 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
+# Wheels for the offline compatibility-matrix smoke test (set-up may use the registries; tests never do).
+$(WHEELHOUSE)/.complete: $(STAMP) scripts/compat_matrix.py
+	$(BIN)/python scripts/compat_matrix.py --download-wheels $(WHEELHOUSE)
+
 run: setup
 	@$(BIN)/decaenv doctor || echo "(the doctor reported problems above; running the self-test anyway)"
 	$(BIN)/decaenv selftest
 
-test: setup
+test: setup $(WHEELHOUSE)/.complete
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -14,6 +14,10 @@ import typer
 
 from decaenv import __version__
 from decaenv.cli import build as _build
+from decaenv.cli import convert as _convert
+from decaenv.cli import exec_cmd as _exec_cmd
+from decaenv.cli import patch as _patch
+from decaenv.cli import patches as _patches
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
 
@@ -53,6 +57,10 @@ def root(
 
 app.command("selftest")(_selftest.selftest)
 app.command("build")(_build.build)
+app.command("exec", **_exec_cmd.COMMAND_SETTINGS)(_exec_cmd.exec_command)
+app.add_typer(_patches.app, name="patches")
+app.add_typer(_convert.app, name="convert")
+app.command("patch")(_patch.patch)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

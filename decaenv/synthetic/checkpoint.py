@@ -75,9 +75,14 @@ def _encoder(layout: Dict[str, tuple], rng: np.random.Generator, head_bias: np.n
             else:
                 out[key] = (0.01 * rng.standard_normal(shape)).astype(np.float32)
         else:  # conv weights: He-normal
-            fan_in = int(np.prod(shape[1:]))
-            out[key] = (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(np.float32)
+            out[key] = _he_normal(rng, shape)
     return out
+
+
+def _he_normal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    weight = rng.standard_normal(shape, dtype=np.float32)
+    weight *= np.float32(np.sqrt(2.0 / int(np.prod(shape[1:]))))
+    return weight
 
 
 def _decoder(layout: Dict[str, tuple], rng: np.random.Generator) -> Dict[str, np.ndarray]:
@@ -94,8 +99,7 @@ def _decoder(layout: Dict[str, tuple], rng: np.random.Generator) -> Dict[str, np
         elif key.endswith("bias"):
             out[key] = (0.01 * rng.standard_normal(shape)).astype(np.float32)
         else:
-            fan_in = int(np.prod(shape[1:]))
-            out[key] = (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(np.float32)
+            out[key] = _he_normal(rng, shape)
     return out
 
 
@@ -105,9 +109,12 @@ def _optimizer_state(detail_params, rng: np.random.Generator) -> dict:
 
     state = {}
     for i, shape in enumerate(detail_params):
-        state[i] = {"step": 100000,
-                    "exp_avg": torch.from_numpy((1e-4 * rng.standard_normal(shape)).astype(np.float32)),
-                    "exp_avg_sq": torch.from_numpy((1e-8 * rng.random(shape)).astype(np.float32))}
+        exp_avg = rng.standard_normal(shape, dtype=np.float32)
+        exp_avg *= np.float32(1e-4)
+        exp_avg_sq = rng.random(shape, dtype=np.float32)
+        exp_avg_sq *= np.float32(1e-8)
+        state[i] = {"step": 100000, "exp_avg": torch.from_numpy(exp_avg),
+                    "exp_avg_sq": torch.from_numpy(exp_avg_sq)}
     group = {"lr": 5e-5, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0001, "amsgrad": False,
              "params": list(range(len(detail_params)))}
     return {"state": state, "param_groups": [group]}
