@@ -59,3 +59,11 @@ def test_plain_report_prints_path_time_and_check(built_extension, capsys):
     out = capsys.readouterr().out
     assert "[ok]" in out and "up to date (built in" in out and " s)" in out
     assert "checked against the reference rasterizer" in out and str(built_extension) in out
+
+
+def test_into_a_file_is_a_one_line_error(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("")
+    assert main(["build", "--cpu", "--into", str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0] and "--into" in err[0]

@@ -1,8 +1,9 @@
 """The `torch` backend: vectorised pure PyTorch, on any device, no Python loop over faces.
 
 Binning by bounding boxes: every valid face is expanded into the pixel rows of its bounding box
-("spans"), every span into its pixels, and the candidate (face, pixel) pairs are tested in chunks of
-at most `PAIR_BUDGET` with the float32 expressions of `csrc/raster_math.h`. The depth test packs
+("spans"); each span is narrowed to the columns its three edges allow (a conservative interval); spans
+are grouped by width, and the candidate (face, pixel) pairs are tested in chunks of at most
+`PAIR_BUDGET` with the float32 expressions of `csrc/raster_math.h`. The depth test packs
 (depth bits << 32 | face index) into one int64 per pair and keeps the per-pixel minimum with
 `scatter_reduce(amin)`: nearest face first, lowest index on ties, independent of evaluation order.
 The winners' barycentrics are then recomputed with the same expressions.
