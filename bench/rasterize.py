@@ -58,8 +58,7 @@ def ensure_extension(device: str, allow_build: bool) -> None:
     for v in result.variants:
         print(f"  {v.variant}: {v.status} in {v.seconds:.1f} s"
               + (f" — {v.diagnosis.one_line()}" if v.diagnosis else ""))
-    extension._state.update(attempted=None)  # look again now that it is built
-    print(f"compiled {device} extension: {'loaded' if extension.load() else extension.load_error()}")
+    print(f"compiled {device} extension: {'loaded' if extension.load(retry=True) else extension.load_error()}")
 
 
 def sync(device: str) -> None:
