@@ -76,6 +76,35 @@ def _run(argv: List[str], timeout: int = 900, env: Optional[Dict[str, str]] = No
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+#: The compat tests' venvs (tests/compat/test_venvs.py): (Python, numpy, extra requirements). numpy 1.26 has no
+#: cp313 wheel; numpy 2.0.2 is the last for 3.9. Declared here so `--prepare` downloads their wheels too.
+LOADER_MATRIX = [
+    ("3.9", "1.26.4", ()), ("3.9", "2.0.2", ()),
+    ("3.10", "1.26.4", ()), ("3.10", "2.2.6", ()),
+    ("3.11", "1.26.4", ("scipy",)), ("3.11", "2.4.6", ("scipy",)),
+    ("3.12", "1.26.4", ()), ("3.12", "2.4.6", ()),
+    ("3.13", "2.4.6", ()),
+]
+#: numpy versions of the compat tests' Python 3.11 venvs with chumpy 0.70 built from its sdist.
+CHUMPY_NUMPY = ["1.26.4", "2.4.6"]
+CHUMPY_BUILD_TOOLS = ("scipy", "six", "setuptools", "wheel")
+
+
+def loader_requirements(numpy_version: str, extra=()) -> List[str]:
+    return [f"numpy=={numpy_version}", "packaging", *extra]
+
+
+def chumpy_requirements(numpy_version: str) -> List[str]:
+    return [f"numpy=={numpy_version}", *CHUMPY_BUILD_TOOLS]
+
+
+def _extra_download_sets() -> List[Tuple[str, List[str]]]:
+    sets = [(py, loader_requirements(np_v, extra)) for py, np_v, extra in LOADER_MATRIX]
+    sets += [("3.11", chumpy_requirements(np_v)) for np_v in CHUMPY_NUMPY]
+    # chumpy's sdist is Python-agnostic: the SPECS above already download it.
+    return sets
+
+
 #: Packages the face_alignment tests install with --no-deps into a temp folder (1.3.4: the last `_2D` release,
 #: an sdist; 1.5.0: TWO_D and compile=True).
 NO_DEPS_DOWNLOADS = ("face-alignment==1.3.4", "face-alignment==1.5.0")
@@ -101,6 +130,14 @@ def prepare(names: List[str]) -> None:
             if out.returncode != 0:
                 raise SystemExit(f"{spec.name}: pip download {' '.join(args)} failed:\n{out.stderr[-2000:]}")
         print(f"downloaded {spec.name}")
+    for version, args in _extra_download_sets():
+        python = interpreter(version)
+        if python is None:
+            continue
+        out = _run([str(python), "-m", "pip", "download", "-q", "-d", str(WHEELHOUSE), *args])
+        if out.returncode != 0:
+            raise SystemExit(f"pip download {' '.join(args)} (Python {version}) failed:\n{out.stderr[-2000:]}")
+    print("downloaded the compat tests' wheels")
 
 
 def _key(spec: Spec, python: Path) -> str:
