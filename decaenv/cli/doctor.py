@@ -18,6 +18,10 @@ def doctor(
     markdown: bool = typer.Option(False, "--markdown",
                                   help="Print a Markdown block for bug reports (home, user and host redacted)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings count as problems (exit code 1)."),
+    require: Optional[List[str]] = typer.Option(
+        None, "--require", metavar="REQ[,REQ...]",
+        help="CI gate: exit 1 only if one of these is not met, e.g. cuda,rasterizer=cuda,data "
+             "(tokens: cuda, rasterizer=KIND, data, flame, checkpoint, build, torch, a check id or category)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every probe instead of reusing cached results."),
     no_build: bool = typer.Option(False, "--no-build", help="Do not compile the rasterizer build probe."),
     fix: bool = typer.Option(False, "--fix", help="Apply the fixes the checks propose, then check again."),
@@ -29,7 +33,7 @@ def doctor(
     """Check this machine for DECA: probes with a verdict, the cause and the fix for each problem.
 
     Exit codes: 0 ready (warnings allowed), 1 problems found (or warnings with --strict), 2 a check crashed or
-    timed out.
+    timed out. With --require: 0 every requirement met, 1 one is not, 2 a required check crashed or timed out.
     """
     from decaenv.doctor import cli_impl
     from decaenv.errors import UsageError
@@ -46,5 +50,5 @@ def doctor(
     code = cli_impl.doctor(names=list(names or ()), data_dir=data_dir.path, data_dir_source=data_dir.source,
                            as_json=as_json, markdown=markdown, strict=strict, use_cache=not no_cache,
                            no_build=no_build, fix=fix, dry_run=dry_run, yes=yes, timeout=timeout,
-                           verbose=state.verbose, quiet=state.quiet)
+                           verbose=state.verbose, quiet=state.quiet, require=list(require or ()))
     raise typer.Exit(code)

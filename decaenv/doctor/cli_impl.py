@@ -66,14 +66,31 @@ def list_checks(as_json: bool) -> None:
     render_list(checks, make_console())
 
 
+def _parse_require(require: List[str], names: List[str]):
+    """Parsed `--require` tokens, and `names` widened to the checks they read (when narrowed at all)."""
+    from decaenv.doctor import require as req
+    from decaenv.doctor.api import _registry
+
+    checks = _registry().all()
+    categories = {}
+    for check in checks:
+        categories.setdefault(check.category, []).append(check.id)
+    parsed = req.parse(require, [c.id for c in checks], categories)
+    if names:
+        names = names + [cid for cid in req.checks_needed(parsed) if cid not in names]
+    return parsed, names
+
+
 def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: bool, markdown: bool, strict: bool,
            use_cache: bool, no_build: bool, fix: bool, dry_run: bool, yes: bool, timeout: Optional[float],
-           verbose: bool, quiet: bool) -> int:
-    """Run the doctor (and `--fix`), print the chosen form, return the exit code."""
+           verbose: bool, quiet: bool, require: Optional[List[str]] = None) -> int:
+    """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
     from decaenv.cli._console import make_console, print_json
+    from decaenv.doctor import require as req
     from decaenv.doctor.formats import to_json, to_markdown
     from decaenv.doctor.render import render
 
+    requirements, names = _parse_require(require or [], names)
     options = DoctorOptions(names=names, data_dir=data_dir, data_dir_source=data_dir_source, no_build=no_build,
                             use_cache=use_cache, strict=strict, command_timeout=timeout)
     interactive = sys.stderr.isatty() and not (as_json or markdown or quiet)
@@ -81,15 +98,25 @@ def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: b
         run = run_doctor(options, on_result=progress.update)
     if fix:
         run = _fix(run, options, dry_run=dry_run, yes=yes, quiet=quiet or as_json or markdown)
+    gate = req.evaluate(requirements, run.report, strict) if requirements else None
+    code = run.exit_code if gate is None else gate.exit_code
     if as_json:
-        print_json(to_json(run.report, run.verdict, run.exit_code))
+        data = to_json(run.report, run.verdict, code)
+        if gate is not None:
+            data["require"] = gate.to_json()
+        print_json(data)
     elif markdown:
-        sys.stdout.write(to_markdown(run.report, run.verdict, run.exit_code))
-    elif quiet:
-        make_console().print(run.verdict.line, markup=False, highlight=False)
+        text = to_markdown(run.report, run.verdict, code)
+        sys.stdout.write(text if gate is None else text + f"\n**Gate (--require):** {gate.line()}\n")
     else:
-        render(run.report, run.verdict, make_console(), verbose=verbose)
-    return run.exit_code
+        console = make_console()
+        if quiet:
+            console.print(run.verdict.line, markup=False, highlight=False)
+        else:
+            render(run.report, run.verdict, console, verbose=verbose)
+        if gate is not None:
+            console.print(gate.line(), markup=False, highlight=False)
+    return code
 
 
 def _fix(run: DoctorRun, options: DoctorOptions, *, dry_run: bool, yes: bool, quiet: bool) -> DoctorRun:
