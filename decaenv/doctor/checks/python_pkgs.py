@@ -175,8 +175,8 @@ def _weights_state(info: dict):
        symptoms=("AttributeError: _2D", "Downloading the face detection CNN. Please wait...",
                  "URLError: <urlopen error [Errno -2] Name or service not known>",
                  "ImportError: libGL.so.1: cannot open shared object file"),
-       cause="face_alignment renamed LandmarksType._2D to TWO_D (1.3.6), downloads its weights on first use, "
-             "defaults to device='cuda' and (1.5.0) to compile=True.",
+       cause="face_alignment renamed LandmarksType._2D to TWO_D after 1.3.4 (the 1.3.5 wheel already has TWO_D), "
+             "downloads its weights on first use, defaults to device='cuda' and (1.5.0) to compile=True.",
        fix="decaenv accepts both enum spellings and passes the device; pre-fetch the weights into the torch hub "
            "cache on a machine with internet.")
 def check_face_alignment(ctx) -> CheckResult:
