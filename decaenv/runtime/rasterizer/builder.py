@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from decaenv.errors import BuildError
 from decaenv.runtime.rasterizer import _env
 from decaenv.runtime.rasterizer._lock import BuildLock
 from decaenv.runtime.rasterizer.diagnose import Diagnosis, diagnose, diagnose_build_output, first_error_line
@@ -75,6 +76,14 @@ class BuildResult:
         data = asdict(self)
         data["ok"] = self.ok
         return data
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the build folder {folder}: {exc.strerror or exc}",
+                         hint="pass a writable folder to --into, or set DECAENV_HOME", path=folder) from exc
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -245,10 +254,17 @@ def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool
     from decaenv.paths import build_dir
     from decaenv.runtime.rasterizer.extension import inspect_variant
 
+    try:
+        import torch  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - a broken torch install is the user's to fix
+        raise BuildError(f"cannot build the rasterizer: torch is not importable ({type(exc).__name__}: {exc})",
+                         hint="install torch first (see the README), then run `decaenv build`") from exc
     explicit = bool(cpu or cuda)
     key = _env.env_key()
     base = Path(root) if root is not None else build_dir()
     folder = base / key.name
+    if folder.exists() and not folder.is_dir() or base.exists() and not base.is_dir():
+        raise BuildError(f"build folder {folder} is not a folder", hint="pass a folder to --into", path=base)
     if verbose and echo is None:
         echo = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     results = []
@@ -257,8 +273,13 @@ def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool
         if problem is not None:
             status = "failed" if explicit or variant == "cpu" else "skipped"
             results.append(VariantResult(variant, status, diagnosis=problem))
+            if status == "failed":
+                _make_folder(folder)
+                _write_json_atomic(folder / "last-error.json", {
+                    "variant": variant, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "log": None,
+                    "diagnosis": asdict(problem)})
             continue
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
         with BuildLock(folder / "build.lock", lock_timeout, purpose=f"building the {variant} rasterizer"):
             current = inspect_variant(base, key.name, variant, _env.source_digest())
             if current.usable and not force:

@@ -70,7 +70,7 @@ _CAUSES: Sequence[Tuple[str, Sequence[str], str, str, Optional[str]]] = (
      "install them (e.g. apt install python3-dev, or the python3.X-dev package of your interpreter)", None),
     ("cuda-headers", (r"cuda_runtime(_api)?\.h: No such file or directory",),
      "the CUDA headers were not found", "install the full CUDA toolkit and set CUDA_HOME", "FM07"),
-    ("gpu-arch", (r"Unsupported gpu architecture '?compute_\d+", r"no kernel image is available"),
+    ("gpu-arch", (r"Unsupported gpu architecture '?(compute|sm)_\d+", r"no kernel image is available"),
      "nvcc cannot target this GPU architecture (toolkit too old for the GPU, or a wrong TORCH_CUDA_ARCH_LIST)",
      "use a CUDA toolkit/torch pair that supports the GPU, or set TORCH_CUDA_ARCH_LIST to supported "
      "architectures", "FM10"),
@@ -84,6 +84,9 @@ _CAUSES: Sequence[Tuple[str, Sequence[str], str, str, Optional[str]]] = (
      "the compiler ran out of memory", "close other programs or set MAX_JOBS=1 and build again", None),
     ("disk-full", (r"No space left on device",), "the disk is full",
      "free space in the build dir (or set DECAENV_HOME to a roomier disk) and build again", None),
+    ("link-library", (r"cannot find -l\w+",),
+     "the linker could not find a library (e.g. -lcudart or -lc10_cuda: no CUDA libraries where expected)",
+     "check that CUDA_HOME/lib64 exists and that torch is a CUDA build matching the toolkit", "FM07"),
     ("abi-mismatch", (r"undefined symbol", r"cannot open shared object file", r"PyInit_"),
      "the library does not match this torch (built by another torch, or a stale cache)",
      "rebuild with `decaenv build --force` in this environment", "FM06"),
@@ -92,19 +95,26 @@ _CAUSES: Sequence[Tuple[str, Sequence[str], str, str, Optional[str]]] = (
      "set DECAENV_HOME to a path without spaces and build again", "FM09"),
 )
 
-_ERROR_LINE = re.compile(
+_STRONG_ERROR = re.compile(
     r"(#\s*error\b|\berror\b\s*[:(#]|\berror:\s|fatal error|nvcc fatal|\bfatal:|ninja: error|"
-    r"undefined reference|undefined symbol|\b\w*Error: |Killed signal|No such file or directory)",
-    re.IGNORECASE)
+    r"undefined reference|undefined symbol|Killed signal|cannot find -l)", re.IGNORECASE)
+_PLAIN_ERROR = re.compile(r"(No such file or directory|not found|No space left)")
+_EXCEPTION = re.compile(r"\b\w*(Error|Exception): ")
 _NOT_AN_ERROR = re.compile(r"(-Werror|error_prefix|\b0 errors?\b|warning:)", re.IGNORECASE)
 
 
 def first_error_line(text: str) -> str:
-    """The first line of `text` that reports an error, stripped (at most 300 characters), or ""."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and _ERROR_LINE.search(stripped) and not _NOT_AN_ERROR.search(stripped):
-            return stripped[:300]
+    """The first line of `text` that reports an error, stripped (at most 300 characters), or "".
+
+    Compiler-style errors ("error:", "#error", "fatal error", "nvcc fatal", linker errors) win over shell
+    errors ("not found", "No such file or directory"), which win over Python exception lines (these
+    mostly wrap the real error, printed before or after them).
+    """
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _NOT_AN_ERROR.search(ln)]
+    for pattern in (_STRONG_ERROR, _PLAIN_ERROR, _EXCEPTION):
+        for line in lines:
+            if pattern.search(line):
+                return line[:300]
     return ""
 
 

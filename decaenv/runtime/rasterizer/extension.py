@@ -130,11 +130,12 @@ def _ops_loaded() -> bool:
         return False
 
 
-def load(roots: Optional[Iterable[Path]] = None) -> Optional[str]:
+def load(roots: Optional[Iterable[Path]] = None, retry: bool = False) -> Optional[str]:
     """Load the best usable build (cuda variant first when torch has CUDA), once per process.
 
     Args:
         roots: build roots to search instead of `_env.search_roots()` (tests).
+        retry: search again after an earlier attempt found nothing (e.g. right after a build).
 
     Returns:
         The loaded variant ("cpu" or "cuda"), or None (see `load_error()` for why).
@@ -142,7 +143,7 @@ def load(roots: Optional[Iterable[Path]] = None) -> Optional[str]:
     import torch
 
     with _lock:
-        if _state["variant"] is not None or (_state["attempted"] and roots is None):
+        if _state["variant"] is not None or (_state["attempted"] and roots is None and not retry):
             return _state["variant"]
         _state["attempted"] = "yes"
         if _ops_loaded():  # registered earlier in this process (a namespace can be registered only once)

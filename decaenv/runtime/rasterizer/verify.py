@@ -84,10 +84,16 @@ class FragmentsDiff:
                 f"max |Δbary| {self.max_bary:.3g}, max |Δdepth| {self.max_depth:.3g}")
 
 
-def compare(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> FragmentsDiff:
-    """Compare (pix_to_face, bary, zbuf) triples (or Fragments) on the CPU."""
-    pa, ba, za = (t.detach().cpu() for t in tuple(a)[:3])
-    pb, bb, zb = (t.detach().cpu() for t in tuple(b)[:3])
+def _triple(x) -> tuple:
+    if hasattr(x, "pix_to_face"):
+        x = (x.pix_to_face, x.bary, x.zbuf)
+    return tuple(t.detach().cpu() for t in tuple(x)[:3])
+
+
+def compare(a, b) -> FragmentsDiff:
+    """Compare two rasterizations, each a Fragments or a (pix_to_face, bary, zbuf) triple, on the CPU."""
+    pa, ba, za = _triple(a)
+    pb, bb, zb = _triple(b)
     same = pa == pb
     max_bary = float((ba - bb).abs()[same].max()) if same.any() else 0.0
     max_depth = float((za - zb).abs()[same].max()) if same.any() else 0.0

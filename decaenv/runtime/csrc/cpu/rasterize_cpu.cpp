@@ -10,6 +10,7 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <numeric>
 #include <vector>
 
 #include "../checks.h"
@@ -157,9 +158,15 @@ RasterOutput rasterize_cpu(const at::Tensor& face_verts, const at::Tensor& pix_x
   float* bary_ptr = bary.data_ptr<float>();
   float* zbuf_ptr = zbuf.data_ptr<float>();
   const int64_t T = bins.tiles_x * bins.tiles_y;
-  at::parallel_for(0, B * T, 1, [&](int64_t begin, int64_t end) {
+  // parallel_for hands each thread a contiguous range: visit the tiles in a scattered order (a stride
+  // coprime with the tile count) so that every range mixes busy (face) and empty (background) tiles.
+  const int64_t n = B * T;
+  int64_t stride = std::max<int64_t>(1, static_cast<int64_t>(0.618034 * static_cast<double>(n)));
+  while (std::gcd(stride, n) != 1) ++stride;
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      rasterize_tile(i / T, i % T, F, H, W, xs, ys, faces, ranges, bins, p2f_ptr, bary_ptr, zbuf_ptr);
+      const int64_t k = (i * stride) % n;
+      rasterize_tile(k / T, k % T, F, H, W, xs, ys, faces, ranges, bins, p2f_ptr, bary_ptr, zbuf_ptr);
     }
   });
   return {p2f, bary, zbuf};

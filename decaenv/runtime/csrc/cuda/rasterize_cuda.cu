@@ -9,16 +9,23 @@
 // The translation unit must be compiled with `--fmad=false` so that the results equal the CPU kernel's
 // bit for bit (the build does this; the compile-only test checks the flag is honoured).
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 
 #include "../checks.h"
 #include "../raster_math.h"
 #include "../rasterize.h"
+
+// ATen's AT_CUDA_CHECK (ATen/cuda/Exceptions.h) is C10_CUDA_CHECK; that header also pulls in the cuBLAS and
+// cuSPARSE headers, which this kernel does not need and minimal toolkits do not ship.
+#ifndef AT_CUDA_CHECK
+#define AT_CUDA_CHECK(EXPR) C10_CUDA_CHECK(EXPR)
+#endif
 
 namespace decaenv {
 namespace {
@@ -91,8 +98,8 @@ int blocks_for(int64_t n) {
 
 RasterOutput rasterize_cuda(const at::Tensor& face_verts, const at::Tensor& pix_x, const at::Tensor& pix_y) {
   check_inputs(face_verts, pix_x, pix_y, c10::DeviceType::CUDA);
-  const at::cuda::CUDAGuard device_guard(face_verts.device());
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const c10::cuda::CUDAGuard device_guard(face_verts.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t B = face_verts.size(0), F = face_verts.size(1);
   const int64_t H = pix_y.size(0), W = pix_x.size(0);
   at::Tensor p2f = at::empty({B, H, W}, face_verts.options().dtype(at::kLong));
