@@ -64,7 +64,11 @@ def _doctor(tmp_path, *paths, hub_files=()):
 
 
 def test_import_failure_is_explained(installs, tmp_path):
-    result = _doctor(tmp_path, installs["1.5.0"])
+    # opencv may be installed (decaenv's `fan` extra pulls it): shadow it so the import fails either way.
+    blocker = tmp_path / "no-cv2"
+    blocker.mkdir()
+    (blocker / "cv2.py").write_text("raise ModuleNotFoundError(\"No module named 'cv2'\", name='cv2')\n")
+    result = _doctor(tmp_path, installs["1.5.0"], blocker)
     assert result["status"] == "warn"
     assert "face_alignment 1.5.0 is installed but cannot be imported: ModuleNotFoundError: No module named" \
         in result["summary"]
