@@ -42,12 +42,13 @@ def _bare_forwards(deca, codedict) -> float:
     """Seconds of the bare network forwards (E_flame, E_detail, D_detail) on one batch's crops."""
     import torch
 
+    from decaenv.runtime.deca import ieee_fp32
     from decaenv.runtime.decoders import detail_latent
 
     sync = torch.cuda.synchronize if deca.device.type == "cuda" else (lambda: None)
     images = codedict["images"]
     latent = detail_latent(codedict["pose"], codedict["exp"], codedict["detail"])
-    with torch.inference_mode():
+    with torch.inference_mode(), ieee_fp32(deca.device):  # the same precision as the pipeline
         sync()
         start = time.perf_counter()
         deca.E_flame(images)

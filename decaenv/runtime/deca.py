@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -64,6 +65,22 @@ def resolve_rasterizer(requested: Optional[str], device: torch.device) -> Tuple[
         name = "auto"
     choice = choose_backend(device, name)
     return choice.name, choice.reason
+
+
+@contextmanager
+def ieee_fp32(device: torch.device) -> Iterator[None]:
+    """No TF32 in convolutions and matmuls on CUDA (torch enables it for cuDNN convs by default on Ampere and
+    newer, which moves DECA's codes by ~1e-3; DECA's torch 1.6 had no TF32). Restores the flags after."""
+    if device.type != "cuda":
+        yield
+        return
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
 class DECA(nn.Module):
@@ -176,7 +193,7 @@ class DECA(nn.Module):
             raise UsageError(f"encode expects (B, 3, {self.image_size}, {self.image_size}) crops, got "
                              f"{tuple(images.shape)}")
         images = images.to(self.device, torch.float32)
-        with maybe_stage(self.timer, "encode"):
+        with maybe_stage(self.timer, "encode"), ieee_fp32(self.device):
             codedict = split_codes(self.E_flame(images))
             codedict["images"] = images
             if use_detail:
@@ -217,7 +234,7 @@ class DECA(nn.Module):
         """
         with maybe_stage(self.timer, "detail"):
             source = codedict if iddict is None else iddict
-            with maybe_stage(self.timer, "detail_net"):  # the decoder's forward alone (benchmark floor)
+            with maybe_stage(self.timer, "detail_net"), ieee_fp32(self.device):  # the forward alone (bench)
                 uv_z = self.D_detail(detail_latent(source["pose"], source["exp"], codedict["detail"]))
             normals = mesh.vertex_normals(verts, self.render.faces[0])
             uv_detail_normals = self.displacement2normal(uv_z, verts, normals)
