@@ -32,7 +32,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	touch $@
 
 # Wheels for the offline compatibility-matrix smoke test (set-up may use the registries; tests never do).
-$(WHEELHOUSE)/.complete: $(STAMP) scripts/compat_matrix.py
+$(WHEELHOUSE)/.complete: $(STAMP) scripts/compat_matrix.py pyproject.toml
 	$(BIN)/python scripts/compat_matrix.py --download-wheels $(WHEELHOUSE)
 
 run: setup
