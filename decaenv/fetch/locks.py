@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from decaenv.fetch.store import hostname, pid_alive
+from decaenv._process import pid_alive
+from decaenv.fetch.store import hostname
 
 log = logging.getLogger("decaenv.fetch")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from decaenv._process import pid_alive
 from decaenv.errors import UsageError
 from decaenv.fetch.errors import fail
 
@@ -37,24 +38,6 @@ STALE_FOREIGN_PARTIAL_S = 24 * 3600
 def hostname() -> str:
     """This machine's name, safe for file names (no dots)."""
     return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
-
-
-def pid_alive(pid: int) -> bool:
-    """True if a process with this id exists on this host (on Windows: always True, because
-    `os.kill(pid, 0)` would terminate the process there; the OS releases file locks of dead processes)."""
-    if pid <= 0:
-        return False
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 @dataclass
