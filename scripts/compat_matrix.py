@@ -83,6 +83,7 @@ class CellResult:
     verdict: str = ""
     problems: List[str] = field(default_factory=list)
     checks: Dict[str, str] = field(default_factory=dict)
+    summaries: Dict[str, str] = field(default_factory=dict)
     tests: str = "not run"
     seconds: float = 0.0
 
@@ -199,14 +200,21 @@ def _versions(venv: Path) -> Dict[str, str]:
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
+#: Checks whose summary goes into the table for every cell (what this matrix is about).
+KEY_CHECKS = ("flame-loader", "chumpy", "face-alignment")
+
+
 def summarize_doctor(report: dict) -> Dict[str, object]:
-    """Verdict, problem lines and per-check statuses from `decaenv doctor --json` (schema v1)."""
+    """Verdict, problem lines, per-check statuses and the summaries of key/non-ok checks from
+    `decaenv doctor --json` (schema v1)."""
     checks = report.get("checks", [])
     problems = [f"{c['id']}: {c.get('summary', '')}" for c in checks if c.get("status") in ("fail", "crash", "timeout")]
+    summaries = {c["id"]: f"{c.get('status')}: {c.get('summary', '')}" for c in checks
+                 if c["id"] in KEY_CHECKS or c.get("status") in ("warn", "fail", "crash", "timeout")}
     verdict = report.get("verdict")
     if isinstance(verdict, dict):
         verdict = verdict.get("line") or json.dumps(verdict)
-    return {"verdict": verdict or "", "problems": problems,
+    return {"verdict": verdict or "", "problems": problems, "summaries": summaries,
             "checks": {c["id"]: c.get("status", "?") for c in checks}}
 
 
@@ -245,6 +253,7 @@ def run_cell(cell: Cell, wheel: Path, data_dir: Path) -> CellResult:
     try:
         summary = summarize_doctor(json.loads(doctor.stdout))
         result.verdict, result.problems, result.checks = summary["verdict"], summary["problems"], summary["checks"]
+        result.summaries = summary["summaries"]
     except (json.JSONDecodeError, KeyError, TypeError):
         result.verdict = f"doctor gave no JSON (exit {doctor.returncode}): {_last_error(doctor.stderr)}"
     if cell.with_torch:
@@ -291,7 +300,7 @@ def write_markdown(results: List[CellResult], path: Path, seconds: float) -> Non
         "its import fails and the doctor says so.",
         "",
         f"Generated {time.strftime('%Y-%m-%d')} on {_host_line()}; {len(results)} cells, {green} green, "
-        f"{seconds / 60:.0f} min.",
+        f"{seconds / 60:.0f} min of cell time.",
         "",
         "Status: **green** = installed, doctor exit 0 (and tests passed where run); **green without torch** = every",
         "check passes except `torch`/`runtime-packages`, which fail because this machine has a CPU torch wheel for",
@@ -299,17 +308,28 @@ def write_markdown(results: List[CellResult], path: Path, seconds: float) -> Non
         "**problems** = the doctor's verdict and failing checks explain why; **not installable** = pip could not",
         "install the cell.",
         "",
-        "| Python | numpy | face_alignment | chumpy | status | doctor verdict (exit) | failing checks / install error | tests |",
-        "|---|---|---|---|---|---|---|---|",
+        "The three middle columns quote the doctor's own check summaries (`decaenv doctor flame-loader chumpy",
+        "face-alignment`); the last-but-one lists every other check that failed or warned.",
+        "",
+        "| Python | numpy | face_alignment | chumpy | status | doctor verdict (exit) | FLAME without chumpy | "
+        "chumpy check | face_alignment check | other failures and warnings | tests |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         numpy = r.versions.get("numpy", r.numpy)
-        detail = r.install_error if not r.installed else "; ".join(r.problems) or "-"
-        verdict = f"{r.verdict} ({r.doctor_exit})" if r.installed else "-"
+        verdict = f"{r.verdict} ({r.doctor_exit})" if r.installed else r.install_error
+        key = [_short(r.summaries.get(cid, "-")) for cid in KEY_CHECKS]
+        others = "; ".join(_short(f"{cid} {text}") for cid, text in r.summaries.items() if cid not in KEY_CHECKS)
         lines.append(f"| {r.python} | {numpy} | {r.face_alignment} | {r.chumpy} | {_cell_status(r)} | "
-                     f"{_md_escape(verdict)} | {_md_escape(detail)} | {_md_escape(r.tests)} |")
+                     f"{_md_escape(verdict)} | {' | '.join(_md_escape(k) for k in key)} | "
+                     f"{_md_escape(others or '-')} | {_md_escape(r.tests)} |")
     lines += ["", "Per-check statuses of every cell are in the JSON written with `--json`.", ""]
     path.write_text("\n".join(lines))
+
+
+def _short(text: str, limit: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _host_line() -> str:
@@ -342,6 +362,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "none with --smoke)")
     parser.add_argument("--json", type=Path, default=None, help="write all results as JSON too")
     parser.add_argument("--wheelhouse", type=Path, default=None, help="install offline from this folder only")
+    parser.add_argument("--merge", type=Path, default=None, metavar="JSON",
+                        help="keep the other cells' results from this earlier --json output (re-run a few cells)")
     parser.add_argument("--download-wheels", type=Path, default=None, metavar="DIR",
                         help="fill DIR with the smoke cells' wheels and exit")
     args = parser.parse_args(argv)
@@ -353,10 +375,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     cells = smoke_cells() if args.smoke else all_cells()
     if args.cells:
         wanted = set(args.cells)
-        cells = [c for c in all_cells() + smoke_cells() if c.name in wanted]
-        cells = list({c.name: c for c in cells}.values())
+        pool = smoke_cells() if args.smoke else all_cells()  # a name means the full cell unless --smoke
+        cells = [c for c in pool if c.name in wanted]
     CACHE.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="decaenv-matrix-") as tmp:
         tmp = Path(tmp)
         wheel = build_wheel(tmp / "dist")
@@ -369,9 +390,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 results.append(r)
                 print(f"{r.cell:<40} {_cell_status(r):<16} {r.seconds:6.0f} s  {r.verdict or r.install_error}",
                       flush=True)
+    if args.merge is not None and args.merge.is_file():
+        fresh = {r.cell for r in results}
+        results += [CellResult(**d) for d in json.loads(args.merge.read_text()) if d["cell"] not in fresh]
+        cells = [c for c in all_cells() if c.name in {r.cell for r in results}]
     order = {c.name: i for i, c in enumerate(cells)}
-    results.sort(key=lambda r: order[r.cell])
-    seconds = time.perf_counter() - start
+    results.sort(key=lambda r: order.get(r.cell, len(order)))
+    seconds = sum(r.seconds for r in results)
     out = args.out or (None if args.smoke else REPO / "docs" / "compatibility.md")
     if out is not None:
         write_markdown(results, out, seconds)

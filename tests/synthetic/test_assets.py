@@ -1,6 +1,7 @@
 """Synthetic DECA data dirs: official formats, the real-world failure reproduced, determinism."""
 
 import hashlib
+import importlib.util
 import io
 import os
 import pickle
@@ -41,12 +42,18 @@ def test_flame_pickle_needs_chumpy_like_the_real_file(synthetic_data_dir):
     assert data[:2] == b"\x80\x02"  # protocol 2, like FLAME 2020
     assert _globals(data) == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype",
                               "chumpy.ch Ch", "__builtin__ set", "scipy.sparse.csc csc_matrix"}
-    # Plain pickle in a fresh interpreter without chumpy: the exact error FLAME users hit.
-    code = ("import pickle, sys; sys.modules.pop('chumpy', None)\n"
+    # Plain pickle in a fresh interpreter: the exact error FLAME users hit without chumpy, and the chumpy
+    # failures of today's numpy/Python when (unfixed) chumpy 0.70 is installed.
+    code = ("import pickle\n"
             f"pickle.load(open({str(synthetic_data_dir / 'generic_model.pkl')!r}, 'rb'), encoding='latin1')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode != 0
-    assert "ModuleNotFoundError: No module named 'chumpy'" in out.stderr
+    if importlib.util.find_spec("chumpy") is None:
+        assert out.returncode != 0
+        assert "ModuleNotFoundError: No module named 'chumpy'" in out.stderr
+    elif out.returncode != 0:
+        assert "chumpy" in out.stderr  # chumpy 0.70: getargspec (Python >= 3.11) or numpy aliases (>= 1.24)
+    else:
+        pytest.skip("a working chumpy is installed here: plain pickle loads FLAME")
 
 
 class _ChumpyAsDict(pickle.Unpickler):
