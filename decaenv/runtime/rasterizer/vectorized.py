@@ -82,7 +82,7 @@ def _width_buckets(n_cols: torch.Tensor):
     """Group spans by padded width: buckets 1, 2, 3, 4, 6, 8, 12, 16, ... (face order kept inside a bucket).
 
     Returns:
-        A list of (span indices, padded width), one per non-empty bucket.
+        A list of (span indices, padded width), one per non-empty bucket; empty spans are left out.
     """
     top = int(n_cols.max())
     edges, e = [1, 2, 3], 4
@@ -90,7 +90,8 @@ def _width_buckets(n_cols: torch.Tensor):
         edges += [e, e * 3 // 2]
         e *= 2
     bucket = torch.searchsorted(torch.tensor(edges, device=n_cols.device), n_cols, side="left")
-    counts = torch.bincount(bucket, minlength=len(edges)).tolist()
+    bucket.masked_fill_(n_cols == 0, len(edges))  # an extra bucket that is never visited
+    counts = torch.bincount(bucket, minlength=len(edges) + 1).tolist()[:len(edges)]
     return [(torch.nonzero(bucket == b).flatten(), min(edges[b], top)) for b, count in enumerate(counts) if count]
 
 
