@@ -154,14 +154,16 @@ def _test_group(keys, st, first_col, n_cols, face_local, row_base, xs_pad, width
     keys.scatter_reduce_(0, (row_base[:, None] + col).flatten(), key.flatten(), reduce="amin")
 
 
-def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
-                         pair_budget: int = PAIR_BUDGET) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, pair_budget: int = PAIR_BUDGET,
+                         narrow_min_width: float = NARROW_MIN_WIDTH
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Binned, chunked, vectorised rasterization (semantics: `api` module docstring).
 
     Args:
         fv: (B, F, 3, 3) float32 face vertices in the raster frame.
         xs: (W,) float32 column centres; ys: (H,) float32 row centres (same device).
         pair_budget: most candidate (face, pixel) pairs tested at once.
+        narrow_min_width: narrow the spans when their mean width is at least this (0: always).
 
     Returns:
         pix_to_face (B, H, W) int64, bary (B, H, W, 3) float32, zbuf (B, H, W) float32.
@@ -177,7 +179,7 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
     faces, rows, first_col, n_cols = spans
     if len(faces):
         st = _span_table(table, faces, rows, ys)
-        if len(faces) * NARROW_MIN_WIDTH <= int(n_cols.sum()):  # worth it for wide spans only
+        if len(faces) * narrow_min_width <= int(n_cols.sum()):  # worth it for wide spans only
             first_col, n_cols = _narrow(st, first_col, n_cols, xs)
         face_local, row_base = faces % f_count, ((faces // f_count) * h + rows) * w
         for group, width in _width_buckets(n_cols):
