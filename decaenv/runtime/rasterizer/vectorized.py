@@ -6,7 +6,7 @@ are grouped by width, and the candidate (face, pixel) pairs are tested in chunks
 `PAIR_BUDGET` with the float32 expressions of `csrc/raster_math.h`. The depth test packs
 (depth bits << 32 | face index) into one int64 per pair and keeps the per-pixel minimum with
 `scatter_reduce(amin)`: nearest face first, lowest index on ties, independent of evaluation order.
-The winners' barycentrics are then recomputed with the same expressions.
+The pairs that hold a pixel's minimum right after their group write its barycentrics and depth.
 """
 
 from __future__ import annotations
@@ -47,23 +47,6 @@ def face_table(flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Te
     return table, bbox, valid
 
 
-def barycentrics(t: torch.Tensor, px: torch.Tensor, py: torch.Tensor):
-    """Barycentrics and depth of raster_math.h `cover` (no inside test): face-table columns at pixel centres.
-
-    Args:
-        t: (16, P) face-table columns; px, py: (P,) pixel centres.
-
-    Returns:
-        w: (P, 3) barycentrics, z: (P,) depth (-0 turned into +0).
-    """
-    e0 = (px - t[X1]) * t[DY0] - (py - t[Y1]) * t[DX0]
-    e1 = (px - t[X2]) * t[DY1] - (py - t[Y2]) * t[DX1]
-    e2 = (px - t[X0]) * t[DY2] - (py - t[Y0]) * t[DX2]
-    w = torch.stack([e0, e1, e2], dim=1).div_(t[AREA, :, None])
-    z = (w[:, 0] * t[Z0]).add_(w[:, 1] * t[Z1]).add_(w[:, 2] * t[Z2])
-    return w, z.add_(0.0)
-
-
 def _spans(bbox: torch.Tensor, valid: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor):
     """Expand valid faces into (face, row) spans: face index, row, first column, pixel count."""
     c0 = torch.searchsorted(xs, bbox[:, 0].contiguous(), side="left")
@@ -79,16 +62,15 @@ def _spans(bbox: torch.Tensor, valid: torch.Tensor, xs: torch.Tensor, ys: torch.
 
 
 def _width_buckets(n_cols: torch.Tensor):
-    """Group spans by padded width: buckets 1, 2, 3, 4, 6, 8, 12, 16, ... (face order kept inside a bucket).
+    """Group spans by padded width: powers of two from 2 (face order kept inside a bucket).
 
     Returns:
         A list of (span indices, padded width), one per non-empty bucket; empty spans are left out.
     """
     top = int(n_cols.max())
-    edges, e = [1, 2, 3], 4
+    edges = [2]
     while edges[-1] < top:
-        edges += [e, e * 3 // 2]
-        e *= 2
+        edges.append(edges[-1] * 2)
     bucket = torch.searchsorted(torch.tensor(edges, device=n_cols.device), n_cols, side="left")
     bucket.masked_fill_(n_cols == 0, len(edges))  # an extra bucket that is never visited
     counts = torch.bincount(bucket, minlength=len(edges) + 1).tolist()[:len(edges)]
@@ -139,19 +121,30 @@ def _narrow(st: torch.Tensor, first_col: torch.Tensor, n_cols: torch.Tensor, xs:
     return lo, (hi - lo).clamp_(min=0).masked_fill_(dead, 0)
 
 
-def _test_group(keys, st, first_col, n_cols, face_local, row_base, xs_pad, width: int) -> None:
-    """Depth-test every pixel of a group of spans of padded width `width` into `keys` (in place)."""
+def _test_group(out, st, first_col, n_cols, face_local, row_base, xs_pad, width: int) -> None:
+    """Depth-test every pixel of a group of spans of padded width `width` (updates `out` in place).
+
+    After the group's keys are merged into the per-pixel minimum, the pairs that now hold the minimum
+    write their barycentrics and depth: a later group can only replace them with a smaller key, so the
+    values left at the end are the final winner's.
+    """
+    keys, bary, zbuf = out
     k = torch.arange(width, device=keys.device)
     px = xs_pad.unfold(0, width, 1).index_select(0, first_col)  # (S, width) candidate pixel centres
     w = (px[None] - st[0:3, :, None]).mul_(st[3:6, :, None]).sub_(st[6:9, :, None]).div_(st[9, None, :, None])
-    ok = (w > 0).all(0).logical_and_(k < n_cols[:, None])
-    z = w[0].mul_(st[10, :, None]).add_(w[1].mul_(st[11, :, None])).add_(w[2].mul_(st[12, :, None]))
+    ok = (w.amin(0) > 0).logical_and_(k < n_cols[:, None])  # NaN propagates through amin: not inside
+    z = (w[0] * st[10, :, None]).add_(w[1] * st[11, :, None]).add_(w[2] * st[12, :, None])
     ok.logical_and_(z >= 0)
     z.add_(0.0)  # -0 -> +0: the bit pattern now orders like the value
-    key = (z.view(torch.int32).to(torch.int64) << 32).bitwise_or_(face_local[:, None])
+    key = z.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face_local[:, None])
     key.masked_fill_(~ok, EMPTY_KEY)
-    col = (first_col[:, None] + k).clamp_(max=xs_pad.numel() - width)
-    keys.scatter_reduce_(0, (row_base[:, None] + col).flatten(), key.flatten(), reduce="amin")
+    pixel = (row_base[:, None] + (first_col[:, None] + k).clamp_(max=xs_pad.numel() - width)).flatten()
+    key = key.flatten()
+    keys.scatter_reduce_(0, pixel, key, reduce="amin")
+    won = torch.nonzero((keys.index_select(0, pixel) == key).logical_and_(ok.flatten())).flatten()
+    target = pixel.index_select(0, won)
+    bary.index_copy_(0, target, w.flatten(1).index_select(1, won).t())
+    zbuf.index_copy_(0, target, z.flatten().index_select(0, won))
 
 
 def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, pair_budget: int = PAIR_BUDGET,
@@ -176,6 +169,8 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, p
     table, bbox, valid = face_table(fv.reshape(-1, 9))
     spans = _spans(bbox, valid, xs, ys)
     keys = torch.full((b_count * h * w,), EMPTY_KEY, dtype=torch.int64, device=fv.device)
+    bary = torch.zeros((b_count * h * w, 3), dtype=torch.float32, device=fv.device)
+    zbuf = torch.full((b_count * h * w,), -1.0, dtype=torch.float32, device=fv.device)
     faces, rows, first_col, n_cols = spans
     if len(faces):
         st = _span_table(table, faces, rows, ys)
@@ -187,27 +182,7 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, p
             step = max(1, pair_budget // width)
             for s in range(0, len(group), step):
                 g = group[s:s + step]
-                _test_group(keys, st.index_select(1, g), first_col.index_select(0, g), n_cols.index_select(0, g),
+                _test_group((keys, bary, zbuf), st.index_select(1, g), first_col.index_select(0, g), n_cols.index_select(0, g),
                             face_local.index_select(0, g), row_base.index_select(0, g), xs_pad, width)
-    return _resolve(keys, table, xs, ys, b_count, f_count, h, w)
-
-
-def _resolve(keys, table, xs, ys, b_count, f_count, h, w, chunk: int = PAIR_BUDGET):
-    """Turn the per-pixel minimum keys into outputs, recomputing the winners' barycentrics."""
-    n = b_count * h * w
-    pix_to_face = torch.empty(n, dtype=torch.int64, device=keys.device)
-    bary = torch.empty((n, 3), dtype=torch.float32, device=keys.device)
-    zbuf = torch.empty(n, dtype=torch.float32, device=keys.device)
-    for p0 in range(0, n, chunk):
-        p1 = min(p0 + chunk, n)
-        key = keys[p0:p1]
-        hit = key != EMPTY_KEY
-        face = torch.where(hit, key & 0xFFFFFFFF, torch.zeros((), dtype=torch.int64, device=keys.device))
-        pixel = torch.arange(p0, p1, device=keys.device)
-        rest = pixel % (h * w)
-        t = table.index_select(1, (pixel // (h * w)).mul_(f_count).add_(face))
-        w_, z = barycentrics(t, xs.index_select(0, rest % w), ys.index_select(0, rest // w))
-        pix_to_face[p0:p1] = face.masked_fill_(~hit, -1)
-        bary[p0:p1] = w_.masked_fill_(~hit[:, None], 0.0)
-        zbuf[p0:p1] = z.masked_fill_(~hit, -1.0)
+    pix_to_face = torch.where(keys == EMPTY_KEY, -1, keys & 0xFFFFFFFF)
     return pix_to_face.view(b_count, h, w), bary.view(b_count, h, w, 3), zbuf.view(b_count, h, w)
