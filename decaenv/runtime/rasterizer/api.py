@@ -36,6 +36,7 @@ standard rasterizer, FM11). `interpolate` is differentiable with respect to the 
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -104,9 +105,14 @@ def pixel_centres(h: int, w: int, device="cpu") -> Tuple[torch.Tensor, torch.Ten
 
 
 def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """An image size as a positive Python int (numpy and 0-d torch integers accepted)."""
+    try:
+        size = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        size = None
+    if size is None or size < 1:
         raise UsageError(f"rasterize: {name} must be a positive int, got {value!r}")
-    return value
+    return size
 
 
 def prepare_face_vertices(face_vertices: torch.Tensor, h: int, w: int) -> torch.Tensor:
