@@ -11,6 +11,9 @@ WHEELHOUSE := $(VENV)/wheelhouse
 EXTRAS ?= dev
 # The CPU build of torch. On this project's machines pip finds it on local disk; never pull a CUDA build here.
 TORCH_SPEC ?= torch==2.13.0
+# The offline MTCNN face detector reads its weights from this wheel; --no-deps because the wheel's metadata pins
+# torch<2.3 / torchvision / numpy<2 (decaenv never imports the package, only its weight files).
+FACENET_SPEC ?= facenet-pytorch==2.6.0
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
@@ -25,17 +28,23 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	@if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 		echo "installing $(TORCH_SPEC) (CPU build)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; fi
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --no-deps "$(FACENET_SPEC)"
 	touch $@
 
 # Wheels for the offline compatibility-matrix smoke test (set-up may use the registries; tests never do).
-$(WHEELHOUSE)/.complete: $(STAMP) scripts/compat_matrix.py
+$(WHEELHOUSE)/.complete: $(STAMP) scripts/compat_matrix.py pyproject.toml
 	$(BIN)/python scripts/compat_matrix.py --download-wheels $(WHEELHOUSE)
 
 run: setup
 	@$(BIN)/decaenv doctor || echo "(the doctor reported problems above; running the self-test anyway)"
 	$(BIN)/decaenv selftest
 
-test: setup $(WHEELHOUSE)/.complete
+# Wheels for the doctor's cross-version venv tests (Python 3.9-3.13 x numpy 1.26/2 x chumpy 0.70); as above,
+# set-up may use the registries, the tests build their venvs offline from these wheels.
+$(VENV)/.doctor-wheelhouse: $(STAMP) tests/doctor/venv_matrix.py
+	$(BIN)/python tests/doctor/venv_matrix.py --prepare && touch $@
+
+test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -15,9 +15,12 @@ import typer
 from decaenv import __version__
 from decaenv.cli import build as _build
 from decaenv.cli import convert as _convert
+from decaenv.cli import doctor as _doctor
 from decaenv.cli import exec_cmd as _exec_cmd
+from decaenv.cli import fetch as _fetch
 from decaenv.cli import patch as _patch
 from decaenv.cli import patches as _patches
+from decaenv.cli import reconstruct as _reconstruct
 from decaenv.cli import selftest as _selftest
 from decaenv.cli._state import CliState, configure_logging
 
@@ -55,12 +58,15 @@ def root(
     configure_logging(state.verbosity)
 
 
+app.command("doctor")(_doctor.doctor)
 app.command("selftest")(_selftest.selftest)
 app.command("build")(_build.build)
 app.command("exec", **_exec_cmd.COMMAND_SETTINGS)(_exec_cmd.exec_command)
 app.add_typer(_patches.app, name="patches")
 app.add_typer(_convert.app, name="convert")
 app.command("patch")(_patch.patch)
+app.command("fetch")(_fetch.fetch)
+app.command("reconstruct")(_reconstruct.reconstruct)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

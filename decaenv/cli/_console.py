@@ -8,12 +8,15 @@ import sys
 def make_console(*, quiet: bool = False, stderr: bool = False):
     """A rich Console honouring `-q` (suppresses everything but errors) and NO_COLOR/TTY detection.
 
+    Plain lines are never hard-wrapped (`soft_wrap=True`: a long path stays on one line in CI logs and pipes);
+    tables still lay themselves out to the terminal width.
+
     Returns:
         rich.console.Console
     """
     from rich.console import Console
 
-    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=False,
+    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=True,
                    file=sys.stderr if stderr else sys.stdout)
 
 

@@ -72,4 +72,7 @@ def run_app(command, argv: Optional[List[str]]) -> int:
         if debug_enabled():
             traceback.print_exc()
         return ExitStatus.ERROR
-    return int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+    code = int(result) if isinstance(result, int) else ExitStatus.SUCCESS
+    if code == ExitStatus.INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
+        _say("decaenv: interrupted")
+    return code

@@ -68,6 +68,7 @@ def test_debug_env_shows_traceback(capsys, monkeypatch):
 
 def test_keyboard_interrupt_exit_130(capsys):
     assert run_app(_command_raising(KeyboardInterrupt()), ["boom"]) == 130
+    assert capsys.readouterr().err.strip() == "decaenv: interrupted"
 
 
 def test_global_options_reach_commands():

@@ -93,6 +93,23 @@ def venv_cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("decaenv-tests", appauthor=False)) / "venvs"
 
 
+def _venv_matrix():
+    """tests/doctor/venv_matrix.py: the one place that declares and downloads the test venvs' wheels."""
+    import importlib.util
+
+    name = "doctor_venv_matrix"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "doctor" / "venv_matrix.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _wheelhouse() -> Path:
+    return _venv_matrix().WHEELHOUSE
+
+
 def pyenv_python(prefix: str) -> Optional[Path]:
     """The newest pyenv interpreter `~/.pyenv/versions/<prefix>.*/bin/python3`, or None."""
     found = sorted(PYENV_ROOT.glob(f"{prefix}.*/bin/python3"),
@@ -106,7 +123,6 @@ class VenvFactory:
     def __init__(self, root: Path):
         self.root = root
         self.timings: Dict[str, float] = {}
-        self.pypi_failure: Optional[str] = None  # set after a build that needed PyPI failed
 
     def get(self, prefix: str, *steps: Sequence[str]) -> Path:
         """The venv's python for Python `prefix` after `pip install <step>` for each step; skips the test
@@ -127,28 +143,27 @@ class VenvFactory:
         with filelock.FileLock(str(folder) + ".lock", timeout=1800):
             if (folder / ".complete").is_file():
                 return bin_python
-            needs_pypi = not version.startswith("3.11.")  # only cp311 wheels are on the local mirror
-            if needs_pypi and self.pypi_failure:
-                pytest.skip(self.pypi_failure)
+            wheelhouse = _wheelhouse()
+            if not (wheelhouse.is_dir() and any(wheelhouse.iterdir())):
+                pytest.skip(f"no offline wheelhouse at {wheelhouse}: run `make setup`'s wheelhouse step "
+                            "(python tests/doctor/venv_matrix.py --prepare)")
             started = time.monotonic()
-            try:
-                self._build(python, folder, bin_python, steps)
-            except pytest.skip.Exception as exc:
-                if needs_pypi:
-                    self.pypi_failure = f"{exc} (PyPI needed, not retried this session)"
-                raise
+            self._build(python, folder, bin_python, steps, wheelhouse)
             (folder / ".complete").write_text(spec + "\n")
             self.timings[folder.name] = time.monotonic() - started
         return bin_python
 
     @staticmethod
-    def _build(python: Path, folder: Path, bin_python: Path, steps: Sequence[Sequence[str]]) -> None:
+    def _build(python: Path, folder: Path, bin_python: Path, steps: Sequence[Sequence[str]],
+               wheelhouse: Path) -> None:
+        """Offline: pip sees only the wheelhouse that `make setup` filled (tests never use the network)."""
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run([str(python), "-m", "venv", str(folder)], check=True, capture_output=True)
+        env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="")
         for step in steps:
             cmd = [str(bin_python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                   "--timeout", "30", "--retries", "1", *step]
-            out = subprocess.run(cmd, capture_output=True, text=True)
+                   "--no-index", "--find-links", str(wheelhouse), *step]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 shutil.rmtree(folder, ignore_errors=True)
                 tail = " | ".join((out.stderr or out.stdout).strip().splitlines()[-3:])

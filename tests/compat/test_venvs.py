@@ -1,8 +1,8 @@
 """FLAME without chumpy and the shims on Python 3.9-3.13 x numpy 1.26 / 2.x, with and without chumpy installed,
 in throw-away venvs built from the pyenv interpreters (cached by their requirements: see conftest.VenvFactory).
 
-cp311 venvs install from the local package mirror; the other Pythons need PyPI on their first run and are
-skipped when it cannot be reached. Slow on the first run (minutes), seconds afterwards.
+All venvs install offline from the wheelhouse that `make setup` fills (tests/doctor/venv_matrix.py declares
+the requirement sets); without it the tests skip. Slow on the first run (minutes), seconds afterwards.
 """
 
 import hashlib
@@ -20,15 +20,22 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("venv_probe.py")
 
-# (Python, numpy, extra requirements). numpy 1.26 has no cp313 wheel; numpy 2.0.2 is the last for 3.9.
-MATRIX = [
-    ("3.9", "1.26.4", ()), ("3.9", "2.0.2", ()),
-    ("3.10", "1.26.4", ()), ("3.10", "2.2.6", ()),
-    ("3.11", "1.26.4", ("scipy",)), ("3.11", "2.4.6", ("scipy",)),
-    ("3.12", "1.26.4", ()), ("3.12", "2.4.6", ()),
-    ("3.13", "2.4.6", ()),
-]
-CHUMPY_NUMPY = ["1.26.4", "2.4.6"]
+
+def _venv_matrix():
+    """tests/doctor/venv_matrix.py (declares the venvs' requirement sets and the offline wheelhouse)."""
+    import importlib.util
+
+    name = "doctor_venv_matrix"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "doctor" / "venv_matrix.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+MATRIX = _venv_matrix().LOADER_MATRIX  # (Python, numpy, extra requirements)
+CHUMPY_NUMPY = _venv_matrix().CHUMPY_NUMPY
 
 
 def _digest(arr):
@@ -59,11 +66,11 @@ def _probe(python, pickle_path, work):
 
 
 def _plain_venv(venvs, py, numpy_version, extra):
-    return venvs.get(py, [f"numpy=={numpy_version}", "packaging", *extra])
+    return venvs.get(py, _venv_matrix().loader_requirements(numpy_version, extra))
 
 
 def _chumpy_venv(venvs, numpy_version):
-    return venvs.get("3.11", [f"numpy=={numpy_version}", "scipy", "six", "setuptools", "wheel"],
+    return venvs.get("3.11", _venv_matrix().chumpy_requirements(numpy_version),
                      ["--no-build-isolation", "chumpy==0.70"])
 
 

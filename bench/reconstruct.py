@@ -1,0 +1,196 @@
+"""Benchmark of `decaenv reconstruct`: images/s by batch size, time per stage, peak memory, and the bare
+network forwards (2× ResNet-50 + the detail decoder) measured in the same process as the floor.
+
+    .venv/bin/python bench/reconstruct.py                      # CPU, batch 1 and 8, synthetic weights
+    .venv/bin/python bench/reconstruct.py --device cuda --batch-sizes 1,8,32
+
+Each batch size runs in its own subprocess (so peak RSS is that configuration's). Targets (issue 6): at
+batch 8, everything that is not a network forward ≤ 30 % of the model time (encode + FLAME + detail +
+render), and peak RSS ≤ 3 GB. Weights are synthetic (same shapes and cost as DECA's); the images are
+variations of `skimage.data.astronaut()` unless --images is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODEL_STAGES = ("encode", "flame", "detail", "render")
+ALL_STAGES = ("read", "detect", "crop", "encode", "flame", "detail", "render", "save")
+
+
+def _write_images(folder: Path, count: int) -> None:
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    base = skimage.data.astronaut()
+    for k in range(count):
+        image = np.roll(base, 7 * k, axis=1)
+        if k % 2:
+            image = image[:, ::-1]
+        Image.fromarray(np.ascontiguousarray(image)).save(folder / f"img{k:03d}.png")
+
+
+def _bare_forwards(deca, codedict) -> float:
+    """Seconds of the bare network forwards (E_flame, E_detail, D_detail) on one batch's crops."""
+    import torch
+
+    from decaenv.runtime.deca import ieee_fp32
+    from decaenv.runtime.decoders import detail_latent
+
+    sync = torch.cuda.synchronize if deca.device.type == "cuda" else (lambda: None)
+    images = codedict["images"]
+    latent = detail_latent(codedict["pose"], codedict["exp"], codedict["detail"])
+    with torch.inference_mode(), ieee_fp32(deca.device):  # the same precision as the pipeline
+        sync()
+        start = time.perf_counter()
+        deca.E_flame(images)
+        deca.E_detail(images)
+        deca.D_detail(latent)
+        sync()
+    return time.perf_counter() - start
+
+
+def _timed_runner(base):
+    """A Reconstructor that also times the bare forwards right after each batch's model call (same
+    crops, same batch size), so floor and model see the same machine load."""
+
+    class Timed(base):
+        floor_seconds = 0.0
+
+        def run_model(self, prepared):
+            result = super().run_model(prepared)
+            self.floor_seconds += _bare_forwards(self.deca, result["codedict"])
+            return result
+
+    return Timed
+
+
+def child(args) -> None:
+    """One configuration: load, warm up, reconstruct the images, time the floor; print JSON."""
+    import resource
+
+    import torch
+
+    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.timing import StageTimer
+
+    images = sorted(Path(args.images).iterdir())
+    out = Path(tempfile.mkdtemp(prefix="decaenv-bench-out-"))
+    options = ReconstructOptions(inputs=[Path(args.images)], out_dir=out, data_dir=Path(args.data_dir),
+                                 device=args.device, batch_size=args.batch, detector=args.detector,
+                                 rasterizer=args.rasterizer, save=args.save.split(","),
+                                 render_orig=args.render_orig)
+    start = time.perf_counter()
+    runner = _timed_runner(Reconstructor)(options)
+    load = time.perf_counter() - start
+    warm = ReconstructOptions(**{**options.__dict__, "inputs": images[:args.batch], "out_dir": out / "warm"})
+    Reconstructor(warm, deca=runner.deca, detector_choice=runner.detector).run()
+    best = None
+    for _ in range(args.repeat):  # best of: the machine may be shared
+        runner.timer = StageTimer(str(runner.deca.device))
+        runner.deca.timer = runner.timer
+        runner.floor_seconds = 0.0
+        start = time.perf_counter()
+        summary = runner.run()
+        total = time.perf_counter() - start
+        model = sum(runner.timer.seconds.get(s, 0.0) for s in MODEL_STAGES)
+        if best is None or model < best[0]:
+            best = (model, total, summary, dict(runner.timer.seconds), runner.floor_seconds)
+    _, total, summary, stages, floor_seconds = best
+    total -= floor_seconds  # the interleaved floor measurement is not part of the run
+    n = summary.count("ok")
+    result = {"batch": args.batch, "images": n, "failed": summary.count("failed"), "seconds": total,
+              "load_seconds": load, "stages": stages, "floor_per_image": floor_seconds / max(1, n),
+              "repeat": args.repeat,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "device": str(runner.deca.device), "rasterizer": runner.deca.backend,
+              "detector": runner.detector.name if runner.detector else "none",
+              "threads": torch.get_num_threads()}
+    if runner.deca.device.type == "cuda":
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    print(json.dumps(result))
+
+
+def _report(rows) -> None:
+    print(f"\n  device {rows[0]['device']}, rasterizer {rows[0]['rasterizer']}, detector {rows[0]['detector']}, "
+          f"{rows[0]['threads']} torch threads; ms per image:")
+    print("  " + f"{'batch':>5} {'img/s':>7} " + " ".join(f"{s:>7}" for s in ALL_STAGES)
+          + f" {'model':>7} {'floor':>7} {'vs floor':>9} {'in-run':>7} {'peak RSS':>9}")
+    for r in rows:
+        per = {s: 1000 * r["stages"].get(s, 0.0) / r["images"] for s in ALL_STAGES + ("detail_net",)}
+        model = sum(per[s] for s in MODEL_STAGES)
+        floor = 1000 * r["floor_per_image"]
+        in_run = (model - per["encode"] - per["detail_net"]) / model
+        r.update(model_ms=model, floor_ms=floor, overhead=(model - floor) / model, overhead_in_run=in_run)
+        print("  " + f"{r['batch']:>5} {r['images'] / r['seconds']:>7.2f} " + " ".join(f"{per[s]:>7.0f}" for s in ALL_STAGES)
+              + f" {model:>7.0f} {floor:>7.0f} {r['overhead']:>9.0%} {in_run:>7.0%} {r['peak_rss_mb']:>7.0f}MB")
+    print("  model = encode + flame + detail + render; floor = bare E_flame + E_detail + D_detail forwards on the "
+          f"same crops, timed right after each batch (best of {rows[0]['repeat']} runs);")
+    print("  vs floor = (model - floor) / model; in-run = (model - encode - D_detail forward) / model, both timed "
+          "inside the same run (robust when the machine is shared)")
+    last = max(rows, key=lambda r: r["batch"])
+    worst = max(last["overhead"], last["overhead_in_run"])
+    print(f"  batch {last['batch']}: non-network share {last['overhead']:.0%} vs floor, {last['overhead_in_run']:.0%} "
+          f"in-run (target <= 30 %: {'met' if worst <= 0.30 else 'NOT met'}), peak RSS "
+          f"{last['peak_rss_mb'] / 1024:.2f} GB (target <= 3 GB: {'met' if last['peak_rss_mb'] <= 3072 else 'NOT met'})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", default="1,8")
+    parser.add_argument("--images", help="folder of images (default: 16 astronaut variations)")
+    parser.add_argument("--count", type=int, default=16, help="number of generated images")
+    parser.add_argument("--data-dir", help="DECA data dir (default: synthetic, built once)")
+    parser.add_argument("--detector", default="mtcnn")
+    parser.add_argument("--rasterizer", default="auto")
+    parser.add_argument("--save", default="vis")
+    parser.add_argument("--render-orig", action="store_true", help="also render at the original size")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (best of; floor interleaved)")
+    parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="decaenv-bench-"))
+    if not args.data_dir:
+        from decaenv.selftest import SelftestOptions, find_public_topology
+        from decaenv.synthetic import make_assets
+
+        public = find_public_topology(SelftestOptions(out_dir=work))
+        args.data_dir = str(make_assets(work / "data", seed=0, public_dir=public, with_optimizer=False).data_dir)
+        print(f"synthetic data dir {args.data_dir} (topology: {'DECA public files' if public else 'procedural'})")
+    if not args.images:
+        (work / "images").mkdir()
+        _write_images(work / "images", args.count)
+        args.images = str(work / "images")
+    rows = []
+    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        cmd = [sys.executable, __file__, "--child", "--batch", str(batch), "--device", args.device, "--images",
+               args.images, "--data-dir", args.data_dir, "--detector", args.detector, "--rasterizer",
+               args.rasterizer, "--save", args.save, "--repeat", str(args.repeat)]
+        cmd += ["--render-orig"] if args.render_orig else []
+        done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return done.returncode
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"  batch {batch}: {rows[-1]['images']} images in {rows[-1]['seconds']:.1f} s")
+    _report(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""`decaenv fetch`: download, import and verify DECA's data files (thin wrapper over `decaenv.fetch.command`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from decaenv.cli._state import state_of
+
+
+def fetch(
+    ctx: typer.Context,
+    ids: Optional[List[str]] = typer.Argument(
+        None, metavar="ID", show_default=False,
+        help="Files to fetch by manifest id (see --list). Default: everything reconstruction needs."),
+    list_: bool = typer.Option(False, "--list", help="Show every file: status, size, licence, sources."),
+    verify: bool = typer.Option(False, "--verify", help="Re-hash and content-check the files; exit 1 if one is bad."),
+    from_: Optional[List[Path]] = typer.Option(
+        None, "--from", metavar="PATH",
+        help="Import files, archives or folders you already have (FLAME2020.zip, deca_model.tar, ...). "
+             "Repeat it, or list more paths after it."),
+    everything: bool = typer.Option(False, "--all", help="Also fetch the optional files (texture spaces)."),
+    offline: bool = typer.Option(False, "--offline", help="Never use the network."),
+    force: bool = typer.Option(False, "--force", help="Download or import again even if the file is verified."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON document (schema in docs/commands/fetch.md)."),
+    username: Optional[str] = typer.Option(
+        None, "--username", metavar="NAME",
+        help="FLAME account name. The password comes from $DECAENV_FLAME_PASSWORD, ~/.netrc or a hidden prompt."),
+    accept_license: bool = typer.Option(False, "--accept-license",
+                                        help="Accept the licences of the fetched files (for CI; recorded once)."),
+) -> None:
+    """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
+    from decaenv.fetch.command import FetchRequest, run
+
+    state = state_of(ctx)
+    request = FetchRequest(
+        data_dir=lambda must_exist: state.data_dir(must_exist=must_exist), ids=list(ids or []),
+        list_only=list_, verify=verify, from_paths=list(from_ or []), everything=everything, offline=offline,
+        force=force, as_json=as_json, username=username, accept_license=accept_license, quiet=state.quiet,
+        verbose=state.verbose)
+    code = run(request)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,148 @@
+"""`decaenv reconstruct`: thin wrapper over `decaenv.runtime.pipeline` (DECA's demo flags accepted too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from decaenv.cli._state import state_of
+
+_TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
+#: DECA's demo save flags → decaenv --save kinds.
+_DECA_SAVE_FLAGS = {"saveVis": ("vis",), "saveKpt": ("kpt",), "saveDepth": ("depth",),
+                    "saveObj": ("obj", "detail-obj"), "saveMat": ("mat",), "saveImages": ("images",)}
+
+
+def _boolean(name: str, value: Optional[str], default: bool) -> bool:
+    if value is None:
+        return default
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    from decaenv.errors import UsageError
+
+    raise UsageError(f"{name} takes true or false, got {value!r}")
+
+
+def _save_kinds(save: Optional[str], deca_flags: dict) -> str:
+    from decaenv.runtime.export import parse_save
+
+    kinds = list(parse_save(save)) if save is not None else ["vis"]
+    for flag, value in deca_flags.items():
+        if value is None:
+            continue
+        for kind in _DECA_SAVE_FLAGS[flag]:
+            if _boolean(f"--{flag}", value, False):
+                kinds.append(kind)
+            elif kind in kinds:
+                kinds.remove(kind)
+    return ",".join(dict.fromkeys(kinds)) or "none"
+
+
+def reconstruct(
+    ctx: typer.Context,
+    inputs: Optional[List[Path]] = typer.Option(
+        None, "--input", "-i", "--inputpath", metavar="PATH",
+        help="Image, folder (jpg/jpeg/png/bmp/webp), text list of paths, or video. Repeat for several."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", "--savefolder", "-s", metavar="DIR",
+                                       help="Output folder (created)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images encoded and decoded together."),
+    detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
+    rasterizer: str = typer.Option("auto", "--rasterizer", "--rasterizer_type",
+                                   help="Rasterizer backend (auto, cpu, cuda, torch, pytorch3d, reference; "
+                                        "DECA's 'standard' = auto)."),
+    iscrop: str = typer.Option("true", "--iscrop", metavar="BOOL",
+                               help="Crop round the face (true) or use the whole image (false)."),
+    render_orig: bool = typer.Option(False, "--render-orig/--no-render-orig",
+                                     help="Also render at the original image size (vis and images)."),
+    render_orig_deca: Optional[str] = typer.Option(None, "--render_orig", metavar="BOOL", hidden=True),
+    use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
+    use_tex_deca: Optional[str] = typer.Option(None, "--useTex", metavar="BOOL", hidden=True),
+    extract_tex: bool = typer.Option(True, "--extract-tex/--no-extract-tex",
+                                     help="With --use-tex: texture from the image inside the face mask."),
+    extract_tex_deca: Optional[str] = typer.Option(None, "--extractTex", metavar="BOOL", hidden=True),
+    tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM (FLAME_albedo_from_BFM.npz) or "
+                                 "FLAME (FLAME_texture.npz)."),
+    sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
+    save: Optional[str] = typer.Option(None, "--save", metavar="KINDS",
+                                       help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
+                                            "(or all / none). Default: vis."),
+    save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
+    save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
+    save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
+    save_obj: Optional[str] = typer.Option(None, "--saveObj", metavar="BOOL", hidden=True),
+    save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
+    save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    trust_checkpoint: Optional[str] = typer.Option(
+        None, "--trust-checkpoint", metavar="SHA256",
+        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this."),
+) -> None:
+    """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
+    from decaenv.cli._console import make_console, print_json
+    from decaenv.errors import UsageError
+    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+
+    state = state_of(ctx)
+    if not inputs:
+        raise UsageError("no input given", hint="pass -i IMAGE|FOLDER|LIST.txt|VIDEO")
+    if out is None:
+        raise UsageError("no output folder given", hint="pass -o DIR")
+    deca_saves = {"saveVis": save_vis, "saveKpt": save_kpt, "saveDepth": save_depth, "saveObj": save_obj,
+                  "saveMat": save_mat, "saveImages": save_images}
+    options = ReconstructOptions(
+        inputs=list(inputs), out_dir=out, data_dir=state.data_dir(must_exist=True).path, device=device,
+        batch_size=batch_size, detector=detector, rasterizer=rasterizer, iscrop=_boolean("--iscrop", iscrop, True),
+        render_orig=_boolean("--render_orig", render_orig_deca, render_orig),
+        use_tex=_boolean("--useTex", use_tex_deca, use_tex),
+        extract_tex=_boolean("--extractTex", extract_tex_deca, extract_tex), tex_type=tex_type.upper(),
+        sample_step=sample_step, save=_save_kinds(save, deca_saves), skip_existing=skip_existing,
+        trusted_sha256=trust_checkpoint)
+    console = make_console(quiet=state.quiet or as_json, stderr=True)
+    with console.status("loading DECA…"):
+        runner = Reconstructor(options)
+    console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
+    detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
+                else "none (--iscrop false: whole images)")
+    console.print(f"face detector: {detector}", markup=False, highlight=False)
+    summary = _run_with_progress(runner, console)
+    if as_json:
+        print_json(summary.to_json())
+    else:
+        _print_summary(console, summary, make_console)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _run_with_progress(runner, console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from decaenv.runtime.inputs import estimate_total
+
+    total = estimate_total(runner.options.inputs)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True, disable=console.quiet) as progress:
+        task = progress.add_task("reconstructing", total=total)
+
+        def on_item(outcome) -> None:
+            progress.advance(task)
+            if outcome.status == "failed":
+                console.print(f"failed: {outcome.message}", markup=False, highlight=False)
+
+        return runner.run(on_item)
+
+
+def _print_summary(console, summary, make_console) -> None:
+    ok, failed, skipped = summary.count("ok"), summary.count("failed"), summary.count("skipped")
+    from decaenv.runtime.timing import STAGES
+
+    stages = ", ".join(f"{k} {summary.stages[k]:.1f}s" for k in STAGES if summary.stages.get(k, 0) >= 0.05)
+    line = (f"reconstructed {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s "
+            f"({stages}); outputs in {summary.out_dir}")
+    make_console(quiet=False, stderr=True).print(line, markup=False, highlight=False)

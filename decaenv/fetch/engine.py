@@ -1,0 +1,371 @@
+"""Fetch manifest entries into a data dir: check, gate on the licence, lock, download, verify, install.
+
+Per entry: a verified file is left alone (`present`); a file without a known hash is checked and its
+hash recorded (`adopted`, trust on first use); otherwise each non-manual source is tried in order
+under the entry's lock (concurrent fetchers wait, then find the file verified). A payload is verified
+(size, sha256 or first-use record, content validator) in its staging file beside the destination and
+only then renamed into place; a refused payload goes to the quarantine, never to the destination.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from decaenv.errors import DecaenvError, IntegrityError
+from decaenv.fetch import downloaders
+from decaenv.fetch.credentials import Credentials, get_credentials
+from decaenv.fetch.errors import error_code, fail
+from decaenv.fetch.hashes import HashCache
+from decaenv.fetch.http import Context, HttpOptions, make_session
+from decaenv.fetch.locks import file_lock
+from decaenv.fetch.manifest import Entry, License, Manifest, Source
+from decaenv.fetch.processors import Archive, run_post
+from decaenv.fetch.progress import NullProgress, Progress
+from decaenv.fetch.records import Licenses, LockFile
+from decaenv.fetch.sniff import read_head, sniff
+from decaenv.fetch.store import Staging, Store
+from decaenv.fetch.validators import validate, validator_key
+from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
+
+log = logging.getLogger("decaenv.fetch")
+
+#: Failures after which the staging file is kept for the next run to resume.
+RESUMABLE = ("truncated", "network", "timeout", "offline", "http-error", "locked")
+#: Failures whose payload is evidence: moved to the quarantine.
+QUARANTINE = ("size-mismatch", "hash-mismatch", "invalid-content", "unsafe-archive", "member-missing")
+
+
+@dataclass
+class FetchOptions:
+    """How `fetch_entries` behaves.
+
+    Attributes:
+        offline: never touch the network (present files are still checked).
+        force: download again even when the file is verified.
+        accept_license: accept the licences of what is fetched (recorded in the data dir).
+        username: account name for login-form sources (`--username`).
+        interactive: may we prompt (licence, password)? None: stdin/stderr are terminals.
+        confirm_license: asks the user to accept a licence (returns True to accept).
+        prompt_password / ask_username: hidden and visible input functions (tests inject them).
+        progress: transfer progress receiver. on_event: one-line notes for the user (waiting, resuming).
+        http: network options (timeouts, retries, injectable sleep).
+        lock_timeout: give up waiting for another fetcher after this many seconds (None: wait).
+        create_parents: create missing parents of the data dir (the default location only).
+        hash_cache: hash cache (None: the user's).
+    """
+
+    offline: bool = False
+    force: bool = False
+    accept_license: bool = False
+    username: Optional[str] = None
+    interactive: Optional[bool] = None
+    confirm_license: Optional[Callable[[License, Entry], bool]] = None
+    prompt_password: Optional[Callable[[str], str]] = None
+    ask_username: Optional[Callable[[str], str]] = None
+    progress: Progress = field(default_factory=NullProgress)
+    on_event: Callable[[str], None] = lambda text: None
+    http: HttpOptions = field(default_factory=HttpOptions)
+    lock_timeout: Optional[float] = None
+    create_parents: bool = False
+    hash_cache: Optional[HashCache] = None
+
+
+@dataclass
+class FileResult:
+    """What happened to one entry.
+
+    Attributes:
+        action: "present" | "adopted" | "downloaded" | "resumed" | "imported" | "failed".
+        status: the entry's status afterwards (None if it could not be checked).
+        source: where the bytes came from (URL, "gdrive:<id>", a local path).
+        error: the failure, when action == "failed". notes: extra one-liners (post-processing, takeovers).
+        quarantined: where a refused payload was moved.
+    """
+
+    entry: Entry
+    action: str
+    status: Optional[FileStatus] = None
+    source: Optional[str] = None
+    error: Optional[DecaenvError] = None
+    notes: List[str] = field(default_factory=list)
+    quarantined: Optional[str] = None
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Fetcher:
+    """One fetch run over one data dir (shares the HTTP session, credentials and hash cache)."""
+
+    def __init__(self, manifest: Manifest, data_dir: os.PathLike, options: Optional[FetchOptions] = None):
+        self.manifest = manifest
+        self.options = options or FetchOptions()
+        self.store = Store(data_dir)
+        self.cache = self.options.hash_cache or HashCache()
+        self.lockfile = LockFile(data_dir)
+        self._env: Optional[downloaders.Env] = None
+        self._creds: Dict[str, Credentials] = {}
+        self._invalid: Dict[str, str] = {}  # entry id -> why the file found at its destination is bad
+
+    # -- shared pieces ------------------------------------------------------------------------------
+    def env(self) -> downloaders.Env:
+        if self._env is None:
+            self._env = downloaders.Env(make_session(self.options.http), self.options.http, self._credentials)
+        return self._env
+
+    def _credentials(self, realm_id: str, url: str) -> Credentials:
+        if realm_id not in self._creds:
+            realm = self.manifest.credentials[realm_id]
+            self._creds[realm_id] = get_credentials(
+                realm, url, username=self.options.username, interactive=self.options.interactive,
+                prompt=self.options.prompt_password, ask_username=self.options.ask_username)
+        return self._creds[realm_id]
+
+    def status(self, entry: Entry, level: str = "hash") -> FileStatus:
+        return verify_entry(entry, self.store.root, level=level, cache=self.cache, lockfile=self.lockfile)
+
+    # -- the run ------------------------------------------------------------------------------------
+    def fetch(self, entries: Sequence[Entry]) -> List[FileResult]:
+        """Fetch each entry (failures are reported per entry, never abort the others)."""
+        self.store.ensure(create_parents=self.options.create_parents)
+        results = []
+        for entry in entries:
+            started = time.monotonic()
+            try:
+                result = self.fetch_one(entry)
+            except DecaenvError as exc:
+                result = FileResult(entry, "failed", error=exc)
+                result.status = self._safe_status(entry)
+            result.seconds = time.monotonic() - started
+            results.append(result)
+        return results
+
+    def _safe_status(self, entry: Entry) -> Optional[FileStatus]:
+        try:
+            return self.status(entry)
+        except (OSError, DecaenvError):
+            return None
+
+    def fetch_one(self, entry: Entry) -> FileResult:
+        status = self.status(entry)
+        if status.ok and not self.options.force:
+            return FileResult(entry, "present", status)
+        if status.status == "hash-unknown" and not self.options.force:
+            adopted = self._adopt(entry, status)
+            if adopted is not None:
+                return adopted
+            status = self.status(entry)
+        if self.options.offline:
+            raise fail("offline", f"{entry.dest} is {status.status} and --offline forbids downloading it",
+                       hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
+        if entry.manual_only:
+            raise fail("manual-only", f"{entry.dest} cannot be downloaded automatically ({entry.license.name})",
+                       hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
+        self._gate_license(entry)
+        with file_lock(self.store.run_dir, entry.id, on_wait=self.options.on_event,
+                       timeout=self.options.lock_timeout) as held:
+            if held["took_over"]:
+                self.options.on_event(f"{entry.id}: took over the lock left by dead process "
+                                      f"{held['took_over'].get('pid')}")
+            status = self.status(entry)
+            if status.ok and not self.options.force:
+                return FileResult(entry, "present", status, notes=["fetched meanwhile by another process"]
+                                  if held["waited"] > 0.5 else [])
+            return self._from_sources(entry)
+
+    def _adopt(self, entry: Entry, status: FileStatus) -> Optional[FileResult]:
+        """A present file with no known hash: validate it and record its hash (trust on first use)."""
+        path = entry.path(self.store.root)
+        try:
+            summary = validate(path, entry.validator)
+        except DecaenvError as exc:
+            self.options.on_event(f"{entry.dest} is present but fails its content check ({exc.one_line()})")
+            self._invalid[entry.id] = "invalid"
+            return None
+        self.lockfile.record(entry.id, dest=entry.dest, size=status.size or 0, sha256=status.sha256 or "",
+                             trust="first-use", source="found in the data dir")
+        st = path.stat()
+        self.cache.store(path, st, status.sha256 or "", valid=(validator_key(entry.validator), summary)
+                         if entry.validator else None)
+        return FileResult(entry, "adopted", self.status(entry), source=str(path),
+                          notes=[f"trusted on first use: sha256 {status.sha256} recorded ({summary})"])
+
+    def _gate_license(self, entry: Entry) -> None:
+        lic = entry.license
+        records = Licenses(self.store.root)
+        if records.accepted(lic.id):
+            return
+        if self.options.accept_license:
+            records.accept(lic.id, name=lic.name, url=lic.url, how="--accept-license")
+            return
+        interactive = self.options.interactive
+        if interactive is None:
+            import sys
+
+            interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        if interactive and self.options.confirm_license is not None:
+            if self.options.confirm_license(lic, entry):
+                records.accept(lic.id, name=lic.name, url=lic.url, how="prompt")
+                return
+        raise fail("license-not-accepted", f"{entry.dest} is under the {lic.name}: {lic.url}",
+                   hint="read it, then run again and accept it (or pass --accept-license); acceptance is "
+                        "recorded once in the data dir")
+
+    # -- sources ------------------------------------------------------------------------------------
+    def _from_sources(self, entry: Entry) -> FileResult:
+        errors: List[DecaenvError] = []
+        for source in entry.sources:
+            download = downloaders.downloader_for(source)
+            if download is None:
+                continue
+            try:
+                return self._from_source(entry, source, download)
+            except DecaenvError as exc:
+                log.info("%s: source %s failed: %s", entry.id, source.kind, exc.one_line())
+                errors.append(exc)
+                if error_code(exc) in ("credentials-missing", "disk-space", "insecure-url"):
+                    break
+        if not errors:
+            raise fail("manual-only", f"{entry.dest} has no automatic source",
+                       hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
+        raise errors[0]
+
+    def _from_source(self, entry: Entry, source: Source, download) -> FileResult:
+        dest = entry.path(self.store.root)
+        staged_as = dest.with_name(source.archive) if source.archive else dest
+        key = downloaders.source_key(source)
+        staging = self.store.adopt_partial(staged_as, key) or self.store.new_staging(staged_as, source=key)
+        if staging.size():
+            self.options.on_event(f"{entry.id}: resuming {staged_as.name} from {staging.size():,} bytes "
+                                  f"left by process {staging.meta.get('adopted_from', '?')}")
+        approx = source.approx_size or entry.size or entry.approx_size
+        need = (approx or 0) - staging.size() + ((entry.approx_size or 0) if source.archive else 0)
+        try:
+            self.store.preflight(max(need, 0), staged_as.name)
+        except DecaenvError:
+            if not staging.size():
+                staging.discard()
+            raise
+        ctx = Context(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
+                      expected_size=None if source.archive else expected_hash(entry, self.store.root, self.lockfile)[1],
+                      progress=self.options.progress, label=entry.id)
+        try:
+            transfer = download(self.env(), entry, source, staging, ctx)
+        except DecaenvError as exc:
+            raise self._after_failure(exc, staging, entry) from None
+        except BaseException:
+            staging.save_meta()  # keep the partial (Ctrl-C): the next run resumes it
+            raise
+        result = FileResult(entry, "resumed" if transfer.resumed_from else "downloaded",
+                            source=source.browser_url() if source.kind == "gdrive" else source.download_url,
+                            bytes=transfer.size - transfer.resumed_from)
+        if transfer.restarted:
+            result.notes.append("the server ignored the resume request: downloaded from the start")
+        if source.archive:
+            final, digest, size = self._extract(entry, source, staging)
+            result.notes.append(f"extracted {source.member} from {source.archive}")
+        else:
+            final, digest, size = staging, transfer.sha256, transfer.size
+        self.install(entry, final, digest, size, result, origin=result.source or "")
+        return result
+
+    def _after_failure(self, exc: DecaenvError, staging: Staging, entry: Entry,
+                       refused: bool = False, name: Optional[str] = None) -> DecaenvError:
+        """Quarantine or keep the staging file after a failure; returns the error to raise.
+
+        `refused`: the staging file is a complete payload that failed verification (always quarantined).
+        """
+        code = error_code(exc)
+        payload = getattr(exc, "payload", None)
+        name = name or staging.meta.get("dest") or entry.name
+        where = None
+        if payload is not None:
+            where = self.store.quarantine_bytes(payload, name, code)
+        if (refused or code in QUARANTINE) and staging.size():
+            where = self.store.quarantine(staging.path, name, code)
+            staging.discard()
+        elif code in RESUMABLE and staging.size() and sniff(read_head(staging.path)) != "html":
+            staging.save_meta()
+        else:
+            staging.discard()
+        if where is not None:
+            exc.hint = f"{exc.hint or ''} (refused payload kept in {where})".strip()
+            exc.quarantined = str(where)  # type: ignore[attr-defined]
+        return exc
+
+    def _extract(self, entry: Entry, source: Source, staging: Staging):
+        """Pull the entry's member out of a staged archive into a second staging file beside the destination."""
+        dest = entry.path(self.store.root)
+        member_stage = self.store.new_staging(dest, source=f"archive:{source.archive}")
+        try:
+            with Archive(staging.path, what=source.archive or staging.path.name,
+                         html_kind=source.kind if source.kind != "https" else "https") as archive:
+                name = archive.find(source.member or entry.name)
+                if name is None:
+                    raise fail("member-missing", f"{source.archive} holds no {source.member}",
+                               hint=f"is it the right archive? {entry.manual_text()}", cls=IntegrityError)
+                digest, size = archive.extract(name, member_stage.path)
+        except DecaenvError as exc:
+            member_stage.discard()
+            raise self._after_failure(exc, staging, entry) from None
+        staging.discard()
+        return member_stage, digest, size
+
+    # -- install ------------------------------------------------------------------------------------
+    def check_staged(self, entry: Entry, staging: Staging, digest: str, size: int) -> str:
+        """Size, sha256 (manifest or first-use record) and content of a staged file. Returns the summary."""
+        want_sha, want_size, source = expected_hash(entry, self.store.root, self.lockfile)
+        if want_size is not None and size != want_size:
+            raise fail("size-mismatch", f"{entry.dest}: got {size:,} bytes, expected {want_size:,}",
+                       hint="the source serves something else; download it by hand: " + entry.manual_text(),
+                       cls=IntegrityError)
+        if want_sha is not None and digest != want_sha:
+            origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
+            hint = ("the payload is corrupt or not the official file; " + entry.manual_text()) if source == \
+                "manifest" else (f"if the upstream file legitimately changed, delete the '{entry.id}' record in "
+                                 f"{self.lockfile.path}")
+            raise fail("hash-mismatch", f"{entry.dest}: sha256 {digest[:16]}… does not match {origin} "
+                       f"({want_sha[:16]}…)", hint=hint, cls=IntegrityError)
+        return validate(staging.path, entry.validator)
+
+    def install(self, entry: Entry, staging: Staging, digest: str, size: int, result: FileResult,
+                origin: str) -> None:
+        """Verify a staged file, move it into place, record it, run post-processors."""
+        try:
+            summary = self.check_staged(entry, staging, digest, size)
+        except DecaenvError as exc:
+            raise self._after_failure(exc, staging, entry, refused=True) from None
+        dest = entry.path(self.store.root)
+        old = self.status(entry) if dest.exists() else None
+        if old is not None and (not old.usable or entry.id in self._invalid):
+            why = self._invalid.get(entry.id, old.status)
+            kept = self.store.quarantine(dest, entry.name, f"replaced-{why}")
+            result.notes.append(f"the previous {entry.dest} ({old.status}) was moved to {kept}")
+        self.store.install(staging.path, dest)
+        staging.discard()
+        trust = "manifest" if entry.sha256 else "first-use"
+        self.lockfile.record(entry.id, dest=entry.dest, size=size, sha256=digest, trust=trust, source=origin)
+        self.cache.store(dest, dest.stat(), digest, valid=(validator_key(entry.validator), summary)
+                         if entry.validator else None)
+        if trust == "first-use" and not entry.sha256:
+            result.notes.append(f"no published hash: sha256 {digest} recorded (trust on first use)")
+        result.notes.extend(run_post(entry.post, dest))
+        result.status = self.status(entry)
+
+
+def fetch_entries(manifest: Manifest, data_dir: os.PathLike, entries: Sequence[Entry],
+                  options: Optional[FetchOptions] = None) -> List[FileResult]:
+    """Fetch `entries` into `data_dir` (see the module docstring)."""
+    return Fetcher(manifest, data_dir, options).fetch(entries)
+
+
+def dest_path(entry: Entry, data_dir: os.PathLike) -> Path:
+    return entry.path(data_dir)

@@ -1,0 +1,176 @@
+"""Processors: safe extraction of one member from a zip/tar archive, and post-install steps.
+
+Extraction refuses the whole archive when any member could escape the target (absolute paths, `..`
+components, drive letters, symlinks, hard links, devices): a well-formed FLAME or DECA archive never
+has one, so such an archive is hostile or broken. Only the members the manifest asks for are read,
+streamed through sha256 into a staging file beside the destination.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Callable, Dict, List, Optional, Tuple
+
+from decaenv.errors import UnsafeContentError
+from decaenv.fetch.errors import classify_html, fail
+from decaenv.fetch.hashes import new_hasher
+from decaenv.fetch.sniff import describe_kind, read_head, sniff
+
+log = logging.getLogger("decaenv.fetch")
+
+_JUNK = ("__MACOSX/",)
+
+
+def _unsafe(name: str) -> Optional[str]:
+    """Why an archive member name is unsafe, or None."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return "is an absolute path"
+    if ".." in PurePosixPath(norm).parts:
+        return "climbs out of the target folder (..)"
+    return None
+
+
+class Archive:
+    """A zip or tar archive opened for inspection and single-member extraction."""
+
+    def __init__(self, path: os.PathLike, what: str = "", html_kind: str = "form-post"):
+        self.path = Path(path)
+        self.what = what or self.path.name
+        kind = sniff(read_head(self.path, 1024))
+        if kind == "html":
+            text = read_head(self.path, 1 << 20).decode("utf-8", "replace")
+            raise classify_html(text, source_kind=html_kind, what=self.what)
+        try:
+            if kind == "zip" or zipfile.is_zipfile(self.path):
+                self.kind, self._zip, self._tar = "zip", zipfile.ZipFile(self.path), None
+            else:
+                self.kind, self._zip, self._tar = "tar", None, tarfile.open(self.path, "r:*")
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+            raise fail("invalid-content", f"{self.what} is {describe_kind(kind)}, not a readable zip/tar "
+                       f"archive ({exc})", hint="the download is truncated or not an archive: get it again") from None
+
+    def close(self) -> None:
+        (self._zip or self._tar).close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def names(self) -> List[str]:
+        if self._zip is not None:
+            return self._zip.namelist()
+        return self._tar.getnames()
+
+    def check_safe(self) -> None:
+        """Raise `UnsafeContentError` (code "unsafe-archive") if any member could escape the target."""
+        problems: List[str] = []
+        if self._zip is not None:
+            for info in self._zip.infolist():
+                why = _unsafe(info.filename)
+                mode = info.external_attr >> 16
+                if why is None and stat.S_ISLNK(mode):
+                    why = "is a symbolic link"
+                if why:
+                    problems.append(f"{info.filename!r} {why}")
+        else:
+            for member in self._tar.getmembers():
+                why = _unsafe(member.name)
+                if why is None and (member.issym() or member.islnk()):
+                    why = "is a link"
+                elif why is None and not (member.isfile() or member.isdir()):
+                    why = "is a device or special file"
+                if why:
+                    problems.append(f"{member.name!r} {why}")
+        if problems:
+            raise fail("unsafe-archive", f"{self.what} refused: member {problems[0]}"
+                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                       hint="nothing was extracted; get the archive from its official source",
+                       cls=UnsafeContentError)
+
+    def find(self, member: str) -> Optional[str]:
+        """The archive name of `member`: an exact path match, else the unique entry with that base name."""
+        names = [n for n in self.names() if not n.startswith(_JUNK) and not PurePosixPath(n).name.startswith("._")]
+        if member in names:
+            return member
+        base = PurePosixPath(member).name
+        matches = [n for n in names if PurePosixPath(n.replace("\\", "/")).name == base]
+        if len(matches) > 1:
+            raise fail("invalid-content", f"{self.what} holds {len(matches)} files named {base}: "
+                       + ", ".join(matches[:4]), hint="extract the one you want and import it with --from")
+        return matches[0] if matches else None
+
+    def member_size(self, name: str) -> Optional[int]:
+        if self._zip is not None:
+            return self._zip.getinfo(name).file_size
+        return self._tar.getmember(name).size
+
+    def extract(self, name: str, target: Path, *, progress=None) -> Tuple[str, int]:
+        """Stream member `name` into `target` (truncated first). Returns (sha256, size)."""
+        self.check_safe()
+        hasher, size = new_hasher(), 0
+        if self._zip is not None:
+            source = self._zip.open(name)
+        else:
+            source = self._tar.extractfile(self._tar.getmember(name))
+            if source is None:
+                raise fail("invalid-content", f"{self.what}: {name} is not a regular file", cls=UnsafeContentError)
+        try:
+            with source, open(target, "wb") as out:
+                while True:
+                    chunk = source.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    if progress is not None:
+                        progress.advance(len(chunk))
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
+                raise
+            raise fail("invalid-content", f"{self.what}: {name} is damaged in the archive ({exc})",
+                       hint="the archive is truncated or corrupt: get it again") from None
+        return hasher.hexdigest(), size
+
+
+# ---------------------------------------------------------------------------------------------- post
+
+PostFn = Callable[[Path], str]
+POST: Dict[str, PostFn] = {}
+
+
+def register_post(name: str) -> Callable[[PostFn], PostFn]:
+    def deco(fn: PostFn) -> PostFn:
+        POST[name] = fn
+        return fn
+
+    return deco
+
+
+@register_post("flame-npz")
+def flame_npz(path: Path) -> str:
+    """Write `<stem>.npz` beside a FLAME pickle (plain arrays, no pickle, no chumpy), atomically."""
+    from decaenv.loaders.flame import convert_to_npz
+
+    npz = convert_to_npz(path, path.with_suffix(".npz"))
+    return f"wrote {npz.name} (chumpy-free copy the runtime loads)"
+
+
+def run_post(names, path: Path) -> List[str]:
+    """Run the named post-processors on an installed file; returns their summaries."""
+    notes = []
+    for name in names:
+        fn = POST.get(name)
+        if fn is None:
+            raise fail("invalid-content", f"unknown post-processor {name!r} in the manifest",
+                       hint="known: " + ", ".join(sorted(POST)))
+        notes.append(fn(path))
+    return notes

@@ -1,0 +1,141 @@
+"""DECA's topology and UV-space data files, loaded and validated once (deca-spec §6.1).
+
+`texture_data_256.npy` (the dense template of the detail mesh) is optional: when it is absent the template
+is derived from `head_template.obj`'s UV layout (every texel whose centre lies in a UV triangle; the same
+key layout), and a warning says so — the vertex count then differs from DECA's 59,315.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+from decaenv.errors import DataError
+
+log = logging.getLogger("decaenv")
+DENSE_KEYS = ("img_size", "f", "x_coords", "y_coords", "valid_pixel_ids", "valid_pixel_3d_faces",
+              "valid_pixel_b_coords")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """`head_template.obj`'s faces and UVs (its positions are not FLAME's and are ignored).
+
+    Attributes:
+        faces: (F, 3) int64. uvcoords: (T, 2) float32 raw UVs in [0, 1]. uvfaces: (F, 3) int64.
+    """
+
+    faces: np.ndarray
+    uvcoords: np.ndarray
+    uvfaces: np.ndarray
+
+
+@dataclass(frozen=True)
+class UvAssets:
+    """UV-space data.
+
+    Attributes:
+        face_eye_mask: (S, S) float32 soft mask. fixed_displacement: (S, S) float32.
+        dense_template: DECA's dense-template dict. dense_source: "file" or "derived from <obj>".
+    """
+
+    face_eye_mask: np.ndarray
+    fixed_displacement: np.ndarray
+    dense_template: Mapping
+    dense_source: str
+
+
+def load_topology(path: os.PathLike, n_vertices: Optional[int] = None) -> Topology:
+    """Read `head_template.obj` (faces and UVs) and check it against FLAME's vertex count.
+
+    Raises:
+        DataError: missing, unreadable, without UVs, or not FLAME's topology.
+    """
+    from decaenv.meshio import read_obj
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"head template {path} does not exist", hint="run `decaenv fetch` (DECA's public data "
+                        "files) or pass --data-dir", path=path)
+    mesh = read_obj(path)
+    if len(mesh.ft) != len(mesh.f):
+        raise DataError(f"head template {path} has no UV faces", hint="use DECA's data/head_template.obj", path=path)
+    if n_vertices is not None and int(mesh.f.max()) + 1 > n_vertices:
+        raise DataError(f"head template {path} indexes {int(mesh.f.max()) + 1} vertices but FLAME has {n_vertices}",
+                        hint="use DECA's head_template.obj with FLAME 2020", path=path)
+    return Topology(faces=mesh.f, uvcoords=mesh.vt.astype(np.float32), uvfaces=mesh.ft)
+
+
+def validate_dense_template(template: object, path: Path) -> Dict[str, object]:
+    """Check the keys and the consistency of a dense-template dict.
+
+    Raises:
+        DataError: wrong type, missing keys or inconsistent lengths.
+    """
+    if not isinstance(template, Mapping):
+        raise DataError(f"dense template {path} holds a {type(template).__name__}, not DECA's dictionary",
+                        hint="use DECA's data/texture_data_256.npy", path=path)
+    missing = [k for k in DENSE_KEYS if k not in template]
+    if missing:
+        raise DataError(f"dense template {path} lacks {', '.join(missing)}",
+                        hint="use DECA's data/texture_data_256.npy", path=path)
+    out = {k: template[k] if k == "img_size" else np.asarray(template[k]) for k in DENSE_KEYS}
+    n = len(out["x_coords"])
+    lengths = {k: len(out[k]) for k in ("y_coords", "valid_pixel_3d_faces", "valid_pixel_b_coords")}
+    if any(v != n for v in lengths.values()) or (len(out["f"]) and int(np.max(out["f"])) >= n):
+        raise DataError(f"dense template {path} is inconsistent ({n} texels, {lengths})",
+                        hint="use DECA's data/texture_data_256.npy", path=path)
+    return out
+
+
+def derive_dense_template(topology: Topology, size: int) -> Dict[str, object]:
+    """A dense template from the UV layout: texels whose centre lies in a UV triangle (deca-spec §6.5)."""
+    from decaenv.synthetic.uvmaps import dense_template, rasterize_uv
+
+    face, bary = rasterize_uv(topology.uvcoords.astype(np.float64), topology.uvfaces, size)
+    return dense_template(face, bary, topology.faces, size)
+
+
+def load_dense_template(path: Path, topology: Topology, size: int, topology_path: Path):
+    """The dense template from `path`, or derived from the topology when the file is absent."""
+    from decaenv.loaders.safe_pickle import load_object_npy
+
+    if path.is_file():
+        return validate_dense_template(load_object_npy(path, "dense template"), path), "file"
+    log.warning("%s is absent: deriving the detail-mesh template from %s's UV layout (the dense mesh will not "
+                "have DECA's 59,315 vertices)", path.name, topology_path.name)
+    return derive_dense_template(topology, size), f"derived from {topology_path.name}"
+
+
+def load_uv_assets(face_eye_mask_path: os.PathLike, fixed_displacement_path: os.PathLike,
+                   dense_template_path: os.PathLike, topology: Topology, topology_path: os.PathLike,
+                   uv_size: int = 256) -> UvAssets:
+    """Load the UV mask, the fixed displacement and the dense template.
+
+    Raises:
+        DataError: a file is missing, unreadable or of the wrong size.
+    """
+    from decaenv.runtime.io import load_mask_png, load_numeric_npy
+
+    mask = load_mask_png(face_eye_mask_path, "UV face/eye mask")
+    if mask.shape != (uv_size, uv_size):
+        mask = _resize_nearest(mask, uv_size)
+    fixed = load_numeric_npy(fixed_displacement_path, "fixed displacement").astype(np.float32)
+    if fixed.shape != (uv_size, uv_size):
+        raise DataError(f"fixed displacement {fixed_displacement_path} has shape {fixed.shape}, expected "
+                        f"({uv_size}, {uv_size})", hint="use DECA's data/fixed_displacement_256.npy",
+                        path=Path(fixed_displacement_path))
+    dense, source = load_dense_template(Path(dense_template_path), topology, uv_size, Path(topology_path))
+    return UvAssets(face_eye_mask=mask, fixed_displacement=fixed, dense_template=dense, dense_source=source)
+
+
+def _resize_nearest(mask: np.ndarray, size: int) -> np.ndarray:
+    """torch's default nearest resize (index floor(i·in/out)), as DECA's `F.interpolate` of the mask."""
+    rows = np.floor(np.arange(size) * mask.shape[0] / size).astype(int)
+    cols = np.floor(np.arange(size) * mask.shape[1] / size).astype(int)
+    return mask[rows][:, cols]

@@ -1,0 +1,128 @@
+"""DECA-shaped configuration: the same attribute names as `decalib.utils.config.cfg` (deca-spec §1-§8).
+
+Projects that drive DECA as a library set attributes such as `cfg.model.use_tex`, `cfg.model.tex_type`,
+`cfg.model.flame_tex_path`, `cfg.model.extract_tex` and `cfg.rasterizer_type` on DECA's yacs config; the
+dataclasses here carry the same names, so that code keeps working after an import change:
+
+    from decaenv.runtime.config import cfg as deca_cfg     # was: from decalib.utils.config import cfg
+    deca_cfg.model.use_tex = True
+    deca = DECA(config=deca_cfg, device="cuda")
+
+Differences from DECA's defaults (see docs/compat-with-deca.md): paths default to None and resolve inside the
+data dir; `use_tex` defaults to False (the demo's default; the texture spaces are separate downloads);
+`extract_tex` and `flame_tex_path` exist (DECA's config lacks them, deca-spec §10.12).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+#: File names inside a DECA data dir (DECA's `data/` layout), by config attribute.
+DATA_FILES = {
+    "pretrained_modelpath": "deca_model.tar",
+    "topology_path": "head_template.obj",
+    "dense_template_path": "texture_data_256.npy",
+    "fixed_displacement_path": "fixed_displacement_256.npy",
+    "flame_model_path": "generic_model.pkl",
+    "flame_lmk_embedding_path": "landmark_embedding.npy",
+    "face_mask_path": "uv_face_mask.png",
+    "face_eye_mask_path": "uv_face_eye_mask.png",
+    "mean_tex_path": "mean_texture.jpg",
+    "tex_path": "FLAME_albedo_from_BFM.npz",
+    "flame_tex_path": "FLAME_texture.npz",
+}
+TEX_TYPES = ("BFM", "FLAME")
+
+
+@dataclass
+class ModelConfig:
+    """`cfg.model`: code sizes, texture options and data-file paths (None = the file in the data dir)."""
+
+    topology_path: Optional[str] = None
+    dense_template_path: Optional[str] = None
+    fixed_displacement_path: Optional[str] = None
+    flame_model_path: Optional[str] = None
+    flame_lmk_embedding_path: Optional[str] = None
+    face_mask_path: Optional[str] = None
+    face_eye_mask_path: Optional[str] = None
+    mean_tex_path: Optional[str] = None
+    tex_path: Optional[str] = None
+    flame_tex_path: Optional[str] = None
+    tex_type: str = "BFM"
+    uv_size: int = 256
+    param_list: List[str] = field(default_factory=lambda: ["shape", "tex", "exp", "pose", "cam", "light"])
+    n_shape: int = 100
+    n_tex: int = 50
+    n_exp: int = 50
+    n_cam: int = 3
+    n_pose: int = 6
+    n_light: int = 27
+    use_tex: bool = False
+    extract_tex: bool = True
+    jaw_type: str = "aa"
+    n_detail: int = 128
+    max_z: float = 0.01
+
+
+@dataclass
+class DatasetConfig:
+    """`cfg.dataset`: the crop (deca-spec §7)."""
+
+    image_size: int = 224
+    scale: float = 1.25
+    batch_size: int = 1
+
+
+@dataclass
+class DecaConfig:
+    """The root config (`cfg`). `data_dir` replaces DECA's `deca_dir/data`; None = decaenv's resolution
+    (`--data-dir`, `$DECAENV_DATA_DIR`, `./data`, the default location)."""
+
+    data_dir: Optional[str] = None
+    device: str = "auto"
+    device_id: str = "0"
+    pretrained_modelpath: Optional[str] = None
+    output_dir: str = ""
+    rasterizer_type: str = "auto"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+
+    def clone(self) -> "DecaConfig":
+        """A deep copy (yacs' `CfgNode.clone`)."""
+        return copy.deepcopy(self)
+
+    def data_path(self, attribute: str) -> Path:
+        """The file for a path attribute (`"tex_path"`, `"pretrained_modelpath"`, …): the explicit value, else
+        `DATA_FILES[attribute]` inside the data dir."""
+        explicit = getattr(self, attribute, None) if attribute == "pretrained_modelpath" else \
+            getattr(self.model, attribute)
+        if explicit:
+            return Path(os.fspath(explicit)).expanduser()
+        return self.resolved_data_dir() / DATA_FILES[attribute]
+
+    def resolved_data_dir(self) -> Path:
+        """The data dir as an absolute path (decaenv's resolution when `data_dir` is None)."""
+        from decaenv.paths import resolve_data_dir
+
+        return resolve_data_dir(self.data_dir).path
+
+    def texture_path(self) -> Path:
+        """The texture-space file for `model.tex_type`: BFM → `tex_path`; FLAME → `flame_tex_path`, else a
+        `tex_path` that names a FLAME texture file (some DECA forks set that instead), else the data dir's."""
+        if self.model.tex_type == "FLAME" and not self.model.flame_tex_path and self.model.tex_path \
+                and "albedo_from_bfm" not in Path(self.model.tex_path).name.lower():
+            return Path(self.model.tex_path).expanduser()
+        return self.data_path("tex_path" if self.model.tex_type == "BFM" else "flame_tex_path")
+
+
+def get_cfg_defaults() -> DecaConfig:
+    """A fresh default config (DECA's `get_cfg_defaults`)."""
+    return DecaConfig()
+
+
+#: Module-level default config, like `decalib.utils.config.cfg` (mutate a `clone()` in library code).
+cfg = get_cfg_defaults()

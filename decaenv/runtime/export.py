@@ -1,0 +1,167 @@
+"""From a reconstructed batch to the files of one item, per `--save` kind (deca-spec §8.3 names).
+
+Kinds: vis, obj, detail-obj, kpt, depth, mat, images, codes. DECA's demo flags map onto them (`--saveObj`
+→ obj + detail-obj, `--saveDepth` → depth, …).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from decaenv.errors import UsageError
+from decaenv.runtime import writers
+from decaenv.runtime.mesh import upsample_mesh
+from decaenv.runtime.vis import item_visdict, tensor2image, visualize_grid
+
+SAVE_KINDS = ("vis", "obj", "detail-obj", "kpt", "depth", "mat", "images", "codes")
+CODES_SCHEMA = "decaenv-codes-1"
+Files = Dict[str, Tuple[bool, Callable[[Path], None]]]
+
+
+def parse_save(value: str) -> Tuple[str, ...]:
+    """`--save` comma list → kinds in canonical order ("all" = every kind, "none" = nothing).
+
+    Raises:
+        UsageError: an unknown kind.
+    """
+    parts = [p.strip().lower() for p in (value or "").split(",") if p.strip()]
+    if parts == ["none"]:
+        return ()
+    if "all" in parts:
+        return SAVE_KINDS
+    unknown = [p for p in parts if p not in SAVE_KINDS]
+    if unknown:
+        raise UsageError(f"unknown --save kind {', '.join(unknown)}", hint=f"use a comma list of {', '.join(SAVE_KINDS)}")
+    return tuple(k for k in SAVE_KINDS if k in parts)
+
+
+@dataclass
+class ItemContext:
+    """What the exporter knows about one item besides the tensors.
+
+    Attributes:
+        name, source, frame: the item. tform: (3, 3) crop matrix P. original_size: (h, w). crop_source:
+        where the crop box came from. box: the face box used.
+    """
+
+    name: str
+    source: str
+    frame: Optional[int]
+    tform: np.ndarray
+    original_size: Tuple[int, int]
+    crop_source: str
+    box: Optional[Tuple[float, float, float, float]]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def item_meshes(deca, opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, object]:
+    """The coarse mesh (with its texture and normal map) and the dense detail mesh of one item."""
+    vertices = _np(opdict["verts"][index])
+    texture = tensor2image(opdict["uv_texture_gt"][index])
+    normal_map = tensor2image(opdict["uv_detail_normals"][index] * 0.5 + 0.5)
+    render = deca.render
+    coarse = {"vertices": vertices, "faces": render.faces[0].cpu().numpy(), "uvcoords": render.raw_uvcoords[0].cpu().numpy(),
+              "uvfaces": render.uvfaces[0].cpu().numpy(), "texture": texture, "normal_map": normal_map}
+    dense = upsample_mesh(vertices, _np(opdict["normals"][index]), _np(opdict["displacement_map"][index]).squeeze(),
+                          texture, deca.dense_template)
+    return {"coarse": coarse, "detail": dense}
+
+
+def mat_arrays(opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, np.ndarray]:
+    """DECA's `.mat` content for one item: `{key: opdict[key][i]}` for DECA's keys present (float32)."""
+    return {k: _np(opdict[k][index]) for k in writers.MAT_KEYS if k in opdict}
+
+
+def codes_content(codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext) -> Tuple[Dict[str, np.ndarray], dict]:
+    """Every FLAME/DECA parameter of one item: the npz arrays and the JSON document."""
+    arrays = {k: _np(codedict[k][index]) for k in ("shape", "tex", "exp", "pose", "cam", "light", "detail") if k in codedict}
+    pose = arrays["pose"]
+    arrays.update(global_pose=pose[:3], jaw_pose=pose[3:6], neck_pose=np.zeros(3, np.float32),
+                  eye_pose=np.zeros(6, np.float32),
+                  full_pose=np.concatenate([pose[:3], np.zeros(3, np.float32), pose[3:6], np.zeros(6, np.float32)]),
+                  tform=np.asarray(ctx.tform, dtype=np.float64), original_size=np.asarray(ctx.original_size, np.int64))
+    meta = {"schema": CODES_SCHEMA, "name": ctx.name, "source": ctx.source, "frame": ctx.frame,
+            "crop": {"source": ctx.crop_source, "box": list(ctx.box) if ctx.box else None,
+                     "tform_original_to_crop": np.asarray(ctx.tform).tolist(), "original_size": list(ctx.original_size)},
+            "layout": {"shape": "FLAME identity (first 100 of 300)", "exp": "FLAME expression (first 50 of 100)",
+                       "pose": "[global axis-angle (3), jaw axis-angle (3)], radians",
+                       "full_pose": "FLAME joints [global, neck=0, jaw, left eye=0, right eye=0], axis-angle",
+                       "cam": "[scale, tx, ty] orthographic: x_img = s (x + tx), y_img = -s (y + ty)",
+                       "light": "9 SH bands x RGB", "tex": "albedo PCA coefficients", "detail": "E_detail code"}}
+    meta["codes"] = {k: np.asarray(v).tolist() for k, v in arrays.items() if k not in ("tform", "original_size")}
+    return arrays, meta
+
+
+def item_files(deca, kinds: Sequence[str], codedict, opdict, visdict, orig_visdict: Optional[dict],
+               depth: Optional[torch.Tensor], index: int, ctx: ItemContext) -> Files:
+    """Every file of one item for the requested kinds: {relative name: (inside `<name>/`?, writer)}."""
+    name = ctx.name
+    files: Files = {}
+    if "kpt" in kinds:
+        files[f"{name}_kpt2d.txt"] = (True, writers.text_writer(writers.kpt_text(_np(opdict["landmarks2d"][index]))))
+        files[f"{name}_kpt3d.txt"] = (True, writers.text_writer(writers.kpt_text(_np(opdict["landmarks3d"][index]))))
+    if "depth" in kinds and depth is not None:
+        files[f"{name}_depth.jpg"] = (True, writers.image_writer(tensor2image(depth[index].expand(3, -1, -1))))
+    if "obj" in kinds or "detail-obj" in kinds:
+        meshes = item_meshes(deca, opdict, index)
+        if "obj" in kinds:
+            for rel, writer in writers.obj_files(name, **meshes["coarse"]).items():
+                files[rel] = (True, writer)
+        if "detail-obj" in kinds:
+            files[f"{name}_detail.obj"] = (True, writers.text_writer(writers.detail_obj_text(*meshes["detail"])))
+    if "mat" in kinds:
+        files[f"{name}.mat"] = (True, writers.mat_writer(mat_arrays(opdict, index)))
+    if "codes" in kinds:
+        arrays, meta = codes_content(codedict, index, ctx)
+        files[f"{name}_codes.npz"] = (True, writers.npz_writer(arrays))
+        files[f"{name}_codes.json"] = (True, writers.json_writer(meta))
+    panels = item_visdict(visdict, index) if visdict is not None else {}
+    if "depth" in kinds and depth is not None:
+        panels["depth_images"] = depth[index:index + 1].expand(-1, 3, -1, -1)
+    if "vis" in kinds:
+        files[f"{name}_vis.jpg"] = (False, writers.image_writer(visualize_grid(panels)))
+        if orig_visdict is not None:
+            files[f"{name}_vis_original_size.jpg"] = (False, writers.image_writer(visualize_grid(orig_visdict)))
+    if "images" in kinds:
+        for key in writers.IMAGE_KEYS:
+            if key in panels:
+                files[f"{name}_{key}.jpg"] = (True, writers.image_writer(tensor2image(panels[key][0])))
+            if orig_visdict is not None and key in orig_visdict:
+                files[f"orig_{name}_{key}.jpg"] = (True, writers.image_writer(tensor2image(orig_visdict[key][0])))
+    return files
+
+
+def expected_files(kinds: Sequence[str], name: str, render_orig: bool, use_tex: bool) -> Dict[str, bool]:
+    """The files an item will have (for --skip-existing): {relative name: inside `<name>/`?}."""
+    out: Dict[str, bool] = {}
+    if "kpt" in kinds:
+        out.update({f"{name}_kpt2d.txt": True, f"{name}_kpt3d.txt": True})
+    if "depth" in kinds:
+        out[f"{name}_depth.jpg"] = True
+    if "obj" in kinds:
+        out.update({f"{name}.obj": True, f"{name}.mtl": True, f"{name}.png": True, f"{name}_normals.png": True})
+    if "detail-obj" in kinds:
+        out[f"{name}_detail.obj"] = True
+    if "mat" in kinds:
+        out[f"{name}.mat"] = True
+    if "codes" in kinds:
+        out.update({f"{name}_codes.npz": True, f"{name}_codes.json": True})
+    if "vis" in kinds:
+        out[f"{name}_vis.jpg"] = False
+        if render_orig:
+            out[f"{name}_vis_original_size.jpg"] = False
+    if "images" in kinds:
+        keys: List[str] = [k for k in writers.IMAGE_KEYS if k != "albedo_images" and (use_tex or k != "rendered_images")]
+        for key in keys:
+            out[f"{name}_{key}.jpg"] = True
+            if render_orig:
+                out[f"orig_{name}_{key}.jpg"] = True
+    return out

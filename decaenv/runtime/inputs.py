@@ -1,0 +1,200 @@
+"""What to reconstruct: an image, a folder, a text list of paths, a video, or several of these.
+
+`expand_inputs` turns the command-line inputs into work items lazily; problems with one input (an unreadable
+folder, a missing list entry) become failed items instead of stopping the run (DECA's `TestData` exits).
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from decaenv.errors import InputError
+from decaenv.runtime.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video_frames
+
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One picture to reconstruct.
+
+    Attributes:
+        name: output name (image basename without extension; `<video>_frame%04d` for video frames).
+        source: the file it comes from. frame: video frame index, or None.
+        pixels: the decoded RGB uint8 image for video frames (None for files: read on demand).
+        error: a problem found while listing (the item then fails with it).
+    """
+
+    name: str
+    source: Path
+    frame: Optional[int] = None
+    pixels: Optional[np.ndarray] = None
+    error: Optional[InputError] = None
+
+    def load(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB. Raises InputError."""
+        if self.error is not None:
+            raise self.error
+        if self.pixels is not None:
+            return self.pixels
+        return read_image(self.source)
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} frame {self.frame}" if self.frame is not None else str(self.source)
+
+
+def classify(path: Path) -> str:
+    """"folder", "image", "video", "list" or "unknown" for an input path (by type and extension)."""
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in LIST_EXTENSIONS:
+        return "list"
+    return "unknown"
+
+
+def image_name(path: Path) -> str:
+    """DECA's `imagename`: the basename without its last extension (NFC-normalised)."""
+    return unicodedata.normalize("NFC", path.stem)
+
+
+def list_folder(folder: Path) -> List[Path]:
+    """Images directly inside a folder (jpg, jpeg, png, bmp, webp, any case), sorted by name.
+
+    Raises:
+        InputError: the folder cannot be listed.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
+    except OSError as exc:
+        raise InputError(f"cannot read folder {folder}: {exc.strerror or exc}", hint="check its permissions",
+                         path=folder) from exc
+    return [folder / n for n in sorted(names)]
+
+
+def read_list_file(path: Path) -> List[Path]:
+    """Paths in a text list (one per line; blank lines and `#` comments skipped; relative to the list's folder).
+
+    Raises:
+        InputError: unreadable or not text.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read list file {path}: {getattr(exc, 'strerror', None) or exc}",
+                         hint="pass a UTF-8 text file with one path per line", path=path) from exc
+    out = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            candidate = Path(entry).expanduser()
+            out.append(candidate if candidate.is_absolute() else path.parent / candidate)
+    return out
+
+
+def _failed(path: Path, error: InputError) -> Item:
+    return Item(name=image_name(path), source=path, error=error)
+
+
+def _video_items(path: Path, sample_step: int) -> Iterator[Item]:
+    try:
+        for index, pixels in read_video_frames(path, sample_step):
+            yield Item(name=f"{image_name(path)}_frame{index:04d}", source=path, frame=index, pixels=pixels)
+    except InputError as exc:
+        yield _failed(path, exc)
+
+
+def _expand_one(path: Path, sample_step: int, depth: int) -> Iterator[Item]:
+    kind = classify(path)
+    if not path.exists() and not path.is_symlink():
+        yield _failed(path, InputError(f"input {path} does not exist", path=path))
+    elif kind == "folder":
+        try:
+            files = list_folder(path)
+        except InputError as exc:
+            yield _failed(path, exc)
+            return
+        if not files:
+            yield _failed(path, InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})",
+                                           path=path))
+        for file in files:
+            yield Item(name=image_name(file), source=file)
+    elif kind == "video":
+        yield from _video_items(path, sample_step)
+    elif kind == "list" and depth == 0:
+        try:
+            entries = read_list_file(path)
+        except InputError as exc:
+            yield _failed(path, exc)
+            return
+        for entry in entries:
+            yield from _expand_one(entry, sample_step, depth + 1)
+    elif kind in ("image", "unknown"):
+        yield Item(name=image_name(path), source=path)
+    else:
+        yield _failed(path, InputError(f"input {path}: a list file inside a list file is not supported", path=path))
+
+
+def expand_inputs(inputs: Sequence[os.PathLike], sample_step: int = 1) -> Iterator[Item]:
+    """Work items for the inputs, in order (folders sorted by name, video frames every `sample_step`-th)."""
+    for raw in inputs:
+        yield from _expand_one(Path(raw).expanduser(), sample_step, 0)
+
+
+def find_landmark_file(image_path: Path) -> Optional[Path]:
+    """DECA's landmark files next to an image: `<stem>.mat` (key `pt3d_68`) first, then `<stem>.txt`
+    (68×2); also accepted with the full file name (`<image>.mat`, `<image>.txt`)."""
+    stem = image_path.with_suffix("")
+    for candidate in (Path(f"{stem}.mat"), Path(f"{stem}.txt"), Path(f"{image_path}.mat"), Path(f"{image_path}.txt")):
+        if candidate.is_file() and candidate != image_path:
+            return candidate
+    return None
+
+
+def batched(items: Iterable[Item], size: int, keep: Callable[[Item], bool] = lambda item: True) -> Iterator[List[Item]]:
+    """Group items into lists of at most `size`."""
+    batch: List[Item] = []
+    for item in items:
+        if keep(item):
+            batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def estimate_total(inputs: Sequence[os.PathLike]) -> Optional[int]:
+    """Number of items the inputs will give, or None when unknown (videos, unreadable entries)."""
+    total = 0
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        kind = classify(path)
+        try:
+            if kind == "folder":
+                total += max(1, len(list_folder(path)))
+            elif kind == "list":
+                entries = read_list_file(path)
+                sub = estimate_total(entries) if all(classify(e) != "list" for e in entries) else None
+                if sub is None:
+                    return None
+                total += sub
+            elif kind == "video":
+                return None
+            else:
+                total += 1
+        except InputError:
+            total += 1
+    return total

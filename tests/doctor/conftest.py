@@ -1,0 +1,43 @@
+"""Fixtures for doctor tests: fake torch installs (a version.py only) and fake tool folders."""
+
+from pathlib import Path
+
+import pytest
+
+
+def write_torch(root: Path, version: str = "2.13.0+cpu", cuda=None) -> Path:
+    """A folder that looks like an installed torch to checks that read files (version.py, include/)."""
+    pkg = root / "site" / "torch"
+    (pkg / "include").mkdir(parents=True, exist_ok=True)
+    cuda_line = f"cuda: Optional[str] = {cuda!r}" if cuda else "cuda: Optional[str] = None"
+    (pkg / "version.py").write_text(f"from typing import Optional\n__version__ = '{version}'\n{cuda_line}\n"
+                                    "hip: Optional[str] = None\n")
+    return pkg
+
+
+@pytest.fixture()
+def cpu_torch(tmp_path):
+    """FakeProbe `files` for a CPU torch 2.13."""
+    pkg = write_torch(tmp_path / "cpu")
+    return {("torch", "version.py"): str(pkg / "version.py"), ("torch", "include"): str(pkg / "include")}
+
+
+@pytest.fixture()
+def cuda_torch(tmp_path):
+    """FakeProbe `files` for a CUDA 12.1 torch 2.5."""
+    pkg = write_torch(tmp_path / "cu121", "2.5.1+cu121", "12.1")
+    return {("torch", "version.py"): str(pkg / "version.py"), ("torch", "include"): str(pkg / "include")}
+
+
+def make_tool(folder: Path, name: str, text: str = "#!/bin/sh\nexit 0\n") -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture()
+def tool():
+    """`tool(folder, name, text=...)` writes an executable script and returns its path."""
+    return make_tool

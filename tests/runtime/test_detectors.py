@@ -1,0 +1,179 @@
+"""Face detectors: the registry, MTCNN (facenet-pytorch's weights), FAN (face_alignment) offline."""
+
+import functools
+import os
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from decaenv.errors import DataError, UsageError
+from decaenv.runtime import detectors
+from decaenv.runtime.detectors.base import DETECT_MAX_SIDE, Detection, Detector
+from decaenv.runtime.detectors.mtcnn import nms, weights_dir
+
+needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="facenet-pytorch's weights are not installed")
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    if weights_dir() is None:
+        pytest.skip("facenet-pytorch's weights are not installed")
+    return detectors.create_detector("mtcnn", "cpu").detector
+
+
+@needs_mtcnn
+def test_mtcnn_finds_the_astronaut(mtcnn):
+    found = mtcnn.detect(skimage.data.astronaut())
+    assert found is not None and found.kind == "bbox" and found.score > 0.9
+    left, top, right, bottom = found.box
+    assert 150 < left < 210 and 40 < top < 110 and 240 < right < 300 and 150 < bottom < 210
+    assert found.landmarks.shape == (5, 2)
+
+
+@needs_mtcnn
+def test_mtcnn_finds_nothing_in_noise(mtcnn):
+    rng = np.random.default_rng(0)
+    assert mtcnn.detect(np.full((200, 200, 3), 128, np.uint8)) is None
+    assert mtcnn.detect(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)) is None
+
+
+@needs_mtcnn
+def test_large_images_are_detected_downscaled_and_mapped_back(mtcnn):
+    from PIL import Image
+
+    image = skimage.data.astronaut()
+    big = np.asarray(Image.fromarray(image).resize((3072, 3072), Image.Resampling.BICUBIC))
+    small = mtcnn.detect(image)
+    large = mtcnn.detect(big)
+    assert large is not None
+    assert np.allclose(np.array(large.box) / 6.0, small.box, atol=6)
+
+
+def test_nms_union_and_min():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.95])
+    assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
+    assert nms(boxes, scores, 0.5, mode="min").tolist() == [3, 2]  # 0 and 1 contain box 3
+
+
+class _Recorder(Detector):
+    name = "rec"
+
+    def __init__(self):
+        self.shapes = []
+
+    def _detect(self, image):
+        self.shapes.append(image.shape)
+        return Detection((10.0, 20.0, 30.0, 40.0), "bbox")
+
+
+def test_base_detector_downscales_big_images():
+    rec = _Recorder()
+    found = rec.detect(np.zeros((2 * DETECT_MAX_SIDE, DETECT_MAX_SIDE, 3), np.uint8))
+    assert rec.shapes == [(DETECT_MAX_SIDE, DETECT_MAX_SIDE // 2, 3)]
+    assert found.box == (20.0, 40.0, 60.0, 80.0)
+
+
+def test_registry_names_and_errors(monkeypatch):
+    assert set(detectors.REGISTRY) == {"fan", "mtcnn", "none"}
+    with pytest.raises(UsageError, match="unknown detector"):
+        detectors.create_detector("yolo")
+    monkeypatch.setitem(detectors.REGISTRY, "mtcnn", (detectors.REGISTRY["mtcnn"][0], lambda: (False, "no weights")))
+    with pytest.raises(DataError, match="detector mtcnn cannot be used: no weights"):
+        detectors.create_detector("mtcnn")
+
+
+def test_auto_says_what_it_picked_and_why(monkeypatch):
+    monkeypatch.setitem(detectors.REGISTRY, "fan", (detectors.REGISTRY["fan"][0], lambda: (False, "weights missing")))
+    monkeypatch.setitem(detectors.REGISTRY, "mtcnn", (detectors.REGISTRY["mtcnn"][0], lambda: (False, "not installed")))
+    choice = detectors.create_detector("auto")
+    assert choice.name == "none" and "fan: weights missing" in choice.reason and "mtcnn: not installed" in choice.reason
+
+
+# -- FAN (face_alignment) with random weights in a temporary torch-hub cache -----------------------------------
+
+
+def _write_fake_fan_weights(torch_home):
+    """Random 2DFAN4 weights and S3FD weights that report exactly one large face (coarse-scale anchors)."""
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    from decaenv.runtime.detectors.fan import required_weight_urls
+
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    urls = required_weight_urls()
+    torch.manual_seed(0)
+    torch.save(FAN(4).state_dict(), folder / os.path.basename(urls["landmarks"]))
+    net = s3fd()
+    with torch.no_grad():
+        for name, module in net.named_children():
+            if name.endswith(("_conf", "_loc")):
+                module.weight.zero_()
+                module.bias.zero_()
+                if name.endswith("_conf"):
+                    module.bias.copy_(torch.tensor([10.0, 10.0, 10.0, -10.0][-module.bias.numel():]
+                                                   if module.bias.numel() == 4 else [10.0, -10.0]))
+        net.conv6_2_mbox_conf.bias.copy_(torch.tensor([-10.0, 10.0]))
+    torch.save(net.state_dict(), folder / os.path.basename(urls["detector"]))
+
+
+@pytest.fixture(scope="module")
+def fan_home(tmp_path_factory):
+    pytest.importorskip("face_alignment")
+    home = tmp_path_factory.mktemp("torch-home")
+    _write_fake_fan_weights(home)
+    return home
+
+
+def test_fan_refuses_to_download(tmp_path, monkeypatch):
+    pytest.importorskip("face_alignment")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    ok, reason = detectors.REGISTRY["fan"][1]()
+    assert not ok and "2DFAN4" in reason
+    with pytest.raises(DataError, match="weights are not cached"):
+        detectors.create_detector("fan", "cpu")
+
+
+@pytest.mark.slow
+def test_fan_runs_offline_from_the_hub_cache(fan_home, monkeypatch):
+    """The real face_alignment code path (LandmarksType, compile=False, device) on random weights."""
+    import face_alignment
+
+    monkeypatch.setenv("TORCH_HOME", str(fan_home))
+    seen = {}
+    real = face_alignment.FaceAlignment.__init__
+
+    @functools.wraps(real)
+    def spy(self, landmarks_type, **kwargs):
+        seen.update(kwargs, landmarks_type=landmarks_type)
+        real(self, landmarks_type, **kwargs)
+
+    monkeypatch.setattr(face_alignment.FaceAlignment, "__init__", spy)
+    choice = detectors.create_detector("auto", "cpu")
+    assert choice.name == "fan" and "cached weights" in choice.reason
+    assert seen["device"] == "cpu" and seen["flip_input"] is False and seen.get("compile", False) is False
+    assert int(seen["landmarks_type"]) == 1
+    image = np.ascontiguousarray(skimage.data.astronaut()[::8, ::8])  # 64×64: one anchor at the coarse scale
+    found = choice.detector.detect(image)
+    assert found is not None and found.kind == "kpt68" and found.landmarks.shape == (68, 2)
+    left, top, right, bottom = found.box
+    assert left == found.landmarks[:, 0].min() and bottom == found.landmarks[:, 1].max()
+
+
+def test_area_resize_equals_torch_area_interpolation():
+    from decaenv.runtime.detectors.mtcnn import area_resize, summed_area_table
+
+    torch.manual_seed(0)
+    image = torch.rand(3, 60, 80)
+    sat = summed_area_table(image)
+    boxes = torch.tensor([[5, 7, 45, 47], [-10, -5, 20, 25], [70, 50, 95, 70], [3, 3, 9, 9]])
+    out = area_resize(sat, boxes, 24, 24)
+    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        patch = torch.zeros(3, y2 - y1, x2 - x1)
+        sx0, sy0, sx1, sy1 = max(x1, 0), max(y1, 0), min(x2, 80), min(y2, 60)
+        patch[:, sy0 - y1:sy1 - y1, sx0 - x1:sx1 - x1] = image[:, sy0:sy1, sx0:sx1]
+        expected = torch.nn.functional.interpolate(patch[None], size=(24, 24), mode="area")[0]
+        assert torch.allclose(out[k], expected, atol=1e-6)
