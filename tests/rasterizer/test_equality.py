@@ -56,9 +56,10 @@ def test_torch_backend_equals_reference(cases, name):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_torch_backend_small_chunks_equal_reference(cases, name):
+@pytest.mark.parametrize("narrow", [0, float("inf")], ids=["narrowed", "unnarrowed"])
+def test_torch_backend_variants_equal_reference(cases, name, narrow):
     fv, xs, ys, expected = cases[name]
-    diff = compare(expected, rasterize_vectorized(fv, xs, ys, pair_budget=257))
+    diff = compare(expected, rasterize_vectorized(fv, xs, ys, pair_budget=257, narrow_min_width=narrow))
     assert diff.within(1e-5), diff.describe()
 
 
@@ -122,9 +123,10 @@ def nasty(request):
     return fv, xs, ys, expected
 
 
-def test_nasty_geometry_torch_backend_equals_reference(nasty):
+@pytest.mark.parametrize("narrow", [0, float("inf")], ids=["narrowed", "unnarrowed"])
+def test_nasty_geometry_torch_backend_equals_reference(nasty, narrow):
     fv, xs, ys, expected = nasty
-    diff = compare(expected, rasterize_vectorized(fv, xs, ys))
+    diff = compare(expected, rasterize_vectorized(fv, xs, ys, narrow_min_width=narrow))
     assert diff.within(1e-5), diff.describe()
 
 

@@ -207,6 +207,12 @@ def test_bad_arguments_are_one_line_usage_errors(args, message):
         rasterize(*args)
 
 
+def test_numpy_and_tensor_sizes_are_accepted():
+    np = pytest.importorskip("numpy")
+    frags = rasterize(torch.zeros(1, 1, 3, 3), np.int64(4), torch.tensor(6), backend="torch")
+    assert frags.pix_to_face.shape == (1, 4, 6)
+
+
 def test_unknown_backend_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown rasterizer backend 'fast'"):
         rasterize(torch.zeros(1, 1, 3, 3), 4, 4, backend="fast")

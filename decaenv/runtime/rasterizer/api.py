@@ -36,6 +36,7 @@ standard rasterizer, FM11). `interpolate` is differentiable with respect to the 
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -85,28 +86,33 @@ def _ndc_centres(n: int, other: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _pixel_centres_cpu(h: int, w: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _pixel_centres(h: int, w: int, device: str) -> Tuple[torch.Tensor, torch.Tensor]:
     # DECA frame = pytorch3d frame mirrored: column j is pytorch3d's index w-1-j, negated.
     xs = -_ndc_centres(w, h).flip(0)
     ys = -_ndc_centres(h, w).flip(0)
-    return xs.contiguous(), ys.contiguous()
+    return xs.contiguous().to(device), ys.contiguous().to(device)
 
 
 def pixel_centres(h: int, w: int, device="cpu") -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates of an h x w image in the raster frame.
+    """Pixel-centre coordinates of an h x w image in the raster frame (cached per size and device:
+    treat them as read-only).
 
     Returns:
         xs: (W,) float32 ascending, ~ (-1 + (2j+1)/W) * max(W/H, 1).
         ys: (H,) float32 ascending, ~ (-1 + (2i+1)/H) * max(H/W, 1).
     """
-    xs, ys = _pixel_centres_cpu(int(h), int(w))
-    return xs.to(device), ys.to(device)
+    return _pixel_centres(int(h), int(w), str(torch.device(device)))
 
 
 def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """An image size as a positive Python int (numpy and 0-d torch integers accepted)."""
+    try:
+        size = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        size = None
+    if size is None or size < 1:
         raise UsageError(f"rasterize: {name} must be a positive int, got {value!r}")
-    return value
+    return size
 
 
 def prepare_face_vertices(face_vertices: torch.Tensor, h: int, w: int) -> torch.Tensor:

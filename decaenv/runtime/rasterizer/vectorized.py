@@ -6,7 +6,7 @@ are grouped by width, and the candidate (face, pixel) pairs are tested in chunks
 `PAIR_BUDGET` with the float32 expressions of `csrc/raster_math.h`. The depth test packs
 (depth bits << 32 | face index) into one int64 per pair and keeps the per-pixel minimum with
 `scatter_reduce(amin)`: nearest face first, lowest index on ties, independent of evaluation order.
-The winners' barycentrics are then recomputed with the same expressions.
+The pairs that hold a pixel's minimum right after their group write its barycentrics and depth.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 EPSILON = 1e-8  # pytorch3d's kEpsilon
 PAIR_BUDGET = 1 << 18  # candidate (face, pixel) pairs per chunk: a few MB of temporaries, cache-friendly
 EMPTY_KEY = torch.iinfo(torch.int64).max
+NARROW_MIN_WIDTH = 6  # narrow spans when they are this wide on average (measured break-even: ~5)
 
 # Columns of the per-face table (see `face_table`).
 X0, Y0, Z0, X1, Y1, Z1, X2, Y2, Z2, DX0, DY0, DX1, DY1, DX2, DY2, AREA = range(16)
@@ -46,24 +47,6 @@ def face_table(flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Te
     return table, bbox, valid
 
 
-def cover(t: torch.Tensor, px: torch.Tensor, py: torch.Tensor):
-    """Coverage test of raster_math.h `cover`: face-table columns against pixel centres.
-
-    Args:
-        t: (16, P) face-table columns; px, py: (P,) pixel centres.
-
-    Returns:
-        w: (P, 3) barycentrics, z: (P,) depth (-0 turned into +0), ok: (P,) bool covered.
-    """
-    e0 = (px - t[X1]) * t[DY0] - (py - t[Y1]) * t[DX0]
-    e1 = (px - t[X2]) * t[DY1] - (py - t[Y2]) * t[DX1]
-    e2 = (px - t[X0]) * t[DY2] - (py - t[Y0]) * t[DX2]
-    w = torch.stack([e0, e1, e2], dim=1).div_(t[AREA, :, None])
-    z = (w[:, 0] * t[Z0]).add_(w[:, 1] * t[Z1]).add_(w[:, 2] * t[Z2])
-    ok = (w > 0).all(dim=1) & (z >= 0)
-    return w, z.add_(0.0), ok
-
-
 def _spans(bbox: torch.Tensor, valid: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor):
     """Expand valid faces into (face, row) spans: face index, row, first column, pixel count."""
     c0 = torch.searchsorted(xs, bbox[:, 0].contiguous(), side="left")
@@ -78,89 +61,102 @@ def _spans(bbox: torch.Tensor, valid: torch.Tensor, xs: torch.Tensor, ys: torch.
     return faces, rows, c0.index_select(0, faces), n_cols.index_select(0, faces)
 
 
-def _width_buckets(n_cols: torch.Tensor, image_row: torch.Tensor, n_image_rows: int):
-    """Order spans by width bucket (1, 2, 3, 4, 6, 8, 12, 16, ...), then by image row (memory locality).
+def _width_buckets(n_cols: torch.Tensor):
+    """Group spans by padded width: powers of two from 2 (face order kept inside a bucket).
 
     Returns:
-        order: (S,) permutation of the spans; counts and padded widths of the buckets, in order.
+        A list of (span indices, padded width), one per non-empty bucket; empty spans are left out.
     """
     top = int(n_cols.max())
-    edges, e = [1, 2, 3], 4
+    edges = [2]
     while edges[-1] < top:
-        edges += [e, e * 3 // 2]
-        e *= 2
+        edges.append(edges[-1] * 2)
     bucket = torch.searchsorted(torch.tensor(edges, device=n_cols.device), n_cols, side="left")
-    order = torch.argsort(bucket * n_image_rows + image_row)
-    counts = torch.bincount(bucket, minlength=len(edges)).tolist()
-    return order, counts, [min(edge, top) for edge in edges]
+    bucket.masked_fill_(n_cols == 0, len(edges))  # an extra bucket that is never visited
+    counts = torch.bincount(bucket, minlength=len(edges) + 1).tolist()[:len(edges)]
+    return [(torch.nonzero(bucket == b).flatten(), min(edges[b], top)) for b, count in enumerate(counts) if count]
 
 
 def _span_table(table: torch.Tensor, faces, rows, ys) -> torch.Tensor:
-    """(13, S) per-span constants: for each edge k its (a_x, d_y, row term q_k), then area, z0, z1, z2."""
+    """(13, S) per-span constants of the edge functions e_k(x) = (x - a_k) d_k - q_k (k = 0, 1, 2).
+
+    Rows: a_0..a_2, d_0..d_2, q_0..q_2 (the row term, constant along the span), area, z0, z1, z2.
+    """
     t = table.index_select(1, faces)
     py = ys.index_select(0, rows)
     q0 = (py - t[Y1]).mul_(t[DX0])
     q1 = (py - t[Y2]).mul_(t[DX1])
     q2 = (py - t[Y0]).mul_(t[DX2])
-    return torch.stack([t[X1], t[DY0], q0, t[X2], t[DY1], q1, t[X0], t[DY2], q2, t[AREA], t[Z0], t[Z1], t[Z2]])
+    return torch.stack([t[X1], t[X2], t[X0], t[DY0], t[DY1], t[DY2], q0, q1, q2, t[AREA], t[Z0], t[Z1], t[Z2]])
 
 
 def _narrow(st: torch.Tensor, first_col: torch.Tensor, n_cols: torch.Tensor, xs: torch.Tensor):
     """Shrink each span to the columns that can pass the inside test (a conservative superset).
 
-    Along a row each edge function is linear in x: e_k(x) = (x - a_k) d_k - q_k. The columns where all three
-    have the sign of the area form an interval, computed in float64 and widened by two pixels plus a
-    bound on float32 rounding (relative 1e-6 of the terms, several times the worst case), so no pixel the
-    exact float32 test accepts is dropped. Edges with d_k = 0 are exact: e_k = -q_k on the whole row.
+    Along a row each edge function is linear in x: e_k(x) = (x - a_k) d_k - q_k, so the columns where all
+    three have the sign of the area form an interval around the roots a_k + q_k / d_k. The interval is
+    widened by two pixels plus 4e-6 of the magnitudes involved (over 30 times the float32 rounding of
+    both the test and this computation), so no pixel the exact test accepts is dropped. Edges with
+    d_k = 0 are exact: e_k = -q_k on the whole row.
 
     Returns:
         first_col, n_cols: (S,) narrowed spans (n_cols 0 for spans that cannot cover anything).
     """
-    xs64 = xs.double()
-    a, d, q = st[0:9:3].double(), st[1:9:3].double(), st[2:9:3].double()
-    sigma = torch.where(st[9] < 0, -1.0, 1.0).double()
-    spacing = float(xs64[-1] - xs64[0]) / (len(xs) - 1) if len(xs) > 1 else 1.0
-    ends = xs64.index_select(0, first_col), xs64.index_select(0, first_col + n_cols - 1)
-    reach = torch.maximum((ends[0] - a).abs(), (ends[1] - a).abs())
-    root = a + q / d
-    delta = 2 * spacing + 1e-6 * (reach + (q / d).abs())
-    inf = torch.tensor(float("inf"), dtype=torch.float64, device=xs.device)
+    a, d, q = st[0:3], st[3:6], st[6:9]
     signed = st[9] != 0  # a zero denominator (never seen in practice) gets no narrowing at all
-    usable = torch.isfinite(root - delta) & torch.isfinite(root + delta) & signed
-    lower = torch.where(usable & (sigma * d > 0), root - delta, -inf).amax(0)
-    upper = torch.where(usable & (sigma * d < 0), root + delta, inf).amin(0)
+    sigma = torch.where(st[9] < 0, -1.0, 1.0)
+    spacing = float(xs[-1] - xs[0]) / (len(xs) - 1) if len(xs) > 1 else 1.0
+    reach = torch.maximum((xs.index_select(0, first_col) - a).abs_(),
+                          (xs.index_select(0, first_col + n_cols - 1) - a).abs_())
+    ratio = q / d
+    root = a + ratio
+    delta = reach.add_(ratio.abs()).add_(a.abs()).mul_(4e-6).add_(2 * spacing)
+    lower, upper = root - delta, root + delta
+    usable = torch.isfinite(lower) & torch.isfinite(upper) & signed
+    lower = lower.masked_fill_(~(usable & (sigma * d > 0)), -float("inf")).amax(0)
+    upper = upper.masked_fill_(~(usable & (sigma * d < 0)), float("inf")).amin(0)
     dead = ((d == 0) & ~(-sigma * q > 0) & signed).any(0)
-    lo = torch.maximum(first_col, torch.searchsorted(xs64, lower, side="left"))
-    hi = torch.minimum(first_col + n_cols, torch.searchsorted(xs64, upper, side="right"))
+    lo = torch.maximum(first_col, torch.searchsorted(xs, lower, side="left"))
+    hi = torch.minimum(first_col + n_cols, torch.searchsorted(xs, upper, side="right"))
     return lo, (hi - lo).clamp_(min=0).masked_fill_(dead, 0)
 
 
-def _test_group(keys, st, first_col, n_cols, face_local, row_base, xs_pad, width: int) -> None:
-    """Depth-test every pixel of a group of spans of padded width `width` into `keys` (in place)."""
+def _test_group(out, st, first_col, n_cols, face_local, row_base, xs_pad, width: int) -> None:
+    """Depth-test every pixel of a group of spans of padded width `width` (updates `out` in place).
+
+    After the group's keys are merged into the per-pixel minimum, the pairs that now hold the minimum
+    write their barycentrics and depth: a later group can only replace them with a smaller key, so the
+    values left at the end are the final winner's.
+    """
+    keys, bary, zbuf = out
     k = torch.arange(width, device=keys.device)
     px = xs_pad.unfold(0, width, 1).index_select(0, first_col)  # (S, width) candidate pixel centres
-    c = [row[:, None] for row in st]
-    w0 = (px - c[0]).mul_(c[1]).sub_(c[2]).div_(c[9])
-    w1 = (px - c[3]).mul_(c[4]).sub_(c[5]).div_(c[9])
-    w2 = px.sub_(c[6]).mul_(c[7]).sub_(c[8]).div_(c[9])
-    ok = (k < n_cols[:, None]) & (w0 > 0) & (w1 > 0) & (w2 > 0)
-    z = w0.mul_(c[10]).add_(w1.mul_(c[11])).add_(w2.mul_(c[12]))  # (w0 z0 + w1 z1) + w2 z2
-    ok &= z >= 0
+    w = (px[None] - st[0:3, :, None]).mul_(st[3:6, :, None]).sub_(st[6:9, :, None]).div_(st[9, None, :, None])
+    ok = (w.amin(0) > 0).logical_and_(k < n_cols[:, None])  # NaN propagates through amin: not inside
+    z = (w[0] * st[10, :, None]).add_(w[1] * st[11, :, None]).add_(w[2] * st[12, :, None])
+    ok.logical_and_(z >= 0)
     z.add_(0.0)  # -0 -> +0: the bit pattern now orders like the value
-    key = (z.view(torch.int32).to(torch.int64) << 32).bitwise_or_(face_local[:, None])
+    key = z.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(face_local[:, None])
     key.masked_fill_(~ok, EMPTY_KEY)
-    col = (first_col[:, None] + k).clamp_(max=xs_pad.numel() - width)
-    keys.scatter_reduce_(0, (row_base[:, None] + col).flatten(), key.flatten(), reduce="amin")
+    pixel = (row_base[:, None] + (first_col[:, None] + k).clamp_(max=xs_pad.numel() - width)).flatten()
+    key = key.flatten()
+    keys.scatter_reduce_(0, pixel, key, reduce="amin")
+    won = torch.nonzero((keys.index_select(0, pixel) == key).logical_and_(ok.flatten())).flatten()
+    target = pixel.index_select(0, won)
+    bary.index_copy_(0, target, w.flatten(1).index_select(1, won).t())
+    zbuf.index_copy_(0, target, z.flatten().index_select(0, won))
 
 
-def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
-                         pair_budget: int = PAIR_BUDGET) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, pair_budget: int = PAIR_BUDGET,
+                         narrow_min_width: float = NARROW_MIN_WIDTH
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Binned, chunked, vectorised rasterization (semantics: `api` module docstring).
 
     Args:
         fv: (B, F, 3, 3) float32 face vertices in the raster frame.
         xs: (W,) float32 column centres; ys: (H,) float32 row centres (same device).
         pair_budget: most candidate (face, pixel) pairs tested at once.
+        narrow_min_width: narrow the spans when their mean width is at least this (0: always).
 
     Returns:
         pix_to_face (B, H, W) int64, bary (B, H, W, 3) float32, zbuf (B, H, W) float32.
@@ -173,45 +169,20 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
     table, bbox, valid = face_table(fv.reshape(-1, 9))
     spans = _spans(bbox, valid, xs, ys)
     keys = torch.full((b_count * h * w,), EMPTY_KEY, dtype=torch.int64, device=fv.device)
+    bary = torch.zeros((b_count * h * w, 3), dtype=torch.float32, device=fv.device)
+    zbuf = torch.full((b_count * h * w,), -1.0, dtype=torch.float32, device=fv.device)
     faces, rows, first_col, n_cols = spans
     if len(faces):
         st = _span_table(table, faces, rows, ys)
-        first_col, n_cols = _narrow(st, first_col, n_cols, xs)
-        keep = torch.nonzero(n_cols).flatten()
-        faces, rows, first_col, n_cols = (t.index_select(0, keep) for t in (faces, rows, first_col, n_cols))
-    if len(faces):
-        order, counts, widths = _width_buckets(n_cols, (faces // f_count) * h + rows, b_count * h)
-        faces, rows, first_col, n_cols = (t.index_select(0, order) for t in (faces, rows, first_col, n_cols))
-        st = st.index_select(1, keep.index_select(0, order))
+        if len(faces) * narrow_min_width <= int(n_cols.sum()):  # worth it for wide spans only
+            first_col, n_cols = _narrow(st, first_col, n_cols, xs)
         face_local, row_base = faces % f_count, ((faces // f_count) * h + rows) * w
-        start = 0
-        for count, width in zip(counts, widths):
+        for group, width in _width_buckets(n_cols):
             xs_pad = torch.cat([xs, xs[-1:].expand(width - 1)])
             step = max(1, pair_budget // width)
-            for s in range(start, start + count, step):
-                e = min(s + step, start + count)
-                _test_group(keys, st[:, s:e], first_col[s:e], n_cols[s:e], face_local[s:e], row_base[s:e],
-                            xs_pad, width)
-            start += count
-    return _resolve(keys, table, xs, ys, b_count, f_count, h, w)
-
-
-def _resolve(keys, table, xs, ys, b_count, f_count, h, w, chunk: int = PAIR_BUDGET):
-    """Turn the per-pixel minimum keys into outputs, recomputing the winners' barycentrics."""
-    n = b_count * h * w
-    pix_to_face = torch.empty(n, dtype=torch.int64, device=keys.device)
-    bary = torch.empty((n, 3), dtype=torch.float32, device=keys.device)
-    zbuf = torch.empty(n, dtype=torch.float32, device=keys.device)
-    for p0 in range(0, n, chunk):
-        p1 = min(p0 + chunk, n)
-        key = keys[p0:p1]
-        hit = key != EMPTY_KEY
-        face = torch.where(hit, key & 0xFFFFFFFF, torch.zeros((), dtype=torch.int64, device=keys.device))
-        pixel = torch.arange(p0, p1, device=keys.device)
-        rest = pixel % (h * w)
-        t = table.index_select(1, (pixel // (h * w)).mul_(f_count).add_(face))
-        w_, z, _ = cover(t, xs.index_select(0, rest % w), ys.index_select(0, rest // w))
-        pix_to_face[p0:p1] = face.masked_fill_(~hit, -1)
-        bary[p0:p1] = w_.masked_fill_(~hit[:, None], 0.0)
-        zbuf[p0:p1] = z.masked_fill_(~hit, -1.0)
+            for s in range(0, len(group), step):
+                g = group[s:s + step]
+                _test_group((keys, bary, zbuf), st.index_select(1, g), first_col.index_select(0, g), n_cols.index_select(0, g),
+                            face_local.index_select(0, g), row_base.index_select(0, g), xs_pad, width)
+    pix_to_face = torch.where(keys == EMPTY_KEY, -1, keys & 0xFFFFFFFF)
     return pix_to_face.view(b_count, h, w), bary.view(b_count, h, w, 3), zbuf.view(b_count, h, w)
