@@ -39,11 +39,12 @@ def _extra_lines(console, result: CheckResult, verbose: bool, indent: int) -> No
     if verbose:
         for line in result.details:
             if line:
-                console.print(Padding(Text(line, style="dim"), (0, 0, 0, indent + 2)))
+                console.print(Padding(Text(line, style="dim"), (0, 0, 0, indent + 2)), soft_wrap=False)
     if result.status not in (Status.FAIL, Status.WARN, Status.TIMEOUT, Status.CRASH):
         return
     if result.remediation:
-        console.print(Padding(Text(f"→ {result.remediation.text}", style="cyan"), (0, 0, 0, indent)))
+        console.print(Padding(Text(f"→ {result.remediation.text}", style="cyan"), (0, 0, 0, indent)),
+                      soft_wrap=False)  # wrapped inside the indent (a soft-wrapped Padding is cropped)
         for cmd in result.remediation.commands:
             console.print(Text(" " * (indent + 2) + f"$ {cmd}", style="bold"), soft_wrap=True)
     if result.link:

@@ -139,3 +139,23 @@ def test_docs_cover_every_check_and_json_field():
     doc = to_json(report, verdict, exit_code(verdict))
     for key in list(doc) + list(doc["verdict"]) + list(doc["checks"][0]):
         assert f"`{key}`" in json_doc, key
+
+
+def test_long_remediation_and_details_wrap_whole_on_a_soft_wrap_console():
+    """The CLI's console soft-wraps plain lines; an indented remediation must still wrap, not be cropped."""
+    from rich.console import Console
+
+    long_fix = ("Register at https://flame.is.tue.mpg.de/ (licence required), then let decaenv download FLAME 2020 "
+                "(password from $DECAENV_FLAME_PASSWORD or a prompt), or import the FLAME2020.zip you downloaded.")
+    detail = "looked in " + "/very/long/folder" * 8
+    checks = [Check("flame-model", "FLAME model", "data", lambda c: None)]
+    results = {"flame-model": fail("no FLAME model", [detail], remediation=Remediation(long_fix, ("decaenv fetch",)))}
+    report = Report(checks, results, environment={"python": "3.11", "data_dir": "/d"})
+    console = Console(file=io.StringIO(), width=60, color_system=None, force_terminal=False, record=True,
+                      soft_wrap=True)
+    render(report, compute_verdict(report), console, verbose=True)
+    text = console.export_text()
+    joined = " ".join(text.split())
+    assert "or import the FLAME2020.zip you downloaded." in joined
+    assert ("looked in " + "/very/long/folder" * 8).replace(" ", "") in joined.replace(" ", "")
+    assert all(len(line.rstrip()) <= 60 for line in text.splitlines() if "$ " not in line)
