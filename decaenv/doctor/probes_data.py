@@ -33,10 +33,31 @@ def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
         "components": int(model.n_components), "joints": int(model.J_regressor.shape[0]),
         "dtype": str(model.v_template.dtype), "incompatible": deca_compatibility(model),
     })
+    out["template_faces"] = _template_faces_match(data_dir / "head_template.obj", model.f)
     pkl, npz = data_dir / "generic_model.pkl", data_dir / "generic_model.npz"
     if pkl.is_file() and npz.is_file():
         out["npz_matches_pickle"] = npz_matches_source(npz, pkl)
     return out
+
+
+def _template_faces_match(obj_path: Path, faces) -> Any:
+    """Whether head_template.obj's triangles are FLAME's (None when the obj is absent or unreadable).
+
+    DECA's landmark embedding and UV layout index the faces of FLAME 2020; a FLAME file from another
+    topology loads and runs, but puts the landmarks and textures on the wrong triangles.
+    """
+    if not obj_path.is_file():
+        return None
+    import numpy as np
+
+    from decaenv.meshio import read_obj
+
+    try:
+        template = np.asarray(read_obj(obj_path).f)
+    except Exception:  # noqa: BLE001 - a damaged obj is the data-files check's finding, not this one's
+        return None
+    faces = np.asarray(faces)
+    return bool(template.shape == faces.shape and np.array_equal(template, faces))
 
 
 def checkpoint_load_section(common: Dict[str, Any]) -> Dict[str, Any]:

@@ -184,3 +184,28 @@ def test_manifest_status_through_the_real_fetch_package(tmp_path):
     by_dest = {f["dest"]: f for f in status["files"]}
     assert by_dest["head_template.obj"]["status"] == "missing" and by_dest["head_template.obj"]["required"]
     assert by_dest["generic_model.pkl"]["kind"] in ("form-post", "manual")
+
+
+def test_flame_and_head_template_topology_compared(tmp_path, procedural_data_dir):
+    """The real probe section: the synthetic FLAME matches its own head_template.obj; a template from another
+    topology (here: the same triangles in another order, as a FLAME/obj from different sources would be) fails."""
+    import shutil
+
+    from decaenv.doctor.probes_data import flame_load_section
+
+    shutil.copy(procedural_data_dir / "generic_model.pkl", tmp_path / "generic_model.pkl")
+    assert flame_load_section({"data_dir": str(tmp_path)})["template_faces"] is None  # no obj: not judged
+    lines = (procedural_data_dir / "head_template.obj").read_text().splitlines()
+    (tmp_path / "head_template.obj").write_text("\n".join(lines) + "\n")
+    same = flame_load_section({"data_dir": str(tmp_path)})
+    assert same["template_faces"] is True
+    assert data.check_flame(_ctx(tmp_path, {"flame-load": same})).status is Status.OK
+
+    faces = [line for line in lines if line.startswith("f ")]
+    others = [line for line in lines if not line.startswith("f ")]
+    (tmp_path / "head_template.obj").write_text("\n".join(others + faces[1:] + faces[:1]) + "\n")
+    moved = flame_load_section({"data_dir": str(tmp_path)})
+    assert moved["template_faces"] is False
+    result = data.check_flame(_ctx(tmp_path, {"flame-load": moved}))
+    assert result.status is Status.FAIL and "different triangles" in result.summary
+    assert "--topology-from" in result.remediation.text

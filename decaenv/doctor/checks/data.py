@@ -111,6 +111,12 @@ def check_flame(ctx) -> CheckResult:
                     fixes=(FixAction("convert-flame", "re-convert generic_model.pkl to generic_model.npz",
                                      {"src": str(pkl), "dst": str(pkl.with_suffix('.npz'))}),),
                     remediation=fix_it("Convert again (or delete the npz).", "decaenv doctor --fix"))
+    if info.get("template_faces") is False:
+        details.append("DECA's landmark embedding and UV maps index FLAME 2020's triangles")
+        return fail(f"{Path(source).name} and head_template.obj have different triangles: landmarks and "
+                    "textures would land on the wrong faces", details, data=data, remediation=fix_it(
+                        "Use FLAME 2020's generic model with DECA's own head_template.obj (synthetic models: "
+                        "`decaenv selftest --make-assets DIR --topology-from DECA_DATA`).", *FLAME_GET[1:]))
     if info.get("kind") in ("female", "male"):
         return warn(f"{Path(source).name} is the {info['kind']} model; DECA was trained with the generic one",
                     details, data=data, remediation=fix_it(*FLAME_GET))
