@@ -63,6 +63,14 @@ def serve(folder: str, port_file: str, rate: str = "0") -> None:
     httpd.serve_forever()
 
 
+def _settle() -> None:
+    """Write out every dirty page before a timed command, so that neither client pays for the other's
+    writeback (curl leaves its whole file dirty in the page cache; the kernel writes it out later, during
+    whatever runs next)."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def _timed(argv, env=None) -> float:
     start = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True, env=env)
@@ -132,8 +140,10 @@ def run(work: Path, size: int, repeat: int, rate: float = 0.0) -> int:
             target = work / f"round{i}"
             for name in ("curl", "decaenv"):
                 (target / name).mkdir(parents=True)
+            _settle()
             t_curl = _timed(["curl", "-sS", "--fail", "-o", str(target / "curl" / "blob.bin"), url])
             t_sum = _timed(["sha256sum", str(target / "curl" / "blob.bin")])
+            _settle()
             t_dec, t_file = _decaenv(decaenv + ["--data-dir", str(target / "decaenv"), "fetch", "--json",
                                                 "--accept-license", "blob"], env)
             if i:
