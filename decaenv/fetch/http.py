@@ -51,7 +51,7 @@ class HttpOptions:
     backoff: float = 1.0
     max_backoff: float = 60.0
     max_retry_after: float = 300.0
-    chunk_size: int = 1 << 20
+    chunk_size: int = 4 << 20
     sleep: Callable[[float], None] = time.sleep
     user_agent: str = f"decaenv/{__version__} (+https://github.com/yfeng95/DECA data fetcher)"
 

@@ -17,7 +17,8 @@ import threading
 from typing import Callable, Optional
 
 BUFFERS = 6
-WRITEBACK_EVERY = 64 << 20  # start writeback and drop written pages every 64 MiB (see `_Writeback`)
+WRITEBACK_EVERY = 8 << 20  # start writeback and drop written pages every 8 MiB (see `_Writeback`; measured
+# in docs/BENCHMARKS.md: 64 MiB left bursts the disk had to catch up with, 8 MiB keeps it streaming)
 
 
 class Interrupted(Exception):
