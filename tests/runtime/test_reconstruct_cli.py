@@ -171,7 +171,7 @@ def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, ast
     real_scandir = os.scandir
     monkeypatch.setattr(inputs.os, "scandir",
                         lambda p=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if os.fspath(p) == os.fspath(locked) else real_scandir(p))
+                        if not isinstance(p, int) and os.fspath(p) == os.fspath(locked) else real_scandir(p))
     out = tmp_path / "out"
     listing.write_text(listing.read_text() + str(root / "clip.mp4") + "\n", encoding="utf-8")
     code, stdout, err = run(capsys, synthetic_data_dir, "-i", listing, "-i", locked, "-o", out, "--detector", "mtcnn",
