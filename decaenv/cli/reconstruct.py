@@ -80,6 +80,18 @@ def reconstruct(
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32 (exact: codes within 1e-6 of DECA's) or bf16 (faster on CPUs with "
+                                       "AVX512-BF16/AMX and on GPUs; deviation in docs/BENCHMARKS.md)."),
+    graph: str = typer.Option("auto", "--graph", help="Network graphs: auto, freeze, compile, fused or off "
+                              "(DECA's eager modules)."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N|auto",
+                                        help="Only item i with i mod N = K (0-based); auto reads Slurm/torchrun "
+                                             "variables. See docs/cluster.md."),
+    table_landmarks: bool = typer.Option(False, "--table-landmarks", help="--save table: add 2D/3D landmarks."),
+    engine: str = typer.Option("local", "--engine", help="local, or ray (a Ray cluster; needs --save table)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="ADDR",
+                                              help="--engine ray: the cluster (default: RAY_ADDRESS or a local one)."),
     trust_checkpoint: Optional[str] = typer.Option(
         None, "--trust-checkpoint", metavar="SHA256",
         help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this."),
@@ -88,6 +100,7 @@ def reconstruct(
     from decaenv.cli._console import make_console, print_json
     from decaenv.errors import UsageError
     from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.shard import parse_shard
 
     state = state_of(ctx)
     if not inputs:
@@ -103,15 +116,23 @@ def reconstruct(
         use_tex=_boolean("--useTex", use_tex_deca, use_tex),
         extract_tex=_boolean("--extractTex", extract_tex_deca, extract_tex), tex_type=tex_type.upper(),
         sample_step=sample_step, save=_save_kinds(save, deca_saves), skip_existing=skip_existing,
-        trusted_sha256=trust_checkpoint)
+        trusted_sha256=trust_checkpoint, precision=precision.lower(), graph=graph.lower(),
+        shard=parse_shard(shard), table_landmarks=table_landmarks)
     console = make_console(quiet=state.quiet or as_json, stderr=True)
-    with console.status("loading DECA…"):
-        runner = Reconstructor(options)
-    console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
-    detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
-                else "none (--iscrop false: whole images)")
-    console.print(f"face detector: {detector}", markup=False, highlight=False)
-    summary = _run_with_progress(runner, console)
+    if engine.lower() != "local":
+        from decaenv.runtime.ray_engine import run_on_ray
+
+        summary = run_on_ray(options, engine.lower(), ray_address, console)
+    else:
+        runner = Reconstructor(options, lazy=True)
+        if runner.work_left():  # decided before any network loads: a finished run/shard ends here
+            with console.status("loading DECA…"):
+                runner.load()
+            console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
+            detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
+                        else "none (--iscrop false: whole images)")
+            console.print(f"face detector: {detector}", markup=False, highlight=False)
+        summary = _run_with_progress(runner, console)
     if as_json:
         print_json(summary.to_json())
     else:

@@ -114,6 +114,7 @@ class DECA(nn.Module):
         self.uv_size = cfg.model.uv_size
         self.backend, self.backend_reason = resolve_rasterizer(rasterizer or cfg.rasterizer_type, self.device)
         self.timer: Optional[StageTimer] = None
+        self.fast = None  # decaenv.runtime.fast.FastNetworks once `accelerate` is called
         self._check_options()
         self._create_model(trusted_sha256)
         self._setup_renderer()
@@ -193,12 +194,26 @@ class DECA(nn.Module):
             raise UsageError(f"encode expects (B, 3, {self.image_size}, {self.image_size}) crops, got "
                              f"{tuple(images.shape)}")
         images = images.to(self.device, torch.float32)
+        nets = self.fast or self
         with maybe_stage(self.timer, "encode"), ieee_fp32(self.device):
-            codedict = split_codes(self.E_flame(images))
+            codedict = split_codes(nets.E_flame(images))
             codedict["images"] = images
             if use_detail:
-                codedict["detail"] = self.E_detail(images)
+                codedict["detail"] = nets.E_detail(images)
         return codedict
+
+    def accelerate(self, precision: str = "fp32", graph: str = "auto") -> "DECA":
+        """Run the three networks as fast inference graphs from now on (decaenv.runtime.fast): "fp32" computes
+        the same function (codes within 1e-6 relative), "bf16" trades precision for speed. Returns self."""
+        from decaenv.runtime.fast import build_fast
+
+        self.fast = build_fast(self, precision, graph)
+        return self
+
+    @property
+    def precision(self) -> str:
+        """"fp32" (eager or exact fast graphs) or "bf16"."""
+        return self.fast.precision if self.fast is not None else "fp32"
 
     def decompose_code(self, code: torch.Tensor, num_dict: Optional[Dict[str, int]] = None) -> Dict[str, torch.Tensor]:
         """DECA's `decompose_code`: split a (B, 236) code vector (light reshaped to (B, 9, 3))."""
@@ -235,7 +250,7 @@ class DECA(nn.Module):
         with maybe_stage(self.timer, "detail"):
             source = codedict if iddict is None else iddict
             with maybe_stage(self.timer, "detail_net"), ieee_fp32(self.device):  # the forward alone (bench)
-                uv_z = self.D_detail(detail_latent(source["pose"], source["exp"], codedict["detail"]))
+                uv_z = (self.fast or self).D_detail(detail_latent(source["pose"], source["exp"], codedict["detail"]))
             normals = mesh.vertex_normals(verts, self.render.faces[0])
             uv_detail_normals = self.displacement2normal(uv_z, verts, normals)
             if self.flametex is None:  # albedo is zero: so is the shaded texture
@@ -392,8 +407,9 @@ class DECA(nn.Module):
     def describe(self) -> str:
         """One line: device, rasterizer, texture model and dense template."""
         tex = f"texture {self.cfg.model.tex_type}" if self.flametex is not None else "no texture model"
+        nets = self.fast.describe() if self.fast is not None else "fp32, eager modules"
         return (f"device {self.device}, rasterizer {self.backend} ({self.backend_reason}), {tex}, dense template "
-                f"{self.dense_template_source}")
+                f"{self.dense_template_source}, networks {nets}")
 
 
 def check_data_dir(data_dir: Union[str, os.PathLike]) -> None:

@@ -19,6 +19,8 @@ from decaenv.runtime.mesh import upsample_mesh
 from decaenv.runtime.vis import item_visdict, tensor2image, visualize_grid
 
 SAVE_KINDS = ("vis", "obj", "detail-obj", "kpt", "depth", "mat", "images", "codes")
+#: Kinds not in "all": `table` (one Parquet table per run/shard, decaenv.runtime.table; needs pyarrow).
+EXTRA_KINDS = ("table",)
 CODES_SCHEMA = "decaenv-codes-1"
 Files = Dict[str, Tuple[bool, Callable[[Path], None]]]
 
@@ -32,12 +34,14 @@ def parse_save(value: str) -> Tuple[str, ...]:
     parts = [p.strip().lower() for p in (value or "").split(",") if p.strip()]
     if parts == ["none"]:
         return ()
+    extra = tuple(k for k in EXTRA_KINDS if k in parts)
     if "all" in parts:
-        return SAVE_KINDS
-    unknown = [p for p in parts if p not in SAVE_KINDS]
+        return SAVE_KINDS + extra
+    unknown = [p for p in parts if p not in SAVE_KINDS + EXTRA_KINDS]
     if unknown:
-        raise UsageError(f"unknown --save kind {', '.join(unknown)}", hint=f"use a comma list of {', '.join(SAVE_KINDS)}")
-    return tuple(k for k in SAVE_KINDS if k in parts)
+        raise UsageError(f"unknown --save kind {', '.join(unknown)}",
+                         hint=f"use a comma list of {', '.join(SAVE_KINDS + EXTRA_KINDS)}")
+    return tuple(k for k in SAVE_KINDS if k in parts) + extra
 
 
 @dataclass

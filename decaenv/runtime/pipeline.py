@@ -41,6 +41,11 @@ class ReconstructOptions:
     save: Sequence[str] = ("vis",)
     skip_existing: bool = False
     trusted_sha256: Optional[str] = None
+    precision: str = "fp32"
+    graph: str = "auto"
+    shard: Optional[object] = None  # decaenv.runtime.shard.Shard
+    table_landmarks: bool = False
+    overlap: bool = True
 
 
 @dataclass
@@ -66,8 +71,13 @@ class RunSummary:
     detector: str = ""
     rasterizer: str = ""
     out_dir: str = ""
+    precision: str = "fp32"
+    table: str = ""
+    counts: Dict[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
+        if self.counts:
+            return self.counts.get(status, 0)
         return sum(1 for i in self.items if i.status == status)
 
     @property
@@ -78,7 +88,48 @@ class RunSummary:
         return {"schema": 1, "ok": self.count("ok"), "failed": self.count("failed"), "skipped": self.count("skipped"),
                 "seconds": round(self.seconds, 3), "stages": self.stages, "device": self.device,
                 "detector": self.detector, "rasterizer": self.rasterizer, "out_dir": self.out_dir,
+                "precision": self.precision, **({"table": self.table} if self.table else {}),
                 "items": [asdict(i) for i in self.items]}
+
+
+#: With --save table the summary keeps only failures, at most this many (the table holds every item).
+MAX_KEPT_FAILURES = 1000
+
+
+class _Names:
+    """Unique output names: a second input with the same name gets `_2`, … (a video's frames are unique
+    within it, so only the video's own name is registered: memory does not grow per frame)."""
+
+    def __init__(self, quiet: bool = False):
+        self._seen: Dict[str, int] = {}
+        self._videos: Dict[str, str] = {}
+        self.quiet = quiet
+
+    def unique_name(self, name: str) -> str:
+        count = self._seen.get(name, 0)
+        self._seen[name] = count + 1
+        if count == 0:
+            return name
+        unique = f"{name}_{count + 1}"
+        if not self.quiet:
+            log.warning("output name %s is used by an earlier input: writing this one as %s", name, unique)
+        return unique
+
+    def unique(self, item) -> str:
+        if item.frame is None:
+            return self.unique_name(item.name)
+        key = str(item.source)
+        if key not in self._videos:
+            self._videos[key] = self.unique_name(item.name.rsplit("_frame", 1)[0])
+        return f"{self._videos[key]}_frame{item.frame:04d}"
+
+
+def item_context(name: str, item, crop):
+    """The exporter's `ItemContext` of one prepared item."""
+    from decaenv.runtime.export import ItemContext
+
+    return ItemContext(name=name, source=str(item.source), frame=item.frame, tform=crop.tform,
+                       original_size=crop.original_size, crop_source=crop.source, box=crop.box)
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
@@ -106,75 +157,140 @@ class Reconstructor:
 
     Args:
         options: the run. deca: an already built model (else built from the options). timer: stage timer.
+        lazy: build nothing yet (`work_left` can then decide, before any network loads, that a resumed run
+            is finished); `load` or the first batch builds the model and the detector.
     """
 
-    def __init__(self, options: ReconstructOptions, deca=None, timer=None, detector_choice=None):
+    def __init__(self, options: ReconstructOptions, deca=None, timer=None, detector_choice=None, lazy: bool = False):
         from decaenv.runtime.export import parse_save
-        from decaenv.runtime.timing import StageTimer
 
         if options.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
         if options.sample_step < 1:
             raise UsageError(f"--sample-step must be at least 1, got {options.sample_step}")
+        check_speed_options(options)
         self.options = options
         self.kinds = parse_save(options.save if isinstance(options.save, str) else ",".join(options.save))
         self.out_dir = prepare_out_dir(options.out_dir)
-        self.deca = deca if deca is not None else build_deca(options)
-        self.timer = timer or StageTimer(str(self.deca.device))
-        self.deca.timer = self.timer
+        self.table = None
+        self._done: frozenset = frozenset()
+        if "table" in self.kinds:
+            from decaenv.runtime.table import TableWriter, table_path
+
+            suffix = options.shard.suffix if options.shard is not None else ""
+            self.table = TableWriter(table_path(self.out_dir, suffix), landmarks=options.table_landmarks)
+            if options.skip_existing:
+                self._done = frozenset(self.table.done_names())
+                self.table.retried = self.table.failed_names()
+        self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
+        self._loaded = False
+        self._names = _Names()
+        if not lazy:
+            self.load()
+
+    # -- model (built on demand) -----------------------------------------------------------------------
+    def load(self) -> None:
+        """Build DECA (and its fast graphs) and the face detector, unless already done."""
+        if self._loaded:
+            return
+        from decaenv.runtime.timing import StageTimer
+
+        if self._deca is None:
+            self._deca = build_deca(self.options)
+        self.timer = self._timer or StageTimer(str(self._deca.device))
+        self._deca.timer = self.timer
         self.detector = None
-        if options.iscrop:
+        if self.options.iscrop:
             from decaenv.runtime.detectors import create_detector
 
-            self.detector = detector_choice or create_detector(options.detector, str(self.deca.device))
+            self.detector = self._detector_choice or create_detector(self.options.detector, str(self._deca.device))
             log.info("face detector: %s (%s)", self.detector.name, self.detector.reason)
-        self._names: Dict[str, int] = {}
+        self._loaded = True
+
+    @property
+    def deca(self):
+        self.load()
+        return self._deca
+
+    def work_left(self) -> bool:
+        """Whether any item of this run/shard still needs the model (decided without loading any network)."""
+        names = _Names(quiet=True)
+        for _, name, item in self._my_items(names):
+            if not self._already_done(name, item):
+                return True
+        return False
 
     # -- one run ---------------------------------------------------------------------------------------
     def run(self, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:
-        """Process every input; `on_item` is called after each item."""
-        from decaenv.runtime.inputs import batched, expand_inputs
+        """Process every input of this run/shard; `on_item` is called after each item."""
+        from decaenv.runtime.inputs import batched
+        from decaenv.runtime.overlap import run_overlapped
 
         start = time.perf_counter()
-        summary = RunSummary(device=str(self.deca.device), rasterizer=f"{self.deca.backend}",
-                             detector=self.detector.name if self.detector else "none (--iscrop false)",
-                             out_dir=str(self.out_dir))
+        keep_all = self.table is None  # with a table, the table is the per-item record: the summary keeps failures
+        summary = RunSummary(out_dir=str(self.out_dir))
 
         def report(outcome: ItemOutcome) -> None:
-            summary.items.append(outcome)
+            summary.counts[outcome.status] = summary.counts.get(outcome.status, 0) + 1
+            if keep_all or (outcome.status == "failed" and len(summary.items) < MAX_KEPT_FAILURES):
+                summary.items.append(outcome)
             if on_item is not None:
                 on_item(outcome)
 
-        items = expand_inputs(self.options.inputs, self.options.sample_step)
-        for batch in batched(items, self.options.batch_size):
-            self._run_batch(batch, report)
+        batches = batched(((name, item) for _, name, item in self._my_items(self._names)), self.options.batch_size)
+        try:
+            run_overlapped(batches, self._prepare_batch, self._model_batch, self._save_batch, report,
+                           overlap=self.options.overlap, save_in_thread=not self.options.render_orig)
+        finally:
+            if self.table is not None:
+                self.table.close()
         summary.seconds = time.perf_counter() - start
-        summary.stages = self.timer.as_dict()
+        if self._loaded:
+            summary.stages = self.timer.as_dict()
+            summary.device, summary.rasterizer = str(self._deca.device), f"{self._deca.backend}"
+            summary.detector = self.detector.name if self.detector else "none (--iscrop false)"
+            summary.precision = self._deca.precision
+            if self.table is not None:
+                summary.table = str(self.table.path)
         return summary
 
+    def _my_items(self, names: "_Names"):
+        """(position, unique name, item) for the items of this shard; names are assigned over all items, so a
+        name does not depend on the sharding."""
+        from decaenv.runtime.inputs import expand_inputs
+
+        shard = self.options.shard
+        for position, item in enumerate(expand_inputs(self.options.inputs, self.options.sample_step)):
+            name = names.unique(item)
+            if shard is None or shard.owns(position):
+                yield position, name, item
+
     def _unique_name(self, name: str) -> str:
-        count = self._names.get(name, 0)
-        self._names[name] = count + 1
-        if count == 0:
-            return name
-        unique = f"{name}_{count + 1}"
-        log.warning("output name %s is used by an earlier input: writing this one as %s", name, unique)
-        return unique
+        return self._names.unique_name(name)
+
+    def _already_done(self, name: str, item) -> bool:
+        if not self.options.skip_existing or item.error is not None:
+            return False
+        if self.table is not None and name not in self._done:
+            return False
+        from decaenv.runtime.export import expected_files
+        from decaenv.runtime.writers import existing_outputs
+
+        expected = expected_files(self.kinds, name, self.options.render_orig, self.options.use_tex)
+        return bool(expected or self.table is not None) and existing_outputs(self.out_dir, name, expected)
 
     def prepare(self, item, report):
         """Load and crop one item; returns (name, item, crop, image) or None after reporting a failure/skip."""
+        return self._prepare_named(self._unique_name(item.name), item, report)
+
+    def _prepare_named(self, name, item, report):
         from decaenv.runtime.crop import make_crop
         from decaenv.runtime.datasets import find_face
-        from decaenv.runtime.export import expected_files
 
-        name = self._unique_name(item.name)
-        if self.options.skip_existing and item.error is None:
-            expected = expected_files(self.kinds, name, self.options.render_orig, self.options.use_tex)
-            from decaenv.runtime.writers import existing_outputs
-
-            if expected and existing_outputs(self.out_dir, name, expected):
-                report(ItemOutcome(name, item.label, "skipped", "outputs exist (--skip-existing)"))
-                return None
+        if self._already_done(name, item):
+            report(ItemOutcome(name, item.label, "skipped", "outputs exist (--skip-existing)"))
+            return None
+        self.load()
         try:
             with self.timer.stage("read"):
                 image = item.load()
@@ -185,31 +301,77 @@ class Reconstructor:
             with self.timer.stage("crop"):
                 crop = make_crop(image, box, kind, origin)
         except InputError as exc:
+            self._table_failure(name, item, exc.one_line())
             report(ItemOutcome(name, item.label, "failed", exc.one_line()))
             return None
         return name, item, crop, image
 
-    def _run_batch(self, batch, report) -> None:
+    def _table_failure(self, name: str, item, message: str, crop=None) -> None:
+        if self.table is not None:
+            from decaenv.runtime.table import make_row
+
+            self.table.add([make_row(name, str(item.source), item.frame, "failed", message,
+                                     crop_source=crop.source if crop is not None else "")])
+
+    def _prepare_batch(self, batch):
+        """Input side of one batch (runs in the input thread): ([prepared], [outcomes to report])."""
+        outcomes: List[ItemOutcome] = []
+        prepared = [p for p in (self._prepare_named(name, item, outcomes.append) for name, item in batch)
+                    if p is not None]
+        return prepared, outcomes
+
+    def _model_batch(self, prepared):
+        """The networks on one prepared batch: (result, None) or (None, [failed outcomes])."""
         import torch
 
-        prepared = [p for p in (self.prepare(item, report) for item in batch) if p is not None]
-        if not prepared:
-            return
         try:
-            result = self.run_model(prepared)
+            return self.run_model(prepared), None
         except RuntimeError as exc:  # e.g. out of memory: the batch fails, the run goes on
             text = " ".join(str(exc).split())[:300]
             hint = " — try a smaller --batch-size" if "memory" in text.lower() else ""
-            for name, item, _, _ in prepared:
-                report(ItemOutcome(name, item.label, "failed", f"reconstruction failed: {text}{hint}"))
+            failed = []
+            for name, item, crop, _ in prepared:
+                self._table_failure(name, item, f"reconstruction failed: {text}{hint}", crop)
+                failed.append(ItemOutcome(name, item.label, "failed", f"reconstruction failed: {text}{hint}"))
             if self.deca.device.type == "cuda":
                 torch.cuda.empty_cache()
-            return
-        for index, (name, item, crop, image) in enumerate(prepared):
-            report(self.save(result, index, name, item, crop, image))
+            return None, failed
+
+    def _save_batch(self, result, prepared) -> List[ItemOutcome]:
+        outcomes = [self.save(result, index, *p) for index, p in enumerate(prepared)]
+        if self.table is not None:
+            from decaenv.runtime.table import make_row
+
+            rows = []
+            for index, ((name, item, crop, _), outcome) in enumerate(zip(prepared, outcomes)):
+                rows.append(self._table_row(result, index, name, item, crop, outcome))
+            self.table.add(rows)
+        return outcomes
+
+    def _table_row(self, result, index, name, item, crop, outcome):
+        from decaenv.runtime.export import codes_content
+        from decaenv.runtime.table import make_row
+
+        if outcome.status != "ok":
+            return make_row(name, str(item.source), item.frame, outcome.status, outcome.message,
+                            crop_source=crop.source)
+        arrays, _ = codes_content(result["codedict"], index, item_context(name, item, crop))
+        landmarks = None
+        if self.options.table_landmarks:
+            geometry = result["geometry"]
+            landmarks = {k: geometry[k][index].detach().float().cpu().numpy() for k in ("landmarks2d", "landmarks3d")}
+        return make_row(name, str(item.source), item.frame, "ok", crop_source=crop.source, box=crop.box,
+                        tform=crop.tform, original_size=crop.original_size, codes=arrays, landmarks=landmarks)
+
+    @property
+    def codes_only(self) -> bool:
+        """Only codes (and the table) are wanted: no detail decoding, no rendering."""
+        return set(self.kinds) <= {"codes", "table"}
 
     def run_model(self, prepared):
-        """Encode and decode prepared items together; returns the batch's dicts (codedict, opdict, visdict, …)."""
+        """Encode and decode prepared items together; returns the batch's dicts (codedict, opdict, visdict, …).
+        Only what the requested outputs need is computed (`--save codes`/`table`: the encoders, plus FLAME for
+        the table's landmarks)."""
         import torch
 
         from decaenv.runtime.timing import maybe_stage
@@ -218,6 +380,10 @@ class Reconstructor:
         with torch.no_grad():
             images = torch.from_numpy(np.stack([p[2].image for p in prepared])).to(deca.device)
             codedict = deca.encode(images)
+            if self.codes_only:
+                geometry = deca.geometry(codedict) if self.options.table_landmarks else None
+                return {"codedict": codedict, "geometry": geometry, "detail": None, "opdict": {},
+                        "visdict": None, "depth": None}
             geometry = deca.geometry(codedict)
             detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
             size = deca.image_size
@@ -258,11 +424,10 @@ class Reconstructor:
 
     def save(self, result, index: int, name: str, item, crop, image) -> ItemOutcome:
         """Write one item's files (atomically, all or nothing) and say how it went."""
-        from decaenv.runtime.export import ItemContext, item_files
+        from decaenv.runtime.export import item_files
         from decaenv.runtime.writers import OutputSet, write_item
 
-        ctx = ItemContext(name=name, source=str(item.source), frame=item.frame, tform=crop.tform,
-                          original_size=crop.original_size, crop_source=crop.source, box=crop.box)
+        ctx = item_context(name, item, crop)
         try:
             orig = None
             if self.options.render_orig and ("vis" in self.kinds or "images" in self.kinds):
@@ -294,8 +459,26 @@ def build_deca(options: ReconstructOptions):
     cfg.model.use_tex = options.use_tex
     cfg.model.extract_tex = options.extract_tex
     cfg.model.tex_type = options.tex_type
-    return DECA(config=cfg, device=options.device, rasterizer=options.rasterizer,
+    deca = DECA(config=cfg, device=options.device, rasterizer=options.rasterizer,
                 trusted_sha256=options.trusted_sha256)
+    if options.graph != "off":
+        deca.accelerate(options.precision, options.graph)
+    return deca
+
+
+#: --precision values and --graph values ("off" = DECA's eager modules as loaded).
+PRECISIONS = ("fp32", "bf16")
+GRAPH_CHOICES = ("auto", "freeze", "compile", "fused", "off")
+
+
+def check_speed_options(options: ReconstructOptions) -> None:
+    """Raise UsageError for an unknown --precision/--graph, or bf16 without fast graphs."""
+    if options.precision not in PRECISIONS:
+        raise UsageError(f"unknown --precision {options.precision!r}", hint="use fp32 (default, exact) or bf16")
+    if options.graph not in GRAPH_CHOICES:
+        raise UsageError(f"unknown --graph {options.graph!r}", hint=f"use one of {', '.join(GRAPH_CHOICES)}")
+    if options.graph == "off" and options.precision != "fp32":
+        raise UsageError("--precision bf16 needs the fast graphs", hint="drop --graph off")
 
 
 def reconstruct(options: ReconstructOptions, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:

@@ -1,0 +1,222 @@
+"""Inference graphs of DECA's three networks that compute the same function faster (exact mode) or in bf16.
+
+Exact mode (`precision="fp32"`): every BatchNorm is folded into the convolution (or linear layer) before it,
+in float64 then rounded once; the networks run channels-last, without autograd, as a frozen TorchScript
+graph (`graph="freeze"`), a `torch.compile`d module (`graph="compile"`) or plain modules (`graph="fused"`).
+Codes stay within 1e-6 relative of the eager model (tests/runtime/test_fast_parity.py).
+
+bf16 (`precision="bf16"`): the convolutional trunks run in bfloat16 (weights and activations), the small
+linear heads, FLAME, the camera and the renderer stay float32. Worth it on CPUs with AVX512-BF16 or AMX and
+on CUDA GPUs (`bf16_support`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from decaenv.errors import UsageError
+
+log = logging.getLogger("decaenv")
+
+PRECISIONS = ("fp32", "bf16")
+GRAPHS = ("auto", "fused", "freeze", "compile")
+#: What `graph="auto"` picks: frozen TorchScript (measured fastest on CPU, docs/BENCHMARKS.md; compiles in
+#: under a second, where torch.compile takes minutes on a small CPU).
+AUTO_GRAPH = "freeze"
+
+
+# -- BatchNorm folding ----------------------------------------------------------------------------------
+def _bn_scale_shift(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) of an eval-mode BatchNorm, in float64: y = x·scale + shift."""
+    var = bn.running_var.double()
+    scale = bn.weight.double() / torch.sqrt(var + bn.eps)
+    return scale, bn.bias.double() - bn.running_mean.double() * scale
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A convolution (with bias) computing bn(conv(x)) in eval mode."""
+    scale, shift = _bn_scale_shift(bn)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True)
+    weight = conv.weight.double() * scale[:, None, None, None]
+    bias = shift if conv.bias is None else conv.bias.double() * scale + shift
+    with torch.no_grad():
+        fused.weight.copy_(weight.float())
+        fused.bias.copy_(bias.float())
+    return fused
+
+
+def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm2d, positions: int) -> nn.Linear:
+    """A linear layer computing bn(linear(x).view(B, C, positions)) flattened: output o is channel o // positions."""
+    scale, shift = _bn_scale_shift(bn)
+    scale, shift = scale.repeat_interleave(positions), shift.repeat_interleave(positions)
+    fused = nn.Linear(linear.in_features, linear.out_features)
+    with torch.no_grad():
+        fused.weight.copy_((linear.weight.double() * scale[:, None]).float())
+        fused.bias.copy_((linear.bias.double() * scale + shift).float())
+    return fused
+
+
+def _fold_resnet(resnet: nn.Module) -> nn.Module:
+    """Fold every BatchNorm of a `ResNet50` (a copy) into its convolution; the BatchNorms become Identity."""
+    net = copy.deepcopy(resnet)
+    net.conv1, net.bn1 = fold_conv_bn(net.conv1, net.bn1), nn.Identity()
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for block in layer:
+            for k in (1, 2, 3):
+                conv, bn = getattr(block, f"conv{k}"), getattr(block, f"bn{k}")
+                setattr(block, f"conv{k}", fold_conv_bn(conv, bn))
+                setattr(block, f"bn{k}", nn.Identity())
+            if block.downsample is not None:
+                block.downsample = nn.Sequential(fold_conv_bn(block.downsample[0], block.downsample[1]))
+    return net.eval()
+
+
+class FusedDetail(nn.Module):
+    """`DetailGenerator` with its BatchNorms folded: l1 (+BN0) → [upsample, conv(+BN), LeakyReLU]×5 → conv → tanh."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        blocks = list(generator.conv_blocks)
+        self.init_size = generator.init_size
+        self.out_scale = float(generator.out_scale)
+        self.l1 = fold_linear_bn(generator.l1[0], blocks[0], generator.init_size ** 2)
+        layers = []
+        index = 1
+        while index < len(blocks):
+            module = blocks[index]
+            if isinstance(module, nn.Conv2d) and index + 1 < len(blocks) and isinstance(blocks[index + 1], nn.BatchNorm2d):
+                layers.append(fold_conv_bn(module, blocks[index + 1]))
+                index += 2
+                continue
+            layers.append(copy.deepcopy(module))
+            index += 1
+        self.blocks = nn.Sequential(*layers)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (B, 181) → uv_z (B, 1, 256, 256)."""
+        x = self.l1(latent).view(latent.shape[0], -1, self.init_size, self.init_size)
+        return self.blocks(x) * self.out_scale
+
+
+class FastEncoder(nn.Module):
+    """A `ResnetEncoder` with folded BatchNorms, channels-last; the trunk in `dtype`, the MLP head in float32."""
+
+    def __init__(self, encoder: nn.Module, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.trunk = _fold_resnet(encoder.encoder).to(dtype=dtype, memory_format=torch.channels_last)
+        self.head = copy.deepcopy(encoder.layers).eval()
+        self.dtype = dtype
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, 224, 224) float32 → (B, outsize) float32."""
+        x = images.to(dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        return self.head(self.trunk(x).float())
+
+
+class FastDetail(nn.Module):
+    """`FusedDetail` channels-last, its convolutions in `dtype`; output float32."""
+
+    def __init__(self, generator: nn.Module, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        fused = FusedDetail(generator)
+        self.l1 = fused.l1
+        self.blocks = fused.blocks.to(dtype=dtype, memory_format=torch.channels_last)
+        self.init_size, self.out_scale, self.dtype = fused.init_size, fused.out_scale, dtype
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (B, 181) float32 → uv_z (B, 1, 256, 256) float32."""
+        x = self.l1(latent).view(latent.shape[0], -1, self.init_size, self.init_size)
+        x = x.to(dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        return (self.blocks(x).float() * self.out_scale).contiguous()
+
+
+# -- graphs ---------------------------------------------------------------------------------------------
+def _freeze(module: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Traced and frozen TorchScript (torch 2.9+ marks TorchScript deprecated; it still works and is the fastest
+    graph on CPU here: docs/BENCHMARKS.md)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        traced = torch.jit.trace(module.eval(), example, check_trace=False)
+        return torch.jit.freeze(traced)
+
+
+def _compile(module: nn.Module, example: torch.Tensor) -> nn.Module:
+    return torch.compile(module.eval(), dynamic=True)
+
+
+@dataclass
+class FastNetworks:
+    """The three networks, ready to call (no autograd): `E_flame(images)`, `E_detail(images)`, `D_detail(latent)`."""
+
+    E_flame: nn.Module
+    E_detail: nn.Module
+    D_detail: nn.Module
+    precision: str
+    graph: str
+
+    def describe(self) -> str:
+        return f"{self.precision}, {self.graph} graphs, BatchNorm folded, channels-last"
+
+
+def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetworks:
+    """Fast versions of `deca`'s E_flame, E_detail and D_detail (the eager modules are left as they are).
+
+    Args:
+        deca: a built `DECA`. precision: "fp32" (exact) or "bf16". graph: "auto", "fused" (folded modules, no graph), "freeze" or "compile".
+    Raises:
+        UsageError: unknown precision or graph, or torch.compile unavailable.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}", hint=f"use {' or '.join(PRECISIONS)}")
+    if graph not in GRAPHS:
+        raise UsageError(f"unknown graph mode {graph!r}", hint=f"use one of {', '.join(GRAPHS)}")
+    graph = AUTO_GRAPH if graph == "auto" else graph
+    if graph == "compile" and not hasattr(torch, "compile"):
+        raise UsageError(f"torch {torch.__version__} has no torch.compile", hint="use the freeze graph")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    device = deca.device
+    e_flame = FastEncoder(deca.E_flame, dtype).to(device)
+    e_detail = FastEncoder(deca.E_detail, dtype).to(device)
+    d_detail = FastDetail(deca.D_detail, dtype).to(device)
+    if graph != "fused":
+        wrap = _freeze if graph == "freeze" else _compile
+        images = torch.zeros(1, 3, deca.image_size, deca.image_size, device=device)
+        latent = torch.zeros(1, deca.n_detail + deca.n_cond, device=device)
+        e_flame, e_detail, d_detail = wrap(e_flame, images), wrap(e_detail, images), wrap(d_detail, latent)
+    return FastNetworks(e_flame, e_detail, d_detail, precision, graph)
+
+
+# -- hardware support for bf16 --------------------------------------------------------------------------
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set:
+    """The CPU feature flags (Linux /proc/cpuinfo), empty when unknown."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_support(device: Optional[torch.device] = None, flags: Optional[set] = None) -> Tuple[bool, str]:
+    """Whether `--precision bf16` is fast here: (good, one line why)."""
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        name = torch.cuda.get_device_name(device)
+        return ok, f"{name}: bf16 {'supported (tensor cores)' if ok else 'not supported'}"
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return True, "CPU has AMX-BF16 (bf16 matrix tiles): bf16 is several times faster than fp32"
+    if "avx512_bf16" in flags:
+        return True, "CPU has AVX512-BF16 (no AMX): bf16 is faster than fp32, by less than with AMX"
+    return False, "CPU has neither AVX512-BF16 nor AMX: bf16 is emulated and slower than fp32; keep fp32"

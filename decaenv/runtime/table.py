@@ -1,0 +1,267 @@
+"""`--save table`: one Parquet file per run or shard (`codes.parquet`, `codes-K-of-N.parquet`), one row per item.
+
+Columns: name, source, frame (-1 for images), status ("ok"/"failed"), error, crop_source, box (4), tform (9,
+the crop matrix P row-major), original_size (h, w), every code (shape 100, tex 50, exp 50, pose 6, cam 3,
+light 27 = 9 bands × RGB, detail 128; float32, null on failed rows) and, with landmarks, landmarks2d (68×2)
+and landmarks3d (68×3) flattened.
+
+Crash safety: a Parquet file is readable only once its footer is written at close, so while the run goes the
+rows are appended as Arrow IPC record batches (one per batch, flushed) to a journal next to the table
+(`.codes….parquet.journal`), which stays readable up to its last complete batch when the process is killed.
+When the run ends (or is interrupted, or a later run resumes) the journal is streamed into the Parquet file
+as row groups, after the rows already there, and removed. pyarrow is an optional extra (`decaenv[table]`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from decaenv.errors import DataError, UsageError
+
+CODE_COLUMNS: Tuple[Tuple[str, int], ...] = (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6), ("cam", 3),
+                                             ("light", 27), ("detail", 128))
+LANDMARK_COLUMNS: Tuple[Tuple[str, int], ...] = (("landmarks2d", 136), ("landmarks3d", 204))
+TABLE_SCHEMA = "decaenv-table-1"
+#: Rows per Parquet row group when the journal is folded in.
+ROW_GROUP_ROWS = 1024
+
+
+def require_pyarrow():
+    """Import pyarrow (+ parquet, ipc) or raise a one-line UsageError naming the extra."""
+    try:
+        import pyarrow as pa
+        import pyarrow.ipc  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"--save table needs pyarrow ({exc})", hint="pip install 'decaenv[table]'") from exc
+    return pa
+
+
+def table_path(out_dir: Path, suffix: str = "") -> Path:
+    """`<out>/codes.parquet`, or `<out>/codes-K-of-N.parquet` for a shard (suffix from `Shard.suffix`)."""
+    return Path(out_dir) / f"codes{suffix}.parquet"
+
+
+def journal_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.journal")
+
+
+def schema(landmarks: bool):
+    """The table's Arrow schema."""
+    pa = require_pyarrow()
+    fields = [pa.field("name", pa.string()), pa.field("source", pa.string()), pa.field("frame", pa.int64()),
+              pa.field("status", pa.string()), pa.field("error", pa.string()), pa.field("crop_source", pa.string()),
+              pa.field("box", pa.list_(pa.float64(), 4)), pa.field("tform", pa.list_(pa.float64(), 9)),
+              pa.field("original_size", pa.list_(pa.int64(), 2))]
+    columns = CODE_COLUMNS + (LANDMARK_COLUMNS if landmarks else ())
+    fields += [pa.field(name, pa.list_(pa.float32(), size)) for name, size in columns]
+    return pa.schema(fields, metadata={b"schema": TABLE_SCHEMA.encode()})
+
+
+def make_row(name: str, source: str, frame: Optional[int], status: str, error: str = "", *, crop_source: str = "",
+             box=None, tform=None, original_size=None, codes: Optional[Mapping[str, np.ndarray]] = None,
+             landmarks: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, object]:
+    """One row (plain Python/numpy values; codes as float32 arrays, None on failed rows)."""
+    row: Dict[str, object] = {"name": name, "source": source, "frame": -1 if frame is None else int(frame),
+                              "status": status, "error": error, "crop_source": crop_source,
+                              "box": None if box is None else [float(v) for v in box],
+                              "tform": None if tform is None else np.asarray(tform, np.float64).reshape(-1),
+                              "original_size": None if original_size is None else [int(v) for v in original_size]}
+    for key, size in CODE_COLUMNS + LANDMARK_COLUMNS:
+        value = (codes or {}).get(key) if key not in dict(LANDMARK_COLUMNS) else (landmarks or {}).get(key)
+        row[key] = None if value is None else np.asarray(value, np.float32).reshape(-1)
+    return row
+
+
+def rows_to_batch(rows: Sequence[Mapping[str, object]], landmarks: bool):
+    """Rows → one Arrow RecordBatch of `schema(landmarks)`."""
+    pa = require_pyarrow()
+    target = schema(landmarks)
+    arrays = []
+    for field in target:
+        values = [row.get(field.name) for row in rows]
+        if pa.types.is_fixed_size_list(field.type):
+            size = field.type.list_size
+            flat = np.concatenate([np.asarray(v, dtype=field.type.value_type.to_pandas_dtype()).reshape(-1)
+                                   if v is not None else np.zeros(size, field.type.value_type.to_pandas_dtype())
+                                   for v in values]) if values else np.zeros(0)
+            mask = pa.array([v is None for v in values], pa.bool_())
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, field.type.value_type), size, mask=mask))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def _journal_batches(path: Path) -> Iterator[object]:
+    """The complete record batches of a journal (a truncated tail from a killed run is ignored)."""
+    pa = require_pyarrow()
+    try:
+        source = pa.memory_map(str(path))
+        reader = pa.ipc.open_stream(source)
+    except (OSError, pa.ArrowInvalid):
+        return
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowInvalid):
+            return
+
+
+class TableWriter:
+    """Appends rows to a run's/shard's table; see the module docstring for the journal.
+
+    Args:
+        path: the Parquet file. landmarks: add the landmark columns.
+    Raises:
+        UsageError: pyarrow missing. DataError: an existing table with other columns.
+    """
+
+    def __init__(self, path: Path, landmarks: bool = False):
+        self.pa = require_pyarrow()
+        self.path, self.journal = Path(path), journal_path(Path(path))
+        self.landmarks = landmarks
+        self.schema = schema(landmarks)
+        self._stream = None
+        self._sink = None
+        self._lock = threading.Lock()  # rows come from the input thread (failures) and the writing thread
+        self.finalize()  # a journal left by a killed run joins the table first
+        self.retried: Set[str] = set()
+
+    def done_names(self) -> Set[str]:
+        """Names already in the table with status ok (what `--skip-existing` skips)."""
+        return set(read_table_column(self.path, "name", status="ok")) if self.path.is_file() else set()
+
+    def failed_names(self) -> Set[str]:
+        return set(read_table_column(self.path, "name", status="failed")) if self.path.is_file() else set()
+
+    def add(self, rows: Sequence[Mapping[str, object]]) -> None:
+        """Journal rows now (flushed to the OS: a killed process keeps them)."""
+        if not rows:
+            return
+        batch = rows_to_batch(rows, self.landmarks)
+        with self._lock:
+            if self._stream is None:
+                self._sink = open(self.journal, "ab")
+                self._stream = self.pa.ipc.new_stream(self._sink, self.schema)
+            self._stream.write_batch(batch)
+            self._sink.flush()
+
+    def close(self) -> None:
+        """Fold the journal into the Parquet file (atomically) and remove it."""
+        if self._stream is not None:
+            self._stream.close()
+            self._sink.close()
+            self._stream = self._sink = None
+        self.finalize()
+
+    def finalize(self) -> None:
+        """Write `path` = its current rows (less failed rows retried since) + the journal's, as row groups."""
+        if not self.journal.is_file():
+            return
+        pq = __import__("pyarrow.parquet", fromlist=["parquet"])
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        retried = getattr(self, "retried", set())
+        try:
+            with pq.ParquetWriter(str(tmp), self.schema, compression="zstd") as writer:
+                if self.path.is_file():
+                    old = pq.ParquetFile(str(self.path))
+                    if old.schema_arrow.names != self.schema.names:
+                        raise DataError(f"table {self.path} has other columns than this run writes "
+                                        "(landmarks on/off?)", hint="write to another folder, or remove the table")
+                    for group in range(old.num_row_groups):
+                        table = old.read_row_group(group)
+                        if retried:
+                            keep = [not (s == "failed" and n in retried) for n, s in
+                                    zip(table.column("name").to_pylist(), table.column("status").to_pylist())]
+                            table = table.filter(self.pa.array(keep))
+                        writer.write_table(table.cast(self.schema))
+                pending: List[object] = []
+                count = 0
+                for batch in _journal_batches(self.journal):
+                    pending.append(batch)
+                    count += batch.num_rows
+                    if count >= ROW_GROUP_ROWS:
+                        writer.write_table(self.pa.Table.from_batches(pending, self.schema))
+                        pending, count = [], 0
+                if pending:
+                    writer.write_table(self.pa.Table.from_batches(pending, self.schema))
+            os.replace(tmp, self.path)
+            self.journal.unlink()
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def read_table_column(path: Path, column: str, status: Optional[str] = None) -> List[object]:
+    """One column of a table (rows of one status, or all), streamed by row group."""
+    pq = __import__("pyarrow.parquet", fromlist=["parquet"]) if require_pyarrow() else None
+    out: List[object] = []
+    handle = pq.ParquetFile(str(path))
+    for group in range(handle.num_row_groups):
+        table = handle.read_row_group(group, columns=[column, "status"])
+        values, statuses = table.column(column).to_pylist(), table.column("status").to_pylist()
+        out += [v for v, s in zip(values, statuses) if status is None or s == status]
+    return out
+
+
+def _fixed(column, size: int, dtype) -> np.ndarray:
+    """A fixed-size-list column → (N, size) array; null entries (failed rows, no box) become NaN / -1."""
+    array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if array.null_count == 0:
+        return np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=dtype).reshape(-1, size)
+    fill = [np.nan if np.issubdtype(dtype, np.floating) else -1] * size
+    return np.asarray([v if v is not None else fill for v in array.to_pylist()], dtype=dtype).reshape(-1, size)
+
+
+def read_codes(path: os.PathLike, status: str = "ok") -> Dict[str, np.ndarray]:
+    """The codes of a table as numpy arrays, one row per item (rows of `status`; "all" for every row).
+
+    Keys equal those of `<name>_codes.npz` (shape (N, 100), tex, exp, pose (N, 6), cam, light (N, 9, 3),
+    detail, global_pose, jaw_pose, neck_pose, eye_pose, full_pose (N, 15), tform (N, 3, 3) float64,
+    original_size (N, 2) int64) plus name, source, frame, status, error, crop_source, box and, when stored,
+    landmarks2d (N, 68, 2) / landmarks3d (N, 68, 3). A folder reads every `codes*.parquet` in it.
+
+    Raises:
+        UsageError: pyarrow missing. DataError: not a decaenv table.
+    """
+    pa = require_pyarrow()
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    files = sorted(path.glob("codes*.parquet")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
+    try:
+        table = pa.concat_tables([pq.read_table(str(f)) for f in files], promote_options="default")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path} is not a readable Parquet table ({exc})", path=path) from exc
+    if "shape" not in table.column_names or "status" not in table.column_names:
+        raise DataError(f"{path} is not a decaenv codes table (no shape/status columns)", path=path)
+    if status != "all":
+        table = table.filter(pc.equal(table.column("status"), status))
+    n = table.num_rows
+    out: Dict[str, np.ndarray] = {k: np.asarray(table.column(k).to_pylist(), dtype=object)
+                                  for k in ("name", "source", "status", "error", "crop_source")}
+    out["frame"] = np.asarray(table.column("frame").to_pylist(), np.int64)
+    for key, size in CODE_COLUMNS:
+        out[key] = _fixed(table.column(key), size, np.float32)
+    out["light"] = out["light"].reshape(n, 9, 3)
+    pose = out["pose"]
+    zeros3 = np.zeros((n, 3), np.float32)
+    out.update(global_pose=pose[:, :3], jaw_pose=pose[:, 3:6], neck_pose=zeros3, eye_pose=np.zeros((n, 6), np.float32),
+               full_pose=np.concatenate([pose[:, :3], zeros3, pose[:, 3:6], np.zeros((n, 6), np.float32)], 1),
+               tform=_fixed(table.column("tform"), 9, np.float64).reshape(n, 3, 3),
+               original_size=_fixed(table.column("original_size"), 2, np.int64),
+               box=_fixed(table.column("box"), 4, np.float64))
+    for key, size in LANDMARK_COLUMNS:
+        if key in table.column_names:
+            out[key] = _fixed(table.column(key), size, np.float32).reshape(n, 68, size // 68)
+    return out
