@@ -1,0 +1,109 @@
+"""Exact mode: the fast graphs (BatchNorm folded, channels-last, frozen) compute DECA's function — codes,
+vertices and landmarks within 1e-6 relative of the eager model (relative = max |fast - eager| / max |eager|
+per tensor), the detail map within 1e-5; bf16 stays close and float32 outside."""
+
+import pytest
+import torch
+
+from decaenv.runtime.decoders import detail_latent
+from decaenv.runtime.encoders import split_codes
+from decaenv.runtime.fast import bf16_support, build_fast, fold_conv_bn
+
+EXACT = 1e-6
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| / max |b| (relative to the tensor's scale)."""
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+@pytest.fixture(scope="module")
+def crops(astronaut_crop):
+    torch.manual_seed(0)
+    image = astronaut_crop[0]
+    return torch.cat([image, image.flip(3), torch.rand(1, 3, 224, 224)])
+
+
+def _outputs(deca, nets, crops):
+    with torch.no_grad():
+        codes = split_codes(nets.E_flame(crops))
+        codes["detail"] = nets.E_detail(crops)
+        geometry = deca.geometry(codes)
+        uv_z = nets.D_detail(detail_latent(codes["pose"], codes["exp"], codes["detail"]))
+    return codes, geometry, uv_z
+
+
+@pytest.fixture(scope="module")
+def eager(deca, crops):
+    return _outputs(deca, deca, crops)
+
+
+@pytest.mark.parametrize("graph", ["fused", "freeze"])
+def test_exact_mode_matches_eager(deca, crops, eager, graph):
+    nets = build_fast(deca, "fp32", graph)
+    codes, geometry, uv_z = _outputs(deca, nets, crops)
+    ref_codes, ref_geometry, ref_uv_z = eager
+    for key in ("shape", "tex", "exp", "pose", "cam", "light", "detail"):
+        assert rel(codes[key], ref_codes[key]) <= EXACT, key
+    for key in ("verts", "trans_verts", "landmarks2d", "landmarks3d"):
+        assert rel(geometry[key], ref_geometry[key]) <= EXACT, key
+    assert rel(uv_z, ref_uv_z) <= 1e-5  # the detail map (not a code): measured 2e-6 on synthetic weights
+    assert not torch.equal(codes["shape"], ref_codes["shape"]) or graph == "fused"  # really another graph
+
+
+def test_fast_graphs_accept_any_batch_size(deca, crops, eager):
+    nets = build_fast(deca, "fp32", "freeze")
+    with torch.no_grad():
+        one = nets.E_flame(crops[:1])
+        three = nets.E_flame(crops)
+    assert one.shape == (1, 236) and three.shape == (3, 236)
+    assert rel(one[0], three[0]) <= EXACT
+
+
+def test_deca_accelerate_routes_encode_and_detail(deca, crops, eager):
+    try:
+        deca.accelerate("fp32", "fused")
+        assert deca.precision == "fp32" and "BatchNorm folded" in deca.describe()
+        codes = deca.encode(crops)
+        assert rel(codes["shape"], eager[0]["shape"]) <= EXACT
+    finally:
+        deca.fast = None
+
+
+def test_bf16_is_close_and_float32_outside(deca, crops, eager):
+    nets = build_fast(deca, "bf16", "fused")
+    codes, geometry, uv_z = _outputs(deca, nets, crops)
+    assert codes["shape"].dtype == torch.float32 and uv_z.dtype == torch.float32
+    assert geometry["verts"].dtype == torch.float32
+    assert rel(codes["shape"], eager[0]["shape"]) < 0.05
+    assert rel(uv_z, eager[2]) < 0.05
+    assert rel(codes["shape"], eager[0]["shape"]) > 0  # it did run in bf16
+
+
+def test_fold_conv_bn_matches_module_pair():
+    torch.manual_seed(1)
+    conv, bn = torch.nn.Conv2d(4, 6, 3, padding=1, bias=True), torch.nn.BatchNorm2d(6, eps=0.8)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.1, 2)
+    bn.weight.data.uniform_(0.5, 2)
+    bn.eval()
+    x = torch.randn(2, 4, 9, 9)
+    with torch.no_grad():
+        assert rel(fold_conv_bn(conv, bn)(x), bn(conv(x))) <= EXACT
+
+
+def test_bf16_support_reads_cpu_flags():
+    assert bf16_support(flags={"amx_bf16", "avx512_bf16"})[0]
+    good, why = bf16_support(flags={"avx512_bf16"})
+    assert good and "AVX512-BF16" in why
+    good, why = bf16_support(flags={"avx2"})
+    assert not good and "keep fp32" in why
+
+
+def test_unknown_precision_or_graph_is_a_usage_error(deca):
+    from decaenv.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown precision"):
+        build_fast(deca, "fp8")
+    with pytest.raises(UsageError, match="unknown graph"):
+        build_fast(deca, "fp32", "turbo")
