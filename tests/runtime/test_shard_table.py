@@ -1,0 +1,174 @@
+"""Dataset mode: --shard K/N and auto, --save table (Parquet per run/shard, journal, resume), read_codes."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from decaenv.cli import main
+from decaenv.errors import UsageError
+from decaenv.runtime.detectors.mtcnn import weights_dir
+from decaenv.runtime.shard import Shard, parse_shard
+
+pa = pytest.importorskip("pyarrow")
+from decaenv.runtime.table import TableWriter, journal_path, make_row, read_codes  # noqa: E402
+
+needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
+CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail", "global_pose", "jaw_pose", "neck_pose",
+             "eye_pose", "full_pose", "tform", "original_size")
+
+
+# -- shards ------------------------------------------------------------------------------------------------
+def test_shard_k_of_n_partitions_every_position():
+    shards = [parse_shard(f"{k}/3") for k in range(3)]
+    for position in range(20):
+        assert sum(s.owns(position) for s in shards) == 1
+    assert shards[1].suffix == "-1-of-3" and parse_shard("0/1").suffix == ""
+    assert parse_shard(None) is None
+
+
+@pytest.mark.parametrize("bad", ["3/3", "-1/2", "1/0", "a/b", "2", "1/2/3"])
+def test_bad_shard_is_a_usage_error(bad):
+    with pytest.raises(UsageError):
+        parse_shard(bad)
+
+
+def test_shard_auto_reads_launchers():
+    assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}) == Shard(
+        2, 4, "Slurm job array: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+    one_based = {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}
+    assert parse_shard("auto", one_based).index == 3
+    stepped = {"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_STEP": "2"}
+    assert parse_shard("auto", stepped).index == 3
+    assert parse_shard("auto", {"RANK": "1", "WORLD_SIZE": "2"}).index == 1
+    assert parse_shard("auto", {}).count == 1
+    with pytest.raises(UsageError, match="out of range"):
+        parse_shard("auto", {"RANK": "2", "WORLD_SIZE": "2"})
+
+
+# -- the table's journal -----------------------------------------------------------------------------------
+def _row(name, value):
+    codes = {k: np.full(n, value, np.float32) for k, n in (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6),
+                                                             ("cam", 3), ("light", 27), ("detail", 128))}
+    return make_row(name, f"/in/{name}.png", None, "ok", crop_source="test", box=(1, 2, 3, 4), tform=np.eye(3),
+                    original_size=(10, 20), codes=codes)
+
+
+def test_killed_run_keeps_finished_rows_and_resume_folds_them_in(tmp_path):
+    path = tmp_path / "codes.parquet"
+    writer = TableWriter(path)
+    writer.add([_row("a", 1.0), _row("b", 2.0)])
+    writer.add([_row("c", 3.0)])
+    writer._sink.flush()
+    # killed here: no footer, only the journal; cut its last batch in half like a kill mid-write
+    journal = journal_path(path)
+    size = journal.stat().st_size
+    writer._sink.close()
+    with open(journal, "r+b") as fh:
+        fh.truncate(size - 100)
+    assert not path.exists()
+    resumed = TableWriter(path)  # folds the journal's complete batches in
+    assert not journal.exists() and resumed.done_names() == {"a", "b"}
+    resumed.add([_row("c", 3.0), make_row("d", "/in/d.png", None, "failed", "no face found")])
+    resumed.close()
+    codes = read_codes(path)
+    assert list(codes["name"]) == ["a", "b", "c"] and codes["light"].shape == (3, 9, 3)
+    assert np.all(codes["shape"][2] == 3.0) and codes["tform"].shape == (3, 3, 3)
+    every = read_codes(path, status="all")
+    assert list(every["status"]) == ["ok", "ok", "ok", "failed"] and np.isnan(every["shape"][3]).all()
+
+
+def test_read_codes_errors_are_one_line(tmp_path):
+    from decaenv.errors import DataError
+
+    with pytest.raises(DataError, match="no decaenv table"):
+        read_codes(tmp_path)
+    (tmp_path / "codes.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="not a readable Parquet table"):
+        read_codes(tmp_path / "codes.parquet")
+
+
+# -- end to end --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    base = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.Resampling.BOX))
+    for k in range(3):
+        Image.fromarray(np.ascontiguousarray(np.roll(base, 9 * k, axis=1))).save(folder / f"p{k}.png")
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(folder / "p3_noface.png")
+    return folder
+
+
+def run(capsys, data_dir, *args):
+    code = main(["--data-dir", str(data_dir), "reconstruct", "--rasterizer", "torch", "--detector", "mtcnn",
+                 "--json", *map(str, args)])
+    out = capsys.readouterr()
+    return code, (json.loads(out.out) if out.out.strip() else None), out.err
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, synthetic_data_dir, photos):
+    """One unsharded run writing the table (with landmarks) and the per-item codes files."""
+    out = tmp_path_factory.mktemp("whole")
+    code = main(["--data-dir", str(synthetic_data_dir), "-q", "reconstruct", "--rasterizer", "torch", "--detector",
+                 "mtcnn", "-i", str(photos), "-o", str(out), "--save", "codes,table", "--table-landmarks",
+                 "--batch-size", "2"])
+    return code, out
+
+
+@needs_mtcnn
+def test_table_codes_equal_the_npz_files(whole_run):
+    code, out = whole_run
+    assert code == 1  # the no-face image failed; the others are in the table
+    codes = read_codes(out / "codes.parquet")
+    assert sorted(codes["name"]) == ["p0", "p1", "p2"]
+    for i, name in enumerate(codes["name"]):
+        npz = np.load(out / name / f"{name}_codes.npz")
+        for key in CODE_KEYS:
+            assert np.array_equal(codes[key][i], npz[key]), key
+    assert codes["landmarks2d"].shape == (3, 68, 2) and codes["landmarks3d"].shape == (3, 68, 3)
+    failed = read_codes(out / "codes.parquet", status="failed")
+    assert list(failed["name"]) == ["p3_noface"] and "no face found" in failed["error"][0]
+
+
+@needs_mtcnn
+def test_shards_share_a_folder_write_only_their_tables_and_resume(tmp_path, capsys, synthetic_data_dir, photos,
+                                                                  whole_run, monkeypatch):
+    out = tmp_path / "out"
+    for k in (0, 1):
+        code, summary, err = run(capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table",
+                                 "--shard", f"{k}/2", "--batch-size", "2")
+        assert code in (0, 1), err
+        assert summary["table"].endswith(f"codes-{k}-of-2.parquet")
+    assert sorted(p.name for p in out.iterdir()) == ["codes-0-of-2.parquet", "codes-1-of-2.parquet"]  # no per-item files
+    sharded, whole = read_codes(out), read_codes(whole_run[1] / "codes.parquet")
+    order = np.argsort(sharded["name"])
+    assert list(sharded["name"][order]) == list(whole["name"])
+    assert np.allclose(sharded["shape"][order], whole["shape"], rtol=1e-5, atol=1e-7)
+    # a finished shard reruns without loading any network
+    import decaenv.runtime.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "build_deca", lambda options: pytest.fail("a network was loaded"))
+    code, summary, err = run(capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table", "--shard", "0/2",
+                             "--skip-existing", "--batch-size", "2")
+    assert summary["skipped"] == 2 and summary["ok"] == 0, err  # p0, p2 done; shard 0 has no failed row left
+    assert code == 0
+
+
+@needs_mtcnn
+def test_resume_after_a_kill_runs_only_what_is_left(tmp_path, capsys, synthetic_data_dir, photos):
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = TableWriter(out / "codes.parquet")
+    writer.add([_row("p0", 0.5)])  # a run killed after its first row: only the journal exists
+    writer._sink.close()
+    code, summary, err = run(capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table",
+                             "--skip-existing", "--batch-size", "4")
+    assert summary["skipped"] == 1 and summary["ok"] == 2 and summary["failed"] == 1, err
+    codes = read_codes(out / "codes.parquet", status="all")
+    assert sorted(codes["name"]) == ["p0", "p1", "p2", "p3_noface"]
+    assert not journal_path(out / "codes.parquet").exists()
