@@ -74,6 +74,7 @@ class RunSummary:
     precision: str = "fp32"
     table: str = ""
     counts: Dict[str, int] = field(default_factory=dict)
+    engine: Dict[str, object] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         if self.counts:
@@ -89,6 +90,7 @@ class RunSummary:
                 "seconds": round(self.seconds, 3), "stages": self.stages, "device": self.device,
                 "detector": self.detector, "rasterizer": self.rasterizer, "out_dir": self.out_dir,
                 "precision": self.precision, **({"table": self.table} if self.table else {}),
+                **({"engine": self.engine} if self.engine else {}),
                 "items": [asdict(i) for i in self.items]}
 
 
@@ -96,7 +98,7 @@ class RunSummary:
 MAX_KEPT_FAILURES = 1000
 
 
-class _Names:
+class NameRegistry:
     """Unique output names: a second input with the same name gets `_2`, … (a video's frames are unique
     within it, so only the video's own name is registered: memory does not grow per frame)."""
 
@@ -184,7 +186,7 @@ class Reconstructor:
                 self.table.retried = self.table.failed_names()
         self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
         self._loaded = False
-        self._names = _Names()
+        self._names = NameRegistry()
         if not lazy:
             self.load()
 
@@ -214,7 +216,7 @@ class Reconstructor:
 
     def work_left(self) -> bool:
         """Whether any item of this run/shard still needs the model (decided without loading any network)."""
-        names = _Names(quiet=True)
+        names = NameRegistry(quiet=True)
         for _, name, item in self._my_items(names):
             if not self._already_done(name, item):
                 return True
@@ -254,7 +256,7 @@ class Reconstructor:
                 summary.table = str(self.table.path)
         return summary
 
-    def _my_items(self, names: "_Names"):
+    def _my_items(self, names: "NameRegistry"):
         """(position, unique name, item) for the items of this shard; names are assigned over all items, so a
         name does not depend on the sharding."""
         from decaenv.runtime.inputs import expand_inputs

@@ -153,6 +153,16 @@ class TableWriter:
             self._stream.write_batch(batch)
             self._sink.flush()
 
+    def add_table(self, records) -> None:
+        """Journal an Arrow table of rows already in this table's schema (from a Ray worker)."""
+        with self._lock:
+            if self._stream is None:
+                self._sink = open(self.journal, "ab")
+                self._stream = self.pa.ipc.new_stream(self._sink, self.schema)
+            for batch in records.cast(self.schema).to_batches():
+                self._stream.write_batch(batch)
+            self._sink.flush()
+
     def close(self) -> None:
         """Fold the journal into the Parquet file (atomically) and remove it."""
         if self._stream is not None:

@@ -1,0 +1,111 @@
+"""`--engine ray` on a real local Ray cluster: a head and a second node process on this machine, one DECA
+worker per node; the table's rows equal the single-process run's. Bounded: both nodes have one CPU, the job
+is six photos, and every Ray process is started here (`ray start --block`) and stopped by its own pid."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+pytest.importorskip("ray")
+pytest.importorskip("pyarrow")
+from decaenv.runtime.detectors.mtcnn import weights_dir  # noqa: E402
+from decaenv.runtime.table import read_codes  # noqa: E402
+
+pytestmark = [pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)"),
+              pytest.mark.timeout(420)]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_nodes(address: str, count: int, procs, limit: float = 180.0) -> None:
+    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+             "print(sum(1 for n in ray.nodes() if n['Alive']))")
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            pytest.fail("a ray node process exited: " + " | ".join(p.stdout.read()[-500:] for p in procs if p.poll() is not None))
+        done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120)
+        if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(2)
+    pytest.fail(f"the Ray cluster did not reach {count} nodes within {limit:.0f} s")
+
+
+@pytest.fixture
+def ray_cluster():
+    """A head and a second node (one CPU each), stopped by pid at the end."""
+    temp = tempfile.mkdtemp(prefix="dr-", dir="/tmp")  # Ray's socket paths must stay short
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
+    head = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false",
+                             "--temp-dir", temp, *common], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    procs = [head]
+    try:
+        time.sleep(3)
+        procs.append(subprocess.Popen([RAY, "start", "--address", address, *common], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        _wait_for_nodes(address, 2, procs)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    base = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.Resampling.BOX))
+    for k in range(5):
+        Image.fromarray(np.ascontiguousarray(np.roll(base, 7 * k, axis=1))).save(folder / f"p{k}.png")
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(folder / "p5_noface.png")
+    return folder
+
+
+def _reconstruct(data_dir, photos, out, *extra):
+    cmd = [sys.executable, "-m", "decaenv", "--data-dir", str(data_dir), "reconstruct", "-i", str(photos), "-o",
+           str(out), "--save", "table", "--detector", "mtcnn", "--rasterizer", "torch", "--batch-size", "1",
+           "--json", *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=360, env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"))
+    assert done.returncode == 1, done.stderr[-2000:]  # the no-face photo fails, in both runs
+    return json.loads(done.stdout)
+
+
+def test_ray_job_across_two_nodes_equals_single_process(ray_cluster, photos, synthetic_data_dir, tmp_path):
+    on_ray = _reconstruct(synthetic_data_dir, photos, tmp_path / "ray", "--engine", "ray", "--ray-address", ray_cluster)
+    assert on_ray["ok"] == 5 and on_ray["failed"] == 1
+    assert on_ray["engine"]["nodes_used"] == 2
+    local = _reconstruct(synthetic_data_dir, photos, tmp_path / "local")
+    ray_rows = read_codes(tmp_path / "ray" / "codes.parquet", status="all")
+    local_rows = read_codes(tmp_path / "local" / "codes.parquet", status="all")
+    a, b = np.argsort(ray_rows["name"]), np.argsort(local_rows["name"])
+    for key in ("name", "status", "source", "crop_source"):
+        assert list(ray_rows[key][a]) == list(local_rows[key][b]), key
+    ok = local_rows["status"][b] == "ok"
+    for key in ("shape", "exp", "pose", "cam", "light", "detail", "tform", "box"):
+        assert np.allclose(ray_rows[key][a][ok], local_rows[key][b][ok], rtol=1e-5, atol=1e-6), key
