@@ -16,7 +16,6 @@ import copy
 import logging
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
@@ -196,27 +195,11 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
 
 
 # -- hardware support for bf16 --------------------------------------------------------------------------
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set:
-    """The CPU feature flags (Linux /proc/cpuinfo), empty when unknown."""
-    try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def bf16_support(device: Optional[torch.device] = None, flags: Optional[set] = None) -> Tuple[bool, str]:
     """Whether `--precision bf16` is fast here: (good, one line why)."""
+    from decaenv.runtime.hardware import bf16_verdict, cpu_flags
+
     device = device or torch.device("cpu")
     if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        name = torch.cuda.get_device_name(device)
-        return ok, f"{name}: bf16 {'supported (tensor cores)' if ok else 'not supported'}"
-    flags = cpu_flags() if flags is None else flags
-    if "amx_bf16" in flags:
-        return True, "CPU has AMX-BF16 (bf16 matrix tiles): bf16 is several times faster than fp32"
-    if "avx512_bf16" in flags:
-        return True, "CPU has AVX512-BF16 (no AMX): bf16 is faster than fp32, by less than with AMX"
-    return False, "CPU has neither AVX512-BF16 nor AMX: bf16 is emulated and slower than fp32; keep fp32"
+        return bf16_verdict((), [torch.cuda.get_device_capability(device)], [torch.cuda.get_device_name(device)])
+    return bf16_verdict(cpu_flags() if flags is None else flags)

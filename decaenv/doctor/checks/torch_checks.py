@@ -204,3 +204,29 @@ def check_torch_load(ctx) -> CheckResult:
         return ok("weights_only=True by default (torch >= 2.6); decaenv passes it explicitly", details, data=data)
     return ok("weights_only=False by default (torch < 2.6); decaenv passes weights_only=True explicitly",
               details, data=data)
+
+
+@check("bf16", title="bf16 inference (--precision bf16)", category="torch", requires=("torch-cuda",),
+       probes=("cuda",), cache=("site", "driver", "env"),
+       symptoms=("decaenv reconstruct --precision bf16 is slower than fp32",),
+       cause="bf16 is fast only on GPUs with tensor cores (compute capability >= 8.0) and CPUs with AMX-BF16 or "
+             "AVX512-BF16; elsewhere it is emulated.",
+       fix="Keep the default --precision fp32 where bf16 is not supported well.")
+def check_bf16(ctx) -> CheckResult:
+    """Whether `decaenv reconstruct --precision bf16` is fast on this CPU and these GPUs (informational)."""
+    from decaenv.runtime.hardware import bf16_verdict, cpu_flags
+
+    flags = cpu_flags()
+    cpu_good, cpu_why = bf16_verdict(flags)
+    devices = ctx.section("cuda").get("devices", []) if ctx.section("cuda").get("available") else []
+    data = {"cpu": cpu_good, "cpu_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "avx512f"})}
+    details = [cpu_why]
+    if devices:
+        gpu_good, gpu_why = bf16_verdict((), [tuple(d["capability"]) for d in devices], [d["name"] for d in devices])
+        data["gpu"] = gpu_good
+        details.append(gpu_why)
+    good = data.get("gpu", cpu_good)
+    where = "GPU" if devices else "CPU"
+    summary = (f"--precision bf16 is supported well on this {where}" if good
+               else f"--precision bf16 would be slow on this {where}: keep the default fp32")
+    return ok(summary, details, data=data)
