@@ -21,6 +21,7 @@ _LAZY = {
     "TestData": "decaenv.runtime.datasets",
     "ReconstructOptions": "decaenv.runtime.pipeline",
     "reconstruct": "decaenv.runtime.pipeline",
+    "read_codes": "decaenv.runtime.table",
 }
 
 __all__ = sorted(_LAZY)

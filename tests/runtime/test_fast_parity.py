@@ -107,3 +107,20 @@ def test_unknown_precision_or_graph_is_a_usage_error(deca):
         build_fast(deca, "fp8")
     with pytest.raises(UsageError, match="unknown graph"):
         build_fast(deca, "fp32", "turbo")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fast_graphs_on_cuda(synthetic_data_dir, astronaut_crop, precision):
+    """On the GPU too (TF32 off, as DECA's torch 1.6 had none): exact mode within 1e-5 (cuDNN may pick other
+    algorithms for channels-last), bf16 close."""
+    from decaenv.runtime import DECA
+    from decaenv.runtime.deca import ieee_fp32
+
+    gpu = DECA(synthetic_data_dir, device="cuda")
+    images = torch.cat([astronaut_crop[0], astronaut_crop[0].flip(3)]).cuda()
+    with torch.no_grad(), ieee_fp32(gpu.device):
+        reference = gpu.E_flame(images)
+        fast = build_fast(gpu, precision, "freeze").E_flame(images)
+    assert fast.dtype == torch.float32 and fast.is_cuda
+    assert rel(fast, reference) <= (1e-5 if precision == "fp32" else 0.05)

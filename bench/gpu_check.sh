@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one go (about 3-4 minutes on one H100-class GPU): the CUDA tests, then the
+# GPU benchmark of issue 16 (codes only, batch 64, fp32 and bf16: networks alone, and the whole pipeline).
+#   bash bench/gpu_check.sh            # uses .venv/bin/python (a CUDA build of torch), or PY=...
+# Results go to stdout and to $OUT (default gpu-check/): copy the figures into docs/BENCHMARKS.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+OUT="${OUT:-gpu-check}"
+mkdir -p "$OUT"
+if [ -z "${DECAENV_TEST_ASSETS:-}" ] && [ -d ../shared/assets ]; then export DECAENV_TEST_ASSETS="$(cd ../shared/assets && pwd)"; fi
+"$PY" -c "import torch, sys; ok = torch.cuda.is_available(); print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name(0) if ok else 'no GPU'); sys.exit(0 if ok else 1)" \
+    || { echo "no usable CUDA GPU: nothing to check"; exit 1; }
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
+status=0
+echo "== CUDA tests"
+timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/runtime/test_cuda.py tests/runtime/test_fast_parity.py \
+    2>&1 | tee "$OUT/cuda-tests.txt" | tail -15 || status=1
+echo "== networks alone (batch 64): eager fp32 floor vs fast graphs"
+timeout 120 "$PY" bench/fast_networks.py --device cuda --batch 64 --graphs freeze --precisions fp32,bf16 --rounds 10 \
+    2>&1 | tee "$OUT/fast-networks.txt" || status=1
+for precision in fp32 bf16; do
+    echo "== whole pipeline, --save codes, batch 64, $precision"
+    timeout 150 "$PY" bench/reconstruct.py --device cuda --batch-sizes 64 --count 256 --save codes --repeat 2 \
+        --precision "$precision" --json "$OUT/reconstruct-codes-$precision.json" 2>&1 | tee "$OUT/reconstruct-codes-$precision.txt" | tail -8 || status=1
+done
+echo "targets (issue 16): >= 500 images/s fp32 and >= 1500 images/s bf16, codes only, batch 64, one H100-class GPU"
+exit $status
