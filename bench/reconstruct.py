@@ -186,7 +186,8 @@ def main() -> int:
     if args.child:
         child(args)
         return 0
-    from decaenv.runtime.fast import bf16_support, cpu_flags
+    from decaenv.runtime.fast import bf16_support
+    from decaenv.runtime.hardware import cpu_flags
 
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
     print(f"CPU flags: {' '.join(flags) or 'unknown'}; bf16: {bf16_support()[1]}; load average "
