@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real face_alignment venvs: `make test` only, not `make test-fast`
+
 pytest.importorskip("torch")
 
 WHEELHOUSES = [Path(os.environ.get("DECAENV_TEST_VENVS", Path.home() / ".cache" / "decaenv-test-venvs")) / "wheelhouse",

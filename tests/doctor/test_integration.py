@@ -15,6 +15,8 @@ from decaenv.doctor import checks  # noqa: F401 - registers the checks
 from decaenv.doctor.registry import REGISTRY
 from decaenv.errors import DecaenvError
 
+pytestmark = pytest.mark.slow  # real doctor runs in subprocesses: `make test` only, not `make test-fast`
+
 pytest.importorskip("torch")
 
 
