@@ -71,8 +71,10 @@ def check_chumpy(ctx) -> CheckResult:
     return warn(f"chumpy {version} is installed but does not import: {error}",
                 [CHUMPY_CAUSES[cause], info.get("where", "")], data={"installed": True, "cause": cause, "error": error},
                 remediation=fix_it("decaenv does not need chumpy, so this only affects other code (e.g. DECA's "
-                                   "original FLAME.py). To make chumpy importable use Python <= 3.10 with "
-                                   "numpy<1.24, or leave it and use decaenv's loader.",
+                                   "original FLAME.py). Run that code under `decaenv exec`, which makes chumpy "
+                                   "import here (its shims restore inspect.getargspec and the numpy aliases); "
+                                   "or use Python <= 3.10 with numpy<1.24.",
+                                   "decaenv exec -- python demos/demo_reconstruct.py ...   # chumpy imports",
                                    f"{hints.quote(python_cmd(ctx))} -m pip uninstall chumpy"
                                    "   # if nothing else needs it"))
 
