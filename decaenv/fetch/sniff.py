@@ -70,6 +70,8 @@ EXPECTED_KIND = {
     "npy-dict": ("npy",),
     "npz-keys": ("zip",),
     "obj-mesh": ("text",),
+    "torch-state-dict": ("zip", "pickle"),
+    "torchscript": ("zip",),
 }
 
 
