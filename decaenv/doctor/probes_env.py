@@ -237,6 +237,17 @@ def face_alignment_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def detectors_section(common: Dict[str, Any]) -> Dict[str, Any]:
+    """What `decaenv reconstruct --detector auto` will use here, from the detectors' own availability probes
+    (nothing is loaded)."""
+    try:
+        from decaenv.runtime.detectors import auto_plan, availability
+    except ImportError as exc:
+        return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
+    return {"api": True, "plan": auto_plan().to_json(),
+            "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()}}
+
+
 def _weight_urls(package_dir: str) -> List[str]:
     import re
 
@@ -384,6 +395,7 @@ SECTIONS = {
     "pytorch3d": pytorch3d_section,
     "compat": compat_section,
     "face-alignment": face_alignment_section,
+    "detectors": detectors_section,
     "numpy": numpy_section,
     "flame-selftest": flame_selftest_section,
     "runtime-packages": runtime_packages_section,

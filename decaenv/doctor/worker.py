@@ -51,6 +51,7 @@ SECTION_SPECS: Dict[str, SectionSpec] = {
     "rasterizer": SectionSpec("torch", "import"),
     "pytorch3d": SectionSpec("torch", "import"),
     "face-alignment": SectionSpec("torch", "import"),
+    "detectors": SectionSpec("torch", "import"),
     "checkpoint-load": SectionSpec("torch", "data"),
     # A second process runs the numpy-level probes in parallel; chumpy last because importing it may leave a
     # half-imported package behind.

@@ -87,7 +87,10 @@ def _fan_available() -> Tuple[bool, str]:
 
 
 def _mtcnn_available() -> Tuple[bool, str]:
-    from decaenv.runtime.detectors.mtcnn import weights_dir
+    try:
+        from decaenv.runtime.detectors.mtcnn import weights_dir
+    except ImportError as exc:  # torch missing or broken: the doctor still asks
+        return False, f"MTCNN needs torch ({type(exc).__name__}: {exc})"
 
     folder = weights_dir()
     if folder is None:
