@@ -248,6 +248,26 @@ def detectors_section(common: Dict[str, Any]) -> Dict[str, Any]:
             "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()}}
 
 
+def deca_imports_section(common: Dict[str, Any]) -> Dict[str, Any]:
+    """The third-party modules DECA's demo imports at start-up (in the checkout `common["deca_dir"]`), and which
+    of them this interpreter cannot find (found by `find_spec`, nothing is imported)."""
+    from decaenv.doctor.deca_source import demo_imports
+
+    root = common.get("deca_dir")
+    if not root:
+        return {"modules": [], "missing": []}
+    modules = demo_imports(root)
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return {"modules": modules, "missing": missing}
+
+
 def _weight_urls(package_dir: str) -> List[str]:
     import re
 
@@ -396,6 +416,7 @@ SECTIONS = {
     "compat": compat_section,
     "face-alignment": face_alignment_section,
     "detectors": detectors_section,
+    "deca-imports": deca_imports_section,
     "numpy": numpy_section,
     "flame-selftest": flame_selftest_section,
     "runtime-packages": runtime_packages_section,

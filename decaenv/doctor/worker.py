@@ -60,6 +60,7 @@ SECTION_SPECS: Dict[str, SectionSpec] = {
     "flame-load": SectionSpec("numpy", "data"),
     "runtime-packages": SectionSpec("numpy", "import"),
     "compat": SectionSpec("numpy", "import"),
+    "deca-imports": SectionSpec("numpy", "import"),
     "chumpy": SectionSpec("numpy", "import"),
     # The build probe (compiles for a minute): its own process, only when its cached verdict is stale.
     "build": SectionSpec("build", "build"),
