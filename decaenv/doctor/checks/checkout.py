@@ -167,7 +167,7 @@ def check_chumpy_use(ctx) -> CheckResult:
     return _rows(ctx, compute, "FLAME's pickle needs chumpy", "chumpy imports here (or is not used)")
 
 
-_NP_ALIAS = re.compile(r"(?<![\w.])(?:np|numpy)\.(int|float|bool|object|complex|str|unicode|long)\b(?![\w.(])")
+_NP_ALIAS = re.compile(r"(?<![\w.])(?:np|numpy)\.(int|float|bool|object|complex|str|unicode|long)\b(?![\w.])")
 
 
 @check("deca-numpy-aliases", title="numpy aliases", category=CATEGORY, probes=("numpy", "compat"), fm=("FM19",),
