@@ -286,6 +286,8 @@ ROWS = ("deca-fa-enum", "deca-fan-device", "deca-chumpy", "deca-numpy-aliases", 
 
 
 @check("deca-demo", title="DECA's demo here", category=CATEGORY, requires=ROWS, fm=("FM01", "FM12", "FM39"),
+       symptoms=("python demos/demo_reconstruct.py stops on a fresh machine (AttributeError: _2D, No module named "
+                 "'chumpy', standard_rasterize_cuda build errors, Torch not compiled with CUDA enabled)",),
        cause="Every breakage above that hits this checkout here must have a `decaenv exec` shim for DECA's own "
              "demo to run unmodified.",
        fix="decaenv exec -- python demos/demo_reconstruct.py ... (add --device cpu without CUDA)")
