@@ -52,3 +52,20 @@ def test_the_real_probe_section_follows_torch_home(tmp_path, monkeypatch):
     section = detectors_section({})
     assert section["plan"]["name"] == "fan"
     assert _run(section).summary.startswith("auto uses FAN")
+
+
+def test_damaged_fan_weights_are_a_warning(tmp_path, monkeypatch):
+    """Present is not enough: a file whose sha256 lacks its published prefix is reported (fetch's own status)."""
+    from decaenv.fetch.manifest import load_manifest
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    hub = tmp_path / "th" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    names = [e.dest for e in load_manifest().select(["fan"])]
+    for name in names:
+        (hub / name).write_bytes(b"not the weights")
+    ctx = make_context(FakeProbe(sections={"detectors": _section("fan", "mtcnn")}), data_dir=tmp_path / "data")
+    result = python_pkgs.check_face_detector(ctx)
+    assert result.status is Status.WARN and "fail verification" in result.summary
+    assert f"{names[0]}: hash-mismatch" in result.summary
+    assert result.remediation.commands == ("decaenv fetch --force fan",)

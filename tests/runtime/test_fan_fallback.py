@@ -116,3 +116,17 @@ def test_reconstruct_auto_falls_back_per_image_and_says_so(tmp_path, capsys, mon
            "no face" in err
     meta = json.loads((tmp_path / "out" / "face" / "face_codes.json").read_text())
     assert meta["crop"]["source"] == "detector:mtcnn (fan found no face)"
+
+
+def test_weight_urls_follow_face_alignments_own_choice(monkeypatch):
+    """1.3.5-1.4.x pick `models_urls.get(<torch major.minor>, default_model_urls)`; 1.5+ a flat `models_urls`."""
+    fa_api = pytest.importorskip("face_alignment.api")
+    from decaenv.runtime.detectors import fan
+
+    monkeypatch.setattr(fa_api, "default_model_urls", {"2DFAN-4": "https://x/2DFAN4-cd938726ad.zip"}, raising=False)
+    monkeypatch.setattr(fa_api, "models_urls", {"1.6": {"2DFAN-4": "https://x/2DFAN4_1.6-c827573f02.zip"}})
+    monkeypatch.setattr("torch.__version__", "2.13.0+cpu")
+    assert fan.required_weight_urls()["landmarks"] == "https://x/2DFAN4-cd938726ad.zip"
+    monkeypatch.setattr("torch.__version__", "1.6.0")
+    assert fan.required_weight_urls()["landmarks"] == "https://x/2DFAN4_1.6-c827573f02.zip"
+    assert fan.required_weight_urls()["detector"].endswith("/s3fd-619a316812.pth")

@@ -251,6 +251,12 @@ def check_face_detector(ctx) -> CheckResult:
                for n, a in info.get("available", {}).items()]
     data = {"auto": name, "fallback": fallback, "reason": plan.get("reason"), "skipped": skipped}
     if name == "fan":
+        bad = _unverified_fan_files(ctx)
+        if bad:
+            data["unverified"] = bad
+            return warn(f"auto uses FAN, but its weights fail verification: {'; '.join(bad)}", details, data=data,
+                        remediation=fix_it("Fetch the official files again (the damaged ones are replaced only "
+                                           "after the new ones verify).", "decaenv fetch --force fan"))
         tail = " (MTCNN where FAN finds no face)" if fallback else " (no fallback where FAN finds no face)"
         return ok(f"auto uses FAN, DECA's detector{tail}", details, data=data)
     fan_why = skipped.get("fan", "")
@@ -268,3 +274,13 @@ def check_face_detector(ctx) -> CheckResult:
                                        hints.pip_install(python_cmd(ctx), "decaenv[fan]"), "decaenv fetch fan"))
     return ok(summary, details + ["for DECA's crops: pip install 'decaenv[fan]' then `decaenv fetch fan`"],
               data=data)
+
+
+def _unverified_fan_files(ctx) -> List[str]:
+    """FAN's weight files (the manifest's `fan` group) that are present but fail verification (sha256 prefix,
+    first-use record, content), as "name: status" — through `decaenv fetch`'s own status (hash-cached)."""
+    from decaenv.doctor import integrations
+
+    status = ctx.memo("manifest-status", lambda: integrations.manifest_status(str(ctx.data_dir)))
+    return [f"{f['dest']}: {f['status']}" for f in status.get("files", [])
+            if f["id"].startswith("fan-") and f["status"] in ("size-mismatch", "hash-mismatch", "invalid")]
