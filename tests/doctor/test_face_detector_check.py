@@ -19,14 +19,16 @@ def _section(name, fallback=None, skipped=()):
 
 def test_fan_with_its_weights():
     result = _run(_section("fan", "mtcnn"))
-    assert result.status is Status.OK and result.summary == "auto uses FAN, DECA's detector (MTCNN where FAN finds no face)"
+    assert result.status is Status.OK
+    assert result.summary == "auto uses FAN, DECA's detector (MTCNN where FAN finds no face)"
     assert result.data["auto"] == "fan" and result.data["fallback"] == "mtcnn"
 
 
 def test_weights_missing_is_a_warning_with_fetch_fan():
     why = "face_alignment's weights are not cached (s3fd-619a316812.pth missing in /h; `decaenv fetch fan`)"
     result = _run(_section("mtcnn", skipped=[("fan", why)]))
-    assert result.status is Status.WARN and result.summary.startswith("auto uses MTCNN, not DECA's FAN: face_alignment's")
+    assert result.status is Status.WARN
+    assert result.summary.startswith("auto uses MTCNN, not DECA's FAN: face_alignment's")
     assert result.remediation.commands == ("decaenv fetch fan",)
     assert [(f.kind, f.args["ids"]) for f in result.fixes] == [("fetch", ["fan"])]
 
