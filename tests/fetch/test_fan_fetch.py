@@ -100,6 +100,13 @@ def test_fetch_fan_places_files_in_the_hub_cache_and_records_full_hashes(server,
     files = json.loads(verify.stdout)["files"]
     assert [(f["status"], f["hash_source"], f["root"]) for f in files] == [("verified", "first-use", "torch-hub")] * 2
     assert files[0]["path"] == str(hub / names[0])
+    listing = _cli("--data-dir", str(data), "fetch", "--list", "fan", env=env)
+    assert f"hub:{names[1]}" in listing.stdout and f"torch hub's checkpoint cache {hub}" in listing.stdout
+    other = tmp_path / "other-home"  # a copy you already have, imported into another TORCH_HOME
+    imported = _cli("--data-dir", str(data), "fetch", "--from", str(hub / names[1]),
+                    env=dict(env, TORCH_HOME=str(other)))
+    assert imported.returncode == 0, imported.stderr
+    assert (other / "hub" / "checkpoints" / names[1]).read_bytes() == landmarks
 
 
 def test_payload_without_the_published_prefix_is_refused(server, helpers, tmp_path, fc, run_fetch, monkeypatch):
