@@ -234,7 +234,7 @@ def _warmup_command(python: str, api: str, has_compile: bool) -> str:
 
 
 @check("face-detector", title="Face detector (auto)", category="python", probes=("detectors",),
-       cache=("site", "hub"), fm=("FM24", "FM41"),
+       cache=("site", "hub", "data"), fm=("FM24", "FM41"),
        symptoms=("Downloading the face detection CNN. Please wait...", "no face found in ... (detector mtcnn)"),
        cause="DECA crops from FAN's 68 landmarks; without FAN's weights decaenv's `auto` detector uses MTCNN, "
              "whose crops (and so the codes) differ from DECA's.",
