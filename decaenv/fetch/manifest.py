@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from decaenv.errors import DataError, UsageError
+from decaenv.fetch.placement import requirement_met, torch_hub_checkpoints
 
 SCHEMA_VERSION = 1
 ENV_MANIFEST = "DECAENV_MANIFEST"
@@ -240,35 +241,6 @@ class Manifest:
 
 
 # ------------------------------------------------------------------------------------------ locate
-
-def torch_hub_checkpoints() -> Path:
-    """torch hub's checkpoint folder, resolved as `torch.hub.get_dir()` does without importing torch:
-    `$TORCH_HOME/hub/checkpoints`, else `$XDG_CACHE_HOME/torch/hub/checkpoints`, else
-    `~/.cache/torch/hub/checkpoints`."""
-    home = os.environ.get("TORCH_HOME")
-    if not home:
-        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "torch")
-    return Path(os.path.expanduser(home)) / "hub" / "checkpoints"
-
-
-def requirement_met(requirement: str) -> Optional[bool]:
-    """Whether the installed distribution satisfies a PEP 508 requirement ("face-alignment>=1.5"); None when
-    that distribution is not installed. Read from package metadata: nothing is imported."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-    from packaging.version import InvalidVersion, Version
-
-    req = Requirement(requirement)
-    try:
-        installed = metadata.version(req.name)
-    except metadata.PackageNotFoundError:
-        return None
-    try:
-        return req.specifier.contains(Version(installed), prereleases=True)
-    except InvalidVersion:
-        return False
-
 
 def packaged_manifest() -> Path:
     """The shipped `deca.toml`: the wheel's `decaenv/manifests/`, else the checkout's `manifests/`."""
