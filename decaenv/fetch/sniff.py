@@ -68,8 +68,11 @@ EXPECTED_KIND = {
     "flame-model": ("pickle",),
     "npy-array": ("npy",),
     "npy-dict": ("npy",),
+    "dense-template": ("npy",),
     "npz-keys": ("zip",),
     "obj-mesh": ("text",),
+    "torch-state-dict": ("zip", "pickle"),
+    "torchscript": ("zip",),
 }
 
 
