@@ -33,6 +33,7 @@ def test_script_uses_shard_auto_and_resume():
     assert re.search(r"#SBATCH --array=0-(\d+)", script)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 def test_slurm_array_tasks_cover_every_item_once(tmp_path, synthetic_data_dir):
     photos = tmp_path / "photos"

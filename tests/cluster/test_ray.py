@@ -23,7 +23,7 @@ from decaenv.runtime.detectors.mtcnn import weights_dir  # noqa: E402
 from decaenv.runtime.table import read_codes  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)"),
-              pytest.mark.timeout(420)]
+              pytest.mark.timeout(420), pytest.mark.slow]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 

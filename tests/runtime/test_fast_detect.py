@@ -26,6 +26,7 @@ def test_fast_pass_skips_only_small_face_levels():
     assert fast_skip_levels(224) == 0 and fast_skip_levels(512) == 3 and fast_skip_levels(2048) > 6
 
 
+@pytest.mark.slow
 def test_fast_pass_same_faces_and_crops_on_shared_photos(shared_assets):
     from decaenv.runtime.detectors import create_detector
     from decaenv.runtime.images import read_image
@@ -44,6 +45,7 @@ def test_fast_pass_same_faces_and_crops_on_shared_photos(shared_assets):
     assert found == len(files[::2])
 
 
+@pytest.mark.slow
 def test_fast_pass_falls_back_to_the_full_search_for_small_faces():
     import skimage.data
 

@@ -38,7 +38,7 @@ def eager(deca, crops):
     return _outputs(deca, deca, crops)
 
 
-@pytest.mark.parametrize("graph", ["fused", "freeze"])
+@pytest.mark.parametrize("graph", ["fused", pytest.param("freeze", marks=pytest.mark.slow)])
 def test_exact_mode_matches_eager(deca, crops, eager, graph):
     nets = build_fast(deca, "fp32", graph)
     codes, geometry, uv_z = _outputs(deca, nets, crops)
@@ -51,6 +51,7 @@ def test_exact_mode_matches_eager(deca, crops, eager, graph):
     assert not torch.equal(codes["shape"], ref_codes["shape"]) or graph == "fused"  # really another graph
 
 
+@pytest.mark.slow
 def test_fast_graphs_accept_any_batch_size(deca, crops, eager):
     nets = build_fast(deca, "fp32", "freeze")
     with torch.no_grad():

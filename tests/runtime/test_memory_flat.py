@@ -11,6 +11,7 @@ pytest.importorskip("av")
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "memory_flat.py"
 
 
+@pytest.mark.slow
 def test_rss_flat_and_every_frame_in_the_table(tmp_path):
     spec = importlib.util.spec_from_file_location("memory_flat", BENCH)
     bench = importlib.util.module_from_spec(spec)

@@ -120,6 +120,7 @@ def whole_run(tmp_path_factory, synthetic_data_dir, photos):
     return code, out
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_table_codes_equal_the_npz_files(whole_run):
     code, out = whole_run
@@ -135,6 +136,7 @@ def test_table_codes_equal_the_npz_files(whole_run):
     assert list(failed["name"]) == ["p3_noface"] and "no face found" in failed["error"][0]
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_shards_share_a_folder_write_only_their_tables_and_resume(tmp_path, capsys, synthetic_data_dir, photos,
                                                                   whole_run, monkeypatch):
@@ -159,6 +161,7 @@ def test_shards_share_a_folder_write_only_their_tables_and_resume(tmp_path, caps
     assert code == 0
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_resume_after_a_kill_runs_only_what_is_left(tmp_path, capsys, synthetic_data_dir, photos):
     out = tmp_path / "out"
