@@ -198,7 +198,6 @@ class Reconstructor:
             self.table = TableWriter(table_path(self.out_dir, suffix), landmarks=options.table_landmarks)
             if options.skip_existing:
                 self._done = frozenset(self.table.done_names())
-                self.table.retried = self.table.failed_names()
         self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
         self._loaded = False
         self._names = NameRegistry()

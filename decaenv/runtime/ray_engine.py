@@ -145,8 +145,6 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
     out_dir = prepare_out_dir(options.out_dir)
     table = TableWriter(table_path(out_dir), landmarks=options.table_landmarks)
     done = table.done_names() if options.skip_existing else set()
-    if options.skip_existing:
-        table.retried = table.failed_names()
     summary = RunSummary(out_dir=str(out_dir), detector=options.detector, device=options.device,
                          precision=options.precision, table=str(table.path))
     summary.counts = {}

@@ -132,14 +132,10 @@ class TableWriter:
         self._sink = None
         self._lock = threading.Lock()  # rows come from the input thread (failures) and the writing thread
         self.finalize()  # a journal left by a killed run joins the table first
-        self.retried: Set[str] = set()
 
     def done_names(self) -> Set[str]:
         """Names already in the table with status ok (what `--skip-existing` skips)."""
         return set(read_table_column(self.path, "name", status="ok")) if self.path.is_file() else set()
-
-    def failed_names(self) -> Set[str]:
-        return set(read_table_column(self.path, "name", status="failed")) if self.path.is_file() else set()
 
     def add(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Journal rows now (flushed to the OS: a killed process keeps them)."""
@@ -172,26 +168,21 @@ class TableWriter:
         self.finalize()
 
     def finalize(self) -> None:
-        """Write `path` = its current rows (less failed rows retried since) + the journal's, as row groups."""
+        """Write `path` = its current rows, less those of names the journal holds again (re-done items replace
+        their old rows), + the journal's rows, as row groups; then remove the journal. Memory: one row group
+        and the journal's names."""
         if not self.journal.is_file():
             return
         pq = __import__("pyarrow.parquet", fromlist=["parquet"])
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
-        retried = getattr(self, "retried", set())
+        redone = set()
+        if self.path.is_file():
+            for batch in _journal_batches(self.journal):
+                redone.update(batch.column(0).to_pylist())
         try:
             with pq.ParquetWriter(str(tmp), self.schema, compression="zstd") as writer:
                 if self.path.is_file():
-                    old = pq.ParquetFile(str(self.path))
-                    if old.schema_arrow.names != self.schema.names:
-                        raise DataError(f"table {self.path} has other columns than this run writes "
-                                        "(landmarks on/off?)", hint="write to another folder, or remove the table")
-                    for group in range(old.num_row_groups):
-                        table = old.read_row_group(group)
-                        if retried:
-                            keep = [not (s == "failed" and n in retried) for n, s in
-                                    zip(table.column("name").to_pylist(), table.column("status").to_pylist())]
-                            table = table.filter(self.pa.array(keep))
-                        writer.write_table(table.cast(self.schema))
+                    self._copy_old_rows(pq, writer, redone)
                 pending: List[object] = []
                 count = 0
                 for batch in _journal_batches(self.journal):
@@ -207,6 +198,19 @@ class TableWriter:
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+    def _copy_old_rows(self, pq, writer, redone: Set[str]) -> None:
+        old = pq.ParquetFile(str(self.path))
+        if old.schema_arrow.names != self.schema.names:
+            raise DataError(f"table {self.path} has other columns than this run writes (landmarks on/off?)",
+                            hint="write to another folder, or remove the table")
+        for group in range(old.num_row_groups):
+            table = old.read_row_group(group)
+            if redone:
+                keep = [name not in redone for name in table.column("name").to_pylist()]
+                table = table.filter(self.pa.array(keep, self.pa.bool_()))
+            if table.num_rows:
+                writer.write_table(table.cast(self.schema))
 
 
 def read_table_column(path: Path, column: str, status: Optional[str] = None) -> List[object]:

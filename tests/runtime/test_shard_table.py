@@ -175,3 +175,16 @@ def test_resume_after_a_kill_runs_only_what_is_left(tmp_path, capsys, synthetic_
     codes = read_codes(out / "codes.parquet", status="all")
     assert sorted(codes["name"]) == ["p0", "p1", "p2", "p3_noface"]
     assert not journal_path(out / "codes.parquet").exists()
+
+
+def test_redone_items_replace_their_rows(tmp_path):
+    path = tmp_path / "codes.parquet"
+    first = TableWriter(path)
+    first.add([_row("a", 1.0), make_row("b", "/in/b.png", None, "failed", "no face found")])
+    first.close()
+    again = TableWriter(path)
+    again.add([_row("b", 2.0), _row("a", 5.0)])
+    again.close()
+    codes = read_codes(path, status="all")
+    assert sorted(codes["name"]) == ["a", "b"] and set(codes["status"]) == {"ok"}
+    assert codes["shape"][list(codes["name"]).index("a")][0] == 5.0
