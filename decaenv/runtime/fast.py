@@ -194,6 +194,28 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
     return FastNetworks(e_flame, e_detail, d_detail, precision, graph)
 
 
+def deviation_from_fp32(deca, codedict) -> dict:
+    """How far a batch's codes (and FLAME vertices) computed with the fast graphs are from DECA's eager fp32
+    networks on the same crops: codes max/mean relative (|Δ| / max |fp32| per code), vertices in mm."""
+    from decaenv.runtime.encoders import split_codes
+
+    images = codedict["images"]
+    with torch.no_grad():
+        eager = split_codes(deca.E_flame(images))
+        eager["detail"] = deca.E_detail(images)
+        verts = deca.geometry(codedict)["verts"]
+        eager_verts = deca.geometry(eager)["verts"]
+    rel = {}
+    for key in ("shape", "tex", "exp", "pose", "cam", "light", "detail"):
+        diff = (codedict[key].float() - eager[key]).abs() / eager[key].abs().max().clamp_min(1e-12)
+        rel[key] = (float(diff.max()), float(diff.mean()))
+    mm = (verts - eager_verts).norm(dim=-1) * 1000.0  # FLAME is in metres
+    return {"batch": int(images.shape[0]), "codes_max_rel": max(v[0] for v in rel.values()),
+            "codes_mean_rel": sum(v[1] for v in rel.values()) / len(rel),
+            "per_code_max_rel": {k: round(v[0], 6) for k, v in rel.items()},
+            "vertices_max_mm": float(mm.max()), "vertices_mean_mm": float(mm.mean())}
+
+
 # -- hardware support for bf16 --------------------------------------------------------------------------
 def bf16_support(device: Optional[torch.device] = None, flags: Optional[set] = None) -> Tuple[bool, str]:
     """Whether `--precision bf16` is fast here: (good, one line why)."""

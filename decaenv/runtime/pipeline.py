@@ -75,6 +75,7 @@ class RunSummary:
     table: str = ""
     counts: Dict[str, int] = field(default_factory=dict)
     engine: Dict[str, object] = field(default_factory=dict)
+    precision_check: Dict[str, object] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         if self.counts:
@@ -106,6 +107,7 @@ class RunSummary:
                 "detector": self.detector, "detector_fallbacks": self.fallbacks(), "rasterizer": self.rasterizer,
                 "out_dir": self.out_dir, "precision": self.precision, **({"table": self.table} if self.table else {}),
                 **({"engine": self.engine} if self.engine else {}),
+                **({"precision_check": self.precision_check} if self.precision_check else {}),
                 "items": [asdict(i) for i in self.items]}
 
 
@@ -201,6 +203,7 @@ class Reconstructor:
         self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
         self._loaded = False
         self._names = NameRegistry()
+        self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch
         if not lazy:
             self.load()
 
@@ -266,6 +269,7 @@ class Reconstructor:
             summary.device, summary.rasterizer = str(self._deca.device), f"{self._deca.backend}"
             summary.detector = self.detector.name if self.detector else "none (--iscrop false)"
             summary.precision = self._deca.precision
+            summary.precision_check = self.precision_check or {}
             if self.table is not None:
                 summary.table = str(self.table.path)
         return summary
@@ -341,7 +345,12 @@ class Reconstructor:
         import torch
 
         try:
-            return self.run_model(prepared), None
+            result = self.run_model(prepared)
+            if self.deca.precision != "fp32" and self.precision_check is None:
+                from decaenv.runtime.fast import deviation_from_fp32
+
+                self.precision_check = deviation_from_fp32(self.deca, result["codedict"])
+            return result, None
         except RuntimeError as exc:  # e.g. out of memory: the batch fails, the run goes on
             text = " ".join(str(exc).split())[:300]
             hint = " — try a smaller --batch-size" if "memory" in text.lower() else ""

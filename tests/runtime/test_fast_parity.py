@@ -125,3 +125,16 @@ def test_fast_graphs_on_cuda(synthetic_data_dir, astronaut_crop, precision):
         fast = build_fast(gpu, precision, "freeze").E_flame(images)
     assert fast.dtype == torch.float32 and fast.is_cuda
     assert rel(fast, reference) <= (1e-5 if precision == "fp32" else 0.05)
+
+
+def test_deviation_report_of_bf16(deca, crops):
+    from decaenv.runtime.fast import deviation_from_fp32
+
+    try:
+        deca.accelerate("bf16", "fused")
+        report = deviation_from_fp32(deca, deca.encode(crops))
+    finally:
+        deca.fast = None
+    assert report["batch"] == 3 and 0 < report["codes_max_rel"] < 0.05
+    assert 0 <= report["vertices_mean_mm"] <= report["vertices_max_mm"] < 5
+    assert set(report["per_code_max_rel"]) == {"shape", "tex", "exp", "pose", "cam", "light", "detail"}
