@@ -76,6 +76,7 @@ def main() -> int:
                 continue
             deviation = float((out - reference).abs().max() / reference.abs().max())
             variants[f"{precision}/{graph}"] = (nets, time.perf_counter() - start, deviation)
+            print(f"  built {precision}/{graph} in {variants[f'{precision}/{graph}'][1]:.1f} s", flush=True)
     ratios = {name: [] for name in variants}
     eager_times = []
     with torch.inference_mode():
