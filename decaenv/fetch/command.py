@@ -164,12 +164,10 @@ def _report(req: FetchRequest, results, data_dir) -> None:
 
 
 def _needs_hand(result) -> bool:
-    from decaenv.fetch.errors import error_code
+    from decaenv.fetch.errors import code_of
 
-    return error_code(result.error) in ("offline", "network", "timeout", "gdrive-quota", "gdrive-interstitial",
-                                        "gdrive-permission", "manual-only", "http-404", "http-403",
-                                        "html-login-rejected", "html-license-not-accepted", "credentials-missing",
-                                        "truncated", "gdown-missing")
+    code = code_of(result.error)
+    return code is not None and code.by_hand
 
 
 def _confirm_license(lic, entry) -> bool:

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from decaenv.errors import DecaenvError, IntegrityError
 from decaenv.fetch import downloaders
 from decaenv.fetch.credentials import Credentials, get_credentials
-from decaenv.fetch.errors import error_code, fail
+from decaenv.fetch.errors import FetchCode, code_of, fail
 from decaenv.fetch.hashes import HashCache
 from decaenv.fetch.http import Context, HttpOptions, make_session
 from decaenv.fetch.locks import file_lock
@@ -33,11 +33,6 @@ from decaenv.fetch.validators import validate, validator_key
 from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 
 log = logging.getLogger("decaenv.fetch")
-
-#: Failures after which the staging file is kept for the next run to resume.
-RESUMABLE = ("truncated", "network", "timeout", "offline", "http-error", "locked")
-#: Failures whose payload is evidence: moved to the quarantine.
-QUARANTINE = ("size-mismatch", "hash-mismatch", "invalid-content", "unsafe-archive", "member-missing")
 
 
 @dataclass
@@ -231,7 +226,8 @@ class Fetcher:
             except DecaenvError as exc:
                 log.info("%s: source %s failed: %s", entry.id, source.kind, exc.one_line())
                 errors.append(exc)
-                if error_code(exc) in ("credentials-missing", "disk-space", "insecure-url"):
+                code = code_of(exc)
+                if code is not None and code.final:
                     break
         if not errors:
             raise fail("manual-only", f"{entry.dest} has no automatic source",
@@ -283,22 +279,22 @@ class Fetcher:
 
         `refused`: the staging file is a complete payload that failed verification (always quarantined).
         """
-        code = error_code(exc)
-        payload = getattr(exc, "payload", None)
+        code = code_of(exc)
+        label = code.value if code is not None else "refused"
         name = name or staging.meta.get("dest") or entry.name
         where = None
-        if payload is not None:
-            where = self.store.quarantine_bytes(payload, name, code)
-        if (refused or code in QUARANTINE) and staging.size():
-            where = self.store.quarantine(staging.path, name, code)
+        if exc.payload is not None:
+            where = self.store.quarantine_bytes(exc.payload, name, label)
+        if (refused or (code is not None and code.quarantine)) and staging.size():
+            where = self.store.quarantine(staging.path, name, label)
             staging.discard()
-        elif code in RESUMABLE and staging.size() and sniff(read_head(staging.path)) != "html":
+        elif code is not None and code.resumable and staging.size() and sniff(read_head(staging.path)) != "html":
             staging.save_meta()
         else:
             staging.discard()
         if where is not None:
             exc.hint = f"{exc.hint or ''} (refused payload kept in {where})".strip()
-            exc.quarantined = str(where)  # type: ignore[attr-defined]
+            exc.quarantined = str(where)
         return exc
 
     def _extract(self, entry: Entry, source: Source, staging: Staging):

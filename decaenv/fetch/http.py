@@ -322,7 +322,7 @@ def _html_error(page: bytes, ctx: Context):
     """The classified error for an HTML page, carrying the page (`payload`) for the quarantine."""
     exc = classify_html(page.decode("utf-8", "replace"), source_kind=ctx.source_kind, what=ctx.what,
                         manual=ctx.manual)
-    exc.payload = page  # type: ignore[attr-defined]
+    exc.payload = page
     return exc
 
 
