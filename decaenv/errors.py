@@ -68,7 +68,13 @@ class UnsafeContentError(DataError):
 
 
 class FetchError(DecaenvError):
-    """A download or import that failed (network, server answer, credentials)."""
+    """A download or import that failed (network, server answer, credentials).
+
+    Attributes:
+        http_status: the HTTP status of the answer that was refused, when there was one.
+    """
+
+    http_status: Optional[int] = None
 
 
 class IntegrityError(FetchError):

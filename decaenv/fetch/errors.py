@@ -55,7 +55,7 @@ class FetchCode(str, enum.Enum):
     REDIRECT_REFUSED = "redirect-refused"
     INSECURE_URL = "insecure-url"
     LOCKED = "locked"
-    EXISTS = "exists"
+    SYMLINK_OUTSIDE = "symlink-outside"
 
     def __str__(self) -> str:
         return self.value
@@ -85,7 +85,7 @@ _RESUMABLE = frozenset({FetchCode.TRUNCATED, FetchCode.NETWORK, FetchCode.TIMEOU
                         FetchCode.OFFLINE, FetchCode.HTTP_ERROR, FetchCode.LOCKED, FetchCode.DISK_SPACE,
                         FetchCode.FILESYSTEM})
 _QUARANTINE = frozenset({FetchCode.SIZE_MISMATCH, FetchCode.HASH_MISMATCH, FetchCode.INVALID_CONTENT,
-                         FetchCode.UNSAFE_ARCHIVE, FetchCode.MEMBER_MISSING, FetchCode.ARCHIVE_TOO_LARGE})
+                         FetchCode.UNSAFE_ARCHIVE, FetchCode.MEMBER_MISSING})  # a zip bomb is not kept
 _FINAL = frozenset({FetchCode.CREDENTIALS_MISSING, FetchCode.DISK_SPACE, FetchCode.INSECURE_URL,
                     FetchCode.FILESYSTEM})
 _BY_HAND = frozenset({FetchCode.OFFLINE, FetchCode.NETWORK, FetchCode.TIMEOUT, FetchCode.TOO_SLOW,
@@ -136,6 +136,11 @@ _QUOTA = re.compile(r"too many users|quota|exceeded|rate limit", re.I)
 _SCAN = re.compile(r"virus|can.t scan|cannot scan|download anyway|download-form", re.I)
 _GOOGLE_LOGIN = re.compile(r"accounts\.google\.com|servicelogin|request access|need access|"
                            r"you need permission", re.I)
+
+
+def page_title(text: str) -> str:
+    """An HTML page's <title> (whitespace folded, at most 80 characters), or ""."""
+    return _title(text)
 
 
 def _title(text: str) -> str:

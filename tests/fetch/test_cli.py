@@ -179,5 +179,5 @@ def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, h
     run = _cli("--data-dir", str(data), "-v", "fetch", "--accept-license", env={"DECAENV_MANIFEST": str(manifest)})
     assert run.returncode == 0, run.stderr
     assert (data / "deca_model.tar").stat().st_size == len(ckpt)
-    assert any("replaced-hash-unknown" in p.name or "replaced" in p.name
-               for p in (data / ".decaenv" / "quarantine").iterdir())
+    (kept,) = (data / ".decaenv" / "kept").iterdir()  # the previous file is kept, never deleted
+    assert kept.read_text().startswith("<!DOCTYPE html>")

@@ -4,6 +4,8 @@ turning TLS off. Against a loopback server that answers like the MPI login."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -53,8 +55,10 @@ def test_bad_credentials_get_the_login_page(server, helpers, tmp_path, run_fetch
     assert f"user '{helpers.GOOD_USER}', password from $DECAENV_FLAME_PASSWORD" in err.message
     assert "ngw8" in err.hint and out.sleeps == []
     assert not (out.data_dir / "generic_model.pkl").exists() and not out.partials()
-    (page,) = out.quarantined()
-    assert b"Wrong username or password" in page.read_bytes() and b"wrong" not in page.name.encode()
+    (page,) = out.quarantined()  # what the login POST answered: classified, never stored verbatim
+    record = json.loads(page.read_bytes())
+    assert record["title"] == "Login - FLAME" and record["code"] == "html-login-rejected"
+    assert record["http_status"] == 200 and b"Wrong username" not in page.read_bytes()
 
 
 def test_licence_not_accepted_on_the_website(server, helpers, tmp_path, run_fetch, fc, flame_zip, monkeypatch):
