@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from decaenv.errors import DecaenvError, IntegrityError
+from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch import downloaders
 from decaenv.fetch.credentials import Credentials, get_credentials
 from decaenv.fetch.errors import FetchCode, code_of, fail
@@ -136,8 +136,9 @@ class Fetcher:
             started = time.monotonic()
             try:
                 result = self.fetch_one(entry)
-            except DecaenvError as exc:
-                result = FileResult(entry, "failed", error=exc)
+            except (DecaenvError, OSError) as exc:
+                error = exc if isinstance(exc, DecaenvError) else os_error(exc, entry.path(self.store.root))
+                result = FileResult(entry, "failed", error=error)
                 result.status = self._safe_status(entry)
             result.seconds = time.monotonic() - started
             results.append(result)
@@ -257,8 +258,10 @@ class Fetcher:
             transfer = download(self.env(), entry, source, staging, ctx)
         except DecaenvError as exc:
             raise self._after_failure(exc, staging, entry) from None
+        except OSError as exc:  # disk full, quota, read-only...: keep what arrived for the next run
+            raise self._after_failure(os_error(exc, staging.path), staging, entry) from None
         except BaseException:
-            staging.save_meta()  # keep the partial (Ctrl-C): the next run resumes it
+            self._keep_partial(staging)  # Ctrl-C: the next run resumes it
             raise
         result = FileResult(entry, "resumed" if transfer.resumed_from else "downloaded",
                             source=source.browser_url() if source.kind == "gdrive" else source.download_url,
@@ -295,13 +298,23 @@ class Fetcher:
                 where = self.store.quarantine(staging.path, name, label)
             staging.discard()
         elif code is not None and code.resumable and staging.size() and sniff(read_head(staging.path)) != "html":
-            staging.save_meta()
+            self._keep_partial(staging)
         else:
             staging.discard()
         if where is not None:
             exc.hint = f"{exc.hint or ''} (refused payload kept in {where})".strip()
             exc.quarantined = str(where)
         return exc
+
+    @staticmethod
+    def _keep_partial(staging: Staging) -> None:
+        """Save a partial's metadata for resuming; a partial whose metadata cannot be written (the disk is
+        full) keeps its older metadata, or is dropped when it has none."""
+        try:
+            staging.save_meta()
+        except OSError:
+            if not staging.meta_path.exists():
+                staging.discard()
 
     def _quarantine_login_answer(self, exc: DecaenvError, page: bytes, name: str, label: str,
                                  size: Optional[int] = None) -> Path:

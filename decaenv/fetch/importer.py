@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from decaenv.errors import DecaenvError, IntegrityError
+from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch.engine import Fetcher, FileResult
 from decaenv.fetch.errors import classify_html, fail
 from decaenv.fetch.hashes import CHUNK, new_hasher
@@ -73,7 +73,12 @@ class Importer:
         results: List[FileResult] = []
         for raw in paths:
             path = Path(raw).expanduser()
-            if not path.exists():
+            try:
+                exists = path.exists()
+            except OSError as exc:  # a name too long, a loop of links...
+                results.append(self._failed(path, os_error(exc, path, "read")))
+                continue
+            if not exists:
                 results.append(self._failed(path, fail("not-recognised", f"{path} does not exist",
                                                        hint="check the path given to --from")))
                 continue
@@ -120,6 +125,8 @@ class Importer:
                        hint=self._known())
         except DecaenvError as exc:
             return [self._failed(path, exc, entry)]
+        except OSError as exc:  # unreadable source, full or read-only data dir
+            return [self._failed(path, os_error(exc, path, "import"), entry)]
 
     def _refuse_kind(self, entry: Entry, path: Path) -> None:
         head = read_head(path)
@@ -192,6 +199,8 @@ class Importer:
                         results.append(self._import_member(archive, path, entry, member))
                 except DecaenvError as exc:
                     results.append(self._failed(path, exc, entry))
+                except OSError as exc:
+                    results.append(self._failed(path, os_error(exc, entry.path(fetcher.store.root), "import"), entry))
         return results
 
     def _import_member(self, archive: Archive, path: Path, entry: Entry, member: str) -> FileResult:
