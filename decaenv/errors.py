@@ -120,11 +120,11 @@ _OS_HINTS = {
 }
 
 
-def os_error(exc: OSError, path: Optional[os.PathLike] = None, action: str = "write") -> FileSystemError:
+def os_error(exc: OSError, path: Optional[os.PathLike] = None, action: str = "use") -> FileSystemError:
     """A one-line `FileSystemError` for an OSError: what failed, on which path, why, and the fix.
 
     Args:
-        exc: the OSError. path: the path to name when the error carries none. action: "write", "read", ...
+        exc: the OSError. path: the path to name when the error carries none. action: "write", "read", "use".
     """
     where = exc.filename if exc.filename is not None else path
     why, fix = _OS_HINTS.get(exc.errno or -2, (exc.strerror or str(exc), "check the path and retry"))

@@ -259,7 +259,7 @@ class Fetcher:
         except DecaenvError as exc:
             raise self._after_failure(exc, staging, entry) from None
         except OSError as exc:  # disk full, quota, read-only...: keep what arrived for the next run
-            raise self._after_failure(os_error(exc, staging.path), staging, entry) from None
+            raise self._after_failure(os_error(exc, staging.path, "write"), staging, entry) from None
         except BaseException:
             self._keep_partial(staging)  # Ctrl-C: the next run resumes it
             raise
