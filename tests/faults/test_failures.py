@@ -124,12 +124,12 @@ def test_read_only_data_dir_force_over_a_full_dir(faults, loopback, tmp_path, re
 
 
 @pytest.mark.parametrize("where,content", [
-    ("cache", {"version": 1, "files": {"x": "a string, not a record"}}),
+    ("cache", {"version": 1, "files": {"<blob>": "a string, not a record"}}),
     ("cache", {"version": 1, "files": ["a", "list"]}),
     ("lockfile", {"version": 1, "files": ["a", "list"]}),
     ("lockfile", {"version": 1, "files": {"blob": {"sha256": 5, "size": "big"}}}),
     ("licenses", {"version": 1, "accepted": ["test"]}),
-    ("licenses", [1, 2, 3]),
+    ("licenses", [1, 2, 3]),  # already handled before this suite: kept as coverage
 ])
 def test_malformed_state_is_treated_as_absent(faults, loopback, tmp_path, monkeypatch, capsys, caplog,
                                               _isolated_home, where, content):
@@ -140,10 +140,11 @@ def test_malformed_state_is_treated_as_absent(faults, loopback, tmp_path, monkey
     path = {"cache": _isolated_home / "cache" / "file-hashes.json", "lockfile": data / ".decaenv" / "lockfile.json",
             "licenses": data / ".decaenv" / "licenses.json"}[where]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content))
-    if where == "cache":  # a record for the file must exist to be misread
+    text = json.dumps(content).replace("<blob>", os.path.realpath(data / "blob.bin"))
+    path.write_text(text)
+    if where == "cache":  # the file must exist for its (malformed) record to be read
         assert main(["--data-dir", str(data), "-q", "fetch", "--accept-license"]) == 0
-        path.write_text(json.dumps(content))
+        path.write_text(text)
     assert main(["--data-dir", str(data), "fetch", "--list"]) == 0
     assert main(["--data-dir", str(data), "-q", "fetch", "--accept-license"]) == 0
     assert main(["--data-dir", str(data), "fetch", "--verify"]) == 0

@@ -65,7 +65,7 @@ def test_hung_tool_skips_what_needs_it(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("nvcc", "gcc", "c++", "ninja"):
-        _tool(bin_dir, name, "sleep 300\n")
+        _tool(bin_dir, name, "exec /bin/sleep 300\n")
     probe = SystemProbe(environ={"PATH": str(bin_dir)}, budgets=Budgets(command=0.5))
     start = time.monotonic()
     with pytest.raises(ProbeTimeout):
