@@ -51,11 +51,9 @@ def kill_tree(proc: subprocess.Popen) -> None:
     session and group) dies too, even after re-parenting. Not guaranteed: a descendant that re-parented
     and closed its copies of the pipes cannot be traced (it no longer blocks the doctor either).
     """
-    escaped = pipe_holders(proc) if os.name == "posix" else []
     if proc.poll() is not None:
-        _kill_all(escaped)
         return  # reaped: its process-group id may already belong to someone else
-    escaped += descendants(proc.pid) if os.name == "posix" else []
+    escaped = descendants(proc.pid) + pipe_holders(proc) if os.name == "posix" else []
     try:
         if os.name == "nt":
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10)
