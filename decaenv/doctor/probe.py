@@ -247,6 +247,22 @@ class SystemProbe:
             raise ProbeTimeout(f"`{' '.join(argv)}`", budget, outcome.output[-500:])
         return outcome
 
+    def _check_tools(self, tools: Sequence[str]) -> None:
+        """Ask each of `tools` on PATH for its version, concurrently (one command budget in all): a hung one
+        cancels the sections that need it before they wait out their own, much longer, budget."""
+        def ask(path: str) -> None:
+            try:
+                self.run([path, "--version"])
+            except (ProbeTimeout, ProbeSkipped):
+                pass
+
+        paths = [p for p in (self.which(t) for t in tools) if p]
+        threads = [threading.Thread(target=ask, args=(p,), daemon=True) for p in paths]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
     def _tool_hung(self, tool: str, what: str) -> None:
         """Remember a hung tool; cancel the sections that need it (they would hang for their whole budget)."""
         with self._sessions_lock:
@@ -293,6 +309,8 @@ class SystemProbe:
             ProbeTimeout: it did not answer within its budget. ProbeLost: its process died.
             ProbeError: it raised (a decaenv bug).
         """
+        if name in SECTION_TOOLS:
+            self._check_tools(SECTION_TOOLS[name])
         with self._sessions_lock:
             if name in self._cancelled:
                 raise ProbeSkipped(f"not run: {self._cancelled[name]}")

@@ -78,6 +78,23 @@ def test_hung_tool_skips_what_needs_it(tmp_path):
     assert time.monotonic() - start < 5.0
 
 
+def test_build_probe_alone_checks_its_tools_first(tmp_path):
+    """`decaenv doctor rasterizer-build` alone: no toolchain check ran before, so the build probe asks its
+    tools for their version first (one command budget) instead of compiling with a hung compiler for 420 s."""
+    from decaenv.doctor.probe import Budgets, ProbeSkipped, SystemProbe
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("c++", "ninja"):
+        _tool(bin_dir, name, "exec /bin/sleep 300\n")
+    probe = SystemProbe(environ={"PATH": str(bin_dir)}, budgets=Budgets(command=0.5, build=300))
+    start = time.monotonic()
+    with pytest.raises(ProbeSkipped, match="the build probe needs it"):
+        probe.section("build")
+    probe.close()
+    assert time.monotonic() - start < 5.0
+
+
 def test_skipped_probe_is_a_skip_row():
     from decaenv.doctor.model import Check, Status
     from decaenv.doctor.probe import ProbeSkipped
