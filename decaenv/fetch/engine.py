@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch import downloaders
 from decaenv.fetch.credentials import Credentials, get_credentials
-from decaenv.fetch.errors import FetchCode, code_of, fail
+from decaenv.fetch.errors import code_of, fail
 from decaenv.fetch.hashes import HashCache
 from decaenv.fetch.http import Context, HttpOptions, make_session
 from decaenv.fetch.locks import file_lock

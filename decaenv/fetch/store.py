@@ -51,7 +51,10 @@ def private_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed and make it 0700 (decaenv's own state folders)."""
     path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     if os.name == "posix" and path.stat().st_mode & 0o077:
-        os.chmod(path, PRIVATE_DIR)
+        try:
+            os.chmod(path, PRIVATE_DIR)
+        except PermissionError:  # a shared data dir whose state folder another user created
+            log.warning("cannot make %s private (0700): it belongs to another user", path)
     return path
 
 
@@ -182,11 +185,18 @@ class Store:
         """Delete what dead processes of this host left behind and nobody can resume: partial extractions
         and imports, orphan `.part.json` files, temp files of interrupted writes. Returns what went."""
         gone: List[Path] = []
-        for folder in [self.root] + [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]:
-            for path in folder.iterdir():
-                if self._stale(path):
-                    _unlink(path)
-                    gone.append(path)
+        try:
+            folders = [self.root] + [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except OSError:
+            return gone
+        for folder in folders:
+            try:
+                stale = [path for path in folder.iterdir() if self._stale(path)]
+            except OSError:  # an unreadable sub-folder is not ours to clean
+                continue
+            for path in stale:
+                _unlink(path)
+                gone.append(path)
         if gone:
             log.info("removed %d file(s) left by interrupted runs: %s", len(gone), ", ".join(p.name for p in gone))
         return gone
@@ -325,7 +335,10 @@ class Store:
     def keep_aside(self, path: Path, name: str) -> Path:
         """Move a file decaenv did not create out of a destination it is about to write (never deleted)."""
         target = self._target(self.kept_dir, name)
-        os.replace(path, target)
+        try:
+            os.replace(path, target)
+        except OSError:  # a destination on another filesystem (a symlinked sub-folder)
+            shutil.move(str(path), str(target))
         return target
 
     def quarantine_entries(self) -> List[Path]:

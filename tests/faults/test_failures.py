@@ -10,7 +10,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -160,7 +159,6 @@ def test_doctor_results_cache_entry_that_is_a_string(tmp_path):
     path = tmp_path / "results-v1.json"
     path.write_text(json.dumps({"format": 1, "checks": {"python": "garbage", "torch": ["x"]}}))
     cache = ResultCache(path)
-    from decaenv.doctor.registry import Registry  # noqa: F401 - the cache is read without checks
 
     class Item:
         id = "python"
