@@ -1,8 +1,9 @@
 """Two guards of `decaenv reconstruct`: one run per output folder, and no `--render-orig` that cannot fit in memory.
 
 * `OutputLock`: an advisory lock (`filelock`, flock on POSIX: the kernel drops it when its holder dies, even
-  on `kill -9`) on `<out>/.decaenv-reconstruct.lock`, with the holder's pid, host and start time beside it, so
-  a second run into the same folder stops at once and says which run owns it instead of overwriting its items.
+  on `kill -9`) named after the output folder's real path, kept in decaenv's cache folder (`locks/`, so the
+  output folder holds only outputs), with the holder's pid, host and start time beside it: a second run into
+  the same folder stops at once and says which run owns it instead of overwriting its items.
 * `check_render_orig_memory`: rendering at the original size keeps several full-size float panels and the
   rasterizer's per-pixel buffers; a 110-megapixel photo needed more than 14 GB. The peak is estimated from
   the pixel count before rendering and the item is refused (one line: size, estimate, what is available,
@@ -20,8 +21,6 @@ from typing import Optional
 
 from decaenv.errors import InputError, UsageError
 
-LOCK_NAME = ".decaenv-reconstruct.lock"
-OWNER_NAME = ".decaenv-reconstruct.owner"
 #: Peak bytes per original-image pixel of a `--render-orig` decode: float32 RGB panels (inputs, shape,
 #: detail, landmarks, background: 5 × 12 bytes), rasterizer buffers (depth, face ids, barycentrics, normals,
 #: masks ≈ 40 bytes) and temporaries. 110 MP measured 14 GB ≈ 127 bytes/pixel.
@@ -31,12 +30,19 @@ HEADROOM = 0.8
 
 
 class OutputLock:
-    """Hold `<out_dir>/.decaenv-reconstruct.lock` for the duration of a run (a context manager)."""
+    """Hold the lock of `out_dir` for the duration of a run (a context manager)."""
 
     def __init__(self, out_dir: os.PathLike):
+        import hashlib
+
+        from decaenv.paths import cache_dir
+
         self.out_dir = Path(out_dir)
-        self.path = self.out_dir / LOCK_NAME
-        self.owner_path = self.out_dir / OWNER_NAME
+        key = hashlib.sha256(os.path.realpath(self.out_dir).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        folder = cache_dir() / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"reconstruct-{key}.lock"
+        self.owner_path = folder / f"reconstruct-{key}.owner"
         self._lock = None
 
     def __enter__(self) -> "OutputLock":
