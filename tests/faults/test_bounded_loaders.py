@@ -121,6 +121,7 @@ def _zip_bomb(path: Path, member: str, size: int) -> None:
                 out.write(block)
 
 
+@pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
 def test_zip_bomb_is_refused_before_extraction_and_not_kept(faults, tmp_path):
     archive = tmp_path / "FLAME2020.zip"
     _zip_bomb(archive, "FLAME2020/generic_model.pkl", 128 << 20)
@@ -139,6 +140,7 @@ def test_zip_bomb_is_refused_before_extraction_and_not_kept(faults, tmp_path):
     assert leftovers == []
 
 
+@pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
 def test_npz_member_bomb_is_refused_by_the_crc_pass(tmp_path):
     bomb = tmp_path / "x.npz"
     _zip_bomb(bomb, "a.npy", 80 << 20)
@@ -150,13 +152,21 @@ def test_npz_member_bomb_is_refused_by_the_crc_pass(tmp_path):
     assert time.perf_counter() - start < 1.0
 
 
-def test_real_files_pass_the_limits(procedural_data_dir, shared_assets):
+def test_real_files_pass_the_limits(procedural_data_dir):
     """The limits are derived from the real files: DECA's and FLAME's files must load as before."""
     from decaenv.fetch.outline import outline_npy, outline_torch
     from decaenv.loaders.flame import load_flame
     from decaenv.loaders.safe_pickle import load_object_npy
 
     assert load_flame(procedural_data_dir / "generic_model.pkl").v_template.shape == (5023, 3)
-    assert isinstance(load_object_npy(shared_assets / "deca-data" / "landmark_embedding.npy"), dict)
+    assert isinstance(load_object_npy(procedural_data_dir / "landmark_embedding.npy"), dict)
     assert isinstance(outline_npy(procedural_data_dir / "texture_data_256.npy"), dict)
     assert "E_flame" in outline_torch(procedural_data_dir / "deca_model.tar")
+
+
+def test_deca_public_files_pass_the_limits(shared_assets):
+    from decaenv.fetch.outline import outline_npy
+    from decaenv.loaders.safe_pickle import load_object_npy
+
+    embedding = shared_assets / "deca-data" / "landmark_embedding.npy"
+    assert isinstance(load_object_npy(embedding), dict) and isinstance(outline_npy(embedding), dict)

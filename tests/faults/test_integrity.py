@@ -36,6 +36,7 @@ def checkpoints(procedural_data_dir):
     return good, _flip_inside_a_tensor(good)
 
 
+@pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
 def test_flipped_byte_behind_a_valid_206_is_refused_and_not_pinned(faults, loopback, tmp_path, checkpoints):
     """The full-size checkpoint (214 MB written: the suite's only one), resumed with a correct 206."""
     _good, bad = checkpoints

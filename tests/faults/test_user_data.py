@@ -11,6 +11,8 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from decaenv.cli import main
 
 
@@ -27,6 +29,7 @@ def _flame_manifest(faults, tmp_path: Path, url: str = "https://example.org/none
          "approx_size": 53000000, "sources": [source]}])
 
 
+@pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
 def test_import_never_overwrites_the_users_own_npz(faults, tmp_path, procedural_data_dir):
     pkl = (procedural_data_dir / "generic_model.pkl").read_bytes()
     archive = tmp_path / "FLAME2020.zip"
