@@ -61,7 +61,6 @@ class _Cell:
 _MUTATORS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"})
 _GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-_MARK = object()
 
 
 def check_pickle(fh: BinaryIO, what: str, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -82,7 +81,8 @@ def check_pickle(fh: BinaryIO, what: str, limits: Limits = DEFAULT_LIMITS) -> No
 class _Replay:
     def __init__(self, what: str, limits: Limits):
         self.what, self.limits = what, limits
-        self.stack: List[object] = []
+        self.stack: List[_Cell] = []
+        self.marks: List[int] = []  # stack heights at each open MARK (O(1) per mark, whatever the stack)
         self.memo: Dict[int, _Cell] = {}
         self.refs = 0
 
@@ -98,7 +98,7 @@ class _Replay:
             if op.name == "STOP":
                 return
             self.step(op, arg)
-            if len(self.stack) > self.limits.stack:
+            if len(self.stack) + len(self.marks) > self.limits.stack:
                 raise self.refuse(f"keeps more than {self.limits.stack:,} objects open (nesting)", self.limits.stack)
 
     def step(self, op, arg) -> None:
@@ -118,6 +118,9 @@ class _Replay:
         if name == "DUP":
             self.stack.append(self._top())
             return
+        if name == "MARK":
+            self.marks.append(len(self.stack))
+            return
         popped = self._pop(op)
         if name == "POP" or name == "POP_MARK" or not op.stack_after:
             return
@@ -135,23 +138,21 @@ class _Replay:
                               "counted each time)", self.limits.elements)
         if target.depth > self.limits.depth:
             raise self.refuse(f"nests deeper than {self.limits.depth} levels", self.limits.depth)
-        for after in op.stack_after:
-            self.stack.append(_MARK if after is pickletools.markobject else target)
+        self.stack.extend(target for _ in op.stack_after)
 
     def _top(self) -> _Cell:
-        top = self.stack[-1] if self.stack else None
-        return top if isinstance(top, _Cell) else _Cell()
+        return self.stack[-1] if self.stack else _Cell()
 
     def _pop(self, op) -> List[_Cell]:
         before = op.stack_before
         if pickletools.markobject in before:
-            cut = max(i for i, item in enumerate(self.stack) if item is _MARK) if _MARK in self.stack else 0
-            sliced = [c for c in self.stack[cut + 1:] if isinstance(c, _Cell)]
+            cut = min(self.marks.pop() if self.marks else 0, len(self.stack))
+            sliced = self.stack[cut:]
             del self.stack[cut:]
             head = before.index(pickletools.markobject)
             lead = [self.stack.pop() for _ in range(min(head, len(self.stack)))][::-1]
-            return [c for c in lead if isinstance(c, _Cell)] + sliced
-        count = len(before)
+            return lead + sliced
+        count = min(len(before), len(self.stack))
         popped = self.stack[len(self.stack) - count:] if count else []
-        del self.stack[len(self.stack) - len(popped):]
-        return [c for c in popped if isinstance(c, _Cell)]
+        del self.stack[len(self.stack) - count:]
+        return popped
