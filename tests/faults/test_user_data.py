@@ -25,13 +25,24 @@ def _flame_manifest(faults, tmp_path: Path, url: str = "https://example.org/none
     if kind == "form-post":
         source.update(credentials="flame", fields={"username": "username", "password": "password"})
     return faults.write_manifest(tmp_path / "m.toml", [
-        {"id": "flame", "dest": "generic_model.pkl", "validate": {"kind": "flame-model"}, "post": ["flame-npz"],
+        {"id": "flame", "dest": "generic_model.pkl", "validate": {"kind": "flame-model", "deca": False},
+         "post": ["flame-npz"],
          "approx_size": 53000000, "sources": [source]}])
 
 
-@pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
-def test_import_never_overwrites_the_users_own_npz(faults, tmp_path, procedural_data_dir):
-    pkl = (procedural_data_dir / "generic_model.pkl").read_bytes()
+def _mini_flame_pickle() -> bytes:
+    """A FLAME pickle of the real layout with 20 shape+expression components (7 MB instead of 53)."""
+    import numpy as np
+
+    from decaenv.synthetic import flame, topology
+
+    arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng(0))
+    arrays["shapedirs"] = arrays["shapedirs"][:, :, :20]
+    return flame.flame_pickle_bytes(arrays)
+
+
+def test_import_never_overwrites_the_users_own_npz(faults, tmp_path):
+    pkl = _mini_flame_pickle()
     archive = tmp_path / "FLAME2020.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("FLAME2020/generic_model.pkl", pkl)
