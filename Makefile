@@ -44,7 +44,13 @@ run: setup
 $(VENV)/.doctor-wheelhouse: $(STAMP) tests/doctor/venv_matrix.py
 	$(BIN)/python tests/doctor/venv_matrix.py --prepare && touch $@
 
-test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse
+# The environment in which DECA's own demos run for tests/compat/test_deca_demos.py (torch 2.14.1 + torchvision
+# 0.29.1, ~6 GB, cached under the user cache dir, never in $(VENV)): set-up downloads its wheels, then builds it
+# offline once; the test itself only reuses it.
+$(VENV)/.deca-env: $(STAMP) tests/compat/deca_env.py
+	$(BIN)/python tests/compat/deca_env.py --prepare --build && touch $@
+
+test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.deca-env
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
