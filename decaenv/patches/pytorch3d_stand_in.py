@@ -9,6 +9,7 @@ and `pytorch3d.renderer.mesh.rasterize_meshes` in `sys.modules`, holding decaenv
 (`decaenv.patches._p3d_surface`): same call signatures, same conventions (NDC, packed face indices, -1 where
 empty), one face per pixel. Any other pytorch3d name raises an AttributeError that says it is a stand-in.
 Nothing is registered when a real pytorch3d is importable.
+Upstream: https://github.com/facebookresearch/pytorch3d/blob/main/INSTALL.md (no PyPI builds; FM25)
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ depth already in `depth_buffer` (in/out), writing depth, face index (int32) and 
 coverage, the barycentrics and the nearest face come from decaenv's rasterizer (pytorch3d's rule: all three
 barycentrics > 0, nearest by interpolated depth), then the same in/out merge is done. The two agree on every
 pixel whose centre is not exactly on a triangle edge (where DECA's own CUDA result depends on thread order).
+Upstream: https://github.com/yfeng95/DECA/issues/94 (the JIT build failing, one of many reports; FM01-FM07)
 """
 
 from __future__ import annotations

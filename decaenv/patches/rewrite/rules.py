@@ -118,7 +118,7 @@ RULES: Tuple[Rule, ...] = (
          RASTERIZER_SHIM, RASTERIZER_FILES),
     Rule("torch-load-map-location", "torch.load(path) → torch.load(path, map_location='cpu')",
          "FM34 Attempting to deserialize object on a CUDA device", PY, _load,
-         re.compile(r"\btorch\.load\((?![^()\n]*\bmap_location\b)(?:[^()\n]|\([^()\n]*\))*\)"), "torch-load"),
+         re.compile(r"\btorch\.load\((?!(?:[^()\n]|\([^()\n]*\))*\bmap_location\b)(?:[^()\n]|\([^()\n]*\))*\)"), "torch-load"),
     Rule("numpy-aliases",
          "np.int/np.float/np.bool/... → int/float/bool/...; np.float_ → np.float64, np.NaN → np.nan",
          "FM19 AttributeError: module 'numpy' has no attribute 'int'", PY, _np_alias),
