@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-#: One square and one non-square photo (DECA's whole-image crop swaps height and width: exercised).
+#: Two of DECA's example photos (224 x 224, a JPEG and a PNG).
 IMAGES = ("IMG_0392_inputs.jpg", "alfw1.png")
 #: Coordinates in DECA's .obj files and .mat arrays equal decaenv's to this (absolute, after DECA's known
 #: differences are undone; measured: see docs/compat-with-deca.md).
@@ -32,20 +32,36 @@ RTOL = 1e-4
 
 
 def _assets() -> Path:
-    value = os.environ.get("DECAENV_TEST_ASSETS")
-    return Path(value) if value else HERE.parents[2].parent / "shared" / "assets"
+    return Path(os.environ.get("DECAENV_TEST_ASSETS") or "/nonexistent")
 
 
-def _deca_python() -> Path:
+def _deca_env():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("deca_env", HERE / "deca_env.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _deca_python() -> Path:
     try:
-        return module.ensure()
+        return _deca_env().ensure()
     except LookupError as exc:
         pytest.fail(f"the DECA env is missing: {exc}")
+
+
+def _fan_home(deca_python: Path) -> Path:
+    """A TORCH_HOME with the random FAN files (~190 MB), written once next to the DECA env and reused."""
+    import filelock
+
+    home = deca_python.parents[1] / "fan-background-torch-home"
+    with filelock.FileLock(str(home) + ".lock", timeout=600):
+        if not (home / ".complete").is_file():
+            shutil.rmtree(home, ignore_errors=True)
+            _run([deca_python, HERE / "fan_background_weights.py", home], HERE, dict(os.environ))
+            (home / ".complete").write_text("written by tests/compat/fan_background_weights.py\n")
+    return home
 
 
 def _run(argv, cwd: Path, env: Dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
@@ -67,22 +83,20 @@ def _whole_image_landmarks(image: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory):
+def demo_runs(tmp_path_factory, request):
     """Run both DECA demos under `decaenv exec`, and `decaenv reconstruct` on the same images."""
     deca_src = _assets() / "deca-src"
     if not (deca_src / "decalib").is_dir():
         pytest.skip(f"no DECA checkout at {deca_src} (set DECAENV_TEST_ASSETS)")
     deca_python = _deca_python()
-    from decaenv.synthetic import make_assets
+    data = request.getfixturevalue("synthetic_data_dir")  # the session's (DECA's public topology), read only
 
     tmp = tmp_path_factory.mktemp("deca-demos")
     checkout = tmp / "DECA"
     shutil.copytree(deca_src, checkout)
-    make_assets(checkout / "data", seed=0, public_dir=_assets() / "deca-data", with_optimizer=False)
-    torch_home = tmp / "torch-home"
-    env = dict(os.environ, TORCH_HOME=str(torch_home), DECAENV_HOME=str(tmp / "decaenv-home"),
-               PYTHONDONTWRITEBYTECODE="1")
-    _run([deca_python, HERE / "fan_background_weights.py", torch_home], tmp, env)
+    (checkout / "data").symlink_to(data, target_is_directory=True)
+    env = dict(os.environ, TORCH_HOME=str(_fan_home(deca_python)), DECAENV_HOME=str(tmp / "decaenv-home"),
+               TORCH_EXTENSIONS_DIR=str(tmp / "torch-extensions"), PYTHONDONTWRITEBYTECODE="1")
     deca_in, ours_in = tmp / "inputs-deca", tmp / "inputs-decaenv"
     deca_in.mkdir()
     ours_in.mkdir()
@@ -96,7 +110,7 @@ def demo_runs(tmp_path_factory):
                  checkout, env)
     transfer = _run([*exec_, "demos/demo_transfer.py", "-i", deca_in / IMAGES[0], "-e", deca_in / IMAGES[1],
                      "-s", tmp / "out-transfer", "--device", "cpu"], checkout, env)
-    ours = _run([sys.executable, "-m", "decaenv", "--data-dir", checkout / "data", "reconstruct", "-i", ours_in,
+    ours = _run([sys.executable, "-m", "decaenv", "--data-dir", data, "reconstruct", "-i", ours_in,
                  "-o", tmp / "out-decaenv", "--save", "obj,detail-obj,kpt,mat", "--detector", "none",
                  "--device", "cpu"], tmp, env)
     return {"tmp": tmp, "recon": recon, "transfer": transfer, "ours": ours}
@@ -119,10 +133,11 @@ def test_demo_transfer_writes_its_animation(demo_runs):
 
 
 def test_no_extension_was_compiled(demo_runs):
-    """The standard rasterizer came from the shim: nothing under TORCH_EXTENSIONS' default folders."""
-    assert not list((demo_runs["tmp"] / "torch-home").glob("**/standard_rasterize_cuda*"))
-    err = demo_runs["recon"].stderr
-    assert "Error building extension" not in err and "CUDA_HOME" not in err
+    """DECA's `standard` rasterizer came from the shim: torch's extension folder was never even created."""
+    assert not (demo_runs["tmp"] / "torch-extensions").exists()
+    for run in ("recon", "transfer"):
+        err = demo_runs[run].stderr
+        assert "Error building extension" not in err and "CUDA_HOME environment variable is not set" not in err
 
 
 def _obj_vertices(path: Path) -> np.ndarray:
@@ -130,13 +145,23 @@ def _obj_vertices(path: Path) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
+def _obj_faces(path: Path) -> np.ndarray:
+    rows = [[c.split("/")[0] for c in line.split()[1:]] for line in path.read_text().splitlines()
+            if line.startswith("f ")]
+    return np.array(rows, dtype=np.int64)
+
+
 @pytest.mark.parametrize("suffix", [".obj", "_detail.obj"])
 def test_obj_numbers_equal_decaenv_reconstruct(demo_runs, suffix):
     for name in (Path(n).stem for n in IMAGES):
-        deca = _obj_vertices(demo_runs["tmp"] / "out-deca" / name / f"{name}{suffix}")
-        ours = _obj_vertices(demo_runs["tmp"] / "out-decaenv" / name / f"{name}{suffix}")
-        assert deca.shape == ours.shape, (name, suffix)
-        np.testing.assert_allclose(deca, ours, rtol=RTOL, atol=ATOL, err_msg=f"{name}{suffix}")
+        deca_file = demo_runs["tmp"] / "out-deca" / name / f"{name}{suffix}"
+        ours_file = demo_runs["tmp"] / "out-decaenv" / name / f"{name}{suffix}"
+        deca, ours = _obj_vertices(deca_file), _obj_vertices(ours_file)
+        assert deca.shape == ours.shape and deca.shape[0] > 5000, (name, suffix, deca.shape, ours.shape)
+        assert (_obj_faces(deca_file) == _obj_faces(ours_file)).all()
+        np.testing.assert_allclose(deca[:, :3], ours[:, :3], rtol=RTOL, atol=ATOL, err_msg=f"{name}{suffix}")
+        if deca.shape[1] == 6:  # the detail mesh's colours: the same texel, rounded to uint8 from equal floats
+            assert np.abs(deca[:, 3:] - ours[:, 3:]).max() <= 1, f"{name}{suffix} colours"
 
 
 def _deca_to_ours(key: str, value: np.ndarray) -> np.ndarray:
@@ -158,8 +183,13 @@ def test_mat_numbers_equal_decaenv_reconstruct(demo_runs):
         ours = loadmat(demo_runs["tmp"] / "out-decaenv" / name / f"{name}.mat")
         keys = sorted(k for k in deca if not k.startswith("__"))
         assert keys == sorted(k for k in ours if not k.startswith("__")), name
+        report, failed = [], False
         for key in keys:
             expected = np.asarray(ours[key], dtype=np.float64)
             got = _deca_to_ours(key, deca[key])
             assert got.shape == expected.shape, (name, key)
-            np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=f"{name}.mat {key}")
+            diff = np.abs(got - expected)
+            bad = int((diff > ATOL + RTOL * np.abs(expected)).sum())
+            failed |= bad > 0
+            report.append(f"{key}: max |diff| {diff.max():.3g}, {bad} of {diff.size} over tolerance")
+        assert not failed, f"{name}.mat\n" + "\n".join(report)
