@@ -12,6 +12,7 @@ build). Skipped only when the DECA checkout is absent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -58,11 +59,13 @@ def _fan_home(deca_python: Path) -> Path:
     """A TORCH_HOME with the random FAN files (~190 MB), written once next to the DECA env and reused."""
     import filelock
 
-    home = deca_python.parents[1] / "fan-background-torch-home"
+    script = HERE / "fan_background_weights.py"
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:10]
+    home = deca_python.parents[1] / f"fan-background-torch-home-{digest}"  # inside the venv: its face_alignment
     with filelock.FileLock(str(home) + ".lock", timeout=600):
         if not (home / ".complete").is_file():
             shutil.rmtree(home, ignore_errors=True)
-            _run([deca_python, HERE / "fan_background_weights.py", home], HERE, dict(os.environ))
+            _run([deca_python, script, home], HERE, dict(os.environ))
             (home / ".complete").write_text("written by tests/compat/fan_background_weights.py\n")
     return home
 
@@ -111,12 +114,15 @@ def demo_runs(tmp_path_factory, request):
     flags = ["--device", "cpu", "--saveObj", "True", "--saveKpt", "True", "--saveMat", "True", "--saveVis", "True"]
     recon = _run([*exec_, "demos/demo_reconstruct.py", "-i", deca_in, "-s", tmp / "out-deca", *flags],
                  checkout, env)
+    p3d = _run([*exec_, "demos/demo_reconstruct.py", "-i", deca_in / IMAGES[1], "-s", tmp / "out-pytorch3d",
+                "--device", "cpu", "--rasterizer_type", "pytorch3d", "--render_orig", "False", "--saveVis", "False",
+                "--saveMat", "True"], checkout, env)
     transfer = _run([*exec_, "demos/demo_transfer.py", "-i", deca_in / IMAGES[0], "-e", deca_in / IMAGES[1],
                      "-s", tmp / "out-transfer", "--device", "cpu"], checkout, env)
     ours = _run([sys.executable, "-m", "decaenv", "--data-dir", data, "reconstruct", "-i", ours_in,
                  "-o", tmp / "out-decaenv", "--save", "obj,detail-obj,kpt,mat", "--detector", "none",
                  "--device", "cpu"], tmp, env)
-    return {"tmp": tmp, "recon": recon, "transfer": transfer, "ours": ours}
+    return {"tmp": tmp, "recon": recon, "transfer": transfer, "ours": ours, "p3d": p3d}
 
 
 def test_demo_reconstruct_writes_every_file(demo_runs):
@@ -135,10 +141,40 @@ def test_demo_transfer_writes_its_animation(demo_runs):
     assert (demo_runs["tmp"] / "out-transfer" / f"{name}_animation.jpg").stat().st_size > 0
 
 
+def _mat_report(deca: dict, ours: dict) -> tuple:
+    """(failed?, one line per array) comparing DECA's .mat arrays (after `_deca_to_ours`) with `ours`."""
+    keys = sorted(k for k in deca if not k.startswith("__"))
+    assert keys == sorted(k for k in ours if not k.startswith("__"))
+    assert GEOMETRY <= set(keys) and len(keys) >= 14, keys
+    report, failed = [], False
+    for key in keys:
+        expected = np.asarray(ours[key], dtype=np.float64)
+        got = _deca_to_ours(key, deca[key])
+        assert got.shape == expected.shape, key
+        diff = np.abs(got - expected)
+        bad = int((diff > (ATOL_GEOMETRY if key in GEOMETRY else ATOL_IMAGES)).sum())
+        failed |= bad > 0
+        report.append(f"{key}: max |diff| {diff.max():.3g}, {bad} of {diff.size} over tolerance")
+    return failed, report
+
+
+def test_pytorch3d_path_runs_on_the_stand_in(demo_runs):
+    """DECA's `--rasterizer_type pytorch3d` (Meshes, load_obj, rasterize_meshes from the stand-in) gives the
+    numbers of its `standard` path."""
+    from scipy.io import loadmat
+
+    name = Path(IMAGES[1]).stem
+    p3d = loadmat(demo_runs["tmp"] / "out-pytorch3d" / name / f"{name}.mat")
+    standard = loadmat(demo_runs["tmp"] / "out-deca" / name / f"{name}.mat")
+    failed, report = _mat_report(p3d, {k: _deca_to_ours(k, v) for k, v in standard.items()
+                                       if not k.startswith("__")})
+    assert not failed, "\n".join(report)
+
+
 def test_no_extension_was_compiled(demo_runs):
     """DECA's `standard` rasterizer came from the shim: torch's extension folder was never even created."""
     assert not (demo_runs["tmp"] / "torch-extensions").exists()
-    for run in ("recon", "transfer"):
+    for run in ("recon", "transfer", "p3d"):
         err = demo_runs[run].stderr
         assert "Error building extension" not in err and "CUDA_HOME environment variable is not set" not in err
 
@@ -184,16 +220,5 @@ def test_mat_numbers_equal_decaenv_reconstruct(demo_runs):
     for name in (Path(n).stem for n in IMAGES):
         deca = loadmat(demo_runs["tmp"] / "out-deca" / name / f"{name}.mat")
         ours = loadmat(demo_runs["tmp"] / "out-decaenv" / name / f"{name}.mat")
-        keys = sorted(k for k in deca if not k.startswith("__"))
-        assert keys == sorted(k for k in ours if not k.startswith("__")), name
-        assert GEOMETRY <= set(keys) and len(keys) >= 14, keys
-        report, failed = [], False
-        for key in keys:
-            expected = np.asarray(ours[key], dtype=np.float64)
-            got = _deca_to_ours(key, deca[key])
-            assert got.shape == expected.shape, (name, key)
-            diff = np.abs(got - expected)
-            bad = int((diff > (ATOL_GEOMETRY if key in GEOMETRY else ATOL_IMAGES)).sum())
-            failed |= bad > 0
-            report.append(f"{key}: max |diff| {diff.max():.3g}, {bad} of {diff.size} over tolerance")
+        failed, report = _mat_report(deca, ours)
         assert not failed, f"{name}.mat\n" + "\n".join(report)

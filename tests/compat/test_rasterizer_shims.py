@@ -229,3 +229,16 @@ def test_load_obj_reads_decas_template_like_decaenv(shared_assets):
     np.testing.assert_allclose(verts.numpy(), mesh.v, rtol=1e-6)
     assert (faces.verts_idx.numpy() == mesh.f).all() and (faces.textures_idx.numpy() == mesh.ft).all()
     np.testing.assert_allclose(aux.verts_uvs.numpy(), mesh.vt, rtol=1e-6)
+
+
+def test_backend_follows_the_tensors_device(monkeypatch):
+    """CPU tensors -> decaenv's cpu kernel, CUDA tensors -> its cuda kernel, when that kernel is built."""
+    from decaenv.runtime.rasterizer import backends
+
+    seen = []
+    monkeypatch.setattr(backends, "availability", lambda name, kind: seen.append((name, kind)) or (True, "built"))
+    assert standard_rasterizer._backend_for(torch.device("cpu")) == "cpu"
+    assert standard_rasterizer._backend_for(torch.device("cuda", 0)) == "cuda"
+    assert seen == [("cpu", "cpu"), ("cuda", "cuda")]
+    monkeypatch.setattr(backends, "availability", lambda name, kind: (False, "not built"))
+    assert standard_rasterizer._backend_for(torch.device("cuda", 0)) == "torch"
