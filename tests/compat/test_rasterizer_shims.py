@@ -187,7 +187,8 @@ def test_rasterize_meshes_follows_pytorch3d_conventions():
     rows, cols = torch.nonzero(p2f[1, ..., 0] >= 0, as_tuple=True)
     assert rows.min() >= 8 and cols.min() >= 8 and set(p2f[1].unique().tolist()) == {-1, 1}  # packed index 1
     empty = p2f[..., 0] < 0
-    assert (zbuf[..., 0][empty] == -1).all() and (bary[..., 0, :][empty] == -1).all() and (dists[..., 0][empty] == -1).all()
+    assert (zbuf[..., 0][empty] == -1).all() and (bary[..., 0, :][empty] == -1).all()
+    assert (dists[..., 0][empty] == -1).all()
     covered = ~empty
     assert torch.allclose(zbuf[..., 0][covered], torch.ones(int(covered.sum())))
     assert (dists[..., 0][covered] < 0).all() and torch.allclose(bary[..., 0, :][covered].sum(-1),
