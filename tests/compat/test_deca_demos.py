@@ -23,6 +23,9 @@ from typing import Dict
 import numpy as np
 import pytest
 
+#: The first test runs DECA three times and decaenv once (about 2-9 min on a 2-core machine, depending on load).
+pytestmark = pytest.mark.timeout(1800)
+
 HERE = Path(__file__).resolve().parent
 #: Two of DECA's example photos (224 x 224, a JPEG and a PNG).
 IMAGES = ("IMG_0392_inputs.jpg", "alfw1.png")
