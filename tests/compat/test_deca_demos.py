@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 #: The first test runs DECA three times and decaenv once (about 2-9 min on a 2-core machine, depending on load).
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 HERE = Path(__file__).resolve().parent
 #: Two of DECA's example photos (224 x 224, a JPEG and a PNG).
