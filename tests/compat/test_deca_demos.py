@@ -3,7 +3,7 @@ equal `decaenv reconstruct`'s.
 
 A copy of DECA's checkout (`$DECAENV_TEST_ASSETS/deca-src`, a user's checkout: read, never copied into the repo)
 gets a synthetic `data/` (DECA's public topology, synthetic FLAME and checkpoint) and runs in the DECA env of
-`tests/compat/deca_env.py` (torch 2.14.1 + torchvision 0.29.1, built by `make test`'s set-up). face_alignment's
+`tests/_support/deca_env.py` (torch 2.14.1 + torchvision 0.29.1, built by `make test`'s set-up). face_alignment's
 weight files are random, in a temporary TORCH_HOME, with an S3FD that finds no face, so DECA crops the whole
 image (its "no face detected" path). decaenv reconstructs the same images from landmark files that give exactly
 that crop. DECA's default `--rasterizer_type standard` is served by the `standard-rasterizer` shim (no JIT
@@ -22,6 +22,7 @@ from typing import Dict
 
 import numpy as np
 import pytest
+from _support import deca_env
 
 #: The first test runs DECA three times and decaenv once (about 2-9 min on a 2-core machine, depending on load).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -42,18 +43,9 @@ def _assets() -> Path:
     return Path(os.environ.get("DECAENV_TEST_ASSETS") or "/nonexistent")
 
 
-def _deca_env():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("deca_env", HERE / "deca_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _deca_python() -> Path:
     try:
-        return _deca_env().ensure()
+        return deca_env.ensure()
     except LookupError as exc:
         pytest.fail(f"the DECA env is missing: {exc}")
 
@@ -62,14 +54,14 @@ def _fan_home(deca_python: Path) -> Path:
     """A TORCH_HOME with the random FAN files (~190 MB), written once next to the DECA env and reused."""
     import filelock
 
-    script = HERE / "fan_background_weights.py"
+    script = Path(deca_env.__file__).with_name("fan_background_weights.py")
     digest = hashlib.sha256(script.read_bytes()).hexdigest()[:10]
     home = deca_python.parents[1] / f"fan-background-torch-home-{digest}"  # inside the venv: its face_alignment
     with filelock.FileLock(str(home) + ".lock", timeout=600):
         if not (home / ".complete").is_file():
             shutil.rmtree(home, ignore_errors=True)
             _run([deca_python, script, home], HERE, dict(os.environ))
-            (home / ".complete").write_text("written by tests/compat/fan_background_weights.py\n")
+            (home / ".complete").write_text("written by tests/_support/fan_background_weights.py\n")
     return home
 
 

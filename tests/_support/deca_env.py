@@ -2,8 +2,8 @@
 torch 2.14.1 + torchvision 0.29.1 (the only pair whose torchvision imports on these machines: a CUDA build that
 runs on the CPU, ~6 GB) and what DECA imports at module level (kornia, yacs, opencv, face_alignment, skimage).
 
-    python tests/compat/deca_env.py --prepare    # set-up (make test): download the wheels; may use the registries
-    python tests/compat/deca_env.py --build      # build the venv now, offline, from those wheels
+    python tests/_support/deca_env.py --prepare    # set-up (make test): download the wheels; may use the registries
+    python tests/_support/deca_env.py --build      # build the venv now, offline, from those wheels
 
 The venv is built once, offline (`pip install --no-index` from the wheelhouse), and cached under a folder keyed
 by the interpreter and the requirements: `$DECAENV_TEST_DECA_ENV`, default `<user cache>/decaenv-tests/deca-env`.
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 ENV_VAR = "DECAENV_TEST_DECA_ENV"
 PYTHON_VERSION = "3.11"  # the torch 2.14.1 / torchvision 0.29.1 wheels on this project's machines are cp311
@@ -106,7 +106,7 @@ def ensure(timeout: int = 3600) -> Path:
         house = wheelhouse()
         if not (house.is_dir() and any(house.glob("torch-2.14.1*.whl"))):
             raise LookupError(f"no DECA env wheelhouse at {house}: run `make test`'s set-up "
-                              "(python tests/compat/deca_env.py --prepare)")
+                              "(python tests/_support/deca_env.py --prepare)")
         shutil.rmtree(folder, ignore_errors=True)
         steps = [[str(python), "-m", "venv", str(folder)],
                  [str(_bin_python(folder)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
