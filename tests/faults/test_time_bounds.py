@@ -176,10 +176,9 @@ def test_reconstructor_takes_the_lock(tmp_path, monkeypatch):
     from decaenv.runtime import pipeline
     from decaenv.runtime.guards import OutputLock
 
-    stub = SimpleNamespace(options=SimpleNamespace(inputs=[], sample_step=1, batch_size=1),
-                           deca=SimpleNamespace(device="cpu", backend="cpu"), detector=None,
-                           out_dir=tmp_path, timer=SimpleNamespace(as_dict=dict))
+    # lazy: no network is built; with no inputs the run needs none
+    runner = pipeline.Reconstructor(pipeline.ReconstructOptions(inputs=[], out_dir=tmp_path), lazy=True)
     with OutputLock(tmp_path):
         with pytest.raises(UsageError, match="in use by another"):
-            pipeline.Reconstructor.run(stub)
-    assert pipeline.Reconstructor.run(stub).count("ok") == 0
+            runner.run()
+    assert runner.run().count("ok") == 0

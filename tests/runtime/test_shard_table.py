@@ -188,3 +188,12 @@ def test_redone_items_replace_their_rows(tmp_path):
     codes = read_codes(path, status="all")
     assert sorted(codes["name"]) == ["a", "b"] and set(codes["status"]) == {"ok"}
     assert codes["shape"][list(codes["name"]).index("a")][0] == 5.0
+
+
+def test_shards_hold_separate_output_locks(tmp_path):
+    from decaenv.runtime.guards import OutputLock
+
+    with OutputLock(tmp_path, scope="-0-of-2"), OutputLock(tmp_path, scope="-1-of-2"):
+        with pytest.raises(UsageError, match="in use"):
+            with OutputLock(tmp_path, scope="-0-of-2"):
+                pass
