@@ -27,8 +27,8 @@ log = logging.getLogger("decaenv")
 
 PRECISIONS = ("fp32", "bf16")
 GRAPHS = ("auto", "fused", "freeze", "compile")
-#: What `graph="auto"` picks: frozen TorchScript (measured fastest on CPU, docs/BENCHMARKS.md; compiles in
-#: under a second, where torch.compile takes minutes on a small CPU).
+#: What `graph="auto"` picks: frozen TorchScript — as fast as torch.compile within the noise of
+#: docs/BENCHMARKS.md, a third of its build time, and no C++ compiler needed.
 AUTO_GRAPH = "freeze"
 
 
