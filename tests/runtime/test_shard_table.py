@@ -1,8 +1,6 @@
 """Dataset mode: --shard K/N and auto, --save table (Parquet per run/shard, journal, resume), read_codes."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
