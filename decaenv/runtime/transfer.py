@@ -59,10 +59,11 @@ class TransferSummary(RunSummary):
 
     videos: List[str] = field(default_factory=list)
     source: str = ""
+    source_files: List[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         data = super().to_json()
-        data.update(command="transfer", source=self.source, videos=self.videos)
+        data.update(command="transfer", source=self.source, source_files=self.source_files, videos=self.videos)
         return data
 
 
@@ -150,8 +151,8 @@ class Transfer:
         targets = [Path(t).expanduser() for t in self.options.targets]
         self.single = len(targets) == 1 and classify(targets[0]) in ("image", "unknown")
         if self.kinds and set(self.kinds) - {"vis"}:
-            self._save_side(source.name, "reconstruction", self.source_codes, self.source_opdict,
-                            self.source_visdict, 0, source)
+            self.summary.source_files = self._save_side(source.name, "reconstruction", self.source_codes,
+                                                        self.source_opdict, self.source_visdict, 0, source)
         try:
             for batch in batched(expand_inputs(targets, self.options.sample_step), self.options.batch_size):
                 self._run_batch(batch)
@@ -170,34 +171,42 @@ class Transfer:
         return self.source.name if self.single else f"{self.source.name}_{item.name}"
 
     def _run_batch(self, batch) -> None:
+        """Prepare, encode, compose, decode and save one batch; outcomes (and video frames) in item order."""
         import torch
 
         from decaenv.runtime.faces import encode_faces, prepare
 
-        faces = []
+        steps: list = []  # per item: its faces, or the outcome of its failure
         for item in batch:
             try:
                 with self.timer.stage("detect"):
-                    faces.extend(prepare(item, self._name(item), iscrop=self.options.iscrop, detector=self._detector))
+                    steps.append(prepare(item, self._name(item), iscrop=self.options.iscrop, detector=self._detector))
             except InputError as exc:
-                self._report(ItemOutcome(self._name(item), item.label, "failed", exc.one_line()))
+                steps.append(ItemOutcome(self._name(item), item.label, "failed", exc.one_line()))
+        faces = [f for step in steps if isinstance(step, list) for f in step]
+        result, error = None, ""
+        if faces:
+            try:
+                with torch.no_grad():
+                    composed = compose_codes(self.source_codes, encode_faces(self.deca, faces), self.options.pose)
+                    opdict, visdict = self.deca.decode(composed)
+                opdict["uv_texture_gt"] = self.source_opdict["uv_texture_gt"].expand(len(faces), -1, -1, -1)
+                result = (composed, opdict, visdict)
+            except RuntimeError as exc:
+                error = f"transfer failed: {' '.join(str(exc).split())[:300]}"
+        index = 0
+        for item, step in zip(batch, steps):
+            if isinstance(step, ItemOutcome):
                 self._video_frame(item, None)
-        if not faces:
-            return
-        try:
-            with torch.no_grad():
-                target = encode_faces(self.deca, faces)
-                composed = compose_codes(self.source_codes, target, self.options.pose)
-                opdict, visdict = self.deca.decode(composed)
-        except RuntimeError as exc:
-            text = " ".join(str(exc).split())[:300]
-            for face in faces:
-                self._report(ItemOutcome(face.name, face.item.label, "failed", f"transfer failed: {text}"))
-                self._video_frame(face.item, None)
-            return
-        opdict["uv_texture_gt"] = self.source_opdict["uv_texture_gt"].expand(len(faces), -1, -1, -1)
-        for index, face in enumerate(faces):
-            self._report(self._save(face, composed, opdict, visdict, index))
+                self._report(step)
+                continue
+            for face in step:
+                if result is None:
+                    self._video_frame(item, None)
+                    self._report(ItemOutcome(face.name, item.label, "failed", error, crop=face.crop.source))
+                else:
+                    self._report(self._save(face, *result, index))
+                index += 1
 
     # -- outputs -----------------------------------------------------------------------------------
     def strip(self, visdict: Optional[Dict], index: int) -> np.ndarray:
