@@ -116,7 +116,11 @@ def test_texture_data_consistent_with_uv_layout(synthetic_data_dir):
                           "valid_pixel_b_coords"}
     n = len(dense["valid_pixel_ids"])
     assert 40_000 < n < 65_536 and dense["img_size"] == 256
-    np.testing.assert_array_equal(dense["valid_pixel_ids"], dense["y_coords"] * 256 + dense["x_coords"])
+    # DECA's real layout, as FLAME's generator builds it: the whole 256x256 grid, column-major texel centres.
+    grid = np.arange(256 * 256)
+    np.testing.assert_array_equal(dense["x_coords"], grid // 256 + 0.5)
+    np.testing.assert_array_equal(dense["y_coords"], grid % 256 + 0.5)
+    assert dense["valid_pixel_ids"].dtype.kind == "i" and np.all(np.diff(dense["valid_pixel_ids"]) > 0)
     assert dense["f"].max() < n and dense["valid_pixel_3d_faces"].max() < 5023
     np.testing.assert_allclose(dense["valid_pixel_b_coords"].sum(1), 1.0)
 
