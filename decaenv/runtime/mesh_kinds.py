@@ -30,9 +30,11 @@ def texel_uvs(xs: np.ndarray, ys: np.ndarray, size: int) -> np.ndarray:
 
 
 def dense_uvs(dense_template: Mapping, size: int) -> np.ndarray:
-    """The UV of every dense detail vertex: the centre of the texel it was made from. (N, 2)."""
-    xs = np.asarray(dense_template["x_coords"]).astype(np.int64)
-    ys = np.asarray(dense_template["y_coords"]).astype(np.int64)
+    """The UV of every dense detail vertex: the centre of the texel it was made from (texel k read through
+    `valid_pixel_ids[k]`, as `mesh.upsample_mesh` reads its colour and displacement). (N, 2)."""
+    from decaenv.uvlayout import texel_rows_cols
+
+    ys, xs = texel_rows_cols(dense_template)
     return texel_uvs(xs, ys, size)
 
 
