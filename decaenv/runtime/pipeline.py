@@ -235,7 +235,7 @@ class Reconstructor:
             detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
             size = deca.image_size
             panels = "vis" in self.kinds or "images" in self.kinds
-            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat"))
+            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat", "detail-uv", "glb", "ply"))
             additions, visdict = deca.views(geometry, detail, codedict["images"], size, size,
                                             return_vis=panels, texture=texture)
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}
