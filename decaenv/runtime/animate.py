@@ -56,6 +56,8 @@ class AnimateOptions:
     fps: float = 10.0
     gif_scale: float = 0.6
     trusted_sha256: Optional[str] = None
+    precision: str = "fp32"  # the model options of `pipeline.build_deca` (DECA's eager fp32 networks)
+    graph: str = "off"
 
 
 def yaw_angles(max_yaw: int = 30, step: int = 5) -> List[int]:
@@ -126,14 +128,18 @@ def render_styles(deca, codes: Dict, styles: Sequence[str], uv_texture=None) -> 
     (`uv_texture` mapped on the mesh). Returns {style: (B, 3, 224, 224)} on the CPU."""
     import torch
 
+    from decaenv.runtime.timing import maybe_stage
+
     with torch.no_grad():
         geometry = deca.geometry(codes)
         detail = deca.detail(codes, geometry["verts"], geometry["albedo"])
         batch = geometry["verts"].shape[0]
         albedo = geometry["albedo"] if uv_texture is None else uv_texture[:1].expand(batch, -1, -1, -1)
         size = deca.image_size
-        views = deca.render.render_views(geometry["verts"], geometry["trans_verts"], albedo, size, size, None,
-                                         uv_detail_normals=detail["uv_detail_normals"], normals=detail["normals"])
+        with maybe_stage(deca.timer, "render"):
+            views = deca.render.render_views(geometry["verts"], geometry["trans_verts"], albedo, size, size, None,
+                                             uv_detail_normals=detail["uv_detail_normals"],
+                                             normals=detail["normals"])
     picked = {"shape": views["shape_images"], "detail": views["shape_detail_images"], "texture": views["ops"].images}
     return {s: picked[s].detach().float().cpu() for s in styles}
 

@@ -123,8 +123,9 @@ class ExtendedReconstructor(Reconstructor):
                     panels = overlay_panels(self.deca, result["geometry"], result["detail"], index, crop, image)
                 self.frames.add(item.source, item.frame, panels)
             except (RuntimeError, OSError) as exc:
-                outcome = ItemOutcome(name, item.label, "failed", f"video frame failed: {' '.join(str(exc).split())[:200]}",
-                                      outcome.files, crop=crop.source)
+                text = " ".join(str(exc).split())[:200]
+                outcome = ItemOutcome(name, item.label, "failed", f"video frame failed: {text}", outcome.files,
+                                      crop=crop.source)
         self.seconds[name] = self._spent.pop(id(item), 0.0) + time.perf_counter() - start
         return outcome
 

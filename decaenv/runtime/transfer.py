@@ -51,6 +51,8 @@ class TransferOptions:
     pose: bool = False
     save: str = "vis"
     trusted_sha256: Optional[str] = None
+    precision: str = "fp32"  # the model options of `pipeline.build_deca` (DECA's eager fp32 networks)
+    graph: str = "off"
 
 
 @dataclass

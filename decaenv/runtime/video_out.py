@@ -87,7 +87,7 @@ class Mp4Writer:
         for codec in MP4_CODECS:
             try:
                 stream = self._container.add_stream(codec, rate=self.rate)
-            except (av.error.FFmpegError, ValueError, av.codec.codec.UnknownCodecError):  # type: ignore[attr-defined]
+            except (av.error.FFmpegError, ValueError):  # PyAV's UnknownCodecError is a ValueError
                 continue
             self.codec = codec
             break
