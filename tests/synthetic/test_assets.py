@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _support.assets import public_topology_dir
 
 torch = pytest.importorskip("torch")
 
@@ -138,9 +139,6 @@ def test_uv_images_and_displacement(synthetic_data_dir):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import public_topology_dir
-
     again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=True)
     for name in again.files:
         assert _sha(tmp_path / "again" / name) == _sha(synthetic_data_dir / name), name
