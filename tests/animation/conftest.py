@@ -1,5 +1,5 @@
-"""Fixtures of the transfer / animate / extra-output tests: a small synthetic data dir (no optimizer state),
-one CPU DECA per session, photos and a tiny face video."""
+"""Fixtures of the transfer / animate / extra-output tests: the synthetic data dir, one CPU DECA per session,
+photos and a tiny face video."""
 
 from pathlib import Path
 
@@ -8,18 +8,9 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def small_data_dir(tmp_path_factory) -> Path:
-    """Synthetic DECA data (seed 0) on DECA's public topology when available, without the optimizer state."""
-    pytest.importorskip("torch")
-    import os
-
-    from decaenv.synthetic import make_assets
-
-    value = os.environ.get("DECAENV_TEST_ASSETS")
-    public = Path(value) / "deca-data" if value and (Path(value) / "deca-data" / "head_template.obj").is_file() else None
-    out = tmp_path_factory.mktemp("small-data")
-    make_assets(out, seed=0, public_dir=public, with_optimizer=False)
-    return out
+def small_data_dir(synthetic_data_dir) -> Path:
+    """The suite's synthetic data dir (built once per session; the I/O budget allows one such checkpoint)."""
+    return synthetic_data_dir
 
 
 @pytest.fixture(scope="session")
