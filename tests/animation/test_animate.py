@@ -71,6 +71,7 @@ def run(capsys, data_dir, *args):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_animate_writes_mp4_and_gif(tmp_path, capsys, small_data_dir, faces, face_video):
     from decaenv.runtime.video_out import read_frames

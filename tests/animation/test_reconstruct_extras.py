@@ -35,6 +35,7 @@ def test_box_smoothing_is_the_documented_average():
     assert smoother.box(still, (1, 2, 3, 4)) == (1, 2, 3, 4)  # images are never smoothed
 
 
+@pytest.mark.slow
 def test_smoothed_codes_match_a_hand_built_average(tmp_path, capsys, small_data_dir, face_video):
     raw_out, smooth_out = tmp_path / "raw", tmp_path / "smooth"
     common = ["-i", face_video, "--iscrop", "false", "--save", "codes", "--sample-step", "2", "--batch-size", "2"]
@@ -65,6 +66,7 @@ class _Links(html.parser.HTMLParser):
             self.srcs.append(attrs["src"])
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
     from decaenv.runtime.video_out import read_frames
@@ -98,6 +100,7 @@ def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
     assert "no face found" in page
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     from PIL import Image
@@ -124,6 +127,7 @@ def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     assert code == 1 and "--faces takes largest or all" in err
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_data_dir, faces):
     """trimesh (an independent, widely used reader) loads every file; contents match DECA's OBJ outputs."""

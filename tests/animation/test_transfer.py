@@ -61,6 +61,7 @@ def _hand_built(deca, source_path, target_path):
     return expected, opdict
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, capsys, small_data_dir, small_deca,
                                                                    faces):
@@ -100,6 +101,7 @@ def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, caps
     assert np.array_equal(rec_png, ani_png)
 
 
+@pytest.mark.slow
 @needs_mtcnn
 def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, small_data_dir, faces, face_video):
     import av
