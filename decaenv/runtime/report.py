@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 REPORT_NAME = "report.html"
-THUMB_HEIGHT = 96
+THUMB_HEIGHT = 64
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;
 vertical-align:top}th{background:#f4f4f4;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}
