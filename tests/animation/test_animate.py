@@ -108,3 +108,33 @@ def test_bad_options(tmp_path, capsys, small_data_dir, faces):
     assert code == 1 and "unknown --format avi" in err
     code, _, err = run(capsys, small_data_dir, "-o", tmp_path / "o")
     assert code == 1 and "no input given" in err
+
+
+def test_use_tex_adds_the_texture_row():
+    assert animate.Animator._styles(animate.AnimateOptions(inputs=[], out_dir=".")) == ("shape", "detail")
+    with_tex = animate.AnimateOptions(inputs=[], out_dir=".", use_tex=True)
+    assert animate.Animator._styles(with_tex) == ("shape", "detail", "texture")
+
+
+@pytest.mark.slow
+@needs_mtcnn
+def test_animate_with_an_albedo_model(tmp_path, capsys, small_data_dir, faces):
+    """--use-tex: the data dir also holds an albedo model (a small BFM-layout space); three rows are rendered."""
+    from _support.assets import write_texture_space
+
+    from decaenv.runtime.video_out import read_frames
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in small_data_dir.iterdir():
+        (data / path.name).symlink_to(path)
+    write_texture_space(data / "FLAME_albedo_from_BFM.npz", "BFM")
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, data, "-i", faces[0], "-o", out, "--use-tex", "--max-yaw", "10", "--yaw-step",
+                            "10", "--max-jaw", "0", "--format", "mp4", "--json")
+    assert code == 0, err
+    frames = read_frames(out / f"{faces[0].stem}_teaser.mp4")
+    assert len(frames) == 4 and frames[0].shape == (3 * 224, 4 * 224, 3)
+    assert not (out / f"{faces[0].stem}_teaser.gif").exists()
+    texture_row = frames[0][448:, 224:448].astype(float)
+    assert texture_row.std() > 10  # the textured head, not an empty panel
