@@ -158,8 +158,12 @@ class Transfer:
         try:
             for batch in batched(expand_inputs(targets, self.options.sample_step), self.options.batch_size):
                 self._run_batch(batch)
-        finally:
-            self._close_video()
+        except BaseException:  # Ctrl-C or a bug: no half-written video is left behind
+            if self._video is not None:
+                self._video[1].abort()
+                self._video = None
+            raise
+        self._close_video()
         self.summary.seconds = time.perf_counter() - start
         self.summary.stages = self.timer.as_dict()
         return self.summary
