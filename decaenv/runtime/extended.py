@@ -90,7 +90,8 @@ class ExtendedReconstructor(Reconstructor):
     def face_box(self, image, item):
         start = time.perf_counter()
         if isinstance(item, FaceItem):
-            found = (item.detection.box, item.detection.kind, f"detector:{self.detector.name}:face{item.face}")
+            source = item.detection.detector or self.detector.name
+            found = (item.detection.box, item.detection.kind, f"detector:{source}:face{item.face}")
         else:
             found = super().face_box(image, item)
         if self.smoother is not None:

@@ -59,7 +59,8 @@ def crops_of(image: np.ndarray, item, *, iscrop: bool, detector, faces: str = "l
     if not found:
         raise InputError(f"no face found in {item.label} (detector {detector.name})",
                          hint="if the image is already a face crop pass --iscrop false")
-    return [make_crop(image, d.box, d.kind, f"detector:{detector.name}:face{k}") for k, d in enumerate(found)]
+    return [make_crop(image, d.box, d.kind, f"detector:{d.detector or detector.name}:face{k}")
+            for k, d in enumerate(found)]
 
 
 def prepare(item, name: str, *, iscrop: bool, detector, faces: str = "largest") -> List[Face]:

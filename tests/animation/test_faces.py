@@ -50,3 +50,24 @@ def test_single_face_detectors_give_their_one_face():
     image = np.zeros((50, 50, 3), np.uint8)
     assert [d.box for d in One().detect_faces(image)] == [(1.0, 2.0, 3.0, 4.0)]
     assert Nothing().detect_faces(image) == []
+
+
+def test_fallback_detector_gives_every_face_of_the_fallback():
+    from decaenv.runtime.detectors import FallbackDetector
+
+    class Two(Detector):
+        name = "mtcnn"
+
+        def _detect_faces(self, image):
+            return [Detection((0.0, 0.0, 5.0, 5.0), "bbox"), Detection((0.0, 0.0, 9.0, 9.0), "bbox")]
+
+    class Blind(Detector):
+        name = "fan"
+
+        def _detect(self, image):
+            return None
+
+    both = FallbackDetector(Blind(), Two())
+    found = both.detect_faces(np.zeros((40, 40, 3), np.uint8))
+    assert [d.box[2] for d in found] == [9.0, 5.0] and found[0].detector == "mtcnn (fan found no face)"
+    assert both.fallbacks == 1
