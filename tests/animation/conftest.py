@@ -67,7 +67,3 @@ def face_video(tmp_path_factory, faces):
     frames[2] = np.full_like(image, 128)
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames)
 
-
-@pytest.fixture(scope="session")
-def video_helpers():
-    return write_video
