@@ -71,7 +71,7 @@ def reconstruct(
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
     save: Optional[str] = typer.Option(None, "--save", metavar="KINDS",
                                        help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
-                                            "(or all / none). Default: vis."),
+                                            "(or all / none), and detail-uv, glb, ply, video, report. Default: vis."),
     save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
     save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
     save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
@@ -79,6 +79,11 @@ def reconstruct(
     save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
+    faces: str = typer.Option("largest", "--faces", help="largest (DECA) or all: every detected face, items "
+                              "named <name>_face<k>."),
+    smooth: bool = typer.Option(False, "--smooth/--no-smooth", help="Video: smooth crop boxes and codes over "
+                                "frames (moving average; changes DECA's numbers)."),
+    smooth_alpha: float = typer.Option(0.5, "--smooth-alpha", help="--smooth weight of the new frame, in (0, 1]."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     precision: str = typer.Option("fp32", "--precision",
                                   help="fp32 (exact: codes within 1e-6 of DECA's) or bf16 (faster on CPUs with "
@@ -99,7 +104,8 @@ def reconstruct(
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json
     from decaenv.errors import UsageError
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.extended import ExtendedReconstructor, ExtraOptions
+    from decaenv.runtime.pipeline import ReconstructOptions
     from decaenv.runtime.shard import parse_shard
 
     state = state_of(ctx)
@@ -119,12 +125,14 @@ def reconstruct(
         trusted_sha256=trust_checkpoint, precision=precision.lower(), graph=graph.lower(),
         shard=parse_shard(shard), table_landmarks=table_landmarks)
     console = make_console(quiet=state.quiet or as_json, stderr=True)
+    runner = None
     if engine.lower() != "local":
         from decaenv.runtime.ray_engine import run_on_ray
 
         summary = run_on_ray(options, engine.lower(), ray_address, console)
     else:
-        runner = Reconstructor(options, lazy=True)
+        runner = ExtendedReconstructor(options, ExtraOptions(faces=faces, smooth=smooth, smooth_alpha=smooth_alpha),
+                                       lazy=True)
         if runner.work_left():  # decided before any network loads: a finished run/shard ends here
             with console.status("loading DECA…"):
                 runner.load()
@@ -133,10 +141,14 @@ def reconstruct(
                         else "none (--iscrop false: whole images)")
             console.print(f"face detector: {detector}", markup=False, highlight=False)
         summary = _run_with_progress(runner, console)
+    run_files = runner.run_files if runner is not None else []
     if as_json:
-        print_json(summary.to_json())
+        print_json({**summary.to_json(), "run_files": run_files})
     else:
         _print_summary(console, summary, make_console)
+        if run_files:
+            make_console(quiet=False, stderr=True).print(f"run outputs: {', '.join(run_files)}", markup=False,
+                                                         highlight=False)
     if summary.failed:
         raise typer.Exit(1)
 

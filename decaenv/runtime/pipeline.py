@@ -184,6 +184,7 @@ class Reconstructor:
 
     def __init__(self, options: ReconstructOptions, deca=None, timer=None, detector_choice=None, lazy: bool = False):
         from decaenv.runtime.export import parse_save
+        from decaenv.runtime.timing import StageTimer
 
         if options.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
@@ -204,6 +205,8 @@ class Reconstructor:
                 self._done = frozenset(self.table.done_names())
         self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
         self._loaded = False
+        self.timer = timer or StageTimer(None)  # the device's timer once loaded
+        self.detector = None
         self._names = NameRegistry()
         self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch
         if not lazy:
@@ -235,8 +238,10 @@ class Reconstructor:
 
     def work_left(self) -> bool:
         """Whether any item of this run/shard still needs the model (decided without loading any network)."""
+        if not self.options.skip_existing:
+            return True
         names = NameRegistry(quiet=True)
-        for _, name, item in self._my_items(names):
+        for _, name, item in self._my_items(names, base=True):
             if not self._already_done(name, item):
                 return True
         return False
@@ -258,12 +263,14 @@ class Reconstructor:
             if on_item is not None:
                 on_item(outcome)
 
+        if self.work_left():  # a subclass's items() may need the detector; a finished resume loads nothing
+            self.load()
         batches = batched(((name, item) for _, name, item in self._my_items(self._names)), self.options.batch_size)
         scope = self.options.shard.suffix if self.options.shard is not None else ""
         try:
             with OutputLock(self.out_dir, scope=scope):  # shards write disjoint files: one lock per shard
                 run_overlapped(batches, self._prepare_batch, self._model_batch, self._save_batch, report,
-                               overlap=self.options.overlap, save_in_thread=not self.options.render_orig)
+                               overlap=self.options.overlap, save_in_thread=not self.renders_when_saving)
         finally:
             if self.table is not None:
                 self.table.close()
@@ -278,16 +285,32 @@ class Reconstructor:
                 summary.table = str(self.table.path)
         return summary
 
-    def _my_items(self, names: "NameRegistry"):
+    def _my_items(self, names: "NameRegistry", base: bool = False):
         """(position, unique name, item) for the items of this shard; names are assigned over all items, so a
-        name does not depend on the sharding."""
-        from decaenv.runtime.inputs import expand_inputs
-
+        name does not depend on the sharding. `base`: the plain input items (no subclass splitting)."""
         shard = self.options.shard
-        for position, item in enumerate(expand_inputs(self.options.inputs, self.options.sample_step)):
+        items = Reconstructor.items(self) if base else self.items()
+        for position, item in enumerate(items):
             name = names.unique(item)
             if shard is None or shard.owns(position):
                 yield position, name, item
+
+    def items(self):
+        """The work items of the run, in order (a subclass may split or extend them)."""
+        from decaenv.runtime.inputs import expand_inputs
+
+        return expand_inputs(self.options.inputs, self.options.sample_step)
+
+    def face_box(self, image, item):
+        """Where to crop one item: (box or None, box kind, origin) — `datasets.find_face`. Raises InputError."""
+        from decaenv.runtime.datasets import find_face
+
+        return find_face(image, item.source if item.frame is None else None, iscrop=self.options.iscrop,
+                         label=item.label, detector=self.detector.detector if self.detector else None)
+
+    def filter_codes(self, codedict, prepared):
+        """The batch's codes before decoding (identity here; `--smooth` filters them over video frames)."""
+        return codedict
 
     def _unique_name(self, name: str) -> str:
         return self._names.unique_name(name)
@@ -309,7 +332,6 @@ class Reconstructor:
 
     def _prepare_named(self, name, item, report):
         from decaenv.runtime.crop import make_crop
-        from decaenv.runtime.datasets import find_face
 
         if self._already_done(name, item):
             report(ItemOutcome(name, item.label, "skipped", "outputs exist (--skip-existing)"))
@@ -319,9 +341,7 @@ class Reconstructor:
             with self.timer.stage("read"):
                 image = item.load()
             with self.timer.stage("detect"):
-                box, kind, origin = find_face(image, item.source if item.frame is None else None,
-                                              iscrop=self.options.iscrop, label=item.label,
-                                              detector=self.detector.detector if self.detector else None)
+                box, kind, origin = self.face_box(image, item)
             with self.timer.stage("crop"):
                 crop = make_crop(image, box, kind, origin)
         except InputError as exc:
@@ -393,6 +413,11 @@ class Reconstructor:
                         tform=crop.tform, original_size=crop.original_size, codes=arrays, landmarks=landmarks)
 
     @property
+    def renders_when_saving(self) -> bool:
+        """Writing an item renders with the model (--render-orig, the video kind): keep it in the model's thread."""
+        return self.options.render_orig or "video" in self.kinds
+
+    @property
     def codes_only(self) -> bool:
         """Only codes (and the table) are wanted: no detail decoding, no rendering."""
         return set(self.kinds) <= {"codes", "table"}
@@ -408,7 +433,7 @@ class Reconstructor:
         deca = self.deca
         with torch.no_grad():
             images = torch.from_numpy(np.stack([p[2].image for p in prepared])).to(deca.device)
-            codedict = deca.encode(images)
+            codedict = self.filter_codes(deca.encode(images), prepared)
             if self.codes_only:
                 geometry = deca.geometry(codedict) if self.options.table_landmarks else None
                 return {"codedict": codedict, "geometry": geometry, "detail": None, "opdict": {},
@@ -417,7 +442,7 @@ class Reconstructor:
             detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
             size = deca.image_size
             panels = "vis" in self.kinds or "images" in self.kinds
-            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat"))
+            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat", "detail-uv", "glb", "ply"))
             additions, visdict = deca.views(geometry, detail, codedict["images"], size, size,
                                             return_vis=panels, texture=texture)
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}
