@@ -238,10 +238,10 @@ class Reconstructor:
 
     def work_left(self) -> bool:
         """Whether any item of this run/shard still needs the model (decided without loading any network)."""
-        if not self.options.skip_existing:
-            return True
         names = NameRegistry(quiet=True)
         for _, name, item in self._my_items(names, base=True):
+            if not self.options.skip_existing:
+                return True
             if not self._already_done(name, item):
                 return True
         return False
