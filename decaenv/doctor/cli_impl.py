@@ -55,7 +55,7 @@ def list_checks(as_json: bool) -> None:
     checks = _registry().all()
     if as_json:
         from decaenv.cli._console import print_json
-        from decaenv.doctor.build_causes import causes_table
+        from decaenv.runtime.rasterizer.diagnose import causes_table
 
         print_json({"schema": "decaenv-doctor-checks/1", "checks": [c.describe() for c in checks],
                     "build_causes": causes_table()})

@@ -141,7 +141,7 @@ def test_build_probe_outcomes():
     bad = dict(good, cuda={"target": "cuda", "ok": False, "seconds": 3.0, "log": GCC_TOO_NEW_LOG,
                            "error": "RuntimeError: Error building extension 'decaenv_probe_cuda_1'"})
     result = extension.check_build(_ctx(sections={"build": bad}))
-    assert result.status is Status.WARN and "host gcc is newer" in result.summary
+    assert result.status is Status.WARN and "host compiler is newer than this nvcc" in result.summary
     assert result.data["cause"] == "gcc-too-new" and result.fm == ("FM03",)
     assert "unsupported GNU version" in result.data["first_error"]
     theirs = dict(good, sources="decaenv csrc", cpu={"target": "cpu", "ok": False, "seconds": 9.0, "log": "...",
