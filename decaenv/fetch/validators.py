@@ -204,11 +204,8 @@ def check_checkpoint(path: str, v: Validator) -> str:
 @register("flame-model")
 def check_flame(path: str, v: Validator) -> str:
     """FLAME through the runtime's own chumpy-free loader, then DECA's topology/component needs."""
-    try:
-        from decaenv.loaders.flame import deca_compatibility, load_flame
-    except ImportError as exc:
-        raise DataError(f"cannot check the FLAME model: decaenv's FLAME loader is unavailable ({exc})",
-                        hint="install numpy (a decaenv dependency) and retry") from None
+    from decaenv.loaders.flame import deca_compatibility, load_flame
+
     model = load_flame(path)
     reasons = deca_compatibility(model) if v.param("deca", True) else []
     if reasons:

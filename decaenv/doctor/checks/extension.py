@@ -191,10 +191,8 @@ def check_rasterizer(ctx) -> CheckResult:
     details = [f"{name}: {'usable' if b.get('usable') else 'not usable'}"
                + (f" — {b['reason']}" if b.get("reason") else "") for name, b in backends.items()]
     details += [f"auto on {d}: {n} ({info.get('reasons', {}).get(d, '')})" for d, n in choice.items()]
-    if not info.get("api"):
-        details.append(info.get("reason", ""))
     ext = info.get("extension") or {}
-    data = {"api": info.get("api", False), "usable": usable, "choice": choice, "extension": ext.get("summary")}
+    data = {"usable": usable, "choice": choice, "extension": ext.get("summary")}
     if not usable:
         return fail("no usable rasterizer backend", details, data=data,
                     remediation=fix_it("Reinstall decaenv; the pure-torch rasterizer needs only torch.",
