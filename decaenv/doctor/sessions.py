@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from decaenv._process import kill_tree, new_process_group
 from decaenv.doctor.worker import MARKER, bootstrap_code
 
 STDERR_TAIL = 4000
@@ -41,30 +41,6 @@ class SectionOutcome:
     budget: float = 0.0
     returncode: Optional[int] = None
     stderr_tail: str = ""
-
-
-def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill a process started with `new_process_group()` and everything it spawned."""
-    if proc.poll() is not None:
-        return  # reaped: its process-group id may already belong to someone else
-    try:
-        if os.name == "nt":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10)
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
-
-
-def new_process_group() -> Dict[str, Any]:
-    """Popen keyword arguments that put the child in its own process group (killable as a whole)."""
-    if os.name == "nt":
-        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
-    return {"start_new_session": True}
 
 
 def package_root() -> str:

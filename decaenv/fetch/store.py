@@ -7,7 +7,7 @@ Layout (DECA's `data/` plus decaenv's own state folder, which DECA ignores):
     data/.decaenv/lockfile.json                   trust-on-first-use hashes and provenance
     data/.decaenv/licenses.json                   licence acceptances
     data/.decaenv/quarantine/                     payloads refused (hash mismatch, HTML, ...)
-    data/.decaenv/run/<id>.lock, <id>.owner       per-file locks and their holder
+    data/.decaenv/run/<id>.lock                  per-file locks (holding their holder: decaenv._process)
 """
 
 from __future__ import annotations

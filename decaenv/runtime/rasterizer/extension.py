@@ -200,7 +200,7 @@ def extension_status(roots: Optional[Iterable[Path]] = None) -> ExtensionStatus:
     Reads files only: it neither compiles nor loads a library nor waits for a lock.
     """
     from decaenv.paths import build_dir
-    from decaenv.runtime.rasterizer._lock import describe_holder
+    from decaenv._process import describe_holder
 
     key = _env.env_key()
     variants = {v: find_variant(v, roots) for v in _env.VARIANTS}
