@@ -8,7 +8,6 @@ probe never hides the others. Every process is started in its own process group 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading

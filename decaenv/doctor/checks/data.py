@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from decaenv.doctor import hints, integrations
-from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
+from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, warn
 from decaenv.doctor.registry import check
 
 MIN_FREE_BYTES = 1 << 30
