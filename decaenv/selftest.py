@@ -81,7 +81,7 @@ class SelftestOptions:
 
 def find_public_topology(options: SelftestOptions) -> Optional[Path]:
     """The folder whose DECA public files the synthetic assets should use, or None (procedural)."""
-    from decaenv.synthetic.assets import PUBLIC_FILES
+    from decaenv.deca_layout import PUBLIC_FILES
 
     candidates = [options.topology_dir, options.data_dir]
     env = os.environ.get(PUBLIC_TOPOLOGY_ENV)

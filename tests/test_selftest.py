@@ -70,7 +70,7 @@ def test_json_schema(fake_runners, tmp_path):
 
 
 def test_public_topology_lookup(tmp_path, monkeypatch):
-    from decaenv.synthetic import PUBLIC_FILES
+    from decaenv.deca_layout import PUBLIC_FILES
 
     monkeypatch.delenv("DECAENV_TEST_ASSETS", raising=False)
     assert selftest.find_public_topology(SelftestOptions(out_dir=tmp_path)) is None

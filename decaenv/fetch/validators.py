@@ -175,7 +175,7 @@ def check_npz(path: str, v: Validator) -> str:
 @register("deca-checkpoint")
 def check_checkpoint(path: str, v: Validator) -> str:
     from decaenv.fetch.outline import ArrayInfo, outline_torch
-    from decaenv.runtime.keys import checkpoint_layout
+    from decaenv.deca_layout import checkpoint_layout
 
     ckpt = outline_torch(path)
     if not isinstance(ckpt, dict):

@@ -397,14 +397,13 @@ class DECA(nn.Module):
 
 
 def check_data_dir(data_dir: Union[str, os.PathLike]) -> None:
-    """Raise DataError early when the data dir lacks the two user-supplied files (checkpoint, FLAME)."""
+    """Raise DataError early when the data dir lacks the user-supplied files (checkpoint, FLAME)."""
     from pathlib import Path
 
+    from decaenv.deca_layout import missing_user_files
+
     folder = Path(data_dir)
-    needed = {"deca_model.tar": folder / "deca_model.tar"}
-    if not (folder / "generic_model.pkl").is_file() and not (folder / "generic_model.npz").is_file():
-        needed["generic_model.pkl"] = folder / "generic_model.pkl"
-    missing = [name for name, path in needed.items() if not path.is_file()]
+    missing = missing_user_files(folder)
     if missing:
         raise DataError(f"data dir {folder} lacks {', '.join(missing)}", hint="run `decaenv fetch` (or "
                         "`decaenv selftest --make-assets DIR` for synthetic weights) and pass --data-dir", path=folder)

@@ -17,7 +17,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 from decaenv.errors import DataError, UnsafeContentError
-from decaenv.runtime.keys import NETWORK_KEYS, checkpoint_layout
+from decaenv.deca_layout import NETWORK_KEYS, checkpoint_layout
 
 log = logging.getLogger("decaenv")
 
@@ -140,7 +140,7 @@ def load_strict(module, state: Mapping, name: str, source: os.PathLike) -> None:
 
 
 def expected_layout() -> Dict[str, Dict[str, tuple]]:
-    """DECA's checkpoint layout (`decaenv.runtime.keys.checkpoint_layout`)."""
+    """DECA's checkpoint layout (`decaenv.deca_layout.checkpoint_layout`)."""
     return checkpoint_layout()
 
 

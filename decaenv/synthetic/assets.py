@@ -12,11 +12,10 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from decaenv.deca_layout import PUBLIC_FILES
 from decaenv.errors import DataError
 
 #: DECA's public files, taken verbatim from a folder that has them (`public_dir`).
-PUBLIC_FILES = ("head_template.obj", "landmark_embedding.npy", "fixed_displacement_256.npy",
-                "mean_texture.jpg", "uv_face_eye_mask.png", "uv_face_mask.png")
 UV_SIZE = 256
 
 
