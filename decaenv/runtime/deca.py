@@ -372,9 +372,9 @@ class DECA(nn.Module):
 
     def save_obj(self, filename: str, opdict: Dict[str, torch.Tensor]) -> None:
         """DECA's `save_obj` for batch element 0: `<name>.obj/.mtl/.png`, `<name>_normals.png`, `<name>_detail.obj`."""
-        from decaenv.runtime import writers
+        from decaenv.runtime.export import write_deca_obj
 
-        writers.write_deca_obj(self, filename, opdict, 0)
+        write_deca_obj(self, filename, opdict, 0)
 
     def model_dict(self) -> Dict[str, Dict[str, torch.Tensor]]:
         """The three networks' state dicts (DECA's checkpoint layout)."""
