@@ -7,7 +7,7 @@ Each function returns plain data. Functions used inside the probe worker (`raste
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from decaenv.errors import DecaenvError
 
@@ -69,9 +69,10 @@ def patches_status() -> Dict[str, Any]:
 
 
 # -- data manifest (doctor process; no torch) ---------------------------------------------------------------
-def manifest_status(data_dir: str) -> Dict[str, Any]:
-    """Verify every manifest file in `data_dir` with `decaenv.fetch`'s own `verify_entry` (size and sha256;
-    hashes come from its stat-keyed cache, so repeated calls are cheap).
+def manifest_status(data_dir: str, hash_only: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Verify every manifest file in `data_dir` with `decaenv.fetch`'s own `verify_entry`: size, sha256 and the
+    content validator that `decaenv fetch` and the runtime use (hashes and validator results come from its
+    stat-keyed cache, so repeated calls are cheap). Files named in `hash_only` skip the content check.
 
     Returns:
         {"files": [{"id", "dest", "status", "detail", "kind", "required"}], "manifest": origin} (or
@@ -87,7 +88,7 @@ def manifest_status(data_dir: str) -> Dict[str, Any]:
         return {"error": exc.one_line(), "files": []}
     files = []
     for entry in manifest.entries:
-        st = verify_entry(entry, data_dir, level="hash")
+        st = verify_entry(entry, data_dir, level="hash" if entry.dest in hash_only else "content")
         kind = "manual" if entry.manual_only else (entry.sources[0].kind if entry.sources else "")
         files.append({"id": entry.id, "dest": entry.dest, "status": st.status, "detail": st.detail,
                       "kind": kind, "required": bool(entry.default)})

@@ -154,7 +154,7 @@ def test_deca_model_load(tmp_path):
 
 def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
     def status(files):
-        monkeypatch.setattr(integrations, "manifest_status", lambda d: {"files": files})
+        monkeypatch.setattr(integrations, "manifest_status", lambda d, **kw: {"files": files})
         return data.check_data_files(_ctx(tmp_path))
 
     row = lambda i, s, required=True, kind="https": {"id": i, "dest": f"{i}.obj", "status": s, "detail": "",  # noqa
@@ -169,7 +169,7 @@ def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
 
 def test_data_files_with_a_broken_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(integrations, "manifest_status",
-                        lambda d: {"error": "manifest x.toml: line 3: bad key", "files": []})
+                        lambda d, **kw: {"error": "manifest x.toml: line 3: bad key", "files": []})
     result = data.check_data_files(_ctx(tmp_path))
     assert result.status is Status.FAIL and "bad key" in result.summary
 

@@ -244,8 +244,9 @@ SKIP_DESTS = USER_FILES
        cause="DECA needs several public topology files next to the licensed ones; the texture model is optional.",
        fix="decaenv fetch (verifies size and sha256 of every file in the manifest).")
 def check_data_files(ctx) -> CheckResult:
-    """Every other manifest file: present, size and sha256 (decaenv.fetch's own `verify_entry`, hash level)."""
-    status = integrations.manifest_status(str(ctx.data_dir))
+    """Every other manifest file: present, size, sha256 and content (decaenv.fetch's own `verify_entry`, the
+    validators `decaenv fetch` and the runtime apply)."""
+    status = integrations.manifest_status(str(ctx.data_dir), hash_only=SKIP_DESTS)
     if status.get("error"):
         return fail(f"the data manifest cannot be read: {status['error']}", data={"files": []},
                     remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.",
