@@ -281,8 +281,7 @@ def flame_selftest_section(common: Dict[str, Any]) -> Dict[str, Any]:
     import numpy as np
 
     from decaenv.loaders.flame import load_flame
-    from decaenv.synthetic.flame import ChumpyCh
-    from decaenv.synthetic.legacy_pickle import dumps
+    from decaenv.loaders.legacy_pickle import ChumpyCh, dumps
 
     saved = {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]}
     sys.modules["chumpy"] = None  # any `import chumpy` now raises ImportError

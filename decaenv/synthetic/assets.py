@@ -59,7 +59,7 @@ def _object_npy_bytes(obj: dict) -> bytes:
     """An `.npy` holding a pickled dict, written like numpy 1.x `np.save` (protocol 3)."""
     from numpy.lib import format as npformat
 
-    from decaenv.synthetic.legacy_pickle import dumps
+    from decaenv.loaders.legacy_pickle import dumps
 
     buf = io.BytesIO()
     npformat.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": ()})
