@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from decaenv._process import kill_tree, new_process_group
 from decaenv.doctor.worker import MARKER, bootstrap_code
@@ -253,10 +252,3 @@ class CommandOutcome:
         """stdout and stderr together (tools print versions to either)."""
         return (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).strip()
 
-
-def default_python() -> str:
-    """The interpreter the doctor probes by default: its own."""
-    return sys.executable
-
-
-CommandRunner = Callable[..., CommandOutcome]

@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from decaenv.errors import DecaenvError, IntegrityError
@@ -28,9 +27,9 @@ from decaenv.fetch.processors import Archive, run_post
 from decaenv.fetch.progress import NullProgress, Progress
 from decaenv.fetch.records import Licenses, LockFile
 from decaenv.fetch.sniff import read_head, sniff
+from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 from decaenv.fetch.store import Staging, Store
 from decaenv.fetch.validators import validate, validator_key
-from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -366,6 +365,3 @@ def fetch_entries(manifest: Manifest, data_dir: os.PathLike, entries: Sequence[E
     """Fetch `entries` into `data_dir` (see the module docstring)."""
     return Fetcher(manifest, data_dir, options).fetch(entries)
 
-
-def dest_path(entry: Entry, data_dir: os.PathLike) -> Path:
-    return entry.path(data_dir)
