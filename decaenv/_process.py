@@ -111,12 +111,14 @@ class LockBusy(Exception):
 
 
 def read_holder(path: Path) -> Optional[dict]:
-    """The lock's content ({pid, host, started, purpose, token}), or None if missing or unreadable."""
+    """The lock's content ({pid, host, started, purpose, token}), or None if missing, unreadable or malformed."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    well_formed = isinstance(data, dict) and isinstance(data.get("pid"), int) and \
+        isinstance(data.get("started", 0), (int, float)) and not isinstance(data.get("started", 0), bool)
+    return data if well_formed else None
 
 
 def holder_is_dead(holder: Optional[dict], path: Path) -> bool:
@@ -125,7 +127,7 @@ def holder_is_dead(holder: Optional[dict], path: Path) -> bool:
         age = time.time() - Path(path).stat().st_mtime
     except OSError:
         return False  # it just went away: not ours to break, retry
-    if not holder or not isinstance(holder.get("pid"), int):
+    if not holder:
         return age > GARBLED_S
     if holder.get("host") != socket.gethostname():
         return age > LEASE_S

@@ -77,10 +77,11 @@ def test_reused_pid_counts_as_dead(tmp_path):
         pass
 
 
-def test_garbled_lock_is_taken_over_only_once_old(tmp_path):
+@pytest.mark.parametrize("content", ["", "[1, 2]", '{"pid": "12", "started": 0}', '{"pid": 12, "started": "x"}'])
+def test_garbled_lock_is_taken_over_only_once_old(tmp_path, content):
     lock = tmp_path / "build.lock"
-    lock.write_text("")
-    with pytest.raises(LockBusy):
+    lock.write_text(content)
+    with pytest.raises(LockBusy, match="an unknown process"):
         ProcessLock(lock, timeout=0.3).acquire()  # could be a lock being written right now
     os.utime(lock, (time.time() - 60, time.time() - 60))
     with ProcessLock(lock, timeout=1):
