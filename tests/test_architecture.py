@@ -144,3 +144,9 @@ def test_the_scan_sees_lazy_imports_and_cycles():
     assert "decaenv.runtime.export" in graph["decaenv.runtime.deca"]  # imported inside DECA.save_obj
     planted = dict(graph, **{"decaenv.errors": graph["decaenv.errors"] | {"decaenv.paths"}})
     assert any({"decaenv.errors", "decaenv.paths"} <= c for c in _strongly_connected(planted))
+
+
+def test_architecture_doc_names_every_unit():
+    doc = (ROOT.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    missing = [u for u in ALLOWED if u not in ("__init__", "__main__") and f"`{u}`" not in doc]
+    assert not missing, f"docs/ARCHITECTURE.md does not describe {missing}"
