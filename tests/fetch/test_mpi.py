@@ -15,9 +15,11 @@ from decaenv.fetch.manifest import CredentialRealm
 
 
 def _manifest(helpers, tmp_path, server):
+    """A FLAME entry like deca.toml's, checked by the FLAME loader but not for DECA's component count: these tests
+    transfer `mini_flame_zip` (FLAME's real pickle layout with 20 components, 7 MB instead of 53 MB)."""
     url = server.base + "/download.php?domain=flame&sfile=FLAME2020.zip&resume=1"
     return helpers.write_manifest(tmp_path / "m.toml", [{
-        "id": "flame", "dest": "generic_model.pkl", "license": "acct", "validate": {"kind": "flame-model"},
+        "id": "flame", "dest": "generic_model.pkl", "license": "acct", "validate": {"kind": "flame-model", "deca": False},
         "post": ["flame-npz"],
         "sources": [{"kind": "form-post", "url": url, "credentials": "flame", "archive": "FLAME2020.zip",
                      "member": "generic_model.pkl"},
@@ -25,8 +27,8 @@ def _manifest(helpers, tmp_path, server):
                      "archive": "FLAME2020.zip", "member": "generic_model.pkl"}]}])
 
 
-def test_good_credentials_install_generic_model(server, helpers, tmp_path, run_fetch, fc, flame_zip, monkeypatch):
-    archive, pkl = flame_zip
+def test_good_credentials_install_generic_model(server, helpers, tmp_path, run_fetch, fc, mini_flame_zip, monkeypatch):
+    archive, pkl = mini_flame_zip
     server.archives["FLAME2020.zip"] = fc.Payload(archive)
     monkeypatch.setenv("DECAENV_FLAME_PASSWORD", helpers.GOOD_PASSWORD)
     out = run_fetch(_manifest(helpers, tmp_path, server), username=helpers.GOOD_USER)
@@ -43,8 +45,8 @@ def test_good_credentials_install_generic_model(server, helpers, tmp_path, run_f
     assert load_flame(out.data_dir / "generic_model.npz").v_template.shape == (5023, 3)
 
 
-def test_bad_credentials_get_the_login_page(server, helpers, tmp_path, run_fetch, fc, flame_zip, monkeypatch):
-    server.archives["FLAME2020.zip"] = fc.Payload(flame_zip[0])
+def test_bad_credentials_get_the_login_page(server, helpers, tmp_path, run_fetch, fc, mini_flame_zip, monkeypatch):
+    server.archives["FLAME2020.zip"] = fc.Payload(mini_flame_zip[0])
     monkeypatch.setenv("DECAENV_FLAME_PASSWORD", "wrong")
     out = run_fetch(_manifest(helpers, tmp_path, server), username=helpers.GOOD_USER)
     err = out.one("flame").error
@@ -57,8 +59,8 @@ def test_bad_credentials_get_the_login_page(server, helpers, tmp_path, run_fetch
     assert b"Wrong username or password" in page.read_bytes() and b"wrong" not in page.name.encode()
 
 
-def test_licence_not_accepted_on_the_website(server, helpers, tmp_path, run_fetch, fc, flame_zip, monkeypatch):
-    server.archives["FLAME2020.zip"] = fc.Payload(flame_zip[0])
+def test_licence_not_accepted_on_the_website(server, helpers, tmp_path, run_fetch, fc, mini_flame_zip, monkeypatch):
+    server.archives["FLAME2020.zip"] = fc.Payload(mini_flame_zip[0])
     server.licence_ok = False
     monkeypatch.setenv("DECAENV_FLAME_PASSWORD", helpers.GOOD_PASSWORD)
     out = run_fetch(_manifest(helpers, tmp_path, server), username=helpers.GOOD_USER)
@@ -66,8 +68,8 @@ def test_licence_not_accepted_on_the_website(server, helpers, tmp_path, run_fetc
     assert not (out.data_dir / "generic_model.pkl").exists()
 
 
-def test_resume_of_the_archive_reposts(server, helpers, tmp_path, run_fetch, fc, flame_zip, monkeypatch):
-    archive, pkl = flame_zip
+def test_resume_of_the_archive_reposts(server, helpers, tmp_path, run_fetch, fc, mini_flame_zip, monkeypatch):
+    archive, pkl = mini_flame_zip
     server.archives["FLAME2020.zip"] = fc.Payload(archive, drop_after=len(archive) // 2, drops=1)
     monkeypatch.setenv("DECAENV_FLAME_PASSWORD", helpers.GOOD_PASSWORD)
     out = run_fetch(_manifest(helpers, tmp_path, server), username=helpers.GOOD_USER)
@@ -128,9 +130,9 @@ def test_secret_never_prints():
     assert "hunter2" not in repr(creds)
 
 
-def test_password_never_leaks_through_the_cli(server, helpers, tmp_path, fc, flame_zip, monkeypatch):
+def test_password_never_leaks_through_the_cli(server, helpers, tmp_path, fc, mini_flame_zip, monkeypatch):
     """The whole command, at -vv debug logging and --json: the password appears in no output and no file."""
-    server.archives["FLAME2020.zip"] = fc.Payload(flame_zip[0])
+    server.archives["FLAME2020.zip"] = fc.Payload(mini_flame_zip[0])
     data = tmp_path / "data"
     data.mkdir()
     env = dict(os.environ, DECAENV_MANIFEST=str(_manifest(helpers, tmp_path, server)),
