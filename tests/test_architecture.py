@@ -10,7 +10,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 ROOT = Path(__file__).resolve().parents[1] / "decaenv"
 
 #: Modules at the bottom: they import nothing of decaenv above them.
-BASE = {"errors", "deca_layout", "_process", "paths", "meshio", "uvlayout"}
+BASE = {"errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights"}
 
 #: Unit (a subpackage or a top-level module of decaenv) -> the units it may import (besides `decaenv` itself,
 #: which holds only `__version__`).
@@ -22,6 +22,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "paths": {"errors", "deca_layout"},
     "meshio": {"errors"},
     "uvlayout": {"errors"},
+    "fan_weights": set(),
     "loaders": BASE,
     "patches": BASE | {"loaders"},
     "runtime": BASE | {"loaders"},
