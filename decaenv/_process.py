@@ -229,6 +229,8 @@ class ProcessLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
+            if (read_holder(self.path) or {}).get("token") != self._token:
+                return  # taken over (we were stalled past the lease): never refresh someone else's lock
             try:
                 os.utime(self.path)
             except OSError:

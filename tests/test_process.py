@@ -108,6 +108,15 @@ def test_heartbeat_keeps_a_held_lock_fresh(tmp_path, monkeypatch):
         assert time.time() - lock.stat().st_mtime < 5
 
 
+def test_heartbeat_never_refreshes_someone_elses_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(_process, "HEARTBEAT_S", 0.05)
+    lock = tmp_path / "x.lock"
+    with ProcessLock(lock, timeout=1):
+        _write_lock(lock, _dead_pid(), age=100)  # replaced behind our back
+        time.sleep(0.3)
+        assert time.time() - lock.stat().st_mtime > 50
+
+
 def test_release_never_removes_someone_elses_lock(tmp_path):
     lock = tmp_path / "build.lock"
     held = ProcessLock(lock, timeout=1).acquire()
