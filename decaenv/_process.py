@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 HEARTBEAT_S = 30.0
 LEASE_S = 300.0  # a live holder refreshes its lock every HEARTBEAT_S: this old means it is gone
@@ -77,9 +77,16 @@ def new_process_group() -> Dict[str, Any]:
 
 def kill_tree(proc: subprocess.Popen, wait: float = 10.0) -> None:
     """Kill a process started with `new_process_group()` and everything it spawned, then reap it (waiting
-    at most `wait` seconds)."""
+    at most `wait` seconds).
+
+    The process group is killed, and on Linux also every descendant found through /proc's parent links and
+    every process still holding its output pipes, so a child that left the group with `setsid` (a new
+    session and group) dies too, even after re-parenting. Not guaranteed: a descendant that re-parented
+    and closed its copies of the pipes cannot be traced (it no longer blocks anyone either).
+    """
     if proc.poll() is not None:
         return  # reaped: its process-group id may already belong to someone else
+    escaped = descendants(proc.pid) + pipe_holders(proc) if os.name == "posix" else []
     try:
         if os.name == "nt":
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10)
@@ -87,6 +94,7 @@ def kill_tree(proc: subprocess.Popen, wait: float = 10.0) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     except (OSError, subprocess.SubprocessError):
         pass
+    _kill_all(escaped)
     try:
         proc.kill()
     except OSError:
@@ -95,6 +103,67 @@ def kill_tree(proc: subprocess.Popen, wait: float = 10.0) -> None:
         proc.wait(timeout=wait)
     except subprocess.TimeoutExpired:
         pass
+
+
+def _kill_all(pids: List[int]) -> None:
+    for pid in pids:
+        if pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def pipe_holders(proc: subprocess.Popen) -> List[int]:
+    """Pids (other than ours) holding `proc`'s stdout/stderr pipes open — descendants that escaped its
+    process group, even after they were re-parented (Linux /proc; empty elsewhere)."""
+    targets = set()
+    for stream in (proc.stdout, proc.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                targets.add(f"pipe:[{os.fstat(stream.fileno()).st_ino}]")
+        except (OSError, ValueError):
+            continue
+    if not targets:
+        return []
+    found = []
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit() and int(n) != os.getpid()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            links = {os.readlink(f"/proc/{name}/fd/{fd}") for fd in os.listdir(f"/proc/{name}/fd")}
+        except OSError:
+            continue
+        if links & targets:
+            found.append(int(name))
+    return found
+
+
+def descendants(root: int) -> List[int]:
+    """Pids of all live descendants of `root`, from /proc (Linux; empty elsewhere)."""
+    children: Dict[int, List[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
 
 
 # -- the lock -----------------------------------------------------------------------------------------------
