@@ -24,7 +24,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "uvlayout": {"errors"},
     "fan_weights": set(),
     "loaders": BASE,
-    "patches": BASE | {"loaders"},
+    "patches": BASE | {"loaders", "runtime"},  # DECA's rasterizer modules are shims over decaenv's rasterizer
     "runtime": BASE | {"loaders"},
     "fetch": BASE | {"loaders"},
     "synthetic": BASE | {"loaders"},  # test data; nothing in production imports it
