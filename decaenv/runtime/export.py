@@ -15,7 +15,7 @@ import torch
 
 from decaenv.errors import InputError, UsageError
 from decaenv.runtime import writers
-from decaenv.runtime.mesh import upsample_mesh
+from decaenv.runtime.item_meshes import _np, item_meshes
 from decaenv.runtime.vis import item_visdict, tensor2image, visualize_grid
 
 SAVE_KINDS = ("vis", "obj", "detail-obj", "kpt", "depth", "mat", "images", "codes")
@@ -59,23 +59,6 @@ class ItemContext:
     original_size: Tuple[int, int]
     crop_source: str
     box: Optional[Tuple[float, float, float, float]]
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy()
-
-
-def item_meshes(deca, opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, object]:
-    """The coarse mesh (with its texture and normal map) and the dense detail mesh of one item."""
-    vertices = _np(opdict["verts"][index])
-    texture = tensor2image(opdict["uv_texture_gt"][index])
-    normal_map = tensor2image(opdict["uv_detail_normals"][index] * 0.5 + 0.5)
-    render = deca.render
-    coarse = {"vertices": vertices, "faces": render.faces[0].cpu().numpy(), "uvcoords": render.raw_uvcoords[0].cpu().numpy(),
-              "uvfaces": render.uvfaces[0].cpu().numpy(), "texture": texture, "normal_map": normal_map}
-    dense = upsample_mesh(vertices, _np(opdict["normals"][index]), _np(opdict["displacement_map"][index]).squeeze(),
-                          texture, deca.dense_template)
-    return {"coarse": coarse, "detail": dense}
 
 
 def write_deca_obj(deca, filename: str, opdict: Mapping, index: int = 0) -> None:

@@ -139,7 +139,7 @@ def test_fetch_doctor_and_runtime_agree_on_every_file(template, synthetic_data_d
 def test_reconstruct_writes_the_detail_mesh_with_a_real_layout_file(synthetic_data_dir, tmp_path):
     """End to end through DECA's indexing: _detail.obj has one vertex per valid texel of the file."""
     from decaenv.runtime import DECA
-    from decaenv.runtime.export import item_meshes
+    from decaenv.runtime.item_meshes import item_meshes
 
     deca = DECA(data_dir=synthetic_data_dir, device="cpu")
     assert deca.dense_template_source == "file"
