@@ -134,7 +134,7 @@ class DECA(nn.Module):
     def _create_model(self, trusted_sha256: Optional[str]) -> None:
         from decaenv.loaders.flame import load_flame, preferred_flame_file
         from decaenv.runtime.flame import FLAME, load_landmark_embedding
-        from decaenv.runtime.io import load_checkpoint, load_strict
+        from decaenv.runtime.model_files import load_checkpoint, load_strict
 
         model = self.cfg.model
         self.param_dict = {name: getattr(model, "n_" + name) for name in model.param_list}
