@@ -4,7 +4,7 @@ One registry, keyed by the manifest's `validate.kind`. A validator takes the fil
 (parameters from the manifest) and returns a one-line summary, or raises `IntegrityError` (code
 "invalid-content") naming what is wrong. Except for `flame-model`, which uses the runtime's own
 chumpy-free loader so that "valid" means "the runtime can load it", none of them imports numpy or torch
-(see `decaenv.fetch.outline`).
+(see `decaenv.fetch.structure`).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def check_obj(path: str, v: Validator) -> str:
 
 @register("npy-array")
 def check_npy_array(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import ArrayInfo, outline_npy
+    from decaenv.fetch.structure import ArrayInfo, outline_npy
 
     info = outline_npy(path)
     if not isinstance(info, ArrayInfo):
@@ -153,7 +153,7 @@ def check_npy_array(path: str, v: Validator) -> str:
 
 @register("npy-dict")
 def check_npy_dict(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import outline_npy
+    from decaenv.fetch.structure import outline_npy
 
     obj = outline_npy(path)
     if not isinstance(obj, dict):
@@ -179,7 +179,7 @@ def check_dense_template(path: str, v: Validator) -> str:
 
 @register("npz-keys")
 def check_npz(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import outline_npz
+    from decaenv.fetch.structure import outline_npz
 
     from decaenv.fetch.zipcheck import verify_zip_crc
 
@@ -195,7 +195,7 @@ def check_npz(path: str, v: Validator) -> str:
 
 @register("deca-checkpoint")
 def check_checkpoint(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import ArrayInfo, outline_torch
+    from decaenv.fetch.structure import ArrayInfo, outline_torch
     from decaenv.deca_layout import checkpoint_layout
 
     ckpt = outline_torch(path)
@@ -228,7 +228,7 @@ def check_checkpoint(path: str, v: Validator) -> str:
 def check_state_dict(path: str, v: Validator) -> str:
     """A `torch.save`d state dict (face_alignment's S3FD / 2DFAN4 weights): its tensor count and the shapes of
     a few characteristic keys (`tensors`; `shapes` = [[name, shape], ...])."""
-    from decaenv.fetch.outline import ArrayInfo, outline_torch
+    from decaenv.fetch.structure import ArrayInfo, outline_torch
 
     state = outline_torch(path)
     if not isinstance(state, dict):
