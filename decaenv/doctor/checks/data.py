@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from decaenv.deca_layout import CHECKPOINT_FILE, FLAME_FILE, USER_FILES, has_flame
-from decaenv.doctor import hints, integrations
+from decaenv.doctor import hints, subsystems
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, warn
 from decaenv.doctor.registry import check
 
@@ -246,7 +246,7 @@ SKIP_DESTS = USER_FILES
 def check_data_files(ctx) -> CheckResult:
     """Every other manifest file: present, size, sha256 and content (decaenv.fetch's own `verify_entry`, the
     validators `decaenv fetch` and the runtime apply)."""
-    status = integrations.manifest_status(str(ctx.data_dir), hash_only=SKIP_DESTS)
+    status = subsystems.manifest_status(str(ctx.data_dir), hash_only=SKIP_DESTS)
     if status.get("error"):
         return fail(f"the data manifest cannot be read: {status['error']}", data={"files": []},
                     remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.",

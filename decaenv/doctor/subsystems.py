@@ -1,5 +1,6 @@
-"""The doctor's seams to the other parts of decaenv: rasterizer backends and build, compatibility shims,
-the data manifest and its verification, fetching.
+"""What the doctor asks decaenv's other subsystems: the rasterizer's backends and build state, the
+compatibility shims' status, the data manifest's verification (the build probe itself is in
+`probes_build`).
 
 Each function returns plain data. Functions used inside the probe worker (`rasterizer_status`,
 `patches_status`) may import torch; the others must not.
