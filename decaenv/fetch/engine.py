@@ -20,7 +20,7 @@ from decaenv.fetch import downloaders
 from decaenv.fetch.credentials import Credentials, get_credentials
 from decaenv.fetch.errors import code_of, fail
 from decaenv.fetch.hashes import HashCache
-from decaenv.fetch.http import Context, HttpOptions, make_session
+from decaenv.fetch.http import DownloadContext, HttpOptions, make_session
 from decaenv.fetch.locks import file_lock
 from decaenv.fetch.manifest import Entry, License, Manifest, Source
 from decaenv.fetch.processors import Archive, member_limit, run_post
@@ -250,7 +250,7 @@ class Fetcher:
             if not staging.size():
                 staging.discard()
             raise
-        ctx = Context(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
+        ctx = DownloadContext(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
                       expected_size=None if source.archive else expected_hash(entry, self.store.root, self.lockfile)[1],
                       progress=self.options.progress, label=entry.id)
         try:

@@ -96,7 +96,7 @@ class Request:
 
 
 @dataclass
-class Context:
+class DownloadContext:
     """Who is asking and how to talk about it in errors."""
 
     what: str                       # file name shown in messages
@@ -214,7 +214,7 @@ def _length(resp) -> Optional[int]:
     return int(value)
 
 
-def download(session, request: Request, staging: Staging, ctx: Context, options: HttpOptions,
+def download(session, request: Request, staging: Staging, ctx: DownloadContext, options: HttpOptions,
              first=None) -> Transfer:
     """Stream `request`'s body into `staging` (resuming what it already holds); see the module docstring.
 
@@ -295,12 +295,12 @@ def download(session, request: Request, staging: Staging, ctx: Context, options:
     return result
 
 
-def _restart(staging: Staging, ctx: Context) -> None:
+def _restart(staging: Staging, ctx: DownloadContext) -> None:
     staging.truncate()
     staging.save_meta(validator=None, total=None)
 
 
-def _accept(resp, staging: Staging, ranged: bool, ctx: Context, url: str) -> str:
+def _accept(resp, staging: Staging, ranged: bool, ctx: DownloadContext, url: str) -> str:
     """Decide what to do with a response: "stream" (206 resume / 200 fresh), "full" (200 to a Range
     request), "restart" (bad Content-Range), "complete" (416 because the partial is whole). Raises for
     retryable (`_Retry`) and final failures."""
@@ -328,7 +328,7 @@ def _accept(resp, staging: Staging, ranged: bool, ctx: Context, url: str) -> str
     raise classify_status(status, url=url, source_kind=ctx.source_kind, what=ctx.what, manual=ctx.manual)
 
 
-def _refuse_html(resp, staging: Staging, ctx: Context, url: str) -> None:
+def _refuse_html(resp, staging: Staging, ctx: DownloadContext, url: str) -> None:
     """An answer labelled text/html: raise the classified error (payloads are sniffed again on their
     first bytes in `_stream`, whatever their Content-Type)."""
     if not is_html(b"", resp.headers.get("Content-Type", "")):
@@ -337,7 +337,7 @@ def _refuse_html(resp, staging: Staging, ctx: Context, url: str) -> None:
     raise _html_error(page, ctx, resp.status_code)
 
 
-def _html_error(page: bytes, ctx: Context, status: Optional[int] = None):
+def _html_error(page: bytes, ctx: DownloadContext, status: Optional[int] = None):
     """The classified error for an HTML page, carrying the page (`payload`) and the HTTP status."""
     exc = classify_html(page.decode("utf-8", "replace"), source_kind=ctx.source_kind, what=ctx.what,
                         manual=ctx.manual)
@@ -346,7 +346,7 @@ def _html_error(page: bytes, ctx: Context, status: Optional[int] = None):
     return exc
 
 
-def _expected_total(resp, offset: int, ctx: Context):
+def _expected_total(resp, offset: int, ctx: DownloadContext):
     """(total bytes expected, or None; a size-mismatch error to raise after sniffing, or None)."""
     length = _length(resp)
     total = offset + length if length is not None else None
@@ -357,7 +357,7 @@ def _expected_total(resp, offset: int, ctx: Context):
     return total or ctx.expected_size, None
 
 
-def _stream(resp, staging: Staging, hasher, ctx: Context, options: HttpOptions, offset: int, mismatch) -> int:
+def _stream(resp, staging: Staging, hasher, ctx: DownloadContext, options: HttpOptions, offset: int, mismatch) -> int:
     """Append the body to the staging file, hashing as it goes (`decaenv.fetch.stream`); returns the bytes.
 
     The first chunk of a fresh download is sniffed: an HTML page (whatever its Content-Type) or a size
@@ -378,26 +378,26 @@ def _stream(resp, staging: Staging, hasher, ctx: Context, options: HttpOptions, 
                        guard=guard)
 
 
-def _truncated(ctx: Context, staging: Staging, why: str):
+def _truncated(ctx: DownloadContext, staging: Staging, why: str):
     return fail("truncated", f"{ctx.what}: the connection kept dropping before the end ({why}; "
                 f"{staging.size():,} bytes kept for resuming)",
                 hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
-def _too_slow(ctx: Context, url: str, why: str):
+def _too_slow(ctx: DownloadContext, url: str, why: str):
     return fail("too-slow", f"{redact_url(url)} sent {ctx.what} too slowly: {why}",
                 hint="run the same command again to resume (the bytes so far are kept); adjust the limits with "
                      "DECAENV_FETCH_MIN_RATE (bytes/s), DECAENV_FETCH_RATE_WINDOW and DECAENV_FETCH_DEADLINE (s)"
                      + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
-def _timed_out(ctx: Context, url: str):
+def _timed_out(ctx: DownloadContext, url: str):
     return fail("timeout", f"{redact_url(url)} stopped sending {ctx.what} (read timeout)",
                 hint="run the same command again to resume, or raise DECAENV_FETCH_TIMEOUT"
                      + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
-def _wait(retry: _Retry, failures: int, ctx: Context, url: str, options: HttpOptions, staging: Staging) -> None:
+def _wait(retry: _Retry, failures: int, ctx: DownloadContext, url: str, options: HttpOptions, staging: Staging) -> None:
     """Sleep before the next attempt, or raise the classified error when the budget is spent."""
     import requests
 
