@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional
 from decaenv.errors import DecaenvError
 from decaenv.fetch import http
 from decaenv.fetch.credentials import Credentials
-from decaenv.fetch.errors import FetchCode, classify_html, classify_network, fail
+from decaenv.fetch.errors import FetchCode, classify_html, classify_network, fetch_error
 from decaenv.fetch.manifest import Entry, Source
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
@@ -76,7 +76,7 @@ def _gdown_parser():
         from gdown.download import get_url_from_gdrive_confirmation
         from gdown.exceptions import FileURLRetrievalError
     except ImportError:
-        raise fail("gdown-missing", "Google Drive downloads need gdown, which is not installed",
+        raise fetch_error("gdown-missing", "Google Drive downloads need gdown, which is not installed",
                    hint="pip install 'decaenv[fetch]' (or pip install gdown)") from None
     return get_url_from_gdrive_confirmation, FileURLRetrievalError
 

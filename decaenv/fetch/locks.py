@@ -32,13 +32,13 @@ def file_lock(run_dir: Path, key: str, *, on_wait: Optional[Callable[[str], None
     Raises:
         FetchError (code "locked"): the timeout passed while a live process held the lock.
     """
-    from decaenv.fetch.errors import fail
+    from decaenv.fetch.errors import fetch_error
 
     lock = ProcessLock(Path(run_dir) / f"{key}.lock", timeout, purpose=f"fetching {key}", on_wait=on_wait)
     try:
         lock.acquire()
     except LockBusy as exc:
-        raise fail("locked", f"{key} is locked by {exc.holder}",
+        raise fetch_error("locked", f"{key} is locked by {exc.holder}",
                    hint="wait for it to finish, or stop that process") from None
     if lock.took_over is not None:
         log.info("took over the lock of %s, which its dead holder left behind (%s)", key, lock.took_over)

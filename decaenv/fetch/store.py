@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple
 
 from decaenv._process import pid_alive
 from decaenv.errors import UsageError
-from decaenv.fetch.errors import fail
+from decaenv.fetch.errors import fetch_error
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -390,7 +390,7 @@ class Store:
             return
         free = shutil.disk_usage(self.root).free
         if free < need + DISK_MARGIN:
-            raise fail("disk-space", f"not enough disk space for {what}: needs {_mb(need)} "
+            raise fetch_error("disk-space", f"not enough disk space for {what}: needs {_mb(need)} "
                        f"(+{_mb(DISK_MARGIN)} margin), {_mb(free)} free in {self.root}",
                        hint="free some space or pass another --data-dir")
 

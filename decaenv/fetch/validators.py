@@ -15,7 +15,7 @@ import zipfile
 from typing import Callable, Dict, Optional
 
 from decaenv.errors import DataError, IntegrityError
-from decaenv.fetch.errors import fail
+from decaenv.fetch.errors import fetch_error
 from decaenv.fetch.manifest import Validator
 from decaenv.fetch.sniff import EXPECTED_KIND, describe_kind, read_head, sniff
 
@@ -32,7 +32,7 @@ def register(kind: str) -> Callable[[ValidatorFn], ValidatorFn]:
 
 
 def _invalid(path: str, text: str, hint: str = "fetch it again from the official source") -> IntegrityError:
-    return fail("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path,
+    return fetch_error("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path,
                 cls=IntegrityError)  # type: ignore[return-value]
 
 
@@ -55,7 +55,7 @@ def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
     path = str(path)
     kind = sniff(read_head(path))
     if kind in ("html", "lfs-pointer", "empty"):
-        raise fail("html-page" if kind == "html" else "invalid-content",
+        raise fetch_error("html-page" if kind == "html" else "invalid-content",
                    f"{os.path.basename(path)} is {describe_kind(kind)}, not the data file",
                    hint="fetch it again", path=path, cls=IntegrityError)
     if validator is None:
