@@ -136,9 +136,18 @@ def pipe_holders(proc: subprocess.Popen) -> List[int]:
             links = {os.readlink(f"/proc/{name}/fd/{fd}") for fd in os.listdir(f"/proc/{name}/fd")}
         except OSError:
             continue
-        if links & targets:
-            found.append(int(name))
+        if links & targets and _parent(int(name)) != os.getpid():
+            found.append(int(name))  # our own children (other workers, or one between fork and exec) are not escapes
     return found
+
+
+def _parent(pid: int) -> Optional[int]:
+    """`pid`'s parent pid from /proc (None when it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def descendants(root: int) -> List[int]:
