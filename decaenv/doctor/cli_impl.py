@@ -16,7 +16,7 @@ from decaenv.doctor.api import DoctorOptions, DoctorRun, run_doctor
 SLOW_NOTICE_S = 10.0
 
 
-class Progress:
+class CheckSpinner:
     """A one-line spinner on stderr naming the checks still running (only on a terminal)."""
 
     def __init__(self, enabled: bool):
@@ -26,7 +26,7 @@ class Progress:
         self._status = None
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> "CheckSpinner":
         if self.enabled:
             from decaenv.cli._console import make_console
 
@@ -55,7 +55,7 @@ def list_checks(as_json: bool) -> None:
     checks = _registry().all()
     if as_json:
         from decaenv.cli._console import print_json
-        from decaenv.doctor.build_causes import causes_table
+        from decaenv.runtime.rasterizer.diagnose import causes_table
 
         print_json({"schema": "decaenv-doctor-checks/1", "checks": [c.describe() for c in checks],
                     "build_causes": causes_table()})
@@ -95,7 +95,7 @@ def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: b
     options = DoctorOptions(names=names, data_dir=data_dir, data_dir_source=data_dir_source, no_build=no_build,
                             use_cache=use_cache, strict=strict, command_timeout=timeout, deca_dir=deca_dir)
     interactive = sys.stderr.isatty() and not (as_json or markdown or quiet)
-    with Progress(interactive) as progress:
+    with CheckSpinner(interactive) as progress:
         run = run_doctor(options, on_result=progress.update)
     if fix:
         run = _fix(run, options, dry_run=dry_run, yes=yes, quiet=quiet or as_json or markdown)

@@ -208,7 +208,7 @@ class MtcnnDetector(Detector):
     name = "mtcnn"
 
     def __init__(self, device: str = "cpu"):
-        from decaenv.runtime.io import load_strict, load_torch_file
+        from decaenv.runtime.model_files import load_strict, load_torch_file
 
         folder = weights_dir()
         if folder is None:
