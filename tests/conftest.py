@@ -25,6 +25,10 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+#: Fixtures that compile the rasterizer extension: tests using them are `ext` (left out of `make test-fast`).
+COMPILING_FIXTURES = {"built_extension", "cpu_op", "cuda_op"}
+
+
 def pytest_collection_modifyitems(config, items):
     no_cuda = pytest.mark.skip(reason="needs a CUDA GPU")
     no_cxx = pytest.mark.skip(reason="needs a C++ compiler (g++/c++)")
@@ -32,6 +36,8 @@ def pytest_collection_modifyitems(config, items):
     has_cuda = _cuda_available() if any("cuda" in i.keywords for i in items) else False
     has_cxx = bool(shutil.which("g++") or shutil.which("c++"))
     for item in items:
+        if COMPILING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ext)  # builds the rasterizer extension: never in `make test-fast`
         if "cuda" in item.keywords and not has_cuda:
             item.add_marker(no_cuda)
         if "ext" in item.keywords and not has_cxx:

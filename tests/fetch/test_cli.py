@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from decaenv.cli import main
 from _support.fetch_server import Payload, sha, write_manifest
+
+pytestmark = pytest.mark.slow  # decaenv CLI subprocesses: `make test` only, not `make test-fast`
 
 
 def _cli(*args, env=None, stdin=None, timeout=120):

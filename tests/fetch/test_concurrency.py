@@ -14,6 +14,8 @@ from _support.fetch_server import Payload, sha, write_manifest
 
 from decaenv.fetch.locks import file_lock
 
+pytestmark = pytest.mark.slow  # concurrent fetch processes and kill -9: `make test` only, not `make test-fast`
+
 
 def _spawn(data, manifest, *extra):
     env = dict(os.environ, DECAENV_MANIFEST=str(manifest))

@@ -174,6 +174,7 @@ def test_uv_images_and_displacement(synthetic_data_dir):
     assert disp.shape == (256, 256) and disp.dtype == np.float64 and np.abs(disp).max() < 0.002
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path, monkeypatch):
     """Every file again from seed 0 (the checkpoint's bytes hashed as they are produced, not written twice),
     and another seed gives other bytes."""
