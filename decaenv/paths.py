@@ -58,6 +58,17 @@ class DataDir:
         }[self.source]
         return f"{self.path} ({origin})"
 
+    def require_existing(self) -> "DataDir":
+        """This data dir, checked to exist (read-only commands need it; write commands create it).
+
+        Raises:
+            UsageError: the folder does not exist.
+        """
+        if not self.path.is_dir():
+            raise UsageError(f"data dir {self.describe()} does not exist",
+                             hint="pass an existing folder to --data-dir, or run `decaenv fetch` to create it")
+        return self
+
 
 def home_dir() -> Path:
     """decaenv's own state folder: `$DECAENV_HOME`, else the platform's user data dir."""
@@ -115,7 +126,4 @@ def resolve_data_dir(flag: Optional[os.PathLike] = None, *, must_exist: bool = F
     if chosen.path.exists() and not chosen.path.is_dir():
         raise UsageError(f"data dir {chosen.describe()} is a file, not a folder",
                          hint="pass a folder to --data-dir")
-    if must_exist and not chosen.path.is_dir():
-        raise UsageError(f"data dir {chosen.describe()} does not exist",
-                         hint="pass an existing folder to --data-dir, or run `decaenv fetch` to create it")
-    return chosen
+    return chosen.require_existing() if must_exist else chosen

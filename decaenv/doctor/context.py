@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from decaenv.doctor.model import CheckResult
+from decaenv.paths import DataDir
 
 
 @dataclass
@@ -16,15 +16,14 @@ class Context:
 
     Attributes:
         probe: a `SystemProbe` (the real machine) or a `FakeProbe` (tests).
-        data_dir: the DECA data dir checked by the `data` category. data_dir_source: "flag", "env",
-            "cwd" or "default" (see `decaenv.paths`).
+        data_dir: the DECA data dir checked by the `data` category, resolved once, with where it came from
+            (`data_dir.source`: "flag", "env", "cwd" or "default"; see `decaenv.paths`).
         no_build: `--no-build`: the build probe is skipped.
         results: results of the checks finished so far (requirements are always finished first).
     """
 
     probe: Any
-    data_dir: Path
-    data_dir_source: str = "default"
+    data_dir: DataDir
     no_build: bool = False
     results: Dict[str, CheckResult] = field(default_factory=dict)
     _memo: Dict[str, Any] = field(default_factory=dict, repr=False)

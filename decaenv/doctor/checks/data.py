@@ -42,10 +42,10 @@ def _free_space(path: Path) -> Tuple[Path, int]:
        fix="Use --data-dir / DECAENV_DATA_DIR to point at a writable folder with >= 1 GB free.")
 def check_data_dir(ctx) -> CheckResult:
     """The data folder: where it is, writable, enough free disk."""
-    path = Path(ctx.data_dir)
+    path = ctx.data_dir.path
     existing, free = _free_space(path)
-    data = {"path": str(path), "source": ctx.data_dir_source, "exists": path.is_dir(), "free_bytes": free}
-    where = f"{path} ({ctx.data_dir_source})"
+    data = {"path": str(path), "source": ctx.data_dir.source, "exists": path.is_dir(), "free_bytes": free}
+    where = f"{path} ({ctx.data_dir.source})"
     if not os.access(str(existing), os.W_OK):
         return fail(f"{where} is not writable (checked {existing})", data=data,
                     remediation=fix_it("Choose a writable folder.", "decaenv --data-dir ~/deca-data doctor"))
@@ -70,7 +70,7 @@ def _flame_alias(data_dir: Path) -> Optional[str]:
            "loads it without chumpy and can convert it to a pickle-free npz.")
 def check_flame(ctx) -> CheckResult:
     """Load the FLAME file through decaenv's loader (in a subprocess) and validate it for DECA."""
-    data_dir = Path(ctx.data_dir)
+    data_dir = ctx.data_dir.path
     if not (data_dir / "generic_model.pkl").is_file() and not (data_dir / "generic_model.npz").is_file():
         alias = _flame_alias(data_dir)
         if alias and alias in OTHER_FLAME_VARIANTS:
@@ -169,7 +169,7 @@ def classify_checkpoint(path: Path) -> Tuple[str, str]:
        fix="Do not untar it; re-download it (decaenv fetch deca-model, or in a browser) and check its size.")
 def check_deca_model(ctx) -> CheckResult:
     """Present, and really a torch checkpoint by its bytes (not HTML, not truncated, not a tar)."""
-    path = Path(ctx.data_dir) / "deca_model.tar"
+    path = ctx.data_dir.path / "deca_model.tar"
     refetch = fix_it("Download it again (it is a torch checkpoint: do not untar it).", "decaenv fetch deca-model")
     fetch = (FixAction("fetch", "fetch deca_model.tar", {"ids": ["deca-model"]}),)
     if not path.is_file():
@@ -244,7 +244,7 @@ SKIP_DESTS = ("generic_model.pkl", "deca_model.tar")
        fix="decaenv fetch (verifies size and sha256 of every file in the manifest).")
 def check_data_files(ctx) -> CheckResult:
     """Every other manifest file: present, size and sha256 (decaenv.fetch's own `verify_entry`, hash level)."""
-    status = integrations.manifest_status(str(ctx.data_dir))
+    status = integrations.manifest_status(str(ctx.data_dir.path))
     if not status.get("api"):
         return skip(f"not checked: {status.get('reason')}")
     if status.get("error"):

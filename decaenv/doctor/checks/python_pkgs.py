@@ -141,7 +141,7 @@ def check_runtime_packages(ctx) -> CheckResult:
 def check_gdown(ctx) -> CheckResult:
     """gdown present (needed to fetch deca_model.tar) and recent enough."""
     entry = ctx.section("runtime-packages").get("gdown", {})
-    have_model = os.path.isfile(os.path.join(str(ctx.data_dir), "deca_model.tar"))
+    have_model = os.path.isfile(os.path.join(str(ctx.data_dir.path), "deca_model.tar"))
     py = python_cmd(ctx)
     if not entry.get("installed"):
         if have_model:
