@@ -43,7 +43,8 @@ def rasterizer_status() -> Dict[str, Any]:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     table: Dict[str, Dict[str, Any]] = {}
     for name in RASTER_BACKENDS:
-        answers = [backends.availability(name, d) for d in (["cuda"] if name == "cuda" else devices)]
+        kernel = backends.kernel_device(name)
+        answers = [backends.availability(name, d) for d in ([kernel] if kernel == "cuda" else devices)]
         usable = any(ok for ok, _why in answers)
         table[name] = {"usable": usable, "reason": next((why for ok, why in answers if ok == usable), "")}
     choice, reasons = {"cpu": None, "cuda": None}, {}

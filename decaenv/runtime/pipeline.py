@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
+from decaenv.paths import DataDir
 
 log = logging.getLogger("decaenv")
 
@@ -27,7 +28,7 @@ class ReconstructOptions:
 
     inputs: Sequence[Path]
     out_dir: Path
-    data_dir: Optional[Path] = None
+    data_dir: Optional[DataDir] = None
     device: str = "auto"
     batch_size: int = 1
     detector: str = "auto"
@@ -136,7 +137,7 @@ class Reconstructor:
         from decaenv.runtime.inputs import batched, expand_inputs
 
         start = time.perf_counter()
-        summary = RunSummary(device=str(self.deca.device), rasterizer=f"{self.deca.backend}",
+        summary = RunSummary(device=str(self.deca.device), rasterizer=self.deca.rasterizer.name,
                              detector=self.detector.name if self.detector else "none (--iscrop false)",
                              out_dir=str(self.out_dir))
 
@@ -287,10 +288,9 @@ def build_deca(options: ReconstructOptions):
     from decaenv.runtime.deca import DECA, check_data_dir
 
     cfg = get_cfg_defaults()
-    data_dir = Path(options.data_dir) if options.data_dir else None
-    if data_dir is not None:
-        check_data_dir(data_dir)
-        cfg.data_dir = str(data_dir)
+    if options.data_dir is not None:
+        check_data_dir(options.data_dir.path)
+        cfg.data_dir = options.data_dir
     cfg.model.use_tex = options.use_tex
     cfg.model.extract_tex = options.extract_tex
     cfg.model.tex_type = options.tex_type

@@ -8,7 +8,7 @@ depends only on the UV layout, is done once per device and reused.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,9 @@ from torch import nn
 from decaenv.runtime import mesh, shading
 from decaenv.runtime.assets import Topology
 from decaenv.runtime.outputs import RenderOutput
+
+if TYPE_CHECKING:
+    from decaenv.runtime.rasterizer.backends import Backend
 
 #: DECA moves the projected mesh this far along +z before rasterizing (the rasterizer needs z >= 0).
 Z_SHIFT = 10.0
@@ -29,10 +32,12 @@ class Renderer(nn.Module):
 
     Args:
         topology: faces and UVs of `head_template.obj`. image_size: crop size (224). uv_size: 256.
-        backend: rasterizer backend ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference").
+        backend: the rasterizer backend: a `Backend` resolved once by the caller (what `DECA` passes), or a name
+            ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference") resolved on each call.
     """
 
-    def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256, backend: str = "auto"):
+    def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256,
+                 backend: Union[str, Backend] = "auto"):
         super().__init__()
         self.image_size, self.uv_size, self.backend = image_size, uv_size, backend
         faces = torch.as_tensor(topology.faces, dtype=torch.long)

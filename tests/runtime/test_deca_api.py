@@ -234,3 +234,15 @@ def test_testdata_and_run_like_decalib(deca, tmp_path):
     assert item["original_image"].shape == (3, 512, 512) and float(item["original_image"].max()) <= 1.0
     opdict, visdict = deca.run(tmp_path / "face.png", detector="none")
     assert opdict["verts"].shape == (1, 5023, 3) and visdict["inputs"].shape == (1, 3, 224, 224)
+
+
+def test_the_model_resolves_its_data_dir_and_rasterizer_once(deca, synthetic_data_dir):
+    from pathlib import Path
+
+    from decaenv.paths import DataDir
+    from decaenv.runtime.rasterizer.backends import Backend
+
+    assert isinstance(deca.data_dir, DataDir) and deca.data_dir.path == Path(synthetic_data_dir).resolve()
+    assert deca.cfg.data_dir == str(deca.data_dir.path)
+    assert isinstance(deca.rasterizer, Backend) and deca.rasterizer.name == "torch"
+    assert deca.render.backend is deca.rasterizer  # handed down as the object, not a name to resolve again
