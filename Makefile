@@ -1,7 +1,8 @@
 # decaenv developer entry points. Both targets are idempotent: the second run only re-runs the job.
 #   make run   create .venv, install decaenv (+ torch CPU build when the venv has none), run the doctor
 #              and the end-to-end self-test on synthetic weights
-#   make test  same set-up, then the full test suite
+#   make test  same set-up, then `make lint` and the full test suite
+#   make lint  ruff (lint + format check) and mypy on decaenv/ (configured in pyproject.toml)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
@@ -17,7 +18,7 @@ FACENET_SPEC ?= facenet-pytorch==2.6.0
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test clean
+.PHONY: setup run lint test clean
 setup: $(STAMP)
 
 $(BIN)/python:
@@ -44,7 +45,12 @@ run: setup
 $(VENV)/.doctor-wheelhouse: $(STAMP) tests/doctor/venv_matrix.py
 	$(BIN)/python tests/doctor/venv_matrix.py --prepare && touch $@
 
-test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse
+lint: setup
+	$(BIN)/ruff check decaenv tests bench scripts
+	$(BIN)/ruff format --check decaenv tests bench scripts
+	$(BIN)/mypy
+
+test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from decaenv.cli._console import make_console, print_json
 from decaenv.doctor.api import DoctorOptions, DoctorRun, check_registry, run_doctor
@@ -26,13 +26,14 @@ class Progress:
         self.enabled = enabled
         self.done = 0
         self.started = time.monotonic()
-        self._status = None
+        self._status: Optional[Any] = None  # rich.status.Status while shown
         self._lock = threading.Lock()
 
     def __enter__(self) -> "Progress":
         if self.enabled:
-            self._status = make_console(stderr=True).status("decaenv doctor: checking…", spinner="dots")
-            self._status.__enter__()
+            status = make_console(stderr=True).status("decaenv doctor: checking…", spinner="dots")
+            status.__enter__()
+            self._status = status
         return self
 
     def __exit__(self, *exc) -> None:
@@ -68,7 +69,7 @@ def _parse_require(require: List[str], names: List[str]):
     from decaenv.doctor import require as req
 
     checks = check_registry().all()
-    categories = {}
+    categories: Dict[str, List[str]] = {}
     for check in checks:
         categories.setdefault(check.category, []).append(check.id)
     parsed = req.parse(require, [c.id for c in checks], categories)

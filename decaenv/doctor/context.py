@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Literal, Optional, overload
 
+from decaenv.doctor.contracts import (BuildSection, CheckpointLoadSection, ChumpySection, CompatSection, CudaSection,
+                                      FaceAlignmentSection, FlameLoadSection, FlameSelftestSection, NumpySection,
+                                      Pytorch3dSection, RasterizerSection, RuntimePackagesSection, TorchLoadSection,
+                                      TorchSection)
 from decaenv.doctor.model import CheckResult
 from decaenv.paths import DataDir
 
@@ -29,8 +33,38 @@ class Context:
     _memo: Dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False)
 
-    def section(self, name: str) -> Dict[str, Any]:
-        """Shortcut for `probe.section(name)`."""
+    # The answer of each probe section, typed by its contract (`decaenv.doctor.contracts`).
+    @overload
+    def section(self, name: Literal["torch"]) -> TorchSection: ...
+    @overload
+    def section(self, name: Literal["cuda"]) -> CudaSection: ...
+    @overload
+    def section(self, name: Literal["torch-load"]) -> TorchLoadSection: ...
+    @overload
+    def section(self, name: Literal["rasterizer"]) -> RasterizerSection: ...
+    @overload
+    def section(self, name: Literal["pytorch3d"]) -> Pytorch3dSection: ...
+    @overload
+    def section(self, name: Literal["face-alignment"]) -> FaceAlignmentSection: ...
+    @overload
+    def section(self, name: Literal["checkpoint-load"]) -> CheckpointLoadSection: ...
+    @overload
+    def section(self, name: Literal["numpy"]) -> NumpySection: ...
+    @overload
+    def section(self, name: Literal["flame-selftest"]) -> FlameSelftestSection: ...
+    @overload
+    def section(self, name: Literal["flame-load"]) -> FlameLoadSection: ...
+    @overload
+    def section(self, name: Literal["runtime-packages"]) -> RuntimePackagesSection: ...
+    @overload
+    def section(self, name: Literal["compat"]) -> CompatSection: ...
+    @overload
+    def section(self, name: Literal["chumpy"]) -> ChumpySection: ...
+    @overload
+    def section(self, name: Literal["build"]) -> BuildSection: ...
+
+    def section(self, name: str) -> Any:
+        """Shortcut for `probe.section(name)`: the answer of a probe section, shaped as its contract."""
         return self.probe.section(name)
 
     def result(self, check_id: str) -> Optional[CheckResult]:

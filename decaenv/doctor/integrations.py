@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Optional, cast
 
+from decaenv.doctor.contracts import (BuildSection, CompatSection, ExtensionSummary, ExtensionVariant, PatchRow,
+                                      RasterizerSection)
 from decaenv.errors import DecaenvError
 
 
@@ -23,7 +26,7 @@ def _missing(module: str, exc: BaseException) -> Dict[str, Any]:
 RASTER_BACKENDS = ("cuda", "cpu", "pytorch3d", "torch")
 
 
-def rasterizer_status() -> Dict[str, Any]:
+def rasterizer_status() -> RasterizerSection:
     """Usable rasterizer backends, the automatic choice per device and the compiled extension's state.
 
     Returns:
@@ -36,18 +39,19 @@ def rasterizer_status() -> Dict[str, Any]:
     try:
         from decaenv.runtime.rasterizer import backends, extension
     except ImportError as exc:
-        status = _missing("decaenv.runtime.rasterizer", exc)
+        status = cast(RasterizerSection, _missing("decaenv.runtime.rasterizer", exc))
         status["backends"] = {"torch": {"usable": True, "reason": "pure torch (always available with torch)"}}
         status["choice"] = {"cpu": "torch", "cuda": "torch" if torch.cuda.is_available() else None}
         return status
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    table: Dict[str, Dict[str, Any]] = {}
+    table: Dict[str, Any] = {}
     for name in RASTER_BACKENDS:
         kernel = backends.kernel_device(name)
         answers = [backends.availability(name, d) for d in ([kernel] if kernel == "cuda" else devices)]
         usable = any(ok for ok, _why in answers)
         table[name] = {"usable": usable, "reason": next((why for ok, why in answers if ok == usable), "")}
-    choice, reasons = {"cpu": None, "cuda": None}, {}
+    choice: Dict[str, Optional[str]] = {"cpu": None, "cuda": None}
+    reasons: Dict[str, str] = {}
     for device in devices:
         picked = backends.choose_backend(device, "auto")
         choice[device], reasons[device] = picked.name, picked.reason
@@ -55,9 +59,10 @@ def rasterizer_status() -> Dict[str, Any]:
             "extension": _extension_summary(extension.extension_status())}
 
 
-def _extension_summary(status: Any) -> Dict[str, Any]:
-    variants = {name: {"built": v.built, "usable": v.usable, "problem": v.problem, "path": v.path}
-                for name, v in status.variants.items()}
+def _extension_summary(status: Any) -> ExtensionSummary:
+    variants: Dict[str, ExtensionVariant] = {
+        name: {"built": v.built, "usable": v.usable, "problem": v.problem, "path": v.path}
+        for name, v in status.variants.items()}
     last = status.last_error or {}
     diagnosis = last.get("diagnosis") or {}
     return {"summary": status.summary(), "built": status.built, "variants": variants, "key": status.key,
@@ -68,7 +73,7 @@ def _extension_summary(status: Any) -> Dict[str, Any]:
                            "first_error": diagnosis.get("first_error")} if last else None}
 
 
-def rasterizer_build_probe(scratch: str, timeout: float = 400.0) -> Optional[Dict[str, Any]]:
+def rasterizer_build_probe(scratch: str, timeout: float = 400.0) -> Optional[BuildSection]:
     """Build decaenv's real rasterizer sources into `scratch` with the rasterizer package's own build (worker
     side): CPU, plus CUDA when torch has CUDA and a toolkit is found. None when that package is absent (the
     doctor's minimal probe is built instead). Nothing is written outside `scratch`."""
@@ -76,7 +81,7 @@ def rasterizer_build_probe(scratch: str, timeout: float = 400.0) -> Optional[Dic
         from decaenv.runtime.rasterizer.builder import build
     except ImportError:
         return None
-    result = build(root=scratch, timeout=timeout, lock_timeout=60.0)
+    result = build(root=Path(scratch), timeout=timeout, lock_timeout=60.0)
     out: Dict[str, Any] = {"sources": "decaenv's rasterizer (decaenv/runtime/csrc)", "api": True, "cuda": None,
                            "cuda_skipped": None, "compiler": os.environ.get("CXX", "c++")}
     for variant in result.variants:
@@ -88,7 +93,7 @@ def rasterizer_build_probe(scratch: str, timeout: float = 400.0) -> Optional[Dic
                                 "seconds": variant.seconds, "diagnosis": diagnosis,
                                 "verification": _verification_line(variant.verification),
                                 "log": _tail(variant.log)}
-    return out
+    return cast(BuildSection, out)  # keys named after the build variants ("cpu", "cuda_skipped", ...)
 
 
 def _verification_line(verification: Dict[str, Any]) -> str:
@@ -112,13 +117,13 @@ def _tail(path: Optional[str], limit: int = 20000) -> str:
 
 
 # -- compatibility shims (worker side) ----------------------------------------------------------------------
-def patches_status() -> Dict[str, Any]:
+def patches_status() -> CompatSection:
     """Each shim of `decaenv.patches.registry`: id, reason, link, state (needed / not needed / active)."""
     try:
         from decaenv.patches.registry import status_all
     except ImportError as exc:
-        return _missing("decaenv.patches", exc)
-    rows = []
+        return cast(CompatSection, _missing("decaenv.patches", exc))
+    rows: List[PatchRow] = []
     for st in status_all():
         rows.append({"id": st.id, "title": st.title, "reason": st.reason, "link": st.link, "package": st.package,
                      "version": st.version, "state": st.state, "detail": st.detail,
@@ -146,7 +151,7 @@ def manifest_status(data_dir: str) -> Dict[str, Any]:
         return {"api": True, "error": exc.one_line(), "files": []}
     files = []
     for entry in manifest.entries:
-        st = verify_entry(entry, data_dir, level="hash")
+        st = verify_entry(entry, Path(data_dir), level="hash")
         kind = "manual" if entry.manual_only else (entry.sources[0].kind if entry.sources else "")
         files.append({"id": entry.id, "dest": entry.dest, "status": st.status, "detail": st.detail,
                       "kind": kind, "required": bool(entry.default)})

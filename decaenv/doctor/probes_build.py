@@ -16,6 +16,8 @@ import tempfile
 import time
 from typing import Any, Dict, Iterator, List
 
+from decaenv.doctor.contracts import BuildSection, BuildTarget
+
 CPU_SOURCE = r"""
 #include <torch/extension.h>
 
@@ -88,14 +90,14 @@ def _read(path: str, limit: int = 60000) -> str:
     return text if len(text) <= limit else text[:limit // 2] + "\n...\n" + text[-limit // 2:]
 
 
-def _build_one(torch, scratch: str, name: str, sources: List[str], with_cuda: bool) -> Dict[str, Any]:
+def _build_one(torch, scratch: str, name: str, sources: List[str], with_cuda: bool) -> BuildTarget:
     from torch.utils import cpp_extension
 
     log = os.path.join(scratch, f"{name}.log")
     build_dir = os.path.join(scratch, name)
     os.makedirs(build_dir)
     start = time.perf_counter()
-    result: Dict[str, Any] = {"target": "cuda" if with_cuda else "cpu"}
+    result: BuildTarget = {"target": "cuda" if with_cuda else "cpu"}
     try:
         with captured_fds(log):
             module = cpp_extension.load(name=name, sources=sources, build_directory=build_dir, verbose=True,
@@ -115,7 +117,7 @@ def _build_one(torch, scratch: str, name: str, sources: List[str], with_cuda: bo
     return result
 
 
-def build_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def build_section(common: Dict[str, Any]) -> BuildSection:
     """Build the CPU probe (and the CUDA one when torch is a CUDA build and a toolkit is found)."""
     import torch
     from torch.utils import cpp_extension
@@ -129,8 +131,8 @@ def build_section(common: Dict[str, Any]) -> Dict[str, Any]:
             return real
         cuda_home = getattr(cpp_extension, "CUDA_HOME", None)
         want_cuda = bool(torch.version.cuda) and bool(cuda_home) and not common.get("cpu_only")
-        out: Dict[str, Any] = {"sources": "minimal", "cuda_home": cuda_home, "torch": torch.__version__,
-                               "compiler": os.environ.get("CXX", "c++")}
+        out: BuildSection = {"sources": "minimal", "cuda_home": cuda_home, "torch": torch.__version__,
+                             "compiler": os.environ.get("CXX", "c++")}
         cpp = os.path.join(scratch, "probe.cpp")
         with open(cpp, "w", encoding="utf-8") as fh:
             fh.write(CPU_SOURCE)

@@ -1,8 +1,41 @@
-"""Fixtures for doctor tests: fake torch installs (a version.py only) and fake tool folders."""
+"""Fixtures for doctor tests: fake torch installs (a version.py only), fake tool folders, and a check that every
+`FakeProbe` section answer written in these tests conforms to its contract (`decaenv.doctor.contracts`)."""
 
 from pathlib import Path
 
 import pytest
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+
+from decaenv.doctor.contracts import SECTION_TYPES
+from decaenv.doctor.testing import FakeProbe
+
+
+class ContractError(AssertionError):
+    """A probe-section answer that does not match its contract."""
+
+
+def check_section(name, answer):
+    """Raise `ContractError` unless `answer` is a valid answer of probe section `name`."""
+    if name not in SECTION_TYPES:
+        raise ContractError(f"no probe section named {name!r} (known: {', '.join(SECTION_TYPES)})")
+    try:
+        check_type(answer, SECTION_TYPES[name], collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+    except TypeCheckError as exc:
+        raise ContractError(f"probe section {name!r}: {exc}") from exc
+
+
+@pytest.fixture(autouse=True)
+def fakes_follow_the_contracts(monkeypatch):
+    """Every FakeProbe built by a doctor test has its dict answers checked against the section contracts."""
+    original = FakeProbe.__init__
+
+    def checked_init(self, sections=None, *args, **kwargs):
+        for name, answer in (sections or {}).items():
+            if isinstance(answer, dict):
+                check_section(name, answer)
+        original(self, sections, *args, **kwargs)
+
+    monkeypatch.setattr(FakeProbe, "__init__", checked_init)
 
 
 def write_torch(root: Path, version: str = "2.13.0+cpu", cuda=None) -> Path:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from decaenv.doctor.context import Context
 from decaenv.doctor import hints, integrations
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
 from decaenv.doctor.registry import check
@@ -40,7 +41,7 @@ def _free_space(path: Path) -> Tuple[Path, int]:
                  "OSError: [Errno 28] No space left on device"),
        cause="DECA reads everything from ./data; the downloads need about 0.5 GB and a writable folder.",
        fix="Use --data-dir / DECAENV_DATA_DIR to point at a writable folder with >= 1 GB free.")
-def check_data_dir(ctx) -> CheckResult:
+def check_data_dir(ctx: Context) -> CheckResult:
     """The data folder: where it is, writable, enough free disk."""
     path = ctx.data_dir.path
     existing, free = _free_space(path)
@@ -68,7 +69,7 @@ def _flame_alias(data_dir: Path) -> Optional[str]:
              "other projects rename it, and FLAME 2023 is not what DECA was trained with.",
        fix="Put FLAME 2020's generic_model.pkl in the data folder (decaenv fetch --from FLAME2020.zip); decaenv "
            "loads it without chumpy and can convert it to a pickle-free npz.")
-def check_flame(ctx) -> CheckResult:
+def check_flame(ctx: Context) -> CheckResult:
     """Load the FLAME file through decaenv's loader (in a subprocess) and validate it for DECA."""
     data_dir = ctx.data_dir.path
     if not (data_dir / "generic_model.pkl").is_file() and not (data_dir / "generic_model.npz").is_file():
@@ -100,7 +101,7 @@ def check_flame(ctx) -> CheckResult:
         return fail(f"{Path(source).name} is not usable with DECA's checkpoint: {info['incompatible'][0]}",
                     [shape] + info["incompatible"][1:], data=data, remediation=fix_it(*FLAME_GET))
     details = [shape, f"loaded with decaenv's chumpy-free loader in {info.get('seconds', 0):.2f} s"]
-    fixes = ()
+    fixes: Tuple[FixAction, ...] = ()
     pkl = data_dir / "generic_model.pkl"
     if source.endswith(".pkl"):
         details.append("convert it once to a pickle-free generic_model.npz: `decaenv doctor --fix`")
@@ -167,7 +168,7 @@ def classify_checkpoint(path: Path) -> Tuple[str, str]:
        cause="Google Drive sometimes serves an HTML quota/confirm page instead of the file, downloads get "
              "truncated, and the .tar name invites untarring a torch checkpoint.",
        fix="Do not untar it; re-download it (decaenv fetch deca-model, or in a browser) and check its size.")
-def check_deca_model(ctx) -> CheckResult:
+def check_deca_model(ctx: Context) -> CheckResult:
     """Present, and really a torch checkpoint by its bytes (not HTML, not truncated, not a tar)."""
     path = ctx.data_dir.path / "deca_model.tar"
     refetch = fix_it("Download it again (it is a torch checkpoint: do not untar it).", "decaenv fetch deca-model")
@@ -197,7 +198,7 @@ def check_deca_model(ctx) -> CheckResult:
        cause="The checkpoint must load with weights_only=True on any device and hold E_flame, E_detail and "
              "D_detail with DECA's key names and shapes.",
        fix="Use the official deca_model.tar; decaenv loads it with weights_only=True and map_location='cpu'.")
-def check_deca_model_load(ctx) -> CheckResult:
+def check_deca_model_load(ctx: Context) -> CheckResult:
     """Load with weights_only=True on the CPU (subprocess) and compare the three state dicts with DECA's layout."""
     info = ctx.section("checkpoint-load")
     if not info.get("loaded"):
@@ -242,7 +243,7 @@ SKIP_DESTS = ("generic_model.pkl", "deca_model.tar")
                  "FLAME_albedo_from_BFM.npz"),
        cause="DECA needs several public topology files next to the licensed ones; the texture model is optional.",
        fix="decaenv fetch (verifies size and sha256 of every file in the manifest).")
-def check_data_files(ctx) -> CheckResult:
+def check_data_files(ctx: Context) -> CheckResult:
     """Every other manifest file: present, size and sha256 (decaenv.fetch's own `verify_entry`, hash level)."""
     status = integrations.manifest_status(str(ctx.data_dir.path))
     if not status.get("api"):
