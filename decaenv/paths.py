@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from decaenv.errors import UsageError
 
@@ -100,7 +100,7 @@ def is_deca_data_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in DECA_DATA_MARKERS)
 
 
-def resolve_data_dir(flag: Optional[os.PathLike] = None, *, must_exist: bool = False,
+def resolve_data_dir(flag: Union[None, str, os.PathLike] = None, *, must_exist: bool = False,
                      cwd: Optional[Path] = None) -> DataDir:
     """Resolve the data dir (see the module docstring for the order).
 

@@ -103,6 +103,11 @@ class DECA(nn.Module):
         UsageError: an unusable device, rasterizer or option.
     """
 
+    # Buffers registered in __init__ (declared here for type checkers).
+    uv_face_eye_mask: torch.Tensor
+    fixed_uv_dis: torch.Tensor
+    _dense_faces_in_mask: torch.Tensor
+
     def __init__(self, data_dir: Union[None, str, os.PathLike, DataDir, DecaConfig] = None, device: Optional[str] = None,
                  rasterizer: Optional[str] = None, config: Optional[DecaConfig] = None,
                  trusted_sha256: Optional[str] = None):
@@ -161,7 +166,7 @@ class DECA(nn.Module):
         for name in ("E_flame", "E_detail", "D_detail"):
             load_strict(getattr(self, name), state[name], name, ckpt_path)
         del state
-        flame_path = model.flame_model_path or preferred_flame_file(self.data_dir.path)
+        flame_path = Path(model.flame_model_path) if model.flame_model_path else preferred_flame_file(self.data_dir.path)
         embedding = load_landmark_embedding(self._data_path("flame_lmk_embedding_path"))
         self.flame = FLAME(load_flame(flame_path), embedding, model.n_shape, model.n_exp)
         self.flametex = None

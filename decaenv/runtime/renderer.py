@@ -8,7 +8,7 @@ depends only on the UV layout, is done once per device and reused.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,16 @@ class Renderer(nn.Module):
         backend: the rasterizer backend: a `Backend` resolved once by the caller (what `DECA` passes), or a name
             ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference") resolved on each call.
     """
+
+    # Buffers registered in __init__ (declared here for type checkers).
+    faces: torch.Tensor
+    raw_uvcoords: torch.Tensor
+    uvfaces: torch.Tensor
+    uvcoords: torch.Tensor
+    face_uvcoords: torch.Tensor
+    face_colors: torch.Tensor
+    dense_faces: torch.Tensor
+    constant_factor: torch.Tensor
 
     def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256,
                  backend: Union[str, Backend] = "auto"):
@@ -205,7 +215,7 @@ class Renderer(nn.Module):
     def render_views(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
                      h: int, w: int, background: Optional[torch.Tensor] = None,
                      uv_detail_normals: Optional[torch.Tensor] = None, shapes: bool = True,
-                     normals: Optional[torch.Tensor] = None) -> Dict[str, object]:
+                     normals: Optional[torch.Tensor] = None) -> Dict[str, Any]:
         """What DECA's `decode` renders, from one rasterization and one interpolation: the textured render
         (`forward` without lights) and the grey shape renders (`render_shape`, coarse and with detail normals).
 
@@ -235,7 +245,7 @@ class Renderer(nn.Module):
         return paste_views(part, window, h, w, background, albedos)
 
     def _views(self, vertices, transformed_vertices, transformed_normals, normals, albedos, h, w, background,
-               uv_detail_normals, shapes) -> Dict[str, object]:
+               uv_detail_normals, shapes) -> Dict[str, Any]:
         from decaenv.runtime.rasterizer import interpolate
 
         faces = self.faces[0]
@@ -254,7 +264,7 @@ class Renderer(nn.Module):
                            pos_mask=(rendering[:, 5:6] < POS_MASK_Z).float(), shading_images=torch.zeros_like(images),
                            grid=grid, normals=normals, normal_images=normal_images * alpha,
                            transformed_normals=transformed_normals)
-        out: Dict[str, object] = {"ops": ops}
+        out: Dict[str, Any] = {"ops": ops}
         if not shapes:
             return out
         lights = shading.default_shape_lights(batch, vertices.device, vertices.dtype)
@@ -345,8 +355,8 @@ def _paste(part: torch.Tensor, window, h: int, w: int, fill: torch.Tensor, chann
     return full
 
 
-def paste_views(part: Dict[str, object], window, h: int, w: int, background: Optional[torch.Tensor],
-                albedos: torch.Tensor) -> Dict[str, object]:
+def paste_views(part: Dict[str, Any], window, h: int, w: int, background: Optional[torch.Tensor],
+                albedos: torch.Tensor) -> Dict[str, Any]:
     """Full-size outputs from those of a window: outside it, what an uncovered pixel gets (zeros, the
     background, or for `albedo_images` the albedo sampled at the zero grid, as grid_sample gives)."""
     ops = part["ops"]
@@ -365,7 +375,7 @@ def paste_views(part: Dict[str, object], window, h: int, w: int, background: Opt
         full[:, :, y0:y1, x0:x1] = t
         return full
 
-    out: Dict[str, object] = {"ops": RenderOutput(
+    out: Dict[str, Any] = {"ops": RenderOutput(
         images=with_background(ops.images), albedo_images=filled(ops.albedo_images, corner),
         alpha_images=filled(ops.alpha_images), pos_mask=filled(ops.pos_mask),
         shading_images=filled(ops.shading_images), grid=_paste(ops.grid, window, h, w, zero, channels_last=True),
