@@ -42,8 +42,8 @@ run: setup
 
 # Wheels for the doctor's cross-version venv tests (Python 3.9-3.13 x numpy 1.26/2 x chumpy 0.70); as above,
 # set-up may use the registries, the tests build their venvs offline from these wheels.
-$(VENV)/.doctor-wheelhouse: $(STAMP) tests/doctor/venv_matrix.py
-	$(BIN)/python tests/doctor/venv_matrix.py --prepare && touch $@
+$(VENV)/.doctor-wheelhouse: $(STAMP) tests/_support/venv_matrix.py
+	$(BIN)/python tests/_support/venv_matrix.py --prepare && touch $@
 
 lint: setup
 	$(BIN)/ruff check decaenv tests bench scripts

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _support.assets import TEST_ASSETS_ENV, public_topology_dir
 
-TEST_ASSETS_ENV = "DECAENV_TEST_ASSETS"
+pytest_plugins = ["_support.io_budget"]
 
 
 def _cuda_available() -> bool:
@@ -56,14 +57,6 @@ def shared_assets() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip(f"{TEST_ASSETS_ENV} is not set to DECA's public test assets")
     return Path(value)
-
-
-def public_topology_dir():
-    """`$DECAENV_TEST_ASSETS/deca-data` when available, else None (procedural topology)."""
-    value = os.environ.get(TEST_ASSETS_ENV)
-    if value and (Path(value) / "deca-data" / "head_template.obj").is_file():
-        return Path(value) / "deca-data"
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -1,27 +1,13 @@
-"""Fixtures for doctor tests: fake torch installs (a version.py only), fake tool folders, and a check that every
-`FakeProbe` section answer written in these tests conforms to its contract (`decaenv.doctor.contracts`)."""
+"""Fixtures for doctor tests: fake torch installs (a version.py only), and a check that every `FakeProbe`
+section answer written in these tests conforms to its contract (`decaenv.doctor.contracts`). Fake tools:
+`_support.tools`."""
 
 from pathlib import Path
 
 import pytest
-from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
+from _support.contracts import check_section
 
-from decaenv.doctor.contracts import SECTION_TYPES
 from decaenv.doctor.testing import FakeProbe
-
-
-class ContractError(AssertionError):
-    """A probe-section answer that does not match its contract."""
-
-
-def check_section(name, answer):
-    """Raise `ContractError` unless `answer` is a valid answer of probe section `name`."""
-    if name not in SECTION_TYPES:
-        raise ContractError(f"no probe section named {name!r} (known: {', '.join(SECTION_TYPES)})")
-    try:
-        check_type(answer, SECTION_TYPES[name], collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
-    except TypeCheckError as exc:
-        raise ContractError(f"probe section {name!r}: {exc}") from exc
 
 
 @pytest.fixture(autouse=True)
@@ -60,17 +46,3 @@ def cuda_torch(tmp_path):
     """FakeProbe `files` for a CUDA 12.1 torch 2.5."""
     pkg = write_torch(tmp_path / "cu121", "2.5.1+cu121", "12.1")
     return {("torch", "version.py"): str(pkg / "version.py"), ("torch", "include"): str(pkg / "include")}
-
-
-def make_tool(folder: Path, name: str, text: str = "#!/bin/sh\nexit 0\n") -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text)
-    path.chmod(0o755)
-    return str(path)
-
-
-@pytest.fixture()
-def tool():
-    """`tool(folder, name, text=...)` writes an executable script and returns its path."""
-    return make_tool

@@ -4,14 +4,13 @@
 import typing
 
 import pytest
+from _support.contracts import ContractError, check_section
 
 from decaenv.doctor import probes_build, probes_data, probes_env
 from decaenv.doctor.contracts import SECTION_TYPES
 from decaenv.doctor.probe import SystemProbe
 from decaenv.doctor.testing import FakeProbe
 from decaenv.doctor.worker import SECTION_SPECS
-
-from .conftest import ContractError, check_section
 
 
 def test_every_worker_section_has_one_contract_and_returns_it():

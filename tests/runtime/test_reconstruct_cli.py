@@ -16,7 +16,14 @@ from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.export import SAVE_KINDS
 from decaenv.runtime.readback import check_item
 
-pytestmark = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mtcnn_weights():
+    """These tests detect faces with MTCNN: `make test` installs its weights, so their absence is a failure of the
+    set-up, never a silent skip."""
+    if weights_dir() is None:
+        pytest.fail("the MTCNN weights are missing: run `make setup` (it installs them) before these tests")
 
 
 @pytest.fixture(scope="module")
