@@ -161,6 +161,8 @@ def needs_manual_route(result: FileResult) -> bool:
     """Whether a failed file should be downloaded by hand (no network, login, quota, manual-only source)."""
     from decaenv.fetch.errors import error_code
 
+    if result.error is None:
+        return False
     return error_code(result.error) in ("offline", "network", "timeout", "gdrive-quota", "gdrive-interstitial",
                                         "gdrive-permission", "manual-only", "http-404", "http-403",
                                         "html-login-rejected", "html-license-not-accepted", "credentials-missing",
