@@ -82,7 +82,7 @@ def checkpoint_load_section(common: Dict[str, Any]) -> CheckpointLoadSection:
             if "mmap" not in str(exc):
                 raise
             checkpoint = torch.load(str(path), **kwargs)  # legacy (non-zip) files cannot be mmapped
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - any load failure is reported as data, not a crash
         return {"loaded": False, "error": _error(exc), "seconds": time.perf_counter() - start}
     out: CheckpointLoadSection = {"loaded": True, "seconds": time.perf_counter() - start}
     if not isinstance(checkpoint, dict):
