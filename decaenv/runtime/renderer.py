@@ -33,7 +33,7 @@ class Renderer(nn.Module):
     Args:
         topology: faces and UVs of `head_template.obj`. image_size: crop size (224). uv_size: 256.
         backend: the rasterizer backend: a `Backend` resolved once by the caller (what `DECA` passes), or a name
-            ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference") resolved on each call.
+            ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference") resolved once per device type.
     """
 
     # Buffers registered in __init__ (declared here for type checkers).
@@ -68,6 +68,18 @@ class Renderer(nn.Module):
         self.register_buffer("constant_factor", torch.tensor(shading.SH_CONSTANTS, dtype=torch.float32),
                              persistent=False)
         self._uv_fragments: Dict[str, object] = {}
+        self._resolved: Dict[str, Backend] = {}
+
+    def backend_for(self, device: torch.device) -> Backend:
+        """The rasterizer backend for tensors on `device`: the one given, or the name resolved once per type."""
+        from decaenv.runtime.rasterizer.backends import Backend, get_backend
+
+        if isinstance(self.backend, Backend):
+            return self.backend
+        kind = torch.device(device).type
+        if kind not in self._resolved:
+            self._resolved[kind] = get_backend(self.backend, device)
+        return self._resolved[kind]
 
     # -- rasterization -------------------------------------------------------------------------------
     def rasterize(self, trans_verts: torch.Tensor, h: Optional[int] = None, w: Optional[int] = None):
@@ -83,7 +95,7 @@ class Renderer(nn.Module):
         h = self.image_size if h is None else int(h)
         w = h if w is None else int(w)
         shifted = trans_verts.detach() + trans_verts.new_tensor([0.0, 0.0, Z_SHIFT])
-        return rasterize(mesh.face_vertices(shifted, self.faces[0]), h, w, backend=self.backend)
+        return rasterize(mesh.face_vertices(shifted, self.faces[0]), h, w, backend=self.backend_for(shifted.device))
 
     def uv_fragments(self, device: torch.device):
         """Fragments of the UV-layout mesh at uv_size (cached per device; they never change)."""
@@ -92,7 +104,7 @@ class Renderer(nn.Module):
         key = str(device)
         if key not in self._uv_fragments:
             self._uv_fragments[key] = rasterize(self.face_uvcoords.to(device), self.uv_size, self.uv_size,
-                                                backend=self.backend)
+                                                backend=self.backend_for(device))
         return self._uv_fragments[key]
 
     def uv_sampler(self, device: torch.device):
