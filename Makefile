@@ -2,6 +2,7 @@
 #   make run   create .venv, install decaenv (+ torch CPU build when the venv has none), run the doctor
 #              and the end-to-end self-test on synthetic weights
 #   make test  same set-up, then `make lint` and the full test suite
+#   make test-fast  same set-up, then the fast loop (unit tests and small end-to-end runs, about a minute)
 #   make lint  ruff (lint + format check) and mypy on decaenv/ (configured in pyproject.toml)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -18,7 +19,7 @@ FACENET_SPEC ?= facenet-pytorch==2.6.0
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
-.PHONY: setup run lint test clean
+.PHONY: setup run lint test test-fast clean
 setup: $(STAMP)
 
 $(BIN)/python:
@@ -53,6 +54,12 @@ lint: setup
 test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The one-minute loop: unit tests and small end-to-end runs on the procedural synthetic head (not `slow`: no real
+# doctor runs, venv matrices, compiles or CLI reconstructions; no DECAENV_TEST_ASSETS). `make test` is the full suite.
+FAST_MARKERS ?= not slow and not ext and not cuda and not network
+test-fast: setup
+	env -u DECAENV_TEST_ASSETS $(BIN)/python -m pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) decaenv-selftest .pytest_cache

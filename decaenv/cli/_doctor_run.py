@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from decaenv.cli._console import make_console, print_json
@@ -80,7 +81,8 @@ def _parse_require(require: List[str], names: List[str]):
 
 def doctor(*, names: List[str], data_dir: DataDir, as_json: bool, markdown: bool, strict: bool,
            use_cache: bool, no_build: bool, fix: bool, dry_run: bool, yes: bool, timeout: Optional[float],
-           verbose: bool, quiet: bool, require: Optional[List[str]] = None) -> int:
+           verbose: bool, quiet: bool, require: Optional[List[str]] = None,
+           deca_dir: Optional[Path] = None) -> int:
     """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
     from decaenv.cli._doctor_render import render
     from decaenv.doctor import require as req
@@ -88,7 +90,7 @@ def doctor(*, names: List[str], data_dir: DataDir, as_json: bool, markdown: bool
 
     requirements, names = _parse_require(require or [], names)
     options = DoctorOptions(names=names, data_dir=data_dir, no_build=no_build,
-                            use_cache=use_cache, strict=strict, command_timeout=timeout)
+                            use_cache=use_cache, strict=strict, command_timeout=timeout, deca_dir=deca_dir)
     interactive = sys.stderr.isatty() and not (as_json or markdown or quiet)
     with Progress(interactive) as progress:
         run = run_doctor(options, on_result=progress.update)

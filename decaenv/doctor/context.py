@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, Literal, Optional, overload
 
 from decaenv.doctor.contracts import (BuildSection, CheckpointLoadSection, ChumpySection, CompatSection, CudaSection,
+                                      DecaImportsSection, DetectorsSection,
                                       FaceAlignmentSection, FlameLoadSection, FlameSelftestSection, NumpySection,
                                       Pytorch3dSection, RasterizerSection, RuntimePackagesSection, TorchLoadSection,
                                       TorchSection)
@@ -23,12 +25,14 @@ class Context:
         data_dir: the DECA data dir checked by the `data` category, resolved once, with where it came from
             (`data_dir.source`: "flag", "env", "cwd" or "default"; see `decaenv.paths`).
         no_build: `--no-build`: the build probe is skipped.
+        deca_dir: the user's DECA checkout (`--deca-dir`, or the one the doctor runs in), None outside one.
         results: results of the checks finished so far (requirements are always finished first).
     """
 
     probe: Any
     data_dir: DataDir
     no_build: bool = False
+    deca_dir: Optional[Path] = None
     results: Dict[str, CheckResult] = field(default_factory=dict)
     _memo: Dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False)
@@ -46,6 +50,10 @@ class Context:
     def section(self, name: Literal["pytorch3d"]) -> Pytorch3dSection: ...
     @overload
     def section(self, name: Literal["face-alignment"]) -> FaceAlignmentSection: ...
+    @overload
+    def section(self, name: Literal["detectors"]) -> DetectorsSection: ...
+    @overload
+    def section(self, name: Literal["deca-imports"]) -> DecaImportsSection: ...
     @overload
     def section(self, name: Literal["checkpoint-load"]) -> CheckpointLoadSection: ...
     @overload

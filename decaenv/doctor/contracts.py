@@ -168,6 +168,29 @@ FaceAlignmentSection = TypedDict("FaceAlignmentSection", {
 }, total=False)
 
 
+class AutoPlanInfo(TypedDict, total=False):
+    """What `--detector auto` picks (`decaenv.runtime.detectors.AutoPlan.to_json()`)."""
+
+    name: Optional[str]
+    fallback: Optional[str]
+    reason: str
+    skipped: List[List[str]]  # [name, why]
+
+
+class DetectorsSection(Unavailable, total=False):
+    """"detectors": the automatic face-detector choice and each detector's availability (nothing loaded)."""
+
+    plan: AutoPlanInfo
+    available: Dict[str, BackendRow]  # detector name -> usable, reason
+
+
+class DecaImportsSection(TypedDict, total=False):
+    """"deca-imports": the third-party modules DECA's demo imports, and those this interpreter cannot find."""
+
+    modules: List[str]
+    missing: List[str]
+
+
 class NetworkLayout(TypedDict, total=False):
     """One network's state dict in the checkpoint against DECA's layout."""
 
@@ -306,12 +329,14 @@ SECTION_TYPES: Dict[str, Any] = {
     "rasterizer": RasterizerSection,
     "pytorch3d": Pytorch3dSection,
     "face-alignment": FaceAlignmentSection,
+    "detectors": DetectorsSection,
     "checkpoint-load": CheckpointLoadSection,
     "numpy": NumpySection,
     "flame-selftest": FlameSelftestSection,
     "flame-load": FlameLoadSection,
     "runtime-packages": RuntimePackagesSection,
     "compat": CompatSection,
+    "deca-imports": DecaImportsSection,
     "chumpy": ChumpySection,
     "build": BuildSection,
 }

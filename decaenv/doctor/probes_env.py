@@ -17,7 +17,8 @@ import traceback
 import warnings
 from typing import Any, Dict, List, Optional, cast
 
-from decaenv.doctor.contracts import (ChumpySection, CompatSection, CudaDevice, CudaSection, FaceAlignmentSection,
+from decaenv.doctor.contracts import (AutoPlanInfo, ChumpySection, CompatSection, CudaDevice, CudaSection, DecaImportsSection,
+                                      DetectorsSection, FaceAlignmentSection,
                                       FlameSelftestSection, ImportInfo, NumpySection, Pytorch3dSection,
                                       RasterizerSection, RuntimePackage, RuntimePackagesSection, TorchLoadSection,
                                       TorchSection)
@@ -243,6 +244,37 @@ def face_alignment_section(common: Dict[str, Any]) -> FaceAlignmentSection:
     return out
 
 
+def detectors_section(common: Dict[str, Any]) -> DetectorsSection:
+    """What `decaenv reconstruct --detector auto` will use here, from the detectors' own availability probes
+    (nothing is loaded)."""
+    try:
+        from decaenv.runtime.detectors import auto_plan, availability
+    except ImportError as exc:
+        return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
+    return {"api": True, "plan": cast(AutoPlanInfo, auto_plan().to_json()),
+            "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()}}
+
+
+def deca_imports_section(common: Dict[str, Any]) -> DecaImportsSection:
+    """The third-party modules DECA's demo imports at start-up (in the checkout `common["deca_dir"]`), and which
+    of them this interpreter cannot find (found by `find_spec`, nothing is imported)."""
+    from decaenv.doctor.deca_source import demo_imports
+
+    root = common.get("deca_dir")
+    if not root:
+        return {"modules": [], "missing": []}
+    modules = demo_imports(root)
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return {"modules": modules, "missing": missing}
+
+
 def _weight_urls(package_dir: str) -> List[str]:
     import re
 
@@ -391,6 +423,8 @@ SECTIONS = {
     "pytorch3d": pytorch3d_section,
     "compat": compat_section,
     "face-alignment": face_alignment_section,
+    "detectors": detectors_section,
+    "deca-imports": deca_imports_section,
     "numpy": numpy_section,
     "flame-selftest": flame_selftest_section,
     "runtime-packages": runtime_packages_section,

@@ -23,6 +23,8 @@ def entry_json(entry: Entry, data_dir, status: Optional[FileStatus], licenses: L
         "id": entry.id,
         "dest": entry.dest,
         "path": str(entry.path(data_dir)),
+        "root": entry.root,
+        "group": entry.group,
         "default": entry.default,
         "description": entry.description,
         "status": status.status if status else None,

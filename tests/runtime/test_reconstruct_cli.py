@@ -16,6 +16,8 @@ from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.export import SAVE_KINDS
 from decaenv.runtime.readback import check_item
 
+pytestmark = pytest.mark.slow  # CLI reconstructions: `make test` only, not `make test-fast`
+
 
 
 @pytest.fixture(autouse=True, scope="module")
