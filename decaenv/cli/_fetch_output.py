@@ -13,7 +13,7 @@ from decaenv.fetch.errors import error_code
 from decaenv.fetch.progress import Progress
 
 if TYPE_CHECKING:
-    from decaenv.fetch.command import FetchReport
+    from decaenv.fetch.command import FetchReport, Forgotten
     from decaenv.fetch.engine import FileResult
     from decaenv.fetch.manifest import Entry, License, Manifest
     from decaenv.fetch.records import Licenses
@@ -42,13 +42,30 @@ def _size(n: Optional[int]) -> str:
 
 
 def print_report(report: FetchReport, *, quiet: bool, verbose: bool) -> None:
-    """The human form of a report: the table (list, verify) or the per-file lines and verdict (fetch, import)."""
+    """The human form of a report: the table (list, verify), what --forget/--clean did, or the per-file lines
+    and verdict (fetch, import)."""
     if report.mode in ("list", "verify"):
         from decaenv.cli._console import make_console
 
         print_table(make_console(), report.manifest, report.data_dir, report.statuses, report.licenses)
+    elif report.mode == "forget":
+        for item in report.forgotten:
+            say(forgotten_line(item, report.lockfile))
+    elif report.mode == "clean":
+        say(f"removed {report.removed} refused payload(s) ({report.freed_bytes / 1e6:,.1f} MB) "
+            f"from {report.quarantine}")
     else:
         print_results(report.results, report.data_dir, quiet=quiet, verbose=verbose)
+
+
+def forgotten_line(item: Forgotten, lockfile) -> str:
+    """One `--forget` outcome."""
+    if item.outcome == "published":
+        return f"{item.id}: its hash is published in the manifest, there is no first-use record to forget"
+    if item.outcome == "forgotten":
+        return (f"{item.id}: forgot the first-use record (sha256 {item.sha256 or '?'}); "
+                f"the next `decaenv fetch {item.id}` checks and records the file again")
+    return f"{item.id}: no first-use record in {lockfile}"
 
 
 def print_results(results: List[FileResult], data_dir, *, quiet: bool, verbose: bool) -> None:

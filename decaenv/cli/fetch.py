@@ -30,6 +30,10 @@ def fetch(
         help="FLAME account name. The password comes from $DECAENV_FLAME_PASSWORD, ~/.netrc or a hidden prompt."),
     accept_license: bool = typer.Option(False, "--accept-license",
                                         help="Accept the licences of the fetched files (for CI; recorded once)."),
+    forget: Optional[List[str]] = typer.Option(
+        None, "--forget", metavar="ID",
+        help="Drop the hash recorded on first use for ID (when you know the upstream file changed). Repeatable."),
+    clean: bool = typer.Option(False, "--clean", help="Empty the quarantine of refused payloads."),
 ) -> None:
     """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
     from decaenv.cli import _fetch_output as output
@@ -39,16 +43,17 @@ def fetch(
     state = state_of(ctx)
     request = FetchRequest(
         data_dir=state.data_dir(), ids=list(ids or []), list_only=list_, verify=verify, from_paths=list(from_ or []),
-        everything=everything, offline=offline, force=force, username=username, accept_license=accept_license)
+        everything=everything, offline=offline, force=force, username=username, accept_license=accept_license,
+        forget=list(forget or []), clean=clean)
     silent = state.quiet or as_json
-    progress = None if silent or list_ or verify else output.RichProgress()
+    progress = None if silent or list_ or verify or forget or clean else output.RichProgress()
     try:
         report = run(request, progress=progress, confirm_license=output.confirm_license,
                      on_event=(lambda text: None) if silent else (lambda text: output.say(f"decaenv: {text}", err=True)))
     finally:
         if progress is not None:
             progress.close()
-    if as_json:
+    if as_json and report.mode not in ("forget", "clean"):
         print_json(report.to_json())
     else:
         output.print_report(report, quiet=state.quiet, verbose=state.verbose)

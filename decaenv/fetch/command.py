@@ -37,6 +37,22 @@ class FetchRequest:
     as_json: bool = False
     username: Optional[str] = None
     accept_license: bool = False
+    forget: List[str] = field(default_factory=list)
+    clean: bool = False
+
+
+@dataclass
+class Forgotten:
+    """`--forget ID`: what happened to one id's first-use record.
+
+    Attributes:
+        id: the entry. outcome: "forgotten", "published" (the manifest has its hash: nothing to forget) or
+        "no-record". sha256: the digest that was recorded (forgotten only).
+    """
+
+    id: str
+    outcome: str
+    sha256: Optional[str] = None
 
 
 @dataclass
@@ -44,10 +60,12 @@ class FetchReport:
     """What `run` found (`list`, `verify`) or did (`fetch`, `import`).
 
     Attributes:
-        mode: "list", "verify", "fetch" or "import". data_dir: the folder read or written.
-        ok: list/verify: every required file verified; fetch/import: every file ready.
+        mode: "list", "verify", "fetch", "import", "forget" or "clean". data_dir: the folder read or written.
+        ok: list/verify: every required file verified; fetch/import: every file ready; forget/clean: True.
         entries / statuses: the files read and their state (list, verify), in the same order.
         results: one per file fetched or imported (fetch, import).
+        forgotten / lockfile: per id, and the first-use record file (forget).
+        removed / freed_bytes / quarantine: what `--clean` emptied.
     """
 
     mode: str
@@ -57,6 +75,11 @@ class FetchReport:
     entries: List[Entry] = field(default_factory=list)
     statuses: List[FileStatus] = field(default_factory=list)
     results: List[FileResult] = field(default_factory=list)
+    forgotten: List[Forgotten] = field(default_factory=list)
+    lockfile: Optional[Path] = None
+    removed: int = 0
+    freed_bytes: int = 0
+    quarantine: Optional[Path] = None
 
     @property
     def licenses(self) -> Licenses:
@@ -78,13 +101,17 @@ class FetchReport:
 
 
 def _mode(req: FetchRequest) -> str:
-    modes = [m for m, on in (("list", req.list_only), ("verify", req.verify), ("import", bool(req.from_paths))) if on]
+    modes = [m for m, on in (("list", req.list_only), ("verify", req.verify), ("import", bool(req.from_paths)),
+                             ("forget", bool(req.forget)), ("clean", req.clean)) if on]
     if len(modes) > 1:
-        raise UsageError(f"--{modes[0]} and --{modes[1] if modes[1] != 'import' else 'from'} cannot be combined",
+        flag = {"import": "from"}
+        raise UsageError(f"--{flag.get(modes[0], modes[0])} and --{flag.get(modes[1], modes[1])} cannot be combined",
                          hint="run them one after the other")
     mode = modes[0] if modes else "fetch"
-    if mode in ("list", "verify") and (req.force or req.offline or req.username or req.accept_license):
-        raise UsageError(f"--{mode} only reads the data dir", hint="drop --force/--offline/--username/--accept-license")
+    if mode in ("list", "verify", "forget", "clean") and (req.force or req.offline or req.username
+                                                          or req.accept_license):
+        raise UsageError(f"--{mode} only reads the data dir" if mode in ("list", "verify") else
+                         f"--{mode} does not download", hint="drop --force/--offline/--username/--accept-license")
     return mode
 
 
@@ -118,7 +145,43 @@ def run(req: FetchRequest, *, progress: Optional[Progress] = None, on_event: Cal
         manifest.resolve(entry_id)  # unknown ids: a usage error before anything happens
     if mode in ("list", "verify"):
         return _read_only(req, manifest, mode)
+    if mode == "forget":
+        return _forget(req, manifest)
+    if mode == "clean":
+        return _clean(req, manifest)
     return _write(req, manifest, mode, progress=progress, on_event=on_event, confirm_license=confirm_license)
+
+
+def _forget(req: FetchRequest, manifest: Manifest) -> FetchReport:
+    """`--forget ID`: drop first-use records the user knows are wrong (the next fetch records anew)."""
+    from decaenv.fetch.records import LockFile
+
+    if req.ids:
+        raise UsageError("--forget takes the ids itself", hint="write `decaenv fetch --forget ID [--forget ID2]`")
+    root = req.data_dir.require_existing().path
+    lockfile = LockFile(root)
+    forgotten = []
+    for entry_id in req.forget:
+        entry = manifest.get(entry_id)
+        record = lockfile.get(entry_id)
+        if entry.sha256:
+            forgotten.append(Forgotten(entry_id, "published"))
+        elif lockfile.forget(entry_id):
+            forgotten.append(Forgotten(entry_id, "forgotten", record["sha256"] if record else None))
+        else:
+            forgotten.append(Forgotten(entry_id, "no-record"))
+    return FetchReport("forget", root, manifest, True, forgotten=forgotten, lockfile=lockfile.path)
+
+
+def _clean(req: FetchRequest, manifest: Manifest) -> FetchReport:
+    """`--clean`: empty the quarantine of refused payloads."""
+    from decaenv.fetch.store import Store
+
+    root = req.data_dir.require_existing().path
+    store = Store(root)
+    count, freed = store.clean_quarantine()
+    return FetchReport("clean", root, manifest, True, removed=count, freed_bytes=freed,
+                       quarantine=store.quarantine_dir)
 
 
 def _read_only(req: FetchRequest, manifest: Manifest, mode: str) -> FetchReport:
@@ -160,11 +223,7 @@ def _write(req: FetchRequest, manifest: Manifest, mode: str, *, progress: Option
 
 def needs_manual_route(result: FileResult) -> bool:
     """Whether a failed file should be downloaded by hand (no network, login, quota, manual-only source)."""
-    from decaenv.fetch.errors import error_code
+    from decaenv.fetch.errors import code_of
 
-    if result.error is None:
-        return False
-    return error_code(result.error) in ("offline", "network", "timeout", "gdrive-quota", "gdrive-interstitial",
-                                        "gdrive-permission", "manual-only", "http-404", "http-403",
-                                        "html-login-rejected", "html-license-not-accepted", "credentials-missing",
-                                        "truncated", "gdown-missing")
+    code = code_of(result.error) if result.error is not None else None
+    return code is not None and code.by_hand

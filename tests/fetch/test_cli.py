@@ -150,10 +150,10 @@ def test_from_with_more_paths_after_it(tmp_path, procedural_data_dir, flame_zip)
     src.write_bytes(flame_zip[0])
     data = tmp_path / "data"
     data.mkdir()
-    run = _cli("--data-dir", str(data), "fetch", "--from", str(src), str(procedural_data_dir / "deca_model.tar"))
+    run = _cli("--data-dir", str(data), "fetch", "--from", str(src), str(procedural_data_dir / "texture_data_256.npy"))
     assert run.returncode == 0, run.stderr
-    assert "[ok]   flame" in run.stdout and "[ok]   deca-model" in run.stdout
-    assert (data / "generic_model.pkl").exists() and (data / "deca_model.tar").exists()
+    assert "[ok]   flame" in run.stdout and "[ok]   texture-data" in run.stdout
+    assert (data / "generic_model.pkl").exists() and (data / "texture_data_256.npy").exists()
 
 
 def test_found_but_unrecorded_file_is_adopted(tmp_path, procedural_data_dir):
@@ -179,5 +179,5 @@ def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, h
     run = _cli("--data-dir", str(data), "-v", "fetch", "--accept-license", env={"DECAENV_MANIFEST": str(manifest)})
     assert run.returncode == 0, run.stderr
     assert (data / "deca_model.tar").stat().st_size == len(ckpt)
-    assert any("replaced-hash-unknown" in p.name or "replaced" in p.name
-               for p in (data / ".decaenv" / "quarantine").iterdir())
+    (kept,) = (data / ".decaenv" / "kept").iterdir()  # the previous file is kept, never deleted
+    assert kept.read_text().startswith("<!DOCTYPE html>")
