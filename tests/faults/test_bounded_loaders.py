@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _support.faults import run_fetch, write_manifest
 
 from decaenv.errors import DataError
 
@@ -100,14 +101,14 @@ def test_convert_flame_cli_refuses_the_bomb_with_exit_1(tmp_path, capsys):
     assert time.perf_counter() - start < 5 and not (tmp_path / "out.npz").exists()
 
 
-def test_fetch_from_refuses_the_bomb(faults, tmp_path):
+def test_fetch_from_refuses_the_bomb(tmp_path):
     bomb = tmp_path / "in" / "generic_model.pkl"
     bomb.parent.mkdir()
     bomb.write_bytes(billion_laughs())
-    manifest = faults.write_manifest(tmp_path / "m.toml", [
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "flame", "dest": "generic_model.pkl", "validate": {"kind": "flame-model"},
          "sources": [{"kind": "https", "url": "https://example.org/none"}]}])
-    (result,) = faults.run_fetch(manifest, tmp_path / "data", importing=[bomb])
+    (result,) = run_fetch(manifest, tmp_path / "data", importing=[bomb])
     assert result.error is not None and "expands to more than" in result.error.message
     assert not (tmp_path / "data" / "generic_model.pkl").exists()
 
@@ -122,17 +123,17 @@ def _zip_bomb(path: Path, member: str, size: int) -> None:
 
 
 @pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
-def test_zip_bomb_is_refused_before_extraction_and_not_kept(faults, tmp_path):
+def test_zip_bomb_is_refused_before_extraction_and_not_kept(tmp_path):
     archive = tmp_path / "FLAME2020.zip"
     _zip_bomb(archive, "FLAME2020/generic_model.pkl", 128 << 20)
     assert archive.stat().st_size < 2 << 20
-    manifest = faults.write_manifest(tmp_path / "m.toml", [
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "flame", "dest": "generic_model.pkl", "approx_size": 53000000, "validate": {"kind": "flame-model"},
          "sources": [{"kind": "https", "url": "https://example.org/none", "archive": "FLAME2020.zip",
                       "member": "FLAME2020/generic_model.pkl"}]}])
     data = tmp_path / "data"
     start = time.perf_counter()
-    (result,) = faults.run_fetch(manifest, data, importing=[archive])
+    (result,) = run_fetch(manifest, data, importing=[archive])
     assert time.perf_counter() - start < 1.0
     assert result.error is not None and result.error.code == "archive-too-large"
     assert "refused" in result.error.message and "nothing was extracted" in result.error.hint

@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support.faults import run_fetch, send_bytes, write_manifest
 
 from decaenv.cli import main
 
 
-def _manifest(faults, tmp_path: Path, loopback, names=("blob.bin",)) -> Path:
-    return faults.write_manifest(tmp_path / "m.toml", [
+def _manifest(tmp_path: Path, loopback, names=("blob.bin", )) -> Path:
+    return write_manifest(tmp_path / "m.toml", [
         {"id": name.split(".")[0], "dest": name, "sources": [{"kind": "https", "url": loopback.url(f"/{name}")}]}
         for name in names])
 
@@ -33,10 +34,10 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_file_size_limit_mid_transfer(faults, loopback, tmp_path):
+def test_file_size_limit_mid_transfer(loopback, tmp_path):
     """`ulimit -f` (EFBIG) during a download: exit 1, the path named, the partial kept for resuming."""
-    loopback.routes["/blob.bin"] = faults.send_bytes(os.urandom(3 << 20))
-    manifest = _manifest(faults, tmp_path, loopback)
+    loopback.routes["/blob.bin"] = send_bytes(os.urandom(3 << 20))
+    manifest = _manifest(tmp_path, loopback)
     data = tmp_path / "data"
     data.mkdir()
     limit = 1 << 20
@@ -48,14 +49,14 @@ def test_file_size_limit_mid_transfer(faults, loopback, tmp_path):
     line = _one_error_line(run.stderr)
     assert "EFBIG" in line and ".part" in line
     assert _leftovers(data) == [] and not (data / "blob.bin").exists()
-    (result,) = faults.run_fetch(manifest, data)  # the next run, with room, resumes and finishes
+    (result,) = run_fetch(manifest, data)  # the next run, with room, resumes and finishes
     assert result.ok and result.action == "resumed"
 
 
-def test_disk_full_mid_transfer_leaves_no_temp_files(faults, loopback, tmp_path, monkeypatch, capsys):
-    loopback.routes["/blob.bin"] = faults.send_bytes(os.urandom(2 << 20))
-    loopback.routes["/other.bin"] = faults.send_bytes(b"small")
-    manifest = _manifest(faults, tmp_path, loopback, ("blob.bin", "other.bin"))
+def test_disk_full_mid_transfer_leaves_no_temp_files(loopback, tmp_path, monkeypatch, capsys):
+    loopback.routes["/blob.bin"] = send_bytes(os.urandom(2 << 20))
+    loopback.routes["/other.bin"] = send_bytes(b"small")
+    manifest = _manifest(tmp_path, loopback, ("blob.bin", "other.bin"))
     data = tmp_path / "data"
     data.mkdir()
     from decaenv.fetch import store, stream
@@ -99,9 +100,9 @@ def read_only(monkeypatch):
     return roots
 
 
-def test_read_only_data_dir_plain_fetch(faults, loopback, tmp_path, read_only, monkeypatch, capsys):
-    loopback.routes["/blob.bin"] = faults.send_bytes(b"payload")
-    monkeypatch.setenv("DECAENV_MANIFEST", str(_manifest(faults, tmp_path, loopback)))
+def test_read_only_data_dir_plain_fetch(loopback, tmp_path, read_only, monkeypatch, capsys):
+    loopback.routes["/blob.bin"] = send_bytes(b"payload")
+    monkeypatch.setenv("DECAENV_MANIFEST", str(_manifest(tmp_path, loopback)))
     data = tmp_path / "data"
     data.mkdir()
     read_only.append(data)
@@ -110,11 +111,11 @@ def test_read_only_data_dir_plain_fetch(faults, loopback, tmp_path, read_only, m
     assert code == 1 and "read-only (EROFS)" in line and str(data) in line
 
 
-def test_read_only_data_dir_force_over_a_full_dir(faults, loopback, tmp_path, read_only, monkeypatch, capsys):
-    loopback.routes["/blob.bin"] = faults.send_bytes(b"payload")
-    manifest = _manifest(faults, tmp_path, loopback)
+def test_read_only_data_dir_force_over_a_full_dir(loopback, tmp_path, read_only, monkeypatch, capsys):
+    loopback.routes["/blob.bin"] = send_bytes(b"payload")
+    manifest = _manifest(tmp_path, loopback)
     data = tmp_path / "data"
-    assert faults.run_fetch(manifest, data)[0].ok
+    assert run_fetch(manifest, data)[0].ok
     read_only.append(data)
     monkeypatch.setenv("DECAENV_MANIFEST", str(manifest))
     code = main(["--data-dir", str(data), "-q", "fetch", "--force", "--accept-license"])
@@ -130,10 +131,9 @@ def test_read_only_data_dir_force_over_a_full_dir(faults, loopback, tmp_path, re
     ("licenses", {"version": 1, "accepted": ["test"]}),
     ("licenses", [1, 2, 3]),  # already handled before this suite: kept as coverage
 ])
-def test_malformed_state_is_treated_as_absent(faults, loopback, tmp_path, monkeypatch, capsys, caplog,
-                                              _isolated_home, where, content):
-    loopback.routes["/blob.bin"] = faults.send_bytes(b"payload")
-    monkeypatch.setenv("DECAENV_MANIFEST", str(_manifest(faults, tmp_path, loopback)))
+def test_malformed_state_is_treated_as_absent(loopback, tmp_path, monkeypatch, capsys, caplog, _isolated_home, where, content):
+    loopback.routes["/blob.bin"] = send_bytes(b"payload")
+    monkeypatch.setenv("DECAENV_MANIFEST", str(_manifest(tmp_path, loopback)))
     data = tmp_path / "data"
     (data / ".decaenv").mkdir(parents=True)
     path = {"cache": _isolated_home / "cache" / "file-hashes.json", "lockfile": data / ".decaenv" / "lockfile.json",
@@ -175,7 +175,7 @@ def test_name_too_long_is_one_line(tmp_path, capsys):
         assert code == 1 and "ENAMETOOLONG" in line, line
 
 
-def test_kill_9_during_extraction_is_swept_on_the_next_run(faults, tmp_path):
+def test_kill_9_during_extraction_is_swept_on_the_next_run(tmp_path):
     """A process killed (SIGKILL) while extracting a member leaves its partial and metadata; the next run
     on the data dir removes them (they cannot be resumed)."""
     import zipfile
@@ -183,7 +183,7 @@ def test_kill_9_during_extraction_is_swept_on_the_next_run(faults, tmp_path):
     archive = tmp_path / "FLAME2020.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("FLAME2020/generic_model.pkl", os.urandom(4 << 20))
-    manifest = faults.write_manifest(tmp_path / "m.toml", [
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "flame", "dest": "generic_model.pkl", "sources": [
             {"kind": "https", "url": "https://example.org/x", "archive": "FLAME2020.zip",
              "member": "FLAME2020/generic_model.pkl"}]}])

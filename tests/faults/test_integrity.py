@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _support.faults import run_fetch, send_bytes, write_manifest
 
 from decaenv.cli import main
 
@@ -24,8 +25,8 @@ def _flip_inside_a_tensor(ckpt: bytes) -> bytes:
     return bytes(raw)
 
 
-def _checkpoint_manifest(faults, tmp_path: Path, loopback) -> Path:
-    return faults.write_manifest(tmp_path / "m.toml", [
+def _checkpoint_manifest(tmp_path: Path, loopback) -> Path:
+    return write_manifest(tmp_path / "m.toml", [
         {"id": "deca-model", "dest": "deca_model.tar", "validate": {"kind": "deca-checkpoint"},
          "sources": [{"kind": "https", "url": loopback.url("/deca_model.tar")}]}])
 
@@ -37,13 +38,13 @@ def checkpoints(procedural_data_dir):
 
 
 @pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
-def test_flipped_byte_behind_a_valid_206_is_refused_and_not_pinned(faults, loopback, tmp_path, checkpoints):
+def test_flipped_byte_behind_a_valid_206_is_refused_and_not_pinned(loopback, tmp_path, checkpoints):
     """The full-size checkpoint (214 MB written: the suite's only one), resumed with a correct 206."""
     _good, bad = checkpoints
-    manifest = _checkpoint_manifest(faults, tmp_path, loopback)
+    manifest = _checkpoint_manifest(tmp_path, loopback)
     data = tmp_path / "data"
-    loopback.routes["/deca_model.tar"] = faults.send_bytes(bad, drop_after=len(bad) // 3)
-    (result,) = faults.run_fetch(manifest, data)
+    loopback.routes["/deca_model.tar"] = send_bytes(bad, drop_after=len(bad) // 3)
+    (result,) = run_fetch(manifest, data)
     assert result.error is not None and result.error.code == "invalid-content"
     assert "CRC" in result.error.message and not (data / "deca_model.tar").exists()
     # no first-use record of a corrupt file: a later good download is not refused as hash-mismatch
@@ -66,47 +67,47 @@ def _npz(flip: bool) -> bytes:
     return bytes(raw)
 
 
-def _npz_manifest(faults, tmp_path: Path, loopback) -> Path:
-    return faults.write_manifest(tmp_path / "m.toml", [
+def _npz_manifest(tmp_path: Path, loopback) -> Path:
+    return write_manifest(tmp_path / "m.toml", [
         {"id": "x", "dest": "x.npz", "validate": {"kind": "npz-keys", "keys": ["a", "b"]},
          "sources": [{"kind": "https", "url": loopback.url("/x.npz")}]}])
 
 
-def test_npz_with_a_flipped_byte_is_refused_then_a_good_copy_is_accepted(faults, loopback, tmp_path):
-    manifest = _npz_manifest(faults, tmp_path, loopback)
+def test_npz_with_a_flipped_byte_is_refused_then_a_good_copy_is_accepted(loopback, tmp_path):
+    manifest = _npz_manifest(tmp_path, loopback)
     data = tmp_path / "data"
-    loopback.routes["/x.npz"] = faults.send_bytes(_npz(flip=True))
-    (result,) = faults.run_fetch(manifest, data)
+    loopback.routes["/x.npz"] = send_bytes(_npz(flip=True))
+    (result,) = run_fetch(manifest, data)
     assert result.error is not None and "CRC" in result.error.message
     assert not (data / "x.npz").exists() and not (data / ".decaenv" / "lockfile.json").exists()
-    loopback.routes["/x.npz"] = faults.send_bytes(_npz(flip=False))
-    (result,) = faults.run_fetch(manifest, data)
+    loopback.routes["/x.npz"] = send_bytes(_npz(flip=False))
+    (result,) = run_fetch(manifest, data)
     assert result.ok and (data / "x.npz").read_bytes() == _npz(flip=False)
 
 
-def test_corrupt_file_already_in_place_is_not_adopted(faults, loopback, tmp_path):
+def test_corrupt_file_already_in_place_is_not_adopted(loopback, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "x.npz").write_bytes(_npz(flip=True))
-    (result,) = faults.run_fetch(_npz_manifest(faults, tmp_path, loopback), data)  # no source: 404
+    (result,) = run_fetch(_npz_manifest(tmp_path, loopback), data)  # no source: 404
     assert not result.ok and not (data / ".decaenv" / "lockfile.json").exists()
 
 
-def test_corrupt_file_is_not_imported(faults, loopback, tmp_path):
+def test_corrupt_file_is_not_imported(loopback, tmp_path):
     mine = tmp_path / "downloads" / "x.npz"
     mine.parent.mkdir()
     mine.write_bytes(_npz(flip=True))
-    (result,) = faults.run_fetch(_npz_manifest(faults, tmp_path, loopback), tmp_path / "data", importing=[mine])
+    (result,) = run_fetch(_npz_manifest(tmp_path, loopback), tmp_path / "data", importing=[mine])
     assert result.error is not None and "CRC" in result.error.message
     assert not (tmp_path / "data" / "x.npz").exists() and mine.read_bytes() == _npz(flip=True)
 
 
-def test_forget_replaces_a_first_use_record_with_one_command(faults, loopback, tmp_path, capsys, monkeypatch):
-    loopback.routes["/t.obj"] = faults.send_bytes(b"v 0 0 0\n")
-    manifest = faults.write_manifest(tmp_path / "m.toml", [
+def test_forget_replaces_a_first_use_record_with_one_command(loopback, tmp_path, capsys, monkeypatch):
+    loopback.routes["/t.obj"] = send_bytes(b"v 0 0 0\n")
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "t", "dest": "t.obj", "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]}])
     data = tmp_path / "data"
-    assert faults.run_fetch(manifest, data)[0].ok
+    assert run_fetch(manifest, data)[0].ok
     lockfile = data / ".decaenv" / "lockfile.json"
     assert "t" in json.loads(lockfile.read_text())["files"]
     monkeypatch.setenv("DECAENV_MANIFEST", str(manifest))
@@ -114,8 +115,8 @@ def test_forget_replaces_a_first_use_record_with_one_command(faults, loopback, t
     assert "forgot the first-use record" in capsys.readouterr().out
     assert "t" not in json.loads(lockfile.read_text())["files"]
     (data / "t.obj").unlink()
-    loopback.routes["/t.obj"] = faults.send_bytes(b"v 1 1 1\n")  # the upstream file legitimately changed
-    assert faults.run_fetch(manifest, data)[0].ok
+    loopback.routes["/t.obj"] = send_bytes(b"v 1 1 1\n")  # the upstream file legitimately changed
+    assert run_fetch(manifest, data)[0].ok
 
 
 def test_error_codes_are_a_typed_field():

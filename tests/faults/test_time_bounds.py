@@ -12,29 +12,30 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _support.faults import run_fetch, trickle, write_manifest
 
 from decaenv.errors import InputError, UsageError
 
 
-def _blob_manifest(faults, tmp_path: Path, loopback) -> Path:
-    return faults.write_manifest(tmp_path / "m.toml", [
+def _blob_manifest(tmp_path: Path, loopback) -> Path:
+    return write_manifest(tmp_path / "m.toml", [
         {"id": "blob", "dest": "blob.bin", "sources": [{"kind": "https", "url": loopback.url("/blob.bin")}]}])
 
 
-def test_trickling_server_is_cut_by_the_minimum_rate(faults, loopback, tmp_path):
-    loopback.routes["/blob.bin"] = faults.trickle(total=10_000, every=0.05)  # 20 bytes/s, never silent
+def test_trickling_server_is_cut_by_the_minimum_rate(loopback, tmp_path):
+    loopback.routes["/blob.bin"] = trickle(total=10_000, every=0.05)  # 20 bytes/s, never silent
     start = time.monotonic()
-    (result,) = faults.run_fetch(_blob_manifest(faults, tmp_path, loopback), tmp_path / "data", retries=0,
+    (result,) = run_fetch(_blob_manifest(tmp_path, loopback), tmp_path / "data", retries=0,
                                  min_rate=1000.0, rate_window=0.5, read_timeout=5.0)
     assert time.monotonic() - start < 5.0
     assert result.error is not None and result.error.code == "too-slow"
     assert "bytes/s over the last" in result.error.message and "DECAENV_FETCH_MIN_RATE" in result.error.hint
 
 
-def test_attempt_deadline(faults, loopback, tmp_path):
-    loopback.routes["/blob.bin"] = faults.trickle(total=10_000, every=0.01)  # fast enough, but endless
+def test_attempt_deadline(loopback, tmp_path):
+    loopback.routes["/blob.bin"] = trickle(total=10_000, every=0.01)  # fast enough, but endless
     start = time.monotonic()
-    (result,) = faults.run_fetch(_blob_manifest(faults, tmp_path, loopback), tmp_path / "data", retries=0,
+    (result,) = run_fetch(_blob_manifest(tmp_path, loopback), tmp_path / "data", retries=0,
                                  min_rate=0.0, deadline=1.0)
     assert time.monotonic() - start < 5.0
     assert result.error is not None and result.error.code == "too-slow" and "deadline" in result.error.message

@@ -11,7 +11,7 @@ import time
 import zipfile
 from pathlib import Path
 
-import pytest
+from _support.faults import echo_login, run_fetch, send_bytes, write_manifest
 
 from decaenv.cli import main
 
@@ -20,11 +20,11 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _flame_manifest(faults, tmp_path: Path, url: str = "https://example.org/none", kind: str = "https") -> Path:
+def _flame_manifest(tmp_path: Path, url: str = "https://example.org/none", kind: str = "https") -> Path:
     source = {"kind": kind, "url": url, "archive": "FLAME2020.zip", "member": "FLAME2020/generic_model.pkl"}
     if kind == "form-post":
         source.update(credentials="flame", fields={"username": "username", "password": "password"})
-    return faults.write_manifest(tmp_path / "m.toml", [
+    return write_manifest(tmp_path / "m.toml", [
         {"id": "flame", "dest": "generic_model.pkl", "validate": {"kind": "flame-model", "deca": False},
          "post": ["flame-npz"],
          "approx_size": 53000000, "sources": [source]}])
@@ -41,7 +41,7 @@ def _mini_flame_pickle() -> bytes:
     return flame.flame_pickle_bytes(arrays)
 
 
-def test_import_never_overwrites_the_users_own_npz(faults, tmp_path):
+def test_import_never_overwrites_the_users_own_npz(tmp_path):
     pkl = _mini_flame_pickle()
     archive = tmp_path / "FLAME2020.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -50,7 +50,7 @@ def test_import_never_overwrites_the_users_own_npz(faults, tmp_path):
     data.mkdir()
     mine = b"my own converted FLAME, not decaenv's"
     (data / "generic_model.npz").write_bytes(mine)
-    (result,) = faults.run_fetch(_flame_manifest(faults, tmp_path), data, importing=[archive])
+    (result,) = run_fetch(_flame_manifest(tmp_path), data, importing=[archive])
     assert result.ok, result.error
     kept = [n for n in result.notes if "your previous generic_model.npz" in n]
     assert kept, result.notes
@@ -59,9 +59,9 @@ def test_import_never_overwrites_the_users_own_npz(faults, tmp_path):
     assert (data / "generic_model.npz").read_bytes() != mine  # decaenv's conversion is in place
 
 
-def test_users_file_at_a_destination_is_kept_on_force(faults, loopback, tmp_path):
-    loopback.routes["/t.obj"] = faults.send_bytes(b"v 0 0 0\n")
-    manifest = faults.write_manifest(tmp_path / "m.toml", [
+def test_users_file_at_a_destination_is_kept_on_force(loopback, tmp_path):
+    loopback.routes["/t.obj"] = send_bytes(b"v 0 0 0\n")
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "t", "dest": "t.obj", "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]}])
     data = tmp_path / "data"
     data.mkdir()
@@ -78,33 +78,33 @@ def test_users_file_at_a_destination_is_kept_on_force(faults, loopback, tmp_path
     assert aside.read_bytes() == b"v 9 9 9\n# my edits\n" and any(str(aside) in n for n in result.notes)
 
 
-def test_symlink_out_of_an_imported_folder_is_not_followed(faults, tmp_path):
+def test_symlink_out_of_an_imported_folder_is_not_followed(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("root:$6$hash:19000::::::\n")
     os.chmod(secret, 0o600)
     folder = tmp_path / "downloads"
     folder.mkdir()
     (folder / "head_template.obj").symlink_to(secret)
-    manifest = faults.write_manifest(tmp_path / "m.toml", [
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "head", "dest": "head_template.obj", "sources": [{"kind": "https", "url": "https://example.org/h"}]}])
     data = tmp_path / "data"
-    (result,) = faults.run_fetch(manifest, data, importing=[folder])
+    (result,) = run_fetch(manifest, data, importing=[folder])
     assert result.error is not None and result.error.code == "symlink-outside"
     copies = [p for p in data.rglob("*") if p.is_file() and b"root:$6$" in p.read_bytes()]
     assert copies == []
 
 
-def test_state_and_quarantine_are_private(faults, loopback, tmp_path, monkeypatch):
+def test_state_and_quarantine_are_private(loopback, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "umask", os.umask)  # the test's umask is whatever the caller has
     old = os.umask(0o022)
     try:
-        loopback.routes["/t.obj"] = faults.send_bytes(b"not the right bytes\n")
-        manifest = faults.write_manifest(tmp_path / "m.toml", [
+        loopback.routes["/t.obj"] = send_bytes(b"not the right bytes\n")
+        manifest = write_manifest(tmp_path / "m.toml", [
             {"id": "t", "dest": "t.obj", "size": 8, "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]},
             {"id": "u", "dest": "u.obj", "sources": [{"kind": "https", "url": loopback.url("/u.obj")}]}])
-        loopback.routes["/u.obj"] = faults.send_bytes(b"v 1 2 3\n")
+        loopback.routes["/u.obj"] = send_bytes(b"v 1 2 3\n")
         data = tmp_path / "data"
-        bad, good = faults.run_fetch(manifest, data)
+        bad, good = run_fetch(manifest, data)
         assert bad.error is not None and bad.error.quarantined and good.ok
         state = data / ".decaenv"
         assert _mode(state) == 0o700 and _mode(state / "quarantine") == 0o700
@@ -115,7 +115,7 @@ def test_state_and_quarantine_are_private(faults, loopback, tmp_path, monkeypatc
         os.umask(old)
 
 
-def test_quarantine_is_capped_and_cleaned(faults, tmp_path, monkeypatch, capsys):
+def test_quarantine_is_capped_and_cleaned(tmp_path, monkeypatch, capsys):
     from decaenv.fetch.store import Store
 
     store = Store(tmp_path / "data")
@@ -134,14 +134,14 @@ def test_quarantine_is_capped_and_cleaned(faults, tmp_path, monkeypatch, capsys)
     assert "removed 2 refused payload(s)" in capsys.readouterr().out and store.quarantine_entries() == []
 
 
-def test_login_page_echoing_the_password_is_not_stored(faults, loopback, tmp_path, monkeypatch):
+def test_login_page_echoing_the_password_is_not_stored(loopback, tmp_path, monkeypatch):
     password = "hunter2-very-secret"
     monkeypatch.setenv("DECAENV_FLAME_USERNAME", "ada")
     monkeypatch.setenv("DECAENV_FLAME_PASSWORD", password)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    loopback.routes["/download.php"] = faults.echo_login
+    loopback.routes["/download.php"] = echo_login
     data = tmp_path / "data"
-    (result,) = faults.run_fetch(_flame_manifest(faults, tmp_path, loopback.url("/download.php"), "form-post"), data)
+    (result,) = run_fetch(_flame_manifest(tmp_path, loopback.url("/download.php"), "form-post"), data)
     assert result.error is not None and result.error.code == "html-login-rejected"
     assert password not in result.error.one_line()
     stored = [p for p in data.rglob("*") if p.is_file()]
@@ -150,7 +150,7 @@ def test_login_page_echoing_the_password_is_not_stored(faults, loopback, tmp_pat
     assert json.loads(record.read_text())["code"] == "html-login-rejected"
 
 
-def test_netrc_password_is_not_sent_as_a_basic_header(faults, loopback, tmp_path, monkeypatch):
+def test_netrc_password_is_not_sent_as_a_basic_header(loopback, tmp_path, monkeypatch):
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login ada password hunter2\n")
     os.chmod(netrc, 0o600)
@@ -160,8 +160,8 @@ def test_netrc_password_is_not_sent_as_a_basic_header(faults, loopback, tmp_path
     payload = io.BytesIO()
     with zipfile.ZipFile(payload, "w") as zf:
         zf.writestr("FLAME2020/other.txt", b"x")
-    loopback.routes["/download.php"] = faults.send_bytes(payload.getvalue())
-    faults.run_fetch(_flame_manifest(faults, tmp_path, loopback.url("/download.php"), "form-post"), tmp_path / "d")
+    loopback.routes["/download.php"] = send_bytes(payload.getvalue())
+    run_fetch(_flame_manifest(tmp_path, loopback.url("/download.php"), "form-post"), tmp_path / "d")
     (post,) = [r for r in loopback.seen if r["method"] == "POST"]
     assert post["form"]["password"] == "hunter2"  # where the manifest says: the form body
     assert "Authorization" not in post["headers"]
