@@ -1,8 +1,9 @@
 # decaenv developer entry points. Both targets are idempotent: the second run only re-runs the job.
 #   make run   create .venv, install decaenv (+ torch CPU build when the venv has none), run the doctor
 #              and the end-to-end self-test on synthetic weights
-#   make test  same set-up, then the full test suite
+#   make test  same set-up, then `make lint` and the full test suite
 #   make test-fast  same set-up, then the fast loop (unit tests and small end-to-end runs, about a minute)
+#   make lint  ruff (lint + format check) and mypy on decaenv/ (configured in pyproject.toml)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
@@ -18,7 +19,7 @@ FACENET_SPEC ?= facenet-pytorch==2.6.0
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run lint test test-fast clean
 setup: $(STAMP)
 
 $(BIN)/python:
@@ -53,7 +54,12 @@ $(VENV)/.deca-env: $(STAMP) tests/_support/deca_env.py
 		else echo "no $(SHARED_ASSETS)/deca-src: the DECA env is not needed"; fi
 	touch $@
 
-test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.deca-env
+lint: setup
+	$(BIN)/ruff check decaenv tests bench scripts
+	$(BIN)/ruff format --check decaenv tests bench scripts
+	$(BIN)/mypy
+
+test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.deca-env
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

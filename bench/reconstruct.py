@@ -122,7 +122,7 @@ def child(args) -> None:
               "load_seconds": load, "stages": stages, "floor_per_image": floor_seconds / max(1, n),
               "repeat": args.repeat,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "device": str(runner.deca.device), "rasterizer": runner.deca.backend,
+              "device": str(runner.deca.device), "rasterizer": runner.deca.rasterizer.name,
               "detector": runner.detector.name if runner.detector else "none",
               "threads": torch.get_num_threads(), "save": args.save, "precision": args.precision,
               "graph": args.graph, "loadavg": os.getloadavg()[0]}

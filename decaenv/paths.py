@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from decaenv.deca_layout import DATA_MARKERS
 from decaenv.errors import UsageError
@@ -46,6 +46,17 @@ class DataDir:
             "default": "default location",
         }[self.source]
         return f"{self.path} ({origin})"
+
+    def require_existing(self) -> "DataDir":
+        """This data dir, checked to exist (read-only commands need it; write commands create it).
+
+        Raises:
+            UsageError: the folder does not exist.
+        """
+        if not self.path.is_dir():
+            raise UsageError(f"data dir {self.describe()} does not exist",
+                             hint="pass an existing folder to --data-dir, or run `decaenv fetch` to create it")
+        return self
 
 
 def home_dir() -> Path:
@@ -78,7 +89,7 @@ def is_deca_data_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in DATA_MARKERS)
 
 
-def resolve_data_dir(flag: Optional[os.PathLike] = None, *, must_exist: bool = False,
+def resolve_data_dir(flag: Union[None, str, os.PathLike] = None, *, must_exist: bool = False,
                      cwd: Optional[Path] = None) -> DataDir:
     """Resolve the data dir (see the module docstring for the order).
 
@@ -104,7 +115,4 @@ def resolve_data_dir(flag: Optional[os.PathLike] = None, *, must_exist: bool = F
     if chosen.path.exists() and not chosen.path.is_dir():
         raise UsageError(f"data dir {chosen.describe()} is a file, not a folder",
                          hint="pass a folder to --data-dir")
-    if must_exist and not chosen.path.is_dir():
-        raise UsageError(f"data dir {chosen.describe()} does not exist",
-                         hint="pass an existing folder to --data-dir, or run `decaenv fetch` to create it")
-    return chosen
+    return chosen.require_existing() if must_exist else chosen

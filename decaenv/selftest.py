@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from decaenv.errors import DecaenvError
+from decaenv.paths import DataDir
 
 STAGES = ("doctor", "assets", "model", "reconstruct", "outputs")
 #: Which earlier stage each stage needs (the doctor's verdict is reported but blocks nothing).
@@ -69,21 +70,21 @@ class SelftestOptions:
         out_dir: where outputs and the visualisation go. seed: synthetic-weight seed.
         device: "auto", "cpu" or "cuda". topology_dir: folder with DECA's public topology files, or None
         (then: the data dir if it has them, else `$DECAENV_TEST_ASSETS/deca-data`, else procedural).
-        data_dir: the user's data dir (only read to find public topology files).
+        data_dir: the user's data dir, as the CLI resolved it (only read to find public topology files).
     """
 
     out_dir: Path
     seed: int = 0
     device: str = "auto"
     topology_dir: Optional[Path] = None
-    data_dir: Optional[Path] = None
+    data_dir: Optional[DataDir] = None
 
 
 def find_public_topology(options: SelftestOptions) -> Optional[Path]:
     """The folder whose DECA public files the synthetic assets should use, or None (procedural)."""
     from decaenv.deca_layout import PUBLIC_FILES
 
-    candidates = [options.topology_dir, options.data_dir]
+    candidates = [options.topology_dir, options.data_dir.path if options.data_dir else None]
     env = os.environ.get(PUBLIC_TOPOLOGY_ENV)
     if env:
         candidates += [Path(env) / "deca-data", Path(env)]

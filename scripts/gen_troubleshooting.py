@@ -29,7 +29,7 @@ def _code(text: str) -> str:
 def generate() -> str:
     """The Markdown between the markers (deterministic: registry order)."""
     sys.path.insert(0, str(REPO))
-    from decaenv.doctor.api import _registry
+    from decaenv.doctor.api import check_registry
     from decaenv.runtime.rasterizer.diagnose import causes_table
     from decaenv.doctor.model import CATEGORY_TITLES
 
@@ -39,7 +39,7 @@ def generate() -> str:
         "",
     ]
     category = None
-    for check in _registry().all():
+    for check in check_registry().all():
         if check.category != category:
             category = check.category
             lines += [f"### {CATEGORY_TITLES.get(category, category)}", ""]

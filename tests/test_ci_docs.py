@@ -72,9 +72,9 @@ def test_every_decaenv_command_and_option_exists():
 
 def test_require_tokens_in_docs_parse():
     from decaenv.doctor import require
-    from decaenv.doctor.api import _registry
+    from decaenv.doctor.api import check_registry
 
-    checks = _registry().all()
+    checks = check_registry().all()
     categories = {}
     for check in checks:
         categories.setdefault(check.category, []).append(check.id)

@@ -49,3 +49,36 @@ def test_file_is_refused(tmp_path):
     f.write_text("x")
     with pytest.raises(UsageError, match="is a file"):
         resolve_data_dir(f)
+
+
+def test_require_existing_and_the_cli_resolves_once(tmp_path, monkeypatch):
+    from decaenv.cli._state import CliState
+    from decaenv.paths import DataDir
+
+    missing = DataDir(tmp_path / "nope", "flag")
+    with pytest.raises(UsageError, match="does not exist"):
+        missing.require_existing()
+    assert DataDir(tmp_path, "env").require_existing() == DataDir(tmp_path, "env")
+    monkeypatch.setenv("DECAENV_DATA_DIR", str(tmp_path / "first"))
+    state = CliState()
+    first = state.data_dir()
+    monkeypatch.setenv("DECAENV_DATA_DIR", str(tmp_path / "second"))
+    assert state.data_dir() is first and first.source == "env" and first.path == (tmp_path / "first").resolve()
+    with pytest.raises(UsageError, match="does not exist"):
+        state.data_dir(must_exist=True)
+
+
+def test_the_runtime_config_takes_a_resolved_data_dir(tmp_path, monkeypatch):
+    from decaenv.paths import DataDir
+    from decaenv.runtime.config import get_cfg_defaults
+
+    cfg = get_cfg_defaults()
+    resolved = DataDir(tmp_path, "cwd")
+    cfg.data_dir = resolved
+    monkeypatch.setenv("DECAENV_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert cfg.resolve_data_dir() is resolved
+    assert cfg.data_path("tex_path", resolved.path) == tmp_path / "FLAME_albedo_from_BFM.npz"
+    cfg.model.tex_path = "~/albedo.npz"
+    assert cfg.data_path("tex_path", resolved.path) == Path("~/albedo.npz").expanduser()
+    cfg.data_dir = None
+    assert cfg.resolve_data_dir() == DataDir((tmp_path / "elsewhere").resolve(), "env")

@@ -14,10 +14,10 @@ def test_troubleshooting_section_is_in_sync_with_the_registry():
 
 
 def test_every_check_and_symptom_is_in_the_readme():
-    from decaenv.doctor.api import _registry
+    from decaenv.doctor.api import check_registry
 
     text = (REPO / "README.md").read_text()
-    for check in _registry().all():
+    for check in check_registry().all():
         assert f"`decaenv doctor {check.id}`" in text
         for symptom in check.symptoms:
             assert symptom in text, symptom

@@ -63,7 +63,7 @@ def root(
 app.command("doctor")(_doctor.doctor)
 app.command("selftest")(_selftest.selftest)
 app.command("build")(_build.build)
-app.command("exec", **_exec_cmd.COMMAND_SETTINGS)(_exec_cmd.exec_command)
+app.command("exec", context_settings=_exec_cmd.CONTEXT_SETTINGS)(_exec_cmd.exec_command)
 app.add_typer(_patches.app, name="patches")
 app.add_typer(_convert.app, name="convert")
 app.command("patch")(_patch.patch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +22,7 @@ class CliState:
 
     data_dir_flag: Optional[Path] = None
     verbosity: int = 0
+    _data_dir: Optional[DataDir] = field(default=None, init=False, repr=False)
 
     @property
     def quiet(self) -> bool:
@@ -32,8 +33,14 @@ class CliState:
         return self.verbosity > 0
 
     def data_dir(self, *, must_exist: bool = False) -> DataDir:
-        """Resolve the data dir (flag, env, ./data, default); see `decaenv.paths`."""
-        return resolve_data_dir(self.data_dir_flag, must_exist=must_exist)
+        """The data dir (flag, env, ./data, default; see `decaenv.paths`), resolved on first use, then reused.
+
+        Commands hand the returned `DataDir` (path and source) down; nothing below the CLI resolves it again.
+        `must_exist` only checks the folder exists (read-only commands).
+        """
+        if self._data_dir is None:
+            self._data_dir = resolve_data_dir(self.data_dir_flag)
+        return self._data_dir.require_existing() if must_exist else self._data_dir
 
 
 def state_of(ctx) -> CliState:

@@ -59,8 +59,10 @@ def build(
     state = state_of(ctx)
     console = make_console(quiet=state.quiet or as_json)
     loud = verbose or state.verbose
+    compiler_output = make_console(stderr=True)
     result = run_build(cpu=cpu or None, cuda=cuda or None, verbose=loud and not as_json, force=force,
-                       root=into.resolve() if into else None, lock_timeout=lock_timeout, timeout=timeout)
+                       root=into.resolve() if into else None, lock_timeout=lock_timeout, timeout=timeout,
+                       echo=lambda line: compiler_output.print(line, markup=False, highlight=False))
     if as_json:
         print_json(result.to_dict())
     else:

@@ -40,7 +40,7 @@ def doctor(
     Exit codes: 0 ready (warnings allowed), 1 problems found (or warnings with --strict), 2 a check crashed or
     timed out. With --require: 0 every requirement met, 1 one is not, 2 a required check crashed or timed out.
     """
-    from decaenv.doctor import cli_impl
+    from decaenv.cli import _doctor_run
     from decaenv.errors import UsageError
 
     state = state_of(ctx)
@@ -49,11 +49,10 @@ def doctor(
     if (dry_run or yes) and not fix:
         raise UsageError("--dry-run and --yes only apply to --fix", hint="add --fix")
     if list_checks:
-        cli_impl.list_checks(as_json=as_json)
+        _doctor_run.list_checks(as_json=as_json)
         return
-    data_dir = state.data_dir(must_exist=False)
-    code = cli_impl.doctor(names=list(names or ()), data_dir=data_dir.path, data_dir_source=data_dir.source,
-                           as_json=as_json, markdown=markdown, strict=strict, use_cache=not no_cache,
-                           no_build=no_build, fix=fix, dry_run=dry_run, yes=yes, timeout=timeout,
-                           verbose=state.verbose, quiet=state.quiet, require=list(require or ()), deca_dir=deca_dir)
+    code = _doctor_run.doctor(names=list(names or ()), data_dir=state.data_dir(), as_json=as_json,
+                              markdown=markdown, strict=strict, use_cache=not no_cache, no_build=no_build,
+                              fix=fix, dry_run=dry_run, yes=yes, timeout=timeout, verbose=state.verbose,
+                              quiet=state.quiet, require=list(require or ()), deca_dir=deca_dir)
     raise typer.Exit(code)

@@ -10,7 +10,7 @@ import typer
 from decaenv.cli._state import state_of
 
 #: Passed to `app.command("exec", ...)`: everything after the command name belongs to the command.
-COMMAND_SETTINGS = {"context_settings": {"allow_interspersed_args": False, "ignore_unknown_options": True}}
+CONTEXT_SETTINGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
 
 def exec_command(

@@ -36,14 +36,26 @@ def fetch(
     clean: bool = typer.Option(False, "--clean", help="Empty the quarantine of refused payloads."),
 ) -> None:
     """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
+    from decaenv.cli import _fetch_output as output
+    from decaenv.cli._console import print_json
     from decaenv.fetch.command import FetchRequest, run
 
     state = state_of(ctx)
     request = FetchRequest(
-        data_dir=lambda must_exist: state.data_dir(must_exist=must_exist), ids=list(ids or []),
-        list_only=list_, verify=verify, from_paths=list(from_ or []), everything=everything, offline=offline,
-        force=force, as_json=as_json, username=username, accept_license=accept_license, quiet=state.quiet,
-        verbose=state.verbose, forget=list(forget or []), clean=clean)
-    code = run(request)
-    if code:
-        raise typer.Exit(code)
+        data_dir=state.data_dir(), ids=list(ids or []), list_only=list_, verify=verify, from_paths=list(from_ or []),
+        everything=everything, offline=offline, force=force, username=username, accept_license=accept_license,
+        forget=list(forget or []), clean=clean)
+    silent = state.quiet or as_json
+    progress = None if silent or list_ or verify or forget or clean else output.RichProgress()
+    try:
+        report = run(request, progress=progress, confirm_license=output.confirm_license,
+                     on_event=(lambda text: None) if silent else (lambda text: output.say(f"decaenv: {text}", err=True)))
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json and report.mode not in ("forget", "clean"):
+        print_json(report.to_json())
+    else:
+        output.print_report(report, quiet=state.quiet, verbose=state.verbose)
+    if not report.ok and report.mode != "list":
+        raise typer.Exit(1)

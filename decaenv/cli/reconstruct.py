@@ -116,7 +116,7 @@ def reconstruct(
     deca_saves = {"saveVis": save_vis, "saveKpt": save_kpt, "saveDepth": save_depth, "saveObj": save_obj,
                   "saveMat": save_mat, "saveImages": save_images}
     options = ReconstructOptions(
-        inputs=list(inputs), out_dir=out, data_dir=state.data_dir(must_exist=True).path, device=device,
+        inputs=list(inputs), out_dir=out, data_dir=state.data_dir(must_exist=True), device=device,
         batch_size=batch_size, detector=detector, rasterizer=rasterizer, iscrop=_boolean("--iscrop", iscrop, True),
         render_orig=_boolean("--render_orig", render_orig_deca, render_orig),
         use_tex=_boolean("--useTex", use_tex_deca, use_tex),

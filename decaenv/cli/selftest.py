@@ -34,9 +34,8 @@ def selftest(
     from decaenv.selftest import SelftestOptions, find_public_topology, run_selftest
 
     state = state_of(ctx)
-    data_dir = state.data_dir().path
     options = SelftestOptions(out_dir=out.resolve(), seed=seed, device=device,
-                              topology_dir=topology_from, data_dir=data_dir)
+                              topology_dir=topology_from, data_dir=state.data_dir())
     console = make_console(quiet=state.quiet or as_json)
     if make_assets is not None:
         from decaenv.synthetic import make_assets as write_assets

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from decaenv.doctor.model import Check, CheckResult, Report, Status
-from decaenv.doctor.verdict import Verdict, compute_verdict, exit_code
+from decaenv.doctor.registry import Registry
+from decaenv.doctor.context import Context
+from decaenv.doctor.verdict import Verdict, compute_verdict
 from decaenv.errors import DecaenvError
+from decaenv.paths import DataDir, resolve_data_dir
 
 ENV_TIMEOUTS = "DECAENV_DOCTOR_TIMEOUTS"
 
@@ -19,8 +22,9 @@ class DoctorOptions:
     """How to run the doctor.
 
     Attributes:
-        names: check ids or category names (empty: all). data_dir / data_dir_source: the data dir and where it
-        came from. no_build: skip the build probe. use_cache: reuse cached results. strict: warnings fail.
+        names: check ids or category names (empty: all). data_dir: the resolved data dir and where it came from
+        (None: decaenv's default resolution, done once here). no_build: skip the build probe. use_cache: reuse
+        cached results. strict: warnings fail.
         command_timeout: budget per external tool in seconds (default 10; `DECAENV_DOCTOR_TIMEOUTS` sets all
         budgets). categories: restrict to these categories (selftest: everything but "data").
         deca_dir: the user's DECA checkout; None: the checkout holding the working directory, if any
@@ -28,8 +32,7 @@ class DoctorOptions:
     """
 
     names: Sequence[str] = ()
-    data_dir: Optional[Path] = None
-    data_dir_source: str = "default"
+    data_dir: Optional[DataDir] = None
     no_build: bool = False
     use_cache: bool = True
     strict: bool = False
@@ -43,35 +46,36 @@ class DoctorOptions:
 
 @dataclass
 class DoctorRun:
-    """A finished run: the report, its verdict and the process exit code."""
+    """A finished run: the report, its verdict and the context it ran in (the CLI picks the exit code)."""
 
     report: Report
     verdict: Verdict
-    exit_code: int
-    ctx: object = field(repr=False, default=None)
+    ctx: Context = field(repr=False)
 
 
-def _registry():
-    from decaenv.doctor import checks  # noqa: F401 - registers every check
+def check_registry() -> Registry:
+    """The registry of every built-in check (importing `decaenv.doctor.checks` fills it on first use).
+
+    The one way the CLI, scripts and tests reach the doctor's checks: `check_registry().all()`, `.get(id)`.
+    """
+    from decaenv.doctor import checks  # noqa: F401 - imported for its side effect: it registers every check
     from decaenv.doctor.registry import REGISTRY
 
     return REGISTRY
 
 
-def build_context(options: DoctorOptions):
+def build_context(options: DoctorOptions) -> Context:
     """A `Context` on the real machine (a `SystemProbe` with budgets from the options and environment)."""
-    from decaenv.doctor.context import Context
     from decaenv.doctor.probe import Budgets, SystemProbe
 
     environ = dict(os.environ if options.environ is None else options.environ)
-    data_dir = Path(options.data_dir) if options.data_dir else _default_data_dir()
+    data_dir = options.data_dir or resolve_data_dir(None)
     budgets = Budgets.from_env(environ.get(ENV_TIMEOUTS), options.command_timeout)
     deca_dir = checkout_of(options)
     probe = SystemProbe(python=options.python, environ=environ, budgets=budgets,
-                        common={"data_dir": str(data_dir), "build_timeout": max(budgets.build - 20.0, 10.0),
+                        common={"data_dir": str(data_dir.path), "build_timeout": max(budgets.build - 20.0, 10.0),
                                 "deca_dir": str(deca_dir) if deca_dir else None})
-    return Context(probe=probe, data_dir=data_dir, data_dir_source=options.data_dir_source,
-                   no_build=options.no_build, deca_dir=deca_dir)
+    return Context(probe=probe, data_dir=data_dir, no_build=options.no_build, deca_dir=deca_dir)
 
 
 def checkout_of(options: DoctorOptions) -> Optional[Path]:
@@ -92,12 +96,6 @@ def checkout_of(options: DoctorOptions) -> Optional[Path]:
     return find_checkout(Path.cwd()) if options.find_checkout else None
 
 
-def _default_data_dir() -> Path:
-    from decaenv.paths import resolve_data_dir
-
-    return resolve_data_dir(None).path
-
-
 def select_names(options: DoctorOptions, checkout: bool = False) -> List[str]:
     """Check ids to run: the requested names, narrowed to `options.categories` when given; the `checkout`
     category only when a DECA checkout is in use (or when asked for by name)."""
@@ -105,7 +103,7 @@ def select_names(options: DoctorOptions, checkout: bool = False) -> List[str]:
         return list(options.names)
     categories = options.categories if options.categories is not None else \
         [c for c, _ in _categories() if checkout or c != "checkout"]
-    return [c.id for c in _registry().all() if c.category in categories
+    return [c.id for c in check_registry().all() if c.category in categories
             and (not options.names or c.id in options.names or c.category in options.names)]
 
 
@@ -115,9 +113,9 @@ def run_doctor(options: DoctorOptions,
     from decaenv.doctor.cache import Fingerprint, ResultCache
     from decaenv.doctor.runner import Runner
 
-    registry = _registry()
+    registry = check_registry()
     ctx = build_context(options)
-    fingerprint = Fingerprint(ctx.probe.environ, ctx.data_dir, ctx.probe.which) if options.use_cache else None
+    fingerprint = Fingerprint(ctx.probe.environ, ctx.data_dir.path, ctx.probe.which) if options.use_cache else None
     cache = ResultCache.default() if options.use_cache else None
     try:
         report = Runner(registry, ctx, cache=cache, fingerprint=fingerprint,
@@ -128,15 +126,15 @@ def run_doctor(options: DoctorOptions,
     report.environment = environment_summary(ctx, report)
     report.options.update({"strict": options.strict, "cache": options.use_cache})
     verdict = compute_verdict(report)
-    return DoctorRun(report, verdict, exit_code(verdict, options.strict), ctx)
+    return DoctorRun(report, verdict, ctx)
 
 
-def environment_summary(ctx, report: Report) -> Dict[str, object]:
+def environment_summary(ctx: Context, report: Report) -> Dict[str, object]:
     """Short facts for the report header (from results already computed; nothing new is probed)."""
     p = ctx.probe.platform()
     env: Dict[str, object] = {"python": f"{p.python} ({p.implementation}, {p.executable})",
                               "os": f"{p.distro or p.system} {p.release} {p.machine}".strip(),
-                              "data_dir": f"{ctx.data_dir} ({ctx.data_dir_source})"}
+                              "data_dir": f"{ctx.data_dir.path} ({ctx.data_dir.source})"}
     if ctx.deca_dir is not None:
         env["deca_dir"] = str(ctx.deca_dir)
     torch_result = ctx.results.get("torch")
@@ -161,7 +159,7 @@ def selftest_gate() -> str:
     options = DoctorOptions(no_build=True, categories=[c for c, _ in _categories() if c not in ("data", "checkout")],
                             find_checkout=False)
     run = run_doctor(options)
-    registry = _registry()
+    registry = check_registry()
     blockers = [(cid, r) for cid, r in run.report.results.items()
                 if r.status.is_problem and registry.get(cid).cpu_blocker]
     if blockers:
@@ -184,4 +182,4 @@ def _categories() -> Tuple[Tuple[str, str], ...]:
     return CATEGORIES
 
 
-__all__ = ["DoctorOptions", "DoctorRun", "run_doctor", "selftest_gate", "Status"]
+__all__ = ["DoctorOptions", "DoctorRun", "check_registry", "run_doctor", "selftest_gate", "Status"]

@@ -11,7 +11,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Pattern, Sequence, Set
+from typing import Iterable, List, Optional, Pattern, Sequence, Set, Union
 
 #: Folders of a checkout that hold DECA's code (the demo and the library it imports).
 CODE_DIRS = ("decalib", "demos")
@@ -82,9 +82,9 @@ def grep(root: os.PathLike, pattern: Pattern[str], *, suffixes: Sequence[str] = 
 
 # -- the demo's third-party imports ---------------------------------------------------------------------------
 
-def _module_level_imports(tree: ast.Module) -> List[ast.stmt]:
+def _module_level_imports(tree: ast.Module) -> List[Union[ast.Import, ast.ImportFrom]]:
     """Import statements executed when the module is imported (top level, also inside top-level if/try)."""
-    found: List[ast.stmt] = []
+    found: List[Union[ast.Import, ast.ImportFrom]] = []
     stack: List[ast.stmt] = list(tree.body)
     while stack:
         node = stack.pop(0)

@@ -173,7 +173,8 @@ class Fixer:
 def extension_roots_of(report: Report) -> List[str]:
     """The extension cache roots the report looked at (for `allowed_roots`)."""
     result = report.results.get("extension-cache")
-    roots = [result.data.get("root")] if result is not None and result.data.get("root") else []
+    root = result.data.get("root") if result is not None else None
+    roots = [str(root)] if root else []
     env_root = os.environ.get("TORCH_EXTENSIONS_DIR")
     return roots + ([env_root] if env_root else [])
 

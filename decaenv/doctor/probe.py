@@ -129,10 +129,8 @@ class _Memo:
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
         with self._lock:
-            event = self._events.get(key)
-            owner = event is None
-            if owner:
-                event = self._events[key] = threading.Event()
+            owner = key not in self._events
+            event = self._events.setdefault(key, threading.Event())
         if owner:
             try:
                 self._values[key] = (True, compute())
@@ -177,7 +175,8 @@ class SystemProbe:
     def platform(self) -> PlatformInfo:
         release = platform.release()
         distro, like = _os_release() if platform.system() == "Linux" else ("", "")
-        return PlatformInfo(platform.system(), release, platform.machine(), tuple(sys.version_info[:3]),
+        major, minor, micro = sys.version_info[:3]
+        return PlatformInfo(platform.system(), release, platform.machine(), (major, minor, micro),
                             platform.python_implementation(), sys.executable,
                             wsl="microsoft" in release.lower(), distro=distro, distro_like=like,
                             bits=64 if sys.maxsize > 2**32 else 32)

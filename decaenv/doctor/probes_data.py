@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
+
+from decaenv.doctor.contracts import CheckpointLoadSection, FlameLoadSection, LoadError, NetworkLayout
 
 from decaenv.deca_layout import CHECKPOINT_FILE, DATA_FILES, FLAME_FILE, FLAME_NPZ_FILE, has_flame
 
-def _error(exc: BaseException) -> Dict[str, Any]:
+def _error(exc: BaseException) -> LoadError:
     return {"type": type(exc).__name__, "message": " ".join(str(exc).split())[:1500],
             "hint": getattr(exc, "hint", None)}
 
 
-def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def flame_load_section(common: Dict[str, Any]) -> FlameLoadSection:
     """Load the FLAME file the runtime would read, through decaenv's own loader, and describe it."""
     data_dir = Path(common["data_dir"])
     if not has_flame(data_dir):
@@ -21,7 +23,7 @@ def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     from decaenv.loaders.flame import deca_compatibility, load_flame, npz_matches_source, preferred_flame_file
 
     path = preferred_flame_file(data_dir)
-    out: Dict[str, Any] = {"file": str(path)}
+    out: FlameLoadSection = {"file": str(path)}
     start = time.perf_counter()
     try:
         model = load_flame(path)
@@ -41,7 +43,7 @@ def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _template_faces_match(obj_path: Path, faces) -> Any:
+def _template_faces_match(obj_path: Path, faces) -> Optional[bool]:
     """Whether head_template.obj's triangles are FLAME's (None when the obj is absent or unreadable).
 
     DECA's landmark embedding and UV layout index the faces of FLAME 2020; a FLAME file from another
@@ -61,7 +63,7 @@ def _template_faces_match(obj_path: Path, faces) -> Any:
     return bool(template.shape == faces.shape and np.array_equal(template, faces))
 
 
-def checkpoint_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def checkpoint_load_section(common: Dict[str, Any]) -> CheckpointLoadSection:
     """Load `deca_model.tar` with `weights_only=True` on the CPU and compare it with DECA's key layout."""
     path = Path(common["data_dir"]) / CHECKPOINT_FILE
     if not path.is_file():
@@ -81,22 +83,22 @@ def checkpoint_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
             if "mmap" not in str(exc):
                 raise
             checkpoint = torch.load(str(path), **kwargs)  # legacy (non-zip) files cannot be mmapped
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - any load failure is reported as data, not a crash
         return {"loaded": False, "error": _error(exc), "seconds": time.perf_counter() - start}
-    out: Dict[str, Any] = {"loaded": True, "seconds": time.perf_counter() - start}
+    out: CheckpointLoadSection = {"loaded": True, "seconds": time.perf_counter() - start}
     if not isinstance(checkpoint, dict):
         out["top_type"] = type(checkpoint).__name__
         return out
     out["top_keys"] = sorted(str(k) for k in checkpoint)[:20]
     layout = checkpoint_layout()
-    networks: Dict[str, Any] = {}
+    networks: Dict[str, NetworkLayout] = {}
     for name in NETWORK_KEYS:
         networks[name] = _compare(checkpoint.get(name), layout[name], torch)
     out["networks"] = networks
     return out
 
 
-def _compare(state: Any, expected: Dict[str, tuple], torch) -> Dict[str, Any]:
+def _compare(state: Any, expected: Dict[str, tuple], torch) -> NetworkLayout:
     if state is None:
         return {"present": False}
     if not isinstance(state, dict):

@@ -1,7 +1,8 @@
 """Probe sections about the Python environment (run inside the probe worker, see `decaenv.doctor.worker`).
 
-Each section imports what it probes *inside* the function and returns JSON-able facts. Expected failures
-(a package missing or failing to import) are data, not exceptions: `{"importable": False, "error": ...}`.
+Each section imports what it probes *inside* the function and returns JSON-able facts shaped as its contract
+in `decaenv.doctor.contracts`. Expected failures (a package missing or failing to import) are data, not
+exceptions: `{"importable": False, "error": ...}`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, cast
+
+from decaenv.doctor.contracts import (AutoPlanInfo, ChumpySection, CompatSection, CudaDevice, CudaSection, DecaImportsSection,
+                                      DetectorsSection, FaceAlignmentSection,
+                                      FlameSelftestSection, ImportInfo, NumpySection, Pytorch3dSection,
+                                      RasterizerSection, RuntimePackage, RuntimePackagesSection, TorchLoadSection,
+                                      TorchSection)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -29,7 +36,7 @@ def _last_frame(exc: BaseException) -> str:
     return f"{frame.filename}:{frame.lineno} ({frame.line or ''})"
 
 
-def _dist_version(*names: str):
+def _dist_version(*names: str) -> Optional[str]:
     from importlib import metadata
 
     for name in names:
@@ -40,7 +47,7 @@ def _dist_version(*names: str):
     return None
 
 
-def _try_import(module: str) -> Dict[str, Any]:
+def _try_import(module: str) -> ImportInfo:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -55,11 +62,11 @@ def _try_import(module: str) -> Dict[str, Any]:
 
 
 # -- torch ----------------------------------------------------------------------------------------------
-def torch_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def torch_section(common: Dict[str, Any]) -> TorchSection:
     """Import torch once: version, build, ABI, numpy interop."""
     if importlib.util.find_spec("torch") is None:
         return {"installed": False, "importable": False, "error": "No module named 'torch'"}
-    info = _try_import("torch")
+    info = cast(TorchSection, _try_import("torch"))
     info["installed"] = True
     if not info["importable"]:
         return info
@@ -76,39 +83,39 @@ def torch_section(common: Dict[str, Any]) -> Dict[str, Any]:
         import numpy
 
         info["numpy_interop"] = float(torch.from_numpy(numpy.arange(3.0)).sum()) == 3.0
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - a broken numpy/torch interop is the answer, not a crash
         info["numpy_interop"] = False
         info["numpy_error"] = _error_text(exc)
     try:
         info["cpu_ok"] = float((torch.ones(4) * 2).sum()) == 8.0
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - a failing CPU op is the answer, not a crash
         info["cpu_ok"], info["cpu_error"] = False, _error_text(exc)
     return info
 
 
-def cuda_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def cuda_section(common: Dict[str, Any]) -> CudaSection:
     """CUDA as torch sees it: build, availability (and the warning when not), devices, arch list, smoke test."""
     import torch
 
-    out: Dict[str, Any] = {"compiled": bool(torch.version.cuda), "cuda": torch.version.cuda,
-                           "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                           "arch_env": os.environ.get("TORCH_CUDA_ARCH_LIST")}
+    out: CudaSection = {"compiled": bool(torch.version.cuda), "cuda": torch.version.cuda,
+                        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                        "arch_env": os.environ.get("TORCH_CUDA_ARCH_LIST")}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             out["available"] = bool(torch.cuda.is_available())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - CUDA initialisation failing is the answer, not a crash
             out["available"], out["error"] = False, _error_text(exc)
     out["warnings"] = [" ".join(str(w.message).split())[:400] for w in caught][:3]
     if not out["available"]:
         return out
     out["arch_list"] = list(torch.cuda.get_arch_list())
     out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    devices: List[Dict[str, Any]] = []
+    devices: List[CudaDevice] = []
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
-        entry: Dict[str, Any] = {"index": index, "name": props.name, "capability": [props.major, props.minor],
-                                 "memory_gb": round(props.total_memory / 2**30, 1)}
+        entry: CudaDevice = {"index": index, "name": props.name, "capability": [props.major, props.minor],
+                             "memory_gb": round(props.total_memory / 2**30, 1)}
         try:
             value = (torch.ones(4, device=f"cuda:{index}") * 2).sum().item()
             entry["smoke"] = "ok" if value == 8.0 else f"wrong result {value}"
@@ -119,15 +126,15 @@ def cuda_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def torch_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def torch_load_section(common: Dict[str, Any]) -> TorchLoadSection:
     """What `torch.load` does by default here: weights_only or not (probed, not read from the version)."""
     import argparse
     import inspect
 
     import torch
 
-    out: Dict[str, Any] = {"signature_default": None, "env_force": os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"),
-                           "env_force_no": os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    out: TorchLoadSection = {"signature_default": None, "env_force": os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"),
+                             "env_force_no": os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
     try:
         param = inspect.signature(torch.load).parameters.get("weights_only")
         out["has_weights_only"] = param is not None
@@ -141,7 +148,7 @@ def torch_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
         kwargs = {"weights_only": True} if out["has_weights_only"] else {}
         torch.load(buf, map_location="cpu", **kwargs)
         out["safe_load_ok"] = True
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - the refusal (or any error) of the safe load is the answer
         out["safe_load_ok"], out["safe_load_error"] = False, _error_text(exc)
     buf = io.BytesIO()
     torch.save({"args": argparse.Namespace(x=1)}, buf)
@@ -157,11 +164,11 @@ def torch_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def pytorch3d_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def pytorch3d_section(common: Dict[str, Any]) -> Pytorch3dSection:
     """pytorch3d: installed, importable (ABI), submodules (iopath), CPU and CUDA rasterization."""
     if importlib.util.find_spec("pytorch3d") is None:
         return {"installed": False}
-    out: Dict[str, Any] = {"installed": True, "version": _dist_version("pytorch3d")}
+    out: Pytorch3dSection = {"installed": True, "version": _dist_version("pytorch3d")}
     out["import"] = _try_import("pytorch3d")
     if not out["import"]["importable"]:
         return out
@@ -192,14 +199,14 @@ def _p3d_rasterize(device: str) -> str:
         return _error_text(exc)
 
 
-def rasterizer_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def rasterizer_section(common: Dict[str, Any]) -> RasterizerSection:
     """decaenv's rasterizer backends, through the rasterizer package's own API (when it is installed)."""
     from decaenv.doctor import subsystems
 
     return subsystems.rasterizer_status()
 
 
-def compat_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def compat_section(common: Dict[str, Any]) -> CompatSection:
     """decaenv's compatibility shims (needed / not needed / active), through `decaenv.patches.registry`."""
     from decaenv.doctor import subsystems
 
@@ -207,17 +214,17 @@ def compat_section(common: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # -- face_alignment ---------------------------------------------------------------------------------------
-def face_alignment_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def face_alignment_section(common: Dict[str, Any]) -> FaceAlignmentSection:
     """face_alignment: version, import, LandmarksType API, FaceAlignment defaults, cached hub weights."""
     spec = importlib.util.find_spec("face_alignment")
     if spec is None:
         return {"installed": False}
-    out: Dict[str, Any] = {"installed": True, "version": _dist_version("face-alignment", "face_alignment")}
+    out: FaceAlignmentSection = {"installed": True, "version": _dist_version("face-alignment", "face_alignment")}
     package_dir = os.path.dirname(spec.origin or "")
     out["urls"] = _weight_urls(package_dir)
-    out["hub_dir"] = _hub_checkpoints_dir()
+    hub_dir = out["hub_dir"] = _hub_checkpoints_dir()
     try:
-        out["hub_files"] = sorted(os.listdir(out["hub_dir"])) if os.path.isdir(out["hub_dir"]) else []
+        out["hub_files"] = sorted(os.listdir(hub_dir)) if os.path.isdir(hub_dir) else []
     except OSError:
         out["hub_files"] = []
     out["import"] = _try_import("face_alignment")
@@ -237,18 +244,18 @@ def face_alignment_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def detectors_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def detectors_section(common: Dict[str, Any]) -> DetectorsSection:
     """What `decaenv reconstruct --detector auto` will use here, from the detectors' own availability probes
     (nothing is loaded)."""
     try:
         from decaenv.runtime.detectors import auto_plan, availability
     except ImportError as exc:
         return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
-    return {"api": True, "plan": auto_plan().to_json(),
+    return {"api": True, "plan": cast(AutoPlanInfo, auto_plan().to_json()),
             "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()}}
 
 
-def deca_imports_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def deca_imports_section(common: Dict[str, Any]) -> DecaImportsSection:
     """The third-party modules DECA's demo imports at start-up (in the checkout `common["deca_dir"]`), and which
     of them this interpreter cannot find (found by `find_spec`, nothing is imported)."""
     from decaenv.doctor.deca_source import demo_imports
@@ -295,9 +302,9 @@ def _hub_checkpoints_dir() -> str:
 _NUMPY_ALIASES = ("bool", "int", "float", "complex", "object", "unicode", "str")
 
 
-def numpy_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def numpy_section(common: Dict[str, Any]) -> NumpySection:
     """numpy: version, import, which of chumpy's `from numpy import bool, int, ...` names still exist."""
-    out = _try_import("numpy")
+    out = cast(NumpySection, _try_import("numpy"))
     if not out["importable"]:
         return out
     import numpy
@@ -307,7 +314,7 @@ def numpy_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def flame_selftest_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def flame_selftest_section(common: Dict[str, Any]) -> FlameSelftestSection:
     """Prove decaenv reads a chumpy-style FLAME pickle here with chumpy made unimportable."""
     import numpy as np
 
@@ -315,8 +322,9 @@ def flame_selftest_section(common: Dict[str, Any]) -> Dict[str, Any]:
     from decaenv.loaders.legacy_pickle import ChumpyCh, dumps
 
     saved = {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]}
-    sys.modules["chumpy"] = None  # any `import chumpy` now raises ImportError
-    sys.modules["chumpy.ch"] = None
+    # A None entry in sys.modules makes `import chumpy` raise ImportError (the import system's own convention).
+    sys.modules["chumpy"] = None  # type: ignore[assignment]
+    sys.modules["chumpy.ch"] = None  # type: ignore[assignment]
     try:
         return _read_tiny_flame(np, load_flame, ChumpyCh, dumps)
     finally:  # later sections (the chumpy probe) must see the real import system again
@@ -325,7 +333,7 @@ def flame_selftest_section(common: Dict[str, Any]) -> Dict[str, Any]:
         sys.modules.update(saved)
 
 
-def _read_tiny_flame(np, load_flame, ChumpyCh, dumps) -> Dict[str, Any]:
+def _read_tiny_flame(np, load_flame, ChumpyCh, dumps) -> FlameSelftestSection:
     import tempfile
 
     model = _tiny_flame(np, ChumpyCh)
@@ -337,7 +345,7 @@ def _read_tiny_flame(np, load_flame, ChumpyCh, dumps) -> Dict[str, Any]:
             fh.write(dumps(model, protocol=2, impersonate=impersonate))
         try:
             loaded = load_flame(path)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - any failure to read the tiny FLAME back is the answer
             return {"ok": False, "error": _error_text(exc), "where": _last_frame(exc)}
     same = bool(np.array_equal(loaded.shapedirs, model["shapedirs"].x)
                 and np.array_equal(loaded.J_regressor, model["J_regressor"].dense))
@@ -378,28 +386,28 @@ def _tiny_flame(np, chumpy_ch) -> Dict[str, Any]:
             "f": np.array([[0, 1, 2], [0, 2, 3]], dtype=np.uint32), "bs_style": "lbs"}
 
 
-def runtime_packages_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def runtime_packages_section(common: Dict[str, Any]) -> RuntimePackagesSection:
     """The runtime extra's packages (and gdown for fetch): installed version and a real import each."""
-    out: Dict[str, Any] = {}
+    out: Dict[str, RuntimePackage] = {}
     for module, dist in (("scipy", "scipy"), ("skimage", "scikit-image"), ("PIL", "pillow"), ("gdown", "gdown")):
         if importlib.util.find_spec(module) is None:
             out[module] = {"installed": False, "dist": dist}
             continue
-        entry = _try_import(module)
+        entry = cast(RuntimePackage, _try_import(module))
         entry.update({"installed": True, "dist": dist, "version": _dist_version(dist) or entry.get("version")})
         out[module] = entry
     return out
 
 
-def chumpy_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def chumpy_section(common: Dict[str, Any]) -> ChumpySection:
     """chumpy: installed? importable? if not, the exact cause (getargspec, numpy alias, other)."""
     if importlib.util.find_spec("chumpy") is None:
         return {"installed": False}
-    out = _try_import("chumpy")
+    out = cast(ChumpySection, _try_import("chumpy"))
     out["installed"] = True
     out["version"] = _dist_version("chumpy", "chumpy-fixed", "chumpy-fork") or out.get("version")
     if not out["importable"]:
-        error = out["error"]
+        error = out.get("error", "")
         out["cause"] = ("getargspec" if "getargspec" in error else
                         "numpy-alias" if "from 'numpy'" in error or "has no attribute" in error and "numpy" in error
                         else "other")

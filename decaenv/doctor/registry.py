@@ -52,6 +52,12 @@ class Registry:
 
         return deco
 
+    def replace(self, item: Check) -> Check:
+        """Swap the registered check with `item`'s id for `item` (tests); returns the one it replaces."""
+        old = self._checks[item.id]
+        self._checks[item.id] = item
+        return old
+
     def __contains__(self, check_id: str) -> bool:
         return check_id in self._checks
 

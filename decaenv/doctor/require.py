@@ -16,7 +16,7 @@ check crashed or timed out (the doctor could not tell).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from decaenv.doctor.model import Report, Status
 from decaenv.errors import UsageError
@@ -69,7 +69,8 @@ class RequireOutcome:
         return {"met": self.met, "exit_code": self.exit_code, "requirements": self.items}
 
 
-def parse(values: Iterable[str], check_ids: Sequence[str], categories: Dict[str, Sequence[str]]) -> List[Requirement]:
+def parse(values: Iterable[str], check_ids: Sequence[str],
+          categories: Mapping[str, Sequence[str]]) -> List[Requirement]:
     """Parse `--require` values.
 
     Args:
@@ -142,7 +143,7 @@ def _capability_item(req: Requirement, report: Report) -> Dict[str, object]:
         return {"token": req.token, "met": met, "unchecked": bool(cuda and cuda.status.could_not_check),
                 "reason": reason, "device": device}
     rank = RASTER_RANK.get(backend or "", -1)
-    need = 0 if req.value == "any" else RASTER_RANK[req.value]
+    need = 0 if req.value in (None, "any") else RASTER_RANK[req.value]
     met = backend is not None and rank >= need
     raster = report.get("rasterizer")
     reason = "ok" if met else (f"auto picks {backend or 'no backend'} on {device or 'no device'}"

@@ -105,7 +105,7 @@ class Runner:
                       elapsed=time.perf_counter() - started)
 
     def _key(self, item: Check) -> Optional[str]:
-        if self.cache is None or item.cache is None:
+        if self.cache is None or self.fingerprint is None or item.cache is None:
             return None
         return self.fingerprint.key(item.cache)
 
@@ -113,7 +113,7 @@ class Runner:
         hits: Dict[str, CheckResult] = {}
         for item in order:
             key = self._key(item)
-            hit = self.cache.get(item, key) if key else None
+            hit = self.cache.get(item, key) if key and self.cache is not None else None
             if hit is not None:
                 hits[item.id] = hit
         return hits

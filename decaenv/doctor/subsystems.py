@@ -8,8 +8,10 @@ Each function returns plain data. Functions used inside the probe worker (`raste
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
+from decaenv.doctor.contracts import CompatSection, ExtensionSummary, ExtensionVariant, PatchRow, RasterizerSection
 from decaenv.errors import DecaenvError
 
 
@@ -17,7 +19,7 @@ from decaenv.errors import DecaenvError
 RASTER_BACKENDS = ("cuda", "cpu", "pytorch3d", "torch")
 
 
-def rasterizer_status() -> Dict[str, Any]:
+def rasterizer_status() -> RasterizerSection:
     """Usable rasterizer backends, the automatic choice per device and the compiled extension's state.
 
     Returns:
@@ -30,12 +32,14 @@ def rasterizer_status() -> Dict[str, Any]:
     from decaenv.runtime.rasterizer import backends, extension
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    table: Dict[str, Dict[str, Any]] = {}
+    table: Dict[str, Any] = {}
     for name in RASTER_BACKENDS:
-        answers = [backends.availability(name, d) for d in (["cuda"] if name == "cuda" else devices)]
+        kernel = backends.kernel_device(name)
+        answers = [backends.availability(name, d) for d in ([kernel] if kernel == "cuda" else devices)]
         usable = any(ok for ok, _why in answers)
         table[name] = {"usable": usable, "reason": next((why for ok, why in answers if ok == usable), "")}
-    choice, reasons = {"cpu": None, "cuda": None}, {}
+    choice: Dict[str, Optional[str]] = {"cpu": None, "cuda": None}
+    reasons: Dict[str, str] = {}
     for device in devices:
         picked = backends.choose_backend(device, "auto")
         choice[device], reasons[device] = picked.name, picked.reason
@@ -43,9 +47,10 @@ def rasterizer_status() -> Dict[str, Any]:
             "extension": _extension_summary(extension.extension_status())}
 
 
-def _extension_summary(status: Any) -> Dict[str, Any]:
-    variants = {name: {"built": v.built, "usable": v.usable, "problem": v.problem, "path": v.path}
-                for name, v in status.variants.items()}
+def _extension_summary(status: Any) -> ExtensionSummary:
+    variants: Dict[str, ExtensionVariant] = {
+        name: {"built": v.built, "usable": v.usable, "problem": v.problem, "path": v.path}
+        for name, v in status.variants.items()}
     last = status.last_error or {}
     diagnosis = last.get("diagnosis") or {}
     return {"summary": status.summary(), "built": status.built, "variants": variants, "key": status.key,
@@ -57,11 +62,11 @@ def _extension_summary(status: Any) -> Dict[str, Any]:
 
 
 # -- compatibility shims (worker side) ----------------------------------------------------------------------
-def patches_status() -> Dict[str, Any]:
+def patches_status() -> CompatSection:
     """Each shim of `decaenv.patches.registry`: id, reason, link, state (needed / not needed / active)."""
     from decaenv.patches.registry import status_all
 
-    rows = []
+    rows: List[PatchRow] = []
     for st in status_all():
         rows.append({"id": st.id, "title": st.title, "reason": st.reason, "link": st.link, "package": st.package,
                      "version": st.version, "state": st.state, "detail": st.detail,
@@ -91,7 +96,7 @@ def manifest_status(data_dir: str, hash_only: Tuple[str, ...] = ()) -> Dict[str,
     for entry in manifest.entries:
         if not entry.applies():  # e.g. the 2DFAN4 file of a face_alignment release that is not installed
             continue
-        st = verify_entry(entry, data_dir, level="hash" if entry.dest in hash_only else "content")
+        st = verify_entry(entry, Path(data_dir), level="hash" if entry.dest in hash_only else "content")
         kind = "manual" if entry.manual_only else (entry.sources[0].kind if entry.sources else "")
         files.append({"id": entry.id, "dest": entry.dest, "status": st.status, "detail": st.detail,
                       "kind": kind, "required": bool(entry.default)})

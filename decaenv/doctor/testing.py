@@ -12,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 from decaenv.doctor.context import Context
 from decaenv.doctor.probe import Budgets, PlatformInfo, ProbeError, ProbeLost, ProbeTimeout
 from decaenv.doctor.sessions import CommandOutcome
+from decaenv.paths import DataDir
 
 LINUX = PlatformInfo("Linux", "6.1.0", "x86_64", (3, 11, 7), "CPython", "/venv/bin/python")
 
@@ -118,6 +119,10 @@ class FakeProbe:
         return dict(answer)
 
 
-def make_context(probe: Optional[FakeProbe] = None, data_dir: Optional[Path] = None, **kw: Any) -> Context:
-    """A `Context` around a fake probe (data dir defaults to a path that does not exist)."""
-    return Context(probe=probe or FakeProbe(), data_dir=Path(data_dir or "/nonexistent/decaenv-data"), **kw)
+def make_context(probe: Optional[FakeProbe] = None, data_dir: Union[None, Path, DataDir] = None,
+                 **kw: Any) -> Context:
+    """A `Context` around a fake probe (data dir defaults to a path that does not exist; a bare path counts
+    as the default location)."""
+    if not isinstance(data_dir, DataDir):
+        data_dir = DataDir(Path(data_dir or "/nonexistent/decaenv-data"), "default")
+    return Context(probe=probe or FakeProbe(), data_dir=data_dir, **kw)

@@ -185,7 +185,7 @@ def resolve_cuda(environ: dict, which_nvcc: Optional[str], default_roots: Tuple[
                          "would not find the CUDA headers (nvcc there may be a wrapper script)")
     if which_nvcc and nvcc and source in ("CUDA_HOME", "CUDA_PATH"):
         path_root = os.path.dirname(os.path.dirname(which_nvcc))
-        if os.path.realpath(path_root) != os.path.realpath(root.strip()):
+        if os.path.realpath(path_root) != os.path.realpath((root or "").strip()):
             notes.append(f"nvcc on PATH ({which_nvcc}) is not the one in {source} ({nvcc}); builds use {source}'s")
     return CudaResolution(root, source, nvcc or which_nvcc, which_nvcc, problems, notes)
 

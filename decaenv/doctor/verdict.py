@@ -96,8 +96,8 @@ def _compute(report: Report) -> Verdict:
     device, backend = _device_and_backend(report)
     tail = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""
     if device is None:
-        shown = len(report.results)
-        line = f"ready: {shown} check{'s' if shown != 1 else ''} passed{tail}"
+        passed = len(report.results)
+        line = f"ready: {passed} check{'s' if passed != 1 else ''} passed{tail}"
     else:
         line = f"ready: {device.upper()} with {BACKEND_NAMES.get(backend or '', backend or 'no rasterizer')}{tail}"
     return Verdict(True, line, device, backend, problems, warnings, unchecked)

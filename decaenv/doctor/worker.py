@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 MARKER = "@@decaenv-probe@@ "
 
@@ -115,7 +115,7 @@ def run_sections(names: List[str], common: Dict[str, Any], out) -> None:
             _emit(out, {"event": "done", "section": name, "ok": False, "error": _error(exc)})
 
 
-def main(argv: List[str] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: `argv[0]` is a JSON request `{"sections": [...], "common": {...}}`."""
     request = json.loads((argv if argv is not None else sys.argv[1:])[0])
     # Keep the protocol stream for ourselves; everything libraries print goes to stderr.

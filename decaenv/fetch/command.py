@@ -1,25 +1,32 @@
-"""`decaenv fetch` as one library call: pick the mode, run it, render it, return the exit code.
+"""`decaenv fetch` as one library call: pick the mode, run it, return what happened as a `FetchReport`.
 
-The typer module (`decaenv.cli.fetch`) only parses flags into a `FetchRequest`; everything a test
-wants to reach without a terminal is here.
+This module prints nothing and picks no exit code: the typer module (`decaenv.cli.fetch`) parses flags into a
+`FetchRequest`, plugs in its progress display and licence prompt, then renders the report
+(`decaenv.cli._fetch_output`) and turns `report.ok` into the exit code.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from decaenv.errors import UsageError
 from decaenv.paths import DataDir
 
+if TYPE_CHECKING:
+    from decaenv.fetch.engine import FileResult
+    from decaenv.fetch.manifest import Entry, License, Manifest
+    from decaenv.fetch.progress import Progress
+    from decaenv.fetch.records import Licenses
+    from decaenv.fetch.status import FileStatus
+
 
 @dataclass
 class FetchRequest:
-    """The parsed command line."""
+    """The parsed command line; `data_dir` is resolved once by the CLI (path and where it came from)."""
 
-    data_dir: Callable[[bool], DataDir]          # resolve(must_exist)
+    data_dir: DataDir
     ids: List[str] = field(default_factory=list)
     list_only: bool = False
     verify: bool = False
@@ -30,10 +37,67 @@ class FetchRequest:
     as_json: bool = False
     username: Optional[str] = None
     accept_license: bool = False
-    quiet: bool = False
-    verbose: bool = False
     forget: List[str] = field(default_factory=list)
     clean: bool = False
+
+
+@dataclass
+class Forgotten:
+    """`--forget ID`: what happened to one id's first-use record.
+
+    Attributes:
+        id: the entry. outcome: "forgotten", "published" (the manifest has its hash: nothing to forget) or
+        "no-record". sha256: the digest that was recorded (forgotten only).
+    """
+
+    id: str
+    outcome: str
+    sha256: Optional[str] = None
+
+
+@dataclass
+class FetchReport:
+    """What `run` found (`list`, `verify`) or did (`fetch`, `import`).
+
+    Attributes:
+        mode: "list", "verify", "fetch", "import", "forget" or "clean". data_dir: the folder read or written.
+        ok: list/verify: every required file verified; fetch/import: every file ready; forget/clean: True.
+        entries / statuses: the files read and their state (list, verify), in the same order.
+        results: one per file fetched or imported (fetch, import).
+        forgotten / lockfile: per id, and the first-use record file (forget).
+        removed / freed_bytes / quarantine: what `--clean` emptied.
+    """
+
+    mode: str
+    data_dir: Path
+    manifest: Manifest
+    ok: bool
+    entries: List[Entry] = field(default_factory=list)
+    statuses: List[FileStatus] = field(default_factory=list)
+    results: List[FileResult] = field(default_factory=list)
+    forgotten: List[Forgotten] = field(default_factory=list)
+    lockfile: Optional[Path] = None
+    removed: int = 0
+    freed_bytes: int = 0
+    quarantine: Optional[Path] = None
+
+    @property
+    def licenses(self) -> Licenses:
+        """The licence acceptances recorded in the data dir (read when asked)."""
+        from decaenv.fetch.records import Licenses
+
+        return Licenses(self.data_dir)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The `--json` document (schema in docs/commands/fetch.md)."""
+        from decaenv.fetch import render
+
+        licenses = self.licenses
+        if self.mode in ("list", "verify"):
+            files = [render.entry_json(e, self.data_dir, s, licenses) for e, s in zip(self.entries, self.statuses)]
+        else:
+            files = [render.result_json(r, self.data_dir, licenses) for r in self.results]
+        return render.document(self.mode, self.data_dir, self.manifest, files, self.ok)
 
 
 def _mode(req: FetchRequest) -> str:
@@ -61,8 +125,17 @@ def _split_ids(req: FetchRequest, manifest) -> None:
     req.ids = [i for i in req.ids if i not in extra]
 
 
-def run(req: FetchRequest) -> int:
-    """Run the command; returns the exit code (0 all good, 1 some file failed or is not verified)."""
+def run(req: FetchRequest, *, progress: Optional[Progress] = None, on_event: Callable[[str], None] = lambda text: None,
+        confirm_license: Optional[Callable[[License, Entry], bool]] = None) -> FetchReport:
+    """Run the command.
+
+    Args:
+        req: the parsed command line.
+        progress: receives transfer progress (None: none shown). on_event: one-line notes for the user
+            (waiting for a lock, resuming). confirm_license: asks whether a licence is accepted.
+    Raises:
+        UsageError: unknown ids, clashing modes, a missing data dir for list/verify.
+    """
     from decaenv.fetch.manifest import load_manifest
 
     manifest = load_manifest()
@@ -75,148 +148,82 @@ def run(req: FetchRequest) -> int:
     if mode == "forget":
         return _forget(req, manifest)
     if mode == "clean":
-        return _clean(req)
-    return _write(req, manifest, mode)
+        return _clean(req, manifest)
+    return _write(req, manifest, mode, progress=progress, on_event=on_event, confirm_license=confirm_license)
 
 
-def _forget(req: FetchRequest, manifest) -> int:
+def _forget(req: FetchRequest, manifest: Manifest) -> FetchReport:
     """`--forget ID`: drop first-use records the user knows are wrong (the next fetch records anew)."""
     from decaenv.fetch.records import LockFile
 
     if req.ids:
         raise UsageError("--forget takes the ids itself", hint="write `decaenv fetch --forget ID [--forget ID2]`")
-    lockfile = LockFile(req.data_dir(True).path)
+    root = req.data_dir.require_existing().path
+    lockfile = LockFile(root)
+    forgotten = []
     for entry_id in req.forget:
         entry = manifest.get(entry_id)
         record = lockfile.get(entry_id)
         if entry.sha256:
-            _say(f"{entry_id}: its hash is published in the manifest, there is no first-use record to forget")
+            forgotten.append(Forgotten(entry_id, "published"))
         elif lockfile.forget(entry_id):
-            _say(f"{entry_id}: forgot the first-use record (sha256 {record['sha256'] if record else '?'}); "
-                 f"the next `decaenv fetch {entry_id}` checks and records the file again")
+            forgotten.append(Forgotten(entry_id, "forgotten", record["sha256"] if record else None))
         else:
-            _say(f"{entry_id}: no first-use record in {lockfile.path}")
-    return 0
+            forgotten.append(Forgotten(entry_id, "no-record"))
+    return FetchReport("forget", root, manifest, True, forgotten=forgotten, lockfile=lockfile.path)
 
 
-def _clean(req: FetchRequest) -> int:
+def _clean(req: FetchRequest, manifest: Manifest) -> FetchReport:
     """`--clean`: empty the quarantine of refused payloads."""
     from decaenv.fetch.store import Store
 
-    store = Store(req.data_dir(True).path)
+    root = req.data_dir.require_existing().path
+    store = Store(root)
     count, freed = store.clean_quarantine()
-    _say(f"removed {count} refused payload(s) ({freed / 1e6:,.1f} MB) from {store.quarantine_dir}")
-    return 0
+    return FetchReport("clean", root, manifest, True, removed=count, freed_bytes=freed,
+                       quarantine=store.quarantine_dir)
 
 
-def _say(text: str, *, err: bool = False) -> None:
-    """One plain line (no rich: `fetch -q`/`--json` runs never import it)."""
-    stream = sys.stderr if err else sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
-
-
-def _read_only(req: FetchRequest, manifest, mode: str) -> int:
-    from decaenv.cli._console import print_json
-    from decaenv.fetch import render
-    from decaenv.fetch.records import Licenses
+def _read_only(req: FetchRequest, manifest: Manifest, mode: str) -> FetchReport:
     from decaenv.fetch.status import verify_entry
 
-    root = req.data_dir(True).path
+    root = req.data_dir.require_existing().path
     entries = manifest.select(req.ids, everything=not req.ids)
     level, rehash = ("content", True) if mode == "verify" else ("hash", False)
     statuses = [verify_entry(e, root, level=level, rehash=rehash) for e in entries]
-    licenses = Licenses(root)
     named = {e.id for i in req.ids for e in manifest.resolve(i)}
     required = {e.id for e in entries if (e.default and e.applies()) or e.id in named}
     ok = all(s.status in ("verified", "hash-unknown") if s.status != "missing" else s.id not in required
              for s in statuses)
-    if req.as_json:
-        print_json(render.document(mode, root, manifest,
-                                   [render.entry_json(e, root, s, licenses) for e, s in zip(entries, statuses)], ok))
-    else:
-        from decaenv.cli._console import make_console
-
-        render.print_table(make_console(), manifest, root, statuses, licenses)
-    if mode == "verify":
-        return 0 if ok else 1
-    return 0
+    return FetchReport(mode, root, manifest, ok, entries=entries, statuses=statuses)
 
 
-def _write(req: FetchRequest, manifest, mode: str) -> int:
-    from decaenv.cli._console import print_json
-    from decaenv.fetch import render
+def _write(req: FetchRequest, manifest: Manifest, mode: str, *, progress: Optional[Progress],
+           on_event: Callable[[str], None],
+           confirm_license: Optional[Callable[[License, Entry], bool]]) -> FetchReport:
     from decaenv.fetch.engine import Fetcher, FetchOptions
     from decaenv.fetch.http import HttpOptions
     from decaenv.fetch.progress import NullProgress
-    from decaenv.fetch.records import Licenses
 
-    resolved = req.data_dir(False)
-    progress = NullProgress() if (req.quiet or req.as_json) else render.RichProgress()
+    resolved = req.data_dir
     options = FetchOptions(offline=req.offline, force=req.force, accept_license=req.accept_license,
-                           username=req.username, confirm_license=_confirm_license,
-                           progress=progress, http=HttpOptions.from_env(),
-                           on_event=(lambda text: None) if req.quiet or req.as_json else
-                           (lambda text: _say(f"decaenv: {text}", err=True)),
+                           username=req.username, confirm_license=confirm_license,
+                           progress=progress or NullProgress(), http=HttpOptions.from_env(), on_event=on_event,
                            create_parents=resolved.source == "default")
     fetcher = Fetcher(manifest, resolved.path, options)
-    try:
-        if mode == "import":
-            from decaenv.fetch.importer import import_paths
+    if mode == "import":
+        from decaenv.fetch.importer import import_paths
 
-            entries = manifest.select(req.ids) if req.ids else list(manifest.entries)
-            results = import_paths(fetcher, entries, req.from_paths)
-        else:
-            results = fetcher.fetch(manifest.select(req.ids, everything=req.everything))
-    finally:
-        if hasattr(progress, "close"):
-            progress.close()
-    ok = all(r.ok for r in results)
-    licenses = Licenses(resolved.path)
-    if req.as_json:
-        print_json(render.document(mode, resolved.path, manifest,
-                                   [render.result_json(r, resolved.path, licenses) for r in results], ok))
+        entries = manifest.select(req.ids) if req.ids else list(manifest.entries)
+        results = import_paths(fetcher, entries, req.from_paths)
     else:
-        _report(req, results, resolved.path)
-    return 0 if ok else 1
+        results = fetcher.fetch(manifest.select(req.ids, everything=req.everything))
+    return FetchReport(mode, resolved.path, manifest, all(r.ok for r in results), results=results)
 
 
-def _report(req: FetchRequest, results, data_dir) -> None:
-    """Human output: a line per file (not with -q), the errors, the manual route, the verdict."""
-    from decaenv.fetch import render
-
-    for result in results:
-        if not req.quiet:
-            _say(render.result_line(result))
-        if req.verbose:
-            for note in result.notes:
-                _say(f"       {note}")
-    for result in results:
-        if result.error is not None:
-            who = result.entry.id if result.entry.id != "?" else result.source
-            _say(f"decaenv: error: {who}: {result.error.one_line()}", err=True)
-    by_hand = [r for r in results if r.error is not None and _needs_hand(r)]
-    for line in render.manual_block(by_hand):
-        _say(line, err=True)
-    if not results:
-        _say("nothing to fetch: name files by id (see `decaenv fetch --list`)")
-    else:
-        _say(f"{sum(1 for r in results if r.ok)}/{len(results)} file(s) ready in {data_dir}")
-
-
-def _needs_hand(result) -> bool:
+def needs_manual_route(result: FileResult) -> bool:
+    """Whether a failed file should be downloaded by hand (no network, login, quota, manual-only source)."""
     from decaenv.fetch.errors import code_of
 
-    code = code_of(result.error)
+    code = code_of(result.error) if result.error is not None else None
     return code is not None and code.by_hand
-
-
-def _confirm_license(lic, entry) -> bool:
-    """Ask on the terminal (stderr) whether the licence of `entry` is accepted."""
-    sys.stderr.write(f"\n{entry.dest} is under the {lic.name}.\n  Read it: {lic.url}\n")
-    if lic.register:
-        sys.stderr.write(f"  An account is needed: {lic.register}\n")
-    sys.stderr.write("Do you accept this licence? [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")

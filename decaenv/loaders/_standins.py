@@ -70,7 +70,7 @@ class SparseStandIn:
         """(rows, cols), from `_shape` (scipy >= 0.14) or `shape` (older pickles)."""
         shape = self.__dict__.get("_shape", self.__dict__.get("shape"))
         try:
-            rows, cols = (int(s) for s in shape)
+            rows, cols = (int(s) for s in shape or ())
         except (TypeError, ValueError) as exc:
             raise DataError(f"a sparse {self.fmt} matrix in the file has no valid shape", hint=_DAMAGED) from exc
         if rows < 0 or cols < 0 or rows * cols > 1 << 31:

@@ -253,14 +253,16 @@ def convert_to_npz(src: os.PathLike, dst: os.PathLike, kind: Optional[str] = Non
     before = src.stat() if src.is_file() else None
     model = load_flame(src, kind)
     digest = sha256_file(src)
+    before = before or src.stat()
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            np.savez(fh, **model.arrays(), decaenv_format=np.array(NPZ_FORMAT), decaenv_kind=np.array(model.kind),
-                     decaenv_source_sha256=np.array(digest),
-                     decaenv_source_size=np.array(before.st_size, dtype=np.int64),
-                     decaenv_source_mtime_ns=np.array(before.st_mtime_ns, dtype=np.int64))
+            arrays: Dict[str, Any] = dict(model.arrays(), decaenv_format=np.array(NPZ_FORMAT),
+                                          decaenv_kind=np.array(model.kind), decaenv_source_sha256=np.array(digest),
+                                          decaenv_source_size=np.array(before.st_size, dtype=np.int64),
+                                          decaenv_source_mtime_ns=np.array(before.st_mtime_ns, dtype=np.int64))
+            np.savez(fh, **arrays)
         os.replace(tmp, dst)
     except OSError as exc:
         raise DataError(f"cannot write {dst}: {exc.strerror or exc}",

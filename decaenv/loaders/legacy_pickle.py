@@ -21,7 +21,7 @@ import _compat_pickle
 import io
 import pickle
 import struct
-from typing import Any, BinaryIO, Dict, Tuple
+from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 #: Today's module paths → the ones the historical files reference.
 MODULE_RENAMES = {
@@ -42,11 +42,11 @@ class LegacyPickler(pickle._Pickler):  # the pure-Python pickler: its hooks can 
 
     dispatch = dict(pickle._Pickler.dispatch)
 
-    def __init__(self, file: BinaryIO, protocol: int, impersonate: Dict[int, Tuple[str, str]] = None):
+    def __init__(self, file: BinaryIO, protocol: int, impersonate: Optional[Dict[int, Tuple[str, str]]] = None):
         super().__init__(file, protocol=protocol, fix_imports=True)
         self._impersonate = dict(impersonate or {})
 
-    def save_global(self, obj: Any, name: str = None) -> None:
+    def save_global(self, obj: Any, name: Optional[str] = None) -> None:
         if id(obj) in self._impersonate:
             module, qualname = self._impersonate[id(obj)]
         else:
@@ -78,7 +78,7 @@ class LegacyPickler(pickle._Pickler):  # the pure-Python pickler: its hooks can 
         return storage_reduce if storage_reduce is not None else NotImplemented
 
 
-def dumps(obj: Any, protocol: int, impersonate: Dict[int, Tuple[str, str]] = None) -> bytes:
+def dumps(obj: Any, protocol: int, impersonate: Optional[Dict[int, Tuple[str, str]]] = None) -> bytes:
     """Pickle `obj` with `LegacyPickler` and return the bytes."""
     buf = io.BytesIO()
     LegacyPickler(buf, protocol, impersonate).dump(obj)

@@ -32,6 +32,7 @@ import io
 import os
 import pickle
 from pathlib import Path
+import functools
 from typing import Any, BinaryIO, Callable, Dict, Tuple
 
 import numpy as np
@@ -101,7 +102,7 @@ _ALLOWED: Dict[Tuple[str, str], Callable[[], Any]] = {
        for mod in ("numpy.core.numeric", "numpy._core.numeric")},
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
-    **{key: (lambda f=fmt, k=kind: sparse_class(f, k)) for key, (fmt, kind) in SPARSE_GLOBALS.items()},
+    **{key: functools.partial(sparse_class, fmt, kind) for key, (fmt, kind) in SPARSE_GLOBALS.items()},
     **{(mod, "set"): (lambda: set) for mod in ("__builtin__", "builtins")},
     **{(mod, "frozenset"): (lambda: frozenset) for mod in ("__builtin__", "builtins")},
     **{(mod, "object"): (lambda: object) for mod in ("__builtin__", "builtins")},

@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import sys
-from typing import List, Mapping, Optional
+from types import ModuleType
+from typing import Callable, List, Mapping, Optional
 
 from decaenv.patches import registry
 from decaenv.patches._manager import apply
@@ -56,6 +57,15 @@ def _configure_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
+def _applier(patch: Patch, config: PatchConfig, verbose: bool) -> Callable[[ModuleType], None]:
+    """A post-import callback applying `patch` (bound now, not at call time)."""
+
+    def apply(_module: ModuleType) -> None:
+        apply_one(patch, config, verbose)
+
+    return apply
+
+
 def apply_one(patch: Patch, config: PatchConfig, verbose: bool) -> bool:
     """Apply one shim if this interpreter needs it; report and swallow any failure. True when applied."""
     try:
@@ -86,7 +96,7 @@ def bootstrap(environ: Optional[Mapping[str, str]] = None) -> PostImportHooks:
         if trigger is None:
             apply_one(patch, config, verbose)
         else:
-            hooks.register(trigger, lambda _module, p=patch: apply_one(p, config, verbose))
+            hooks.register(trigger, _applier(patch, config, verbose))
     if hooks.pending:
         hooks.install()
         if verbose:

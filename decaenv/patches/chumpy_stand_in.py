@@ -79,7 +79,7 @@ def _module(name: str) -> types.ModuleType:
                                  "(install chumpy for its API)")
         return classes.setdefault(attr, _class_for(name, attr))
 
-    mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    mod.__getattr__ = __getattr__  # type: ignore[method-assign]  # a module-level __getattr__ (PEP 562)
     if name == "chumpy":
         mod.__path__ = []  # a package: submodules resolve only to the stand-ins registered beside it
     mod.__dict__.update(classes)

@@ -37,7 +37,7 @@ class _HookedLoader:
 
     def exec_module(self, module: ModuleType) -> None:
         module.__loader__ = self._loader
-        if getattr(module, "__spec__", None) is not None:
+        if module.__spec__ is not None:
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         self._done(module)
@@ -91,7 +91,7 @@ class PostImportHooks:
             busy.discard(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _HookedLoader(spec.loader, self._run_callbacks)
+        spec.loader = _HookedLoader(spec.loader, self._run_callbacks)  # type: ignore[assignment]  # duck-typed
         return spec
 
     def _find_with_others(self, fullname: str, path: Optional[Sequence[str]],

@@ -105,6 +105,8 @@ class LaunchPlan:
 
 def _package_dir(module_name: str) -> Path:
     module = __import__(module_name)
+    if module.__file__ is None:  # a namespace package has no single folder
+        raise RuntimeError(f"{module_name} has no __file__")
     return Path(module.__file__).resolve().parent
 
 

@@ -19,7 +19,10 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Union
+
+if TYPE_CHECKING:
+    from decaenv.paths import DataDir
 
 from decaenv.deca_layout import DATA_FILES
 
@@ -67,10 +70,11 @@ class DatasetConfig:
 
 @dataclass
 class DecaConfig:
-    """The root config (`cfg`). `data_dir` replaces DECA's `deca_dir/data`; None = decaenv's resolution
-    (`--data-dir`, `$DECAENV_DATA_DIR`, `./data`, the default location)."""
+    """The root config (`cfg`). `data_dir` replaces DECA's `deca_dir/data`: a folder, a `DataDir` already
+    resolved by the caller, or None = decaenv's resolution (`--data-dir`, `$DECAENV_DATA_DIR`, `./data`, the
+    default location). `DECA` resolves it once (`resolve_data_dir`) and passes the result to `data_path`."""
 
-    data_dir: Optional[str] = None
+    data_dir: Union[None, str, "DataDir"] = None
     device: str = "auto"
     device_id: str = "0"
     pretrained_modelpath: Optional[str] = None
@@ -83,28 +87,31 @@ class DecaConfig:
         """A deep copy (yacs' `CfgNode.clone`)."""
         return copy.deepcopy(self)
 
-    def data_path(self, attribute: str) -> Path:
+    def data_path(self, attribute: str, data_dir: Path) -> Path:
         """The file for a path attribute (`"tex_path"`, `"pretrained_modelpath"`, …): the explicit value, else
-        `DATA_FILES[attribute]` inside the data dir."""
+        `DATA_FILES[attribute]` inside `data_dir` (the folder `resolve_data_dir` gave)."""
         explicit = getattr(self, attribute, None) if attribute == "pretrained_modelpath" else \
             getattr(self.model, attribute)
         if explicit:
             return Path(os.fspath(explicit)).expanduser()
-        return self.resolved_data_dir() / DATA_FILES[attribute]
+        return data_dir / DATA_FILES[attribute]
 
-    def resolved_data_dir(self) -> Path:
-        """The data dir as an absolute path (decaenv's resolution when `data_dir` is None)."""
-        from decaenv.paths import resolve_data_dir
+    def resolve_data_dir(self) -> "DataDir":
+        """The data dir with where it came from: `data_dir` as given (a `DataDir` is kept, a folder counts as
+        `--data-dir`), else decaenv's resolution. Called once per model; its result is passed down."""
+        from decaenv.paths import DataDir, resolve_data_dir
 
-        return resolve_data_dir(self.data_dir).path
+        if isinstance(self.data_dir, DataDir):
+            return self.data_dir
+        return resolve_data_dir(self.data_dir)
 
-    def texture_path(self) -> Path:
+    def texture_path(self, data_dir: Path) -> Path:
         """The texture-space file for `model.tex_type`: BFM → `tex_path`; FLAME → `flame_tex_path`, else a
         `tex_path` that names a FLAME texture file (some DECA forks set that instead), else the data dir's."""
         if self.model.tex_type == "FLAME" and not self.model.flame_tex_path and self.model.tex_path \
                 and "albedo_from_bfm" not in Path(self.model.tex_path).name.lower():
             return Path(self.model.tex_path).expanduser()
-        return self.data_path("tex_path" if self.model.tex_type == "BFM" else "flame_tex_path")
+        return self.data_path("tex_path" if self.model.tex_type == "BFM" else "flame_tex_path", data_dir)
 
 
 def get_cfg_defaults() -> DecaConfig:

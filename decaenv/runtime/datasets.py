@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
@@ -85,11 +85,11 @@ class TestData:
                  sample_step: int = 10, device: str = "cpu"):
         from decaenv.runtime.detectors import create_detector
 
-        paths = list(testpath) if isinstance(testpath, (list, tuple)) else [testpath]
+        paths = list(testpath) if isinstance(testpath, (list, tuple)) else [cast(Union[str, os.PathLike], testpath)]
         self.items: List[Item] = list(expand_inputs(paths, sample_step))
-        failed = [i for i in self.items if i.error is not None]
-        if failed and len(failed) == len(self.items):
-            raise failed[0].error
+        errors = [i.error for i in self.items if i.error is not None]
+        if errors and len(errors) == len(self.items):
+            raise errors[0]
         self.items = [i for i in self.items if i.error is None]
         self.iscrop, self.crop_size, self.scale = iscrop, crop_size, scale
         self.detector = create_detector(face_detector, device).detector if iscrop else None
@@ -97,7 +97,7 @@ class TestData:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> Dict[str, object]:
+    def __getitem__(self, index: int) -> Dict[str, Any]:
         import torch
 
         item = self.items[index]

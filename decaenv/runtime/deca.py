@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional, Tuple, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -19,12 +20,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from decaenv.errors import DataError, UsageError
+from decaenv.paths import DataDir
 from decaenv.runtime import camera, mesh
 from decaenv.runtime.config import TEX_TYPES, DecaConfig, get_cfg_defaults
 from decaenv.runtime.decoders import DetailGenerator, detail_latent
 from decaenv.runtime.encoders import ResnetEncoder, split_codes
 from decaenv.runtime.timing import StageTimer, maybe_stage
 from decaenv.runtime.vis import tensor_vis_landmarks, visualize_grid
+
+if TYPE_CHECKING:
+    from decaenv.runtime.rasterizer.backends import Backend
 
 log = logging.getLogger("decaenv")
 #: Visibility threshold on the projected normal's z at the 68 landmarks (deca-spec §4.3).
@@ -55,16 +60,15 @@ def resolve_device(device: Optional[str]) -> torch.device:
     return chosen
 
 
-def resolve_rasterizer(requested: Optional[str], device: torch.device) -> Tuple[str, str]:
-    """The rasterizer backend for a device: decaenv names, or DECA's `rasterizer_type` ("standard" → the
-    compiled rasterizer, "pytorch3d"). Returns (backend, reason)."""
-    from decaenv.runtime.rasterizer import choose_backend
+def resolve_rasterizer(requested: Optional[str], device: torch.device) -> Backend:
+    """The rasterizer backend for a device, resolved once: decaenv names, or DECA's `rasterizer_type`
+    ("standard" → the compiled rasterizer, "pytorch3d"). The model passes the result down to its renderer."""
+    from decaenv.runtime.rasterizer.backends import get_backend
 
     name = (requested or "auto").lower()
     if name == "standard":
         name = "auto"
-    choice = choose_backend(device, name)
-    return choice.name, choice.reason
+    return get_backend(name, device)
 
 
 @contextmanager
@@ -87,7 +91,8 @@ class DECA(nn.Module):
     """DECA inference.
 
     Args:
-        data_dir: the DECA data folder, or a `DecaConfig` (DECA's `DECA(config, device)` order).
+        data_dir: the DECA data folder (or a `DataDir` the caller resolved), or a `DecaConfig` (DECA's
+            `DECA(config, device)` order).
         device: "auto", "cpu", "cuda" or "cuda:N".
         rasterizer: rasterizer backend or DECA's `rasterizer_type` ("auto", "standard", "pytorch3d", …); None
             takes `config.rasterizer_type`.
@@ -98,7 +103,12 @@ class DECA(nn.Module):
         UsageError: an unusable device, rasterizer or option.
     """
 
-    def __init__(self, data_dir: Union[None, str, os.PathLike, DecaConfig] = None, device: Optional[str] = None,
+    # Buffers registered in __init__ (declared here for type checkers).
+    uv_face_eye_mask: torch.Tensor
+    fixed_uv_dis: torch.Tensor
+    _dense_faces_in_mask: torch.Tensor
+
+    def __init__(self, data_dir: Union[None, str, os.PathLike, DataDir, DecaConfig] = None, device: Optional[str] = None,
                  rasterizer: Optional[str] = None, config: Optional[DecaConfig] = None,
                  trusted_sha256: Optional[str] = None):
         super().__init__()
@@ -106,13 +116,16 @@ class DECA(nn.Module):
             config, data_dir = data_dir, None
         cfg = (config or get_cfg_defaults()).clone()
         if data_dir is not None:
-            cfg.data_dir = os.fspath(data_dir)
-        cfg.data_dir = str(cfg.resolved_data_dir())
+            cfg.data_dir = data_dir if isinstance(data_dir, DataDir) else os.fspath(data_dir)
+        #: The data dir, resolved once here (path and where it came from); every data file is read from it.
+        self.data_dir = cfg.resolve_data_dir()
+        cfg.data_dir = str(self.data_dir.path)
         self.cfg = cfg
         self.device = resolve_device(device if device is not None else cfg.device)
         self.image_size = cfg.dataset.image_size
         self.uv_size = cfg.model.uv_size
-        self.backend, self.backend_reason = resolve_rasterizer(rasterizer or cfg.rasterizer_type, self.device)
+        #: The rasterizer backend, resolved once for `device` (name, reason, kernel) and handed to the renderer.
+        self.rasterizer = resolve_rasterizer(rasterizer or cfg.rasterizer_type, self.device)
         self.timer: Optional[StageTimer] = None
         self.fast = None  # decaenv.runtime.fast.FastNetworks once `accelerate` is called
         self._check_options()
@@ -121,6 +134,10 @@ class DECA(nn.Module):
         self.to(self.device)
 
     # -- construction ------------------------------------------------------------------------------
+    def _data_path(self, attribute: str) -> Path:
+        """The file of a config path attribute, in the data dir resolved at construction."""
+        return self.cfg.data_path(attribute, self.data_dir.path)
+
     def _check_options(self) -> None:
         model = self.cfg.model
         if model.jaw_type != "aa":
@@ -145,32 +162,32 @@ class DECA(nn.Module):
         self.E_flame = ResnetEncoder(outsize=self.n_param)
         self.E_detail = ResnetEncoder(outsize=self.n_detail)
         self.D_detail = DetailGenerator(latent_dim=self.n_detail + self.n_cond, out_scale=model.max_z)
-        ckpt_path = self.cfg.data_path("pretrained_modelpath")
+        ckpt_path = self._data_path("pretrained_modelpath")
         state = load_checkpoint(ckpt_path, trusted_sha256=trusted_sha256)
         for name in ("E_flame", "E_detail", "D_detail"):
             load_strict(getattr(self, name), state[name], name, ckpt_path)
         del state
-        flame_path = model.flame_model_path or preferred_flame_file(self.cfg.resolved_data_dir())
-        embedding = load_landmark_embedding(self.cfg.data_path("flame_lmk_embedding_path"))
+        flame_path = Path(model.flame_model_path) if model.flame_model_path else preferred_flame_file(self.data_dir.path)
+        embedding = load_landmark_embedding(self._data_path("flame_lmk_embedding_path"))
         self.flame = FLAME(load_flame(flame_path), embedding, model.n_shape, model.n_exp)
         self.flametex = None
         if model.use_tex:
             from decaenv.runtime.texture import FLAMETex
 
-            self.flametex = FLAMETex(self.cfg.texture_path(), model.tex_type, model.n_tex, self.uv_size)
+            self.flametex = FLAMETex(self.cfg.texture_path(self.data_dir.path), model.tex_type, model.n_tex, self.uv_size)
         self.eval()
 
     def _setup_renderer(self) -> None:
         from decaenv.runtime.assets import load_topology, load_uv_assets
         from decaenv.runtime.renderer import Renderer
 
-        topology_path = self.cfg.data_path("topology_path")
+        topology_path = self._data_path("topology_path")
         topology = load_topology(topology_path, self.flame.v_template.shape[0])
         if not np.array_equal(topology.faces, self.flame.faces_tensor.numpy()):
             log.info("head_template.obj's faces differ from FLAME's; rendering with the template's (as DECA)")
-        self.render = Renderer(topology, self.image_size, self.uv_size, backend=self.backend)
-        uv = load_uv_assets(self.cfg.data_path("face_eye_mask_path"), self.cfg.data_path("fixed_displacement_path"),
-                            self.cfg.data_path("dense_template_path"), topology, topology_path, self.uv_size)
+        self.render = Renderer(topology, self.image_size, self.uv_size, backend=self.rasterizer)
+        uv = load_uv_assets(self._data_path("face_eye_mask_path"), self._data_path("fixed_displacement_path"),
+                            self._data_path("dense_template_path"), topology, topology_path, self.uv_size)
         self.register_buffer("uv_face_eye_mask", torch.from_numpy(uv.face_eye_mask)[None, None], persistent=False)
         self.register_buffer("fixed_uv_dis", torch.from_numpy(uv.fixed_displacement), persistent=False)
         inside = self.uv_face_eye_mask.reshape(-1) > 0
@@ -408,8 +425,8 @@ class DECA(nn.Module):
         """One line: device, rasterizer, texture model and dense template."""
         tex = f"texture {self.cfg.model.tex_type}" if self.flametex is not None else "no texture model"
         nets = self.fast.describe() if self.fast is not None else "fp32, eager modules"
-        return (f"device {self.device}, rasterizer {self.backend} ({self.backend_reason}), {tex}, dense template "
-                f"{self.dense_template_source}, networks {nets}")
+        return (f"device {self.device}, rasterizer {self.rasterizer.name} ({self.rasterizer.reason}), {tex}, "
+                f"dense template {self.dense_template_source}, networks {nets}")
 
 
 def check_data_dir(data_dir: Union[str, os.PathLike]) -> None:

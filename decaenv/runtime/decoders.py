@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import List
+
 import torch
 from torch import nn
 
@@ -27,7 +29,7 @@ class DetailGenerator(nn.Module):
         self.out_scale = out_scale
         self.init_size = init_size
         self.l1 = nn.Sequential(nn.Linear(latent_dim, 128 * init_size ** 2))
-        layers = [nn.BatchNorm2d(128)]
+        layers: List[nn.Module] = [nn.BatchNorm2d(128)]
         for cin, cout in ((128, 128), (128, 64), (64, 64), (64, 32), (32, 16)):
             layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                        nn.Conv2d(cin, cout, 3, stride=1, padding=1),

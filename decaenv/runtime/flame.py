@@ -65,6 +65,23 @@ class FLAME(nn.Module):
     NUM_JOINTS = 5
     NECK_IDX = 1
 
+    # Buffers registered in __init__ (declared here for type checkers).
+    faces_tensor: torch.Tensor
+    v_template: torch.Tensor
+    shapedirs: torch.Tensor
+    posedirs: torch.Tensor
+    J_regressor: torch.Tensor
+    parents: torch.Tensor
+    lbs_weights: torch.Tensor
+    neck_pose: torch.Tensor
+    eye_pose: torch.Tensor
+    lmk_faces_idx: torch.Tensor
+    lmk_bary_coords: torch.Tensor
+    dynamic_lmk_faces_idx: torch.Tensor
+    dynamic_lmk_bary_coords: torch.Tensor
+    full_lmk_faces_idx: torch.Tensor
+    full_lmk_bary_coords: torch.Tensor
+
     def __init__(self, model, embedding: Mapping[str, np.ndarray], n_shape: int = 100, n_exp: int = 50):
         super().__init__()
         f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731

@@ -10,7 +10,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -147,7 +147,7 @@ def _expand_one(path: Path, sample_step: int, depth: int) -> Iterator[Item]:
         yield _failed(path, InputError(f"input {path}: a list file inside a list file is not supported", path=path))
 
 
-def expand_inputs(inputs: Sequence[os.PathLike], sample_step: int = 1) -> Iterator[Item]:
+def expand_inputs(inputs: Sequence[Union[str, os.PathLike]], sample_step: int = 1) -> Iterator[Item]:
     """Work items for the inputs, in order (folders sorted by name, video frames every `sample_step`-th)."""
     for raw in inputs:
         yield from _expand_one(Path(raw).expanduser(), sample_step, 0)

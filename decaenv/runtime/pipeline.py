@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
+from decaenv.paths import DataDir
 from decaenv.runtime.guards import OutputLock, check_render_orig_memory
 
 log = logging.getLogger("decaenv")
@@ -29,7 +30,7 @@ class ReconstructOptions:
 
     inputs: Sequence[Path]
     out_dir: Path
-    data_dir: Optional[Path] = None
+    data_dir: Optional[DataDir] = None
     device: str = "auto"
     batch_size: int = 1
     detector: str = "auto"
@@ -277,7 +278,7 @@ class Reconstructor:
         summary.seconds = time.perf_counter() - start
         if self._loaded:
             summary.stages = self.timer.as_dict()
-            summary.device, summary.rasterizer = str(self._deca.device), f"{self._deca.backend}"
+            summary.device, summary.rasterizer = str(self._deca.device), self._deca.rasterizer.name
             summary.detector = self.detector.name if self.detector else "none (--iscrop false)"
             summary.precision = self._deca.precision
             summary.precision_check = self.precision_check or {}
@@ -509,10 +510,9 @@ def build_deca(options: ReconstructOptions):
     from decaenv.runtime.deca import DECA, check_data_dir
 
     cfg = get_cfg_defaults()
-    data_dir = Path(options.data_dir) if options.data_dir else None
-    if data_dir is not None:
-        check_data_dir(data_dir)
-        cfg.data_dir = str(data_dir)
+    if options.data_dir is not None:
+        check_data_dir(options.data_dir.path)
+        cfg.data_dir = options.data_dir
     cfg.model.use_tex = options.use_tex
     cfg.model.extract_tex = options.extract_tex
     cfg.model.tex_type = options.tex_type

@@ -9,7 +9,7 @@ depends only on the UV layout, is done once per device and reused.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,9 @@ from torch import nn
 from decaenv.runtime import mesh, shading
 from decaenv.runtime.assets import Topology
 from decaenv.runtime.outputs import RenderOutput
+
+if TYPE_CHECKING:
+    from decaenv.runtime.rasterizer.backends import Backend
 
 #: DECA moves the projected mesh this far along +z before rasterizing (the rasterizer needs z >= 0).
 Z_SHIFT = 10.0
@@ -30,10 +33,22 @@ class Renderer(nn.Module):
 
     Args:
         topology: faces and UVs of `head_template.obj`. image_size: crop size (224). uv_size: 256.
-        backend: rasterizer backend ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference").
+        backend: the rasterizer backend: a `Backend` resolved once by the caller (what `DECA` passes), or a name
+            ("auto", "torch", "cpu", "cuda", "pytorch3d", "reference") resolved once per device type.
     """
 
-    def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256, backend: str = "auto"):
+    # Buffers registered in __init__ (declared here for type checkers).
+    faces: torch.Tensor
+    raw_uvcoords: torch.Tensor
+    uvfaces: torch.Tensor
+    uvcoords: torch.Tensor
+    face_uvcoords: torch.Tensor
+    face_colors: torch.Tensor
+    dense_faces: torch.Tensor
+    constant_factor: torch.Tensor
+
+    def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256,
+                 backend: Union[str, Backend] = "auto"):
         super().__init__()
         self.image_size, self.uv_size, self.backend = image_size, uv_size, backend
         faces = torch.as_tensor(topology.faces, dtype=torch.long)
@@ -54,6 +69,18 @@ class Renderer(nn.Module):
         self.register_buffer("constant_factor", torch.tensor(shading.SH_CONSTANTS, dtype=torch.float32),
                              persistent=False)
         self._uv_fragments: Dict[str, object] = {}
+        self._resolved: Dict[str, Backend] = {}
+
+    def backend_for(self, device: torch.device) -> Backend:
+        """The rasterizer backend for tensors on `device`: the one given, or the name resolved once per type."""
+        from decaenv.runtime.rasterizer.backends import Backend, get_backend
+
+        if isinstance(self.backend, Backend):
+            return self.backend
+        kind = torch.device(device).type
+        if kind not in self._resolved:
+            self._resolved[kind] = get_backend(self.backend, device)
+        return self._resolved[kind]
 
     # -- rasterization -------------------------------------------------------------------------------
     def rasterize(self, trans_verts: torch.Tensor, h: Optional[int] = None, w: Optional[int] = None):
@@ -69,7 +96,7 @@ class Renderer(nn.Module):
         h = self.image_size if h is None else int(h)
         w = h if w is None else int(w)
         shifted = trans_verts.detach() + trans_verts.new_tensor([0.0, 0.0, Z_SHIFT])
-        return rasterize(mesh.face_vertices(shifted, self.faces[0]), h, w, backend=self.backend)
+        return rasterize(mesh.face_vertices(shifted, self.faces[0]), h, w, backend=self.backend_for(shifted.device))
 
     def uv_fragments(self, device: torch.device):
         """Fragments of the UV-layout mesh at uv_size (cached per device; they never change)."""
@@ -78,7 +105,7 @@ class Renderer(nn.Module):
         key = str(device)
         if key not in self._uv_fragments:
             self._uv_fragments[key] = rasterize(self.face_uvcoords.to(device), self.uv_size, self.uv_size,
-                                                backend=self.backend)
+                                                backend=self.backend_for(device))
         return self._uv_fragments[key]
 
     def uv_sampler(self, device: torch.device):
@@ -201,7 +228,7 @@ class Renderer(nn.Module):
     def render_views(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
                      h: int, w: int, background: Optional[torch.Tensor] = None,
                      uv_detail_normals: Optional[torch.Tensor] = None, shapes: bool = True,
-                     normals: Optional[torch.Tensor] = None) -> Dict[str, object]:
+                     normals: Optional[torch.Tensor] = None) -> Dict[str, Any]:
         """What DECA's `decode` renders, from one rasterization and one interpolation: the textured render
         (`forward` without lights) and the grey shape renders (`render_shape`, coarse and with detail normals).
 
@@ -231,7 +258,7 @@ class Renderer(nn.Module):
         return paste_views(part, window, h, w, background, albedos)
 
     def _views(self, vertices, transformed_vertices, transformed_normals, normals, albedos, h, w, background,
-               uv_detail_normals, shapes) -> Dict[str, object]:
+               uv_detail_normals, shapes) -> Dict[str, Any]:
         from decaenv.runtime.rasterizer import interpolate
 
         faces = self.faces[0]
@@ -250,7 +277,7 @@ class Renderer(nn.Module):
                            pos_mask=(rendering[:, 5:6] < POS_MASK_Z).float(), shading_images=torch.zeros_like(images),
                            grid=grid, normals=normals, normal_images=normal_images * alpha,
                            transformed_normals=transformed_normals)
-        out: Dict[str, object] = {"ops": ops}
+        out: Dict[str, Any] = {"ops": ops}
         if not shapes:
             return out
         lights = shading.default_shape_lights(batch, vertices.device, vertices.dtype)
@@ -341,8 +368,8 @@ def _paste(part: torch.Tensor, window, h: int, w: int, fill: torch.Tensor, chann
     return full
 
 
-def paste_views(part: Dict[str, object], window, h: int, w: int, background: Optional[torch.Tensor],
-                albedos: torch.Tensor) -> Dict[str, object]:
+def paste_views(part: Dict[str, Any], window, h: int, w: int, background: Optional[torch.Tensor],
+                albedos: torch.Tensor) -> Dict[str, Any]:
     """Full-size outputs from those of a window: outside it, what an uncovered pixel gets (zeros, the
     background, or for `albedo_images` the albedo sampled at the zero grid, as grid_sample gives)."""
     ops = part["ops"]
@@ -361,7 +388,7 @@ def paste_views(part: Dict[str, object], window, h: int, w: int, background: Opt
         full[:, :, y0:y1, x0:x1] = t
         return full
 
-    out: Dict[str, object] = {"ops": RenderOutput(
+    out: Dict[str, Any] = {"ops": RenderOutput(
         images=with_background(ops.images), albedo_images=filled(ops.albedo_images, corner),
         alpha_images=filled(ops.alpha_images), pos_mask=filled(ops.pos_mask),
         shading_images=filled(ops.shading_images), grid=_paste(ops.grid, window, h, w, zero, channels_last=True),

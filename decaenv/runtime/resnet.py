@@ -56,6 +56,11 @@ class ResNet50(nn.Module):
     """
 
     FEATURE_DIM = 512 * RESNET_EXPANSION
+    # Set by name in __init__ (torchvision's attribute names, which the checkpoint's keys use).
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self):
         super().__init__()

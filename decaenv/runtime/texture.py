@@ -92,6 +92,10 @@ class FLAMETex(nn.Module):
         path: the npz. tex_type: "BFM" or "FLAME". n_tex: components used (50). uv_size: output size (256).
     """
 
+    # Buffers registered in __init__ (declared here for type checkers).
+    texture_mean: torch.Tensor
+    texture_basis: torch.Tensor
+
     def __init__(self, path: os.PathLike, tex_type: str = "BFM", n_tex: int = 50, uv_size: int = 256):
         super().__init__()
         mean, basis = load_texture_space(path, tex_type, n_tex)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Dict
+from typing import Any, Dict
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def checkpoint_dict(seed: int, with_optimizer: bool = True) -> dict:
         "E_detail": _encoder(layout["E_detail"], rng, detail_bias, np.full(128, DETAIL_GAIN, np.float32)),
         "D_detail": _decoder(layout["D_detail"], rng),
     }
-    ckpt = {name: OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in sd.items())
+    ckpt: Dict[str, Any] = {name: OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in sd.items())
             for name, sd in nets.items()}
     if with_optimizer:
         params = [shape for net in ("E_detail", "D_detail") for key, shape in layout[net].items()

@@ -8,7 +8,7 @@ the real-world failure decaenv exists to remove.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -134,7 +134,7 @@ def flame_arrays(topo: Topology, rng: np.random.Generator) -> Dict[str, object]:
             "weights": weights, "kintree_table": kintree, "J": joints, "f": topo.f.astype(np.uint32)}
 
 
-def flame_pickle_bytes(arrays: Dict[str, object]) -> bytes:
+def flame_pickle_bytes(arrays: Dict[str, Any]) -> bytes:
     """Serialise FLAME arrays like FLAME 2020's `generic_model.pkl` (protocol 2, chumpy `shapedirs`,
     sparse `J_regressor`)."""
     import scipy.sparse

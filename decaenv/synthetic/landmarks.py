@@ -8,7 +8,7 @@ silhouette as the head turns (row r is yaw r degrees for r <= 39, yaw 39 - r for
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def _yaw_of_row(row: int) -> float:
     return float(row) if row <= 39 else float(39 - row)
 
 
-def _embed(topo: Topology, xy: np.ndarray, phi_shift: np.ndarray = None):
+def _embed(topo: Topology, xy: np.ndarray, phi_shift: Optional[np.ndarray] = None):
     phi, theta = face_to_param(xy[:, 0], xy[:, 1])
     if phi_shift is not None:
         phi = np.clip(phi + phi_shift, -1.45, 1.45)

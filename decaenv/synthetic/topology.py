@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # Head grid and eyeball grid sizes (see the module docstring for why these numbers).
 HEAD_RINGS, HEAD_COLS = 73, 60
@@ -48,7 +49,7 @@ class Topology:
     grid: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def face_to_param(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def face_to_param(x: ArrayLike, y: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     """Map face-frame coordinates (X right, Y down) to head parameters (phi, theta) in radians."""
     return PHI_SCALE * np.asarray(x, float), np.pi / 2 + THETA_SCALE * np.asarray(y, float)
 
@@ -130,9 +131,9 @@ def _eyeball(centre: np.ndarray, uv_origin: Tuple[float, float], uv_size: float)
         for m in range(EYE_COLS):
             faces += [[vid(k, m), vid(k + 1, m), vid(k, m + 1)], [vid(k, m + 1), vid(k + 1, m), vid(k + 1, m + 1)]]
     faces += [[back, vid(EYE_RINGS - 1, m + 1), vid(EYE_RINGS - 1, m)] for m in range(EYE_COLS)]
-    faces = np.array(faces)
+    face_array = np.array(faces)
     # The back pole's UV would sit on the patch rim at one angle; the seam is hidden inside the head.
-    return verts, faces, vts, faces.copy()
+    return verts, face_array, vts, face_array.copy()
 
 
 def orient_outward(v: np.ndarray, f: np.ndarray, centre: np.ndarray) -> np.ndarray:

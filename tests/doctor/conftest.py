@@ -1,8 +1,27 @@
-"""Fixtures for doctor tests: fake torch installs (a version.py only). Fake tools: `_support.tools`."""
+"""Fixtures for doctor tests: fake torch installs (a version.py only), and a check that every `FakeProbe`
+section answer written in these tests conforms to its contract (`decaenv.doctor.contracts`). Fake tools:
+`_support.tools`."""
 
 from pathlib import Path
 
 import pytest
+from _support.contracts import check_section
+
+from decaenv.doctor.testing import FakeProbe
+
+
+@pytest.fixture(autouse=True)
+def fakes_follow_the_contracts(monkeypatch):
+    """Every FakeProbe built by a doctor test has its dict answers checked against the section contracts."""
+    original = FakeProbe.__init__
+
+    def checked_init(self, sections=None, *args, **kwargs):
+        for name, answer in (sections or {}).items():
+            if isinstance(answer, dict):
+                check_section(name, answer)
+        original(self, sections, *args, **kwargs)
+
+    monkeypatch.setattr(FakeProbe, "__init__", checked_init)
 
 
 def write_torch(root: Path, version: str = "2.13.0+cpu", cuda=None) -> Path:

@@ -13,7 +13,7 @@ def _run(section):
 
 
 def _section(name, fallback=None, skipped=()):
-    return {"api": True, "plan": {"name": name, "fallback": fallback, "reason": "why", "skipped": list(skipped)},
+    return {"api": True, "plan": {"name": name, "fallback": fallback, "reason": "why", "skipped": [list(s) for s in skipped]},
             "available": {"fan": {"usable": name == "fan", "reason": "r"}, "mtcnn": {"usable": True, "reason": "r"}}}
 
 

@@ -11,13 +11,26 @@ import time
 import pytest
 from _support.tools import shell_tool
 
-from decaenv.doctor import checks  # noqa: F401 - registers the checks
-from decaenv.doctor.registry import REGISTRY
+from decaenv.doctor.api import check_registry
 from decaenv.errors import DecaenvError
 
 pytestmark = pytest.mark.slow  # real doctor runs in subprocesses: `make test` only, not `make test-fast`
 
 pytest.importorskip("torch")
+REGISTRY = check_registry()
+
+
+@pytest.fixture()
+def swap_check():
+    """`swap_check(id, func)` replaces a registered check's function for one test (restored afterwards)."""
+    swapped = []
+
+    def swap(check_id, func):
+        swapped.append(REGISTRY.replace(dataclasses.replace(REGISTRY.get(check_id), func=func)))
+
+    yield swap
+    for old in reversed(swapped):
+        REGISTRY.replace(old)
 
 
 def run_cli(*args, env=None, timeout=300):
@@ -136,13 +149,13 @@ def test_hanging_nvcc_times_out_within_budget(tmp_path):
         os.kill(pid, 0)  # the hung nvcc was killed, not left behind
 
 
-def test_crashing_check_is_a_row_and_exit_2(monkeypatch, capsys, tmp_path):
+def test_crashing_check_is_a_row_and_exit_2(swap_check, capsys, tmp_path):
     from decaenv.cli import main
 
     def boom(ctx):
         raise KeyError("decaenv bug")
 
-    monkeypatch.setitem(REGISTRY._checks, "numpy", dataclasses.replace(REGISTRY.get("numpy"), func=boom))
+    swap_check("numpy", boom)
     code = main(["--data-dir", str(tmp_path), "doctor", "--json", "--no-build"])
     doc = json.loads(capsys.readouterr().out)
     r = rows(doc)
@@ -193,14 +206,14 @@ def test_strict_turns_warnings_into_exit_1(tmp_path):
     assert run_cli("doctor", "--strict", "nvcc-host-compiler", env=env).returncode == 1
 
 
-def test_selftest_gate_passes_here_and_names_a_blocker(monkeypatch, tmp_path):
+def test_selftest_gate_passes_here_and_names_a_blocker(monkeypatch, swap_check, tmp_path):
     from decaenv.doctor import selftest_gate
     from decaenv.doctor.model import fail, fix_it
 
     line = selftest_gate()
     assert line.startswith(("ready: CPU with", "CPU path can run"))
     broken = lambda ctx: fail("torch is not installed", remediation=fix_it("Install it.", "pip install torch"))  # noqa
-    monkeypatch.setitem(REGISTRY._checks, "torch", dataclasses.replace(REGISTRY.get("torch"), func=broken))
+    swap_check("torch", broken)
     monkeypatch.setenv("DECAENV_HOME", str(tmp_path / "fresh-home"))  # no cached torch result
     with pytest.raises(DecaenvError) as err:
         selftest_gate()

@@ -5,7 +5,7 @@ import json
 
 from decaenv.doctor.formats import SCHEMA, Redactor, to_json, to_markdown
 from decaenv.doctor.model import Check, CheckResult, FixAction, Remediation, Report, Status, fail, ok, warn
-from decaenv.doctor.render import render
+from decaenv.cli._doctor_render import render
 from decaenv.doctor.verdict import compute_verdict, exit_code
 
 
@@ -112,7 +112,7 @@ def test_redactor_keeps_short_or_embedded_names():
 
 
 def test_list_checks_json(capsys):
-    from decaenv.doctor.cli_impl import list_checks
+    from decaenv.cli._doctor_run import list_checks
 
     list_checks(as_json=True)
     doc = json.loads(capsys.readouterr().out)
@@ -126,13 +126,12 @@ def test_list_checks_json(capsys):
 def test_docs_cover_every_check_and_json_field():
     from pathlib import Path
 
-    from decaenv.doctor import checks  # noqa: F401
-    from decaenv.doctor.registry import REGISTRY
+    from decaenv.doctor.api import check_registry
 
     root = Path(__file__).resolve().parents[2] / "docs"
     command_doc = (root / "commands" / "doctor.md").read_text()
     json_doc = (root / "doctor-json.md").read_text()
-    for item in REGISTRY.all():
+    for item in check_registry().all():
         assert f"| `{item.id}` |" in command_doc, item.id
     report = _report()
     verdict = compute_verdict(report)

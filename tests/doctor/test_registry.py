@@ -4,10 +4,13 @@ import re
 
 import pytest
 
-from decaenv.doctor import checks  # noqa: F401 - registers the checks
+from decaenv.doctor.api import check_registry
 from decaenv.doctor.model import CATEGORIES, Check, ok
-from decaenv.doctor.registry import REGISTRY, Registry
+from decaenv.doctor.registry import Registry
 from decaenv.errors import UsageError
+
+
+REGISTRY = check_registry()
 
 
 def _check(cid, category="python", requires=(), slow=False):
@@ -82,3 +85,16 @@ def test_slow_checks_come_last_in_run_order():
     slow = [i for i, c in enumerate(order) if c.slow]
     fast = [i for i, c in enumerate(order) if not c.slow]
     assert slow and min(slow) > max(fast)
+
+
+def test_check_registry_is_the_filled_registry_and_replace_swaps_in_place():
+    assert check_registry() is REGISTRY and "torch" in REGISTRY
+    reg = Registry()
+    first, second = _check("a"), _check("b")
+    reg.add(first)
+    reg.add(second)
+    other = Check("a", "Other", "python", lambda ctx: ok("y"))
+    assert reg.replace(other) is first and reg.get("a") is other
+    assert [c.id for c in reg.all()] == ["a", "b"]  # the position is kept
+    with pytest.raises(KeyError):
+        reg.replace(_check("unknown"))

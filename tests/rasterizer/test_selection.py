@@ -137,3 +137,22 @@ def test_pytorch3d_adapter_handles_empty_meshes(monkeypatch):
     _fake_pytorch3d(monkeypatch)
     frags = rasterize(torch.zeros(1, 0, 3, 3), 4, 4, backend="pytorch3d")
     assert bool((frags.pix_to_face == -1).all())
+
+
+def test_a_resolved_backend_is_used_as_is_and_checked_against_the_device(world, monkeypatch):
+    chosen = choose_backend("cpu", "torch")
+    assert isinstance(chosen, backends.Backend) and chosen.kernel_device is None
+    monkeypatch.setattr(backends, "choose_backend", lambda *a, **k: pytest.fail("resolved again"))
+    fv = random_face_vertices(20, seed=1)
+    assert rasterize(fv, 8, 8, backend=chosen).backend == "torch"
+    cuda_kernel = backends.Backend("cuda", "test", chosen.run, kernel_device="cuda")
+    with pytest.raises(UsageError, match="takes CUDA tensors, these are on cpu"):
+        rasterize(fv, 8, 8, backend=cuda_kernel)
+
+
+def test_backend_names_are_not_device_names_in_the_registry():
+    assert backends.kernel_device("cpu") == "cpu" and backends.kernel_device("cuda") == "cuda"
+    assert backends.kernel_device("torch") is None and backends.kernel_device("pytorch3d") is None
+    assert backends.COMPILED_FOR_DEVICE == {"cuda": "cuda", "cpu": "cpu"}
+    with pytest.raises(UsageError, match="unknown rasterizer backend"):
+        backends.kernel_device("opengl")

@@ -25,7 +25,7 @@ def both(synthetic_data_dir, astronaut_crop):
 def test_cuda_codes_and_geometry_equal_cpu(both):
     _, cpu_codes, cpu_op, _ = both["cpu"]
     model, gpu_codes, gpu_op, _ = both["cuda"]
-    assert model.device.type == "cuda" and model.backend in ("cuda", "pytorch3d", "torch")
+    assert model.device.type == "cuda" and model.rasterizer.name in ("cuda", "pytorch3d", "torch")
     for key in ("shape", "exp", "pose", "cam", "light", "detail"):
         assert torch.allclose(gpu_codes[key].cpu(), cpu_codes[key], rtol=1e-3, atol=1e-4), key
     for key in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world", "normals", "displacement_map"):

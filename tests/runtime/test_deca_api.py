@@ -250,3 +250,27 @@ def test_save_obj_writes_decas_files_beside_the_name(deca, decoded, tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["face.mtl", "face.obj", "face.png", "face_detail.obj", "face_normals.png"]
     assert (tmp_path / "out" / "face.obj").read_text().startswith("mtllib face.mtl")
+def test_the_model_resolves_its_data_dir_and_rasterizer_once(deca, synthetic_data_dir):
+    from pathlib import Path
+
+    from decaenv.paths import DataDir
+    from decaenv.runtime.rasterizer.backends import Backend
+
+    assert isinstance(deca.data_dir, DataDir) and deca.data_dir.path == Path(synthetic_data_dir).resolve()
+    assert deca.cfg.data_dir == str(deca.data_dir.path)
+    assert isinstance(deca.rasterizer, Backend) and deca.rasterizer.name == "torch"
+    assert deca.render.backend is deca.rasterizer  # handed down as the object, not a name to resolve again
+
+
+def test_a_renderer_given_a_name_resolves_it_once_per_device_type(deca, synthetic_data_dir, monkeypatch):
+    from decaenv.runtime.assets import load_topology
+    from decaenv.runtime.rasterizer import backends
+    from decaenv.runtime.renderer import Renderer
+
+    topology = load_topology(synthetic_data_dir / "head_template.obj", deca.flame.v_template.shape[0])
+    renderer = Renderer(topology, backend="torch")
+    first = renderer.backend_for(torch.device("cpu"))
+    monkeypatch.setattr(backends, "choose_backend", lambda *a, **k: pytest.fail("resolved again"))
+    assert renderer.backend_for(torch.device("cpu")) is first and first.name == "torch"
+    assert renderer.rasterize(torch.zeros(1, topology.faces.max() + 1, 3), 8, 8).backend == "torch"
+    assert deca.render.backend_for(torch.device("cpu")) is deca.rasterizer

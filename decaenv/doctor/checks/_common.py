@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from decaenv.doctor.context import Context
 from decaenv.doctor.toolchain_facts import (
     CudaResolution,
     host_config_max_gcc,
@@ -16,12 +17,12 @@ from decaenv.doctor.toolchain_facts import (
 )
 
 
-def torch_build(ctx) -> Dict[str, Any]:
+def torch_build(ctx: Context) -> Dict[str, Any]:
     """torch's version/cuda/hip read from its `version.py` without importing it ({} when not installed)."""
     return ctx.memo("torch-build", lambda: torch_build_from_file(ctx.probe.package_file("torch", "version.py")))
 
 
-def cuda_torch(ctx) -> bool:
+def cuda_torch(ctx: Context) -> bool:
     """True when the installed torch is a CUDA build (read from its files, no import)."""
     return bool(torch_build(ctx).get("cuda"))
 
@@ -37,7 +38,7 @@ class NvccFacts:
     max_gcc_source: str
 
 
-def nvcc_facts(ctx) -> NvccFacts:
+def nvcc_facts(ctx: Context) -> NvccFacts:
     """Resolve the toolkit and ask its nvcc for its version (may raise ProbeTimeout)."""
 
     def compute() -> NvccFacts:
@@ -54,8 +55,9 @@ def nvcc_facts(ctx) -> NvccFacts:
         if res.nvcc:
             roots += [os.path.dirname(os.path.dirname(os.path.realpath(res.nvcc)))] + list(probe.cuda_default_roots())
         header = host_config_max_gcc(roots, version) if res.nvcc and version else None
+        max_gcc: Optional[int] = header
         if header is not None:
-            max_gcc, source = header, "the toolkit's crt/host_config.h"
+            source = "the toolkit's crt/host_config.h"
         else:
             max_gcc = max_gcc_for_cuda(version) if version else None
             source = "decaenv's CUDA/gcc table"
@@ -69,6 +71,6 @@ def version_str(version) -> str:
     return ".".join(str(v) for v in version) if version else "?"
 
 
-def python_cmd(ctx) -> str:
+def python_cmd(ctx: Context) -> str:
     """The probed interpreter (for `<python> -m pip ...` commands)."""
     return ctx.probe.python

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
+from decaenv.doctor.context import Context
 from decaenv.doctor import hints
 from decaenv.doctor.checks._common import python_cmd
 from decaenv.doctor.deca_source import DEMO, PIP_NAMES, Hit, grep
@@ -37,11 +38,11 @@ class Breakage:
     demo_path: bool = True  # does DECA's demo, run as shipped, reach it? (else: other scripts / options)
 
 
-def _root(ctx) -> Optional[Path]:
+def _root(ctx: Context) -> Optional[Path]:
     return getattr(ctx, "deca_dir", None)
 
 
-def _registered(ctx) -> Tuple[str, ...]:
+def _registered(ctx: Context) -> Tuple[str, ...]:
     info = ctx.section("compat")
     return tuple(row["id"] for row in info.get("patches", []))
 
@@ -51,16 +52,16 @@ def _places(hits: Sequence[Hit]) -> str:
     return shown + (f" and {len(hits) - SHOWN} more" if len(hits) > SHOWN else "")
 
 
-def _cuda_usable(ctx) -> bool:
+def _cuda_usable(ctx: Context) -> bool:
     return bool(ctx.section("cuda").get("available")) if ctx.section("torch").get("importable") else False
 
 
-def _demo_command(ctx) -> str:
+def _demo_command(ctx: Context) -> str:
     device = "" if _cuda_usable(ctx) else " --device cpu"
     return f"decaenv exec -- python {DEMO} -i TestSamples/examples -s TestSamples/examples/results{device}"
 
 
-def report(ctx, found: Breakage, title: str, ok_text: str) -> CheckResult:
+def report(ctx: Context, found: Breakage, title: str, ok_text: str) -> CheckResult:
     """The row for one breakage: ok when it will not hit, else a warn naming file:line and the fix."""
     root = _root(ctx)
     registered = _registered(ctx)
@@ -88,7 +89,7 @@ def report(ctx, found: Breakage, title: str, ok_text: str) -> CheckResult:
     return warn(f"{title}{where}: {found.why}", details, data=data, remediation=fix_it(text, *commands))
 
 
-def _rows(ctx, compute: Callable[[Path], Breakage], title: str, ok_text: str) -> CheckResult:
+def _rows(ctx: Context, compute: Callable[[Path], Breakage], title: str, ok_text: str) -> CheckResult:
     root = _root(ctx)
     if root is None:
         return skip("no DECA checkout in use (run in one, or pass --deca-dir DIR)")
@@ -106,7 +107,7 @@ def _version(text: Optional[str]) -> Tuple[int, ...]:
        cause="DECA's detectors.py calls FaceAlignment(LandmarksType._2D, ...); face_alignment >= 1.3.5 only has "
              "TWO_D.",
        fix="decaenv exec (shim face-alignment-api) or decaenv patch DIR (rule fa-landmarks-type).")
-def check_fa_enum(ctx) -> CheckResult:
+def check_fa_enum(ctx: Context) -> CheckResult:
     """`LandmarksType._2D` in the checkout with a face_alignment that no longer has it."""
 
     def compute(root: Path) -> Breakage:
@@ -126,7 +127,7 @@ def check_fa_enum(ctx) -> CheckResult:
        symptoms=("AssertionError: Torch not compiled with CUDA enabled",),
        cause="DECA builds FaceAlignment(...) without device=, and face_alignment defaults to device='cuda'.",
        fix="decaenv exec (shim face-alignment-cpu passes device='cpu' when CUDA is not available).")
-def check_fan_device(ctx) -> CheckResult:
+def check_fan_device(ctx: Context) -> CheckResult:
     """`FaceAlignment(...)` without a device on a machine without usable CUDA."""
 
     def compute(root: Path) -> Breakage:
@@ -146,7 +147,7 @@ def check_fan_device(ctx) -> CheckResult:
        cause="DECA's FLAME.py unpickles generic_model.pkl, which imports chumpy; chumpy 0.70 calls "
              "inspect.getargspec (gone in Python 3.11) and numpy's removed aliases.",
        fix="decaenv exec (shims inspect-getargspec and numpy-aliases, or chumpy-stand-in when chumpy is absent).")
-def check_chumpy_use(ctx) -> CheckResult:
+def check_chumpy_use(ctx: Context) -> CheckResult:
     """DECA's FLAME unpickling, which imports chumpy, with the chumpy (or its absence) of this environment."""
 
     def compute(root: Path) -> Breakage:
@@ -174,7 +175,7 @@ _NP_ALIAS = re.compile(r"(?<![\w.])(?:np|numpy)\.(int|float|bool|object|complex|
        symptoms=("AttributeError: module 'numpy' has no attribute 'int'",),
        cause="DECA's util.py uses np.int/np.float, which numpy 1.24 removed.",
        fix="decaenv exec (shim numpy-aliases) or decaenv patch DIR (rule numpy-aliases).")
-def check_numpy_aliases(ctx) -> CheckResult:
+def check_numpy_aliases(ctx: Context) -> CheckResult:
     """np.int/np.float/... in DECA's code with a numpy that removed them."""
 
     def compute(root: Path) -> Breakage:
@@ -195,7 +196,7 @@ def check_numpy_aliases(ctx) -> CheckResult:
        cause="DECA calls torch.load(path) without map_location (a GPU-saved checkpoint on a CPU-only machine) "
              "and, on torch >= 2.6, under the weights_only=True default.",
        fix="decaenv exec (shim torch-load) or decaenv patch DIR (rule torch-load-map-location).")
-def check_torch_load(ctx) -> CheckResult:
+def check_torch_load(ctx: Context) -> CheckResult:
     """`torch.load(...)` without map_location where CUDA is not usable, or under torch 2.6's weights_only default."""
 
     def compute(root: Path) -> Breakage:
@@ -222,7 +223,7 @@ _RAST = re.compile(r"""load\(\s*name\s*=\s*['"]standard_rasterize_cuda|-std=c\+\
              "-std=c++14 and -ccbin=$(which gcc-7), which today's torch and compilers reject.",
        fix="decaenv exec (shim standard-rasterizer: decaenv's rasterizer under DECA's module name, no build); "
            "with a CUDA toolkit, decaenv patch DIR drops the flags.")
-def check_rasterizer(ctx) -> CheckResult:
+def check_rasterizer(ctx: Context) -> CheckResult:
     """DECA's `standard` rasterizer: a CUDA JIT build with gcc-7/-std=c++14 flags."""
 
     def compute(root: Path) -> Breakage:
@@ -242,7 +243,7 @@ def check_rasterizer(ctx) -> CheckResult:
              "has no wheels for today's torch.",
        fix="decaenv exec (shim pytorch3d-stand-in: Meshes, load_obj, rasterize_meshes), or --rasterizer_type "
            "standard.")
-def check_pytorch3d(ctx) -> CheckResult:
+def check_pytorch3d(ctx: Context) -> CheckResult:
     """`from pytorch3d ...` in the checkout with pytorch3d missing or broken."""
 
     def compute(root: Path) -> Breakage:
@@ -261,7 +262,7 @@ def check_pytorch3d(ctx) -> CheckResult:
                                "ModuleNotFoundError: No module named 'torchvision'"),
        cause="DECA's demo imports torchvision, kornia, yacs, opencv, face_alignment and more at start-up.",
        fix="pip install the missing packages (no shim can stand in for them).")
-def check_imports(ctx) -> CheckResult:
+def check_imports(ctx: Context) -> CheckResult:
     """Third-party modules DECA's demo imports at start-up that this environment lacks."""
     root = _root(ctx)
     if root is None:
@@ -291,7 +292,7 @@ ROWS = ("deca-fa-enum", "deca-fan-device", "deca-chumpy", "deca-numpy-aliases", 
        cause="Every breakage above that hits this checkout here must have a `decaenv exec` shim for DECA's own "
              "demo to run unmodified.",
        fix="decaenv exec -- python demos/demo_reconstruct.py ... (add --device cpu without CUDA)")
-def check_demo(ctx) -> CheckResult:
+def check_demo(ctx: Context) -> CheckResult:
     """Whether DECA's demo will run here under `decaenv exec`, from the rows above."""
     root = _root(ctx)
     if root is None:

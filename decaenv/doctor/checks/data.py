@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 
 from decaenv.deca_layout import CHECKPOINT_FILE, FLAME_FILE, USER_FILES, has_flame
 from decaenv.doctor import hints, subsystems
+from decaenv.doctor.context import Context
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, warn
 from decaenv.doctor.registry import check
 
@@ -41,12 +42,12 @@ def _free_space(path: Path) -> Tuple[Path, int]:
                  "OSError: [Errno 28] No space left on device"),
        cause="DECA reads everything from ./data; the downloads need about 0.5 GB and a writable folder.",
        fix="Use --data-dir / DECAENV_DATA_DIR to point at a writable folder with >= 1 GB free.")
-def check_data_dir(ctx) -> CheckResult:
+def check_data_dir(ctx: Context) -> CheckResult:
     """The data folder: where it is, writable, enough free disk."""
-    path = Path(ctx.data_dir)
+    path = ctx.data_dir.path
     existing, free = _free_space(path)
-    data = {"path": str(path), "source": ctx.data_dir_source, "exists": path.is_dir(), "free_bytes": free}
-    where = f"{path} ({ctx.data_dir_source})"
+    data = {"path": str(path), "source": ctx.data_dir.source, "exists": path.is_dir(), "free_bytes": free}
+    where = f"{path} ({ctx.data_dir.source})"
     if not os.access(str(existing), os.W_OK):
         return fail(f"{where} is not writable (checked {existing})", data=data,
                     remediation=fix_it("Choose a writable folder.", "decaenv --data-dir ~/deca-data doctor"))
@@ -69,9 +70,9 @@ def _flame_alias(data_dir: Path) -> Optional[str]:
              "other projects rename it, and FLAME 2023 is not what DECA was trained with.",
        fix="Put FLAME 2020's generic_model.pkl in the data folder (decaenv fetch --from FLAME2020.zip); decaenv "
            "loads it without chumpy and can convert it to a pickle-free npz.")
-def check_flame(ctx) -> CheckResult:
+def check_flame(ctx: Context) -> CheckResult:
     """Load the FLAME file through decaenv's loader (in a subprocess) and validate it for DECA."""
-    data_dir = Path(ctx.data_dir)
+    data_dir = ctx.data_dir.path
     if not has_flame(data_dir):
         alias = _flame_alias(data_dir)
         if alias and alias in OTHER_FLAME_VARIANTS:
@@ -101,7 +102,7 @@ def check_flame(ctx) -> CheckResult:
         return fail(f"{Path(source).name} is not usable with DECA's checkpoint: {info['incompatible'][0]}",
                     [shape] + info["incompatible"][1:], data=data, remediation=fix_it(*FLAME_GET))
     details = [shape, f"loaded with decaenv's chumpy-free loader in {info.get('seconds', 0):.2f} s"]
-    fixes = ()
+    fixes: Tuple[FixAction, ...] = ()
     pkl = data_dir / FLAME_FILE
     if source.endswith(".pkl"):
         details.append("convert it once to a pickle-free generic_model.npz: `decaenv doctor --fix`")
@@ -168,9 +169,9 @@ def classify_checkpoint(path: Path) -> Tuple[str, str]:
        cause="Google Drive sometimes serves an HTML quota/confirm page instead of the file, downloads get "
              "truncated, and the .tar name invites untarring a torch checkpoint.",
        fix="Do not untar it; re-download it (decaenv fetch deca-model, or in a browser) and check its size.")
-def check_deca_model(ctx) -> CheckResult:
+def check_deca_model(ctx: Context) -> CheckResult:
     """Present, and really a torch checkpoint by its bytes (not HTML, not truncated, not a tar)."""
-    path = Path(ctx.data_dir) / CHECKPOINT_FILE
+    path = ctx.data_dir.path / CHECKPOINT_FILE
     refetch = fix_it("Download it again (it is a torch checkpoint: do not untar it).", "decaenv fetch deca-model")
     fetch = (FixAction("fetch", "fetch deca_model.tar", {"ids": ["deca-model"]}),)
     if not path.is_file():
@@ -198,7 +199,7 @@ def check_deca_model(ctx) -> CheckResult:
        cause="The checkpoint must load with weights_only=True on any device and hold E_flame, E_detail and "
              "D_detail with DECA's key names and shapes.",
        fix="Use the official deca_model.tar; decaenv loads it with weights_only=True and map_location='cpu'.")
-def check_deca_model_load(ctx) -> CheckResult:
+def check_deca_model_load(ctx: Context) -> CheckResult:
     """Load with weights_only=True on the CPU (subprocess) and compare the three state dicts with DECA's layout."""
     info = ctx.section("checkpoint-load")
     if not info.get("loaded"):
@@ -243,10 +244,10 @@ SKIP_DESTS = USER_FILES
                  "FLAME_albedo_from_BFM.npz"),
        cause="DECA needs several public topology files next to the licensed ones; the texture model is optional.",
        fix="decaenv fetch (verifies size and sha256 of every file in the manifest).")
-def check_data_files(ctx) -> CheckResult:
+def check_data_files(ctx: Context) -> CheckResult:
     """Every other manifest file: present, size, sha256 and content (decaenv.fetch's own `verify_entry`, the
     validators `decaenv fetch` and the runtime apply)."""
-    status = subsystems.manifest_status(str(ctx.data_dir), hash_only=SKIP_DESTS)
+    status = subsystems.manifest_status(str(ctx.data_dir.path), hash_only=SKIP_DESTS)
     if status.get("error"):
         return fail(f"the data manifest cannot be read: {status['error']}", data={"files": []},
                     remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.",

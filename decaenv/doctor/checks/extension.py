@@ -7,9 +7,11 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from decaenv.doctor import hints
+from decaenv.doctor.context import Context
+from decaenv.doctor.contracts import BuildTarget
 from decaenv.doctor.checks._common import python_cmd, torch_build
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
 from decaenv.doctor.registry import check
@@ -19,7 +21,7 @@ from decaenv.doctor.verdict import BACKEND_NAMES
 STALE_LOCK_S = 600  # a lock older than this is not a build in progress
 
 
-def extension_root(ctx) -> Tuple[str, Optional[str]]:
+def extension_root(ctx: Context) -> Tuple[str, Optional[str]]:
     """(root for this interpreter and torch, the default base folder or None when TORCH_EXTENSIONS_DIR is set),
     computed like `torch.utils.cpp_extension._get_build_directory` without importing torch."""
     env = ctx.probe.environ
@@ -188,7 +190,7 @@ def _fresh_lock_advice(lock: str, holder: Optional[str]) -> str:
              "a cache shared between torch versions holds modules built for another torch.",
        fix="Remove the stale lock / partial build (decaenv doctor --fix does it), or set TORCH_EXTENSIONS_DIR per "
            "environment.")
-def check_extension_cache(ctx) -> CheckResult:
+def check_extension_cache(ctx: Context) -> CheckResult:
     """Stale locks, partial and foreign builds in torch's extension cache and decaenv's build folder."""
     root, base = extension_root(ctx)
     include = ctx.probe.package_file("torch", "include")
@@ -213,7 +215,7 @@ def check_extension_cache(ctx) -> CheckResult:
                   + [FixAction("remove-path", f"remove partial build {d}", {"path": d}) for d in partial]
                   + [FixAction("remove-path", f"remove build made by another torch {d}", {"path": d})
                      for d, _ in foreign])
-    data = {"root": root, "stale_locks": stale, "fresh_locks": fresh, "partial": partial,
+    data: Dict[str, Any] = {"root": root, "stale_locks": stale, "fresh_locks": fresh, "partial": partial,
             "foreign": [d for d, _ in foreign], "built": built}
     if stale:
         return fail(f"stale lock file{'s' if len(stale) > 1 else ''} in the extension cache: loading that "
@@ -253,7 +255,7 @@ def check_extension_cache(ctx) -> CheckResult:
                  "Error building extension 'standard_rasterize_cuda'"),
        cause="DECA's default rasterizer is a CUDA-only JIT extension; when it cannot build there is no fallback.",
        fix="decaenv picks a backend that works here (compiled CPU/CUDA extension, pytorch3d, or pure torch).")
-def check_rasterizer(ctx) -> CheckResult:
+def check_rasterizer(ctx: Context) -> CheckResult:
     """Which rasterizer backends are usable, the automatic choice per device, the compiled extension's state."""
     info = ctx.section("rasterizer")
     backends = info.get("backends", {})
@@ -297,7 +299,7 @@ def check_rasterizer(ctx) -> CheckResult:
        cause="The last line of a failed build hides the first real compiler error (C++ standard, gcc too new, "
              "removed ATen API, missing headers, CUDA_HOME on a CPU torch, ...).",
        fix="The probe compiles in a scratch folder and names the first error's cause with its fix.")
-def check_build(ctx) -> CheckResult:
+def check_build(ctx: Context) -> CheckResult:
     """Compile and load an extension in a scratch folder (CPU; CUDA when possible) and diagnose failures."""
     if ctx.no_build:
         return skip("not run (--no-build)")
@@ -332,7 +334,7 @@ def check_build(ctx) -> CheckResult:
                 remediation=fix_it(fix or "Read the first error above; rerun with -v for the log tail."))
 
 
-def _diagnosis(entry: dict):
+def _diagnosis(entry: BuildTarget):
     """(cause id, cause, fix, first error line, FM ids) of a failed build: the builder's own diagnosis, else
     decaenv's build-failure classifier on the entry's log and error."""
     from decaenv.runtime.rasterizer.diagnose import diagnose_build_output
@@ -356,7 +358,7 @@ def _diagnosis(entry: dict):
                  "RuntimeError: Not compiled with GPU support", "No module named 'iopath'"),
        cause="pytorch3d has no wheels for current torch/Python on PyPI; builds go stale when torch changes.",
        fix="decaenv does not need pytorch3d; remove a broken build or rebuild it against the installed torch.")
-def check_pytorch3d(ctx) -> CheckResult:
+def check_pytorch3d(ctx: Context) -> CheckResult:
     """pytorch3d: importable, ABI matching torch, rasterizing on CPU and (if present) CUDA."""
     info = ctx.section("pytorch3d")
     if not info.get("installed"):
@@ -364,8 +366,9 @@ def check_pytorch3d(ctx) -> CheckResult:
     version = info.get("version") or "?"
     py = python_cmd(ctx)
     remove = f"{hints.quote(py)} -m pip uninstall pytorch3d"
-    for part in ("import", "ext", "structures", "renderer"):
-        entry = info.get(part)
+    parts = (("import", info.get("import")), ("ext", info.get("ext")), ("structures", info.get("structures")),
+             ("renderer", info.get("renderer")))
+    for part, entry in parts:
         if entry and not entry.get("importable"):
             error = entry.get("error", "")
             if "undefined symbol" in error:

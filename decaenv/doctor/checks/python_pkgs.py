@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List
+from typing import Any, Dict, List
 
+from decaenv.doctor.contracts import FaceAlignmentSection
+
+from decaenv.doctor.context import Context
 from decaenv.doctor import hints
 from decaenv.doctor.checks._common import python_cmd
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
@@ -26,7 +29,7 @@ CHUMPY_CAUSES = {
                  "AttributeError: module 'numpy' has no attribute 'int'"),
        cause="numpy 1.24 removed the np.bool/np.int/... aliases that chumpy and DECA's old code use.",
        fix="Nothing to do for decaenv (it does not use them); DECA's original code needs numpy<1.24.")
-def check_numpy(ctx) -> CheckResult:
+def check_numpy(ctx: Context) -> CheckResult:
     """numpy importable, its version and which of the old aliases are gone."""
     info = ctx.section("numpy")
     py = python_cmd(ctx)
@@ -34,7 +37,7 @@ def check_numpy(ctx) -> CheckResult:
         return fail(f"numpy cannot be imported: {info.get('error')}", [info.get("where", "")], data=info,
                     remediation=fix_it("Reinstall numpy for this interpreter.",
                                        hints.pip_install(py, "numpy", extra="--force-reinstall")))
-    version = info.get("version", "?")
+    version = info.get("version") or "?"
     parsed = parse_version_text(version) or (0,)
     data = {"version": version, "aliases_missing": info.get("aliases_missing", [])}
     if parsed < (1, 21):
@@ -56,7 +59,7 @@ def check_numpy(ctx) -> CheckResult:
              "under PEP 517 build isolation.",
        fix="decaenv reads FLAME without chumpy; if other code needs it: pip install chumpy --no-build-isolation "
            "plus numpy<1.24 and Python <= 3.10, or a maintained fork.")
-def check_chumpy(ctx) -> CheckResult:
+def check_chumpy(ctx: Context) -> CheckResult:
     """chumpy installed? importable? the exact cause when not (decaenv does not need it)."""
     info = ctx.section("chumpy")
     if not info.get("installed"):
@@ -84,7 +87,7 @@ def check_chumpy(ctx) -> CheckResult:
        symptoms=("ModuleNotFoundError: No module named 'chumpy'",),
        cause="FLAME's generic_model.pkl references chumpy classes, so plain pickle.load imports chumpy.",
        fix="decaenv's allowlisted unpickler maps chumpy objects to plain arrays; nothing to install.")
-def check_flame_loader(ctx) -> CheckResult:
+def check_flame_loader(ctx: Context) -> CheckResult:
     """decaenv's own loader reads a chumpy-style FLAME pickle here, with chumpy made unimportable."""
     info = ctx.section("flame-selftest")
     if info.get("ok") and not info.get("chumpy_imported"):
@@ -104,7 +107,7 @@ RUNTIME_MODULES = (("scipy", "scipy"), ("skimage", "scikit-image"), ("PIL", "pil
        symptoms=("ModuleNotFoundError: No module named 'skimage'", "ModuleNotFoundError: No module named 'PIL'"),
        cause="decaenv's reconstruction needs scipy, scikit-image and pillow (the `runtime` extra).",
        fix="pip install 'decaenv[runtime]'")
-def check_runtime_packages(ctx) -> CheckResult:
+def check_runtime_packages(ctx: Context) -> CheckResult:
     """scipy, scikit-image and pillow installed and importable."""
     info = ctx.section("runtime-packages")
     missing: List[str] = []
@@ -140,10 +143,10 @@ def check_runtime_packages(ctx) -> CheckResult:
                  "TypeError: download() got an unexpected keyword argument 'fuzzy'"),
        cause="deca_model.tar lives on Google Drive; old gdown releases and DECA's scripts use removed options.",
        fix="pip install 'decaenv[fetch]' (a current gdown); decaenv calls its API, never --id/--fuzzy.")
-def check_gdown(ctx) -> CheckResult:
+def check_gdown(ctx: Context) -> CheckResult:
     """gdown present (needed to fetch deca_model.tar) and recent enough."""
     entry = ctx.section("runtime-packages").get("gdown", {})
-    have_model = os.path.isfile(os.path.join(str(ctx.data_dir), "deca_model.tar"))
+    have_model = os.path.isfile(os.path.join(str(ctx.data_dir.path), "deca_model.tar"))
     py = python_cmd(ctx)
     if not entry.get("installed"):
         if have_model:
@@ -162,7 +165,7 @@ def check_gdown(ctx) -> CheckResult:
     return ok(f"gdown {version}", data={"installed": True, "version": version})
 
 
-def _weights_state(info: dict):
+def _weights_state(info: FaceAlignmentSection):
     names = {os.path.basename(u) for u in info.get("urls", [])}
     present = set(info.get("hub_files", []))
     detector = sorted(n for n in names if n.lower().startswith(("s3fd", "sfd")))
@@ -181,7 +184,7 @@ def _weights_state(info: dict):
              "downloads its weights on first use, defaults to device='cuda' and (1.5.0) to compile=True.",
        fix="decaenv accepts both enum spellings and passes the device; pre-fetch the weights into the torch hub "
            "cache on a machine with internet.")
-def check_face_alignment(ctx) -> CheckResult:
+def check_face_alignment(ctx: Context) -> CheckResult:
     """face_alignment version, API spelling, defaults and whether its weights are already cached."""
     info = ctx.section("face-alignment")
     if not info.get("installed"):
@@ -239,7 +242,7 @@ def _warmup_command(python: str, api: str, has_compile: bool) -> str:
        cause="DECA crops from FAN's 68 landmarks; without FAN's weights decaenv's `auto` detector uses MTCNN, "
              "whose crops (and so the codes) differ from DECA's.",
        fix="decaenv fetch fan (face_alignment's S3FD and 2DFAN4 weights, verified, into torch hub's cache).")
-def check_face_detector(ctx) -> CheckResult:
+def check_face_detector(ctx: Context) -> CheckResult:
     """Which detector `decaenv reconstruct --detector auto` will use here, and why."""
     info = ctx.section("detectors")
     if not info.get("api"):
@@ -249,7 +252,7 @@ def check_face_detector(ctx) -> CheckResult:
     skipped = {n: why for n, why in plan.get("skipped", [])}
     details = [f"{n}: {'usable' if a.get('usable') else 'not usable'} ({a.get('reason')})"
                for n, a in info.get("available", {}).items()]
-    data = {"auto": name, "fallback": fallback, "reason": plan.get("reason"), "skipped": skipped}
+    data: Dict[str, Any] = {"auto": name, "fallback": fallback, "reason": plan.get("reason"), "skipped": skipped}
     if name == "fan":
         bad = _unverified_fan_files(ctx)
         if bad:
@@ -276,11 +279,11 @@ def check_face_detector(ctx) -> CheckResult:
               data=data)
 
 
-def _unverified_fan_files(ctx) -> List[str]:
+def _unverified_fan_files(ctx: Context) -> List[str]:
     """FAN's weight files (the manifest's `fan` group) that are present but fail verification (sha256 prefix,
     first-use record, content), as "name: status" — through `decaenv fetch`'s own status (hash-cached)."""
     from decaenv.doctor import subsystems
 
-    status = ctx.memo("manifest-status", lambda: subsystems.manifest_status(str(ctx.data_dir)))
+    status = ctx.memo("manifest-status", lambda: subsystems.manifest_status(str(ctx.data_dir.path)))
     return [f"{f['dest']}: {f['status']}" for f in status.get("files", [])
             if f["id"].startswith("fan-") and f["status"] in ("size-mismatch", "hash-mismatch", "invalid")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decaenv.doctor.context import Context
 from decaenv.doctor.model import CheckResult, fail, fix_it, ok, warn
 from decaenv.doctor.registry import check
 
@@ -24,7 +25,7 @@ WINDOWS_NOTES = (
                  "AssertionError: Torch not compiled with CUDA enabled"),
        cause="DECA assumes Linux with an NVIDIA GPU: its rasterizer is a CUDA JIT build with bash-only flags.",
        fix="decaenv runs the CPU path everywhere; on Windows build the extension from an MSVC prompt or use WSL2.")
-def check_os(ctx) -> CheckResult:
+def check_os(ctx: Context) -> CheckResult:
     """The OS and what decaenv can do on it."""
     p = ctx.probe.platform()
     data = {"system": p.system, "release": p.release, "machine": p.machine, "distro": p.distro, "wsl": p.wsl}
@@ -50,7 +51,7 @@ def check_os(ctx) -> CheckResult:
                  "No matching distribution found for torch==1.6.0"),
        cause="DECA pins Python 3.7-era packages; chumpy 0.70 breaks on Python >= 3.11.",
        fix="Use Python 3.9-3.13 with decaenv; it needs neither chumpy nor DECA's pins.")
-def check_python(ctx) -> CheckResult:
+def check_python(ctx: Context) -> CheckResult:
     """Python version against decaenv's supported range, and against chumpy."""
     p = ctx.probe.platform()
     version = tuple(p.python_version[:2])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from decaenv.doctor.context import Context
 from decaenv.doctor import hints
 from decaenv.doctor.checks._common import cuda_torch, nvcc_facts, python_cmd, torch_build, version_str
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
@@ -14,7 +15,7 @@ from decaenv.doctor.toolchain_facts import parse_compiler_version, parse_version
 TOOLCHAIN = ("toolchain", "env", "torchpkg")
 
 
-def _severity(ctx):
+def _severity(ctx: Context):
     """Problems that only matter for CUDA builds: FAIL with a CUDA torch, WARN otherwise."""
     return fail if cuda_torch(ctx) else warn
 
@@ -26,7 +27,7 @@ def _severity(ctx):
              "concatenation, several paths, the bin folder) or points elsewhere than the nvcc on PATH.",
        fix="export CUDA_HOME=/usr/local/cuda-X.Y (one folder, no separators) and PATH=$CUDA_HOME/bin:$PATH; only "
            "needed for the CUDA rasterizer.")
-def check_cuda_toolkit(ctx) -> CheckResult:
+def check_cuda_toolkit(ctx: Context) -> CheckResult:
     """Which nvcc a torch extension build would use, how it was resolved, and whether the settings are sane."""
     facts = nvcc_facts(ctx)
     res = facts.resolution
@@ -64,7 +65,7 @@ def check_cuda_toolkit(ctx) -> CheckResult:
        cause="torch refuses to build extensions when nvcc's major CUDA version differs from torch.version.cuda.",
        fix="Install the toolkit matching torch.version.cuda (or the torch matching the toolkit) and point "
            "CUDA_HOME at it.")
-def check_nvcc_torch(ctx) -> CheckResult:
+def check_nvcc_torch(ctx: Context) -> CheckResult:
     """nvcc's CUDA version against the one torch was built with (major must match)."""
     build = torch_build(ctx)
     facts = nvcc_facts(ctx)
@@ -72,7 +73,7 @@ def check_nvcc_torch(ctx) -> CheckResult:
         return skip("torch is not a CUDA build" if build else "torch is not installed")
     if not facts.version:
         return skip("no nvcc")
-    torch_cuda = parse_version_text(build["cuda"])
+    torch_cuda = parse_version_text(build["cuda"]) or (0,)
     nvcc = facts.version
     data = {"torch_cuda": build["cuda"], "nvcc": version_str(nvcc)}
     if torch_cuda[0] != nvcc[0]:
@@ -87,7 +88,7 @@ def check_nvcc_torch(ctx) -> CheckResult:
     return ok(f"nvcc CUDA {version_str(nvcc)} matches torch CUDA {build['cuda']}", data=data)
 
 
-def _host_compiler(ctx):
+def _host_compiler(ctx: Context):
     env = ctx.probe.environ
     for name in ("NVCC_CCBIN", "CUDAHOSTCXX", "CC"):
         if env.get(name):
@@ -102,7 +103,7 @@ def _host_compiler(ctx):
        cause="Each CUDA release accepts gcc only up to a maximum major version (CUDA 11.8: 11, 12.1: 12, "
              "12.4: 13, 12.8: 14, 13.0: 15); DECA's -ccbin=$(which gcc-7) names a gcc that is rarely installed.",
        fix="Install a gcc the toolkit accepts and export CC=gcc-N CXX=g++-N (torch hands $CC to nvcc as -ccbin).")
-def check_host_compiler(ctx) -> CheckResult:
+def check_host_compiler(ctx: Context) -> CheckResult:
     """The host compiler nvcc will use against the newest gcc that nvcc accepts."""
     facts = nvcc_facts(ctx)
     if not facts.version:
@@ -140,7 +141,7 @@ def check_host_compiler(ctx) -> CheckResult:
               details, data=data)
 
 
-def _cxx_name(ctx) -> str:
+def _cxx_name(ctx: Context) -> str:
     if ctx.probe.platform().system == "Windows":
         return "cl"
     return ctx.probe.environ.get("CXX") or "c++"
@@ -153,7 +154,7 @@ def _cxx_name(ctx) -> str:
        cause="Building the rasterizer extension needs the C++ compiler torch uses ($CXX or c++; cl.exe on "
              "Windows) with the C++ standard torch's headers require.",
        fix="Install g++ >= 10 (Linux), Xcode command line tools (macOS) or Visual Studio Build Tools (Windows).")
-def check_cxx(ctx) -> CheckResult:
+def check_cxx(ctx: Context) -> CheckResult:
     """The compiler torch's extension builds call, and whether it is new enough for torch's headers."""
     p = ctx.probe.platform()
     name = _cxx_name(ctx)
@@ -184,7 +185,7 @@ def check_cxx(ctx) -> CheckResult:
        symptoms=("RuntimeError: Ninja is required to load C++ extensions",),
        cause="torch's JIT extension builds run ninja from PATH.",
        fix="python -m pip install ninja, with the environment's bin folder on PATH.")
-def check_ninja(ctx) -> CheckResult:
+def check_ninja(ctx: Context) -> CheckResult:
     """ninja on PATH (and a hint when it is installed in the venv but the venv is not activated)."""
     path = ctx.probe.which("ninja")
     beside = os.path.join(os.path.dirname(python_cmd(ctx)), "ninja" + (".exe" if os.name == "nt" else ""))
@@ -208,7 +209,7 @@ def check_ninja(ctx) -> CheckResult:
        symptoms=("fatal error: Python.h: No such file or directory",),
        cause="Compiling a Python extension needs the interpreter's C headers (a separate -dev package on Linux).",
        fix="Debian/Ubuntu: sudo apt install python3.X-dev; pyenv/conda/python.org builds ship them.")
-def check_python_headers(ctx) -> CheckResult:
+def check_python_headers(ctx: Context) -> CheckResult:
     """Python.h exists for the probed interpreter."""
     include = ctx.probe.python_include()
     p = ctx.probe.platform()

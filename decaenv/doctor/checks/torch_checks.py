@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple
 
+from decaenv.doctor.context import Context
 from decaenv.doctor import hints
 from decaenv.doctor.checks._common import python_cmd
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
@@ -15,7 +16,7 @@ from decaenv.doctor.toolchain_facts import parse_version_text
 MIN_TORCH = (1, 13)
 
 
-def _install_fix(ctx, reinstall: bool = False):
+def _install_fix(ctx: Context, reinstall: bool = False):
     p = ctx.probe.platform()
     command = hints.torch_install(python_cmd(ctx), p.system, bool(ctx.probe.nvidia_driver()))
     if reinstall:
@@ -30,7 +31,7 @@ def _install_fix(ctx, reinstall: bool = False):
                  "A module that was compiled using NumPy 1.x cannot be run in NumPy 2.x"),
        cause="DECA pins torch 1.6 (Python <= 3.8 only); decaenv works with torch >= 1.13.",
        fix="Install torch for this interpreter (CPU wheel index when there is no NVIDIA GPU).")
-def check_torch(ctx) -> CheckResult:
+def check_torch(ctx: Context) -> CheckResult:
     """`import torch` in a fresh process: version, build, a CPU op, numpy interop."""
     try:
         info = ctx.section("torch")
@@ -48,7 +49,7 @@ def check_torch(ctx) -> CheckResult:
         return fail(f"torch is installed but `import torch` fails: {info.get('error')}", [info.get("where", "")],
                     data={"installed": True, "importable": False},
                     remediation=fix_it(_import_error_advice(info.get("error", "")), _install_fix(ctx, reinstall=True)))
-    version = info.get("version", "?")
+    version = info.get("version") or "?"
     build = f"CUDA {info['cuda']}" if info.get("cuda") else f"ROCm {info['hip']}" if info.get("hip") else "CPU"
     data = {"version": version, "cuda": info.get("cuda"), "hip": info.get("hip"), "build": build.split()[0].lower(),
             "file": info.get("file"), "import_s": round(info.get("seconds", 0.0), 2)}
@@ -87,7 +88,7 @@ def _import_error_advice(error: str) -> str:
                  "Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False"),
        cause="A CPU-only torch, a missing or too old NVIDIA driver, or CUDA_VISIBLE_DEVICES hiding the GPUs.",
        fix="decaenv runs on the CPU; for the GPU install a CUDA build of torch matching the driver.")
-def check_torch_cuda(ctx) -> CheckResult:
+def check_torch_cuda(ctx: Context) -> CheckResult:
     """CUDA build? available? which devices? (A CPU-only result is fine: decaenv runs on the CPU.)"""
     info = ctx.section("cuda")
     driver = ctx.probe.nvidia_driver()
@@ -148,7 +149,7 @@ def _arch_env_problems(value: Optional[str]) -> List[str]:
                  "nvcc fatal : Unsupported gpu architecture 'compute_86'"),
        cause="The torch build (or an extension) has no kernels for the GPU's compute capability.",
        fix="Install a torch build that lists the GPU's architecture (newer GPUs need newer CUDA wheels).")
-def check_gpu_arch(ctx) -> CheckResult:
+def check_gpu_arch(ctx: Context) -> CheckResult:
     """Each GPU's capability against `torch.cuda.get_arch_list()`, plus a real tensor op on every device."""
     info = ctx.section("cuda")
     devices = info.get("devices", [])
@@ -157,7 +158,7 @@ def check_gpu_arch(ctx) -> CheckResult:
     arch_list = info.get("arch_list", [])
     problems, lines = [], []
     for d in devices:
-        cap = tuple(d["capability"])
+        cap = (d["capability"][0], d["capability"][1])
         supported, how = _arch_supported(cap, arch_list)
         smoke = d.get("smoke", "ok")
         lines.append(f"GPU {d['index']} {d['name']} sm_{cap[0]}{cap[1]}: {how}; tensor op: {smoke}")
@@ -184,7 +185,7 @@ def check_gpu_arch(ctx) -> CheckResult:
        cause="torch 2.6 made torch.load(weights_only=True) the default; DECA calls torch.load(model_path) bare.",
        fix="decaenv passes weights_only and map_location explicitly; DECA's own code may need weights_only=False "
            "for a hash-verified file.")
-def check_torch_load(ctx) -> CheckResult:
+def check_torch_load(ctx: Context) -> CheckResult:
     """What a bare `torch.load` does here (probed with a non-tensor object), and that a safe load works."""
     info = ctx.section("torch-load")
     data = {"default_weights_only": info.get("default_weights_only"), "safe_load_ok": info.get("safe_load_ok")}

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from decaenv.errors import DataError, UsageError
 from decaenv.patches.rewrite.rules import CPP, PY, rules_for
@@ -107,7 +107,7 @@ def check_checkout(root: os.PathLike) -> Path:
 def source_files(root: Path) -> List[Path]:
     """Python and C++/CUDA sources under `root`, sorted by path; VCS folders, virtual envs and symlinks skipped."""
     suffixes = PY + CPP
-    found = []
+    found: List[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not (here / d / "pyvenv.cfg").exists()
@@ -179,9 +179,9 @@ class PatchBackups:
     def __init__(self, root: Path):
         self.root = root
         self.dir = root / STATE_DIR
-        self.entries: Dict[str, Dict[str, object]] = self._read()
+        self.entries: Dict[str, Dict[str, Any]] = self._read()
 
-    def _read(self) -> Dict[str, Dict[str, object]]:
+    def _read(self) -> Dict[str, Dict[str, Any]]:
         path = self.dir / MANIFEST
         if not path.is_file():
             return {}
@@ -221,7 +221,7 @@ class PatchBackups:
         self.save()
 
 
-def _check_entry(root: Path, rel: str, entry: Dict[str, object]) -> None:
+def _check_entry(root: Path, rel: str, entry: Dict[str, Any]) -> None:
     """A manifest entry must name a file inside the checkout and carry both digests (else ValueError)."""
     parts = Path(rel).parts
     if Path(rel).is_absolute() or ".." in parts or not parts or parts[0] == STATE_DIR:

@@ -1,9 +1,9 @@
 """DECA's rasterizer, re-implemented: pure-PyTorch backends and a compiled CPU/CUDA extension.
 
 Public API (semantics in `decaenv.runtime.rasterizer.api`):
-    rasterize(face_vertices, h, w, backend="auto") -> Fragments
+    rasterize(face_vertices, h, w, backend="auto" | Backend) -> Fragments
     interpolate(fragments, face_attributes) -> (B, D + 1, H, W)
-    available_backends(device=None), choose_backend(device, requested) -> BackendChoice
+    available_backends(device=None), choose_backend(device, requested) -> Backend (resolved once, passed down)
     build(cpu=, cuda=, verbose=) -> BuildResult      (what `decaenv build` runs)
     extension_status() -> ExtensionStatus            (what the doctor reports)
     diagnose_build_output(text) -> Diagnosis         (compiler error -> cause and fix; no torch needed)
@@ -17,7 +17,7 @@ import importlib
 
 _EXPORTS = {
     "Fragments": "api", "rasterize": "api", "interpolate": "api", "pixel_centres": "api",
-    "available_backends": "backends", "choose_backend": "backends", "BackendChoice": "backends",
+    "available_backends": "backends", "choose_backend": "backends", "Backend": "backends",
     "build": "builder", "BuildResult": "builder", "VariantResult": "builder",
     "extension_status": "extension", "ExtensionStatus": "extension",
     "diagnose_build_output": "diagnose", "Diagnosis": "diagnose",

@@ -38,11 +38,14 @@ from __future__ import annotations
 import functools
 import operator
 from dataclasses import dataclass
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple, Union
 
 import torch
 
 from decaenv.errors import UsageError
+
+if TYPE_CHECKING:
+    from decaenv.runtime.rasterizer.backends import Backend
 
 EMPTY_FACE = -1
 EMPTY_DEPTH = -1.0
@@ -141,7 +144,7 @@ def prepare_face_vertices(face_vertices: torch.Tensor, h: int, w: int) -> torch.
     return fv.contiguous()
 
 
-def rasterize(face_vertices: torch.Tensor, h: int, w: int, backend: str = "auto") -> Fragments:
+def rasterize(face_vertices: torch.Tensor, h: int, w: int, backend: Union[str, "Backend"] = "auto") -> Fragments:
     """Rasterize a batch of triangle meshes given per-face vertices (see the module docstring).
 
     Args:
@@ -149,7 +152,8 @@ def rasterize(face_vertices: torch.Tensor, h: int, w: int, backend: str = "auto"
             in DECA's normalised image space; computed in float32.
         h: image height in pixels.
         w: image width in pixels.
-        backend: "auto" (see `choose_backend`), "cpu", "cuda", "pytorch3d", "torch" or "reference".
+        backend: a `Backend` already resolved by `choose_backend` (what the renderer passes), or a name resolved
+            here: "auto" (see `choose_backend`), "cpu", "cuda", "pytorch3d", "torch" or "reference".
 
     Returns:
         Fragments on the device of `face_vertices`.

@@ -1,6 +1,7 @@
 """What `decaenv doctor` does once its flags are parsed: run, show progress, fix, render, pick the exit code.
 
-Imported only by `decaenv.cli.doctor` (inside the command), so `decaenv --help` stays light.
+The doctor package returns data (`DoctorRun`: report and verdict); the console, the spinner and the exit code
+are decided here. Imported only by `decaenv.cli.doctor` (inside the command), so `decaenv --help` stays light.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
-from decaenv.doctor.api import DoctorOptions, DoctorRun, run_doctor
+from decaenv.cli._console import make_console, print_json
+from decaenv.doctor.api import DoctorOptions, DoctorRun, check_registry, run_doctor
+from decaenv.doctor.verdict import exit_code
+from decaenv.paths import DataDir
 
 SLOW_NOTICE_S = 10.0
 
@@ -23,15 +27,14 @@ class CheckSpinner:
         self.enabled = enabled
         self.done = 0
         self.started = time.monotonic()
-        self._status = None
+        self._status: Optional[Any] = None  # rich.status.Status while shown
         self._lock = threading.Lock()
 
     def __enter__(self) -> "CheckSpinner":
         if self.enabled:
-            from decaenv.cli._console import make_console
-
-            self._status = make_console(stderr=True).status("decaenv doctor: checking…", spinner="dots")
-            self._status.__enter__()
+            status = make_console(stderr=True).status("decaenv doctor: checking…", spinner="dots")
+            status.__enter__()
+            self._status = status
         return self
 
     def __exit__(self, *exc) -> None:
@@ -50,9 +53,7 @@ class CheckSpinner:
 
 def list_checks(as_json: bool) -> None:
     """`--list-checks`."""
-    from decaenv.doctor.api import _registry
-
-    checks = _registry().all()
+    checks = check_registry().all()
     if as_json:
         from decaenv.cli._console import print_json
         from decaenv.runtime.rasterizer.diagnose import causes_table
@@ -60,8 +61,7 @@ def list_checks(as_json: bool) -> None:
         print_json({"schema": "decaenv-doctor-checks/1", "checks": [c.describe() for c in checks],
                     "build_causes": causes_table()})
         return
-    from decaenv.cli._console import make_console
-    from decaenv.doctor.render import render_list
+    from decaenv.cli._doctor_render import render_list
 
     render_list(checks, make_console())
 
@@ -69,10 +69,9 @@ def list_checks(as_json: bool) -> None:
 def _parse_require(require: List[str], names: List[str]):
     """Parsed `--require` tokens, and `names` widened to the checks they read (when narrowed at all)."""
     from decaenv.doctor import require as req
-    from decaenv.doctor.api import _registry
 
-    checks = _registry().all()
-    categories = {}
+    checks = check_registry().all()
+    categories: Dict[str, List[str]] = {}
     for check in checks:
         categories.setdefault(check.category, []).append(check.id)
     parsed = req.parse(require, [c.id for c in checks], categories)
@@ -81,18 +80,17 @@ def _parse_require(require: List[str], names: List[str]):
     return parsed, names
 
 
-def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: bool, markdown: bool, strict: bool,
+def doctor(*, names: List[str], data_dir: DataDir, as_json: bool, markdown: bool, strict: bool,
            use_cache: bool, no_build: bool, fix: bool, dry_run: bool, yes: bool, timeout: Optional[float],
            verbose: bool, quiet: bool, require: Optional[List[str]] = None,
            deca_dir: Optional[Path] = None) -> int:
     """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
-    from decaenv.cli._console import make_console, print_json
+    from decaenv.cli._doctor_render import render
     from decaenv.doctor import require as req
     from decaenv.doctor.formats import to_json, to_markdown
-    from decaenv.doctor.render import render
 
     requirements, names = _parse_require(require or [], names)
-    options = DoctorOptions(names=names, data_dir=data_dir, data_dir_source=data_dir_source, no_build=no_build,
+    options = DoctorOptions(names=names, data_dir=data_dir, no_build=no_build,
                             use_cache=use_cache, strict=strict, command_timeout=timeout, deca_dir=deca_dir)
     interactive = sys.stderr.isatty() and not (as_json or markdown or quiet)
     with CheckSpinner(interactive) as progress:
@@ -100,7 +98,7 @@ def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: b
     if fix:
         run = _fix(run, options, dry_run=dry_run, yes=yes, quiet=quiet or as_json or markdown)
     gate = req.evaluate(requirements, run.report, strict) if requirements else None
-    code = run.exit_code if gate is None else gate.exit_code
+    code = exit_code(run.verdict, strict) if gate is None else gate.exit_code
     if as_json:
         data = to_json(run.report, run.verdict, code)
         if gate is not None:
@@ -122,16 +120,18 @@ def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: b
 
 def _fix(run: DoctorRun, options: DoctorOptions, *, dry_run: bool, yes: bool, quiet: bool) -> DoctorRun:
     """Apply the report's fixes, say what was done and what is left, and check again (unless dry run)."""
-    from decaenv.cli._console import make_console
     from decaenv.doctor.fix import Fixer, extension_roots_of, plan
 
     console = make_console(stderr=quiet)
-    say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     actions = plan(run.report)
     if not actions:
         say("--fix: nothing to fix automatically" + ("" if run.verdict.ready else "; see the remediations below"))
         return run
-    fixer = Fixer(run.ctx.probe.python, run.ctx.data_dir, extension_roots_of(run.report), yes=yes,
+    fixer = Fixer(run.ctx.probe.python, run.ctx.data_dir.path, extension_roots_of(run.report), yes=yes,
                   dry_run=dry_run, say=say)
     outcomes = fixer.apply(actions)
     labels = {"done": "did", "planned": "would do", "left": "left to you", "failed": "FAILED"}
