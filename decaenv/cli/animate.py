@@ -58,7 +58,7 @@ def animate(
         raise UsageError("no output folder given", hint="pass -o DIR")
     options = AnimateOptions(
         inputs=list(inputs), out_dir=out, expressions=list(expressions or ()),
-        data_dir=state.data_dir(must_exist=True).path, device=device, batch_size=batch_size, detector=detector,
+        data_dir=state.data_dir(must_exist=True), device=device, batch_size=batch_size, detector=detector,
         rasterizer=rasterizer, iscrop=_boolean("--iscrop", iscrop, True), use_tex=use_tex, tex_type=tex_type.upper(),
         sample_step=sample_step, max_yaw=max_yaw, yaw_step=yaw_step, max_jaw=max_jaw, jaw_step=jaw_step,
         styles=render.split(",") if render is not None else None, formats=[f for f in formats.split(",") if f],

@@ -61,7 +61,7 @@ def transfer(
     deca_saves = {"saveVis": save_vis, "saveKpt": save_kpt, "saveDepth": save_depth, "saveObj": save_obj,
                   "saveMat": save_mat, "saveImages": save_images}
     options = TransferOptions(
-        source=source, targets=list(targets), out_dir=out, data_dir=state.data_dir(must_exist=True).path,
+        source=source, targets=list(targets), out_dir=out, data_dir=state.data_dir(must_exist=True),
         device=device, batch_size=batch_size, detector=detector, rasterizer=rasterizer,
         iscrop=_boolean("--iscrop", iscrop, True), use_tex=_boolean("--useTex", use_tex_deca, use_tex),
         tex_type=tex_type.upper(), sample_step=sample_step, pose=pose, save=_save_kinds(save, deca_saves),

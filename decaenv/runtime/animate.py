@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from decaenv.paths import DataDir
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.runtime.pipeline import ItemOutcome, RunSummary
 
@@ -37,7 +38,7 @@ class AnimateOptions:
     inputs: Sequence[Path]
     out_dir: Path
     expressions: Sequence[Path] = ()
-    data_dir: Optional[Path] = None
+    data_dir: Optional[DataDir] = None
     device: str = "auto"
     batch_size: int = 8
     detector: str = "auto"
@@ -253,7 +254,7 @@ class Animator:
         from decaenv.runtime.inputs import expand_inputs
 
         start = time.perf_counter()
-        summary = RunSummary(device=str(self.deca.device), rasterizer=self.deca.backend,
+        summary = RunSummary(device=str(self.deca.device), rasterizer=self.deca.rasterizer.name,
                              detector=self.detector.name if self.detector else "none (--iscrop false)",
                              out_dir=str(self.out_dir))
 

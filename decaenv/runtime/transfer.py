@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from decaenv.paths import DataDir
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.runtime.pipeline import ItemOutcome, RunSummary
 
@@ -38,7 +39,7 @@ class TransferOptions:
     source: Path
     targets: Sequence[Path]
     out_dir: Path
-    data_dir: Optional[Path] = None
+    data_dir: Optional[DataDir] = None
     device: str = "auto"
     batch_size: int = 8
     detector: str = "auto"
@@ -144,7 +145,7 @@ class Transfer:
         from decaenv.runtime.inputs import batched, classify, expand_inputs
 
         start = time.perf_counter()
-        self.summary = TransferSummary(device=str(self.deca.device), rasterizer=self.deca.backend,
+        self.summary = TransferSummary(device=str(self.deca.device), rasterizer=self.deca.rasterizer.name,
                                        detector=self.detector.name if self.detector else "none (--iscrop false)",
                                        out_dir=str(self.out_dir))
         self.on_item = on_item
