@@ -25,6 +25,8 @@ def time_command(argv: Sequence[str], repeat: int, env: Dict[str, str] = None, w
 def summarize(name: str, times: List[float]) -> Dict[str, float]:
     """Median, min and max of a sample, printed as one row."""
     row = {"median": statistics.median(times), "min": min(times), "max": max(times), "n": len(times)}
-    print(f"  {name:<40} median {row['median'] * 1000:8.1f} ms   min {row['min'] * 1000:8.1f} ms   "
-          f"max {row['max'] * 1000:8.1f} ms   (n={row['n']})")
+    print(
+        f"  {name:<40} median {row['median'] * 1000:8.1f} ms   min {row['min'] * 1000:8.1f} ms   "
+        f"max {row['max'] * 1000:8.1f} ms   (n={row['n']})"
+    )
     return row

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import summarize, time_command  # noqa: E402
+from _common import summarize, time_command
 
 TARGET_S = 0.3
 
@@ -26,8 +26,10 @@ def main() -> int:
     base = summarize("python -c pass (baseline)", time_command([sys.executable, "-c", "pass"], args.repeat))
     mod = summarize("python -m decaenv --help", time_command([sys.executable, "-m", "decaenv", "--help"], args.repeat))
     cli = summarize("decaenv --help", time_command([script, "--help"], args.repeat))
-    print(f"  decaenv --help / python -c pass = {cli['median'] / base['median']:.1f}x; "
-          f"overhead {1000 * (cli['median'] - base['median']):.0f} ms; python -m form {mod['median'] * 1000:.0f} ms")
+    print(
+        f"  decaenv --help / python -c pass = {cli['median'] / base['median']:.1f}x; "
+        f"overhead {1000 * (cli['median'] - base['median']):.0f} ms; python -m form {mod['median'] * 1000:.0f} ms"
+    )
     ok = cli["median"] <= TARGET_S
     print(f"  target decaenv --help <= {TARGET_S:.1f} s: {'met' if ok else 'MISSED'} ({cli['median']:.3f} s)")
     return 0 if ok else 1

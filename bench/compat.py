@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import summarize  # noqa: E402
+from _common import summarize
 
 
 def _time_call(fn: Callable[[], object], repeat: int) -> List[float]:
@@ -37,14 +37,18 @@ def bench_flame(pkl: Path, work: Path, repeat: int) -> None:
     from decaenv.loaders import flame
 
     npz = flame.convert_to_npz(pkl, work / "generic_model.npz")
-    print(f"FLAME load ({pkl.stat().st_size / 1e6:.1f} MB pickle, {npz.stat().st_size / 1e6:.1f} MB npz), "
-          f"{repeat} runs")
+    print(
+        f"FLAME load ({pkl.stat().st_size / 1e6:.1f} MB pickle, {npz.stat().st_size / 1e6:.1f} MB npz), {repeat} runs"
+    )
     pkl_row = summarize("load_flame(generic_model.pkl)", _time_call(lambda: flame.load_flame(pkl), repeat))
     npz_row = summarize("load_flame(generic_model.npz)", _time_call(lambda: flame.load_flame(npz), repeat))
-    pick = summarize("preferred_flame_file() (size/mtime check)",
-                     _time_call(lambda: flame.preferred_flame_file(npz.parent), repeat))
-    print(f"  -> npz is {pkl_row['median'] / npz_row['median']:.2f}x faster than the pickle; choosing it costs "
-          f"{pick['median'] * 1000:.1f} ms")
+    pick = summarize(
+        "preferred_flame_file() (size/mtime check)", _time_call(lambda: flame.preferred_flame_file(npz.parent), repeat)
+    )
+    print(
+        f"  -> npz is {pkl_row['median'] / npz_row['median']:.2f}x faster than the pickle; choosing it costs "
+        f"{pick['median'] * 1000:.1f} ms"
+    )
 
 
 def _interleaved(commands: Dict[str, Tuple[List[str], Dict[str, str]]], repeat: int) -> Dict[str, List[float]]:
@@ -73,8 +77,10 @@ def bench_exec(repeat: int) -> None:
     print(f"`{py} -c 'import numpy'`, {repeat} interleaved runs")
     rows = {name: summarize(name, t) for name, t in _interleaved(commands, repeat).items()}
     bare, site, full = (rows[name]["median"] for name in commands)
-    print(f"  -> the sitecustomize adds {(site - bare) * 1000:.1f} ms to each Python process ({site / bare:.2f}x); "
-          f"decaenv exec adds {(full - bare) * 1000:.1f} ms once ({full / bare:.2f}x)")
+    print(
+        f"  -> the sitecustomize adds {(site - bare) * 1000:.1f} ms to each Python process ({site / bare:.2f}x); "
+        f"decaenv exec adds {(full - bare) * 1000:.1f} ms once ({full / bare:.2f}x)"
+    )
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import summarize  # noqa: E402
+from _common import summarize
 
 WARM_TARGET_S = 0.3
 COLD_MARGIN_S = 0.5
@@ -53,8 +53,9 @@ def timed(argv: Sequence[str], env: Dict[str, str], label: str = "") -> float:
     return elapsed
 
 
-def sample(argv: Sequence[str], repeat: int, env: Dict[str, str], fresh_home: bool = False,
-           warmup: int = 1, label: str = "") -> List[float]:
+def sample(
+    argv: Sequence[str], repeat: int, env: Dict[str, str], fresh_home: bool = False, warmup: int = 1, label: str = ""
+) -> List[float]:
     """`repeat` timings; with `fresh_home`, each run gets an empty DECAENV_HOME (no cached results)."""
     times = []
     for i in range(warmup + repeat):
@@ -85,31 +86,38 @@ def main() -> int:
     data_dir: Path = args.data_dir or (work / "data")
     env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(work / "torch_extensions"))
     doctor = [script, "--data-dir", str(data_dir), "doctor", "--no-build"]
-    print(f"python {sys.version.split()[0]}; {script}; data dir {data_dir}; {os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {sys.version.split()[0]}; {script}; data dir {data_dir}; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     try:
         rows = {
-            "import_torch": summarize('python -c "import torch"',
-                                      sample([py, "-c", "import torch"], args.repeat, env, label="import_torch")),
-            "collect_env": summarize("python -m torch.utils.collect_env",
-                                     sample([py, "-m", "torch.utils.collect_env"], args.repeat, env,
-                                            label="collect_env")),
-            "help": summarize("decaenv --help (CLI start-up)", sample([script, "--help"], args.repeat, env,
-                                                                      label="help")),
-            "cold": summarize("decaenv doctor --no-build (cold)",
-                              sample(doctor, args.repeat, env, fresh_home=True, label="cold")),
+            "import_torch": summarize(
+                'python -c "import torch"', sample([py, "-c", "import torch"], args.repeat, env, label="import_torch")
+            ),
+            "collect_env": summarize(
+                "python -m torch.utils.collect_env",
+                sample([py, "-m", "torch.utils.collect_env"], args.repeat, env, label="collect_env"),
+            ),
+            "help": summarize(
+                "decaenv --help (CLI start-up)", sample([script, "--help"], args.repeat, env, label="help")
+            ),
+            "cold": summarize(
+                "decaenv doctor --no-build (cold)", sample(doctor, args.repeat, env, fresh_home=True, label="cold")
+            ),
         }
         warm_env = dict(env, DECAENV_HOME=str(work / "home"))
         timed(doctor, warm_env)  # fill the cache
-        rows["warm"] = summarize("decaenv doctor --no-build (warm)",
-                                 sample(doctor, args.repeat, warm_env, label="warm"))
+        rows["warm"] = summarize(
+            "decaenv doctor --no-build (warm)", sample(doctor, args.repeat, warm_env, label="warm")
+        )
         full = [script, "--data-dir", str(data_dir), "doctor"]
         if args.with_build:
             build_home = dict(env, DECAENV_HOME=str(work / "build-home"))
-            rows["cold_build"] = summarize("decaenv doctor (cold, with the build probe)",
-                                           [timed(full, build_home)])
-            rows["warm_build"] = summarize("decaenv doctor (warm, build verdict cached)",
-                                           sample(full, args.repeat, build_home, warmup=0))
+            rows["cold_build"] = summarize("decaenv doctor (cold, with the build probe)", [timed(full, build_home)])
+            rows["warm_build"] = summarize(
+                "decaenv doctor (warm, build verdict cached)", sample(full, args.repeat, build_home, warmup=0)
+            )
         report(rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -123,13 +131,17 @@ def report(rows: Dict[str, Dict[str, float]]) -> None:
     torch_s, collect, help_s = rows["import_torch"]["median"], rows["collect_env"]["median"], rows["help"]["median"]
     cold, warm = rows["cold"]["median"], rows["warm"]["median"]
     print(f"  cold doctor / collect_env = {cold / collect:.2f}x; warm doctor / collect_env = {warm / collect:.2f}x")
-    print(f"  cold doctor - import torch = {cold - torch_s:+.2f} s; warm doctor - decaenv --help = "
-          f"{warm - help_s:+.3f} s (the doctor's own warm cost)")
+    print(
+        f"  cold doctor - import torch = {cold - torch_s:+.2f} s; warm doctor - decaenv --help = "
+        f"{warm - help_s:+.3f} s (the doctor's own warm cost)"
+    )
     cold_ok = cold <= torch_s + COLD_MARGIN_S
     warm_ok = warm <= WARM_TARGET_S
     print(f"  target warm <= {WARM_TARGET_S:.1f} s: {'met' if warm_ok else 'MISSED'} ({warm:.3f} s)")
-    print(f"  target cold <= import torch + {COLD_MARGIN_S:.1f} s = {torch_s + COLD_MARGIN_S:.2f} s: "
-          f"{'met' if cold_ok else 'MISSED'} ({cold:.2f} s)")
+    print(
+        f"  target cold <= import torch + {COLD_MARGIN_S:.1f} s = {torch_s + COLD_MARGIN_S:.2f} s: "
+        f"{'met' if cold_ok else 'MISSED'} ({cold:.2f} s)"
+    )
     spread = statistics.pstdev([rows["warm"]["min"], rows["warm"]["max"]])
     print(f"  (warm min {rows['warm']['min']:.3f} s, max {rows['warm']['max']:.3f} s, spread {spread:.3f} s)")
 

@@ -49,8 +49,10 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {' '.join(flags)}; "
-          f"{bf16_support()[1]}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {' '.join(flags)}; "
+        f"{bf16_support()[1]}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory(prefix="decaenv-fastnets-") as tmp:
         make_assets(Path(tmp), seed=0, public_dir=None, with_optimizer=False)
         deca = DECA(tmp, device=args.device, rasterizer="torch")
@@ -92,13 +94,17 @@ def main() -> int:
                 _forward(nets, images, latent)
                 ratios[name].append((time.perf_counter() - start) / eager)
     eager_ms = 1000 * statistics.median(eager_times) / args.batch
-    print(f"  eager fp32 (floor): median {eager_ms:.1f} ms per image at batch {args.batch} ({args.rounds} rounds, "
-          f"{args.device}: {1000 / eager_ms:.0f} images/s)")
+    print(
+        f"  eager fp32 (floor): median {eager_ms:.1f} ms per image at batch {args.batch} ({args.rounds} rounds, "
+        f"{args.device}: {1000 / eager_ms:.0f} images/s)"
+    )
     for name, (_, build, deviation) in variants.items():
         ratio = statistics.median(ratios[name])
-        print(f"  {name:<14} {ratio:5.2f}x the eager time (median of per-round ratios, min {min(ratios[name]):.2f}, "
-              f"max {max(ratios[name]):.2f}; {1000 / (eager_ms * ratio):.0f} images/s); build {build:5.1f} s; codes "
-              f"deviation {deviation:.1e}")
+        print(
+            f"  {name:<14} {ratio:5.2f}x the eager time (median of per-round ratios, min {min(ratios[name]):.2f}, "
+            f"max {max(ratios[name]):.2f}; {1000 / (eager_ms * ratio):.0f} images/s); build {build:5.1f} s; codes "
+            f"deviation {deviation:.1e}"
+        )
     return 0
 
 

@@ -93,8 +93,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rate-mb", type=float, default=0.0,
-                        help="pace the server to this many MB/s (emulate a real link); 0 = as fast as loopback")
+    parser.add_argument(
+        "--rate-mb",
+        type=float,
+        default=0.0,
+        help="pace the server to this many MB/s (emulate a real link); 0 = as fast as loopback",
+    )
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -132,7 +136,8 @@ def run(work: Path, size: int, repeat: int, rate: float = 0.0) -> int:
         manifest.write_text(
             'schema = 1\nname = "bench"\n[licenses.b]\nname = "bench"\nurl = "https://example.org"\n'
             f'[[file]]\nid = "blob"\ndest = "blob.bin"\nlicense = "b"\nsize = {size}\nsha256 = "{digest.hexdigest()}"\n'
-            f'[[file.source]]\nkind = "https"\nurl = "{url}"\n')
+            f'[[file.source]]\nkind = "https"\nurl = "{url}"\n'
+        )
         env = dict(os.environ, DECAENV_MANIFEST=str(manifest), DECAENV_HOME=str(work / "home"))
         decaenv = [sys.executable, "-m", "decaenv"]
         times = {"curl": [], "curl + sha256sum": [], "decaenv fetch": [], "decaenv fetch (file only)": []}
@@ -144,8 +149,9 @@ def run(work: Path, size: int, repeat: int, rate: float = 0.0) -> int:
             t_curl = _timed(["curl", "-sS", "--fail", "-o", str(target / "curl" / "blob.bin"), url])
             t_sum = _timed(["sha256sum", str(target / "curl" / "blob.bin")])
             _settle()
-            t_dec, t_file = _decaenv(decaenv + ["--data-dir", str(target / "decaenv"), "fetch", "--json",
-                                                "--accept-license", "blob"], env)
+            t_dec, t_file = _decaenv(
+                decaenv + ["--data-dir", str(target / "decaenv"), "fetch", "--json", "--accept-license", "blob"], env
+            )
             if i:
                 times["curl"].append(t_curl)
                 times["curl + sha256sum"].append(t_curl + t_sum)
@@ -157,19 +163,30 @@ def run(work: Path, size: int, repeat: int, rate: float = 0.0) -> int:
         server.wait()
     mb = size / 1e6
     link = f"paced to {rate:g} MB/s" if rate else "unpaced"
-    print(f"download of {mb:,.0f} MB from 127.0.0.1, {link} ({repeat} interleaved rounds; wall time incl. "
-          "process start-up)")
+    print(
+        f"download of {mb:,.0f} MB from 127.0.0.1, {link} ({repeat} interleaved rounds; wall time incl. "
+        "process start-up)"
+    )
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, t in medians.items():
-        print(f"  {name:<26} median {t:6.2f} s  {mb / t:8.1f} MB/s   best {min(times[name]):6.2f} s  "
-              f"{mb / min(times[name]):8.1f} MB/s")
-    for label, key in (("whole command", "decaenv fetch"), ("file only, excl. Python/CLI start-up", "decaenv fetch (file only)")):
+        print(
+            f"  {name:<26} median {t:6.2f} s  {mb / t:8.1f} MB/s   best {min(times[name]):6.2f} s  "
+            f"{mb / min(times[name]):8.1f} MB/s"
+        )
+    for label, key in (
+        ("whole command", "decaenv fetch"),
+        ("file only, excl. Python/CLI start-up", "decaenv fetch (file only)"),
+    ):
         ratio = medians["curl"] / medians[key]
         best = min(times["curl"]) / min(times[key])
-        print(f"  decaenv/curl throughput ratio ({label}): median {ratio:.2f}, best {best:.2f} "
-              f"(target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'})")
-    print(f"  decaenv/(curl + sha256sum) ratio (whole command): "
-          f"{medians['curl + sha256sum'] / medians['decaenv fetch']:.2f}")
+        print(
+            f"  decaenv/curl throughput ratio ({label}): median {ratio:.2f}, best {best:.2f} "
+            f"(target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'})"
+        )
+    print(
+        f"  decaenv/(curl + sha256sum) ratio (whole command): "
+        f"{medians['curl + sha256sum'] / medians['decaenv fetch']:.2f}"
+    )
     return verification(blob, size, repeat)
 
 

@@ -61,7 +61,7 @@ class StandInDeca:
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def measure(frames: int, batch: int, work: Path, every: int = 1000) -> dict:
@@ -71,8 +71,7 @@ def measure(frames: int, batch: int, work: Path, every: int = 1000) -> dict:
     start = time.perf_counter()
     write_video(video, frames)
     made = time.perf_counter() - start
-    options = ReconstructOptions(inputs=[video], out_dir=work / "out", batch_size=batch, iscrop=False,
-                                 save=("table",))
+    options = ReconstructOptions(inputs=[video], out_dir=work / "out", batch_size=batch, iscrop=False, save=("table",))
     runner = Reconstructor(options, deca=StandInDeca())
     samples: List[tuple] = []
     seen = [0]
@@ -90,8 +89,16 @@ def measure(frames: int, batch: int, work: Path, every: int = 1000) -> dict:
     rows = len(read_codes(runner.table.path)["name"])
     first_half = [mb for n, mb in samples if n <= frames // 2]
     growth = samples[-1][1] - (first_half[0] if first_half else samples[0][1])
-    return {"frames": frames, "ok": summary.count("ok"), "rows": rows, "seconds": seconds, "video_seconds": made,
-            "samples": samples, "growth_mb": growth, "kept_items": len(summary.items)}
+    return {
+        "frames": frames,
+        "ok": summary.count("ok"),
+        "rows": rows,
+        "seconds": seconds,
+        "video_seconds": made,
+        "samples": samples,
+        "growth_mb": growth,
+        "kept_items": len(summary.items),
+    }
 
 
 def main() -> int:
@@ -102,11 +109,15 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="decaenv-memflat-") as tmp:
         result = measure(args.frames, args.batch, Path(tmp))
-    print(f"{result['ok']} of {result['frames']} frames ok, {result['rows']} table rows, {result['seconds']:.0f} s "
-          f"({result['frames'] / result['seconds']:.0f} frames/s without networks)")
+    print(
+        f"{result['ok']} of {result['frames']} frames ok, {result['rows']} table rows, {result['seconds']:.0f} s "
+        f"({result['frames'] / result['seconds']:.0f} frames/s without networks)"
+    )
     print("RSS by items done: " + ", ".join(f"{n}: {mb:.0f} MB" for n, mb in result["samples"]))
-    print(f"growth from the first sample to the last: {result['growth_mb']:+.1f} MB "
-          f"({1024 * result['growth_mb'] / max(1, result['frames']):.2f} KB per frame); target: flat (< 20 MB)")
+    print(
+        f"growth from the first sample to the last: {result['growth_mb']:+.1f} MB "
+        f"({1024 * result['growth_mb'] / max(1, result['frames']):.2f} KB per frame); target: flat (< 20 MB)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0 if result["growth_mb"] < 20 and result["rows"] == result["frames"] else 1

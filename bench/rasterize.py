@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from decaenv.runtime.rasterizer import available_backends, build, extension, rasterize  # noqa: E402
-from decaenv.runtime.rasterizer.verify import compare  # noqa: E402
-from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
+from decaenv.runtime.rasterizer import available_backends, build, extension, rasterize
+from decaenv.runtime.rasterizer.verify import compare
+from decaenv.synthetic.heads import deca_head_face_vertices
 
 TARGETS = {"cpu": 5.0, "cuda": 1.4}  # ms per 224² image of the compiled kernel (issue 7)
 
@@ -57,8 +57,9 @@ def ensure_extension(device: str, allow_build: bool) -> None:
     print(f"compiled {device} extension not built: building it now (`decaenv build --{device}`) ...")
     result = build(cpu=device == "cpu", cuda=device == "cuda")
     for v in result.variants:
-        print(f"  {v.variant}: {v.status} in {v.seconds:.1f} s"
-              + (f" — {v.diagnosis.one_line()}" if v.diagnosis else ""))
+        print(
+            f"  {v.variant}: {v.status} in {v.seconds:.1f} s" + (f" — {v.diagnosis.one_line()}" if v.diagnosis else "")
+        )
     print(f"compiled {device} extension: {'loaded' if extension.load(retry=True) else extension.load_error()}")
 
 
@@ -102,13 +103,18 @@ def run(args) -> list:
     if args.threads:
         torch.set_num_threads(args.threads)
     ensure_extension(device, not args.no_build)
-    names = args.backends.split(",") if args.backends else [
-        b for b in available_backends(device) if b != "reference" or args.reference]
+    names = (
+        args.backends.split(",")
+        if args.backends
+        else [b for b in available_backends(device) if b != "reference" or args.reference]
+    )
     baseline = device if device in names else names[0]
     batches = [int(b) for b in (args.batches or ("1,8,64" if device == "cuda" else "1,8")).split(",")]
     print(f"machine: {machine(device)}; baseline: {baseline}; load average {load()}")
-    print(f"{'size':>6} {'batch':>5} {'backend':<10} {'ms/image':>10} {'min':>9} {'vs ' + baseline:>10} "
-          f"{'runs':>5}  check")
+    print(
+        f"{'size':>6} {'batch':>5} {'backend':<10} {'ms/image':>10} {'min':>9} {'vs ' + baseline:>10} "
+        f"{'runs':>5}  check"
+    )
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         for batch in batches:
@@ -121,35 +127,52 @@ def run(args) -> list:
                 results[name] = (seconds, out)
                 base_s, base_out = results[baseline]
                 check = "baseline" if name == baseline else compare(base_out, out).describe()
-                row = {"size": size, "batch": batch, "backend": name, "ms_per_image": 1000 * seconds / batch,
-                       "min_ms_per_image": 1000 * fastest / batch, "ratio": seconds / base_s, "runs": runs,
-                       "coverage": float((out.pix_to_face >= 0).float().mean())}
+                row = {
+                    "size": size,
+                    "batch": batch,
+                    "backend": name,
+                    "ms_per_image": 1000 * seconds / batch,
+                    "min_ms_per_image": 1000 * fastest / batch,
+                    "ratio": seconds / base_s,
+                    "runs": runs,
+                    "coverage": float((out.pix_to_face >= 0).float().mean()),
+                }
                 rows.append(row)
-                print(f"{size:>6} {batch:>5} {name:<10} {row['ms_per_image']:>10.3f} {row['min_ms_per_image']:>9.3f} "
-                      f"{row['ratio']:>9.2f}x {runs:>5}  {check}", flush=True)
+                print(
+                    f"{size:>6} {batch:>5} {name:<10} {row['ms_per_image']:>10.3f} {row['min_ms_per_image']:>9.3f} "
+                    f"{row['ratio']:>9.2f}x {runs:>5}  {check}",
+                    flush=True,
+                )
     report_targets(rows, device, baseline)
     return rows
 
 
 def report_targets(rows: list, device: str, baseline: str) -> None:
     def ms(backend, size, batch):
-        return next((r["ms_per_image"] for r in rows if (r["backend"], r["size"], r["batch"]) == (backend, size, batch)),
-                    None)
+        return next(
+            (r["ms_per_image"] for r in rows if (r["backend"], r["size"], r["batch"]) == (backend, size, batch)), None
+        )
 
     print(f"coverage of the head: {100 * rows[0]['coverage']:.0f} % of the image; load average now {load()}")
     base224 = ms(device, 224, 1)
     if base224 is not None:
         verdict = "met" if base224 <= TARGETS[device] else "NOT met"
-        print(f"target: {device} kernel <= {TARGETS[device]} ms per 224² image at batch 1: {base224:.3f} ms ({verdict})")
+        print(
+            f"target: {device} kernel <= {TARGETS[device]} ms per 224² image at batch 1: {base224:.3f} ms ({verdict})"
+        )
     if device == "cuda" and base224 is not None and ms("cuda", 224, 64) is not None:
         speedup = TARGETS["cuda"] / ms("cuda", 224, 64)
-        print(f"target: batch 64 at least 3x faster per image than 1.4 ms: {speedup:.1f}x "
-              f"({'met' if speedup >= 3 else 'NOT met'})")
+        print(
+            f"target: batch 64 at least 3x faster per image than 1.4 ms: {speedup:.1f}x "
+            f"({'met' if speedup >= 3 else 'NOT met'})"
+        )
     if device == "cpu" and baseline == "cpu":
         worst = max((r["ratio"] for r in rows if r["backend"] == "torch"), default=None)
         if worst is not None:
-            print(f"target: torch backend within 10x of the cpu kernel: worst {worst:.1f}x "
-                  f"({'met' if worst <= 10 else 'NOT met'})")
+            print(
+                f"target: torch backend within 10x of the cpu kernel: worst {worst:.1f}x "
+                f"({'met' if worst <= 10 else 'NOT met'})"
+            )
 
 
 def main(argv=None) -> int:

@@ -93,14 +93,23 @@ def child(args) -> None:
 
     images = sorted(Path(args.images).iterdir())
     out = Path(tempfile.mkdtemp(prefix="decaenv-bench-out-"))
-    options = ReconstructOptions(inputs=[Path(args.images)], out_dir=out, data_dir=Path(args.data_dir),
-                                 device=args.device, batch_size=args.batch, detector=args.detector,
-                                 rasterizer=args.rasterizer, save=args.save.split(","),
-                                 render_orig=args.render_orig, precision=args.precision, graph=args.graph)
+    options = ReconstructOptions(
+        inputs=[Path(args.images)],
+        out_dir=out,
+        data_dir=Path(args.data_dir),
+        device=args.device,
+        batch_size=args.batch,
+        detector=args.detector,
+        rasterizer=args.rasterizer,
+        save=args.save.split(","),
+        render_orig=args.render_orig,
+        precision=args.precision,
+        graph=args.graph,
+    )
     start = time.perf_counter()
     runner = _timed_runner(Reconstructor)(options)
     load = time.perf_counter() - start
-    warm = ReconstructOptions(**{**options.__dict__, "inputs": images[:args.batch], "out_dir": out / "warm"})
+    warm = ReconstructOptions(**{**options.__dict__, "inputs": images[: args.batch], "out_dir": out / "warm"})
     Reconstructor(warm, deca=runner.deca, detector_choice=runner.detector).run()
     best, floors = None, []
     for _ in range(args.repeat):  # best of: the machine may be shared
@@ -118,51 +127,85 @@ def child(args) -> None:
     _, total, summary, stages = best
     floor_seconds = min(floors)
     n = summary.count("ok")
-    result = {"batch": args.batch, "images": n, "failed": summary.count("failed"), "seconds": total,
-              "load_seconds": load, "stages": stages, "floor_per_image": floor_seconds / max(1, n),
-              "repeat": args.repeat,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "device": str(runner.deca.device), "rasterizer": runner.deca.rasterizer.name,
-              "detector": runner.detector.name if runner.detector else "none",
-              "threads": torch.get_num_threads(), "save": args.save, "precision": args.precision,
-              "graph": args.graph, "loadavg": os.getloadavg()[0]}
+    result = {
+        "batch": args.batch,
+        "images": n,
+        "failed": summary.count("failed"),
+        "seconds": total,
+        "load_seconds": load,
+        "stages": stages,
+        "floor_per_image": floor_seconds / max(1, n),
+        "repeat": args.repeat,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(runner.deca.device),
+        "rasterizer": runner.deca.rasterizer.name,
+        "detector": runner.detector.name if runner.detector else "none",
+        "threads": torch.get_num_threads(),
+        "save": args.save,
+        "precision": args.precision,
+        "graph": args.graph,
+        "loadavg": os.getloadavg()[0],
+    }
     if runner.deca.device.type == "cuda":
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result))
 
 
 def _report(rows) -> None:
-    print(f"\n  device {rows[0]['device']}, rasterizer {rows[0]['rasterizer']}, detector {rows[0]['detector']}, "
-          f"{rows[0]['threads']} torch threads; ms per image:")
-    print("  " + f"{'batch':>5} {'img/s':>7} " + " ".join(f"{s:>7}" for s in ALL_STAGES)
-          + f" {'model':>7} {'floor':>7} {'vs floor':>9} {'in-run':>7} {'peak RSS':>9}")
+    print(
+        f"\n  device {rows[0]['device']}, rasterizer {rows[0]['rasterizer']}, detector {rows[0]['detector']}, "
+        f"{rows[0]['threads']} torch threads; ms per image:"
+    )
+    print(
+        "  "
+        + f"{'batch':>5} {'img/s':>7} "
+        + " ".join(f"{s:>7}" for s in ALL_STAGES)
+        + f" {'model':>7} {'floor':>7} {'vs floor':>9} {'in-run':>7} {'peak RSS':>9}"
+    )
     for r in rows:
         per = {s: 1000 * r["stages"].get(s, 0.0) / r["images"] for s in ALL_STAGES + ("detail_net",)}
         model = sum(per[s] for s in MODEL_STAGES)
         floor = 1000 * r["floor_per_image"]
         in_run = (model - per["encode"] - per["detail_net"]) / model
         r.update(model_ms=model, floor_ms=floor, overhead=(model - floor) / model, overhead_in_run=in_run)
-        print("  " + f"{r['batch']:>5} {r['images'] / r['seconds']:>7.2f} " + " ".join(f"{per[s]:>7.0f}" for s in ALL_STAGES)
-              + f" {model:>7.0f} {floor:>7.0f} {r['overhead']:>9.0%} {in_run:>7.0%} {r['peak_rss_mb']:>7.0f}MB")
-    print("  model = encode + flame + detail + render; floor = bare eager-fp32 E_flame + E_detail + D_detail "
-          f"forwards on the same crops, timed after each run (best of {rows[0]['repeat']} runs, and of the floors);")
-    print("  vs floor = (model - floor) / model; in-run = (model - encode - D_detail forward) / model, both timed "
-          "inside the same run (robust when the machine is shared)")
+        print(
+            "  "
+            + f"{r['batch']:>5} {r['images'] / r['seconds']:>7.2f} "
+            + " ".join(f"{per[s]:>7.0f}" for s in ALL_STAGES)
+            + f" {model:>7.0f} {floor:>7.0f} {r['overhead']:>9.0%} {in_run:>7.0%} {r['peak_rss_mb']:>7.0f}MB"
+        )
+    print(
+        "  model = encode + flame + detail + render; floor = bare eager-fp32 E_flame + E_detail + D_detail "
+        f"forwards on the same crops, timed after each run (best of {rows[0]['repeat']} runs, and of the floors);"
+    )
+    print(
+        "  vs floor = (model - floor) / model; in-run = (model - encode - D_detail forward) / model, both timed "
+        "inside the same run (robust when the machine is shared)"
+    )
     last = max(rows, key=lambda r: r["batch"])
     worst = max(last["overhead"], last["overhead_in_run"])
-    print("  whole run per image vs the eager-fp32 floor (same run): " + ", ".join(
-        f"batch {r['batch']} {1000 * r['seconds'] / max(1, r['images']):.0f} ms = "
-        f"{r['seconds'] / max(1, r['images']) / max(1e-9, r['floor_per_image']):.2f}x floor" for r in rows))
+    print(
+        "  whole run per image vs the eager-fp32 floor (same run): "
+        + ", ".join(
+            f"batch {r['batch']} {1000 * r['seconds'] / max(1, r['images']):.0f} ms = "
+            f"{r['seconds'] / max(1, r['images']) / max(1e-9, r['floor_per_image']):.2f}x floor"
+            for r in rows
+        )
+    )
     ratio = last["seconds"] / max(1, last["images"]) / max(1e-9, last["floor_per_image"])
     last["ratio_to_floor"] = ratio
     codes_only = set(last["save"].split(",")) <= {"codes", "table"}
     target = (0.4 if last["precision"] == "bf16" else 0.8) if codes_only else 1.0
-    print(f"  target (issue 16, --save {last['save']}, {last['precision']}): <= {target}x floor: "
-          f"{'met' if ratio <= target else 'NOT met'} ({ratio:.2f}x); load average {last['loadavg']:.1f} on "
-          f"{os.cpu_count()} CPUs")
-    print(f"  batch {last['batch']}: non-network share {last['overhead']:.0%} vs floor, {last['overhead_in_run']:.0%} "
-          f"in-run (target <= 30 %: {'met' if worst <= 0.30 else 'NOT met'}), peak RSS "
-          f"{last['peak_rss_mb'] / 1024:.2f} GB (target <= 3 GB: {'met' if last['peak_rss_mb'] <= 3072 else 'NOT met'})")
+    print(
+        f"  target (issue 16, --save {last['save']}, {last['precision']}): <= {target}x floor: "
+        f"{'met' if ratio <= target else 'NOT met'} ({ratio:.2f}x); load average {last['loadavg']:.1f} on "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"  batch {last['batch']}: non-network share {last['overhead']:.0%} vs floor, {last['overhead_in_run']:.0%} "
+        f"in-run (target <= 30 %: {'met' if worst <= 0.30 else 'NOT met'}), peak RSS "
+        f"{last['peak_rss_mb'] / 1024:.2f} GB (target <= 3 GB: {'met' if last['peak_rss_mb'] <= 3072 else 'NOT met'})"
+    )
 
 
 def main() -> int:
@@ -190,8 +233,10 @@ def main() -> int:
     from decaenv.runtime.hardware import cpu_flags
 
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
-    print(f"CPU flags: {' '.join(flags) or 'unknown'}; bf16: {bf16_support()[1]}; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"CPU flags: {' '.join(flags) or 'unknown'}; bf16: {bf16_support()[1]}; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     work = Path(tempfile.mkdtemp(prefix="decaenv-bench-"))
     if not args.data_dir:
         from decaenv.selftest import SelftestOptions, find_public_topology
@@ -206,10 +251,31 @@ def main() -> int:
         args.images = str(work / "images")
     rows = []
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        cmd = [sys.executable, __file__, "--child", "--batch", str(batch), "--device", args.device, "--images",
-               args.images, "--data-dir", args.data_dir, "--detector", args.detector, "--rasterizer",
-               args.rasterizer, "--save", args.save, "--repeat", str(args.repeat), "--precision", args.precision,
-               "--graph", args.graph]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--batch",
+            str(batch),
+            "--device",
+            args.device,
+            "--images",
+            args.images,
+            "--data-dir",
+            args.data_dir,
+            "--detector",
+            args.detector,
+            "--rasterizer",
+            args.rasterizer,
+            "--save",
+            args.save,
+            "--repeat",
+            str(args.repeat),
+            "--precision",
+            args.precision,
+            "--graph",
+            args.graph,
+        ]
         cmd += ["--render-orig"] if args.render_orig else []
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         if done.returncode != 0:

@@ -70,8 +70,10 @@ def main() -> None:
         write_checkpoint(path, 0, with_optimizer=True)
     size = path.stat().st_size
     isal = crc32_function()
-    print(f"python {platform.python_version()}, zlib {zlib.ZLIB_RUNTIME_VERSION}, crc32 from "
-          f"{getattr(isal, '__module__', '?')}; {cpu_flags()}")
+    print(
+        f"python {platform.python_version()}, zlib {zlib.ZLIB_RUNTIME_VERSION}, crc32 from "
+        f"{getattr(isal, '__module__', '?')}; {cpu_flags()}"
+    )
     print(f"file: {path} ({size / 1e6:,.1f} MB)")
     runs = {
         "verify_zip_crc, isal crc32": lambda: verify_zip_crc(path, crc32=isal),
@@ -90,8 +92,10 @@ def main() -> None:
     base = statistics.median(times["zipfile reads every member (baseline)"])
     for name, sample in times.items():
         med = statistics.median(sample)
-        print(f"  {name:<42} median {med:6.3f} s  {size / med / 1e9:5.2f} GB/s  "
-              f"(min {min(sample):.3f}, max {max(sample):.3f}, n={len(sample)})  {base / med:4.1f}x the baseline")
+        print(
+            f"  {name:<42} median {med:6.3f} s  {size / med / 1e9:5.2f} GB/s  "
+            f"(min {min(sample):.3f}, max {max(sample):.3f}, n={len(sample)})  {base / med:4.1f}x the baseline"
+        )
     if tmp is not None:
         tmp.cleanup()
 

@@ -60,8 +60,9 @@ def process_start_time(pid: int) -> Optional[float]:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
@@ -194,8 +195,12 @@ def read_holder(path: Path) -> Optional[dict]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    well_formed = isinstance(data, dict) and isinstance(data.get("pid"), int) and \
-        isinstance(data.get("started", 0), (int, float)) and not isinstance(data.get("started", 0), bool)
+    well_formed = (
+        isinstance(data, dict)
+        and isinstance(data.get("pid"), int)
+        and isinstance(data.get("started", 0), (int, float))
+        and not isinstance(data.get("started", 0), bool)
+    )
     return data if well_formed else None
 
 
@@ -227,8 +232,9 @@ def _describe(holder: Optional[dict], path: Path) -> str:
     if not holder:
         return f"an unknown process (lock {path})"
     since = time.strftime("%H:%M:%S", time.localtime(float(holder.get("started", 0))))
-    return (f"process {holder.get('pid')} on host {holder.get('host')} since {since} "
-            f"({holder.get('purpose', 'decaenv')})")
+    return (
+        f"process {holder.get('pid')} on host {holder.get('host')} since {since} ({holder.get('purpose', 'decaenv')})"
+    )
 
 
 class ProcessLock:
@@ -244,8 +250,14 @@ class ProcessLock:
     `waited` the seconds spent waiting.
     """
 
-    def __init__(self, path: Path, timeout: Optional[float] = None, purpose: str = "decaenv",
-                 on_wait: Optional[Callable[[str], None]] = None, poll: float = 0.2):
+    def __init__(
+        self,
+        path: Path,
+        timeout: Optional[float] = None,
+        purpose: str = "decaenv",
+        on_wait: Optional[Callable[[str], None]] = None,
+        poll: float = 0.2,
+    ):
         self.path, self.timeout, self.purpose, self.on_wait, self.poll = Path(path), timeout, purpose, on_wait, poll
         self.took_over: Optional[dict] = None
         self.waited = 0.0
@@ -258,8 +270,13 @@ class ProcessLock:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        content = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                   "purpose": self.purpose, "token": self._token}
+        content = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "purpose": self.purpose,
+            "token": self._token,
+        }
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(content, handle)
         return True

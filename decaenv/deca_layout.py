@@ -35,17 +35,31 @@ DATA_FILES: Dict[str, str] = {
 }
 
 #: DECA's public topology files (DECA's repository ships them; no licence to accept).
-PUBLIC_FILES: Tuple[str, ...] = tuple(DATA_FILES[a] for a in (
-    "topology_path", "flame_lmk_embedding_path", "fixed_displacement_path", "mean_tex_path",
-    "face_eye_mask_path", "face_mask_path"))
+PUBLIC_FILES: Tuple[str, ...] = tuple(
+    DATA_FILES[a]
+    for a in (
+        "topology_path",
+        "flame_lmk_embedding_path",
+        "fixed_displacement_path",
+        "mean_tex_path",
+        "face_eye_mask_path",
+        "face_mask_path",
+    )
+)
 
 #: Licensed files the user must supply (or `decaenv fetch` with an account): DECA's weights and FLAME.
 USER_FILES: Tuple[str, ...] = (CHECKPOINT_FILE, FLAME_FILE)
 
 #: Files whose presence marks a folder as a DECA `data/` folder (public files and user-supplied ones).
-DATA_MARKERS: Tuple[str, ...] = (FLAME_FILE, FLAME_NPZ_FILE, CHECKPOINT_FILE, DATA_FILES["topology_path"],
-                                 DATA_FILES["flame_lmk_embedding_path"], DATA_FILES["fixed_displacement_path"],
-                                 FLAME_FOLDER)
+DATA_MARKERS: Tuple[str, ...] = (
+    FLAME_FILE,
+    FLAME_NPZ_FILE,
+    CHECKPOINT_FILE,
+    DATA_FILES["topology_path"],
+    DATA_FILES["flame_lmk_embedding_path"],
+    DATA_FILES["fixed_displacement_path"],
+    FLAME_FOLDER,
+)
 
 
 def has_flame(folder: Path) -> bool:
@@ -82,13 +96,15 @@ DETAIL_CONV_BLOCKS = ((2, 128, 128), (6, 128, 64), (10, 64, 64), (14, 64, 32), (
 
 
 def _batchnorm(prefix: str, channels: int) -> Dict[str, Shape]:
-    return OrderedDict([
-        (f"{prefix}.weight", (channels,)),
-        (f"{prefix}.bias", (channels,)),
-        (f"{prefix}.running_mean", (channels,)),
-        (f"{prefix}.running_var", (channels,)),
-        (f"{prefix}.num_batches_tracked", ()),
-    ])
+    return OrderedDict(
+        [
+            (f"{prefix}.weight", (channels,)),
+            (f"{prefix}.bias", (channels,)),
+            (f"{prefix}.running_mean", (channels,)),
+            (f"{prefix}.running_var", (channels,)),
+            (f"{prefix}.num_batches_tracked", ()),
+        ]
+    )
 
 
 def resnet50_layout(prefix: str = "") -> Dict[str, Shape]:
@@ -143,11 +159,13 @@ def detail_decoder_layout() -> Dict[str, Shape]:
 
 def checkpoint_layout() -> Dict[str, Dict[str, Shape]]:
     """`{'E_flame': {...}, 'E_detail': {...}, 'D_detail': {...}}` with every key and shape."""
-    return OrderedDict([
-        ("E_flame", encoder_layout(N_FLAME_CODE)),
-        ("E_detail", encoder_layout(N_DETAIL_CODE)),
-        ("D_detail", detail_decoder_layout()),
-    ])
+    return OrderedDict(
+        [
+            ("E_flame", encoder_layout(N_FLAME_CODE)),
+            ("E_detail", encoder_layout(N_DETAIL_CODE)),
+            ("D_detail", detail_decoder_layout()),
+        ]
+    )
 
 
 def is_buffer(key: str) -> bool:

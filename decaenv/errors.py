@@ -35,8 +35,14 @@ class DecaenvError(Exception):
 
     exit_code: int = EXIT_FAILURE
 
-    def __init__(self, message: str, *, hint: Optional[str] = None, path: Optional[os.PathLike] = None,
-                 code: Optional[enum.Enum] = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: Optional[str] = None,
+        path: Optional[os.PathLike] = None,
+        code: Optional[enum.Enum] = None,
+    ):
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -96,8 +102,14 @@ class FileSystemError(DecaenvError):
         errno: the OSError's errno (None when unknown).
     """
 
-    def __init__(self, message: str, *, hint: Optional[str] = None, path: Optional[os.PathLike] = None,
-                 errno_: Optional[int] = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: Optional[str] = None,
+        path: Optional[os.PathLike] = None,
+        errno_: Optional[int] = None,
+    ):
         super().__init__(message, hint=hint, path=path)
         self.errno = errno_
 
@@ -130,8 +142,9 @@ def os_error(exc: OSError, path: Optional[os.PathLike] = None, action: str = "us
     why, fix = _OS_HINTS.get(exc.errno or -2, (exc.strerror or str(exc), "check the path and retry"))
     name = errno.errorcode.get(exc.errno or -2, "")
     target = f" {os.fspath(where)}" if where is not None else ""
-    return FileSystemError(f"cannot {action}{target}: {why}" + (f" ({name})" if name else ""), hint=fix,
-                           path=where, errno_=exc.errno)
+    return FileSystemError(
+        f"cannot {action}{target}: {why}" + (f" ({name})" if name else ""), hint=fix, path=where, errno_=exc.errno
+    )
 
 
 class InternalError(DecaenvError):

@@ -28,5 +28,7 @@ def required_weight_urls() -> Dict[str, str]:
         table = api.models_urls.get(_torch_series(torch.__version__), api.default_model_urls)
     else:
         table = api.models_urls
-    return {"landmarks": table.get(LANDMARKS_NETWORK, ""),
-            "detector": getattr(sfd_detector, "models_urls", {}).get("s3fd", "")}
+    return {
+        "landmarks": table.get(LANDMARKS_NETWORK, ""),
+        "detector": getattr(sfd_detector, "models_urls", {}).get("s3fd", ""),
+    }

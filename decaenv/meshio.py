@@ -58,8 +58,10 @@ def read_obj(path: os.PathLike) -> ObjMesh:
                 elif line.startswith("f "):
                     tokens = line.split()[1:]
                     if len(tokens) != 3:
-                        raise DataError(f"{path}:{lineno}: face with {len(tokens)} corners; only triangles "
-                                        "are supported", hint="triangulate the mesh")
+                        raise DataError(
+                            f"{path}:{lineno}: face with {len(tokens)} corners; only triangles are supported",
+                            hint="triangulate the mesh",
+                        )
                     parsed = [_parse_face_token(t) for t in tokens]
                     f.append([p[0] - 1 for p in parsed])
                     if all(p[1] is not None for p in parsed):
@@ -87,8 +89,16 @@ def _validate(mesh: ObjMesh, path: Path) -> None:
         raise DataError(f"{path}: texture index out of range", hint="re-download it", path=path)
 
 
-def format_obj(v: np.ndarray, f: np.ndarray, vt: Optional[np.ndarray] = None, ft: Optional[np.ndarray] = None,
-               *, mtllib: Optional[str] = None, material: Optional[str] = None, header: str = "") -> str:
+def format_obj(
+    v: np.ndarray,
+    f: np.ndarray,
+    vt: Optional[np.ndarray] = None,
+    ft: Optional[np.ndarray] = None,
+    *,
+    mtllib: Optional[str] = None,
+    material: Optional[str] = None,
+    header: str = "",
+) -> str:
     """OBJ text for a triangle mesh (1-based indices). `vt`/`ft` are optional.
 
     Args:

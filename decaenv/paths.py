@@ -25,6 +25,7 @@ from decaenv.errors import UsageError
 ENV_HOME = "DECAENV_HOME"
 ENV_DATA_DIR = "DECAENV_DATA_DIR"
 
+
 @dataclass(frozen=True)
 class DataDir:
     """A resolved data dir and where the choice came from.
@@ -54,8 +55,10 @@ class DataDir:
             UsageError: the folder does not exist.
         """
         if not self.path.is_dir():
-            raise UsageError(f"data dir {self.describe()} does not exist",
-                             hint="pass an existing folder to --data-dir, or run `decaenv fetch` to create it")
+            raise UsageError(
+                f"data dir {self.describe()} does not exist",
+                hint="pass an existing folder to --data-dir, or run `decaenv fetch` to create it",
+            )
         return self
 
 
@@ -89,8 +92,9 @@ def is_deca_data_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in DATA_MARKERS)
 
 
-def resolve_data_dir(flag: Union[None, str, os.PathLike] = None, *, must_exist: bool = False,
-                     cwd: Optional[Path] = None) -> DataDir:
+def resolve_data_dir(
+    flag: Union[None, str, os.PathLike] = None, *, must_exist: bool = False, cwd: Optional[Path] = None
+) -> DataDir:
     """Resolve the data dir (see the module docstring for the order).
 
     Args:
@@ -113,6 +117,5 @@ def resolve_data_dir(flag: Union[None, str, os.PathLike] = None, *, must_exist: 
         else:
             chosen = DataDir(home_dir() / "data", "default")
     if chosen.path.exists() and not chosen.path.is_dir():
-        raise UsageError(f"data dir {chosen.describe()} is a file, not a folder",
-                         hint="pass a folder to --data-dir")
+        raise UsageError(f"data dir {chosen.describe()} is a file, not a folder", hint="pass a folder to --data-dir")
     return chosen.require_existing() if must_exist else chosen

@@ -58,8 +58,13 @@ class SelftestReport:
         return f"fail: stage '{bad.name}' {bad.status}: {bad.summary}"
 
     def to_json(self) -> dict:
-        return {"schema": 1, "verdict": "pass" if self.passed else "fail", "message": self.verdict,
-                "out_dir": self.out_dir, "stages": [asdict(s) for s in self.stages]}
+        return {
+            "schema": 1,
+            "verdict": "pass" if self.passed else "fail",
+            "message": self.verdict,
+            "out_dir": self.out_dir,
+            "stages": [asdict(s) for s in self.stages],
+        }
 
 
 @dataclass
@@ -127,8 +132,7 @@ _RUNNERS: Dict[str, Callable[[Dict[str, object], SelftestOptions], str]] = {
 }
 
 
-def run_selftest(options: SelftestOptions,
-                 on_stage: Optional[Callable[[StageResult], None]] = None) -> SelftestReport:
+def run_selftest(options: SelftestOptions, on_stage: Optional[Callable[[StageResult], None]] = None) -> SelftestReport:
     """Run every stage in order; a stage whose requirement (`REQUIRES`) did not pass is "skip"."""
     results: List[StageResult] = []
     status: Dict[str, str] = {}

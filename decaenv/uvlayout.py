@@ -19,8 +19,15 @@ import numpy as np
 
 from decaenv.errors import DataError
 
-DENSE_KEYS = ("img_size", "f", "x_coords", "y_coords", "valid_pixel_ids", "valid_pixel_3d_faces",
-              "valid_pixel_b_coords")
+DENSE_KEYS = (
+    "img_size",
+    "f",
+    "x_coords",
+    "y_coords",
+    "valid_pixel_ids",
+    "valid_pixel_3d_faces",
+    "valid_pixel_b_coords",
+)
 DENSE_HINT = "use DECA's data/texture_data_256.npy (decaenv fetch texture-data)"
 
 
@@ -96,8 +103,9 @@ def build_dense_template(face: np.ndarray, bary: np.ndarray, mesh_faces: np.ndar
     }
 
 
-def validate_dense_template(template: object, name: str = "texture_data_256.npy",
-                            n_vertices: Optional[int] = None, size: Optional[int] = None) -> Dict[str, object]:
+def validate_dense_template(
+    template: object, name: str = "texture_data_256.npy", n_vertices: Optional[int] = None, size: Optional[int] = None
+) -> Dict[str, object]:
     """Check that DECA's code can use a dense template (the one validator for runtime, fetch and doctor).
 
     Accepts exactly what DECA's `upsample_mesh` can index: equal `x_coords`/`y_coords` lengths, integer
@@ -112,6 +120,7 @@ def validate_dense_template(template: object, name: str = "texture_data_256.npy"
     Raises:
         DataError: one line saying what is wrong.
     """
+
     def bad(text: str) -> DataError:
         return DataError(f"dense template {name} {text}", hint=DENSE_HINT, path=Path(name))
 
@@ -168,8 +177,10 @@ def _check_indices(t: Dict[str, np.ndarray], bad, n_vertices: Optional[int], siz
     ids, n = t["valid_pixel_ids"], len(t["valid_pixel_ids"])
     grid = len(t["x_coords"])
     if n and (ids.min() < 0 or ids.max() >= grid):
-        raise bad(f"has valid_pixel_ids up to {int(ids.max())} but x_coords/y_coords hold {grid} texels "
-                  "(a layout DECA's upsample_mesh cannot index)")
+        raise bad(
+            f"has valid_pixel_ids up to {int(ids.max())} but x_coords/y_coords hold {grid} texels "
+            "(a layout DECA's upsample_mesh cannot index)"
+        )
     if len(t["f"]) and (t["f"].min() < 0 or t["f"].max() >= n):
         raise bad(f"has faces (f) indexing vertex {int(t['f'].max())} of {n} dense vertices")
     faces3d = t["valid_pixel_3d_faces"]

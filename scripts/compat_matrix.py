@@ -108,9 +108,15 @@ def base_requirements() -> List[str]:
 
 
 def smoke_downloads() -> List[List[str]]:
-    return [["numpy==1.26.4"], ["numpy>=2,<3"], ["scipy", "six", "setuptools", "wheel", "pip"], base_requirements(),
-            ["--no-deps", "face-alignment==1.3.5"], ["--no-deps", "face-alignment==1.5.0"],
-            ["--no-deps", "--no-build-isolation", "chumpy==0.70"]]
+    return [
+        ["numpy==1.26.4"],
+        ["numpy>=2,<3"],
+        ["scipy", "six", "setuptools", "wheel", "pip"],
+        base_requirements(),
+        ["--no-deps", "face-alignment==1.3.5"],
+        ["--no-deps", "face-alignment==1.5.0"],
+        ["--no-deps", "--no-build-isolation", "chumpy==0.70"],
+    ]
 
 
 def download_wheels(dest: Path) -> None:
@@ -125,8 +131,10 @@ def download_wheels(dest: Path) -> None:
 
 def interpreter(version: str) -> Optional[Path]:
     """Full path of the newest pyenv interpreter for X.Y (pyenv shims for non-global versions do not work)."""
-    candidates = sorted((PYENV_ROOT / "versions").glob(f"{version}.*/bin/python3"),
-                        key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()])
+    candidates = sorted(
+        (PYENV_ROOT / "versions").glob(f"{version}.*/bin/python3"),
+        key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()],
+    )
     return candidates[-1] if candidates else None
 
 
@@ -144,8 +152,9 @@ def _last_error(text: str) -> str:
 
 def build_wheel(out_dir: Path) -> Path:
     """Build decaenv's wheel once (the cells install exactly what users would)."""
-    out = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir),
-                str(REPO)])
+    out = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir), str(REPO)]
+    )
     if out.returncode != 0:
         raise SystemExit(f"cannot build decaenv's wheel: {_last_error(out.stderr)}")
     return next(out_dir.glob("decaenv-*.whl"))
@@ -175,8 +184,10 @@ def _install(cell: Cell, venv: Path, wheel: Path) -> str:
         steps.append(("face_alignment deps", list(FA_FULL_DEPS if cell.with_torch else FA_LIGHT_DEPS)))
     steps.append(("face_alignment", ["--no-deps", f"face-alignment=={cell.face_alignment}"]))
     if cell.chumpy:
-        steps += [("chumpy build deps", ["scipy", "six"]),
-                  ("chumpy", ["--no-build-isolation", f"chumpy=={cell.chumpy}"])]
+        steps += [
+            ("chumpy build deps", ["scipy", "six"]),
+            ("chumpy", ["--no-build-isolation", f"chumpy=={cell.chumpy}"]),
+        ]
     if cell.with_torch:
         steps.append(("test deps", ["pytest", "pytest-timeout"]))
     for label, args in steps:
@@ -190,12 +201,14 @@ def _install(cell: Cell, venv: Path, wheel: Path) -> str:
 
 
 def _versions(venv: Path) -> Dict[str, str]:
-    code = ("import importlib.metadata as m, json, platform\n"
-            "out = {'python': platform.python_version()}\n"
-            "for d in ('numpy', 'torch', 'face-alignment', 'chumpy', 'decaenv'):\n"
-            "    try: out[d] = m.version(d)\n"
-            "    except m.PackageNotFoundError: out[d] = '-'\n"
-            "print(json.dumps(out))")
+    code = (
+        "import importlib.metadata as m, json, platform\n"
+        "out = {'python': platform.python_version()}\n"
+        "for d in ('numpy', 'torch', 'face-alignment', 'chumpy', 'decaenv'):\n"
+        "    try: out[d] = m.version(d)\n"
+        "    except m.PackageNotFoundError: out[d] = '-'\n"
+        "print(json.dumps(out))"
+    )
     out = _run([str(venv / "bin" / "python"), "-c", code])
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
@@ -209,13 +222,20 @@ def summarize_doctor(report: dict) -> Dict[str, object]:
     `decaenv doctor --json` (schema v1)."""
     checks = report.get("checks", [])
     problems = [f"{c['id']}: {c.get('summary', '')}" for c in checks if c.get("status") in ("fail", "crash", "timeout")]
-    summaries = {c["id"]: f"{c.get('status')}: {c.get('summary', '')}" for c in checks
-                 if c["id"] in KEY_CHECKS or c.get("status") in ("warn", "fail", "crash", "timeout")}
+    summaries = {
+        c["id"]: f"{c.get('status')}: {c.get('summary', '')}"
+        for c in checks
+        if c["id"] in KEY_CHECKS or c.get("status") in ("warn", "fail", "crash", "timeout")
+    }
     verdict = report.get("verdict")
     if isinstance(verdict, dict):
         verdict = verdict.get("line") or json.dumps(verdict)
-    return {"verdict": verdict or "", "problems": problems, "summaries": summaries,
-            "checks": {c["id"]: c.get("status", "?") for c in checks}}
+    return {
+        "verdict": verdict or "",
+        "problems": problems,
+        "summaries": summaries,
+        "checks": {c["id"]: c.get("status", "?") for c in checks},
+    }
 
 
 def run_cell(cell: Cell, wheel: Path, data_dir: Path) -> CellResult:
@@ -247,8 +267,9 @@ def run_cell(cell: Cell, wheel: Path, data_dir: Path) -> CellResult:
     result.versions = _versions(venv)
     env = dict(os.environ, DECAENV_DATA_DIR=str(data_dir), DECAENV_HOME=str(venv / "decaenv-home"))
     env.pop("DECAENV_DEBUG", None)
-    doctor = _run([str(venv / "bin" / "python"), "-m", "decaenv", "doctor", "--json", "--no-build", "--no-cache"],
-                  env=env)
+    doctor = _run(
+        [str(venv / "bin" / "python"), "-m", "decaenv", "doctor", "--json", "--no-build", "--no-cache"], env=env
+    )
     result.doctor_exit = doctor.returncode
     try:
         summary = summarize_doctor(json.loads(doctor.stdout))
@@ -257,9 +278,24 @@ def run_cell(cell: Cell, wheel: Path, data_dir: Path) -> CellResult:
     except (json.JSONDecodeError, KeyError, TypeError):
         result.verdict = f"doctor gave no JSON (exit {doctor.returncode}): {_last_error(doctor.stderr)}"
     if cell.with_torch:
-        tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "--rootdir", str(REPO), *[str(REPO / t) for t in RUNTIME_TESTS]],
-                               capture_output=True, text=True, env=env, cwd=str(venv), timeout=STEP_TIMEOUT_S)
+        tests = subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                str(REPO),
+                *[str(REPO / t) for t in RUNTIME_TESTS],
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(venv),
+            timeout=STEP_TIMEOUT_S,
+        )
         tail = [ln for ln in tests.stdout.splitlines() if ln.strip()][-1:] or ["no output"]
         result.tests = ("passed: " if tests.returncode == 0 else "FAILED: ") + tail[0]
     result.seconds = time.perf_counter() - start
@@ -320,9 +356,11 @@ def write_markdown(results: List[CellResult], path: Path, seconds: float) -> Non
         verdict = f"{r.verdict} ({r.doctor_exit})" if r.installed else r.install_error
         key = [_short(r.summaries.get(cid, "-")) for cid in KEY_CHECKS]
         others = "; ".join(_short(f"{cid} {text}") for cid, text in r.summaries.items() if cid not in KEY_CHECKS)
-        lines.append(f"| {r.python} | {numpy} | {r.face_alignment} | {r.chumpy} | {_cell_status(r)} | "
-                     f"{_md_escape(verdict)} | {' | '.join(_md_escape(k) for k in key)} | "
-                     f"{_md_escape(others or '-')} | {_md_escape(r.tests)} |")
+        lines.append(
+            f"| {r.python} | {numpy} | {r.face_alignment} | {r.chumpy} | {_cell_status(r)} | "
+            f"{_md_escape(verdict)} | {' | '.join(_md_escape(k) for k in key)} | "
+            f"{_md_escape(others or '-')} | {_md_escape(r.tests)} |"
+        )
     lines += ["", "Per-check statuses of every cell are in the JSON written with `--json`.", ""]
     path.write_text("\n".join(lines))
 
@@ -358,14 +396,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="only the two quick cells")
     parser.add_argument("--cells", nargs="*", help="cell names to run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="cells built in parallel")
-    parser.add_argument("--out", type=Path, default=None, help="Markdown table (default: docs/compatibility.md; "
-                        "none with --smoke)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Markdown table (default: docs/compatibility.md; none with --smoke)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write all results as JSON too")
     parser.add_argument("--wheelhouse", type=Path, default=None, help="install offline from this folder only")
-    parser.add_argument("--merge", type=Path, default=None, metavar="JSON",
-                        help="keep the other cells' results from this earlier --json output (re-run a few cells)")
-    parser.add_argument("--download-wheels", type=Path, default=None, metavar="DIR",
-                        help="fill DIR with the smoke cells' wheels and exit")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="keep the other cells' results from this earlier --json output (re-run a few cells)",
+    )
+    parser.add_argument(
+        "--download-wheels",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="fill DIR with the smoke cells' wheels and exit",
+    )
     args = parser.parse_args(argv)
     if args.download_wheels is not None:
         download_wheels(args.download_wheels)
@@ -388,8 +437,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             for future in concurrent.futures.as_completed(futures):
                 r = future.result()
                 results.append(r)
-                print(f"{r.cell:<40} {_cell_status(r):<16} {r.seconds:6.0f} s  {r.verdict or r.install_error}",
-                      flush=True)
+                print(
+                    f"{r.cell:<40} {_cell_status(r):<16} {r.seconds:6.0f} s  {r.verdict or r.install_error}", flush=True
+                )
     if args.merge is not None and args.merge.is_file():
         fresh = {r.cell for r in results}
         results += [CellResult(**d) for d in json.loads(args.merge.read_text()) if d["cell"] not in fresh]

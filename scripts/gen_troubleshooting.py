@@ -30,8 +30,8 @@ def generate() -> str:
     """The Markdown between the markers (deterministic: registry order)."""
     sys.path.insert(0, str(REPO))
     from decaenv.doctor.api import check_registry
-    from decaenv.runtime.rasterizer.diagnose import causes_table
     from decaenv.doctor.model import CATEGORY_TITLES
+    from decaenv.runtime.rasterizer.diagnose import causes_table
 
     lines: List[str] = [
         "Search this section for the error text you see. Each entry is one `decaenv doctor` check: run",
@@ -52,9 +52,14 @@ def generate() -> str:
         if check.fm:
             lines.append(f"- Guards failure modes {', '.join(check.fm)}")
         lines.append("")
-    lines += ["### When a build of the rasterizer fails (`decaenv build`, `decaenv doctor rasterizer-build`)", "",
-              "decaenv reads the first compiler error and names one of these causes:", "",
-              "| cause | what happened | fix |", "|---|---|---|"]
+    lines += [
+        "### When a build of the rasterizer fails (`decaenv build`, `decaenv doctor rasterizer-build`)",
+        "",
+        "decaenv reads the first compiler error and names one of these causes:",
+        "",
+        "| cause | what happened | fix |",
+        "|---|---|---|",
+    ]
     for cause in causes_table():
         lines.append(f"| `{cause['id']}` | {cause['cause']} | {cause['fix']} |")
     return "\n".join(lines).rstrip() + "\n"

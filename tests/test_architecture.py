@@ -87,9 +87,16 @@ def test_imports_follow_the_allowed_directions():
     for source, targets in _graph().items():
         for target in targets:
             src, dst = _unit(source), _unit(target)
-            if src != dst and dst != "__init__" and dst not in ALLOWED[src] and (source, target) not in KNOWN_EXCEPTIONS:
+            if (
+                src != dst
+                and dst != "__init__"
+                and dst not in ALLOWED[src]
+                and (source, target) not in KNOWN_EXCEPTIONS
+            ):
                 bad.append((source, target))
-    assert not bad, "imports against docs/ARCHITECTURE.md's directions:\n" + "\n".join(f"{s} -> {t}" for s, t in sorted(bad))
+    assert not bad, "imports against docs/ARCHITECTURE.md's directions:\n" + "\n".join(
+        f"{s} -> {t}" for s, t in sorted(bad)
+    )
 
 
 def test_no_import_cycles_between_modules():

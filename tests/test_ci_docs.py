@@ -9,7 +9,7 @@ import typer
 
 yaml = pytest.importorskip("yaml")
 
-from decaenv.cli import app  # noqa: E402
+from decaenv.cli import app
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ci.md"
 

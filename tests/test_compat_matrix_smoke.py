@@ -22,11 +22,22 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     if not (WHEELHOUSE / ".complete").is_file():
-        pytest.skip(f"no smoke wheelhouse at {WHEELHOUSE}: run `make test` (it fills it) or "
-                    "`python scripts/compat_matrix.py --download-wheels DIR`")
+        pytest.skip(
+            f"no smoke wheelhouse at {WHEELHOUSE}: run `make test` (it fills it) or "
+            "`python scripts/compat_matrix.py --download-wheels DIR`"
+        )
     out_dir = tmp_path_factory.mktemp("matrix")
-    cmd = [sys.executable, str(REPO / "scripts" / "compat_matrix.py"), "--smoke", "--wheelhouse", str(WHEELHOUSE),
-           "--json", str(out_dir / "cells.json"), "--out", str(out_dir / "compatibility.md")]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "compat_matrix.py"),
+        "--smoke",
+        "--wheelhouse",
+        str(WHEELHOUSE),
+        "--json",
+        str(out_dir / "cells.json"),
+        "--out",
+        str(out_dir / "compatibility.md"),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout + run.stderr
     return json.loads((out_dir / "cells.json").read_text()), (out_dir / "compatibility.md").read_text()

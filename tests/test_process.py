@@ -26,8 +26,16 @@ def _dead_pid() -> int:
 
 def _write_lock(path: Path, pid: int, host: str = None, started: float = None, age: float = 0.0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
-                                "started": started or time.time() - age, "purpose": "test"}))
+    path.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "host": host or socket.gethostname(),
+                "started": started or time.time() - age,
+                "purpose": "test",
+            }
+        )
+    )
     if age:
         os.utime(path, (time.time() - age, time.time() - age))
 
@@ -44,8 +52,10 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 def test_lock_of_a_process_killed_with_sigkill_is_taken_over(tmp_path):
     lock = tmp_path / "x.lock"
-    code = ("import sys, time\nfrom decaenv._process import ProcessLock\n"
-            f"ProcessLock({str(lock)!r}, purpose='victim').acquire()\nprint('held', flush=True)\ntime.sleep(60)\n")
+    code = (
+        "import sys, time\nfrom decaenv._process import ProcessLock\n"
+        f"ProcessLock({str(lock)!r}, purpose='victim').acquire()\nprint('held', flush=True)\ntime.sleep(60)\n"
+    )
     victim = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert victim.stdout.readline().strip() == "held"
     with pytest.raises(LockBusy, match=f"process {victim.pid} on host"):
@@ -146,9 +156,11 @@ def test_waiters_in_threads_are_told_whom_they_wait_for(tmp_path):
 
 @pytest.mark.skipif(os.name == "nt", reason="process groups: POSIX")
 def test_kill_tree_kills_grandchildren(tmp_path):
-    code = ("import subprocess, sys, time\n"
-            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-            "print(child.pid, flush=True)\ntime.sleep(60)\n")
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\ntime.sleep(60)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, **new_process_group())
     grandchild = int(proc.stdout.readline())
     kill_tree(proc)

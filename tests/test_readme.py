@@ -8,8 +8,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_troubleshooting_section_is_in_sync_with_the_registry():
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_troubleshooting.py"), "--check"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_troubleshooting.py"), "--check"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

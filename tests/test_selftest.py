@@ -19,6 +19,7 @@ def fake_runners(monkeypatch):
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
+
         return run
 
     def install(**outcomes):

@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from decaenv import __version__
+from decaenv.cli import animate as _animate
 from decaenv.cli import build as _build
 from decaenv.cli import convert as _convert
 from decaenv.cli import doctor as _doctor
@@ -23,7 +24,6 @@ from decaenv.cli import patches as _patches
 from decaenv.cli import reconstruct as _reconstruct
 from decaenv.cli import selftest as _selftest
 from decaenv.cli import transfer as _transfer
-from decaenv.cli import animate as _animate
 from decaenv.cli._state import CliState, configure_logging
 
 app = typer.Typer(
@@ -46,13 +46,17 @@ def _print_version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", metavar="DIR",
+        None,
+        "--data-dir",
+        metavar="DIR",
         help="DECA data folder. Default: $DECAENV_DATA_DIR, else ./data if it is a DECA data folder, "
-             "else $DECAENV_HOME/data or the platform's user data dir."),
+        "else $DECAENV_HOME/data or the platform's user data dir.",
+    ),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail (repeat for debug logs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final verdict."),
-    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
 ) -> None:
     """Global options shared by every command."""
     state = CliState(data_dir_flag=data_dir, verbosity=-1 if quiet else verbose)

@@ -16,8 +16,9 @@ def make_console(*, quiet: bool = False, stderr: bool = False):
     """
     from rich.console import Console
 
-    return Console(stderr=stderr, quiet=quiet, highlight=False, soft_wrap=True,
-                   file=sys.stderr if stderr else sys.stdout)
+    return Console(
+        stderr=stderr, quiet=quiet, highlight=False, soft_wrap=True, file=sys.stderr if stderr else sys.stdout
+    )
 
 
 def print_json(data) -> None:

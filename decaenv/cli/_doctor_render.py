@@ -10,10 +10,22 @@ from typing import Any, List
 from decaenv.doctor.model import CATEGORY_TITLES, Check, CheckResult, Report, Status
 from decaenv.doctor.verdict import Verdict
 
-MARKS = {Status.OK: ("✓", "green"), Status.WARN: ("!", "yellow"), Status.FAIL: ("✗", "red"),
-         Status.SKIP: ("-", "dim"), Status.TIMEOUT: ("T", "magenta"), Status.CRASH: ("☠", "bold red")}
-ASCII_MARKS = {Status.OK: "ok", Status.WARN: "!!", Status.FAIL: "XX", Status.SKIP: "--", Status.TIMEOUT: "TT",
-               Status.CRASH: "!!!"}
+MARKS = {
+    Status.OK: ("✓", "green"),
+    Status.WARN: ("!", "yellow"),
+    Status.FAIL: ("✗", "red"),
+    Status.SKIP: ("-", "dim"),
+    Status.TIMEOUT: ("T", "magenta"),
+    Status.CRASH: ("☠", "bold red"),
+}
+ASCII_MARKS = {
+    Status.OK: "ok",
+    Status.WARN: "!!",
+    Status.FAIL: "XX",
+    Status.SKIP: "--",
+    Status.TIMEOUT: "TT",
+    Status.CRASH: "!!!",
+}
 
 
 def mark(status: Status, unicode: bool = True) -> str:
@@ -43,8 +55,9 @@ def _extra_lines(console, result: CheckResult, verbose: bool, indent: int) -> No
     if result.status not in (Status.FAIL, Status.WARN, Status.TIMEOUT, Status.CRASH):
         return
     if result.remediation:
-        console.print(Padding(Text(f"→ {result.remediation.text}", style="cyan"), (0, 0, 0, indent)),
-                      soft_wrap=False)  # wrapped inside the indent (a soft-wrapped Padding is cropped)
+        console.print(
+            Padding(Text(f"→ {result.remediation.text}", style="cyan"), (0, 0, 0, indent)), soft_wrap=False
+        )  # wrapped inside the indent (a soft-wrapped Padding is cropped)
         for cmd in result.remediation.commands:
             console.print(Text(" " * (indent + 2) + f"$ {cmd}", style="bold"), soft_wrap=True)
     if result.link:
@@ -76,8 +89,11 @@ def render(report: Report, verdict: Verdict, console, verbose: bool = False) -> 
         row.add_column(width=mark_w, no_wrap=True)
         row.add_column(width=title_w, no_wrap=True)
         row.add_column(overflow="fold")
-        row.add_row(Text(mark(result.status, unicode), style=MARKS[result.status][1]), Text(item.title, style="bold"),
-                    _summary(result, verbose, Text))
+        row.add_row(
+            Text(mark(result.status, unicode), style=MARKS[result.status][1]),
+            Text(item.title, style="bold"),
+            _summary(result, verbose, Text),
+        )
         console.print(row)
         _extra_lines(console, result, verbose, indent)
     style = "bold green" if verdict.ready and not verdict.warnings else "bold yellow" if verdict.ready else "bold red"

@@ -58,8 +58,13 @@ def list_checks(as_json: bool) -> None:
         from decaenv.cli._console import print_json
         from decaenv.runtime.rasterizer.diagnose import causes_table
 
-        print_json({"schema": "decaenv-doctor-checks/1", "checks": [c.describe() for c in checks],
-                    "build_causes": causes_table()})
+        print_json(
+            {
+                "schema": "decaenv-doctor-checks/1",
+                "checks": [c.describe() for c in checks],
+                "build_causes": causes_table(),
+            }
+        )
         return
     from decaenv.cli._doctor_render import render_list
 
@@ -80,18 +85,39 @@ def _parse_require(require: List[str], names: List[str]):
     return parsed, names
 
 
-def doctor(*, names: List[str], data_dir: DataDir, as_json: bool, markdown: bool, strict: bool,
-           use_cache: bool, no_build: bool, fix: bool, dry_run: bool, yes: bool, timeout: Optional[float],
-           verbose: bool, quiet: bool, require: Optional[List[str]] = None,
-           deca_dir: Optional[Path] = None) -> int:
+def doctor(
+    *,
+    names: List[str],
+    data_dir: DataDir,
+    as_json: bool,
+    markdown: bool,
+    strict: bool,
+    use_cache: bool,
+    no_build: bool,
+    fix: bool,
+    dry_run: bool,
+    yes: bool,
+    timeout: Optional[float],
+    verbose: bool,
+    quiet: bool,
+    require: Optional[List[str]] = None,
+    deca_dir: Optional[Path] = None,
+) -> int:
     """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
     from decaenv.cli._doctor_render import render
     from decaenv.doctor import require as req
     from decaenv.doctor.formats import to_json, to_markdown
 
     requirements, names = _parse_require(require or [], names)
-    options = DoctorOptions(names=names, data_dir=data_dir, no_build=no_build,
-                            use_cache=use_cache, strict=strict, command_timeout=timeout, deca_dir=deca_dir)
+    options = DoctorOptions(
+        names=names,
+        data_dir=data_dir,
+        no_build=no_build,
+        use_cache=use_cache,
+        strict=strict,
+        command_timeout=timeout,
+        deca_dir=deca_dir,
+    )
     interactive = sys.stderr.isatty() and not (as_json or markdown or quiet)
     with CheckSpinner(interactive) as progress:
         run = run_doctor(options, on_result=progress.update)
@@ -131,8 +157,9 @@ def _fix(run: DoctorRun, options: DoctorOptions, *, dry_run: bool, yes: bool, qu
     if not actions:
         say("--fix: nothing to fix automatically" + ("" if run.verdict.ready else "; see the remediations below"))
         return run
-    fixer = Fixer(run.ctx.probe.python, run.ctx.data_dir.path, extension_roots_of(run.report), yes=yes,
-                  dry_run=dry_run, say=say)
+    fixer = Fixer(
+        run.ctx.probe.python, run.ctx.data_dir.path, extension_roots_of(run.report), yes=yes, dry_run=dry_run, say=say
+    )
     outcomes = fixer.apply(actions)
     labels = {"done": "did", "planned": "would do", "left": "left to you", "failed": "FAILED"}
     for outcome in outcomes:

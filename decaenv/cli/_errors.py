@@ -72,8 +72,10 @@ def run_app(command, argv: Optional[List[str]]) -> int:
         if _is_click_exception(exc):
             _say(_usage_line(exc))
             return ExitStatus.FAILURE
-        _say(f"decaenv: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} — this is a decaenv "
-             "bug: rerun with DECAENV_DEBUG=1 and report the traceback")
+        _say(
+            f"decaenv: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} — this is a decaenv "
+            "bug: rerun with DECAENV_DEBUG=1 and report the traceback"
+        )
         if debug_enabled():
             traceback.print_exc()
         return ExitStatus.ERROR

@@ -20,8 +20,13 @@ if TYPE_CHECKING:
     from decaenv.fetch.status import FileStatus
 
 STATUS_WORDS = {
-    "verified": "verified", "present": "present", "missing": "missing", "hash-unknown": "hash unknown",
-    "size-mismatch": "size mismatch", "hash-mismatch": "hash mismatch", "invalid": "invalid",
+    "verified": "verified",
+    "present": "present",
+    "missing": "missing",
+    "hash-unknown": "hash unknown",
+    "size-mismatch": "size mismatch",
+    "hash-mismatch": "hash mismatch",
+    "invalid": "invalid",
 }
 
 
@@ -52,8 +57,9 @@ def print_report(report: FetchReport, *, quiet: bool, verbose: bool) -> None:
         for item in report.forgotten:
             say(forgotten_line(item, report.lockfile))
     elif report.mode == "clean":
-        say(f"removed {report.removed} refused payload(s) ({report.freed_bytes / 1e6:,.1f} MB) "
-            f"from {report.quarantine}")
+        say(
+            f"removed {report.removed} refused payload(s) ({report.freed_bytes / 1e6:,.1f} MB) from {report.quarantine}"
+        )
     else:
         print_results(report.results, report.data_dir, quiet=quiet, verbose=verbose)
 
@@ -63,8 +69,10 @@ def forgotten_line(item: Forgotten, lockfile) -> str:
     if item.outcome == "published":
         return f"{item.id}: its hash is published in the manifest, there is no first-use record to forget"
     if item.outcome == "forgotten":
-        return (f"{item.id}: forgot the first-use record (sha256 {item.sha256 or '?'}); "
-                f"the next `decaenv fetch {item.id}` checks and records the file again")
+        return (
+            f"{item.id}: forgot the first-use record (sha256 {item.sha256 or '?'}); "
+            f"the next `decaenv fetch {item.id}` checks and records the file again"
+        )
     return f"{item.id}: no first-use record in {lockfile}"
 
 
@@ -124,13 +132,22 @@ def print_table(console, manifest: Manifest, data_dir, statuses: Iterable[FileSt
     notes = []
     for status in statuses:
         entry = manifest.get(status.id)
-        how = "manual" if entry.manual_only else "+".join(dict.fromkeys(
-            s.kind for s in entry.sources if s.kind != "manual"))
+        how = (
+            "manual"
+            if entry.manual_only
+            else "+".join(dict.fromkeys(s.kind for s in entry.sources if s.kind != "manual"))
+        )
         lic = entry.license
         size = status.size if status.size is not None else (status.expected_size or entry.approx_size)
         approx = status.size is None and status.expected_size is None and size is not None
-        table.add_row(entry.id, entry.shown_dest, f"[{styles.get(status.status, 'red')}]{STATUS_WORDS[status.status]}[/]",
-                      ("~" if approx else "") + _size(size), lic.id + ("" if licenses.accepted(lic.id) else "*"), how)
+        table.add_row(
+            entry.id,
+            entry.shown_dest,
+            f"[{styles.get(status.status, 'red')}]{STATUS_WORDS[status.status]}[/]",
+            ("~" if approx else "") + _size(size),
+            lic.id + ("" if licenses.accepted(lic.id) else "*"),
+            how,
+        )
         note = _note(status, entry)
         if note:
             notes.append(f"  {entry.id}: {note}")
@@ -140,8 +157,12 @@ def print_table(console, manifest: Manifest, data_dir, statuses: Iterable[FileSt
     console.print(f"data dir: {data_dir}", markup=False, highlight=False)
     hub = [manifest.get(st.id) for st in statuses if manifest.get(st.id).root == "torch-hub"]
     if hub:
-        console.print(f"hub: torch hub's checkpoint cache {hub[0].path(data_dir).parent} (where face_alignment "
-                      "looks; set by TORCH_HOME)", markup=False, highlight=False)
+        console.print(
+            f"hub: torch hub's checkpoint cache {hub[0].path(data_dir).parent} (where face_alignment "
+            "looks; set by TORCH_HOME)",
+            markup=False,
+            highlight=False,
+        )
     used = {manifest.get(st.id).license.id for st in statuses}
     for lic in (lic for lic in manifest.licenses.values() if lic.id in used):
         mark = "accepted" if licenses.accepted(lic.id) else "* not yet accepted here"
@@ -155,10 +176,13 @@ def result_line(result: FileResult) -> str:
     if result.error is not None:
         return f"[FAIL] {entry.id:<19} {entry.shown_dest}: {error_code(result.error)}"
     status = result.status
-    how = {"present": "already verified", "adopted": "present, trusted on first use",
-           "downloaded": f"downloaded {_size(result.bytes)} in {result.seconds:.1f} s",
-           "resumed": f"resumed, {_size(result.bytes)} more in {result.seconds:.1f} s",
-           "imported": f"imported from {result.source}"}.get(action, action)
+    how = {
+        "present": "already verified",
+        "adopted": "present, trusted on first use",
+        "downloaded": f"downloaded {_size(result.bytes)} in {result.seconds:.1f} s",
+        "resumed": f"resumed, {_size(result.bytes)} more in {result.seconds:.1f} s",
+        "imported": f"imported from {result.source}",
+    }.get(action, action)
     check = ""
     if status is not None:
         check = {"verified": ", sha256 verified", "hash-unknown": ", no published hash"}.get(status.status, "")
@@ -186,12 +210,26 @@ class RichProgress(Progress):
 
     def __init__(self):
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress as Bars, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as Bars,
+        )
 
-        self.bars = Bars(TextColumn("{task.description:<19}"), BarColumn(), DownloadColumn(),
-                         TransferSpeedColumn(), TimeRemainingColumn(),
-                         console=Console(file=sys.stderr), transient=False)
+        self.bars = Bars(
+            TextColumn("{task.description:<19}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
         self.task = None
         self.started = False
 

@@ -27,6 +27,8 @@ def print_summary(verb: str, summary, extra: str = "") -> None:
     from decaenv.cli._console import make_console
 
     ok, failed, skipped = summary.count("ok"), summary.count("failed"), summary.count("skipped")
-    line = (f"{verb} {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s{extra}; "
-            f"outputs in {summary.out_dir}")
+    line = (
+        f"{verb} {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s{extra}; "
+        f"outputs in {summary.out_dir}"
+    )
     make_console(quiet=False, stderr=True).print(line, markup=False, highlight=False)

@@ -17,9 +17,13 @@ def _describe(result, console) -> None:
             what = f"built in {v.seconds:.1f} s" if v.status == "built" else f"up to date (built in {v.seconds:.1f} s)"
             console.print(f"[ok]   {v.variant} rasterizer {what}: {v.library}", markup=False, soft_wrap=True)
             if checks:
-                console.print(f"       checked against the reference rasterizer: {checks}", markup=False, soft_wrap=True)
+                console.print(
+                    f"       checked against the reference rasterizer: {checks}", markup=False, soft_wrap=True
+                )
         elif v.status == "skipped":
-            console.print(f"[skip] {v.variant} rasterizer: {v.diagnosis.cause} — {v.diagnosis.fix}", markup=False, soft_wrap=True)
+            console.print(
+                f"[skip] {v.variant} rasterizer: {v.diagnosis.cause} — {v.diagnosis.fix}", markup=False, soft_wrap=True
+            )
 
 
 def _failure(result):
@@ -30,8 +34,10 @@ def _failure(result):
     diag = v.diagnosis
     after = f" after {v.seconds:.1f} s" if v.seconds else ""
     log = f"; full log: {v.log}" if v.log else ""
-    return BuildError(f"building the {v.variant} rasterizer failed{after}: {diag.first_error or diag.cause}",
-                      hint=f"cause: {diag.cause}; fix: {diag.fix}{log}")
+    return BuildError(
+        f"building the {v.variant} rasterizer failed{after}: {diag.first_error or diag.cause}",
+        hint=f"cause: {diag.cause}; fix: {diag.fix}{log}",
+    )
 
 
 def build(
@@ -41,10 +47,14 @@ def build(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the compiler output."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when an up-to-date build exists."),
     into: Optional[Path] = typer.Option(
-        None, "--into", metavar="DIR",
-        help="Build root to write to (default: decaenv's cache dir; see docs/commands/build.md for wheels)."),
-    lock_timeout: float = typer.Option(900.0, "--lock-timeout", metavar="SECONDS",
-                                       help="How long to wait for another build of this environment."),
+        None,
+        "--into",
+        metavar="DIR",
+        help="Build root to write to (default: decaenv's cache dir; see docs/commands/build.md for wheels).",
+    ),
+    lock_timeout: float = typer.Option(
+        900.0, "--lock-timeout", metavar="SECONDS", help="How long to wait for another build of this environment."
+    ),
     timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", help="Give up on a compile after this."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -60,9 +70,16 @@ def build(
     console = make_console(quiet=state.quiet or as_json)
     loud = verbose or state.verbose
     compiler_output = make_console(stderr=True)
-    result = run_build(cpu=cpu or None, cuda=cuda or None, verbose=loud and not as_json, force=force,
-                       root=into.resolve() if into else None, lock_timeout=lock_timeout, timeout=timeout,
-                       echo=lambda line: compiler_output.print(line, markup=False, highlight=False))
+    result = run_build(
+        cpu=cpu or None,
+        cuda=cuda or None,
+        verbose=loud and not as_json,
+        force=force,
+        root=into.resolve() if into else None,
+        lock_timeout=lock_timeout,
+        timeout=timeout,
+        echo=lambda line: compiler_output.print(line, markup=False, highlight=False),
+    )
     if as_json:
         print_json(result.to_dict())
     else:

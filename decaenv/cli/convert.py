@@ -9,18 +9,19 @@ import typer
 
 from decaenv.cli._state import state_of
 
-app = typer.Typer(help="Convert data files to decaenv's clean formats.", rich_markup_mode=None,
-                  no_args_is_help=True)
+app = typer.Typer(help="Convert data files to decaenv's clean formats.", rich_markup_mode=None, no_args_is_help=True)
 
 
 @app.command("flame")
 def flame(
     ctx: typer.Context,
     src: Path = typer.Argument(..., metavar="MODEL.pkl", help="FLAME model (e.g. FLAME2020/generic_model.pkl)."),
-    out: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE.npz",
-                                       help="Where to write the npz. Default: beside MODEL with .npz."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="generic, female, male or flame2023 (default: from "
-                                                            "the file name)."),
+    out: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="FILE.npz", help="Where to write the npz. Default: beside MODEL with .npz."
+    ),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", help="generic, female, male or flame2023 (default: from the file name)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite FILE.npz even if decaenv did not write it."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

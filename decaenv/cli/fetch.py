@@ -13,26 +13,39 @@ from decaenv.cli._state import state_of
 def fetch(
     ctx: typer.Context,
     ids: Optional[List[str]] = typer.Argument(
-        None, metavar="ID", show_default=False,
-        help="Files to fetch by manifest id (see --list). Default: everything reconstruction needs."),
+        None,
+        metavar="ID",
+        show_default=False,
+        help="Files to fetch by manifest id (see --list). Default: everything reconstruction needs.",
+    ),
     list_: bool = typer.Option(False, "--list", help="Show every file: status, size, licence, sources."),
     verify: bool = typer.Option(False, "--verify", help="Re-hash and content-check the files; exit 1 if one is bad."),
     from_: Optional[List[Path]] = typer.Option(
-        None, "--from", metavar="PATH",
+        None,
+        "--from",
+        metavar="PATH",
         help="Import files, archives or folders you already have (FLAME2020.zip, deca_model.tar, ...). "
-             "Repeat it, or list more paths after it."),
+        "Repeat it, or list more paths after it.",
+    ),
     everything: bool = typer.Option(False, "--all", help="Also fetch the optional files (texture spaces)."),
     offline: bool = typer.Option(False, "--offline", help="Never use the network."),
     force: bool = typer.Option(False, "--force", help="Download or import again even if the file is verified."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document (schema in docs/commands/fetch.md)."),
     username: Optional[str] = typer.Option(
-        None, "--username", metavar="NAME",
-        help="FLAME account name. The password comes from $DECAENV_FLAME_PASSWORD, ~/.netrc or a hidden prompt."),
-    accept_license: bool = typer.Option(False, "--accept-license",
-                                        help="Accept the licences of the fetched files (for CI; recorded once)."),
+        None,
+        "--username",
+        metavar="NAME",
+        help="FLAME account name. The password comes from $DECAENV_FLAME_PASSWORD, ~/.netrc or a hidden prompt.",
+    ),
+    accept_license: bool = typer.Option(
+        False, "--accept-license", help="Accept the licences of the fetched files (for CI; recorded once)."
+    ),
     forget: Optional[List[str]] = typer.Option(
-        None, "--forget", metavar="ID",
-        help="Drop the hash recorded on first use for ID (when you know the upstream file changed). Repeatable."),
+        None,
+        "--forget",
+        metavar="ID",
+        help="Drop the hash recorded on first use for ID (when you know the upstream file changed). Repeatable.",
+    ),
     clean: bool = typer.Option(False, "--clean", help="Empty the quarantine of refused payloads."),
 ) -> None:
     """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
@@ -42,14 +55,28 @@ def fetch(
 
     state = state_of(ctx)
     request = FetchRequest(
-        data_dir=state.data_dir(), ids=list(ids or []), list_only=list_, verify=verify, from_paths=list(from_ or []),
-        everything=everything, offline=offline, force=force, username=username, accept_license=accept_license,
-        forget=list(forget or []), clean=clean)
+        data_dir=state.data_dir(),
+        ids=list(ids or []),
+        list_only=list_,
+        verify=verify,
+        from_paths=list(from_ or []),
+        everything=everything,
+        offline=offline,
+        force=force,
+        username=username,
+        accept_license=accept_license,
+        forget=list(forget or []),
+        clean=clean,
+    )
     silent = state.quiet or as_json
     progress = None if silent or list_ or verify or forget or clean else output.RichProgress()
     try:
-        report = run(request, progress=progress, confirm_license=output.confirm_license,
-                     on_event=(lambda text: None) if silent else (lambda text: output.say(f"decaenv: {text}", err=True)))
+        report = run(
+            request,
+            progress=progress,
+            confirm_license=output.confirm_license,
+            on_event=(lambda text: None) if silent else (lambda text: output.say(f"decaenv: {text}", err=True)),
+        )
     finally:
         if progress is not None:
             progress.close()

@@ -17,8 +17,9 @@ def patch(
     deca_dir: Path = typer.Argument(..., metavar="DECA_DIR", help="Your DECA checkout (the folder with decalib/)."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show the diff only; change nothing."),
     revert: bool = typer.Option(False, "--revert", help="Restore the original files byte for byte."),
-    force: bool = typer.Option(False, "--force", help="Also patch (or, with --revert, restore) files changed "
-                                                      "since decaenv patched them."),
+    force: bool = typer.Option(
+        False, "--force", help="Also patch (or, with --revert, restore) files changed since decaenv patched them."
+    ),
     no_diff: bool = typer.Option(False, "--no-diff", help="Do not print the unified diff."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (diff included)."),
 ) -> None:
@@ -62,8 +63,9 @@ def _summary(console, outcome, revert: bool, deca_dir: Path) -> None:
     for report in outcome.files:
         rules = ", ".join(f"{rule} ×{n}" for rule, n in report.rules.items())
         if report.status in _DONE:
-            console.print(f"{report.status}: {report.path}" + (f" ({rules})" if rules else ""),
-                          markup=False, soft_wrap=True)
+            console.print(
+                f"{report.status}: {report.path}" + (f" ({rules})" if rules else ""), markup=False, soft_wrap=True
+            )
         else:
             console.print(f"{report.status}: {report.path}", markup=False, soft_wrap=True)
         for note in report.notes:
@@ -71,11 +73,13 @@ def _summary(console, outcome, revert: bool, deca_dir: Path) -> None:
     done = len(outcome.by_status(*_DONE))
     left = len(outcome.problems)
     with_exec = len([f for f in outcome.files if f.notes and f.status in _DONE | {NEEDS_EXEC}])
-    verb = ("would revert" if outcome.dry_run else "reverted") if revert else \
-        ("would patch" if outcome.dry_run else "patched")
+    verb = (
+        ("would revert" if outcome.dry_run else "reverted")
+        if revert
+        else ("would patch" if outcome.dry_run else "patched")
+    )
     if not done and not left:
-        text = "nothing to revert: no decaenv patch record" if revert else \
-            "nothing to patch: no known breakage found"
+        text = "nothing to revert: no decaenv patch record" if revert else "nothing to patch: no known breakage found"
     elif not done:
         text = f"nothing {'reverted' if revert else 'patched'}, {left} file(s) left untouched (see above)"
     else:

@@ -8,8 +8,9 @@ import typer
 
 from decaenv.cli._state import state_of
 
-app = typer.Typer(help="decaenv's compatibility shims (see `decaenv exec`).", rich_markup_mode=None,
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="decaenv's compatibility shims (see `decaenv exec`).", rich_markup_mode=None, no_args_is_help=True
+)
 
 _MARK = {"active": "[active]    ", "needed": "[needed]    ", "not needed": "[not needed]"}
 
@@ -19,12 +20,18 @@ def list_patches(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
     python: Optional[str] = typer.Option(
-        None, "--python", metavar="PATH",
-        help="Judge for another interpreter (e.g. the venv you run DECA in) instead of this one."),
+        None,
+        "--python",
+        metavar="PATH",
+        help="Judge for another interpreter (e.g. the venv you run DECA in) instead of this one.",
+    ),
     assume: Optional[List[str]] = typer.Option(
-        None, "--assume", metavar="DIST=VERSION",
+        None,
+        "--assume",
+        metavar="DIST=VERSION",
         help="What-if: judge as if DIST were at VERSION ('none' = not installed); repeatable, "
-             "e.g. --assume numpy=1.23.5 --assume python=3.10.0."),
+        "e.g. --assume numpy=1.23.5 --assume python=3.10.0.",
+    ),
 ) -> None:
     """List each shim as needed / not needed / active, with the version that decided it."""
     from decaenv.cli._console import make_console, print_json

@@ -11,8 +11,14 @@ from decaenv.cli._state import state_of
 
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
 #: DECA's demo save flags → decaenv --save kinds.
-_DECA_SAVE_FLAGS = {"saveVis": ("vis",), "saveKpt": ("kpt",), "saveDepth": ("depth",),
-                    "saveObj": ("obj", "detail-obj"), "saveMat": ("mat",), "saveImages": ("images",)}
+_DECA_SAVE_FLAGS = {
+    "saveVis": ("vis",),
+    "saveKpt": ("kpt",),
+    "saveDepth": ("depth",),
+    "saveObj": ("obj", "detail-obj"),
+    "saveMat": ("mat",),
+    "saveImages": ("images",),
+}
 
 
 def _boolean(name: str, value: Optional[str], default: bool) -> bool:
@@ -46,32 +52,49 @@ def _save_kinds(save: Optional[str], deca_flags: dict) -> str:
 def reconstruct(
     ctx: typer.Context,
     inputs: Optional[List[Path]] = typer.Option(
-        None, "--input", "-i", "--inputpath", metavar="PATH",
-        help="Image, folder (jpg/jpeg/png/bmp/webp), text list of paths, or video. Repeat for several."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", "--savefolder", "-s", metavar="DIR",
-                                       help="Output folder (created)."),
+        None,
+        "--input",
+        "-i",
+        "--inputpath",
+        metavar="PATH",
+        help="Image, folder (jpg/jpeg/png/bmp/webp), text list of paths, or video. Repeat for several.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", "--savefolder", "-s", metavar="DIR", help="Output folder (created)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images encoded and decoded together."),
     detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
-    rasterizer: str = typer.Option("auto", "--rasterizer", "--rasterizer_type",
-                                   help="Rasterizer backend (auto, cpu, cuda, torch, pytorch3d, reference; "
-                                        "DECA's 'standard' = auto)."),
-    iscrop: str = typer.Option("true", "--iscrop", metavar="BOOL",
-                               help="Crop round the face (true) or use the whole image (false)."),
-    render_orig: bool = typer.Option(False, "--render-orig/--no-render-orig",
-                                     help="Also render at the original image size (vis and images)."),
+    rasterizer: str = typer.Option(
+        "auto",
+        "--rasterizer",
+        "--rasterizer_type",
+        help="Rasterizer backend (auto, cpu, cuda, torch, pytorch3d, reference; DECA's 'standard' = auto).",
+    ),
+    iscrop: str = typer.Option(
+        "true", "--iscrop", metavar="BOOL", help="Crop round the face (true) or use the whole image (false)."
+    ),
+    render_orig: bool = typer.Option(
+        False, "--render-orig/--no-render-orig", help="Also render at the original image size (vis and images)."
+    ),
     render_orig_deca: Optional[str] = typer.Option(None, "--render_orig", metavar="BOOL", hidden=True),
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
     use_tex_deca: Optional[str] = typer.Option(None, "--useTex", metavar="BOOL", hidden=True),
-    extract_tex: bool = typer.Option(True, "--extract-tex/--no-extract-tex",
-                                     help="With --use-tex: texture from the image inside the face mask."),
+    extract_tex: bool = typer.Option(
+        True, "--extract-tex/--no-extract-tex", help="With --use-tex: texture from the image inside the face mask."
+    ),
     extract_tex_deca: Optional[str] = typer.Option(None, "--extractTex", metavar="BOOL", hidden=True),
-    tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM (FLAME_albedo_from_BFM.npz) or "
-                                 "FLAME (FLAME_texture.npz)."),
+    tex_type: str = typer.Option(
+        "BFM", "--tex-type", help="Albedo model: BFM (FLAME_albedo_from_BFM.npz) or FLAME (FLAME_texture.npz)."
+    ),
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
-    save: Optional[str] = typer.Option(None, "--save", metavar="KINDS",
-                                       help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
-                                            "(or all / none), and detail-uv, glb, ply, video, report. Default: vis."),
+    save: Optional[str] = typer.Option(
+        None,
+        "--save",
+        metavar="KINDS",
+        help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
+        "(or all / none), and detail-uv, glb, ply, video, report. Default: vis.",
+    ),
     save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
     save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
     save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
@@ -79,27 +102,42 @@ def reconstruct(
     save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
-    faces: str = typer.Option("largest", "--faces", help="largest (DECA) or all: every detected face, items "
-                              "named <name>_face<k>."),
-    smooth: bool = typer.Option(False, "--smooth/--no-smooth", help="Video: smooth crop boxes and codes over "
-                                "frames (moving average; changes DECA's numbers)."),
+    faces: str = typer.Option(
+        "largest", "--faces", help="largest (DECA) or all: every detected face, items named <name>_face<k>."
+    ),
+    smooth: bool = typer.Option(
+        False,
+        "--smooth/--no-smooth",
+        help="Video: smooth crop boxes and codes over frames (moving average; changes DECA's numbers).",
+    ),
     smooth_alpha: float = typer.Option(0.5, "--smooth-alpha", help="--smooth weight of the new frame, in (0, 1]."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
-    precision: str = typer.Option("fp32", "--precision",
-                                  help="fp32 (exact: codes within 1e-6 of DECA's) or bf16 (faster on CPUs with "
-                                       "AVX512-BF16/AMX and on GPUs; deviation in docs/BENCHMARKS.md)."),
-    graph: str = typer.Option("auto", "--graph", help="Network graphs: auto, freeze, compile, fused or off "
-                              "(DECA's eager modules)."),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N|auto",
-                                        help="Only item i with i mod N = K (0-based); auto reads Slurm/torchrun "
-                                             "variables. See docs/cluster.md."),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32 (exact: codes within 1e-6 of DECA's) or bf16 (faster on CPUs with "
+        "AVX512-BF16/AMX and on GPUs; deviation in docs/BENCHMARKS.md).",
+    ),
+    graph: str = typer.Option(
+        "auto", "--graph", help="Network graphs: auto, freeze, compile, fused or off (DECA's eager modules)."
+    ),
+    shard: Optional[str] = typer.Option(
+        None,
+        "--shard",
+        metavar="K/N|auto",
+        help="Only item i with i mod N = K (0-based); auto reads Slurm/torchrun variables. See docs/cluster.md.",
+    ),
     table_landmarks: bool = typer.Option(False, "--table-landmarks", help="--save table: add 2D/3D landmarks."),
     engine: str = typer.Option("local", "--engine", help="local, or ray (a Ray cluster; needs --save table)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="ADDR",
-                                              help="--engine ray: the cluster (default: RAY_ADDRESS or a local one)."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", metavar="ADDR", help="--engine ray: the cluster (default: RAY_ADDRESS or a local one)."
+    ),
     trust_checkpoint: Optional[str] = typer.Option(
-        None, "--trust-checkpoint", metavar="SHA256",
-        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this."),
+        None,
+        "--trust-checkpoint",
+        metavar="SHA256",
+        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this.",
+    ),
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json
@@ -113,17 +151,36 @@ def reconstruct(
         raise UsageError("no input given", hint="pass -i IMAGE|FOLDER|LIST.txt|VIDEO")
     if out is None:
         raise UsageError("no output folder given", hint="pass -o DIR")
-    deca_saves = {"saveVis": save_vis, "saveKpt": save_kpt, "saveDepth": save_depth, "saveObj": save_obj,
-                  "saveMat": save_mat, "saveImages": save_images}
+    deca_saves = {
+        "saveVis": save_vis,
+        "saveKpt": save_kpt,
+        "saveDepth": save_depth,
+        "saveObj": save_obj,
+        "saveMat": save_mat,
+        "saveImages": save_images,
+    }
     options = ReconstructOptions(
-        inputs=list(inputs), out_dir=out, data_dir=state.data_dir(must_exist=True), device=device,
-        batch_size=batch_size, detector=detector, rasterizer=rasterizer, iscrop=_boolean("--iscrop", iscrop, True),
+        inputs=list(inputs),
+        out_dir=out,
+        data_dir=state.data_dir(must_exist=True),
+        device=device,
+        batch_size=batch_size,
+        detector=detector,
+        rasterizer=rasterizer,
+        iscrop=_boolean("--iscrop", iscrop, True),
         render_orig=_boolean("--render_orig", render_orig_deca, render_orig),
         use_tex=_boolean("--useTex", use_tex_deca, use_tex),
-        extract_tex=_boolean("--extractTex", extract_tex_deca, extract_tex), tex_type=tex_type.upper(),
-        sample_step=sample_step, save=_save_kinds(save, deca_saves), skip_existing=skip_existing,
-        trusted_sha256=trust_checkpoint, precision=precision.lower(), graph=graph.lower(),
-        shard=parse_shard(shard), table_landmarks=table_landmarks)
+        extract_tex=_boolean("--extractTex", extract_tex_deca, extract_tex),
+        tex_type=tex_type.upper(),
+        sample_step=sample_step,
+        save=_save_kinds(save, deca_saves),
+        skip_existing=skip_existing,
+        trusted_sha256=trust_checkpoint,
+        precision=precision.lower(),
+        graph=graph.lower(),
+        shard=parse_shard(shard),
+        table_landmarks=table_landmarks,
+    )
     console = make_console(quiet=state.quiet or as_json, stderr=True)
     runner = None
     if engine.lower() != "local":
@@ -131,14 +188,18 @@ def reconstruct(
 
         summary = run_on_ray(options, engine.lower(), ray_address, console)
     else:
-        runner = ExtendedReconstructor(options, ExtraOptions(faces=faces, smooth=smooth, smooth_alpha=smooth_alpha),
-                                       lazy=True)
+        runner = ExtendedReconstructor(
+            options, ExtraOptions(faces=faces, smooth=smooth, smooth_alpha=smooth_alpha), lazy=True
+        )
         if runner.work_left():  # decided before any network loads: a finished run/shard ends here
             with console.status("loading DECA…"):
                 runner.load()
             console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
-            detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
-                        else "none (--iscrop false: whole images)")
+            detector = (
+                f"{runner.detector.name} ({runner.detector.reason})"
+                if runner.detector
+                else "none (--iscrop false: whole images)"
+            )
             console.print(f"face detector: {detector}", markup=False, highlight=False)
         summary = _run_with_progress(runner, console)
     run_files = runner.run_files if runner is not None else []
@@ -147,8 +208,9 @@ def reconstruct(
     else:
         _print_summary(console, summary, make_console)
         if run_files:
-            make_console(quiet=False, stderr=True).print(f"run outputs: {', '.join(run_files)}", markup=False,
-                                                         highlight=False)
+            make_console(quiet=False, stderr=True).print(
+                f"run outputs: {', '.join(run_files)}", markup=False, highlight=False
+            )
     if summary.failed:
         raise typer.Exit(1)
 
@@ -176,8 +238,10 @@ def _print_summary(console, summary, make_console) -> None:
     from decaenv.runtime.timing import STAGES
 
     stages = ", ".join(f"{k} {summary.stages[k]:.1f}s" for k in STAGES if summary.stages.get(k, 0) >= 0.05)
-    line = (f"reconstructed {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s "
-            f"({stages}); outputs in {summary.out_dir}")
+    line = (
+        f"reconstructed {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s "
+        f"({stages}); outputs in {summary.out_dir}"
+    )
     make_console(quiet=False, stderr=True).print(line, markup=False, highlight=False)
     if summary.fallback_line():
         make_console(quiet=False, stderr=True).print(summary.fallback_line(), markup=False, highlight=False)

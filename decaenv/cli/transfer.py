@@ -12,13 +12,25 @@ from decaenv.cli._state import state_of
 
 def transfer(
     ctx: typer.Context,
-    source: Optional[Path] = typer.Option(None, "--source", "-i", "--image_path", metavar="IMAGE",
-                                          help="The identity: one image whose shape, detail and texture are kept."),
+    source: Optional[Path] = typer.Option(
+        None,
+        "--source",
+        "-i",
+        "--image_path",
+        metavar="IMAGE",
+        help="The identity: one image whose shape, detail and texture are kept.",
+    ),
     targets: Optional[List[Path]] = typer.Option(
-        None, "--target", "-e", "--exp_path", metavar="PATH",
-        help="Expression/jaw pose from: an image, folder, text list or video. Repeat for several."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", "--savefolder", "-s", metavar="DIR",
-                                       help="Output folder (created)."),
+        None,
+        "--target",
+        "-e",
+        "--exp_path",
+        metavar="PATH",
+        help="Expression/jaw pose from: an image, folder, text list or video. Repeat for several.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", "--savefolder", "-s", metavar="DIR", help="Output folder (created)."
+    ),
     pose: bool = typer.Option(False, "--pose/--no-pose", help="Also take the target's global head pose."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Targets encoded and decoded together."),
@@ -29,9 +41,13 @@ def transfer(
     use_tex_deca: Optional[str] = typer.Option(None, "--useTex", metavar="BOOL", hidden=True),
     tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM or FLAME."),
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
-    save: Optional[str] = typer.Option(None, "--save", metavar="KINDS",
-                                       help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes, "
-                                            "glb, ply (or all / none). Default: vis."),
+    save: Optional[str] = typer.Option(
+        None,
+        "--save",
+        metavar="KINDS",
+        help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes, "
+        "glb, ply (or all / none). Default: vis.",
+    ),
     save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
     save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
     save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
@@ -39,9 +55,12 @@ def transfer(
     save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
-    trust_checkpoint: Optional[str] = typer.Option(None, "--trust-checkpoint", metavar="SHA256",
-                                                   help="Load deca_model.tar even if torch's safe loader refuses "
-                                                        "it, when its sha256 is this."),
+    trust_checkpoint: Optional[str] = typer.Option(
+        None,
+        "--trust-checkpoint",
+        metavar="SHA256",
+        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this.",
+    ),
 ) -> None:
     """Expression transfer (DECA's demo_transfer): the target's expression and jaw on the source's face."""
     from decaenv.cli._console import make_console, print_json
@@ -58,14 +77,31 @@ def transfer(
         raise UsageError("no target given", hint="pass --target IMAGE|FOLDER|VIDEO (the expressions)")
     if out is None:
         raise UsageError("no output folder given", hint="pass -o DIR")
-    deca_saves = {"saveVis": save_vis, "saveKpt": save_kpt, "saveDepth": save_depth, "saveObj": save_obj,
-                  "saveMat": save_mat, "saveImages": save_images}
+    deca_saves = {
+        "saveVis": save_vis,
+        "saveKpt": save_kpt,
+        "saveDepth": save_depth,
+        "saveObj": save_obj,
+        "saveMat": save_mat,
+        "saveImages": save_images,
+    }
     options = TransferOptions(
-        source=source, targets=list(targets), out_dir=out, data_dir=state.data_dir(must_exist=True),
-        device=device, batch_size=batch_size, detector=detector, rasterizer=rasterizer,
-        iscrop=_boolean("--iscrop", iscrop, True), use_tex=_boolean("--useTex", use_tex_deca, use_tex),
-        tex_type=tex_type.upper(), sample_step=sample_step, pose=pose, save=_save_kinds(save, deca_saves),
-        trusted_sha256=trust_checkpoint)
+        source=source,
+        targets=list(targets),
+        out_dir=out,
+        data_dir=state.data_dir(must_exist=True),
+        device=device,
+        batch_size=batch_size,
+        detector=detector,
+        rasterizer=rasterizer,
+        iscrop=_boolean("--iscrop", iscrop, True),
+        use_tex=_boolean("--useTex", use_tex_deca, use_tex),
+        tex_type=tex_type.upper(),
+        sample_step=sample_step,
+        pose=pose,
+        save=_save_kinds(save, deca_saves),
+        trusted_sha256=trust_checkpoint,
+    )
     console = make_console(quiet=state.quiet or as_json, stderr=True)
     with console.status("loading DECA…"):
         runner = Transfer(options)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from decaenv.doctor.context import Context
 from decaenv.doctor.model import Check, CheckResult, Report, Status
 from decaenv.doctor.registry import Registry
-from decaenv.doctor.context import Context
 from decaenv.doctor.verdict import Verdict, compute_verdict
 from decaenv.errors import DecaenvError
 from decaenv.paths import DataDir, resolve_data_dir
@@ -72,9 +72,16 @@ def build_context(options: DoctorOptions) -> Context:
     data_dir = options.data_dir or resolve_data_dir(None)
     budgets = Budgets.from_env(environ.get(ENV_TIMEOUTS), options.command_timeout)
     deca_dir = checkout_of(options)
-    probe = SystemProbe(python=options.python, environ=environ, budgets=budgets,
-                        common={"data_dir": str(data_dir.path), "build_timeout": max(budgets.build - 20.0, 10.0),
-                                "deca_dir": str(deca_dir) if deca_dir else None})
+    probe = SystemProbe(
+        python=options.python,
+        environ=environ,
+        budgets=budgets,
+        common={
+            "data_dir": str(data_dir.path),
+            "build_timeout": max(budgets.build - 20.0, 10.0),
+            "deca_dir": str(deca_dir) if deca_dir else None,
+        },
+    )
     return Context(probe=probe, data_dir=data_dir, no_build=options.no_build, deca_dir=deca_dir)
 
 
@@ -90,8 +97,10 @@ def checkout_of(options: DoctorOptions) -> Optional[Path]:
     if options.deca_dir is not None:
         path = Path(options.deca_dir).expanduser().resolve()
         if not is_checkout(path):
-            raise UsageError(f"--deca-dir {options.deca_dir} is not a DECA checkout (no decalib/deca.py)",
-                             hint="give the folder you cloned DECA into (it holds decalib/ and demos/)")
+            raise UsageError(
+                f"--deca-dir {options.deca_dir} is not a DECA checkout (no decalib/deca.py)",
+                hint="give the folder you cloned DECA into (it holds decalib/ and demos/)",
+            )
         return path
     return find_checkout(Path.cwd()) if options.find_checkout else None
 
@@ -101,14 +110,19 @@ def select_names(options: DoctorOptions, checkout: bool = False) -> List[str]:
     category only when a DECA checkout is in use (or when asked for by name)."""
     if options.categories is None and (checkout or options.names):
         return list(options.names)
-    categories = options.categories if options.categories is not None else \
-        [c for c, _ in _categories() if checkout or c != "checkout"]
-    return [c.id for c in check_registry().all() if c.category in categories
-            and (not options.names or c.id in options.names or c.category in options.names)]
+    categories = (
+        options.categories
+        if options.categories is not None
+        else [c for c, _ in _categories() if checkout or c != "checkout"]
+    )
+    return [
+        c.id
+        for c in check_registry().all()
+        if c.category in categories and (not options.names or c.id in options.names or c.category in options.names)
+    ]
 
 
-def run_doctor(options: DoctorOptions,
-               on_result: Optional[Callable[[Check, CheckResult], None]] = None) -> DoctorRun:
+def run_doctor(options: DoctorOptions, on_result: Optional[Callable[[Check, CheckResult], None]] = None) -> DoctorRun:
     """Run the doctor on this machine and compute its verdict and exit code."""
     from decaenv.doctor.cache import Fingerprint, ResultCache
     from decaenv.doctor.runner import Runner
@@ -118,8 +132,9 @@ def run_doctor(options: DoctorOptions,
     fingerprint = Fingerprint(ctx.probe.environ, ctx.data_dir.path, ctx.probe.which) if options.use_cache else None
     cache = ResultCache.default() if options.use_cache else None
     try:
-        report = Runner(registry, ctx, cache=cache, fingerprint=fingerprint,
-                        on_result=on_result).run(select_names(options, ctx.deca_dir is not None))
+        report = Runner(registry, ctx, cache=cache, fingerprint=fingerprint, on_result=on_result).run(
+            select_names(options, ctx.deca_dir is not None)
+        )
     finally:
         ctx.probe.close()
     report.options["selected"] = list(options.names)
@@ -132,9 +147,11 @@ def run_doctor(options: DoctorOptions,
 def environment_summary(ctx: Context, report: Report) -> Dict[str, object]:
     """Short facts for the report header (from results already computed; nothing new is probed)."""
     p = ctx.probe.platform()
-    env: Dict[str, object] = {"python": f"{p.python} ({p.implementation}, {p.executable})",
-                              "os": f"{p.distro or p.system} {p.release} {p.machine}".strip(),
-                              "data_dir": f"{ctx.data_dir.path} ({ctx.data_dir.source})"}
+    env: Dict[str, object] = {
+        "python": f"{p.python} ({p.implementation}, {p.executable})",
+        "os": f"{p.distro or p.system} {p.release} {p.machine}".strip(),
+        "data_dir": f"{ctx.data_dir.path} ({ctx.data_dir.source})",
+    }
     if ctx.deca_dir is not None:
         env["deca_dir"] = str(ctx.deca_dir)
     torch_result = ctx.results.get("torch")
@@ -143,8 +160,9 @@ def environment_summary(ctx: Context, report: Report) -> Dict[str, object]:
         env["cuda"] = torch_result.data.get("cuda")
     cuda_result = ctx.results.get("torch-cuda")
     if cuda_result is not None:
-        env["gpus"] = [f"{g['name']} (sm_{g['capability'][0]}{g['capability'][1]})"
-                       for g in cuda_result.data.get("gpus", [])]
+        env["gpus"] = [
+            f"{g['name']} (sm_{g['capability'][0]}{g['capability'][1]})" for g in cuda_result.data.get("gpus", [])
+        ]
     return env
 
 
@@ -156,12 +174,14 @@ def selftest_gate() -> str:
     Raises:
         DecaenvError: naming the first check that blocks the CPU path, with its fix.
     """
-    options = DoctorOptions(no_build=True, categories=[c for c, _ in _categories() if c not in ("data", "checkout")],
-                            find_checkout=False)
+    options = DoctorOptions(
+        no_build=True, categories=[c for c, _ in _categories() if c not in ("data", "checkout")], find_checkout=False
+    )
     run = run_doctor(options)
     registry = check_registry()
-    blockers = [(cid, r) for cid, r in run.report.results.items()
-                if r.status.is_problem and registry.get(cid).cpu_blocker]
+    blockers = [
+        (cid, r) for cid, r in run.report.results.items() if r.status.is_problem and registry.get(cid).cpu_blocker
+    ]
     if blockers:
         cid, result = blockers[0]
         hint = None

@@ -31,10 +31,28 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 from decaenv.doctor.model import Check, CheckResult, Status
 
 CACHE_FORMAT = 1
-ENV_VARS = ("PATH", "CUDA_HOME", "CUDA_PATH", "CC", "CXX", "NVCC_CCBIN", "CUDAHOSTCXX", "LD_LIBRARY_PATH",
-            "TORCH_CUDA_ARCH_LIST", "TORCH_EXTENSIONS_DIR", "TORCH_HOME", "XDG_CACHE_HOME", "CUDA_VISIBLE_DEVICES",
-            "TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "PYTHONPATH", "MAX_JOBS",
-            "DECAENV_HOME", "DECAENV_DATA_DIR", "HOME")
+ENV_VARS = (
+    "PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "CC",
+    "CXX",
+    "NVCC_CCBIN",
+    "CUDAHOSTCXX",
+    "LD_LIBRARY_PATH",
+    "TORCH_CUDA_ARCH_LIST",
+    "TORCH_EXTENSIONS_DIR",
+    "TORCH_HOME",
+    "XDG_CACHE_HOME",
+    "CUDA_VISIBLE_DEVICES",
+    "TORCH_FORCE_WEIGHTS_ONLY_LOAD",
+    "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+    "PYTHONPATH",
+    "MAX_JOBS",
+    "DECAENV_HOME",
+    "DECAENV_DATA_DIR",
+    "HOME",
+)
 TOOLS = ("nvcc", "gcc", "g++", "c++", "cc", "clang", "ninja", "cl")
 
 
@@ -84,8 +102,9 @@ class Fingerprint:
         environ: environment variables. data_dir: the checked data dir. which: `shutil.which`-like function.
     """
 
-    def __init__(self, environ: Mapping[str, str], data_dir: Path,
-                 which: Optional[Callable[[str], Optional[str]]] = None):
+    def __init__(
+        self, environ: Mapping[str, str], data_dir: Path, which: Optional[Callable[[str], Optional[str]]] = None
+    ):
         self.environ = dict(environ)
         self.data_dir = Path(data_dir)
         self.which = which or (lambda name: shutil.which(name, path=self.environ.get("PATH", os.defpath)))
@@ -144,7 +163,8 @@ class Fingerprint:
 
     def _hub(self):
         home = self.environ.get("TORCH_HOME") or os.path.join(
-            self.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+            self.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
+        )
         return _listing(Path(home) / "hub" / "checkpoints")
 
     def _build(self):

@@ -7,11 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Literal, Optional, overload
 
-from decaenv.doctor.contracts import (BuildSection, CheckpointLoadSection, ChumpySection, CompatSection, CudaSection,
-                                      DecaImportsSection, DetectorsSection,
-                                      FaceAlignmentSection, FlameLoadSection, FlameSelftestSection, NumpySection,
-                                      Pytorch3dSection, RasterizerSection, RuntimePackagesSection, TorchLoadSection,
-                                      TorchSection)
+from decaenv.doctor.contracts import (
+    BuildSection,
+    CheckpointLoadSection,
+    ChumpySection,
+    CompatSection,
+    CudaSection,
+    DecaImportsSection,
+    DetectorsSection,
+    FaceAlignmentSection,
+    FlameLoadSection,
+    FlameSelftestSection,
+    NumpySection,
+    Pytorch3dSection,
+    RasterizerSection,
+    RuntimePackagesSection,
+    TorchLoadSection,
+    TorchSection,
+)
 from decaenv.doctor.model import CheckResult
 from decaenv.paths import DataDir
 

@@ -20,8 +20,8 @@ class ImportInfo(TypedDict, total=False):
     """One `import` attempted in the worker (`probes_env._try_import`)."""
 
     importable: bool
-    error: str            # "Type: message" when not importable
-    where: str            # file:line of the failing frame
+    error: str  # "Type: message" when not importable
+    where: str  # file:line of the failing frame
     seconds: float
     file: Optional[str]
     version: Optional[str]
@@ -45,7 +45,7 @@ class Unavailable(TypedDict, total=False):
 
 # -- torch group ------------------------------------------------------------------------------------------
 class TorchSection(ImportInfo, total=False):
-    """"torch": the import, the build and a CPU smoke test."""
+    """ "torch": the import, the build and a CPU smoke test."""
 
     installed: bool
     cuda: Optional[str]
@@ -72,7 +72,7 @@ class CudaDevice(TypedDict, total=False):
 
 
 class CudaSection(TypedDict, total=False):
-    """"cuda": torch's CUDA build, availability (and its warnings), devices, arch list."""
+    """ "cuda": torch's CUDA build, availability (and its warnings), devices, arch list."""
 
     compiled: bool
     cuda: Optional[str]
@@ -87,7 +87,7 @@ class CudaSection(TypedDict, total=False):
 
 
 class TorchLoadSection(TypedDict, total=False):
-    """"torch-load": what `torch.load` does by default here (probed)."""
+    """ "torch-load": what `torch.load` does by default here (probed)."""
 
     signature_default: Optional[str]
     env_force: Optional[str]
@@ -134,38 +134,46 @@ class ExtensionSummary(TypedDict, total=False):
 
 
 class RasterizerSection(Unavailable, total=False):
-    """"rasterizer": usable backends, the automatic choice per device type, the extension."""
+    """ "rasterizer": usable backends, the automatic choice per device type, the extension."""
 
-    backends: Dict[str, BackendRow]      # by backend name
-    choice: Dict[str, Optional[str]]     # device type -> backend name
-    reasons: Dict[str, str]              # device type -> why
+    backends: Dict[str, BackendRow]  # by backend name
+    choice: Dict[str, Optional[str]]  # device type -> backend name
+    reasons: Dict[str, str]  # device type -> why
     extension: ExtensionSummary
 
 
 #: "pytorch3d": installed, importable, its submodules and a tiny rasterization per device.
-Pytorch3dSection = TypedDict("Pytorch3dSection", {
-    "installed": bool,
-    "version": Optional[str],
-    "import": ImportInfo,
-    "ext": ImportInfo,
-    "renderer": ImportInfo,
-    "structures": ImportInfo,
-    "cpu": str,             # "ok", "empty" or the error of a tiny rasterization
-    "cuda": Optional[str],
-}, total=False)
+Pytorch3dSection = TypedDict(
+    "Pytorch3dSection",
+    {
+        "installed": bool,
+        "version": Optional[str],
+        "import": ImportInfo,
+        "ext": ImportInfo,
+        "renderer": ImportInfo,
+        "structures": ImportInfo,
+        "cpu": str,  # "ok", "empty" or the error of a tiny rasterization
+        "cuda": Optional[str],
+    },
+    total=False,
+)
 
 
 #: "face-alignment": version, import, API, defaults and the cached hub weights.
-FaceAlignmentSection = TypedDict("FaceAlignmentSection", {
-    "installed": bool,
-    "version": Optional[str],
-    "urls": List[str],
-    "hub_dir": str,
-    "hub_files": List[str],
-    "import": ImportInfo,
-    "landmarks_members": List[str],
-    "defaults": Dict[str, str],
-}, total=False)
+FaceAlignmentSection = TypedDict(
+    "FaceAlignmentSection",
+    {
+        "installed": bool,
+        "version": Optional[str],
+        "urls": List[str],
+        "hub_dir": str,
+        "hub_files": List[str],
+        "import": ImportInfo,
+        "landmarks_members": List[str],
+        "defaults": Dict[str, str],
+    },
+    total=False,
+)
 
 
 class AutoPlanInfo(TypedDict, total=False):
@@ -178,14 +186,14 @@ class AutoPlanInfo(TypedDict, total=False):
 
 
 class DetectorsSection(Unavailable, total=False):
-    """"detectors": the automatic face-detector choice and each detector's availability (nothing loaded)."""
+    """ "detectors": the automatic face-detector choice and each detector's availability (nothing loaded)."""
 
     plan: AutoPlanInfo
     available: Dict[str, BackendRow]  # detector name -> usable, reason
 
 
 class DecaImportsSection(TypedDict, total=False):
-    """"deca-imports": the third-party modules DECA's demo imports, and those this interpreter cannot find."""
+    """ "deca-imports": the third-party modules DECA's demo imports, and those this interpreter cannot find."""
 
     modules: List[str]
     missing: List[str]
@@ -209,7 +217,7 @@ class NetworkLayout(TypedDict, total=False):
 
 
 class CheckpointLoadSection(TypedDict, total=False):
-    """"checkpoint-load": `deca_model.tar` loaded with weights_only=True, compared with DECA's layout."""
+    """ "checkpoint-load": `deca_model.tar` loaded with weights_only=True, compared with DECA's layout."""
 
     loaded: bool
     absent: bool
@@ -222,13 +230,13 @@ class CheckpointLoadSection(TypedDict, total=False):
 
 # -- numpy group ------------------------------------------------------------------------------------------
 class NumpySection(ImportInfo, total=False):
-    """"numpy": the import and which of chumpy's `from numpy import bool, ...` names are gone."""
+    """ "numpy": the import and which of chumpy's `from numpy import bool, ...` names are gone."""
 
     aliases_missing: List[str]
 
 
 class FlameSelftestSection(TypedDict, total=False):
-    """"flame-selftest": decaenv reads a chumpy-style FLAME pickle with chumpy unimportable."""
+    """ "flame-selftest": decaenv reads a chumpy-style FLAME pickle with chumpy unimportable."""
 
     ok: bool
     error: Optional[str]
@@ -238,7 +246,7 @@ class FlameSelftestSection(TypedDict, total=False):
 
 
 class FlameLoadSection(TypedDict, total=False):
-    """"flame-load": the user's FLAME file through decaenv's loader."""
+    """ "flame-load": the user's FLAME file through decaenv's loader."""
 
     loaded: bool
     absent: bool
@@ -279,13 +287,13 @@ class PatchRow(TypedDict, total=False):
 
 
 class CompatSection(Unavailable, total=False):
-    """"compat": decaenv's compatibility shims and their state here."""
+    """ "compat": decaenv's compatibility shims and their state here."""
 
     patches: List[PatchRow]
 
 
 class ChumpySection(ImportInfo, total=False):
-    """"chumpy": installed, importable, and why not ("getargspec", "numpy-alias", "other")."""
+    """ "chumpy": installed, importable, and why not ("getargspec", "numpy-alias", "other")."""
 
     installed: bool
     cause: str
@@ -308,7 +316,7 @@ class BuildTarget(TypedDict, total=False):
 
 
 class BuildSection(TypedDict, total=False):
-    """"build": the rasterizer's real sources (or a minimal op) compiled in a scratch folder."""
+    """ "build": the rasterizer's real sources (or a minimal op) compiled in a scratch folder."""
 
     sources: str
     api: bool

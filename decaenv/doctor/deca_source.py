@@ -18,8 +18,14 @@ CODE_DIRS = ("decalib", "demos")
 SKIP_DIRS = {".decaenv-patch", "__pycache__", ".git"}
 DEMO = "demos/demo_reconstruct.py"
 #: Import name -> pip distribution, for the modules DECA's code uses.
-PIP_NAMES = {"cv2": "opencv-python", "skimage": "scikit-image", "PIL": "pillow", "face_alignment": "face-alignment",
-             "yaml": "pyyaml", "sklearn": "scikit-learn"}
+PIP_NAMES = {
+    "cv2": "opencv-python",
+    "skimage": "scikit-image",
+    "PIL": "pillow",
+    "face_alignment": "face-alignment",
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,14 @@ def _lines(path: Path) -> List[str]:
         return []
 
 
-def grep(root: os.PathLike, pattern: Pattern[str], *, suffixes: Sequence[str] = (".py",),
-         unless: Optional[Pattern[str]] = None, only: Iterable[str] = ()) -> List[Hit]:
+def grep(
+    root: os.PathLike,
+    pattern: Pattern[str],
+    *,
+    suffixes: Sequence[str] = (".py",),
+    unless: Optional[Pattern[str]] = None,
+    only: Iterable[str] = (),
+) -> List[Hit]:
     """Lines matching `pattern` (and not `unless`), comments skipped; `only`: relative paths to look in."""
     root = Path(root)
     files = [root / p for p in only] if only else code_files(root, suffixes)
@@ -82,6 +94,7 @@ def grep(root: os.PathLike, pattern: Pattern[str], *, suffixes: Sequence[str] = 
 
 # -- the demo's third-party imports ---------------------------------------------------------------------------
 
+
 def _module_level_imports(tree: ast.Module) -> List[Union[ast.Import, ast.ImportFrom]]:
     """Import statements executed when the module is imported (top level, also inside top-level if/try)."""
     found: List[Union[ast.Import, ast.ImportFrom]] = []
@@ -91,8 +104,11 @@ def _module_level_imports(tree: ast.Module) -> List[Union[ast.Import, ast.Import
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             found.append(node)
         elif isinstance(node, (ast.If, ast.Try)):
-            stack += list(node.body) + list(getattr(node, "orelse", [])) + \
-                [s for h in getattr(node, "handlers", []) for s in h.body]
+            stack += (
+                list(node.body)
+                + list(getattr(node, "orelse", []))
+                + [s for h in getattr(node, "handlers", []) for s in h.body]
+            )
     return found
 
 
@@ -154,7 +170,31 @@ def _local_roots(root: Path) -> Set[str]:
 def _stdlib() -> Set[str]:
     names = set(getattr(sys, "stdlib_module_names", ()))
     if not names:  # Python 3.9: a short list is enough for DECA's imports
-        names = {"os", "sys", "re", "time", "math", "argparse", "pickle", "json", "glob", "shutil", "copy",
-                 "collections", "itertools", "functools", "logging", "random", "datetime", "subprocess",
-                 "typing", "warnings", "inspect", "io", "pathlib", "abc", "__future__"}
+        names = {
+            "os",
+            "sys",
+            "re",
+            "time",
+            "math",
+            "argparse",
+            "pickle",
+            "json",
+            "glob",
+            "shutil",
+            "copy",
+            "collections",
+            "itertools",
+            "functools",
+            "logging",
+            "random",
+            "datetime",
+            "subprocess",
+            "typing",
+            "warnings",
+            "inspect",
+            "io",
+            "pathlib",
+            "abc",
+            "__future__",
+        }
     return names | {"__future__"}

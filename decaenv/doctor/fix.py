@@ -18,8 +18,23 @@ from typing import Callable, Iterable, List, Sequence
 
 from decaenv.doctor.model import FixAction, Report
 
-SYSTEM_PREFIXES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/var/lib",
-                   "C:\\Windows", "C:\\Program Files", "/System", "/Library")
+SYSTEM_PREFIXES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/lib",
+    "C:\\Windows",
+    "C:\\Program Files",
+    "/System",
+    "/Library",
+)
 
 
 @dataclass
@@ -44,8 +59,11 @@ def plan(report: Report) -> List[FixAction]:
     if probe is not None and probe.status.value in ("warn", "fail"):  # the build probe failed: building would too
         actions = [a for a in actions if a.kind != "build-rasterizer"]
     removed_dirs = [Path(a.args["path"]) for a in actions if a.kind == "remove-path"]
-    actions = [a for a in actions if not (a.kind == "remove-path" and
-                                          any(_inside(Path(a.args["path"]), d) for d in removed_dirs))]
+    actions = [
+        a
+        for a in actions
+        if not (a.kind == "remove-path" and any(_inside(Path(a.args["path"]), d) for d in removed_dirs))
+    ]
     return sorted(actions, key=lambda a: a.needs_yes)
 
 
@@ -89,8 +107,16 @@ class Fixer:
         changes. dry_run: change nothing. say: output callback (one line per call).
     """
 
-    def __init__(self, python: str, data_dir: Path, extension_roots: Iterable[str], *, yes: bool = False,
-                 dry_run: bool = False, say: Callable[[str], None] = print):
+    def __init__(
+        self,
+        python: str,
+        data_dir: Path,
+        extension_roots: Iterable[str],
+        *,
+        yes: bool = False,
+        dry_run: bool = False,
+        say: Callable[[str], None] = print,
+    ):
         self.python = python
         self.data_dir = Path(data_dir)
         self.roots = allowed_roots(extension_roots)

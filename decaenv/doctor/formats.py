@@ -13,8 +13,14 @@ from decaenv.doctor.model import CATEGORY_TITLES, Report, Status
 from decaenv.doctor.verdict import Verdict
 
 SCHEMA = "decaenv-doctor/1"
-MD_MARKS = {Status.OK: "✅ ok", Status.WARN: "⚠️ warn", Status.FAIL: "❌ fail", Status.SKIP: "➖ skip",
-            Status.TIMEOUT: "⏱️ timeout", Status.CRASH: "💥 crash"}
+MD_MARKS = {
+    Status.OK: "✅ ok",
+    Status.WARN: "⚠️ warn",
+    Status.FAIL: "❌ fail",
+    Status.SKIP: "➖ skip",
+    Status.TIMEOUT: "⏱️ timeout",
+    Status.CRASH: "💥 crash",
+}
 
 
 def to_json(report: Report, verdict: Verdict, exit_code: int) -> Dict[str, Any]:
@@ -27,17 +33,28 @@ def to_json(report: Report, verdict: Verdict, exit_code: int) -> Dict[str, Any]:
         entry = {"id": item.id, "title": item.title, "category": item.category}
         entry.update(result.to_json())
         checks.append(entry)
-    return {"schema": SCHEMA, "decaenv": __version__, "exit_code": exit_code, "verdict": verdict.to_json(),
-            "counts": counts, "environment": report.environment, "options": report.options,
-            "elapsed_s": round(report.elapsed, 3), "checks": checks}
+    return {
+        "schema": SCHEMA,
+        "decaenv": __version__,
+        "exit_code": exit_code,
+        "verdict": verdict.to_json(),
+        "counts": counts,
+        "environment": report.environment,
+        "options": report.options,
+        "elapsed_s": round(report.elapsed, 3),
+        "checks": checks,
+    }
 
 
 class Redactor:
     """Replaces the home folder, the user name and the host name in text (for reports pasted publicly)."""
 
     def __init__(self, home: Optional[str] = None, user: Optional[str] = None, host: Optional[str] = None):
-        self.home = [h for h in {home or os.path.expanduser("~"), os.path.realpath(home or os.path.expanduser("~"))}
-                     if h and h not in ("/", "~")]
+        self.home = [
+            h
+            for h in {home or os.path.expanduser("~"), os.path.realpath(home or os.path.expanduser("~"))}
+            if h and h not in ("/", "~")
+        ]
         self.user = user if user is not None else _user()
         self.host = host if host is not None else _host()
 
@@ -75,9 +92,15 @@ def to_markdown(report: Report, verdict: Verdict, exit_code: int, redactor: Opti
 
     redact = redactor or Redactor()
     env = report.environment
-    out: List[str] = ["### decaenv doctor report", "",
-                      f"**Verdict:** {verdict.line} (exit code {exit_code})", "",
-                      "| | |", "|---|---|", f"| decaenv | {__version__} |"]
+    out: List[str] = [
+        "### decaenv doctor report",
+        "",
+        f"**Verdict:** {verdict.line} (exit code {exit_code})",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| decaenv | {__version__} |",
+    ]
     for key in ("python", "os", "torch", "cuda", "gpus", "data_dir"):
         if env.get(key) not in (None, "", []):
             value = ", ".join(env[key]) if isinstance(env[key], list) else env[key]
@@ -89,8 +112,12 @@ def to_markdown(report: Report, verdict: Verdict, exit_code: int, redactor: Opti
     if attention:
         out += ["", f"<details><summary>Details of {len(attention)} check(s) needing attention</summary>", ""]
         for item, result in attention:
-            out += [f"#### {MD_MARKS[result.status]} `{item.id}` — {item.title} ({CATEGORY_TITLES[item.category]})",
-                    "", result.summary, ""]
+            out += [
+                f"#### {MD_MARKS[result.status]} `{item.id}` — {item.title} ({CATEGORY_TITLES[item.category]})",
+                "",
+                result.summary,
+                "",
+            ]
             out += [f"    {line}" for line in result.details if line]
             if result.remediation:
                 out += ["", f"Fix: {result.remediation.text}"]

@@ -42,8 +42,10 @@ def torch_install(python: str, system: str, has_nvidia: bool) -> str:
 def compiler_install(system: str, distro_like: str = "") -> str:
     """How to get a C++ compiler on this platform."""
     if system == "Windows":
-        return ("install 'Visual Studio Build Tools' with 'Desktop development with C++', then use an "
-                "'x64 Native Tools' prompt")
+        return (
+            "install 'Visual Studio Build Tools' with 'Desktop development with C++', then use an "
+            "'x64 Native Tools' prompt"
+        )
     if system == "Darwin":
         return "xcode-select --install"
     if "fedora" in distro_like or "rhel" in distro_like:

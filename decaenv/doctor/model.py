@@ -84,13 +84,18 @@ class FixAction:
     needs_yes: bool = False
 
     def to_json(self) -> Dict[str, Any]:
-        return {"kind": self.kind, "description": self.description, "args": dict(self.args),
-                "needs_yes": self.needs_yes}
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "args": dict(self.args),
+            "needs_yes": self.needs_yes,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "FixAction":
-        return cls(str(data["kind"]), str(data["description"]), dict(data.get("args", {})),
-                   bool(data.get("needs_yes", False)))
+        return cls(
+            str(data["kind"]), str(data["description"]), dict(data.get("args", {})), bool(data.get("needs_yes", False))
+        )
 
 
 @dataclass(frozen=True)
@@ -218,9 +223,19 @@ class Check:
 
     def describe(self) -> Dict[str, Any]:
         """The check's static description (for `--list-checks --json` and the troubleshooting docs)."""
-        return {"id": self.id, "title": self.title, "category": self.category, "requires": list(self.requires),
-                "fm": list(self.fm), "slow": self.slow, "cached": self.cache is not None,
-                "symptoms": list(self.symptoms), "cause": self.cause, "fix": self.fix, "link": self.link}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "category": self.category,
+            "requires": list(self.requires),
+            "fm": list(self.fm),
+            "slow": self.slow,
+            "cached": self.cache is not None,
+            "symptoms": list(self.symptoms),
+            "cause": self.cause,
+            "fix": self.fix,
+            "link": self.link,
+        }
 
 
 @dataclass

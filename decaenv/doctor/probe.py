@@ -14,8 +14,8 @@ import re
 import shutil
 import sys
 import threading
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from decaenv.doctor.sessions import CommandOutcome, SectionOutcome, WorkerSession, run_command
@@ -103,14 +103,14 @@ class Budgets:
 class PlatformInfo:
     """The host, as checks see it (fakeable)."""
 
-    system: str          # platform.system(): "Linux", "Windows", "Darwin"
+    system: str  # platform.system(): "Linux", "Windows", "Darwin"
     release: str
     machine: str
     python_version: Tuple[int, int, int]
     implementation: str
     executable: str
     wsl: bool = False
-    distro: str = ""       # Linux: PRETTY_NAME of /etc/os-release
+    distro: str = ""  # Linux: PRETTY_NAME of /etc/os-release
     distro_like: str = ""  # Linux: ID and ID_LIKE ("debian", "ubuntu debian", "fedora rhel")
     bits: int = 64
 
@@ -159,8 +159,13 @@ class SystemProbe:
         budgets: time budgets. common: arguments handed to every probe section (e.g. the data dir).
     """
 
-    def __init__(self, python: Optional[str] = None, environ: Optional[Mapping[str, str]] = None,
-                 budgets: Budgets = Budgets(), common: Optional[Mapping[str, Any]] = None):
+    def __init__(
+        self,
+        python: Optional[str] = None,
+        environ: Optional[Mapping[str, str]] = None,
+        budgets: Budgets = Budgets(),
+        common: Optional[Mapping[str, Any]] = None,
+    ):
         self.python = python or sys.executable
         self.environ: Dict[str, str] = dict(os.environ if environ is None else environ)
         self.budgets = budgets
@@ -168,7 +173,7 @@ class SystemProbe:
         self._memo = _Memo()
         self._sessions: Dict[str, WorkerSession] = {}
         self._sessions_lock = threading.Lock()
-        self._hung: Dict[str, str] = {}       # tool name -> what timed out
+        self._hung: Dict[str, str] = {}  # tool name -> what timed out
         self._cancelled: Dict[str, str] = {}  # section -> why it is skipped
 
     # -- the host ---------------------------------------------------------------------------------------
@@ -176,10 +181,18 @@ class SystemProbe:
         release = platform.release()
         distro, like = _os_release() if platform.system() == "Linux" else ("", "")
         major, minor, micro = sys.version_info[:3]
-        return PlatformInfo(platform.system(), release, platform.machine(), (major, minor, micro),
-                            platform.python_implementation(), sys.executable,
-                            wsl="microsoft" in release.lower(), distro=distro, distro_like=like,
-                            bits=64 if sys.maxsize > 2**32 else 32)
+        return PlatformInfo(
+            platform.system(),
+            release,
+            platform.machine(),
+            (major, minor, micro),
+            platform.python_implementation(),
+            sys.executable,
+            wsl="microsoft" in release.lower(),
+            distro=distro,
+            distro_like=like,
+            bits=64 if sys.maxsize > 2**32 else 32,
+        )
 
     def package_file(self, package: str, relative: str) -> Optional[str]:
         """A file inside an installed top-level package, located without importing it (None if absent)."""
@@ -249,6 +262,7 @@ class SystemProbe:
     def _check_tools(self, tools: Sequence[str]) -> None:
         """Ask each of `tools` on PATH for its version, concurrently (one command budget in all): a hung one
         cancels the sections that need it before they wait out their own, much longer, budget."""
+
         def ask(path: str) -> None:
             try:
                 self.run([path, "--version"])
@@ -288,8 +302,9 @@ class SystemProbe:
                     self._start(fresh)
 
     def _start(self, names: Sequence[str]) -> WorkerSession:
-        session = WorkerSession(self.python, names, {n: self.budgets.for_section(n) for n in names},
-                                self.common, self.environ).start()
+        session = WorkerSession(
+            self.python, names, {n: self.budgets.for_section(n) for n in names}, self.common, self.environ
+        ).start()
         for name in names:
             self._sessions[name] = session
         return session
@@ -321,7 +336,7 @@ class SystemProbe:
 
 
 def _tool_name(path: str) -> str:
-    """"/usr/local/cuda/bin/nvcc" -> "nvcc" (".exe" dropped)."""
+    """ "/usr/local/cuda/bin/nvcc" -> "nvcc" (".exe" dropped)."""
     name = os.path.basename(path)
     return name[:-4] if name.lower().endswith(".exe") else name
 

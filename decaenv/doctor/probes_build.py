@@ -19,8 +19,9 @@ def _verification_line(verification: Dict[str, Any]) -> str:
     checks = verification.get("checks") if isinstance(verification, dict) else None
     if not checks:
         return ""
-    parts = [f"{c.get('device')}: {c.get('detail') or ('identical' if c.get('identical') else 'differs')}"
-             for c in checks]
+    parts = [
+        f"{c.get('device')}: {c.get('detail') or ('identical' if c.get('identical') else 'differs')}" for c in checks
+    ]
     return "checked against the reference rasterizer — " + "; ".join(parts)
 
 
@@ -45,17 +46,26 @@ def build_probe(scratch: str, timeout: float = 400.0) -> Dict[str, Any]:
     from decaenv.runtime.rasterizer.builder import build
 
     result = build(root=scratch, timeout=timeout, lock_timeout=60.0)
-    out: Dict[str, Any] = {"sources": "decaenv's rasterizer (decaenv/runtime/csrc)", "cuda": None,
-                           "cuda_skipped": None, "compiler": os.environ.get("CXX", "c++")}
+    out: Dict[str, Any] = {
+        "sources": "decaenv's rasterizer (decaenv/runtime/csrc)",
+        "cuda": None,
+        "cuda_skipped": None,
+        "compiler": os.environ.get("CXX", "c++"),
+    }
     for variant in result.variants:
         diagnosis = asdict(variant.diagnosis) if variant.diagnosis is not None else None
         if variant.status == "skipped":
             out[f"{variant.variant}_skipped"] = diagnosis["cause"] if diagnosis else "skipped"
             continue
-        out[variant.variant] = {"target": variant.variant, "ok": variant.ok, "status": variant.status,
-                                "seconds": variant.seconds, "diagnosis": diagnosis,
-                                "verification": _verification_line(variant.verification),
-                                "log": _tail(variant.log)}
+        out[variant.variant] = {
+            "target": variant.variant,
+            "ok": variant.ok,
+            "status": variant.status,
+            "seconds": variant.seconds,
+            "diagnosis": diagnosis,
+            "verification": _verification_line(variant.verification),
+            "log": _tail(variant.log),
+        }
     return out
 
 

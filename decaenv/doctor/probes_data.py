@@ -6,13 +6,16 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from decaenv.deca_layout import CHECKPOINT_FILE, DATA_FILES, FLAME_FILE, FLAME_NPZ_FILE, has_flame
 from decaenv.doctor.contracts import CheckpointLoadSection, FlameLoadSection, LoadError, NetworkLayout
 
-from decaenv.deca_layout import CHECKPOINT_FILE, DATA_FILES, FLAME_FILE, FLAME_NPZ_FILE, has_flame
 
 def _error(exc: BaseException) -> LoadError:
-    return {"type": type(exc).__name__, "message": " ".join(str(exc).split())[:1500],
-            "hint": getattr(exc, "hint", None)}
+    return {
+        "type": type(exc).__name__,
+        "message": " ".join(str(exc).split())[:1500],
+        "hint": getattr(exc, "hint", None),
+    }
 
 
 def flame_load_section(common: Dict[str, Any]) -> FlameLoadSection:
@@ -30,12 +33,19 @@ def flame_load_section(common: Dict[str, Any]) -> FlameLoadSection:
     except BaseException as exc:  # noqa: BLE001 - DataError/UnsafeContentError and anything else: data
         out.update({"loaded": False, "error": _error(exc), "seconds": time.perf_counter() - start})
         return out
-    out.update({
-        "loaded": True, "seconds": time.perf_counter() - start, "kind": model.kind,
-        "vertices": int(model.v_template.shape[0]), "faces": int(model.f.shape[0]),
-        "components": int(model.n_components), "joints": int(model.J_regressor.shape[0]),
-        "dtype": str(model.v_template.dtype), "incompatible": deca_compatibility(model),
-    })
+    out.update(
+        {
+            "loaded": True,
+            "seconds": time.perf_counter() - start,
+            "kind": model.kind,
+            "vertices": int(model.v_template.shape[0]),
+            "faces": int(model.f.shape[0]),
+            "components": int(model.n_components),
+            "joints": int(model.J_regressor.shape[0]),
+            "dtype": str(model.v_template.dtype),
+            "incompatible": deca_compatibility(model),
+        }
+    )
     out["template_faces"] = _template_faces_match(data_dir / DATA_FILES["topology_path"], model.f)
     pkl, npz = data_dir / FLAME_FILE, data_dir / FLAME_NPZ_FILE
     if pkl.is_file() and npz.is_file():
@@ -116,10 +126,19 @@ def _compare(state: Any, expected: Dict[str, tuple], torch) -> NetworkLayout:
         elif tuple(value.shape) != tuple(shape):
             wrong.append(f"{key} {tuple(value.shape)} (expected {tuple(shape)})")
     prefixed = bool(state) and all(str(k).startswith("module.") for k in state)
-    return {"present": True, "keys": len(state), "expected": len(expected), "missing": missing[:10],
-            "missing_count": len(missing), "unexpected": unexpected[:10], "unexpected_count": len(unexpected),
-            "wrong_shapes": wrong[:10], "wrong_count": len(wrong), "non_tensor": non_tensor[:5],
-            "module_prefix": prefixed}
+    return {
+        "present": True,
+        "keys": len(state),
+        "expected": len(expected),
+        "missing": missing[:10],
+        "missing_count": len(missing),
+        "unexpected": unexpected[:10],
+        "unexpected_count": len(unexpected),
+        "wrong_shapes": wrong[:10],
+        "wrong_count": len(wrong),
+        "non_tensor": non_tensor[:5],
+        "module_prefix": prefixed,
+    }
 
 
 SECTIONS = {

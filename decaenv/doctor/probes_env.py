@@ -17,11 +17,25 @@ import traceback
 import warnings
 from typing import Any, Dict, List, Optional, cast
 
-from decaenv.doctor.contracts import (AutoPlanInfo, ChumpySection, CompatSection, CudaDevice, CudaSection, DecaImportsSection,
-                                      DetectorsSection, FaceAlignmentSection,
-                                      FlameSelftestSection, ImportInfo, NumpySection, Pytorch3dSection,
-                                      RasterizerSection, RuntimePackage, RuntimePackagesSection, TorchLoadSection,
-                                      TorchSection)
+from decaenv.doctor.contracts import (
+    AutoPlanInfo,
+    ChumpySection,
+    CompatSection,
+    CudaDevice,
+    CudaSection,
+    DecaImportsSection,
+    DetectorsSection,
+    FaceAlignmentSection,
+    FlameSelftestSection,
+    ImportInfo,
+    NumpySection,
+    Pytorch3dSection,
+    RasterizerSection,
+    RuntimePackage,
+    RuntimePackagesSection,
+    TorchLoadSection,
+    TorchSection,
+)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -54,11 +68,19 @@ def _try_import(module: str) -> ImportInfo:
         try:
             mod = importlib.import_module(module)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and friends are import failures too
-            return {"importable": False, "error": _error_text(exc), "where": _last_frame(exc),
-                    "seconds": time.perf_counter() - start}
-    return {"importable": True, "file": getattr(mod, "__file__", None), "seconds": time.perf_counter() - start,
-            "version": getattr(mod, "__version__", None),
-            "warnings": [f"{w.category.__name__}: {w.message}"[:300] for w in caught][:5]}
+            return {
+                "importable": False,
+                "error": _error_text(exc),
+                "where": _last_frame(exc),
+                "seconds": time.perf_counter() - start,
+            }
+    return {
+        "importable": True,
+        "file": getattr(mod, "__file__", None),
+        "seconds": time.perf_counter() - start,
+        "version": getattr(mod, "__version__", None),
+        "warnings": [f"{w.category.__name__}: {w.message}"[:300] for w in caught][:5],
+    }
 
 
 # -- torch ----------------------------------------------------------------------------------------------
@@ -72,13 +94,18 @@ def torch_section(common: Dict[str, Any]) -> TorchSection:
         return info
     import torch
 
-    info.update({
-        "version": torch.__version__, "cuda": torch.version.cuda, "hip": getattr(torch.version, "hip", None),
-        "debug": bool(getattr(torch.version, "debug", False)), "git": getattr(torch.version, "git_version", None),
-        "cxx11_abi": bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", False)),
-        "include": os.path.join(os.path.dirname(torch.__file__), "include"),
-        "threads": torch.get_num_threads(),
-    })
+    info.update(
+        {
+            "version": torch.__version__,
+            "cuda": torch.version.cuda,
+            "hip": getattr(torch.version, "hip", None),
+            "debug": bool(getattr(torch.version, "debug", False)),
+            "git": getattr(torch.version, "git_version", None),
+            "cxx11_abi": bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", False)),
+            "include": os.path.join(os.path.dirname(torch.__file__), "include"),
+            "threads": torch.get_num_threads(),
+        }
+    )
     try:
         import numpy
 
@@ -97,9 +124,12 @@ def cuda_section(common: Dict[str, Any]) -> CudaSection:
     """CUDA as torch sees it: build, availability (and the warning when not), devices, arch list, smoke test."""
     import torch
 
-    out: CudaSection = {"compiled": bool(torch.version.cuda), "cuda": torch.version.cuda,
-                        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                        "arch_env": os.environ.get("TORCH_CUDA_ARCH_LIST")}
+    out: CudaSection = {
+        "compiled": bool(torch.version.cuda),
+        "cuda": torch.version.cuda,
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "arch_env": os.environ.get("TORCH_CUDA_ARCH_LIST"),
+    }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -114,8 +144,12 @@ def cuda_section(common: Dict[str, Any]) -> CudaSection:
     devices: List[CudaDevice] = []
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
-        entry: CudaDevice = {"index": index, "name": props.name, "capability": [props.major, props.minor],
-                             "memory_gb": round(props.total_memory / 2**30, 1)}
+        entry: CudaDevice = {
+            "index": index,
+            "name": props.name,
+            "capability": [props.major, props.minor],
+            "memory_gb": round(props.total_memory / 2**30, 1),
+        }
         try:
             value = (torch.ones(4, device=f"cuda:{index}") * 2).sum().item()
             entry["smoke"] = "ok" if value == 8.0 else f"wrong result {value}"
@@ -133,8 +167,11 @@ def torch_load_section(common: Dict[str, Any]) -> TorchLoadSection:
 
     import torch
 
-    out: TorchLoadSection = {"signature_default": None, "env_force": os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"),
-                             "env_force_no": os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    out: TorchLoadSection = {
+        "signature_default": None,
+        "env_force": os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"),
+        "env_force_no": os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"),
+    }
     try:
         param = inspect.signature(torch.load).parameters.get("weights_only")
         out["has_weights_only"] = param is not None
@@ -251,8 +288,11 @@ def detectors_section(common: Dict[str, Any]) -> DetectorsSection:
         from decaenv.runtime.detectors import auto_plan, availability
     except ImportError as exc:
         return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
-    return {"api": True, "plan": cast(AutoPlanInfo, auto_plan().to_json()),
-            "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()}}
+    return {
+        "api": True,
+        "plan": cast(AutoPlanInfo, auto_plan().to_json()),
+        "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()},
+    }
 
 
 def deca_imports_section(common: Dict[str, Any]) -> DecaImportsSection:
@@ -347,11 +387,16 @@ def _read_tiny_flame(np, load_flame, ChumpyCh, dumps) -> FlameSelftestSection:
             loaded = load_flame(path)
         except BaseException as exc:  # noqa: BLE001 - any failure to read the tiny FLAME back is the answer
             return {"ok": False, "error": _error_text(exc), "where": _last_frame(exc)}
-    same = bool(np.array_equal(loaded.shapedirs, model["shapedirs"].x)
-                and np.array_equal(loaded.J_regressor, model["J_regressor"].dense))
-    return {"ok": same, "seconds": time.perf_counter() - start,
-            "chumpy_imported": sys.modules.get("chumpy") is not None,
-            "error": None if same else "arrays read back differ from those written"}
+    same = bool(
+        np.array_equal(loaded.shapedirs, model["shapedirs"].x)
+        and np.array_equal(loaded.J_regressor, model["J_regressor"].dense)
+    )
+    return {
+        "ok": same,
+        "seconds": time.perf_counter() - start,
+        "chumpy_imported": sys.modules.get("chumpy") is not None,
+        "error": None if same else "arrays read back differ from those written",
+    }
 
 
 class _FakeCsc:
@@ -369,8 +414,15 @@ class _FakeCsc:
                     indices.append(r)
             indptr.append(len(data))
         self.dense = dense
-        self.__dict__.update({"data": np.array(data), "indices": np.array(indices, dtype=np.int32),
-                              "indptr": np.array(indptr, dtype=np.int32), "_shape": (rows, cols), "maxprint": 50})
+        self.__dict__.update(
+            {
+                "data": np.array(data),
+                "indices": np.array(indices, dtype=np.int32),
+                "indptr": np.array(indptr, dtype=np.int32),
+                "_shape": (rows, cols),
+                "maxprint": 50,
+            }
+        )
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "dense"}
@@ -379,11 +431,16 @@ class _FakeCsc:
 def _tiny_flame(np, chumpy_ch) -> Dict[str, Any]:
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
     regressor = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
-    return {"v_template": v, "shapedirs": chumpy_ch(np.arange(36, dtype=np.float64).reshape(4, 3, 3)),
-            "posedirs": np.zeros((4, 3, 36)), "J_regressor": _FakeCsc(regressor),
-            "weights": np.array([[1.0, 0], [1, 0], [0, 1], [0, 1]]),
-            "kintree_table": np.array([[4294967295, 0], [0, 1]], dtype=np.int64),
-            "f": np.array([[0, 1, 2], [0, 2, 3]], dtype=np.uint32), "bs_style": "lbs"}
+    return {
+        "v_template": v,
+        "shapedirs": chumpy_ch(np.arange(36, dtype=np.float64).reshape(4, 3, 3)),
+        "posedirs": np.zeros((4, 3, 36)),
+        "J_regressor": _FakeCsc(regressor),
+        "weights": np.array([[1.0, 0], [1, 0], [0, 1], [0, 1]]),
+        "kintree_table": np.array([[4294967295, 0], [0, 1]], dtype=np.int64),
+        "f": np.array([[0, 1, 2], [0, 2, 3]], dtype=np.uint32),
+        "bs_style": "lbs",
+    }
 
 
 def runtime_packages_section(common: Dict[str, Any]) -> RuntimePackagesSection:
@@ -408,9 +465,13 @@ def chumpy_section(common: Dict[str, Any]) -> ChumpySection:
     out["version"] = _dist_version("chumpy", "chumpy-fixed", "chumpy-fork") or out.get("version")
     if not out["importable"]:
         error = out.get("error", "")
-        out["cause"] = ("getargspec" if "getargspec" in error else
-                        "numpy-alias" if "from 'numpy'" in error or "has no attribute" in error and "numpy" in error
-                        else "other")
+        out["cause"] = (
+            "getargspec"
+            if "getargspec" in error
+            else "numpy-alias"
+            if "from 'numpy'" in error or "has no attribute" in error and "numpy" in error
+            else "other"
+        )
     return out
 
 

@@ -37,17 +37,44 @@ class Registry:
         self._checks[item.id] = item
         return item
 
-    def check(self, id: str, *, title: str, category: str, requires: Sequence[str] = (), slow: bool = False,
-              fm: Sequence[str] = (), cache: Optional[Sequence[str]] = None, probes: Sequence[str] = (),
-              cpu_blocker: bool = False, symptoms: Sequence[str] = (), cause: str = "", fix: str = "",
-              link: Optional[str] = None) -> Callable[[CheckFunc], CheckFunc]:
+    def check(
+        self,
+        id: str,
+        *,
+        title: str,
+        category: str,
+        requires: Sequence[str] = (),
+        slow: bool = False,
+        fm: Sequence[str] = (),
+        cache: Optional[Sequence[str]] = None,
+        probes: Sequence[str] = (),
+        cpu_blocker: bool = False,
+        symptoms: Sequence[str] = (),
+        cause: str = "",
+        fix: str = "",
+        link: Optional[str] = None,
+    ) -> Callable[[CheckFunc], CheckFunc]:
         """Decorator registering `func(ctx) -> CheckResult` under `id` (see `Check` for the fields)."""
 
         def deco(func: CheckFunc) -> CheckFunc:
-            self.add(Check(id=id, title=title, category=category, func=func, requires=tuple(requires),
-                           slow=slow, fm=tuple(fm), cache=None if cache is None else tuple(cache),
-                           probes=tuple(probes), cpu_blocker=cpu_blocker, symptoms=tuple(symptoms),
-                           cause=cause, fix=fix, link=link))
+            self.add(
+                Check(
+                    id=id,
+                    title=title,
+                    category=category,
+                    func=func,
+                    requires=tuple(requires),
+                    slow=slow,
+                    fm=tuple(fm),
+                    cache=None if cache is None else tuple(cache),
+                    probes=tuple(probes),
+                    cpu_blocker=cpu_blocker,
+                    symptoms=tuple(symptoms),
+                    cause=cause,
+                    fix=fix,
+                    link=link,
+                )
+            )
             return func
 
         return deco
@@ -126,8 +153,9 @@ class Registry:
                 choices = list(self._checks) + list(_CATEGORY_ORDER)
                 close = difflib.get_close_matches(name, choices, n=1)
                 hint = f"did you mean `{close[0]}`? " if close else ""
-                raise UsageError(f"no check or category named {name!r}",
-                                 hint=f"{hint}run `decaenv doctor --list-checks` for the ids")
+                raise UsageError(
+                    f"no check or category named {name!r}", hint=f"{hint}run `decaenv doctor --list-checks` for the ids"
+                )
         needed = set(chosen)
         stack = list(chosen)
         while stack:

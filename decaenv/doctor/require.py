@@ -40,7 +40,7 @@ class Requirement:
     token: str
     checks: Tuple[str, ...] = ()
     capability: Optional[str] = None  # "cuda" or "rasterizer"
-    value: Optional[str] = None       # rasterizer kind
+    value: Optional[str] = None  # rasterizer kind
 
 
 @dataclass
@@ -69,8 +69,9 @@ class RequireOutcome:
         return {"met": self.met, "exit_code": self.exit_code, "requirements": self.items}
 
 
-def parse(values: Iterable[str], check_ids: Sequence[str],
-          categories: Mapping[str, Sequence[str]]) -> List[Requirement]:
+def parse(
+    values: Iterable[str], check_ids: Sequence[str], categories: Mapping[str, Sequence[str]]
+) -> List[Requirement]:
     """Parse `--require` values.
 
     Args:
@@ -88,8 +89,10 @@ def parse(values: Iterable[str], check_ids: Sequence[str],
         elif token.startswith("rasterizer="):
             kind = token.split("=", 1)[1]
             if kind != "any" and kind not in RASTER_RANK:
-                raise UsageError(f"--require {token}: unknown rasterizer kind {kind!r}",
-                                 hint="use one of cuda, cpu, pytorch3d, torch, any")
+                raise UsageError(
+                    f"--require {token}: unknown rasterizer kind {kind!r}",
+                    hint="use one of cuda, cpu, pytorch3d, torch, any",
+                )
             out.append(Requirement(token, capability="rasterizer", value=kind))
         elif token in ALIASES:
             out.append(Requirement(token, checks=ALIASES[token]))
@@ -98,9 +101,10 @@ def parse(values: Iterable[str], check_ids: Sequence[str],
         elif token in check_ids:
             out.append(Requirement(token, checks=(token,)))
         else:
-            raise UsageError(f"--require: unknown requirement {token!r}",
-                             hint="use cuda, rasterizer=KIND, data, a check id or a category "
-                                  "(`decaenv doctor --list-checks`)")
+            raise UsageError(
+                f"--require: unknown requirement {token!r}",
+                hint="use cuda, rasterizer=KIND, data, a check id or a category (`decaenv doctor --list-checks`)",
+            )
     return out
 
 
@@ -130,8 +134,13 @@ def _check_item(req: Requirement, report: Report, strict: bool) -> Dict[str, obj
         if not ok:
             unchecked = unchecked or result.status.could_not_check
             failing.append(f"{cid} {result.status.value}: {result.summary}")
-    return {"token": req.token, "met": not failing, "unchecked": unchecked,
-            "reason": "; ".join(failing) if failing else "ok", "checks": list(req.checks)}
+    return {
+        "token": req.token,
+        "met": not failing,
+        "unchecked": unchecked,
+        "reason": "; ".join(failing) if failing else "ok",
+        "checks": list(req.checks),
+    }
 
 
 def _capability_item(req: Requirement, report: Report) -> Dict[str, object]:
@@ -140,16 +149,33 @@ def _capability_item(req: Requirement, report: Report) -> Dict[str, object]:
         met = device == "cuda"
         cuda = report.get("torch-cuda")
         reason = "ok" if met else (cuda.summary if cuda is not None else "torch-cuda was not run")
-        return {"token": req.token, "met": met, "unchecked": bool(cuda and cuda.status.could_not_check),
-                "reason": reason, "device": device}
+        return {
+            "token": req.token,
+            "met": met,
+            "unchecked": bool(cuda and cuda.status.could_not_check),
+            "reason": reason,
+            "device": device,
+        }
     rank = RASTER_RANK.get(backend or "", -1)
     need = 0 if req.value in (None, "any") else RASTER_RANK[req.value]
     met = backend is not None and rank >= need
     raster = report.get("rasterizer")
-    reason = "ok" if met else (f"auto picks {backend or 'no backend'} on {device or 'no device'}"
-                               + (f" ({raster.summary})" if raster is not None else ""))
-    return {"token": req.token, "met": met, "unchecked": bool(raster and raster.status.could_not_check),
-            "reason": reason, "device": device, "backend": backend}
+    reason = (
+        "ok"
+        if met
+        else (
+            f"auto picks {backend or 'no backend'} on {device or 'no device'}"
+            + (f" ({raster.summary})" if raster is not None else "")
+        )
+    )
+    return {
+        "token": req.token,
+        "met": met,
+        "unchecked": bool(raster and raster.status.could_not_check),
+        "reason": reason,
+        "device": device,
+        "backend": backend,
+    }
 
 
 def evaluate(requirements: Sequence[Requirement], report: Report, strict: bool = False) -> RequireOutcome:

@@ -5,7 +5,8 @@ A check runs in its own (daemon) thread as soon as its requirements are done; it
 before that (`Probe.plan`), so imports and tools of independent checks overlap. A check whose requirement
 did not pass is `skip`. A check that raises is `crash` (a decaenv bug); a probe that exceeds its budget is
 `timeout`; a check that needs a tool which already timed out is `skip` at once (so hung compilers cost one
-budget, not one per check); a check thread that never returns is `timeout` after a watchdog limit. Every row is always present.
+budget, not one per check); a check thread that never returns is `timeout` after a watchdog limit. Every row is
+always present.
 """
 
 from __future__ import annotations
@@ -34,23 +35,46 @@ def run_check(item: Check, ctx: Context) -> CheckResult:
         if not isinstance(result, CheckResult):
             raise TypeError(f"check returned {type(result).__name__}, not a CheckResult")
     except ProbeTimeout as exc:
-        result = CheckResult(Status.TIMEOUT, str(exc), tuple(exc.details.splitlines()[-10:]),
-                             Remediation("Run the step by hand to see where it hangs; raise the budget with "
-                                         "DECAENV_DOCTOR_TIMEOUTS=command=30,import=300,data=600,build=1200."))
+        result = CheckResult(
+            Status.TIMEOUT,
+            str(exc),
+            tuple(exc.details.splitlines()[-10:]),
+            Remediation(
+                "Run the step by hand to see where it hangs; raise the budget with "
+                "DECAENV_DOCTOR_TIMEOUTS=command=30,import=300,data=600,build=1200."
+            ),
+        )
     except ProbeSkipped as exc:
-        result = CheckResult(Status.SKIP, str(exc), (),
-                             Remediation("Fix or remove the tool that hangs (run it by hand to see), then run the "
-                                         "doctor again."))
+        result = CheckResult(
+            Status.SKIP,
+            str(exc),
+            (),
+            Remediation("Fix or remove the tool that hangs (run it by hand to see), then run the doctor again."),
+        )
     except ProbeLost as exc:
-        result = CheckResult(Status.FAIL, str(exc), tuple(exc.stderr_tail.splitlines()[-12:]),
-                             Remediation("A library crashed the interpreter while being probed; the last lines above "
-                                         "name it. Reinstall that package."))
+        result = CheckResult(
+            Status.FAIL,
+            str(exc),
+            tuple(exc.stderr_tail.splitlines()[-12:]),
+            Remediation(
+                "A library crashed the interpreter while being probed; the last lines above "
+                "name it. Reinstall that package."
+            ),
+        )
     except ProbeError as exc:
-        result = CheckResult(Status.CRASH, f"the check crashed: {exc}",
-                             tuple(str(exc.error.get("traceback", "")).splitlines()[-15:]), Remediation(REPORT_BUG))
+        result = CheckResult(
+            Status.CRASH,
+            f"the check crashed: {exc}",
+            tuple(str(exc.error.get("traceback", "")).splitlines()[-15:]),
+            Remediation(REPORT_BUG),
+        )
     except Exception as exc:  # noqa: BLE001 - a crashing check is a row, never the end of the report
-        result = CheckResult(Status.CRASH, f"the check crashed: {type(exc).__name__}: {exc}",
-                             tuple(traceback.format_exc().splitlines()[-15:]), Remediation(REPORT_BUG))
+        result = CheckResult(
+            Status.CRASH,
+            f"the check crashed: {type(exc).__name__}: {exc}",
+            tuple(traceback.format_exc().splitlines()[-15:]),
+            Remediation(REPORT_BUG),
+        )
     if not result.fm:
         result = result.with_(fm=item.fm)
     if item.link and not result.link:
@@ -77,9 +101,15 @@ class Runner:
         on_result: called with (check, result) as each result arrives (progress display).
     """
 
-    def __init__(self, registry: Registry, ctx: Context, cache: Optional[ResultCache] = None,
-                 fingerprint: Optional[Fingerprint] = None, watchdog: float = 900.0,
-                 on_result: Optional[Callable[[Check, CheckResult], None]] = None):
+    def __init__(
+        self,
+        registry: Registry,
+        ctx: Context,
+        cache: Optional[ResultCache] = None,
+        fingerprint: Optional[Fingerprint] = None,
+        watchdog: float = 900.0,
+        on_result: Optional[Callable[[Check, CheckResult], None]] = None,
+    ):
         self.registry = registry
         self.ctx = ctx
         self.cache = cache if fingerprint is not None else None
@@ -99,10 +129,13 @@ class Runner:
         if self.cache is not None:
             self.cache.save()
         shown_ids = {c.id for c in shown}
-        return Report(checks=list(shown), results={c.id: results[c.id] for c in shown},
-                      requirements={c.id: results[c.id] for c in needed if c.id not in shown_ids},
-                      options={"selected": list(names), "no_build": self.ctx.no_build},
-                      elapsed=time.perf_counter() - started)
+        return Report(
+            checks=list(shown),
+            results={c.id: results[c.id] for c in shown},
+            requirements={c.id: results[c.id] for c in needed if c.id not in shown_ids},
+            options={"selected": list(names), "no_build": self.ctx.no_build},
+            elapsed=time.perf_counter() - started,
+        )
 
     def _key(self, item: Check) -> Optional[str]:
         if self.cache is None or self.fingerprint is None or item.cache is None:
@@ -146,8 +179,11 @@ class Runner:
                     self._finish(item, CheckResult(Status.SKIP, "not run (--no-build)", fm=item.fm), results, False)
                 else:
                     running[item.id] = time.monotonic()
-                    threading.Thread(target=lambda c=item: done.put((c, run_check(c, self.ctx))),
-                                     name=f"doctor-{item.id}", daemon=True).start()
+                    threading.Thread(
+                        target=lambda c=item: done.put((c, run_check(c, self.ctx))),
+                        name=f"doctor-{item.id}",
+                        daemon=True,
+                    ).start()
             if not running:
                 continue
             try:
@@ -165,5 +201,9 @@ class Runner:
             if now - start > self.watchdog:
                 item = self.registry.get(check_id)
                 del running[check_id]
-                self._finish(item, CheckResult(Status.TIMEOUT, f"the check did not finish within {self.watchdog:g} s",
-                                               fm=item.fm), results, store=False)
+                self._finish(
+                    item,
+                    CheckResult(Status.TIMEOUT, f"the check did not finish within {self.watchdog:g} s", fm=item.fm),
+                    results,
+                    store=False,
+                )

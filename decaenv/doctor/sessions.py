@@ -54,8 +54,14 @@ class WorkerSession:
         common: arguments every section receives (paths, flags). env: the child's environment.
     """
 
-    def __init__(self, python: str, sections: Sequence[str], budgets: Mapping[str, float],
-                 common: Mapping[str, Any], env: Mapping[str, str]):
+    def __init__(
+        self,
+        python: str,
+        sections: Sequence[str],
+        budgets: Mapping[str, float],
+        common: Mapping[str, Any],
+        env: Mapping[str, str],
+    ):
         self.python = python
         self.budgets = dict(budgets)
         self.common = dict(common)
@@ -110,15 +116,22 @@ class WorkerSession:
                 self._finish(name, SectionOutcome("lost", stderr_tail="the doctor finished without this probe"))
         except BaseException as exc:  # noqa: BLE001 - never leave a waiter hanging
             for name in list(self._pending):
-                self._finish(name, SectionOutcome("error", error={"type": type(exc).__name__,
-                                                                  "message": str(exc), "traceback": ""}))
+                self._finish(
+                    name,
+                    SectionOutcome("error", error={"type": type(exc).__name__, "message": str(exc), "traceback": ""}),
+                )
 
     def _spawn(self, names: List[str]) -> subprocess.Popen:
         request = json.dumps({"sections": names, "common": self.common})
         env = dict(self.env, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
-        return subprocess.Popen([self.python, "-c", bootstrap_code(package_root()), request],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env, **new_process_group())
+        return subprocess.Popen(
+            [self.python, "-c", bootstrap_code(package_root()), request],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            **new_process_group(),
+        )
 
     def _run_process(self, names: List[str]) -> None:
         started = time.monotonic()
@@ -130,14 +143,22 @@ class WorkerSession:
                     kill_tree(proc)
         except OSError as exc:
             for name in names:
-                self._finish(name, SectionOutcome("lost", error={"type": type(exc).__name__, "message": str(exc)},
-                                                  stderr_tail=f"cannot start {self.python}: {exc}"))
+                self._finish(
+                    name,
+                    SectionOutcome(
+                        "lost",
+                        error={"type": type(exc).__name__, "message": str(exc)},
+                        stderr_tail=f"cannot start {self.python}: {exc}",
+                    ),
+                )
             return
         events: List[Dict[str, Any]] = []
         stderr: List[str] = []
         lock = threading.Condition()
-        readers = [threading.Thread(target=_read_events, args=(proc.stdout, events, lock), daemon=True),
-                   threading.Thread(target=_read_tail, args=(proc.stderr, stderr), daemon=True)]
+        readers = [
+            threading.Thread(target=_read_events, args=(proc.stdout, events, lock), daemon=True),
+            threading.Thread(target=_read_tail, args=(proc.stderr, stderr), daemon=True),
+        ]
         for reader in readers:
             reader.start()
         current, current_start = names[0], started
@@ -151,9 +172,15 @@ class WorkerSession:
                     remaining = current_start + self.budgets.get(current, 60.0) - time.monotonic()
                     if remaining <= 0 and current not in self._outcomes:
                         kill_tree(proc)
-                        self._finish(current, SectionOutcome(
-                            "timeout", elapsed=time.monotonic() - current_start,
-                            budget=self.budgets.get(current, 60.0), stderr_tail=_tail(stderr)))
+                        self._finish(
+                            current,
+                            SectionOutcome(
+                                "timeout",
+                                elapsed=time.monotonic() - current_start,
+                                budget=self.budgets.get(current, 60.0),
+                                stderr_tail=_tail(stderr),
+                            ),
+                        )
                         break
                     lock.wait(min(max(remaining, 0.01), 0.25))
         finally:
@@ -162,8 +189,15 @@ class WorkerSession:
             for reader in readers:
                 reader.join(timeout=2)
         if current in self._pending:
-            self._finish(current, SectionOutcome("lost", elapsed=time.monotonic() - current_start,
-                                                 returncode=proc.returncode, stderr_tail=_tail(stderr)))
+            self._finish(
+                current,
+                SectionOutcome(
+                    "lost",
+                    elapsed=time.monotonic() - current_start,
+                    returncode=proc.returncode,
+                    stderr_tail=_tail(stderr),
+                ),
+            )
 
     def _handle(self, event: Dict[str, Any], current: str, current_start: float):
         name = event.get("section", "")
@@ -184,7 +218,7 @@ def _read_events(stream, events: List[Dict[str, Any]], lock: threading.Condition
         if not line.startswith(MARKER):
             continue
         try:
-            event = json.loads(line[len(MARKER):])
+            event = json.loads(line[len(MARKER) :])
         except ValueError:
             continue
         with lock:
@@ -205,14 +239,21 @@ def _tail(lines: List[str]) -> str:
     return "".join(lines)[-STDERR_TAIL:]
 
 
-def run_command(argv: Sequence[str], timeout: float, env: Optional[Mapping[str, str]] = None,
-                cwd: Optional[str] = None) -> "CommandOutcome":
+def run_command(
+    argv: Sequence[str], timeout: float, env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None
+) -> "CommandOutcome":
     """Run a tool with a budget; its whole process group is killed when the budget runs out."""
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=None if env is None else dict(env), cwd=cwd,
-                                **new_process_group())
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            **new_process_group(),
+        )
     except OSError as exc:
         return CommandOutcome(tuple(argv), None, "", "", time.monotonic() - start, error=str(exc))
     try:
@@ -220,12 +261,23 @@ def run_command(argv: Sequence[str], timeout: float, env: Optional[Mapping[str, 
     except subprocess.TimeoutExpired:
         kill_tree(proc)
         out, err = _drain(proc)
-        return CommandOutcome(tuple(argv), None, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                              time.monotonic() - start, timed_out=True)
+        return CommandOutcome(
+            tuple(argv),
+            None,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            time.monotonic() - start,
+            timed_out=True,
+        )
     finally:
         kill_tree(proc)
-    return CommandOutcome(tuple(argv), proc.returncode, out.decode("utf-8", "replace"),
-                          err.decode("utf-8", "replace"), time.monotonic() - start)
+    return CommandOutcome(
+        tuple(argv),
+        proc.returncode,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        time.monotonic() - start,
+    )
 
 
 def _drain(proc: subprocess.Popen):
@@ -251,4 +303,3 @@ class CommandOutcome:
     def output(self) -> str:
         """stdout and stderr together (tools print versions to either)."""
         return (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).strip()
-

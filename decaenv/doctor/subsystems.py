@@ -14,7 +14,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from decaenv.doctor.contracts import CompatSection, ExtensionSummary, ExtensionVariant, PatchRow, RasterizerSection
 from decaenv.errors import DecaenvError
 
-
 # -- rasterizer (worker side) -------------------------------------------------------------------------------
 RASTER_BACKENDS = ("cuda", "cpu", "pytorch3d", "torch")
 
@@ -43,22 +42,40 @@ def rasterizer_status() -> RasterizerSection:
     for device in devices:
         picked = backends.choose_backend(device, "auto")
         choice[device], reasons[device] = picked.name, picked.reason
-    return {"backends": table, "choice": choice, "reasons": reasons,
-            "extension": _extension_summary(extension.extension_status())}
+    return {
+        "backends": table,
+        "choice": choice,
+        "reasons": reasons,
+        "extension": _extension_summary(extension.extension_status()),
+    }
 
 
 def _extension_summary(status: Any) -> ExtensionSummary:
     variants: Dict[str, ExtensionVariant] = {
         name: {"built": v.built, "usable": v.usable, "problem": v.problem, "path": v.path}
-        for name, v in status.variants.items()}
+        for name, v in status.variants.items()
+    }
     last = status.last_error or {}
     diagnosis = last.get("diagnosis") or {}
-    return {"summary": status.summary(), "built": status.built, "variants": variants, "key": status.key,
-            "build_root": status.build_root, "load_error": status.load_error,
-            "build_in_progress": status.build_in_progress,
-            "last_error": {"variant": last.get("variant"), "at": last.get("at"), "log": last.get("log"),
-                           "cause": diagnosis.get("cause"), "fix": diagnosis.get("fix"),
-                           "first_error": diagnosis.get("first_error")} if last else None}
+    return {
+        "summary": status.summary(),
+        "built": status.built,
+        "variants": variants,
+        "key": status.key,
+        "build_root": status.build_root,
+        "load_error": status.load_error,
+        "build_in_progress": status.build_in_progress,
+        "last_error": {
+            "variant": last.get("variant"),
+            "at": last.get("at"),
+            "log": last.get("log"),
+            "cause": diagnosis.get("cause"),
+            "fix": diagnosis.get("fix"),
+            "first_error": diagnosis.get("first_error"),
+        }
+        if last
+        else None,
+    }
 
 
 # -- compatibility shims (worker side) ----------------------------------------------------------------------
@@ -68,9 +85,20 @@ def patches_status() -> CompatSection:
 
     rows: List[PatchRow] = []
     for st in status_all():
-        rows.append({"id": st.id, "title": st.title, "reason": st.reason, "link": st.link, "package": st.package,
-                     "version": st.version, "state": st.state, "detail": st.detail,
-                     "needed": st.state != "not needed", "active": st.state == "active"})
+        rows.append(
+            {
+                "id": st.id,
+                "title": st.title,
+                "reason": st.reason,
+                "link": st.link,
+                "package": st.package,
+                "version": st.version,
+                "state": st.state,
+                "detail": st.detail,
+                "needed": st.state != "not needed",
+                "active": st.state == "active",
+            }
+        )
     return {"patches": rows}
 
 
@@ -98,6 +126,14 @@ def manifest_status(data_dir: str, hash_only: Tuple[str, ...] = ()) -> Dict[str,
             continue
         st = verify_entry(entry, Path(data_dir), level="hash" if entry.dest in hash_only else "content")
         kind = "manual" if entry.manual_only else (entry.sources[0].kind if entry.sources else "")
-        files.append({"id": entry.id, "dest": entry.dest, "status": st.status, "detail": st.detail,
-                      "kind": kind, "required": bool(entry.default)})
+        files.append(
+            {
+                "id": entry.id,
+                "dest": entry.dest,
+                "status": st.status,
+                "detail": st.detail,
+                "kind": kind,
+                "required": bool(entry.default),
+            }
+        )
     return {"files": files, "manifest": getattr(manifest, "origin", "")}

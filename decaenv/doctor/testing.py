@@ -48,12 +48,19 @@ class FakeProbe:
         environ: environment variables. platform: a `PlatformInfo`.
     """
 
-    def __init__(self, sections: Optional[Mapping[str, Answer]] = None,
-                 commands: Optional[Mapping[Tuple[str, ...], Any]] = None,
-                 tools: Optional[Mapping[str, str]] = None, environ: Optional[Mapping[str, str]] = None,
-                 platform: PlatformInfo = LINUX, python: str = "/venv/bin/python",
-                 files: Optional[Mapping[Tuple[str, str], str]] = None, include: Optional[str] = None,
-                 driver: Optional[str] = None, cuda_roots: Tuple[str, ...] = ()):
+    def __init__(
+        self,
+        sections: Optional[Mapping[str, Answer]] = None,
+        commands: Optional[Mapping[Tuple[str, ...], Any]] = None,
+        tools: Optional[Mapping[str, str]] = None,
+        environ: Optional[Mapping[str, str]] = None,
+        platform: PlatformInfo = LINUX,
+        python: str = "/venv/bin/python",
+        files: Optional[Mapping[Tuple[str, str], str]] = None,
+        include: Optional[str] = None,
+        driver: Optional[str] = None,
+        cuda_roots: Tuple[str, ...] = (),
+    ):
         self.sections = dict(sections or {})
         self.commands = dict(commands or {})
         self.tools = dict(tools or {})
@@ -119,8 +126,7 @@ class FakeProbe:
         return dict(answer)
 
 
-def make_context(probe: Optional[FakeProbe] = None, data_dir: Union[None, Path, DataDir] = None,
-                 **kw: Any) -> Context:
+def make_context(probe: Optional[FakeProbe] = None, data_dir: Union[None, Path, DataDir] = None, **kw: Any) -> Context:
     """A `Context` around a fake probe (data dir defaults to a path that does not exist; a bare path counts
     as the default location)."""
     if not isinstance(data_dir, DataDir):

@@ -18,12 +18,30 @@ Version = Tuple[int, ...]
 #: GNU version!`). From NVIDIA's installation guides and torch's `CUDA_GCC_VERSIONS`; a release not listed uses
 #: the closest earlier one of the same major. The installed header, when found, wins over this table.
 CUDA_MAX_GCC: Tuple[Tuple[Tuple[int, int], int], ...] = (
-    ((9, 0), 6), ((9, 1), 6), ((9, 2), 7),
-    ((10, 0), 7), ((10, 1), 8), ((10, 2), 8),
-    ((11, 0), 9), ((11, 1), 10), ((11, 2), 10), ((11, 3), 10), ((11, 4), 11), ((11, 5), 11), ((11, 6), 11),
-    ((11, 7), 11), ((11, 8), 11),
-    ((12, 0), 12), ((12, 1), 12), ((12, 2), 12), ((12, 3), 13), ((12, 4), 13), ((12, 5), 13), ((12, 6), 13),
-    ((12, 8), 14), ((12, 9), 14),
+    ((9, 0), 6),
+    ((9, 1), 6),
+    ((9, 2), 7),
+    ((10, 0), 7),
+    ((10, 1), 8),
+    ((10, 2), 8),
+    ((11, 0), 9),
+    ((11, 1), 10),
+    ((11, 2), 10),
+    ((11, 3), 10),
+    ((11, 4), 11),
+    ((11, 5), 11),
+    ((11, 6), 11),
+    ((11, 7), 11),
+    ((11, 8), 11),
+    ((12, 0), 12),
+    ((12, 1), 12),
+    ((12, 2), 12),
+    ((12, 3), 13),
+    ((12, 4), 13),
+    ((12, 5), 13),
+    ((12, 6), 13),
+    ((12, 8), 14),
+    ((12, 9), 14),
     ((13, 0), 15),
 )
 
@@ -138,9 +156,11 @@ def env_value_problems(name: str, value: str) -> List[str]:
     if stripped != value:
         problems.append(f"{name} has leading/trailing spaces: {value!r}")
     if stripped[:1] in (":", ";") or stripped[-1:] in (":", ";"):
-        problems.append(f"{name}={value!r} starts or ends with a path separator, as if it were built like PATH "
-                        f"(`{name}=${name}:/usr/local/cuda`); builds then run '{stripped}/bin/nvcc' and "
-                        f"`-isystem {stripped}/include`")
+        problems.append(
+            f"{name}={value!r} starts or ends with a path separator, as if it were built like PATH "
+            f"(`{name}=${name}:/usr/local/cuda`); builds then run '{stripped}/bin/nvcc' and "
+            f"`-isystem {stripped}/include`"
+        )
     elif os.pathsep in stripped:
         problems.append(f"{name}={value!r} holds several paths; it must name one CUDA toolkit folder")
     if stripped.startswith(("'", '"')) or stripped.endswith(("'", '"')):
@@ -150,8 +170,12 @@ def env_value_problems(name: str, value: str) -> List[str]:
     return problems
 
 
-def resolve_cuda(environ: dict, which_nvcc: Optional[str], default_roots: Tuple[str, ...] = ("/usr/local/cuda",),
-                 is_windows: bool = False) -> CudaResolution:
+def resolve_cuda(
+    environ: dict,
+    which_nvcc: Optional[str],
+    default_roots: Tuple[str, ...] = ("/usr/local/cuda",),
+    is_windows: bool = False,
+) -> CudaResolution:
     """Resolve the toolkit the way `torch.utils.cpp_extension` does: CUDA_HOME, CUDA_PATH, nvcc on PATH,
     then the default location; and collect what is wrong with the settings on the way."""
     problems: List[str] = []
@@ -178,11 +202,14 @@ def resolve_cuda(environ: dict, which_nvcc: Optional[str], default_roots: Tuple[
         if os.path.exists(candidate):
             nvcc = candidate
         elif source in ("CUDA_HOME", "CUDA_PATH"):
-            problems.append(f"{source}={root} has no bin/{exe}" + ("" if os.path.isdir(clean) else
-                                                                   " (the folder does not exist)"))
+            problems.append(
+                f"{source}={root} has no bin/{exe}" + ("" if os.path.isdir(clean) else " (the folder does not exist)")
+            )
         if nvcc and not _has_cuda_headers(clean):
-            notes.append(f"{clean} has no include/cuda_runtime.h: a torch CUDA build taking it as CUDA_HOME "
-                         "would not find the CUDA headers (nvcc there may be a wrapper script)")
+            notes.append(
+                f"{clean} has no include/cuda_runtime.h: a torch CUDA build taking it as CUDA_HOME "
+                "would not find the CUDA headers (nvcc there may be a wrapper script)"
+            )
     if which_nvcc and nvcc and source in ("CUDA_HOME", "CUDA_PATH"):
         path_root = os.path.dirname(os.path.dirname(which_nvcc))
         if os.path.realpath(path_root) != os.path.realpath((root or "").strip()):

@@ -12,9 +12,13 @@ from typing import List, Optional
 
 from decaenv.doctor.model import Report, Status
 
-BACKEND_NAMES = {"cuda": "the CUDA rasterizer", "cpu": "the compiled CPU rasterizer",
-                 "pytorch3d": "the pytorch3d rasterizer", "torch": "the pure-torch rasterizer",
-                 "reference": "the reference rasterizer"}
+BACKEND_NAMES = {
+    "cuda": "the CUDA rasterizer",
+    "cpu": "the compiled CPU rasterizer",
+    "pytorch3d": "the pytorch3d rasterizer",
+    "torch": "the pure-torch rasterizer",
+    "reference": "the reference rasterizer",
+}
 
 
 @dataclass
@@ -38,9 +42,16 @@ class Verdict:
     deca: Optional[dict] = None
 
     def to_json(self) -> dict:
-        return {"ready": self.ready, "line": self.line, "device": self.device, "rasterizer": self.rasterizer,
-                "problems": self.problems, "warnings": self.warnings, "unchecked": self.unchecked,
-                "deca": self.deca}
+        return {
+            "ready": self.ready,
+            "line": self.line,
+            "device": self.device,
+            "rasterizer": self.rasterizer,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "unchecked": self.unchecked,
+            "deca": self.deca,
+        }
 
 
 def _device_and_backend(report: Report):
@@ -62,8 +73,12 @@ def _deca_demo(report: Report) -> Optional[dict]:
     if row is None or "runs_under_exec" not in row.data:
         return None
     data = row.data
-    return {"checkout": data.get("checkout"), "demo": data.get("demo"), "runs_under_exec": data["runs_under_exec"],
-            "blockers": list(data.get("blockers", [])) + list(data.get("unchecked", []))}
+    return {
+        "checkout": data.get("checkout"),
+        "demo": data.get("demo"),
+        "runs_under_exec": data["runs_under_exec"],
+        "blockers": list(data.get("blockers", [])) + list(data.get("unchecked", [])),
+    }
 
 
 def _with_deca(verdict: Verdict, deca: Optional[dict]) -> Verdict:
@@ -73,8 +88,9 @@ def _with_deca(verdict: Verdict, deca: Optional[dict]) -> Verdict:
     if deca["runs_under_exec"]:
         verdict.line += f"; DECA's {deca['demo']} runs here under `decaenv exec`"
     else:
-        verdict.line += (f"; DECA's {deca['demo']} will not run here, even under `decaenv exec` "
-                         f"({', '.join(deca['blockers'])})")
+        verdict.line += (
+            f"; DECA's {deca['demo']} will not run here, even under `decaenv exec` ({', '.join(deca['blockers'])})"
+        )
     return verdict
 
 
@@ -91,8 +107,13 @@ def _compute(report: Report) -> Verdict:
     if problems:
         shown = ", ".join(problems[:5]) + (", …" if len(problems) > 5 else "")
         noun = "problem" if len(problems) == 1 else "problems"
-        return Verdict(False, f"not ready: {len(problems)} {noun} ({shown})", problems=problems,
-                       warnings=warnings, unchecked=unchecked)
+        return Verdict(
+            False,
+            f"not ready: {len(problems)} {noun} ({shown})",
+            problems=problems,
+            warnings=warnings,
+            unchecked=unchecked,
+        )
     device, backend = _device_and_backend(report)
     tail = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""
     if device is None:

@@ -97,8 +97,11 @@ def _emit(out, payload: Dict[str, Any]) -> None:
 
 
 def _error(exc: BaseException) -> Dict[str, Any]:
-    return {"type": type(exc).__name__, "message": " ".join(str(exc).split())[:2000],
-            "traceback": traceback.format_exc()[-4000:]}
+    return {
+        "type": type(exc).__name__,
+        "message": " ".join(str(exc).split())[:2000],
+        "traceback": traceback.format_exc()[-4000:],
+    }
 
 
 def run_sections(names: List[str], common: Dict[str, Any], out) -> None:
@@ -132,9 +135,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 def bootstrap_code(package_root: str) -> str:
     """The `python -c` program that starts the worker: it drops the current directory from `sys.path`
     (a stray `numpy.py` there must not shadow the real one) and makes decaenv importable."""
-    return ("import os, sys\n"
-            "if sys.path and sys.path[0] in ('', os.getcwd()):\n"
-            "    del sys.path[0]\n"
-            f"sys.path.append({package_root!r})\n"
-            "from decaenv.doctor.worker import main\n"
-            "sys.exit(main())\n")
+    return (
+        "import os, sys\n"
+        "if sys.path and sys.path[0] in ('', os.getcwd()):\n"
+        "    del sys.path[0]\n"
+        f"sys.path.append({package_root!r})\n"
+        "from decaenv.doctor.worker import main\n"
+        "sys.exit(main())\n"
+    )

@@ -24,8 +24,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from decaenv.fetch.manifest import Manifest
     from decaenv.fetch.status import FileStatus
 
-__all__ = ["load_manifest", "verify_entry", "verify", "fetch", "import_files", "FileStatus", "FetchOptions",
-           "FileResult", "STATUSES"]
+__all__ = [
+    "load_manifest",
+    "verify_entry",
+    "verify",
+    "fetch",
+    "import_files",
+    "FileStatus",
+    "FetchOptions",
+    "FileResult",
+    "STATUSES",
+]
 
 
 def __getattr__(name: str):
@@ -44,8 +53,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'decaenv.fetch' has no attribute {name!r}")
 
 
-def verify(data_dir: os.PathLike, ids: Sequence[str] = (), *, level: str = "content", rehash: bool = True,
-           everything: bool = True, manifest: Optional["Manifest"] = None) -> List["FileStatus"]:
+def verify(
+    data_dir: os.PathLike,
+    ids: Sequence[str] = (),
+    *,
+    level: str = "content",
+    rehash: bool = True,
+    everything: bool = True,
+    manifest: Optional["Manifest"] = None,
+) -> List["FileStatus"]:
     """Status of each entry (all of them by default) in `data_dir`; see `verify_entry`."""
     from decaenv.fetch.manifest import load_manifest
     from decaenv.fetch.status import verify_entry
@@ -55,8 +71,14 @@ def verify(data_dir: os.PathLike, ids: Sequence[str] = (), *, level: str = "cont
     return [verify_entry(e, data_dir, level=level, rehash=rehash) for e in entries]
 
 
-def fetch(data_dir: os.PathLike, ids: Sequence[str] = (), *, options: Optional["FetchOptions"] = None,
-          everything: bool = False, manifest: Optional["Manifest"] = None) -> List["FileResult"]:
+def fetch(
+    data_dir: os.PathLike,
+    ids: Sequence[str] = (),
+    *,
+    options: Optional["FetchOptions"] = None,
+    everything: bool = False,
+    manifest: Optional["Manifest"] = None,
+) -> List["FileResult"]:
     """Fetch the entries `ids` (default: what reconstruction needs) into `data_dir`."""
     from decaenv.fetch.engine import fetch_entries
     from decaenv.fetch.manifest import load_manifest
@@ -65,8 +87,13 @@ def fetch(data_dir: os.PathLike, ids: Sequence[str] = (), *, options: Optional["
     return fetch_entries(manifest, data_dir, manifest.select(ids, everything=everything), options)
 
 
-def import_files(data_dir: os.PathLike, paths: Sequence[os.PathLike], *, options: Optional["FetchOptions"] = None,
-                 manifest: Optional["Manifest"] = None) -> List["FileResult"]:
+def import_files(
+    data_dir: os.PathLike,
+    paths: Sequence[os.PathLike],
+    *,
+    options: Optional["FetchOptions"] = None,
+    manifest: Optional["Manifest"] = None,
+) -> List["FileResult"]:
     """Import files/archives/folders the user already has (`decaenv fetch --from`)."""
     from decaenv.fetch.engine import Fetcher
     from decaenv.fetch.importer import import_paths

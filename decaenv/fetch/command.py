@@ -101,17 +101,31 @@ class FetchReport:
 
 
 def _mode(req: FetchRequest) -> str:
-    modes = [m for m, on in (("list", req.list_only), ("verify", req.verify), ("import", bool(req.from_paths)),
-                             ("forget", bool(req.forget)), ("clean", req.clean)) if on]
+    modes = [
+        m
+        for m, on in (
+            ("list", req.list_only),
+            ("verify", req.verify),
+            ("import", bool(req.from_paths)),
+            ("forget", bool(req.forget)),
+            ("clean", req.clean),
+        )
+        if on
+    ]
     if len(modes) > 1:
         flag = {"import": "from"}
-        raise UsageError(f"--{flag.get(modes[0], modes[0])} and --{flag.get(modes[1], modes[1])} cannot be combined",
-                         hint="run them one after the other")
+        raise UsageError(
+            f"--{flag.get(modes[0], modes[0])} and --{flag.get(modes[1], modes[1])} cannot be combined",
+            hint="run them one after the other",
+        )
     mode = modes[0] if modes else "fetch"
-    if mode in ("list", "verify", "forget", "clean") and (req.force or req.offline or req.username
-                                                          or req.accept_license):
-        raise UsageError(f"--{mode} only reads the data dir" if mode in ("list", "verify") else
-                         f"--{mode} does not download", hint="drop --force/--offline/--username/--accept-license")
+    if mode in ("list", "verify", "forget", "clean") and (
+        req.force or req.offline or req.username or req.accept_license
+    ):
+        raise UsageError(
+            f"--{mode} only reads the data dir" if mode in ("list", "verify") else f"--{mode} does not download",
+            hint="drop --force/--offline/--username/--accept-license",
+        )
     return mode
 
 
@@ -125,8 +139,13 @@ def _split_ids(req: FetchRequest, manifest) -> None:
     req.ids = [i for i in req.ids if i not in extra]
 
 
-def run(req: FetchRequest, *, progress: Optional[Progress] = None, on_event: Callable[[str], None] = lambda text: None,
-        confirm_license: Optional[Callable[[License, Entry], bool]] = None) -> FetchReport:
+def run(
+    req: FetchRequest,
+    *,
+    progress: Optional[Progress] = None,
+    on_event: Callable[[str], None] = lambda text: None,
+    confirm_license: Optional[Callable[[License, Entry], bool]] = None,
+) -> FetchReport:
     """Run the command.
 
     Args:
@@ -180,8 +199,7 @@ def _clean(req: FetchRequest, manifest: Manifest) -> FetchReport:
     root = req.data_dir.require_existing().path
     store = Store(root)
     count, freed = store.clean_quarantine()
-    return FetchReport("clean", root, manifest, True, removed=count, freed_bytes=freed,
-                       quarantine=store.quarantine_dir)
+    return FetchReport("clean", root, manifest, True, removed=count, freed_bytes=freed, quarantine=store.quarantine_dir)
 
 
 def _read_only(req: FetchRequest, manifest: Manifest, mode: str) -> FetchReport:
@@ -193,23 +211,37 @@ def _read_only(req: FetchRequest, manifest: Manifest, mode: str) -> FetchReport:
     statuses = [verify_entry(e, root, level=level, rehash=rehash) for e in entries]
     named = {e.id for i in req.ids for e in manifest.resolve(i)}
     required = {e.id for e in entries if (e.default and e.applies()) or e.id in named}
-    ok = all(s.status in ("verified", "hash-unknown") if s.status != "missing" else s.id not in required
-             for s in statuses)
+    ok = all(
+        s.status in ("verified", "hash-unknown") if s.status != "missing" else s.id not in required for s in statuses
+    )
     return FetchReport(mode, root, manifest, ok, entries=entries, statuses=statuses)
 
 
-def _write(req: FetchRequest, manifest: Manifest, mode: str, *, progress: Optional[Progress],
-           on_event: Callable[[str], None],
-           confirm_license: Optional[Callable[[License, Entry], bool]]) -> FetchReport:
+def _write(
+    req: FetchRequest,
+    manifest: Manifest,
+    mode: str,
+    *,
+    progress: Optional[Progress],
+    on_event: Callable[[str], None],
+    confirm_license: Optional[Callable[[License, Entry], bool]],
+) -> FetchReport:
     from decaenv.fetch.engine import Fetcher, FetchOptions
     from decaenv.fetch.http import HttpOptions
     from decaenv.fetch.progress import NullProgress
 
     resolved = req.data_dir
-    options = FetchOptions(offline=req.offline, force=req.force, accept_license=req.accept_license,
-                           username=req.username, confirm_license=confirm_license,
-                           progress=progress or NullProgress(), http=HttpOptions.from_env(), on_event=on_event,
-                           create_parents=resolved.source == "default")
+    options = FetchOptions(
+        offline=req.offline,
+        force=req.force,
+        accept_license=req.accept_license,
+        username=req.username,
+        confirm_license=confirm_license,
+        progress=progress or NullProgress(),
+        http=HttpOptions.from_env(),
+        on_event=on_event,
+        create_parents=resolved.source == "default",
+    )
     fetcher = Fetcher(manifest, resolved.path, options)
     if mode == "import":
         from decaenv.fetch.importer import import_paths

@@ -51,7 +51,9 @@ def source_key(source: Source) -> str:
     return f"{source.kind}:{source.drive_id or source.download_url}"
 
 
-def download_https(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext) -> http.Transfer:
+def download_https(
+    env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext
+) -> http.Transfer:
     """A plain GET."""
     return http.download(env.session, http.Request("GET", source.download_url), staging, ctx, env.options)
 
@@ -61,8 +63,9 @@ def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx:
     url = source.download_url
     creds = env.credentials(source.credentials or "", url)
     form = {source.field("username"): creds.username, source.field("password"): creds.password}
-    log.info("%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username,
-             creds.password_from)
+    log.info(
+        "%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username, creds.password_from
+    )
     try:
         return http.download(env.session, http.Request("POST", url, form=form), staging, ctx, env.options)
     except DecaenvError as exc:
@@ -76,8 +79,11 @@ def _gdown_parser():
         from gdown.download import get_url_from_gdrive_confirmation
         from gdown.exceptions import FileURLRetrievalError
     except ImportError:
-        raise fetch_error("gdown-missing", "Google Drive downloads need gdown, which is not installed",
-                   hint="pip install 'decaenv[fetch]' (or pip install gdown)") from None
+        raise fetch_error(
+            "gdown-missing",
+            "Google Drive downloads need gdown, which is not installed",
+            hint="pip install 'decaenv[fetch]' (or pip install gdown)",
+        ) from None
     return get_url_from_gdrive_confirmation, FileURLRetrievalError
 
 
@@ -101,7 +107,9 @@ def _load_drive_cookies(env: Env) -> None:
     log.info("using Google cookies from %s", path)
 
 
-def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext) -> http.Transfer:
+def download_gdrive(
+    env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext
+) -> http.Transfer:
     """Google Drive: follow the confirmation page(s) with gdown's parser, then transfer."""
     parse, retrieval_error = _gdown_parser()
     _load_drive_cookies(env)
@@ -140,10 +148,14 @@ def _drive_page(env: Env, url: str, ctx: http.DownloadContext):
     failures = 0
     while True:
         try:
-            resp = http.open_response(env.session, http.Request("GET", url), env.options,
-                                      headers={"Accept-Encoding": "identity"})
-            if resp.status_code != 200 or "Content-Disposition" in resp.headers or \
-                    not is_html(b"", resp.headers.get("Content-Type", "")):
+            resp = http.open_response(
+                env.session, http.Request("GET", url), env.options, headers={"Accept-Encoding": "identity"}
+            )
+            if (
+                resp.status_code != 200
+                or "Content-Disposition" in resp.headers
+                or not is_html(b"", resp.headers.get("Content-Type", ""))
+            ):
                 return resp, None
             try:
                 return None, resp.raw.read(http.HTML_LIMIT, decode_content=True).decode("utf-8", "replace")
@@ -156,8 +168,12 @@ def _drive_page(env: Env, url: str, ctx: http.DownloadContext):
             if failures > env.options.retries:
                 raise classify_network(exc, url=url, what=ctx.what, manual=ctx.manual) from None
             delay = min(env.options.backoff * (2 ** (failures - 1)), env.options.max_backoff)
-            log.info("%s: Google Drive connection dropped (%s); retrying in %.1f s", ctx.what,
-                     " ".join(str(exc).split())[:120], delay)
+            log.info(
+                "%s: Google Drive connection dropped (%s); retrying in %.1f s",
+                ctx.what,
+                " ".join(str(exc).split())[:120],
+                delay,
+            )
             env.options.sleep(delay)
 
 
@@ -169,9 +185,15 @@ def _dropped_errors() -> tuple:
     import requests
     import urllib3
 
-    return (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, http.client.HTTPException,
-            ConnectionError, socket.timeout)
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+        http.client.HTTPException,
+        ConnectionError,
+        socket.timeout,
+    )
 
 
 def _page_error(text: str, page: str, ctx: http.DownloadContext):

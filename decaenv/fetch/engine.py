@@ -120,8 +120,13 @@ class Fetcher:
         if realm_id not in self._creds:
             realm = self.manifest.credentials[realm_id]
             self._creds[realm_id] = get_credentials(
-                realm, url, username=self.options.username, interactive=self.options.interactive,
-                prompt=self.options.prompt_password, ask_username=self.options.ask_username)
+                realm,
+                url,
+                username=self.options.username,
+                interactive=self.options.interactive,
+                prompt=self.options.prompt_password,
+                ask_username=self.options.ask_username,
+            )
         return self._creds[realm_id]
 
     def status(self, entry: Entry, level: str = "hash") -> FileStatus:
@@ -160,21 +165,33 @@ class Fetcher:
                 return adopted
             status = self.status(entry)
         if self.options.offline:
-            raise fetch_error("offline", f"{entry.dest} is {status.status} and --offline forbids downloading it",
-                       hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
+            raise fetch_error(
+                "offline",
+                f"{entry.dest} is {status.status} and --offline forbids downloading it",
+                hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`",
+            )
         if entry.manual_only:
-            raise fetch_error("manual-only", f"{entry.dest} cannot be downloaded automatically ({entry.license.name})",
-                       hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
+            raise fetch_error(
+                "manual-only",
+                f"{entry.dest} cannot be downloaded automatically ({entry.license.name})",
+                hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`",
+            )
         self._gate_license(entry)
-        with file_lock(self.store.run_dir, entry.id, on_wait=self.options.on_event,
-                       timeout=self.options.lock_timeout) as held:
+        with file_lock(
+            self.store.run_dir, entry.id, on_wait=self.options.on_event, timeout=self.options.lock_timeout
+        ) as held:
             if held["took_over"]:
-                self.options.on_event(f"{entry.id}: took over the lock left by dead process "
-                                      f"{held['took_over'].get('pid')}")
+                self.options.on_event(
+                    f"{entry.id}: took over the lock left by dead process {held['took_over'].get('pid')}"
+                )
             status = self.status(entry)
             if status.ok and not self.options.force:
-                return FileResult(entry, "present", status, notes=["fetched meanwhile by another process"]
-                                  if held["waited"] > 0.5 else [])
+                return FileResult(
+                    entry,
+                    "present",
+                    status,
+                    notes=["fetched meanwhile by another process"] if held["waited"] > 0.5 else [],
+                )
             return self._from_sources(entry)
 
     def _adopt(self, entry: Entry, status: FileStatus) -> Optional[FileResult]:
@@ -186,13 +203,25 @@ class Fetcher:
             self.options.on_event(f"{entry.dest} is present but fails its content check ({exc.one_line()})")
             self._invalid[entry.id] = "invalid"
             return None
-        self.lockfile.record(entry.id, dest=entry.dest, size=status.size or 0, sha256=status.sha256 or "",
-                             trust="first-use", source="found in the data dir")
+        self.lockfile.record(
+            entry.id,
+            dest=entry.dest,
+            size=status.size or 0,
+            sha256=status.sha256 or "",
+            trust="first-use",
+            source="found in the data dir",
+        )
         st = path.stat()
-        self.cache.store(path, st, status.sha256 or "", valid=(validator_key(entry.validator), summary)
-                         if entry.validator else None)
-        return FileResult(entry, "adopted", self.status(entry), source=str(path),
-                          notes=[f"trusted on first use: sha256 {status.sha256} recorded ({summary})"])
+        self.cache.store(
+            path, st, status.sha256 or "", valid=(validator_key(entry.validator), summary) if entry.validator else None
+        )
+        return FileResult(
+            entry,
+            "adopted",
+            self.status(entry),
+            source=str(path),
+            notes=[f"trusted on first use: sha256 {status.sha256} recorded ({summary})"],
+        )
 
     def _gate_license(self, entry: Entry) -> None:
         lic = entry.license
@@ -211,9 +240,12 @@ class Fetcher:
             if self.options.confirm_license(lic, entry):
                 records.accept(lic.id, name=lic.name, url=lic.url, how="prompt")
                 return
-        raise fetch_error("license-not-accepted", f"{entry.dest} is under the {lic.name}: {lic.url}",
-                   hint="read it, then run again and accept it (or pass --accept-license); acceptance is "
-                        "recorded once in the data dir")
+        raise fetch_error(
+            "license-not-accepted",
+            f"{entry.dest} is under the {lic.name}: {lic.url}",
+            hint="read it, then run again and accept it (or pass --accept-license); acceptance is "
+            "recorded once in the data dir",
+        )
 
     # -- sources ------------------------------------------------------------------------------------
     def _from_sources(self, entry: Entry) -> FileResult:
@@ -231,8 +263,11 @@ class Fetcher:
                 if code is not None and code.final:
                     break
         if not errors:
-            raise fetch_error("manual-only", f"{entry.dest} has no automatic source",
-                       hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
+            raise fetch_error(
+                "manual-only",
+                f"{entry.dest} has no automatic source",
+                hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`",
+            )
         raise errors[0]
 
     def _from_source(self, entry: Entry, source: Source, download) -> FileResult:
@@ -241,8 +276,10 @@ class Fetcher:
         key = downloaders.source_key(source)
         staging = self.store.adopt_partial(staged_as, key) or self.store.new_staging(staged_as, source=key)
         if staging.size():
-            self.options.on_event(f"{entry.id}: resuming {staged_as.name} from {staging.size():,} bytes "
-                                  f"left by process {staging.meta.get('adopted_from', '?')}")
+            self.options.on_event(
+                f"{entry.id}: resuming {staged_as.name} from {staging.size():,} bytes "
+                f"left by process {staging.meta.get('adopted_from', '?')}"
+            )
         approx = source.approx_size or entry.size or entry.approx_size
         need = (approx or 0) - staging.size() + ((entry.approx_size or 0) if source.archive else 0)
         try:
@@ -251,9 +288,14 @@ class Fetcher:
             if not staging.size():
                 staging.discard()
             raise
-        ctx = DownloadContext(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
-                      expected_size=None if source.archive else expected_hash(entry, self.store.root, self.lockfile)[1],
-                      progress=self.options.progress, label=entry.id)
+        ctx = DownloadContext(
+            what=staged_as.name,
+            source_kind=source.kind,
+            manual=entry.manual_text(),
+            expected_size=None if source.archive else expected_hash(entry, self.store.root, self.lockfile)[1],
+            progress=self.options.progress,
+            label=entry.id,
+        )
         try:
             transfer = download(self.env(), entry, source, staging, ctx)
         except DecaenvError as exc:
@@ -263,9 +305,12 @@ class Fetcher:
         except BaseException:
             self._keep_partial(staging)  # Ctrl-C: the next run resumes it
             raise
-        result = FileResult(entry, "resumed" if transfer.resumed_from else "downloaded",
-                            source=source.browser_url() if source.kind == "gdrive" else source.download_url,
-                            bytes=transfer.size - transfer.resumed_from)
+        result = FileResult(
+            entry,
+            "resumed" if transfer.resumed_from else "downloaded",
+            source=source.browser_url() if source.kind == "gdrive" else source.download_url,
+            bytes=transfer.size - transfer.resumed_from,
+        )
         if transfer.restarted:
             result.notes.append("the server ignored the resume request: downloaded from the start")
         if source.archive:
@@ -276,8 +321,9 @@ class Fetcher:
         self.install(entry, final, digest, size, result, origin=result.source or "")
         return result
 
-    def _after_failure(self, exc: DecaenvError, staging: Staging, entry: Entry,
-                       refused: bool = False, name: Optional[str] = None) -> DecaenvError:
+    def _after_failure(
+        self, exc: DecaenvError, staging: Staging, entry: Entry, refused: bool = False, name: Optional[str] = None
+    ) -> DecaenvError:
         """Quarantine or keep the staging file after a failure; returns the error to raise.
 
         `refused`: the staging file is a complete payload that failed verification (always quarantined).
@@ -288,12 +334,16 @@ class Fetcher:
         where = None
         login = str(staging.meta.get("source", "")).startswith("form-post:")
         if exc.payload is not None:
-            where = (self._quarantine_login_answer(exc, exc.payload, name, label) if login else
-                     self.store.quarantine_bytes(exc.payload, name, label))
+            where = (
+                self._quarantine_login_answer(exc, exc.payload, name, label)
+                if login
+                else self.store.quarantine_bytes(exc.payload, name, label)
+            )
         if (refused or (code is not None and code.quarantine)) and staging.size():
             if login and sniff(read_head(staging.path)) not in ("zip", "tar", "gzip"):
-                where = self._quarantine_login_answer(exc, read_head(staging.path, 1 << 16), name, label,
-                                                      size=staging.size())
+                where = self._quarantine_login_answer(
+                    exc, read_head(staging.path, 1 << 16), name, label, size=staging.size()
+                )
             else:
                 where = self.store.quarantine(staging.path, name, label)
             staging.discard()
@@ -316,8 +366,9 @@ class Fetcher:
             if not staging.meta_path.exists():
                 staging.discard()
 
-    def _quarantine_login_answer(self, exc: DecaenvError, page: bytes, name: str, label: str,
-                                 size: Optional[int] = None) -> Path:
+    def _quarantine_login_answer(
+        self, exc: DecaenvError, page: bytes, name: str, label: str, size: Optional[int] = None
+    ) -> Path:
         """What a login POST answered, without its body (it may echo the submitted password): the
         classification, the HTTP status and the page title with the credentials blanked out."""
         import json
@@ -326,9 +377,13 @@ class Fetcher:
 
         title = self._blank_credentials(page_title(page.decode("utf-8", "replace")))
         exc.message = self._blank_credentials(exc.message, usernames=False)
-        record = {"code": label, "http_status": getattr(exc, "http_status", None), "title": title,
-                  "bytes": len(page) if size is None else size,
-                  "note": "the answer to a login POST is never stored: it may echo the credentials"}
+        record = {
+            "code": label,
+            "http_status": getattr(exc, "http_status", None),
+            "title": title,
+            "bytes": len(page) if size is None else size,
+            "note": "the answer to a login POST is never stored: it may echo the credentials",
+        }
         return self.store.quarantine_bytes(json.dumps(record, indent=2).encode("utf-8"), f"{name}.json", label)
 
     def _blank_credentials(self, text: str, usernames: bool = True) -> str:
@@ -343,12 +398,19 @@ class Fetcher:
         dest = entry.path(self.store.root)
         member_stage = self.store.new_staging(dest, source=f"archive:{source.archive}")
         try:
-            with Archive(staging.path, what=source.archive or staging.path.name,
-                         html_kind=source.kind if source.kind != "https" else "https") as archive:
+            with Archive(
+                staging.path,
+                what=source.archive or staging.path.name,
+                html_kind=source.kind if source.kind != "https" else "https",
+            ) as archive:
                 name = archive.find(source.member or entry.name)
                 if name is None:
-                    raise fetch_error("member-missing", f"{source.archive} holds no {source.member}",
-                               hint=f"is it the right archive? {entry.manual_text()}", cls=IntegrityError)
+                    raise fetch_error(
+                        "member-missing",
+                        f"{source.archive} holds no {source.member}",
+                        hint=f"is it the right archive? {entry.manual_text()}",
+                        cls=IntegrityError,
+                    )
                 digest, size = archive.extract(name, member_stage.path, limit=member_limit(entry))
         except DecaenvError as exc:
             member_stage.discard()
@@ -361,25 +423,39 @@ class Fetcher:
         """Size, sha256 (manifest or first-use record) and content of a staged file. Returns the summary."""
         want_sha, want_size, source = expected_hash(entry, self.store.root, self.lockfile)
         if want_size is not None and size != want_size:
-            raise fetch_error("size-mismatch", f"{entry.dest}: got {size:,} bytes, expected {want_size:,}",
-                       hint="the source serves something else; download it by hand: " + entry.manual_text(),
-                       cls=IntegrityError)
+            raise fetch_error(
+                "size-mismatch",
+                f"{entry.dest}: got {size:,} bytes, expected {want_size:,}",
+                hint="the source serves something else; download it by hand: " + entry.manual_text(),
+                cls=IntegrityError,
+            )
         wrong_prefix = entry.prefix_mismatch(digest)
         if wrong_prefix:
-            raise fetch_error("hash-mismatch", f"{entry.dest}: {wrong_prefix}",
-                       hint="the payload is corrupt or not the official file; " + entry.manual_text(),
-                       cls=IntegrityError)
+            raise fetch_error(
+                "hash-mismatch",
+                f"{entry.dest}: {wrong_prefix}",
+                hint="the payload is corrupt or not the official file; " + entry.manual_text(),
+                cls=IntegrityError,
+            )
         if want_sha is not None and digest != want_sha:
             origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
-            hint = ("the payload is corrupt or not the official file; " + entry.manual_text()) if source == \
-                "manifest" else (f"if the upstream file legitimately changed, run `decaenv fetch --forget "
-                                 f"{entry.id}` and fetch it again")
-            raise fetch_error("hash-mismatch", f"{entry.dest}: sha256 {digest[:16]}… does not match {origin} "
-                       f"({want_sha[:16]}…)", hint=hint, cls=IntegrityError)
+            hint = (
+                ("the payload is corrupt or not the official file; " + entry.manual_text())
+                if source == "manifest"
+                else (
+                    f"if the upstream file legitimately changed, run `decaenv fetch --forget "
+                    f"{entry.id}` and fetch it again"
+                )
+            )
+            raise fetch_error(
+                "hash-mismatch",
+                f"{entry.dest}: sha256 {digest[:16]}… does not match {origin} ({want_sha[:16]}…)",
+                hint=hint,
+                cls=IntegrityError,
+            )
         return validate(staging.path, entry.validator)
 
-    def install(self, entry: Entry, staging: Staging, digest: str, size: int, result: FileResult,
-                origin: str) -> None:
+    def install(self, entry: Entry, staging: Staging, digest: str, size: int, result: FileResult, origin: str) -> None:
         """Verify a staged file, move it into place, record it, run post-processors."""
         try:
             summary = self.check_staged(entry, staging, digest, size)
@@ -391,8 +467,9 @@ class Fetcher:
         staging.discard()
         trust = "manifest" if entry.sha256 else "first-use"
         self.lockfile.record(entry.id, dest=entry.dest, size=size, sha256=digest, trust=trust, source=origin)
-        self.cache.store(dest, dest.stat(), digest, valid=(validator_key(entry.validator), summary)
-                         if entry.validator else None)
+        self.cache.store(
+            dest, dest.stat(), digest, valid=(validator_key(entry.validator), summary) if entry.validator else None
+        )
         if trust == "first-use" and not entry.sha256:
             result.notes.append(f"no published hash: sha256 {digest} recorded (trust on first use)")
         result.notes.extend(run_post(entry.post, dest, keep_aside=self._keep_aside(result)))
@@ -419,8 +496,8 @@ class Fetcher:
         return keep
 
 
-def fetch_entries(manifest: Manifest, data_dir: os.PathLike, entries: Sequence[Entry],
-                  options: Optional[FetchOptions] = None) -> List[FileResult]:
+def fetch_entries(
+    manifest: Manifest, data_dir: os.PathLike, entries: Sequence[Entry], options: Optional[FetchOptions] = None
+) -> List[FileResult]:
     """Fetch `entries` into `data_dir` (see the module docstring)."""
     return Fetcher(manifest, data_dir, options).fetch(entries)
-

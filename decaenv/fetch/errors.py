@@ -16,6 +16,7 @@ from decaenv.errors import DecaenvError, FetchError, FileSystemError, IntegrityE
 
 _SPACE_ERRNOS = (_errno.ENOSPC, getattr(_errno, "EDQUOT", _errno.ENOSPC), _errno.EFBIG)
 
+
 class FetchCode(str, enum.Enum):
     """A classified fetch failure (stable values, documented in docs/commands/fetch.md; `--json` reports them).
 
@@ -81,25 +82,61 @@ class FetchCode(str, enum.Enum):
         return self in _BY_HAND
 
 
-_RESUMABLE = frozenset({FetchCode.TRUNCATED, FetchCode.NETWORK, FetchCode.TIMEOUT, FetchCode.TOO_SLOW,
-                        FetchCode.OFFLINE, FetchCode.HTTP_ERROR, FetchCode.LOCKED, FetchCode.DISK_SPACE,
-                        FetchCode.FILESYSTEM})
-_QUARANTINE = frozenset({FetchCode.SIZE_MISMATCH, FetchCode.HASH_MISMATCH, FetchCode.INVALID_CONTENT,
-                         FetchCode.UNSAFE_ARCHIVE, FetchCode.MEMBER_MISSING})  # a zip bomb is not kept
-_FINAL = frozenset({FetchCode.CREDENTIALS_MISSING, FetchCode.DISK_SPACE, FetchCode.INSECURE_URL,
-                    FetchCode.FILESYSTEM})
-_BY_HAND = frozenset({FetchCode.OFFLINE, FetchCode.NETWORK, FetchCode.TIMEOUT, FetchCode.TOO_SLOW,
-                      FetchCode.GDRIVE_QUOTA, FetchCode.GDRIVE_INTERSTITIAL, FetchCode.GDRIVE_PERMISSION,
-                      FetchCode.MANUAL_ONLY, FetchCode.HTTP_404, FetchCode.HTTP_403, FetchCode.HTML_LOGIN_REJECTED,
-                      FetchCode.HTML_LICENSE_NOT_ACCEPTED, FetchCode.CREDENTIALS_MISSING, FetchCode.TRUNCATED,
-                      FetchCode.GDOWN_MISSING})
+_RESUMABLE = frozenset(
+    {
+        FetchCode.TRUNCATED,
+        FetchCode.NETWORK,
+        FetchCode.TIMEOUT,
+        FetchCode.TOO_SLOW,
+        FetchCode.OFFLINE,
+        FetchCode.HTTP_ERROR,
+        FetchCode.LOCKED,
+        FetchCode.DISK_SPACE,
+        FetchCode.FILESYSTEM,
+    }
+)
+_QUARANTINE = frozenset(
+    {
+        FetchCode.SIZE_MISMATCH,
+        FetchCode.HASH_MISMATCH,
+        FetchCode.INVALID_CONTENT,
+        FetchCode.UNSAFE_ARCHIVE,
+        FetchCode.MEMBER_MISSING,
+    }
+)  # a zip bomb is not kept
+_FINAL = frozenset({FetchCode.CREDENTIALS_MISSING, FetchCode.DISK_SPACE, FetchCode.INSECURE_URL, FetchCode.FILESYSTEM})
+_BY_HAND = frozenset(
+    {
+        FetchCode.OFFLINE,
+        FetchCode.NETWORK,
+        FetchCode.TIMEOUT,
+        FetchCode.TOO_SLOW,
+        FetchCode.GDRIVE_QUOTA,
+        FetchCode.GDRIVE_INTERSTITIAL,
+        FetchCode.GDRIVE_PERMISSION,
+        FetchCode.MANUAL_ONLY,
+        FetchCode.HTTP_404,
+        FetchCode.HTTP_403,
+        FetchCode.HTML_LOGIN_REJECTED,
+        FetchCode.HTML_LICENSE_NOT_ACCEPTED,
+        FetchCode.CREDENTIALS_MISSING,
+        FetchCode.TRUNCATED,
+        FetchCode.GDOWN_MISSING,
+    }
+)
 
 #: Code values (stable, documented in docs/commands/fetch.md).
 CODES = tuple(c.value for c in FetchCode)
 
 
-def fetch_error(code: Union[FetchCode, str], message: str, *, hint: Optional[str] = None, path=None,
-         cls: Type[DecaenvError] = FetchError) -> DecaenvError:
+def fetch_error(
+    code: Union[FetchCode, str],
+    message: str,
+    *,
+    hint: Optional[str] = None,
+    path=None,
+    cls: Type[DecaenvError] = FetchError,
+) -> DecaenvError:
     """Build an exception of class `cls` whose `code` is `code` (raise the result)."""
     return cls(message, hint=hint, path=path, code=FetchCode(code))
 
@@ -128,14 +165,20 @@ def error_code(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------------------------------------- HTML
 
-_LOGIN = re.compile(r"type=[\"']?password|\blog ?in\b|\bsign ?in\b|username|wrong password|"
-                    r"invalid (user|credential|login)", re.I)
+_LOGIN = re.compile(
+    r"type=[\"']?password|\blog ?in\b|\bsign ?in\b|username|wrong password|"
+    r"invalid (user|credential|login)",
+    re.I,
+)
 _LICENSE = re.compile(r"licen[cs]e", re.I)
 _AGREE = re.compile(r"\b(accept|agree|terms)", re.I)
 _QUOTA = re.compile(r"too many users|quota|exceeded|rate limit", re.I)
 _SCAN = re.compile(r"virus|can.t scan|cannot scan|download anyway|download-form", re.I)
-_GOOGLE_LOGIN = re.compile(r"accounts\.google\.com|servicelogin|request access|need access|"
-                           r"you need permission", re.I)
+_GOOGLE_LOGIN = re.compile(
+    r"accounts\.google\.com|servicelogin|request access|need access|"
+    r"you need permission",
+    re.I,
+)
 
 
 def page_title(text: str) -> str:
@@ -161,58 +204,93 @@ def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -
     seen = f" (page title: {title!r})" if title else ""
     tail = f"; {manual}" if manual else ""
     if source_kind == "import-gdrive":
-        which = ("its 'too many users' quota page" if _QUOTA.search(text) else
-                 "its sign-in page" if _GOOGLE_LOGIN.search(text) else
-                 "its 'cannot scan for viruses' confirmation page" if _SCAN.search(text) else
-                 "a quota or virus-scan confirmation page")
-        return fetch_error("html-page", f"{what} is an HTML page, not DECA's checkpoint: it is what Google Drive "
-                    f"serves instead of the file ({which}){seen}",
-                    hint="download it again in a browser ('Download anyway'), check it is about 414 MiB, then "
-                         f"`decaenv fetch --from <file>`{tail}", cls=IntegrityError)
+        which = (
+            "its 'too many users' quota page"
+            if _QUOTA.search(text)
+            else "its sign-in page"
+            if _GOOGLE_LOGIN.search(text)
+            else "its 'cannot scan for viruses' confirmation page"
+            if _SCAN.search(text)
+            else "a quota or virus-scan confirmation page"
+        )
+        return fetch_error(
+            "html-page",
+            f"{what} is an HTML page, not DECA's checkpoint: it is what Google Drive "
+            f"serves instead of the file ({which}){seen}",
+            hint="download it again in a browser ('Download anyway'), check it is about 414 MiB, then "
+            f"`decaenv fetch --from <file>`{tail}",
+            cls=IntegrityError,
+        )
     if source_kind == "gdrive":
         if _QUOTA.search(text):
-            return fetch_error("gdrive-quota", f"Google Drive refused {what}: 'too many users have viewed or "
-                        f"downloaded this file recently' (download quota){seen}",
-                        hint="wait a few hours and retry, or download it in a browser and run "
-                             f"`decaenv fetch --from <file>`{tail}")
+            return fetch_error(
+                "gdrive-quota",
+                f"Google Drive refused {what}: 'too many users have viewed or "
+                f"downloaded this file recently' (download quota){seen}",
+                hint="wait a few hours and retry, or download it in a browser and run "
+                f"`decaenv fetch --from <file>`{tail}",
+            )
         if _GOOGLE_LOGIN.search(text):
-            return fetch_error("gdrive-permission", f"Google Drive asked for a sign-in instead of serving {what}{seen}",
-                        hint=f"open the link in a browser signed in to Google, then `decaenv fetch --from <file>`{tail}")
+            return fetch_error(
+                "gdrive-permission",
+                f"Google Drive asked for a sign-in instead of serving {what}{seen}",
+                hint=f"open the link in a browser signed in to Google, then `decaenv fetch --from <file>`{tail}",
+            )
         if _SCAN.search(text):
-            return fetch_error("gdrive-interstitial", f"Google Drive kept answering with its 'cannot scan this file "
-                        f"for viruses' confirmation page instead of {what}{seen}",
-                        hint=f"download it in a browser ('Download anyway') and run `decaenv fetch --from <file>`{tail}")
+            return fetch_error(
+                "gdrive-interstitial",
+                f"Google Drive kept answering with its 'cannot scan this file "
+                f"for viruses' confirmation page instead of {what}{seen}",
+                hint=f"download it in a browser ('Download anyway') and run `decaenv fetch --from <file>`{tail}",
+            )
     if source_kind == "form-post":
         has_password_field = re.search(r"type=[\"']?password", text, re.I) is not None
         if not has_password_field and _LICENSE.search(text) and _AGREE.search(text):
-            return fetch_error("html-license-not-accepted", f"the download server sent a licence page instead of "
-                        f"{what}: the licence is not accepted for this account{seen}",
-                        hint="log in on the website, accept the licence for this download, then retry"
-                             f"{tail}")
+            return fetch_error(
+                "html-license-not-accepted",
+                f"the download server sent a licence page instead of "
+                f"{what}: the licence is not accepted for this account{seen}",
+                hint=f"log in on the website, accept the licence for this download, then retry{tail}",
+            )
         if has_password_field or _LOGIN.search(text):
-            return fetch_error("html-login-rejected", f"the download server sent a login page instead of {what}: "
-                        f"username or password rejected{seen}",
-                        hint="check them by logging in on the website, then pass --username and the password "
-                             f"(environment variable, ~/.netrc or the hidden prompt){tail}")
-    return fetch_error("html-page", f"got an HTML page instead of {what}{seen}",
-                hint=f"the source may have moved or need a login; download it by hand{tail}")
+            return fetch_error(
+                "html-login-rejected",
+                f"the download server sent a login page instead of {what}: username or password rejected{seen}",
+                hint="check them by logging in on the website, then pass --username and the password "
+                f"(environment variable, ~/.netrc or the hidden prompt){tail}",
+            )
+    return fetch_error(
+        "html-page",
+        f"got an HTML page instead of {what}{seen}",
+        hint=f"the source may have moved or need a login; download it by hand{tail}",
+    )
 
 
 # --------------------------------------------------------------------------------------- HTTP status
+
 
 def classify_status(status: int, *, url: str, source_kind: str, what: str, manual: str = "") -> DecaenvError:
     """A one-line error for a non-retryable HTTP status."""
     tail = f"; {manual}" if manual else ""
     where = _redact(url)
     if status == 401 or (status == 403 and source_kind == "form-post"):
-        return fetch_error(f"http-{status}", f"{where} answered {status} (not authorised) for {what}",
-                    hint=f"check the account and that its licence is accepted on the website{tail}")
+        return fetch_error(
+            f"http-{status}",
+            f"{where} answered {status} (not authorised) for {what}",
+            hint=f"check the account and that its licence is accepted on the website{tail}",
+        )
     if status == 403:
-        return fetch_error("http-403", f"{where} answered 403 (forbidden) for {what}",
-                    hint=f"the file may not be shared publicly any more or the quota is exhausted{tail}")
+        return fetch_error(
+            "http-403",
+            f"{where} answered 403 (forbidden) for {what}",
+            hint=f"the file may not be shared publicly any more or the quota is exhausted{tail}",
+        )
     if status == 404:
-        return fetch_error("http-404", f"{where} answered 404 (not found) for {what}",
-                    hint=f"the manifest's source may be outdated: download it by hand{tail}")
+        return fetch_error(
+            "http-404",
+            f"{where} answered 404 (not found) for {what}",
+            hint=f"the manifest's source may be outdated: download it by hand{tail}",
+        )
     return fetch_error("http-error", f"{where} answered HTTP {status} for {what}", hint=f"retry later{tail}")
 
 
@@ -236,6 +314,7 @@ def redact_url(url: str) -> str:
 
 # ------------------------------------------------------------------------------------------ network
 
+
 def classify_network(exc: BaseException, *, url: str, what: str, manual: str = "") -> DecaenvError:
     """Map a requests/urllib3 exception to offline / tls / timeout / network."""
     import requests
@@ -244,20 +323,33 @@ def classify_network(exc: BaseException, *, url: str, what: str, manual: str = "
     where = _redact(url)
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        return fetch_error("tls", f"TLS verification failed for {where}: {_short(text)}",
-                    hint="decaenv never disables verification: fix the system CA certificates or point "
-                         "REQUESTS_CA_BUNDLE at your proxy's CA bundle")
+        return fetch_error(
+            "tls",
+            f"TLS verification failed for {where}: {_short(text)}",
+            hint="decaenv never disables verification: fix the system CA certificates or point "
+            "REQUESTS_CA_BUNDLE at your proxy's CA bundle",
+        )
     if isinstance(exc, requests.exceptions.Timeout):
-        return fetch_error("timeout", f"{where} did not answer in time while fetching {what}",
-                    hint=f"retry later or raise DECAENV_FETCH_TIMEOUT{tail}")
-    if re.search(r"Name or service not known|NameResolution|getaddrinfo|Temporary failure in name "
-                 r"resolution|nodename nor servname|Network is unreachable|No route to host", text):
-        return fetch_error("offline", f"no network: cannot reach {where} for {what}",
-                    hint=f"connect to the internet, or download by hand and run `decaenv fetch --from <file>`{tail}")
+        return fetch_error(
+            "timeout",
+            f"{where} did not answer in time while fetching {what}",
+            hint=f"retry later or raise DECAENV_FETCH_TIMEOUT{tail}",
+        )
+    if re.search(
+        r"Name or service not known|NameResolution|getaddrinfo|Temporary failure in name "
+        r"resolution|nodename nor servname|Network is unreachable|No route to host",
+        text,
+    ):
+        return fetch_error(
+            "offline",
+            f"no network: cannot reach {where} for {what}",
+            hint=f"connect to the internet, or download by hand and run `decaenv fetch --from <file>`{tail}",
+        )
     if isinstance(exc, requests.exceptions.ConnectionError) and "Connection refused" in text:
         return fetch_error("network", f"{where} refused the connection for {what}", hint=f"retry later{tail}")
-    return fetch_error("network", f"network error while fetching {what} from {where}: {_short(text)}",
-                hint=f"retry later{tail}")
+    return fetch_error(
+        "network", f"network error while fetching {what} from {where}: {_short(text)}", hint=f"retry later{tail}"
+    )
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -90,15 +90,20 @@ class HashCache:
             return None
         return record
 
-    def store(self, path: os.PathLike, st: os.stat_result, sha256: str,
-              valid: Optional[Tuple[str, str]] = None) -> None:
+    def store(
+        self, path: os.PathLike, st: os.stat_result, sha256: str, valid: Optional[Tuple[str, str]] = None
+    ) -> None:
         """Remember `sha256` for `path` at stat `st`; `valid` = (validator key, summary) it passed."""
         key = os.path.realpath(path)
         with self._lock:
             files = self._read()
             old = files.get(key)
-            same = bool(old) and isinstance(old.get("stat"), list) and tuple(old["stat"]) == stat_key(st) \
+            same = (
+                bool(old)
+                and isinstance(old.get("stat"), list)
+                and tuple(old["stat"]) == stat_key(st)
                 and old.get("sha256") == sha256
+            )
             passed = dict(old.get("valid", {})) if same and isinstance(old.get("valid"), dict) else {}
             if valid:
                 passed[valid[0]] = valid[1]

@@ -54,7 +54,7 @@ class HttpOptions:
     max_backoff: float = 60.0
     max_retry_after: float = 300.0
     chunk_size: int = 4 << 20
-    min_rate: float = 4096.0        # bytes/s over `rate_window` (curl's --speed-limit/--speed-time); 0: off
+    min_rate: float = 4096.0  # bytes/s over `rate_window` (curl's --speed-limit/--speed-time); 0: off
     rate_window: float = 60.0
     deadline: Optional[float] = 6 * 3600.0  # seconds one attempt may take in all; None: no deadline
     sleep: Callable[[float], None] = time.sleep
@@ -66,18 +66,21 @@ class HttpOptions:
         `DECAENV_FETCH_MIN_RATE` (bytes/s), `DECAENV_FETCH_RATE_WINDOW` (s) and `DECAENV_FETCH_DEADLINE` (s per
         attempt) applied."""
         options = cls()
-        for var, attr, kind in (("DECAENV_FETCH_TIMEOUT", "read_timeout", float),
-                                ("DECAENV_FETCH_RETRIES", "retries", int),
-                                ("DECAENV_FETCH_MIN_RATE", "min_rate", float),
-                                ("DECAENV_FETCH_RATE_WINDOW", "rate_window", float),
-                                ("DECAENV_FETCH_DEADLINE", "deadline", float)):
+        for var, attr, kind in (
+            ("DECAENV_FETCH_TIMEOUT", "read_timeout", float),
+            ("DECAENV_FETCH_RETRIES", "retries", int),
+            ("DECAENV_FETCH_MIN_RATE", "min_rate", float),
+            ("DECAENV_FETCH_RATE_WINDOW", "rate_window", float),
+            ("DECAENV_FETCH_DEADLINE", "deadline", float),
+        ):
             value = os.environ.get(var)
             if value:
                 try:
                     setattr(options, attr, kind(value))
                 except ValueError:
-                    raise UsageError(f"${var}={value!r} is not a number",
-                                     hint=f"set {var} to a number or unset it") from None
+                    raise UsageError(
+                        f"${var}={value!r} is not a number", hint=f"set {var} to a number or unset it"
+                    ) from None
         return options
 
 
@@ -99,11 +102,11 @@ class Request:
 class DownloadContext:
     """Who is asking and how to talk about it in errors."""
 
-    what: str                       # file name shown in messages
-    source_kind: str                # manifest source kind (error classification)
-    manual: str = ""                # "download by hand" text appended to hints
+    what: str  # file name shown in messages
+    source_kind: str  # manifest source kind (error classification)
+    manual: str = ""  # "download by hand" text appended to hints
     expected_size: Optional[int] = None
-    progress: object = None         # decaenv.fetch.progress.Progress
+    progress: object = None  # decaenv.fetch.progress.Progress
     label: str = ""
 
 
@@ -130,8 +133,11 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK):
         return
-    raise fetch_error("insecure-url", f"refusing {redact_url(url)}: only https URLs are fetched",
-               hint="use the https:// form of the URL (decaenv never downloads over plain http)")
+    raise fetch_error(
+        "insecure-url",
+        f"refusing {redact_url(url)}: only https URLs are fetched",
+        hint="use the https:// form of the URL (decaenv never downloads over plain http)",
+    )
 
 
 def make_session(options: HttpOptions):
@@ -162,8 +168,16 @@ def open_response(session, request: Request, options: HttpOptions, headers: Opti
     method, url, body = request.method, request.url, request.body()
     for _hop in range(10):
         check_url(url)
-        resp = session.request(method, url, data=body, headers=headers or {}, stream=True, allow_redirects=False,
-                               timeout=(options.connect_timeout, options.read_timeout), verify=True)
+        resp = session.request(
+            method,
+            url,
+            data=body,
+            headers=headers or {},
+            stream=True,
+            allow_redirects=False,
+            timeout=(options.connect_timeout, options.read_timeout),
+            verify=True,
+        )
         location = resp.headers.get("Location")
         if resp.status_code not in REDIRECTS or not location:
             return resp
@@ -172,9 +186,12 @@ def open_response(session, request: Request, options: HttpOptions, headers: Opti
         if body is not None:
             if resp.status_code in (307, 308):
                 if _origin(target) != _origin(url):
-                    raise fetch_error("redirect-refused", f"{redact_url(url)} redirected the login POST to another "
-                               f"host ({urlsplit(target).hostname}); refusing to send the credentials there",
-                               hint="download the file in a browser and use `decaenv fetch --from`")
+                    raise fetch_error(
+                        "redirect-refused",
+                        f"{redact_url(url)} redirected the login POST to another "
+                        f"host ({urlsplit(target).hostname}); refusing to send the credentials there",
+                        hint="download the file in a browser and use `decaenv fetch --from`",
+                    )
             else:
                 method, body = "GET", None
         log.debug("redirect %s -> %s", redact_url(url), redact_url(target))
@@ -214,8 +231,9 @@ def _length(resp) -> Optional[int]:
     return int(value)
 
 
-def download(session, request: Request, staging: Staging, ctx: DownloadContext, options: HttpOptions,
-             first=None) -> Transfer:
+def download(
+    session, request: Request, staging: Staging, ctx: DownloadContext, options: HttpOptions, first=None
+) -> Transfer:
     """Stream `request`'s body into `staging` (resuming what it already holds); see the module docstring.
 
     Args:
@@ -279,11 +297,19 @@ def download(session, request: Request, staging: Staging, ctx: DownloadContext, 
         except Interrupted as exc:
             got = staging.size() - offset
             failures = 0 if got > 0 and not exc.slow else failures + 1
-            reason = (_too_slow(ctx, request.url, str(exc)) if exc.slow else
-                      _timed_out(ctx, request.url) if exc.timeout else _truncated(ctx, staging, str(exc)))
+            reason = (
+                _too_slow(ctx, request.url, str(exc))
+                if exc.slow
+                else _timed_out(ctx, request.url)
+                if exc.timeout
+                else _truncated(ctx, staging, str(exc))
+            )
             _wait(_Retry(reason), failures, ctx, request.url, options, staging)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             if isinstance(exc, requests.exceptions.SSLError):
                 raise classify_network(exc, url=request.url, what=ctx.what) from None
             failures += 1
@@ -311,10 +337,19 @@ def _accept(resp, staging: Staging, ranged: bool, ctx: DownloadContext, url: str
         cr = _content_range(resp)
         offset = staging.size()
         total = ctx.expected_size or (staging.meta.get("total") if staging.meta.get("total") else None)
-        if cr is None or cr[0] != offset or (cr[2] is not None and cr[1] != cr[2] - 1) or \
-                (total is not None and cr[2] is not None and cr[2] != total):
-            log.info("%s: the server's Content-Range %r does not continue the partial file at %d bytes; "
-                        "restarting from zero", ctx.what, resp.headers.get("Content-Range"), offset)
+        if (
+            cr is None
+            or cr[0] != offset
+            or (cr[2] is not None and cr[1] != cr[2] - 1)
+            or (total is not None and cr[2] is not None and cr[2] != total)
+        ):
+            log.info(
+                "%s: the server's Content-Range %r does not continue the partial file at %d bytes; "
+                "restarting from zero",
+                ctx.what,
+                resp.headers.get("Content-Range"),
+                offset,
+            )
             return "restart"
         return "stream"
     if ranged and status == 416:
@@ -339,8 +374,7 @@ def _refuse_html(resp, staging: Staging, ctx: DownloadContext, url: str) -> None
 
 def _html_error(page: bytes, ctx: DownloadContext, status: Optional[int] = None):
     """The classified error for an HTML page, carrying the page (`payload`) and the HTTP status."""
-    exc = classify_html(page.decode("utf-8", "replace"), source_kind=ctx.source_kind, what=ctx.what,
-                        manual=ctx.manual)
+    exc = classify_html(page.decode("utf-8", "replace"), source_kind=ctx.source_kind, what=ctx.what, manual=ctx.manual)
     exc.payload = page
     exc.http_status = status
     return exc
@@ -351,9 +385,12 @@ def _expected_total(resp, offset: int, ctx: DownloadContext):
     length = _length(resp)
     total = offset + length if length is not None else None
     if total is not None and ctx.expected_size is not None and total != ctx.expected_size:
-        return total, fetch_error("size-mismatch", f"{ctx.what}: the server offers {total} bytes, the manifest expects "
-                           f"{ctx.expected_size}", hint="the source changed or serves something else; download "
-                           "it by hand" + (f": {ctx.manual}" if ctx.manual else ""))
+        return total, fetch_error(
+            "size-mismatch",
+            f"{ctx.what}: the server offers {total} bytes, the manifest expects {ctx.expected_size}",
+            hint="the source changed or serves something else; download "
+            "it by hand" + (f": {ctx.manual}" if ctx.manual else ""),
+        )
     return total or ctx.expected_size, None
 
 
@@ -364,6 +401,7 @@ def _stream(resp, staging: Staging, hasher, ctx: DownloadContext, options: HttpO
     the manifest does not expect stops the transfer there (the chunk goes with the error, `payload`,
     to the quarantine; the staging file is left as it was).
     """
+
     def first(chunk: bytes) -> None:
         if offset == 0 and is_html(chunk[:4096]):
             raise _html_error(chunk, ctx, resp.status_code)
@@ -373,28 +411,42 @@ def _stream(resp, staging: Staging, hasher, ctx: DownloadContext, options: HttpO
 
     progress = ctx.progress.advance if ctx.progress is not None else None
     guard = RateGuard(options.min_rate, options.rate_window, options.deadline)
-    return stream_body(resp, staging.path, hasher, chunk_size=options.chunk_size,
-                       on_first=first if (offset == 0 or mismatch is not None) else None, on_bytes=progress,
-                       guard=guard)
+    return stream_body(
+        resp,
+        staging.path,
+        hasher,
+        chunk_size=options.chunk_size,
+        on_first=first if (offset == 0 or mismatch is not None) else None,
+        on_bytes=progress,
+        guard=guard,
+    )
 
 
 def _truncated(ctx: DownloadContext, staging: Staging, why: str):
-    return fetch_error("truncated", f"{ctx.what}: the connection kept dropping before the end ({why}; "
-                f"{staging.size():,} bytes kept for resuming)",
-                hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""))
+    return fetch_error(
+        "truncated",
+        f"{ctx.what}: the connection kept dropping before the end ({why}; {staging.size():,} bytes kept for resuming)",
+        hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""),
+    )
 
 
 def _too_slow(ctx: DownloadContext, url: str, why: str):
-    return fetch_error("too-slow", f"{redact_url(url)} sent {ctx.what} too slowly: {why}",
-                hint="run the same command again to resume (the bytes so far are kept); adjust the limits with "
-                     "DECAENV_FETCH_MIN_RATE (bytes/s), DECAENV_FETCH_RATE_WINDOW and DECAENV_FETCH_DEADLINE (s)"
-                     + (f"; {ctx.manual}" if ctx.manual else ""))
+    return fetch_error(
+        "too-slow",
+        f"{redact_url(url)} sent {ctx.what} too slowly: {why}",
+        hint="run the same command again to resume (the bytes so far are kept); adjust the limits with "
+        "DECAENV_FETCH_MIN_RATE (bytes/s), DECAENV_FETCH_RATE_WINDOW and DECAENV_FETCH_DEADLINE (s)"
+        + (f"; {ctx.manual}" if ctx.manual else ""),
+    )
 
 
 def _timed_out(ctx: DownloadContext, url: str):
-    return fetch_error("timeout", f"{redact_url(url)} stopped sending {ctx.what} (read timeout)",
-                hint="run the same command again to resume, or raise DECAENV_FETCH_TIMEOUT"
-                     + (f"; {ctx.manual}" if ctx.manual else ""))
+    return fetch_error(
+        "timeout",
+        f"{redact_url(url)} stopped sending {ctx.what} (read timeout)",
+        hint="run the same command again to resume, or raise DECAENV_FETCH_TIMEOUT"
+        + (f"; {ctx.manual}" if ctx.manual else ""),
+    )
 
 
 def _wait(retry: _Retry, failures: int, ctx: DownloadContext, url: str, options: HttpOptions, staging: Staging) -> None:
@@ -409,8 +461,11 @@ def _wait(retry: _Retry, failures: int, ctx: DownloadContext, url: str, options:
     delay = min(options.backoff * (2 ** max(failures - 1, 0)), options.max_backoff)
     if retry.after is not None:
         if retry.after > options.max_retry_after:
-            raise fetch_error("http-error", f"{redact_url(url)} asks to retry {ctx.what} after {retry.after:.0f} s",
-                       hint="run the same command again later")
+            raise fetch_error(
+                "http-error",
+                f"{redact_url(url)} asks to retry {ctx.what} after {retry.after:.0f} s",
+                hint="run the same command again later",
+            )
         delay = max(delay, retry.after)
     log.info("%s: %s; retrying in %.1f s", ctx.what, _short(reason), delay)
     options.sleep(delay)

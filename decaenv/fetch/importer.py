@@ -79,20 +79,35 @@ class Importer:
                 results.append(self._failed(path, os_error(exc, path, "read")))
                 continue
             if not exists:
-                results.append(self._failed(path, fetch_error("not-recognised", f"{path} does not exist",
-                                                       hint="check the path given to --from")))
+                results.append(
+                    self._failed(
+                        path,
+                        fetch_error("not-recognised", f"{path} does not exist", hint="check the path given to --from"),
+                    )
+                )
                 continue
             if path.is_dir():
                 found = [p for p in _walk(path) if self._recognised(p)]
                 outside = [p for p in found if _escapes(p, path)]
                 for link in outside:
-                    results.append(self._failed(link, fetch_error(
-                        "symlink-outside", f"refused {link}: it is a symbolic link to {os.path.realpath(link)}, "
-                        f"outside {path}", hint=f"copy the file into {path} or name it directly with --from")))
+                    results.append(
+                        self._failed(
+                            link,
+                            fetch_error(
+                                "symlink-outside",
+                                f"refused {link}: it is a symbolic link to {os.path.realpath(link)}, outside {path}",
+                                hint=f"copy the file into {path} or name it directly with --from",
+                            ),
+                        )
+                    )
                 found = [p for p in found if p not in outside]
                 if not found and not outside:
-                    results.append(self._failed(path, fetch_error("not-recognised", f"{path} holds no file decaenv "
-                                                           "knows", hint=self._known())))
+                    results.append(
+                        self._failed(
+                            path,
+                            fetch_error("not-recognised", f"{path} holds no file decaenv knows", hint=self._known()),
+                        )
+                    )
                 for item in found:
                     results.extend(self.import_path(item))
             else:
@@ -121,8 +136,9 @@ class Importer:
             kind = sniff(read_head(path))
             if name in self.by_archive or kind in ARCHIVE_KINDS:
                 return self.import_archive(path, self.by_archive.get(name) or self.entries)
-            raise fetch_error("not-recognised", f"{path.name} is not a file decaenv knows ({describe_kind(kind)})",
-                       hint=self._known())
+            raise fetch_error(
+                "not-recognised", f"{path.name} is not a file decaenv knows ({describe_kind(kind)})", hint=self._known()
+            )
         except DecaenvError as exc:
             return [self._failed(path, exc, entry)]
         except OSError as exc:  # unreadable source, full or read-only data dir
@@ -134,14 +150,21 @@ class Importer:
         if kind == "html":
             from_drive = any(s.kind == "gdrive" for s in entry.sources)
             form = any(s.kind == "form-post" for s in entry.sources)
-            exc = classify_html(read_head(path, 1 << 20).decode("utf-8", "replace"),
-                                source_kind="import-gdrive" if from_drive else ("form-post" if form else "import"),
-                                what=path.name, manual=entry.manual_text())
+            exc = classify_html(
+                read_head(path, 1 << 20).decode("utf-8", "replace"),
+                source_kind="import-gdrive" if from_drive else ("form-post" if form else "import"),
+                what=path.name,
+                manual=entry.manual_text(),
+            )
             exc.message = f"refused {path}: " + exc.message
             raise exc
         if kind in ("lfs-pointer", "empty"):
-            raise fetch_error("invalid-content", f"refused {path}: it is {describe_kind(kind)}",
-                       hint=entry.manual_text(), cls=IntegrityError)
+            raise fetch_error(
+                "invalid-content",
+                f"refused {path}: it is {describe_kind(kind)}",
+                hint=entry.manual_text(),
+                cls=IntegrityError,
+            )
 
     def import_file(self, entry: Entry, path: Path) -> FileResult:
         """Copy one file into a staging file beside its destination (hashing it), verify, install."""
@@ -160,8 +183,12 @@ class Importer:
                 adopted = fetcher._adopt(entry, status)
                 if adopted is not None:
                     return adopted
-            raise fetch_error("invalid-content", f"{path} is already the destination and is {status.status}",
-                       hint=status.detail or entry.manual_text(), cls=IntegrityError)
+            raise fetch_error(
+                "invalid-content",
+                f"{path} is already the destination and is {status.status}",
+                hint=status.detail or entry.manual_text(),
+                cls=IntegrityError,
+            )
         fetcher.store.preflight(path.stat().st_size, entry.dest)
         staging = fetcher.store.new_staging(dest, source=f"import:{path}")
         try:
@@ -191,8 +218,12 @@ class Importer:
                 if found:
                     wanted.append((entry, found))
             if not wanted:
-                raise fetch_error("member-missing", f"{path.name} holds none of the files decaenv needs",
-                           hint="expected e.g. " + ", ".join(e.name for e in candidates[:4]), cls=IntegrityError)
+                raise fetch_error(
+                    "member-missing",
+                    f"{path.name} holds none of the files decaenv needs",
+                    hint="expected e.g. " + ", ".join(e.name for e in candidates[:4]),
+                    cls=IntegrityError,
+                )
             for entry, member in wanted:
                 try:
                     with file_lock(fetcher.store.run_dir, entry.id, on_wait=fetcher.options.on_event):
@@ -216,10 +247,12 @@ class Importer:
         existing = fetcher.status(entry)
         if existing.ok and existing.sha256 == digest and not fetcher.options.force:
             staging.discard()
-            return FileResult(entry, "present", existing, source=f"{path}:{member}",
-                              notes=["identical file already installed"])
-        result = FileResult(entry, "imported", source=f"{path}:{member}", bytes=size,
-                            notes=[f"extracted {member} from {path.name}"])
+            return FileResult(
+                entry, "present", existing, source=f"{path}:{member}", notes=["identical file already installed"]
+            )
+        result = FileResult(
+            entry, "imported", source=f"{path}:{member}", bytes=size, notes=[f"extracted {member} from {path.name}"]
+        )
         fetcher.install(entry, staging, digest, size, result, origin=f"imported from {path}:{member}")
         return result
 

@@ -16,8 +16,9 @@ log = logging.getLogger("decaenv.fetch")
 
 
 @contextlib.contextmanager
-def file_lock(run_dir: Path, key: str, *, on_wait: Optional[Callable[[str], None]] = None,
-              timeout: Optional[float] = None) -> Iterator[dict]:
+def file_lock(
+    run_dir: Path, key: str, *, on_wait: Optional[Callable[[str], None]] = None, timeout: Optional[float] = None
+) -> Iterator[dict]:
     """Hold the lock for `key` (an entry id) while the block runs.
 
     Args:
@@ -38,8 +39,9 @@ def file_lock(run_dir: Path, key: str, *, on_wait: Optional[Callable[[str], None
     try:
         lock.acquire()
     except LockBusy as exc:
-        raise fetch_error("locked", f"{key} is locked by {exc.holder}",
-                   hint="wait for it to finish, or stop that process") from None
+        raise fetch_error(
+            "locked", f"{key} is locked by {exc.holder}", hint="wait for it to finish, or stop that process"
+        ) from None
     if lock.took_over is not None:
         log.info("took over the lock of %s, which its dead holder left behind (%s)", key, lock.took_over)
     try:

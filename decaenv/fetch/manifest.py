@@ -159,8 +159,10 @@ class Entry:
     def prefix_mismatch(self, digest: str) -> Optional[str]:
         """Why `digest` cannot be this file (its published sha256 prefix differs), or None."""
         if self.sha256_prefix and not digest.startswith(self.sha256_prefix):
-            return (f"sha256 {digest[:16]}… does not start with {self.sha256_prefix}, the hash prefix in its "
-                    "published file name")
+            return (
+                f"sha256 {digest[:16]}… does not start with {self.sha256_prefix}, the hash prefix in its "
+                "published file name"
+            )
         return None
 
     def applies(self) -> bool:
@@ -201,8 +203,10 @@ class Manifest:
         for entry in self.entries:
             if entry.id == entry_id:
                 return entry
-        raise UsageError(f"unknown file id {entry_id!r}",
-                         hint="known ids: " + ", ".join([e.id for e in self.entries] + sorted(self.groups())))
+        raise UsageError(
+            f"unknown file id {entry_id!r}",
+            hint="known ids: " + ", ".join([e.id for e in self.entries] + sorted(self.groups())),
+        )
 
     def defaults(self) -> List[Entry]:
         """What reconstruction needs (`default = true`, and `requires` met)."""
@@ -238,14 +242,17 @@ class Manifest:
 
 # ------------------------------------------------------------------------------------------ locate
 
+
 def packaged_manifest() -> Path:
     """The shipped `deca.toml`: the wheel's `decaenv/manifests/`, else the checkout's `manifests/`."""
     package_dir = Path(__file__).resolve().parents[1]
     for candidate in (package_dir / "manifests" / "deca.toml", package_dir.parent / "manifests" / "deca.toml"):
         if candidate.is_file():
             return candidate
-    raise DataError("decaenv's data manifest (manifests/deca.toml) is missing from the installation",
-                    hint="reinstall decaenv, or set DECAENV_MANIFEST to a manifest file")
+    raise DataError(
+        "decaenv's data manifest (manifests/deca.toml) is missing from the installation",
+        hint="reinstall decaenv, or set DECAENV_MANIFEST to a manifest file",
+    )
 
 
 def manifest_path(path: Optional[os.PathLike] = None) -> Path:
@@ -271,8 +278,7 @@ def load_manifest(path: Optional[os.PathLike] = None) -> Manifest:
     try:
         stamp = where.stat().st_mtime_ns
     except OSError:
-        raise DataError(f"manifest {where} does not exist",
-                        hint=f"fix ${ENV_MANIFEST} or reinstall decaenv") from None
+        raise DataError(f"manifest {where} does not exist", hint=f"fix ${ENV_MANIFEST} or reinstall decaenv") from None
     key = (str(where.resolve()), stamp)
     if key not in _CACHE:
         _CACHE[key] = parse_manifest(where.read_bytes().decode("utf-8"), origin=str(where))
@@ -289,6 +295,7 @@ def _toml_loads(text: str) -> dict:
 
 # ------------------------------------------------------------------------------------------- parse
 
+
 class _Check:
     """Typed field access with error messages that name the manifest and the entry."""
 
@@ -296,8 +303,10 @@ class _Check:
         self.origin, self.where, self.table = origin, where, table
 
     def error(self, text: str) -> DataError:
-        return DataError(f"manifest {self.origin}: {self.where}: {text}",
-                         hint="fix the manifest (schema: see the comment at the top of manifests/deca.toml)")
+        return DataError(
+            f"manifest {self.origin}: {self.where}: {text}",
+            hint="fix the manifest (schema: see the comment at the top of manifests/deca.toml)",
+        )
 
     def get(self, name: str, kind, default: Any = None, required: bool = False) -> Any:
         if name not in self.table:
@@ -340,25 +349,39 @@ def parse_manifest(text: str, *, origin: str = "<string>") -> Manifest:
     clash = sorted({e.group for e in entries if e.group} & {e.id for e in entries})
     if clash:
         raise top.error(f"group {clash[0]!r} is also a file id")
-    return Manifest(name=top.get("name", str, "manifest"), schema=schema,
-                    description=top.get("description", str, ""), entries=tuple(entries),
-                    licenses=licenses, credentials=realms, origin=origin)
+    return Manifest(
+        name=top.get("name", str, "manifest"),
+        schema=schema,
+        description=top.get("description", str, ""),
+        entries=tuple(entries),
+        licenses=licenses,
+        credentials=realms,
+        origin=origin,
+    )
 
 
 def _license(origin: str, lid: str, table: Mapping[str, Any]) -> License:
     c = _Check(origin, f"licenses.{lid}", table)
     c.unknown(["name", "url", "account", "register"])
-    return License(id=lid, name=c.get("name", str, required=True), url=c.get("url", str, required=True),
-                   account=c.get("account", bool, False), register=c.get("register", str))
+    return License(
+        id=lid,
+        name=c.get("name", str, required=True),
+        url=c.get("url", str, required=True),
+        account=c.get("account", bool, False),
+        register=c.get("register", str),
+    )
 
 
 def _realm(origin: str, rid: str, table: Mapping[str, Any]) -> CredentialRealm:
     c = _Check(origin, f"credentials.{rid}", table)
     c.unknown(["name", "username_env", "password_env", "register"])
-    return CredentialRealm(id=rid, name=c.get("name", str, required=True),
-                           username_env=c.get("username_env", str, required=True),
-                           password_env=c.get("password_env", str, required=True),
-                           register=c.get("register", str))
+    return CredentialRealm(
+        id=rid,
+        name=c.get("name", str, required=True),
+        username_env=c.get("username_env", str, required=True),
+        password_env=c.get("password_env", str, required=True),
+        register=c.get("register", str),
+    )
 
 
 def _dest(c: _Check, value: str) -> str:
@@ -368,15 +391,38 @@ def _dest(c: _Check, value: str) -> str:
     return str(path)
 
 
-def _entry(origin: str, index: int, table: Mapping[str, Any], licenses: Mapping[str, License],
-           realms: Mapping[str, CredentialRealm]) -> Entry:
+def _entry(
+    origin: str,
+    index: int,
+    table: Mapping[str, Any],
+    licenses: Mapping[str, License],
+    realms: Mapping[str, CredentialRealm],
+) -> Entry:
     c = _Check(origin, f"file[{index}]", table if isinstance(table, dict) else {})
     entry_id = c.get("id", str, required=True)
     c.where = f"file {entry_id!r}"
     if not _ID.match(entry_id):
         raise c.error("id must be lower-case letters, digits and dashes")
-    c.unknown(["id", "dest", "description", "default", "size", "approx_size", "sha256", "license",
-               "validate", "source", "post", "aliases", "root", "sha256_prefix", "group", "requires"])
+    c.unknown(
+        [
+            "id",
+            "dest",
+            "description",
+            "default",
+            "size",
+            "approx_size",
+            "sha256",
+            "license",
+            "validate",
+            "source",
+            "post",
+            "aliases",
+            "root",
+            "sha256_prefix",
+            "group",
+            "requires",
+        ]
+    )
     sha = c.get("sha256", str)
     if sha is not None:
         sha = sha.lower().split(":", 1)[-1] if sha.lower().startswith("sha256:") else sha.lower()
@@ -400,12 +446,24 @@ def _entry(origin: str, index: int, table: Mapping[str, Any], licenses: Mapping[
         if value is not None and value <= 0:
             raise c.error(f"{name} must be positive")
     root, prefix, requires = _placement(c, sha)
-    return Entry(id=entry_id, dest=_dest(c, c.get("dest", str, required=True)), license=licenses[lic_id],
-                 sources=sources, description=c.get("description", str, ""), default=c.get("default", bool, False),
-                 size=c.get("size", int), approx_size=c.get("approx_size", int), sha256=sha,
-                 validator=validator, post=tuple(c.get("post", list, [])),
-                 aliases=tuple(c.get("aliases", list, [])), root=root, sha256_prefix=prefix,
-                 group=c.get("group", str), requires=requires)
+    return Entry(
+        id=entry_id,
+        dest=_dest(c, c.get("dest", str, required=True)),
+        license=licenses[lic_id],
+        sources=sources,
+        description=c.get("description", str, ""),
+        default=c.get("default", bool, False),
+        size=c.get("size", int),
+        approx_size=c.get("approx_size", int),
+        sha256=sha,
+        validator=validator,
+        post=tuple(c.get("post", list, [])),
+        aliases=tuple(c.get("aliases", list, [])),
+        root=root,
+        sha256_prefix=prefix,
+        group=c.get("group", str),
+        requires=requires,
+    )
 
 
 def _placement(c: _Check, sha: Optional[str]) -> Tuple[str, Optional[str], Optional[str]]:
@@ -459,6 +517,15 @@ def _source(c: _Check, index: int, table: Any, realms: Mapping[str, CredentialRe
     if bool(archive) != bool(member):
         raise s.error("archive and member go together")
     fields = s.get("fields", dict, {})
-    return Source(kind=kind, url=url, drive_id=drive_id, archive=archive, member=member, credentials=realm,
-                  fields=tuple(sorted((str(k), str(v)) for k, v in fields.items())), code=s.get("code", str),
-                  note=s.get("note", str), approx_size=s.get("approx_size", int))
+    return Source(
+        kind=kind,
+        url=url,
+        drive_id=drive_id,
+        archive=archive,
+        member=member,
+        credentials=realm,
+        fields=tuple(sorted((str(k), str(v)) for k, v in fields.items())),
+        code=s.get("code", str),
+        note=s.get("note", str),
+        approx_size=s.get("approx_size", int),
+    )

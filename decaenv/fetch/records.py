@@ -50,8 +50,7 @@ class LockFile:
 
     def get(self, entry_id: str) -> Optional[dict]:
         record = self.files().get(entry_id)
-        ok = record is not None and isinstance(record.get("sha256"), str) and \
-            isinstance(record.get("size", 0), int)
+        ok = record is not None and isinstance(record.get("sha256"), str) and isinstance(record.get("size", 0), int)
         return record if ok else None
 
     def record(self, entry_id: str, *, dest: str, size: int, sha256: str, trust: str, source: str) -> None:
@@ -61,8 +60,13 @@ class LockFile:
         with file_lock(self.path.parent / "run", "lockfile"):
             data = _read(self.path, "files")
             data["files"][entry_id] = {
-                "dest": dest, "size": size, "sha256": sha256, "trust": trust, "source": source,
-                "recorded": _now()}
+                "dest": dest,
+                "size": size,
+                "sha256": sha256,
+                "trust": trust,
+                "source": source,
+                "recorded": _now(),
+            }
             data["version"] = 1
             _write(self.path, data)
 

@@ -36,11 +36,24 @@ def entry_json(entry: Entry, data_dir, status: Optional[FileStatus], licenses: L
         "hash_source": status.hash_source if status else ("manifest" if entry.sha256 else None),
         "content": status.content if status else None,
         "detail": status.detail if status else "",
-        "license": {"id": lic.id, "name": lic.name, "url": lic.url, "account": lic.account,
-                    "accepted": accepted["accepted"] if accepted else None},
-        "sources": [{"kind": s.kind, "url": s.browser_url() if s.kind != "https" or not s.url else s.url,
-                     "archive": s.archive, "member": s.member, "code": s.code, "note": s.note}
-                    for s in entry.sources],
+        "license": {
+            "id": lic.id,
+            "name": lic.name,
+            "url": lic.url,
+            "account": lic.account,
+            "accepted": accepted["accepted"] if accepted else None,
+        },
+        "sources": [
+            {
+                "kind": s.kind,
+                "url": s.browser_url() if s.kind != "https" or not s.url else s.url,
+                "archive": s.archive,
+                "member": s.member,
+                "code": s.code,
+                "note": s.note,
+            }
+            for s in entry.sources
+        ],
     }
 
 
@@ -50,23 +63,36 @@ def result_json(result, data_dir, licenses: Licenses) -> dict:
     A `--from` path that matched no entry has `"id": null` and only the result fields."""
     err = result.error
     if result.entry.id == "?":
-        return {"id": None, "action": "failed", "from": result.source, "notes": [], "quarantined": None,
-                "error": {"code": error_code(err), "message": err.message, "hint": err.hint}}
+        return {
+            "id": None,
+            "action": "failed",
+            "from": result.source,
+            "notes": [],
+            "quarantined": None,
+            "error": {"code": error_code(err), "message": err.message, "hint": err.hint},
+        }
     row = entry_json(result.entry, data_dir, result.status, licenses)
-    row.update({
-        "action": result.action,
-        "from": result.source,
-        "bytes": result.bytes,
-        "seconds": round(result.seconds, 3),
-        "notes": list(result.notes),
-        "quarantined": err.quarantined if err else None,
-        "error": None if err is None else {"code": error_code(err), "message": err.message, "hint": err.hint},
-    })
+    row.update(
+        {
+            "action": result.action,
+            "from": result.source,
+            "bytes": result.bytes,
+            "seconds": round(result.seconds, 3),
+            "notes": list(result.notes),
+            "quarantined": err.quarantined if err else None,
+            "error": None if err is None else {"code": error_code(err), "message": err.message, "hint": err.hint},
+        }
+    )
     return row
 
 
 def document(command: str, data_dir, manifest: Manifest, files: List[dict], ok: bool) -> dict:
     """The top-level `--json` document."""
-    return {"schema": JSON_SCHEMA, "command": command, "data_dir": str(data_dir), "ok": ok,
-            "manifest": {"name": manifest.name, "schema": manifest.schema, "path": manifest.origin},
-            "files": files}
+    return {
+        "schema": JSON_SCHEMA,
+        "command": command,
+        "data_dir": str(data_dir),
+        "ok": ok,
+        "manifest": {"name": manifest.name, "schema": manifest.schema, "path": manifest.origin},
+        "files": files,
+    }

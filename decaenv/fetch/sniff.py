@@ -79,8 +79,16 @@ EXPECTED_KIND = {
 def describe_kind(kind: str) -> str:
     """Human name of a sniffed kind, for messages."""
     return {
-        "html": "an HTML page", "zip": "a zip archive", "gzip": "a gzip file", "tar": "a tar archive",
-        "npy": "a NumPy .npy file", "pickle": "a Python pickle", "png": "a PNG image", "jpeg": "a JPEG image",
-        "lfs-pointer": "a git-lfs pointer (the LFS object was never downloaded)", "empty": "an empty file",
-        "text": "a text file", "binary": "binary data",
+        "html": "an HTML page",
+        "zip": "a zip archive",
+        "gzip": "a gzip file",
+        "tar": "a tar archive",
+        "npy": "a NumPy .npy file",
+        "pickle": "a Python pickle",
+        "png": "a PNG image",
+        "jpeg": "a JPEG image",
+        "lfs-pointer": "a git-lfs pointer (the LFS object was never downloaded)",
+        "empty": "an empty file",
+        "text": "a text file",
+        "binary": "binary data",
     }.get(kind, kind)

@@ -81,9 +81,16 @@ def expected_hash(entry: Entry, data_dir: os.PathLike, lockfile: Optional[LockFi
     return None, entry.size, None
 
 
-def verify_entry(entry: Entry, data_dir: os.PathLike, *, level: str = "hash", rehash: bool = False,
-                 cache: Optional[HashCache] = None, lockfile: Optional[LockFile] = None,
-                 use_cache: bool = True) -> FileStatus:
+def verify_entry(
+    entry: Entry,
+    data_dir: os.PathLike,
+    *,
+    level: str = "hash",
+    rehash: bool = False,
+    cache: Optional[HashCache] = None,
+    lockfile: Optional[LockFile] = None,
+    use_cache: bool = True,
+) -> FileStatus:
     """Check one entry's file in `data_dir` (see the module docstring).
 
     Args:
@@ -98,7 +105,7 @@ def verify_entry(entry: Entry, data_dir: os.PathLike, *, level: str = "hash", re
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}")
     path = entry.path(data_dir)
-    base = dict(id=entry.id, dest=entry.dest, path=str(path))
+    base = {"id": entry.id, "dest": entry.dest, "path": str(path)}
     want_sha, want_size, source = expected_hash(entry, data_dir, lockfile)
     base.update(expected_sha256=want_sha, expected_size=want_size, hash_source=source)
     try:
@@ -109,8 +116,11 @@ def verify_entry(entry: Entry, data_dir: os.PathLike, *, level: str = "hash", re
         return FileStatus(**base, status="invalid", detail=f"{path} is not a regular file")
     base["size"] = st.st_size
     if want_size is not None and st.st_size != want_size:
-        return FileStatus(**base, status="size-mismatch",
-                          detail=f"{st.st_size} bytes, expected {want_size}: run `decaenv fetch --force {entry.id}`")
+        return FileStatus(
+            **base,
+            status="size-mismatch",
+            detail=f"{st.st_size} bytes, expected {want_size}: run `decaenv fetch --force {entry.id}`",
+        )
     if level == "stat":
         return FileStatus(**base, status="present", detail="not hashed")
     cache = (cache or HashCache()) if use_cache else None
@@ -118,12 +128,16 @@ def verify_entry(entry: Entry, data_dir: os.PathLike, *, level: str = "hash", re
     base.update(sha256=digest, cached=cached)
     wrong_prefix = entry.prefix_mismatch(digest)
     if wrong_prefix:
-        return FileStatus(**base, status="hash-mismatch",
-                          detail=f"{wrong_prefix}: run `decaenv fetch --force {entry.id}`")
+        return FileStatus(
+            **base, status="hash-mismatch", detail=f"{wrong_prefix}: run `decaenv fetch --force {entry.id}`"
+        )
     if want_sha is not None and digest != want_sha:
         origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
-        return FileStatus(**base, status="hash-mismatch",
-                          detail=f"sha256 differs from {origin}: run `decaenv fetch --force {entry.id}`")
+        return FileStatus(
+            **base,
+            status="hash-mismatch",
+            detail=f"sha256 differs from {origin}: run `decaenv fetch --force {entry.id}`",
+        )
     status = "verified" if want_sha else "hash-unknown"
     detail = "" if want_sha else f"no known hash: run `decaenv fetch {entry.id}` to check and record it"
     if level == "content" and entry.validator is not None:

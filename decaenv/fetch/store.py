@@ -42,8 +42,10 @@ STALE_FOREIGN_PARTIAL_S = 24 * 3600
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 #: Quarantine caps (environment overrides: DECAENV_QUARANTINE_MAX_MB, DECAENV_QUARANTINE_MAX_DAYS).
 QUARANTINE_MAX_MB, QUARANTINE_MAX_DAYS = 1024, 30
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})"
-                      r"\.part(?P<side>\.json(?:\.tmp)?)?$")
+_PARTIAL = re.compile(
+    r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})"
+    r"\.part(?P<side>\.json(?:\.tmp)?)?$"
+)
 _POST_TMP = re.compile(r"^\.(?P<name>.+\.npz)\.(?P<pid>\d+)\.partial$")  # `loaders.flame.convert_to_npz`
 
 
@@ -174,8 +176,10 @@ class Store:
         """Create the data dir (its parent must exist unless `create_parents`) and the state folders."""
         if not self.root.is_dir():
             if not create_parents and not self.root.parent.is_dir():
-                raise UsageError(f"cannot create data dir {self.root}: {self.root.parent} does not exist",
-                                 hint="create the parent folder first or pass another --data-dir")
+                raise UsageError(
+                    f"cannot create data dir {self.root}: {self.root.parent} does not exist",
+                    hint="create the parent folder first or pass another --data-dir",
+                )
             self.root.mkdir(parents=create_parents, exist_ok=True)
         for folder in (self.state_dir, self.run_dir):
             private_dir(folder)
@@ -245,7 +249,7 @@ class Store:
 
     @staticmethod
     def _owner(dest: Path, part: Path):
-        middle = part.name[len(dest.name) + 2: -len(PART_SUFFIX)]
+        middle = part.name[len(dest.name) + 2 : -len(PART_SUFFIX)]
         fields = middle.split(".")
         if len(fields) != 3 or not fields[1].isdigit():  # e.g. ".x.bak.<host>.<pid>.<rand>.part" is not ours
             return None, None
@@ -390,9 +394,12 @@ class Store:
             return
         free = shutil.disk_usage(self.root).free
         if free < need + DISK_MARGIN:
-            raise fetch_error("disk-space", f"not enough disk space for {what}: needs {_mb(need)} "
-                       f"(+{_mb(DISK_MARGIN)} margin), {_mb(free)} free in {self.root}",
-                       hint="free some space or pass another --data-dir")
+            raise fetch_error(
+                "disk-space",
+                f"not enough disk space for {what}: needs {_mb(need)} "
+                f"(+{_mb(DISK_MARGIN)} margin), {_mb(free)} free in {self.root}",
+                hint="free some space or pass another --data-dir",
+            )
 
 
 def _dead(pid: int) -> bool:

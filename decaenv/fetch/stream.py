@@ -48,8 +48,13 @@ class RateGuard:
         clock: time source (tests).
     """
 
-    def __init__(self, min_rate: float = 0.0, window: float = 60.0, deadline: Optional[float] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        min_rate: float = 0.0,
+        window: float = 60.0,
+        deadline: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.min_rate, self.window, self.clock = min_rate, window, clock
         self.start = self.mark = clock()
         self.deadline = None if deadline is None else self.start + deadline
@@ -60,13 +65,16 @@ class RateGuard:
         self.total += n
         now = self.clock()
         if self.deadline is not None and now > self.deadline:
-            raise TooSlow(f"the attempt passed its deadline of {self.deadline - self.start:.0f} s "
-                          f"({self.total:,} bytes received)")
+            raise TooSlow(
+                f"the attempt passed its deadline of {self.deadline - self.start:.0f} s ({self.total:,} bytes received)"
+            )
         if self.min_rate and now - self.mark >= self.window:
             rate = (self.total - self.mark_total) / (now - self.mark)
             if rate < self.min_rate:
-                raise TooSlow(f"only {rate:,.1f} bytes/s over the last {now - self.mark:.0f} s (minimum "
-                              f"{self.min_rate:,.0f} bytes/s)")
+                raise TooSlow(
+                    f"only {rate:,.1f} bytes/s over the last {now - self.mark:.0f} s (minimum "
+                    f"{self.min_rate:,.0f} bytes/s)"
+                )
             self.mark, self.mark_total = now, self.total
 
 
@@ -130,8 +138,16 @@ def _read_errors():
     import requests
     import urllib3
 
-    return (http.client.IncompleteRead, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError,
-            urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
+    return (
+        http.client.IncompleteRead,
+        http.client.HTTPException,
+        ConnectionError,
+        socket.timeout,
+        TimeoutError,
+        urllib3.exceptions.HTTPError,
+        requests.exceptions.RequestException,
+        OSError,
+    )
 
 
 def _read_some(source: http.client.HTTPResponse, view: memoryview) -> int:
@@ -164,8 +180,16 @@ def _fill(source, buf: bytearray, guard: RateGuard) -> int:
     return filled
 
 
-def stream_body(resp, path, hasher, *, chunk_size: int, on_first: Optional[Callable[[bytes], None]] = None,
-                on_bytes: Optional[Callable[[int], None]] = None, guard: Optional[RateGuard] = None) -> int:
+def stream_body(
+    resp,
+    path,
+    hasher,
+    *,
+    chunk_size: int,
+    on_first: Optional[Callable[[bytes], None]] = None,
+    on_bytes: Optional[Callable[[int], None]] = None,
+    guard: Optional[RateGuard] = None,
+) -> int:
     """Append `resp`'s body to `path`, feeding `hasher`; returns the bytes written.
 
     Args:
@@ -235,8 +259,9 @@ def _stream_slow(resp, path, hasher, chunk_size, on_first, on_bytes, guard: Rate
             except errors as exc:
                 import requests
 
-                raise Interrupted(exc, timeout=isinstance(exc, (requests.exceptions.Timeout, socket.timeout,
-                                                                 TimeoutError))) from None
+                raise Interrupted(
+                    exc, timeout=isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError))
+                ) from None
             if not chunk:
                 if chunk is None:
                     break

@@ -23,12 +23,22 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from decaenv.errors import DataError, UnsafeContentError
 
-MAX_NPY_HEADER = 1 << 16   # numpy's own reader refuses headers past 10,000 characters by default
+MAX_NPY_HEADER = 1 << 16  # numpy's own reader refuses headers past 10,000 characters by default
 MAX_PICKLE_BYTES = 64 << 20  # a torch checkpoint's data.pkl (DECA's: 114 kB)
 _TORCH_ITEMSIZE = {
-    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
-    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
-    "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16, "UntypedStorage": 1,
+    "DoubleStorage": 8,
+    "FloatStorage": 4,
+    "HalfStorage": 2,
+    "BFloat16Storage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "ShortStorage": 2,
+    "CharStorage": 1,
+    "ByteStorage": 1,
+    "BoolStorage": 1,
+    "ComplexFloatStorage": 8,
+    "ComplexDoubleStorage": 16,
+    "UntypedStorage": 1,
 }
 
 
@@ -137,8 +147,10 @@ class _OutlineUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         if module == "torch" and name in _TORCH_ITEMSIZE:
             return _StorageType(name)
-        raise UnsafeContentError(f"{self.what} refers to {module}.{name}, which a DECA data file never "
-                                 "contains; refusing to load it", hint="get the file again from its official source")
+        raise UnsafeContentError(
+            f"{self.what} refers to {module}.{name}, which a DECA data file never contains; refusing to load it",
+            hint="get the file again from its official source",
+        )
 
     def persistent_load(self, pid):
         if isinstance(pid, tuple) and pid and pid[0] == "storage":
@@ -158,11 +170,14 @@ def load_outline(fh, what: str) -> Any:
     except (UnsafeContentError, DataError):
         raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt/truncated file
-        raise DataError(f"{what} is not a readable pickle ({type(exc).__name__}: {exc})",
-                        hint="the file is truncated or corrupt: fetch it again") from None
+        raise DataError(
+            f"{what} is not a readable pickle ({type(exc).__name__}: {exc})",
+            hint="the file is truncated or corrupt: fetch it again",
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------ .npy/.npz
+
 
 def read_npy_header(fh, what: str) -> Tuple[Tuple[int, ...], str, bool]:
     """Parse an .npy header: (shape, descr, fortran_order); the stream is left at the data."""
@@ -174,8 +189,10 @@ def read_npy_header(fh, what: str) -> Tuple[Tuple[int, ...], str, bool]:
     raw = fh.read(struct.calcsize(size_format))
     (length,) = struct.unpack(size_format, raw)
     if length > MAX_NPY_HEADER:
-        raise DataError(f"{what} has a {length:,}-byte .npy header (numpy writes a few hundred)",
-                        hint="this is not a genuine data file: fetch it again")
+        raise DataError(
+            f"{what} has a {length:,}-byte .npy header (numpy writes a few hundred)",
+            hint="this is not a genuine data file: fetch it again",
+        )
     try:
         header = ast.literal_eval(fh.read(length).decode("latin1"))
         shape = tuple(int(d) for d in header["shape"])
@@ -204,8 +221,10 @@ def outline_npy(path: os.PathLike) -> Any:
                 need *= dim
             have = os.fstat(fh.fileno()).st_size - fh.tell()
             if have != need:
-                raise DataError(f"{what} holds {have} data bytes but its header promises {need}",
-                                hint="the file is truncated or corrupt: fetch it again")
+                raise DataError(
+                    f"{what} holds {have} data bytes but its header promises {need}",
+                    hint="the file is truncated or corrupt: fetch it again",
+                )
             return ArrayInfo("ndarray", shape, descr)
         obj = load_outline(fh, what)
     if isinstance(obj, _Ndarray) and obj.items is not None and shape == () and len(obj.items) == 1:
@@ -237,12 +256,14 @@ def outline_npz(path: os.PathLike) -> Dict[str, ArrayInfo]:
                     shape, descr, _ = read_npy_header(io.BufferedReader(member), f"{what}:{info.filename}")
                 out[info.filename[:-4]] = ArrayInfo("ndarray", shape, descr)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{what} is not a valid .npz (zip) file: {exc}",
-                        hint="the file is truncated or corrupt: fetch it again") from None
+        raise DataError(
+            f"{what} is not a valid .npz (zip) file: {exc}", hint="the file is truncated or corrupt: fetch it again"
+        ) from None
     return out
 
 
 # --------------------------------------------------------------------------------------------- torch
+
 
 def outline_torch(path: os.PathLike) -> Any:
     """The object saved in a `torch.save` file (zip or legacy format), tensors as `ArrayInfo`.
@@ -267,8 +288,9 @@ def outline_torch(path: os.PathLike) -> Any:
         for storage in _storages(obj):
             need += max(storage.numel, 0) * _TORCH_ITEMSIZE.get(storage.type_name, 1) + 8
         if os.fstat(fh.fileno()).st_size - fh.tell() < need:
-            raise DataError(f"{what} is truncated: its tensors need more bytes than the file holds",
-                            hint="fetch it again")
+            raise DataError(
+                f"{what} is truncated: its tensors need more bytes than the file holds", hint="fetch it again"
+            )
     return _plain(obj)
 
 
@@ -278,23 +300,31 @@ def _outline_torch_zip(path: os.PathLike, what: str) -> Any:
             names = zf.namelist()
             pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
             if pkl is None:
-                raise DataError(f"{what} is a zip archive but not a torch.save checkpoint (no data.pkl)",
-                                hint="fetch DECA's deca_model.tar again; do not unpack or repack it")
+                raise DataError(
+                    f"{what} is a zip archive but not a torch.save checkpoint (no data.pkl)",
+                    hint="fetch DECA's deca_model.tar again; do not unpack or repack it",
+                )
             prefix = pkl[: -len("data.pkl")]
             if zf.getinfo(pkl).file_size > MAX_PICKLE_BYTES:
-                raise DataError(f"{what}'s data.pkl claims {zf.getinfo(pkl).file_size:,} bytes; a checkpoint's "
-                                f"is about 100 kB (limit {MAX_PICKLE_BYTES:,})", hint="get the file again")
+                raise DataError(
+                    f"{what}'s data.pkl claims {zf.getinfo(pkl).file_size:,} bytes; a checkpoint's "
+                    f"is about 100 kB (limit {MAX_PICKLE_BYTES:,})",
+                    hint="get the file again",
+                )
             obj = load_outline(io.BytesIO(zf.read(pkl)), what)
             sizes = {i.filename: i.file_size for i in zf.infolist()}
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{what} is a damaged zip/torch file: {exc}",
-                        hint="the download is truncated or corrupt: fetch it again") from None
+        raise DataError(
+            f"{what} is a damaged zip/torch file: {exc}", hint="the download is truncated or corrupt: fetch it again"
+        ) from None
     for storage in _storages(obj):
         record = f"{prefix}data/{storage.key}"
         need = storage.numel * _TORCH_ITEMSIZE.get(storage.type_name, 1)
         if sizes.get(record, -1) < need:
-            raise DataError(f"{what} lacks the data of tensor storage {storage.key}",
-                            hint="the file is truncated or corrupt: fetch it again")
+            raise DataError(
+                f"{what} lacks the data of tensor storage {storage.key}",
+                hint="the file is truncated or corrupt: fetch it again",
+            )
     return _plain(obj)
 
 

@@ -32,8 +32,7 @@ def register(kind: str) -> Callable[[ValidatorFn], ValidatorFn]:
 
 
 def _invalid(path: str, text: str, hint: str = "fetch it again from the official source") -> IntegrityError:
-    return fetch_error("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path,
-                cls=IntegrityError)  # type: ignore[return-value]
+    return fetch_error("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path, cls=IntegrityError)  # type: ignore[return-value]
 
 
 #: Bumped when a validator checks more than before, so cached "valid" results of the old checks are redone.
@@ -55,9 +54,13 @@ def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
     path = str(path)
     kind = sniff(read_head(path))
     if kind in ("html", "lfs-pointer", "empty"):
-        raise fetch_error("html-page" if kind == "html" else "invalid-content",
-                   f"{os.path.basename(path)} is {describe_kind(kind)}, not the data file",
-                   hint="fetch it again", path=path, cls=IntegrityError)
+        raise fetch_error(
+            "html-page" if kind == "html" else "invalid-content",
+            f"{os.path.basename(path)} is {describe_kind(kind)}, not the data file",
+            hint="fetch it again",
+            path=path,
+            cls=IntegrityError,
+        )
     if validator is None:
         return f"{describe_kind(kind)}"
     expected = EXPECTED_KIND.get(validator.kind)
@@ -65,8 +68,9 @@ def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
         raise _invalid(path, f"is {describe_kind(kind)}, expected {' or '.join(describe_kind(k) for k in expected)}")
     fn = VALIDATORS.get(validator.kind)
     if fn is None:
-        raise DataError(f"unknown validator kind {validator.kind!r} in the manifest",
-                        hint="known: " + ", ".join(sorted(VALIDATORS)))
+        raise DataError(
+            f"unknown validator kind {validator.kind!r} in the manifest", hint="known: " + ", ".join(sorted(VALIDATORS))
+        )
     try:
         return fn(path, validator)
     except IntegrityError:
@@ -76,6 +80,7 @@ def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- images
+
 
 def image_size(path: str) -> tuple:
     """(format, width, height) of a PNG or JPEG, read from its header."""
@@ -118,6 +123,7 @@ def check_image(path: str, v: Validator) -> str:
 
 # ---------------------------------------------------------------------------------------------- mesh
 
+
 @register("obj-mesh")
 def check_obj(path: str, v: Validator) -> str:
     counts = {"v": 0, "vt": 0, "f": 0}
@@ -128,13 +134,16 @@ def check_obj(path: str, v: Validator) -> str:
             if key in counts:
                 counts[key] += 1
     want = {"v": v.param("vertices"), "vt": v.param("uvs"), "f": v.param("faces")}
-    wrong = [f"{counts[k]} {k}" + f" (expected {want[k]})" for k in counts if want[k] is not None and counts[k] != want[k]]
+    wrong = [
+        f"{counts[k]} {k}" + f" (expected {want[k]})" for k in counts if want[k] is not None and counts[k] != want[k]
+    ]
     if wrong:
         raise _invalid(path, "mesh has " + ", ".join(wrong))
     return f"{counts['v']} v / {counts['vt']} vt / {counts['f']} f"
 
 
 # --------------------------------------------------------------------------------------------- numpy
+
 
 @register("npy-array")
 def check_npy_array(path: str, v: Validator) -> str:
@@ -171,16 +180,21 @@ def check_dense_template(path: str, v: Validator) -> str:
     from decaenv.loaders.safe_pickle import load_object_npy
     from decaenv.uvlayout import validate_dense_template
 
-    template = validate_dense_template(load_object_npy(path, "dense template"), os.path.basename(path),
-                                       n_vertices=v.param("vertices"), size=v.param("img_size"))
-    return (f"dense template: {len(template['valid_pixel_ids'])} valid texels of a {len(template['x_coords'])}-texel "
-            f"grid, {len(template['f'])} faces")
+    template = validate_dense_template(
+        load_object_npy(path, "dense template"),
+        os.path.basename(path),
+        n_vertices=v.param("vertices"),
+        size=v.param("img_size"),
+    )
+    return (
+        f"dense template: {len(template['valid_pixel_ids'])} valid texels of a {len(template['x_coords'])}-texel "
+        f"grid, {len(template['f'])} faces"
+    )
 
 
 @register("npz-keys")
 def check_npz(path: str, v: Validator) -> str:
     from decaenv.fetch.structure import outline_npz
-
     from decaenv.fetch.zipcheck import verify_zip_crc
 
     arrays = outline_npz(path)
@@ -193,10 +207,11 @@ def check_npz(path: str, v: Validator) -> str:
 
 # ---------------------------------------------------------------------------------------- checkpoint
 
+
 @register("deca-checkpoint")
 def check_checkpoint(path: str, v: Validator) -> str:
-    from decaenv.fetch.structure import ArrayInfo, outline_torch
     from decaenv.deca_layout import checkpoint_layout
+    from decaenv.fetch.structure import ArrayInfo, outline_torch
 
     ckpt = outline_torch(path)
     if not isinstance(ckpt, dict):
@@ -266,6 +281,7 @@ def check_torchscript(path: str, v: Validator) -> str:
 
 # --------------------------------------------------------------------------------------------- FLAME
 
+
 @register("flame-model")
 def check_flame(path: str, v: Validator) -> str:
     """FLAME through the runtime's own chumpy-free loader, then DECA's topology/component needs."""
@@ -274,7 +290,12 @@ def check_flame(path: str, v: Validator) -> str:
     model = load_flame(path)
     reasons = deca_compatibility(model) if v.param("deca", True) else []
     if reasons:
-        raise _invalid(path, "FLAME model unusable with DECA: " + "; ".join(reasons),
-                       hint="use generic_model.pkl from FLAME 2020 (FLAME2020.zip)")
-    return (f"FLAME ({model.kind}): {model.v_template.shape[0]} vertices, {model.f.shape[0]} faces, "
-            f"{model.n_components} shape+expression components")
+        raise _invalid(
+            path,
+            "FLAME model unusable with DECA: " + "; ".join(reasons),
+            hint="use generic_model.pkl from FLAME 2020 (FLAME2020.zip)",
+        )
+    return (
+        f"FLAME ({model.kind}): {model.v_template.shape[0]} vertices, {model.f.shape[0]} faces, "
+        f"{model.n_components} shape+expression components"
+    )

@@ -33,8 +33,10 @@ def crc32_function() -> Callable[..., int]:
 
 
 def _damaged(what: str, detail: str) -> DataError:
-    return DataError(f"{what} is damaged: {detail}",
-                     hint="its bytes changed after it was written (a corrupt download or disk): fetch it again")
+    return DataError(
+        f"{what} is damaged: {detail}",
+        hint="its bytes changed after it was written (a corrupt download or disk): fetch it again",
+    )
 
 
 def verify_zip_crc(path: os.PathLike, what: str = "", crc32: Callable[..., int] = None) -> int:
@@ -95,8 +97,10 @@ MAX_RATIO, RATIO_FLOOR = 200, 64 << 20
 
 def _compressed(zf: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> int:
     if info.file_size > max(RATIO_FLOOR, info.compress_size * MAX_RATIO):
-        raise _damaged(what, f"member {info.filename} claims to expand {info.compress_size:,} bytes to "
-                       f"{info.file_size:,} (a zip bomb)")
+        raise _damaged(
+            what,
+            f"member {info.filename} claims to expand {info.compress_size:,} bytes to {info.file_size:,} (a zip bomb)",
+        )
     try:
         with zf.open(info) as member:
             while member.read(CHUNK):

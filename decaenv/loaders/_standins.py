@@ -31,8 +31,7 @@ class ChumpyStandIn:
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         if not isinstance(state, dict):
-            raise DataError(f"a chumpy object ({self.chumpy_class}) in the file has a malformed state",
-                            hint=_DAMAGED)
+            raise DataError(f"a chumpy object ({self.chumpy_class}) in the file has a malformed state", hint=_DAMAGED)
         self.__dict__.update(state)
 
     @property
@@ -41,9 +40,11 @@ class ChumpyStandIn:
         if "x" in self.__dict__:
             value = self.__dict__["x"]
             return value.array if isinstance(value, ChumpyStandIn) else np.asarray(value)
-        raise DataError(f"the file holds a chumpy expression ({self.chumpy_class}) rather than plain data; "
-                        "decaenv reads only leaf chumpy arrays, as found in FLAME's files",
-                        hint="re-export the model with its arrays evaluated, or use an official FLAME file")
+        raise DataError(
+            f"the file holds a chumpy expression ({self.chumpy_class}) rather than plain data; "
+            "decaenv reads only leaf chumpy arrays, as found in FLAME's files",
+            hint="re-export the model with its arrays evaluated, or use an official FLAME file",
+        )
 
     def __array__(self, dtype=None, copy=None):
         arr = self.array
@@ -74,8 +75,9 @@ class SparseStandIn:
         except (TypeError, ValueError) as exc:
             raise DataError(f"a sparse {self.fmt} matrix in the file has no valid shape", hint=_DAMAGED) from exc
         if rows < 0 or cols < 0 or rows * cols > 1 << 31:
-            raise DataError(f"a sparse {self.fmt} matrix in the file has an implausible shape {(rows, cols)}",
-                            hint=_DAMAGED)
+            raise DataError(
+                f"a sparse {self.fmt} matrix in the file has an implausible shape {(rows, cols)}", hint=_DAMAGED
+            )
         return rows, cols
 
     def _field(self, key: str, integer: bool) -> np.ndarray:
@@ -84,8 +86,10 @@ class SparseStandIn:
         arr = np.asarray(self.__dict__[key])
         kind = "iu" if integer else "iufb"
         if arr.ndim != 1 or arr.dtype.kind not in kind:
-            raise DataError(f"a sparse {self.fmt} matrix in the file has a malformed {key!r} "
-                            f"({arr.dtype}, {arr.ndim}-d)", hint=_DAMAGED)
+            raise DataError(
+                f"a sparse {self.fmt} matrix in the file has a malformed {key!r} ({arr.dtype}, {arr.ndim}-d)",
+                hint=_DAMAGED,
+            )
         return arr
 
     def toarray(self) -> np.ndarray:
@@ -98,12 +102,13 @@ class SparseStandIn:
             row_idx, col_idx = self._compressed_coords(rows, cols, len(data))
             data = data[: len(row_idx)]
         if len(row_idx) != len(data) or len(col_idx) != len(data):
-            raise DataError(f"a sparse {self.fmt} matrix in the file has index and data arrays of different "
-                            "lengths", hint=_DAMAGED)
-        if len(data) and (row_idx.min() < 0 or row_idx.max() >= rows or col_idx.min() < 0
-                          or col_idx.max() >= cols):
-            raise DataError(f"a sparse {self.fmt} matrix in the file has indices outside its shape "
-                            f"{(rows, cols)}", hint=_DAMAGED)
+            raise DataError(
+                f"a sparse {self.fmt} matrix in the file has index and data arrays of different lengths", hint=_DAMAGED
+            )
+        if len(data) and (row_idx.min() < 0 or row_idx.max() >= rows or col_idx.min() < 0 or col_idx.max() >= cols):
+            raise DataError(
+                f"a sparse {self.fmt} matrix in the file has indices outside its shape {(rows, cols)}", hint=_DAMAGED
+            )
         dense = np.zeros((rows, cols), dtype=data.dtype)
         np.add.at(dense, (row_idx, col_idx), data)
         return dense
@@ -112,10 +117,16 @@ class SparseStandIn:
         """(row, col) index per stored value of a csc/csr matrix (the first `indptr[-1]` values)."""
         indices, indptr = self._field("indices", True), self._field("indptr", True)
         major = rows if self.fmt == "csr" else cols
-        if len(indptr) != major + 1 or indptr[0] != 0 or \
-                np.any(np.diff(indptr) < 0) or indptr[-1] > min(len(indices), n_data):
-            raise DataError(f"a sparse {self.fmt} matrix in the file is inconsistent (indptr does not match "
-                            "its shape)", hint=_DAMAGED)
+        if (
+            len(indptr) != major + 1
+            or indptr[0] != 0
+            or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > min(len(indices), n_data)
+        ):
+            raise DataError(
+                f"a sparse {self.fmt} matrix in the file is inconsistent (indptr does not match its shape)",
+                hint=_DAMAGED,
+            )
         nnz = int(indptr[-1])
         majors = np.repeat(np.arange(major), np.diff(indptr))
         minors = indices[:nnz].astype(np.int64)

@@ -36,14 +36,23 @@ class ConversionResult:
     incompatible: Tuple[str, ...]
 
     def summary(self) -> str:
-        return (f"wrote {self.output} from {self.source}: FLAME {self.kind}, {self.vertices} vertices, "
-                f"{self.faces} faces, {self.components} shape+expression components")
+        return (
+            f"wrote {self.output} from {self.source}: FLAME {self.kind}, {self.vertices} vertices, "
+            f"{self.faces} faces, {self.components} shape+expression components"
+        )
 
     def to_json(self) -> Dict[str, object]:
-        return {"source": str(self.source), "output": str(self.output), "kind": self.kind,
-                "vertices": self.vertices, "faces": self.faces, "components": self.components,
-                "source_sha256": self.source_sha256, "deca_compatible": not self.incompatible,
-                "incompatible": list(self.incompatible)}
+        return {
+            "source": str(self.source),
+            "output": str(self.output),
+            "kind": self.kind,
+            "vertices": self.vertices,
+            "faces": self.faces,
+            "components": self.components,
+            "source_sha256": self.source_sha256,
+            "deca_compatible": not self.incompatible,
+            "incompatible": list(self.incompatible),
+        }
 
 
 def _is_decaenv_npz(path: Path) -> bool:
@@ -56,8 +65,9 @@ def _is_decaenv_npz(path: Path) -> bool:
         return False
 
 
-def convert_flame(src: os.PathLike, out: Optional[os.PathLike] = None, *, kind: Optional[str] = None,
-                  force: bool = False) -> ConversionResult:
+def convert_flame(
+    src: os.PathLike, out: Optional[os.PathLike] = None, *, kind: Optional[str] = None, force: bool = False
+) -> ConversionResult:
     """Convert a FLAME pickle to decaenv's npz.
 
     Args:
@@ -86,6 +96,13 @@ def convert_flame(src: os.PathLike, out: Optional[os.PathLike] = None, *, kind: 
 
     with np.load(out, allow_pickle=False) as data:
         digest = str(data["decaenv_source_sha256"])
-    return ConversionResult(source=src, output=out, kind=model.kind, vertices=int(model.v_template.shape[0]),
-                            faces=int(model.f.shape[0]), components=model.n_components, source_sha256=digest,
-                            incompatible=tuple(problems))
+    return ConversionResult(
+        source=src,
+        output=out,
+        kind=model.kind,
+        vertices=int(model.v_template.shape[0]),
+        faces=int(model.f.shape[0]),
+        components=model.n_components,
+        source_sha256=digest,
+        incompatible=tuple(problems),
+    )

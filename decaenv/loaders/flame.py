@@ -26,7 +26,7 @@ FLAME_VERTICES = 5023
 FLAME_FACES = 9976
 FLAME_JOINTS = 5
 SHAPE_SPACE_DIM = 300  # identity components in shapedirs, followed by the expression components
-MIN_COMPONENTS = 350   # DECA uses shapedirs[..., :100] and [..., 300:350]
+MIN_COMPONENTS = 350  # DECA uses shapedirs[..., :100] and [..., 300:350]
 REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 NPZ_FORMAT = "decaenv-flame-npz-1"
 
@@ -90,14 +90,20 @@ def _to_array(value: Any, key: str, source: Path) -> np.ndarray:
     else:
         try:
             arr = np.asarray(value)
-        except Exception as exc:  # noqa: BLE001 - anything unconvertible is a damaged file
-            raise DataError(f"FLAME model {source}: entry {key!r} is not an array ({type(value).__name__})",
-                            hint="use an official FLAME 2020 file", path=source) from exc
+        except Exception as exc:
+            raise DataError(
+                f"FLAME model {source}: entry {key!r} is not an array ({type(value).__name__})",
+                hint="use an official FLAME 2020 file",
+                path=source,
+            ) from exc
     allowed = "iu" if key in _INTEGER_KEYS else "iuf"
     if arr.dtype.kind not in allowed:
         expected = "integers" if key in _INTEGER_KEYS else "numbers"
-        raise DataError(f"FLAME model {source}: entry {key!r} holds {arr.dtype} values, expected {expected}",
-                        hint="use an official FLAME 2020 file", path=source)
+        raise DataError(
+            f"FLAME model {source}: entry {key!r} holds {arr.dtype} values, expected {expected}",
+            hint="use an official FLAME 2020 file",
+            path=source,
+        )
     return arr
 
 
@@ -108,20 +114,29 @@ def from_mapping(data: Mapping[str, Any], source: Path, kind: Optional[str] = No
         DataError: a key is missing or an array has the wrong shape.
     """
     if not isinstance(data, Mapping):
-        raise DataError(f"FLAME model {source} holds a {type(data).__name__}, not FLAME's dictionary",
-                        hint="use FLAME 2020's generic_model.pkl", path=source)
+        raise DataError(
+            f"FLAME model {source} holds a {type(data).__name__}, not FLAME's dictionary",
+            hint="use FLAME 2020's generic_model.pkl",
+            path=source,
+        )
     missing = [k for k in REQUIRED if k not in data]
     if missing:
-        raise DataError(f"FLAME model {source} lacks {', '.join(missing)}",
-                        hint="use FLAME 2020's generic_model.pkl (from FLAME2020.zip)", path=source)
+        raise DataError(
+            f"FLAME model {source} lacks {', '.join(missing)}",
+            hint="use FLAME 2020's generic_model.pkl (from FLAME2020.zip)",
+            path=source,
+        )
     arrays = {k: _to_array(data[k], k, source) for k in REQUIRED}
     arrays["f"] = arrays["f"].astype(np.int64)
     arrays["kintree_table"] = arrays["kintree_table"].astype(np.int64)
     model = FlameModel(**arrays, kind=kind or kind_from_name(source), source=source)
     problems = structural_problems(model)
     if problems:
-        raise DataError(f"FLAME model {source} is not usable: {'; '.join(problems)}",
-                        hint="use FLAME 2020's generic_model.pkl", path=source)
+        raise DataError(
+            f"FLAME model {source} is not usable: {'; '.join(problems)}",
+            hint="use FLAME 2020's generic_model.pkl",
+            path=source,
+        )
     return model
 
 
@@ -146,12 +161,15 @@ def structural_problems(model: FlameModel) -> List[str]:
         return problems
     joints = model.J_regressor.shape[0]
     if joints == 0 or model.weights.shape[1] != joints or model.kintree_table.shape != (2, joints):
-        problems.append(f"joint counts disagree (J_regressor {joints}, weights {model.weights.shape[1]}, "
-                        f"kintree_table {model.kintree_table.shape})")
+        problems.append(
+            f"joint counts disagree (J_regressor {joints}, weights {model.weights.shape[1]}, "
+            f"kintree_table {model.kintree_table.shape})"
+        )
     if model.f.min() < 0 or model.f.max() >= n:
         problems.append("face indices out of range")
-    if not all(np.isfinite(getattr(model, k)).all()
-               for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights")):
+    if not all(
+        np.isfinite(getattr(model, k)).all() for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights")
+    ):
         problems.append("non-finite values")
     return problems
 
@@ -160,8 +178,10 @@ def deca_compatibility(model: FlameModel) -> List[str]:
     """Reasons this model cannot be used with DECA's released checkpoint (empty when compatible)."""
     reasons = []
     if model.v_template.shape[0] != FLAME_VERTICES or model.f.shape[0] != FLAME_FACES:
-        reasons.append(f"{model.v_template.shape[0]} vertices / {model.f.shape[0]} faces, DECA needs "
-                       f"{FLAME_VERTICES} / {FLAME_FACES} (FLAME topology)")
+        reasons.append(
+            f"{model.v_template.shape[0]} vertices / {model.f.shape[0]} faces, DECA needs "
+            f"{FLAME_VERTICES} / {FLAME_FACES} (FLAME topology)"
+        )
     if model.n_components < MIN_COMPONENTS:
         reasons.append(f"{model.n_components} shape+expression components, DECA needs at least {MIN_COMPONENTS}")
     if model.J_regressor.shape[0] != FLAME_JOINTS:
@@ -184,13 +204,17 @@ def load_flame(path: os.PathLike, kind: Optional[str] = None) -> FlameModel:
     """
     path = Path(path)
     if path.is_dir():
-        raise DataError(f"FLAME model {path} is a folder, not a file",
-                        hint="give the model file itself, e.g. FLAME2020/generic_model.pkl", path=path)
+        raise DataError(
+            f"FLAME model {path} is a folder, not a file",
+            hint="give the model file itself, e.g. FLAME2020/generic_model.pkl",
+            path=path,
+        )
     if not path.is_file():
-        raise DataError(f"FLAME model {path} does not exist",
-                        hint="run `decaenv fetch flame` (needs a FLAME account) or "
-                             "`decaenv fetch --from FLAME2020.zip`",
-                        path=path)
+        raise DataError(
+            f"FLAME model {path} does not exist",
+            hint="run `decaenv fetch flame` (needs a FLAME account) or `decaenv fetch --from FLAME2020.zip`",
+            path=path,
+        )
     if _is_zip(path):
         return _load_npz(path, kind)
     return from_mapping(load_pickle(path, "FLAME model"), path, kind)
@@ -210,13 +234,17 @@ def _read_npz(path: Path) -> Dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, KeyError) as exc:
-        raise DataError(f"FLAME model {path} is not a readable npz ({' '.join(str(exc).split())})",
-                        hint="convert it again: `decaenv convert flame generic_model.pkl -o generic_model.npz`",
-                        path=path) from exc
-    except Exception as exc:  # noqa: BLE001 - zipfile raises BadZipFile and friends on damaged archives
-        raise DataError(f"FLAME model {path} is a damaged npz ({type(exc).__name__})",
-                        hint="convert it again: `decaenv convert flame generic_model.pkl -o generic_model.npz`",
-                        path=path) from exc
+        raise DataError(
+            f"FLAME model {path} is not a readable npz ({' '.join(str(exc).split())})",
+            hint="convert it again: `decaenv convert flame generic_model.pkl -o generic_model.npz`",
+            path=path,
+        ) from exc
+    except Exception as exc:
+        raise DataError(
+            f"FLAME model {path} is a damaged npz ({type(exc).__name__})",
+            hint="convert it again: `decaenv convert flame generic_model.pkl -o generic_model.npz`",
+            path=path,
+        ) from exc
 
 
 def _load_npz(path: Path, kind: Optional[str]) -> FlameModel:
@@ -258,15 +286,22 @@ def convert_to_npz(src: os.PathLike, dst: os.PathLike, kind: Optional[str] = Non
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            arrays: Dict[str, Any] = dict(model.arrays(), decaenv_format=np.array(NPZ_FORMAT),
-                                          decaenv_kind=np.array(model.kind), decaenv_source_sha256=np.array(digest),
-                                          decaenv_source_size=np.array(before.st_size, dtype=np.int64),
-                                          decaenv_source_mtime_ns=np.array(before.st_mtime_ns, dtype=np.int64))
+            arrays: Dict[str, Any] = dict(
+                model.arrays(),
+                decaenv_format=np.array(NPZ_FORMAT),
+                decaenv_kind=np.array(model.kind),
+                decaenv_source_sha256=np.array(digest),
+                decaenv_source_size=np.array(before.st_size, dtype=np.int64),
+                decaenv_source_mtime_ns=np.array(before.st_mtime_ns, dtype=np.int64),
+            )
             np.savez(fh, **arrays)
         os.replace(tmp, dst)
     except OSError as exc:
-        raise DataError(f"cannot write {dst}: {exc.strerror or exc}",
-                        hint="choose a writable location with -o (and check the free disk space)", path=dst) from exc
+        raise DataError(
+            f"cannot write {dst}: {exc.strerror or exc}",
+            hint="choose a writable location with -o (and check the free disk space)",
+            path=dst,
+        ) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -297,11 +332,14 @@ def npz_matches_source(npz: os.PathLike, pkl: os.PathLike) -> bool:
         st = Path(pkl).stat()
     except OSError:
         return False
-    if int(record.get("decaenv_source_size", -1)) == st.st_size and \
-            int(record.get("decaenv_source_mtime_ns", -1)) == st.st_mtime_ns:
+    if (
+        int(record.get("decaenv_source_size", -1)) == st.st_size
+        and int(record.get("decaenv_source_mtime_ns", -1)) == st.st_mtime_ns
+    ):
         return True
-    return int(record.get("decaenv_source_size", st.st_size)) == st.st_size and \
-        str(record["decaenv_source_sha256"]) == sha256_file(pkl)
+    return int(record.get("decaenv_source_size", st.st_size)) == st.st_size and str(
+        record["decaenv_source_sha256"]
+    ) == sha256_file(pkl)
 
 
 def preferred_flame_file(data_dir: os.PathLike, stem: str = "generic_model") -> Path:

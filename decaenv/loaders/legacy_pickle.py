@@ -127,5 +127,13 @@ class ChumpyCh:
 
     def __init__(self, x: Any):
         # chumpy's own bookkeeping keys, as Ch.__getstate__ leaves them for a leaf object.
-        self.__dict__.update({"_depends_on_deps": {}, "_dirty_vars": {"x"}, "_itr": None,
-                              "_make_dense": False, "_make_sparse": False, "x": x})
+        self.__dict__.update(
+            {
+                "_depends_on_deps": {},
+                "_dirty_vars": {"x"},
+                "_itr": None,
+                "_make_dense": False,
+                "_make_sparse": False,
+                "x": x,
+            }
+        )

@@ -87,9 +87,10 @@ class _Replay:
         self.refs = 0
 
     def refuse(self, text: str, limit: int) -> PickleLimitError:
-        return PickleLimitError(f"{self.what} refused: its pickle {text} (limit {limit:,}); no DECA or FLAME file "
-                                "comes near this", hint="this is not a genuine data file: get it again from its "
-                                                        "official source")
+        return PickleLimitError(
+            f"{self.what} refused: its pickle {text} (limit {limit:,}); no DECA or FLAME file comes near this",
+            hint="this is not a genuine data file: get it again from its official source",
+        )
 
     def run(self, fh: BinaryIO) -> None:
         for count, (op, arg, _pos) in enumerate(pickletools.genops(fh), 1):
@@ -134,8 +135,10 @@ class _Replay:
             target.size += item.size
             target.depth = max(target.depth, item.depth + 1)
         if target.size > self.limits.elements:
-            raise self.refuse(f"expands to more than {self.limits.elements:,} objects (shared references "
-                              "counted each time)", self.limits.elements)
+            raise self.refuse(
+                f"expands to more than {self.limits.elements:,} objects (shared references counted each time)",
+                self.limits.elements,
+            )
         if target.depth > self.limits.depth:
             raise self.refuse(f"nests deeper than {self.limits.depth} levels", self.limits.depth)
         self.stack.extend(target for _ in op.stack_after)
@@ -153,6 +156,6 @@ class _Replay:
             lead = [self.stack.pop() for _ in range(min(head, len(self.stack)))][::-1]
             return lead + sliced
         count = min(len(before), len(self.stack))
-        popped = self.stack[len(self.stack) - count:] if count else []
-        del self.stack[len(self.stack) - count:]
+        popped = self.stack[len(self.stack) - count :] if count else []
+        del self.stack[len(self.stack) - count :]
         return popped

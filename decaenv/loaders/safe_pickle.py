@@ -28,27 +28,37 @@ Upstream context: chumpy is unmaintained and breaks on numpy >= 1.24 and Python 
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import os
 import pickle
 from pathlib import Path
-import functools
 from typing import Any, BinaryIO, Callable, Dict, Tuple
 
 import numpy as np
 
 from decaenv.errors import DataError, UnsafeContentError
-from decaenv.loaders.pickle_limits import check_pickle
 from decaenv.loaders._standins import SPARSE_GLOBALS, ChumpyStandIn, SparseStandIn, chumpy_class, sparse_class
+from decaenv.loaders.pickle_limits import check_pickle
 
-__all__ = ["SafeUnpickler", "load_pickle", "load_object_npy", "allowed_globals", "ChumpyStandIn",
-           "SparseStandIn"]
+__all__ = ["SafeUnpickler", "load_pickle", "load_object_npy", "allowed_globals", "ChumpyStandIn", "SparseStandIn"]
 
 _NP_CORE = np.ndarray.__reduce__(np.zeros(1))[0].__module__  # "numpy.core.multiarray" or "numpy._core.multiarray"
 _NP_NUMERIC = _NP_CORE.rsplit(".", 1)[0] + ".numeric"
 # Errors a damaged (not hostile) stream raises inside the unpickler or numpy's reconstruction.
-_DAMAGE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
-                  OverflowError, RecursionError, MemoryError, RuntimeError)
+_DAMAGE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+    RuntimeError,
+)
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -76,9 +86,11 @@ def _torch_global(module: str, name: str) -> Callable[[], Any]:
     def resolve():
         try:
             import torch  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - any torch import failure is reported the same way
-            raise DataError("this file stores torch tensors, so reading it needs a working torch "
-                            f"({type(exc).__name__}: {exc})", hint="install torch: `pip install torch`") from exc
+        except Exception as exc:
+            raise DataError(
+                f"this file stores torch tensors, so reading it needs a working torch ({type(exc).__name__}: {exc})",
+                hint="install torch: `pip install torch`",
+            ) from exc
         import importlib
 
         if (module, name) == ("torch.storage", "_load_from_bytes"):
@@ -98,8 +110,10 @@ _MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED: Dict[Tuple[str, str], Callable[[], Any]] = {
     **{(mod, "_reconstruct"): _numpy_global("_reconstruct") for mod in _MULTIARRAY},
     **{(mod, "scalar"): _numpy_global("scalar") for mod in _MULTIARRAY},
-    **{(mod, "_frombuffer"): _numpy_global("_frombuffer", _NP_NUMERIC)
-       for mod in ("numpy.core.numeric", "numpy._core.numeric")},
+    **{
+        (mod, "_frombuffer"): _numpy_global("_frombuffer", _NP_NUMERIC)
+        for mod in ("numpy.core.numeric", "numpy._core.numeric")
+    },
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
     **{key: functools.partial(sparse_class, fmt, kind) for key, (fmt, kind) in SPARSE_GLOBALS.items()},
@@ -142,7 +156,8 @@ class SafeUnpickler(pickle.Unpickler):
                 f"{self.source}: refusing to load pickle global {module}.{name}: it is not on decaenv's allowlist "
                 "for DECA/FLAME data files",
                 hint="this is not a genuine DECA/FLAME file (or it was tampered with): re-download it from the "
-                     "official source")
+                "official source",
+            )
         return resolve()
 
     def persistent_load(self, pid: Any) -> Any:
@@ -172,8 +187,11 @@ def load_pickle(path: os.PathLike, what: str = "file") -> Any:
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}", path=path) from exc
     except _DAMAGE_ERRORS as exc:
-        raise DataError(f"{what} {path} is damaged or not a pickle ({type(exc).__name__}: {_short(exc)})",
-                        hint="re-download it", path=path) from exc
+        raise DataError(
+            f"{what} {path} is damaged or not a pickle ({type(exc).__name__}: {_short(exc)})",
+            hint="re-download it",
+            path=path,
+        ) from exc
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:
@@ -185,8 +203,11 @@ def _check_head(path: Path, head: bytes, what: str) -> None:
     if not head:
         raise DataError(f"{what} {path} is empty", hint="re-download it", path=path)
     if _looks_like_html(head):
-        raise DataError(f"{what} {path} is an HTML page, not the data file (a login, licence or download page "
-                        "was saved instead)", hint="delete it and download it again (decaenv fetch)", path=path)
+        raise DataError(
+            f"{what} {path} is an HTML page, not the data file (a login, licence or download page was saved instead)",
+            hint="delete it and download it again (decaenv fetch)",
+            path=path,
+        )
 
 
 def load_object_npy(path: os.PathLike, what: str = "file") -> Any:
@@ -214,8 +235,11 @@ def load_object_npy(path: os.PathLike, what: str = "file") -> Any:
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}", path=path) from exc
     except _DAMAGE_ERRORS as exc:
-        raise DataError(f"{what} {path} is damaged or not an .npy file ({type(exc).__name__}: {_short(exc)})",
-                        hint="re-download it", path=path) from exc
+        raise DataError(
+            f"{what} {path} is damaged or not an .npy file ({type(exc).__name__}: {_short(exc)})",
+            hint="re-download it",
+            path=path,
+        ) from exc
     if isinstance(array, np.ndarray) and array.shape == () and array.dtype == object:
         return array[()]
     return array

@@ -18,5 +18,20 @@ from decaenv.patches._manager import active, active_ids, apply, apply_all, is_ac
 from decaenv.patches._model import Environment, Patch, PatchConfig, Target
 from decaenv.patches._patcher import NOTSET, Change, Patcher
 
-__all__ = ["registry", "active", "active_ids", "apply", "apply_all", "is_active", "undo", "undo_all",
-           "Environment", "Patch", "PatchConfig", "Target", "NOTSET", "Change", "Patcher"]
+__all__ = [
+    "registry",
+    "active",
+    "active_ids",
+    "apply",
+    "apply_all",
+    "is_active",
+    "undo",
+    "undo_all",
+    "Environment",
+    "Patch",
+    "PatchConfig",
+    "Target",
+    "NOTSET",
+    "Change",
+    "Patcher",
+]

@@ -23,8 +23,9 @@ __all__ = ["PATCHER", "active", "active_ids", "apply", "apply_all", "is_active",
 log = logging.getLogger("decaenv")
 
 
-def apply(*ids: str, config: Optional[PatchConfig] = None, env: Optional[Environment] = None,
-          force: bool = False) -> List[str]:
+def apply(
+    *ids: str, config: Optional[PatchConfig] = None, env: Optional[Environment] = None, force: bool = False
+) -> List[str]:
     """Apply the given shims; returns the ids applied by this call.
 
     A shim that is already active, or not needed for the versions in `env` (unless `force`), is skipped.
@@ -83,8 +84,9 @@ def undo_all() -> List[str]:
 
 
 @contextlib.contextmanager
-def active(*ids: str, config: Optional[PatchConfig] = None, env: Optional[Environment] = None,
-           force: bool = False) -> Iterator[List[str]]:
+def active(
+    *ids: str, config: Optional[PatchConfig] = None, env: Optional[Environment] = None, force: bool = False
+) -> Iterator[List[str]]:
     """Context manager: shims applied inside the block, undone when it exits (also on exceptions).
 
     With no ids, every registered shim that is needed here. Yields the ids this block applied (shims that

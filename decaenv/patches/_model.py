@@ -180,11 +180,12 @@ class Patch:
         version = env.version(self.target)
         name = self.target.dist
         if self.when_absent:
-            return (version is None,
-                    f"{name} is not installed" if version is None else f"{name} {version} is installed")
+            return (
+                version is None,
+                f"{name} is not installed" if version is None else f"{name} {version} is installed",
+            )
         if version is None:
             return False, f"{name} is not installed"
         if version in self.needed_for:
             return True, f"{name} {version}"
         return False, f"{name} {version} (needed for {name} {self.needed_for})"
-

@@ -36,15 +36,15 @@ class Meshes:
         if isinstance(faces, torch.Tensor):
             faces = [f[(f > -1).all(1)] for f in faces] if faces.dim() == 3 else None
         if verts is None or faces is None or len(verts) != len(faces):
-            raise ValueError("Meshes: verts and faces must be lists of equal length or (N, V, 3) / (N, F, 3) "
-                             "tensors")
-        self._verts = [v for v in verts]
+            raise ValueError("Meshes: verts and faces must be lists of equal length or (N, V, 3) / (N, F, 3) tensors")
+        self._verts = list(verts)
         self._faces = [f.to(torch.int64) for f in faces]
         self.textures = textures
         for v, f in zip(self._verts, self._faces):
             if v.dim() != 2 or v.shape[1] != 3 or f.dim() != 2 or f.shape[1] != 3:
-                raise ValueError(f"Meshes: each mesh needs (V, 3) verts and (F, 3) faces, got {tuple(v.shape)} "
-                                 f"and {tuple(f.shape)}")
+                raise ValueError(
+                    f"Meshes: each mesh needs (V, 3) verts and (F, 3) faces, got {tuple(v.shape)} and {tuple(f.shape)}"
+                )
             if f.numel() and (int(f.min()) < 0 or int(f.max()) >= v.shape[0]):
                 raise ValueError(f"Meshes: face indices must lie in [0, {v.shape[0]})")
 
@@ -112,8 +112,10 @@ def _pad(tensors: List[Any], value: float) -> Any:
 
 def _unsupported(name: str, value: Any, default: Any) -> None:
     if value != default:
-        raise ValueError(f"rasterize_meshes: {name}={value!r} is not supported by decaenv's pytorch3d stand-in "
-                         f"(only {name}={default!r}); install pytorch3d for it")
+        raise ValueError(
+            f"rasterize_meshes: {name}={value!r} is not supported by decaenv's pytorch3d stand-in "
+            f"(only {name}={default!r}); install pytorch3d for it"
+        )
 
 
 def _size(image_size: ImageSize) -> Tuple[int, int]:
@@ -123,11 +125,19 @@ def _size(image_size: ImageSize) -> Tuple[int, int]:
     return h, w
 
 
-def rasterize_meshes(meshes: Meshes, image_size: ImageSize = 256, blur_radius: float = 0.0,
-                     faces_per_pixel: int = 8, bin_size: Optional[int] = None,
-                     max_faces_per_bin: Optional[int] = None, perspective_correct: bool = False,
-                     clip_barycentric_coords: bool = False, cull_backfaces: bool = False,
-                     z_clip_value: Optional[float] = None, cull_to_frustum: bool = False):
+def rasterize_meshes(
+    meshes: Meshes,
+    image_size: ImageSize = 256,
+    blur_radius: float = 0.0,
+    faces_per_pixel: int = 8,
+    bin_size: Optional[int] = None,
+    max_faces_per_bin: Optional[int] = None,
+    perspective_correct: bool = False,
+    clip_barycentric_coords: bool = False,
+    cull_backfaces: bool = False,
+    z_clip_value: Optional[float] = None,
+    cull_to_frustum: bool = False,
+):
     """pytorch3d's `rasterize_meshes` for one face per pixel without blur (bin sizes are ignored).
 
     Returns:
@@ -157,8 +167,7 @@ def rasterize_meshes(meshes: Meshes, image_size: ImageSize = 256, blur_radius: f
     frags = rasterize(fv, h, w, backend=_backend_for(fv.device))
     empty = ~frags.mask
     offsets = meshes.mesh_to_faces_packed_first_idx().to(frags.pix_to_face.device)
-    pix_to_face = torch.where(empty, torch.full_like(frags.pix_to_face, -1),
-                              frags.pix_to_face + offsets[:, None, None])
+    pix_to_face = torch.where(empty, torch.full_like(frags.pix_to_face, -1), frags.pix_to_face + offsets[:, None, None])
     bary = frags.bary.masked_fill(empty[..., None], -1.0)
     zbuf = frags.zbuf.masked_fill(empty, -1.0)
     dists = _edge_dists(fv, frags.pix_to_face, h, w).masked_fill(empty, -1.0)
@@ -214,8 +223,15 @@ class Properties(NamedTuple):
     texture_atlas: Any
 
 
-def load_obj(f: Any, load_textures: bool = True, create_texture_atlas: bool = False, texture_atlas_size: int = 4,
-             texture_wrap: Optional[str] = "repeat", device: Any = "cpu", path_manager: Any = None):
+def load_obj(
+    f: Any,
+    load_textures: bool = True,
+    create_texture_atlas: bool = False,
+    texture_atlas_size: int = 4,
+    texture_wrap: Optional[str] = "repeat",
+    device: Any = "cpu",
+    path_manager: Any = None,
+):
     """Read an OBJ file (path or text/binary file object) like pytorch3d.io.load_obj, geometry only.
 
     Polygons are split into fans (v0, v_i, v_i+1); negative (relative) indices are resolved. Materials are not
@@ -256,12 +272,19 @@ def load_obj(f: Any, load_textures: bool = True, create_texture_atlas: bool = Fa
     verts = torch.tensor(v, dtype=torch.float32).reshape(-1, 3)
     has_uv, has_n = bool((idx[:, 1] >= 0).any()), bool((idx[:, 2] >= 0).any())
     empty = torch.zeros(0, 3, dtype=torch.int64)
-    faces = Faces(verts_idx=idx[:, 0].to(device), normals_idx=(idx[:, 2] if has_n else empty).to(device),
-                  textures_idx=(idx[:, 1] if has_uv else empty).to(device),
-                  materials_idx=torch.full((idx.shape[0],), -1, dtype=torch.int64, device=device))
-    aux = Properties(normals=torch.tensor(vn, dtype=torch.float32, device=device) if vn else None,
-                     verts_uvs=torch.tensor(vt, dtype=torch.float32, device=device) if vt else None,
-                     material_colors=None, texture_images=None, texture_atlas=None)
+    faces = Faces(
+        verts_idx=idx[:, 0].to(device),
+        normals_idx=(idx[:, 2] if has_n else empty).to(device),
+        textures_idx=(idx[:, 1] if has_uv else empty).to(device),
+        materials_idx=torch.full((idx.shape[0],), -1, dtype=torch.int64, device=device),
+    )
+    aux = Properties(
+        normals=torch.tensor(vn, dtype=torch.float32, device=device) if vn else None,
+        verts_uvs=torch.tensor(vt, dtype=torch.float32, device=device) if vt else None,
+        material_colors=None,
+        texture_images=None,
+        texture_atlas=None,
+    )
     return verts.to(device), faces, aux
 
 

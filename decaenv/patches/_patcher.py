@@ -156,11 +156,13 @@ class Patcher:
             return len(mine)
 
     def _check_not_shadowed(self, change: Change) -> None:
-        later = self._changes[self._changes.index(change) + 1:]
+        later = self._changes[self._changes.index(change) + 1 :]
         for other in later:
             if other.kind == change.kind and other.target is change.target and other.name == change.name:
-                raise RuntimeError(f"cannot undo {change.describe()} of {change.owner}: {other.owner} changed it "
-                                   "later and is still applied (undo that one first)")
+                raise RuntimeError(
+                    f"cannot undo {change.describe()} of {change.owner}: {other.owner} changed it "
+                    "later and is still applied (undo that one first)"
+                )
 
     @classmethod
     @contextlib.contextmanager
@@ -182,8 +184,11 @@ def _current(change: Change) -> Any:
 def _revert(change: Change) -> None:
     current = _current(change)
     if current is not change.new:
-        log.warning("%s was changed by someone else after decaenv's shim %s set it; restoring the original "
-                    "anyway", change.describe(), change.owner)
+        log.warning(
+            "%s was changed by someone else after decaenv's shim %s set it; restoring the original anyway",
+            change.describe(),
+            change.owner,
+        )
     if change.kind == "attr":
         if change.old is NOTSET:
             if _own_value(change.target, change.name) is not NOTSET:

@@ -107,7 +107,5 @@ def bootstrap(environ: Optional[Mapping[str, str]] = None) -> PostImportHooks:
 def print_status_json(assume: Optional[Mapping[str, Optional[str]]] = None) -> None:
     """Print `registry.status_all()` of this interpreter as JSON (for `decaenv patches list --python`)."""
     statuses = registry.status_all(Environment(assume))
-    payload = {"python": sys.executable, "version": sys.version.split()[0],
-               "shims": [s.to_json() for s in statuses]}
+    payload = {"python": sys.executable, "version": sys.version.split()[0], "shims": [s.to_json() for s in statuses]}
     sys.stdout.write(json.dumps(payload) + "\n")
-

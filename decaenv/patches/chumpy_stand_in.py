@@ -35,8 +35,10 @@ class Ch:
         import numpy as np
 
         if "x" not in self.__dict__:
-            raise TypeError(f"{type(self).__module__}.{type(self).__name__} is a chumpy expression; decaenv's "
-                            "chumpy stand-in can only give the data of leaf arrays (install chumpy for more)")
+            raise TypeError(
+                f"{type(self).__module__}.{type(self).__name__} is a chumpy expression; decaenv's "
+                "chumpy stand-in can only give the data of leaf arrays (install chumpy for more)"
+            )
         x = self.__dict__["x"]
         return x.r if isinstance(x, Ch) else np.asarray(x)
 
@@ -75,8 +77,9 @@ def _module(name: str) -> types.ModuleType:
         if attr.startswith("__"):
             raise AttributeError(attr)
         if name == "chumpy":
-            raise AttributeError(f"chumpy.{attr}: decaenv's chumpy stand-in supports unpickling only "
-                                 "(install chumpy for its API)")
+            raise AttributeError(
+                f"chumpy.{attr}: decaenv's chumpy stand-in supports unpickling only (install chumpy for its API)"
+            )
         return classes.setdefault(attr, _class_for(name, attr))
 
     mod.__getattr__ = __getattr__  # type: ignore[method-assign]  # a module-level __getattr__ (PEP 562)
@@ -105,7 +108,7 @@ PATCH = Patch(
     id="chumpy-stand-in",
     title="chumpy stand-in for unpickling FLAME (only when chumpy is not installed)",
     reason="DECA unpickles generic_model.pkl with plain pickle, which needs chumpy (No module named 'chumpy'); "
-           "chumpy 0.70 does not build under pip's build isolation and is unmaintained",
+    "chumpy 0.70 does not build under pip's build isolation and is unmaintained",
     link="https://github.com/mattloper/chumpy/issues/55",
     target=Target("chumpy", "chumpy"),
     needed_for=versions(),

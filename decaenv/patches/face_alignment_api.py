@@ -22,8 +22,7 @@ RENAMES: Tuple[Tuple[str, str], ...] = (("_2D", "TWO_D"), ("_2halfD", "TWO_HALF_
 def missing_aliases(landmarks_type: Any) -> List[str]:
     """Old names this `LandmarksType` lacks although it has the new member."""
     members = getattr(landmarks_type, "__members__", {})
-    return [old for old, new in RENAMES if new in members and old not in members
-            and old not in vars(landmarks_type)]
+    return [old for old, new in RENAMES if new in members and old not in members and old not in vars(landmarks_type)]
 
 
 def add_aliases(patcher: Patcher, landmarks_type: Any) -> List[str]:
@@ -49,7 +48,7 @@ PATCH = Patch(
     id="face-alignment-api",
     title="face_alignment LandmarksType._2D/_2halfD/_3D aliases",
     reason="face-alignment >= 1.3.5 renamed LandmarksType._2D to TWO_D (also _3D, _2halfD); DECA's "
-           "detectors.py still uses _2D (AttributeError: _2D)",
+    "detectors.py still uses _2D (AttributeError: _2D)",
     link="https://github.com/yfeng95/DECA/issues/192",
     target=Target("face-alignment", "face_alignment"),
     needed_for=versions(minimum="1.3.5"),

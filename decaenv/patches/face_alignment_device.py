@@ -55,7 +55,7 @@ PATCH = Patch(
     id="face-alignment-cpu",
     title="FaceAlignment(device='cpu', compile=False) when CUDA is not available",
     reason="FaceAlignment defaults to device='cuda' (fails without CUDA; DECA passes no device) and, from "
-           "1.5.0, to compile=True (minutes of torch.compile on a CPU); no effect where CUDA is available",
+    "1.5.0, to compile=True (minutes of torch.compile on a CPU); no effect where CUDA is available",
     link="https://github.com/1adrianb/face-alignment",
     target=Target("face-alignment", "face_alignment"),
     needed_for=versions(),

@@ -77,8 +77,9 @@ class PostImportHooks:
         while self in sys.meta_path:
             sys.meta_path.remove(self)
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
-                  target: Optional[ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(
+        self, fullname: str, path: Optional[Sequence[str]] = None, target: Optional[ModuleType] = None
+    ) -> Optional[importlib.machinery.ModuleSpec]:
         busy = getattr(self._busy, "names", None)
         if busy is None:
             busy = self._busy.names = set()
@@ -94,8 +95,9 @@ class PostImportHooks:
         spec.loader = _HookedLoader(spec.loader, self._run_callbacks)  # type: ignore[assignment]  # duck-typed
         return spec
 
-    def _find_with_others(self, fullname: str, path: Optional[Sequence[str]],
-                          target: Optional[ModuleType]) -> Optional[importlib.machinery.ModuleSpec]:
+    def _find_with_others(
+        self, fullname: str, path: Optional[Sequence[str]], target: Optional[ModuleType]
+    ) -> Optional[importlib.machinery.ModuleSpec]:
         for finder in list(sys.meta_path):
             if finder is self or not hasattr(finder, "find_spec"):
                 continue

@@ -25,8 +25,9 @@ def getargspec(func: Callable[..., Any]) -> ArgSpec:
     """
     full = inspect.getfullargspec(func)
     if full.kwonlyargs or full.annotations:
-        raise ValueError("Function has keyword-only parameters or annotations, use inspect.signature() API "
-                         "which can support them")
+        raise ValueError(
+            "Function has keyword-only parameters or annotations, use inspect.signature() API which can support them"
+        )
     return ArgSpec(full.args, full.varargs, full.varkw, full.defaults)
 
 
@@ -39,7 +40,7 @@ PATCH = Patch(
     id="inspect-getargspec",
     title="inspect.getargspec for chumpy",
     reason="chumpy 0.70 calls inspect.getargspec while importing; Python 3.11 removed it "
-           "(AttributeError: module 'inspect' has no attribute 'getargspec')",
+    "(AttributeError: module 'inspect' has no attribute 'getargspec')",
     link="https://github.com/mattloper/chumpy/issues/51",
     target=Target("python", "inspect"),
     needed_for=versions(minimum="3.11"),

@@ -90,7 +90,7 @@ PATCH = Patch(
     id="numpy-aliases",
     title="numpy aliases removed in numpy 1.24 / 2.0 (only the missing ones)",
     reason="chumpy 0.70 does `from numpy import bool, int, float, ...` and DECA uses np.int: numpy 1.24 removed "
-           "the builtin-type aliases, numpy 2.0 np.float_, np.NaN and others (ImportError / AttributeError)",
+    "the builtin-type aliases, numpy 2.0 np.float_, np.NaN and others (ImportError / AttributeError)",
     link="https://github.com/mattloper/chumpy/issues/55",
     target=Target("numpy", "numpy"),
     needed_for=versions(minimum="1.24"),

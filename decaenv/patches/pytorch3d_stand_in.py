@@ -51,8 +51,10 @@ def _module(name: str) -> types.ModuleType:
     def __getattr__(attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise AttributeError(f"{name}.{attr}: decaenv's pytorch3d stand-in has only Meshes, load_obj and "
-                             "rasterize_meshes (install pytorch3d for the rest)")
+        raise AttributeError(
+            f"{name}.{attr}: decaenv's pytorch3d stand-in has only Meshes, load_obj and "
+            "rasterize_meshes (install pytorch3d for the rest)"
+        )
 
     mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
     return mod
@@ -85,7 +87,7 @@ PATCH = Patch(
     id="pytorch3d-stand-in",
     title="pytorch3d stand-in: Meshes, load_obj, rasterize_meshes on decaenv's rasterizer (only without pytorch3d)",
     reason="DECA's rasterizer_type 'pytorch3d' needs pytorch3d, which has no Linux wheel or sdist on PyPI for "
-           "today's Python and torch (No module named 'pytorch3d')",
+    "today's Python and torch (No module named 'pytorch3d')",
     link="https://github.com/facebookresearch/pytorch3d/blob/main/INSTALL.md",
     target=Target("pytorch3d", "pytorch3d"),
     needed_for=versions(),

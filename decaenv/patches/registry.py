@@ -83,8 +83,9 @@ def get(patch_id: str) -> Patch:
     try:
         return _BY_ID[patch_id]
     except KeyError:
-        raise UsageError(f"unknown shim {patch_id!r} (known: {', '.join(_BY_ID)})",
-                         hint="run `decaenv patches list`") from None
+        raise UsageError(
+            f"unknown shim {patch_id!r} (known: {', '.join(_BY_ID)})", hint="run `decaenv patches list`"
+        ) from None
 
 
 def status(patch: Patch, env: Optional[Environment] = None) -> PatchStatus:
@@ -93,9 +94,16 @@ def status(patch: Patch, env: Optional[Environment] = None) -> PatchStatus:
     needed, why = patch.needed(env)
     version = env.version(patch.target)
     state = ACTIVE if is_active(patch.id) else NEEDED if needed else NOT_NEEDED
-    return PatchStatus(id=patch.id, title=patch.title, reason=patch.reason, link=patch.link,
-                       package=patch.target.dist, version=None if version is None else str(version),
-                       state=state, detail=why)
+    return PatchStatus(
+        id=patch.id,
+        title=patch.title,
+        reason=patch.reason,
+        link=patch.link,
+        package=patch.target.dist,
+        version=None if version is None else str(version),
+        state=state,
+        detail=why,
+    )
 
 
 def status_all(env: Optional[Environment] = None) -> List[PatchStatus]:

@@ -19,8 +19,7 @@ from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 #: Functions of skimage.transform that took `multichannel` before 0.20.
-FUNCTIONS: Tuple[str, ...] = ("rescale", "pyramid_reduce", "pyramid_expand", "pyramid_gaussian",
-                              "pyramid_laplacian")
+FUNCTIONS: Tuple[str, ...] = ("rescale", "pyramid_reduce", "pyramid_expand", "pyramid_gaussian", "pyramid_laplacian")
 
 
 def translate_multichannel(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,7 +63,7 @@ PATCH = Patch(
     id="skimage-multichannel",
     title="skimage.transform multichannel= → channel_axis=",
     reason="scikit-image 0.20 removed the multichannel keyword that DECA's demo_teaser.py passes to rescale() "
-           "(TypeError: unexpected keyword argument 'multichannel')",
+    "(TypeError: unexpected keyword argument 'multichannel')",
     link="https://github.com/scikit-image/scikit-image/pull/6583",
     target=Target("scikit-image", "skimage.transform"),
     needed_for=versions(minimum="0.20"),

@@ -57,11 +57,12 @@ def _check(face_vertices: Any, buffers: List[Any], height: int, width: int) -> N
     b = shape[0]
     for name, buf, tail in zip(("depth_buffer", "triangle_buffer", "third buffer"), buffers, ((), (), (3,))):
         if tuple(buf.shape) != (b, height, width, *tail):
-            raise ValueError(f"standard_rasterize: {name} must be {(b, height, width, *tail)} for "
-                             f"height={height}, width={width}, got {tuple(buf.shape)}")
+            raise ValueError(
+                f"standard_rasterize: {name} must be {(b, height, width, *tail)} for "
+                f"height={height}, width={width}, got {tuple(buf.shape)}"
+            )
         if buf.device != face_vertices.device:
-            raise ValueError(f"standard_rasterize: {name} is on {buf.device}, face_vertices on "
-                             f"{face_vertices.device}")
+            raise ValueError(f"standard_rasterize: {name} is on {buf.device}, face_vertices on {face_vertices.device}")
 
 
 def _nearest(face_vertices: Any, height: int, width: int):
@@ -77,8 +78,9 @@ def _nearest(face_vertices: Any, height: int, width: int):
     return frags.pix_to_face, frags.bary, frags.pix_to_face >= 0
 
 
-def _merge(face_vertices: Any, depth_buffer: Any, triangle_buffer: Any, pix_to_face: Any, bary: Any,
-           covered: Any) -> Any:
+def _merge(
+    face_vertices: Any, depth_buffer: Any, triangle_buffer: Any, pix_to_face: Any, bary: Any, covered: Any
+) -> Any:
     """DECA's depth test against the in/out depth buffer; returns the (B,H,W) mask of pixels written."""
     import torch
 
@@ -94,8 +96,9 @@ def _merge(face_vertices: Any, depth_buffer: Any, triangle_buffer: Any, pix_to_f
     return write
 
 
-def standard_rasterize(face_vertices: Any, depth_buffer: Any, triangle_buffer: Any, baryw_buffer: Any,
-                       height: int, width: int) -> List[Any]:
+def standard_rasterize(
+    face_vertices: Any, depth_buffer: Any, triangle_buffer: Any, baryw_buffer: Any, height: int, width: int
+) -> List[Any]:
     """DECA's `standard_rasterize`: fill the buffers in place and return them.
 
     Args:
@@ -115,8 +118,9 @@ def standard_rasterize(face_vertices: Any, depth_buffer: Any, triangle_buffer: A
     return [depth_buffer, triangle_buffer, baryw_buffer]
 
 
-def standard_rasterize_colors(face_vertices: Any, face_colors: Any, depth_buffer: Any, triangle_buffer: Any,
-                              images: Any, height: int, width: int) -> List[Any]:
+def standard_rasterize_colors(
+    face_vertices: Any, face_colors: Any, depth_buffer: Any, triangle_buffer: Any, images: Any, height: int, width: int
+) -> List[Any]:
     """DECA's `standard_rasterize_colors`: like `standard_rasterize`, front-facing faces only (DECA's test
     (y2-y0)(x1-x0) < (y1-y0)(x2-x0)), writing the interpolated face colours into `images` (B, H, W, 3).
 
@@ -176,8 +180,8 @@ PATCH = Patch(
     id="standard-rasterizer",
     title="DECA's standard_rasterize_cuda from decaenv's rasterizer: no JIT build, CPU and CUDA tensors",
     reason="DECA's 'standard' rasterizer is compiled at run time by torch.utils.cpp_extension.load: impossible "
-           "without CUDA ('CUDA_HOME environment variable is not set'), and with it often broken (gcc-7, "
-           "-std=c++14, removed ATen API)",
+    "without CUDA ('CUDA_HOME environment variable is not set'), and with it often broken (gcc-7, "
+    "-std=c++14, removed ATen API)",
     link="https://github.com/yfeng95/DECA/issues/94",
     target=Target("torch", "torch.utils.cpp_extension"),
     needed_for=versions(),

@@ -29,7 +29,7 @@ def explicit_dim(cross: Callable[..., Any], torch: Any) -> Callable[..., Any]:
     """Wrap `torch.cross` so that a missing (or None) `dim` is made explicit (see `default_dim`)."""
 
     @functools.wraps(cross)
-    def wrapper(input: Any, other: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002 - torch's name
+    def wrapper(input: Any, other: Any, *args: Any, **kwargs: Any) -> Any:
         if not args and kwargs.get("dim") is None:
             try:
                 dim = default_dim(torch.broadcast_shapes(input.shape, other.shape))
@@ -53,7 +53,7 @@ PATCH = Patch(
     id="torch-cross-dim",
     title="torch.cross with an explicit dim (-1 for (..., 3) vectors)",
     reason="torch >= 2.2 deprecates torch.cross without dim (a warning in every run; the implicit first "
-           "size-3 dim is wrong for 3-vector batches of length 3)",
+    "size-3 dim is wrong for 3-vector batches of length 3)",
     link="https://github.com/pytorch/pytorch/pull/108760",
     target=Target("torch", "torch"),
     needed_for=versions(minimum="2.2"),

@@ -80,7 +80,7 @@ PATCH = Patch(
     id="torch-load",
     title="torch.load: weights_only=False only for hash-verified trusted checkpoints; CPU map_location",
     reason="torch >= 2.6 defaults to weights_only=True and DECA calls torch.load(model_path) with no "
-           "map_location, which fails for GPU-saved checkpoints on machines without CUDA",
+    "map_location, which fails for GPU-saved checkpoints on machines without CUDA",
     link="https://github.com/pytorch/pytorch/releases/tag/v2.6.0",
     target=Target("torch", "torch"),
     needed_for=versions(),

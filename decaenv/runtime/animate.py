@@ -20,8 +20,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from decaenv.paths import DataDir
 from decaenv.errors import DecaenvError, InputError, UsageError
+from decaenv.paths import DataDir
 from decaenv.runtime.pipeline import ItemOutcome, RunSummary
 
 log = logging.getLogger("decaenv")
@@ -117,10 +117,10 @@ def expression_codes(codes: Dict, jaws: Sequence[float], targets: Optional[Dict]
     if jaw_frames:
         euler = torch.zeros(len(jaw_frames), 3, device=out["pose"].device)
         euler[:, 0] = torch.tensor([float(j) for j in jaw_frames])
-        out["pose"][:len(jaw_frames), 3:] = euler_to_axis_angle(euler)
+        out["pose"][: len(jaw_frames), 3:] = euler_to_axis_angle(euler)
     if n_targets:
-        out["exp"][len(jaw_frames):] = targets["exp"]
-        out["pose"][len(jaw_frames):, 3:] = targets["pose"][:, 3:]
+        out["exp"][len(jaw_frames) :] = targets["exp"]
+        out["pose"][len(jaw_frames) :, 3:] = targets["pose"][:, 3:]
     return out
 
 
@@ -138,9 +138,16 @@ def render_styles(deca, codes: Dict, styles: Sequence[str], uv_texture=None) -> 
         albedo = geometry["albedo"] if uv_texture is None else uv_texture[:1].expand(batch, -1, -1, -1)
         size = deca.image_size
         with maybe_stage(deca.timer, "render"):
-            views = deca.render.render_views(geometry["verts"], geometry["trans_verts"], albedo, size, size, None,
-                                             uv_detail_normals=detail["uv_detail_normals"],
-                                             normals=detail["normals"])
+            views = deca.render.render_views(
+                geometry["verts"],
+                geometry["trans_verts"],
+                albedo,
+                size,
+                size,
+                None,
+                uv_detail_normals=detail["uv_detail_normals"],
+                normals=detail["normals"],
+            )
     picked = {"shape": views["shape_images"], "detail": views["shape_detail_images"], "texture": views["ops"].images}
     return {s: picked[s].detach().float().cpu() for s in styles}
 
@@ -152,7 +159,7 @@ def render_batched(deca, codes: Dict, styles: Sequence[str], uv_texture, batch_s
     count = codes["exp"].shape[0]
     parts: Dict[str, list] = {s: [] for s in styles}
     for start in range(0, count, batch_size):
-        chunk = {k: v[start:start + batch_size] for k, v in codes.items()}
+        chunk = {k: v[start : start + batch_size] for k, v in codes.items()}
         for style, images in render_styles(deca, chunk, styles, uv_texture).items():
             parts[style].append(images)
     return {s: torch.cat(v) for s, v in parts.items()}
@@ -165,8 +172,17 @@ def compose_frames(inputs, recon: Dict, turn: Dict, expr: Dict, styles: Sequence
     n_turn, n_expr = turn[styles[0]].shape[0], expr[styles[0]].shape[0]
     frames = []
     for f in range(max(n_turn, n_expr)):
-        rows = [visualize_grid({"inputs": inputs, "reconstruction": recon[s], "pose": turn[s][f % n_turn][None],
-                                "exp": expr[s][min(f, n_expr - 1)][None]}) for s in styles]
+        rows = [
+            visualize_grid(
+                {
+                    "inputs": inputs,
+                    "reconstruction": recon[s],
+                    "pose": turn[s][f % n_turn][None],
+                    "exp": expr[s][min(f, n_expr - 1)][None],
+                }
+            )
+            for s in styles
+        ]
         frames.append(np.concatenate(rows, 0))
     return frames
 
@@ -215,8 +231,10 @@ class Animator:
         styles = tuple(s.strip().lower() for s in options.styles if s.strip())
         bad = [s for s in styles if s not in STYLES]
         if bad or not styles:
-            raise UsageError(f"unknown --render style {', '.join(bad) or '(none)'}",
-                             hint="use a comma list of shape, detail, texture")
+            raise UsageError(
+                f"unknown --render style {', '.join(bad) or '(none)'}",
+                hint="use a comma list of shape, detail, texture",
+            )
         return styles
 
     @property
@@ -233,7 +251,9 @@ class Animator:
         if not self.options.expressions:
             return None
         parts: List[Dict] = []
-        for batch in batched(expand_inputs(self.options.expressions, self.options.sample_step), self.options.batch_size):
+        for batch in batched(
+            expand_inputs(self.options.expressions, self.options.sample_step), self.options.batch_size
+        ):
             faces = []
             for item in batch:
                 try:
@@ -254,9 +274,12 @@ class Animator:
         from decaenv.runtime.inputs import expand_inputs
 
         start = time.perf_counter()
-        summary = RunSummary(device=str(self.deca.device), rasterizer=self.deca.rasterizer.name,
-                             detector=self.detector.name if self.detector else "none (--iscrop false)",
-                             out_dir=str(self.out_dir))
+        summary = RunSummary(
+            device=str(self.deca.device),
+            rasterizer=self.deca.rasterizer.name,
+            detector=self.detector.name if self.detector else "none (--iscrop false)",
+            out_dir=str(self.out_dir),
+        )
 
         def report(outcome: ItemOutcome) -> None:
             summary.items.append(outcome)
@@ -303,24 +326,38 @@ class Animator:
         try:
             frames = self.frames_for(face, targets)
         except RuntimeError as exc:
-            return ItemOutcome(face.name, item.label, "failed", f"rendering failed: {' '.join(str(exc).split())[:300]}",
-                               crop=face.crop.source)
+            return ItemOutcome(
+                face.name,
+                item.label,
+                "failed",
+                f"rendering failed: {' '.join(str(exc).split())[:300]}",
+                crop=face.crop.source,
+            )
         written = []
         try:
             with self.timer.stage("save"):
                 if "mp4" in self.formats:
                     written.append(write_mp4(self.out_dir / f"{face.name}_teaser.mp4", frames, self.options.fps))
                 if "gif" in self.formats:
-                    written.append(write_gif(self.out_dir / f"{face.name}_teaser.gif", frames, self.options.fps,
-                                             self.options.gif_scale))
+                    written.append(
+                        write_gif(
+                            self.out_dir / f"{face.name}_teaser.gif", frames, self.options.fps, self.options.gif_scale
+                        )
+                    )
         except (OSError, DecaenvError) as exc:
             for path in written:
                 path.unlink(missing_ok=True)
             text = exc.one_line() if isinstance(exc, DecaenvError) else (exc.strerror or str(exc))
-            return ItemOutcome(face.name, item.label, "failed", f"cannot write the animation of {face.name}: {text}",
-                               crop=face.crop.source)
-        return ItemOutcome(face.name, item.label, "ok", "", [str(p.relative_to(self.out_dir)) for p in written],
-                           crop=face.crop.source)
+            return ItemOutcome(
+                face.name,
+                item.label,
+                "failed",
+                f"cannot write the animation of {face.name}: {text}",
+                crop=face.crop.source,
+            )
+        return ItemOutcome(
+            face.name, item.label, "ok", "", [str(p.relative_to(self.out_dir)) for p in written], crop=face.crop.source
+        )
 
 
 def animate(options: AnimateOptions, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:

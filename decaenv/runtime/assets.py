@@ -58,19 +58,26 @@ def load_topology(path: os.PathLike, n_vertices: Optional[int] = None) -> Topolo
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"head template {path} does not exist", hint="run `decaenv fetch` (DECA's public data "
-                        "files) or pass --data-dir", path=path)
+        raise DataError(
+            f"head template {path} does not exist",
+            hint="run `decaenv fetch` (DECA's public data files) or pass --data-dir",
+            path=path,
+        )
     mesh = read_obj(path)
     if len(mesh.ft) != len(mesh.f):
         raise DataError(f"head template {path} has no UV faces", hint="use DECA's data/head_template.obj", path=path)
     if n_vertices is not None and int(mesh.f.max()) + 1 > n_vertices:
-        raise DataError(f"head template {path} indexes {int(mesh.f.max()) + 1} vertices but FLAME has {n_vertices}",
-                        hint="use DECA's head_template.obj with FLAME 2020", path=path)
+        raise DataError(
+            f"head template {path} indexes {int(mesh.f.max()) + 1} vertices but FLAME has {n_vertices}",
+            hint="use DECA's head_template.obj with FLAME 2020",
+            path=path,
+        )
     return Topology(faces=mesh.f, uvcoords=mesh.vt.astype(np.float32), uvfaces=mesh.ft)
 
 
-def validate_dense_template(template: object, path: Path, n_vertices: Optional[int] = None,
-                            size: Optional[int] = None) -> Dict[str, object]:
+def validate_dense_template(
+    template: object, path: Path, n_vertices: Optional[int] = None, size: Optional[int] = None
+) -> Dict[str, object]:
     """DECA's dense-template dict checked by `decaenv.uvlayout`'s validator (the one fetch and the doctor use).
 
     Raises:
@@ -96,14 +103,23 @@ def load_dense_template(path: Path, topology: Topology, size: int, topology_path
     if path.is_file():
         n_vertices = int(topology.faces.max()) + 1 if len(topology.faces) else None
         return validate_dense_template(load_object_npy(path, "dense template"), path, n_vertices, size), "file"
-    log.warning("%s is absent: deriving the detail-mesh template from %s's UV layout (the dense mesh will not "
-                "have DECA's 59,315 vertices)", path.name, topology_path.name)
+    log.warning(
+        "%s is absent: deriving the detail-mesh template from %s's UV layout (the dense mesh will not "
+        "have DECA's 59,315 vertices)",
+        path.name,
+        topology_path.name,
+    )
     return derive_dense_template(topology, size), f"derived from {topology_path.name}"
 
 
-def load_uv_assets(face_eye_mask_path: os.PathLike, fixed_displacement_path: os.PathLike,
-                   dense_template_path: os.PathLike, topology: Topology, topology_path: os.PathLike,
-                   uv_size: int = 256) -> UvAssets:
+def load_uv_assets(
+    face_eye_mask_path: os.PathLike,
+    fixed_displacement_path: os.PathLike,
+    dense_template_path: os.PathLike,
+    topology: Topology,
+    topology_path: os.PathLike,
+    uv_size: int = 256,
+) -> UvAssets:
     """Load the UV mask, the fixed displacement and the dense template.
 
     Raises:
@@ -116,9 +132,11 @@ def load_uv_assets(face_eye_mask_path: os.PathLike, fixed_displacement_path: os.
         mask = _resize_nearest(mask, uv_size)
     fixed = load_numeric_npy(fixed_displacement_path, "fixed displacement").astype(np.float32)
     if fixed.shape != (uv_size, uv_size):
-        raise DataError(f"fixed displacement {fixed_displacement_path} has shape {fixed.shape}, expected "
-                        f"({uv_size}, {uv_size})", hint="use DECA's data/fixed_displacement_256.npy",
-                        path=Path(fixed_displacement_path))
+        raise DataError(
+            f"fixed displacement {fixed_displacement_path} has shape {fixed.shape}, expected ({uv_size}, {uv_size})",
+            hint="use DECA's data/fixed_displacement_256.npy",
+            path=Path(fixed_displacement_path),
+        )
     dense, source = load_dense_template(Path(dense_template_path), topology, uv_size, Path(topology_path))
     return UvAssets(face_eye_mask=mask, fixed_displacement=fixed, dense_template=dense, dense_source=source)
 

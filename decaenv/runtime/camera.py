@@ -37,8 +37,9 @@ def project(points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
     return projected * sign
 
 
-def transform_points(points: torch.Tensor, tform: torch.Tensor, points_scale: Sequence[int],
-                     out_scale: Sequence[int]) -> torch.Tensor:
+def transform_points(
+    points: torch.Tensor, tform: torch.Tensor, points_scale: Sequence[int], out_scale: Sequence[int]
+) -> torch.Tensor:
     """Map crop-space normalised points to the original image's normalised space (render_orig).
 
     q = (x·0.5 + 0.5)·crop_size (both axes); [q_x, q_y, 1] · tform → original pixels (X, Y);

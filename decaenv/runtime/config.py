@@ -90,8 +90,9 @@ class DecaConfig:
     def data_path(self, attribute: str, data_dir: Path) -> Path:
         """The file for a path attribute (`"tex_path"`, `"pretrained_modelpath"`, …): the explicit value, else
         `DATA_FILES[attribute]` inside `data_dir` (the folder `resolve_data_dir` gave)."""
-        explicit = getattr(self, attribute, None) if attribute == "pretrained_modelpath" else \
-            getattr(self.model, attribute)
+        explicit = (
+            getattr(self, attribute, None) if attribute == "pretrained_modelpath" else getattr(self.model, attribute)
+        )
         if explicit:
             return Path(os.fspath(explicit)).expanduser()
         return data_dir / DATA_FILES[attribute]
@@ -108,8 +109,12 @@ class DecaConfig:
     def texture_path(self, data_dir: Path) -> Path:
         """The texture-space file for `model.tex_type`: BFM → `tex_path`; FLAME → `flame_tex_path`, else a
         `tex_path` that names a FLAME texture file (some DECA forks set that instead), else the data dir's."""
-        if self.model.tex_type == "FLAME" and not self.model.flame_tex_path and self.model.tex_path \
-                and "albedo_from_bfm" not in Path(self.model.tex_path).name.lower():
+        if (
+            self.model.tex_type == "FLAME"
+            and not self.model.flame_tex_path
+            and self.model.tex_path
+            and "albedo_from_bfm" not in Path(self.model.tex_path).name.lower()
+        ):
             return Path(self.model.tex_path).expanduser()
         return self.data_path("tex_path" if self.model.tex_type == "BFM" else "flame_tex_path", data_dir)
 

@@ -123,11 +123,17 @@ def read_landmark_file(path: Path) -> np.ndarray:
     except InputError:
         raise
     except (OSError, ValueError, TypeError, NotImplementedError) as exc:
-        raise InputError(f"landmark file {path} is not readable ({' '.join(str(exc).split())})",
-                         hint="68 lines of 'x y' pixels (.txt) or AFLW2000's pt3d_68 (.mat)", path=path) from exc
+        raise InputError(
+            f"landmark file {path} is not readable ({' '.join(str(exc).split())})",
+            hint="68 lines of 'x y' pixels (.txt) or AFLW2000's pt3d_68 (.mat)",
+            path=path,
+        ) from exc
     if kpt.ndim != 2 or kpt.shape[0] != 68 or kpt.shape[1] < 2 or not np.isfinite(kpt[:, :2]).all():
-        raise InputError(f"landmark file {path} holds {kpt.shape} values, expected 68 points",
-                         hint="68 lines of 'x y' pixels (.txt) or AFLW2000's pt3d_68 (.mat)", path=path)
+        raise InputError(
+            f"landmark file {path} holds {kpt.shape} values, expected 68 points",
+            hint="68 lines of 'x y' pixels (.txt) or AFLW2000's pt3d_68 (.mat)",
+            path=path,
+        )
     return kpt[:, :2]
 
 
@@ -136,8 +142,14 @@ def landmarks_box(kpt: np.ndarray) -> Tuple[float, float, float, float]:
     return float(kpt[:, 0].min()), float(kpt[:, 1].min()), float(kpt[:, 0].max()), float(kpt[:, 1].max())
 
 
-def make_crop(image: np.ndarray, box: Optional[Tuple[float, float, float, float]], kind: str, source: str,
-              scale: float = SCALE, crop_size: int = CROP_SIZE) -> Crop:
+def make_crop(
+    image: np.ndarray,
+    box: Optional[Tuple[float, float, float, float]],
+    kind: str,
+    source: str,
+    scale: float = SCALE,
+    crop_size: int = CROP_SIZE,
+) -> Crop:
     """Crop an image round a face box (`kind` "kpt68" or "bbox"), or the whole image when `box` is None.
 
     Args:

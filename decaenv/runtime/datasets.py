@@ -23,8 +23,9 @@ from decaenv.runtime.inputs import Item, expand_inputs, find_landmark_file
 Box = Tuple[float, float, float, float]
 
 
-def find_face(image: np.ndarray, source: Optional[Path], *, iscrop: bool, detector: Optional[Detector],
-              label: str = "") -> Tuple[Optional[Box], str, str]:
+def find_face(
+    image: np.ndarray, source: Optional[Path], *, iscrop: bool, detector: Optional[Detector], label: str = ""
+) -> Tuple[Optional[Box], str, str]:
     """Where to crop, the way DECA's `TestData` decides: (box or None for the whole image, box kind, origin).
 
     Order: `--iscrop false` → whole image; a landmark file next to the source (`.mat` then `.txt`) → its
@@ -47,14 +48,24 @@ def find_face(image: np.ndarray, source: Optional[Path], *, iscrop: bool, detect
         return None, "", "full image (no detector)"
     found = detector.detect(image)
     if found is None:
-        raise InputError(f"no face found in {label} (detector {detector.name})",
-                         hint="if the image is already a face crop pass --iscrop false, or put its 68 landmarks in "
-                              "a .txt file next to it")
+        raise InputError(
+            f"no face found in {label} (detector {detector.name})",
+            hint="if the image is already a face crop pass --iscrop false, or put its 68 landmarks in "
+            "a .txt file next to it",
+        )
     return found.box, found.kind, f"detector:{found.detector or detector.name}"
 
 
-def crop_image(image: np.ndarray, source: Optional[Path], *, iscrop: bool, detector: Optional[Detector],
-               scale: float = SCALE, crop_size: int = CROP_SIZE, label: str = "") -> Crop:
+def crop_image(
+    image: np.ndarray,
+    source: Optional[Path],
+    *,
+    iscrop: bool,
+    detector: Optional[Detector],
+    scale: float = SCALE,
+    crop_size: int = CROP_SIZE,
+    label: str = "",
+) -> Crop:
     """`find_face` then `make_crop`: DECA's crop of one image. Raises InputError (see `find_face`)."""
     box, kind, origin = find_face(image, source, iscrop=iscrop, detector=detector, label=label)
     return make_crop(image, box, kind, origin, scale, crop_size)
@@ -80,9 +91,16 @@ class TestData:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, testpath: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], iscrop: bool = True,
-                 crop_size: int = CROP_SIZE, scale: float = SCALE, face_detector: str = "auto",
-                 sample_step: int = 10, device: str = "cpu"):
+    def __init__(
+        self,
+        testpath: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+        iscrop: bool = True,
+        crop_size: int = CROP_SIZE,
+        scale: float = SCALE,
+        face_detector: str = "auto",
+        sample_step: int = 10,
+        device: str = "cpu",
+    ):
         from decaenv.runtime.detectors import create_detector
 
         paths = list(testpath) if isinstance(testpath, (list, tuple)) else [cast(Union[str, os.PathLike], testpath)]
@@ -102,8 +120,18 @@ class TestData:
 
         item = self.items[index]
         image = item.load()
-        crop = crop_image(image, item.source if item.frame is None else None, iscrop=self.iscrop,
-                          detector=self.detector, scale=self.scale, crop_size=self.crop_size, label=item.label)
-        return {"image": torch.from_numpy(crop.image), "imagename": item.name,
-                "tform": torch.tensor(crop.tform, dtype=torch.float32),
-                "original_image": torch.from_numpy(original_image_float(image))}
+        crop = crop_image(
+            image,
+            item.source if item.frame is None else None,
+            iscrop=self.iscrop,
+            detector=self.detector,
+            scale=self.scale,
+            crop_size=self.crop_size,
+            label=item.label,
+        )
+        return {
+            "image": torch.from_numpy(crop.image),
+            "imagename": item.name,
+            "tform": torch.tensor(crop.tform, dtype=torch.float32),
+            "original_image": torch.from_numpy(original_image_float(image)),
+        }

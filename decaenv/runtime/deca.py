@@ -39,7 +39,7 @@ UV_GREY = 0.7
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
-    """"auto" → CUDA when usable, else CPU; an explicit CUDA device must be usable.
+    """ "auto" → CUDA when usable, else CPU; an explicit CUDA device must be usable.
 
     Raises:
         UsageError: CUDA requested but not available.
@@ -52,9 +52,11 @@ def resolve_device(device: Optional[str]) -> torch.device:
     except RuntimeError as exc:
         raise UsageError(f"unknown device {device!r}", hint="use auto, cpu, cuda or cuda:N") from exc
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device} requested but torch sees no usable CUDA GPU "
-                         f"(torch {torch.__version__}, CUDA build {torch.version.cuda})",
-                         hint="use --device cpu (or auto), or install a CUDA build of torch")
+        raise UsageError(
+            f"device {device} requested but torch sees no usable CUDA GPU "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda})",
+            hint="use --device cpu (or auto), or install a CUDA build of torch",
+        )
     if chosen.type not in ("cpu", "cuda"):
         raise UsageError(f"device {device} is not supported", hint="use cpu or cuda")
     return chosen
@@ -108,9 +110,14 @@ class DECA(nn.Module):
     fixed_uv_dis: torch.Tensor
     _dense_faces_in_mask: torch.Tensor
 
-    def __init__(self, data_dir: Union[None, str, os.PathLike, DataDir, DecaConfig] = None, device: Optional[str] = None,
-                 rasterizer: Optional[str] = None, config: Optional[DecaConfig] = None,
-                 trusted_sha256: Optional[str] = None):
+    def __init__(
+        self,
+        data_dir: Union[None, str, os.PathLike, DataDir, DecaConfig] = None,
+        device: Optional[str] = None,
+        rasterizer: Optional[str] = None,
+        config: Optional[DecaConfig] = None,
+        trusted_sha256: Optional[str] = None,
+    ):
         super().__init__()
         if isinstance(data_dir, DecaConfig):
             config, data_dir = data_dir, None
@@ -146,8 +153,10 @@ class DECA(nn.Module):
             raise UsageError(f"tex_type {model.tex_type!r} is not supported", hint="use BFM or FLAME")
         sizes = (model.n_shape, model.n_tex, model.n_exp, model.n_pose, model.n_cam, model.n_light, model.n_detail)
         if sizes != (100, 50, 50, 6, 3, 27, 128) or self.image_size != 224:
-            raise UsageError("the code sizes and crop size must be DECA's (100/50/50/6/3/27, 128, 224): the "
-                             "released checkpoint fixes them")
+            raise UsageError(
+                "the code sizes and crop size must be DECA's (100/50/50/6/3/27, 128, 224): the "
+                "released checkpoint fixes them"
+            )
 
     def _create_model(self, trusted_sha256: Optional[str]) -> None:
         from decaenv.loaders.flame import load_flame, preferred_flame_file
@@ -167,14 +176,18 @@ class DECA(nn.Module):
         for name in ("E_flame", "E_detail", "D_detail"):
             load_strict(getattr(self, name), state[name], name, ckpt_path)
         del state
-        flame_path = Path(model.flame_model_path) if model.flame_model_path else preferred_flame_file(self.data_dir.path)
+        flame_path = (
+            Path(model.flame_model_path) if model.flame_model_path else preferred_flame_file(self.data_dir.path)
+        )
         embedding = load_landmark_embedding(self._data_path("flame_lmk_embedding_path"))
         self.flame = FLAME(load_flame(flame_path), embedding, model.n_shape, model.n_exp)
         self.flametex = None
         if model.use_tex:
             from decaenv.runtime.texture import FLAMETex
 
-            self.flametex = FLAMETex(self.cfg.texture_path(self.data_dir.path), model.tex_type, model.n_tex, self.uv_size)
+            self.flametex = FLAMETex(
+                self.cfg.texture_path(self.data_dir.path), model.tex_type, model.n_tex, self.uv_size
+            )
         self.eval()
 
     def _setup_renderer(self) -> None:
@@ -186,8 +199,14 @@ class DECA(nn.Module):
         if not np.array_equal(topology.faces, self.flame.faces_tensor.numpy()):
             log.info("head_template.obj's faces differ from FLAME's; rendering with the template's (as DECA)")
         self.render = Renderer(topology, self.image_size, self.uv_size, backend=self.rasterizer)
-        uv = load_uv_assets(self._data_path("face_eye_mask_path"), self._data_path("fixed_displacement_path"),
-                            self._data_path("dense_template_path"), topology, topology_path, self.uv_size)
+        uv = load_uv_assets(
+            self._data_path("face_eye_mask_path"),
+            self._data_path("fixed_displacement_path"),
+            self._data_path("dense_template_path"),
+            topology,
+            topology_path,
+            self.uv_size,
+        )
         self.register_buffer("uv_face_eye_mask", torch.from_numpy(uv.face_eye_mask)[None, None], persistent=False)
         self.register_buffer("fixed_uv_dis", torch.from_numpy(uv.fixed_displacement), persistent=False)
         inside = self.uv_face_eye_mask.reshape(-1) > 0
@@ -208,8 +227,9 @@ class DECA(nn.Module):
             images (the input), detail (B, 128) when `use_detail`.
         """
         if images.dim() != 4 or tuple(images.shape[1:]) != (3, self.image_size, self.image_size):
-            raise UsageError(f"encode expects (B, 3, {self.image_size}, {self.image_size}) crops, got "
-                             f"{tuple(images.shape)}")
+            raise UsageError(
+                f"encode expects (B, 3, {self.image_size}, {self.image_size}) crops, got {tuple(images.shape)}"
+            )
         images = images.to(self.device, torch.float32)
         nets = self.fast or self
         with maybe_stage(self.timer, "encode"), ieee_fp32(self.device):
@@ -229,7 +249,7 @@ class DECA(nn.Module):
 
     @property
     def precision(self) -> str:
-        """"fp32" (eager or exact fast graphs) or "bf16"."""
+        """ "fp32" (eager or exact fast graphs) or "bf16"."""
         return self.fast.precision if self.fast is not None else "fp32"
 
     def decompose_code(self, code: torch.Tensor, num_dict: Optional[Dict[str, int]] = None) -> Dict[str, torch.Tensor]:
@@ -252,12 +272,22 @@ class DECA(nn.Module):
             else:
                 albedo = torch.zeros(batch, 3, self.uv_size, self.uv_size, device=verts.device)
             cam = codedict["cam"]
-            return {"verts": verts, "trans_verts": camera.project(verts, cam),
-                    "landmarks2d": camera.project(lmk2d, cam)[:, :, :2], "landmarks3d": camera.project(lmk3d, cam),
-                    "landmarks3d_world": lmk3d.clone(), "albedo": albedo}
+            return {
+                "verts": verts,
+                "trans_verts": camera.project(verts, cam),
+                "landmarks2d": camera.project(lmk2d, cam)[:, :, :2],
+                "landmarks3d": camera.project(lmk3d, cam),
+                "landmarks3d_world": lmk3d.clone(),
+                "albedo": albedo,
+            }
 
-    def detail(self, codedict: Dict[str, torch.Tensor], verts: torch.Tensor, albedo: torch.Tensor,
-               iddict: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+    def detail(
+        self,
+        codedict: Dict[str, torch.Tensor],
+        verts: torch.Tensor,
+        albedo: torch.Tensor,
+        iddict: Optional[Dict[str, torch.Tensor]] = None,
+    ) -> Dict[str, torch.Tensor]:
         """Detail displacements → detail normals and the shaded UV texture (deca-spec §3, §6.5).
 
         Returns:
@@ -274,11 +304,17 @@ class DECA(nn.Module):
                 uv_texture = torch.zeros_like(albedo)
             else:
                 uv_texture = albedo * self.render.add_SHlight(uv_detail_normals, codedict["light"])
-            return {"uv_z": uv_z, "normals": normals, "uv_detail_normals": uv_detail_normals,
-                    "uv_texture": uv_texture, "displacement_map": uv_z + self.fixed_uv_dis[None, None]}
+            return {
+                "uv_z": uv_z,
+                "normals": normals,
+                "uv_detail_normals": uv_detail_normals,
+                "uv_texture": uv_texture,
+                "displacement_map": uv_z + self.fixed_uv_dis[None, None],
+            }
 
-    def displacement2normal(self, uv_z: torch.Tensor, coarse_verts: torch.Tensor,
-                            coarse_normals: torch.Tensor) -> torch.Tensor:
+    def displacement2normal(
+        self, uv_z: torch.Tensor, coarse_verts: torch.Tensor, coarse_normals: torch.Tensor
+    ) -> torch.Tensor:
         """Detail normals from displacements (deca-spec §6.5): displace the UV-grid surface along the coarse
         normals (uv_z masked, the fixed displacement not), take its vertex normals, blend outside the mask.
 
@@ -290,8 +326,11 @@ class DECA(nn.Module):
         batch = uv_z.shape[0]
         both = self.render.world2uv(torch.cat([coarse_verts, coarse_normals], dim=2), channels=6)
         uv_coarse_vertices, uv_coarse_normals = both[:, :3], both[:, 3:]
-        uv_detail_vertices = (uv_coarse_vertices + uv_z * self.uv_face_eye_mask * uv_coarse_normals
-                              + self.fixed_uv_dis[None, None] * uv_coarse_normals)
+        uv_detail_vertices = (
+            uv_coarse_vertices
+            + uv_z * self.uv_face_eye_mask * uv_coarse_normals
+            + self.fixed_uv_dis[None, None] * uv_coarse_normals
+        )
         dense_vertices = uv_detail_vertices.permute(0, 2, 3, 1).reshape(batch, -1, 3)
         # Only faces touching a texel inside the mask matter (the rest is multiplied by 0 below); every face
         # of such a texel is kept, in order, so its normal is summed exactly as over all faces.
@@ -300,12 +339,24 @@ class DECA(nn.Module):
         return normals * self.uv_face_eye_mask + uv_coarse_normals * (1.0 - self.uv_face_eye_mask)
 
     def visofp(self, normals: torch.Tensor) -> torch.Tensor:
-        """Landmark visibility: 1 where the projected normal at a full landmark has n_z < 0.1. (B, V, 3) → (B, 68, 1)."""
+        """Landmark visibility: 1 where the projected normal at a full landmark has n_z < 0.1. (B, V, 3) → (B, 68,
+        1)."""
         return (self.flame.seletec_3d68(normals)[:, :, 2:] < VISIBLE_NZ).float()
 
-    def views(self, geometry: Dict[str, torch.Tensor], detail: Optional[Dict[str, torch.Tensor]],
-              images: torch.Tensor, h: int, w: int, background: Optional[torch.Tensor] = None, *,
-              rendering: bool = True, vis_lmk: bool = True, return_vis: bool = True, texture: bool = True):
+    def views(
+        self,
+        geometry: Dict[str, torch.Tensor],
+        detail: Optional[Dict[str, torch.Tensor]],
+        images: torch.Tensor,
+        h: int,
+        w: int,
+        background: Optional[torch.Tensor] = None,
+        *,
+        rendering: bool = True,
+        vis_lmk: bool = True,
+        return_vis: bool = True,
+        texture: bool = True,
+    ):
         """Renders, landmark visibility, shape images and texture extraction (deca-spec §6.3b steps 6, 8-11).
 
         Args:
@@ -318,14 +369,26 @@ class DECA(nn.Module):
         with maybe_stage(self.timer, "render"):
             verts, trans_verts = geometry["verts"], geometry["trans_verts"]
             views = self.render.render_views(
-                verts, trans_verts, geometry["albedo"], h, w, background, shapes=return_vis,
+                verts,
+                trans_verts,
+                geometry["albedo"],
+                h,
+                w,
+                background,
+                shapes=return_vis,
                 uv_detail_normals=None if detail is None else detail["uv_detail_normals"],
-                normals=None if detail is None else detail["normals"])
+                normals=None if detail is None else detail["normals"],
+            )
             ops = views["ops"]
             out: Dict[str, torch.Tensor] = {}
             if rendering:
-                out.update(grid=ops.grid, rendered_images=ops.images, alpha_images=ops.alpha_images,
-                           normal_images=ops.normal_images, albedo_images=ops.albedo_images)
+                out.update(
+                    grid=ops.grid,
+                    rendered_images=ops.images,
+                    alpha_images=ops.alpha_images,
+                    normal_images=ops.normal_images,
+                    albedo_images=ops.albedo_images,
+                )
             landmarks3d = geometry["landmarks3d"]
             if vis_lmk:
                 landmarks3d = torch.cat([landmarks3d, self.visofp(ops.transformed_normals)], dim=2)
@@ -334,16 +397,21 @@ class DECA(nn.Module):
                 out["uv_texture_gt"] = self.extract_texture(images, trans_verts, detail)
             if not return_vis:
                 return out, None
-            visdict = {"inputs": images, "landmarks2d": tensor_vis_landmarks(images, geometry["landmarks2d"]),
-                       "landmarks3d": tensor_vis_landmarks(images, landmarks3d), "shape_images": views["shape_images"]}
+            visdict = {
+                "inputs": images,
+                "landmarks2d": tensor_vis_landmarks(images, geometry["landmarks2d"]),
+                "landmarks3d": tensor_vis_landmarks(images, landmarks3d),
+                "shape_images": views["shape_images"],
+            }
             if "shape_detail_images" in views:
                 visdict["shape_detail_images"] = views["shape_detail_images"]
             if self.flametex is not None:
                 visdict["rendered_images"] = ops.images
             return out, visdict
 
-    def extract_texture(self, images: torch.Tensor, trans_verts: torch.Tensor,
-                        detail: Optional[Dict[str, torch.Tensor]]) -> torch.Tensor:
+    def extract_texture(
+        self, images: torch.Tensor, trans_verts: torch.Tensor, detail: Optional[Dict[str, torch.Tensor]]
+    ) -> torch.Tensor:
         """`uv_texture_gt` (deca-spec §6.7): the image sampled through the UV map of the projected mesh, blended
         with the model texture (use_tex) or grey outside the face/eye mask. Returns (B, 3, 256, 256)."""
         uv_pverts = self.render.world2uv(trans_verts)
@@ -357,10 +425,18 @@ class DECA(nn.Module):
 
     # -- decode (DECA's signature) -------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, codedict: Dict[str, torch.Tensor], rendering: bool = True,
-               iddict: Optional[Dict[str, torch.Tensor]] = None, vis_lmk: bool = True, return_vis: bool = True,
-               use_detail: bool = True, render_orig: bool = False, original_image: Optional[torch.Tensor] = None,
-               tform: Optional[torch.Tensor] = None):
+    def decode(
+        self,
+        codedict: Dict[str, torch.Tensor],
+        rendering: bool = True,
+        iddict: Optional[Dict[str, torch.Tensor]] = None,
+        vis_lmk: bool = True,
+        return_vis: bool = True,
+        use_detail: bool = True,
+        render_orig: bool = False,
+        original_image: Optional[torch.Tensor] = None,
+        tform: Optional[torch.Tensor] = None,
+    ):
         """DECA's `decode`: codes → `opdict` (and `visdict` with `return_vis`).
 
         Args:
@@ -382,8 +458,18 @@ class DECA(nn.Module):
             h, w = original_image.shape[2:]
             view_geometry = self.to_original(geometry, tform.to(self.device), h, w)
             images = background = original_image.to(self.device, torch.float32)
-        additions, visdict = self.views(view_geometry, detail, images, h, w, background, rendering=rendering,
-                                        vis_lmk=vis_lmk, return_vis=return_vis, texture=return_vis)
+        additions, visdict = self.views(
+            view_geometry,
+            detail,
+            images,
+            h,
+            w,
+            background,
+            rendering=rendering,
+            vis_lmk=vis_lmk,
+            return_vis=return_vis,
+            texture=return_vis,
+        )
         opdict.update(additions)
         if self.flametex is not None:
             opdict["albedo"] = geometry["albedo"]
@@ -410,8 +496,11 @@ class DECA(nn.Module):
 
     def model_dict(self) -> Dict[str, Dict[str, torch.Tensor]]:
         """The three networks' state dicts (DECA's checkpoint layout)."""
-        return {"E_flame": self.E_flame.state_dict(), "E_detail": self.E_detail.state_dict(),
-                "D_detail": self.D_detail.state_dict()}
+        return {
+            "E_flame": self.E_flame.state_dict(),
+            "E_detail": self.E_detail.state_dict(),
+            "D_detail": self.D_detail.state_dict(),
+        }
 
     def run(self, imagepath: Union[str, os.PathLike], iscrop: bool = True, detector: str = "auto"):
         """DECA's `run`: crop one image, encode, decode. Returns (opdict, visdict)."""
@@ -425,8 +514,10 @@ class DECA(nn.Module):
         """One line: device, rasterizer, texture model and dense template."""
         tex = f"texture {self.cfg.model.tex_type}" if self.flametex is not None else "no texture model"
         nets = self.fast.describe() if self.fast is not None else "fp32, eager modules"
-        return (f"device {self.device}, rasterizer {self.rasterizer.name} ({self.rasterizer.reason}), {tex}, "
-                f"dense template {self.dense_template_source}, networks {nets}")
+        return (
+            f"device {self.device}, rasterizer {self.rasterizer.name} ({self.rasterizer.reason}), {tex}, "
+            f"dense template {self.dense_template_source}, networks {nets}"
+        )
 
 
 def check_data_dir(data_dir: Union[str, os.PathLike]) -> None:
@@ -438,5 +529,9 @@ def check_data_dir(data_dir: Union[str, os.PathLike]) -> None:
     folder = Path(data_dir)
     missing = missing_user_files(folder)
     if missing:
-        raise DataError(f"data dir {folder} lacks {', '.join(missing)}", hint="run `decaenv fetch` (or "
-                        "`decaenv selftest --make-assets DIR` for synthetic weights) and pass --data-dir", path=folder)
+        raise DataError(
+            f"data dir {folder} lacks {', '.join(missing)}",
+            hint="run `decaenv fetch` (or "
+            "`decaenv selftest --make-assets DIR` for synthetic weights) and pass --data-dir",
+            path=folder,
+        )

@@ -39,7 +39,7 @@ def split_codes(code: torch.Tensor) -> Dict[str, torch.Tensor]:
     out: Dict[str, torch.Tensor] = {}
     start = 0
     for name, size in CODE_SPLIT:
-        out[name] = code[:, start:start + size]
+        out[name] = code[:, start : start + size]
         start += size
     if start != code.shape[1]:
         raise ValueError(f"E_flame output has {code.shape[1]} values, the code split needs {start}")

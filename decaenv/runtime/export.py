@@ -84,28 +84,60 @@ def mat_arrays(opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, np.n
     return {k: _np(opdict[k][index]) for k in writers.MAT_KEYS if k in opdict}
 
 
-def codes_content(codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext) -> Tuple[Dict[str, np.ndarray], dict]:
+def codes_content(
+    codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext
+) -> Tuple[Dict[str, np.ndarray], dict]:
     """Every FLAME/DECA parameter of one item: the npz arrays and the JSON document."""
-    arrays = {k: _np(codedict[k][index]) for k in ("shape", "tex", "exp", "pose", "cam", "light", "detail") if k in codedict}
+    arrays = {
+        k: _np(codedict[k][index]) for k in ("shape", "tex", "exp", "pose", "cam", "light", "detail") if k in codedict
+    }
     pose = arrays["pose"]
-    arrays.update(global_pose=pose[:3], jaw_pose=pose[3:6], neck_pose=np.zeros(3, np.float32),
-                  eye_pose=np.zeros(6, np.float32),
-                  full_pose=np.concatenate([pose[:3], np.zeros(3, np.float32), pose[3:6], np.zeros(6, np.float32)]),
-                  tform=np.asarray(ctx.tform, dtype=np.float64), original_size=np.asarray(ctx.original_size, np.int64))
-    meta = {"schema": CODES_SCHEMA, "name": ctx.name, "source": ctx.source, "frame": ctx.frame,
-            "crop": {"source": ctx.crop_source, "box": list(ctx.box) if ctx.box else None,
-                     "tform_original_to_crop": np.asarray(ctx.tform).tolist(), "original_size": list(ctx.original_size)},
-            "layout": {"shape": "FLAME identity (first 100 of 300)", "exp": "FLAME expression (first 50 of 100)",
-                       "pose": "[global axis-angle (3), jaw axis-angle (3)], radians",
-                       "full_pose": "FLAME joints [global, neck=0, jaw, left eye=0, right eye=0], axis-angle",
-                       "cam": "[scale, tx, ty] orthographic: x_img = s (x + tx), y_img = -s (y + ty)",
-                       "light": "9 SH bands x RGB", "tex": "albedo PCA coefficients", "detail": "E_detail code"}}
+    arrays.update(
+        global_pose=pose[:3],
+        jaw_pose=pose[3:6],
+        neck_pose=np.zeros(3, np.float32),
+        eye_pose=np.zeros(6, np.float32),
+        full_pose=np.concatenate([pose[:3], np.zeros(3, np.float32), pose[3:6], np.zeros(6, np.float32)]),
+        tform=np.asarray(ctx.tform, dtype=np.float64),
+        original_size=np.asarray(ctx.original_size, np.int64),
+    )
+    meta = {
+        "schema": CODES_SCHEMA,
+        "name": ctx.name,
+        "source": ctx.source,
+        "frame": ctx.frame,
+        "crop": {
+            "source": ctx.crop_source,
+            "box": list(ctx.box) if ctx.box else None,
+            "tform_original_to_crop": np.asarray(ctx.tform).tolist(),
+            "original_size": list(ctx.original_size),
+        },
+        "layout": {
+            "shape": "FLAME identity (first 100 of 300)",
+            "exp": "FLAME expression (first 50 of 100)",
+            "pose": "[global axis-angle (3), jaw axis-angle (3)], radians",
+            "full_pose": "FLAME joints [global, neck=0, jaw, left eye=0, right eye=0], axis-angle",
+            "cam": "[scale, tx, ty] orthographic: x_img = s (x + tx), y_img = -s (y + ty)",
+            "light": "9 SH bands x RGB",
+            "tex": "albedo PCA coefficients",
+            "detail": "E_detail code",
+        },
+    }
     meta["codes"] = {k: np.asarray(v).tolist() for k, v in arrays.items() if k not in ("tform", "original_size")}
     return arrays, meta
 
 
-def item_files(deca, kinds: Sequence[str], codedict, opdict, visdict, orig_visdict: Optional[dict],
-               depth: Optional[torch.Tensor], index: int, ctx: ItemContext) -> Files:
+def item_files(
+    deca,
+    kinds: Sequence[str],
+    codedict,
+    opdict,
+    visdict,
+    orig_visdict: Optional[dict],
+    depth: Optional[torch.Tensor],
+    index: int,
+    ctx: ItemContext,
+) -> Files:
     """Every file of one item for the requested kinds: {relative name: (inside `<name>/`?, writer)}."""
     name = ctx.name
     files: Files = {}
@@ -133,7 +165,7 @@ def item_files(deca, kinds: Sequence[str], codedict, opdict, visdict, orig_visdi
         files.update(extra_item_files(deca, kinds, opdict, index, name))
     panels = item_visdict(visdict, index) if visdict is not None else {}
     if "depth" in kinds and depth is not None:
-        panels["depth_images"] = depth[index:index + 1].expand(-1, 3, -1, -1)
+        panels["depth_images"] = depth[index : index + 1].expand(-1, 3, -1, -1)
     if "vis" in kinds:
         files[f"{name}_vis.jpg"] = (False, writers.image_writer(visualize_grid(panels)))
         if orig_visdict is not None:
@@ -171,7 +203,9 @@ def expected_files(kinds: Sequence[str], name: str, render_orig: bool, use_tex: 
 
         out.update(extra_expected(kinds, name))
     if "images" in kinds:
-        keys: List[str] = [k for k in writers.IMAGE_KEYS if k != "albedo_images" and (use_tex or k != "rendered_images")]
+        keys: List[str] = [
+            k for k in writers.IMAGE_KEYS if k != "albedo_images" and (use_tex or k != "rendered_images")
+        ]
         for key in keys:
             out[f"{name}_{key}.jpg"] = True
             if render_orig:

@@ -48,8 +48,10 @@ class ExtendedReconstructor(Reconstructor):
         self.faces = check_faces(extras.faces)
         self.videos = video_sources(options.inputs)
         if self.faces == "all" and (self.videos or extras.smooth):
-            raise UsageError("--faces all works on images only (faces are not tracked across video frames)",
-                             hint="drop --faces all for videos, or --smooth")
+            raise UsageError(
+                "--faces all works on images only (faces are not tracked across video frames)",
+                hint="drop --faces all for videos, or --smooth",
+            )
         self.smoother = VideoSmoother(extras.smooth_alpha) if extras.smooth else None
         super().__init__(options, **kwargs)
         self.frames = VideoFrames(self.out_dir, options.sample_step) if "video" in self.kinds else None
@@ -68,8 +70,12 @@ class ExtendedReconstructor(Reconstructor):
 
         detector = self.detector.detector if self.detector else None
         for item in items:
-            if (item.error is not None or detector is None or detector.name == "none"
-                    or find_landmark_file(item.source) is not None):
+            if (
+                item.error is not None
+                or detector is None
+                or detector.name == "none"
+                or find_landmark_file(item.source) is not None
+            ):
                 yield item
                 continue
             try:
@@ -81,9 +87,14 @@ class ExtendedReconstructor(Reconstructor):
                 yield Item(item.name, item.source, error=exc)
                 continue
             if not found:
-                yield Item(item.name, item.source, error=InputError(
-                    f"no face found in {item.label} (detector {detector.name})",
-                    hint="if the image is already a face crop pass --iscrop false"))
+                yield Item(
+                    item.name,
+                    item.source,
+                    error=InputError(
+                        f"no face found in {item.label} (detector {detector.name})",
+                        hint="if the image is already a face crop pass --iscrop false",
+                    ),
+                )
             for k, detection in enumerate(found):
                 yield FaceItem(f"{item.name}_face{k}", item.source, pixels=image, detection=detection, face=k)
 
@@ -125,8 +136,9 @@ class ExtendedReconstructor(Reconstructor):
                 self.frames.add(item.source, item.frame, panels)
             except (RuntimeError, OSError) as exc:
                 text = " ".join(str(exc).split())[:200]
-                outcome = ItemOutcome(name, item.label, "failed", f"video frame failed: {text}", outcome.files,
-                                      crop=crop.source)
+                outcome = ItemOutcome(
+                    name, item.label, "failed", f"video frame failed: {text}", outcome.files, crop=crop.source
+                )
         self.seconds[name] = self._spent.pop(id(item), 0.0) + time.perf_counter() - start
         return outcome
 

@@ -50,17 +50,25 @@ def crops_of(image: np.ndarray, item, *, iscrop: bool, detector, faces: str = "l
     from decaenv.runtime.inputs import find_landmark_file
 
     source = item.source if item.frame is None else None
-    use_all = (faces == "all" and iscrop and detector is not None and detector.name != "none"
-               and (source is None or find_landmark_file(source) is None))
+    use_all = (
+        faces == "all"
+        and iscrop
+        and detector is not None
+        and detector.name != "none"
+        and (source is None or find_landmark_file(source) is None)
+    )
     if not use_all:
         box, kind, origin = find_face(image, source, iscrop=iscrop, detector=detector, label=item.label)
         return [make_crop(image, box, kind, origin)]
     found = detector.detect_faces(image)
     if not found:
-        raise InputError(f"no face found in {item.label} (detector {detector.name})",
-                         hint="if the image is already a face crop pass --iscrop false")
-    return [make_crop(image, d.box, d.kind, f"detector:{d.detector or detector.name}:face{k}")
-            for k, d in enumerate(found)]
+        raise InputError(
+            f"no face found in {item.label} (detector {detector.name})",
+            hint="if the image is already a face crop pass --iscrop false",
+        )
+    return [
+        make_crop(image, d.box, d.kind, f"detector:{d.detector or detector.name}:face{k}") for k, d in enumerate(found)
+    ]
 
 
 def prepare(item, name: str, *, iscrop: bool, detector, faces: str = "largest") -> List[Face]:
@@ -90,8 +98,7 @@ def load_one(path, *, iscrop: bool, detector, what: str) -> Face:
     if not path.exists():
         raise InputError(f"{what} {path} does not exist", hint="pass an image file", path=path)
     if classify(path) not in ("image", "unknown"):
-        raise InputError(f"{what} {path} is not an image", hint="pass one image file (JPEG, PNG, BMP, WebP)",
-                         path=path)
+        raise InputError(f"{what} {path} is not an image", hint="pass one image file (JPEG, PNG, BMP, WebP)", path=path)
     item = Item(name=image_name(path), source=path)
     return prepare(item, item.name, iscrop=iscrop, detector=detector)[0]
 

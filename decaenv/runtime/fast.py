@@ -43,8 +43,16 @@ def _bn_scale_shift(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A convolution (with bias) computing bn(conv(x)) in eval mode."""
     scale, shift = _bn_scale_shift(bn)
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True)
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+    )
     weight = conv.weight.double() * scale[:, None, None, None]
     bias = shift if conv.bias is None else conv.bias.double() * scale + shift
     with torch.no_grad():
@@ -87,12 +95,16 @@ class FusedDetail(nn.Module):
         blocks = list(generator.conv_blocks)
         self.init_size = generator.init_size
         self.out_scale = float(generator.out_scale)
-        self.l1 = fold_linear_bn(generator.l1[0], blocks[0], generator.init_size ** 2)
+        self.l1 = fold_linear_bn(generator.l1[0], blocks[0], generator.init_size**2)
         layers = []
         index = 1
         while index < len(blocks):
             module = blocks[index]
-            if isinstance(module, nn.Conv2d) and index + 1 < len(blocks) and isinstance(blocks[index + 1], nn.BatchNorm2d):
+            if (
+                isinstance(module, nn.Conv2d)
+                and index + 1 < len(blocks)
+                and isinstance(blocks[index + 1], nn.BatchNorm2d)
+            ):
                 layers.append(fold_conv_bn(module, blocks[index + 1]))
                 index += 2
                 continue
@@ -170,7 +182,8 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
     """Fast versions of `deca`'s E_flame, E_detail and D_detail (the eager modules are left as they are).
 
     Args:
-        deca: a built `DECA`. precision: "fp32" (exact) or "bf16". graph: "auto", "fused" (folded modules, no graph), "freeze" or "compile".
+        deca: a built `DECA`. precision: "fp32" (exact) or "bf16". graph: "auto", "fused" (folded modules, no
+        graph), "freeze" or "compile".
     Raises:
         UsageError: unknown precision or graph, or torch.compile unavailable.
     """
@@ -210,10 +223,14 @@ def deviation_from_fp32(deca, codedict) -> dict:
         diff = (codedict[key].float() - eager[key]).abs() / eager[key].abs().max().clamp_min(1e-12)
         rel[key] = (float(diff.max()), float(diff.mean()))
     mm = (verts - eager_verts).norm(dim=-1) * 1000.0  # FLAME is in metres
-    return {"batch": int(images.shape[0]), "codes_max_rel": max(v[0] for v in rel.values()),
-            "codes_mean_rel": sum(v[1] for v in rel.values()) / len(rel),
-            "per_code_max_rel": {k: round(v[0], 6) for k, v in rel.items()},
-            "vertices_max_mm": float(mm.max()), "vertices_mean_mm": float(mm.mean())}
+    return {
+        "batch": int(images.shape[0]),
+        "codes_max_rel": max(v[0] for v in rel.values()),
+        "codes_mean_rel": sum(v[1] for v in rel.values()) / len(rel),
+        "per_code_max_rel": {k: round(v[0], 6) for k, v in rel.items()},
+        "vertices_max_mm": float(mm.max()),
+        "vertices_mean_mm": float(mm.mean()),
+    }
 
 
 # -- hardware support for bf16 --------------------------------------------------------------------------

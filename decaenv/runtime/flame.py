@@ -17,8 +17,14 @@ from decaenv.errors import DataError
 from decaenv.runtime import lbs
 from decaenv.runtime.outputs import FlameOutput
 
-EMBEDDING_KEYS = ("static_lmk_faces_idx", "static_lmk_bary_coords", "dynamic_lmk_faces_idx",
-                  "dynamic_lmk_bary_coords", "full_lmk_faces_idx", "full_lmk_bary_coords")
+EMBEDDING_KEYS = (
+    "static_lmk_faces_idx",
+    "static_lmk_bary_coords",
+    "dynamic_lmk_faces_idx",
+    "dynamic_lmk_bary_coords",
+    "full_lmk_faces_idx",
+    "full_lmk_bary_coords",
+)
 
 
 def _np(value: Any) -> np.ndarray:
@@ -40,14 +46,20 @@ def load_landmark_embedding(path: os.PathLike) -> Dict[str, np.ndarray]:
     data = load_object_npy(path, "landmark embedding")
     if not isinstance(data, Mapping) or any(k not in data for k in EMBEDDING_KEYS):
         have = sorted(map(str, data)) if isinstance(data, Mapping) else type(data).__name__
-        raise DataError(f"landmark embedding {path} is not DECA's (needs {', '.join(EMBEDDING_KEYS)}; has {have})",
-                        hint="use DECA's data/landmark_embedding.npy", path=path)
+        raise DataError(
+            f"landmark embedding {path} is not DECA's (needs {', '.join(EMBEDDING_KEYS)}; has {have})",
+            hint="use DECA's data/landmark_embedding.npy",
+            path=path,
+        )
     out = {k: _np(data[k]) for k in EMBEDDING_KEYS}
     checks = {"static_lmk_faces_idx": (51,), "dynamic_lmk_faces_idx": (79, 17), "full_lmk_faces_idx": (1, 68)}
     for key, shape in checks.items():
         if out[key].shape != shape:
-            raise DataError(f"landmark embedding {path}: {key} has shape {out[key].shape}, expected {shape}",
-                            hint="use DECA's data/landmark_embedding.npy", path=path)
+            raise DataError(
+                f"landmark embedding {path}: {key} has shape {out[key].shape}, expected {shape}",
+                hint="use DECA's data/landmark_embedding.npy",
+                path=path,
+            )
     return out
 
 
@@ -87,12 +99,20 @@ class FLAME(nn.Module):
         f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
         i64 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64))  # noqa: E731
         if model.n_components < self.SHAPE_SPACE_DIM + n_exp:
-            raise DataError(f"FLAME model {model.source} has {model.n_components} components; DECA needs "
-                            f"{self.SHAPE_SPACE_DIM + n_exp}", hint="use FLAME 2020's generic_model.pkl",
-                            path=model.source)
+            raise DataError(
+                f"FLAME model {model.source} has {model.n_components} components; DECA needs "
+                f"{self.SHAPE_SPACE_DIM + n_exp}",
+                hint="use FLAME 2020's generic_model.pkl",
+                path=model.source,
+            )
         self.n_shape, self.n_exp = n_shape, n_exp
-        shapedirs = np.concatenate([model.shapedirs[:, :, :n_shape],
-                                    model.shapedirs[:, :, self.SHAPE_SPACE_DIM:self.SHAPE_SPACE_DIM + n_exp]], 2)
+        shapedirs = np.concatenate(
+            [
+                model.shapedirs[:, :, :n_shape],
+                model.shapedirs[:, :, self.SHAPE_SPACE_DIM : self.SHAPE_SPACE_DIM + n_exp],
+            ],
+            2,
+        )
         n_vertices = model.v_template.shape[0]
         posedirs = np.asarray(model.posedirs, dtype=np.float32).reshape(-1, model.posedirs.shape[-1]).T
         parents = np.asarray(model.kintree_table[0], dtype=np.float64).astype(np.int64)
@@ -109,8 +129,7 @@ class FLAME(nn.Module):
         self.register_buffer("lmk_faces_idx", i64(embedding["static_lmk_faces_idx"]), persistent=False)
         self.register_buffer("lmk_bary_coords", f32(embedding["static_lmk_bary_coords"]), persistent=False)
         self.register_buffer("dynamic_lmk_faces_idx", i64(embedding["dynamic_lmk_faces_idx"]), persistent=False)
-        self.register_buffer("dynamic_lmk_bary_coords", f32(embedding["dynamic_lmk_bary_coords"]),
-                             persistent=False)
+        self.register_buffer("dynamic_lmk_bary_coords", f32(embedding["dynamic_lmk_bary_coords"]), persistent=False)
         self.register_buffer("full_lmk_faces_idx", i64(embedding["full_lmk_faces_idx"]), persistent=False)
         self.register_buffer("full_lmk_bary_coords", f32(embedding["full_lmk_bary_coords"]), persistent=False)
         if int(self.faces_tensor.max()) >= n_vertices:
@@ -131,9 +150,13 @@ class FLAME(nn.Module):
         eyes = self.eye_pose.expand(batch, -1) if eye_pose_params is None else eye_pose_params
         return torch.cat([pose_params[:, :3], self.neck_pose.expand(batch, -1), pose_params[:, 3:6], eyes], 1)
 
-    def forward(self, shape_params: torch.Tensor, expression_params: Optional[torch.Tensor] = None,
-                pose_params: Optional[torch.Tensor] = None,
-                eye_pose_params: Optional[torch.Tensor] = None) -> FlameOutput:
+    def forward(
+        self,
+        shape_params: torch.Tensor,
+        expression_params: Optional[torch.Tensor] = None,
+        pose_params: Optional[torch.Tensor] = None,
+        eye_pose_params: Optional[torch.Tensor] = None,
+    ) -> FlameOutput:
         """Posed vertices and landmarks.
 
         Args:
@@ -150,18 +173,34 @@ class FLAME(nn.Module):
             pose_params = torch.zeros(batch, 6, dtype=dtype, device=device)
         betas = torch.cat([shape_params, expression_params], dim=1)
         full_pose = self.full_pose(pose_params, eye_pose_params)
-        vertices, _ = lbs.lbs(betas, full_pose, self.v_template[None].expand(batch, -1, -1), self.shapedirs,
-                              self.posedirs, self.J_regressor, self.parents, self.lbs_weights)
+        vertices, _ = lbs.lbs(
+            betas,
+            full_pose,
+            self.v_template[None].expand(batch, -1, -1),
+            self.shapedirs,
+            self.posedirs,
+            self.J_regressor,
+            self.parents,
+            self.lbs_weights,
+        )
         rows = lbs.dynamic_contour_rows(full_pose, self.neck_kin_chain)
         faces_idx = torch.cat([self.dynamic_lmk_faces_idx[rows], self.lmk_faces_idx[None].expand(batch, -1)], 1)
         bary = torch.cat([self.dynamic_lmk_bary_coords[rows], self.lmk_bary_coords[None].expand(batch, -1, -1)], 1)
         landmarks2d = lbs.vertices2landmarks(vertices, self.faces_tensor, faces_idx, bary)
-        landmarks3d = lbs.vertices2landmarks(vertices, self.faces_tensor, self.full_lmk_faces_idx.expand(batch, -1),
-                                             self.full_lmk_bary_coords.expand(batch, -1, -1))
+        landmarks3d = lbs.vertices2landmarks(
+            vertices,
+            self.faces_tensor,
+            self.full_lmk_faces_idx.expand(batch, -1),
+            self.full_lmk_bary_coords.expand(batch, -1, -1),
+        )
         return FlameOutput(vertices=vertices, landmarks2d=landmarks2d, landmarks3d=landmarks3d)
 
     def seletec_3d68(self, vertices: torch.Tensor) -> torch.Tensor:
         """The 68 full landmarks of given vertices (DECA's misspelt helper name). vertices: (B, V, 3) → (B, 68, 3)."""
         batch = vertices.shape[0]
-        return lbs.vertices2landmarks(vertices, self.faces_tensor, self.full_lmk_faces_idx.expand(batch, -1),
-                                      self.full_lmk_bary_coords.expand(batch, -1, -1))
+        return lbs.vertices2landmarks(
+            vertices,
+            self.faces_tensor,
+            self.full_lmk_faces_idx.expand(batch, -1),
+            self.full_lmk_bary_coords.expand(batch, -1, -1),
+        )

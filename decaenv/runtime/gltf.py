@@ -67,9 +67,16 @@ class _Buffer:
         return len(self.accessors) - 1
 
 
-def glb_bytes(positions: np.ndarray, triangles: np.ndarray, *, normals: Optional[np.ndarray] = None,
-              uvs: Optional[np.ndarray] = None, colours: Optional[np.ndarray] = None,
-              texture: Optional[np.ndarray] = None, name: str = "face") -> bytes:
+def glb_bytes(
+    positions: np.ndarray,
+    triangles: np.ndarray,
+    *,
+    normals: Optional[np.ndarray] = None,
+    uvs: Optional[np.ndarray] = None,
+    colours: Optional[np.ndarray] = None,
+    texture: Optional[np.ndarray] = None,
+    name: str = "face",
+) -> bytes:
     """One textured mesh as a GLB file.
 
     Args:
@@ -90,15 +97,25 @@ def glb_bytes(positions: np.ndarray, triangles: np.ndarray, *, normals: Optional
     if colours is not None:
         attributes["COLOR_0"] = buf.accessor(np.asarray(colours, np.float32) / 255.0, "VEC3")
     primitive = {"attributes": attributes, "indices": buf.accessor(triangles, "SCALAR"), "mode": 4}
-    doc = {"asset": {"version": "2.0", "generator": "decaenv"}, "scene": 0, "scenes": [{"nodes": [0]}],
-           "nodes": [{"mesh": 0, "name": name}], "meshes": [{"name": name, "primitives": [primitive]}]}
-    material = {"name": f"{name}_material", "doubleSided": True,
-                "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
+    doc = {
+        "asset": {"version": "2.0", "generator": "decaenv"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": name}],
+        "meshes": [{"name": name, "primitives": [primitive]}],
+    }
+    material = {
+        "name": f"{name}_material",
+        "doubleSided": True,
+        "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0},
+    }
     if texture is not None and uvs is not None:
         image_view = buf.view(png_bytes(texture))
-        doc.update(images=[{"bufferView": image_view, "mimeType": "image/png"}],
-                   samplers=[{"magFilter": LINEAR, "minFilter": LINEAR, "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}],
-                   textures=[{"sampler": 0, "source": 0}])
+        doc.update(
+            images=[{"bufferView": image_view, "mimeType": "image/png"}],
+            samplers=[{"magFilter": LINEAR, "minFilter": LINEAR, "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}],
+            textures=[{"sampler": 0, "source": 0}],
+        )
         material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0}
     doc["materials"] = [material]
     primitive["material"] = 0
@@ -106,8 +123,13 @@ def glb_bytes(positions: np.ndarray, triangles: np.ndarray, *, normals: Optional
     doc.update(buffers=[{"byteLength": len(binary)}], bufferViews=buf.views, accessors=buf.accessors)
     text = _pad(json.dumps(doc, separators=(",", ":")).encode("utf-8"), b" ")
     total = 12 + 8 + len(text) + 8 + len(binary)
-    return (struct.pack("<III", GLB_MAGIC, GLB_VERSION, total) + struct.pack("<II", len(text), CHUNK_JSON) + text
-            + struct.pack("<II", len(binary), CHUNK_BIN) + binary)
+    return (
+        struct.pack("<III", GLB_MAGIC, GLB_VERSION, total)
+        + struct.pack("<II", len(text), CHUNK_JSON)
+        + text
+        + struct.pack("<II", len(binary), CHUNK_BIN)
+        + binary
+    )
 
 
 def split_by_uv(faces: np.ndarray, uvfaces: np.ndarray):

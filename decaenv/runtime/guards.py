@@ -37,7 +37,9 @@ class OutputLock:
 
         self.out_dir = Path(out_dir)
         # `scope` keeps runs that write disjoint files into one folder apart (shards: "-K-of-N")
-        key = hashlib.sha256((os.path.realpath(self.out_dir) + scope).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        key = hashlib.sha256((os.path.realpath(self.out_dir) + scope).encode("utf-8", "surrogateescape")).hexdigest()[
+            :24
+        ]
         self.path = cache_dir() / "locks" / f"reconstruct-{key}.lock"
         self._lock = ProcessLock(self.path, timeout=0, purpose=f"decaenv reconstruct into {self.out_dir}")
 
@@ -45,9 +47,11 @@ class OutputLock:
         try:
             self._lock.acquire()
         except LockBusy as exc:
-            raise UsageError(f"output folder {self.out_dir} is in use by another `decaenv reconstruct` "
-                             f"({exc.holder}); two runs would overwrite each other's items",
-                             hint="wait for it to finish, or pass another folder with -o") from None
+            raise UsageError(
+                f"output folder {self.out_dir} is in use by another `decaenv reconstruct` "
+                f"({exc.holder}); two runs would overwrite each other's items",
+                hint="wait for it to finish, or pass another folder with -o",
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -76,8 +80,9 @@ def available_memory(device: str = "cpu") -> Optional[int]:
         return None
 
 
-def check_render_orig_memory(height: int, width: int, device: str = "cpu", name: str = "the image",
-                             available: Optional[int] = None) -> int:
+def check_render_orig_memory(
+    height: int, width: int, device: str = "cpu", name: str = "the image", available: Optional[int] = None
+) -> int:
     """Refuse a `--render-orig` render of a `height`×`width` image that would not fit. Returns the estimate.
 
     Raises:
@@ -86,8 +91,9 @@ def check_render_orig_memory(height: int, width: int, device: str = "cpu", name:
     need = int(height) * int(width) * BYTES_PER_PIXEL
     free = available if available is not None else available_memory(device)
     if free is not None and need > HEADROOM * free:
-        raise InputError(f"{name}: rendering at the original size ({width}×{height}, {height * width / 1e6:,.0f} MP) "
-                         f"needs about {need / 1e9:,.1f} GB of {device} memory, {free / 1e9:,.1f} GB available",
-                         hint="run without --render-orig (the crop-size outputs are unaffected), or downscale "
-                              "the image first")
+        raise InputError(
+            f"{name}: rendering at the original size ({width}×{height}, {height * width / 1e6:,.0f} MP) "
+            f"needs about {need / 1e9:,.1f} GB of {device} memory, {free / 1e9:,.1f} GB available",
+            hint="run without --render-orig (the crop-size outputs are unaffected), or downscale the image first",
+        )
     return need

@@ -17,8 +17,9 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> Set[str]:
     return set()
 
 
-def bf16_verdict(flags: Iterable[str], gpu_capabilities: Sequence[Tuple[int, int]] = (),
-                 gpu_names: Optional[Sequence[str]] = None) -> Tuple[bool, str]:
+def bf16_verdict(
+    flags: Iterable[str], gpu_capabilities: Sequence[Tuple[int, int]] = (), gpu_names: Optional[Sequence[str]] = None
+) -> Tuple[bool, str]:
     """(bf16 is fast here, one line why): CUDA GPUs of compute capability >= 8.0 (tensor cores), else the
     CPU's AMX-BF16 / AVX512-BF16 flags."""
     if gpu_capabilities:

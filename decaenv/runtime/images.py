@@ -49,12 +49,16 @@ def _to_rgb8(image) -> np.ndarray:
 def check_size(width: int, height: int, what: str) -> None:
     """Raise InputError for images too small or too large to reconstruct."""
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise InputError(f"{what} is {width}×{height} pixels, too small to hold a face (minimum {MIN_SIDE}×{MIN_SIDE})",
-                         hint="use a larger image")
+        raise InputError(
+            f"{what} is {width}×{height} pixels, too small to hold a face (minimum {MIN_SIDE}×{MIN_SIDE})",
+            hint="use a larger image",
+        )
     if width * height > MAX_PIXELS:
-        raise InputError(f"{what} is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels), above the "
-                         f"{MAX_PIXELS // 1_000_000}-megapixel limit", hint="downscale it first (e.g. to 4000 pixels "
-                         "on the long side)")
+        raise InputError(
+            f"{what} is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels), above the "
+            f"{MAX_PIXELS // 1_000_000}-megapixel limit",
+            hint="downscale it first (e.g. to 4000 pixels on the long side)",
+        )
 
 
 def read_image(path: os.PathLike) -> np.ndarray:
@@ -92,12 +96,12 @@ def read_image(path: os.PathLike) -> np.ndarray:
         kind = "a text file" if _looks_like_text(path) else "not an image PIL can read"
         raise InputError(f"{what} is {kind}", hint="pass JPEG, PNG, BMP or WebP images", path=path) from exc
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{what} is too large to decode safely ({exc})", hint="downscale it first",
-                         path=path) from exc
+        raise InputError(f"{what} is too large to decode safely ({exc})", hint="downscale it first", path=path) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
-        raise InputError(f"{what} is truncated or damaged ({text})", hint="re-export or re-download it",
-                         path=path) from exc
+        raise InputError(
+            f"{what} is truncated or damaged ({text})", hint="re-export or re-download it", path=path
+        ) from exc
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 
@@ -127,8 +131,9 @@ def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple
     try:
         import av
     except ImportError as exc:
-        raise InputError(f"video {path} needs PyAV to decode", hint="pip install 'decaenv[video]' (PyAV)",
-                         path=path) from exc
+        raise InputError(
+            f"video {path} needs PyAV to decode", hint="pip install 'decaenv[video]' (PyAV)", path=path
+        ) from exc
     if sample_step < 1:
         raise InputError(f"--sample-step must be at least 1, got {sample_step}")
     if not path.is_file() or path.stat().st_size == 0:
@@ -151,7 +156,10 @@ def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple
         if count == 0 and isinstance(exc, getattr(av.error, "EOFError", ())):
             raise InputError(f"video {path} has no frames", hint="check the file, or re-encode it", path=path) from exc
         text = " ".join(str(exc).split()) or type(exc).__name__
-        raise InputError(f"video {path} cannot be decoded ({text})" + (f" after {count} frames" if count else ""),
-                         hint="check the file (ffprobe) or convert it to MP4/H.264", path=path) from exc
+        raise InputError(
+            f"video {path} cannot be decoded ({text})" + (f" after {count} frames" if count else ""),
+            hint="check the file (ffprobe) or convert it to MP4/H.264",
+            path=path,
+        ) from exc
     if count == 0:
         raise InputError(f"video {path} has no frames", hint="check the file, or re-encode it", path=path)

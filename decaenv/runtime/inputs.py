@@ -51,7 +51,7 @@ class Item:
 
 
 def classify(path: Path) -> str:
-    """"folder", "image", "video", "list" or "unknown" for an input path (by type and extension)."""
+    """ "folder", "image", "video", "list" or "unknown" for an input path (by type and extension)."""
     if path.is_dir():
         return "folder"
     suffix = path.suffix.lower()
@@ -79,8 +79,9 @@ def list_folder(folder: Path) -> List[Path]:
         with os.scandir(folder) as entries:
             names = [e.name for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
     except OSError as exc:
-        raise InputError(f"cannot read folder {folder}: {exc.strerror or exc}", hint="check its permissions",
-                         path=folder) from exc
+        raise InputError(
+            f"cannot read folder {folder}: {exc.strerror or exc}", hint="check its permissions", path=folder
+        ) from exc
     return [folder / n for n in sorted(names)]
 
 
@@ -93,8 +94,11 @@ def read_list_file(path: Path) -> List[Path]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read list file {path}: {getattr(exc, 'strerror', None) or exc}",
-                         hint="pass a UTF-8 text file with one path per line", path=path) from exc
+        raise InputError(
+            f"cannot read list file {path}: {getattr(exc, 'strerror', None) or exc}",
+            hint="pass a UTF-8 text file with one path per line",
+            path=path,
+        ) from exc
     out = []
     for line in text.splitlines():
         entry = line.strip()
@@ -127,8 +131,7 @@ def _expand_one(path: Path, sample_step: int, depth: int) -> Iterator[Item]:
             yield _failed(path, exc)
             return
         if not files:
-            yield _failed(path, InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})",
-                                           path=path))
+            yield _failed(path, InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})", path=path))
         for file in files:
             yield Item(name=image_name(file), source=file)
     elif kind == "video":

@@ -22,8 +22,19 @@ def item_meshes(deca, opdict: Mapping[str, torch.Tensor], index: int) -> Dict[st
     texture = tensor2image(opdict["uv_texture_gt"][index])
     normal_map = tensor2image(opdict["uv_detail_normals"][index] * 0.5 + 0.5)
     render = deca.render
-    coarse = {"vertices": vertices, "faces": render.faces[0].cpu().numpy(), "uvcoords": render.raw_uvcoords[0].cpu().numpy(),
-              "uvfaces": render.uvfaces[0].cpu().numpy(), "texture": texture, "normal_map": normal_map}
-    dense = upsample_mesh(vertices, _np(opdict["normals"][index]), _np(opdict["displacement_map"][index]).squeeze(),
-                          texture, deca.dense_template)
+    coarse = {
+        "vertices": vertices,
+        "faces": render.faces[0].cpu().numpy(),
+        "uvcoords": render.raw_uvcoords[0].cpu().numpy(),
+        "uvfaces": render.uvfaces[0].cpu().numpy(),
+        "texture": texture,
+        "normal_map": normal_map,
+    }
+    dense = upsample_mesh(
+        vertices,
+        _np(opdict["normals"][index]),
+        _np(opdict["displacement_map"][index]).squeeze(),
+        texture,
+        deca.dense_template,
+    )
     return {"coarse": coarse, "detail": dense}

@@ -70,9 +70,16 @@ def rigid_transforms(rot_mats: torch.Tensor, joints: torch.Tensor, parents: torc
     return torch.cat([torch.stack(rotations, 1), torch.stack(translations, 1)[..., None]], dim=-1)
 
 
-def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor, shapedirs: torch.Tensor,
-        posedirs: torch.Tensor, j_regressor: torch.Tensor, parents: torch.Tensor,
-        lbs_weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def lbs(
+    betas: torch.Tensor,
+    pose: torch.Tensor,
+    v_template: torch.Tensor,
+    shapedirs: torch.Tensor,
+    posedirs: torch.Tensor,
+    j_regressor: torch.Tensor,
+    parents: torch.Tensor,
+    lbs_weights: torch.Tensor,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Shape blend shapes → joints → pose correctives → linear blend skinning.
 
     Args:
@@ -99,8 +106,9 @@ def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor, shape
     return vertices, joints
 
 
-def vertices2landmarks(vertices: torch.Tensor, faces: torch.Tensor, lmk_faces_idx: torch.Tensor,
-                       lmk_bary_coords: torch.Tensor) -> torch.Tensor:
+def vertices2landmarks(
+    vertices: torch.Tensor, faces: torch.Tensor, lmk_faces_idx: torch.Tensor, lmk_bary_coords: torch.Tensor
+) -> torch.Tensor:
     """Barycentric landmarks: Σ_i bary[l, i] · vertices[faces[face_idx[l], i]].
 
     Args:

@@ -45,8 +45,14 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     normals = torch.zeros_like(vertices)
     # One index_add over the concatenation adds in the same order as DECA's three calls (corner 1, 2, 0).
     index = torch.cat([faces[:, 1], faces[:, 2], faces[:, 0]])
-    crosses = torch.cat([torch.linalg.cross(c - b, a - b, dim=-1), torch.linalg.cross(a - c, b - c, dim=-1),
-                         torch.linalg.cross(b - a, c - a, dim=-1)], dim=1)
+    crosses = torch.cat(
+        [
+            torch.linalg.cross(c - b, a - b, dim=-1),
+            torch.linalg.cross(a - c, b - c, dim=-1),
+            torch.linalg.cross(b - a, c - a, dim=-1),
+        ],
+        dim=1,
+    )
     normals.index_add_(1, index, crosses)
     return F.normalize(normals, eps=1e-6, dim=2).view(batch, n_vertices, 3)
 
@@ -67,8 +73,13 @@ def generate_triangles(h: int, w: int, margin_x: int = DENSE_MARGIN_X, margin_y:
     return np.stack([tri0, tri1], 1).reshape(-1, 3).astype(np.int64)
 
 
-def upsample_mesh(vertices: np.ndarray, normals: np.ndarray, displacement_map: np.ndarray,
-                  texture_map: np.ndarray, dense_template: Mapping) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def upsample_mesh(
+    vertices: np.ndarray,
+    normals: np.ndarray,
+    displacement_map: np.ndarray,
+    texture_map: np.ndarray,
+    dense_template: Mapping,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The dense detail mesh (DECA's `upsample_mesh`): one vertex per valid UV texel, displaced along the
     interpolated (re-normalised) coarse normal; texel k is read at `(int(y_coords[g]), int(x_coords[g]))`,
     g = `valid_pixel_ids[k]`.
@@ -84,8 +95,8 @@ def upsample_mesh(vertices: np.ndarray, normals: np.ndarray, displacement_map: n
     ys, xs = texel_rows_cols(dense_template)  # DECA's indexing through valid_pixel_ids (deca-spec §6.1)
     verts = np.asarray(vertices)
     norms = np.asarray(normals)
-    points = sum(verts[faces3d[:, i]] * bary[:, i:i + 1] for i in range(3))
-    pnormals = sum(norms[faces3d[:, i]] * bary[:, i:i + 1] for i in range(3))
+    points = sum(verts[faces3d[:, i]] * bary[:, i : i + 1] for i in range(3))
+    pnormals = sum(norms[faces3d[:, i]] * bary[:, i : i + 1] for i in range(3))
     pnormals = pnormals / np.linalg.norm(pnormals, axis=-1)[:, None]
     dense_vertices = points + np.asarray(displacement_map)[ys, xs][:, None] * pnormals
     colours = np.asarray(texture_map)[ys, xs]

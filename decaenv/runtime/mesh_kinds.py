@@ -46,8 +46,7 @@ def sample_texture(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
     return texture[y, x]
 
 
-def detail_uv_obj_text(name: str, vertices: np.ndarray, colours: np.ndarray, uvs: np.ndarray,
-                       faces: np.ndarray) -> str:
+def detail_uv_obj_text(name: str, vertices: np.ndarray, colours: np.ndarray, uvs: np.ndarray, faces: np.ndarray) -> str:
     """DECA's dense OBJ (`v x y z r g b`) plus `mtllib`, `vt` (one per vertex) and `f a/a b/b c/c` (1-based)."""
     from decaenv.runtime.writers import _floats, _interleave
 
@@ -57,16 +56,20 @@ def detail_uv_obj_text(name: str, vertices: np.ndarray, colours: np.ndarray, uvs
     vt = _floats(np.asarray(uvs, np.float32))
     f1 = np.asarray(faces, dtype=np.int64) + 1
     corners = [f1[:, k // 2].tolist() for k in range(6)]
-    return (f"mtllib {name}_detail.mtl\n" + ("v %r %r %r %d %d %d\n" * len(coords)) % _interleave(columns, 6)
-            + ("vt %r %r\n" * (len(vt) // 2)) % tuple(vt) + "usemtl FaceTexture\n"
-            + ("f %d/%d %d/%d %d/%d\n" * len(f1)) % _interleave(corners, 6))
+    return (
+        f"mtllib {name}_detail.mtl\n"
+        + ("v %r %r %r %d %d %d\n" * len(coords)) % _interleave(columns, 6)
+        + ("vt %r %r\n" * (len(vt) // 2)) % tuple(vt)
+        + "usemtl FaceTexture\n"
+        + ("f %d/%d %d/%d %d/%d\n" * len(f1)) % _interleave(corners, 6)
+    )
 
 
 def extra_item_files(deca, kinds: Sequence[str], opdict, index: int, name: str) -> Files:
     """The files of the extra mesh kinds of one item: {relative name: (inside `<name>/`?, writer)}."""
     from decaenv.runtime import writers
-    from decaenv.runtime.item_meshes import _np, item_meshes
     from decaenv.runtime.gltf import glb_bytes, split_by_uv
+    from decaenv.runtime.item_meshes import _np, item_meshes
     from decaenv.runtime.ply import ply_bytes
 
     wanted = [k for k in ("detail-uv", "glb", "ply") if k in kinds]
@@ -85,11 +88,27 @@ def extra_item_files(deca, kinds: Sequence[str], opdict, index: int, name: str) 
         files[f"{name}.png"] = (True, writers.image_writer(coarse["texture"]))
     if "glb" in kinds:
         vid, uid, tris = split_by_uv(coarse["faces"], coarse["uvfaces"])
-        files[f"{name}.glb"] = (True, bytes_writer(glb_bytes(
-            coarse["vertices"][vid], tris, normals=normals[vid], uvs=coarse["uvcoords"][uid],
-            texture=coarse["texture"], name=name)))
-        files[f"{name}_detail.glb"] = (True, bytes_writer(glb_bytes(
-            dense_v, dense_f, uvs=uvs, colours=dense_rgb, texture=coarse["texture"], name=f"{name}_detail")))
+        files[f"{name}.glb"] = (
+            True,
+            bytes_writer(
+                glb_bytes(
+                    coarse["vertices"][vid],
+                    tris,
+                    normals=normals[vid],
+                    uvs=coarse["uvcoords"][uid],
+                    texture=coarse["texture"],
+                    name=name,
+                )
+            ),
+        )
+        files[f"{name}_detail.glb"] = (
+            True,
+            bytes_writer(
+                glb_bytes(
+                    dense_v, dense_f, uvs=uvs, colours=dense_rgb, texture=coarse["texture"], name=f"{name}_detail"
+                )
+            ),
+        )
     if "ply" in kinds:
         first_uv = np.zeros(len(coarse["vertices"]), np.int64)
         first_uv[np.asarray(coarse["faces"]).reshape(-1)] = np.asarray(coarse["uvfaces"]).reshape(-1)

@@ -39,8 +39,11 @@ def _check_head(path: Path, what: str) -> None:
     if not head:
         raise DataError(f"{what} {path} is empty", hint="download it again (decaenv fetch)", path=path)
     if head.lstrip()[:1] == b"<":
-        raise DataError(f"{what} {path} is an HTML page, not a model file (a download or login page was saved)",
-                        hint="delete it and download it again (decaenv fetch)", path=path)
+        raise DataError(
+            f"{what} {path} is an HTML page, not a model file (a download or login page was saved)",
+            hint="delete it and download it again (decaenv fetch)",
+            path=path,
+        )
 
 
 def _supports_mmap(torch) -> bool:
@@ -80,14 +83,20 @@ def load_torch_file(path: os.PathLike, what: str = "file", *, trusted_sha256: Op
             log.warning("loading %s with full unpickling (sha256 verified by the caller)", path)
             return torch.load(path, map_location="cpu", weights_only=False)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsafeContentError(f"{what} {path} holds objects beyond tensors, refused by torch's safe loader "
-                                 f"({first})", hint="use the official file; to open a file you trust, pass "
-                                 "its sha256 (`decaenv reconstruct --trust-checkpoint SHA256`, or "
-                                 "trusted_sha256= in Python)", path=path) from exc
+        raise UnsafeContentError(
+            f"{what} {path} holds objects beyond tensors, refused by torch's safe loader ({first})",
+            hint="use the official file; to open a file you trust, pass "
+            "its sha256 (`decaenv reconstruct --trust-checkpoint SHA256`, or "
+            "trusted_sha256= in Python)",
+            path=path,
+        ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         message = " ".join(str(exc).split())[:200]
-        raise DataError(f"{what} {path} is damaged or not a PyTorch file ({type(exc).__name__}: {message})",
-                        hint="download it again (decaenv fetch)", path=path) from exc
+        raise DataError(
+            f"{what} {path} is damaged or not a PyTorch file ({type(exc).__name__}: {message})",
+            hint="download it again (decaenv fetch)",
+            path=path,
+        ) from exc
 
 
 def load_checkpoint(path: os.PathLike, *, trusted_sha256: Optional[str] = None) -> Dict[str, Mapping]:
@@ -98,19 +107,25 @@ def load_checkpoint(path: os.PathLike, *, trusted_sha256: Optional[str] = None) 
     """
     ckpt = load_torch_file(path, "DECA checkpoint", trusted_sha256=trusted_sha256)
     if not isinstance(ckpt, Mapping):
-        raise DataError(f"DECA checkpoint {path} holds a {type(ckpt).__name__}, not DECA's dictionary",
-                        hint="use the official deca_model.tar", path=Path(path))
+        raise DataError(
+            f"DECA checkpoint {path} holds a {type(ckpt).__name__}, not DECA's dictionary",
+            hint="use the official deca_model.tar",
+            path=Path(path),
+        )
     missing = [k for k in NETWORK_KEYS if k not in ckpt]
     if missing:
-        raise DataError(f"DECA checkpoint {path} lacks {', '.join(missing)} (has: {', '.join(map(str, ckpt))})",
-                        hint="use the official deca_model.tar", path=Path(path))
+        raise DataError(
+            f"DECA checkpoint {path} lacks {', '.join(missing)} (has: {', '.join(map(str, ckpt))})",
+            hint="use the official deca_model.tar",
+            path=Path(path),
+        )
     return {k: ckpt[k] for k in NETWORK_KEYS}
 
 
 def _strip_module_prefix(state: Mapping) -> Mapping:
     keys = list(state)
     if keys and all(str(k).startswith("module.") for k in keys):
-        return {str(k)[len("module."):]: v for k, v in state.items()}
+        return {str(k)[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -126,16 +141,22 @@ def load_strict(module, state: Mapping, name: str, source: os.PathLike) -> None:
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
-             if k in state and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(v.shape))]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(v.shape))
+    ]
     if missing or unexpected or wrong:
         parts = []
         for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
             if items:
                 shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
                 parts.append(f"{len(items)} {label}: {shown}")
-        raise DataError(f"DECA checkpoint {source}: {name} does not match DECA's network ({'; '.join(parts)})",
-                        hint="use the official deca_model.tar (decaenv fetch deca-model)", path=Path(source))
+        raise DataError(
+            f"DECA checkpoint {source}: {name} does not match DECA's network ({'; '.join(parts)})",
+            hint="use the official deca_model.tar (decaenv fetch deca-model)",
+            path=Path(source),
+        )
     module.load_state_dict(state, strict=True)
 
 
@@ -149,11 +170,15 @@ def load_numeric_npy(path: os.PathLike, what: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError as exc:
-        raise DataError(f"{what} {path} does not exist", hint="run `decaenv fetch` or pass --data-dir",
-                        path=path) from exc
+        raise DataError(
+            f"{what} {path} does not exist", hint="run `decaenv fetch` or pass --data-dir", path=path
+        ) from exc
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{what} {path} is damaged or not a numeric .npy file ({exc})",
-                        hint="download DECA's data files again (decaenv fetch)", path=path) from exc
+        raise DataError(
+            f"{what} {path} is damaged or not a numeric .npy file ({exc})",
+            hint="download DECA's data files again (decaenv fetch)",
+            path=path,
+        ) from exc
 
 
 def load_mask_png(path: os.PathLike, what: str) -> np.ndarray:
@@ -169,11 +194,11 @@ def load_mask_png(path: os.PathLike, what: str) -> np.ndarray:
         with Image.open(path) as image:
             array = np.asarray(image)
     except FileNotFoundError as exc:
-        raise DataError(f"{what} {path} does not exist", hint="run `decaenv fetch` or pass --data-dir",
-                        path=path) from exc
+        raise DataError(
+            f"{what} {path} does not exist", hint="run `decaenv fetch` or pass --data-dir", path=path
+        ) from exc
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"{what} {path} is not a readable image ({exc})", hint="download it again",
-                        path=path) from exc
+        raise DataError(f"{what} {path} is not a readable image ({exc})", hint="download it again", path=path) from exc
     channel = array if array.ndim == 2 else array[..., 0]
     scale = 65535.0 if channel.dtype == np.uint16 else 255.0
     return (channel.astype(np.float32) / scale).astype(np.float32)

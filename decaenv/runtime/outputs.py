@@ -74,5 +74,3 @@ class RenderOutput(_Record):
     normals: Any
     normal_images: Any
     transformed_normals: Any
-
-

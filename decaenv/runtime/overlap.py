@@ -17,8 +17,15 @@ def _next_prepared(batches: Iterator, prepare: Callable) -> Optional[Tuple]:
     return None if batch is None else prepare(batch)
 
 
-def run_overlapped(batches: Iterable, prepare: Callable, model: Callable, save: Callable, report: Callable,
-                   overlap: bool = True, save_in_thread: bool = True) -> None:
+def run_overlapped(
+    batches: Iterable,
+    prepare: Callable,
+    model: Callable,
+    save: Callable,
+    report: Callable,
+    overlap: bool = True,
+    save_in_thread: bool = True,
+) -> None:
     """prepare(batch) → (prepared, outcomes); model(prepared) → (result, failed outcomes or None);
     save(result, prepared) → outcomes. `report(outcome)` is called for every item, in order.
 
@@ -34,8 +41,10 @@ def run_overlapped(batches: Iterable, prepare: Callable, model: Callable, save: 
                 return
             _finish(got, model, save, report)
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="decaenv-input") as inputs, \
-            ThreadPoolExecutor(1, thread_name_prefix="decaenv-write") as writer:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="decaenv-input") as inputs,
+        ThreadPoolExecutor(1, thread_name_prefix="decaenv-write") as writer,
+    ):
         upcoming: Future = inputs.submit(_next_prepared, batches, prepare)
         writing: Optional[Tuple[Future, List]] = None
         try:

@@ -2,7 +2,8 @@
 
 Per-item problems (unreadable file, no face, broken video, a file that cannot be written, a `--render-orig`
 that would not fit in memory) are recorded and the item skipped; the run goes on. One run at a time writes
-into an output folder (`decaenv.runtime.guards.OutputLock`). Crops of several images are encoded and decoded together (`batch_size`).
+into an output folder (`decaenv.runtime.guards.OutputLock`). Crops of several images are encoded and decoded
+together (`batch_size`).
 """
 
 from __future__ import annotations
@@ -96,22 +97,35 @@ class RunSummary:
         return [i.name for i in self.items if FALLBACK_NOTE in i.crop]
 
     def fallback_line(self) -> str:
-        """"FAN found no face in 2 image(s) (a, b): cropped with MTCNN instead", or "" when none."""
+        """ "FAN found no face in 2 image(s) (a, b): cropped with MTCNN instead", or "" when none."""
         names = self.fallbacks()
         if not names:
             return ""
         shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
-        return (f"FAN found no face in {len(names)} image(s) ({shown}): cropped with MTCNN instead, so those "
-                "crops differ from DECA's")
+        return (
+            f"FAN found no face in {len(names)} image(s) ({shown}): cropped with MTCNN instead, so those "
+            "crops differ from DECA's"
+        )
 
     def to_json(self) -> dict:
-        return {"schema": 1, "ok": self.count("ok"), "failed": self.count("failed"), "skipped": self.count("skipped"),
-                "seconds": round(self.seconds, 3), "stages": self.stages, "device": self.device,
-                "detector": self.detector, "detector_fallbacks": self.fallbacks(), "rasterizer": self.rasterizer,
-                "out_dir": self.out_dir, "precision": self.precision, **({"table": self.table} if self.table else {}),
-                **({"engine": self.engine} if self.engine else {}),
-                **({"precision_check": self.precision_check} if self.precision_check else {}),
-                "items": [asdict(i) for i in self.items]}
+        return {
+            "schema": 1,
+            "ok": self.count("ok"),
+            "failed": self.count("failed"),
+            "skipped": self.count("skipped"),
+            "seconds": round(self.seconds, 3),
+            "stages": self.stages,
+            "device": self.device,
+            "detector": self.detector,
+            "detector_fallbacks": self.fallbacks(),
+            "rasterizer": self.rasterizer,
+            "out_dir": self.out_dir,
+            "precision": self.precision,
+            **({"table": self.table} if self.table else {}),
+            **({"engine": self.engine} if self.engine else {}),
+            **({"precision_check": self.precision_check} if self.precision_check else {}),
+            "items": [asdict(i) for i in self.items],
+        }
 
 
 #: With --save table the summary keeps only failures, at most this many (the table holds every item).
@@ -150,8 +164,15 @@ def item_context(name: str, item, crop):
     """The exporter's `ItemContext` of one prepared item."""
     from decaenv.runtime.export import ItemContext
 
-    return ItemContext(name=name, source=str(item.source), frame=item.frame, tform=crop.tform,
-                       original_size=crop.original_size, crop_source=crop.source, box=crop.box)
+    return ItemContext(
+        name=name,
+        source=str(item.source),
+        frame=item.frame,
+        tform=crop.tform,
+        original_size=crop.original_size,
+        crop_source=crop.source,
+        box=crop.box,
+    )
 
 
 def prepare_out_dir(out_dir: Path) -> Path:
@@ -169,8 +190,10 @@ def prepare_out_dir(out_dir: Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UsageError(f"output folder {out_dir} is not writable: {exc.strerror or exc}",
-                         hint="choose another folder with -o, or fix its permissions") from exc
+        raise UsageError(
+            f"output folder {out_dir} is not writable: {exc.strerror or exc}",
+            hint="choose another folder with -o, or fix its permissions",
+        ) from exc
     return out_dir.resolve()
 
 
@@ -270,8 +293,15 @@ class Reconstructor:
         scope = self.options.shard.suffix if self.options.shard is not None else ""
         try:
             with OutputLock(self.out_dir, scope=scope):  # shards write disjoint files: one lock per shard
-                run_overlapped(batches, self._prepare_batch, self._model_batch, self._save_batch, report,
-                               overlap=self.options.overlap, save_in_thread=not self.renders_when_saving)
+                run_overlapped(
+                    batches,
+                    self._prepare_batch,
+                    self._model_batch,
+                    self._save_batch,
+                    report,
+                    overlap=self.options.overlap,
+                    save_in_thread=not self.renders_when_saving,
+                )
         finally:
             if self.table is not None:
                 self.table.close()
@@ -306,8 +336,13 @@ class Reconstructor:
         """Where to crop one item: (box or None, box kind, origin) — `datasets.find_face`. Raises InputError."""
         from decaenv.runtime.datasets import find_face
 
-        return find_face(image, item.source if item.frame is None else None, iscrop=self.options.iscrop,
-                         label=item.label, detector=self.detector.detector if self.detector else None)
+        return find_face(
+            image,
+            item.source if item.frame is None else None,
+            iscrop=self.options.iscrop,
+            label=item.label,
+            detector=self.detector.detector if self.detector else None,
+        )
 
     def filter_codes(self, codedict, prepared):
         """The batch's codes before decoding (identity here; `--smooth` filters them over video frames)."""
@@ -355,14 +390,25 @@ class Reconstructor:
         if self.table is not None:
             from decaenv.runtime.table import make_row
 
-            self.table.add([make_row(name, str(item.source), item.frame, "failed", message,
-                                     crop_source=crop.source if crop is not None else "")])
+            self.table.add(
+                [
+                    make_row(
+                        name,
+                        str(item.source),
+                        item.frame,
+                        "failed",
+                        message,
+                        crop_source=crop.source if crop is not None else "",
+                    )
+                ]
+            )
 
     def _prepare_batch(self, batch):
         """Input side of one batch (runs in the input thread): ([prepared], [outcomes to report])."""
         outcomes: List[ItemOutcome] = []
-        prepared = [p for p in (self._prepare_named(name, item, outcomes.append) for name, item in batch)
-                    if p is not None]
+        prepared = [
+            p for p in (self._prepare_named(name, item, outcomes.append) for name, item in batch) if p is not None
+        ]
         return prepared, outcomes
 
     def _model_batch(self, prepared):
@@ -390,8 +436,6 @@ class Reconstructor:
     def _save_batch(self, result, prepared) -> List[ItemOutcome]:
         outcomes = [self.save(result, index, *p) for index, p in enumerate(prepared)]
         if self.table is not None:
-            from decaenv.runtime.table import make_row
-
             rows = []
             for index, ((name, item, crop, _), outcome) in enumerate(zip(prepared, outcomes)):
                 rows.append(self._table_row(result, index, name, item, crop, outcome))
@@ -403,15 +447,26 @@ class Reconstructor:
         from decaenv.runtime.table import make_row
 
         if outcome.status != "ok":
-            return make_row(name, str(item.source), item.frame, outcome.status, outcome.message,
-                            crop_source=crop.source)
+            return make_row(
+                name, str(item.source), item.frame, outcome.status, outcome.message, crop_source=crop.source
+            )
         arrays, _ = codes_content(result["codedict"], index, item_context(name, item, crop))
         landmarks = None
         if self.options.table_landmarks:
             geometry = result["geometry"]
             landmarks = {k: geometry[k][index].detach().float().cpu().numpy() for k in ("landmarks2d", "landmarks3d")}
-        return make_row(name, str(item.source), item.frame, "ok", crop_source=crop.source, box=crop.box,
-                        tform=crop.tform, original_size=crop.original_size, codes=arrays, landmarks=landmarks)
+        return make_row(
+            name,
+            str(item.source),
+            item.frame,
+            "ok",
+            crop_source=crop.source,
+            box=crop.box,
+            tform=crop.tform,
+            original_size=crop.original_size,
+            codes=arrays,
+            landmarks=landmarks,
+        )
 
     @property
     def renders_when_saving(self) -> bool:
@@ -437,15 +492,22 @@ class Reconstructor:
             codedict = self.filter_codes(deca.encode(images), prepared)
             if self.codes_only:
                 geometry = deca.geometry(codedict) if self.options.table_landmarks else None
-                return {"codedict": codedict, "geometry": geometry, "detail": None, "opdict": {},
-                        "visdict": None, "depth": None}
+                return {
+                    "codedict": codedict,
+                    "geometry": geometry,
+                    "detail": None,
+                    "opdict": {},
+                    "visdict": None,
+                    "depth": None,
+                }
             geometry = deca.geometry(codedict)
             detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
             size = deca.image_size
             panels = "vis" in self.kinds or "images" in self.kinds
             texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat", "detail-uv", "glb", "ply"))
-            additions, visdict = deca.views(geometry, detail, codedict["images"], size, size,
-                                            return_vis=panels, texture=texture)
+            additions, visdict = deca.views(
+                geometry, detail, codedict["images"], size, size, return_vis=panels, texture=texture
+            )
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}
             opdict.update({k: detail[k] for k in ("uv_texture", "normals", "uv_detail_normals", "displacement_map")})
             opdict.update(additions)
@@ -455,8 +517,14 @@ class Reconstructor:
             if "depth" in self.kinds:
                 with maybe_stage(self.timer, "render"):
                     depth = deca.render.render_depth(geometry["trans_verts"])
-        return {"codedict": codedict, "geometry": geometry, "detail": detail, "opdict": opdict,
-                "visdict": visdict, "depth": depth}
+        return {
+            "codedict": codedict,
+            "geometry": geometry,
+            "detail": detail,
+            "opdict": opdict,
+            "visdict": visdict,
+            "depth": depth,
+        }
 
     def _original_visdict(self, result, index: int, crop, image: np.ndarray):
         """The visdict rendered at the original image size for one item (DECA's render_orig decode)."""
@@ -466,17 +534,19 @@ class Reconstructor:
         from decaenv.runtime.datasets import original_image_float
 
         deca = self.deca
-        check_render_orig_memory(image.shape[0], image.shape[1],
-                                 deca.device.type if deca.device.type != "cuda" else str(deca.device),
-                                 name="--render-orig")
-        one = lambda d: {k: v[index:index + 1] for k, v in d.items()}  # noqa: E731
+        check_render_orig_memory(
+            image.shape[0],
+            image.shape[1],
+            deca.device.type if deca.device.type != "cuda" else str(deca.device),
+            name="--render-orig",
+        )
+        one = lambda d: {k: v[index : index + 1] for k, v in d.items()}  # noqa: E731
         original = torch.from_numpy(original_image_float(image))[None].to(deca.device)
         tform = crop_to_original_tform(torch.tensor(crop.tform, dtype=torch.float32)[None]).to(deca.device)
         h, w = image.shape[:2]
         with torch.no_grad():
             geometry = deca.to_original(one(result["geometry"]), tform, h, w)
-            _, visdict = deca.views(geometry, one(result["detail"]), original, h, w, background=original,
-                                    texture=False)
+            _, visdict = deca.views(geometry, one(result["detail"]), original, h, w, background=original, texture=False)
         visdict["inputs"] = original
         return visdict
 
@@ -492,16 +562,27 @@ class Reconstructor:
                 with self.timer.stage("render"):
                     orig = self._original_visdict(result, index, crop, image)
             with self.timer.stage("save"):
-                files = item_files(self.deca, self.kinds, result["codedict"], result["opdict"], result["visdict"],
-                                   orig, result["depth"], index, ctx)
+                files = item_files(
+                    self.deca,
+                    self.kinds,
+                    result["codedict"],
+                    result["opdict"],
+                    result["visdict"],
+                    orig,
+                    result["depth"],
+                    index,
+                    ctx,
+                )
                 written = write_item(OutputSet(self.out_dir, name), files)
         except DecaenvError as exc:
             return ItemOutcome(name, item.label, "failed", exc.one_line(), crop=crop.source)
         except RuntimeError as exc:
-            return ItemOutcome(name, item.label, "failed", f"rendering failed: {' '.join(str(exc).split())[:300]}",
-                               crop=crop.source)
-        return ItemOutcome(name, item.label, "ok", "", [str(p.relative_to(self.out_dir)) for p in written],
-                           crop=crop.source)
+            return ItemOutcome(
+                name, item.label, "failed", f"rendering failed: {' '.join(str(exc).split())[:300]}", crop=crop.source
+            )
+        return ItemOutcome(
+            name, item.label, "ok", "", [str(p.relative_to(self.out_dir)) for p in written], crop=crop.source
+        )
 
 
 def build_deca(options: ReconstructOptions):
@@ -516,8 +597,7 @@ def build_deca(options: ReconstructOptions):
     cfg.model.use_tex = options.use_tex
     cfg.model.extract_tex = options.extract_tex
     cfg.model.tex_type = options.tex_type
-    deca = DECA(config=cfg, device=options.device, rasterizer=options.rasterizer,
-                trusted_sha256=options.trusted_sha256)
+    deca = DECA(config=cfg, device=options.device, rasterizer=options.rasterizer, trusted_sha256=options.trusted_sha256)
     if options.graph != "off":
         deca.accelerate(options.precision, options.graph)
     return deca

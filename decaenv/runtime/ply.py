@@ -8,8 +8,13 @@ from typing import Optional
 import numpy as np
 
 
-def ply_bytes(positions: np.ndarray, triangles: np.ndarray, colours: Optional[np.ndarray] = None,
-              normals: Optional[np.ndarray] = None, comment: str = "decaenv") -> bytes:
+def ply_bytes(
+    positions: np.ndarray,
+    triangles: np.ndarray,
+    colours: Optional[np.ndarray] = None,
+    normals: Optional[np.ndarray] = None,
+    comment: str = "decaenv",
+) -> bytes:
     """The PLY file's bytes.
 
     Args:

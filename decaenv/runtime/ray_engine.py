@@ -37,8 +37,14 @@ class DecaPredictor:
     def __init__(self, options: Dict[str, object]):
         from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
 
-        fields = dict(options, out_dir=Path(tempfile.mkdtemp(prefix="decaenv-ray-")), save="codes",
-                      skip_existing=False, shard=None, overlap=False)
+        fields = dict(
+            options,
+            out_dir=Path(tempfile.mkdtemp(prefix="decaenv-ray-")),
+            save="codes",
+            skip_existing=False,
+            shard=None,
+            overlap=False,
+        )
         fields["inputs"] = [Path(p) for p in fields["inputs"]]
         self.runner = Reconstructor(ReconstructOptions(**fields))
         self.landmarks = bool(options.get("table_landmarks"))
@@ -50,8 +56,12 @@ class DecaPredictor:
         runner, rows, outcomes = self.runner, [], []
         prepared = []
         for name, source, frame, pixels in zip(batch["name"], batch["source"], batch["frame"], batch["pixels"]):
-            item = Item(name=str(name), source=Path(str(source)), frame=None if int(frame) < 0 else int(frame),
-                        pixels=None if pixels is None or np.size(pixels) == 0 else np.asarray(pixels, np.uint8))
+            item = Item(
+                name=str(name),
+                source=Path(str(source)),
+                frame=None if int(frame) < 0 else int(frame),
+                pixels=None if pixels is None or np.size(pixels) == 0 else np.asarray(pixels, np.uint8),
+            )
             got = runner._prepare_named(item.name, item, outcomes.append)
             if got is None:
                 rows.append(make_row(item.name, str(item.source), item.frame, "failed", outcomes[-1].message))
@@ -61,13 +71,18 @@ class DecaPredictor:
             result, failed = runner._model_batch(prepared)
             for index, (name, item, crop, _) in enumerate(prepared):
                 if result is None:
-                    rows.append(make_row(name, str(item.source), item.frame, "failed", failed[index].message,
-                                         crop_source=crop.source))
+                    rows.append(
+                        make_row(
+                            name, str(item.source), item.frame, "failed", failed[index].message, crop_source=crop.source
+                        )
+                    )
                 else:
                     ok = type("Ok", (), {"status": "ok", "message": ""})()
                     rows.append(runner._table_row(result, index, name, item, crop, ok))
-        return {"payload": np.array([_ipc_bytes(rows_to_batch(rows, self.landmarks))], dtype=object),
-                "node": np.array([_node_id()], dtype=object)}
+        return {
+            "payload": np.array([_ipc_bytes(rows_to_batch(rows, self.landmarks))], dtype=object),
+            "node": np.array([_node_id()], dtype=object),
+        }
 
 
 def _ipc_bytes(record_batch) -> bytes:
@@ -91,7 +106,7 @@ def _node_id() -> str:
 def _require_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise UsageError(f"--engine ray needs Ray ({exc})", hint="pip install 'decaenv[ray]'") from exc
     return ray
@@ -103,10 +118,15 @@ def _item_rows(options, names) -> List[Dict[str, object]]:
 
     rows = []
     for item in expand_inputs(options.inputs, options.sample_step):
-        rows.append({"name": names.unique(item), "source": str(item.source),
-                     "frame": -1 if item.frame is None else item.frame,
-                     "pixels": item.pixels if item.pixels is not None else np.zeros(0, np.uint8),
-                     "error": item.error.one_line() if item.error is not None else ""})
+        rows.append(
+            {
+                "name": names.unique(item),
+                "source": str(item.source),
+                "frame": -1 if item.frame is None else item.frame,
+                "pixels": item.pixels if item.pixels is not None else np.zeros(0, np.uint8),
+                "error": item.error.one_line() if item.error is not None else "",
+            }
+        )
     return rows
 
 
@@ -130,7 +150,7 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
     import pyarrow as pa
 
     from decaenv.runtime.export import parse_save
-    from decaenv.runtime.pipeline import ItemOutcome, RunSummary, NameRegistry, prepare_out_dir
+    from decaenv.runtime.pipeline import ItemOutcome, NameRegistry, RunSummary, prepare_out_dir
     from decaenv.runtime.table import TableWriter, make_row, table_path
 
     if engine != "ray":
@@ -145,8 +165,13 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
     out_dir = prepare_out_dir(options.out_dir)
     table = TableWriter(table_path(out_dir), landmarks=options.table_landmarks)
     done = table.done_names() if options.skip_existing else set()
-    summary = RunSummary(out_dir=str(out_dir), detector=options.detector, device=options.device,
-                         precision=options.precision, table=str(table.path))
+    summary = RunSummary(
+        out_dir=str(out_dir),
+        detector=options.detector,
+        device=options.device,
+        precision=options.precision,
+        table=str(table.path),
+    )
     summary.counts = {}
 
     def count(status: str, outcome: Optional[ItemOutcome] = None) -> None:
@@ -165,26 +190,40 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
             todo.append(row)
     nodes_used = set()
     if todo:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True,
-                 log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS"),
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
         try:
             workers, gpus, cpus = _workers(ray)
             # one batch in flight per worker: the items spread over every worker instead of queueing on the
             # first one that is ready (a DECA takes seconds to load)
             ray.data.DataContext.get_current().max_tasks_in_flight_per_actor = 1
-            fields = {k: (list(map(str, v)) if k == "inputs" else str(v) if isinstance(v, Path) else v)
-                      for k, v in asdict(replace(options, shard=None)).items()}
+            fields = {
+                k: (list(map(str, v)) if k == "inputs" else str(v) if isinstance(v, Path) else v)
+                for k, v in asdict(replace(options, shard=None)).items()
+            }
             dataset = ray.data.from_items(todo).map_batches(
-                DecaPredictor, fn_constructor_kwargs={"options": fields}, batch_size=options.batch_size,
-                concurrency=workers, num_gpus=gpus or None, num_cpus=cpus, scheduling_strategy="SPREAD")
+                DecaPredictor,
+                fn_constructor_kwargs={"options": fields},
+                batch_size=options.batch_size,
+                concurrency=workers,
+                num_gpus=gpus or None,
+                num_cpus=cpus,
+                scheduling_strategy="SPREAD",
+            )
             for batch in dataset.iter_batches(batch_size=None):
                 for payload, node in zip(batch["payload"], batch["node"]):
                     records = pa.ipc.open_stream(payload).read_all()
                     table.add_table(records)
                     nodes_used.add(node)
-                    for name, status, error in zip(records.column("name").to_pylist(),
-                                                   records.column("status").to_pylist(),
-                                                   records.column("error").to_pylist()):
+                    for name, status, error in zip(
+                        records.column("name").to_pylist(),
+                        records.column("status").to_pylist(),
+                        records.column("error").to_pylist(),
+                    ):
                         count(status, None if status == "ok" else ItemOutcome(name, "", status, error))
         finally:
             table.close()

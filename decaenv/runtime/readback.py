@@ -12,11 +12,23 @@ from decaenv.errors import DecaenvError
 from decaenv.runtime.writers import IMAGE_KEYS, MAT_KEYS
 
 #: Shapes of DECA's `.mat` entries for one item (deca-spec §8.3).
-MAT_SHAPES = {"verts": (5023, 3), "trans_verts": (5023, 3), "landmarks2d": (68, 2), "landmarks3d": (68, 4),
-              "landmarks3d_world": (68, 3), "grid": (224, 224, 2), "rendered_images": (3, 224, 224),
-              "alpha_images": (1, 224, 224), "normal_images": (3, 224, 224), "albedo": (3, 256, 256),
-              "uv_texture": (3, 256, 256), "normals": (5023, 3), "uv_detail_normals": (3, 256, 256),
-              "displacement_map": (1, 256, 256), "uv_texture_gt": (3, 256, 256)}
+MAT_SHAPES = {
+    "verts": (5023, 3),
+    "trans_verts": (5023, 3),
+    "landmarks2d": (68, 2),
+    "landmarks3d": (68, 4),
+    "landmarks3d_world": (68, 3),
+    "grid": (224, 224, 2),
+    "rendered_images": (3, 224, 224),
+    "alpha_images": (1, 224, 224),
+    "normal_images": (3, 224, 224),
+    "albedo": (3, 256, 256),
+    "uv_texture": (3, 256, 256),
+    "normals": (5023, 3),
+    "uv_detail_normals": (3, 256, 256),
+    "displacement_map": (1, 256, 256),
+    "uv_texture_gt": (3, 256, 256),
+}
 
 
 def _fail(message: str) -> None:

@@ -47,8 +47,9 @@ class Renderer(nn.Module):
     dense_faces: torch.Tensor
     constant_factor: torch.Tensor
 
-    def __init__(self, topology: Topology, image_size: int = 224, uv_size: int = 256,
-                 backend: Union[str, Backend] = "auto"):
+    def __init__(
+        self, topology: Topology, image_size: int = 224, uv_size: int = 256, backend: Union[str, Backend] = "auto"
+    ):
         super().__init__()
         self.image_size, self.uv_size, self.backend = image_size, uv_size, backend
         faces = torch.as_tensor(topology.faces, dtype=torch.long)
@@ -66,8 +67,9 @@ class Renderer(nn.Module):
         self.register_buffer("face_colors", mesh.face_vertices(grey, faces), persistent=False)
         dense = mesh.generate_triangles(uv_size, uv_size)
         self.register_buffer("dense_faces", torch.from_numpy(dense)[None], persistent=False)
-        self.register_buffer("constant_factor", torch.tensor(shading.SH_CONSTANTS, dtype=torch.float32),
-                             persistent=False)
+        self.register_buffer(
+            "constant_factor", torch.tensor(shading.SH_CONSTANTS, dtype=torch.float32), persistent=False
+        )
         self._uv_fragments: Dict[str, object] = {}
         self._resolved: Dict[str, Backend] = {}
 
@@ -104,8 +106,9 @@ class Renderer(nn.Module):
 
         key = str(device)
         if key not in self._uv_fragments:
-            self._uv_fragments[key] = rasterize(self.face_uvcoords.to(device), self.uv_size, self.uv_size,
-                                                backend=self.backend_for(device))
+            self._uv_fragments[key] = rasterize(
+                self.face_uvcoords.to(device), self.uv_size, self.uv_size, backend=self.backend_for(device)
+            )
         return self._uv_fragments[key]
 
     def uv_sampler(self, device: torch.device):
@@ -138,9 +141,17 @@ class Renderer(nn.Module):
         return out.view(batch, self.uv_size, self.uv_size, dim).permute(0, 3, 1, 2)[:, :channels]
 
     # -- renders -----------------------------------------------------------------------------------
-    def forward(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
-                lights: Optional[torch.Tensor] = None, h: Optional[int] = None, w: Optional[int] = None,
-                background: Optional[torch.Tensor] = None, fragments=None) -> RenderOutput:
+    def forward(
+        self,
+        vertices: torch.Tensor,
+        transformed_vertices: torch.Tensor,
+        albedos: torch.Tensor,
+        lights: Optional[torch.Tensor] = None,
+        h: Optional[int] = None,
+        w: Optional[int] = None,
+        background: Optional[torch.Tensor] = None,
+        fragments=None,
+    ) -> RenderOutput:
         """The textured render (§6.3): albedo through the UV grid, optional SH shading, composited.
 
         Args:
@@ -156,10 +167,15 @@ class Renderer(nn.Module):
         batch = vertices.shape[0]
         normals = mesh.vertex_normals(vertices, faces)
         transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
-        attributes = torch.cat([self.face_uvcoords.expand(batch, -1, -1, -1),
-                                mesh.face_vertices(transformed_normals, faces),
-                                mesh.face_vertices(vertices, faces),
-                                mesh.face_vertices(normals, faces)], -1)
+        attributes = torch.cat(
+            [
+                self.face_uvcoords.expand(batch, -1, -1, -1),
+                mesh.face_vertices(transformed_normals, faces),
+                mesh.face_vertices(vertices, faces),
+                mesh.face_vertices(normals, faces),
+            ],
+            -1,
+        )
         fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
         rendering = interpolate(fragments, attributes)
         alpha = rendering[:, -1:]
@@ -172,21 +188,41 @@ class Renderer(nn.Module):
             images = albedo_images * shading_images
         elif lights is not None:
             flat = normal_images.permute(0, 2, 3, 1).reshape(batch, -1, 3)
-            shading_images = shading.directional_shading(flat, lights).reshape(
-                batch, alpha.shape[2], alpha.shape[3], 3).permute(0, 3, 1, 2)
+            shading_images = (
+                shading.directional_shading(flat, lights)
+                .reshape(batch, alpha.shape[2], alpha.shape[3], 3)
+                .permute(0, 3, 1, 2)
+            )
             images = albedo_images * shading_images
         else:
             images, shading_images = albedo_images, torch.zeros_like(albedo_images)
         images = images * alpha if background is None else images * alpha + background * (1 - alpha)
-        return RenderOutput(images=images, albedo_images=albedo_images, alpha_images=alpha, pos_mask=pos_mask,
-                            shading_images=shading_images, grid=grid, normals=normals,
-                            normal_images=normal_images * alpha, transformed_normals=transformed_normals)
+        return RenderOutput(
+            images=images,
+            albedo_images=albedo_images,
+            alpha_images=alpha,
+            pos_mask=pos_mask,
+            shading_images=shading_images,
+            grid=grid,
+            normals=normals,
+            normal_images=normal_images * alpha,
+            transformed_normals=transformed_normals,
+        )
 
-    def render_shape(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor,
-                     colors: Optional[torch.Tensor] = None, images: Optional[torch.Tensor] = None,
-                     detail_normal_images: Optional[torch.Tensor] = None, lights: Optional[torch.Tensor] = None,
-                     return_grid: bool = False, uv_detail_normals: Optional[torch.Tensor] = None,
-                     h: Optional[int] = None, w: Optional[int] = None, fragments=None):
+    def render_shape(
+        self,
+        vertices: torch.Tensor,
+        transformed_vertices: torch.Tensor,
+        colors: Optional[torch.Tensor] = None,
+        images: Optional[torch.Tensor] = None,
+        detail_normal_images: Optional[torch.Tensor] = None,
+        lights: Optional[torch.Tensor] = None,
+        return_grid: bool = False,
+        uv_detail_normals: Optional[torch.Tensor] = None,
+        h: Optional[int] = None,
+        w: Optional[int] = None,
+        fragments=None,
+    ):
         """Grey shaded render (§6.6); with `return_grid` also (normal_images, grid, masked alpha).
 
         Args:
@@ -205,9 +241,16 @@ class Renderer(nn.Module):
         normals = mesh.vertex_normals(vertices, faces)
         transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
         colors = self.face_colors.expand(batch, -1, -1, -1) if colors is None else colors
-        attributes = torch.cat([colors, mesh.face_vertices(transformed_normals, faces),
-                                mesh.face_vertices(vertices, faces), mesh.face_vertices(normals, faces),
-                                self.face_uvcoords.expand(batch, -1, -1, -1)], -1)
+        attributes = torch.cat(
+            [
+                colors,
+                mesh.face_vertices(transformed_normals, faces),
+                mesh.face_vertices(vertices, faces),
+                mesh.face_vertices(normals, faces),
+                self.face_uvcoords.expand(batch, -1, -1, -1),
+            ],
+            -1,
+        )
         fragments = fragments if fragments is not None else self.rasterize(transformed_vertices, h, w)
         rendering = interpolate(fragments, attributes)
         alpha = rendering[:, -1:]
@@ -225,10 +268,18 @@ class Renderer(nn.Module):
             return shape_images, normal_images, grid, alpha
         return shape_images
 
-    def render_views(self, vertices: torch.Tensor, transformed_vertices: torch.Tensor, albedos: torch.Tensor,
-                     h: int, w: int, background: Optional[torch.Tensor] = None,
-                     uv_detail_normals: Optional[torch.Tensor] = None, shapes: bool = True,
-                     normals: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+    def render_views(
+        self,
+        vertices: torch.Tensor,
+        transformed_vertices: torch.Tensor,
+        albedos: torch.Tensor,
+        h: int,
+        w: int,
+        background: Optional[torch.Tensor] = None,
+        uv_detail_normals: Optional[torch.Tensor] = None,
+        shapes: bool = True,
+        normals: Optional[torch.Tensor] = None,
+    ) -> Dict[str, Any]:
         """What DECA's `decode` renders, from one rasterization and one interpolation: the textured render
         (`forward` without lights) and the grey shape renders (`render_shape`, coarse and with detail normals).
 
@@ -248,24 +299,52 @@ class Renderer(nn.Module):
         transformed_normals = mesh.vertex_normals(transformed_vertices, faces)
         window = render_window(transformed_vertices, h, w)
         if window is None:
-            return self._views(vertices, transformed_vertices, transformed_normals, normals, albedos, h, w,
-                               background, uv_detail_normals, shapes)
+            return self._views(
+                vertices,
+                transformed_vertices,
+                transformed_normals,
+                normals,
+                albedos,
+                h,
+                w,
+                background,
+                uv_detail_normals,
+                shapes,
+            )
         y0, y1, x0, x1 = window
         inner = to_window(transformed_vertices, h, w, window)
         crop = None if background is None else background[:, :, y0:y1, x0:x1]
-        part = self._views(vertices, inner, transformed_normals, normals, albedos, y1 - y0, x1 - x0, crop,
-                           uv_detail_normals, shapes)
+        part = self._views(
+            vertices, inner, transformed_normals, normals, albedos, y1 - y0, x1 - x0, crop, uv_detail_normals, shapes
+        )
         return paste_views(part, window, h, w, background, albedos)
 
-    def _views(self, vertices, transformed_vertices, transformed_normals, normals, albedos, h, w, background,
-               uv_detail_normals, shapes) -> Dict[str, Any]:
+    def _views(
+        self,
+        vertices,
+        transformed_vertices,
+        transformed_normals,
+        normals,
+        albedos,
+        h,
+        w,
+        background,
+        uv_detail_normals,
+        shapes,
+    ) -> Dict[str, Any]:
         from decaenv.runtime.rasterizer import interpolate
 
         faces = self.faces[0]
         batch = vertices.shape[0]
-        attributes = torch.cat([self.face_uvcoords.expand(batch, -1, -1, -1),
-                                mesh.face_vertices(transformed_normals, faces),
-                                mesh.face_vertices(vertices, faces), mesh.face_vertices(normals, faces)], -1)
+        attributes = torch.cat(
+            [
+                self.face_uvcoords.expand(batch, -1, -1, -1),
+                mesh.face_vertices(transformed_normals, faces),
+                mesh.face_vertices(vertices, faces),
+                mesh.face_vertices(normals, faces),
+            ],
+            -1,
+        )
         fragments = self.rasterize(transformed_vertices, h, w)
         rendering = interpolate(fragments, attributes)
         alpha = rendering[:, -1:]
@@ -273,10 +352,17 @@ class Renderer(nn.Module):
         albedo_images = F.grid_sample(albedos, grid, align_corners=False)
         normal_images = rendering[:, 9:12]
         images = albedo_images * alpha if background is None else albedo_images * alpha + background * (1 - alpha)
-        ops = RenderOutput(images=images, albedo_images=albedo_images, alpha_images=alpha,
-                           pos_mask=(rendering[:, 5:6] < POS_MASK_Z).float(), shading_images=torch.zeros_like(images),
-                           grid=grid, normals=normals, normal_images=normal_images * alpha,
-                           transformed_normals=transformed_normals)
+        ops = RenderOutput(
+            images=images,
+            albedo_images=albedo_images,
+            alpha_images=alpha,
+            pos_mask=(rendering[:, 5:6] < POS_MASK_Z).float(),
+            shading_images=torch.zeros_like(images),
+            grid=grid,
+            normals=normals,
+            normal_images=normal_images * alpha,
+            transformed_normals=transformed_normals,
+        )
         out: Dict[str, Any] = {"ops": ops}
         if not shapes:
             return out
@@ -297,8 +383,9 @@ class Renderer(nn.Module):
             out["shape_detail_images"] = shade(detail_normal_images)
         return out
 
-    def render_depth(self, transformed_vertices: torch.Tensor, fragments=None,
-                     h: Optional[int] = None, w: Optional[int] = None) -> torch.Tensor:
+    def render_depth(
+        self, transformed_vertices: torch.Tensor, fragments=None, h: Optional[int] = None, w: Optional[int] = None
+    ) -> torch.Tensor:
         """Depth image (§6.8): 1 at each mesh's nearest point, 0 at its farthest, 0 background.
 
         The normalisation is per batch element (DECA's is over the whole batch; its demo runs one image at
@@ -319,7 +406,7 @@ class Renderer(nn.Module):
         return interpolate(fragments, attributes)[:, :1]
 
     # -- DECA-named helpers ------------------------------------------------------------------------
-    def add_SHlight(self, normal_images: torch.Tensor, sh_coeff: torch.Tensor) -> torch.Tensor:  # noqa: N802
+    def add_SHlight(self, normal_images: torch.Tensor, sh_coeff: torch.Tensor) -> torch.Tensor:
         """`shading.sh_shading` under DECA's method name. (B, 3, H, W), (B, 9, 3) → (B, 3, H, W)."""
         return shading.sh_shading(normal_images, sh_coeff)
 
@@ -368,8 +455,9 @@ def _paste(part: torch.Tensor, window, h: int, w: int, fill: torch.Tensor, chann
     return full
 
 
-def paste_views(part: Dict[str, Any], window, h: int, w: int, background: Optional[torch.Tensor],
-                albedos: torch.Tensor) -> Dict[str, Any]:
+def paste_views(
+    part: Dict[str, Any], window, h: int, w: int, background: Optional[torch.Tensor], albedos: torch.Tensor
+) -> Dict[str, Any]:
     """Full-size outputs from those of a window: outside it, what an uncovered pixel gets (zeros, the
     background, or for `albedo_images` the albedo sampled at the zero grid, as grid_sample gives)."""
     ops = part["ops"]
@@ -388,11 +476,19 @@ def paste_views(part: Dict[str, Any], window, h: int, w: int, background: Option
         full[:, :, y0:y1, x0:x1] = t
         return full
 
-    out: Dict[str, Any] = {"ops": RenderOutput(
-        images=with_background(ops.images), albedo_images=filled(ops.albedo_images, corner),
-        alpha_images=filled(ops.alpha_images), pos_mask=filled(ops.pos_mask),
-        shading_images=filled(ops.shading_images), grid=_paste(ops.grid, window, h, w, zero, channels_last=True),
-        normals=ops.normals, normal_images=filled(ops.normal_images), transformed_normals=ops.transformed_normals)}
+    out: Dict[str, Any] = {
+        "ops": RenderOutput(
+            images=with_background(ops.images),
+            albedo_images=filled(ops.albedo_images, corner),
+            alpha_images=filled(ops.alpha_images),
+            pos_mask=filled(ops.pos_mask),
+            shading_images=filled(ops.shading_images),
+            grid=_paste(ops.grid, window, h, w, zero, channels_last=True),
+            normals=ops.normals,
+            normal_images=filled(ops.normal_images),
+            transformed_normals=ops.transformed_normals,
+        )
+    }
     for key in ("shape_images", "shape_detail_images"):
         if key in part:
             out[key] = with_background(part[key])

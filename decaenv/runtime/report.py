@@ -45,9 +45,11 @@ def _row(out_dir: Path, item, seconds: Optional[float]) -> str:
     thumb = f'<a href="{esc(vis.name)}"><img src="{uri}" alt="{esc(item.name)}"></a>' if uri else ""
     links = " ".join(f'<a href="{esc(Path(f).as_posix())}">{esc(Path(f).name)}</a>' for f in item.files)
     secs = "" if seconds is None else f"{seconds:.2f}"
-    return (f"<tr><td>{thumb}</td><td>{esc(item.name)}<div class=meta>{esc(item.source)}</div></td>"
-            f"<td class={esc(item.status)}>{esc(item.status)}</td><td>{esc(item.message)}</td>"
-            f"<td class=num>{secs}</td><td class=files>{links}</td></tr>")
+    return (
+        f"<tr><td>{thumb}</td><td>{esc(item.name)}<div class=meta>{esc(item.source)}</div></td>"
+        f"<td class={esc(item.status)}>{esc(item.status)}</td><td>{esc(item.message)}</td>"
+        f"<td class=num>{secs}</td><td class=files>{links}</td></tr>"
+    )
 
 
 def report_html(summary, seconds: Dict[str, float], extra_files: List[str] = (), title: str = "decaenv run") -> str:
@@ -55,17 +57,21 @@ def report_html(summary, seconds: Dict[str, float], extra_files: List[str] = (),
     esc = html.escape
     out_dir = Path(summary.out_dir)
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.stages.items() if v >= 0.05)
-    head = (f"<p>{summary.count('ok')} ok, {summary.count('failed')} failed, {summary.count('skipped')} skipped "
-            f"in {summary.seconds:.1f} s — device {esc(summary.device)}, detector {esc(summary.detector)}, "
-            f"rasterizer {esc(summary.rasterizer)}. Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
-            f"<p class=meta>Stages: {esc(stages)}</p>")
+    head = (
+        f"<p>{summary.count('ok')} ok, {summary.count('failed')} failed, {summary.count('skipped')} skipped "
+        f"in {summary.seconds:.1f} s — device {esc(summary.device)}, detector {esc(summary.detector)}, "
+        f"rasterizer {esc(summary.rasterizer)}. Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>"
+        f"<p class=meta>Stages: {esc(stages)}</p>"
+    )
     if extra_files:
         head += "<p>Run outputs: " + " ".join(f'<a href="{esc(f)}">{esc(f)}</a>' for f in extra_files) + "</p>"
     rows = "\n".join(_row(out_dir, item, seconds.get(item.name)) for item in summary.items)
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{head}\n<table><thead><tr><th>vis</th>"
-            f"<th>item</th><th>status</th><th>message</th><th>seconds</th><th>files</th></tr></thead><tbody>\n"
-            f"{rows}\n</tbody></table></body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{head}\n<table><thead><tr><th>vis</th>"
+        f"<th>item</th><th>status</th><th>message</th><th>seconds</th><th>files</th></tr></thead><tbody>\n"
+        f"{rows}\n</tbody></table></body></html>\n"
+    )
 
 
 def write_report(summary, seconds: Dict[str, float], extra_files: List[str] = ()) -> Path:
@@ -73,7 +79,6 @@ def write_report(summary, seconds: Dict[str, float], extra_files: List[str] = ()
     out_dir = Path(summary.out_dir)
     final = out_dir / REPORT_NAME
     tmp = out_dir / f".{REPORT_NAME}.partial"
-    tmp.write_text(report_html(summary, seconds, extra_files, f"decaenv reconstruct: {out_dir.name}"),
-                   encoding="utf-8")
+    tmp.write_text(report_html(summary, seconds, extra_files, f"decaenv reconstruct: {out_dir.name}"), encoding="utf-8")
     os.replace(tmp, final)
     return final

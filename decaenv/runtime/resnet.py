@@ -42,8 +42,9 @@ def _make_layer(in_channels: int, width: int, blocks: int, stride: int) -> nn.Se
     out_channels = width * RESNET_EXPANSION
     downsample = None
     if stride != 1 or in_channels != out_channels:
-        downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
-                                   nn.BatchNorm2d(out_channels))
+        downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+        )
     layers: List[nn.Module] = [Bottleneck(in_channels, width, stride, downsample)]
     layers += [Bottleneck(out_channels, width) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)

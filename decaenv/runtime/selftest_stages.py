@@ -25,8 +25,10 @@ def model(ctx: Dict[str, object], options) -> str:
     deca = DECA(data_dir, device=options.device)
     ctx["deca"] = deca
     params = sum(p.numel() for net in (deca.E_flame, deca.E_detail, deca.D_detail) for p in net.parameters())
-    return (f"checkpoint loaded strictly ({params:,} parameters), FLAME {deca.flame.v_template.shape[0]} vertices; "
-            f"{deca.describe()}; {time.perf_counter() - start:.1f} s")
+    return (
+        f"checkpoint loaded strictly ({params:,} parameters), FLAME {deca.flame.v_template.shape[0]} vertices; "
+        f"{deca.describe()}; {time.perf_counter() - start:.1f} s"
+    )
 
 
 def reconstruct(ctx: Dict[str, object], options) -> str:
@@ -40,8 +42,12 @@ def reconstruct(ctx: Dict[str, object], options) -> str:
 
     photo = Path(ctx["workdir"]) / f"{NAME}.png"
     Image.fromarray(skimage.data.astronaut()).save(photo)
-    runner = Reconstructor(ReconstructOptions(inputs=[photo], out_dir=Path(options.out_dir), save=SAVE_KINDS,
-                                              render_orig=True, batch_size=1), deca=ctx["deca"])
+    runner = Reconstructor(
+        ReconstructOptions(
+            inputs=[photo], out_dir=Path(options.out_dir), save=SAVE_KINDS, render_orig=True, batch_size=1
+        ),
+        deca=ctx["deca"],
+    )
     failures = []
     prepared = runner.prepare(Item(name=NAME, source=photo), lambda outcome: failures.append(outcome.message))
     if prepared is None:
@@ -56,8 +62,10 @@ def reconstruct(ctx: Dict[str, object], options) -> str:
         raise DecaenvError("the reconstructed head covers less than 5 % of the crop")
     ctx.update(runner=runner, prepared=prepared, result=result)
     crop = prepared[2]
-    return (f"{NAME} (512×512): crop from {crop.source}, {opdict['verts'].shape[1]} vertices, 68 landmarks, "
-            f"head covers {float(opdict['alpha_images'].mean()):.0%} of the crop")
+    return (
+        f"{NAME} (512×512): crop from {crop.source}, {opdict['verts'].shape[1]} vertices, 68 landmarks, "
+        f"head covers {float(opdict['alpha_images'].mean()):.0%} of the crop"
+    )
 
 
 def outputs(ctx: Dict[str, object], options) -> str:
@@ -70,4 +78,6 @@ def outputs(ctx: Dict[str, object], options) -> str:
         raise DecaenvError(f"writing the outputs failed: {outcome.message}")
     found = check_item(Path(options.out_dir), name, SAVE_KINDS)
     details = ", ".join(f"{k} {v}" for k, v in found.items())
-    return f"{len(outcome.files)} files in {options.out_dir} ({name}_vis.jpg is the visualisation); read back: {details}"
+    return (
+        f"{len(outcome.files)} files in {options.out_dir} ({name}_vis.jpg is the visualisation); read back: {details}"
+    )

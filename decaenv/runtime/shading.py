@@ -36,8 +36,7 @@ def sh_shading(normal_images: torch.Tensor, sh_coeff: torch.Tensor) -> torch.Ten
         (B, 3, H, W) shading.
     """
     nx, ny, nz = normal_images[:, 0], normal_images[:, 1], normal_images[:, 2]
-    basis = torch.stack([torch.ones_like(nx), nx, ny, nz, nx * ny, nx * nz, ny * nz, nx ** 2 - ny ** 2,
-                         3 * nz ** 2 - 1], 1)
+    basis = torch.stack([torch.ones_like(nx), nx, ny, nz, nx * ny, nx * nz, ny * nz, nx**2 - ny**2, 3 * nz**2 - 1], 1)
     factor = torch.tensor(SH_CONSTANTS, dtype=basis.dtype, device=basis.device)
     basis = basis * factor[None, :, None, None]
     return torch.einsum("bkc,bkhw->bchw", sh_coeff.to(basis.dtype), basis)

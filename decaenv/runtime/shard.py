@@ -57,8 +57,9 @@ def from_environment(environ: Mapping[str, str]) -> Shard:
         if rank_var in environ and count_var in environ:
             rank, count = _int(rank_var, environ[rank_var]), _int(count_var, environ[count_var])
             if rank_var.startswith("SLURM"):
-                rank = (rank - _int("SLURM_ARRAY_TASK_MIN", environ.get("SLURM_ARRAY_TASK_MIN", "0"))) \
-                    // max(1, _int("SLURM_ARRAY_TASK_STEP", environ.get("SLURM_ARRAY_TASK_STEP", "1")))
+                rank = (rank - _int("SLURM_ARRAY_TASK_MIN", environ.get("SLURM_ARRAY_TASK_MIN", "0"))) // max(
+                    1, _int("SLURM_ARRAY_TASK_STEP", environ.get("SLURM_ARRAY_TASK_STEP", "1"))
+                )
             return checked(rank, count, f"{launcher}: {rank_var}/{count_var}")
     return Shard(0, 1, "auto: no launcher variables set, whole job")
 
@@ -66,8 +67,10 @@ def from_environment(environ: Mapping[str, str]) -> Shard:
 def checked(index: int, count: int, origin: str) -> Shard:
     """A Shard after range checks. Raises UsageError."""
     if count < 1 or not 0 <= index < count:
-        raise UsageError(f"shard {index}/{count} from {origin} is out of range",
-                         hint="K/N needs N >= 1 and 0 <= K < N (K is 0-based)")
+        raise UsageError(
+            f"shard {index}/{count} from {origin} is out of range",
+            hint="K/N needs N >= 1 and 0 <= K < N (K is 0-based)",
+        )
     return Shard(index, count, origin)
 
 
@@ -84,5 +87,7 @@ def parse_shard(text: Optional[str], environ: Optional[Mapping[str, str]] = None
         return from_environment(os.environ if environ is None else environ)
     parts = value.split("/")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise UsageError(f"--shard takes K/N or auto, got {text!r}", hint="e.g. --shard 0/4 (shards 0..3) or --shard auto")
+        raise UsageError(
+            f"--shard takes K/N or auto, got {text!r}", hint="e.g. --shard 0/4 (shards 0..3) or --shard auto"
+        )
     return checked(int(parts[0]), int(parts[1]), "--shard")

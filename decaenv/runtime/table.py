@@ -23,8 +23,15 @@ import numpy as np
 
 from decaenv.errors import DataError, UsageError
 
-CODE_COLUMNS: Tuple[Tuple[str, int], ...] = (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6), ("cam", 3),
-                                             ("light", 27), ("detail", 128))
+CODE_COLUMNS: Tuple[Tuple[str, int], ...] = (
+    ("shape", 100),
+    ("tex", 50),
+    ("exp", 50),
+    ("pose", 6),
+    ("cam", 3),
+    ("light", 27),
+    ("detail", 128),
+)
 LANDMARK_COLUMNS: Tuple[Tuple[str, int], ...] = (("landmarks2d", 136), ("landmarks3d", 204))
 TABLE_SCHEMA = "decaenv-table-1"
 #: Rows per Parquet row group when the journal is folded in.
@@ -35,8 +42,8 @@ def require_pyarrow():
     """Import pyarrow (+ parquet, ipc) or raise a one-line UsageError naming the extra."""
     try:
         import pyarrow as pa
-        import pyarrow.ipc  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.ipc
+        import pyarrow.parquet
     except ImportError as exc:
         raise UsageError(f"--save table needs pyarrow ({exc})", hint="pip install 'decaenv[table]'") from exc
     return pa
@@ -54,25 +61,49 @@ def journal_path(path: Path) -> Path:
 def schema(landmarks: bool):
     """The table's Arrow schema."""
     pa = require_pyarrow()
-    fields = [pa.field("name", pa.string()), pa.field("source", pa.string()), pa.field("frame", pa.int64()),
-              pa.field("status", pa.string()), pa.field("error", pa.string()), pa.field("crop_source", pa.string()),
-              pa.field("box", pa.list_(pa.float64(), 4)), pa.field("tform", pa.list_(pa.float64(), 9)),
-              pa.field("original_size", pa.list_(pa.int64(), 2))]
+    fields = [
+        pa.field("name", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("frame", pa.int64()),
+        pa.field("status", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("crop_source", pa.string()),
+        pa.field("box", pa.list_(pa.float64(), 4)),
+        pa.field("tform", pa.list_(pa.float64(), 9)),
+        pa.field("original_size", pa.list_(pa.int64(), 2)),
+    ]
     columns = CODE_COLUMNS + (LANDMARK_COLUMNS if landmarks else ())
     fields += [pa.field(name, pa.list_(pa.float32(), size)) for name, size in columns]
     return pa.schema(fields, metadata={b"schema": TABLE_SCHEMA.encode()})
 
 
-def make_row(name: str, source: str, frame: Optional[int], status: str, error: str = "", *, crop_source: str = "",
-             box=None, tform=None, original_size=None, codes: Optional[Mapping[str, np.ndarray]] = None,
-             landmarks: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, object]:
+def make_row(
+    name: str,
+    source: str,
+    frame: Optional[int],
+    status: str,
+    error: str = "",
+    *,
+    crop_source: str = "",
+    box=None,
+    tform=None,
+    original_size=None,
+    codes: Optional[Mapping[str, np.ndarray]] = None,
+    landmarks: Optional[Mapping[str, np.ndarray]] = None,
+) -> Dict[str, object]:
     """One row (plain Python/numpy values; codes as float32 arrays, None on failed rows)."""
-    row: Dict[str, object] = {"name": name, "source": source, "frame": -1 if frame is None else int(frame),
-                              "status": status, "error": error, "crop_source": crop_source,
-                              "box": None if box is None else [float(v) for v in box],
-                              "tform": None if tform is None else np.asarray(tform, np.float64).reshape(-1),
-                              "original_size": None if original_size is None else [int(v) for v in original_size]}
-    for key, size in CODE_COLUMNS + LANDMARK_COLUMNS:
+    row: Dict[str, object] = {
+        "name": name,
+        "source": source,
+        "frame": -1 if frame is None else int(frame),
+        "status": status,
+        "error": error,
+        "crop_source": crop_source,
+        "box": None if box is None else [float(v) for v in box],
+        "tform": None if tform is None else np.asarray(tform, np.float64).reshape(-1),
+        "original_size": None if original_size is None else [int(v) for v in original_size],
+    }
+    for key, _size in CODE_COLUMNS + LANDMARK_COLUMNS:
         value = (codes or {}).get(key) if key not in dict(LANDMARK_COLUMNS) else (landmarks or {}).get(key)
         row[key] = None if value is None else np.asarray(value, np.float32).reshape(-1)
     return row
@@ -87,9 +118,18 @@ def rows_to_batch(rows: Sequence[Mapping[str, object]], landmarks: bool):
         values = [row.get(field.name) for row in rows]
         if pa.types.is_fixed_size_list(field.type):
             size = field.type.list_size
-            flat = np.concatenate([np.asarray(v, dtype=field.type.value_type.to_pandas_dtype()).reshape(-1)
-                                   if v is not None else np.zeros(size, field.type.value_type.to_pandas_dtype())
-                                   for v in values]) if values else np.zeros(0)
+            flat = (
+                np.concatenate(
+                    [
+                        np.asarray(v, dtype=field.type.value_type.to_pandas_dtype()).reshape(-1)
+                        if v is not None
+                        else np.zeros(size, field.type.value_type.to_pandas_dtype())
+                        for v in values
+                    ]
+                )
+                if values
+                else np.zeros(0)
+            )
             mask = pa.array([v is None for v in values], pa.bool_())
             arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, field.type.value_type), size, mask=mask))
         else:
@@ -202,8 +242,10 @@ class TableWriter:
     def _copy_old_rows(self, pq, writer, redone: Set[str]) -> None:
         old = pq.ParquetFile(str(self.path))
         if old.schema_arrow.names != self.schema.names:
-            raise DataError(f"table {self.path} has other columns than this run writes (landmarks on/off?)",
-                            hint="write to another folder, or remove the table")
+            raise DataError(
+                f"table {self.path} has other columns than this run writes (landmarks on/off?)",
+                hint="write to another folder, or remove the table",
+            )
         for group in range(old.num_row_groups):
             table = old.read_row_group(group)
             if redone:
@@ -262,19 +304,26 @@ def read_codes(path: os.PathLike, status: str = "ok") -> Dict[str, np.ndarray]:
     if status != "all":
         table = table.filter(pc.equal(table.column("status"), status))
     n = table.num_rows
-    out: Dict[str, np.ndarray] = {k: np.asarray(table.column(k).to_pylist(), dtype=object)
-                                  for k in ("name", "source", "status", "error", "crop_source")}
+    out: Dict[str, np.ndarray] = {
+        k: np.asarray(table.column(k).to_pylist(), dtype=object)
+        for k in ("name", "source", "status", "error", "crop_source")
+    }
     out["frame"] = np.asarray(table.column("frame").to_pylist(), np.int64)
     for key, size in CODE_COLUMNS:
         out[key] = _fixed(table.column(key), size, np.float32)
     out["light"] = out["light"].reshape(n, 9, 3)
     pose = out["pose"]
     zeros3 = np.zeros((n, 3), np.float32)
-    out.update(global_pose=pose[:, :3], jaw_pose=pose[:, 3:6], neck_pose=zeros3, eye_pose=np.zeros((n, 6), np.float32),
-               full_pose=np.concatenate([pose[:, :3], zeros3, pose[:, 3:6], np.zeros((n, 6), np.float32)], 1),
-               tform=_fixed(table.column("tform"), 9, np.float64).reshape(n, 3, 3),
-               original_size=_fixed(table.column("original_size"), 2, np.int64),
-               box=_fixed(table.column("box"), 4, np.float64))
+    out.update(
+        global_pose=pose[:, :3],
+        jaw_pose=pose[:, 3:6],
+        neck_pose=zeros3,
+        eye_pose=np.zeros((n, 6), np.float32),
+        full_pose=np.concatenate([pose[:, :3], zeros3, pose[:, 3:6], np.zeros((n, 6), np.float32)], 1),
+        tform=_fixed(table.column("tform"), 9, np.float64).reshape(n, 3, 3),
+        original_size=_fixed(table.column("original_size"), 2, np.int64),
+        box=_fixed(table.column("box"), 4, np.float64),
+    )
     for key, size in LANDMARK_COLUMNS:
         if key in table.column_names:
             out[key] = _fixed(table.column(key), size, np.float32).reshape(n, 68, size // 68)

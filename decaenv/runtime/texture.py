@@ -30,8 +30,11 @@ def _read_member(zf: zipfile.ZipFile, key: str, n_cols: int, path: Path) -> np.n
 
     name = key + ".npy"
     if name not in zf.namelist():
-        raise DataError(f"texture space {path} lacks '{key}' (has {', '.join(n[:-4] for n in zf.namelist())})",
-                        hint="use the official FLAME_albedo_from_BFM.npz / FLAME_texture.npz", path=path)
+        raise DataError(
+            f"texture space {path} lacks '{key}' (has {', '.join(n[:-4] for n in zf.namelist())})",
+            hint="use the official FLAME_albedo_from_BFM.npz / FLAME_texture.npz",
+            path=path,
+        )
     with zf.open(name) as fh:
         version = npformat.read_magic(fh)
         reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
@@ -51,7 +54,7 @@ def _read_member(zf: zipfile.ZipFile, key: str, n_cols: int, path: Path) -> np.n
             raw = fh.read(count * cols * dtype.itemsize)
             if len(raw) != count * cols * dtype.itemsize:
                 raise DataError(f"texture space {path}: '{key}' is truncated", hint="download it again", path=path)
-            out[start:start + count] = np.frombuffer(raw, dtype=dtype).reshape(count, cols)[:, :keep]
+            out[start : start + count] = np.frombuffer(raw, dtype=dtype).reshape(count, cols)[:, :keep]
         return out
 
 
@@ -65,20 +68,29 @@ def load_texture_space(path: os.PathLike, tex_type: str, n_tex: int) -> Tuple[np
     if tex_type not in TEX_KEYS:
         raise DataError(f"unknown texture type {tex_type!r}", hint="use BFM or FLAME")
     if not path.is_file():
-        source = "BFM_to_FLAME (needs a BFM licence)" if tex_type == "BFM" else "the FLAME website (FLAME texture space)"
-        raise DataError(f"texture space {path} does not exist (tex_type {tex_type})",
-                        hint=f"get it from {source}, or run without --use-tex", path=path)
+        source = (
+            "BFM_to_FLAME (needs a BFM licence)" if tex_type == "BFM" else "the FLAME website (FLAME texture space)"
+        )
+        raise DataError(
+            f"texture space {path} does not exist (tex_type {tex_type})",
+            hint=f"get it from {source}, or run without --use-tex",
+            path=path,
+        )
     mean_key, basis_key, scale = TEX_KEYS[tex_type]
     try:
         with zipfile.ZipFile(path) as zf:
             mean = _read_member(zf, mean_key, 1 << 30, path).reshape(1, -1)
             basis = _read_member(zf, basis_key, n_tex, path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DataError(f"texture space {path} is not a readable npz ({exc})", hint="download it again",
-                        path=path) from exc
+        raise DataError(
+            f"texture space {path} is not a readable npz ({exc})", hint="download it again", path=path
+        ) from exc
     if basis.shape[0] != mean.shape[1] or basis.shape[1] < n_tex:
-        raise DataError(f"texture space {path}: basis {basis.shape} does not fit mean {mean.shape} and "
-                        f"{n_tex} components", hint="use the official file", path=path)
+        raise DataError(
+            f"texture space {path}: basis {basis.shape} does not fit mean {mean.shape} and {n_tex} components",
+            hint="use the official file",
+            path=path,
+        )
     side = int(round((mean.shape[1] / 3) ** 0.5))
     if 3 * side * side != mean.shape[1]:
         raise DataError(f"texture space {path}: {mean.shape[1]} values are not a square RGB texture", path=path)
@@ -102,8 +114,9 @@ class FLAMETex(nn.Module):
         self.size = int(round((mean.shape[1] / 3) ** 0.5))
         self.uv_size = uv_size
         self.register_buffer("texture_mean", torch.from_numpy(mean), persistent=False)
-        self.register_buffer("texture_basis", torch.from_numpy(np.ascontiguousarray(basis[:, :n_tex])),
-                             persistent=False)
+        self.register_buffer(
+            "texture_basis", torch.from_numpy(np.ascontiguousarray(basis[:, :n_tex])), persistent=False
+        )
 
     def forward(self, texcode: torch.Tensor) -> torch.Tensor:
         """texcode: (B, n_tex) → (B, 3, uv, uv): reshape to S×S×3, nearest-resize, BGR → RGB."""

@@ -22,8 +22,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from decaenv.paths import DataDir
 from decaenv.errors import DecaenvError, InputError, UsageError
+from decaenv.paths import DataDir
 from decaenv.runtime.pipeline import ItemOutcome, RunSummary
 
 log = logging.getLogger("decaenv")
@@ -90,7 +90,7 @@ def compose_codes(source: Dict, target: Dict, pose: bool = False) -> Dict:
 
 
 def _one(d: Dict, index: int) -> Dict:
-    return {k: v[index:index + 1] for k, v in d.items()}
+    return {k: v[index : index + 1] for k, v in d.items()}
 
 
 class Transfer:
@@ -145,17 +145,21 @@ class Transfer:
         from decaenv.runtime.inputs import batched, classify, expand_inputs
 
         start = time.perf_counter()
-        self.summary = TransferSummary(device=str(self.deca.device), rasterizer=self.deca.rasterizer.name,
-                                       detector=self.detector.name if self.detector else "none (--iscrop false)",
-                                       out_dir=str(self.out_dir))
+        self.summary = TransferSummary(
+            device=str(self.deca.device),
+            rasterizer=self.deca.rasterizer.name,
+            detector=self.detector.name if self.detector else "none (--iscrop false)",
+            out_dir=str(self.out_dir),
+        )
         self.on_item = on_item
         source = self.load_source()
         self.summary.source = str(source.item.source)
         targets = [Path(t).expanduser() for t in self.options.targets]
         self.single = len(targets) == 1 and classify(targets[0]) in ("image", "unknown")
         if self.kinds and set(self.kinds) - {"vis"}:
-            self.summary.source_files = self._save_side(source.name, "reconstruction", self.source_codes,
-                                                        self.source_opdict, self.source_visdict, 0, source)
+            self.summary.source_files = self._save_side(
+                source.name, "reconstruction", self.source_codes, self.source_opdict, self.source_visdict, 0, source
+            )
         try:
             for batch in batched(expand_inputs(targets, self.options.sample_step), self.options.batch_size):
                 self._run_batch(batch)
@@ -223,7 +227,7 @@ class Transfer:
         from decaenv.runtime.vis import visualize_grid
 
         panels = dict(self.source_panels)
-        shape = visdict["shape_detail_images"][index:index + 1] if visdict is not None else None
+        shape = visdict["shape_detail_images"][index : index + 1] if visdict is not None else None
         panels["transferred_shape"] = shape if shape is not None else torch.zeros_like(panels["inputs"])
         return visualize_grid(panels)
 
@@ -238,8 +242,10 @@ class Transfer:
                         self._video_frame(face.item, self.strip(visdict, index))
                     else:
                         files = {f"{face.name}_animation.jpg": (False, image_writer(self.strip(visdict, index)))}
-                        written += [str(p.relative_to(self.out_dir))
-                                    for p in write_item(OutputSet(self.out_dir, face.name), files)]
+                        written += [
+                            str(p.relative_to(self.out_dir))
+                            for p in write_item(OutputSet(self.out_dir, face.name), files)
+                        ]
                 if set(self.kinds) - {"vis"}:
                     written += self._save_side(face.name, "animation", codes, opdict, visdict, index, face)
         except DecaenvError as exc:
@@ -253,13 +259,21 @@ class Transfer:
 
         depth = None
         if "depth" in self.kinds:
-            depth = self.deca.render.render_depth(opdict["trans_verts"][index:index + 1])
+            depth = self.deca.render.render_depth(opdict["trans_verts"][index : index + 1])
         crop = face.crop
-        ctx = ItemContext(name=name, source=str(face.item.source), frame=face.item.frame, tform=crop.tform,
-                          original_size=crop.original_size, crop_source=crop.source, box=crop.box)
+        ctx = ItemContext(
+            name=name,
+            source=str(face.item.source),
+            frame=face.item.frame,
+            tform=crop.tform,
+            original_size=crop.original_size,
+            crop_source=crop.source,
+            box=crop.box,
+        )
         kinds = [k for k in self.kinds if k != "vis"]
-        files = item_files(self.deca, kinds, _one(codes, index), _one(opdict, index), _one(visdict, index), None,
-                           depth, 0, ctx)
+        files = item_files(
+            self.deca, kinds, _one(codes, index), _one(opdict, index), _one(visdict, index), None, depth, 0, ctx
+        )
         written = write_item(OutputSet(self.out_dir / name, side), files)
         return [str(p.relative_to(self.out_dir)) for p in written]
 

@@ -92,8 +92,10 @@ class Mp4Writer:
             self.codec = codec
             break
         else:  # pragma: no cover - every ffmpeg build has mpeg4
-            raise DecaenvError("the installed PyAV/ffmpeg has no MP4 video encoder", hint="reinstall PyAV (pip "
-                               "install --force-reinstall av)")
+            raise DecaenvError(
+                "the installed PyAV/ffmpeg has no MP4 video encoder",
+                hint="reinstall PyAV (pip install --force-reinstall av)",
+            )
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if self.codec != "mpeg4":
             stream.options = {"crf": str(self.crf)}
@@ -110,8 +112,10 @@ class Mp4Writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open(*frame.shape[:2])
         if frame.shape[:2] != (self._stream.height, self._stream.width):
-            raise DecaenvError(f"frame {self.frames} of {self.path.name} is {frame.shape[1]}×{frame.shape[0]}, "
-                               f"the video is {self._stream.width}×{self._stream.height}")
+            raise DecaenvError(
+                f"frame {self.frames} of {self.path.name} is {frame.shape[1]}×{frame.shape[0]}, "
+                f"the video is {self._stream.width}×{self._stream.height}"
+            )
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
             self._container.mux(packet)
         self.frames += 1
@@ -167,8 +171,9 @@ def scaled(rgb: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
 
 
-def write_gif(path: os.PathLike, frames: Sequence[np.ndarray], fps: float, scale: float = 1.0,
-              loop: bool = True) -> Path:
+def write_gif(
+    path: os.PathLike, frames: Sequence[np.ndarray], fps: float, scale: float = 1.0, loop: bool = True
+) -> Path:
     """An animated GIF (Pillow, one adaptive palette per frame), atomically. Returns the path."""
     from PIL import Image
 
@@ -179,8 +184,16 @@ def write_gif(path: os.PathLike, frames: Sequence[np.ndarray], fps: float, scale
     tmp = _partial(final)
     duration = max(20, round(1000.0 / fps))  # GIF delays are in 1/100 s; browsers clamp below 20 ms
     try:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration,
-                       loop=0 if loop else 1, disposal=1, optimize=False)
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=duration,
+            loop=0 if loop else 1,
+            disposal=1,
+            optimize=False,
+        )
         os.replace(tmp, final)
     except BaseException:
         try:

@@ -24,14 +24,21 @@ def overlay_panels(deca, geometry: Dict, detail: Dict, index: int, crop, image: 
 
     from decaenv.runtime.camera import crop_to_original_tform
 
-    one = {k: v[index:index + 1] for k, v in geometry.items()}
+    one = {k: v[index : index + 1] for k, v in geometry.items()}
     h, w = image.shape[:2]
     tform = crop_to_original_tform(torch.tensor(crop.tform, dtype=torch.float32)[None]).to(deca.device)
     with torch.no_grad():
         moved = deca.to_original(one, tform, h, w)
-        views = deca.render.render_views(moved["verts"], moved["trans_verts"], moved["albedo"], h, w, None,
-                                         uv_detail_normals=detail["uv_detail_normals"][index:index + 1],
-                                         normals=detail["normals"][index:index + 1])
+        views = deca.render.render_views(
+            moved["verts"],
+            moved["trans_verts"],
+            moved["albedo"],
+            h,
+            w,
+            None,
+            uv_detail_normals=detail["uv_detail_normals"][index : index + 1],
+            normals=detail["normals"][index : index + 1],
+        )
     shape = views["shape_detail_images"][0].permute(1, 2, 0).float().cpu().numpy()
     alpha = views["shape_alpha"][0].permute(1, 2, 0).float().cpu().numpy()
     photo = image.astype(np.float32) / 255.0
@@ -116,4 +123,3 @@ def video_sources(inputs) -> List[Path]:
     from decaenv.runtime.inputs import classify
 
     return [Path(p).expanduser() for p in inputs if classify(Path(p).expanduser()) == "video"]
-

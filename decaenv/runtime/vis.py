@@ -87,7 +87,9 @@ def make_grid(batch: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Ten
     grid = batch.new_zeros((channels, rows * cell_h + padding, cols * cell_w + padding))
     for k in range(count):
         r, c = divmod(k, cols)
-        grid[:, r * cell_h + padding:r * cell_h + padding + height, c * cell_w + padding:c * cell_w + padding + width] = batch[k]
+        grid[
+            :, r * cell_h + padding : r * cell_h + padding + height, c * cell_w + padding : c * cell_w + padding + width
+        ] = batch[k]
     return grid
 
 
@@ -108,4 +110,4 @@ def visualize_grid(visdict: Mapping[str, torch.Tensor], size: int = 224, dim: in
 
 def item_visdict(visdict: Dict[str, torch.Tensor], index: int) -> Dict[str, torch.Tensor]:
     """The panels of one batch element (each (1, 3, H, W))."""
-    return {k: v[index:index + 1] for k, v in visdict.items()}
+    return {k: v[index : index + 1] for k, v in visdict.items()}

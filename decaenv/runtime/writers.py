@@ -19,9 +19,23 @@ import numpy as np
 from decaenv.errors import DecaenvError
 
 #: DECA's `.mat` keys ([N], non-render_orig decode), in its order; `albedo` only with a texture model.
-MAT_KEYS = ("verts", "trans_verts", "landmarks2d", "landmarks3d", "landmarks3d_world", "grid", "rendered_images",
-            "alpha_images", "normal_images", "albedo", "uv_texture", "normals", "uv_detail_normals",
-            "displacement_map", "uv_texture_gt")
+MAT_KEYS = (
+    "verts",
+    "trans_verts",
+    "landmarks2d",
+    "landmarks3d",
+    "landmarks3d_world",
+    "grid",
+    "rendered_images",
+    "alpha_images",
+    "normal_images",
+    "albedo",
+    "uv_texture",
+    "normals",
+    "uv_detail_normals",
+    "displacement_map",
+    "uv_texture_gt",
+)
 #: Panels written by DECA's `--saveImages`, in its order.
 IMAGE_KEYS = ("inputs", "rendered_images", "albedo_images", "shape_images", "shape_detail_images", "landmarks2d")
 JPEG_QUALITY = 95
@@ -81,6 +95,7 @@ class OutputSet:
 # -- encoders of single files ---------------------------------------------------------------------------
 def image_writer(rgb: np.ndarray) -> Callable[[Path], None]:
     """PNG or JPEG (quality 95) by the final name's extension; `rgb` (H, W, 3) uint8."""
+
     def write(tmp: Path) -> None:
         from PIL import Image
 
@@ -109,17 +124,28 @@ def _interleave(columns: List[list], per_row: int) -> tuple:
     return tuple(flat)
 
 
-def coarse_obj_text(name: str, vertices: np.ndarray, faces: np.ndarray, uvcoords: np.ndarray,
-                    uvfaces: np.ndarray) -> str:
+def coarse_obj_text(
+    name: str, vertices: np.ndarray, faces: np.ndarray, uvcoords: np.ndarray, uvfaces: np.ndarray
+) -> str:
     """DECA's textured OBJ: `mtllib <name>.mtl`, blank line, `v`, `vt`, `usemtl FaceTexture`, `f v/vt` (1-based)."""
     v = _floats(np.asarray(vertices, dtype=np.float32))
     vt = _floats(np.asarray(uvcoords, dtype=np.float32))
     f1, t1 = np.asarray(faces, dtype=np.int64) + 1, np.asarray(uvfaces, dtype=np.int64) + 1
-    corners = [f1[:, 0].tolist(), t1[:, 0].tolist(), f1[:, 1].tolist(), t1[:, 1].tolist(), f1[:, 2].tolist(),
-               t1[:, 2].tolist()]
-    return (f"mtllib {name}.mtl\n\n" + ("v %r %r %r\n" * (len(v) // 3)) % tuple(v)
-            + ("vt %r %r\n" * (len(vt) // 2)) % tuple(vt) + "usemtl FaceTexture\n"
-            + ("f %d/%d %d/%d %d/%d\n" * len(f1)) % _interleave(corners, 6))
+    corners = [
+        f1[:, 0].tolist(),
+        t1[:, 0].tolist(),
+        f1[:, 1].tolist(),
+        t1[:, 1].tolist(),
+        f1[:, 2].tolist(),
+        t1[:, 2].tolist(),
+    ]
+    return (
+        f"mtllib {name}.mtl\n\n"
+        + ("v %r %r %r\n" * (len(v) // 3)) % tuple(v)
+        + ("vt %r %r\n" * (len(vt) // 2)) % tuple(vt)
+        + "usemtl FaceTexture\n"
+        + ("f %d/%d %d/%d %d/%d\n" * len(f1)) % _interleave(corners, 6)
+    )
 
 
 def mtl_text(name: str) -> str:
@@ -138,8 +164,9 @@ def detail_obj_text(vertices: np.ndarray, colours: np.ndarray, faces: np.ndarray
     rgb = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
     columns = [coords[:, k].tolist() for k in range(3)] + [rgb[:, k].tolist() for k in range(3)]
     f1 = np.asarray(faces, dtype=np.int64) + 1
-    return (("v %r %r %r %d %d %d\n" * len(coords)) % _interleave(columns, 6)
-            + ("f %d %d %d\n" * len(f1)) % tuple(f1.ravel().tolist()))
+    return ("v %r %r %r %d %d %d\n" * len(coords)) % _interleave(columns, 6) + ("f %d %d %d\n" * len(f1)) % tuple(
+        f1.ravel().tolist()
+    )
 
 
 def kpt_text(values: np.ndarray) -> str:
@@ -172,13 +199,22 @@ def json_writer(data: Mapping) -> Callable[[Path], None]:
 
 
 # -- DECA's obj pair --------------------------------------------------------------------------------------
-def obj_files(name: str, vertices: np.ndarray, faces: np.ndarray, uvcoords: np.ndarray, uvfaces: np.ndarray,
-              texture: np.ndarray, normal_map: np.ndarray) -> Dict[str, Callable[[Path], None]]:
+def obj_files(
+    name: str,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uvcoords: np.ndarray,
+    uvfaces: np.ndarray,
+    texture: np.ndarray,
+    normal_map: np.ndarray,
+) -> Dict[str, Callable[[Path], None]]:
     """The four files of DECA's coarse mesh: `<name>.obj`, `.mtl`, `.png` (texture), `_normals.png`."""
-    return {f"{name}.obj": text_writer(coarse_obj_text(name, vertices, faces, uvcoords, uvfaces)),
-            f"{name}.mtl": text_writer(mtl_text(name)),
-            f"{name}.png": image_writer(texture),
-            f"{name}_normals.png": image_writer(normal_map)}
+    return {
+        f"{name}.obj": text_writer(coarse_obj_text(name, vertices, faces, uvcoords, uvfaces)),
+        f"{name}.mtl": text_writer(mtl_text(name)),
+        f"{name}.png": image_writer(texture),
+        f"{name}_normals.png": image_writer(normal_map),
+    }
 
 
 def write_item(outputs: OutputSet, files: Mapping[str, Tuple[bool, Callable[[Path], None]]]) -> List[Path]:
@@ -193,8 +229,10 @@ def write_item(outputs: OutputSet, files: Mapping[str, Tuple[bool, Callable[[Pat
         return outputs.commit()
     except OSError as exc:
         outputs.discard()
-        raise DecaenvError(f"cannot write the outputs of {outputs.name} in {outputs.root}: {exc.strerror or exc}",
-                           hint="check free space and permissions of the output folder") from exc
+        raise DecaenvError(
+            f"cannot write the outputs of {outputs.name} in {outputs.root}: {exc.strerror or exc}",
+            hint="check free space and permissions of the output folder",
+        ) from exc
     except BaseException:
         outputs.discard()
         raise

@@ -87,8 +87,9 @@ def _mask_rgba(mask: np.ndarray) -> np.ndarray:
     return np.stack([value, value, value, np.full_like(value, 255)], -1)
 
 
-def make_assets(out_dir: os.PathLike, *, seed: int = 0, public_dir: Optional[os.PathLike] = None,
-                with_optimizer: bool = True) -> AssetReport:
+def make_assets(
+    out_dir: os.PathLike, *, seed: int = 0, public_dir: Optional[os.PathLike] = None, with_optimizer: bool = True
+) -> AssetReport:
     """Write a DECA data dir with synthetic weights in the official formats.
 
     Args:
@@ -101,7 +102,7 @@ def make_assets(out_dir: os.PathLike, *, seed: int = 0, public_dir: Optional[os.
     Raises:
         DataError: `public_dir` lacks one of the public files.
     """
-    from decaenv.synthetic import checkpoint, flame, landmarks, topology, uvmaps
+    from decaenv.synthetic import checkpoint, flame, topology
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -112,18 +113,19 @@ def make_assets(out_dir: os.PathLike, *, seed: int = 0, public_dir: Optional[os.
         public = Path(public_dir)
         missing = [name for name in PUBLIC_FILES if not (public / name).is_file()]
         if missing:
-            raise DataError(f"{public} lacks DECA's public files: {', '.join(missing)}",
-                            hint="point it at a folder holding DECA's data/ files")
+            raise DataError(
+                f"{public} lacks DECA's public files: {', '.join(missing)}",
+                hint="point it at a folder holding DECA's data/ files",
+            )
         topo = topology.from_obj(public / "head_template.obj")
         for name in PUBLIC_FILES:
-            writes[name] = (lambda src: (lambda p: shutil.copyfile(src, p)))(public / name)
+            writes[name] = (lambda src: lambda p: shutil.copyfile(src, p))(public / name)
     else:
         topo = topology.procedural_head()
     arrays = flame.flame_arrays(topo, rng)
     writes["generic_model.pkl"] = _write_bytes(flame.flame_pickle_bytes(arrays))
     face, bary = rasterize_uv(topo.vt, topo.ft, UV_SIZE)
-    writes["texture_data_256.npy"] = _write_bytes(
-        _object_npy_bytes(build_dense_template(face, bary, topo.f)))
+    writes["texture_data_256.npy"] = _write_bytes(_object_npy_bytes(build_dense_template(face, bary, topo.f)))
     if public_dir is None:
         _procedural_public_files(writes, topo, face, bary, arrays, rng)
     writes["deca_model.tar"] = lambda p: checkpoint.write_checkpoint(p, seed, with_optimizer)
@@ -139,8 +141,14 @@ def _procedural_public_files(writes, topo, face, bary, arrays, rng) -> None:
     from decaenv.meshio import format_obj
     from decaenv.synthetic import flame, landmarks, uvmaps
 
-    obj = format_obj(topo.v + np.array([0.0, 1.47, 0.0]), topo.f, topo.vt, topo.ft, mtllib="template.mtl",
-                     header="decaenv synthetic head (procedural, FLAME-sized topology)")
+    obj = format_obj(
+        topo.v + np.array([0.0, 1.47, 0.0]),
+        topo.f,
+        topo.vt,
+        topo.ft,
+        mtllib="template.mtl",
+        header="decaenv synthetic head (procedural, FLAME-sized topology)",
+    )
     writes["head_template.obj"] = _write_bytes(obj.encode("ascii"))
     writes["landmark_embedding.npy"] = _write_bytes(_object_npy_bytes(landmarks.landmark_embedding(topo)))
     labels = flame.connected_components(len(topo.v), topo.f)

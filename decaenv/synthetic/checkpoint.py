@@ -20,9 +20,9 @@ from decaenv.deca_layout import CODE_SPLIT, checkpoint_layout
 
 #: Bias of E_flame's last layer: the codes an "average" image decodes to.
 FLAME_CODE_PRIOR = {
-    "cam": (8.0, 0.0, 0.01),   # orthographic scale and translation: face fills ~70 % of the crop
+    "cam": (8.0, 0.0, 0.01),  # orthographic scale and translation: face fills ~70 % of the crop
     "pose": (0.0, 0.0, 0.0, 0.06, 0.0, 0.0),  # upright head, mouth slightly open
-    "light": (2.6, 2.5, 2.4) + (0.0,) * 24,   # mostly ambient SH lighting
+    "light": (2.6, 2.5, 2.4) + (0.0,) * 24,  # mostly ambient SH lighting
 }
 #: Gain of E_flame's last-layer weights per code group (the image-dependent part of each code).
 CODE_GAIN = {"shape": 0.8, "tex": 0.8, "exp": 0.6, "pose": 0.05, "cam": 0.01, "light": 0.4}
@@ -34,7 +34,7 @@ def _code_prior() -> np.ndarray:
     start = 0
     for name, size in CODE_SPLIT:
         if name in FLAME_CODE_PRIOR:
-            bias[start:start + size] = FLAME_CODE_PRIOR[name]
+            bias[start : start + size] = FLAME_CODE_PRIOR[name]
         start += size
     return bias
 
@@ -43,13 +43,14 @@ def _code_gain() -> np.ndarray:
     gain = np.zeros(236, np.float32)
     start = 0
     for name, size in CODE_SPLIT:
-        gain[start:start + size] = CODE_GAIN[name]
+        gain[start : start + size] = CODE_GAIN[name]
         start += size
     return gain
 
 
-def _encoder(layout: Dict[str, tuple], rng: np.random.Generator, head_bias: np.ndarray,
-             head_gain: np.ndarray) -> Dict[str, np.ndarray]:
+def _encoder(
+    layout: Dict[str, tuple], rng: np.random.Generator, head_bias: np.ndarray, head_gain: np.ndarray
+) -> Dict[str, np.ndarray]:
     out = OrderedDict()
     for key, shape in layout.items():
         if key.endswith("num_batches_tracked"):
@@ -113,10 +114,15 @@ def _optimizer_state(detail_params, rng: np.random.Generator) -> dict:
         exp_avg *= np.float32(1e-4)
         exp_avg_sq = rng.random(shape, dtype=np.float32)
         exp_avg_sq *= np.float32(1e-8)
-        state[i] = {"step": 100000, "exp_avg": torch.from_numpy(exp_avg),
-                    "exp_avg_sq": torch.from_numpy(exp_avg_sq)}
-    group = {"lr": 5e-5, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0001, "amsgrad": False,
-             "params": list(range(len(detail_params)))}
+        state[i] = {"step": 100000, "exp_avg": torch.from_numpy(exp_avg), "exp_avg_sq": torch.from_numpy(exp_avg_sq)}
+    group = {
+        "lr": 5e-5,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.0001,
+        "amsgrad": False,
+        "params": list(range(len(detail_params))),
+    }
     return {"state": state, "param_groups": [group]}
 
 
@@ -132,11 +138,17 @@ def checkpoint_dict(seed: int, with_optimizer: bool = True) -> dict:
         "E_detail": _encoder(layout["E_detail"], rng, detail_bias, np.full(128, DETAIL_GAIN, np.float32)),
         "D_detail": _decoder(layout["D_detail"], rng),
     }
-    ckpt: Dict[str, Any] = {name: OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in sd.items())
-            for name, sd in nets.items()}
+    ckpt: Dict[str, Any] = {
+        name: OrderedDict((k, torch.from_numpy(np.array(v, order="C"))) for k, v in sd.items())
+        for name, sd in nets.items()
+    }
     if with_optimizer:
-        params = [shape for net in ("E_detail", "D_detail") for key, shape in layout[net].items()
-                  if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        params = [
+            shape
+            for net in ("E_detail", "D_detail")
+            for key, shape in layout[net].items()
+            if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        ]
         ckpt["opt"] = _optimizer_state(params, rng)
     return ckpt
 

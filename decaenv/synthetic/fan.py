@@ -40,8 +40,10 @@ def write_fan_weights(folder: os.PathLike, *, faces: bool = False, seed: int = 0
     except ImportError as exc:
         raise DataError(f"face_alignment is not installed ({exc})", hint="pip install 'decaenv[fan]'") from None
     if hasattr(api, "default_model_urls"):
-        raise DataError("random FAN weights need face_alignment >= 1.5 (older releases load TorchScript files)",
-                        hint="pip install -U face-alignment")
+        raise DataError(
+            "random FAN weights need face_alignment >= 1.5 (older releases load TorchScript files)",
+            hint="pip install -U face-alignment",
+        )
     from decaenv.fan_weights import required_weight_urls
 
     urls = required_weight_urls()

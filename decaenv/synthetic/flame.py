@@ -44,8 +44,9 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _rbf_fields(v: np.ndarray, centres: np.ndarray, sigma: float, rng: np.random.Generator,
-                amplitude: np.ndarray) -> np.ndarray:
+def _rbf_fields(
+    v: np.ndarray, centres: np.ndarray, sigma: float, rng: np.random.Generator, amplitude: np.ndarray
+) -> np.ndarray:
     """K smooth displacement fields (V, 3, K): each a sum of Gaussian bumps with random directions.
 
     Args:
@@ -53,7 +54,7 @@ def _rbf_fields(v: np.ndarray, centres: np.ndarray, sigma: float, rng: np.random
     """
     k, m, _ = centres.shape
     directions = rng.standard_normal((k, m, 3))
-    weights = np.exp(-np.sum((v[None, None] - centres[:, :, None]) ** 2, -1) / (2 * sigma ** 2))  # K,M,V
+    weights = np.exp(-np.sum((v[None, None] - centres[:, :, None]) ** 2, -1) / (2 * sigma**2))  # K,M,V
     fields = np.einsum("kmv,kmc->vck", weights, directions)
     return fields * amplitude[None, None] / max(np.abs(fields).max(), 1e-12)
 
@@ -125,13 +126,23 @@ def flame_arrays(topo: Topology, rng: np.random.Generator) -> Dict[str, object]:
     shape_amp = 0.006 / (1.0 + np.arange(N_SHAPE) / 15.0)
     expr_centres = v[rng.choice(lower if len(lower) else front, size=(N_EXPR, 3))]
     expr_amp = 0.004 / (1.0 + np.arange(N_EXPR) / 20.0)
-    shapedirs = np.concatenate([_rbf_fields(v, shape_centres, 0.05, rng, shape_amp),
-                                _rbf_fields(v, expr_centres, 0.025, rng, expr_amp)], axis=2)
+    shapedirs = np.concatenate(
+        [_rbf_fields(v, shape_centres, 0.05, rng, shape_amp), _rbf_fields(v, expr_centres, 0.025, rng, expr_amp)],
+        axis=2,
+    )
     pose_centres = v[rng.choice(head_idx, size=(N_POSE_FEATURES, 2))]
     posedirs = _rbf_fields(v, pose_centres, 0.04, rng, np.full(N_POSE_FEATURES, 1e-3))
     kintree = np.array([[ROOT_SENTINEL, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
-    return {"v_template": v, "shapedirs": shapedirs, "posedirs": posedirs, "J_regressor": regressor,
-            "weights": weights, "kintree_table": kintree, "J": joints, "f": topo.f.astype(np.uint32)}
+    return {
+        "v_template": v,
+        "shapedirs": shapedirs,
+        "posedirs": posedirs,
+        "J_regressor": regressor,
+        "weights": weights,
+        "kintree_table": kintree,
+        "J": joints,
+        "f": topo.f.astype(np.uint32),
+    }
 
 
 def flame_pickle_bytes(arrays: Dict[str, Any]) -> bytes:

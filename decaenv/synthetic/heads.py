@@ -7,8 +7,9 @@ import torch
 from decaenv.synthetic.topology import procedural_head
 
 
-def deca_head_face_vertices(batch: int = 1, scale: float = 8.0, seed: int = 0, jitter: float = 0.0,
-                            device="cpu") -> torch.Tensor:
+def deca_head_face_vertices(
+    batch: int = 1, scale: float = 8.0, seed: int = 0, jitter: float = 0.0, device="cpu"
+) -> torch.Tensor:
     """The FLAME-topology procedural head (5,023 vertices, 9,976 faces) seen by DECA's camera.
 
     DECA's orthographic projection (spec §5): trans = [s(x + tx), -s(y + ty), -s z], then z += 10

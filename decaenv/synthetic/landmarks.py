@@ -40,8 +40,7 @@ def face_template() -> np.ndarray:
     eye_l = _ellipse(0.4, -0.3, 0.17, 0.06, [180, 225, 315, 0, 45, 135])
     mouth_out = _ellipse(0.0, 0.45, 0.38, 0.14, [180, 210, 240, 270, 300, 330, 0, 30, 60, 90, 120, 150])
     mouth_in = _ellipse(0.0, 0.45, 0.26, 0.05, [180, 225, 270, 315, 0, 45, 90, 135])
-    return np.concatenate([contour_template(), brow_r, brow_l, bridge, nostrils, eye_r, eye_l,
-                           mouth_out, mouth_in])
+    return np.concatenate([contour_template(), brow_r, brow_l, bridge, nostrils, eye_r, eye_l, mouth_out, mouth_in])
 
 
 def _yaw_of_row(row: int) -> float:

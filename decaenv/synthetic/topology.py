@@ -61,28 +61,29 @@ def _gauss(phi, theta, phi0, theta0, s_phi, s_theta):
 def _head_radius_factor(phi: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Radial scale of the ellipsoid: narrows into a neck and carries nose, brows, sockets, lips, chin."""
     neck = np.clip((theta - 0.62 * np.pi) / (THETA_NECK - 0.62 * np.pi), 0, 1)
-    base = 1.0 - 0.42 * neck ** 1.5
+    base = 1.0 - 0.42 * neck**1.5
     front = np.clip(np.cos(phi), 0, 1) ** 2
     (nose_p, nose_t) = face_to_param(0.0, -0.02)
-    bumps = 0.20 * _gauss(phi, theta, nose_p, nose_t, 0.10, 0.045)          # nose tip
-    bumps += 0.10 * _gauss(phi, theta, nose_p, nose_t - 0.10, 0.06, 0.09)   # bridge
+    bumps = 0.20 * _gauss(phi, theta, nose_p, nose_t, 0.10, 0.045)  # nose tip
+    bumps += 0.10 * _gauss(phi, theta, nose_p, nose_t - 0.10, 0.06, 0.09)  # bridge
     for ex, ey in EYE_CENTRES_XY:
         p, t = face_to_param(ex, ey)
-        bumps -= 0.07 * _gauss(phi, theta, p, t, 0.13, 0.05)                # socket
-        bumps += 0.04 * _gauss(phi, theta, p, t - 0.09, 0.16, 0.03)         # brow
+        bumps -= 0.07 * _gauss(phi, theta, p, t, 0.13, 0.05)  # socket
+        bumps += 0.04 * _gauss(phi, theta, p, t - 0.09, 0.16, 0.03)  # brow
     p, t = face_to_param(0.0, 0.45)
-    bumps += 0.05 * _gauss(phi, theta, p, t, 0.22, 0.035)                   # lips
-    bumps -= 0.03 * _gauss(phi, theta, p, t + 0.05, 0.2, 0.02)              # below the lip
+    bumps += 0.05 * _gauss(phi, theta, p, t, 0.22, 0.035)  # lips
+    bumps -= 0.03 * _gauss(phi, theta, p, t + 0.05, 0.2, 0.02)  # below the lip
     p, t = face_to_param(0.0, 0.82)
-    bumps += 0.06 * _gauss(phi, theta, p, t, 0.25, 0.05)                    # chin
+    bumps += 0.06 * _gauss(phi, theta, p, t, 0.25, 0.05)  # chin
     return base * (1.0 + front * bumps)
 
 
 def _head_position(phi: np.ndarray, theta: np.ndarray) -> np.ndarray:
     r = _head_radius_factor(phi, theta)
-    return np.stack([AXES[0] * r * np.sin(theta) * np.sin(phi),
-                     AXES[1] * np.cos(theta),
-                     AXES[2] * r * np.sin(theta) * np.cos(phi)], axis=-1)
+    return np.stack(
+        [AXES[0] * r * np.sin(theta) * np.sin(phi), AXES[1] * np.cos(theta), AXES[2] * r * np.sin(theta) * np.cos(phi)],
+        axis=-1,
+    )
 
 
 def _head(rings: int, cols: int):
@@ -95,8 +96,9 @@ def _head(rings: int, cols: int):
     u = np.arange(cols + 1) / cols
     vv = 0.96 - 0.80 * np.arange(rings) / (rings - 1)
     UU, VV = np.meshgrid(u, vv)
-    vts = np.concatenate([np.stack([(np.arange(cols) + 0.5) / cols, np.full(cols, 0.98)], 1),
-                          np.stack([UU.ravel(), VV.ravel()], 1)])
+    vts = np.concatenate(
+        [np.stack([(np.arange(cols) + 0.5) / cols, np.full(cols, 0.98)], 1), np.stack([UU.ravel(), VV.ravel()], 1)]
+    )
     tid = lambda i, j: cols + i * (cols + 1) + j  # noqa: E731
     faces, uvfaces = [], []
     for j in range(cols):  # pole fan
@@ -107,8 +109,7 @@ def _head(rings: int, cols: int):
         for j in range(cols):
             face_of_cell[i, j] = (len(faces), len(faces) + 1)
             faces += [[vid(i, j), vid(i + 1, j), vid(i, j + 1)], [vid(i, j + 1), vid(i + 1, j), vid(i + 1, j + 1)]]
-            uvfaces += [[tid(i, j), tid(i + 1, j), tid(i, j + 1)],
-                        [tid(i, j + 1), tid(i + 1, j), tid(i + 1, j + 1)]]
+            uvfaces += [[tid(i, j), tid(i + 1, j), tid(i, j + 1)], [tid(i, j + 1), tid(i + 1, j), tid(i + 1, j + 1)]]
     return verts, np.array(faces), vts, np.array(uvfaces), face_of_cell
 
 
@@ -162,8 +163,14 @@ def procedural_head() -> Topology:
     v = np.concatenate(parts_v)
     f = np.concatenate(parts_f).astype(np.int64)
     f[: len(hf)] = orient_outward(v, f[: len(hf)], np.array([0.0, 0.0, 0.0]))
-    return Topology(v=v, f=f, vt=np.concatenate(parts_vt), ft=np.concatenate(parts_ft).astype(np.int64),
-                    source="procedural", grid={"face_of_cell": face_of_cell})
+    return Topology(
+        v=v,
+        f=f,
+        vt=np.concatenate(parts_vt),
+        ft=np.concatenate(parts_ft).astype(np.int64),
+        source="procedural",
+        grid={"face_of_cell": face_of_cell},
+    )
 
 
 def param_to_face(topo: Topology, phi: np.ndarray, theta: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -181,9 +188,7 @@ def param_to_face(topo: Topology, phi: np.ndarray, theta: np.ndarray) -> Tuple[n
     di, dj = fi - i, fj - np.floor(fj)
     lower = di + dj <= 1.0
     faces = np.where(lower, topo.grid["face_of_cell"][i, j, 0], topo.grid["face_of_cell"][i, j, 1])
-    bary = np.where(lower[:, None],
-                    np.stack([1 - di - dj, di, dj], 1),
-                    np.stack([1 - di, 1 - dj, di + dj - 1], 1))
+    bary = np.where(lower[:, None], np.stack([1 - di - dj, di, dj], 1), np.stack([1 - di, 1 - dj, di + dj - 1], 1))
     # Corner order of the two grid triangles: (ij, i+1 j, i j+1) and (i j+1, i+1 j, i+1 j+1);
     # orient_outward may have swapped the last two corners of a triangle: follow it.
     expected = _grid_corners(i, j, lower)

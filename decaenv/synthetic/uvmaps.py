@@ -1,6 +1,7 @@
 """UV-space assets for synthetic data dirs: masks, mean texture, fixed displacement.
 
-Everything is derived from one UV rasterization (`decaenv.uvlayout.rasterize_uv`) of the topology at DECA's texel-centre convention
+Everything is derived from one UV rasterization (`decaenv.uvlayout.rasterize_uv`) of the topology at DECA's
+texel-centre convention
 (texel (row i, col j) samples u = (2j+1)/2S, v = 1 - (2i+1)/2S, deca-spec §6.5), so the files are
 consistent with each other and with the mesh.
 """
@@ -28,7 +29,9 @@ def _smooth(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def face_masks(topo: Topology, face: np.ndarray, pts: np.ndarray, eye_faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def face_masks(
+    topo: Topology, face: np.ndarray, pts: np.ndarray, eye_faces: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
     """Soft face+eye mask and face-only mask (S, S) in [0, 1] from the 3D position of each texel."""
     covered = face >= 0
     x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
@@ -66,6 +69,6 @@ def mean_texture(topo: Topology, pts: np.ndarray, face: np.ndarray) -> np.ndarra
     x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
     shade = 0.9 + 0.1 * np.tanh(z / 0.05)
     colour[covered] = skin * shade[covered, None]
-    lips = np.exp(-((y + 0.027) / 0.006) ** 2 - (x / 0.025) ** 2) * (z > 0)
+    lips = np.exp(-(((y + 0.027) / 0.006) ** 2) - (x / 0.025) ** 2) * (z > 0)
     colour[covered] = (1 - lips[covered, None]) * colour[covered] + lips[covered, None] * np.array([0.72, 0.35, 0.35])
     return np.clip(np.round(colour * 255), 0, 255).astype(np.uint8)

@@ -27,8 +27,19 @@ ENV_VAR = "DECAENV_TEST_DECA_ENV"
 PYTHON_VERSION = "3.11"  # the torch 2.14.1 / torchvision 0.29.1 wheels on this project's machines are cp311
 #: DECA's module-level imports, at versions that work together on today's Python (torch pinned: see above).
 REQUIREMENTS = (
-    "torch==2.14.1", "torchvision==0.29.1", "face-alignment==1.5.0", "numpy>=2,<3", "scipy", "scikit-image",
-    "opencv-python-headless", "kornia", "yacs", "PyYAML", "tqdm", "pillow", "imageio",
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "face-alignment==1.5.0",
+    "numpy>=2,<3",
+    "scipy",
+    "scikit-image",
+    "opencv-python-headless",
+    "kornia",
+    "yacs",
+    "PyYAML",
+    "tqdm",
+    "pillow",
+    "imageio",
 )
 _SCHEMA = 1
 
@@ -52,8 +63,10 @@ def base_python() -> Optional[Path]:
     if sys.version_info[:2] == (3, 11):
         return Path(getattr(sys, "_base_executable", sys.executable))
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    found = sorted(pyenv.glob(f"{PYTHON_VERSION}.*/bin/python3"),
-                   key=lambda p: tuple(int(x) for x in p.parents[1].name.split(".") if x.isdigit()))
+    found = sorted(
+        pyenv.glob(f"{PYTHON_VERSION}.*/bin/python3"),
+        key=lambda p: tuple(int(x) for x in p.parents[1].name.split(".") if x.isdigit()),
+    )
     return found[-1] if found else None
 
 
@@ -105,18 +118,33 @@ def ensure(timeout: int = 3600) -> Path:
             return _bin_python(folder)
         house = wheelhouse()
         if not (house.is_dir() and any(house.glob("torch-2.14.1*.whl"))):
-            raise LookupError(f"no DECA env wheelhouse at {house}: run `make test`'s set-up "
-                              "(python tests/_support/deca_env.py --prepare)")
+            raise LookupError(
+                f"no DECA env wheelhouse at {house}: run `make test`'s set-up "
+                "(python tests/_support/deca_env.py --prepare)"
+            )
         shutil.rmtree(folder, ignore_errors=True)
-        steps = [[str(python), "-m", "venv", str(folder)],
-                 [str(_bin_python(folder)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  "--no-index", "--find-links", str(house), *REQUIREMENTS]]
+        steps = [
+            [str(python), "-m", "venv", str(folder)],
+            [
+                str(_bin_python(folder)),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-index",
+                "--find-links",
+                str(house),
+                *REQUIREMENTS,
+            ],
+        ]
         for argv in steps:
             out = subprocess.run(argv, capture_output=True, text=True, env=_offline_env())
             if out.returncode != 0:
                 shutil.rmtree(folder, ignore_errors=True)
-                raise RuntimeError(f"building the DECA env failed ({' '.join(argv[:4])} ...):\n"
-                                   f"{(out.stderr or out.stdout)[-3000:]}")
+                raise RuntimeError(
+                    f"building the DECA env failed ({' '.join(argv[:4])} ...):\n{(out.stderr or out.stdout)[-3000:]}"
+                )
         (folder / ".complete").write_text(json.dumps({"python": str(python), "requirements": REQUIREMENTS}))
         return _bin_python(folder)
 

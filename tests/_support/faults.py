@@ -55,8 +55,14 @@ def _handler_class(server: Loopback):
             if self.command == "POST":
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-            server.seen.append({"method": self.command, "path": urlsplit(self.path).path,
-                                "headers": dict(self.headers.items()), "form": self.form})
+            server.seen.append(
+                {
+                    "method": self.command,
+                    "path": urlsplit(self.path).path,
+                    "headers": dict(self.headers.items()),
+                    "form": self.form,
+                }
+            )
             route = server.routes.get(urlsplit(self.path).path)
             if route is None:
                 self.send_response(404)
@@ -124,9 +130,11 @@ def trickle(total: int, every: float) -> Handler:
 def echo_login(h) -> None:
     """A login page that echoes the submitted form back (in its title and body), with status 200."""
     echoed = " ".join(f"{k}={v}" for k, v in h.form.items())
-    page = (f"<!DOCTYPE html><html><head><title>Login failed for {echoed}</title></head><body><form>"
-            f"<input name=username value='{h.form.get('username', '')}'><input type=password "
-            f"value='{h.form.get('password', '')}'></form>Wrong username or password</body></html>").encode()
+    page = (
+        f"<!DOCTYPE html><html><head><title>Login failed for {echoed}</title></head><body><form>"
+        f"<input name=username value='{h.form.get('username', '')}'><input type=password "
+        f"value='{h.form.get('password', '')}'></form>Wrong username or password</body></html>"
+    ).encode()
     h.send_response(200)
     h.send_header("Content-Type", "text/html")
     h.send_header("Content-Length", str(len(page)))

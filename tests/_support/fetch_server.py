@@ -18,6 +18,7 @@ Every request is logged (method, path, Range header, form user, whether a passwo
 """
 
 from __future__ import annotations
+
 import hashlib
 import http.server
 import io
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
-
 GOOD_USER, GOOD_PASSWORD = "ada@example.org", "s3cret p@ss&word="
 
 
@@ -39,18 +39,18 @@ GOOD_USER, GOOD_PASSWORD = "ada@example.org", "s3cret p@ss&word="
 class Payload:
     data: bytes
     ignore_range: bool = False
-    drop_after: Optional[int] = None     # close the connection after this many body bytes...
-    drops: int = 1 << 30                 # ...on this many responses (then behave)
-    throttle: Optional[float] = None     # bytes per second
+    drop_after: Optional[int] = None  # close the connection after this many body bytes...
+    drops: int = 1 << 30  # ...on this many responses (then behave)
+    throttle: Optional[float] = None  # bytes per second
     statuses: List[int] = field(default_factory=list)  # answered (once each) before the payload
     retry_after: Optional[str] = None
-    html: Optional[str] = None           # serve this page (status 200, text/html) instead
+    html: Optional[str] = None  # serve this page (status 200, text/html) instead
     content_type: str = "application/octet-stream"
-    bad_range: bool = False              # answer 206 with a Content-Range that does not fit
-    stall_after: Optional[int] = None    # stop sending (connection kept open) after this many bytes...
-    stall_s: float = 0.0                 # ...for this long
-    stalls: int = 1 << 30                # on this many responses
-    gzip: bool = False                   # send the body gzip-encoded although identity was asked for
+    bad_range: bool = False  # answer 206 with a Content-Range that does not fit
+    stall_after: Optional[int] = None  # stop sending (connection kept open) after this many bytes...
+    stall_s: float = 0.0  # ...for this long
+    stalls: int = 1 << 30  # on this many responses
+    gzip: bool = False  # send the body gzip-encoded although identity was asked for
 
 
 LOGIN_PAGE = """<!DOCTYPE html><html><head><title>Login - FLAME</title></head><body>
@@ -69,12 +69,16 @@ QUOTA_PAGE = """<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded<
 
 
 def confirm_page(base: str, file_id: str) -> str:
-    form = (f'<form id="download-form" action="{base}/download" method="get">'
-            f'<input type="hidden" name="id" value="{file_id}"><input type="hidden" name="export" value="download">'
-            f'<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="0f3c-uuid">'
-            f'<input type="submit" id="uc-download-link" value="Download anyway"></form>')
-    return ("<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
-            "<p class=\"uc-warning-caption\">Google Drive can't scan this file for viruses.</p>" + form + "</body></html>")
+    form = (
+        f'<form id="download-form" action="{base}/download" method="get">'
+        f'<input type="hidden" name="id" value="{file_id}"><input type="hidden" name="export" value="download">'
+        f'<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="0f3c-uuid">'
+        f'<input type="submit" id="uc-download-link" value="Download anyway"></form>'
+    )
+    return (
+        "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
+        '<p class="uc-warning-caption">Google Drive can\'t scan this file for viruses.</p>' + form + "</body></html>"
+    )
 
 
 class FakeServer:
@@ -82,10 +86,10 @@ class FakeServer:
 
     def __init__(self):
         self.files: Dict[str, Payload] = {}
-        self.archives: Dict[str, Payload] = {}     # MPI: sfile -> payload
-        self.drive: Dict[str, Payload] = {}        # Drive: id -> payload
+        self.archives: Dict[str, Payload] = {}  # MPI: sfile -> payload
+        self.drive: Dict[str, Payload] = {}  # Drive: id -> payload
         self.drive_mode = "normal"
-        self.drive_direct_limit = 1 << 16          # smaller files come without the confirmation page
+        self.drive_direct_limit = 1 << 16  # smaller files come without the confirmation page
         self.licence_ok = True
         self.log: List[dict] = []
         self._lock = threading.Lock()
@@ -118,8 +122,13 @@ def _handler(server: FakeServer):
             pass
 
         def _record(self, form=None):
-            entry = {"method": self.command, "path": urlsplit(self.path).path, "query": urlsplit(self.path).query,
-                     "range": self.headers.get("Range"), "if_range": self.headers.get("If-Range")}
+            entry = {
+                "method": self.command,
+                "path": urlsplit(self.path).path,
+                "query": urlsplit(self.path).query,
+                "range": self.headers.get("Range"),
+                "if_range": self.headers.get("If-Range"),
+            }
             if form is not None:
                 entry["user"] = form.get("username", [None])[0]
                 entry["password_sent"] = "password" in form
@@ -131,7 +140,7 @@ def _handler(server: FakeServer):
             query = parse_qs(parts.query)
             self._record()
             if parts.path.startswith("/files/"):
-                payload = server.files.get(parts.path[len("/files/"):])
+                payload = server.files.get(parts.path[len("/files/") :])
                 return self._serve(payload)
             if parts.path == "/uc":
                 return self._drive_uc(query.get("id", [""])[0])
@@ -218,7 +227,7 @@ def _handler(server: FakeServer):
             limit = len(body)
             if payload.stall_after is not None and payload.stalls > 0:
                 payload.stalls -= 1
-                self._write(body[:payload.stall_after], None)
+                self._write(body[: payload.stall_after], None)
                 self.wfile.flush()
                 time.sleep(payload.stall_s)
                 self.close_connection = True
@@ -237,7 +246,7 @@ def _handler(server: FakeServer):
             step = 1 << 16 if throttle is None else max(1024, int(throttle / 20))
             for i in range(0, len(view), step):
                 try:
-                    self.wfile.write(view[i:i + step])
+                    self.wfile.write(view[i : i + step])
                 except (BrokenPipeError, ConnectionResetError):
                     return
                 if throttle:
@@ -261,11 +270,21 @@ def _toml(value) -> str:
 def write_manifest(path: Path, files: List[dict]) -> Path:
     """A schema-1 manifest with licences `test` and `acct` and the realm `flame`; `files` are [[file]] tables
     (a `sources` key holds the [[file.source]] list)."""
-    lines = ["schema = 1", 'name = "test"',
-             "[licenses.test]", 'name = "Test licence"', 'url = "https://example.org/licence"',
-             "[licenses.acct]", 'name = "Account licence"', 'url = "https://example.org/acct"', "account = true",
-             "[credentials.flame]", 'name = "FLAME account"', 'username_env = "DECAENV_FLAME_USERNAME"',
-             'password_env = "DECAENV_FLAME_PASSWORD"']
+    lines = [
+        "schema = 1",
+        'name = "test"',
+        "[licenses.test]",
+        'name = "Test licence"',
+        'url = "https://example.org/licence"',
+        "[licenses.acct]",
+        'name = "Account licence"',
+        'url = "https://example.org/acct"',
+        "account = true",
+        "[credentials.flame]",
+        'name = "FLAME account"',
+        'username_env = "DECAENV_FLAME_USERNAME"',
+        'password_env = "DECAENV_FLAME_PASSWORD"',
+    ]
     for spec in files:
         spec = dict(spec)
         sources = spec.pop("sources")

@@ -58,12 +58,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 def pytest_sessionfinish(session, exitstatus):
     budget = os.environ.get("DECAENV_TEST_WRITE_BUDGET_GB")
-    full_run = not session.config.option.keyword and not session.config.option.markexpr and \
-        session.testscollected > 900
+    full_run = not session.config.option.keyword and not session.config.option.markexpr and session.testscollected > 900
     if not _START or not (budget or full_run):
         return
     limit = float(budget or 2) * 1e9
     if written_bytes() > limit and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(f"\nthe suite wrote {written_bytes() / 1e9:.2f} GB, over its {limit / 1e9:.1f} GB budget "
-              "(see the largest writers above)")
+        print(
+            f"\nthe suite wrote {written_bytes() / 1e9:.2f} GB, over its {limit / 1e9:.1f} GB budget "
+            "(see the largest writers above)"
+        )

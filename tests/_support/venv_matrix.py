@@ -41,20 +41,36 @@ class Spec:
     notes: str = ""
 
 
-SPECS: Dict[str, Spec] = {s.name: s for s in (
-    Spec("py3.9", "3.9"),
-    Spec("py3.10-np1.26-chumpy", "3.10", extra=("scipy<1.14", "six"), build_from_source=("chumpy==0.70",),
-         numpy="numpy==1.26.4"),
-    Spec("py3.10-np2-chumpy", "3.10", extra=("scipy", "six"), build_from_source=("chumpy==0.70",), numpy="numpy>=2,<3"),
-    Spec("py3.12", "3.12"),
-    Spec("py3.13", "3.13"),
-)}
+SPECS: Dict[str, Spec] = {
+    s.name: s
+    for s in (
+        Spec("py3.9", "3.9"),
+        Spec(
+            "py3.10-np1.26-chumpy",
+            "3.10",
+            extra=("scipy<1.14", "six"),
+            build_from_source=("chumpy==0.70",),
+            numpy="numpy==1.26.4",
+        ),
+        Spec(
+            "py3.10-np2-chumpy",
+            "3.10",
+            extra=("scipy", "six"),
+            build_from_source=("chumpy==0.70",),
+            numpy="numpy>=2,<3",
+        ),
+        Spec("py3.12", "3.12"),
+        Spec("py3.13", "3.13"),
+    )
+}
 
 
 def interpreter(version: str) -> Optional[Path]:
     """Full path of the newest pyenv interpreter X.Y.* (pyenv shims of non-global versions do not work)."""
-    found = sorted((PYENV / "versions").glob(f"{version}.*/bin/python3"),
-                   key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()])
+    found = sorted(
+        (PYENV / "versions").glob(f"{version}.*/bin/python3"),
+        key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()],
+    )
     return found[-1] if found else None
 
 
@@ -79,10 +95,14 @@ def _run(argv: List[str], timeout: int = 900, env: Optional[Dict[str, str]] = No
 #: The compat tests' venvs (tests/compat/test_venvs.py): (Python, numpy, extra requirements). numpy 1.26 has no
 #: cp313 wheel; numpy 2.0.2 is the last for 3.9. Declared here so `--prepare` downloads their wheels too.
 LOADER_MATRIX = [
-    ("3.9", "1.26.4", ()), ("3.9", "2.0.2", ()),
-    ("3.10", "1.26.4", ()), ("3.10", "2.2.6", ()),
-    ("3.11", "1.26.4", ("scipy",)), ("3.11", "2.4.6", ("scipy",)),
-    ("3.12", "1.26.4", ()), ("3.12", "2.4.6", ()),
+    ("3.9", "1.26.4", ()),
+    ("3.9", "2.0.2", ()),
+    ("3.10", "1.26.4", ()),
+    ("3.10", "2.2.6", ()),
+    ("3.11", "1.26.4", ("scipy",)),
+    ("3.11", "2.4.6", ("scipy",)),
+    ("3.12", "1.26.4", ()),
+    ("3.12", "2.4.6", ()),
     ("3.13", "2.4.6", ()),
 ]
 #: numpy versions of the compat tests' Python 3.11 venvs with chumpy 0.70 built from its sdist.

@@ -66,4 +66,3 @@ def face_video(tmp_path_factory, faces):
     frames = [np.roll(image, 3 * k, axis=1) for k in range(5)]
     frames[2] = np.full_like(image, 128)
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames)
-

@@ -65,8 +65,20 @@ def test_head_turn_and_expression_codes_by_hand():
 
 
 def run(capsys, data_dir, *args):
-    code = main(["--data-dir", str(data_dir), "animate", "--rasterizer", "torch", "--detector", "mtcnn",
-                 "--device", "cpu", *map(str, args)])
+    code = main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "animate",
+            "--rasterizer",
+            "torch",
+            "--detector",
+            "mtcnn",
+            "--device",
+            "cpu",
+            *map(str, args),
+        ]
+    )
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -78,9 +90,31 @@ def test_animate_writes_mp4_and_gif(tmp_path, capsys, small_data_dir, faces, fac
 
     out = tmp_path / "out"
     # yaws [0, 10, 0, -10]; jaws [0, 10, 20] → [0, 10] + 2 expression frames (video frames 0 and 4; 2 is blank)
-    code, stdout, err = run(capsys, small_data_dir, "-i", faces[0], "-o", out, "--max-yaw", "10", "--yaw-step", "10",
-                            "--max-jaw", "20", "--jaw-step", "10", "--expressions", face_video, "--sample-step", "2",
-                            "--render", "shape,detail,texture", "--fps", "5", "--json")
+    code, stdout, err = run(
+        capsys,
+        small_data_dir,
+        "-i",
+        faces[0],
+        "-o",
+        out,
+        "--max-yaw",
+        "10",
+        "--yaw-step",
+        "10",
+        "--max-jaw",
+        "20",
+        "--jaw-step",
+        "10",
+        "--expressions",
+        face_video,
+        "--sample-step",
+        "2",
+        "--render",
+        "shape,detail,texture",
+        "--fps",
+        "5",
+        "--json",
+    )
     assert code == 1, err  # the blank expression frame is reported
     summary = json.loads(stdout)
     name = faces[0].stem
@@ -130,8 +164,24 @@ def test_animate_with_an_albedo_model(tmp_path, capsys, small_data_dir, faces):
         (data / path.name).symlink_to(path)
     write_texture_space(data / "FLAME_albedo_from_BFM.npz", "BFM")
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, data, "-i", faces[0], "-o", out, "--use-tex", "--max-yaw", "10", "--yaw-step",
-                            "10", "--max-jaw", "0", "--format", "mp4", "--json")
+    code, stdout, err = run(
+        capsys,
+        data,
+        "-i",
+        faces[0],
+        "-o",
+        out,
+        "--use-tex",
+        "--max-yaw",
+        "10",
+        "--yaw-step",
+        "10",
+        "--max-jaw",
+        "0",
+        "--format",
+        "mp4",
+        "--json",
+    )
     assert code == 0, err
     frames = read_frames(out / f"{faces[0].stem}_teaser.mp4")
     assert len(frames) == 4 and frames[0].shape == (3 * 224, 4 * 224, 3)

@@ -18,8 +18,9 @@ needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN 
 
 
 def run(capsys, data_dir, *args):
-    code = main(["--data-dir", str(data_dir), "reconstruct", "--rasterizer", "torch", "--device", "cpu",
-                 *map(str, args)])
+    code = main(
+        ["--data-dir", str(data_dir), "reconstruct", "--rasterizer", "torch", "--device", "cpu", *map(str, args)]
+    )
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -72,8 +73,21 @@ def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
     from decaenv.runtime.video_out import read_frames
 
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "-i", face_video, "-o", out, "--detector", "mtcnn",
-                            "--sample-step", "2", "--save", "vis,kpt,video,report", "--json")
+    code, stdout, err = run(
+        capsys,
+        small_data_dir,
+        "-i",
+        face_video,
+        "-o",
+        out,
+        "--detector",
+        "mtcnn",
+        "--sample-step",
+        "2",
+        "--save",
+        "vis,kpt,video,report",
+        "--json",
+    )
     assert code == 1  # frame 2 is blank
     summary = json.loads(stdout)
     assert summary["run_files"] == ["clip_reconstruction.mp4", "report.html"]
@@ -110,16 +124,30 @@ def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     folder.mkdir()
     Image.fromarray(np.concatenate(images, 1)).save(folder / "pair.png")
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "-i", folder, "-o", out, "--detector", "mtcnn", "--faces",
-                            "all", "--save", "codes", "--json")
+    code, stdout, err = run(
+        capsys,
+        small_data_dir,
+        "-i",
+        folder,
+        "-o",
+        out,
+        "--detector",
+        "mtcnn",
+        "--faces",
+        "all",
+        "--save",
+        "codes",
+        "--json",
+    )
     assert code == 0, err
     items = json.loads(stdout)["items"]
     assert [i["name"] for i in items] == ["pair_face0", "pair_face1"]
     boxes = [json.loads((out / n / f"{n}_codes.json").read_text())["crop"]["box"] for n in ("pair_face0", "pair_face1")]
     centres = sorted((b[0] + b[2]) / 2 for b in boxes)
     assert centres[0] < 224 < centres[1]  # one face in each half
-    code, stdout, _ = run(capsys, small_data_dir, "-i", folder, "-o", tmp_path / "one", "--detector", "mtcnn",
-                          "--save", "codes", "--json")
+    code, stdout, _ = run(
+        capsys, small_data_dir, "-i", folder, "-o", tmp_path / "one", "--detector", "mtcnn", "--save", "codes", "--json"
+    )
     assert [i["name"] for i in json.loads(stdout)["items"]] == ["pair"]  # default: DECA's single face
     code, _, err = run(capsys, small_data_dir, "-i", face_video, "-o", tmp_path / "v", "--faces", "all")
     assert code == 1 and "--faces all works on images only" in err
@@ -137,8 +165,19 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     from decaenv.meshio import read_obj
 
     out = tmp_path / "out"
-    code, _, err = run(capsys, small_data_dir, "-i", faces[0], "-o", out, "--detector", "mtcnn", "--save",
-                       "obj,detail-obj,glb,ply", "--json")
+    code, _, err = run(
+        capsys,
+        small_data_dir,
+        "-i",
+        faces[0],
+        "-o",
+        out,
+        "--detector",
+        "mtcnn",
+        "--save",
+        "obj,detail-obj,glb,ply",
+        "--json",
+    )
     assert code == 0, err
     name = faces[0].stem
     folder = out / name
@@ -158,8 +197,14 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     assert np.allclose(np.linalg.norm(glb.vertex_normals, axis=1), 1, atol=1e-3)
 
     dense = read_obj(folder / f"{name}_detail.obj")
-    dense_colours = np.array([line.split()[4:7] for line in (folder / f"{name}_detail.obj").read_text().splitlines()
-                              if line.startswith("v ")], dtype=np.uint8)
+    dense_colours = np.array(
+        [
+            line.split()[4:7]
+            for line in (folder / f"{name}_detail.obj").read_text().splitlines()
+            if line.startswith("v ")
+        ],
+        dtype=np.uint8,
+    )
     dglb = trimesh.load(folder / f"{name}_detail.glb", force="mesh", process=False)
     assert np.allclose(dglb.vertices, dense.v, atol=1e-5) and np.array_equal(dglb.faces, dense.f)
     from decaenv.runtime.mesh_kinds import sample_texture
@@ -172,8 +217,9 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     cply = trimesh.load(folder / f"{name}.ply", process=False)
     assert np.allclose(cply.vertices, coarse.v, atol=1e-5) and np.array_equal(cply.faces, coarse.f)
 
-    code, _, err = run(capsys, small_data_dir, "-i", faces[0], "-o", out / "uv", "--detector", "mtcnn", "--save",
-                       "detail-uv", "--json")
+    code, _, err = run(
+        capsys, small_data_dir, "-i", faces[0], "-o", out / "uv", "--detector", "mtcnn", "--save", "detail-uv", "--json"
+    )
     assert code == 0, err
     uv_obj = trimesh.load(out / "uv" / name / f"{name}_detail.obj", force="mesh", process=False)
     assert len(uv_obj.vertices) == len(dense.v) and uv_obj.visual.uv.shape == (len(dense.v), 2)

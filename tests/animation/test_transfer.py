@@ -15,8 +15,20 @@ needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN 
 
 
 def run(capsys, data_dir, *args):
-    code = main(["--data-dir", str(data_dir), "transfer", "--rasterizer", "torch", "--detector", "mtcnn",
-                 "--device", "cpu", *map(str, args)])
+    code = main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "transfer",
+            "--rasterizer",
+            "torch",
+            "--detector",
+            "mtcnn",
+            "--device",
+            "cpu",
+            *map(str, args),
+        ]
+    )
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -63,12 +75,22 @@ def _hand_built(deca, source_path, target_path):
 
 @pytest.mark.slow
 @needs_mtcnn
-def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, capsys, small_data_dir, small_deca,
-                                                                   faces):
+def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, capsys, small_data_dir, small_deca, faces):
     source, target = faces
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "--source", source, "--target", target, "-o", out,
-                            "--save", "vis,obj,detail-obj,mat,codes,glb,ply", "--json")
+    code, stdout, err = run(
+        capsys,
+        small_data_dir,
+        "--source",
+        source,
+        "--target",
+        target,
+        "-o",
+        out,
+        "--save",
+        "vis,obj,detail-obj,mat,codes,glb,ply",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     name = source.stem
@@ -78,8 +100,19 @@ def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, caps
 
     assert Image.open(out / f"{name}_animation.jpg").size == (3 * 224, 224)  # inputs | source | transferred
     for side in ("reconstruction", "animation"):
-        for suffix in (".obj", ".mtl", ".png", "_normals.png", "_detail.obj", ".mat", "_codes.npz", ".glb",
-                       "_detail.glb", ".ply", "_detail.ply"):
+        for suffix in (
+            ".obj",
+            ".mtl",
+            ".png",
+            "_normals.png",
+            "_detail.obj",
+            ".mat",
+            "_codes.npz",
+            ".glb",
+            "_detail.glb",
+            ".ply",
+            "_detail.ply",
+        ):
             assert (out / name / side / f"{name}{suffix}").is_file(), f"{side}/{name}{suffix}"
     assert f"{name}/reconstruction/{name}.obj" in summary["source_files"]
 
@@ -107,8 +140,21 @@ def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, small_d
     import av
 
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "-i", faces[1], "-e", face_video, "-o", out,
-                            "--sample-step", "2", "--batch-size", "2", "--json")
+    code, stdout, err = run(
+        capsys,
+        small_data_dir,
+        "-i",
+        faces[1],
+        "-e",
+        face_video,
+        "-o",
+        out,
+        "--sample-step",
+        "2",
+        "--batch-size",
+        "2",
+        "--json",
+    )
     assert code == 1  # frame 2 is blank: reported, the run goes on
     summary = json.loads(stdout)
     name = f"{faces[1].stem}_clip"
@@ -131,9 +177,9 @@ def test_usage_errors(tmp_path, capsys, small_data_dir, faces):
     assert code == 1 and "no source image given" in err
     code, _, err = run(capsys, small_data_dir, "--source", faces[0], "-o", tmp_path / "o")
     assert code == 1 and "no target given" in err
-    code, _, err = run(capsys, small_data_dir, "--source", tmp_path / "nope.jpg", "--target", faces[0],
-                       "-o", tmp_path / "o")
+    code, _, err = run(
+        capsys, small_data_dir, "--source", tmp_path / "nope.jpg", "--target", faces[0], "-o", tmp_path / "o"
+    )
     assert code == 1 and "source" in err and "does not exist" in err and "Traceback" not in err
-    code, _, err = run(capsys, small_data_dir, "--source", faces[0].parent, "--target", faces[0],
-                       "-o", tmp_path / "o")
+    code, _, err = run(capsys, small_data_dir, "--source", faces[0].parent, "--target", faces[0], "-o", tmp_path / "o")
     assert code == 1 and "is not an image" in err

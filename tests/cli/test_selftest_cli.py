@@ -7,6 +7,7 @@ import pytest
 from decaenv.cli import main
 from decaenv.errors import DataError
 
+
 def _saved(obj) -> bytes:
     import io
 
@@ -26,8 +27,14 @@ def test_make_assets_json(tmp_path, capsys, monkeypatch):
 
     monkeypatch.delenv("DECAENV_TEST_ASSETS", raising=False)
     sizes = []  # the checkpoint is measured, not written (tests/synthetic checks its bytes)
-    monkeypatch.setattr(checkpoint, "write_checkpoint", lambda path, seed, opt: (
-        sizes.append(len(_saved(checkpoint.checkpoint_dict(seed, opt)))), open(path, "wb").close()))
+    monkeypatch.setattr(
+        checkpoint,
+        "write_checkpoint",
+        lambda path, seed, opt: (
+            sizes.append(len(_saved(checkpoint.checkpoint_dict(seed, opt)))),
+            open(path, "wb").close(),
+        ),
+    )
     code = main(["selftest", "--make-assets", str(tmp_path / "d"), "--small", "--seed", "3", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["topology"] == "procedural"

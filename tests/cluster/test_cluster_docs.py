@@ -14,8 +14,8 @@ import skimage.data
 from PIL import Image
 
 pytest.importorskip("pyarrow")
-from decaenv.runtime.detectors.mtcnn import weights_dir  # noqa: E402
-from decaenv.runtime.table import read_codes  # noqa: E402
+from decaenv.runtime.detectors.mtcnn import weights_dir
+from decaenv.runtime.table import read_codes
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cluster.md"
 
@@ -44,16 +44,25 @@ def test_slurm_array_tasks_cover_every_item_once(tmp_path, synthetic_data_dir):
     script = tmp_path / "deca-array.sh"
     script.write_text(slurm_script())
     out = tmp_path / "out"
-    env = dict(os.environ, INPUTS=str(photos), OUT=str(out), DECAENV_DATA_DIR=str(synthetic_data_dir),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               SLURM_ARRAY_TASK_COUNT="2", SLURM_ARRAY_TASK_MIN="0", SLURM_CPUS_PER_TASK="1")
+    env = dict(
+        os.environ,
+        INPUTS=str(photos),
+        OUT=str(out),
+        DECAENV_DATA_DIR=str(synthetic_data_dir),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        SLURM_ARRAY_TASK_COUNT="2",
+        SLURM_ARRAY_TASK_MIN="0",
+        SLURM_CPUS_PER_TASK="1",
+    )
     for task in ("0", "1"):
-        done = subprocess.run(["bash", str(script)], env=dict(env, SLURM_ARRAY_TASK_ID=task), capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            ["bash", str(script)], env=dict(env, SLURM_ARRAY_TASK_ID=task), capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["codes-0-of-2.parquet", "codes-1-of-2.parquet"]
     codes = read_codes(out)
     assert sorted(codes["name"]) == ["f0", "f1", "f2"]
-    again = subprocess.run(["bash", str(script)], env=dict(env, SLURM_ARRAY_TASK_ID="1"), capture_output=True,
-                           text=True, timeout=300)
+    again = subprocess.run(
+        ["bash", str(script)], env=dict(env, SLURM_ARRAY_TASK_ID="1"), capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0 and "skipped 1" in again.stderr and "loading DECA" not in again.stderr

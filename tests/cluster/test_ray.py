@@ -19,11 +19,14 @@ from PIL import Image
 
 pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
-from decaenv.runtime.detectors.mtcnn import weights_dir  # noqa: E402
-from decaenv.runtime.table import read_codes  # noqa: E402
+from decaenv.runtime.detectors.mtcnn import weights_dir
+from decaenv.runtime.table import read_codes
 
-pytestmark = [pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)"),
-              pytest.mark.timeout(420), pytest.mark.slow]
+pytestmark = [
+    pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)"),
+    pytest.mark.timeout(420),
+    pytest.mark.slow,
+]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -34,12 +37,17 @@ def _free_port() -> int:
 
 
 def _wait_for_nodes(address: str, count: int, procs, limit: float = 180.0) -> None:
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-             "print(sum(1 for n in ray.nodes() if n['Alive']))")
+    probe = (
+        "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+        "print(sum(1 for n in ray.nodes() if n['Alive']))"
+    )
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
-            pytest.fail("a ray node process exited: " + " | ".join(p.stdout.read()[-500:] for p in procs if p.poll() is not None))
+            pytest.fail(
+                "a ray node process exited: "
+                + " | ".join(p.stdout.read()[-500:] for p in procs if p.poll() is not None)
+            )
         done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120)
         if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
@@ -55,14 +63,25 @@ def ray_cluster():
     address = f"127.0.0.1:{port}"
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false",
-                             "--temp-dir", temp, *common], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    head = subprocess.Popen(
+        [RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp, *common],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     procs = [head]
     try:
         time.sleep(3)
-        procs.append(subprocess.Popen([RAY, "start", "--address", address, *common], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [RAY, "start", "--address", address, *common],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
         _wait_for_nodes(address, 2, procs)
         yield address
     finally:
@@ -88,10 +107,31 @@ def photos(tmp_path):
 
 
 def _reconstruct(data_dir, photos, out, *extra):
-    cmd = [sys.executable, "-m", "decaenv", "--data-dir", str(data_dir), "reconstruct", "-i", str(photos), "-o",
-           str(out), "--save", "table", "--detector", "mtcnn", "--rasterizer", "torch", "--batch-size", "1",
-           "--json", *extra]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=360, env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "decaenv",
+        "--data-dir",
+        str(data_dir),
+        "reconstruct",
+        "-i",
+        str(photos),
+        "-o",
+        str(out),
+        "--save",
+        "table",
+        "--detector",
+        "mtcnn",
+        "--rasterizer",
+        "torch",
+        "--batch-size",
+        "1",
+        "--json",
+        *extra,
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=360, env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    )
     assert done.returncode == 1, done.stderr[-2000:]  # the no-face photo fails, in both runs
     return json.loads(done.stdout)
 
@@ -100,7 +140,7 @@ def test_ray_job_across_two_nodes_equals_single_process(ray_cluster, photos, syn
     on_ray = _reconstruct(synthetic_data_dir, photos, tmp_path / "ray", "--engine", "ray", "--ray-address", ray_cluster)
     assert on_ray["ok"] == 5 and on_ray["failed"] == 1
     assert on_ray["engine"]["nodes_used"] == 2
-    local = _reconstruct(synthetic_data_dir, photos, tmp_path / "local")
+    _reconstruct(synthetic_data_dir, photos, tmp_path / "local")
     ray_rows = read_codes(tmp_path / "ray" / "codes.parquet", status="all")
     local_rows = read_codes(tmp_path / "local" / "codes.parquet", status="all")
     a, b = np.argsort(ray_rows["name"]), np.argsort(local_rows["name"])

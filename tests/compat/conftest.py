@@ -33,9 +33,19 @@ def make_fake_face_alignment(version: str = "1.5.0") -> types.ModuleType:
     landmarks_type.__module__ = "face_alignment.api"
 
     class FaceAlignment:
-        def __init__(self, landmarks_type, network_size=4, device="cuda", dtype=None, flip_input=False,
-                     face_detector="sfd", face_detector_kwargs=None, verbose=False, compile=True,
-                     max_batch_size=1):
+        def __init__(
+            self,
+            landmarks_type,
+            network_size=4,
+            device="cuda",
+            dtype=None,
+            flip_input=False,
+            face_detector="sfd",
+            face_detector_kwargs=None,
+            verbose=False,
+            compile=True,
+            max_batch_size=1,
+        ):
             self.landmarks_type, self.device, self.compile = landmarks_type, device, compile
 
     mod.LandmarksType = landmarks_type
@@ -112,8 +122,10 @@ def _wheelhouse() -> Path:
 
 def pyenv_python(prefix: str) -> Optional[Path]:
     """The newest pyenv interpreter `~/.pyenv/versions/<prefix>.*/bin/python3`, or None."""
-    found = sorted(PYENV_ROOT.glob(f"{prefix}.*/bin/python3"),
-                   key=lambda p: tuple(int(x) for x in p.parents[1].name.split(".") if x.isdigit()))
+    found = sorted(
+        PYENV_ROOT.glob(f"{prefix}.*/bin/python3"),
+        key=lambda p: tuple(int(x) for x in p.parents[1].name.split(".") if x.isdigit()),
+    )
     return found[-1] if found else None
 
 
@@ -130,8 +142,9 @@ class VenvFactory:
         python = pyenv_python(prefix)
         if python is None:
             pytest.skip(f"no pyenv Python {prefix} on this machine ({PYENV_ROOT})")
-        version = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0])"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        version = subprocess.run(
+            [str(python), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         spec = json.dumps([_VENV_SCHEMA, str(python.resolve()), version, [list(s) for s in steps]])
         key = hashlib.sha256(spec.encode()).hexdigest()[:12]
         slug = "-".join(a.replace("==", "").replace("<", "lt") for s in steps for a in s if not a.startswith("-"))
@@ -145,8 +158,10 @@ class VenvFactory:
                 return bin_python
             wheelhouse = _wheelhouse()
             if not (wheelhouse.is_dir() and any(wheelhouse.iterdir())):
-                pytest.skip(f"no offline wheelhouse at {wheelhouse}: run `make setup`'s wheelhouse step "
-                            "(python tests/doctor/venv_matrix.py --prepare)")
+                pytest.skip(
+                    f"no offline wheelhouse at {wheelhouse}: run `make setup`'s wheelhouse step "
+                    "(python tests/doctor/venv_matrix.py --prepare)"
+                )
             started = time.monotonic()
             self._build(python, folder, bin_python, steps, wheelhouse)
             (folder / ".complete").write_text(spec + "\n")
@@ -154,15 +169,24 @@ class VenvFactory:
         return bin_python
 
     @staticmethod
-    def _build(python: Path, folder: Path, bin_python: Path, steps: Sequence[Sequence[str]],
-               wheelhouse: Path) -> None:
+    def _build(python: Path, folder: Path, bin_python: Path, steps: Sequence[Sequence[str]], wheelhouse: Path) -> None:
         """Offline: pip sees only the wheelhouse that `make setup` filled (tests never use the network)."""
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run([str(python), "-m", "venv", str(folder)], check=True, capture_output=True)
         env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="")
         for step in steps:
-            cmd = [str(bin_python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                   "--no-index", "--find-links", str(wheelhouse), *step]
+            cmd = [
+                str(bin_python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-index",
+                "--find-links",
+                str(wheelhouse),
+                *step,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode != 0:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -66,10 +66,10 @@ def _fan_home(deca_python: Path) -> Path:
 
 
 def _run(argv, cwd: Path, env: Dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
-    out = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=timeout)
-    assert out.returncode == 0, f"{' '.join(map(str, argv[:6]))} ... exit {out.returncode}\n" \
-                                f"{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
+    out = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, (
+        f"{' '.join(map(str, argv[:6]))} ... exit {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
+    )
     return out
 
 
@@ -96,8 +96,13 @@ def demo_runs(tmp_path_factory, request):
     checkout = tmp / "DECA"
     shutil.copytree(deca_src, checkout)
     (checkout / "data").symlink_to(data, target_is_directory=True)
-    env = dict(os.environ, TORCH_HOME=str(_fan_home(deca_python)), DECAENV_HOME=str(tmp / "decaenv-home"),
-               TORCH_EXTENSIONS_DIR=str(tmp / "torch-extensions"), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(
+        os.environ,
+        TORCH_HOME=str(_fan_home(deca_python)),
+        DECAENV_HOME=str(tmp / "decaenv-home"),
+        TORCH_EXTENSIONS_DIR=str(tmp / "torch-extensions"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     deca_in, ours_in = tmp / "inputs-deca", tmp / "inputs-decaenv"
     deca_in.mkdir()
     ours_in.mkdir()
@@ -107,16 +112,67 @@ def demo_runs(tmp_path_factory, request):
         _whole_image_landmarks(deca_in / name, ours_in / (Path(name).stem + ".txt"))
     exec_ = [sys.executable, "-m", "decaenv", "exec", "--", deca_python]
     flags = ["--device", "cpu", "--saveObj", "True", "--saveKpt", "True", "--saveMat", "True", "--saveVis", "True"]
-    recon = _run([*exec_, "demos/demo_reconstruct.py", "-i", deca_in, "-s", tmp / "out-deca", *flags],
-                 checkout, env)
-    p3d = _run([*exec_, "demos/demo_reconstruct.py", "-i", deca_in / IMAGES[1], "-s", tmp / "out-pytorch3d",
-                "--device", "cpu", "--rasterizer_type", "pytorch3d", "--render_orig", "False", "--saveVis", "False",
-                "--saveMat", "True"], checkout, env)
-    transfer = _run([*exec_, "demos/demo_transfer.py", "-i", deca_in / IMAGES[0], "-e", deca_in / IMAGES[1],
-                     "-s", tmp / "out-transfer", "--device", "cpu"], checkout, env)
-    ours = _run([sys.executable, "-m", "decaenv", "--data-dir", data, "reconstruct", "-i", ours_in,
-                 "-o", tmp / "out-decaenv", "--save", "obj,detail-obj,kpt,mat", "--detector", "none",
-                 "--device", "cpu"], tmp, env)
+    recon = _run([*exec_, "demos/demo_reconstruct.py", "-i", deca_in, "-s", tmp / "out-deca", *flags], checkout, env)
+    p3d = _run(
+        [
+            *exec_,
+            "demos/demo_reconstruct.py",
+            "-i",
+            deca_in / IMAGES[1],
+            "-s",
+            tmp / "out-pytorch3d",
+            "--device",
+            "cpu",
+            "--rasterizer_type",
+            "pytorch3d",
+            "--render_orig",
+            "False",
+            "--saveVis",
+            "False",
+            "--saveMat",
+            "True",
+        ],
+        checkout,
+        env,
+    )
+    transfer = _run(
+        [
+            *exec_,
+            "demos/demo_transfer.py",
+            "-i",
+            deca_in / IMAGES[0],
+            "-e",
+            deca_in / IMAGES[1],
+            "-s",
+            tmp / "out-transfer",
+            "--device",
+            "cpu",
+        ],
+        checkout,
+        env,
+    )
+    ours = _run(
+        [
+            sys.executable,
+            "-m",
+            "decaenv",
+            "--data-dir",
+            data,
+            "reconstruct",
+            "-i",
+            ours_in,
+            "-o",
+            tmp / "out-decaenv",
+            "--save",
+            "obj,detail-obj,kpt,mat",
+            "--detector",
+            "none",
+            "--device",
+            "cpu",
+        ],
+        tmp,
+        env,
+    )
     return {"tmp": tmp, "recon": recon, "transfer": transfer, "ours": ours, "p3d": p3d}
 
 
@@ -125,8 +181,9 @@ def test_demo_reconstruct_writes_every_file(demo_runs):
     assert "no face detected! run original image" in demo_runs["recon"].stdout
     for name in (Path(n).stem for n in IMAGES):
         expected = [f"{name}_vis.jpg", f"{name}_vis_original_size.jpg"] + [
-            f"{name}/{name}{suffix}" for suffix in (".obj", ".mtl", ".png", "_normals.png", "_detail.obj",
-                                                     "_kpt2d.txt", "_kpt3d.txt", ".mat")]
+            f"{name}/{name}{suffix}"
+            for suffix in (".obj", ".mtl", ".png", "_normals.png", "_detail.obj", "_kpt2d.txt", "_kpt3d.txt", ".mat")
+        ]
         for rel in expected:
             assert (out / rel).is_file() and (out / rel).stat().st_size > 0, rel
 
@@ -161,8 +218,7 @@ def test_pytorch3d_path_runs_on_the_stand_in(demo_runs):
     name = Path(IMAGES[1]).stem
     p3d = loadmat(demo_runs["tmp"] / "out-pytorch3d" / name / f"{name}.mat")
     standard = loadmat(demo_runs["tmp"] / "out-deca" / name / f"{name}.mat")
-    failed, report = _mat_report(p3d, {k: _deca_to_ours(k, v) for k, v in standard.items()
-                                       if not k.startswith("__")})
+    failed, report = _mat_report(p3d, {k: _deca_to_ours(k, v) for k, v in standard.items() if not k.startswith("__")})
     assert not failed, "\n".join(report)
 
 
@@ -180,8 +236,9 @@ def _obj_vertices(path: Path) -> np.ndarray:
 
 
 def _obj_faces(path: Path) -> np.ndarray:
-    rows = [[c.split("/")[0] for c in line.split()[1:]] for line in path.read_text().splitlines()
-            if line.startswith("f ")]
+    rows = [
+        [c.split("/")[0] for c in line.split()[1:]] for line in path.read_text().splitlines() if line.startswith("f ")
+    ]
     return np.array(rows, dtype=np.int64)
 
 

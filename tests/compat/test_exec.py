@@ -17,8 +17,7 @@ PYENV = Path.home() / ".pyenv" / "versions"
 
 
 def _exec(*args, env=None, **kwargs):
-    return subprocess.run([PY, "-m", "decaenv", *args], capture_output=True, text=True, timeout=120,
-                          env=env, **kwargs)
+    return subprocess.run([PY, "-m", "decaenv", *args], capture_output=True, text=True, timeout=120, env=env, **kwargs)
 
 
 def _pyenv(version_prefix):
@@ -55,14 +54,18 @@ def test_only_and_skip():
 
 
 def test_grandchildren_get_the_shims_and_verbose_reports():
-    code = ("import subprocess, sys; "
-            "subprocess.run([sys.executable, '-c', 'import numpy as np; print(np.float is float)'], check=True)")
+    code = (
+        "import subprocess, sys; "
+        "subprocess.run([sys.executable, '-c', 'import numpy as np; print(np.float is float)'], check=True)"
+    )
     out = _exec("-v", "exec", "--", PY, "-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
     assert "decaenv exec: numpy-aliases applied (numpy " in out.stderr
-    assert "when their module is imported (face_alignment, numpy, skimage.transform, torch, " \
-           "torch.utils.cpp_extension)" in out.stderr
+    assert (
+        "when their module is imported (face_alignment, numpy, skimage.transform, torch, "
+        "torch.utils.cpp_extension)" in out.stderr
+    )
     assert "face-alignment-api" not in out.stderr  # face_alignment was never imported
 
 
@@ -106,18 +109,23 @@ def test_not_executable_is_126(tmp_path):
 @pytest.mark.skipif(os.name != "posix", reason="POSIX exec semantics")
 def test_exec_replaces_decaenv_so_signals_reach_the_program(tmp_path):
     marker = tmp_path / "got"
-    code = (f"import os, signal, sys, time\n"
-            f"signal.signal(signal.SIGTERM, lambda *a: (open({str(marker)!r}, 'w').write(str(os.getpid())), "
-            f"sys.exit(0)))\n"
-            f"print(os.getpid(), flush=True)\n"
-            f"time.sleep(60)\n")
+    code = (
+        f"import os, signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (open({str(marker)!r}, 'w').write(str(os.getpid())), "
+        f"sys.exit(0)))\n"
+        f"print(os.getpid(), flush=True)\n"
+        f"time.sleep(60)\n"
+    )
     proc = subprocess.Popen([PY, "-m", "decaenv", "exec", "--", PY, "-c", code], stdout=subprocess.PIPE, text=True)
     pid = int(proc.stdout.readline())
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert pid == proc.pid and marker.read_text() == str(proc.pid)
-    proc = subprocess.Popen([PY, "-m", "decaenv", "exec", "--", PY, "-c", "import time; print(1, flush=True); "
-                             "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [PY, "-m", "decaenv", "exec", "--", PY, "-c", "import time; print(1, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.readline()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM
@@ -126,20 +134,25 @@ def test_exec_replaces_decaenv_so_signals_reach_the_program(tmp_path):
 @pytest.mark.skipif(os.name != "posix", reason="signals")
 def test_spawn_mode_forwards_signals_and_returns_codes(tmp_path):
     marker, ready = tmp_path / "got", tmp_path / "ready"
-    child = (f"import signal, sys, time\n"
-             f"signal.signal(signal.SIGTERM, lambda *a: (open({str(marker)!r}, 'w').write('term'), sys.exit(4)))\n"
-             f"open({str(ready)!r}, 'w').close()\n"
-             f"time.sleep(60)\n")
-    wrapper = ("import sys\nfrom decaenv.patches import launcher\n"
-               "plan = launcher.prepare(sys.argv[1:])\nsys.exit(launcher.run(plan, replace=False))\n")
+    child = (
+        f"import signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (open({str(marker)!r}, 'w').write('term'), sys.exit(4)))\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        f"time.sleep(60)\n"
+    )
+    wrapper = (
+        "import sys\nfrom decaenv.patches import launcher\n"
+        "plan = launcher.prepare(sys.argv[1:])\nsys.exit(launcher.run(plan, replace=False))\n"
+    )
     proc = subprocess.Popen([PY, "-c", wrapper, PY, "-c", child])
     deadline = time.monotonic() + 60
     while not ready.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 4 and marker.read_text() == "term"
-    killed = subprocess.run([PY, "-c", wrapper, PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-                            timeout=60)
+    killed = subprocess.run(
+        [PY, "-c", wrapper, PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], timeout=60
+    )
     assert killed.returncode == 128 + signal.SIGKILL
 
 
@@ -147,7 +160,7 @@ def test_print_env_can_be_evaluated(tmp_path):
     out = _exec("exec", "--print-env", "--skip", "torch-load")
     assert out.returncode == 0
     assert "export PYTHONPATH=" in out.stdout and "export DECAENV_EXEC_SHIMS=auto" in out.stdout
-    check = "import numpy as np, os; print(np.int is int, os.environ[\"DECAENV_EXEC_SKIP\"])"
+    check = 'import numpy as np, os; print(np.int is int, os.environ["DECAENV_EXEC_SKIP"])'
     script = out.stdout + f"\n{PY} -c '{check}'\n"
     res = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     assert res.stdout.split() == ["True", "torch-load"], res.stderr
@@ -174,8 +187,10 @@ def test_trusted_checkpoint_loads_untrusted_does_not(tmp_path):
 def test_child_without_decaenv_or_packaging():
     python = _pyenv("3.12")
     probe = subprocess.run([python, "-c", "import packaging"], capture_output=True)
-    code = ("import inspect, sys; print(inspect.getargspec(lambda a, b=1: 0).args, "
-            "sys.modules['packaging'].__file__.count('fallback'))")
+    code = (
+        "import inspect, sys; print(inspect.getargspec(lambda a, b=1: 0).args, "
+        "sys.modules['packaging'].__file__.count('fallback'))"
+    )
     out = _exec("exec", "--", python, "-c", code)
     assert out.returncode == 0, out.stderr
     args, from_fallback = out.stdout.rsplit("]", 1)

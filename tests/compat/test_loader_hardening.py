@@ -12,8 +12,8 @@ import pytest
 from decaenv.errors import DataError, UnsafeContentError
 from decaenv.loaders import flame as flame_loader
 from decaenv.loaders._standins import sparse_class
-from decaenv.loaders.safe_pickle import SafeUnpickler, load_pickle
 from decaenv.loaders.legacy_pickle import dumps
+from decaenv.loaders.safe_pickle import SafeUnpickler, load_pickle
 
 
 class _Ch:
@@ -56,18 +56,26 @@ def test_sparse_stand_ins_match_scipy(fmt, kind):
     assert np.array_equal(got.toarray(), dense)
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda s: s.update(indices=np.array([0, 9, 1, 2])), "outside its shape"),
-    (lambda s: s.update(indptr=np.array([0, 5, 1, 2, 3, 4, 4, 4])), "inconsistent"),
-    (lambda s: s.update(indptr=np.array([0, 1])), "inconsistent"),
-    (lambda s: s.update(data=np.array(["a", "b", "c", "d"], dtype=object)), "malformed 'data'"),
-    (lambda s: s.pop("indices"), "lacks 'indices'"),
-    (lambda s: s.update(_shape=(10 ** 6, 10 ** 6)), "implausible shape"),
-    (lambda s: s.update(_shape="x"), "no valid shape"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda s: s.update(indices=np.array([0, 9, 1, 2])), "outside its shape"),
+        (lambda s: s.update(indptr=np.array([0, 5, 1, 2, 3, 4, 4, 4])), "inconsistent"),
+        (lambda s: s.update(indptr=np.array([0, 1])), "inconsistent"),
+        (lambda s: s.update(data=np.array(["a", "b", "c", "d"], dtype=object)), "malformed 'data'"),
+        (lambda s: s.pop("indices"), "lacks 'indices'"),
+        (lambda s: s.update(_shape=(10**6, 10**6)), "implausible shape"),
+        (lambda s: s.update(_shape="x"), "no valid shape"),
+    ],
+)
 def test_damaged_sparse_matrix_is_a_data_error(breakage, message):
-    state = {"_shape": (5, 7), "data": np.array([1.0, 2.0, 3.0, 4.0]), "indices": np.array([0, 4, 2, 4]),
-             "indptr": np.array([0, 1, 2, 2, 3, 3, 3, 4]), "maxprint": 50}
+    state = {
+        "_shape": (5, 7),
+        "data": np.array([1.0, 2.0, 3.0, 4.0]),
+        "indices": np.array([0, 4, 2, 4]),
+        "indptr": np.array([0, 1, 2, 2, 3, 3, 3, 4]),
+        "maxprint": 50,
+    }
     breakage(state)
     matrix = sparse_class("csc")()
     matrix.__setstate__(state)
@@ -161,8 +169,19 @@ def test_convert_cli(data_dir, capsys):
     assert main(["convert", "flame", str(data_dir / "generic_model.pkl")]) == 0
     out = capsys.readouterr().out
     assert f"wrote {data_dir / 'generic_model.npz'}" in out and "5023 vertices" in out
-    assert main(["convert", "flame", str(data_dir / "generic_model.pkl"), "-o", str(data_dir / "generic_model.npz"),
-                 "--json"]) == 0  # its own npz is overwritten
+    assert (
+        main(
+            [
+                "convert",
+                "flame",
+                str(data_dir / "generic_model.pkl"),
+                "-o",
+                str(data_dir / "generic_model.npz"),
+                "--json",
+            ]
+        )
+        == 0
+    )  # its own npz is overwritten
     import json
 
     info = json.loads(capsys.readouterr().out)

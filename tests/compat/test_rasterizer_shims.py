@@ -10,12 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv import patches  # noqa: E402
-from decaenv.patches import pytorch3d_stand_in, registry, standard_rasterizer  # noqa: E402
-from decaenv.patches._p3d_surface import Meshes, load_obj, rasterize_meshes  # noqa: E402
-
+from decaenv import patches
+from decaenv.patches import pytorch3d_stand_in, registry, standard_rasterizer
+from decaenv.patches._p3d_surface import Meshes, load_obj, rasterize_meshes
 
 # -- a transcription of DECA's standard rasterizer, from its documented semantics (deca-spec §6.2) -------------
+
 
 def deca_standard_reference(fv: np.ndarray, depth: np.ndarray, tri: np.ndarray, bary: np.ndarray, h: int, w: int):
     """Per face, per integer pixel of its clipped bounding box: w = (1-u-v, v, u) from the dot-product form,
@@ -43,8 +43,11 @@ def deca_standard_reference(fv: np.ndarray, depth: np.ndarray, tri: np.ndarray, 
 
 
 def _buffers(b, h, w, dtype=torch.float32):
-    return (torch.full((b, h, w), 1e6, dtype=dtype), torch.full((b, h, w), -1, dtype=torch.int32),
-            torch.zeros(b, h, w, 3, dtype=dtype))
+    return (
+        torch.full((b, h, w), 1e6, dtype=dtype),
+        torch.full((b, h, w), -1, dtype=torch.int32),
+        torch.zeros(b, h, w, 3, dtype=dtype),
+    )
 
 
 def _layered_faces(seed: int, b: int = 2, n: int = 12, h: int = 24, w: int = 32) -> torch.Tensor:
@@ -80,7 +83,7 @@ def test_depth_buffer_is_read_as_well_as_written():
     tri[:, :, : w // 2] = 7
     standard_rasterizer.standard_rasterize(fv, depth, tri, bary, h, w)
     assert (tri[:, :, : w // 2] == 7).all() and (depth[:, :, : w // 2] == 0.5).all()
-    assert (tri[:, :, w // 2:] >= 0).any()
+    assert (tri[:, :, w // 2 :] >= 0).any()
 
 
 def test_float64_buffers_and_grad_inputs():
@@ -119,8 +122,11 @@ def test_jit_load_of_the_rasterizer_is_intercepted(monkeypatch):
     calls = []
     monkeypatch.setattr(cpp_extension, "load", lambda name, *a, **k: calls.append(name) or "built")
     with patches.active("standard-rasterizer"):
-        mod = cpp_extension.load(name="standard_rasterize_cuda", sources=["missing.cpp", "missing.cu"],
-                                 extra_cuda_cflags=["-std=c++14", "-ccbin=$$(which gcc-7)"])
+        mod = cpp_extension.load(
+            name="standard_rasterize_cuda",
+            sources=["missing.cpp", "missing.cu"],
+            extra_cuda_cflags=["-std=c++14", "-ccbin=$$(which gcc-7)"],
+        )
         from standard_rasterize_cuda import standard_rasterize  # what DECA does right after
 
         assert standard_rasterize is mod.standard_rasterize is standard_rasterizer.standard_rasterize
@@ -141,6 +147,7 @@ def test_compiled_backend_unreachable_means_torch(monkeypatch):
 
 
 # -- pytorch3d stand-in -----------------------------------------------------------------------------------------
+
 
 def test_stand_in_registers_only_without_pytorch3d(monkeypatch):
     for name in pytorch3d_stand_in.EXPORTS:
@@ -178,9 +185,15 @@ def test_rasterize_meshes_follows_pytorch3d_conventions():
     left_top = torch.tensor([[0.1, 0.1, 1.0], [0.95, 0.1, 1.0], [0.1, 0.95, 1.0]])  # x > 0, y > 0: left, top
     verts = torch.stack([left_top, left_top * torch.tensor([-1.0, -1.0, 1.0])])  # mesh 1: right, bottom
     faces = torch.tensor([[[0, 1, 2]], [[0, 1, 2]]])
-    p2f, zbuf, bary, dists = rasterize_meshes(Meshes(verts=verts, faces=faces), image_size=16, blur_radius=0.0,
-                                              faces_per_pixel=1, bin_size=None, max_faces_per_bin=None,
-                                              perspective_correct=False)
+    p2f, zbuf, bary, dists = rasterize_meshes(
+        Meshes(verts=verts, faces=faces),
+        image_size=16,
+        blur_radius=0.0,
+        faces_per_pixel=1,
+        bin_size=None,
+        max_faces_per_bin=None,
+        perspective_correct=False,
+    )
     assert p2f.shape == (2, 16, 16, 1) and bary.shape == (2, 16, 16, 1, 3) and dists.shape == zbuf.shape
     rows, cols = torch.nonzero(p2f[0, ..., 0] >= 0, as_tuple=True)
     assert rows.max() < 8 and cols.max() < 8  # top-left quarter
@@ -191,8 +204,9 @@ def test_rasterize_meshes_follows_pytorch3d_conventions():
     assert (dists[..., 0][empty] == -1).all()
     covered = ~empty
     assert torch.allclose(zbuf[..., 0][covered], torch.ones(int(covered.sum())))
-    assert (dists[..., 0][covered] < 0).all() and torch.allclose(bary[..., 0, :][covered].sum(-1),
-                                                                 torch.ones(int(covered.sum())))
+    assert (dists[..., 0][covered] < 0).all() and torch.allclose(
+        bary[..., 0, :][covered].sum(-1), torch.ones(int(covered.sum()))
+    )
 
 
 def test_rasterize_meshes_refuses_what_it_does_not_implement():
@@ -205,8 +219,9 @@ def test_rasterize_meshes_refuses_what_it_does_not_implement():
 
 def test_load_obj_like_pytorch3d(tmp_path):
     path = tmp_path / "m.obj"
-    path.write_text("mtllib x.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\n"
-                    "f 1/1 2/2 3/3\nf -4/-3 -2/-1 -1\n")
+    path.write_text(
+        "mtllib x.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nf 1/1 2/2 3/3\nf -4/-3 -2/-1 -1\n"
+    )
     verts, faces, aux = load_obj(str(path))
     assert verts.dtype == torch.float32 and verts.shape == (4, 3)
     assert faces.verts_idx.tolist() == [[0, 1, 2], [0, 2, 3]]

@@ -10,32 +10,35 @@ from decaenv.cli import main
 from decaenv.patches import Environment, registry
 
 
-@pytest.mark.parametrize("patch_id, assume, expected", [
-    ("inspect-getargspec", {"python": "3.10.13"}, "not needed"),
-    ("inspect-getargspec", {"python": "3.11.0"}, "needed"),
-    ("inspect-getargspec", {"python": "3.13.0"}, "needed"),
-    ("numpy-aliases", {"numpy": "1.23.5"}, "not needed"),
-    ("numpy-aliases", {"numpy": "1.24.0"}, "needed"),
-    ("numpy-aliases", {"numpy": "2.4.6"}, "needed"),
-    ("numpy-aliases", {"numpy": None}, "not needed"),
-    ("chumpy-stand-in", {"chumpy": None}, "needed"),
-    ("chumpy-stand-in", {"chumpy": "0.70"}, "not needed"),
-    ("face-alignment-api", {"face-alignment": "1.3.4"}, "not needed"),
-    ("face-alignment-api", {"face-alignment": "1.3.5"}, "needed"),
-    ("face-alignment-api", {"face-alignment": "1.5.0"}, "needed"),
-    ("face-alignment-api", {"face-alignment": None}, "not needed"),
-    ("face-alignment-cpu", {"face-alignment": "1.2.0"}, "needed"),
-    ("face-alignment-cpu", {"face-alignment": None}, "not needed"),
-    ("torch-load", {"torch": "1.13.1"}, "needed"),
-    ("torch-load", {"torch": None}, "not needed"),
-    ("torch-cross-dim", {"torch": "2.1.2"}, "not needed"),
-    ("torch-cross-dim", {"torch": "2.2.0"}, "needed"),
-    ("torch-cross-dim", {"torch": "2.13.0+cpu"}, "needed"),
-    ("torch-cross-dim", {"torch": "2.6.0.dev20241112"}, "needed"),
-    ("skimage-multichannel", {"scikit-image": "0.19.3"}, "not needed"),
-    ("skimage-multichannel", {"scikit-image": "0.20.0"}, "needed"),
-    ("skimage-multichannel", {"scikit-image": "0.26.0"}, "needed"),
-])
+@pytest.mark.parametrize(
+    "patch_id, assume, expected",
+    [
+        ("inspect-getargspec", {"python": "3.10.13"}, "not needed"),
+        ("inspect-getargspec", {"python": "3.11.0"}, "needed"),
+        ("inspect-getargspec", {"python": "3.13.0"}, "needed"),
+        ("numpy-aliases", {"numpy": "1.23.5"}, "not needed"),
+        ("numpy-aliases", {"numpy": "1.24.0"}, "needed"),
+        ("numpy-aliases", {"numpy": "2.4.6"}, "needed"),
+        ("numpy-aliases", {"numpy": None}, "not needed"),
+        ("chumpy-stand-in", {"chumpy": None}, "needed"),
+        ("chumpy-stand-in", {"chumpy": "0.70"}, "not needed"),
+        ("face-alignment-api", {"face-alignment": "1.3.4"}, "not needed"),
+        ("face-alignment-api", {"face-alignment": "1.3.5"}, "needed"),
+        ("face-alignment-api", {"face-alignment": "1.5.0"}, "needed"),
+        ("face-alignment-api", {"face-alignment": None}, "not needed"),
+        ("face-alignment-cpu", {"face-alignment": "1.2.0"}, "needed"),
+        ("face-alignment-cpu", {"face-alignment": None}, "not needed"),
+        ("torch-load", {"torch": "1.13.1"}, "needed"),
+        ("torch-load", {"torch": None}, "not needed"),
+        ("torch-cross-dim", {"torch": "2.1.2"}, "not needed"),
+        ("torch-cross-dim", {"torch": "2.2.0"}, "needed"),
+        ("torch-cross-dim", {"torch": "2.13.0+cpu"}, "needed"),
+        ("torch-cross-dim", {"torch": "2.6.0.dev20241112"}, "needed"),
+        ("skimage-multichannel", {"scikit-image": "0.19.3"}, "not needed"),
+        ("skimage-multichannel", {"scikit-image": "0.20.0"}, "needed"),
+        ("skimage-multichannel", {"scikit-image": "0.26.0"}, "needed"),
+    ],
+)
 def test_state_for_faked_versions(patch_id, assume, expected):
     status = registry.status(registry.get(patch_id), Environment(assume))
     assert status.state == expected, status.detail
@@ -72,16 +75,30 @@ def test_importing_patches_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, decaenv.patches, decaenv.patches.registry, decaenv.patches.launcher; "
-            "decaenv.patches.registry.status_all(); "  # the doctor's call must not import the targets either
-            "print(sorted(m for m in ('numpy', 'torch', 'skimage', 'face_alignment', 'rich') if m in sys.modules))")
+    code = (
+        "import sys, decaenv.patches, decaenv.patches.registry, decaenv.patches.launcher; "
+        "decaenv.patches.registry.status_all(); "  # the doctor's call must not import the targets either
+        "print(sorted(m for m in ('numpy', 'torch', 'skimage', 'face_alignment', 'rich') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_cli_list_with_faked_versions(capsys):
-    code = main(["patches", "list", "--assume", "numpy=1.23.5", "--assume", "python=3.10.0",
-                 "--assume", "face-alignment=1.5.0", "--assume", "torch=none"])
+    code = main(
+        [
+            "patches",
+            "list",
+            "--assume",
+            "numpy=1.23.5",
+            "--assume",
+            "python=3.10.0",
+            "--assume",
+            "face-alignment=1.5.0",
+            "--assume",
+            "torch=none",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = {line.split("]", 1)[1].split()[0]: line for line in out.splitlines()[1:]}

@@ -20,23 +20,31 @@ FIXTURE = {
     "decalib/datasets/detectors.py": (
         "import face_alignment\n\n\nclass FAN(object):\n    def __init__(self):\n"
         "        self.model = face_alignment.FaceAlignment(face_alignment.LandmarksType._2D, flip_input=False)\n"
-        "        self.other = face_alignment.LandmarksType._3D, face_alignment.LandmarksType._2halfD\n"),
+        "        self.other = face_alignment.LandmarksType._3D, face_alignment.LandmarksType._2halfD\n"
+    ),
     "decalib/utils/renderer.py": (
         "from torch.utils.cpp_extension import load\n"
         "rasterizer = load(name='standard_rasterize_cuda',\n"
         "                  sources=['standard_rasterize_cuda.cpp', 'standard_rasterize_cuda_kernel.cu'],\n"
-        "                  extra_cuda_cflags = ['-std=c++14', '-ccbin=$$(which gcc-7)'])\n"),
+        "                  extra_cuda_cflags = ['-std=c++14', '-ccbin=$$(which gcc-7)'])\n"
+    ),
     "decalib/utils/rasterizer/standard_rasterize_cuda_kernel.cu": (
-        "AT_DISPATCH_FLOATING_TYPES(face_vertices.type(), \"forward_kernel\", ([&] {\r\n"
+        'AT_DISPATCH_FLOATING_TYPES(face_vertices.type(), "forward_kernel", ([&] {\r\n'
         "    kernel<scalar_t><<<blocks, threads>>>(face_vertices.data<scalar_t>(), depth_buffer.data<scalar_t>());\r\n"
-        "}));\r\n"),
+        "}));\r\n"
+    ),
     "decalib/deca.py": "import torch\ncheckpoint = torch.load(model_path)\nother = torch.load(self.cfg['path'])",
-    "decalib/utils/util.py": ("import numpy as np\nmask = np.zeros(3, dtype=np.int)\nb = x.astype(np.float)\n"
-                              "keep = np.int64(3) + np.float32(2) + np.bool_(1)\n"),
-    "demos/demo_teaser.py": ("from skimage.transform import rescale\n"
-                             "grid = rescale(grid_image_all, 0.6, multichannel=True)\n"),
-    "decalib/trainer.py": ("import os, torch\nckpt = torch.load(os.path.join(out_dir, 'model.tar'))\nn = np.int\n"
-                           "x = torch.load(f, pickle_module=pm)\n"),
+    "decalib/utils/util.py": (
+        "import numpy as np\nmask = np.zeros(3, dtype=np.int)\nb = x.astype(np.float)\n"
+        "keep = np.int64(3) + np.float32(2) + np.bool_(1)\n"
+    ),
+    "demos/demo_teaser.py": (
+        "from skimage.transform import rescale\ngrid = rescale(grid_image_all, 0.6, multichannel=True)\n"
+    ),
+    "decalib/trainer.py": (
+        "import os, torch\nckpt = torch.load(os.path.join(out_dir, 'model.tar'))\nn = np.int\n"
+        "x = torch.load(f, pickle_module=pm)\n"
+    ),
     "decalib/tools/build.py": "import os\nos.environ['CC'] = 'gcc-7'\nn = np.int\n",
     "decalib/clean.py": "import numpy as np\nx = np.int64(1)\n",
     ".venv/lib/vendored.py": "import numpy as np\nx = np.int\n",
@@ -64,8 +72,10 @@ def snapshot(root):
     for path in sorted(root.rglob("*")):
         if path.is_file():
             st = path.stat()
-            out[path.relative_to(root).as_posix()] = (hashlib.sha256(path.read_bytes()).hexdigest(),
-                                                      stat.S_IMODE(st.st_mode))
+            out[path.relative_to(root).as_posix()] = (
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+                stat.S_IMODE(st.st_mode),
+            )
     return out
 
 
@@ -79,17 +89,21 @@ def test_dry_run_shows_the_diff_and_writes_nothing(tree, capsysbinary):
     assert main(["patch", str(tree), "--dry-run"]) == 1  # tools/build.py is reported
     diff, err = _read(capsysbinary)
     assert snapshot(tree) == before
-    for expected in ("+        self.model = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D",
-                     "LandmarksType.THREE_D, face_alignment.LandmarksType.TWO_HALF_D",
-                     "+                  extra_cuda_cflags = [])",
-                     "AT_DISPATCH_FLOATING_TYPES(face_vertices.scalar_type(),",
-                     "face_vertices.data_ptr<scalar_t>(), depth_buffer.data_ptr<scalar_t>()",
-                     "+checkpoint = torch.load(model_path, map_location='cpu')",
-                     "+other = torch.load(self.cfg['path'], map_location='cpu')",
-                     "+ckpt = torch.load(os.path.join(out_dir, 'model.tar'), map_location='cpu')",
-                     "+mask = np.zeros(3, dtype=int)", "+b = x.astype(float)",
-                     "+grid = rescale(grid_image_all, 0.6, channel_axis=-1)",
-                     "--- a/decalib/utils/util.py", "+++ b/decalib/utils/util.py"):
+    for expected in (
+        "+        self.model = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D",
+        "LandmarksType.THREE_D, face_alignment.LandmarksType.TWO_HALF_D",
+        "+                  extra_cuda_cflags = [])",
+        "AT_DISPATCH_FLOATING_TYPES(face_vertices.scalar_type(),",
+        "face_vertices.data_ptr<scalar_t>(), depth_buffer.data_ptr<scalar_t>()",
+        "+checkpoint = torch.load(model_path, map_location='cpu')",
+        "+other = torch.load(self.cfg['path'], map_location='cpu')",
+        "+ckpt = torch.load(os.path.join(out_dir, 'model.tar'), map_location='cpu')",
+        "+mask = np.zeros(3, dtype=int)",
+        "+b = x.astype(float)",
+        "+grid = rescale(grid_image_all, 0.6, channel_axis=-1)",
+        "--- a/decalib/utils/util.py",
+        "+++ b/decalib/utils/util.py",
+    ):
         assert expected in diff, expected
     assert "vendored" not in diff and ".git" not in diff and "clean.py" not in diff
     assert "keep = np.int64(3) + np.float32(2) + np.bool_(1)" not in diff.replace(" keep", "")
@@ -97,8 +111,10 @@ def test_dry_run_shows_the_diff_and_writes_nothing(tree, capsysbinary):
     assert "would patch: decalib/utils/util.py (numpy-aliases ×2)" in err
     assert "unrecognized: decalib/tools/build.py" in err and "line 2: 'gcc-7'" in err
     assert "would patch: decalib/trainer.py (torch-load-map-location ×1, numpy-aliases ×1)" in err
-    assert "line 4: torch.load(f, pickle_module=pm) (torch-load-map-location: not rewritten; run DECA with " \
-           "`decaenv exec`, whose torch-load shim handles it)" in err
+    assert (
+        "line 4: torch.load(f, pickle_module=pm) (torch-load-map-location: not rewritten; run DECA with "
+        "`decaenv exec`, whose torch-load shim handles it)" in err
+    )
     assert "x = torch.load(f, pickle_module=pm, map_location" not in diff
     assert "dry run: nothing was written" in err
     assert "1 file(s) have lines that need `decaenv exec` rather than a rewrite" in err
@@ -111,9 +127,17 @@ def test_patch_is_idempotent_and_revert_is_byte_for_byte(tree, capsysbinary):
     patched = snapshot(tree)
     changed = {rel for rel in original if original[rel] != patched.get(rel)} - {".decaenv-patch"}
     changed = {rel for rel in changed if not rel.startswith(".decaenv-patch/")}
-    assert changed == {"decalib/datasets/detectors.py", "decalib/utils/renderer.py", "decalib/deca.py",
-                       "decalib/utils/rasterizer/standard_rasterize_cuda_kernel.cu", "decalib/utils/util.py",
-                       "demos/demo_teaser.py", "decalib/trainer.py", LATIN1, SCRIPT}
+    assert changed == {
+        "decalib/datasets/detectors.py",
+        "decalib/utils/renderer.py",
+        "decalib/deca.py",
+        "decalib/utils/rasterizer/standard_rasterize_cuda_kernel.cu",
+        "decalib/utils/util.py",
+        "demos/demo_teaser.py",
+        "decalib/trainer.py",
+        LATIN1,
+        SCRIPT,
+    }
     assert patched["decalib/tools/build.py"] == original["decalib/tools/build.py"]  # all or nothing per file
     assert patched[SCRIPT][1] == 0o755
     assert (tree / LATIN1).read_bytes() == b"# caf\xe9\nimport numpy as np\nv = float(1)\n"
@@ -225,8 +249,10 @@ def test_every_rule_is_idempotent(rule):
 
 
 def test_cli_module_imports_only_typer(tmp_path):
-    code = "import sys, decaenv.cli.patch, decaenv.cli.exec_cmd, decaenv.cli.patches, decaenv.cli.convert; " \
-           "print(sorted(m for m in ('numpy', 'rich', 'torch') if m in sys.modules))"
+    code = (
+        "import sys, decaenv.cli.patch, decaenv.cli.exec_cmd, decaenv.cli.patches, decaenv.cli.convert; "
+        "print(sorted(m for m in ('numpy', 'rich', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -280,8 +306,12 @@ def test_hard_coded_gcc7_elsewhere_is_reported_not_guessed(tree, capsysbinary):
     assert main(["patch", str(tree), "--no-diff"]) == 0
     err = _read(capsysbinary)[1]
     assert "patched: decalib/utils/rasterizer/setup.py (numpy-aliases ×1)" in err
-    assert "line 2: 'gcc-7' (rasterizer-jit-flags: not rewritten; run DECA with `decaenv exec`, whose " \
-           "standard-rasterizer shim handles it)" in err and "line 3: 'gcc-7'" in err
+    assert (
+        "line 2: 'gcc-7' (rasterizer-jit-flags: not rewritten; run DECA with `decaenv exec`, whose "
+        "standard-rasterizer shim handles it)"
+        in err
+        and "line 3: 'gcc-7'" in err
+    )
     assert setup.read_text().count("'gcc-7'") == 2 and "np.int" not in setup.read_text()
     assert "# Specify gcc 7" not in err
     elsewhere = tree / "decalib" / "tools" / "cc.py"
@@ -302,14 +332,18 @@ def test_stock_deca_checkout_patches_cleanly(tmp_path, capsysbinary):
     assert main(["patch", str(root), "--no-diff"]) == 0
     err = _read(capsysbinary)[1]
     assert "unrecognized" not in err
-    for expected in ("patched: decalib/trainer.py (torch-load-map-location ×2)",
-                     "patched: decalib/utils/trainer.py (torch-load-map-location ×2)",
-                     "patched: decalib/deca.py (torch-load-map-location ×1)",
-                     "patched: decalib/datasets/detectors.py (fa-landmarks-type ×1)",
-                     "needs exec: decalib/utils/rasterizer/setup.py",
-                     'line 10: "gcc-7" (rasterizer-jit-flags: not rewritten; run DECA with `decaenv exec`',
-                     'line 11: "gcc-7"'):
+    for expected in (
+        "patched: decalib/trainer.py (torch-load-map-location ×2)",
+        "patched: decalib/utils/trainer.py (torch-load-map-location ×2)",
+        "patched: decalib/deca.py (torch-load-map-location ×1)",
+        "patched: decalib/datasets/detectors.py (fa-landmarks-type ×1)",
+        "needs exec: decalib/utils/rasterizer/setup.py",
+        'line 10: "gcc-7" (rasterizer-jit-flags: not rewritten; run DECA with `decaenv exec`',
+        'line 11: "gcc-7"',
+    ):
         assert expected in err, expected
-    assert "torch.load(os.path.join(self.cfg.output_dir, 'model.tar'), map_location='cpu')" in \
-        (root / "decalib" / "trainer.py").read_text()
+    assert (
+        "torch.load(os.path.join(self.cfg.output_dir, 'model.tar'), map_location='cpu')"
+        in (root / "decalib" / "trainer.py").read_text()
+    )
     assert main(["patch", str(root), "--revert", "--no-diff"]) == 0

@@ -28,17 +28,25 @@ def _targets(fa):
     import torch.utils.cpp_extension as cpp_extension
 
     return {
-        "inspect": inspect, "numpy": np, "torch": torch, "skimage.transform": skimage_transform,
+        "inspect": inspect,
+        "numpy": np,
+        "torch": torch,
+        "skimage.transform": skimage_transform,
         "torch.utils.cpp_extension": cpp_extension,
-        "LandmarksType": fa.LandmarksType, "LandmarksType._member_map_": fa.LandmarksType._member_map_,
-        "FaceAlignment": fa.FaceAlignment, "sys.modules": sys.modules,
+        "LandmarksType": fa.LandmarksType,
+        "LandmarksType._member_map_": fa.LandmarksType._member_map_,
+        "FaceAlignment": fa.FaceAlignment,
+        "sys.modules": sys.modules,
     }
 
 
 def _snapshot(obj):
     if obj is sys.modules:
-        return {k: v for k, v in sys.modules.items()
-                if k.split(".")[0] in ("chumpy", "pytorch3d", "standard_rasterize_cuda")}
+        return {
+            k: v
+            for k, v in sys.modules.items()
+            if k.split(".")[0] in ("chumpy", "pytorch3d", "standard_rasterize_cuda")
+        }
     return dict(obj) if isinstance(obj, dict) else dict(vars(obj))
 
 
@@ -132,6 +140,7 @@ def test_failing_shim_leaves_nothing_behind(monkeypatch):
 
 # -- behaviour of each shim ------------------------------------------------------------------------------------
 
+
 def test_numpy_aliases_add_only_missing_names():
     own_bool = np.__dict__.get("bool", NOTSET)
     with patches.active("numpy-aliases"):
@@ -144,10 +153,12 @@ def test_numpy_aliases_add_only_missing_names():
 
 
 def test_numpy_ma_still_imports_with_the_aliases():
-    code = ("from decaenv import patches\n"
-            "with patches.active('numpy-aliases'):\n"
-            "    import numpy as np, numpy.ma\n"
-            "    print(int(np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]).sum()), np.bool is np.bool_)\n")
+    code = (
+        "from decaenv import patches\n"
+        "with patches.active('numpy-aliases'):\n"
+        "    import numpy as np, numpy.ma\n"
+        "    print(int(np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]).sum()), np.bool is np.bool_)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["4", "True"]
@@ -259,8 +270,10 @@ def test_bad_trusted_digest_is_a_usage_error():
         patches.PatchConfig(trusted_sha256={"abc"})
 
 
-@pytest.mark.parametrize("shape_a, shape_b, dim", [((3, 3), (3, 3), -1), ((4, 3), (4, 3), -1),
-                                                    ((3, 5), (3, 5), 0), ((2, 3, 5), (1, 3, 5), 1)])
+@pytest.mark.parametrize(
+    "shape_a, shape_b, dim",
+    [((3, 3), (3, 3), -1), ((4, 3), (4, 3), -1), ((3, 5), (3, 5), 0), ((2, 3, 5), (1, 3, 5), 1)],
+)
 def test_torch_cross_gets_an_explicit_dim(shape_a, shape_b, dim):
     from decaenv.patches.torch_cross import explicit_dim
 

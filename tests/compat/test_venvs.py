@@ -47,8 +47,9 @@ def _env(**extra):
 
 
 def _probe(python, pickle_path, work):
-    out = subprocess.run([str(python), str(PROBE), str(pickle_path), str(work)], capture_output=True, text=True,
-                         env=_env(), timeout=300)
+    out = subprocess.run(
+        [str(python), str(PROBE), str(pickle_path), str(work)], capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -58,8 +59,7 @@ def _plain_venv(venvs, py, numpy_version, extra):
 
 
 def _chumpy_venv(venvs, numpy_version):
-    return venvs.get("3.11", venv_matrix.chumpy_requirements(numpy_version),
-                     ["--no-build-isolation", "chumpy==0.70"])
+    return venvs.get("3.11", venv_matrix.chumpy_requirements(numpy_version), ["--no-build-isolation", "chumpy==0.70"])
 
 
 @pytest.mark.parametrize("py, numpy_version, extra", MATRIX, ids=[f"py{p}-numpy{n}" for p, n, _ in MATRIX])
@@ -89,19 +89,29 @@ def test_chumpy_070_imports_only_under_decaenv_exec(venvs, flame_pickle, tmp_pat
     assert plain.returncode != 0 and "getargspec" in plain.stderr
 
     code = "import chumpy, os; print(os.path.dirname(chumpy.__file__))"
-    shimmed = subprocess.run([sys.executable, "-m", "decaenv", "exec", "--", str(python), "-c", code],
-                             capture_output=True, text=True, timeout=300)
+    shimmed = subprocess.run(
+        [sys.executable, "-m", "decaenv", "exec", "--", str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shimmed.returncode == 0, shimmed.stderr
     assert shimmed.stdout.strip().startswith(str(python.parents[1]))  # the real chumpy, not a stand-in
 
     # DECA's own way of reading FLAME (plain pickle + real chumpy objects) under decaenv exec
     path, arrays = flame_pickle
-    deca_style = ("import pickle, hashlib, numpy as np\n"
-                  f"d = pickle.load(open({str(path)!r}, 'rb'), encoding='latin1')\n"
-                  "a = np.ascontiguousarray(np.array(d['shapedirs']))\n"
-                  "print(type(d['shapedirs']).__module__, hashlib.sha256(a.tobytes()).hexdigest())\n")
-    out = subprocess.run([sys.executable, "-m", "decaenv", "exec", "--", str(python), "-c", deca_style],
-                         capture_output=True, text=True, timeout=300)
+    deca_style = (
+        "import pickle, hashlib, numpy as np\n"
+        f"d = pickle.load(open({str(path)!r}, 'rb'), encoding='latin1')\n"
+        "a = np.ascontiguousarray(np.array(d['shapedirs']))\n"
+        "print(type(d['shapedirs']).__module__, hashlib.sha256(a.tobytes()).hexdigest())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "decaenv", "exec", "--", str(python), "-c", deca_style],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["chumpy.ch", _digest(arrays["shapedirs"])[2]]
 
@@ -114,13 +124,19 @@ def test_chumpy_070_imports_only_under_decaenv_exec(venvs, flame_pickle, tmp_pat
 def test_deca_style_pickle_without_chumpy_via_stand_in(venvs, flame_pickle):
     python = _plain_venv(venvs, "3.11", "1.26.4", ("scipy",))
     path, arrays = flame_pickle
-    code = ("import pickle, hashlib, numpy as np\n"
-            f"d = pickle.load(open({str(path)!r}, 'rb'), encoding='latin1')\n"
-            "a = np.ascontiguousarray(np.array(d['shapedirs'], dtype=np.float32))\n"
-            "print(hashlib.sha256(a.tobytes()).hexdigest())\n")
+    code = (
+        "import pickle, hashlib, numpy as np\n"
+        f"d = pickle.load(open({str(path)!r}, 'rb'), encoding='latin1')\n"
+        "a = np.ascontiguousarray(np.array(d['shapedirs'], dtype=np.float32))\n"
+        "print(hashlib.sha256(a.tobytes()).hexdigest())\n"
+    )
     plain = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
     assert plain.returncode != 0 and "No module named 'chumpy'" in plain.stderr
-    out = subprocess.run([sys.executable, "-m", "decaenv", "exec", "--", str(python), "-c", code],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "decaenv", "exec", "--", str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == _digest(arrays["shapedirs"].astype(np.float32))[2]

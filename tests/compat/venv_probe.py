@@ -67,10 +67,14 @@ def shims():
         import numpy.ma  # noqa: F401 - crashed when np.bool was overwritten
 
         own_bool = before["bool"] if "bool" in before else np.bool_  # numpy 2's own, or the added alias
-        result["numpy_aliases"] = {"applied": applied, "np_bool_untouched": vars(np).get("bool") is own_bool,
-                                   "ma_ok": int(np.ma.masked_array([1, 2], mask=[0, 1]).sum()) == 1}
-    result["numpy_restored"] = all(vars(np).get(k) is v for k, v in before.items()) and \
-        not any(k in vars(np) for k in ("int", "unicode"))
+        result["numpy_aliases"] = {
+            "applied": applied,
+            "np_bool_untouched": vars(np).get("bool") is own_bool,
+            "ma_ok": int(np.ma.masked_array([1, 2], mask=[0, 1]).sum()) == 1,
+        }
+    result["numpy_restored"] = all(vars(np).get(k) is v for k, v in before.items()) and not any(
+        k in vars(np) for k in ("int", "unicode")
+    )
     had = hasattr(inspect, "getargspec")
     with patches.active("inspect-getargspec") as applied:
         result["getargspec"] = {"applied": applied, "args": inspect.getargspec(lambda a, b=1: 0).args}

@@ -29,8 +29,9 @@ def write_torch(root: Path, version: str = "2.13.0+cpu", cuda=None) -> Path:
     pkg = root / "site" / "torch"
     (pkg / "include").mkdir(parents=True, exist_ok=True)
     cuda_line = f"cuda: Optional[str] = {cuda!r}" if cuda else "cuda: Optional[str] = None"
-    (pkg / "version.py").write_text(f"from typing import Optional\n__version__ = '{version}'\n{cuda_line}\n"
-                                    "hip: Optional[str] = None\n")
+    (pkg / "version.py").write_text(
+        f"from typing import Optional\n__version__ = '{version}'\n{cuda_line}\nhip: Optional[str] = None\n"
+    )
     return pkg
 
 

@@ -28,15 +28,26 @@ def test_data_dir_ok_missing_readonly_and_full(tmp_path, monkeypatch):
     assert "not writable" in data.check_data_dir(_ctx(tmp_path)).summary
 
 
-FLAME_OK = {"file": "", "loaded": True, "kind": "generic", "vertices": 5023, "faces": 9976, "components": 400,
-            "joints": 5, "incompatible": [], "seconds": 0.3}
+FLAME_OK = {
+    "file": "",
+    "loaded": True,
+    "kind": "generic",
+    "vertices": 5023,
+    "faces": 9976,
+    "components": 400,
+    "joints": 5,
+    "incompatible": [],
+    "seconds": 0.3,
+}
 
 
 def test_flame_missing_and_renamed(tmp_path):
     missing = data.check_flame(_ctx(tmp_path))
     assert missing.status is Status.FAIL and "no FLAME model" in missing.summary
-    assert missing.remediation.commands == ("decaenv fetch flame --username YOUR_FLAME_LOGIN",
-                                            "decaenv fetch --from ~/Downloads/FLAME2020.zip")
+    assert missing.remediation.commands == (
+        "decaenv fetch flame --username YOUR_FLAME_LOGIN",
+        "decaenv fetch --from ~/Downloads/FLAME2020.zip",
+    )
     (tmp_path / "FLAME2020").mkdir()
     (tmp_path / "FLAME2020" / "generic_model.pkl").write_bytes(b"x")
     nested = data.check_flame(_ctx(tmp_path))
@@ -57,8 +68,15 @@ def test_flame_loaded_variants(tmp_path):
     ok = data.check_flame(_ctx(tmp_path, {"flame-load": dict(FLAME_OK, file=pkl)}))
     assert ok.status is Status.OK and "5023 v" in ok.summary
     assert ok.fixes[0].kind == "convert-flame" and ok.fixes[0].args["dst"].endswith("generic_model.npz")
-    err = {"file": pkl, "loaded": False, "error": {"type": "DataError", "message": "generic_model.pkl is an HTML page",
-                                                 "hint": "delete it and download it again"}}
+    err = {
+        "file": pkl,
+        "loaded": False,
+        "error": {
+            "type": "DataError",
+            "message": "generic_model.pkl is an HTML page",
+            "hint": "delete it and download it again",
+        },
+    }
     bad = data.check_flame(_ctx(tmp_path, {"flame-load": err}))
     assert bad.status is Status.FAIL and "HTML page" in bad.summary and "download it again" in bad.remediation.text
     v2023 = dict(FLAME_OK, file=pkl, kind="flame2023", incompatible=["FLAME 2023 differs from FLAME 2020"])
@@ -78,15 +96,21 @@ def _write(path, content):
     return path
 
 
-@pytest.mark.parametrize("content, kind", [
-    (b"", "empty"),
-    (b"<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title>Too many users have viewed or downloaded "
-     b"this file recently.</html>", "html"),
-    (b"  <html><body>Google Drive can't scan this file for viruses</body></html>", "html"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 434\n", "lfs-pointer"),
-    (b"\x1f\x8b\x08\x00" + b"\x00" * 100, "gzip"),
-    (b"random bytes that are nothing", "unknown"),
-])
+@pytest.mark.parametrize(
+    "content, kind",
+    [
+        (b"", "empty"),
+        (
+            b"<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title>"
+            b"Too many users have viewed or downloaded this file recently.</html>",
+            "html",
+        ),
+        (b"  <html><body>Google Drive can't scan this file for viruses</body></html>", "html"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 434\n", "lfs-pointer"),
+        (b"\x1f\x8b\x08\x00" + b"\x00" * 100, "gzip"),
+        (b"random bytes that are nothing", "unknown"),
+    ],
+)
 def test_classify_checkpoint_bytes(tmp_path, content, kind):
     assert data.classify_checkpoint(_write(tmp_path / "deca_model.tar", content))[0] == kind
 
@@ -123,8 +147,19 @@ def test_deca_model_check(tmp_path):
 
 
 def _net(**over):
-    base = {"present": True, "keys": 322, "expected": 322, "missing": [], "missing_count": 0, "unexpected": [],
-            "unexpected_count": 0, "wrong_shapes": [], "wrong_count": 0, "non_tensor": [], "module_prefix": False}
+    base = {
+        "present": True,
+        "keys": 322,
+        "expected": 322,
+        "missing": [],
+        "missing_count": 0,
+        "unexpected": [],
+        "unexpected_count": 0,
+        "wrong_shapes": [],
+        "wrong_count": 0,
+        "non_tensor": [],
+        "module_prefix": False,
+    }
     base.update(over)
     return base
 
@@ -140,13 +175,26 @@ def test_deca_model_load(tmp_path):
     assert ok.status is Status.OK and "match DECA's keys and shapes" in ok.summary
     gone = data.check_deca_model_load(_ctx(tmp_path, _load(E_detail={"present": False})))
     assert gone.status is Status.FAIL and "E_detail is missing" in gone.summary
-    shapes = data.check_deca_model_load(_ctx(tmp_path, _load(E_flame=_net(wrong_count=2, wrong_shapes=[
-        "layers.2.weight (300, 1024) (expected (236, 1024))"]))))
+    shapes = data.check_deca_model_load(
+        _ctx(
+            tmp_path,
+            _load(E_flame=_net(wrong_count=2, wrong_shapes=["layers.2.weight (300, 1024) (expected (236, 1024))"])),
+        )
+    )
     assert shapes.status is Status.FAIL and "2 wrong-shape" in shapes.summary
     prefixed = data.check_deca_model_load(_ctx(tmp_path, _load(D_detail=_net(module_prefix=True))))
     assert "module." in prefixed.summary
-    failed = data.check_deca_model_load(_ctx(tmp_path, {"checkpoint-load": {"loaded": False, "error": {
-        "type": "UnpicklingError", "message": "Weights only load failed"}}}))
+    failed = data.check_deca_model_load(
+        _ctx(
+            tmp_path,
+            {
+                "checkpoint-load": {
+                    "loaded": False,
+                    "error": {"type": "UnpicklingError", "message": "Weights only load failed"},
+                }
+            },
+        )
+    )
     assert failed.status is Status.FAIL and "Weights only load failed" in failed.summary
     odd = data.check_deca_model_load(_ctx(tmp_path, {"checkpoint-load": {"loaded": True, "top_type": "list"}}))
     assert odd.status is Status.FAIL
@@ -157,10 +205,23 @@ def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
         monkeypatch.setattr(subsystems, "manifest_status", lambda d, **kw: {"files": files})
         return data.check_data_files(_ctx(tmp_path))
 
-    row = lambda i, s, required=True, kind="https": {"id": i, "dest": f"{i}.obj", "status": s, "detail": "",  # noqa
-                                                    "kind": kind, "required": required}
-    good = status([row("head-template", "verified"), row("albedo", "missing", required=False, kind="manual"),
-                   {**row("flame", "missing", kind="manual"), "dest": "generic_model.pkl"}])
+    def row(i, s, required=True, kind="https"):
+        return {
+            "id": i,
+            "dest": f"{i}.obj",
+            "status": s,
+            "detail": "",
+            "kind": kind,
+            "required": required,
+        }
+
+    good = status(
+        [
+            row("head-template", "verified"),
+            row("albedo", "missing", required=False, kind="manual"),
+            {**row("flame", "missing", kind="manual"), "dest": "generic_model.pkl"},
+        ]
+    )
     assert good.status is Status.OK and "optional, not present: albedo.obj" in good.summary
     bad = status([row("head-template", "hash-mismatch"), row("mask", "missing")])
     assert bad.status is Status.FAIL and bad.fixes[0].args["ids"] == ["head-template", "mask"]
@@ -168,8 +229,9 @@ def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
 
 
 def test_data_files_with_a_broken_manifest(tmp_path, monkeypatch):
-    monkeypatch.setattr(subsystems, "manifest_status",
-                        lambda d, **kw: {"error": "manifest x.toml: line 3: bad key", "files": []})
+    monkeypatch.setattr(
+        subsystems, "manifest_status", lambda d, **kw: {"error": "manifest x.toml: line 3: bad key", "files": []}
+    )
     result = data.check_data_files(_ctx(tmp_path))
     assert result.status is Status.FAIL and "bad key" in result.summary
 

@@ -86,12 +86,17 @@ def test_clean_cache_and_path_with_spaces(tmp_path, cpu_torch):
 
 
 def test_rasterizer_backends():
-    fallback = {"backends": {"torch": {"usable": True, "reason": "pure torch"}},
-                "choice": {"cpu": "torch", "cuda": None}}
+    fallback = {
+        "backends": {"torch": {"usable": True, "reason": "pure torch"}},
+        "choice": {"cpu": "torch", "cuda": None},
+    }
     result = extension.check_rasterizer(_ctx(sections={"rasterizer": fallback}))
     assert result.status is Status.OK and result.summary == "CPU: the pure-torch rasterizer"
-    full = {"backends": {"cpu": {"usable": True}, "cuda": {"usable": True}, "torch": {"usable": True}},
-            "choice": {"cpu": "cpu", "cuda": "cuda"}, "extension": {"summary": "built (cpu, cuda)", "built": True}}
+    full = {
+        "backends": {"cpu": {"usable": True}, "cuda": {"usable": True}, "torch": {"usable": True}},
+        "choice": {"cpu": "cpu", "cuda": "cuda"},
+        "extension": {"summary": "built (cpu, cuda)", "built": True},
+    }
     result = extension.check_rasterizer(_ctx(sections={"rasterizer": full}))
     assert result.summary == "CPU: the compiled CPU rasterizer; CUDA: the CUDA rasterizer" and not result.fixes
     none = {"backends": {"torch": {"usable": False, "reason": "broken"}}, "choice": {}}
@@ -99,25 +104,56 @@ def test_rasterizer_backends():
 
 
 def _raster(ext):
-    return {"rasterizer": {"backends": {"cpu": {"usable": False, "reason": "not built"},
-                                                     "torch": {"usable": True}},
-                           "choice": {"cpu": "torch", "cuda": None}, "extension": ext}}
+    return {
+        "rasterizer": {
+            "backends": {"cpu": {"usable": False, "reason": "not built"}, "torch": {"usable": True}},
+            "choice": {"cpu": "torch", "cuda": None},
+            "extension": ext,
+        }
+    }
 
 
 def test_rasterizer_extension_states():
-    not_built = extension.check_rasterizer(_ctx(sections=_raster({"summary": "not built (run `decaenv build`)",
-                                                                   "built": False, "variants": {}})))
+    not_built = extension.check_rasterizer(
+        _ctx(sections=_raster({"summary": "not built (run `decaenv build`)", "built": False, "variants": {}}))
+    )
     assert not_built.status is Status.OK and "decaenv build" in not_built.summary
     assert not_built.fixes[0].kind == "build-rasterizer"
-    stale = extension.check_rasterizer(_ctx(sections=_raster({
-        "summary": "x", "built": False,
-        "variants": {"cpu": {"built": True, "usable": False,
-                             "problem": "the cpu build is from other decaenv sources"}}})))
+    stale = extension.check_rasterizer(
+        _ctx(
+            sections=_raster(
+                {
+                    "summary": "x",
+                    "built": False,
+                    "variants": {
+                        "cpu": {
+                            "built": True,
+                            "usable": False,
+                            "problem": "the cpu build is from other decaenv sources",
+                        }
+                    },
+                }
+            )
+        )
+    )
     assert stale.status is Status.WARN and "other decaenv sources" in stale.summary
-    failed_before = extension.check_rasterizer(_ctx(sections=_raster({
-        "summary": "not built", "built": False, "variants": {}, "build_in_progress": None,
-        "last_error": {"cause": "the host compiler is newer than this nvcc supports", "fix": "install gcc 11",
-                       "log": "/b/build-cuda.log"}})))
+    failed_before = extension.check_rasterizer(
+        _ctx(
+            sections=_raster(
+                {
+                    "summary": "not built",
+                    "built": False,
+                    "variants": {},
+                    "build_in_progress": None,
+                    "last_error": {
+                        "cause": "the host compiler is newer than this nvcc supports",
+                        "fix": "install gcc 11",
+                        "log": "/b/build-cuda.log",
+                    },
+                }
+            )
+        )
+    )
     assert any("last `decaenv build` failed: the host compiler" in d for d in failed_before.details)
 
 
@@ -133,50 +169,129 @@ def test_build_probe_outcomes():
     ctx = _ctx(sections={"build": {}})
     ctx.results["cxx-compiler"] = CheckResult(Status.WARN, "no C++ compiler ('c++') on PATH: ...")
     assert "no C++ compiler" in extension.check_build(ctx).summary
-    good = {"sources": "decaenv's rasterizer (decaenv/runtime/csrc)", "cpu": {"target": "cpu", "ok": True, "seconds": 28.0, "log": ""},
-            "cuda": None, "cuda_skipped": "torch is a CPU build"}
+    good = {
+        "sources": "decaenv's rasterizer (decaenv/runtime/csrc)",
+        "cpu": {"target": "cpu", "ok": True, "seconds": 28.0, "log": ""},
+        "cuda": None,
+        "cuda_skipped": "torch is a CPU build",
+    }
     result = extension.check_build(_ctx(sections={"build": good}))
     assert result.status is Status.OK and result.summary.startswith("CPU extension builds and runs")
-    bad = dict(good, cuda={"target": "cuda", "ok": False, "seconds": 3.0, "log": GCC_TOO_NEW_LOG,
-                           "error": "RuntimeError: Error building extension 'decaenv_probe_cuda_1'"})
+    bad = dict(
+        good,
+        cuda={
+            "target": "cuda",
+            "ok": False,
+            "seconds": 3.0,
+            "log": GCC_TOO_NEW_LOG,
+            "error": "RuntimeError: Error building extension 'decaenv_probe_cuda_1'",
+        },
+    )
     result = extension.check_build(_ctx(sections={"build": bad}))
     assert result.status is Status.WARN and "host compiler is newer than this nvcc" in result.summary
     assert result.data["cause"] == "gcc-too-new" and result.fm == ("FM03",)
     assert "unsupported GNU version" in result.data["first_error"]
-    theirs = dict(good, sources="decaenv csrc", cpu={"target": "cpu", "ok": False, "seconds": 9.0, "log": "...",
-                  "diagnosis": {"cause_id": "aten-api", "cause": "the source uses a removed ATen API",
-                                "fix": "use .scalar_type()", "first_error": "k.cu(244): error: no suitable conversion",
-                                "failure_mode": "FM05"}})
+    theirs = dict(
+        good,
+        sources="decaenv csrc",
+        cpu={
+            "target": "cpu",
+            "ok": False,
+            "seconds": 9.0,
+            "log": "...",
+            "diagnosis": {
+                "cause_id": "aten-api",
+                "cause": "the source uses a removed ATen API",
+                "fix": "use .scalar_type()",
+                "first_error": "k.cu(244): error: no suitable conversion",
+                "failure_mode": "FM05",
+            },
+        },
+    )
     result = extension.check_build(_ctx(sections={"build": theirs}))
     assert result.data["cause"] == "aten-api" and result.fm == ("FM05",)
     assert result.remediation.text == "use .scalar_type()"
 
 
-@pytest.mark.parametrize("answer, status, text", [
-    ({"installed": False}, Status.OK, "not installed"),
-    ({"installed": True, "version": "0.7.5", "import": {"importable": False,
-      "error": "ImportError: _C.so: undefined symbol: _ZNK2at6Tensor7is_cudaEv"}}, Status.WARN, "another torch"),
-    ({"installed": True, "import": {"importable": True}, "ext": {"importable": True},
-      "structures": {"importable": False, "error": "ModuleNotFoundError: No module named 'iopath'"}},
-     Status.WARN, "iopath"),
-    ({"installed": True, "version": "0.7.9", "import": {"importable": True}, "ext": {"importable": True},
-      "structures": {"importable": True}, "renderer": {"importable": True}, "cpu": "ok",
-      "cuda": "RuntimeError: Not compiled with GPU support"}, Status.WARN, "CUDA tensors"),
-    ({"installed": True, "version": "0.7.9", "import": {"importable": True}, "ext": {"importable": True},
-      "structures": {"importable": True}, "renderer": {"importable": True}, "cpu": "RuntimeError: x"}, Status.WARN,
-     "cannot rasterize on the CPU"),
-    ({"installed": True, "version": "0.7.9", "import": {"importable": True}, "ext": {"importable": True},
-      "structures": {"importable": True}, "renderer": {"importable": True}, "cpu": "ok", "cuda": "ok"}, Status.OK,
-     "CPU and CUDA"),
-])
+@pytest.mark.parametrize(
+    "answer, status, text",
+    [
+        ({"installed": False}, Status.OK, "not installed"),
+        (
+            {
+                "installed": True,
+                "version": "0.7.5",
+                "import": {
+                    "importable": False,
+                    "error": "ImportError: _C.so: undefined symbol: _ZNK2at6Tensor7is_cudaEv",
+                },
+            },
+            Status.WARN,
+            "another torch",
+        ),
+        (
+            {
+                "installed": True,
+                "import": {"importable": True},
+                "ext": {"importable": True},
+                "structures": {"importable": False, "error": "ModuleNotFoundError: No module named 'iopath'"},
+            },
+            Status.WARN,
+            "iopath",
+        ),
+        (
+            {
+                "installed": True,
+                "version": "0.7.9",
+                "import": {"importable": True},
+                "ext": {"importable": True},
+                "structures": {"importable": True},
+                "renderer": {"importable": True},
+                "cpu": "ok",
+                "cuda": "RuntimeError: Not compiled with GPU support",
+            },
+            Status.WARN,
+            "CUDA tensors",
+        ),
+        (
+            {
+                "installed": True,
+                "version": "0.7.9",
+                "import": {"importable": True},
+                "ext": {"importable": True},
+                "structures": {"importable": True},
+                "renderer": {"importable": True},
+                "cpu": "RuntimeError: x",
+            },
+            Status.WARN,
+            "cannot rasterize on the CPU",
+        ),
+        (
+            {
+                "installed": True,
+                "version": "0.7.9",
+                "import": {"importable": True},
+                "ext": {"importable": True},
+                "structures": {"importable": True},
+                "renderer": {"importable": True},
+                "cpu": "ok",
+                "cuda": "ok",
+            },
+            Status.OK,
+            "CPU and CUDA",
+        ),
+    ],
+)
 def test_pytorch3d(answer, status, text):
     result = extension.check_pytorch3d(_ctx(sections={"pytorch3d": answer}))
     assert result.status is status and text in result.summary
 
 
 def test_compat_shims():
-    rows = [{"id": "face-alignment-api", "reason": "_2D renamed", "needed": True, "active": False},
-            {"id": "numpy-aliases", "reason": "np.int", "needed": False, "active": False}]
+    rows = [
+        {"id": "face-alignment-api", "reason": "_2D renamed", "needed": True, "active": False},
+        {"id": "numpy-aliases", "reason": "np.int", "needed": False, "active": False},
+    ]
     result = compat.check_compat(_ctx(sections={"compat": {"patches": rows}}))
     assert result.status is Status.OK and "needed here: face-alignment-api" in result.summary
     assert "numpy-aliases: not needed" in result.details[1]

@@ -9,21 +9,33 @@ from decaenv.doctor.testing import FakeProbe, make_context
 
 
 def _plat(system_="Linux", version=(3, 11, 7), impl="CPython", bits=64, release="6.1.0", distro="Debian 12"):
-    return PlatformInfo(system_, release, "x86_64", version, impl, "/venv/bin/python", wsl="microsoft" in release,
-                        distro=distro, bits=bits)
+    return PlatformInfo(
+        system_,
+        release,
+        "x86_64",
+        version,
+        impl,
+        "/venv/bin/python",
+        wsl="microsoft" in release,
+        distro=distro,
+        bits=bits,
+    )
 
 
 def _run(func, **probe):
     return func(make_context(FakeProbe(**probe)))
 
 
-@pytest.mark.parametrize("plat, status, text", [
-    (_plat(), Status.OK, "Debian 12"),
-    (_plat(release="5.15.0-microsoft-standard-WSL2"), Status.OK, "WSL"),
-    (_plat("Windows", release="11"), Status.OK, "CPU path works"),
-    (_plat("Darwin", release="23.1"), Status.OK, "no CUDA on macOS"),
-    (_plat("FreeBSD"), Status.WARN, "not a platform decaenv is tested on"),
-])
+@pytest.mark.parametrize(
+    "plat, status, text",
+    [
+        (_plat(), Status.OK, "Debian 12"),
+        (_plat(release="5.15.0-microsoft-standard-WSL2"), Status.OK, "WSL"),
+        (_plat("Windows", release="11"), Status.OK, "CPU path works"),
+        (_plat("Darwin", release="23.1"), Status.OK, "no CUDA on macOS"),
+        (_plat("FreeBSD"), Status.WARN, "not a platform decaenv is tested on"),
+    ],
+)
 def test_os(plat, status, text):
     result = _run(system.check_os, platform=plat)
     assert result.status is status and text in result.summary
@@ -34,13 +46,16 @@ def test_os_windows_says_what_works():
     assert "pure-torch rasterizer" in details and "cl.exe" in details and "WSL2" in details
 
 
-@pytest.mark.parametrize("plat, status, text", [
-    (_plat(version=(3, 10, 13)), Status.OK, "CPython 3.10.13"),
-    (_plat(version=(3, 8, 18)), Status.FAIL, "older than decaenv supports"),
-    (_plat(bits=32), Status.FAIL, "32-bit"),
-    (_plat(impl="PyPy"), Status.WARN, "CPython only"),
-    (_plat(version=(3, 15, 0)), Status.WARN, "newer than decaenv is tested"),
-])
+@pytest.mark.parametrize(
+    "plat, status, text",
+    [
+        (_plat(version=(3, 10, 13)), Status.OK, "CPython 3.10.13"),
+        (_plat(version=(3, 8, 18)), Status.FAIL, "older than decaenv supports"),
+        (_plat(bits=32), Status.FAIL, "32-bit"),
+        (_plat(impl="PyPy"), Status.WARN, "CPython only"),
+        (_plat(version=(3, 15, 0)), Status.WARN, "newer than decaenv is tested"),
+    ],
+)
 def test_python_version(plat, status, text):
     result = _run(system.check_python, platform=plat)
     assert result.status is status and text in result.summary
@@ -51,32 +66,56 @@ def test_python_311_mentions_chumpy():
     assert not _run(system.check_python, platform=_plat(version=(3, 10, 1))).details
 
 
-@pytest.mark.parametrize("answer, status, text", [
-    ({"importable": False, "error": "ImportError: libopenblas.so"}, Status.FAIL, "cannot be imported"),
-    ({"importable": True, "version": "1.19.5", "aliases_missing": []}, Status.FAIL, "older than decaenv"),
-    ({"importable": True, "version": "1.23.5", "aliases_missing": []}, Status.OK, "still has the old aliases"),
-    ({"importable": True, "version": "2.4.6", "aliases_missing": ["int", "float"]}, Status.OK, "numpy 2.4.6"),
-])
+@pytest.mark.parametrize(
+    "answer, status, text",
+    [
+        ({"importable": False, "error": "ImportError: libopenblas.so"}, Status.FAIL, "cannot be imported"),
+        ({"importable": True, "version": "1.19.5", "aliases_missing": []}, Status.FAIL, "older than decaenv"),
+        ({"importable": True, "version": "1.23.5", "aliases_missing": []}, Status.OK, "still has the old aliases"),
+        ({"importable": True, "version": "2.4.6", "aliases_missing": ["int", "float"]}, Status.OK, "numpy 2.4.6"),
+    ],
+)
 def test_numpy(answer, status, text):
     result = _run(python_pkgs.check_numpy, sections={"numpy": answer})
     assert result.status is status and text in result.summary
 
 
 def test_numpy_remediation_uses_the_probed_interpreter():
-    result = _run(python_pkgs.check_numpy, sections={"numpy": {"importable": False, "error": "x"}},
-                  python="/opt/env/bin/python")
+    result = _run(
+        python_pkgs.check_numpy, sections={"numpy": {"importable": False, "error": "x"}}, python="/opt/env/bin/python"
+    )
     assert result.remediation.commands[0].startswith("/opt/env/bin/python -m pip install")
 
 
-@pytest.mark.parametrize("answer, status, text", [
-    ({"installed": False}, Status.OK, "not needed"),
-    ({"installed": True, "importable": True, "version": "0.71"}, Status.OK, "imports"),
-    ({"installed": True, "importable": False, "version": "0.70", "cause": "getargspec",
-      "error": "AttributeError: module 'inspect' has no attribute 'getargspec'"}, Status.WARN, "getargspec"),
-    ({"installed": True, "importable": False, "version": "0.70", "cause": "numpy-alias",
-      "error": "ImportError: cannot import name 'bool' from 'numpy' (/v/numpy/__init__.py)"}, Status.WARN,
-     "does not import: ImportError: cannot import name 'bool' from 'numpy'"),
-])
+@pytest.mark.parametrize(
+    "answer, status, text",
+    [
+        ({"installed": False}, Status.OK, "not needed"),
+        ({"installed": True, "importable": True, "version": "0.71"}, Status.OK, "imports"),
+        (
+            {
+                "installed": True,
+                "importable": False,
+                "version": "0.70",
+                "cause": "getargspec",
+                "error": "AttributeError: module 'inspect' has no attribute 'getargspec'",
+            },
+            Status.WARN,
+            "getargspec",
+        ),
+        (
+            {
+                "installed": True,
+                "importable": False,
+                "version": "0.70",
+                "cause": "numpy-alias",
+                "error": "ImportError: cannot import name 'bool' from 'numpy' (/v/numpy/__init__.py)",
+            },
+            Status.WARN,
+            "does not import: ImportError: cannot import name 'bool' from 'numpy'",
+        ),
+    ],
+)
 def test_chumpy(answer, status, text):
     result = _run(python_pkgs.check_chumpy, sections={"chumpy": answer})
     assert result.status is status and text in result.summary
@@ -105,8 +144,10 @@ def test_runtime_packages():
     assert missing.status is Status.FAIL and "scikit-image" in missing.summary
     assert "decaenv[runtime]" in missing.remediation.commands[0]
     assert missing.fixes[0].kind == "pip-install" and missing.fixes[0].needs_yes
-    broken = _run(python_pkgs.check_runtime_packages,
-                  sections=_pkgs(PIL={"installed": True, "importable": False, "error": "ImportError: _imaging"}))
+    broken = _run(
+        python_pkgs.check_runtime_packages,
+        sections=_pkgs(PIL={"installed": True, "importable": False, "error": "ImportError: _imaging"}),
+    )
     assert broken.status is Status.FAIL and "fail to import" in broken.summary
 
 
@@ -116,23 +157,32 @@ def test_gdown(tmp_path):
     (tmp_path / "deca_model.tar").write_bytes(b"x")
     have = python_pkgs.check_gdown(make_context(FakeProbe(sections=_pkgs(gdown=none)), data_dir=tmp_path))
     assert have.status is Status.OK and "already present" in have.summary
-    old = _run(python_pkgs.check_gdown,
-               sections=_pkgs(gdown={"installed": True, "importable": True, "version": "3.12.2"}))
+    old = _run(
+        python_pkgs.check_gdown, sections=_pkgs(gdown={"installed": True, "importable": True, "version": "3.12.2"})
+    )
     assert old.status is Status.WARN and "too old" in old.summary
     broken = _run(python_pkgs.check_gdown, sections=_pkgs(gdown={"installed": True, "importable": False, "error": "x"}))
     assert broken.status is Status.WARN
     assert _run(python_pkgs.check_gdown, sections=_pkgs()).status is Status.OK
 
 
-FA_URLS = ["https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
-           "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"]
+FA_URLS = [
+    "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+    "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
+]
 
 
 def _fa(**over):
-    base = {"installed": True, "version": "1.5.0", "urls": FA_URLS, "hub_dir": "/h/hub/checkpoints",
-            "hub_files": ["2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth"], "import": {"importable": True},
-            "landmarks_members": ["TWO_D", "TWO_HALF_D", "THREE_D"],
-            "defaults": {"device": "'cuda'", "compile": "True", "flip_input": "True"}}
+    base = {
+        "installed": True,
+        "version": "1.5.0",
+        "urls": FA_URLS,
+        "hub_dir": "/h/hub/checkpoints",
+        "hub_files": ["2DFAN4-11f355bf06.pth.tar", "s3fd-619a316812.pth"],
+        "import": {"importable": True},
+        "landmarks_members": ["TWO_D", "TWO_HALF_D", "THREE_D"],
+        "defaults": {"device": "'cuda'", "compile": "True", "flip_input": "True"},
+    }
     base.update(over)
     return {"face-alignment": base}
 
@@ -149,6 +199,10 @@ def test_face_alignment_outcomes():
     assert old.status is Status.OK and "_2D API" in old.summary
     neither = _run(python_pkgs.check_face_alignment, sections=_fa(landmarks_members=["TWO"]))
     assert neither.status is Status.WARN
-    libgl = _run(python_pkgs.check_face_alignment, sections=_fa(
-        **{"import": {"importable": False, "error": "ImportError: libGL.so.1: cannot open shared object file"}}))
+    libgl = _run(
+        python_pkgs.check_face_alignment,
+        sections=_fa(
+            **{"import": {"importable": False, "error": "ImportError: libGL.so.1: cannot open shared object file"}}
+        ),
+    )
     assert libgl.status is Status.WARN and "libgl1" in libgl.remediation.commands[0]

@@ -19,16 +19,28 @@ from decaenv.doctor.runner import Runner
 from decaenv.doctor.testing import FakeProbe, make_context
 from decaenv.doctor.verdict import compute_verdict
 
-ALL_SHIMS = ["inspect-getargspec", "numpy-aliases", "chumpy-stand-in", "face-alignment-api", "face-alignment-cpu",
-             "torch-load", "standard-rasterizer", "pytorch3d-stand-in"]
+ALL_SHIMS = [
+    "inspect-getargspec",
+    "numpy-aliases",
+    "chumpy-stand-in",
+    "face-alignment-api",
+    "face-alignment-cpu",
+    "torch-load",
+    "standard-rasterizer",
+    "pytorch3d-stand-in",
+]
 
 
 def seed_env(shims=ALL_SHIMS, **over):
     """The seed's machine: CPU-only torch 2.13, numpy 2, face_alignment 1.5.0, no chumpy, no pytorch3d."""
     sections = {
-        "face-alignment": {"installed": True, "version": "1.5.0", "import": {"importable": True},
-                           "landmarks_members": ["TWO_D", "TWO_HALF_D", "THREE_D"],
-                           "defaults": {"device": "'cuda'", "compile": "True"}},
+        "face-alignment": {
+            "installed": True,
+            "version": "1.5.0",
+            "import": {"importable": True},
+            "landmarks_members": ["TWO_D", "TWO_HALF_D", "THREE_D"],
+            "defaults": {"device": "'cuda'", "compile": "True"},
+        },
         "torch": {"installed": True, "importable": True, "version": "2.13.0+cpu", "cuda": None},
         "cuda": {"available": False},
         "numpy": {"importable": True, "version": "2.4.6", "aliases_missing": ["bool", "int", "float", "object"]},
@@ -63,12 +75,19 @@ def test_seed_breakages_are_warn_rows_with_file_line_and_fix(deca_copy):
     rows = report.results
     fa = rows["deca-fa-enum"]
     assert fa.status is Status.WARN and "decalib/datasets/detectors.py:22" in fa.summary and "_2D" in fa.summary
-    assert any(c.startswith("decaenv exec -- python demos/demo_reconstruct.py") and c.endswith("--device cpu")
-               for c in fa.remediation.commands)
+    assert any(
+        c.startswith("decaenv exec -- python demos/demo_reconstruct.py") and c.endswith("--device cpu")
+        for c in fa.remediation.commands
+    )
     assert f"decaenv patch {deca_copy}" in fa.remediation.commands
-    expected = {"deca-fan-device": "decalib/datasets/detectors.py:22", "deca-chumpy": "decalib/models/FLAME.py:",
-                "deca-numpy-aliases": "decalib/utils/util.py:676", "deca-torch-load": "decalib/deca.py:89",
-                "deca-rasterizer": "decalib/utils/renderer.py:", "deca-pytorch3d": "decalib/utils/renderer.py:27"}
+    expected = {
+        "deca-fan-device": "decalib/datasets/detectors.py:22",
+        "deca-chumpy": "decalib/models/FLAME.py:",
+        "deca-numpy-aliases": "decalib/utils/util.py:676",
+        "deca-torch-load": "decalib/deca.py:89",
+        "deca-rasterizer": "decalib/utils/renderer.py:",
+        "deca-pytorch3d": "decalib/utils/renderer.py:27",
+    }
     for cid, place in expected.items():
         assert rows[cid].status is Status.WARN and place in rows[cid].summary, (cid, rows[cid].summary)
         assert "decaenv exec" in rows[cid].remediation.text, cid
@@ -93,26 +112,46 @@ def test_missing_shim_or_module_blocks_the_demo(deca_copy):
 
 
 def test_a_fitting_environment_is_ok_row_by_row(deca_copy):
-    fine = seed_env(**{
-        "face-alignment": {"installed": True, "version": "1.3.4", "landmarks_members": ["_2D", "_2halfD", "_3D"],
-                           "defaults": {"device": "'cuda'"}},
-        "torch": {"installed": True, "importable": True, "version": "1.13.1+cu117", "cuda": "11.7"},
-        "cuda": {"available": True},
-        "numpy": {"importable": True, "version": "1.23.5", "aliases_missing": []},
-        "chumpy": {"installed": True, "importable": True},
-        "pytorch3d": {"installed": True, "import": {"importable": True}}})
+    fine = seed_env(
+        **{
+            "face-alignment": {
+                "installed": True,
+                "version": "1.3.4",
+                "landmarks_members": ["_2D", "_2halfD", "_3D"],
+                "defaults": {"device": "'cuda'"},
+            },
+            "torch": {"installed": True, "importable": True, "version": "1.13.1+cu117", "cuda": "11.7"},
+            "cuda": {"available": True},
+            "numpy": {"importable": True, "version": "1.23.5", "aliases_missing": []},
+            "chumpy": {"installed": True, "importable": True},
+            "pytorch3d": {"installed": True, "import": {"importable": True}},
+        }
+    )
     report, _ = run_rows(deca_copy, fine)
-    for cid in ("deca-fa-enum", "deca-fan-device", "deca-chumpy", "deca-numpy-aliases", "deca-torch-load",
-                "deca-pytorch3d"):
+    for cid in (
+        "deca-fa-enum",
+        "deca-fan-device",
+        "deca-chumpy",
+        "deca-numpy-aliases",
+        "deca-torch-load",
+        "deca-pytorch3d",
+    ):
         assert report.results[cid].status is Status.OK, (cid, report.results[cid].summary)
     rast = report.results["deca-rasterizer"]  # with CUDA the build is attempted, and its flags fail
-    assert rast.status is Status.WARN and "-std=c++14" in rast.summary and f"decaenv patch {deca_copy}" in \
-        rast.remediation.commands
+    assert (
+        rast.status is Status.WARN
+        and "-std=c++14" in rast.summary
+        and f"decaenv patch {deca_copy}" in rast.remediation.commands
+    )
 
 
 def test_chumpy_causes_map_to_their_shims(deca_copy):
-    broken = {"installed": True, "importable": False, "cause": "getargspec",
-              "error": "AttributeError: module 'inspect' has no attribute 'getargspec'"}
+    broken = {
+        "installed": True,
+        "importable": False,
+        "cause": "getargspec",
+        "error": "AttributeError: module 'inspect' has no attribute 'getargspec'",
+    }
     row = run_rows(deca_copy, seed_env(chumpy=broken))[0].results["deca-chumpy"]
     assert row.status is Status.WARN and row.data["shims"] == ["inspect-getargspec", "numpy-aliases"]
     assert "inspect.getargspec" in row.summary
@@ -139,10 +178,14 @@ def _fake_checkout(root: Path, **files) -> Path:
 
 
 def test_small_fake_checkout_names_its_own_lines(tmp_path):
-    root = _fake_checkout(tmp_path / "fork", **{
-        "decalib__datasets__detectors.py": "import face_alignment\n\n# LandmarksType._2D in a comment\n"
-                                           "m = face_alignment.FaceAlignment(face_alignment.LandmarksType._2D)\n",
-        "demos__demo_reconstruct.py": "import numpy as np\nx = np.float(1)  # np.int in a comment\n"})
+    root = _fake_checkout(
+        tmp_path / "fork",
+        **{
+            "decalib__datasets__detectors.py": "import face_alignment\n\n# LandmarksType._2D in a comment\n"
+            "m = face_alignment.FaceAlignment(face_alignment.LandmarksType._2D)\n",
+            "demos__demo_reconstruct.py": "import numpy as np\nx = np.float(1)  # np.int in a comment\n",
+        },
+    )
     rows = run_rows(root, seed_env())[0].results
     assert rows["deca-fa-enum"].data["hits"] == ["decalib/datasets/detectors.py:4"]
     assert rows["deca-numpy-aliases"].data["hits"] == ["demos/demo_reconstruct.py:2"]
@@ -152,11 +195,15 @@ def test_small_fake_checkout_names_its_own_lines(tmp_path):
 def test_demo_imports_follow_the_checkout_modules(tmp_path):
     from decaenv.doctor.deca_source import demo_imports
 
-    root = _fake_checkout(tmp_path / "d", **{
-        "decalib__utils__util.py": "import kornia\nimport os\ndef f():\n    import facenet_pytorch\n",
-        "decalib__utils____init__.py": "",
-        "demos__demo_reconstruct.py": "import sys\nfrom decalib.utils import util\ntry:\n    import yacs\n"
-                                      "except ImportError:\n    pass\n"})
+    root = _fake_checkout(
+        tmp_path / "d",
+        **{
+            "decalib__utils__util.py": "import kornia\nimport os\ndef f():\n    import facenet_pytorch\n",
+            "decalib__utils____init__.py": "",
+            "demos__demo_reconstruct.py": "import sys\nfrom decalib.utils import util\ntry:\n    import yacs\n"
+            "except ImportError:\n    pass\n",
+        },
+    )
     assert demo_imports(root) == ["kornia", "yacs"]  # module level only: facenet_pytorch is lazy
 
 
@@ -178,9 +225,14 @@ def test_outside_a_checkout_the_rows_are_not_run(tmp_path, monkeypatch):
 
 
 def _doctor(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "decaenv", "doctor", "--no-build", "--no-cache", *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=300,
-                          env=dict(os.environ, DECAENV_DATA_DIR=str(cwd)))
+    return subprocess.run(
+        [sys.executable, "-m", "decaenv", "doctor", "--no-build", "--no-cache", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env=dict(os.environ, DECAENV_DATA_DIR=str(cwd)),
+    )
 
 
 def test_cli_deca_dir_json_and_a_bad_dir(deca_copy, tmp_path):

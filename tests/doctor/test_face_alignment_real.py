@@ -18,20 +18,27 @@ pytestmark = pytest.mark.slow  # real face_alignment venvs: `make test` only, no
 
 pytest.importorskip("torch")
 
-WHEELHOUSES = [Path(os.environ.get("DECAENV_TEST_VENVS", Path.home() / ".cache" / "decaenv-test-venvs")) / "wheelhouse",
-               Path(sys.prefix) / "wheelhouse"]
-STUBS = {"cv2.py": "INTER_LINEAR = 1\n",
-         "numba.py": "def jit(*args, **kwargs):\n    return args[0] if args and callable(args[0]) else (lambda f: f)\n"}
+WHEELHOUSES = [
+    Path(os.environ.get("DECAENV_TEST_VENVS", Path.home() / ".cache" / "decaenv-test-venvs")) / "wheelhouse",
+    Path(sys.prefix) / "wheelhouse",
+]
+STUBS = {
+    "cv2.py": "INTER_LINEAR = 1\n",
+    "numba.py": "def jit(*args, **kwargs):\n    return args[0] if args and callable(args[0]) else (lambda f: f)\n",
+}
 
 
 def _wheel(version):
     for folder in WHEELHOUSES:
         found = sorted(folder.glob(f"face_alignment-{version}-*.whl")) + sorted(
-            folder.glob(f"face_alignment-{version}.tar.gz"))
+            folder.glob(f"face_alignment-{version}.tar.gz")
+        )
         if found:
             return found[0]
-    pytest.skip(f"no face_alignment {version} in {', '.join(map(str, WHEELHOUSES))} "
-                "(python tests/_support/venv_matrix.py --prepare)")
+    pytest.skip(
+        f"no face_alignment {version} in {', '.join(map(str, WHEELHOUSES))} "
+        "(python tests/_support/venv_matrix.py --prepare)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +47,23 @@ def installs(tmp_path_factory):
     for version in ("1.3.4", "1.5.0"):
         wheel = _wheel(version)
         target = tmp_path_factory.mktemp(f"fa-{version}")
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                               "--no-build-isolation", "--target", str(target), str(wheel)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--no-build-isolation",
+                "--target",
+                str(target),
+                str(wheel),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
         made[version] = target
     stubs = tmp_path_factory.mktemp("fa-stubs")
@@ -59,8 +80,13 @@ def _doctor(tmp_path, *paths, hub_files=()):
     for name in hub_files:
         (checkpoints / name).write_bytes(b"weights")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in paths), TORCH_HOME=str(torch_home))
-    proc = subprocess.run([sys.executable, "-m", "decaenv", "doctor", "--json", "face-alignment"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "decaenv", "doctor", "--json", "face-alignment"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return {c["id"]: c for c in json.loads(proc.stdout)["checks"]}["face-alignment"]
 
@@ -72,8 +98,10 @@ def test_import_failure_is_explained(installs, tmp_path):
     (blocker / "cv2.py").write_text("raise ModuleNotFoundError(\"No module named 'cv2'\", name='cv2')\n")
     result = _doctor(tmp_path, installs["1.5.0"], blocker)
     assert result["status"] == "warn"
-    assert "face_alignment 1.5.0 is installed but cannot be imported: ModuleNotFoundError: No module named" \
+    assert (
+        "face_alignment 1.5.0 is installed but cannot be imported: ModuleNotFoundError: No module named"
         in result["summary"]
+    )
 
 
 def test_150_two_d_defaults_and_missing_weights(installs, tmp_path):
@@ -96,6 +124,8 @@ def test_150_with_cached_weights(installs, tmp_path):
 
 def test_134_old_enum_is_recognised(installs, tmp_path):
     result = _doctor(tmp_path, installs["1.3.4"], installs["stubs"])
-    assert result["data"]["api"] == "_2D" and "face_alignment 1.3.4 (old _2D API (decaenv accepts both)" \
-        in result["summary"]
+    assert (
+        result["data"]["api"] == "_2D"
+        and "face_alignment 1.3.4 (old _2D API (decaenv accepts both)" in result["summary"]
+    )
     assert not any("compile=True" in d for d in result["details"])

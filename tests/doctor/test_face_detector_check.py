@@ -13,8 +13,11 @@ def _run(section):
 
 
 def _section(name, fallback=None, skipped=()):
-    return {"api": True, "plan": {"name": name, "fallback": fallback, "reason": "why", "skipped": [list(s) for s in skipped]},
-            "available": {"fan": {"usable": name == "fan", "reason": "r"}, "mtcnn": {"usable": True, "reason": "r"}}}
+    return {
+        "api": True,
+        "plan": {"name": name, "fallback": fallback, "reason": "why", "skipped": [list(s) for s in skipped]},
+        "available": {"fan": {"usable": name == "fan", "reason": "r"}, "mtcnn": {"usable": True, "reason": "r"}},
+    }
 
 
 def test_fan_with_its_weights():

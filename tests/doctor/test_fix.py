@@ -21,10 +21,14 @@ def _report(*fixes_per_check):
 def test_plan_deduplicates_drops_nested_removals_and_orders_package_changes_last(tmp_path):
     lock = str(tmp_path / "ext" / "lock")
     report = _report(
-        [FixAction("pip-install", "install ninja", {"specs": ["ninja"]}, needs_yes=True),
-         FixAction("remove-path", "lock", {"path": lock})],
-        [FixAction("remove-path", "partial", {"path": str(tmp_path / "ext")}),
-         FixAction("remove-path", "lock", {"path": lock})],
+        [
+            FixAction("pip-install", "install ninja", {"specs": ["ninja"]}, needs_yes=True),
+            FixAction("remove-path", "lock", {"path": lock}),
+        ],
+        [
+            FixAction("remove-path", "partial", {"path": str(tmp_path / "ext")}),
+            FixAction("remove-path", "lock", {"path": lock}),
+        ],
     )
     actions = plan(report)
     assert [a.description for a in actions] == ["partial", "install ninja"]
@@ -89,8 +93,13 @@ def test_convert_flame_writes_a_pickle_free_npz(tmp_path):
 
     model = _tiny_flame(np, ChumpyCh)
     src = tmp_path / "generic_model.pkl"
-    src.write_bytes(dumps(model, protocol=2, impersonate={id(ChumpyCh): ("chumpy.ch", "Ch"),
-                                                          id(_FakeCsc): ("scipy.sparse.csc", "csc_matrix")}))
+    src.write_bytes(
+        dumps(
+            model,
+            protocol=2,
+            impersonate={id(ChumpyCh): ("chumpy.ch", "Ch"), id(_FakeCsc): ("scipy.sparse.csc", "csc_matrix")},
+        )
+    )
     dst = tmp_path / "generic_model.npz"
     outcome = _fixer(tmp_path).apply([FixAction("convert-flame", "convert", {"src": str(src), "dst": str(dst)})])[0]
     assert outcome.state == "done"
@@ -101,9 +110,13 @@ def test_convert_flame_writes_a_pickle_free_npz(tmp_path):
 @pytest.mark.skipif(os.name == "nt", reason="POSIX paths")
 def test_commands_for_every_kind(tmp_path):
     fixer = _fixer(tmp_path)
-    kinds = {"remove-path": {"path": "/x"}, "convert-flame": {"src": "a.pkl", "dst": "a.npz"},
-             "build-rasterizer": {}, "fetch": {"ids": ["deca-model"]},
-             "pip-install": {"args": ["torch", "--index-url", "u"]}}
+    kinds = {
+        "remove-path": {"path": "/x"},
+        "convert-flame": {"src": "a.pkl", "dst": "a.npz"},
+        "build-rasterizer": {},
+        "fetch": {"ids": ["deca-model"]},
+        "pip-install": {"args": ["torch", "--index-url", "u"]},
+    }
     commands = {k: fixer.command(FixAction(k, k, v)) for k, v in kinds.items()}
     assert commands["fetch"].endswith("fetch deca-model") and commands["build-rasterizer"] == "decaenv build"
     assert commands["pip-install"] == "/nonexistent/python -m pip install torch --index-url u"

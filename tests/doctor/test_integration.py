@@ -36,8 +36,9 @@ def swap_check():
 def run_cli(*args, env=None, timeout=300):
     full = dict(os.environ)
     full.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "decaenv", *args], capture_output=True, text=True, env=full,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "decaenv", *args], capture_output=True, text=True, env=full, timeout=timeout
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -59,7 +60,6 @@ def ext_dir(tmp_path, monkeypatch):
     return folder
 
 
-
 def test_this_machine_cpu_path_verdict(synthetic_data_dir, ext_dir):
     real_public_files = (synthetic_data_dir / "head_template.obj").stat().st_size == 563358
     code, doc = run_json("--data-dir", str(synthetic_data_dir), "doctor", "--json", "--no-build")
@@ -68,8 +68,16 @@ def test_this_machine_cpu_path_verdict(synthetic_data_dir, ext_dir):
     assert r["torch-cuda"]["summary"].startswith("CPU-only build of torch")
     assert r["torch-gpu-arch"]["status"] == "skip"
     assert r["rasterizer-build"]["summary"] == "not run (--no-build)"
-    for cid in ("flame-model", "deca-model", "deca-model-load", "flame-loader", "numpy", "extension-cache",
-                "rasterizer", "compat-shims"):
+    for cid in (
+        "flame-model",
+        "deca-model",
+        "deca-model-load",
+        "flame-loader",
+        "numpy",
+        "extension-cache",
+        "rasterizer",
+        "compat-shims",
+    ):
         assert r[cid]["status"] == "ok", (cid, r[cid]["summary"])
     assert len(doc["checks"]) == len([c for c in REGISTRY.all() if c.category != "checkout"])  # outside a checkout
     if real_public_files:  # DECA's public files (DECAENV_TEST_ASSETS): ready, texture_data has no known hash
@@ -134,10 +142,18 @@ def test_stale_lock_found_and_fixed(ext_dir):
 def test_hanging_nvcc_times_out_within_budget(tmp_path):
     pid_file = tmp_path / "nvcc.pid"
     bin_dir = tmp_path / "hang" / "bin"
-    shell_tool(bin_dir, "nvcc", f'echo $$ > {pid_file}\nexec sleep 1000\n')
+    shell_tool(bin_dir, "nvcc", f"echo $$ > {pid_file}\nexec sleep 1000\n")
     start = time.monotonic()
-    code, doc = run_json("doctor", "--json", "--timeout", "2", "cuda-toolkit", "ninja", "python-version",
-                         env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    code, doc = run_json(
+        "doctor",
+        "--json",
+        "--timeout",
+        "2",
+        "cuda-toolkit",
+        "ninja",
+        "python-version",
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    )
     elapsed = time.monotonic() - start
     r = rows(doc)
     assert code == 2 and r["cuda-toolkit"]["status"] == "timeout"
@@ -181,8 +197,16 @@ def test_markdown_block_redacts_home_and_user(tmp_path):
     home = tmp_path / "home"
     data = home / "doctortestuser" / "data"
     data.mkdir(parents=True)
-    proc = run_cli("--data-dir", str(data), "doctor", "--markdown", "--no-build", "data-dir", "flame-model",
-                   env={"HOME": str(home), "USER": "doctortestuser", "LOGNAME": "doctortestuser"})
+    proc = run_cli(
+        "--data-dir",
+        str(data),
+        "doctor",
+        "--markdown",
+        "--no-build",
+        "data-dir",
+        "flame-model",
+        env={"HOME": str(home), "USER": "doctortestuser", "LOGNAME": "doctortestuser"},
+    )
     assert proc.returncode == 1
     assert str(home) not in proc.stdout and "doctortestuser" not in proc.stdout
     assert "~/<user>/data" in proc.stdout and proc.stdout.startswith("### decaenv doctor report")

@@ -67,8 +67,13 @@ def test_fresh_lock_without_a_process_says_how_to_tell_and_remove(tmp_path, cpu_
 
 @pytest.mark.parametrize("cause", ["getargspec", "numpy-alias"])
 def test_chumpy_failure_fix_names_decaenv_exec(cause):
-    section = {"installed": True, "version": "0.70", "importable": False, "cause": cause,
-               "error": "AttributeError: module 'inspect' has no attribute 'getargspec'"}
+    section = {
+        "installed": True,
+        "version": "0.70",
+        "importable": False,
+        "cause": cause,
+        "error": "AttributeError: module 'inspect' has no attribute 'getargspec'",
+    }
     result = python_pkgs.check_chumpy(_ctx(sections={"chumpy": section}))
     text = _remediation(result)
     assert result.status is Status.WARN

@@ -3,30 +3,42 @@
 import io
 import json
 
+from decaenv.cli._doctor_render import render
 from decaenv.doctor.formats import SCHEMA, Redactor, to_json, to_markdown
 from decaenv.doctor.model import Check, CheckResult, FixAction, Remediation, Report, Status, fail, ok, warn
-from decaenv.cli._doctor_render import render
 from decaenv.doctor.verdict import compute_verdict, exit_code
 
 
 def _report():
-    checks = [Check("os", "Operating system", "platform", lambda c: None, fm=("FM08",)),
-              Check("torch", "PyTorch", "torch", lambda c: None),
-              Check("ninja", "ninja", "toolchain", lambda c: None),
-              Check("flame-model", "FLAME model", "data", lambda c: None)]
+    checks = [
+        Check("os", "Operating system", "platform", lambda c: None, fm=("FM08",)),
+        Check("torch", "PyTorch", "torch", lambda c: None),
+        Check("ninja", "ninja", "toolchain", lambda c: None),
+        Check("flame-model", "FLAME model", "data", lambda c: None),
+    ]
     results = {
         "os": ok("Debian 12 (x86_64)", ["kernel 6.1"]),
         "torch": ok("torch 2.13.0+cpu (CPU build)", data={"version": "2.13.0+cpu"}, elapsed=2.1),
-        "ninja": warn("ninja not found", remediation=Remediation("Install ninja.", ("python -m pip install ninja",)),
-                      fm=("FM01",)),
-        "flame-model": fail("no FLAME model in /home/alice/deca/data (generic_model.pkl)",
-                            ["looked in /home/alice/deca/data on alice-laptop"],
-                            remediation=Remediation("Import FLAME 2020.",
-                                                    ("decaenv fetch --from /home/alice/FLAME2020.zip",)),
-                            fixes=(FixAction("fetch", "fetch", {"ids": ["x"]}),), fm=("FM29",)),
+        "ninja": warn(
+            "ninja not found", remediation=Remediation("Install ninja.", ("python -m pip install ninja",)), fm=("FM01",)
+        ),
+        "flame-model": fail(
+            "no FLAME model in /home/alice/deca/data (generic_model.pkl)",
+            ["looked in /home/alice/deca/data on alice-laptop"],
+            remediation=Remediation("Import FLAME 2020.", ("decaenv fetch --from /home/alice/FLAME2020.zip",)),
+            fixes=(FixAction("fetch", "fetch", {"ids": ["x"]}),),
+            fm=("FM29",),
+        ),
     }
-    return Report(checks, results, environment={"python": "3.11.7 (CPython, /home/alice/venv/bin/python)",
-                                                "torch": "2.13.0+cpu", "data_dir": "/home/alice/deca/data (flag)"})
+    return Report(
+        checks,
+        results,
+        environment={
+            "python": "3.11.7 (CPython, /home/alice/venv/bin/python)",
+            "torch": "2.13.0+cpu",
+            "data_dir": "/home/alice/deca/data (flag)",
+        },
+    )
 
 
 def _console(width=100):
@@ -86,8 +98,21 @@ def test_json_schema_round_trip():
     assert doc["counts"] == {"ok": 2, "warn": 1, "fail": 1, "skip": 0, "timeout": 0, "crash": 0}
     assert [c["id"] for c in doc["checks"]] == ["os", "torch", "ninja", "flame-model"]
     flame = doc["checks"][3]
-    assert set(flame) >= {"id", "title", "category", "status", "summary", "details", "remediation", "link", "fm",
-                          "data", "fixes", "elapsed_s", "cached"}
+    assert set(flame) >= {
+        "id",
+        "title",
+        "category",
+        "status",
+        "summary",
+        "details",
+        "remediation",
+        "link",
+        "fm",
+        "data",
+        "fixes",
+        "elapsed_s",
+        "cached",
+    }
     back = CheckResult.from_json(flame)
     assert back.status is Status.FAIL
     assert back.remediation.commands == report.results["flame-model"].remediation.commands
@@ -144,14 +169,17 @@ def test_long_remediation_and_details_wrap_whole_on_a_soft_wrap_console():
     """The CLI's console soft-wraps plain lines; an indented remediation must still wrap, not be cropped."""
     from rich.console import Console
 
-    long_fix = ("Register at https://flame.is.tue.mpg.de/ (licence required), then let decaenv download FLAME 2020 "
-                "(password from $DECAENV_FLAME_PASSWORD or a prompt), or import the FLAME2020.zip you downloaded.")
+    long_fix = (
+        "Register at https://flame.is.tue.mpg.de/ (licence required), then let decaenv download FLAME 2020 "
+        "(password from $DECAENV_FLAME_PASSWORD or a prompt), or import the FLAME2020.zip you downloaded."
+    )
     detail = "looked in " + "/very/long/folder" * 8
     checks = [Check("flame-model", "FLAME model", "data", lambda c: None)]
     results = {"flame-model": fail("no FLAME model", [detail], remediation=Remediation(long_fix, ("decaenv fetch",)))}
     report = Report(checks, results, environment={"python": "3.11", "data_dir": "/d"})
-    console = Console(file=io.StringIO(), width=60, color_system=None, force_terminal=False, record=True,
-                      soft_wrap=True)
+    console = Console(
+        file=io.StringIO(), width=60, color_system=None, force_terminal=False, record=True, soft_wrap=True
+    )
     render(report, compute_verdict(report), console, verbose=True)
     text = console.export_text()
     joined = " ".join(text.split())

@@ -8,10 +8,23 @@ from decaenv.doctor import require
 from decaenv.doctor.model import CheckResult, Report, Status
 from decaenv.errors import UsageError
 
-IDS = ["torch", "torch-cuda", "torch-gpu-arch", "rasterizer", "rasterizer-build", "flame-model", "flame-loader",
-       "deca-model", "deca-model-load", "data-files", "data-dir"]
-CATEGORIES = {"data": ["data-dir", "flame-model", "deca-model", "deca-model-load", "data-files"],
-              "torch": ["torch", "torch-cuda", "torch-gpu-arch"]}
+IDS = [
+    "torch",
+    "torch-cuda",
+    "torch-gpu-arch",
+    "rasterizer",
+    "rasterizer-build",
+    "flame-model",
+    "flame-loader",
+    "deca-model",
+    "deca-model-load",
+    "data-files",
+    "data-dir",
+]
+CATEGORIES = {
+    "data": ["data-dir", "flame-model", "deca-model", "deca-model-load", "data-files"],
+    "torch": ["torch", "torch-cuda", "torch-gpu-arch"],
+}
 
 
 def _report(statuses, gpus=0, choice=None):
@@ -23,7 +36,7 @@ def _report(statuses, gpus=0, choice=None):
     return Report(checks=[], results=results)
 
 
-ALL_OK = {cid: "ok" for cid in IDS}
+ALL_OK = dict.fromkeys(IDS, "ok")
 
 
 def test_parse_tokens_and_aliases():
@@ -81,8 +94,9 @@ def test_crash_in_required_check_is_exit_2_and_json():
 def test_cli_gate_end_to_end(tmp_path, capsys):
     from decaenv.cli import main
 
-    code = main(["--data-dir", str(tmp_path), "doctor", "torch", "--require", "torch,rasterizer=any", "--json",
-                 "--no-build"])
+    code = main(
+        ["--data-dir", str(tmp_path), "doctor", "torch", "--require", "torch,rasterizer=any", "--json", "--no-build"]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["require"]["met"] is True and data["exit_code"] == 0
     assert {c["id"] for c in data["checks"]} >= {"torch", "rasterizer"}

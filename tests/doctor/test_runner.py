@@ -21,6 +21,7 @@ def _registry(*specs):
 def _raise(exc):
     def func(ctx):
         raise exc
+
     return func
 
 
@@ -36,8 +37,15 @@ def test_each_status_and_crash_row_keep_every_other_row():
     )
     report = Runner(reg, make_context()).run()
     status = {cid: r.status for cid, r in report.results.items()}
-    assert status == {"fine": Status.OK, "meh": Status.WARN, "broken": Status.FAIL, "buggy": Status.CRASH,
-                      "slowpoke": Status.TIMEOUT, "segv": Status.FAIL, "na": Status.SKIP}
+    assert status == {
+        "fine": Status.OK,
+        "meh": Status.WARN,
+        "broken": Status.FAIL,
+        "buggy": Status.CRASH,
+        "slowpoke": Status.TIMEOUT,
+        "segv": Status.FAIL,
+        "na": Status.SKIP,
+    }
     crash = report.results["buggy"]
     assert "ZeroDivisionError" in crash.summary and any("division by zero" in d for d in crash.details)
     assert "decaenv bug" in crash.remediation.text
@@ -107,17 +115,22 @@ def test_selection_shows_only_requested_but_runs_requirements():
         def func(ctx):
             calls.append(name)
             return ok(name)
+
         return func
 
-    reg = _registry(("base", track("base"), {}), ("top", track("top"), {"requires": ("base",)}),
-                    ("unrelated", track("unrelated"), {}))
+    reg = _registry(
+        ("base", track("base"), {}),
+        ("top", track("top"), {"requires": ("base",)}),
+        ("unrelated", track("unrelated"), {}),
+    )
     report = Runner(reg, make_context()).run(["top"])
     assert list(report.results) == ["top"] and sorted(calls) == ["base", "top"]
 
 
 def test_a_failed_hidden_requirement_still_makes_the_verdict_not_ready():
-    reg = _registry(("base", lambda ctx: fail("torch missing"), {}),
-                    ("top", lambda ctx: ok("never"), {"requires": ("base",)}))
+    reg = _registry(
+        ("base", lambda ctx: fail("torch missing"), {}), ("top", lambda ctx: ok("never"), {"requires": ("base",)})
+    )
     report = Runner(reg, make_context()).run(["top"])
     assert list(report.results) == ["top"] and report.requirements["base"].status is Status.FAIL
     assert compute_verdict(report).line == "not ready: 1 problem (base)"
@@ -170,8 +183,9 @@ def test_corrupt_cache_file_is_ignored(tmp_path):
     path.write_text("{not json")
     reg = Registry()
     reg.add(Check("x", "X", "data", lambda ctx: ok("fine"), cache=("data",)))
-    report = Runner(reg, make_context(data_dir=tmp_path), cache=ResultCache(path),
-                    fingerprint=Fingerprint({}, tmp_path)).run()
+    report = Runner(
+        reg, make_context(data_dir=tmp_path), cache=ResultCache(path), fingerprint=Fingerprint({}, tmp_path)
+    ).run()
     assert report.results["x"].status is Status.OK
 
 
@@ -187,17 +201,22 @@ def test_verdict_lines_and_strict_exit_codes():
             checks.append(item)
         return Report(checks, dict(results))
 
-    cpu = report_with(**{"torch-cuda": ok("cpu", data={"usable_gpus": 0}),
-                         "rasterizer": ok("r", data={"choice": {"cpu": "torch"}})})
+    cpu = report_with(
+        **{"torch-cuda": ok("cpu", data={"usable_gpus": 0}), "rasterizer": ok("r", data={"choice": {"cpu": "torch"}})}
+    )
     v = compute_verdict(cpu)
     assert v.line == "ready: CPU with the pure-torch rasterizer" and exit_code(v) == 0
-    gpu = report_with(**{"torch-cuda": ok("gpu", data={"usable_gpus": 1}),
-                         "rasterizer": ok("r", data={"choice": {"cpu": "cpu", "cuda": "cuda"}}),
-                         "ninja": warn("meh")})
+    gpu = report_with(
+        **{
+            "torch-cuda": ok("gpu", data={"usable_gpus": 1}),
+            "rasterizer": ok("r", data={"choice": {"cpu": "cpu", "cuda": "cuda"}}),
+            "ninja": warn("meh"),
+        }
+    )
     v = compute_verdict(gpu)
     assert v.line == "ready: CUDA with the CUDA rasterizer (1 warning)"
     assert exit_code(v) == 0 and exit_code(v, strict=True) == 1
-    broken = report_with(**{"torch": CheckResult(Status.FAIL, "x"), "rasterizer": ok("r")})
+    broken = report_with(torch=CheckResult(Status.FAIL, "x"), rasterizer=ok("r"))
     assert compute_verdict(broken).line == "not ready: 1 problem (torch)"
 
 
@@ -205,4 +224,3 @@ def test_context_memo_computes_once():
     ctx = make_context()
     values = [ctx.memo("k", lambda: object()) for _ in range(3)]
     assert values[0] is values[1] is values[2]
-

@@ -48,7 +48,7 @@ def plugin_env(tmp_path):
 
 
 def _session(env, names, budgets=None, common=None):
-    budgets = {n: 30.0 for n in names} | (budgets or {})
+    budgets = dict.fromkeys(names, 30.0) | (budgets or {})
     return WorkerSession(sys.executable, names, budgets, common or {"value": 7}, env).start()
 
 

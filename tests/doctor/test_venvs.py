@@ -1,4 +1,5 @@
-"""The doctor under other interpreters and numpy versions, in real venvs without torch (see tests/_support/venv_matrix.py).
+"""The doctor under other interpreters and numpy versions, in real venvs without torch (see
+tests/_support/venv_matrix.py).
 
 Each venv holds decaenv's base dependencies only; the working tree's decaenv runs there through PYTHONPATH.
 Expected everywhere: the doctor runs to the end, torch checks fail with the install hint for that very
@@ -24,8 +25,13 @@ def _venv(name):
 
 def _doctor(venv, data_dir, *args):
     env = dict(os.environ, PYTHONPATH=str(venv_matrix.REPO), PYTHONNOUSERSITE="1")
-    proc = subprocess.run([str(venv.python), "-m", "decaenv", "--data-dir", str(data_dir), "doctor", "--json",
-                           "--no-build", *args], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [str(venv.python), "-m", "decaenv", "--data-dir", str(data_dir), "doctor", "--json", "--no-build", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -36,8 +42,9 @@ def test_doctor_runs_without_torch(name, tmp_path):
     code, doc = _doctor(venv, tmp_path / "data")
     rows = {c["id"]: c for c in doc["checks"]}
     assert code == 1 and doc["exit_code"] == 1
-    assert {c["status"] for c in doc["checks"]} <= {"ok", "warn", "fail", "skip"}, \
-        [(c["id"], c["status"], c["summary"]) for c in doc["checks"] if c["status"] in ("crash", "timeout")]
+    assert {c["status"] for c in doc["checks"]} <= {"ok", "warn", "fail", "skip"}, [
+        (c["id"], c["status"], c["summary"]) for c in doc["checks"] if c["status"] in ("crash", "timeout")
+    ]
     torch = rows["torch"]
     assert torch["status"] == "fail" and torch["summary"] == "torch is not installed in this environment"
     assert torch["remediation"]["commands"][0].startswith(f"{venv.python} -m pip install torch")
@@ -48,10 +55,13 @@ def test_doctor_runs_without_torch(name, tmp_path):
     assert "torch" in doc["verdict"]["problems"]
 
 
-@pytest.mark.parametrize("name, numpy_major, missing_alias", [
-    ("py3.10-np1.26-chumpy", "1.26", "bool"),  # numpy 1.24-1.26 have no np.bool
-    ("py3.10-np2-chumpy", "2.", "int"),        # numpy 2 has np.bool again, not np.int
-])
+@pytest.mark.parametrize(
+    "name, numpy_major, missing_alias",
+    [
+        ("py3.10-np1.26-chumpy", "1.26", "bool"),  # numpy 1.24-1.26 have no np.bool
+        ("py3.10-np2-chumpy", "2.", "int"),  # numpy 2 has np.bool again, not np.int
+    ],
+)
 def test_numpy_1_26_vs_2_and_real_chumpy(name, numpy_major, missing_alias, tmp_path):
     venv = _venv(name)
     code, doc = _doctor(venv, tmp_path, "numpy", "chumpy", "flame-loader")

@@ -38,17 +38,23 @@ def _npy_with_pickle(payload: bytes) -> bytes:
 
 def _bounded(code: str) -> dict:
     """Run `code` in a fresh interpreter; returns its wall time and peak memory growth (KB)."""
-    wrapper = ("import resource, time, json, sys\n"
-               "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-               "start = time.perf_counter()\n"
-               "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) +
-               "    out = 'accepted'\n"
-               "except Exception as exc:\n"
-               "    out = type(exc).__name__ + ': ' + str(exc)\n"
-               "print(json.dumps({'seconds': time.perf_counter() - start, 'out': out,\n"
-               "                  'kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base}))\n")
-    run = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=60,
-                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)))
+    wrapper = (
+        "import resource, time, json, sys\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "start = time.perf_counter()\n"
+        "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) + "    out = 'accepted'\n"
+        "except Exception as exc:\n"
+        "    out = type(exc).__name__ + ': ' + str(exc)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start, 'out': out,\n"
+        "                  'kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", wrapper],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )
     import json
 
     assert run.returncode == 0, run.stderr[-2000:]
@@ -60,8 +66,11 @@ def test_billion_laughs_pickle_is_refused_fast_and_small(tmp_path, loader):
     bomb = tmp_path / "generic_model.pkl"
     bomb.write_bytes(billion_laughs())
     assert len(bomb.read_bytes()) < 1000
-    code = (f"from decaenv.loaders.flame import load_flame\nload_flame({str(bomb)!r})" if loader == "flame" else
-            f"from decaenv.fetch.structure import load_outline\nload_outline(open({str(bomb)!r}, 'rb'), 'x')")
+    code = (
+        f"from decaenv.loaders.flame import load_flame\nload_flame({str(bomb)!r})"
+        if loader == "flame"
+        else f"from decaenv.fetch.structure import load_outline\nload_outline(open({str(bomb)!r}, 'rb'), 'x')"
+    )
     result = _bounded(code)
     assert result["out"].startswith("PickleLimitError") and "expands to more than" in result["out"]
     assert result["seconds"] < 1.0 and result["kb"] < 100_000, result
@@ -70,8 +79,10 @@ def test_billion_laughs_pickle_is_refused_fast_and_small(tmp_path, loader):
 def test_object_npy_bomb_is_refused_by_verify_and_by_the_runtime_loader(tmp_path):
     bomb = tmp_path / "texture_data_256.npy"
     bomb.write_bytes(_npy_with_pickle(billion_laughs(levels=25)))
-    for code in (f"from decaenv.fetch.structure import outline_npy\noutline_npy({str(bomb)!r})",
-                 f"from decaenv.loaders.safe_pickle import load_object_npy\nload_object_npy({str(bomb)!r})"):
+    for code in (
+        f"from decaenv.fetch.structure import outline_npy\noutline_npy({str(bomb)!r})",
+        f"from decaenv.loaders.safe_pickle import load_object_npy\nload_object_npy({str(bomb)!r})",
+    ):
         result = _bounded(code)
         assert result["out"].startswith("PickleLimitError"), result
         assert result["seconds"] < 1.0 and result["kb"] < 100_000, result
@@ -105,9 +116,17 @@ def test_fetch_from_refuses_the_bomb(tmp_path):
     bomb = tmp_path / "in" / "generic_model.pkl"
     bomb.parent.mkdir()
     bomb.write_bytes(billion_laughs())
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "flame", "dest": "generic_model.pkl", "validate": {"kind": "flame-model"},
-         "sources": [{"kind": "https", "url": "https://example.org/none"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "flame",
+                "dest": "generic_model.pkl",
+                "validate": {"kind": "flame-model"},
+                "sources": [{"kind": "https", "url": "https://example.org/none"}],
+            }
+        ],
+    )
     (result,) = run_fetch(manifest, tmp_path / "data", importing=[bomb])
     assert result.error is not None and "expands to more than" in result.error.message
     assert not (tmp_path / "data" / "generic_model.pkl").exists()
@@ -127,10 +146,25 @@ def test_zip_bomb_is_refused_before_extraction_and_not_kept(tmp_path):
     archive = tmp_path / "FLAME2020.zip"
     _zip_bomb(archive, "FLAME2020/generic_model.pkl", 128 << 20)
     assert archive.stat().st_size < 2 << 20
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "flame", "dest": "generic_model.pkl", "approx_size": 53000000, "validate": {"kind": "flame-model"},
-         "sources": [{"kind": "https", "url": "https://example.org/none", "archive": "FLAME2020.zip",
-                      "member": "FLAME2020/generic_model.pkl"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "flame",
+                "dest": "generic_model.pkl",
+                "approx_size": 53000000,
+                "validate": {"kind": "flame-model"},
+                "sources": [
+                    {
+                        "kind": "https",
+                        "url": "https://example.org/none",
+                        "archive": "FLAME2020.zip",
+                        "member": "FLAME2020/generic_model.pkl",
+                    }
+                ],
+            }
+        ],
+    )
     data = tmp_path / "data"
     start = time.perf_counter()
     (result,) = run_fetch(manifest, data, importing=[archive])

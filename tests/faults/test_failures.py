@@ -18,10 +18,14 @@ from _support.faults import run_fetch, send_bytes, write_manifest
 from decaenv.cli import main
 
 
-def _manifest(tmp_path: Path, loopback, names=("blob.bin", )) -> Path:
-    return write_manifest(tmp_path / "m.toml", [
-        {"id": name.split(".")[0], "dest": name, "sources": [{"kind": "https", "url": loopback.url(f"/{name}")}]}
-        for name in names])
+def _manifest(tmp_path: Path, loopback, names=("blob.bin",)) -> Path:
+    return write_manifest(
+        tmp_path / "m.toml",
+        [
+            {"id": name.split(".")[0], "dest": name, "sources": [{"kind": "https", "url": loopback.url(f"/{name}")}]}
+            for name in names
+        ],
+    )
 
 
 def _leftovers(data: Path):
@@ -41,10 +45,14 @@ def test_file_size_limit_mid_transfer(loopback, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     limit = 1 << 20
-    run = subprocess.run([sys.executable, "-m", "decaenv", "--data-dir", str(data), "-q", "fetch", "--accept-license"],
-                         capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, DECAENV_MANIFEST=str(manifest), DECAENV_FETCH_RETRIES="0"),
-                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    run = subprocess.run(
+        [sys.executable, "-m", "decaenv", "--data-dir", str(data), "-q", "fetch", "--accept-license"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, DECAENV_MANIFEST=str(manifest), DECAENV_FETCH_RETRIES="0"),
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
     assert run.returncode == 1, run.stderr
     line = _one_error_line(run.stderr)
     assert "EFBIG" in line and ".part" in line
@@ -66,8 +74,13 @@ def test_disk_full_mid_transfer_leaves_no_temp_files(loopback, tmp_path, monkeyp
 
     monkeypatch.setattr(stream, "_write_all", full)
     real_write = store.write_private
-    monkeypatch.setattr(store, "write_private", lambda path, data: full() if path.name.endswith(".json.tmp")
-                        and "blob" in path.name else real_write(path, data))
+    monkeypatch.setattr(
+        store,
+        "write_private",
+        lambda path, data: (
+            full() if path.name.endswith(".json.tmp") and "blob" in path.name else real_write(path, data)
+        ),
+    )
     monkeypatch.setenv("DECAENV_MANIFEST", str(manifest))
     code = main(["--data-dir", str(data), "-q", "fetch", "--accept-license"])
     err = capsys.readouterr().err
@@ -123,21 +136,29 @@ def test_read_only_data_dir_force_over_a_full_dir(loopback, tmp_path, read_only,
     assert code == 1 and "read-only (EROFS)" in line and (data / "blob.bin").read_bytes() == b"payload"
 
 
-@pytest.mark.parametrize("where,content", [
-    ("cache", {"version": 1, "files": {"<blob>": "a string, not a record"}}),
-    ("cache", {"version": 1, "files": ["a", "list"]}),
-    ("lockfile", {"version": 1, "files": ["a", "list"]}),
-    ("lockfile", {"version": 1, "files": {"blob": {"sha256": 5, "size": "big"}}}),
-    ("licenses", {"version": 1, "accepted": ["test"]}),
-    ("licenses", [1, 2, 3]),  # already handled before this suite: kept as coverage
-])
-def test_malformed_state_is_treated_as_absent(loopback, tmp_path, monkeypatch, capsys, caplog, _isolated_home, where, content):
+@pytest.mark.parametrize(
+    "where,content",
+    [
+        ("cache", {"version": 1, "files": {"<blob>": "a string, not a record"}}),
+        ("cache", {"version": 1, "files": ["a", "list"]}),
+        ("lockfile", {"version": 1, "files": ["a", "list"]}),
+        ("lockfile", {"version": 1, "files": {"blob": {"sha256": 5, "size": "big"}}}),
+        ("licenses", {"version": 1, "accepted": ["test"]}),
+        ("licenses", [1, 2, 3]),  # already handled before this suite: kept as coverage
+    ],
+)
+def test_malformed_state_is_treated_as_absent(
+    loopback, tmp_path, monkeypatch, capsys, caplog, _isolated_home, where, content
+):
     loopback.routes["/blob.bin"] = send_bytes(b"payload")
     monkeypatch.setenv("DECAENV_MANIFEST", str(_manifest(tmp_path, loopback)))
     data = tmp_path / "data"
     (data / ".decaenv").mkdir(parents=True)
-    path = {"cache": _isolated_home / "cache" / "file-hashes.json", "lockfile": data / ".decaenv" / "lockfile.json",
-            "licenses": data / ".decaenv" / "licenses.json"}[where]
+    path = {
+        "cache": _isolated_home / "cache" / "file-hashes.json",
+        "lockfile": data / ".decaenv" / "lockfile.json",
+        "licenses": data / ".decaenv" / "licenses.json",
+    }[where]
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(content).replace("<blob>", os.path.realpath(data / "blob.bin"))
     path.write_text(text)
@@ -168,8 +189,10 @@ def test_doctor_results_cache_entry_that_is_a_string(tmp_path):
 
 def test_name_too_long_is_one_line(tmp_path, capsys):
     long_dir = tmp_path / ("x" * 300)
-    for argv in (["--data-dir", str(long_dir), "fetch", "--list"],
-                 ["--data-dir", str(tmp_path), "fetch", "--from", str(long_dir / "generic_model.pkl")]):
+    for argv in (
+        ["--data-dir", str(long_dir), "fetch", "--list"],
+        ["--data-dir", str(tmp_path), "fetch", "--from", str(long_dir / "generic_model.pkl")],
+    ):
         code = main(argv)
         line = _one_error_line(capsys.readouterr().err)
         assert code == 1 and "ENAMETOOLONG" in line, line
@@ -183,22 +206,37 @@ def test_kill_9_during_extraction_is_swept_on_the_next_run(tmp_path):
     archive = tmp_path / "FLAME2020.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("FLAME2020/generic_model.pkl", os.urandom(4 << 20))
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "flame", "dest": "generic_model.pkl", "sources": [
-            {"kind": "https", "url": "https://example.org/x", "archive": "FLAME2020.zip",
-             "member": "FLAME2020/generic_model.pkl"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "flame",
+                "dest": "generic_model.pkl",
+                "sources": [
+                    {
+                        "kind": "https",
+                        "url": "https://example.org/x",
+                        "archive": "FLAME2020.zip",
+                        "member": "FLAME2020/generic_model.pkl",
+                    }
+                ],
+            }
+        ],
+    )
     data = tmp_path / "data"
     data.mkdir()
-    child = ("import sys, time\n"
-             "from decaenv.fetch import processors\n"
-             "real = processors.Archive.extract\n"
-             "def slow(self, name, target, **kw):\n"
-             "    open(target, 'wb').write(b'half of it')\n"
-             "    print('extracting', flush=True)\n"
-             "    time.sleep(60)\n"
-             "processors.Archive.extract = slow\n"
-             "from decaenv.fetch import import_files, load_manifest\n"
-             f"import_files({str(data)!r}, [{str(archive)!r}], manifest=load_manifest({str(manifest)!r}))\n")
+    child = (
+        "import sys, time\n"
+        "from decaenv.fetch import processors\n"
+        "real = processors.Archive.extract\n"
+        "def slow(self, name, target, **kw):\n"
+        "    open(target, 'wb').write(b'half of it')\n"
+        "    print('extracting', flush=True)\n"
+        "    time.sleep(60)\n"
+        "processors.Archive.extract = slow\n"
+        "from decaenv.fetch import import_files, load_manifest\n"
+        f"import_files({str(data)!r}, [{str(archive)!r}], manifest=load_manifest({str(manifest)!r}))\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "extracting"

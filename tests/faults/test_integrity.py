@@ -19,16 +19,24 @@ def _flip_inside_a_tensor(ckpt: bytes) -> bytes:
         info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     raw = bytearray(ckpt)
     header = info.header_offset
-    name_len = int.from_bytes(raw[header + 26:header + 28], "little")
-    extra_len = int.from_bytes(raw[header + 28:header + 30], "little")
+    name_len = int.from_bytes(raw[header + 26 : header + 28], "little")
+    extra_len = int.from_bytes(raw[header + 28 : header + 30], "little")
     raw[header + 30 + name_len + extra_len + info.file_size // 2] ^= 0x01
     return bytes(raw)
 
 
 def _checkpoint_manifest(tmp_path: Path, loopback) -> Path:
-    return write_manifest(tmp_path / "m.toml", [
-        {"id": "deca-model", "dest": "deca_model.tar", "validate": {"kind": "deca-checkpoint"},
-         "sources": [{"kind": "https", "url": loopback.url("/deca_model.tar")}]}])
+    return write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "deca-model",
+                "dest": "deca_model.tar",
+                "validate": {"kind": "deca-checkpoint"},
+                "sources": [{"kind": "https", "url": loopback.url("/deca_model.tar")}],
+            }
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +76,17 @@ def _npz(flip: bool) -> bytes:
 
 
 def _npz_manifest(tmp_path: Path, loopback) -> Path:
-    return write_manifest(tmp_path / "m.toml", [
-        {"id": "x", "dest": "x.npz", "validate": {"kind": "npz-keys", "keys": ["a", "b"]},
-         "sources": [{"kind": "https", "url": loopback.url("/x.npz")}]}])
+    return write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "x",
+                "dest": "x.npz",
+                "validate": {"kind": "npz-keys", "keys": ["a", "b"]},
+                "sources": [{"kind": "https", "url": loopback.url("/x.npz")}],
+            }
+        ],
+    )
 
 
 def test_npz_with_a_flipped_byte_is_refused_then_a_good_copy_is_accepted(loopback, tmp_path):
@@ -104,8 +120,10 @@ def test_corrupt_file_is_not_imported(loopback, tmp_path):
 
 def test_forget_replaces_a_first_use_record_with_one_command(loopback, tmp_path, capsys, monkeypatch):
     loopback.routes["/t.obj"] = send_bytes(b"v 0 0 0\n")
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "t", "dest": "t.obj", "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [{"id": "t", "dest": "t.obj", "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]}],
+    )
     data = tmp_path / "data"
     assert run_fetch(manifest, data)[0].ok
     lockfile = data / ".decaenv" / "lockfile.json"

@@ -18,15 +18,23 @@ from decaenv.errors import InputError, UsageError
 
 
 def _blob_manifest(tmp_path: Path, loopback) -> Path:
-    return write_manifest(tmp_path / "m.toml", [
-        {"id": "blob", "dest": "blob.bin", "sources": [{"kind": "https", "url": loopback.url("/blob.bin")}]}])
+    return write_manifest(
+        tmp_path / "m.toml",
+        [{"id": "blob", "dest": "blob.bin", "sources": [{"kind": "https", "url": loopback.url("/blob.bin")}]}],
+    )
 
 
 def test_trickling_server_is_cut_by_the_minimum_rate(loopback, tmp_path):
     loopback.routes["/blob.bin"] = trickle(total=10_000, every=0.05)  # 20 bytes/s, never silent
     start = time.monotonic()
-    (result,) = run_fetch(_blob_manifest(tmp_path, loopback), tmp_path / "data", retries=0,
-                                 min_rate=1000.0, rate_window=0.5, read_timeout=5.0)
+    (result,) = run_fetch(
+        _blob_manifest(tmp_path, loopback),
+        tmp_path / "data",
+        retries=0,
+        min_rate=1000.0,
+        rate_window=0.5,
+        read_timeout=5.0,
+    )
     assert time.monotonic() - start < 5.0
     assert result.error is not None and result.error.code == "too-slow"
     assert "bytes/s over the last" in result.error.message and "DECAENV_FETCH_MIN_RATE" in result.error.hint
@@ -35,8 +43,7 @@ def test_trickling_server_is_cut_by_the_minimum_rate(loopback, tmp_path):
 def test_attempt_deadline(loopback, tmp_path):
     loopback.routes["/blob.bin"] = trickle(total=10_000, every=0.01)  # fast enough, but endless
     start = time.monotonic()
-    (result,) = run_fetch(_blob_manifest(tmp_path, loopback), tmp_path / "data", retries=0,
-                                 min_rate=0.0, deadline=1.0)
+    (result,) = run_fetch(_blob_manifest(tmp_path, loopback), tmp_path / "data", retries=0, min_rate=0.0, deadline=1.0)
     assert time.monotonic() - start < 5.0
     assert result.error is not None and result.error.code == "too-slow" and "deadline" in result.error.message
 
@@ -153,10 +160,18 @@ def test_render_orig_on_a_huge_image_is_refused_before_rendering(monkeypatch):
 def test_two_reconstruct_runs_into_one_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
-                               "from decaenv.runtime.guards import OutputLock\n"
-                               f"with OutputLock({str(out)!r}):\n"
-                               "    print('locked', flush=True); time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from decaenv.runtime.guards import OutputLock\n"
+            f"with OutputLock({str(out)!r}):\n"
+            "    print('locked', flush=True); time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         from decaenv.runtime.guards import OutputLock

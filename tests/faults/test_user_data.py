@@ -24,10 +24,19 @@ def _flame_manifest(tmp_path: Path, url: str = "https://example.org/none", kind:
     source = {"kind": kind, "url": url, "archive": "FLAME2020.zip", "member": "FLAME2020/generic_model.pkl"}
     if kind == "form-post":
         source.update(credentials="flame", fields={"username": "username", "password": "password"})
-    return write_manifest(tmp_path / "m.toml", [
-        {"id": "flame", "dest": "generic_model.pkl", "validate": {"kind": "flame-model", "deca": False},
-         "post": ["flame-npz"],
-         "approx_size": 53000000, "sources": [source]}])
+    return write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "flame",
+                "dest": "generic_model.pkl",
+                "validate": {"kind": "flame-model", "deca": False},
+                "post": ["flame-npz"],
+                "approx_size": 53000000,
+                "sources": [source],
+            }
+        ],
+    )
 
 
 def _mini_flame_pickle() -> bytes:
@@ -61,8 +70,10 @@ def test_import_never_overwrites_the_users_own_npz(tmp_path):
 
 def test_users_file_at_a_destination_is_kept_on_force(loopback, tmp_path):
     loopback.routes["/t.obj"] = send_bytes(b"v 0 0 0\n")
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "t", "dest": "t.obj", "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [{"id": "t", "dest": "t.obj", "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]}],
+    )
     data = tmp_path / "data"
     data.mkdir()
     (data / "t.obj").write_bytes(b"v 9 9 9\n# my edits\n")
@@ -85,8 +96,10 @@ def test_symlink_out_of_an_imported_folder_is_not_followed(tmp_path):
     folder = tmp_path / "downloads"
     folder.mkdir()
     (folder / "head_template.obj").symlink_to(secret)
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "head", "dest": "head_template.obj", "sources": [{"kind": "https", "url": "https://example.org/h"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [{"id": "head", "dest": "head_template.obj", "sources": [{"kind": "https", "url": "https://example.org/h"}]}],
+    )
     data = tmp_path / "data"
     (result,) = run_fetch(manifest, data, importing=[folder])
     assert result.error is not None and result.error.code == "symlink-outside"
@@ -99,9 +112,13 @@ def test_state_and_quarantine_are_private(loopback, tmp_path, monkeypatch):
     old = os.umask(0o022)
     try:
         loopback.routes["/t.obj"] = send_bytes(b"not the right bytes\n")
-        manifest = write_manifest(tmp_path / "m.toml", [
-            {"id": "t", "dest": "t.obj", "size": 8, "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]},
-            {"id": "u", "dest": "u.obj", "sources": [{"kind": "https", "url": loopback.url("/u.obj")}]}])
+        manifest = write_manifest(
+            tmp_path / "m.toml",
+            [
+                {"id": "t", "dest": "t.obj", "size": 8, "sources": [{"kind": "https", "url": loopback.url("/t.obj")}]},
+                {"id": "u", "dest": "u.obj", "sources": [{"kind": "https", "url": loopback.url("/u.obj")}]},
+            ],
+        )
         loopback.routes["/u.obj"] = send_bytes(b"v 1 2 3\n")
         data = tmp_path / "data"
         bad, good = run_fetch(manifest, data)

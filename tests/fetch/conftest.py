@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import pytest
-from _support.fetch_server import FakeServer, zip_bytes, Outcome
+from _support.fetch_server import FakeServer, Outcome, zip_bytes
 
 
 @pytest.fixture
@@ -20,8 +20,13 @@ def server():
 def flame_zip(procedural_data_dir):
     """(bytes of a FLAME2020.zip holding the synthetic FLAME2020/generic_model.pkl, the pickle's bytes)."""
     pkl = (procedural_data_dir / "generic_model.pkl").read_bytes()
-    return zip_bytes({"FLAME2020/generic_model.pkl": pkl, "FLAME2020/female_model.pkl": pkl[:1000],
-                      "FLAME2020/Readme.pdf": b"%PDF-1.4 readme"}), pkl
+    return zip_bytes(
+        {
+            "FLAME2020/generic_model.pkl": pkl,
+            "FLAME2020/female_model.pkl": pkl[:1000],
+            "FLAME2020/Readme.pdf": b"%PDF-1.4 readme",
+        }
+    ), pkl
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +55,16 @@ def run_fetch(tmp_path):
         sleeps: List[float] = []
         data_dir = data_dir or tmp_path / "data"
         data_dir.mkdir(exist_ok=True)
-        http = HttpOptions(sleep=sleeps.append, retries=retries, read_timeout=options.pop("read_timeout", 10.0),
-                           chunk_size=options.pop("chunk_size", 1 << 20))
+        http = HttpOptions(
+            sleep=sleeps.append,
+            retries=retries,
+            read_timeout=options.pop("read_timeout", 10.0),
+            chunk_size=options.pop("chunk_size", 1 << 20),
+        )
         options.setdefault("accept_license", True)
         options.setdefault("interactive", False)
         man = load_manifest(manifest_path)
-        results = Fetcher(man, data_dir, FetchOptions(http=http, **options)).fetch(
-            man.select(ids, everything=not ids))
+        results = Fetcher(man, data_dir, FetchOptions(http=http, **options)).fetch(man.select(ids, everything=not ids))
         return Outcome(results, sleeps, data_dir)
 
     return run

@@ -8,17 +8,18 @@ import subprocess
 import sys
 
 import pytest
+from _support.fetch_server import Payload, sha, write_manifest
 
 from decaenv.cli import main
-from _support.fetch_server import Payload, sha, write_manifest
 
 pytestmark = pytest.mark.slow  # decaenv CLI subprocesses: `make test` only, not `make test-fast`
 
 
 def _cli(*args, env=None, stdin=None, timeout=120):
     full = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "decaenv", *args], capture_output=True, text=True, env=full,
-                          input=stdin, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "decaenv", *args], capture_output=True, text=True, env=full, input=stdin, timeout=timeout
+    )
 
 
 def test_list_needs_an_existing_data_dir(capsys):
@@ -49,8 +50,14 @@ def test_list_json(tmp_path, capsys, shared_assets):
     assert files["head-template"]["status"] == "verified" and files["deca-model"]["status"] == "missing"
     assert files["texture-data"]["expected_sha256"] is None
     assert files["flame"]["license"]["account"] is True
-    assert {"kind": "manual", "url": "https://pan.baidu.com/s/1vlc6cYfeZ2-WEXqNkcMr0A", "archive": None,
-            "member": None, "code": "7fgl", "note": "Baidu Pan mirror (for users in China)"} in files["deca-model"]["sources"]
+    assert {
+        "kind": "manual",
+        "url": "https://pan.baidu.com/s/1vlc6cYfeZ2-WEXqNkcMr0A",
+        "archive": None,
+        "member": None,
+        "code": "7fgl",
+        "note": "Baidu Pan mirror (for users in China)",
+    } in files["deca-model"]["sources"]
 
 
 def test_list_table_and_bad_flags(tmp_path, capsys):
@@ -76,22 +83,45 @@ def test_offline_prints_what_to_download_by_hand(tmp_path):
     assert "download by hand, then run `decaenv fetch --from <file> [<file>...]`:" in run.stderr
     assert "https://pan.baidu.com/s/1vlc6cYfeZ2-WEXqNkcMr0A (extraction code 7fgl)" in run.stderr
     assert "FLAME2020.zip (holds generic_model.pkl)" in run.stderr
-    assert "raw.githubusercontent.com/yfeng95/DECA/a11554ae2a2b0f3998cf1fa94dd4db03babb34a2/data/head_template.obj" \
+    assert (
+        "raw.githubusercontent.com/yfeng95/DECA/a11554ae2a2b0f3998cf1fa94dd4db03babb34a2/data/head_template.obj"
         in run.stderr
+    )
     assert "Traceback" not in run.stderr
 
 
 def test_json_fetch_document(tmp_path, server):
     data_bytes = os.urandom(10_000)
     server.files["a.bin"] = Payload(data_bytes)
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "a", "dest": "a.bin", "sha256": sha(data_bytes), "size": len(data_bytes),
-         "sources": [{"kind": "https", "url": server.url("a.bin")}]},
-        {"id": "b", "dest": "b.bin", "sources": [{"kind": "manual", "url": "https://example.org/b", "code": "c0de"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "a",
+                "dest": "a.bin",
+                "sha256": sha(data_bytes),
+                "size": len(data_bytes),
+                "sources": [{"kind": "https", "url": server.url("a.bin")}],
+            },
+            {
+                "id": "b",
+                "dest": "b.bin",
+                "sources": [{"kind": "manual", "url": "https://example.org/b", "code": "c0de"}],
+            },
+        ],
+    )
     data = tmp_path / "data"
     data.mkdir()
-    run = _cli("--data-dir", str(data), "fetch", "--json", "--accept-license", "a", "b",
-               env={"DECAENV_MANIFEST": str(manifest)})
+    run = _cli(
+        "--data-dir",
+        str(data),
+        "fetch",
+        "--json",
+        "--accept-license",
+        "a",
+        "b",
+        env={"DECAENV_MANIFEST": str(manifest)},
+    )
     assert run.returncode == 1
     doc = json.loads(run.stdout)
     assert doc["ok"] is False and doc["command"] == "fetch"
@@ -104,8 +134,9 @@ def test_json_fetch_document(tmp_path, server):
 
 def test_licence_must_be_accepted(tmp_path, server):
     server.files["a.bin"] = Payload(b"abc")
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "a", "dest": "a.bin", "sources": [{"kind": "https", "url": server.url("a.bin")}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml", [{"id": "a", "dest": "a.bin", "sources": [{"kind": "https", "url": server.url("a.bin")}]}]
+    )
     data = tmp_path / "data"
     data.mkdir()
     env = {"DECAENV_MANIFEST": str(manifest)}
@@ -126,8 +157,12 @@ def test_licence_prompt(tmp_path, server, monkeypatch):
     from decaenv.fetch.manifest import load_manifest
 
     server.files["a.bin"] = Payload(b"abc")
-    man = load_manifest(write_manifest(tmp_path / "m.toml", [
-        {"id": "a", "dest": "a.bin", "sources": [{"kind": "https", "url": server.url("a.bin")}]}]))
+    man = load_manifest(
+        write_manifest(
+            tmp_path / "m.toml",
+            [{"id": "a", "dest": "a.bin", "sources": [{"kind": "https", "url": server.url("a.bin")}]}],
+        )
+    )
     asked = []
     no = Fetcher(man, tmp_path, FetchOptions(interactive=True, confirm_license=lambda lic, e: asked.append(lic.url)))
     assert no.fetch(man.entries)[0].error.code == "license-not-accepted"
@@ -175,9 +210,17 @@ def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, p
     """DECA's fetch_data.sh leaves Drive's HTML page as data/deca_model.tar (FM31): fetch replaces it."""
     ckpt = (procedural_data_dir / "deca_model.tar").read_bytes()
     server.drive["ID"] = Payload(ckpt)
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "deca-model", "dest": "deca_model.tar", "validate": {"kind": "deca-checkpoint"},
-         "sources": [{"kind": "gdrive", "id": "ID", "url": server.base + "/uc?export=download&id={id}"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "deca-model",
+                "dest": "deca_model.tar",
+                "validate": {"kind": "deca-checkpoint"},
+                "sources": [{"kind": "gdrive", "id": "ID", "url": server.base + "/uc?export=download&id={id}"}],
+            }
+        ],
+    )
     data = tmp_path / "data"
     data.mkdir()
     (data / "deca_model.tar").write_text("<!DOCTYPE html><html><title>Google Drive - Virus scan warning</title>")

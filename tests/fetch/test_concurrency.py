@@ -19,16 +19,30 @@ pytestmark = pytest.mark.slow  # concurrent fetch processes and kill -9: `make t
 
 def _spawn(data, manifest, *extra):
     env = dict(os.environ, DECAENV_MANIFEST=str(manifest))
-    return subprocess.Popen([sys.executable, "-m", "decaenv", "--data-dir", str(data), "fetch", "--accept-license",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "decaenv", "--data-dir", str(data), "fetch", "--accept-license", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _big(server, tmp_path, size=12_000_000, throttle=6_000_000.0):
     data = os.urandom(size)
     server.files["big.bin"] = Payload(data, throttle=throttle)
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "big", "dest": "big.bin", "sha256": sha(data), "size": size,
-         "sources": [{"kind": "https", "url": server.url("big.bin")}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "big",
+                "dest": "big.bin",
+                "sha256": sha(data),
+                "size": size,
+                "sources": [{"kind": "https", "url": server.url("big.bin")}],
+            }
+        ],
+    )
     return data, manifest
 
 

@@ -19,13 +19,23 @@ def _validator(entry_id):
     return load_manifest().get(entry_id).validator
 
 
-@pytest.mark.parametrize("head, kind", [
-    (b"PK\x03\x04rest", "zip"), (b"\x93NUMPY\x01\x00", "npy"), (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff\xe0", "jpeg"), (b"\x80\x02}q", "pickle"), (b"\x1f\x8b\x08", "gzip"),
-    (b"\xef\xbb\xbf  <!DOCTYPE html><html>", "html"), (b"<HTML><head>", "html"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:", "lfs-pointer"), (b"", "empty"),
-    (b"# Blender\nv 1 2 3\n", "text"), (b"\x00\x01\x02", "binary"),
-])
+@pytest.mark.parametrize(
+    "head, kind",
+    [
+        (b"PK\x03\x04rest", "zip"),
+        (b"\x93NUMPY\x01\x00", "npy"),
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff\xe0", "jpeg"),
+        (b"\x80\x02}q", "pickle"),
+        (b"\x1f\x8b\x08", "gzip"),
+        (b"\xef\xbb\xbf  <!DOCTYPE html><html>", "html"),
+        (b"<HTML><head>", "html"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:", "lfs-pointer"),
+        (b"", "empty"),
+        (b"# Blender\nv 1 2 3\n", "text"),
+        (b"\x00\x01\x02", "binary"),
+    ],
+)
 def test_sniff(head, kind):
     assert sniff(head) == kind
 
@@ -56,8 +66,16 @@ def test_real_landmarks_outline_without_torch(shared_assets):
 
 def test_synthetic_assets_validate(procedural_data_dir):
     deca = load_manifest()
-    for entry_id in ("landmark-embedding", "fixed-displacement", "mean-texture", "uv-face-eye-mask", "uv-face-mask",
-                     "texture-data", "deca-model", "flame"):
+    for entry_id in (
+        "landmark-embedding",
+        "fixed-displacement",
+        "mean-texture",
+        "uv-face-eye-mask",
+        "uv-face-mask",
+        "texture-data",
+        "deca-model",
+        "flame",
+    ):
         entry = deca.get(entry_id)
         assert validate(entry.path(procedural_data_dir), entry.validator)
 

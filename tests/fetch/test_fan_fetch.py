@@ -37,25 +37,51 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fan_manifest(tmp_path, server, *, detector: bytes, landmarks: bytes, prefix=None, requires=("face-alignment>=1.3.5", "face-alignment>=1.5")):
+def _fan_manifest(
+    tmp_path,
+    server,
+    *,
+    detector: bytes,
+    landmarks: bytes,
+    prefix=None,
+    requires=("face-alignment>=1.3.5", "face-alignment>=1.5"),
+):
     """A manifest with the shipped FAN entries' shape, pointing at the loopback server."""
     specs = []
     for (entry_id, stem, ext, data, shapes), req in zip(
-            (("fan-detector", "s3fd", ".pth", detector, S3FD_SHAPES),
-             ("fan-landmarks", "2DFAN4", ".pth.tar", landmarks, FAN_SHAPES)), requires):
+        (
+            ("fan-detector", "s3fd", ".pth", detector, S3FD_SHAPES),
+            ("fan-landmarks", "2DFAN4", ".pth.tar", landmarks, FAN_SHAPES),
+        ),
+        requires,
+    ):
         want = prefix or _sha(data)[:10]
         name = f"{stem}-{want}{ext}"
         server.files[name] = Payload(data)
-        specs.append({"id": entry_id, "dest": name, "root": "torch-hub", "group": "fan", "requires": req,
-                      "default": False, "sha256_prefix": want,
-                      "validate": {"kind": "torch-state-dict", "shapes": shapes},
-                      "sources": [{"kind": "https", "url": server.url(name)}]})
+        specs.append(
+            {
+                "id": entry_id,
+                "dest": name,
+                "root": "torch-hub",
+                "group": "fan",
+                "requires": req,
+                "default": False,
+                "sha256_prefix": want,
+                "validate": {"kind": "torch-state-dict", "shapes": shapes},
+                "sources": [{"kind": "https", "url": server.url(name)}],
+            }
+        )
     return write_manifest(tmp_path / "fan.toml", specs), [s["dest"] for s in specs]
 
 
 def _cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "decaenv", *args], capture_output=True, text=True,
-                          env=dict(os.environ, **env), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "decaenv", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **env),
+        timeout=120,
+    )
 
 
 def test_shipped_entries_use_face_alignments_own_urls_and_name_hashes():
@@ -103,8 +129,9 @@ def test_fetch_fan_places_files_in_the_hub_cache_and_records_full_hashes(server,
     listing = _cli("--data-dir", str(data), "fetch", "--list", "fan", env=env)
     assert f"hub:{names[1]}" in listing.stdout and f"torch hub's checkpoint cache {hub}" in listing.stdout
     other = tmp_path / "other-home"  # a copy you already have, imported into another TORCH_HOME
-    imported = _cli("--data-dir", str(data), "fetch", "--from", str(hub / names[1]),
-                    env=dict(env, TORCH_HOME=str(other)))
+    imported = _cli(
+        "--data-dir", str(data), "fetch", "--from", str(hub / names[1]), env=dict(env, TORCH_HOME=str(other))
+    )
     assert imported.returncode == 0, imported.stderr
     assert (other / "hub" / "checkpoints" / names[1]).read_bytes() == landmarks
 
@@ -112,8 +139,7 @@ def test_fetch_fan_places_files_in_the_hub_cache_and_records_full_hashes(server,
 def test_payload_without_the_published_prefix_is_refused(server, tmp_path, run_fetch, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     detector, landmarks = _state_dict_bytes(S3FD_SHAPES), _state_dict_bytes(FAN_SHAPES)
-    manifest, names = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks,
-                                    prefix="0123456789")
+    manifest, names = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks, prefix="0123456789")
     out = run_fetch(manifest, ids=["fan-detector"])
     err = out.one("fan-detector").error
     assert out.code("fan-detector") == "hash-mismatch" and "does not start with 0123456789" in err.message
@@ -139,8 +165,15 @@ def test_copy_face_alignment_downloaded_itself_is_adopted_or_refused(server, tmp
     assert verify_entry(entries["fan-detector"], data).status == "hash-unknown"
     broken = verify_entry(entries["fan-landmarks"], data)
     assert broken.status == "hash-mismatch" and "decaenv fetch --force fan-landmarks" in broken.detail
-    run = _cli("--data-dir", str(data), "fetch", "fan", "--accept-license", "--offline",
-               env={"DECAENV_MANIFEST": str(manifest), "TORCH_HOME": str(tmp_path / "th")})
+    run = _cli(
+        "--data-dir",
+        str(data),
+        "fetch",
+        "fan",
+        "--accept-license",
+        "--offline",
+        env={"DECAENV_MANIFEST": str(manifest), "TORCH_HOME": str(tmp_path / "th")},
+    )
     assert run.returncode == 1 and "trusted on first use" in run.stdout
     assert "fan-landmarks" in run.stderr and "--offline" in run.stderr
 
@@ -150,11 +183,17 @@ def test_group_takes_the_file_of_the_installed_release(server, tmp_path):
 
     detector, landmarks = _state_dict_bytes(S3FD_SHAPES), _state_dict_bytes(FAN_SHAPES)
     # pytest is installed: ">=1" applies, "<1" does not; an uninstalled distribution: the whole group.
-    manifest, _ = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks,
-                                requires=("pytest>=1", "pytest<1"))
+    manifest, _ = _fan_manifest(
+        tmp_path, server, detector=detector, landmarks=landmarks, requires=("pytest>=1", "pytest<1")
+    )
     assert [e.id for e in load_manifest(manifest).select(["fan"])] == ["fan-detector"]
-    manifest, _ = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks,
-                                requires=("decaenv-no-such-dist>=1", "decaenv-no-such-dist<1"))
+    manifest, _ = _fan_manifest(
+        tmp_path,
+        server,
+        detector=detector,
+        landmarks=landmarks,
+        requires=("decaenv-no-such-dist>=1", "decaenv-no-such-dist<1"),
+    )
     assert [e.id for e in load_manifest(manifest).select(["fan"])] == ["fan-detector", "fan-landmarks"]
     shipped = load_manifest(Path(__file__).resolve().parents[2] / "manifests" / "deca.toml")
     assert all(not e.group for e in shipped.select())  # plain `decaenv fetch` does not take FAN
@@ -175,11 +214,13 @@ def test_manifest_schema_checks_for_the_new_fields(tmp_path):
     from decaenv.fetch.manifest import load_manifest
 
     base = {"id": "w", "dest": "w.pth", "sources": [{"kind": "https", "url": "https://example.org/w.pth"}]}
-    for extra, message in (({"root": "elsewhere"}, "root 'elsewhere' is not one of"),
-                           ({"sha256_prefix": "xyz"}, "sha256_prefix must be 8 to 63 hex digits"),
-                           ({"sha256_prefix": "aaaaaaaa", "sha256": "b" * 64}, "does not start with its sha256_prefix"),
-                           ({"requires": "face alignment >> 1"}, "is not a requirement"),
-                           ({"group": "w"}, "group 'w' is also a file id")):
+    for extra, message in (
+        ({"root": "elsewhere"}, "root 'elsewhere' is not one of"),
+        ({"sha256_prefix": "xyz"}, "sha256_prefix must be 8 to 63 hex digits"),
+        ({"sha256_prefix": "aaaaaaaa", "sha256": "b" * 64}, "does not start with its sha256_prefix"),
+        ({"requires": "face alignment >> 1"}, "is not a requirement"),
+        ({"group": "w"}, "group 'w' is also a file id"),
+    ):
         path = write_manifest(tmp_path / "bad.toml", [dict(base, **extra)])
         with pytest.raises(DataError, match=re.escape(message)):
             load_manifest(path)

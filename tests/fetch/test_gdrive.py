@@ -15,9 +15,14 @@ DRIVE_ID = "1rp8kdyLPvErw2dTmqtjISRVvQLj6Yzje"
 
 
 def _manifest(tmp_path, server, data=None, validate=None):
-    spec = {"id": "deca-model", "dest": "deca_model.tar",
-            "sources": [{"kind": "gdrive", "id": DRIVE_ID, "url": server.base + "/uc?export=download&id={id}"},
-                        {"kind": "manual", "url": "https://pan.baidu.com/s/1vlc6cYfeZ2-WEXqNkcMr0A", "code": "7fgl"}]}
+    spec = {
+        "id": "deca-model",
+        "dest": "deca_model.tar",
+        "sources": [
+            {"kind": "gdrive", "id": DRIVE_ID, "url": server.base + "/uc?export=download&id={id}"},
+            {"kind": "manual", "url": "https://pan.baidu.com/s/1vlc6cYfeZ2-WEXqNkcMr0A", "code": "7fgl"},
+        ],
+    }
     if data is not None:
         spec.update(sha256=sha(data), size=len(data))
     if validate:
@@ -95,4 +100,6 @@ def test_gdown_missing_is_a_one_line_fix(server, tmp_path, run_fetch, monkeypatc
     monkeypatch.setattr(builtins, "__import__", no_gdown)
     server.drive[DRIVE_ID] = Payload(b"x")
     out = run_fetch(_manifest(tmp_path, server))
-    assert out.code("deca-model") == "gdown-missing" and "pip install 'decaenv[fetch]'" in out.one("deca-model").error.hint
+    assert (
+        out.code("deca-model") == "gdown-missing" and "pip install 'decaenv[fetch]'" in out.one("deca-model").error.hint
+    )

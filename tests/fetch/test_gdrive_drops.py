@@ -65,9 +65,15 @@ class FlakyRelay:
 
 
 def _manifest(tmp_path, relay, data):
-    spec = {"id": "deca-model", "dest": "deca_model.tar", "sha256": sha(data), "size": len(data),
-            "sources": [{"kind": "gdrive", "id": DRIVE_ID,
-                         "url": f"http://127.0.0.1:{relay.port}/uc?export=download&id={{id}}"}]}
+    spec = {
+        "id": "deca-model",
+        "dest": "deca_model.tar",
+        "sha256": sha(data),
+        "size": len(data),
+        "sources": [
+            {"kind": "gdrive", "id": DRIVE_ID, "url": f"http://127.0.0.1:{relay.port}/uc?export=download&id={{id}}"}
+        ],
+    }
     return write_manifest(tmp_path / "m.toml", [spec])
 
 
@@ -107,8 +113,13 @@ def test_cli_exit_code_is_1_with_a_one_line_error(server, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     try:
-        run = subprocess.run([sys.executable, "-m", "decaenv", "--data-dir", str(data), "fetch", "--accept-license",
-                              "deca-model"], capture_output=True, text=True, env=env, timeout=120)
+        run = subprocess.run(
+            [sys.executable, "-m", "decaenv", "--data-dir", str(data), "fetch", "--accept-license", "deca-model"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
     finally:
         relay.close()
     assert run.returncode == 1, run.stderr

@@ -53,13 +53,17 @@ def test_plain_pickle_and_browser_duplicate_names(tmp_path, procedural_data_dir)
 def test_checkpoint_import(tmp_path, procedural_data_dir):
     (result,) = _import(tmp_path / "data", procedural_data_dir / "deca_model.tar")
     assert result.entry.id == "deca-model" and result.action == "imported" and result.status.ok
-    assert os.path.getsize(tmp_path / "data" / "deca_model.tar") == os.path.getsize(procedural_data_dir / "deca_model.tar")
+    assert os.path.getsize(tmp_path / "data" / "deca_model.tar") == os.path.getsize(
+        procedural_data_dir / "deca_model.tar"
+    )
 
 
 def test_html_checkpoint_refused_with_the_drive_explanation(tmp_path):
     src = tmp_path / "deca_model.tar"
-    src.write_text('<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
-                   '<p>Google Drive can\'t scan this file for viruses.</p></body></html>')
+    src.write_text(
+        "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
+        "<p>Google Drive can't scan this file for viruses.</p></body></html>"
+    )
     (result,) = _import(tmp_path / "data", src)
     err = result.error
     assert result.action == "failed" and error_code(err) == "html-page"
@@ -92,12 +96,15 @@ def _symlink_info(name):
     return info
 
 
-@pytest.mark.parametrize("evil, why", [
-    ("../../evil.pkl", "climbs out of the target folder"),
-    ("/tmp/evil.pkl", "is an absolute path"),
-    ("FLAME2020/..\\..\\evil.pkl", "climbs out"),
-    ("link", "is a symbolic link"),
-])
+@pytest.mark.parametrize(
+    "evil, why",
+    [
+        ("../../evil.pkl", "climbs out of the target folder"),
+        ("/tmp/evil.pkl", "is an absolute path"),
+        ("FLAME2020/..\\..\\evil.pkl", "climbs out"),
+        ("link", "is a symbolic link"),
+    ],
+)
 def test_zip_slip_refused(tmp_path, flame_zip, evil, why):
     member = _symlink_info(evil) if evil == "link" else b"owned"
     src = tmp_path / "FLAME2020.zip"

@@ -73,15 +73,20 @@ def test_flame_sources(deca):
 def test_optional_texture_files(deca):
     tex = deca.get("flame-texture")
     assert not tex.default and tex.dest == "FLAME_texture.npz"
-    assert tex.sources[0].url.endswith("sfile=TextureSpace.zip&resume=1") and tex.sources[0].member == "FLAME_texture.npz"
+    assert (
+        tex.sources[0].url.endswith("sfile=TextureSpace.zip&resume=1") and tex.sources[0].member == "FLAME_texture.npz"
+    )
     assert any(s.code == "yv65" for s in tex.sources)
     bfm = deca.get("bfm-albedo")
     assert bfm.manual_only and "BFM_to_FLAME" in bfm.manual_text() and not bfm.default
 
 
 def test_defaults_are_what_reconstruction_reads(deca):
-    assert {e.dest for e in deca.defaults()} == set(PUBLIC) | {"texture_data_256.npy", "deca_model.tar",
-                                                                "generic_model.pkl"}
+    assert {e.dest for e in deca.defaults()} == set(PUBLIC) | {
+        "texture_data_256.npy",
+        "deca_model.tar",
+        "generic_model.pkl",
+    }
 
 
 def test_select_and_unknown_id(deca):
@@ -118,29 +123,48 @@ def test_pyproject_ships_the_manifest():
     assert '"manifests" = "decaenv/manifests"' in text
 
 
-@pytest.mark.parametrize("bad, message", [
-    ('schema = 2\n', "schema 2 is not supported"),
-    ('schema = 1\nnonsense = 1\n', "unknown field"),
-    ('schema = 1\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n', "license 'l' is not defined"),
-    ('schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "../x"\nlicense = "l"\n'
-     '[[file.source]]\nkind="https"\nurl="https://a/b"\n', "must be a relative path"),
-    ('schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\nsha256 = "abc"\n'
-     '[[file.source]]\nkind="https"\nurl="https://a/b"\n', "sha256 must be 64 hex"),
-    ('schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
-     '[[file.source]]\nkind="ftp"\nurl="ftp://a/b"\n', "kind 'ftp' is not one of"),
-    ('schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
-     '[[file.source]]\nkind="https"\nurl="https://a/b"\narchive="a.zip"\n', "archive and member go together"),
-    ('schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
-     '[[file.source]]\nkind="form-post"\nurl="https://a/b"\ncredentials="c"\n', "credentials 'c' are not defined"),
-    ('schema = [\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("schema = 2\n", "schema 2 is not supported"),
+        ("schema = 1\nnonsense = 1\n", "unknown field"),
+        ('schema = 1\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n', "license 'l' is not defined"),
+        (
+            'schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "../x"\nlicense = "l"\n'
+            '[[file.source]]\nkind="https"\nurl="https://a/b"\n',
+            "must be a relative path",
+        ),
+        (
+            'schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
+            'sha256 = "abc"\n'
+            '[[file.source]]\nkind="https"\nurl="https://a/b"\n',
+            "sha256 must be 64 hex",
+        ),
+        (
+            'schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
+            '[[file.source]]\nkind="ftp"\nurl="ftp://a/b"\n',
+            "kind 'ftp' is not one of",
+        ),
+        (
+            'schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
+            '[[file.source]]\nkind="https"\nurl="https://a/b"\narchive="a.zip"\n',
+            "archive and member go together",
+        ),
+        (
+            'schema = 1\n[licenses.l]\nname="n"\nurl="u"\n[[file]]\nid = "x"\ndest = "x"\nlicense = "l"\n'
+            '[[file.source]]\nkind="form-post"\nurl="https://a/b"\ncredentials="c"\n',
+            "credentials 'c' are not defined",
+        ),
+        ("schema = [\n", "not valid TOML"),
+    ],
+)
 def test_bad_manifests_are_refused_by_name(bad, message):
     with pytest.raises(DataError, match=message):
         mf.parse_manifest(bad, origin="bad.toml")
 
 
 def test_duplicate_ids_refused():
-    one = ('[[file]]\nid = "x"\ndest = "{d}"\nlicense = "l"\n[[file.source]]\nkind="https"\nurl="https://a/b"\n')
+    one = '[[file]]\nid = "x"\ndest = "{d}"\nlicense = "l"\n[[file.source]]\nkind="https"\nurl="https://a/b"\n'
     text = 'schema = 1\n[licenses.l]\nname="n"\nurl="u"\n' + one.format(d="a") + one.format(d="b")
     with pytest.raises(DataError, match="duplicate id 'x'"):
         mf.parse_manifest(text)

@@ -5,7 +5,6 @@ turning TLS off. Against a loopback server that answers like the MPI login."""
 from __future__ import annotations
 
 import json
-
 import os
 import subprocess
 import sys
@@ -21,13 +20,34 @@ def _manifest(tmp_path, server):
     """A FLAME entry like deca.toml's, checked by the FLAME loader but not for DECA's component count: these tests
     transfer `mini_flame_zip` (FLAME's real pickle layout with 20 components, 7 MB instead of 53 MB)."""
     url = server.base + "/download.php?domain=flame&sfile=FLAME2020.zip&resume=1"
-    return write_manifest(tmp_path / "m.toml", [{
-        "id": "flame", "dest": "generic_model.pkl", "license": "acct", "validate": {"kind": "flame-model", "deca": False},
-        "post": ["flame-npz"],
-        "sources": [{"kind": "form-post", "url": url, "credentials": "flame", "archive": "FLAME2020.zip",
-                     "member": "generic_model.pkl"},
-                    {"kind": "manual", "url": "https://pan.baidu.com/s/1ejoL6dezMNoj_vPX4Dd-nA", "code": "ngw8",
-                     "archive": "FLAME2020.zip", "member": "generic_model.pkl"}]}])
+    return write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "flame",
+                "dest": "generic_model.pkl",
+                "license": "acct",
+                "validate": {"kind": "flame-model", "deca": False},
+                "post": ["flame-npz"],
+                "sources": [
+                    {
+                        "kind": "form-post",
+                        "url": url,
+                        "credentials": "flame",
+                        "archive": "FLAME2020.zip",
+                        "member": "generic_model.pkl",
+                    },
+                    {
+                        "kind": "manual",
+                        "url": "https://pan.baidu.com/s/1ejoL6dezMNoj_vPX4Dd-nA",
+                        "code": "ngw8",
+                        "archive": "FLAME2020.zip",
+                        "member": "generic_model.pkl",
+                    },
+                ],
+            }
+        ],
+    )
 
 
 def test_good_credentials_install_generic_model(server, tmp_path, run_fetch, mini_flame_zip, monkeypatch):
@@ -123,8 +143,9 @@ def test_prompt_is_hidden_and_used_last(monkeypatch, tmp_path):
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
     monkeypatch.delenv("DECAENV_FLAME_PASSWORD", raising=False)
     asked = []
-    creds = get_credentials(REALM, URL, username="ada", interactive=True,
-                            prompt=lambda text: asked.append(text) or "typed")
+    creds = get_credentials(
+        REALM, URL, username="ada", interactive=True, prompt=lambda text: asked.append(text) or "typed"
+    )
     assert creds.password.reveal() == "typed" and creds.origin == "prompt" and "(hidden)" in asked[0]
 
 
@@ -140,11 +161,22 @@ def test_password_never_leaks_through_the_cli(server, tmp_path, mini_flame_zip, 
     server.archives["FLAME2020.zip"] = Payload(mini_flame_zip[0])
     data = tmp_path / "data"
     data.mkdir()
-    env = dict(os.environ, DECAENV_MANIFEST=str(_manifest(tmp_path, server)),
-               DECAENV_FLAME_PASSWORD=GOOD_PASSWORD)
-    argv = [sys.executable, "-m", "decaenv", "-vv", "--data-dir", str(data), "fetch", "--username", GOOD_USER,
-            "--accept-license"]
-    runs = [subprocess.run(argv + extra, capture_output=True, text=True, env=env, timeout=120) for extra in ([], ["--json"])]
+    env = dict(os.environ, DECAENV_MANIFEST=str(_manifest(tmp_path, server)), DECAENV_FLAME_PASSWORD=GOOD_PASSWORD)
+    argv = [
+        sys.executable,
+        "-m",
+        "decaenv",
+        "-vv",
+        "--data-dir",
+        str(data),
+        "fetch",
+        "--username",
+        GOOD_USER,
+        "--accept-license",
+    ]
+    runs = [
+        subprocess.run(argv + extra, capture_output=True, text=True, env=env, timeout=120) for extra in ([], ["--json"])
+    ]
     assert [r.returncode for r in runs] == [0, 0]
     for r in runs:
         assert GOOD_PASSWORD not in r.stdout + r.stderr

@@ -17,8 +17,13 @@ def payload():
 
 
 def _manifest(tmp_path, server, name, data, **entry):
-    spec = {"id": "blob", "dest": name, "sha256": sha(data), "size": len(data),
-            "sources": [{"kind": "https", "url": server.url(name)}]}
+    spec = {
+        "id": "blob",
+        "dest": name,
+        "sha256": sha(data),
+        "size": len(data),
+        "sources": [{"kind": "https", "url": server.url(name)}],
+    }
     spec.update(entry)
     return write_manifest(tmp_path / "m.toml", [spec])
 
@@ -154,8 +159,10 @@ def test_html_instead_of_the_file(server, tmp_path, run_fetch, payload):
 def test_html_with_a_binary_content_type_is_caught_too(server, tmp_path, run_fetch):
     page = b"<!DOCTYPE html><html><title>Error</title></html>"
     server.files["x.bin"] = Payload(page)
-    manifest = write_manifest(tmp_path / "m.toml", [{"id": "blob", "dest": "x.bin", "sources": [
-        {"kind": "https", "url": server.url("x.bin")}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [{"id": "blob", "dest": "x.bin", "sources": [{"kind": "https", "url": server.url("x.bin")}]}],
+    )
     out = run_fetch(manifest)
     assert out.code("blob") == "html-page" and not (out.data_dir / "x.bin").exists()
 
@@ -167,8 +174,19 @@ def test_no_network_names_the_manual_route(tmp_path, run_fetch, payload):
     port.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{port.getsockname()[1]}/files/blob.bin"  # nothing listens there
     port.close()
-    manifest = write_manifest(tmp_path / "m.toml", [{"id": "blob", "dest": "blob.bin", "sources": [
-        {"kind": "https", "url": url}, {"kind": "manual", "url": "https://mirror.example/blob.bin", "code": "k1"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "blob",
+                "dest": "blob.bin",
+                "sources": [
+                    {"kind": "https", "url": url},
+                    {"kind": "manual", "url": "https://mirror.example/blob.bin", "code": "k1"},
+                ],
+            }
+        ],
+    )
     out = run_fetch(manifest, retries=1)
     err = out.one("blob").error
     assert out.code("blob") == "network" and out.sleeps == [1.0]
@@ -180,8 +198,9 @@ def test_name_resolution_failure_is_offline(monkeypatch):
 
     from decaenv.fetch.errors import classify_network
 
-    exc = requests.exceptions.ConnectionError("Failed to resolve 'raw.githubusercontent.com' "
-                                              "([Errno -2] Name or service not known)")
+    exc = requests.exceptions.ConnectionError(
+        "Failed to resolve 'raw.githubusercontent.com' ([Errno -2] Name or service not known)"
+    )
     err = classify_network(exc, url="https://raw.githubusercontent.com/x", what="x.obj", manual="get x.obj from U")
     assert err.code == "offline" and "--from" in err.hint and "get x.obj from U" in err.hint
 
@@ -213,8 +232,16 @@ def test_redirect_to_plain_http_refused(server, tmp_path, run_fetch, payload):
 
     httpd = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
     threading.Thread(target=httpd.handle_request, daemon=True).start()
-    manifest = write_manifest(tmp_path / "m.toml", [{"id": "blob", "dest": "blob.bin", "sources": [
-        {"kind": "https", "url": f"http://127.0.0.1:{httpd.server_address[1]}/blob.bin"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "blob",
+                "dest": "blob.bin",
+                "sources": [{"kind": "https", "url": f"http://127.0.0.1:{httpd.server_address[1]}/blob.bin"}],
+            }
+        ],
+    )
     out = run_fetch(manifest)
     httpd.server_close()
     assert out.code("blob") == "insecure-url"
@@ -234,8 +261,10 @@ def test_disk_space_preflight(server, tmp_path, run_fetch, payload, monkeypatch)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
     server.files["blob.bin"] = Payload(payload)
     out = run_fetch(_manifest(tmp_path, server, "blob.bin", payload))
-    assert out.code("blob") == "disk-space" and "not enough disk space for blob.bin: needs 3.5 MB" in \
-        out.one("blob").error.message
+    assert (
+        out.code("blob") == "disk-space"
+        and "not enough disk space for blob.bin: needs 3.5 MB" in out.one("blob").error.message
+    )
     assert server.requests("/files") == [] and out.partials() == []
 
 

@@ -18,11 +18,24 @@ from decaenv.fetch.status import STATUSES, verify_entry
 @pytest.fixture
 def entry(tmp_path):
     data = b"x" * 1000
-    manifest = write_manifest(tmp_path / "m.toml", [
-        {"id": "known", "dest": "known.bin", "sha256": sha(data), "size": len(data),
-         "sources": [{"kind": "https", "url": "https://example.org/known.bin"}]},
-        {"id": "tofu", "dest": "sub/tofu.npy", "validate": {"kind": "npy-array", "shape": [2]},
-         "sources": [{"kind": "https", "url": "https://example.org/tofu.npy"}]}])
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "id": "known",
+                "dest": "known.bin",
+                "sha256": sha(data),
+                "size": len(data),
+                "sources": [{"kind": "https", "url": "https://example.org/known.bin"}],
+            },
+            {
+                "id": "tofu",
+                "dest": "sub/tofu.npy",
+                "validate": {"kind": "npy-array", "shape": [2]},
+                "sources": [{"kind": "https", "url": "https://example.org/tofu.npy"}],
+            },
+        ],
+    )
     return load_manifest(manifest), data
 
 
@@ -52,8 +65,15 @@ def test_every_status(tmp_path, entry):
     LockFile(root).record("tofu", dest=tofu.dest, size=st.size, sha256=st.sha256, trust="first-use", source="t")
     st = verify_entry(tofu, root)
     assert st.status == "verified" and st.hash_source == "first-use"
-    assert set(STATUSES) == {"verified", "present", "missing", "size-mismatch", "hash-mismatch", "hash-unknown",
-                             "invalid"}
+    assert set(STATUSES) == {
+        "verified",
+        "present",
+        "missing",
+        "size-mismatch",
+        "hash-mismatch",
+        "hash-unknown",
+        "invalid",
+    }
     assert st.to_json()["status"] == "verified"
 
 
@@ -103,8 +123,12 @@ def test_verify_entry_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("from decaenv.fetch import load_manifest, verify_entry\n"
-            "import tempfile\nverify_entry(load_manifest().get('head-template'), tempfile.mkdtemp())\n"
-            "import sys\nprint(' '.join(sys.modules))")
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    code = (
+        "from decaenv.fetch import load_manifest, verify_entry\n"
+        "import tempfile\nverify_entry(load_manifest().get('head-template'), tempfile.mkdtemp())\n"
+        "import sys\nprint(' '.join(sys.modules))"
+    )
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    )
     assert not loaded & {"numpy", "torch", "rich", "requests", "gdown"}

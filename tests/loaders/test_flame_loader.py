@@ -40,9 +40,11 @@ def test_pickle_loads_bit_identical_without_chumpy(written):
 
 
 def test_loader_does_not_import_chumpy_or_scipy(written):
-    code = ("import sys; from decaenv.loaders.flame import load_flame; "
-            f"m = load_flame({str(written[0])!r}); "
-            "print('chumpy' in sys.modules, 'scipy' in sys.modules, m.J_regressor.shape)")
+    code = (
+        "import sys; from decaenv.loaders.flame import load_flame; "
+        f"m = load_flame({str(written[0])!r}); "
+        "print('chumpy' in sys.modules, 'scipy' in sys.modules, m.J_regressor.shape)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "(5,", "5023)"]
 

@@ -19,7 +19,7 @@ def test_many_marks_over_a_deep_stack_stay_linear():
     assert time.perf_counter() - start < 5.0
 
 
-@pytest.mark.parametrize("obj", [{"a": [1, 2, 3], "b": (4.0, "x")}, [[1], [2, [3, [4]]]], {"k": set([1, 2])}])
+@pytest.mark.parametrize("obj", [{"a": [1, 2, 3], "b": (4.0, "x")}, [[1], [2, [3, [4]]]], {"k": {1, 2}}])
 def test_ordinary_pickles_pass_and_the_position_is_restored(obj):
     fh = io.BytesIO(b"junk" + pickle.dumps(obj, protocol=2))
     fh.seek(4)

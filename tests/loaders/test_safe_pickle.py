@@ -28,11 +28,14 @@ def test_os_system_pickle_is_refused_and_does_not_run(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [
-    pickle.dumps(eval, protocol=2),
-    pickle.dumps(__import__("subprocess").Popen, protocol=2),
-    b"cbuiltins\ngetattr\n(cbuiltins\nobject\nS'__subclasses__'\ntR.",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pickle.dumps(eval, protocol=2),
+        pickle.dumps(__import__("subprocess").Popen, protocol=2),
+        b"cbuiltins\ngetattr\n(cbuiltins\nobject\nS'__subclasses__'\ntR.",
+    ],
+)
 def test_other_globals_refused(payload):
     with pytest.raises(UnsafeContentError):
         SafeUnpickler(io.BytesIO(payload)).load()

@@ -15,13 +15,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.errors import BuildError  # noqa: E402
-from decaenv.runtime.rasterizer import _env, build, extension, extension_status  # noqa: E402
+from decaenv.errors import BuildError
+from decaenv.runtime.rasterizer import _env, build, extension, extension_status
 
 CSRC = _env.csrc_dir()
 
 
 # --- static checks of the sources -------------------------------------------------------------------------
+
 
 def test_translation_units_have_distinct_stems():
     units = [p for p in CSRC.rglob("*") if p.suffix in (".cpp", ".cu")]
@@ -30,8 +31,11 @@ def test_translation_units_have_distinct_stems():
 
 
 def test_one_registration_file():
-    registering = [p.name for p in CSRC.rglob("*") if p.is_file() and re.search(
-        r"TORCH_LIBRARY(_IMPL)?\s*\(|PYBIND11_MODULE", p.read_text())]
+    registering = [
+        p.name
+        for p in CSRC.rglob("*")
+        if p.is_file() and re.search(r"TORCH_LIBRARY(_IMPL)?\s*\(|PYBIND11_MODULE", p.read_text())
+    ]
     assert registering == ["ext.cpp"]
 
 
@@ -60,12 +64,14 @@ def test_environment_key_names_python_torch_cuda_and_machine():
 
 # --- the lock (decaenv._process.ProcessLock, tested in tests/test_process.py) ---------------------------
 
+
 def _write_lock(path: Path, pid: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": time.time(), "purpose": "test"}))
 
 
 # --- the loader -------------------------------------------------------------------------------------------
+
 
 def _fake_build(root: Path, variant: str = "cpu", **record) -> Path:
     folder = root / _env.env_key().name
@@ -91,16 +97,19 @@ def test_unverified_build_is_not_usable(tmp_path):
 
 
 def _python(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, **env))
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=dict(os.environ, **env)
+    )
 
 
 def test_import_and_rasterize_never_compile(tmp_path):
     home = tmp_path / "home"
-    code = ("import sys, decaenv.runtime.rasterizer as R\n"
-            "from decaenv.runtime.rasterizer.verify import random_face_vertices\n"
-            "f = R.rasterize(random_face_vertices(50), 16, 16)\n"
-            "print(f.backend, 'torch.utils.cpp_extension' in sys.modules, R.extension_status().summary())\n")
+    code = (
+        "import sys, decaenv.runtime.rasterizer as R\n"
+        "from decaenv.runtime.rasterizer.verify import random_face_vertices\n"
+        "f = R.rasterize(random_face_vertices(50), 16, 16)\n"
+        "print(f.backend, 'torch.utils.cpp_extension' in sys.modules, R.extension_status().summary())\n"
+    )
     out = _python(code, {"DECAENV_HOME": str(home), "DECAENV_EXT_PATH": ""})
     assert out.returncode == 0, out.stderr
     backend, imported_builder, summary = out.stdout.split(" ", 2)
@@ -112,11 +121,13 @@ def test_import_and_rasterize_never_compile(tmp_path):
 
 def test_broken_library_falls_back_with_a_reason(tmp_path):
     _fake_build(tmp_path)
-    code = ("import decaenv.runtime.rasterizer as R\n"
-            "from decaenv.runtime.rasterizer import extension\n"
-            "from decaenv.runtime.rasterizer.verify import random_face_vertices\n"
-            "print(R.rasterize(random_face_vertices(50), 16, 16).backend)\n"
-            "print(extension.load_error())\n")
+    code = (
+        "import decaenv.runtime.rasterizer as R\n"
+        "from decaenv.runtime.rasterizer import extension\n"
+        "from decaenv.runtime.rasterizer.verify import random_face_vertices\n"
+        "print(R.rasterize(random_face_vertices(50), 16, 16).backend)\n"
+        "print(extension.load_error())\n"
+    )
     out = _python(code, {"DECAENV_EXT_PATH": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     backend, error = out.stdout.splitlines()[:2]
@@ -125,11 +136,13 @@ def test_broken_library_falls_back_with_a_reason(tmp_path):
 
 @pytest.mark.ext
 def test_fresh_process_loads_the_published_build(built_extension):
-    code = ("import decaenv.runtime.rasterizer as R\n"
-            "from decaenv.runtime.rasterizer.verify import random_face_vertices\n"
-            "s = R.extension_status()\n"
-            "print(R.rasterize(random_face_vertices(50), 16, 16).backend, s.built, s.variants['cpu'].usable "
-            "or s.variants['cuda'].usable)\n")
+    code = (
+        "import decaenv.runtime.rasterizer as R\n"
+        "from decaenv.runtime.rasterizer.verify import random_face_vertices\n"
+        "s = R.extension_status()\n"
+        "print(R.rasterize(random_face_vertices(50), 16, 16).backend, s.built, s.variants['cpu'].usable "
+        "or s.variants['cuda'].usable)\n"
+    )
     out = _python(code, {"DECAENV_EXT_PATH": str(built_extension)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cpu", "True", "True"]
@@ -146,6 +159,7 @@ def test_status_of_the_session_build(built_extension):
 
 
 # --- build() outcomes without compiling -------------------------------------------------------------------
+
 
 def test_missing_ninja_is_diagnosed_before_compiling(tmp_path, monkeypatch):
     empty = tmp_path / "bin"

@@ -11,12 +11,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.cli import main  # noqa: E402
+from decaenv.cli import main
 
 
 def _decaenv(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "decaenv", *args], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, "-m", "decaenv", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def test_build_is_registered_and_help_is_light():

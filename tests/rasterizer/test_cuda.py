@@ -11,12 +11,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.runtime.rasterizer import interpolate, rasterize  # noqa: E402
-from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices  # noqa: E402
-from decaenv.runtime.rasterizer.reference import rasterize_reference  # noqa: E402
-from decaenv.runtime.rasterizer.vectorized import rasterize_vectorized  # noqa: E402
-from decaenv.runtime.rasterizer.verify import compare, random_face_vertices  # noqa: E402
-from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
+from decaenv.runtime.rasterizer import interpolate, rasterize
+from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices
+from decaenv.runtime.rasterizer.reference import rasterize_reference
+from decaenv.runtime.rasterizer.vectorized import rasterize_vectorized
+from decaenv.runtime.rasterizer.verify import compare, random_face_vertices
+from decaenv.synthetic.heads import deca_head_face_vertices
 
 pytestmark = [pytest.mark.cuda, pytest.mark.ext]
 
@@ -60,8 +60,8 @@ def test_batch_64_equals_single_images_and_the_cpu_kernel(cuda_op):
     fv, xs, ys = _inputs(deca_head_face_vertices(batch=64, jitter=0.6, seed=3), 224, 224)
     batched = cuda_op(fv, xs, ys)
     for b in (0, 17, 63):
-        single = cuda_op(fv[b:b + 1].contiguous(), xs, ys)
-        assert all(torch.equal(x[b:b + 1], y) for x, y in zip(batched, single))
+        single = cuda_op(fv[b : b + 1].contiguous(), xs, ys)
+        assert all(torch.equal(x[b : b + 1], y) for x, y in zip(batched, single))
     assert compare(cuda_op(fv.cpu(), xs.cpu(), ys.cpu()), batched).identical
 
 

@@ -17,8 +17,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.runtime.rasterizer import _env  # noqa: E402
-from decaenv.runtime.rasterizer._worker import nvcc_flags  # noqa: E402
+from decaenv.runtime.rasterizer import _env
+from decaenv.runtime.rasterizer._worker import nvcc_flags
 
 NVCC = shutil.which("nvcc")
 pytestmark = [pytest.mark.ext, pytest.mark.skipif(NVCC is None, reason="needs nvcc")]
@@ -48,10 +48,26 @@ def test_cuda_kernel_compiles_with_nvcc_and_keeps_exact_arithmetic(built_extensi
     from torch.utils import cpp_extension
 
     source = _env.csrc_dir() / "cuda" / "rasterize_cuda.cu"
-    argv = ([NVCC, "-c", str(source), "-o", str(tmp_path / "rasterize_cuda.o"), "--keep", "--keep-dir",
-             str(tmp_path), _torch_std_flag(built_extension), "--compiler-options", "-fPIC",
-             "-gencode", "arch=compute_75,code=[sm_75,compute_75]"]
-            + cpp_extension.COMMON_NVCC_FLAGS + nvcc_flags("0123456789abcdef") + _include_flags())
+    argv = (
+        [
+            NVCC,
+            "-c",
+            str(source),
+            "-o",
+            str(tmp_path / "rasterize_cuda.o"),
+            "--keep",
+            "--keep-dir",
+            str(tmp_path),
+            _torch_std_flag(built_extension),
+            "--compiler-options",
+            "-fPIC",
+            "-gencode",
+            "arch=compute_75,code=[sm_75,compute_75]",
+        ]
+        + cpp_extension.COMMON_NVCC_FLAGS
+        + nvcc_flags("0123456789abcdef")
+        + _include_flags()
+    )
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "rasterize_cuda.o").stat().st_size > 0
@@ -64,7 +80,8 @@ def test_cuda_kernel_compiles_with_nvcc_and_keeps_exact_arithmetic(built_extensi
 def test_registration_compiles_with_the_cuda_kernels_declared(tmp_path):
     from torch.utils import cpp_extension
 
-    argv = (["g++", "-std=c++20", "-fsyntax-only", "-DWITH_CUDA", str(_env.csrc_dir() / "ext.cpp")]
-            + [flag for path in cpp_extension.include_paths() for flag in ("-isystem", path)])
+    argv = ["g++", "-std=c++20", "-fsyntax-only", "-DWITH_CUDA", str(_env.csrc_dir() / "ext.cpp")] + [
+        flag for path in cpp_extension.include_paths() for flag in ("-isystem", path)
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr

@@ -33,16 +33,21 @@ def _compile(tmp_path: Path, source: str, argv) -> str:
 
 
 def test_diagnosis_does_not_need_torch():
-    code = ("import sys\nfrom decaenv.runtime.rasterizer.diagnose import diagnose_build_output\n"
-            "diagnose_build_output('x')\nprint('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom decaenv.runtime.rasterizer.diagnose import diagnose_build_output\n"
+        "diagnose_build_output('x')\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 @pytest.mark.ext
 def test_cxx_standard_too_old(tmp_path):
-    log = _compile(tmp_path, "#include <ATen/ATen.h>\n", ["g++", "-std=c++14", "-fsyntax-only", "-Wfatal-errors", "-isystem",
-                                                           _torch_include()])
+    log = _compile(
+        tmp_path,
+        "#include <ATen/ATen.h>\n",
+        ["g++", "-std=c++14", "-fsyntax-only", "-Wfatal-errors", "-isystem", _torch_include()],
+    )
     diag = diagnose_build_output(log)
     assert diag.cause_id == "cxx-standard" and diag.failure_mode == "FM04"
     assert "C++17 or later" in diag.first_error and "no -std flag" in diag.fix
@@ -57,9 +62,11 @@ def test_missing_python_headers(tmp_path):
 
 @pytest.mark.ext
 def test_deprecated_aten_dispatch_on_type(tmp_path):
-    source = ("#include <ATen/core/Tensor.h>\n#include <ATen/Dispatch.h>\n"
-              "void f(const at::Tensor& t) {\n"
-              "  AT_DISPATCH_FLOATING_TYPES(t.type(), \"f\", [&] { (void)t.data_ptr<scalar_t>(); });\n}\n")
+    source = (
+        "#include <ATen/core/Tensor.h>\n#include <ATen/Dispatch.h>\n"
+        "void f(const at::Tensor& t) {\n"
+        '  AT_DISPATCH_FLOATING_TYPES(t.type(), "f", [&] { (void)t.data_ptr<scalar_t>(); });\n}\n'
+    )
     log = _compile(tmp_path, source, ["g++", "-std=c++20", "-fsyntax-only", "-isystem", _torch_include()])
     diag = diagnose_build_output(log)
     assert diag.cause_id == "aten-api" and diag.failure_mode == "FM05" and ".scalar_type()" in diag.fix
@@ -69,7 +76,7 @@ def test_deprecated_aten_dispatch_on_type(tmp_path):
 @needs_nvcc
 def test_gcc_newer_than_nvcc_supports(tmp_path):
     fake = tmp_path / "g++"
-    fake.write_text(f"#!/bin/sh\nexec {shutil.which('g++')} -U__GNUC__ -D__GNUC__=99 \"$@\"\n")
+    fake.write_text(f'#!/bin/sh\nexec {shutil.which("g++")} -U__GNUC__ -D__GNUC__=99 "$@"\n')
     fake.chmod(0o755)
     log = _compile(tmp_path, "__global__ void k() {}\n", [NVCC, "-ccbin", str(fake), "-c", "-o", "k.o"])
     diag = diagnose_build_output(log)
@@ -99,8 +106,12 @@ def test_cuda_source_with_a_cpu_torch(tmp_path):
 
     (tmp_path / "k.cu").write_text("__global__ void k() {}\n")
     with pytest.raises(OSError) as info:
-        cpp_extension.load(name="decaenv_test_cu", sources=[str(tmp_path / "k.cu")],
-                           build_directory=str(tmp_path), is_python_module=False)
+        cpp_extension.load(
+            name="decaenv_test_cu",
+            sources=[str(tmp_path / "k.cu")],
+            build_directory=str(tmp_path),
+            is_python_module=False,
+        )
     text = f"{type(info.value).__name__}: {info.value}"
     assert diagnose_build_output(text).cause_id == "cuda-home-unset"
     diag = diagnose_build_output(text, torch_has_cuda=False)
@@ -122,21 +133,30 @@ def test_missing_compiler_through_ninja(tmp_path):
     torch = pytest.importorskip("torch")  # noqa: F841
     if not shutil.which("ninja"):
         pytest.skip("needs ninja")
-    code = ("from torch.utils.cpp_extension import load\n"
-            f"load(name='decaenv_test_cc', sources=[{str(tmp_path / 'a.cpp')!r}], "
-            f"build_directory={str(tmp_path)!r}, is_python_module=False)\n")
+    code = (
+        "from torch.utils.cpp_extension import load\n"
+        f"load(name='decaenv_test_cc', sources=[{str(tmp_path / 'a.cpp')!r}], "
+        f"build_directory={str(tmp_path)!r}, is_python_module=False)\n"
+    )
     (tmp_path / "a.cpp").write_text("int f() { return 1; }\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, CXX=str(tmp_path / "no-such-g++")))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, CXX=str(tmp_path / "no-such-g++")),
+    )
     assert out.returncode != 0
     diag = diagnose_build_output(out.stdout + out.stderr)
     assert diag.cause_id == "no-compiler" and "no-such-g++" in diag.first_error
 
 
 def test_first_error_prefers_compiler_lines_over_echoes():
-    log = ("[1/2] c++ -Werror=x -c a.cpp\nFAILED: a.o\nIn file included from a.cpp:1:\n"
-           "/x/y.h:5:2: error: #error You need C++17 to compile PyTorch\n"
-           "RuntimeError: Error building extension 'a'\n")
+    log = (
+        "[1/2] c++ -Werror=x -c a.cpp\nFAILED: a.o\nIn file included from a.cpp:1:\n"
+        "/x/y.h:5:2: error: #error You need C++17 to compile PyTorch\n"
+        "RuntimeError: Error building extension 'a'\n"
+    )
     assert first_error_line(log) == "/x/y.h:5:2: error: #error You need C++17 to compile PyTorch"
     assert first_error_line("warning: unused\nall good\n") == ""
 
@@ -147,16 +167,25 @@ KNOWN_MESSAGES = [
     ("ImportError: x.so: undefined symbol: _ZN3c10", "abi-mismatch"),
     ("c++: fatal error: Killed signal terminated program cc1plus", "out-of-memory"),
     ("OSError: [Errno 28] No space left on device", "disk-full"),
-    ("RuntimeError: The detected CUDA version (12.1) mismatches the version that was used to compile "
-     "PyTorch (11.8). Please make sure to use the same CUDA versions.", "cuda-mismatch"),
+    (
+        "RuntimeError: The detected CUDA version (12.1) mismatches the version that was used to compile "
+        "PyTorch (11.8). Please make sure to use the same CUDA versions.",
+        "cuda-mismatch",
+    ),
     ("subprocess.CalledProcessError: Command '['where', 'cl']' returned non-zero exit status 1.", "msvc-missing"),
     ("fatal error: cuda_runtime.h: No such file or directory", "cuda-headers"),
-    ("/usr/local/cuda/include/crt/host_config.h:138:2: error: #error -- unsupported GNU version! gcc versions later "
-     "than 8 are not supported!", "gcc-too-new"),
+    (
+        "/usr/local/cuda/include/crt/host_config.h:138:2: error: #error -- unsupported GNU version! gcc versions later "
+        "than 8 are not supported!",
+        "gcc-too-new",
+    ),
     ("nvcc fatal   : Failed to preprocess host compiler properties.", "ccbin"),
-    ("standard_rasterize_cuda_kernel.cu(244): error: no suitable conversion function from "
-     "\"const at::DeprecatedTypeProperties\" to \"c10::ScalarType\" exists", "aten-api"),
-    ("rasterize_cuda_kernel.cu(30): error: namespace \"std\" has no member \"is_enum_v\"", "cxx-standard"),
+    (
+        "standard_rasterize_cuda_kernel.cu(244): error: no suitable conversion function from "
+        '"const at::DeprecatedTypeProperties" to "c10::ScalarType" exists',
+        "aten-api",
+    ),
+    ('rasterize_cuda_kernel.cu(30): error: namespace "std" has no member "is_enum_v"', "cxx-standard"),
     ("OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.", "cuda-home-unset"),
     ("nvcc fatal   : Unsupported gpu architecture 'compute_86'", "gpu-arch"),
     ("RuntimeError: Ninja is required to load C++ extensions", "no-ninja"),
@@ -202,8 +231,10 @@ def test_every_cause_has_an_example():
 
 
 def test_earliest_cause_wins_and_the_last_line_is_not_the_answer():
-    log = ("x.cpp:1:10: fatal error: Python.h: No such file or directory\nerror: command 'c++' failed\n"
-           "ImportError: /x/_C.so: undefined symbol: _ZN3c10\nninja: build stopped: subcommand failed.")
+    log = (
+        "x.cpp:1:10: fatal error: Python.h: No such file or directory\nerror: command 'c++' failed\n"
+        "ImportError: /x/_C.so: undefined symbol: _ZN3c10\nninja: build stopped: subcommand failed."
+    )
     diag = diagnose_build_output(log)
     assert diag.cause_id == "python-headers"
     assert diag.first_error == "x.cpp:1:10: fatal error: Python.h: No such file or directory"

@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices  # noqa: E402
-from decaenv.runtime.rasterizer.reference import rasterize_reference  # noqa: E402
-from decaenv.runtime.rasterizer.vectorized import rasterize_vectorized  # noqa: E402
-from decaenv.runtime.rasterizer.verify import compare, random_face_vertices  # noqa: E402
-from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
+from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices
+from decaenv.runtime.rasterizer.reference import rasterize_reference
+from decaenv.runtime.rasterizer.vectorized import rasterize_vectorized
+from decaenv.runtime.rasterizer.verify import compare, random_face_vertices
+from decaenv.synthetic.heads import deca_head_face_vertices
 
 
 def _case(fv, h, w):
@@ -45,7 +45,7 @@ def test_cases_exercise_the_rules(cases):
     assert 0.3 < float((head >= 0).float().mean()) < 0.9  # the head fills a good part of the image
     # Exact depth ties exist (the last faces copy earlier ones) and are resolved towards the first copy.
     k = 9976 // 50
-    assert int(((p2f >= 9976 - k)).sum()) == 0 and int(((p2f >= 2 * k) & (p2f < 3 * k)).sum()) > 0
+    assert int((p2f >= 9976 - k).sum()) == 0 and int(((p2f >= 2 * k) & (p2f < 3 * k)).sum()) > 0
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -81,8 +81,9 @@ def test_cpu_extension_and_torch_backend_agree_bit_for_bit(cpu_op):
 @pytest.mark.ext
 @pytest.mark.parametrize("h,w", [(224, 224), (97, 131)])
 def test_cpu_extension_is_identical_with_one_and_two_threads(cpu_op, h, w):
-    fv = prepare_face_vertices(torch.cat([deca_head_face_vertices(batch=2, jitter=0.4),
-                                          random_face_vertices(9976, batch=1, seed=7)]), h, w)
+    fv = prepare_face_vertices(
+        torch.cat([deca_head_face_vertices(batch=2, jitter=0.4), random_face_vertices(9976, batch=1, seed=7)]), h, w
+    )
     xs, ys = pixel_centres(h, w)
     before = torch.get_num_threads()
     try:

@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.errors import UsageError  # noqa: E402
-from decaenv.runtime.rasterizer import Fragments, interpolate, rasterize  # noqa: E402
-from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
+from decaenv.errors import UsageError
+from decaenv.runtime.rasterizer import Fragments, interpolate, rasterize
+from decaenv.synthetic.heads import deca_head_face_vertices
 
 
 def deca_style_interpolate(pix_to_face, bary, attributes):

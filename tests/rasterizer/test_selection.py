@@ -10,11 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.errors import BuildError, UsageError  # noqa: E402
-from decaenv.runtime.rasterizer import available_backends, backends, choose_backend, extension, rasterize  # noqa: E402
-from decaenv.runtime.rasterizer.api import _ndc_centres, pixel_centres, prepare_face_vertices  # noqa: E402
-from decaenv.runtime.rasterizer.reference import rasterize_reference  # noqa: E402
-from decaenv.runtime.rasterizer.verify import compare, random_face_vertices  # noqa: E402
+from decaenv.errors import BuildError, UsageError
+from decaenv.runtime.rasterizer import available_backends, backends, choose_backend, extension, rasterize
+from decaenv.runtime.rasterizer.api import _ndc_centres, pixel_centres, prepare_face_vertices
+from decaenv.runtime.rasterizer.reference import rasterize_reference
+from decaenv.runtime.rasterizer.verify import compare, random_face_vertices
 
 
 @pytest.fixture
@@ -27,8 +27,11 @@ def world(monkeypatch):
         return built, f"{device_type} extension loaded from /x" if built else "not built (run `decaenv build`)"
 
     monkeypatch.setattr(extension, "kernel_for", kernel_for)
-    monkeypatch.setattr(backends, "pytorch3d_importable",
-                        lambda: (state["p3d"], "pytorch3d is importable" if state["p3d"] else "No module named 'pytorch3d'"))
+    monkeypatch.setattr(
+        backends,
+        "pytorch3d_importable",
+        lambda: (state["p3d"], "pytorch3d is importable" if state["p3d"] else "No module named 'pytorch3d'"),
+    )
     backends.reset_announcements()
     yield state
     backends.reset_announcements()
@@ -94,10 +97,15 @@ def _fake_pytorch3d(monkeypatch):
         def __init__(self, verts, faces):
             self.verts, self.faces = verts, faces
 
-    def rasterize_meshes(meshes, image_size, blur_radius, faces_per_pixel, bin_size, max_faces_per_bin,
-                         perspective_correct):
-        calls.update(image_size=image_size, blur_radius=blur_radius, faces_per_pixel=faces_per_pixel,
-                     perspective_correct=perspective_correct)
+    def rasterize_meshes(
+        meshes, image_size, blur_radius, faces_per_pixel, bin_size, max_faces_per_bin, perspective_correct
+    ):
+        calls.update(
+            image_size=image_size,
+            blur_radius=blur_radius,
+            faces_per_pixel=faces_per_pixel,
+            perspective_correct=perspective_correct,
+        )
         h, w = image_size
         b, f = meshes.faces.shape[:2]
         fv = meshes.verts[torch.arange(b)[:, None, None], meshes.faces]  # (B, F, 3, 3), pytorch3d frame
@@ -112,10 +120,13 @@ def _fake_pytorch3d(monkeypatch):
     structures.Meshes = Meshes
     raster = types.ModuleType("pytorch3d.renderer.mesh.rasterize_meshes")
     raster.rasterize_meshes = rasterize_meshes
-    for name, module in [("pytorch3d", types.ModuleType("pytorch3d")), ("pytorch3d.structures", structures),
-                         ("pytorch3d.renderer", types.ModuleType("pytorch3d.renderer")),
-                         ("pytorch3d.renderer.mesh", types.ModuleType("pytorch3d.renderer.mesh")),
-                         ("pytorch3d.renderer.mesh.rasterize_meshes", raster)]:
+    for name, module in [
+        ("pytorch3d", types.ModuleType("pytorch3d")),
+        ("pytorch3d.structures", structures),
+        ("pytorch3d.renderer", types.ModuleType("pytorch3d.renderer")),
+        ("pytorch3d.renderer.mesh", types.ModuleType("pytorch3d.renderer.mesh")),
+        ("pytorch3d.renderer.mesh.rasterize_meshes", raster),
+    ]:
         monkeypatch.setitem(sys.modules, name, module)
     return calls
 

@@ -13,11 +13,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decaenv.errors import UsageError  # noqa: E402
-from decaenv.runtime.rasterizer import interpolate, pixel_centres, rasterize  # noqa: E402
+from decaenv.errors import UsageError
+from decaenv.runtime.rasterizer import interpolate, pixel_centres, rasterize
 
-BACKENDS = ["reference", "torch", pytest.param("cpu", marks=pytest.mark.ext),
-            pytest.param("cuda", marks=[pytest.mark.ext, pytest.mark.cuda])]
+BACKENDS = [
+    "reference",
+    "torch",
+    pytest.param("cpu", marks=pytest.mark.ext),
+    pytest.param("cuda", marks=[pytest.mark.ext, pytest.mark.cuda]),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -51,8 +55,7 @@ def exact_barycentrics(tri, h, w, i, j):
 
 
 def exact_mask(tri, h, w):
-    return torch.tensor([[all(b > 0 for b in exact_barycentrics(tri, h, w, i, j)) for j in range(w)]
-                         for i in range(h)])
+    return torch.tensor([[all(b > 0 for b in exact_barycentrics(tri, h, w, i, j)) for j in range(w)] for i in range(h)])
 
 
 ASYMMETRIC = ((-1.0, -1.0, 10.0), (1.0, -1.0, 10.0), (-1.0, 0.5, 10.0))  # right angle at the top left
@@ -195,13 +198,16 @@ def test_interpolated_positions_land_on_pixel_centres(backend):
     assert torch.allclose(image[0, 1][mask], y[:, None].expand(h, w)[mask], atol=1e-6)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((torch.zeros(1, 3, 3), 4, 4), "shape (B, F, 3, 3)"),
-    ((torch.zeros(1, 1, 3, 3, dtype=torch.int32), 4, 4), "floating"),
-    ((torch.zeros(1, 1, 3, 3), 0, 4), "h must be a positive int"),
-    ((torch.zeros(1, 1, 3, 3), 4, 2.5), "w must be a positive int"),
-    (([[0.0]], 4, 4), "must be a torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((torch.zeros(1, 3, 3), 4, 4), "shape (B, F, 3, 3)"),
+        ((torch.zeros(1, 1, 3, 3, dtype=torch.int32), 4, 4), "floating"),
+        ((torch.zeros(1, 1, 3, 3), 0, 4), "h must be a positive int"),
+        ((torch.zeros(1, 1, 3, 3), 4, 2.5), "w must be a positive int"),
+        (([[0.0]], 4, 4), "must be a torch.Tensor"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(args, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         rasterize(*args)

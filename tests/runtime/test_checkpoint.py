@@ -6,8 +6,8 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from decaenv.errors import DataError, UnsafeContentError
 from decaenv import deca_layout as keys
+from decaenv.errors import DataError, UnsafeContentError
 from decaenv.runtime.decoders import QUIRK_BN_EPS, DetailGenerator, detail_latent
 from decaenv.runtime.encoders import ResnetEncoder, split_codes
 from decaenv.runtime.model_files import load_checkpoint, load_strict, load_torch_file
@@ -71,11 +71,14 @@ def test_checkpoint_without_networks(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "is empty"),
-    (b"<!DOCTYPE html><html>Google Drive - Virus scan warning</html>", "HTML page"),
-    (b"PK\x03\x04 truncated zip", "damaged or not a PyTorch file"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "is empty"),
+        (b"<!DOCTYPE html><html>Google Drive - Virus scan warning</html>", "HTML page"),
+        (b"PK\x03\x04 truncated zip", "damaged or not a PyTorch file"),
+    ],
+)
 def test_bad_checkpoint_files(tmp_path, content, message):
     path = tmp_path / "deca_model.tar"
     path.write_bytes(content)
@@ -100,7 +103,7 @@ def test_arbitrary_objects_are_refused_unless_the_hash_is_vouched_for(tmp_path):
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     loaded = load_torch_file(path, "DECA checkpoint", trusted_sha256=digest)
     assert set(loaded) == {"E_flame", "E_detail", "D_detail", "extra"}
-    assert pickle  # noqa: B018 - imported for readability of the refusal above
+    assert pickle
 
 
 def test_detail_decoder_quirks():
@@ -118,7 +121,13 @@ def test_detail_decoder_quirks():
 def test_code_split_and_detail_latent_order():
     code = torch.arange(236.0)[None]
     parts = split_codes(code)
-    assert [p.shape[1] for p in (parts["shape"], parts["tex"], parts["exp"], parts["pose"], parts["cam"])] == [100, 50, 50, 6, 3]
+    assert [p.shape[1] for p in (parts["shape"], parts["tex"], parts["exp"], parts["pose"], parts["cam"])] == [
+        100,
+        50,
+        50,
+        6,
+        3,
+    ]
     assert parts["light"].shape == (1, 9, 3)
     assert parts["light"][0, 2, 1].item() == 209 + 3 * 2 + 1  # (k, c) = code[209 + 3k + c]
     assert parts["cam"][0].tolist() == [206.0, 207.0, 208.0]

@@ -25,13 +25,17 @@ def test_crop_matrix_is_decas_similarity():
     size = int(160 * 1.25)
     assert P[0, 0] == pytest.approx(223 / size) and abs(P[0, 1]) < 1e-12
     assert P[0, 2] == pytest.approx(-(200 - size / 2) * 223 / size)
-    src = np.array([[200 - size / 2, 150 - size / 2], [200 - size / 2, 150 + size / 2], [200 + size / 2, 150 - size / 2]])
+    src = np.array(
+        [[200 - size / 2, 150 - size / 2], [200 - size / 2, 150 + size / 2], [200 + size / 2, 150 - size / 2]]
+    )
     ref = estimate_transform("similarity", src, np.array([[0, 0], [0, 223], [223, 0]])).params
     assert np.array_equal(P, ref)
 
 
-@pytest.mark.parametrize("box,kind", [((179, 60, 268, 173), "bbox"), ((-80, -60, 300, 260), "kpt68"),
-                                      ((450, 430, 600, 590), "bbox"), (None, "")])
+@pytest.mark.parametrize(
+    "box,kind",
+    [((179, 60, 268, 173), "bbox"), ((-80, -60, 300, 260), "kpt68"), ((450, 430, 600, 590), "bbox"), (None, "")],
+)
 def test_warp_equals_skimage_on_the_whole_image(box, kind):
     image = skimage.data.astronaut()
     c = crop.make_crop(image, box, kind, "test")
@@ -48,8 +52,9 @@ def test_crop_entirely_outside_is_black():
 def test_iscrop_false_uses_decas_corner_points():
     image = np.zeros((300, 200, 3), np.uint8)
     c = crop.make_crop(image, None, "", "full")
-    ref = estimate_transform("similarity", np.array([[0, 0], [0, 299], [199, 0]]),
-                             np.array([[0, 0], [0, 223], [223, 0]])).params
+    ref = estimate_transform(
+        "similarity", np.array([[0, 0], [0, 299], [199, 0]]), np.array([[0, 0], [0, 223], [223, 0]])
+    ).params
     assert np.allclose(c.tform, ref) and c.original_size == (300, 200)
 
 

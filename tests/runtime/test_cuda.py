@@ -51,8 +51,23 @@ def test_reconstruct_cli_on_cuda(tmp_path, capsys, synthetic_data_dir):
     from decaenv.runtime.readback import check_item
 
     Image.fromarray(skimage.data.astronaut()).save(tmp_path / "astronaut.png")
-    code = main(["--data-dir", str(synthetic_data_dir), "reconstruct", "-i", str(tmp_path / "astronaut.png"),
-                 "-o", str(tmp_path / "out"), "--device", "cuda", "--save", "all", "--render-orig", "--json"])
+    code = main(
+        [
+            "--data-dir",
+            str(synthetic_data_dir),
+            "reconstruct",
+            "-i",
+            str(tmp_path / "astronaut.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--device",
+            "cuda",
+            "--save",
+            "all",
+            "--render-orig",
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     assert json.loads(out.out)["device"].startswith("cuda")

@@ -22,18 +22,37 @@ def decoded(deca, astronaut_crop):
 def test_codedict_is_decas(decoded):
     codedict, _, _, _ = decoded
     shapes = {k: tuple(v.shape) for k, v in codedict.items()}
-    assert shapes == {"shape": (2, 100), "tex": (2, 50), "exp": (2, 50), "pose": (2, 6), "cam": (2, 3),
-                      "light": (2, 9, 3), "images": (2, 3, 224, 224), "detail": (2, 128)}
+    assert shapes == {
+        "shape": (2, 100),
+        "tex": (2, 50),
+        "exp": (2, 50),
+        "pose": (2, 6),
+        "cam": (2, 3),
+        "light": (2, 9, 3),
+        "images": (2, 3, 224, 224),
+        "detail": (2, 128),
+    }
 
 
 def test_opdict_and_visdict_keys(decoded):
     _, _, opdict, visdict = decoded
     assert set(MAT_KEYS) - {"albedo"} <= set(opdict)
-    expected = {"verts": (5023, 3), "trans_verts": (5023, 3), "landmarks2d": (68, 2), "landmarks3d": (68, 4),
-                "landmarks3d_world": (68, 3), "grid": (224, 224, 2), "rendered_images": (3, 224, 224),
-                "alpha_images": (1, 224, 224), "normal_images": (3, 224, 224), "uv_texture": (3, 256, 256),
-                "normals": (5023, 3), "uv_detail_normals": (3, 256, 256), "displacement_map": (1, 256, 256),
-                "uv_texture_gt": (3, 256, 256)}
+    expected = {
+        "verts": (5023, 3),
+        "trans_verts": (5023, 3),
+        "landmarks2d": (68, 2),
+        "landmarks3d": (68, 4),
+        "landmarks3d_world": (68, 3),
+        "grid": (224, 224, 2),
+        "rendered_images": (3, 224, 224),
+        "alpha_images": (1, 224, 224),
+        "normal_images": (3, 224, 224),
+        "uv_texture": (3, 256, 256),
+        "normals": (5023, 3),
+        "uv_detail_normals": (3, 256, 256),
+        "displacement_map": (1, 256, 256),
+        "uv_texture_gt": (3, 256, 256),
+    }
     assert {k: tuple(opdict[k].shape[1:]) for k in expected} == expected
     assert list(visdict) == ["inputs", "landmarks2d", "landmarks3d", "shape_images", "shape_detail_images"]
     assert all(v.shape == (2, 3, 224, 224) for v in visdict.values())
@@ -74,7 +93,6 @@ def test_render_views_equal_the_separate_renders(deca, decoded):
 
 def test_detail_normals_equal_decas_full_dense_computation(deca, decoded):
     from decaenv.runtime import mesh
-
     from decaenv.runtime.decoders import detail_latent
 
     codedict, _, opdict, _ = decoded
@@ -82,7 +100,7 @@ def test_detail_normals_equal_decas_full_dense_computation(deca, decoded):
         uv_z = deca.D_detail(detail_latent(codedict["pose"], codedict["exp"], codedict["detail"]))
     verts, normals = opdict["verts"], opdict["normals"]
     uv_v, uv_n = deca.render.world2uv(verts), deca.render.world2uv(normals)
-    dense = (uv_v + uv_z * deca.uv_face_eye_mask * uv_n + deca.fixed_uv_dis[None, None] * uv_n)
+    dense = uv_v + uv_z * deca.uv_face_eye_mask * uv_n + deca.fixed_uv_dis[None, None] * uv_n
     full = mesh.vertex_normals(dense.permute(0, 2, 3, 1).reshape(2, -1, 3), deca.render.dense_faces[0])
     full = full.reshape(2, 256, 256, 3).permute(0, 3, 1, 2)
     expected = full * deca.uv_face_eye_mask + uv_n * (1 - deca.uv_face_eye_mask)
@@ -184,7 +202,7 @@ def test_a_batch_decodes_like_single_images(deca, astronaut_crop):
     codes = deca.encode(batch)
     opdict, visdict = deca.decode(codes)
     for k in range(3):
-        single = deca.encode(batch[k:k + 1])
+        single = deca.encode(batch[k : k + 1])
         assert torch.allclose(single["shape"][0], codes["shape"][k], atol=1e-4)
         op1, vis1 = deca.decode(single)
         assert torch.allclose(op1["verts"][0], opdict["verts"][k], atol=1e-5)
@@ -209,7 +227,7 @@ def test_windowed_rendering_of_large_views_equals_the_full_render(deca, decoded,
     assert renderer.render_window(trans, h, w) is not None
     args = (opdict["verts"], trans, albedo[None].repeat(2, 1, 1, 1), h, w, background, opdict["uv_detail_normals"])
     windowed = deca.render.render_views(*args)
-    monkeypatch.setattr(renderer, "WINDOW_MIN_PIXELS", 10 ** 9)
+    monkeypatch.setattr(renderer, "WINDOW_MIN_PIXELS", 10**9)
     full = deca.render.render_views(*args)
 
     def share_differing(a, b, tol):
@@ -250,6 +268,8 @@ def test_save_obj_writes_decas_files_beside_the_name(deca, decoded, tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["face.mtl", "face.obj", "face.png", "face_detail.obj", "face_normals.png"]
     assert (tmp_path / "out" / "face.obj").read_text().startswith("mtllib face.mtl")
+
+
 def test_the_model_resolves_its_data_dir_and_rasterizer_once(deca, synthetic_data_dir):
     from pathlib import Path
 

@@ -41,17 +41,25 @@ def _deca_format_template(n_valid: int, n_flame_faces: int, flame_f: np.ndarray,
     quads = quads[(quads >= 0).all(1)]
     f = np.concatenate([quads[:, [0, 1, 2]], quads[:, [2, 1, 3]]])
     bary = rng.random((n_valid, 3))
-    return {"img_size": 256, "f": f.astype(np.int64), "x_coords": grid // 256 + 0.5,
-            "y_coords": grid % 256 + 0.5, "valid_pixel_ids": ids,
-            "valid_pixel_3d_faces": flame_f[rng.integers(0, n_flame_faces, n_valid)],
-            "valid_pixel_b_coords": bary / bary.sum(1, keepdims=True)}
+    return {
+        "img_size": 256,
+        "f": f.astype(np.int64),
+        "x_coords": grid // 256 + 0.5,
+        "y_coords": grid % 256 + 0.5,
+        "valid_pixel_ids": ids,
+        "valid_pixel_3d_faces": flame_f[rng.integers(0, n_flame_faces, n_valid)],
+        "valid_pixel_b_coords": bary / bary.sum(1, keepdims=True),
+    }
 
 
 def test_dense_mesh_has_59315_vertices_with_a_deca_format_template(synthetic_data_dir, tmp_path):
     topo = load_topology(synthetic_data_dir / "head_template.obj", 5023)
     path = tmp_path / "texture_data_256.npy"
-    np.save(path, np.array(_deca_format_template(DECA_DENSE_VERTICES, len(topo.faces), topo.faces), dtype=object),
-            allow_pickle=True)
+    np.save(
+        path,
+        np.array(_deca_format_template(DECA_DENSE_VERTICES, len(topo.faces), topo.faces), dtype=object),
+        allow_pickle=True,
+    )
     template, source = load_dense_template(path, topo, 256, synthetic_data_dir / "head_template.obj")
     assert source == "file"
     rng = np.random.default_rng(1)
@@ -82,8 +90,9 @@ def test_dense_mesh_has_59315_vertices_with_a_deca_format_template(synthetic_dat
 def test_template_derived_from_the_uv_layout_when_absent(synthetic_data_dir, tmp_path, caplog):
     topo = load_topology(synthetic_data_dir / "head_template.obj", 5023)
     with caplog.at_level(logging.WARNING, logger="decaenv"):
-        template, source = load_dense_template(tmp_path / "texture_data_256.npy", topo, 256,
-                                               synthetic_data_dir / "head_template.obj")
+        template, source = load_dense_template(
+            tmp_path / "texture_data_256.npy", topo, 256, synthetic_data_dir / "head_template.obj"
+        )
     assert source == "derived from head_template.obj"
     assert "deriving the detail-mesh template" in caplog.text
     checked = validate_dense_template(template, tmp_path / "derived")
@@ -96,7 +105,14 @@ def test_inconsistent_template_is_refused(tmp_path):
 
     with pytest.raises(DataError, match="lacks"):
         validate_dense_template({"img_size": 256}, tmp_path / "t.npy")
-    bad = {"img_size": 256, "f": np.array([[0, 1, 5]]), "x_coords": np.zeros(3), "y_coords": np.zeros(3),
-           "valid_pixel_ids": np.zeros(3), "valid_pixel_3d_faces": np.zeros((3, 3)), "valid_pixel_b_coords": np.zeros((3, 3))}
+    bad = {
+        "img_size": 256,
+        "f": np.array([[0, 1, 5]]),
+        "x_coords": np.zeros(3),
+        "y_coords": np.zeros(3),
+        "valid_pixel_ids": np.zeros(3),
+        "valid_pixel_3d_faces": np.zeros((3, 3)),
+        "valid_pixel_b_coords": np.zeros((3, 3)),
+    }
     with pytest.raises(DataError, match="indices must be integers"):
         validate_dense_template(bad, tmp_path / "t.npy")

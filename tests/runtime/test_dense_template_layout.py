@@ -40,14 +40,22 @@ def template(synthetic_data_dir):
 @pytest.fixture(scope="module")
 def inputs():
     rng = np.random.default_rng(7)
-    return (rng.normal(size=(5023, 3)), rng.normal(size=(5023, 3)), rng.normal(scale=1e-3, size=(256, 256)),
-            rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    return (
+        rng.normal(size=(5023, 3)),
+        rng.normal(size=(5023, 3)),
+        rng.normal(scale=1e-3, size=(256, 256)),
+        rng.integers(0, 256, (256, 256, 3), dtype=np.uint8),
+    )
 
 
 def test_synthetic_file_is_decas_full_grid_layout(template):
     assert len(template["x_coords"]) == len(template["y_coords"]) == 256 * 256
     assert template["valid_pixel_ids"].max() < 256 * 256
-    assert len(template["valid_pixel_ids"]) == len(template["valid_pixel_3d_faces"]) == len(template["valid_pixel_b_coords"])
+    assert (
+        len(template["valid_pixel_ids"])
+        == len(template["valid_pixel_3d_faces"])
+        == len(template["valid_pixel_b_coords"])
+    )
     validate_dense_template(template, n_vertices=5023, size=256)
 
 
@@ -58,8 +66,13 @@ def test_dense_mesh_equals_the_spec_transcription(template, inputs):
     np.testing.assert_allclose(dense, want_v, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(colours, want_c)
     np.testing.assert_array_equal(faces, template["f"])
-    assert disp[template["y_coords"][template["valid_pixel_ids"]].astype(int),
-                template["x_coords"][template["valid_pixel_ids"]].astype(int)].std() > 0  # texels really vary
+    assert (
+        disp[
+            template["y_coords"][template["valid_pixel_ids"]].astype(int),
+            template["x_coords"][template["valid_pixel_ids"]].astype(int),
+        ].std()
+        > 0
+    )  # texels really vary
 
 
 def test_no_grid_ordering_is_assumed(template, inputs):
@@ -69,8 +82,12 @@ def test_no_grid_ordering_is_assumed(template, inputs):
     perm = rng.permutation(len(template["x_coords"]))  # new grid slot j holds old grid id perm[j]
     where = np.empty_like(perm)
     where[perm] = np.arange(len(perm))
-    shuffled = dict(template, x_coords=template["x_coords"][perm], y_coords=template["y_coords"][perm],
-                    valid_pixel_ids=where[template["valid_pixel_ids"]])
+    shuffled = dict(
+        template,
+        x_coords=template["x_coords"][perm],
+        y_coords=template["y_coords"][perm],
+        valid_pixel_ids=where[template["valid_pixel_ids"]],
+    )
     validate_dense_template(shuffled, n_vertices=5023)
     a = mesh.upsample_mesh(vertices, normals, disp, texture, template)
     b = mesh.upsample_mesh(vertices, normals, disp, texture, shuffled)
@@ -82,14 +99,25 @@ def _variants(t):
     """(name, dict, usable by DECA's upsample_mesh?)"""
     n = len(t["valid_pixel_ids"])
     rows, cols = t["y_coords"][t["valid_pixel_ids"]], t["x_coords"][t["valid_pixel_ids"]]
-    old = dict(t, x_coords=cols.astype(np.int64), y_coords=rows.astype(np.int64),
-               valid_pixel_ids=(rows.astype(np.int64) * 256 + cols.astype(np.int64)))
+    old = dict(
+        t,
+        x_coords=cols.astype(np.int64),
+        y_coords=rows.astype(np.int64),
+        valid_pixel_ids=(rows.astype(np.int64) * 256 + cols.astype(np.int64)),
+    )
     nan_bary = dict(t, valid_pixel_b_coords=np.where(np.arange(n)[:, None] == 5, np.nan, t["valid_pixel_b_coords"]))
     return [
         ("real layout", t, True),
-        ("row-major grid ids", dict(t, x_coords=np.arange(65536) % 256 + 0.5, y_coords=np.arange(65536) // 256 + 0.5,
-                                    valid_pixel_ids=(t["valid_pixel_ids"] % 256) * 256 + t["valid_pixel_ids"] // 256),
-         True),
+        (
+            "row-major grid ids",
+            dict(
+                t,
+                x_coords=np.arange(65536) % 256 + 0.5,
+                y_coords=np.arange(65536) // 256 + 0.5,
+                valid_pixel_ids=(t["valid_pixel_ids"] % 256) * 256 + t["valid_pixel_ids"] // 256,
+            ),
+            True,
+        ),
         ("x_coords with N entries (the old synthetic layout)", old, False),
         ("f outside N", dict(t, f=np.vstack([t["f"], [[0, 1, n]]])), False),
         ("non-finite barycentrics", nan_bary, False),

@@ -114,8 +114,13 @@ def _write_fake_fan_weights(torch_home):
                 module.weight.zero_()
                 module.bias.zero_()
                 if name.endswith("_conf"):
-                    module.bias.copy_(torch.tensor([10.0, 10.0, 10.0, -10.0][-module.bias.numel():]
-                                                   if module.bias.numel() == 4 else [10.0, -10.0]))
+                    module.bias.copy_(
+                        torch.tensor(
+                            [10.0, 10.0, 10.0, -10.0][-module.bias.numel() :]
+                            if module.bias.numel() == 4
+                            else [10.0, -10.0]
+                        )
+                    )
         net.conv6_2_mbox_conf.bias.copy_(torch.tensor([-10.0, 10.0]))
     torch.save(net.state_dict(), folder / os.path.basename(urls["detector"]))
 
@@ -174,6 +179,6 @@ def test_area_resize_equals_torch_area_interpolation():
     for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         patch = torch.zeros(3, y2 - y1, x2 - x1)
         sx0, sy0, sx1, sy1 = max(x1, 0), max(y1, 0), min(x2, 80), min(y2, 60)
-        patch[:, sy0 - y1:sy1 - y1, sx0 - x1:sx1 - x1] = image[:, sy0:sy1, sx0:sx1]
+        patch[:, sy0 - y1 : sy1 - y1, sx0 - x1 : sx1 - x1] = image[:, sy0:sy1, sx0:sx1]
         expected = torch.nn.functional.interpolate(patch[None], size=(24, 24), mode="area")[0]
         assert torch.allclose(out[k], expected, atol=1e-6)

@@ -77,8 +77,12 @@ def test_auto_moves_on_when_fan_cannot_load(monkeypatch):
 
 
 def test_summary_names_the_fallback_images():
-    summary = RunSummary(items=[ItemOutcome("a", "a.jpg", "ok", crop="detector:fan"),
-                                ItemOutcome("b", "b.jpg", "ok", crop="detector:mtcnn (fan found no face)")])
+    summary = RunSummary(
+        items=[
+            ItemOutcome("a", "a.jpg", "ok", crop="detector:fan"),
+            ItemOutcome("b", "b.jpg", "ok", crop="detector:mtcnn (fan found no face)"),
+        ]
+    )
     assert summary.fallbacks() == ["b"] and summary.to_json()["detector_fallbacks"] == ["b"]
     assert summary.fallback_line().startswith("FAN found no face in 1 image(s) (b): cropped with MTCNN")
     assert RunSummary(items=summary.items[:1]).fallback_line() == ""
@@ -100,20 +104,36 @@ def blind_fan_home(tmp_path_factory):
 
 @needs_both
 @pytest.mark.slow
-def test_reconstruct_auto_falls_back_per_image_and_says_so(tmp_path, capsys, monkeypatch, blind_fan_home,
-                                                           synthetic_data_dir):
+def test_reconstruct_auto_falls_back_per_image_and_says_so(
+    tmp_path, capsys, monkeypatch, blind_fan_home, synthetic_data_dir
+):
     from decaenv.cli import main
 
     monkeypatch.setenv("TORCH_HOME", str(blind_fan_home))
     photo = tmp_path / "face.png"
     Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.Resampling.BOX).save(photo)
-    code = main(["--data-dir", str(synthetic_data_dir), "reconstruct", "--rasterizer", "torch", "-i", str(photo),
-                 "-o", str(tmp_path / "out"), "--save", "codes"])
+    code = main(
+        [
+            "--data-dir",
+            str(synthetic_data_dir),
+            "reconstruct",
+            "--rasterizer",
+            "torch",
+            "-i",
+            str(photo),
+            "-o",
+            str(tmp_path / "out"),
+            "--save",
+            "codes",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "FAN found no face in 1 image(s) (face): cropped with MTCNN instead" in err
-    assert "face detector: fan (auto: face_alignment FAN with cached weights; MTCNN for images where FAN finds " \
-           "no face" in err
+    assert (
+        "face detector: fan (auto: face_alignment FAN with cached weights; MTCNN for images where FAN finds "
+        "no face" in err
+    )
     meta = json.loads((tmp_path / "out" / "face" / "face_codes.json").read_text())
     assert meta["crop"]["source"] == "detector:mtcnn (fan found no face)"
 

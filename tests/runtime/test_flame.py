@@ -47,7 +47,7 @@ def test_shape_space_uses_first_100_and_expression_from_300(flame):
 
 
 def _bary(vertices, faces, face_idx, bary):
-    return sum(bary[:, i:i + 1] * vertices[faces[face_idx, i]] for i in range(3))
+    return sum(bary[:, i : i + 1] * vertices[faces[face_idx, i]] for i in range(3))
 
 
 @pytest.mark.parametrize("yaw_deg,row", [(0, 0), (20, 20), (-20, 59)])

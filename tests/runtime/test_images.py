@@ -51,13 +51,16 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out[:30, :, 0].mean() > 200 and out[30:, :, 0].mean() < 50  # the red half is now on top
 
 
-@pytest.mark.parametrize("maker,message", [
-    (lambda p: p.write_bytes(b""), "is empty"),
-    (lambda p: p.write_text("hello, this is not a picture\n"), "is a text file"),
-    (lambda p: p.write_bytes(os.urandom(300)), "not an image"),
-    (lambda p: _save(p, np.zeros((1, 1, 3), np.uint8), format="PNG"), "too small"),
-    (lambda p: huge_png_header(p), "20000×20000"),
-])
+@pytest.mark.parametrize(
+    "maker,message",
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_text("hello, this is not a picture\n"), "is a text file"),
+        (lambda p: p.write_bytes(os.urandom(300)), "not an image"),
+        (lambda p: _save(p, np.zeros((1, 1, 3), np.uint8), format="PNG"), "too small"),
+        (lambda p: huge_png_header(p), "20000×20000"),
+    ],
+)
 def test_bad_images(tmp_path, maker, message):
     path = tmp_path / "bad.png"
     maker(path)
@@ -147,7 +150,9 @@ def _png16_rgb(path, array):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
     return path
 
 

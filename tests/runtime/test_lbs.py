@@ -24,9 +24,10 @@ def test_rodrigues_zero_is_exactly_identity():
 def test_rodrigues_quarter_turns():
     r = torch.tensor([[0.0, 0.0, math.pi / 2], [math.pi, 0.0, 0.0], [0.0, -math.pi / 2, 0.0]])
     R = lbs.batch_rodrigues(r)
-    expected = torch.tensor([[[0, -1, 0], [1, 0, 0], [0, 0, 1]],
-                             [[1, 0, 0], [0, -1, 0], [0, 0, -1]],
-                             [[0, 0, -1], [0, 1, 0], [1, 0, 0]]], dtype=torch.float32)
+    expected = torch.tensor(
+        [[[0, -1, 0], [1, 0, 0], [0, 0, 1]], [[1, 0, 0], [0, -1, 0], [0, 0, -1]], [[0, 0, -1], [0, 1, 0], [1, 0, 0]]],
+        dtype=torch.float32,
+    )
     assert torch.allclose(R, expected, atol=1e-6)
 
 
@@ -100,8 +101,9 @@ def test_rigid_transforms_equal_decas_formulation():
     ours = lbs.rigid_transforms(rot, joints, parents)
     rel = joints.clone()
     rel[:, 1:] -= joints[:, parents[1:]]
-    local = torch.cat([torch.cat([rot, rel[..., None]], -1),
-                       torch.tensor([0, 0, 0, 1.0], dtype=torch.float64).expand(2, 5, 1, 4)], -2)
+    local = torch.cat(
+        [torch.cat([rot, rel[..., None]], -1), torch.tensor([0, 0, 0, 1.0], dtype=torch.float64).expand(2, 5, 1, 4)], -2
+    )
     chain = [local[:, 0]]
     for i in range(1, 5):
         chain.append(chain[parents[i]] @ local[:, i])
@@ -114,16 +116,35 @@ def test_rigid_transforms_equal_decas_formulation():
 def test_vertices2landmarks_is_the_barycentric_sum():
     verts = torch.arange(15.0).view(1, 5, 3)
     faces = torch.tensor([[0, 1, 2], [2, 3, 4]])
-    out = lbs.vertices2landmarks(verts, faces, torch.tensor([[1, 0]]), torch.tensor([[[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]]]))
+    out = lbs.vertices2landmarks(
+        verts, faces, torch.tensor([[1, 0]]), torch.tensor([[[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]]])
+    )
     expected0 = 0.2 * verts[0, 2] + 0.3 * verts[0, 3] + 0.5 * verts[0, 4]
     assert torch.allclose(out[0, 0], expected0) and torch.equal(out[0, 1], verts[0, 0])
 
 
-@pytest.mark.parametrize("yaw_deg,row", [
-    (0.0, 0), (10.0, 10), (20.3, 20), (38.6, 39), (39.0, 39), (39.6, 39), (60.0, 39),  # clamp at 39
-    (0.4, 0), (-0.4, 0), (1.6, 2), (-1.6, 41),  # rounding, -0 counts as 0
-    (-10.0, 49), (-38.4, 77), (-38.6, 78), (-39.4, 78), (-39.6, 78), (-75.0, 78),
-])
+@pytest.mark.parametrize(
+    "yaw_deg,row",
+    [
+        (0.0, 0),
+        (10.0, 10),
+        (20.3, 20),
+        (38.6, 39),
+        (39.0, 39),
+        (39.6, 39),
+        (60.0, 39),  # clamp at 39
+        (0.4, 0),
+        (-0.4, 0),
+        (1.6, 2),
+        (-1.6, 41),  # rounding, -0 counts as 0
+        (-10.0, 49),
+        (-38.4, 77),
+        (-38.6, 78),
+        (-39.4, 78),
+        (-39.6, 78),
+        (-75.0, 78),
+    ],
+)
 def test_dynamic_contour_row_by_hand(yaw_deg, row):
     """Head turned about y by `yaw_deg`: row = round(min(yaw, 39)) for yaw ≥ 0, 39 − a below, 78 past −39."""
     full_pose = torch.zeros(1, 15, dtype=torch.float64)

@@ -19,7 +19,6 @@ from decaenv.runtime.readback import check_item
 pytestmark = pytest.mark.slow  # CLI reconstructions: `make test` only, not `make test-fast`
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _mtcnn_weights():
     """These tests detect faces with MTCNN: `make test` installs its weights, so their absence is a failure of the
@@ -48,8 +47,20 @@ def test_every_save_kind_written_and_readable(tmp_path, capsys, synthetic_data_d
     photo.parent.mkdir()
     Image.fromarray(astronaut_256).save(photo)
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, synthetic_data_dir, "-i", photo, "-o", out, "--save", "all", "--render-orig",
-                            "--detector", "mtcnn", "--json")
+    code, stdout, err = run(
+        capsys,
+        synthetic_data_dir,
+        "-i",
+        photo,
+        "-o",
+        out,
+        "--save",
+        "all",
+        "--render-orig",
+        "--detector",
+        "mtcnn",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["ok"] == 1 and summary["failed"] == 0 and summary["detector"] == "mtcnn"
@@ -76,16 +87,53 @@ def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, synthetic_
     Image.fromarray(astronaut_256).save(folder / "a.jpg")
     Image.fromarray(astronaut_256[:, ::-1].copy()).save(folder / "b.bmp")
     out = tmp_path / "results"
-    args = ["--inputpath", folder, "--savefolder", out, "--saveObj", "True", "--saveDepth", "True", "--saveKpt",
-            "True", "--saveMat", "True", "--saveImages", "True", "--useTex", "False", "--rasterizer_type", "standard",
-            "--render_orig", "False", "--iscrop", "True", "--detector", "mtcnn", "--sample_step", "10"]
+    args = [
+        "--inputpath",
+        folder,
+        "--savefolder",
+        out,
+        "--saveObj",
+        "True",
+        "--saveDepth",
+        "True",
+        "--saveKpt",
+        "True",
+        "--saveMat",
+        "True",
+        "--saveImages",
+        "True",
+        "--useTex",
+        "False",
+        "--rasterizer_type",
+        "standard",
+        "--render_orig",
+        "False",
+        "--iscrop",
+        "True",
+        "--detector",
+        "mtcnn",
+        "--sample_step",
+        "10",
+    ]
     code, _, err = run(capsys, synthetic_data_dir, *args)
     assert code == 0, err
     for name in ("a", "b"):
         assert (out / f"{name}_vis.jpg").is_file()  # saveVis defaults to True, as in DECA's demo
-        for suffix in (".obj", ".mtl", ".png", "_normals.png", "_detail.obj", "_depth.jpg", "_kpt2d.txt",
-                       "_kpt3d.txt", ".mat", "_inputs.jpg", "_shape_images.jpg", "_shape_detail_images.jpg",
-                       "_landmarks2d.jpg"):
+        for suffix in (
+            ".obj",
+            ".mtl",
+            ".png",
+            "_normals.png",
+            "_detail.obj",
+            "_depth.jpg",
+            "_kpt2d.txt",
+            "_kpt3d.txt",
+            ".mat",
+            "_inputs.jpg",
+            "_shape_images.jpg",
+            "_shape_detail_images.jpg",
+            "_landmarks2d.jpg",
+        ):
             assert (out / name / f"{name}{suffix}").is_file(), f"{name}{suffix}"
         assert not (out / name / f"{name}_rendered_images.jpg").exists()  # only with useTex
     stamp = (out / "a" / "a.mat").stat().st_mtime_ns
@@ -117,7 +165,7 @@ def _corpus(root: Path, astronaut: np.ndarray):
     rgba = np.concatenate([astronaut, np.full(astronaut.shape[:2] + (1,), 90, np.uint8)], 2)
     Image.fromarray(rgba).save(root / "rgba.png")
     cases.append(("rgba.png", "ok"))
-    gray16 = (np.asarray(Image.fromarray(astronaut).convert("L")).astype(np.uint16) * 257)
+    gray16 = np.asarray(Image.fromarray(astronaut).convert("L")).astype(np.uint16) * 257
     Image.fromarray(gray16).save(root / "deep16.png")
     cases.append(("deep16.png", "ok"))
     Image.fromarray(astronaut).convert("CMYK").save(root / "cmyk.jpg", quality=95)
@@ -165,13 +213,36 @@ def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, ast
     locked = tmp_path / "locked"
     locked.mkdir()
     real_scandir = os.scandir
-    monkeypatch.setattr(inputs.os, "scandir",
-                        lambda p=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if not isinstance(p, int) and os.fspath(p) == os.fspath(locked) else real_scandir(p))
+    monkeypatch.setattr(
+        inputs.os,
+        "scandir",
+        lambda p=".": (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+            if not isinstance(p, int) and os.fspath(p) == os.fspath(locked)
+            else real_scandir(p)
+        ),
+    )
     out = tmp_path / "out"
     listing.write_text(listing.read_text() + str(root / "clip.mp4") + "\n", encoding="utf-8")
-    code, stdout, err = run(capsys, synthetic_data_dir, "-i", listing, "-i", locked, "-o", out, "--detector", "mtcnn",
-                            "--save", "kpt,codes", "--batch-size", "4", "--sample-step", "2", "--json")
+    code, stdout, err = run(
+        capsys,
+        synthetic_data_dir,
+        "-i",
+        listing,
+        "-i",
+        locked,
+        "-o",
+        out,
+        "--detector",
+        "mtcnn",
+        "--save",
+        "kpt,codes",
+        "--batch-size",
+        "4",
+        "--sample-step",
+        "2",
+        "--json",
+    )
     assert code == 1
     assert "Traceback" not in err
     summary = json.loads(stdout)
@@ -200,8 +271,20 @@ def test_same_names_from_different_folders_do_not_overwrite(tmp_path, capsys, sy
         (tmp_path / folder).mkdir()
         Image.fromarray(astronaut_256).save(tmp_path / folder / "face.png")
     out = tmp_path / "out"
-    code, _, err = run(capsys, synthetic_data_dir, "-i", tmp_path / "a", "-i", tmp_path / "b", "-o", out,
-                       "--save", "codes", "--detector", "mtcnn")
+    code, _, err = run(
+        capsys,
+        synthetic_data_dir,
+        "-i",
+        tmp_path / "a",
+        "-i",
+        tmp_path / "b",
+        "-o",
+        out,
+        "--save",
+        "codes",
+        "--detector",
+        "mtcnn",
+    )
     assert code == 0, err
     sources = [json.loads((out / n / f"{n}_codes.json").read_text())["source"] for n in ("face", "face_2")]
     assert sources == [str(tmp_path / "a" / "face.png"), str(tmp_path / "b" / "face.png")]
@@ -215,8 +298,20 @@ def test_exif_rotation_is_applied_before_detection(tmp_path, capsys, synthetic_d
     exif[0x0112] = 6
     turned.save(tmp_path / "turned.png", exif=exif.tobytes())
     out = tmp_path / "out"
-    code, _, err = run(capsys, synthetic_data_dir, "-i", upright, "-i", tmp_path / "turned.png", "-o", out,
-                       "--save", "codes", "--detector", "mtcnn")
+    code, _, err = run(
+        capsys,
+        synthetic_data_dir,
+        "-i",
+        upright,
+        "-i",
+        tmp_path / "turned.png",
+        "-o",
+        out,
+        "--save",
+        "codes",
+        "--detector",
+        "mtcnn",
+    )
     assert code == 0, err
     a = np.load(out / "upright" / "upright_codes.npz")["tform"]
     b = np.load(out / "turned" / "turned_codes.npz")["tform"]
@@ -250,8 +345,21 @@ def test_shared_photos(tmp_path, capsys, shared_assets, synthetic_data_dir):
     """The real photos (licensed: read in place, never copied): every one found and reconstructed."""
     images = shared_assets / "images"
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, synthetic_data_dir, "-i", images, "-o", out, "--detector", "mtcnn",
-                            "--save", "vis,obj,detail-obj,kpt,mat,codes", "--batch-size", "4", "--json")
+    code, stdout, err = run(
+        capsys,
+        synthetic_data_dir,
+        "-i",
+        images,
+        "-o",
+        out,
+        "--detector",
+        "mtcnn",
+        "--save",
+        "vis,obj,detail-obj,kpt,mat,codes",
+        "--batch-size",
+        "4",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     names = sorted(p.stem for p in images.iterdir())

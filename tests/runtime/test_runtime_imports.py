@@ -7,8 +7,12 @@ HEAVY = ("torch", "numpy", "rich")
 
 
 def _loaded_after(code: str) -> set:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sys.modules))"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {name.split(".")[0] for name in out.split()}
 
 
@@ -22,6 +26,10 @@ def test_reconstruct_help_is_light():
 
 
 def test_lazy_names_resolve():
-    out = subprocess.run([sys.executable, "-c", "import decaenv.runtime as r; print(r.DECA.__name__, r.cfg.model.n_shape)"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "import decaenv.runtime as r; print(r.DECA.__name__, r.cfg.model.n_shape)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.split() == ["DECA", "100"]

@@ -13,11 +13,25 @@ from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.shard import Shard, parse_shard
 
 pa = pytest.importorskip("pyarrow")
-from decaenv.runtime.table import TableWriter, journal_path, make_row, read_codes  # noqa: E402
+from decaenv.runtime.table import TableWriter, journal_path, make_row, read_codes
 
 needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
-CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail", "global_pose", "jaw_pose", "neck_pose",
-             "eye_pose", "full_pose", "tform", "original_size")
+CODE_KEYS = (
+    "shape",
+    "tex",
+    "exp",
+    "pose",
+    "cam",
+    "light",
+    "detail",
+    "global_pose",
+    "jaw_pose",
+    "neck_pose",
+    "eye_pose",
+    "full_pose",
+    "tform",
+    "original_size",
+)
 
 
 # -- shards ------------------------------------------------------------------------------------------------
@@ -37,7 +51,8 @@ def test_bad_shard_is_a_usage_error(bad):
 
 def test_shard_auto_reads_launchers():
     assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}) == Shard(
-        2, 4, "Slurm job array: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+        2, 4, "Slurm job array: SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT"
+    )
     one_based = {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}
     assert parse_shard("auto", one_based).index == 3
     stepped = {"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_STEP": "2"}
@@ -50,10 +65,21 @@ def test_shard_auto_reads_launchers():
 
 # -- the table's journal -----------------------------------------------------------------------------------
 def _row(name, value):
-    codes = {k: np.full(n, value, np.float32) for k, n in (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6),
-                                                             ("cam", 3), ("light", 27), ("detail", 128))}
-    return make_row(name, f"/in/{name}.png", None, "ok", crop_source="test", box=(1, 2, 3, 4), tform=np.eye(3),
-                    original_size=(10, 20), codes=codes)
+    codes = {
+        k: np.full(n, value, np.float32)
+        for k, n in (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6), ("cam", 3), ("light", 27), ("detail", 128))
+    }
+    return make_row(
+        name,
+        f"/in/{name}.png",
+        None,
+        "ok",
+        crop_source="test",
+        box=(1, 2, 3, 4),
+        tform=np.eye(3),
+        original_size=(10, 20),
+        codes=codes,
+    )
 
 
 def test_killed_run_keeps_finished_rows_and_resume_folds_them_in(tmp_path):
@@ -102,8 +128,19 @@ def photos(tmp_path_factory):
 
 
 def run(capsys, data_dir, *args):
-    code = main(["--data-dir", str(data_dir), "reconstruct", "--rasterizer", "torch", "--detector", "mtcnn",
-                 "--json", *map(str, args)])
+    code = main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "reconstruct",
+            "--rasterizer",
+            "torch",
+            "--detector",
+            "mtcnn",
+            "--json",
+            *map(str, args),
+        ]
+    )
     out = capsys.readouterr()
     return code, (json.loads(out.out) if out.out.strip() else None), out.err
 
@@ -112,9 +149,27 @@ def run(capsys, data_dir, *args):
 def whole_run(tmp_path_factory, synthetic_data_dir, photos):
     """One unsharded run writing the table (with landmarks) and the per-item codes files."""
     out = tmp_path_factory.mktemp("whole")
-    code = main(["--data-dir", str(synthetic_data_dir), "-q", "reconstruct", "--rasterizer", "torch", "--detector",
-                 "mtcnn", "-i", str(photos), "-o", str(out), "--save", "codes,table", "--table-landmarks",
-                 "--batch-size", "2"])
+    code = main(
+        [
+            "--data-dir",
+            str(synthetic_data_dir),
+            "-q",
+            "reconstruct",
+            "--rasterizer",
+            "torch",
+            "--detector",
+            "mtcnn",
+            "-i",
+            str(photos),
+            "-o",
+            str(out),
+            "--save",
+            "codes,table",
+            "--table-landmarks",
+            "--batch-size",
+            "2",
+        ]
+    )
     return code, out
 
 
@@ -136,15 +191,31 @@ def test_table_codes_equal_the_npz_files(whole_run):
 
 @pytest.mark.slow
 @needs_mtcnn
-def test_shards_share_a_folder_write_only_their_tables_and_resume(tmp_path, capsys, synthetic_data_dir, photos,
-                                                                  whole_run, monkeypatch):
+def test_shards_share_a_folder_write_only_their_tables_and_resume(
+    tmp_path, capsys, synthetic_data_dir, photos, whole_run, monkeypatch
+):
     out = tmp_path / "out"
     for k in (0, 1):
-        code, summary, err = run(capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table",
-                                 "--shard", f"{k}/2", "--batch-size", "2")
+        code, summary, err = run(
+            capsys,
+            synthetic_data_dir,
+            "-i",
+            photos,
+            "-o",
+            out,
+            "--save",
+            "table",
+            "--shard",
+            f"{k}/2",
+            "--batch-size",
+            "2",
+        )
         assert code in (0, 1), err
         assert summary["table"].endswith(f"codes-{k}-of-2.parquet")
-    assert sorted(p.name for p in out.iterdir()) == ["codes-0-of-2.parquet", "codes-1-of-2.parquet"]  # no per-item files
+    assert sorted(p.name for p in out.iterdir()) == [
+        "codes-0-of-2.parquet",
+        "codes-1-of-2.parquet",
+    ]  # no per-item files
     sharded, whole = read_codes(out), read_codes(whole_run[1] / "codes.parquet")
     order = np.argsort(sharded["name"])
     assert list(sharded["name"][order]) == list(whole["name"])
@@ -153,8 +224,21 @@ def test_shards_share_a_folder_write_only_their_tables_and_resume(tmp_path, caps
     import decaenv.runtime.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "build_deca", lambda options: pytest.fail("a network was loaded"))
-    code, summary, err = run(capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table", "--shard", "0/2",
-                             "--skip-existing", "--batch-size", "2")
+    code, summary, err = run(
+        capsys,
+        synthetic_data_dir,
+        "-i",
+        photos,
+        "-o",
+        out,
+        "--save",
+        "table",
+        "--shard",
+        "0/2",
+        "--skip-existing",
+        "--batch-size",
+        "2",
+    )
     assert summary["skipped"] == 2 and summary["ok"] == 0, err  # p0, p2 done; shard 0 has no failed row left
     assert code == 0
 
@@ -167,8 +251,9 @@ def test_resume_after_a_kill_runs_only_what_is_left(tmp_path, capsys, synthetic_
     writer = TableWriter(out / "codes.parquet")
     writer.add([_row("p0", 0.5)])  # a run killed after its first row: only the journal exists
     writer._sink.close()
-    code, summary, err = run(capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table",
-                             "--skip-existing", "--batch-size", "4")
+    code, summary, err = run(
+        capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table", "--skip-existing", "--batch-size", "4"
+    )
     assert summary["skipped"] == 1 and summary["ok"] == 2 and summary["failed"] == 1, err
     codes = read_codes(out / "codes.parquet", status="all")
     assert sorted(codes["name"]) == ["p0", "p1", "p2", "p3_noface"]

@@ -3,7 +3,6 @@
 import hashlib
 import importlib.util
 import io
-import os
 import pickle
 import pickletools
 import subprocess
@@ -16,8 +15,8 @@ from _support.assets import public_topology_dir
 
 torch = pytest.importorskip("torch")
 
-from decaenv.deca_layout import PUBLIC_FILES, checkpoint_layout  # noqa: E402
-from decaenv.synthetic import make_assets  # noqa: E402
+from decaenv.deca_layout import PUBLIC_FILES, checkpoint_layout
+from decaenv.synthetic import make_assets
 
 EXPECTED = set(PUBLIC_FILES) | {"generic_model.pkl", "deca_model.tar", "texture_data_256.npy"}
 
@@ -41,12 +40,19 @@ def test_complete_layout(synthetic_data_dir):
 def test_flame_pickle_needs_chumpy_like_the_real_file(synthetic_data_dir):
     data = (synthetic_data_dir / "generic_model.pkl").read_bytes()
     assert data[:2] == b"\x80\x02"  # protocol 2, like FLAME 2020
-    assert _globals(data) == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype",
-                              "chumpy.ch Ch", "__builtin__ set", "scipy.sparse.csc csc_matrix"}
+    assert _globals(data) == {
+        "numpy.core.multiarray _reconstruct",
+        "numpy ndarray",
+        "numpy dtype",
+        "chumpy.ch Ch",
+        "__builtin__ set",
+        "scipy.sparse.csc csc_matrix",
+    }
     # Plain pickle in a fresh interpreter: the exact error FLAME users hit without chumpy, and the chumpy
     # failures of today's numpy/Python when (unfixed) chumpy 0.70 is installed.
-    code = ("import pickle\n"
-            f"pickle.load(open({str(synthetic_data_dir / 'generic_model.pkl')!r}, 'rb'), encoding='latin1')")
+    code = (
+        f"import pickle\npickle.load(open({str(synthetic_data_dir / 'generic_model.pkl')!r}, 'rb'), encoding='latin1')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if importlib.util.find_spec("chumpy") is None:
         assert out.returncode != 0
@@ -63,8 +69,10 @@ class _ChumpyAsDict(pickle.Unpickler):
     def find_class(self, module, name):
         if module == "chumpy.ch":
             return type("Ch", (), {"__setstate__": lambda self, st: self.__dict__.update(st)})
-        module = {"numpy.core.multiarray": np.ndarray.__reduce__(np.zeros(1))[0].__module__,
-                  "scipy.sparse.csc": "scipy.sparse"}.get(module, module)
+        module = {
+            "numpy.core.multiarray": np.ndarray.__reduce__(np.zeros(1))[0].__module__,
+            "scipy.sparse.csc": "scipy.sparse",
+        }.get(module, module)
         return super().find_class(module, name)
 
 
@@ -134,8 +142,11 @@ def test_optimizer_state_like_the_real_file_loads_weights_only():
 def test_landmark_embedding_types(synthetic_data_dir):
     raw = (synthetic_data_dir / "landmark_embedding.npy").read_bytes()
     header = 10 + int.from_bytes(raw[8:10], "little")
-    assert {"torch._utils _rebuild_tensor_v2", "torch.storage _load_from_bytes",
-            "numpy.core.multiarray _reconstruct"} <= _globals(raw[header:])
+    assert {
+        "torch._utils _rebuild_tensor_v2",
+        "torch.storage _load_from_bytes",
+        "numpy.core.multiarray _reconstruct",
+    } <= _globals(raw[header:])
     emb = np.load(synthetic_data_dir / "landmark_embedding.npy", allow_pickle=True, encoding="latin1")[()]
     assert emb["static_lmk_faces_idx"].shape == (51,) and emb["static_lmk_faces_idx"].dtype == np.int64
     assert emb["static_lmk_bary_coords"].shape == (51, 3)
@@ -149,8 +160,15 @@ def test_landmark_embedding_types(synthetic_data_dir):
 
 def test_texture_data_consistent_with_uv_layout(synthetic_data_dir):
     dense = np.load(synthetic_data_dir / "texture_data_256.npy", allow_pickle=True, encoding="latin1")[()]
-    assert set(dense) == {"img_size", "f", "x_coords", "y_coords", "valid_pixel_ids", "valid_pixel_3d_faces",
-                          "valid_pixel_b_coords"}
+    assert set(dense) == {
+        "img_size",
+        "f",
+        "x_coords",
+        "y_coords",
+        "valid_pixel_ids",
+        "valid_pixel_3d_faces",
+        "valid_pixel_b_coords",
+    }
     n = len(dense["valid_pixel_ids"])
     assert 40_000 < n < 65_536 and dense["img_size"] == 256
     # DECA's real layout, as FLAME's generator builds it: the whole 256x256 grid, column-major texel centres.
@@ -180,13 +198,14 @@ def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_pat
     and another seed gives other bytes."""
     from decaenv.synthetic import checkpoint
 
-    monkeypatch.setattr(checkpoint, "write_checkpoint",
-                        lambda path, seed, opt: Path(path).write_text(_checkpoint_sha(seed, opt)))
+    monkeypatch.setattr(
+        checkpoint, "write_checkpoint", lambda path, seed, opt: Path(path).write_text(_checkpoint_sha(seed, opt))
+    )
     again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=False)
     for name in again.files:
         got = (tmp_path / "again" / name).read_text() if name == "deca_model.tar" else _sha(tmp_path / "again" / name)
         assert got == _sha(synthetic_data_dir / name), name
-    other = make_assets(tmp_path / "other", seed=1, public_dir=public_topology_dir(), with_optimizer=False)
+    make_assets(tmp_path / "other", seed=1, public_dir=public_topology_dir(), with_optimizer=False)
     assert _sha(tmp_path / "other" / "generic_model.pkl") != _sha(synthetic_data_dir / "generic_model.pkl")
     assert (tmp_path / "other" / "deca_model.tar").read_text() != _sha(synthetic_data_dir / "deca_model.tar")
 

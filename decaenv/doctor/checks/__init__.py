@@ -6,14 +6,14 @@ Modules are imported explicitly (no discovery), in display order of their catego
 from __future__ import annotations
 
 from decaenv.doctor.checks import (  # noqa: F401 - imported for their registrations
-    system,
-    python_pkgs,
-    torch_checks,
-    toolchain,
-    extension,
-    data,
-    compat,
     checkout,
+    compat,
+    data,
+    extension,
+    python_pkgs,
+    system,
+    toolchain,
+    torch_checks,
 )
 from decaenv.doctor.registry import REGISTRY
 

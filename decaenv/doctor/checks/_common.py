@@ -44,8 +44,9 @@ def nvcc_facts(ctx: Context) -> NvccFacts:
     def compute() -> NvccFacts:
         probe = ctx.probe
         system = probe.platform().system
-        res = resolve_cuda(probe.environ, probe.which("nvcc"), default_roots=probe.cuda_default_roots(),
-                           is_windows=system == "Windows")
+        res = resolve_cuda(
+            probe.environ, probe.which("nvcc"), default_roots=probe.cuda_default_roots(), is_windows=system == "Windows"
+        )
         version, output = None, ""
         if res.nvcc:
             outcome = probe.run([res.nvcc, "--version"])

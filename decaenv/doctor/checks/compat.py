@@ -7,11 +7,17 @@ from decaenv.doctor.model import CheckResult, ok
 from decaenv.doctor.registry import check
 
 
-@check("compat-shims", title="Compatibility shims", category="compat", probes=("compat",), cache=("site",),
-       fm=("FM12", "FM13", "FM14", "FM33"),
-       symptoms=("AttributeError: _2D", "ImportError: cannot import name 'bool' from 'numpy'"),
-       cause="Upstream APIs changed under DECA (face_alignment enum, numpy aliases, chumpy, torch.load default).",
-       fix="decaenv applies a narrow, reversible shim only where its predicate says it is needed.")
+@check(
+    "compat-shims",
+    title="Compatibility shims",
+    category="compat",
+    probes=("compat",),
+    cache=("site",),
+    fm=("FM12", "FM13", "FM14", "FM33"),
+    symptoms=("AttributeError: _2D", "ImportError: cannot import name 'bool' from 'numpy'"),
+    cause="Upstream APIs changed under DECA (face_alignment enum, numpy aliases, chumpy, torch.load default).",
+    fix="decaenv applies a narrow, reversible shim only where its predicate says it is needed.",
+)
 def check_compat(ctx: Context) -> CheckResult:
     """Each shim: needed here or not, active or not (the predicates run in the probe worker)."""
     info = ctx.section("compat")
@@ -23,6 +29,9 @@ def check_compat(ctx: Context) -> CheckResult:
         details.append(f"{row.get('id')}: {state}" + (f" ({why})" if why else ""))
     needed_ids = [r.get("id", "?") for r in rows if r.get("needed")]
     data = {"patches": rows}
-    summary = (f"{len(rows)} shim(s); needed here: {', '.join(needed_ids)}" if needed_ids
-               else f"{len(rows)} shim(s), none needed here")
+    summary = (
+        f"{len(rows)} shim(s); needed here: {', '.join(needed_ids)}"
+        if needed_ids
+        else f"{len(rows)} shim(s), none needed here"
+    )
     return ok(summary, details, data=data)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from decaenv.doctor import hints
+from decaenv.doctor.checks._common import python_cmd, torch_build
 from decaenv.doctor.context import Context
 from decaenv.doctor.contracts import BuildTarget
-from decaenv.doctor.checks._common import python_cmd, torch_build
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
 from decaenv.doctor.registry import check
 from decaenv.doctor.toolchain_facts import torch_build_from_file
@@ -30,15 +30,24 @@ def extension_root(ctx: Context) -> Tuple[str, Optional[str]]:
     p = ctx.probe.platform()
     home = env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~")
     if p.system == "Windows":
-        base = os.path.join(env.get("LOCALAPPDATA", os.path.join(home, "AppData", "Local")),
-                            "torch_extensions", "torch_extensions", "Cache")
+        base = os.path.join(
+            env.get("LOCALAPPDATA", os.path.join(home, "AppData", "Local")),
+            "torch_extensions",
+            "torch_extensions",
+            "Cache",
+        )
     elif p.system == "Darwin":
         base = os.path.join(home, "Library", "Caches", "torch_extensions")
     else:
         base = os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "torch_extensions")
     build = torch_build(ctx)
-    accel = (f"rocm{build['hip'].replace('.', '')}" if build.get("hip") else
-             f"cu{build['cuda'].replace('.', '')}" if build.get("cuda") else "cpu")
+    accel = (
+        f"rocm{build['hip'].replace('.', '')}"
+        if build.get("hip")
+        else f"cu{build['cuda'].replace('.', '')}"
+        if build.get("cuda")
+        else "cpu"
+    )
     folder = f"py{p.python_version[0]}{p.python_version[1]}{getattr(sys, 'abiflags', '')}_{accel}"
     return os.path.join(base, folder), base
 
@@ -175,21 +184,34 @@ def _process_in(folder: str) -> Optional[str]:
 def _fresh_lock_advice(lock: str, holder: Optional[str]) -> str:
     minutes = STALE_LOCK_S // 60
     if holder:
-        return (f"A build is holding {lock} ({holder}): wait for it to finish, then run the doctor again. "
-                f"`decaenv doctor --fix` does not remove a live lock; it removes it once it is stale (no build "
-                f"running, older than {minutes} minutes).")
-    return (f"No running process was found building in {os.path.dirname(lock)}: if a build is starting or "
-            f"running elsewhere, wait for it; if none is (a build killed minutes ago), remove the lock — "
-            f"`decaenv doctor --fix` only removes it once it is older than {minutes} minutes.")
+        return (
+            f"A build is holding {lock} ({holder}): wait for it to finish, then run the doctor again. "
+            f"`decaenv doctor --fix` does not remove a live lock; it removes it once it is stale (no build "
+            f"running, older than {minutes} minutes)."
+        )
+    return (
+        f"No running process was found building in {os.path.dirname(lock)}: if a build is starting or "
+        f"running elsewhere, wait for it; if none is (a build killed minutes ago), remove the lock — "
+        f"`decaenv doctor --fix` only removes it once it is older than {minutes} minutes."
+    )
 
 
-@check("extension-cache", title="torch extension cache", category="extension", fm=("FM01", "FM06", "FM09"),
-       symptoms=("Lock file exists in build directory", "standard_rasterize_cuda.so: cannot open shared object file",
-                 "undefined symbol: curandCreateGenerator", "(torch.utils.cpp_extension.load hangs with no output)"),
-       cause="An interrupted build leaves `lock` (every later load() waits forever) or objects without a module; "
-             "a cache shared between torch versions holds modules built for another torch.",
-       fix="Remove the stale lock / partial build (decaenv doctor --fix does it), or set TORCH_EXTENSIONS_DIR per "
-           "environment.")
+@check(
+    "extension-cache",
+    title="torch extension cache",
+    category="extension",
+    fm=("FM01", "FM06", "FM09"),
+    symptoms=(
+        "Lock file exists in build directory",
+        "standard_rasterize_cuda.so: cannot open shared object file",
+        "undefined symbol: curandCreateGenerator",
+        "(torch.utils.cpp_extension.load hangs with no output)",
+    ),
+    cause="An interrupted build leaves `lock` (every later load() waits forever) or objects without a module; "
+    "a cache shared between torch versions holds modules built for another torch.",
+    fix="Remove the stale lock / partial build (decaenv doctor --fix does it), or set TORCH_EXTENSIONS_DIR per "
+    "environment.",
+)
 def check_extension_cache(ctx: Context) -> CheckResult:
     """Stale locks, partial and foreign builds in torch's extension cache and decaenv's build folder."""
     root, base = extension_root(ctx)
@@ -198,8 +220,11 @@ def check_extension_cache(ctx: Context) -> CheckResult:
     own = _decaenv_build_root()
     if os.path.isdir(own):
         scans += [(own, scan_extension_dir(own, include))]
-        scans += [(os.path.join(own, d), scan_extension_dir(os.path.join(own, d), include))
-                  for d in sorted(os.listdir(own)) if os.path.isdir(os.path.join(own, d))]
+        scans += [
+            (os.path.join(own, d), scan_extension_dir(os.path.join(own, d), include))
+            for d in sorted(os.listdir(own))
+            if os.path.isdir(os.path.join(own, d))
+        ]
     stale = [lock for _r, s in scans for lock in s.stale_locks]
     fresh = [lock for _r, s in scans for lock in s.fresh_locks]
     partial = [d for _r, s in scans for d in s.partial]
@@ -211,17 +236,31 @@ def check_extension_cache(ctx: Context) -> CheckResult:
         if others:
             details.append(f"other interpreters/torch builds in {base}: {', '.join(others)}")
     details += [f"built: {d}" for d in built]
-    fixes = tuple([FixAction("remove-path", f"remove stale lock {p}", {"path": p}) for p in stale]
-                  + [FixAction("remove-path", f"remove partial build {d}", {"path": d}) for d in partial]
-                  + [FixAction("remove-path", f"remove build made by another torch {d}", {"path": d})
-                     for d, _ in foreign])
-    data: Dict[str, Any] = {"root": root, "stale_locks": stale, "fresh_locks": fresh, "partial": partial,
-            "foreign": [d for d, _ in foreign], "built": built}
+    fixes = tuple(
+        [FixAction("remove-path", f"remove stale lock {p}", {"path": p}) for p in stale]
+        + [FixAction("remove-path", f"remove partial build {d}", {"path": d}) for d in partial]
+        + [FixAction("remove-path", f"remove build made by another torch {d}", {"path": d}) for d, _ in foreign]
+    )
+    data: Dict[str, Any] = {
+        "root": root,
+        "stale_locks": stale,
+        "fresh_locks": fresh,
+        "partial": partial,
+        "foreign": [d for d, _ in foreign],
+        "built": built,
+    }
     if stale:
-        return fail(f"stale lock file{'s' if len(stale) > 1 else ''} in the extension cache: loading that "
-                    "extension hangs forever", details + stale, data=data, fixes=fixes,
-                    remediation=fix_it("Remove the lock (left by an interrupted build), or run `decaenv doctor --fix`.",
-                                       *[f"rm -f {hints.quote(p)}" for p in stale]))
+        return fail(
+            f"stale lock file{'s' if len(stale) > 1 else ''} in the extension cache: loading that "
+            "extension hangs forever",
+            details + stale,
+            data=data,
+            fixes=fixes,
+            remediation=fix_it(
+                "Remove the lock (left by an interrupted build), or run `decaenv doctor --fix`.",
+                *[f"rm -f {hints.quote(p)}" for p in stale],
+            ),
+        )
     problems: List[str] = []
     holder = lock_holder(fresh[0]) if fresh else None
     if fresh:
@@ -243,33 +282,55 @@ def check_extension_cache(ctx: Context) -> CheckResult:
             parts.append(_fresh_lock_advice(fresh[0], holder))
             if not holder:
                 commands.append(f"rm -f {hints.quote(fresh[0])}   # only if no build is running")
-        return warn(problems[0], details + problems[1:], data=data, fixes=fixes,
-                    remediation=fix_it(" ".join(parts) or "Point TORCH_EXTENSIONS_DIR at a path without spaces.",
-                                       *commands))
+        return warn(
+            problems[0],
+            details + problems[1:],
+            data=data,
+            fixes=fixes,
+            remediation=fix_it(" ".join(parts) or "Point TORCH_EXTENSIONS_DIR at a path without spaces.", *commands),
+        )
     return ok(f"{len(built)} built extension(s), no stale locks or partial builds", details, data=data)
 
 
-@check("rasterizer", title="Rasterizer backends", category="extension", requires=("torch",),
-       probes=("rasterizer",), cache=("site", "driver", "env", "build"), cpu_blocker=True, fm=("FM01", "FM11", "FM39"),
-       symptoms=("ImportError: No module named 'standard_rasterize_cuda'",
-                 "Error building extension 'standard_rasterize_cuda'"),
-       cause="DECA's default rasterizer is a CUDA-only JIT extension; when it cannot build there is no fallback.",
-       fix="decaenv picks a backend that works here (compiled CPU/CUDA extension, pytorch3d, or pure torch).")
+@check(
+    "rasterizer",
+    title="Rasterizer backends",
+    category="extension",
+    requires=("torch",),
+    probes=("rasterizer",),
+    cache=("site", "driver", "env", "build"),
+    cpu_blocker=True,
+    fm=("FM01", "FM11", "FM39"),
+    symptoms=(
+        "ImportError: No module named 'standard_rasterize_cuda'",
+        "Error building extension 'standard_rasterize_cuda'",
+    ),
+    cause="DECA's default rasterizer is a CUDA-only JIT extension; when it cannot build there is no fallback.",
+    fix="decaenv picks a backend that works here (compiled CPU/CUDA extension, pytorch3d, or pure torch).",
+)
 def check_rasterizer(ctx: Context) -> CheckResult:
     """Which rasterizer backends are usable, the automatic choice per device, the compiled extension's state."""
     info = ctx.section("rasterizer")
     backends = info.get("backends", {})
     choice = {d: n for d, n in info.get("choice", {}).items() if n}
     usable = [n for n, b in backends.items() if b.get("usable")]
-    details = [f"{name}: {'usable' if b.get('usable') else 'not usable'}"
-               + (f" — {b['reason']}" if b.get("reason") else "") for name, b in backends.items()]
+    details = [
+        f"{name}: {'usable' if b.get('usable') else 'not usable'}" + (f" — {b['reason']}" if b.get("reason") else "")
+        for name, b in backends.items()
+    ]
     details += [f"auto on {d}: {n} ({info.get('reasons', {}).get(d, '')})" for d, n in choice.items()]
     ext = info.get("extension") or {}
     data = {"usable": usable, "choice": choice, "extension": ext.get("summary")}
     if not usable:
-        return fail("no usable rasterizer backend", details, data=data,
-                    remediation=fix_it("Reinstall decaenv; the pure-torch rasterizer needs only torch.",
-                                       hints.pip_install(python_cmd(ctx), "decaenv", extra="--force-reinstall")))
+        return fail(
+            "no usable rasterizer backend",
+            details,
+            data=data,
+            remediation=fix_it(
+                "Reinstall decaenv; the pure-torch rasterizer needs only torch.",
+                hints.pip_install(python_cmd(ctx), "decaenv", extra="--force-reinstall"),
+            ),
+        )
     summary = "; ".join(f"{device.upper()}: {BACKEND_NAMES.get(name, name)}" for device, name in choice.items())
     if ext:
         details.append(f"compiled extension: {ext.get('summary')} (builds in {ext.get('build_root')})")
@@ -281,24 +342,41 @@ def check_rasterizer(ctx: Context) -> CheckResult:
     broken = [v for v in (ext.get("variants") or {}).values() if v.get("built") and not v.get("usable")]
     if broken or (ext.get("built") and ext.get("load_error")):
         why = broken[0]["problem"] if broken else ext["load_error"]
-        return warn(f"{summary}; the compiled rasterizer is not usable: {why}", details, data=data,
-                    fixes=(FixAction("build-rasterizer", "rebuild the compiled rasterizer", {}),),
-                    remediation=fix_it("Rebuild it for these sources and this torch.", "decaenv build"))
+        return warn(
+            f"{summary}; the compiled rasterizer is not usable: {why}",
+            details,
+            data=data,
+            fixes=(FixAction("build-rasterizer", "rebuild the compiled rasterizer", {}),),
+            remediation=fix_it("Rebuild it for these sources and this torch.", "decaenv build"),
+        )
     if ext and not ext.get("built") and not ext.get("build_in_progress"):
-        return ok(f"{summary} (build the faster compiled rasterizer: `decaenv build`)", details, data=data,
-                  fixes=(FixAction("build-rasterizer", "build the compiled rasterizer (`decaenv build`)", {}),))
+        return ok(
+            f"{summary} (build the faster compiled rasterizer: `decaenv build`)",
+            details,
+            data=data,
+            fixes=(FixAction("build-rasterizer", "build the compiled rasterizer (`decaenv build`)", {}),),
+        )
     return ok(summary or f"usable: {', '.join(usable)}", details, data=data)
 
 
-@check("rasterizer-build", title="Rasterizer build probe", category="extension", requires=("torch",),
-       slow=True, probes=("build",), cache=("python", "torchpkg", "toolchain", "env", "csrc"),
-       fm=("FM01", "FM02", "FM03", "FM04", "FM05", "FM07", "FM08", "FM10"),
-       symptoms=("Error building extension 'standard_rasterize_cuda'", "ninja: build stopped: subcommand failed.",
-                 "error: no suitable conversion function from \"const at::DeprecatedTypeProperties\" to "
-                 "\"c10::ScalarType\""),
-       cause="The last line of a failed build hides the first real compiler error (C++ standard, gcc too new, "
-             "removed ATen API, missing headers, CUDA_HOME on a CPU torch, ...).",
-       fix="The probe compiles in a scratch folder and names the first error's cause with its fix.")
+@check(
+    "rasterizer-build",
+    title="Rasterizer build probe",
+    category="extension",
+    requires=("torch",),
+    slow=True,
+    probes=("build",),
+    cache=("python", "torchpkg", "toolchain", "env", "csrc"),
+    fm=("FM01", "FM02", "FM03", "FM04", "FM05", "FM07", "FM08", "FM10"),
+    symptoms=(
+        "Error building extension 'standard_rasterize_cuda'",
+        "ninja: build stopped: subcommand failed.",
+        'error: no suitable conversion function from "const at::DeprecatedTypeProperties" to "c10::ScalarType"',
+    ),
+    cause="The last line of a failed build hides the first real compiler error (C++ standard, gcc too new, "
+    "removed ATen API, missing headers, CUDA_HOME on a CPU torch, ...).",
+    fix="The probe compiles in a scratch folder and names the first error's cause with its fix.",
+)
 def check_build(ctx: Context) -> CheckResult:
     """Compile and load an extension in a scratch folder (CPU; CUDA when possible) and diagnose failures."""
     if ctx.no_build:
@@ -327,11 +405,19 @@ def check_build(ctx: Context) -> CheckResult:
     cause_id, cause, fix, first_error, fm = _diagnosis(first)
     data.update({"cause": cause_id, "first_error": first_error})
     target = first["target"].upper()
-    summary = (f"the {target} extension does not build: {cause}" if cause
-               else f"the {target} extension does not build ({first_error or first.get('error', '')[:160]})")
+    summary = (
+        f"the {target} extension does not build: {cause}"
+        if cause
+        else f"the {target} extension does not build ({first_error or first.get('error', '')[:160]})"
+    )
     details += [f"first error: {first_error}"] + first.get("log", "").strip().splitlines()[-15:]
-    return warn(summary + "; the pure-torch rasterizer is used instead", details, data=data, fm=fm,
-                remediation=fix_it(fix or "Read the first error above; rerun with -v for the log tail."))
+    return warn(
+        summary + "; the pure-torch rasterizer is used instead",
+        details,
+        data=data,
+        fm=fm,
+        remediation=fix_it(fix or "Read the first error above; rerun with -v for the log tail."),
+    )
 
 
 def _diagnosis(entry: BuildTarget):
@@ -351,13 +437,23 @@ def _diagnosis(entry: BuildTarget):
     return found.cause_id, found.cause, found.fix, found.first_error, fm
 
 
-@check("pytorch3d", title="pytorch3d (optional)", category="extension", requires=("torch",),
-       probes=("pytorch3d",), cache=("site", "driver"), fm=("FM25", "FM26", "FM27", "FM28"),
-       symptoms=("ModuleNotFoundError: No module named 'pytorch3d.structures'",
-                 "undefined symbol: _ZNK2at6Tensor7is_cudaEv",
-                 "RuntimeError: Not compiled with GPU support", "No module named 'iopath'"),
-       cause="pytorch3d has no wheels for current torch/Python on PyPI; builds go stale when torch changes.",
-       fix="decaenv does not need pytorch3d; remove a broken build or rebuild it against the installed torch.")
+@check(
+    "pytorch3d",
+    title="pytorch3d (optional)",
+    category="extension",
+    requires=("torch",),
+    probes=("pytorch3d",),
+    cache=("site", "driver"),
+    fm=("FM25", "FM26", "FM27", "FM28"),
+    symptoms=(
+        "ModuleNotFoundError: No module named 'pytorch3d.structures'",
+        "undefined symbol: _ZNK2at6Tensor7is_cudaEv",
+        "RuntimeError: Not compiled with GPU support",
+        "No module named 'iopath'",
+    ),
+    cause="pytorch3d has no wheels for current torch/Python on PyPI; builds go stale when torch changes.",
+    fix="decaenv does not need pytorch3d; remove a broken build or rebuild it against the installed torch.",
+)
 def check_pytorch3d(ctx: Context) -> CheckResult:
     """pytorch3d: importable, ABI matching torch, rasterizing on CPU and (if present) CUDA."""
     info = ctx.section("pytorch3d")
@@ -366,24 +462,48 @@ def check_pytorch3d(ctx: Context) -> CheckResult:
     version = info.get("version") or "?"
     py = python_cmd(ctx)
     remove = f"{hints.quote(py)} -m pip uninstall pytorch3d"
-    parts = (("import", info.get("import")), ("ext", info.get("ext")), ("structures", info.get("structures")),
-             ("renderer", info.get("renderer")))
+    parts = (
+        ("import", info.get("import")),
+        ("ext", info.get("ext")),
+        ("structures", info.get("structures")),
+        ("renderer", info.get("renderer")),
+    )
     for part, entry in parts:
         if entry and not entry.get("importable"):
             error = entry.get("error", "")
             if "undefined symbol" in error:
-                return warn(f"pytorch3d {version} was built against another torch: {error}", data={"installed": True},
-                            fm=("FM26",), remediation=fix_it("Rebuild pytorch3d against this torch, or remove it "
-                                                             "(decaenv does not need it).", remove))
-            return warn(f"pytorch3d {version} fails to import ({part}): {error}", data={"installed": True},
-                        remediation=fix_it("Install its missing dependencies (fvcore, iopath) or remove it.",
-                                           hints.pip_install(py, "iopath", "fvcore"), remove))
+                return warn(
+                    f"pytorch3d {version} was built against another torch: {error}",
+                    data={"installed": True},
+                    fm=("FM26",),
+                    remediation=fix_it(
+                        "Rebuild pytorch3d against this torch, or remove it (decaenv does not need it).", remove
+                    ),
+                )
+            return warn(
+                f"pytorch3d {version} fails to import ({part}): {error}",
+                data={"installed": True},
+                remediation=fix_it(
+                    "Install its missing dependencies (fvcore, iopath) or remove it.",
+                    hints.pip_install(py, "iopath", "fvcore"),
+                    remove,
+                ),
+            )
     data = {"installed": True, "version": version, "cpu": info.get("cpu"), "cuda": info.get("cuda")}
     if info.get("cpu") != "ok":
-        return warn(f"pytorch3d {version} imports but cannot rasterize on the CPU: {info.get('cpu')}", data=data,
-                    remediation=fix_it("Rebuild or remove pytorch3d.", remove))
+        return warn(
+            f"pytorch3d {version} imports but cannot rasterize on the CPU: {info.get('cpu')}",
+            data=data,
+            remediation=fix_it("Rebuild or remove pytorch3d.", remove),
+        )
     if info.get("cuda") not in (None, "ok"):
-        return warn(f"pytorch3d {version} cannot rasterize CUDA tensors: {info.get('cuda')}", data=data, fm=("FM27",),
-                    remediation=fix_it("Rebuild it with FORCE_CUDA=1 and a CUDA toolkit, or let decaenv use "
-                                       "another backend on the GPU.", remove))
+        return warn(
+            f"pytorch3d {version} cannot rasterize CUDA tensors: {info.get('cuda')}",
+            data=data,
+            fm=("FM27",),
+            remediation=fix_it(
+                "Rebuild it with FORCE_CUDA=1 and a CUDA toolkit, or let decaenv use another backend on the GPU.",
+                remove,
+            ),
+        )
     return ok(f"pytorch3d {version}: rasterizes on CPU{' and CUDA' if info.get('cuda') == 'ok' else ''}", data=data)

@@ -30,8 +30,19 @@ STATE_DIR = ".decaenv-patch"
 MANIFEST = "manifest.json"
 ORIGINALS = "originals"
 NEEDS_EXEC = "needs exec"  # nothing to rewrite; lines that `decaenv exec` handles at run time (not a problem)
-SKIP_DIRS = {".git", ".hg", ".svn", STATE_DIR, "__pycache__", "node_modules", "site-packages", ".tox",
-             ".mypy_cache", ".pytest_cache", ".eggs"}
+SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    STATE_DIR,
+    "__pycache__",
+    "node_modules",
+    "site-packages",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".eggs",
+}
 
 
 @dataclass
@@ -99,8 +110,10 @@ def check_checkout(root: os.PathLike) -> Path:
     if not path.is_dir():
         raise UsageError(f"{path} is not a folder", hint="give the folder of your DECA checkout (it holds decalib/)")
     if not (path / "decalib").is_dir():
-        raise UsageError(f"{path} does not look like a DECA checkout (no decalib/ folder)",
-                         hint="give the folder that holds decalib/ and demos/")
+        raise UsageError(
+            f"{path} does not look like a DECA checkout (no decalib/ folder)",
+            hint="give the folder that holds decalib/ and demos/",
+        )
     return path.resolve()
 
 
@@ -110,10 +123,12 @@ def source_files(root: Path) -> List[Path]:
     found: List[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not (here / d / "pyvenv.cfg").exists()
-                       and not (here / d).is_symlink()]
-        found.extend(here / name for name in filenames
-                     if name.endswith(suffixes) and not (here / name).is_symlink())
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if d not in SKIP_DIRS and not (here / d / "pyvenv.cfg").exists() and not (here / d).is_symlink()
+        ]
+        found.extend(here / name for name in filenames if name.endswith(suffixes) and not (here / name).is_symlink())
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -156,8 +171,10 @@ def rewrite_text(name: str, text: str, rel: Optional[str] = None) -> Tuple[str, 
             line = text.count("\n", 0, match.start()) + 1
             snippet = printable(" ".join(match.group(0).split())[:100])
             if covered:
-                exec_notes.append(f"line {line}: {snippet} ({rule.id}: not rewritten; run DECA with "
-                                  f"`decaenv exec`, whose {rule.exec_shim} shim handles it)")
+                exec_notes.append(
+                    f"line {line}: {snippet} ({rule.id}: not rewritten; run DECA with "
+                    f"`decaenv exec`, whose {rule.exec_shim} shim handles it)"
+                )
             else:
                 notes.append(f"line {line}: {snippet} ({rule.id}: form not recognised, fix it by hand)")
     return text, counts, notes, exec_notes
@@ -165,8 +182,9 @@ def rewrite_text(name: str, text: str, rel: Optional[str] = None) -> Tuple[str, 
 
 def unified_diff(rel: str, old: str, new: str) -> str:
     """A `git apply`/`patch -p1` compatible diff of one file."""
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                 fromfile=f"a/{rel}", tofile=f"b/{rel}")
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"a/{rel}", tofile=f"b/{rel}"
+    )
     out = []
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
@@ -192,9 +210,11 @@ class PatchBackups:
                 _check_entry(self.root, rel, entry)
             return entries
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise DataError(f"decaenv's patch record {path} is damaged ({exc})",
-                            hint=f"restore the files from {self.dir / ORIGINALS} by hand, then delete {self.dir}",
-                            path=path) from exc
+            raise DataError(
+                f"decaenv's patch record {path} is damaged ({exc})",
+                hint=f"restore the files from {self.dir / ORIGINALS} by hand, then delete {self.dir}",
+                path=path,
+            ) from exc
 
     def original(self, rel: str) -> Path:
         return self.dir / ORIGINALS / rel
@@ -206,8 +226,7 @@ class PatchBackups:
             return
         self.dir.mkdir(exist_ok=True)
         (self.dir / ".gitignore").write_text("*\n", encoding="utf-8")
-        payload = json.dumps({"version": 1, "tool": "decaenv patch", "files": self.entries}, indent=2,
-                             sort_keys=True)
+        payload = json.dumps({"version": 1, "tool": "decaenv patch", "files": self.entries}, indent=2, sort_keys=True)
         write_atomic(self.dir / MANIFEST, _encode(payload + "\n"))
 
     def record(self, rel: str, src: Path, original: bytes, patched: bytes, rules: Dict[str, int]) -> None:
@@ -216,8 +235,11 @@ class PatchBackups:
         if not backup.is_file():
             backup.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(backup, original, like=src)
-        self.entries[rel] = {"original_sha256": sha256_bytes(original), "patched_sha256": sha256_bytes(patched),
-                             "rules": dict(sorted(rules.items()))}
+        self.entries[rel] = {
+            "original_sha256": sha256_bytes(original),
+            "patched_sha256": sha256_bytes(patched),
+            "rules": dict(sorted(rules.items())),
+        }
         self.save()
 
 
@@ -275,9 +297,12 @@ def patch_checkout(root: os.PathLike, *, dry_run: bool = False, force: bool = Fa
 
 
 def _write_error(exc: OSError, rel: str, root: Path) -> DataError:
-    return DataError(f"cannot update {rel} in {root}: {exc.strerror or exc}",
-                     hint=f"check the permissions and free space; files changed so far are recorded, and "
-                          f"`decaenv patch {root} --revert` restores them", path=root / rel)
+    return DataError(
+        f"cannot update {rel} in {root}: {exc.strerror or exc}",
+        hint=f"check the permissions and free space; files changed so far are recorded, and "
+        f"`decaenv patch {root} --revert` restores them",
+        path=root / rel,
+    )
 
 
 def _patch_file(store: PatchBackups, path: Path, rel: str, dry_run: bool, force: bool) -> Optional[FileReport]:
@@ -289,8 +314,11 @@ def _patch_file(store: PatchBackups, path: Path, rel: str, dry_run: bool, force:
     digest = sha256_bytes(data)
     known = entry is not None and digest in (entry["patched_sha256"], entry["original_sha256"])
     if entry is not None and not known and not force:
-        return FileReport(rel, "modified since patched",
-                          notes=["changed since decaenv patched it: not touched (--force patches it anyway)"])
+        return FileReport(
+            rel,
+            "modified since patched",
+            notes=["changed since decaenv patched it: not touched (--force patches it anyway)"],
+        )
     text = _decode(data)
     new, counts, notes, exec_notes = rewrite_text(path.name, text, rel)
     if notes:
@@ -298,8 +326,9 @@ def _patch_file(store: PatchBackups, path: Path, rel: str, dry_run: bool, force:
     if not counts:
         return FileReport(rel, NEEDS_EXEC, notes=exec_notes) if exec_notes else None
     new_bytes = _encode(new)
-    report = FileReport(rel, "would patch" if dry_run else "patched", counts, unified_diff(rel, text, new),
-                        notes=exec_notes)
+    report = FileReport(
+        rel, "would patch" if dry_run else "patched", counts, unified_diff(rel, text, new), notes=exec_notes
+    )
     if not dry_run:
         if entry is not None and known and store.original(rel).is_file():
             earlier = dict(entry["rules"]) if digest == entry["patched_sha256"] else {}
@@ -349,9 +378,13 @@ def _revert_file(store: PatchBackups, rel: str, dry_run: bool, force: bool) -> F
     if current is None and not force:
         return FileReport(rel, "missing", notes=["the file was deleted: not restored (--force restores it)"])
     if current is not None and sha256_bytes(current) != entry["patched_sha256"] and not force:
-        return FileReport(rel, "modified since patched",
-                          notes=["changed since decaenv patched it: not restored (--force restores the original "
-                                 "and loses those changes)"])
+        return FileReport(
+            rel,
+            "modified since patched",
+            notes=[
+                "changed since decaenv patched it: not restored (--force restores the original and loses those changes)"
+            ],
+        )
     diff = unified_diff(rel, _decode(current or b""), _decode(original))
     if not dry_run:
         path.parent.mkdir(parents=True, exist_ok=True)

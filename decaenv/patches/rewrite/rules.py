@@ -87,15 +87,32 @@ _LOAD_ARG = r"""(?:[^(),\[\]'"\n]|'[^'\n]*'|"[^"\n]*"|\[[^\[\]\n]*\]|\([^()\n]*\
 _load = _sub(rf"\btorch\.load\(\s*({_LOAD_ARG})\s*\)", r"torch.load(\1, map_location='cpu')")
 
 # -- numpy aliases in DECA's code ------------------------------------------------------------------------------
-_NP_NAMES = {"int": "int", "float": "float", "bool": "bool", "object": "object", "complex": "complex",
-             "str": "str", "unicode": "str", "long": "int", "float_": "np.float64", "complex_": "np.complex128",
-             "NaN": "np.nan", "NAN": "np.nan", "Inf": "np.inf", "Infinity": "np.inf", "infty": "np.inf"}
-_np_alias = _sub(r"(?<![\w.])(?:np|numpy)\.(" + "|".join(sorted(_NP_NAMES, key=len, reverse=True)) + r")\b(?!\.)",
-                 lambda m: _NP_NAMES[m.group(1)])
+_NP_NAMES = {
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "object": "object",
+    "complex": "complex",
+    "str": "str",
+    "unicode": "str",
+    "long": "int",
+    "float_": "np.float64",
+    "complex_": "np.complex128",
+    "NaN": "np.nan",
+    "NAN": "np.nan",
+    "Inf": "np.inf",
+    "Infinity": "np.inf",
+    "infty": "np.inf",
+}
+_np_alias = _sub(
+    r"(?<![\w.])(?:np|numpy)\.(" + "|".join(sorted(_NP_NAMES, key=len, reverse=True)) + r")\b(?!\.)",
+    lambda m: _NP_NAMES[m.group(1)],
+)
 
 # -- scikit-image multichannel= ---------------------------------------------------------------------------------
-_multichannel = _sub(r"\bmultichannel\s*=\s*(True|False)\b",
-                     lambda m: "channel_axis=-1" if m.group(1) == "True" else "channel_axis=None")
+_multichannel = _sub(
+    r"\bmultichannel\s*=\s*(True|False)\b", lambda m: "channel_axis=-1" if m.group(1) == "True" else "channel_axis=None"
+)
 
 #: Under `decaenv exec` DECA never compiles its rasterizer (this shim provides the module), so hard-coded gcc-7 /
 #: C++14 / old-ATen lines that cannot be rewritten only matter to a hand-made build.
@@ -103,29 +120,68 @@ RASTERIZER_SHIM = "standard-rasterizer"
 RASTERIZER_FILES = re.compile(r"(^|/)(rasterizer/|renderer\.py$)")
 
 RULES: Tuple[Rule, ...] = (
-    Rule("fa-landmarks-type", "face_alignment LandmarksType._2D/_2halfD/_3D → TWO_D/TWO_HALF_D/THREE_D",
-         "FM12 AttributeError: _2D (face-alignment >= 1.3.5)", PY, _fa),
-    Rule("rasterizer-jit-flags", "drop '-std=c++14' and '-ccbin=$$(which gcc-7)' from the JIT build flags",
-         "FM02/FM04 nvcc fatal: Failed to preprocess host compiler properties; #error C++17/C++20 required",
-         PY, _drop_flags, re.compile(r"""-ccbin=\$\$?\(which gcc-7\)|-std=c\+\+14|(['"])gcc-7\1|\bCC=gcc-7\b"""),
-         RASTERIZER_SHIM, RASTERIZER_FILES),
-    Rule("aten-scalar-type", "AT_DISPATCH_*(x.type(), ...) → x.scalar_type()",
-         "FM05 no suitable conversion from DeprecatedTypeProperties to c10::ScalarType", CPP, _dispatch,
-         re.compile(r"AT_DISPATCH_\w+\s*\([^,;]*\.type\(\)"), RASTERIZER_SHIM,
-         RASTERIZER_FILES),
-    Rule("aten-data-ptr", "tensor.data<T>() → tensor.data_ptr<T>()",
-         "FM05 Tensor.data<T>() is deprecated", CPP, _data_ptr, re.compile(r"\.data<[^>\n]*>\(\)"),
-         RASTERIZER_SHIM, RASTERIZER_FILES),
-    Rule("torch-load-map-location", "torch.load(path) → torch.load(path, map_location='cpu')",
-         "FM34 Attempting to deserialize object on a CUDA device", PY, _load,
-         re.compile(r"\btorch\.load\((?!(?:[^()\n]|\([^()\n]*\))*\bmap_location\b)(?:[^()\n]|\([^()\n]*\))*\)"),
-         "torch-load"),
-    Rule("numpy-aliases",
-         "np.int/np.float/np.bool/... → int/float/bool/...; np.float_ → np.float64, np.NaN → np.nan",
-         "FM19 AttributeError: module 'numpy' has no attribute 'int'", PY, _np_alias),
-    Rule("skimage-multichannel", "multichannel=True/False → channel_axis=-1/None",
-         "FM18 TypeError: rescale() got an unexpected keyword argument 'multichannel'", PY, _multichannel,
-         re.compile(r"\bmultichannel\s*="), "skimage-multichannel"),
+    Rule(
+        "fa-landmarks-type",
+        "face_alignment LandmarksType._2D/_2halfD/_3D → TWO_D/TWO_HALF_D/THREE_D",
+        "FM12 AttributeError: _2D (face-alignment >= 1.3.5)",
+        PY,
+        _fa,
+    ),
+    Rule(
+        "rasterizer-jit-flags",
+        "drop '-std=c++14' and '-ccbin=$$(which gcc-7)' from the JIT build flags",
+        "FM02/FM04 nvcc fatal: Failed to preprocess host compiler properties; #error C++17/C++20 required",
+        PY,
+        _drop_flags,
+        re.compile(r"""-ccbin=\$\$?\(which gcc-7\)|-std=c\+\+14|(['"])gcc-7\1|\bCC=gcc-7\b"""),
+        RASTERIZER_SHIM,
+        RASTERIZER_FILES,
+    ),
+    Rule(
+        "aten-scalar-type",
+        "AT_DISPATCH_*(x.type(), ...) → x.scalar_type()",
+        "FM05 no suitable conversion from DeprecatedTypeProperties to c10::ScalarType",
+        CPP,
+        _dispatch,
+        re.compile(r"AT_DISPATCH_\w+\s*\([^,;]*\.type\(\)"),
+        RASTERIZER_SHIM,
+        RASTERIZER_FILES,
+    ),
+    Rule(
+        "aten-data-ptr",
+        "tensor.data<T>() → tensor.data_ptr<T>()",
+        "FM05 Tensor.data<T>() is deprecated",
+        CPP,
+        _data_ptr,
+        re.compile(r"\.data<[^>\n]*>\(\)"),
+        RASTERIZER_SHIM,
+        RASTERIZER_FILES,
+    ),
+    Rule(
+        "torch-load-map-location",
+        "torch.load(path) → torch.load(path, map_location='cpu')",
+        "FM34 Attempting to deserialize object on a CUDA device",
+        PY,
+        _load,
+        re.compile(r"\btorch\.load\((?!(?:[^()\n]|\([^()\n]*\))*\bmap_location\b)(?:[^()\n]|\([^()\n]*\))*\)"),
+        "torch-load",
+    ),
+    Rule(
+        "numpy-aliases",
+        "np.int/np.float/np.bool/... → int/float/bool/...; np.float_ → np.float64, np.NaN → np.nan",
+        "FM19 AttributeError: module 'numpy' has no attribute 'int'",
+        PY,
+        _np_alias,
+    ),
+    Rule(
+        "skimage-multichannel",
+        "multichannel=True/False → channel_axis=-1/None",
+        "FM18 TypeError: rescale() got an unexpected keyword argument 'multichannel'",
+        PY,
+        _multichannel,
+        re.compile(r"\bmultichannel\s*="),
+        "skimage-multichannel",
+    ),
 )
 
 

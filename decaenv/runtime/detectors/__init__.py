@@ -12,8 +12,21 @@ from typing import Callable, Dict, List, Optional, Tuple
 from decaenv.errors import DataError, UsageError
 from decaenv.runtime.detectors.base import DETECT_MAX_SIDE, Detection, Detector
 
-__all__ = ["DETECT_MAX_SIDE", "Detection", "Detector", "NoDetector", "FallbackDetector", "REGISTRY", "AUTO_ORDER",
-           "AutoPlan", "DetectorChoice", "auto_plan", "availability", "create_detector", "FALLBACK_NOTE"]
+__all__ = [
+    "DETECT_MAX_SIDE",
+    "Detection",
+    "Detector",
+    "NoDetector",
+    "FallbackDetector",
+    "REGISTRY",
+    "AUTO_ORDER",
+    "AutoPlan",
+    "DetectorChoice",
+    "auto_plan",
+    "availability",
+    "create_detector",
+    "FALLBACK_NOTE",
+]
 
 #: Appended to the detector name of a crop that the fallback found ("mtcnn (fan found no face)").
 FALLBACK_NOTE = "found no face"
@@ -92,8 +105,10 @@ def _fan_available() -> Tuple[bool, str]:
     except Exception as exc:  # noqa: BLE001 - a broken optional package only makes the detector unusable
         return False, f"face_alignment does not import ({type(exc).__name__}: {exc})"
     if missing:
-        return False, (f"face_alignment's weights are not cached ({', '.join(p.name for p in missing)} missing in "
-                       f"{missing[0].parent}; `decaenv fetch fan`)")
+        return False, (
+            f"face_alignment's weights are not cached ({', '.join(p.name for p in missing)} missing in "
+            f"{missing[0].parent}; `decaenv fetch fan`)"
+        )
     return True, "face_alignment FAN with cached weights"
 
 
@@ -142,8 +157,12 @@ class AutoPlan:
     skipped: Tuple[Tuple[str, str], ...] = ()
 
     def to_json(self) -> dict:
-        return {"name": self.name, "fallback": self.fallback, "reason": self.reason,
-                "skipped": [list(s) for s in self.skipped]}
+        return {
+            "name": self.name,
+            "fallback": self.fallback,
+            "reason": self.reason,
+            "skipped": [list(s) for s in self.skipped],
+        }
 
 
 def availability() -> List[Tuple[str, bool, str]]:
@@ -165,8 +184,11 @@ def auto_plan(exclude: Tuple[str, ...] = ()) -> AutoPlan:
         if candidate == "fan" and "mtcnn" not in exclude:
             mtcnn_ok, mtcnn_why = REGISTRY["mtcnn"][1]()
             fallback = "mtcnn" if mtcnn_ok else None
-            reason += ("; MTCNN for images where FAN finds no face" if mtcnn_ok
-                       else f"; no fallback where FAN finds no face ({mtcnn_why})")
+            reason += (
+                "; MTCNN for images where FAN finds no face"
+                if mtcnn_ok
+                else f"; no fallback where FAN finds no face ({mtcnn_why})"
+            )
         return AutoPlan(candidate, fallback, reason, tuple(skipped))
     return AutoPlan("none", None, "no detector usable", tuple(skipped))  # unreachable: "none" always works
 

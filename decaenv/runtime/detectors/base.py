@@ -32,8 +32,9 @@ class Detection:
         """The same detection with every coordinate multiplied by `factor`."""
         left, top, right, bottom = self.box
         lms = None if self.landmarks is None else self.landmarks * factor
-        return Detection((left * factor, top * factor, right * factor, bottom * factor), self.kind, lms, self.score,
-                         self.detector)
+        return Detection(
+            (left * factor, top * factor, right * factor, bottom * factor), self.kind, lms, self.score, self.detector
+        )
 
 
 class Detector:

@@ -25,6 +25,7 @@ from decaenv.runtime.detectors.base import Detection, Detector
 
 __all__ = ["LANDMARKS_NETWORK", "required_weight_urls", "hub_checkpoints_dir", "missing_weights"]
 
+
 def hub_checkpoints_dir() -> Path:
     """torch hub's checkpoint cache (`$TORCH_HOME/hub/checkpoints`, default `~/.cache/torch/hub/checkpoints`)."""
     import torch.hub
@@ -68,22 +69,27 @@ class FanDetector(Detector):
         try:
             import face_alignment
         except ImportError as exc:
-            raise DataError(f"face_alignment is not installed ({exc})",
-                            hint="pip install 'decaenv[fan]', or use --detector mtcnn") from exc
+            raise DataError(
+                f"face_alignment is not installed ({exc})", hint="pip install 'decaenv[fan]', or use --detector mtcnn"
+            ) from exc
         missing = missing_weights()
         if missing:
-            raise DataError(f"face_alignment's weights are not cached ({', '.join(str(p) for p in missing)}); it "
-                            "would download them from adrianbulat.com", hint="run `decaenv fetch fan` (or "
-                            "`decaenv fetch --from FILE` with copies), or use --detector mtcnn")
+            raise DataError(
+                f"face_alignment's weights are not cached ({', '.join(str(p) for p in missing)}); it "
+                "would download them from adrianbulat.com",
+                hint="run `decaenv fetch fan` (or `decaenv fetch --from FILE` with copies), or use --detector mtcnn",
+            )
         kwargs = {"device": str(device), "flip_input": False}
         if "compile" in inspect.signature(face_alignment.FaceAlignment.__init__).parameters:
             kwargs["compile"] = False
         try:
             self.model = face_alignment.FaceAlignment(landmarks_type_2d(face_alignment), **kwargs)
         except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-            raise DataError(f"face_alignment could not load its networks ({type(exc).__name__}: "
-                            f"{' '.join(str(exc).split())[:200]})", hint="delete the cached files in "
-                            f"{hub_checkpoints_dir()} and copy them again") from exc
+            raise DataError(
+                f"face_alignment could not load its networks ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]})",
+                hint=f"delete the cached files in {hub_checkpoints_dir()} and copy them again",
+            ) from exc
 
     def _detect(self, image: np.ndarray) -> Optional[Detection]:
         with warnings.catch_warnings():  # "No faces were detected." is an answer here, not a warning

@@ -142,8 +142,7 @@ def _regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.nd
 
 def summed_area_table(image: torch.Tensor) -> torch.Tensor:
     """(C, H, W) → (C, H+1, W+1) float64 cumulative sums with a zero first row and column."""
-    sat = torch.zeros(image.shape[0], image.shape[1] + 1, image.shape[2] + 1, dtype=torch.float64,
-                      device=image.device)
+    sat = torch.zeros(image.shape[0], image.shape[1] + 1, image.shape[2] + 1, dtype=torch.float64, device=image.device)
     sat[:, 1:, 1:] = image.double().cumsum(1).cumsum(2)
     return sat
 
@@ -212,8 +211,10 @@ class MtcnnDetector(Detector):
 
         folder = weights_dir()
         if folder is None:
-            raise DataError("the MTCNN weights (facenet-pytorch's wheel) are not installed",
-                            hint="pip install --no-deps facenet-pytorch==2.6.0")
+            raise DataError(
+                "the MTCNN weights (facenet-pytorch's wheel) are not installed",
+                hint="pip install --no-deps facenet-pytorch==2.6.0",
+            )
         self.device = torch.device(device)
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         for net, stem in ((self.pnet, "pnet"), (self.rnet, "rnet"), (self.onet, "onet")):
@@ -235,12 +236,15 @@ class MtcnnDetector(Detector):
     def detect_all(self, image: np.ndarray, fast: bool = True) -> List[Detection]:
         """Every face found in an (H, W, 3) uint8 RGB image (`fast`: large faces first, the full search only
         when there are none; `fast=False` always searches down to 20-pixel faces)."""
-        tensor = (torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1).float() - 127.5) / 128.0
+        tensor = (
+            torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1).float()
+            - 127.5
+        ) / 128.0
         sat = summed_area_table(tensor)
         skip = fast_skip_levels(min(image.shape[:2])) if fast else 0
         faces = self._cascade(sat, skip) if skip else []
         # a face below the fast pass's size was found at a coarser level than the full search would use: redo
-        if faces and max(max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces) >= MIN_FACE / FACTOR ** skip:
+        if faces and max(max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces) >= MIN_FACE / FACTOR**skip:
             return faces
         return self._cascade(sat, 0)
 
@@ -251,8 +255,10 @@ class MtcnnDetector(Detector):
         if not len(boxes):
             return []
         boxes, points = self._stage3(sat, boxes)
-        return [Detection(box=tuple(float(v) for v in b[:4]), kind="bbox", landmarks=p, score=float(b[4]))
-                for b, p in zip(boxes, points)]
+        return [
+            Detection(box=tuple(float(v) for v in b[:4]), kind="bbox", landmarks=p, score=float(b[4]))
+            for b, p in zip(boxes, points)
+        ]
 
     def _stage1(self, sat: torch.Tensor, skip: int = 0) -> np.ndarray:
         """Proposals from the image pyramid, leaving out its first `skip` (largest, small-face) levels."""
@@ -269,8 +275,15 @@ class MtcnnDetector(Detector):
             ys, xs = np.nonzero(prob >= THRESHOLDS[0])
             if len(ys):
                 cells = np.stack([xs, ys], 1).astype(np.float64)
-                b = np.concatenate([np.floor((2 * cells + 1) / scale), np.floor((2 * cells + 12) / scale),
-                                    prob[ys, xs][:, None], reg[:, ys, xs].T], 1)
+                b = np.concatenate(
+                    [
+                        np.floor((2 * cells + 1) / scale),
+                        np.floor((2 * cells + 12) / scale),
+                        prob[ys, xs][:, None],
+                        reg[:, ys, xs].T,
+                    ],
+                    1,
+                )
                 found.append(b[nms(b[:, :4], b[:, 4], 0.5)])
             scale *= FACTOR
             min_side *= FACTOR
@@ -301,8 +314,9 @@ class MtcnnDetector(Detector):
             return boxes, []
         w = boxes[:, 2] - boxes[:, 0] + 1
         h = boxes[:, 3] - boxes[:, 1] + 1
-        points = np.stack([w[:, None] * marks[:, :5] + boxes[:, 0:1] - 1,
-                           h[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1], 2)
+        points = np.stack(
+            [w[:, None] * marks[:, :5] + boxes[:, 0:1] - 1, h[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1], 2
+        )
         boxes = np.concatenate([_regress(boxes, reg), boxes[:, 4:5]], 1)
         pick = nms(boxes[:, :4], boxes[:, 4], 0.7, mode="min")
         return boxes[pick], [points[i] for i in pick]

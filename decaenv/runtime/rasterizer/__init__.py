@@ -16,11 +16,20 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Fragments": "api", "rasterize": "api", "interpolate": "api", "pixel_centres": "api",
-    "available_backends": "backends", "choose_backend": "backends", "Backend": "backends",
-    "build": "builder", "BuildResult": "builder", "VariantResult": "builder",
-    "extension_status": "extension", "ExtensionStatus": "extension",
-    "diagnose_build_output": "diagnose", "Diagnosis": "diagnose",
+    "Fragments": "api",
+    "rasterize": "api",
+    "interpolate": "api",
+    "pixel_centres": "api",
+    "available_backends": "backends",
+    "choose_backend": "backends",
+    "Backend": "backends",
+    "build": "builder",
+    "BuildResult": "builder",
+    "VariantResult": "builder",
+    "extension_status": "extension",
+    "ExtensionStatus": "extension",
+    "diagnose_build_output": "diagnose",
+    "Diagnosis": "diagnose",
 }
 
 __all__ = sorted(_EXPORTS)

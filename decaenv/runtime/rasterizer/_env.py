@@ -91,8 +91,12 @@ def env_key() -> EnvKey:
     """The key of the running interpreter and torch (imports torch)."""
     import torch
 
-    return EnvKey(python=f"{sys.version_info[0]}.{sys.version_info[1]}", torch=torch.__version__,
-                  cuda=torch.version.cuda, machine=platform.machine().lower() or "unknown")
+    return EnvKey(
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}",
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        machine=platform.machine().lower() or "unknown",
+    )
 
 
 def search_roots() -> List[Path]:

@@ -26,11 +26,12 @@ def host_flags(digest: str, cuda: bool) -> dict:
 
     define = [f"-DDECAENV_SOURCE_DIGEST={digest}"] + (["-DWITH_CUDA"] if cuda else [])
     if os.name == "nt":
-        return {"cflags": ["/O2", "/fp:precise"] + define + (["/openmp"] if torch._C.has_openmp else []),
-                "ldflags": []}
+        return {"cflags": ["/O2", "/fp:precise"] + define + (["/openmp"] if torch._C.has_openmp else []), "ldflags": []}
     openmp = torch._C.has_openmp and sys.platform.startswith("linux")
-    return {"cflags": ["-O3", "-ffp-contract=off"] + define + (["-fopenmp"] if openmp else []),
-            "ldflags": ["-fopenmp"] if openmp else []}
+    return {
+        "cflags": ["-O3", "-ffp-contract=off"] + define + (["-fopenmp"] if openmp else []),
+        "ldflags": ["-fopenmp"] if openmp else [],
+    }
 
 
 def nvcc_flags(digest: str) -> List[str]:
@@ -49,8 +50,12 @@ def default_arch_list() -> Optional[str]:
     if os.environ.get("TORCH_CUDA_ARCH_LIST") or torch.cuda.is_available() or not cpp_extension.CUDA_HOME:
         return None
     try:
-        listed = subprocess.run([os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), "--list-gpu-arch"],
-                                capture_output=True, text=True, timeout=60).stdout
+        listed = subprocess.run(
+            [os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), "--list-gpu-arch"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     supported = {m.group(1) for m in re.finditer(r"compute_(\d+)", listed)}
@@ -74,9 +79,16 @@ def compile_variant(job: dict) -> str:
             print(f"decaenv: TORCH_CUDA_ARCH_LIST={arch} (no GPU visible: torch's targets)", flush=True)
     src = Path(job["work"]) / "src"
     cpp_extension.load(
-        name=job["name"], sources=[str(src / s) for s in job["sources"]], extra_cflags=flags["cflags"],
-        extra_cuda_cflags=nvcc_flags(job["digest"]) if cuda else None, extra_ldflags=flags["ldflags"],
-        build_directory=job["work"], with_cuda=cuda, is_python_module=False, verbose=True)
+        name=job["name"],
+        sources=[str(src / s) for s in job["sources"]],
+        extra_cflags=flags["cflags"],
+        extra_cuda_cflags=nvcc_flags(job["digest"]) if cuda else None,
+        extra_ldflags=flags["ldflags"],
+        build_directory=job["work"],
+        with_cuda=cuda,
+        is_python_module=False,
+        verbose=True,
+    )
     return str(Path(job["work"]) / job["library_file"])
 
 
@@ -93,8 +105,9 @@ def verify_loaded(cuda: bool) -> dict:
         report["checks"].append({"device": device, "identical": diff.identical, "detail": diff.describe()})
         report["ok"] = report["ok"] and diff.within(1e-5)
     if cuda and "cuda" not in devices:
-        report["checks"].append({"device": "cuda", "identical": None,
-                                 "detail": "not run: no CUDA device visible (compiled only)"})
+        report["checks"].append(
+            {"device": "cuda", "identical": None, "detail": "not run: no CUDA device visible (compiled only)"}
+        )
     report["build_info"] = str(torch.ops.decaenv._build_info())
     return report
 

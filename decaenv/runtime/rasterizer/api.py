@@ -130,8 +130,7 @@ def prepare_face_vertices(face_vertices: torch.Tensor, h: int, w: int) -> torch.
     if not isinstance(face_vertices, torch.Tensor):
         raise UsageError(f"rasterize: face_vertices must be a torch.Tensor, got {type(face_vertices).__name__}")
     if face_vertices.dim() != 4 or tuple(face_vertices.shape[2:]) != (3, 3):
-        raise UsageError("rasterize: face_vertices must have shape (B, F, 3, 3), "
-                         f"got {tuple(face_vertices.shape)}")
+        raise UsageError(f"rasterize: face_vertices must have shape (B, F, 3, 3), got {tuple(face_vertices.shape)}")
     if not face_vertices.is_floating_point():
         raise UsageError(f"rasterize: face_vertices must be a floating tensor, got {face_vertices.dtype}")
     fv = face_vertices.detach().to(torch.float32)
@@ -198,8 +197,9 @@ def interpolate(fragments: Fragments, face_attributes: torch.Tensor) -> torch.Te
         (B, D + 1, H, W) tensor of the attributes' dtype; channel D is the coverage mask (1 or 0).
     """
     if face_attributes.dim() != 4 or face_attributes.shape[2] != 3:
-        raise UsageError("interpolate: face_attributes must have shape (B, F, 3, D), "
-                         f"got {tuple(face_attributes.shape)}")
+        raise UsageError(
+            f"interpolate: face_attributes must have shape (B, F, 3, D), got {tuple(face_attributes.shape)}"
+        )
     p2f, bary, attrs = _broadcast_batch(fragments, face_attributes)
     b, h, w = p2f.shape
     n_faces, d = attrs.shape[1], attrs.shape[3]

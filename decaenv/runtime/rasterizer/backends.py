@@ -107,8 +107,10 @@ class Backend:
         device_type = _device_type(device)
         if self.kernel_device is not None and self.kernel_device != device_type:
             why = _wrong_device(self.name, self.kernel_device, device_type)
-            raise UsageError(f"rasterizer backend {self.name!r} cannot be used here: {why}",
-                             hint="use backend 'auto' to let decaenv choose")
+            raise UsageError(
+                f"rasterizer backend {self.name!r} cannot be used here: {why}",
+                hint="use backend 'auto' to let decaenv choose",
+            )
 
 
 def _device_type(device) -> str:
@@ -178,10 +180,14 @@ def choose_backend(device, requested: str = "auto") -> Backend:
             return _resolved(requested, f"requested ({why})")
         spec = SPECS[requested]
         if spec.build_variant is not None and spec.kernel_device == device_type:
-            raise BuildError(f"the {requested} rasterizer extension is not available: {why}",
-                             hint=f"run `decaenv build --{spec.build_variant}`, or use backend 'auto' or 'torch'")
-        raise UsageError(f"rasterizer backend {requested!r} cannot be used here: {why}",
-                         hint="use backend 'auto' to let decaenv choose")
+            raise BuildError(
+                f"the {requested} rasterizer extension is not available: {why}",
+                hint=f"run `decaenv build --{spec.build_variant}`, or use backend 'auto' or 'torch'",
+            )
+        raise UsageError(
+            f"rasterizer backend {requested!r} cannot be used here: {why}",
+            hint="use backend 'auto' to let decaenv choose",
+        )
     compiled = COMPILED_FOR_DEVICE.get(device_type, COMPILED_CPU)
     ok, why = availability(compiled, device_type)
     if ok:

@@ -82,8 +82,11 @@ def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BuildError(f"cannot create the build folder {folder}: {exc.strerror or exc}",
-                         hint="pass a writable folder to --into, or set DECAENV_HOME", path=folder) from exc
+        raise BuildError(
+            f"cannot create the build folder {folder}: {exc.strerror or exc}",
+            hint="pass a writable folder to --into, or set DECAENV_HOME",
+            path=folder,
+        ) from exc
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -137,8 +140,9 @@ def plan(cpu: Optional[bool], cuda: Optional[bool]) -> List[str]:
 def _run_worker(job: dict, log_path: Path, timeout: float, echo: Optional[Callable[[str], None]]):
     """Run the build child; returns (result dict or None, full output, timed out)."""
     cmd = [sys.executable, "-m", "decaenv.runtime.rasterizer._worker", json.dumps(job)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                            **new_process_group())
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", **new_process_group()
+    )
     lines: List[str] = []
 
     def pump() -> None:
@@ -164,7 +168,7 @@ def _run_worker(job: dict, log_path: Path, timeout: float, echo: Optional[Callab
     output = "".join(lines)
     log_path.write_text(output, encoding="utf-8", errors="replace")
     marker = [ln for ln in lines if ln.startswith("DECAENV_BUILD_RESULT ")]
-    result = json.loads(marker[-1][len("DECAENV_BUILD_RESULT "):]) if marker and not timed_out else None
+    result = json.loads(marker[-1][len("DECAENV_BUILD_RESULT ") :]) if marker and not timed_out else None
     return result, output, timed_out
 
 
@@ -178,8 +182,9 @@ def _publish(folder: Path, variant: str, built: Path, record: dict) -> Path:
     return target
 
 
-def _build_variant(variant: str, folder: Path, key: _env.EnvKey, timeout: float,
-                   echo: Optional[Callable[[str], None]]) -> VariantResult:
+def _build_variant(
+    variant: str, folder: Path, key: _env.EnvKey, timeout: float, echo: Optional[Callable[[str], None]]
+) -> VariantResult:
     import torch
 
     work = folder / f"work-{variant}"
@@ -187,34 +192,60 @@ def _build_variant(variant: str, folder: Path, key: _env.EnvKey, timeout: float,
     (work / "lock").unlink(missing_ok=True)  # torch's FileBaton: stale if present while we hold our lock
     _sync_sources(work)
     digest = _env.source_digest()
-    job = {"variant": variant, "work": str(work), "name": _env.library_name(variant), "digest": digest,
-           "library_file": _env.library_file(variant), "sources": _env.translation_units(variant)}
+    job = {
+        "variant": variant,
+        "work": str(work),
+        "name": _env.library_name(variant),
+        "digest": digest,
+        "library_file": _env.library_file(variant),
+        "sources": _env.translation_units(variant),
+    }
     log_path = folder / f"build-{variant}.log"
     start = time.monotonic()
     result, output, timed_out = _run_worker(job, log_path, timeout, echo)
     seconds = round(time.monotonic() - start, 1)
     if result and result.get("ok"):
-        record = {"variant": variant, "key": key.name, "python": key.python, "torch": key.torch,
-                  "cuda": key.cuda, "source_digest": digest, "verified": True, "seconds": seconds,
-                  "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "verification": result["verification"],
-                  "compiler": result["verification"].get("build_info", "")}
+        record = {
+            "variant": variant,
+            "key": key.name,
+            "python": key.python,
+            "torch": key.torch,
+            "cuda": key.cuda,
+            "source_digest": digest,
+            "verified": True,
+            "seconds": seconds,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "verification": result["verification"],
+            "compiler": result["verification"].get("build_info", ""),
+        }
         library = _publish(folder, variant, Path(result["library"]), record)
         return VariantResult(variant, "built", seconds, str(library), None, result["verification"], str(log_path))
     if timed_out:
-        diag = Diagnosis("timeout", f"the build did not finish within {timeout:g} s and was stopped",
-                         "rerun `decaenv build -v` to watch it, with a longer --timeout if the machine is slow",
-                         first_error_line(output))
+        diag = Diagnosis(
+            "timeout",
+            f"the build did not finish within {timeout:g} s and was stopped",
+            "rerun `decaenv build -v` to watch it, with a longer --timeout if the machine is slow",
+            first_error_line(output),
+        )
     elif result and result.get("stage") == "verify" and "verification" in result:
-        diag = Diagnosis("wrong-results", "the compiled rasterizer disagrees with the reference rasterizer",
-                         "report this as a decaenv bug, with the log", "; ".join(
-                             c["detail"] for c in result["verification"]["checks"]))
+        diag = Diagnosis(
+            "wrong-results",
+            "the compiled rasterizer disagrees with the reference rasterizer",
+            "report this as a decaenv bug, with the log",
+            "; ".join(c["detail"] for c in result["verification"]["checks"]),
+        )
     else:
         diag = diagnose_build_output(output, torch_has_cuda=bool(torch.version.cuda))
-    _write_json_atomic(folder / "last-error.json", {
-        "variant": variant, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "log": str(log_path),
-        "diagnosis": asdict(diag)})
-    return VariantResult(variant, "failed", seconds, None, diag, (result or {}).get("verification", {}),
-                         str(log_path))
+    _write_json_atomic(
+        folder / "last-error.json",
+        {
+            "variant": variant,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "log": str(log_path),
+            "diagnosis": asdict(diag),
+        },
+    )
+    return VariantResult(variant, "failed", seconds, None, diag, (result or {}).get("verification", {}), str(log_path))
 
 
 @contextlib.contextmanager
@@ -224,19 +255,28 @@ def _build_lock(folder: Path, variant: str, timeout: float) -> Iterator[ProcessL
     try:
         lock.acquire()
     except LockBusy as exc:
-        raise BuildError(f"another decaenv build is running: {exc.holder}; gave up after {timeout:g} s",
-                         hint=f"wait for it to finish and retry; if that process is gone, delete {exc.path}",
-                         path=exc.path) from None
+        raise BuildError(
+            f"another decaenv build is running: {exc.holder}; gave up after {timeout:g} s",
+            hint=f"wait for it to finish and retry; if that process is gone, delete {exc.path}",
+            path=exc.path,
+        ) from None
     try:
         yield lock
     finally:
         lock.release()
 
 
-def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool = False, *,
-          force: bool = False, root: Optional[os.PathLike] = None,
-          lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S, timeout: float = DEFAULT_BUILD_TIMEOUT_S,
-          echo: Optional[Callable[[str], None]] = None) -> BuildResult:
+def build(
+    cpu: Optional[bool] = None,
+    cuda: Optional[bool] = None,
+    verbose: bool = False,
+    *,
+    force: bool = False,
+    root: Optional[os.PathLike] = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    timeout: float = DEFAULT_BUILD_TIMEOUT_S,
+    echo: Optional[Callable[[str], None]] = None,
+) -> BuildResult:
     """Build, check and publish the extension for this Python/torch/CUDA.
 
     Args:
@@ -259,9 +299,11 @@ def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool
 
     try:
         import torch  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - a broken torch install is the user's to fix
-        raise BuildError(f"cannot build the rasterizer: torch is not importable ({type(exc).__name__}: {exc})",
-                         hint="install torch first (see the README), then run `decaenv build`") from exc
+    except Exception as exc:
+        raise BuildError(
+            f"cannot build the rasterizer: torch is not importable ({type(exc).__name__}: {exc})",
+            hint="install torch first (see the README), then run `decaenv build`",
+        ) from exc
     explicit = bool(cpu or cuda)
     key = _env.env_key()
     base = Path(root) if root is not None else build_dir()
@@ -278,16 +320,29 @@ def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool
             results.append(VariantResult(variant, status, diagnosis=problem))
             if status == "failed":
                 _make_folder(folder)
-                _write_json_atomic(folder / "last-error.json", {
-                    "variant": variant, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "log": None,
-                    "diagnosis": asdict(problem)})
+                _write_json_atomic(
+                    folder / "last-error.json",
+                    {
+                        "variant": variant,
+                        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "log": None,
+                        "diagnosis": asdict(problem),
+                    },
+                )
             continue
         _make_folder(folder)
         with _build_lock(folder, variant, lock_timeout):
             current = inspect_variant(base, key.name, variant, _env.source_digest())
             if current.usable and not force:
-                results.append(VariantResult(variant, "up-to-date", float(current.record.get("seconds", 0)),
-                                             current.path, verification=current.record.get("verification", {})))
+                results.append(
+                    VariantResult(
+                        variant,
+                        "up-to-date",
+                        float(current.record.get("seconds", 0)),
+                        current.path,
+                        verification=current.record.get("verification", {}),
+                    )
+                )
                 continue
             results.append(_build_variant(variant, folder, key, timeout, echo if verbose else None))
     return BuildResult(key.name, str(folder), results)

@@ -103,12 +103,10 @@ def inspect_variant(root: Path, key: str, variant: str, digest: str) -> VariantS
         return VariantStatus(variant, built=False, usable=False)
     problem = None
     if record.get("source_digest") != digest:
-        problem = (f"the {variant} build in {folder} is from other decaenv sources "
-                   "(run `decaenv build` to rebuild it)")
+        problem = f"the {variant} build in {folder} is from other decaenv sources (run `decaenv build` to rebuild it)"
     elif not record.get("verified"):
         problem = f"the {variant} build in {folder} failed its check against the reference rasterizer"
-    return VariantStatus(variant, built=True, usable=problem is None, path=str(library), problem=problem,
-                         record=record)
+    return VariantStatus(variant, built=True, usable=problem is None, path=str(library), problem=problem, record=record)
 
 
 def find_variant(variant: str, roots: Optional[Iterable[Path]] = None) -> VariantStatus:
@@ -201,7 +199,14 @@ def extension_status(roots: Optional[Iterable[Path]] = None) -> ExtensionStatus:
     variants = {v: find_variant(v, roots) for v in _env.VARIANTS}
     folder = build_dir() / key.name
     return ExtensionStatus(
-        key=key.name, torch=key.torch, cuda=key.cuda, python=key.python, build_root=str(build_dir()),
-        variants=variants, loaded=_state["variant"], load_error=_state["error"],
+        key=key.name,
+        torch=key.torch,
+        cuda=key.cuda,
+        python=key.python,
+        build_root=str(build_dir()),
+        variants=variants,
+        loaded=_state["variant"],
+        load_error=_state["error"],
         last_error=read_json(folder / "last-error.json"),
-        build_in_progress=describe_holder(folder / "build.lock"))
+        build_in_progress=describe_holder(folder / "build.lock"),
+    )

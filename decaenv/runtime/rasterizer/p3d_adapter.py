@@ -16,8 +16,9 @@ from typing import Tuple
 import torch
 
 
-def rasterize_pytorch3d(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor
-                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rasterize_pytorch3d(
+    fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rasterize with pytorch3d (see module docstring).
 
     Args:
@@ -33,16 +34,24 @@ def rasterize_pytorch3d(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor
     b_count, f_count = fv.shape[:2]
     h, w = ys.numel(), xs.numel()
     if f_count == 0:
-        return (torch.full((b_count, h, w), -1, dtype=torch.int64, device=fv.device),
-                torch.zeros((b_count, h, w, 3), device=fv.device),
-                torch.full((b_count, h, w), -1.0, device=fv.device))
+        return (
+            torch.full((b_count, h, w), -1, dtype=torch.int64, device=fv.device),
+            torch.zeros((b_count, h, w, 3), device=fv.device),
+            torch.full((b_count, h, w), -1.0, device=fv.device),
+        )
     verts = fv.reshape(b_count, f_count * 3, 3).clone()
     verts[..., :2] = -verts[..., :2]
     faces = torch.arange(f_count * 3, device=fv.device).reshape(1, f_count, 3).expand(b_count, -1, -1)
     meshes = Meshes(verts=verts, faces=faces)
     pix_to_face, zbuf, bary, _ = rasterize_meshes(
-        meshes, image_size=(h, w), blur_radius=0.0, faces_per_pixel=1, bin_size=None,
-        max_faces_per_bin=None, perspective_correct=False)
+        meshes,
+        image_size=(h, w),
+        blur_radius=0.0,
+        faces_per_pixel=1,
+        bin_size=None,
+        max_faces_per_bin=None,
+        perspective_correct=False,
+    )
     pix_to_face, zbuf, bary = pix_to_face[..., 0], zbuf[..., 0], bary[..., 0, :]
     empty = pix_to_face < 0
     offset = (torch.arange(b_count, device=fv.device) * f_count).view(b_count, 1, 1)

@@ -56,8 +56,9 @@ def _raster_one_face(v, xs, ys, zbest, face_id, bary_out, f) -> None:
     bary_out[r0:r1, c0:c1][nearer] = torch.stack([w0, w1, w2], dim=-1)[nearer]
 
 
-def rasterize_reference(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor
-                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rasterize_reference(
+    fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Naive rasterization (see the `api` module docstring for the semantics).
 
     Args:

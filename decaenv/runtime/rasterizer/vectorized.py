@@ -42,8 +42,12 @@ def face_table(flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Te
     table = torch.stack([x0, y0, z0, x1, y1, z1, x2, y2, z2, dx0, dy0, dx1, dy1, dx2, dy2, area])
     xs, ys = flat[:, 0::3], flat[:, 1::3]
     bbox = torch.stack([xs.amin(1), xs.amax(1), ys.amin(1), ys.amax(1)], dim=1)
-    valid = (torch.isfinite(flat[:, [0, 1, 3, 4, 6, 7]]).all(1) & torch.isfinite(area)
-             & ~(face_area.double().abs() <= EPSILON) & ~(flat[:, 2::3].amax(1) < 0))
+    valid = (
+        torch.isfinite(flat[:, [0, 1, 3, 4, 6, 7]]).all(1)
+        & torch.isfinite(area)
+        & ~(face_area.double().abs() <= EPSILON)
+        & ~(flat[:, 2::3].amax(1) < 0)
+    )
     return table, bbox, valid
 
 
@@ -73,7 +77,7 @@ def _width_buckets(n_cols: torch.Tensor):
         edges.append(edges[-1] * 2)
     bucket = torch.searchsorted(torch.tensor(edges, device=n_cols.device), n_cols, side="left")
     bucket.masked_fill_(n_cols == 0, len(edges))  # an extra bucket that is never visited
-    counts = torch.bincount(bucket, minlength=len(edges) + 1).tolist()[:len(edges)]
+    counts = torch.bincount(bucket, minlength=len(edges) + 1).tolist()[: len(edges)]
     return [(torch.nonzero(bucket == b).flatten(), min(edges[b], top)) for b, count in enumerate(counts) if count]
 
 
@@ -106,8 +110,9 @@ def _narrow(st: torch.Tensor, first_col: torch.Tensor, n_cols: torch.Tensor, xs:
     signed = st[9] != 0  # a zero denominator (never seen in practice) gets no narrowing at all
     sigma = torch.where(st[9] < 0, -1.0, 1.0)
     spacing = float(xs[-1] - xs[0]) / (len(xs) - 1) if len(xs) > 1 else 1.0
-    reach = torch.maximum((xs.index_select(0, first_col) - a).abs_(),
-                          (xs.index_select(0, first_col + n_cols - 1) - a).abs_())
+    reach = torch.maximum(
+        (xs.index_select(0, first_col) - a).abs_(), (xs.index_select(0, first_col + n_cols - 1) - a).abs_()
+    )
     ratio = q / d
     root = a + ratio
     delta = reach.add_(ratio.abs()).add_(a.abs()).mul_(4e-6).add_(2 * spacing)
@@ -147,9 +152,13 @@ def _test_group(out, st, first_col, n_cols, face_local, row_base, xs_pad, width:
     zbuf.index_copy_(0, target, z.flatten().index_select(0, won))
 
 
-def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, pair_budget: int = PAIR_BUDGET,
-                         narrow_min_width: float = NARROW_MIN_WIDTH
-                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rasterize_vectorized(
+    fv: torch.Tensor,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    pair_budget: int = PAIR_BUDGET,
+    narrow_min_width: float = NARROW_MIN_WIDTH,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Binned, chunked, vectorised rasterization (semantics: `api` module docstring).
 
     Args:
@@ -164,8 +173,11 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, p
     b_count, f_count = fv.shape[:2]
     h, w = ys.numel(), xs.numel()
     if f_count == 0:
-        return (torch.full((b_count, h, w), -1, dtype=torch.int64, device=fv.device),
-                torch.zeros((b_count, h, w, 3), device=fv.device), torch.full((b_count, h, w), -1.0, device=fv.device))
+        return (
+            torch.full((b_count, h, w), -1, dtype=torch.int64, device=fv.device),
+            torch.zeros((b_count, h, w, 3), device=fv.device),
+            torch.full((b_count, h, w), -1.0, device=fv.device),
+        )
     table, bbox, valid = face_table(fv.reshape(-1, 9))
     spans = _spans(bbox, valid, xs, ys)
     keys = torch.full((b_count * h * w,), EMPTY_KEY, dtype=torch.int64, device=fv.device)
@@ -181,8 +193,16 @@ def rasterize_vectorized(fv: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, p
             xs_pad = torch.cat([xs, xs[-1:].expand(width - 1)])
             step = max(1, pair_budget // width)
             for s in range(0, len(group), step):
-                g = group[s:s + step]
-                _test_group((keys, bary, zbuf), st.index_select(1, g), first_col.index_select(0, g), n_cols.index_select(0, g),
-                            face_local.index_select(0, g), row_base.index_select(0, g), xs_pad, width)
+                g = group[s : s + step]
+                _test_group(
+                    (keys, bary, zbuf),
+                    st.index_select(1, g),
+                    first_col.index_select(0, g),
+                    n_cols.index_select(0, g),
+                    face_local.index_select(0, g),
+                    row_base.index_select(0, g),
+                    xs_pad,
+                    width,
+                )
     pix_to_face = torch.where(keys == EMPTY_KEY, -1, keys & 0xFFFFFFFF)
     return pix_to_face.view(b_count, h, w), bary.view(b_count, h, w, 3), zbuf.view(b_count, h, w)

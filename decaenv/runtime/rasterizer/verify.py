@@ -22,14 +22,15 @@ def random_face_vertices(n_faces: int = 9976, batch: int = 1, seed: int = 0, dev
     """
     gen = torch.Generator().manual_seed(seed)
     centre = torch.rand(batch, n_faces, 1, 3, generator=gen) * torch.tensor([2.4, 2.4, 1.0]) - torch.tensor(
-        [1.2, 1.2, -9.5])
+        [1.2, 1.2, -9.5]
+    )
     size = 0.3 * torch.rand(batch, n_faces, 1, 1, generator=gen) ** 3
     fv = centre + size * torch.randn(batch, n_faces, 3, 3, generator=gen) * torch.tensor([1.0, 1.0, 0.2])
     k = max(n_faces // 50, 1)
     if n_faces >= 4 * k:
         fv[:, :k, :, 2] -= 10.5  # entirely behind the camera: zmax < 0
-        fv[:, k:2 * k, 2] = (fv[:, k:2 * k, 0] + fv[:, k:2 * k, 1]) / 2  # degenerate: collinear vertices
-        fv[:, -k:] = fv[:, 2 * k:3 * k]  # exact depth ties: the later copy must lose
+        fv[:, k : 2 * k, 2] = (fv[:, k : 2 * k, 0] + fv[:, k : 2 * k, 1]) / 2  # degenerate: collinear vertices
+        fv[:, -k:] = fv[:, 2 * k : 3 * k]  # exact depth ties: the later copy must lose
     return fv.to(device)
 
 
@@ -55,8 +56,10 @@ class FragmentsDiff:
         return self.face_mismatches == 0 and self.max_bary <= tol and self.max_depth <= tol
 
     def describe(self) -> str:
-        return (f"{self.face_mismatches} of {self.pixels} pixels with another face, "
-                f"max |Δbary| {self.max_bary:.3g}, max |Δdepth| {self.max_depth:.3g}")
+        return (
+            f"{self.face_mismatches} of {self.pixels} pixels with another face, "
+            f"max |Δbary| {self.max_bary:.3g}, max |Δdepth| {self.max_depth:.3g}"
+        )
 
 
 def _triple(x) -> tuple:
@@ -75,9 +78,14 @@ def compare(a, b) -> FragmentsDiff:
     return FragmentsDiff(pa.numel(), int((~same).sum()), max_bary, max_depth)
 
 
-def check_against_reference(run, device="cpu", seeds: Sequence[int] = (0, 1),
-                            sizes: Sequence[tuple] = ((48, 64), (40, 40)), n_faces: int = 400,
-                            batch: int = 2) -> Optional[FragmentsDiff]:
+def check_against_reference(
+    run,
+    device="cpu",
+    seeds: Sequence[int] = (0, 1),
+    sizes: Sequence[tuple] = ((48, 64), (40, 40)),
+    n_faces: int = 400,
+    batch: int = 2,
+) -> Optional[FragmentsDiff]:
     """Run `run(fv, xs, ys)` and the reference on random meshes; return the worst difference."""
     from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices
     from decaenv.runtime.rasterizer.reference import rasterize_reference
