@@ -50,5 +50,6 @@ def doctor(
     code = cli_impl.doctor(names=list(names or ()), data_dir=data_dir.path, data_dir_source=data_dir.source,
                            as_json=as_json, markdown=markdown, strict=strict, use_cache=not no_cache,
                            no_build=no_build, fix=fix, dry_run=dry_run, yes=yes, timeout=timeout,
-                           verbose=state.verbose, quiet=state.quiet, require=list(require or ()))
+                           verbose=state.verbose, quiet=state.quiet, require=list(require or ()),
+                           progress=state.progress)
     raise typer.Exit(code)

@@ -32,6 +32,7 @@ def fetch(
                                         help="Accept the licences of the fetched files (for CI; recorded once)."),
 ) -> None:
     """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
+    from decaenv.cli._console import progress_enabled
     from decaenv.fetch.command import FetchRequest, run
 
     state = state_of(ctx)
@@ -39,7 +40,7 @@ def fetch(
         data_dir=lambda must_exist: state.data_dir(must_exist=must_exist), ids=list(ids or []),
         list_only=list_, verify=verify, from_paths=list(from_ or []), everything=everything, offline=offline,
         force=force, as_json=as_json, username=username, accept_license=accept_license, quiet=state.quiet,
-        verbose=state.verbose)
+        verbose=state.verbose, progress=progress_enabled(state))
     code = run(request)
     if code:
         raise typer.Exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -85,7 +86,7 @@ def reconstruct(
         help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this."),
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
-    from decaenv.cli._console import make_console, print_json
+    from decaenv.cli._console import make_console, print_json, progress_enabled
     from decaenv.errors import UsageError
     from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
 
@@ -105,13 +106,14 @@ def reconstruct(
         sample_step=sample_step, save=_save_kinds(save, deca_saves), skip_existing=skip_existing,
         trusted_sha256=trust_checkpoint)
     console = make_console(quiet=state.quiet or as_json, stderr=True)
-    with console.status("loading DECA…"):
+    show_progress = progress_enabled(state)
+    with console.status("loading DECA…") if show_progress else contextlib.nullcontext():
         runner = Reconstructor(options)
     console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
     detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
                 else "none (--iscrop false: whole images)")
     console.print(f"face detector: {detector}", markup=False, highlight=False)
-    summary = _run_with_progress(runner, console)
+    summary = _run_with_progress(runner, console, show_progress)
     if as_json:
         print_json(summary.to_json())
     else:
@@ -120,14 +122,14 @@ def reconstruct(
         raise typer.Exit(1)
 
 
-def _run_with_progress(runner, console):
+def _run_with_progress(runner, console, show: bool = True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from decaenv.runtime.inputs import estimate_total
 
     total = estimate_total(runner.options.inputs)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True, disable=console.quiet) as progress:
+    with Progress(*columns, console=console, transient=True, disable=console.quiet or not show) as progress:
         task = progress.add_task("reconstructing", total=total)
 
         def on_item(outcome) -> None:

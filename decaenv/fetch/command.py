@@ -32,6 +32,7 @@ class FetchRequest:
     accept_license: bool = False
     quiet: bool = False
     verbose: bool = False
+    progress: bool = True                        # False: no progress bars (--no-progress, non-TTY, CI)
 
 
 def _mode(req: FetchRequest) -> str:
@@ -111,7 +112,7 @@ def _write(req: FetchRequest, manifest, mode: str) -> int:
     from decaenv.fetch.records import Licenses
 
     resolved = req.data_dir(False)
-    progress = NullProgress() if (req.quiet or req.as_json) else render.RichProgress()
+    progress = NullProgress() if (req.quiet or req.as_json or not req.progress) else render.RichProgress()
     options = FetchOptions(offline=req.offline, force=req.force, accept_license=req.accept_license,
                            username=req.username, confirm_license=_confirm_license,
                            progress=progress, http=HttpOptions.from_env(),

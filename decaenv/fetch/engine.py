@@ -31,6 +31,7 @@ from decaenv.fetch.sniff import read_head, sniff
 from decaenv.fetch.store import Staging, Store
 from decaenv.fetch.validators import validate, validator_key
 from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
+from decaenv.offline import ENV_OFFLINE, is_offline
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -163,8 +164,9 @@ class Fetcher:
             if adopted is not None:
                 return adopted
             status = self.status(entry)
-        if self.options.offline:
-            raise fail("offline", f"{entry.dest} is {status.status} and --offline forbids downloading it",
+        if self.options.offline or is_offline():
+            why = "--offline" if self.options.offline else f"{ENV_OFFLINE}=1"
+            raise fail("offline", f"{entry.dest} is {status.status} and {why} forbids downloading it",
                        hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
         if entry.manual_only:
             raise fail("manual-only", f"{entry.dest} cannot be downloaded automatically ({entry.license.name})",

@@ -10,6 +10,8 @@
 
 auto: CUDA tensors -> cuda if built, CPU tensors -> cpu if built; else pytorch3d; else torch. The choice
 and its reason are logged once per device type and choice (warning level when it falls back).
+MPS tensors (Apple GPUs) have no kernel of their own: they are rasterized on the CPU (the choice made for CPU
+tensors) and the results moved back to the MPS device.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ log = logging.getLogger("decaenv.runtime.rasterizer")
 
 RasterFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 NAMES = ("cuda", "cpu", "pytorch3d", "torch", "reference")
+#: Device types without a rasterizer of their own: their tensors are rasterized on the CPU.
+HOSTED_ON_CPU = ("mps",)
 _announced: set = set()
 
 
@@ -113,6 +117,12 @@ def choose_backend(device, requested: str = "auto") -> BackendChoice:
         BuildError: the compiled backend was requested but is not built (or failed to load).
     """
     device_type = _device_type(device)
+    if device_type in HOSTED_ON_CPU:
+        if requested == "cuda":
+            raise UsageError(f"rasterizer backend 'cuda' cannot take {device_type} tensors",
+                             hint="use backend 'auto' (the CPU rasterizer) or 'cpu'")
+        choice = choose_backend("cpu", requested)
+        return BackendChoice(choice.name, f"{device_type} tensors are rasterized on the CPU: {choice.reason}")
     if requested != "auto":
         ok, why = availability(requested, device_type)
         if ok:
@@ -141,7 +151,20 @@ def get_backend(requested: str, device) -> Backend:
             _announced.add(tag)
             level = logging.INFO if choice.name in ("cpu", "cuda") else logging.WARNING
             log.log(level, "rasterizer: using the %s backend: %s", choice.name, choice.reason)
-    return Backend(choice.name, _RUN[choice.name])
+    run = _RUN[choice.name]
+    return Backend(choice.name, on_cpu(run) if _device_type(device) in HOSTED_ON_CPU else run)
+
+
+def on_cpu(run: RasterFn) -> RasterFn:
+    """`run` applied to CPU copies of its inputs; the outputs go back to the inputs' device.
+
+    fv: (N, F, 3, 3), xs/ys: pixel centres → (pix_to_face, bary, zbuf), each on fv's device.
+    """
+    def wrapped(fv, xs, ys):
+        outputs = run(fv.cpu(), xs.cpu(), ys.cpu())
+        return tuple(t.to(fv.device) for t in outputs)
+
+    return wrapped
 
 
 def reset_announcements() -> None:
