@@ -90,3 +90,40 @@ def procedural_data_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("procedural-data")
     make_assets(out, seed=0, public_dir=None, with_optimizer=False)
     return out
+
+
+MTCNN_WHEEL_ENV = "DECAENV_TEST_MTCNN_WHEEL"
+MTCNN_WHEEL_NAME = "facenet_pytorch-2.6.0-py3-none-any.whl"
+
+
+def mtcnn_wheel():
+    """facenet-pytorch's wheel, which holds the MTCNN weights: `$DECAENV_TEST_MTCNN_WHEEL`, else the one
+    `make` downloads into `<venv>/wheelhouse-mtcnn/` (set-up may use PyPI; tests never do). None if absent."""
+    import sys
+
+    candidates = [os.environ.get(MTCNN_WHEEL_ENV, ""), str(Path(sys.prefix) / "wheelhouse-mtcnn" / MTCNN_WHEEL_NAME)]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def mtcnn_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding only `mtcnn/{pnet,rnet,onet}.pt`, imported from facenet-pytorch's wheel by
+    `decaenv fetch --from` (sha256-checked against the manifest), or skip the test."""
+    wheel = mtcnn_wheel()
+    if wheel is None:
+        pytest.skip(f"no MTCNN weights: run `make setup` (downloads {MTCNN_WHEEL_NAME}) or set {MTCNN_WHEEL_ENV}")
+    from decaenv.cli import main
+
+    out = tmp_path_factory.mktemp("mtcnn-data")
+    home = tmp_path_factory.mktemp("mtcnn-home")
+    old = os.environ.get("DECAENV_HOME")
+    os.environ["DECAENV_HOME"] = str(home)
+    try:
+        code = main(["-q", "--data-dir", str(out), "fetch", "--from", str(wheel)])
+    finally:
+        if old is None:
+            os.environ.pop("DECAENV_HOME", None)
+        else:
+            os.environ["DECAENV_HOME"] = old
+    assert code == 0 and (out / "mtcnn" / "onet.pt").is_file(), f"importing {wheel} failed"
+    return out

@@ -126,7 +126,8 @@ class Reconstructor:
         if options.iscrop:
             from decaenv.runtime.detectors import create_detector
 
-            self.detector = detector_choice or create_detector(options.detector, str(self.deca.device))
+            self.detector = detector_choice or create_detector(
+                options.detector, str(self.deca.device), data_dir=options.data_dir)
             log.info("face detector: %s (%s)", self.detector.name, self.detector.reason)
         self._names: Dict[str, int] = {}
 

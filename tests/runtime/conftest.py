@@ -40,3 +40,13 @@ def _write_texture_space(path: Path, tex_type: str, side: int = 32, seed: int = 
     else:
         np.savez(path, MU=rng.uniform(0.2, 0.8, 3 * side * side), PC=rng.normal(0, 0.02, (3 * side * side, 199)))
     return path
+
+
+@pytest.fixture(scope="session")
+def reconstruct_data_dir(synthetic_data_dir, mtcnn_data_dir, tmp_path_factory):
+    """The synthetic data dir plus the MTCNN weights in `mtcnn/` (what `decaenv fetch` + `fetch mtcnn-*` leave),
+    made of symlinks: nothing is copied and the shared synthetic dir is not modified."""
+    out = tmp_path_factory.mktemp("reconstruct-data")
+    for item in list(synthetic_data_dir.iterdir()) + [mtcnn_data_dir / "mtcnn"]:
+        (out / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    return out

@@ -1,15 +1,21 @@
-"""Face detectors, one registry: `fan` (DECA's), `mtcnn` (offline; weights from the facenet-pytorch wheel),
+"""Face detectors, one registry: `fan` (DECA's), `mtcnn` (offline; weights fetched into the data dir's mtcnn/),
 `none` (no detection: images are used whole unless they have landmark files). `auto` picks the first usable
 of `AUTO_ORDER` and says why.
 """
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from decaenv.errors import DataError, UsageError
 from decaenv.runtime.detectors.base import DETECT_MAX_SIDE, Detection, Detector
+
+#: The data dir of the `create_detector` call in progress (factories and probes read their weights from it).
+_DATA_DIR: "contextvars.ContextVar[Optional[Path]]" = contextvars.ContextVar("decaenv_detector_data_dir",
+                                                                            default=None)
 
 __all__ = ["DETECT_MAX_SIDE", "Detection", "Detector", "NoDetector", "REGISTRY", "AUTO_ORDER",
            "DetectorChoice", "availability", "create_detector"]
@@ -36,7 +42,7 @@ def _fan(device: str) -> Detector:
 def _mtcnn(device: str) -> Detector:
     from decaenv.runtime.detectors.mtcnn import MtcnnDetector
 
-    return MtcnnDetector(device)
+    return MtcnnDetector(device, _DATA_DIR.get())
 
 
 def _fan_available() -> Tuple[bool, str]:
@@ -56,11 +62,11 @@ def _fan_available() -> Tuple[bool, str]:
 
 
 def _mtcnn_available() -> Tuple[bool, str]:
-    from decaenv.runtime.detectors.mtcnn import weights_dir
+    from decaenv.runtime.detectors.mtcnn import FETCH_HINT, weights_dir
 
-    folder = weights_dir()
+    folder = weights_dir(_DATA_DIR.get())
     if folder is None:
-        return False, "facenet-pytorch's weight files are not installed (pip install --no-deps facenet-pytorch==2.6.0)"
+        return False, f"its weights are not in the data dir's mtcnn/ folder ({FETCH_HINT})"
     return True, f"MTCNN with the weights in {folder}"
 
 
@@ -82,17 +88,31 @@ class DetectorChoice:
     reason: str
 
 
-def availability() -> List[Tuple[str, bool, str]]:
-    """(name, usable, reason) for every registered detector."""
-    return [(name, *probe()) for name, (_, probe) in REGISTRY.items()]
+def availability(data_dir: Optional[Path] = None) -> List[Tuple[str, bool, str]]:
+    """(name, usable, reason) for every registered detector (weights looked up in `data_dir`)."""
+    token = _DATA_DIR.set(Path(data_dir) if data_dir is not None else None)
+    try:
+        return [(name, *probe()) for name, (_, probe) in REGISTRY.items()]
+    finally:
+        _DATA_DIR.reset(token)
 
 
-def create_detector(name: str = "auto", device: str = "cpu") -> DetectorChoice:
+def create_detector(name: str = "auto", device: str = "cpu", data_dir: Optional[Path] = None) -> DetectorChoice:
     """Build a detector by name; "auto" takes the first usable of `AUTO_ORDER`.
 
+    Args:
+        data_dir: the data dir whose weight files (mtcnn/) detectors read; None: the resolved default.
     Raises:
         UsageError: unknown name. DataError: an explicitly named detector that cannot be used.
     """
+    token = _DATA_DIR.set(Path(data_dir) if data_dir is not None else None)
+    try:
+        return _create(name, device)
+    finally:
+        _DATA_DIR.reset(token)
+
+
+def _create(name: str, device: str) -> DetectorChoice:
     name = (name or "auto").lower()
     if name != "auto" and name not in REGISTRY:
         raise UsageError(f"unknown detector {name!r}", hint=f"use one of auto, {', '.join(REGISTRY)}")
