@@ -79,7 +79,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from decaenv.cli._argv import hoist_global_options
     from decaenv.cli._errors import run_app
+    from decaenv.cli._typer_compat import avoid_pydantic
 
     command = typer.main.get_command(app)
+    avoid_pydantic(command)  # typer >= 0.29 would import pydantic for every command (see the module)
     args = sys.argv[1:] if argv is None else argv
     return run_app(command, hoist_global_options(command, args) if args else args)
