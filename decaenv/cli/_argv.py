@@ -67,7 +67,9 @@ def hoist_global_options(root, args: Sequence[str]) -> List[str]:
         return list(args)
     own_arity = _option_arity(leaf)
     own = set(own_arity)
-    stops_at_argument = getattr(leaf, "allow_interspersed_args", True) is False
+    settings = getattr(leaf, "context_settings", None) or {}
+    stops_at_argument = (settings.get("allow_interspersed_args", True) is False
+                         or getattr(leaf, "allow_interspersed_args", True) is False)
     moved: List[str] = []
     kept: List[str] = list(args[:start])
     i = start
