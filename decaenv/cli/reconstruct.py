@@ -51,7 +51,7 @@ def reconstruct(
         help="Image, folder (jpg/jpeg/png/bmp/webp), text list of paths, or video. Repeat for several."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", "--savefolder", "-s", metavar="DIR",
                                        help="Output folder (created)."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA, else Apple MPS, when usable), cpu, cuda, cuda:N or mps."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images encoded and decoded together."),
     detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
     rasterizer: str = typer.Option("auto", "--rasterizer", "--rasterizer_type",
