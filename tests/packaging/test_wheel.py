@@ -170,13 +170,40 @@ def test_installed_cli_builds_the_rasterizer_from_the_packaged_sources(fresh_ven
     assert variant["status"] == "built" and Path(variant["library"]).is_file()
 
 
-def test_install_from_a_git_url(tmp_path):
-    """The README's `pip install "decaenv[...] @ git+URL"` form, with a local clone's file:// URL."""
+def _readme_install_specs():
+    """The quoted requirement of each `pip install "decaenv[...] @ ..."` line of the README's Install section."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Install\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    return re.findall(r'pip install "(decaenv\[runtime,fetch\] @ [^"]+)"', block), block
+
+
+def test_readme_install_lines_name_this_version_and_the_build():
+    specs, block = _readme_install_specs()
+    assert len(specs) == 2 and "python -m build" in block
+    assert specs[0].endswith(f"/dist/decaenv-{decaenv.__version__}-py3-none-any.whl")  # kept in step with the version
+    assert specs[1].startswith("decaenv[runtime,fetch] @ git+https://")
+
+
+def _pip_target(spec: str, target: Path):
+    return _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation",
+                 "--target", target, spec])
+
+
+def test_readme_wheel_line_installs(dist, tmp_path):
+    """The README's wheel line as written, `$PWD` being the clone that ran `python -m build`."""
+    spec = _readme_install_specs()[0][0].replace("file://$PWD/dist", dist.as_uri())
+    run = _pip_target(spec, tmp_path / "target")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "target" / "decaenv" / "manifests" / "deca.toml").is_file()
+
+
+def test_readme_git_url_line_installs(tmp_path):
+    """The README's git line as written, with a local clone's file:// URL for the repository's URL."""
     clone = tmp_path / "clone"
     assert _run(["git", "clone", "-q", REPO, clone]).returncode == 0
-    target = tmp_path / "target"
-    run = _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation",
-                "--target", target, f"decaenv[runtime,fetch] @ git+{clone.as_uri()}"])
+    spec = re.sub(r"git\+https://\S+", f"git+{clone.as_uri()}", _readme_install_specs()[0][1])
+    run = _pip_target(spec, tmp_path / "target")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (target / "decaenv" / "manifests" / "deca.toml").is_file()
-    assert (target / "decaenv" / "runtime" / "csrc" / "ext.cpp").is_file()
+    assert (tmp_path / "target" / "decaenv" / "manifests" / "deca.toml").is_file()
+    assert (tmp_path / "target" / "decaenv" / "runtime" / "csrc" / "ext.cpp").is_file()
