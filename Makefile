@@ -18,7 +18,7 @@ SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
 .PHONY: setup run test clean
-setup: $(STAMP)
+setup: $(STAMP) $(MTCNN_WHEEL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,8 @@ run: setup
 
 # Wheels for the doctor's cross-version venv tests (Python 3.9-3.13 x numpy 1.26/2 x chumpy 0.70); as above,
 # set-up may use the registries, the tests build their venvs offline from these wheels.
-$(VENV)/.doctor-wheelhouse: $(STAMP) tests/doctor/venv_matrix.py
-	$(BIN)/python tests/doctor/venv_matrix.py --prepare && touch $@
+$(VENV)/.doctor-wheelhouse: $(STAMP) tests/_support/venv_matrix.py
+	$(BIN)/python tests/_support/venv_matrix.py --prepare && touch $@
 
 test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(MTCNN_WHEEL)
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _support.assets import TEST_ASSETS_ENV, public_topology_dir
 
-TEST_ASSETS_ENV = "DECAENV_TEST_ASSETS"
+pytest_plugins = ["_support.io_budget"]
 
 
 def _cuda_available() -> bool:
@@ -58,14 +59,6 @@ def shared_assets() -> Path:
     return Path(value)
 
 
-def public_topology_dir():
-    """`$DECAENV_TEST_ASSETS/deca-data` when available, else None (procedural topology)."""
-    value = os.environ.get(TEST_ASSETS_ENV)
-    if value and (Path(value) / "deca-data" / "head_template.obj").is_file():
-        return Path(value) / "deca-data"
-    return None
-
-
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """A complete synthetic DECA data dir (seed 0, full-size checkpoint), built once per session.
@@ -107,11 +100,18 @@ def mtcnn_wheel():
 
 @pytest.fixture(scope="session")
 def mtcnn_data_dir(tmp_path_factory) -> Path:
-    """A data dir holding only `mtcnn/{pnet,rnet,onet}.pt`, imported from facenet-pytorch's wheel by
-    `decaenv fetch --from` (sha256-checked against the manifest), or skip the test."""
-    wheel = mtcnn_wheel()
-    if wheel is None:
-        pytest.skip(f"no MTCNN weights: run `make setup` (downloads {MTCNN_WHEEL_NAME}) or set {MTCNN_WHEEL_ENV}")
+    """A data dir holding only `mtcnn/{pnet,rnet,onet}.pt`, imported by `decaenv fetch --from` (sha256-checked
+    against the manifest) from facenet-pytorch's wheel, else from an installed facenet-pytorch's `data/`.
+    `make setup` downloads the wheel, so its absence fails the test (a set-up error, never a silent skip)."""
+    import importlib.util
+
+    source = mtcnn_wheel()
+    if source is None:
+        spec = importlib.util.find_spec("facenet_pytorch")
+        folder = Path(list(spec.submodule_search_locations)[0]) / "data" if spec else None
+        source = folder if folder is not None and (folder / "onet.pt").is_file() else None
+    if source is None:
+        pytest.fail(f"no MTCNN weights: run `make setup` (it downloads {MTCNN_WHEEL_NAME}) or set {MTCNN_WHEEL_ENV}")
     from decaenv.cli import main
 
     out = tmp_path_factory.mktemp("mtcnn-data")
@@ -119,11 +119,11 @@ def mtcnn_data_dir(tmp_path_factory) -> Path:
     old = os.environ.get("DECAENV_HOME")
     os.environ["DECAENV_HOME"] = str(home)
     try:
-        code = main(["-q", "--data-dir", str(out), "fetch", "--from", str(wheel)])
+        code = main(["-q", "--data-dir", str(out), "fetch", "--from", str(source)])
     finally:
         if old is None:
             os.environ.pop("DECAENV_HOME", None)
         else:
             os.environ["DECAENV_HOME"] = old
-    assert code == 0 and (out / "mtcnn" / "onet.pt").is_file(), f"importing {wheel} failed"
+    assert code == 0 and (out / "mtcnn" / "onet.pt").is_file(), f"importing the MTCNN weights from {source} failed"
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from decaenv.errors import DecaenvError
 
@@ -126,9 +126,10 @@ def patches_status() -> Dict[str, Any]:
 
 
 # -- data manifest (doctor process; no torch) ---------------------------------------------------------------
-def manifest_status(data_dir: str) -> Dict[str, Any]:
-    """Verify every manifest file in `data_dir` with `decaenv.fetch`'s own `verify_entry` (size and sha256;
-    hashes come from its stat-keyed cache, so repeated calls are cheap).
+def manifest_status(data_dir: str, hash_only: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Verify every manifest file in `data_dir` with `decaenv.fetch`'s own `verify_entry`: size, sha256 and the
+    content validator that `decaenv fetch` and the runtime use (hashes and validator results come from its
+    stat-keyed cache, so repeated calls are cheap). Files named in `hash_only` skip the content check.
 
     Returns:
         {"api": True, "files": [{"id", "dest", "status", "detail", "kind", "required"}]} or {"api": False, ...};
@@ -145,7 +146,7 @@ def manifest_status(data_dir: str) -> Dict[str, Any]:
         return {"api": True, "error": exc.one_line(), "files": []}
     files = []
     for entry in manifest.entries:
-        st = verify_entry(entry, data_dir, level="hash")
+        st = verify_entry(entry, data_dir, level="hash" if entry.dest in hash_only else "content")
         kind = "manual" if entry.manual_only else (entry.sources[0].kind if entry.sources else "")
         files.append({"id": entry.id, "dest": entry.dest, "status": st.status, "detail": st.detail,
                       "kind": kind, "required": bool(entry.default)})

@@ -68,6 +68,7 @@ EXPECTED_KIND = {
     "flame-model": ("pickle",),
     "npy-array": ("npy",),
     "npy-dict": ("npy",),
+    "dense-template": ("npy",),
     "npz-keys": ("zip",),
     "obj-mesh": ("text",),
 }

@@ -159,6 +159,19 @@ def check_npy_dict(path: str, v: Validator) -> str:
     return f"dict with {len(obj)} keys"
 
 
+@register("dense-template")
+def check_dense_template(path: str, v: Validator) -> str:
+    """DECA's `texture_data_<S>.npy`: the runtime's own validator (`decaenv.uvlayout`), so fetch, the doctor and
+    `decaenv reconstruct` accept exactly the same files."""
+    from decaenv.loaders.safe_pickle import load_object_npy
+    from decaenv.uvlayout import validate_dense_template
+
+    template = validate_dense_template(load_object_npy(path, "dense template"), os.path.basename(path),
+                                       n_vertices=v.param("vertices"), size=v.param("img_size"))
+    return (f"dense template: {len(template['valid_pixel_ids'])} valid texels of a {len(template['x_coords'])}-texel "
+            f"grid, {len(template['f'])} faces")
+
+
 @register("npz-keys")
 def check_npz(path: str, v: Validator) -> str:
     from decaenv.fetch.outline import outline_npz

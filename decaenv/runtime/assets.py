@@ -18,8 +18,6 @@ import numpy as np
 from decaenv.errors import DataError
 
 log = logging.getLogger("decaenv")
-DENSE_KEYS = ("img_size", "f", "x_coords", "y_coords", "valid_pixel_ids", "valid_pixel_3d_faces",
-              "valid_pixel_b_coords")
 
 
 @dataclass(frozen=True)
@@ -71,34 +69,24 @@ def load_topology(path: os.PathLike, n_vertices: Optional[int] = None) -> Topolo
     return Topology(faces=mesh.f, uvcoords=mesh.vt.astype(np.float32), uvfaces=mesh.ft)
 
 
-def validate_dense_template(template: object, path: Path) -> Dict[str, object]:
-    """Check the keys and the consistency of a dense-template dict.
+def validate_dense_template(template: object, path: Path, n_vertices: Optional[int] = None,
+                            size: Optional[int] = None) -> Dict[str, object]:
+    """DECA's dense-template dict checked by `decaenv.uvlayout`'s validator (the one fetch and the doctor use).
 
     Raises:
-        DataError: wrong type, missing keys or inconsistent lengths.
+        DataError: the file is not one DECA's `upsample_mesh` can use (one-line reason).
     """
-    if not isinstance(template, Mapping):
-        raise DataError(f"dense template {path} holds a {type(template).__name__}, not DECA's dictionary",
-                        hint="use DECA's data/texture_data_256.npy", path=path)
-    missing = [k for k in DENSE_KEYS if k not in template]
-    if missing:
-        raise DataError(f"dense template {path} lacks {', '.join(missing)}",
-                        hint="use DECA's data/texture_data_256.npy", path=path)
-    out = {k: template[k] if k == "img_size" else np.asarray(template[k]) for k in DENSE_KEYS}
-    n = len(out["x_coords"])
-    lengths = {k: len(out[k]) for k in ("y_coords", "valid_pixel_3d_faces", "valid_pixel_b_coords")}
-    if any(v != n for v in lengths.values()) or (len(out["f"]) and int(np.max(out["f"])) >= n):
-        raise DataError(f"dense template {path} is inconsistent ({n} texels, {lengths})",
-                        hint="use DECA's data/texture_data_256.npy", path=path)
-    return out
+    from decaenv.uvlayout import validate_dense_template as validate
+
+    return validate(template, str(path), n_vertices=n_vertices, size=size)
 
 
 def derive_dense_template(topology: Topology, size: int) -> Dict[str, object]:
     """A dense template from the UV layout: texels whose centre lies in a UV triangle (deca-spec §6.5)."""
-    from decaenv.synthetic.uvmaps import dense_template, rasterize_uv
+    from decaenv.uvlayout import build_dense_template, rasterize_uv
 
     face, bary = rasterize_uv(topology.uvcoords.astype(np.float64), topology.uvfaces, size)
-    return dense_template(face, bary, topology.faces, size)
+    return build_dense_template(face, bary, topology.faces)
 
 
 def load_dense_template(path: Path, topology: Topology, size: int, topology_path: Path):
@@ -106,7 +94,8 @@ def load_dense_template(path: Path, topology: Topology, size: int, topology_path
     from decaenv.loaders.safe_pickle import load_object_npy
 
     if path.is_file():
-        return validate_dense_template(load_object_npy(path, "dense template"), path), "file"
+        n_vertices = int(topology.faces.max()) + 1 if len(topology.faces) else None
+        return validate_dense_template(load_object_npy(path, "dense template"), path, n_vertices, size), "file"
     log.warning("%s is absent: deriving the detail-mesh template from %s's UV layout (the dense mesh will not "
                 "have DECA's 59,315 vertices)", path.name, topology_path.name)
     return derive_dense_template(topology, size), f"derived from {topology_path.name}"

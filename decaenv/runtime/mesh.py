@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from decaenv.uvlayout import texel_rows_cols
+
 #: Margins of DECA's UV-grid triangulation (`generate_triangles(256, 256, margin_x=2, margin_y=5)`).
 DENSE_MARGIN_X, DENSE_MARGIN_Y = 2, 5
 
@@ -68,7 +70,8 @@ def generate_triangles(h: int, w: int, margin_x: int = DENSE_MARGIN_X, margin_y:
 def upsample_mesh(vertices: np.ndarray, normals: np.ndarray, displacement_map: np.ndarray,
                   texture_map: np.ndarray, dense_template: Mapping) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The dense detail mesh (DECA's `upsample_mesh`): one vertex per valid UV texel, displaced along the
-    interpolated (re-normalised) coarse normal.
+    interpolated (re-normalised) coarse normal; texel k is read at `(int(y_coords[g]), int(x_coords[g]))`,
+    g = `valid_pixel_ids[k]`.
 
     Args:
         vertices: (V, 3) coarse vertices. normals: (V, 3) vertex normals. displacement_map: (S, S) uv_z + fixed.
@@ -78,8 +81,7 @@ def upsample_mesh(vertices: np.ndarray, normals: np.ndarray, displacement_map: n
     """
     faces3d = np.asarray(dense_template["valid_pixel_3d_faces"]).astype(np.int64)
     bary = np.asarray(dense_template["valid_pixel_b_coords"], dtype=np.float64)
-    xs = np.asarray(dense_template["x_coords"]).astype(np.int64)
-    ys = np.asarray(dense_template["y_coords"]).astype(np.int64)
+    ys, xs = texel_rows_cols(dense_template)  # DECA's indexing through valid_pixel_ids (deca-spec §6.1)
     verts = np.asarray(vertices)
     norms = np.asarray(normals)
     points = sum(verts[faces3d[:, i]] * bary[:, i:i + 1] for i in range(3))

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from decaenv.errors import DataError
+from decaenv.uvlayout import build_dense_template, rasterize_uv
 
 #: DECA's public files, taken verbatim from a folder that has them (`public_dir`).
 PUBLIC_FILES = ("head_template.obj", "landmark_embedding.npy", "fixed_displacement_256.npy",
@@ -121,9 +122,9 @@ def make_assets(out_dir: os.PathLike, *, seed: int = 0, public_dir: Optional[os.
         topo = topology.procedural_head()
     arrays = flame.flame_arrays(topo, rng)
     writes["generic_model.pkl"] = _write_bytes(flame.flame_pickle_bytes(arrays))
-    face, bary = uvmaps.rasterize_uv(topo.vt, topo.ft, UV_SIZE)
+    face, bary = rasterize_uv(topo.vt, topo.ft, UV_SIZE)
     writes["texture_data_256.npy"] = _write_bytes(
-        _object_npy_bytes(uvmaps.dense_template(face, bary, topo.f, UV_SIZE)))
+        _object_npy_bytes(build_dense_template(face, bary, topo.f)))
     if public_dir is None:
         _procedural_public_files(writes, topo, face, bary, arrays, rng)
     writes["deca_model.tar"] = lambda p: checkpoint.write_checkpoint(p, seed, with_optimizer)
@@ -152,6 +153,6 @@ def _procedural_public_files(writes, topo, face, bary, arrays, rng) -> None:
     writes["uv_face_eye_mask.png"] = _image_writer(_mask_rgba(face_eye), "PNG")
     writes["uv_face_mask.png"] = _image_writer(_mask_rgba(face_only), "PNG")
     writes["fixed_displacement_256.npy"] = _write_bytes(_npy_bytes(uvmaps.fixed_displacement(face_eye, rng)))
-    face512, bary512 = uvmaps.rasterize_uv(topo.vt, topo.ft, 512)
+    face512, bary512 = rasterize_uv(topo.vt, topo.ft, 512)
     pts512 = uvmaps.surface_points(topo, face512, bary512)
     writes["mean_texture.jpg"] = _image_writer(uvmaps.mean_texture(topo, pts512, face512), "JPEG")

@@ -1,7 +1,7 @@
 """FLAME without chumpy and the shims on Python 3.9-3.13 x numpy 1.26 / 2.x, with and without chumpy installed,
 in throw-away venvs built from the pyenv interpreters (cached by their requirements: see conftest.VenvFactory).
 
-All venvs install offline from the wheelhouse that `make setup` fills (tests/doctor/venv_matrix.py declares
+All venvs install offline from the wheelhouse that `make setup` fills (tests/_support/venv_matrix.py declares
 the requirement sets); without it the tests skip. Slow on the first run (minutes), seconds afterwards.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _support import venv_matrix
 
 pytestmark = pytest.mark.slow
 
@@ -21,21 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("venv_probe.py")
 
 
-def _venv_matrix():
-    """tests/doctor/venv_matrix.py (declares the venvs' requirement sets and the offline wheelhouse)."""
-    import importlib.util
-
-    name = "doctor_venv_matrix"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "doctor" / "venv_matrix.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-MATRIX = _venv_matrix().LOADER_MATRIX  # (Python, numpy, extra requirements)
-CHUMPY_NUMPY = _venv_matrix().CHUMPY_NUMPY
+MATRIX = venv_matrix.LOADER_MATRIX  # (Python, numpy, extra requirements)
+CHUMPY_NUMPY = venv_matrix.CHUMPY_NUMPY
 
 
 def _digest(arr):
@@ -66,11 +54,11 @@ def _probe(python, pickle_path, work):
 
 
 def _plain_venv(venvs, py, numpy_version, extra):
-    return venvs.get(py, _venv_matrix().loader_requirements(numpy_version, extra))
+    return venvs.get(py, venv_matrix.loader_requirements(numpy_version, extra))
 
 
 def _chumpy_venv(venvs, numpy_version):
-    return venvs.get("3.11", _venv_matrix().chumpy_requirements(numpy_version),
+    return venvs.get("3.11", venv_matrix.chumpy_requirements(numpy_version),
                      ["--no-build-isolation", "chumpy==0.70"])
 
 

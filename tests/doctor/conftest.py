@@ -1,4 +1,4 @@
-"""Fixtures for doctor tests: fake torch installs (a version.py only) and fake tool folders."""
+"""Fixtures for doctor tests: fake torch installs (a version.py only). Fake tools: `_support.tools`."""
 
 from pathlib import Path
 
@@ -27,17 +27,3 @@ def cuda_torch(tmp_path):
     """FakeProbe `files` for a CUDA 12.1 torch 2.5."""
     pkg = write_torch(tmp_path / "cu121", "2.5.1+cu121", "12.1")
     return {("torch", "version.py"): str(pkg / "version.py"), ("torch", "include"): str(pkg / "include")}
-
-
-def make_tool(folder: Path, name: str, text: str = "#!/bin/sh\nexit 0\n") -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text)
-    path.chmod(0o755)
-    return str(path)
-
-
-@pytest.fixture()
-def tool():
-    """`tool(folder, name, text=...)` writes an executable script and returns its path."""
-    return make_tool

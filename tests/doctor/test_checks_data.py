@@ -153,11 +153,11 @@ def test_deca_model_load(tmp_path):
 
 
 def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
-    monkeypatch.setattr(integrations, "manifest_status", lambda d: {"api": False, "reason": "no decaenv.fetch"})
+    monkeypatch.setattr(integrations, "manifest_status", lambda d, **kw: {"api": False, "reason": "no decaenv.fetch"})
     assert data.check_data_files(_ctx(tmp_path)).status is Status.SKIP
 
     def status(files):
-        monkeypatch.setattr(integrations, "manifest_status", lambda d: {"api": True, "files": files})
+        monkeypatch.setattr(integrations, "manifest_status", lambda d, **kw: {"api": True, "files": files})
         return data.check_data_files(_ctx(tmp_path))
 
     row = lambda i, s, required=True, kind="https": {"id": i, "dest": f"{i}.obj", "status": s, "detail": "",  # noqa
@@ -172,7 +172,7 @@ def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
 
 def test_data_files_with_a_broken_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(integrations, "manifest_status",
-                        lambda d: {"api": True, "error": "manifest x.toml: line 3: bad key", "files": []})
+                        lambda d, **kw: {"api": True, "error": "manifest x.toml: line 3: bad key", "files": []})
     result = data.check_data_files(_ctx(tmp_path))
     assert result.status is Status.FAIL and "bad key" in result.summary
 

@@ -1,20 +1,13 @@
 """Checks of the `torch` and `toolchain` categories, every outcome, on fake machines."""
 
 import pytest
+from _support.tools import make_tool
 
 from decaenv.doctor.checks import toolchain, torch_checks
 from decaenv.doctor.model import Status
 from decaenv.doctor.probe import PlatformInfo
 from decaenv.doctor.testing import FakeProbe, Lost, Timeout, make_context
 
-
-
-def make_tool(folder, name, text="#!/bin/sh\nexit 0\n"):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text)
-    path.chmod(0o755)
-    return str(path)
 
 
 def _run(func, **probe):

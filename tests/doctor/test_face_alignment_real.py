@@ -29,7 +29,7 @@ def _wheel(version):
         if found:
             return found[0]
     pytest.skip(f"no face_alignment {version} in {', '.join(map(str, WHEELHOUSES))} "
-                "(python tests/doctor/venv_matrix.py --prepare)")
+                "(python tests/_support/venv_matrix.py --prepare)")
 
 
 @pytest.fixture(scope="module")

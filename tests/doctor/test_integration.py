@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from _support.tools import shell_tool
 
 from decaenv.doctor import checks  # noqa: F401 - registers the checks
 from decaenv.doctor.registry import REGISTRY
@@ -42,13 +43,6 @@ def ext_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(folder))
     return folder
 
-
-def tool(folder, name, body):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return path
 
 
 def test_this_machine_cpu_path_verdict(synthetic_data_dir, ext_dir):
@@ -84,8 +78,8 @@ def test_empty_data_dir_is_not_ready(tmp_path, ext_dir):
 
 def test_cuda_118_with_gcc_12_is_unsupported(tmp_path):
     bin_dir = tmp_path / "cuda-11.8" / "bin"
-    tool(bin_dir, "nvcc", 'echo "Cuda compilation tools, release 11.8, V11.8.89"\n')
-    tool(bin_dir, "gcc", 'echo "gcc (Ubuntu 12.3.0-1ubuntu1~22.04) 12.3.0"\n')
+    shell_tool(bin_dir, "nvcc", 'echo "Cuda compilation tools, release 11.8, V11.8.89"\n')
+    shell_tool(bin_dir, "gcc", 'echo "gcc (Ubuntu 12.3.0-1ubuntu1~22.04) 12.3.0"\n')
     path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
     code, doc = run_json("doctor", "--json", "cuda-toolkit", "nvcc-host-compiler", env={"PATH": path})
     r = rows(doc)
@@ -98,7 +92,7 @@ def test_cuda_118_with_gcc_12_is_unsupported(tmp_path):
 
 def test_malformed_cuda_home(tmp_path):
     root = tmp_path / "cuda-11.2"
-    tool(root / "bin", "nvcc", 'echo "release 11.2, V11.2.152"\n')
+    shell_tool(root / "bin", "nvcc", 'echo "release 11.2, V11.2.152"\n')
     code, doc = run_json("doctor", "--json", "cuda-toolkit", env={"CUDA_HOME": f":{root}"})
     result = rows(doc)["cuda-toolkit"]
     assert result["status"] == "warn" and "starts or ends with a path separator" in result["summary"]
@@ -125,7 +119,7 @@ def test_stale_lock_found_and_fixed(ext_dir):
 def test_hanging_nvcc_times_out_within_budget(tmp_path):
     pid_file = tmp_path / "nvcc.pid"
     bin_dir = tmp_path / "hang" / "bin"
-    tool(bin_dir, "nvcc", f'echo $$ > {pid_file}\nexec sleep 1000\n')
+    shell_tool(bin_dir, "nvcc", f'echo $$ > {pid_file}\nexec sleep 1000\n')
     start = time.monotonic()
     code, doc = run_json("doctor", "--json", "--timeout", "2", "cuda-toolkit", "ninja", "python-version",
                          env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
@@ -190,8 +184,8 @@ def test_cli_usage_errors_and_list():
 
 def test_strict_turns_warnings_into_exit_1(tmp_path):
     bin_dir = tmp_path / "bin"
-    tool(bin_dir, "nvcc", 'echo "release 11.8, V11.8.89"\n')
-    tool(bin_dir, "gcc", 'echo "gcc (GCC) 12.2.0"\n')
+    shell_tool(bin_dir, "nvcc", 'echo "release 11.8, V11.8.89"\n')
+    shell_tool(bin_dir, "gcc", 'echo "gcc (GCC) 12.2.0"\n')
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     assert run_cli("doctor", "nvcc-host-compiler", env=env).returncode == 0
     assert run_cli("doctor", "--strict", "nvcc-host-compiler", env=env).returncode == 1
@@ -227,7 +221,7 @@ def test_build_probe_compiles_here_and_diagnoses_a_broken_compiler(tmp_path):
     code, doc = run_json("doctor", "--json", "--no-cache", "rasterizer-build", timeout=600)
     build = rows(doc)["rasterizer-build"]
     assert build["status"] == "ok" and build["summary"].startswith("CPU extension builds and runs"), build
-    cxx = tool(tmp_path / "badcxx", "c++", FAKE_CXX)
+    cxx = shell_tool(tmp_path / "badcxx", "c++", FAKE_CXX)
     code, doc = run_json("doctor", "--json", "--no-cache", "rasterizer-build", env={"CXX": str(cxx)}, timeout=600)
     build = rows(doc)["rasterizer-build"]
     assert build["status"] == "warn" and build["data"]["cause"] == "cxx-standard", build

@@ -1,24 +1,16 @@
-"""The doctor under other interpreters and numpy versions, in real venvs without torch (see venv_matrix.py).
+"""The doctor under other interpreters and numpy versions, in real venvs without torch (see tests/_support/venv_matrix.py).
 
 Each venv holds decaenv's base dependencies only; the working tree's decaenv runs there through PYTHONPATH.
 Expected everywhere: the doctor runs to the end, torch checks fail with the install hint for that very
 interpreter, its dependents are skipped, nothing crashes or times out, no traceback.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("doctor_venv_matrix", HERE / "venv_matrix.py")
-venv_matrix = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("doctor_venv_matrix", venv_matrix)  # dataclasses look their module up there
-_spec.loader.exec_module(venv_matrix)
+from _support import venv_matrix
 
 pytestmark = pytest.mark.slow
 

@@ -44,7 +44,7 @@ def test_shared_sha256sums_agree(deca, shared_assets):
 def test_texture_data_hash_is_unknown(deca):
     entry = deca.get("texture-data")
     assert entry.sha256 is None and entry.size is None and entry.default
-    assert entry.validator.kind == "npy-dict"
+    assert entry.validator.kind == "dense-template" and entry.validator.param("vertices") == 5023
 
 
 def test_checkpoint_sources(deca):

@@ -1,8 +1,5 @@
-"""Runtime fixtures: one DECA model per session (building one costs seconds), a face crop, texture spaces."""
+"""Runtime fixtures: one DECA model per session (building one costs seconds), a face crop."""
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 
@@ -24,22 +21,6 @@ def astronaut_crop():
 
     crop = make_crop(skimage.data.astronaut(), (177.0, 82.0, 272.0, 178.0), "bbox", "test")
     return torch.from_numpy(crop.image)[None], crop
-
-
-@pytest.fixture(scope="session")
-def write_texture_space():
-    """A function writing a small texture space (tests cannot import conftest under importlib mode)."""
-    return _write_texture_space
-
-
-def _write_texture_space(path: Path, tex_type: str, side: int = 32, seed: int = 0) -> Path:
-    """A small texture space in the official key layout (FLAME: mean/tex_dir ×255; BFM: MU/PC, BGR)."""
-    rng = np.random.default_rng(seed)
-    if tex_type == "FLAME":
-        np.savez(path, mean=rng.uniform(60, 200, (side, side, 3)), tex_dir=rng.normal(0, 5, (side, side, 3, 200)))
-    else:
-        np.savez(path, MU=rng.uniform(0.2, 0.8, 3 * side * side), PC=rng.normal(0, 0.02, (3 * side * side, 199)))
-    return path
 
 
 @pytest.fixture(scope="session")

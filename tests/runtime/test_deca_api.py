@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _support.assets import write_texture_space
 
 from decaenv.runtime import camera
 from decaenv.runtime.config import get_cfg_defaults
@@ -38,17 +39,22 @@ def test_opdict_and_visdict_keys(decoded):
     assert all(v.shape == (2, 3, 224, 224) for v in visdict.values())
 
 
+def _orthographic(points, cam):
+    """deca-spec §5 by hand: translate x, y by (tx, ty), scale everything by s, then negate y and z."""
+    s, t = cam[:, None, 0:1], cam[:, None, 1:3]
+    xy = s * (points[..., :2] + t)
+    return torch.stack([xy[..., 0], -xy[..., 1], -s[..., 0] * points[..., 2]], -1)
+
+
 def test_decode_mutates_nothing_and_keeps_landmarks_normalised(decoded):
     codedict, before, opdict, _ = decoded
     assert all(torch.equal(codedict[k], before[k]) for k in before)
-    expected = camera.project(opdict["verts"], codedict["cam"])
-    assert torch.equal(opdict["trans_verts"], expected)  # z = -s·z: no +10/+20/+30 (deca-spec §8.4)
-    s = codedict["cam"][:, 0:1]
-    assert torch.allclose(opdict["trans_verts"][..., 2], -s * opdict["verts"][..., 2])
+    expected = _orthographic(opdict["verts"], codedict["cam"])
+    assert torch.allclose(opdict["trans_verts"], expected, rtol=0, atol=1e-6)  # no +10/+20/+30 (deca-spec §8.4)
     lmk = opdict["landmarks2d"]
     assert lmk.abs().max() < 2.0  # normalised image coordinates, not pixels
     world = opdict["landmarks3d_world"]
-    assert torch.allclose(opdict["landmarks3d"][..., :3], camera.project(world, codedict["cam"]))
+    assert torch.allclose(opdict["landmarks3d"][..., :3], _orthographic(world, codedict["cam"]), rtol=0, atol=1e-6)
     assert set(torch.unique(opdict["landmarks3d"][..., 3]).tolist()) <= {0.0, 1.0}
 
 
@@ -109,7 +115,7 @@ def test_transform_points_maps_crop_to_original(astronaut_crop):
     assert np.allclose((moved[0, :, :2].numpy() + 1) / 2 * 512, original_px, atol=1e-3)
 
 
-def test_config_constructor_and_texture_models(synthetic_data_dir, tmp_path, astronaut_crop, write_texture_space):
+def test_config_constructor_and_texture_models(synthetic_data_dir, tmp_path, astronaut_crop):
     from decaenv.runtime import DECA
 
     images = astronaut_crop[0]
@@ -135,7 +141,7 @@ def test_config_constructor_and_texture_models(synthetic_data_dir, tmp_path, ast
         assert torch.equal(opdict2["uv_texture_gt"], opdict2["uv_texture"])
 
 
-def test_flame_texture_values(tmp_path, write_texture_space):
+def test_flame_texture_values(tmp_path):
     from decaenv.runtime.texture import FLAMETex
 
     path = write_texture_space(tmp_path / "FLAME_texture.npz", "FLAME", side=8)

@@ -29,19 +29,20 @@ def test_generate_triangles_matches_decas_loop():
 
 
 def _deca_format_template(n_valid: int, n_flame_faces: int, flame_f: np.ndarray, seed: int = 0):
-    """A texture_data_256.npy dict with exactly `n_valid` valid texels (rows 10.. of a 256 grid, row-major)."""
+    """A texture_data_256.npy dict in DECA's real layout (the whole 256x256 grid in x_coords/y_coords, column-major
+    texel centres as FLAME's generator writes them) with exactly `n_valid` valid texels (columns 10.. of the grid)."""
     rng = np.random.default_rng(seed)
-    ids = np.arange(10 * 256, 10 * 256 + n_valid)
-    ys, xs = ids // 256, ids % 256
+    grid = np.arange(256 * 256)
+    ids = np.arange(10 * 256, 10 * 256 + n_valid)  # grid id = col * 256 + row
     index = np.full(256 * 256, -1)
     index[ids] = np.arange(n_valid)
-    p = ids[(xs < 255) & (ys < 255)]
-    quads = np.stack([index[p], index[p + 256], index[p + 1], index[p + 257]], 1)
+    p = ids[(ids % 256 < 255) & (ids // 256 < 255)]
+    quads = np.stack([index[p], index[p + 1], index[p + 256], index[p + 257]], 1)
     quads = quads[(quads >= 0).all(1)]
     f = np.concatenate([quads[:, [0, 1, 2]], quads[:, [2, 1, 3]]])
     bary = rng.random((n_valid, 3))
-    return {"img_size": 256, "f": f.astype(np.int64), "x_coords": xs.astype(np.float64),
-            "y_coords": ys.astype(np.float64), "valid_pixel_ids": ids,
+    return {"img_size": 256, "f": f.astype(np.int64), "x_coords": grid // 256 + 0.5,
+            "y_coords": grid % 256 + 0.5, "valid_pixel_ids": ids,
             "valid_pixel_3d_faces": flame_f[rng.integers(0, n_flame_faces, n_valid)],
             "valid_pixel_b_coords": bary / bary.sum(1, keepdims=True)}
 
@@ -65,7 +66,8 @@ def test_dense_mesh_has_59315_vertices_with_a_deca_format_template(synthetic_dat
     f3, b = template["valid_pixel_3d_faces"][k], template["valid_pixel_b_coords"][k]
     point = sum(b[i] * verts[f3[i]].astype(np.float64) for i in range(3))
     normal = sum(b[i] * normals[f3[i]].astype(np.float64) for i in range(3))
-    y, x = int(template["y_coords"][k]), int(template["x_coords"][k])
+    g = template["valid_pixel_ids"][k]
+    y, x = int(template["y_coords"][g]), int(template["x_coords"][g])
     assert np.allclose(dense[k], point + disp[y, x] * normal / np.linalg.norm(normal))
     assert np.array_equal(colours[k], texture[y, x])
     obj = tmp_path / "x_detail.obj"
@@ -85,7 +87,7 @@ def test_template_derived_from_the_uv_layout_when_absent(synthetic_data_dir, tmp
     assert source == "derived from head_template.obj"
     assert "deriving the detail-mesh template" in caplog.text
     checked = validate_dense_template(template, tmp_path / "derived")
-    assert 20000 < len(checked["x_coords"]) < 65536
+    assert len(checked["x_coords"]) == 65536 and 20000 < len(checked["valid_pixel_ids"]) < 65536
     assert checked["valid_pixel_3d_faces"].max() < 5023
 
 
@@ -96,5 +98,5 @@ def test_inconsistent_template_is_refused(tmp_path):
         validate_dense_template({"img_size": 256}, tmp_path / "t.npy")
     bad = {"img_size": 256, "f": np.array([[0, 1, 5]]), "x_coords": np.zeros(3), "y_coords": np.zeros(3),
            "valid_pixel_ids": np.zeros(3), "valid_pixel_3d_faces": np.zeros((3, 3)), "valid_pixel_b_coords": np.zeros((3, 3))}
-    with pytest.raises(DataError, match="inconsistent"):
+    with pytest.raises(DataError, match="indices must be integers"):
         validate_dense_template(bad, tmp_path / "t.npy")

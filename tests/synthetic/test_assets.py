@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _support.assets import public_topology_dir
 
 torch = pytest.importorskip("torch")
 
@@ -116,7 +117,11 @@ def test_texture_data_consistent_with_uv_layout(synthetic_data_dir):
                           "valid_pixel_b_coords"}
     n = len(dense["valid_pixel_ids"])
     assert 40_000 < n < 65_536 and dense["img_size"] == 256
-    np.testing.assert_array_equal(dense["valid_pixel_ids"], dense["y_coords"] * 256 + dense["x_coords"])
+    # DECA's real layout, as FLAME's generator builds it: the whole 256x256 grid, column-major texel centres.
+    grid = np.arange(256 * 256)
+    np.testing.assert_array_equal(dense["x_coords"], grid // 256 + 0.5)
+    np.testing.assert_array_equal(dense["y_coords"], grid % 256 + 0.5)
+    assert dense["valid_pixel_ids"].dtype.kind == "i" and np.all(np.diff(dense["valid_pixel_ids"]) > 0)
     assert dense["f"].max() < n and dense["valid_pixel_3d_faces"].max() < 5023
     np.testing.assert_allclose(dense["valid_pixel_b_coords"].sum(1), 1.0)
 
@@ -134,9 +139,6 @@ def test_uv_images_and_displacement(synthetic_data_dir):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import public_topology_dir
-
     again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=True)
     for name in again.files:
         assert _sha(tmp_path / "again" / name) == _sha(synthetic_data_dir / name), name

@@ -1,8 +1,8 @@
 """Throw-away virtual environments for the doctor's cross-version tests (Python 3.9-3.13, numpy 1.26 / 2.x,
 real chumpy 0.70), built offline from a local wheelhouse and cached between test runs.
 
-    python tests/doctor/venv_matrix.py --prepare     # once, needs the package registries: fills the wheelhouse
-    python tests/doctor/venv_matrix.py --build       # optional: build every venv now (offline)
+    python tests/_support/venv_matrix.py --prepare     # once, needs the package registries: fills the wheelhouse
+    python tests/_support/venv_matrix.py --build       # optional: build every venv now (offline)
 
 Venvs hold decaenv's base dependencies only (no torch); the tests run the working tree's decaenv in them with
 PYTHONPATH, so a code change never needs a rebuild. Location: `$DECAENV_TEST_VENVS`, default
@@ -173,7 +173,7 @@ def ensure(name: str) -> Venv:
     if (folder / ".complete").is_file():
         return Venv(spec, venv_python)
     if not (WHEELHOUSE.is_dir() and any(WHEELHOUSE.iterdir())):
-        raise LookupError(f"no wheelhouse at {WHEELHOUSE}: run `python tests/doctor/venv_matrix.py --prepare`")
+        raise LookupError(f"no wheelhouse at {WHEELHOUSE}: run `python tests/_support/venv_matrix.py --prepare`")
     start = time.monotonic()
     shutil.rmtree(folder, ignore_errors=True)
     steps = [[str(python), "-m", "venv", str(folder)]]

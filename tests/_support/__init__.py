@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite (importable as `_support`: pytest puts `tests/` on `sys.path`)."""
