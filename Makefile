@@ -2,6 +2,7 @@
 #   make run   create .venv, install decaenv (+ torch CPU build when the venv has none), run the doctor
 #              and the end-to-end self-test on synthetic weights
 #   make test  same set-up, then the full test suite
+#   make test-fast  same set-up, then the fast loop (unit tests and small end-to-end runs, about a minute)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
@@ -11,13 +12,13 @@ WHEELHOUSE := $(VENV)/wheelhouse
 EXTRAS ?= dev
 # The CPU build of torch. On this project's machines pip finds it on local disk; never pull a CUDA build here.
 TORCH_SPEC ?= torch==2.13.0
-# The MTCNN weights are manifest files (`decaenv fetch mtcnn-pnet mtcnn-rnet mtcnn-onet`, sha256-pinned members of
+# The MTCNN weights are manifest files (`decaenv fetch mtcnn`, sha256-pinned members of
 # facenet-pytorch's wheel). The tests import them offline from this copy of the wheel (set-up may use PyPI).
 MTCNN_WHEEL := $(VENV)/wheelhouse-mtcnn/facenet_pytorch-2.6.0-py3-none-any.whl
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-fast clean
 setup: $(STAMP) $(MTCNN_WHEEL)
 
 $(BIN)/python:
@@ -49,6 +50,12 @@ $(VENV)/.doctor-wheelhouse: $(STAMP) tests/_support/venv_matrix.py
 test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(MTCNN_WHEEL)
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The one-minute loop: unit tests and small end-to-end runs on the procedural synthetic head (not `slow`: no real
+# doctor runs, venv matrices, compiles or CLI reconstructions; no DECAENV_TEST_ASSETS). `make test` is the full suite.
+FAST_MARKERS ?= not slow and not ext and not cuda and not network
+test-fast: setup
+	env -u DECAENV_TEST_ASSETS $(BIN)/python -m pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) decaenv-selftest .pytest_cache

@@ -61,7 +61,8 @@ def shared_assets() -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
-    """A complete synthetic DECA data dir (seed 0, full-size checkpoint), built once per session.
+    """A complete synthetic DECA data dir (seed 0, full-size networks without the trainer's optimizer state),
+    built once per session.
 
     Uses DECA's real public topology when `DECAENV_TEST_ASSETS` is set, a procedural head otherwise.
     Tests must not modify it: copy files out first.
@@ -70,16 +71,19 @@ def synthetic_data_dir(tmp_path_factory) -> Path:
     from decaenv.synthetic import make_assets
 
     out = tmp_path_factory.mktemp("synthetic-data")
-    make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=True)
+    make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
     return out
 
 
 @pytest.fixture(scope="session")
-def procedural_data_dir(tmp_path_factory) -> Path:
-    """A synthetic data dir on the procedural head (no optimizer state), built once per session."""
+def procedural_data_dir(tmp_path_factory, request) -> Path:
+    """A synthetic data dir on the procedural head (no optimizer state), built once per session (the same
+    folder as `synthetic_data_dir` when no public topology is available: the two would be byte-identical)."""
     pytest.importorskip("torch")
     from decaenv.synthetic import make_assets
 
+    if public_topology_dir() is None:
+        return request.getfixturevalue("synthetic_data_dir")
     out = tmp_path_factory.mktemp("procedural-data")
     make_assets(out, seed=0, public_dir=None, with_optimizer=False)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -29,6 +30,10 @@ def doctor(
     yes: bool = typer.Option(False, "--yes", "-y", help="With --fix: also install packages (pip)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", min=0.1,
                                             help="Time budget per external tool (nvcc, gcc, ...). Default 10."),
+    deca_dir: Optional[Path] = typer.Option(
+        None, "--deca-dir", metavar="DIR",
+        help="Also check this DECA checkout's code against this environment (default: the checkout the "
+             "working directory is in, if any)."),
 ) -> None:
     """Check this machine for DECA: probes with a verdict, the cause and the fix for each problem.
 
@@ -50,6 +55,6 @@ def doctor(
     code = cli_impl.doctor(names=list(names or ()), data_dir=data_dir.path, data_dir_source=data_dir.source,
                            as_json=as_json, markdown=markdown, strict=strict, use_cache=not no_cache,
                            no_build=no_build, fix=fix, dry_run=dry_run, yes=yes, timeout=timeout,
-                           verbose=state.verbose, quiet=state.quiet, require=list(require or ()),
+                           verbose=state.verbose, quiet=state.quiet, require=list(require or ()), deca_dir=deca_dir,
                            progress=state.progress)
     raise typer.Exit(code)

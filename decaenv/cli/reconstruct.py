@@ -148,3 +148,5 @@ def _print_summary(console, summary, make_console) -> None:
     line = (f"reconstructed {ok}, failed {failed}, skipped {skipped} in {summary.seconds:.1f} s "
             f"({stages}); outputs in {summary.out_dir}")
     make_console(quiet=False, stderr=True).print(line, markup=False, highlight=False)
+    if summary.fallback_line():
+        make_console(quiet=False, stderr=True).print(summary.fallback_line(), markup=False, highlight=False)

@@ -23,6 +23,8 @@ class DoctorOptions:
         came from. no_build: skip the build probe. use_cache: reuse cached results. strict: warnings fail.
         command_timeout: budget per external tool in seconds (default 10; `DECAENV_DOCTOR_TIMEOUTS` sets all
         budgets). categories: restrict to these categories (selftest: everything but "data").
+        deca_dir: the user's DECA checkout; None: the checkout holding the working directory, if any
+        (`find_checkout=False` turns that off). Without one the `checkout` category is not run.
     """
 
     names: Sequence[str] = ()
@@ -35,6 +37,8 @@ class DoctorOptions:
     categories: Optional[Sequence[str]] = None
     environ: Optional[Dict[str, str]] = None
     python: Optional[str] = None
+    deca_dir: Optional[Path] = None
+    find_checkout: bool = True
 
 
 @dataclass
@@ -62,10 +66,30 @@ def build_context(options: DoctorOptions):
     environ = dict(os.environ if options.environ is None else options.environ)
     data_dir = Path(options.data_dir) if options.data_dir else _default_data_dir()
     budgets = Budgets.from_env(environ.get(ENV_TIMEOUTS), options.command_timeout)
+    deca_dir = checkout_of(options)
     probe = SystemProbe(python=options.python, environ=environ, budgets=budgets,
-                        common={"data_dir": str(data_dir), "build_timeout": max(budgets.build - 20.0, 10.0)})
+                        common={"data_dir": str(data_dir), "build_timeout": max(budgets.build - 20.0, 10.0),
+                                "deca_dir": str(deca_dir) if deca_dir else None})
     return Context(probe=probe, data_dir=data_dir, data_dir_source=options.data_dir_source,
-                   no_build=options.no_build)
+                   no_build=options.no_build, deca_dir=deca_dir)
+
+
+def checkout_of(options: DoctorOptions) -> Optional[Path]:
+    """The DECA checkout to check: `--deca-dir` (which must be one), else the one holding the working dir.
+
+    Raises:
+        UsageError: `--deca-dir` is not a DECA checkout.
+    """
+    from decaenv.doctor.deca_source import find_checkout, is_checkout
+    from decaenv.errors import UsageError
+
+    if options.deca_dir is not None:
+        path = Path(options.deca_dir).expanduser().resolve()
+        if not is_checkout(path):
+            raise UsageError(f"--deca-dir {options.deca_dir} is not a DECA checkout (no decalib/deca.py)",
+                             hint="give the folder you cloned DECA into (it holds decalib/ and demos/)")
+        return path
+    return find_checkout(Path.cwd()) if options.find_checkout else None
 
 
 def _default_data_dir() -> Path:
@@ -74,11 +98,14 @@ def _default_data_dir() -> Path:
     return resolve_data_dir(None).path
 
 
-def select_names(options: DoctorOptions) -> List[str]:
-    """Check ids to run: the requested names, narrowed to `options.categories` when given."""
-    if options.categories is None:
+def select_names(options: DoctorOptions, checkout: bool = False) -> List[str]:
+    """Check ids to run: the requested names, narrowed to `options.categories` when given; the `checkout`
+    category only when a DECA checkout is in use (or when asked for by name)."""
+    if options.categories is None and (checkout or options.names):
         return list(options.names)
-    return [c.id for c in _registry().all() if c.category in options.categories
+    categories = options.categories if options.categories is not None else \
+        [c for c, _ in _categories() if checkout or c != "checkout"]
+    return [c.id for c in _registry().all() if c.category in categories
             and (not options.names or c.id in options.names or c.category in options.names)]
 
 
@@ -94,9 +121,10 @@ def run_doctor(options: DoctorOptions,
     cache = ResultCache.default() if options.use_cache else None
     try:
         report = Runner(registry, ctx, cache=cache, fingerprint=fingerprint,
-                        on_result=on_result).run(select_names(options))
+                        on_result=on_result).run(select_names(options, ctx.deca_dir is not None))
     finally:
         ctx.probe.close()
+    report.options["selected"] = list(options.names)
     report.environment = environment_summary(ctx, report)
     report.options.update({"strict": options.strict, "cache": options.use_cache})
     verdict = compute_verdict(report)
@@ -109,6 +137,8 @@ def environment_summary(ctx, report: Report) -> Dict[str, object]:
     env: Dict[str, object] = {"python": f"{p.python} ({p.implementation}, {p.executable})",
                               "os": f"{p.distro or p.system} {p.release} {p.machine}".strip(),
                               "data_dir": f"{ctx.data_dir} ({ctx.data_dir_source})"}
+    if ctx.deca_dir is not None:
+        env["deca_dir"] = str(ctx.deca_dir)
     torch_result = ctx.results.get("torch")
     if torch_result is not None and torch_result.data.get("version"):
         env["torch"] = f"{torch_result.data['version']}"
@@ -128,7 +158,8 @@ def selftest_gate() -> str:
     Raises:
         DecaenvError: naming the first check that blocks the CPU path, with its fix.
     """
-    options = DoctorOptions(no_build=True, categories=[c for c, _ in _categories() if c != "data"])
+    options = DoctorOptions(no_build=True, categories=[c for c, _ in _categories() if c not in ("data", "checkout")],
+                            find_checkout=False)
     run = run_doctor(options)
     registry = _registry()
     blockers = [(cid, r) for cid, r in run.report.results.items()

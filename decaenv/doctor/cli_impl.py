@@ -83,7 +83,8 @@ def _parse_require(require: List[str], names: List[str]):
 
 def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: bool, markdown: bool, strict: bool,
            use_cache: bool, no_build: bool, fix: bool, dry_run: bool, yes: bool, timeout: Optional[float],
-           verbose: bool, quiet: bool, require: Optional[List[str]] = None, progress: bool = True) -> int:
+           verbose: bool, quiet: bool, require: Optional[List[str]] = None,
+           deca_dir: Optional[Path] = None, progress: bool = True) -> int:
     """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
     from decaenv.cli._console import make_console, print_json
     from decaenv.doctor import require as req
@@ -92,7 +93,7 @@ def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: b
 
     requirements, names = _parse_require(require or [], names)
     options = DoctorOptions(names=names, data_dir=data_dir, data_dir_source=data_dir_source, no_build=no_build,
-                            use_cache=use_cache, strict=strict, command_timeout=timeout)
+                            use_cache=use_cache, strict=strict, command_timeout=timeout, deca_dir=deca_dir)
     from decaenv.cli._console import progress_enabled
 
     interactive = progress and progress_enabled() and not (as_json or markdown or quiet)

@@ -19,6 +19,7 @@ class Context:
         data_dir: the DECA data dir checked by the `data` category. data_dir_source: "flag", "env",
             "cwd" or "default" (see `decaenv.paths`).
         no_build: `--no-build`: the build probe is skipped.
+        deca_dir: the user's DECA checkout (`--deca-dir`, or the one the doctor runs in), None outside one.
         results: results of the checks finished so far (requirements are always finished first).
     """
 
@@ -26,6 +27,7 @@ class Context:
     data_dir: Path
     data_dir_source: str = "default"
     no_build: bool = False
+    deca_dir: Optional[Path] = None
     results: Dict[str, CheckResult] = field(default_factory=dict)
     _memo: Dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False)

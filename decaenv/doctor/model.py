@@ -19,6 +19,7 @@ CATEGORIES: Tuple[Tuple[str, str], ...] = (
     ("extension", "Rasterizer and extensions"),
     ("data", "Data files"),
     ("compat", "Compatibility shims"),
+    ("checkout", "Your DECA checkout"),
 )
 CATEGORY_TITLES: Dict[str, str] = dict(CATEGORIES)
 

@@ -237,6 +237,38 @@ def face_alignment_section(common: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def detectors_section(common: Dict[str, Any]) -> Dict[str, Any]:
+    """What `decaenv reconstruct --detector auto` will use here, from the detectors' own availability probes
+    (nothing is loaded)."""
+    try:
+        from decaenv.runtime.detectors import auto_plan, availability
+    except ImportError as exc:
+        return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
+    data_dir = common.get("data_dir")  # MTCNN's weights are data files (mtcnn/ in the data dir)
+    return {"api": True, "plan": auto_plan(data_dir=data_dir).to_json(),
+            "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability(data_dir)}}
+
+
+def deca_imports_section(common: Dict[str, Any]) -> Dict[str, Any]:
+    """The third-party modules DECA's demo imports at start-up (in the checkout `common["deca_dir"]`), and which
+    of them this interpreter cannot find (found by `find_spec`, nothing is imported)."""
+    from decaenv.doctor.deca_source import demo_imports
+
+    root = common.get("deca_dir")
+    if not root:
+        return {"modules": [], "missing": []}
+    modules = demo_imports(root)
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return {"modules": modules, "missing": missing}
+
+
 def _weight_urls(package_dir: str) -> List[str]:
     import re
 
@@ -384,6 +416,8 @@ SECTIONS = {
     "pytorch3d": pytorch3d_section,
     "compat": compat_section,
     "face-alignment": face_alignment_section,
+    "detectors": detectors_section,
+    "deca-imports": deca_imports_section,
     "numpy": numpy_section,
     "flame-selftest": flame_selftest_section,
     "runtime-packages": runtime_packages_section,

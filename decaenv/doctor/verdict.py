@@ -24,6 +24,8 @@ class Verdict:
     Attributes:
         ready: no FAIL, TIMEOUT or CRASH. line: the verdict line. device: "cuda"/"cpu" (None when not checked).
         rasterizer: backend chosen for that device. problems / warnings / unchecked: check ids.
+        deca: with a DECA checkout in use, {"checkout", "runs_under_exec", "blockers"} (the `deca-demo` row);
+        the line then ends with whether DECA's own demo runs here under `decaenv exec`. None otherwise.
     """
 
     ready: bool
@@ -33,10 +35,12 @@ class Verdict:
     problems: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     unchecked: List[str] = field(default_factory=list)
+    deca: Optional[dict] = None
 
     def to_json(self) -> dict:
         return {"ready": self.ready, "line": self.line, "device": self.device, "rasterizer": self.rasterizer,
-                "problems": self.problems, "warnings": self.warnings, "unchecked": self.unchecked}
+                "problems": self.problems, "warnings": self.warnings, "unchecked": self.unchecked,
+                "deca": self.deca}
 
 
 def _device_and_backend(report: Report):
@@ -52,8 +56,34 @@ def _device_and_backend(report: Report):
     return device, backend
 
 
+def _deca_demo(report: Report) -> Optional[dict]:
+    """The `deca-demo` row as the verdict's `deca` part (None when no checkout was checked)."""
+    row = report.get("deca-demo")
+    if row is None or "runs_under_exec" not in row.data:
+        return None
+    data = row.data
+    return {"checkout": data.get("checkout"), "demo": data.get("demo"), "runs_under_exec": data["runs_under_exec"],
+            "blockers": list(data.get("blockers", [])) + list(data.get("unchecked", []))}
+
+
+def _with_deca(verdict: Verdict, deca: Optional[dict]) -> Verdict:
+    if deca is None:
+        return verdict
+    verdict.deca = deca
+    if deca["runs_under_exec"]:
+        verdict.line += f"; DECA's {deca['demo']} runs here under `decaenv exec`"
+    else:
+        verdict.line += (f"; DECA's {deca['demo']} will not run here, even under `decaenv exec` "
+                         f"({', '.join(deca['blockers'])})")
+    return verdict
+
+
 def compute_verdict(report: Report) -> Verdict:
     """Derive the verdict from a report's results (all of them, shown or not)."""
+    return _with_deca(_compute(report), _deca_demo(report))
+
+
+def _compute(report: Report) -> Verdict:
     rows = list(report.results.items()) + list(report.requirements.items())
     problems = [cid for cid, r in rows if r.status.is_problem]
     warnings = [cid for cid, r in rows if r.status is Status.WARN]

@@ -51,6 +51,7 @@ SECTION_SPECS: Dict[str, SectionSpec] = {
     "rasterizer": SectionSpec("torch", "import"),
     "pytorch3d": SectionSpec("torch", "import"),
     "face-alignment": SectionSpec("torch", "import"),
+    "detectors": SectionSpec("torch", "import"),
     "checkpoint-load": SectionSpec("torch", "data"),
     # A second process runs the numpy-level probes in parallel; chumpy last because importing it may leave a
     # half-imported package behind.
@@ -59,6 +60,7 @@ SECTION_SPECS: Dict[str, SectionSpec] = {
     "flame-load": SectionSpec("numpy", "data"),
     "runtime-packages": SectionSpec("numpy", "import"),
     "compat": SectionSpec("numpy", "import"),
+    "deca-imports": SectionSpec("numpy", "import"),
     "chumpy": SectionSpec("numpy", "import"),
     # The build probe (compiles for a minute): its own process, only when its cached verdict is stale.
     "build": SectionSpec("build", "build"),

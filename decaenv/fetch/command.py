@@ -50,7 +50,7 @@ def _split_ids(req: FetchRequest, manifest) -> None:
     """With --from, positional arguments that are existing paths (not ids) are more files to import."""
     if not req.from_paths:
         return
-    known = {e.id for e in manifest.entries}
+    known = {e.id for e in manifest.entries} | set(manifest.groups())
     extra = [i for i in req.ids if i not in known and Path(i).expanduser().exists()]
     req.from_paths.extend(Path(i) for i in extra)
     req.ids = [i for i in req.ids if i not in extra]
@@ -64,7 +64,7 @@ def run(req: FetchRequest) -> int:
     _split_ids(req, manifest)
     mode = _mode(req)
     for entry_id in req.ids:
-        manifest.get(entry_id)  # unknown ids: a usage error before anything happens
+        manifest.resolve(entry_id)  # unknown ids: a usage error before anything happens
     if mode in ("list", "verify"):
         return _read_only(req, manifest, mode)
     return _write(req, manifest, mode)
@@ -88,7 +88,8 @@ def _read_only(req: FetchRequest, manifest, mode: str) -> int:
     level, rehash = ("content", True) if mode == "verify" else ("hash", False)
     statuses = [verify_entry(e, root, level=level, rehash=rehash) for e in entries]
     licenses = Licenses(root)
-    required = {e.id for e in entries if e.default or e.id in req.ids}
+    named = {e.id for i in req.ids for e in manifest.resolve(i)}
+    required = {e.id for e in entries if (e.default and e.applies()) or e.id in named}
     ok = all(s.status in ("verified", "hash-unknown") if s.status != "missing" else s.id not in required
              for s in statuses)
     if req.as_json:

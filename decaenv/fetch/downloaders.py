@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional
 from decaenv.errors import DecaenvError
 from decaenv.fetch import http
 from decaenv.fetch.credentials import Credentials
-from decaenv.fetch.errors import classify_html, fail
+from decaenv.fetch.errors import classify_html, classify_network, fail
 from decaenv.fetch.manifest import Entry, Source
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
@@ -107,13 +107,9 @@ def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ct
     _load_drive_cookies(env)
     url = source.download_url
     for _hop in range(GDRIVE_HOPS):
-        resp = http.open_response(env.session, http.Request("GET", url), env.options,
-                                  headers={"Accept-Encoding": "identity"})
-        if resp.status_code != 200 or "Content-Disposition" in resp.headers or \
-                not is_html(b"", resp.headers.get("Content-Type", "")):
+        resp, page = _drive_page(env, url, ctx)
+        if page is None:
             break
-        page = resp.raw.read(http.HTML_LIMIT, decode_content=True).decode("utf-8", "replace")
-        resp.close()
         try:
             with warnings.catch_warnings():  # gdown 5.x calls a deprecated bs4 method
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -130,6 +126,52 @@ def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ct
     if first is None:
         resp.close()
     return http.download(env.session, http.Request("GET", url), staging, ctx, env.options, first=first)
+
+
+def _drive_page(env: Env, url: str, ctx: http.Context):
+    """GET one Drive URL: (the open response, None) for a file, (None, the page) for an HTML page.
+
+    A connection dropped or timed out before the page is read whole is retried with the https transfers'
+    backoff (`HttpOptions.retries`), then raised as the classified network error (exit 1), never as a raw
+    requests/urllib3 exception. TLS failures are not retried.
+    """
+    import requests
+
+    failures = 0
+    while True:
+        try:
+            resp = http.open_response(env.session, http.Request("GET", url), env.options,
+                                      headers={"Accept-Encoding": "identity"})
+            if resp.status_code != 200 or "Content-Disposition" in resp.headers or \
+                    not is_html(b"", resp.headers.get("Content-Type", "")):
+                return resp, None
+            try:
+                return None, resp.raw.read(http.HTML_LIMIT, decode_content=True).decode("utf-8", "replace")
+            finally:
+                resp.close()
+        except requests.exceptions.SSLError as exc:
+            raise classify_network(exc, url=url, what=ctx.what, manual=ctx.manual) from None
+        except _dropped_errors() as exc:
+            failures += 1
+            if failures > env.options.retries:
+                raise classify_network(exc, url=url, what=ctx.what, manual=ctx.manual) from None
+            delay = min(env.options.backoff * (2 ** (failures - 1)), env.options.max_backoff)
+            log.info("%s: Google Drive connection dropped (%s); retrying in %.1f s", ctx.what,
+                     " ".join(str(exc).split())[:120], delay)
+            env.options.sleep(delay)
+
+
+def _dropped_errors() -> tuple:
+    """Exceptions meaning "the connection failed or dropped" (requests, urllib3, http.client, sockets)."""
+    import http.client
+    import socket
+
+    import requests
+    import urllib3
+
+    return (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, http.client.HTTPException,
+            ConnectionError, socket.timeout)
 
 
 def _page_error(text: str, page: str, ctx: http.Context):

@@ -329,6 +329,11 @@ class Fetcher:
             raise fail("size-mismatch", f"{entry.dest}: got {size:,} bytes, expected {want_size:,}",
                        hint="the source serves something else; download it by hand: " + entry.manual_text(),
                        cls=IntegrityError)
+        wrong_prefix = entry.prefix_mismatch(digest)
+        if wrong_prefix:
+            raise fail("hash-mismatch", f"{entry.dest}: {wrong_prefix}",
+                       hint="the payload is corrupt or not the official file; " + entry.manual_text(),
+                       cls=IntegrityError)
         if want_sha is not None and digest != want_sha:
             origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
             hint = ("the payload is corrupt or not the official file; " + entry.manual_text()) if source == \

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from decaenv.errors import DataError, UsageError
+from decaenv.fetch.placement import requirement_met, torch_hub_checkpoints
 
 SCHEMA_VERSION = 1
 ENV_MANIFEST = "DECAENV_MANIFEST"
@@ -22,6 +23,10 @@ SOURCE_KINDS = ("https", "gdrive", "form-post", "manual")
 GDRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{8,63}$")
+#: Where an entry's `dest` is relative to: the data dir (default), or torch hub's checkpoint cache, where
+#: face_alignment (and every `torch.hub.load_state_dict_from_url` user) looks for its weights.
+ROOTS = ("data", "torch-hub")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,10 @@ class Entry:
     validator: Optional[Validator] = None
     post: Tuple[str, ...] = ()
     aliases: Tuple[str, ...] = ()
+    root: str = "data"
+    sha256_prefix: Optional[str] = None
+    group: Optional[str] = None
+    requires: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -142,8 +151,26 @@ class Entry:
         return all(s.kind == "manual" for s in self.sources)
 
     def path(self, data_dir: os.PathLike) -> Path:
-        """Absolute destination inside `data_dir`."""
-        return Path(data_dir).joinpath(*PurePosixPath(self.dest).parts)
+        """Absolute destination: inside `data_dir`, or inside torch hub's checkpoint cache (`root = "torch-hub"`)."""
+        base = torch_hub_checkpoints() if self.root == "torch-hub" else Path(data_dir)
+        return base.joinpath(*PurePosixPath(self.dest).parts)
+
+    @property
+    def shown_dest(self) -> str:
+        """`dest` as shown in tables and result lines ("hub:<name>" for torch hub's cache)."""
+        return f"hub:{self.dest}" if self.root == "torch-hub" else self.dest
+
+    def prefix_mismatch(self, digest: str) -> Optional[str]:
+        """Why `digest` cannot be this file (its published sha256 prefix differs), or None."""
+        if self.sha256_prefix and not digest.startswith(self.sha256_prefix):
+            return (f"sha256 {digest[:16]}… does not start with {self.sha256_prefix}, the hash prefix in its "
+                    "published file name")
+        return None
+
+    def applies(self) -> bool:
+        """True when the entry has no `requires`, or the installed distribution satisfies it (e.g. the
+        2DFAN4 file of the face_alignment release that is installed)."""
+        return self.requires is None or requirement_met(self.requires) is not False
 
     def manual_sources(self) -> List[Source]:
         return [s for s in self.sources if s.kind == "manual"]
@@ -179,19 +206,37 @@ class Manifest:
             if entry.id == entry_id:
                 return entry
         raise UsageError(f"unknown file id {entry_id!r}",
-                         hint="known ids: " + ", ".join(e.id for e in self.entries))
+                         hint="known ids: " + ", ".join([e.id for e in self.entries] + sorted(self.groups())))
 
     def defaults(self) -> List[Entry]:
-        """What reconstruction needs (`default = true`)."""
-        return [e for e in self.entries if e.default]
+        """What reconstruction needs (`default = true`, and `requires` met)."""
+        return [e for e in self.entries if e.default and e.applies()]
+
+    def groups(self) -> Dict[str, List[Entry]]:
+        """Group name -> its entries (manifest order), e.g. "fan" -> face_alignment's weight files."""
+        out: Dict[str, List[Entry]] = {}
+        for entry in self.entries:
+            if entry.group:
+                out.setdefault(entry.group, []).append(entry)
+        return out
+
+    def resolve(self, name: str) -> List[Entry]:
+        """The entries a command-line name means: a file id, or a group (its members that apply to the
+        installed packages — all of them when the package they depend on is not installed at all)."""
+        group = self.groups().get(name)
+        if group is None or any(e.id == name for e in self.entries):
+            return [self.get(name)]
+        applying = [e for e in group if e.applies()]
+        installed = [e for e in group if e.requires and requirement_met(e.requires) is not None]
+        return applying if installed else group
 
     def select(self, ids: Sequence[str] = (), *, everything: bool = False) -> List[Entry]:
-        """Entries for the given ids (in manifest order), all with `everything`, else the defaults."""
+        """Entries for the given ids or groups (in manifest order), all with `everything`, else the defaults."""
         if everything:
             return list(self.entries)
         if not ids:
             return self.defaults()
-        wanted = {self.get(i).id for i in ids}
+        wanted = {e.id for i in ids for e in self.resolve(i)}
         return [e for e in self.entries if e.id in wanted]
 
 
@@ -296,6 +341,9 @@ def parse_manifest(text: str, *, origin: str = "<string>") -> Manifest:
             if key in seen:
                 raise top.error(f"duplicate {'dest' if key.startswith('dest:') else 'id'} {key.split(':')[-1]!r}")
             seen[key] = entry.id
+    clash = sorted({e.group for e in entries if e.group} & {e.id for e in entries})
+    if clash:
+        raise top.error(f"group {clash[0]!r} is also a file id")
     return Manifest(name=top.get("name", str, "manifest"), schema=schema,
                     description=top.get("description", str, ""), entries=tuple(entries),
                     licenses=licenses, credentials=realms, origin=origin)
@@ -332,7 +380,7 @@ def _entry(origin: str, index: int, table: Mapping[str, Any], licenses: Mapping[
     if not _ID.match(entry_id):
         raise c.error("id must be lower-case letters, digits and dashes")
     c.unknown(["id", "dest", "description", "default", "size", "approx_size", "sha256", "license",
-               "validate", "source", "post", "aliases"])
+               "validate", "source", "post", "aliases", "root", "sha256_prefix", "group", "requires"])
     sha = c.get("sha256", str)
     if sha is not None:
         sha = sha.lower().split(":", 1)[-1] if sha.lower().startswith("sha256:") else sha.lower()
@@ -355,11 +403,39 @@ def _entry(origin: str, index: int, table: Mapping[str, Any], licenses: Mapping[
         value = c.get(name, int)
         if value is not None and value <= 0:
             raise c.error(f"{name} must be positive")
+    root, prefix, requires = _placement(c, sha)
     return Entry(id=entry_id, dest=_dest(c, c.get("dest", str, required=True)), license=licenses[lic_id],
                  sources=sources, description=c.get("description", str, ""), default=c.get("default", bool, False),
                  size=c.get("size", int), approx_size=c.get("approx_size", int), sha256=sha,
                  validator=validator, post=tuple(c.get("post", list, [])),
-                 aliases=tuple(c.get("aliases", list, [])))
+                 aliases=tuple(c.get("aliases", list, [])), root=root, sha256_prefix=prefix,
+                 group=c.get("group", str), requires=requires)
+
+
+def _placement(c: _Check, sha: Optional[str]) -> Tuple[str, Optional[str], Optional[str]]:
+    """(root, sha256_prefix, requires) of an entry, checked."""
+    root = c.get("root", str, "data")
+    if root not in ROOTS:
+        raise c.error(f"root {root!r} is not one of {', '.join(ROOTS)}")
+    prefix = c.get("sha256_prefix", str)
+    if prefix is not None:
+        prefix = prefix.lower()
+        if not _HEX_PREFIX.match(prefix):
+            raise c.error("sha256_prefix must be 8 to 63 hex digits")
+        if sha is not None and not sha.startswith(prefix):
+            raise c.error(f"sha256 does not start with its sha256_prefix {prefix}")
+    group = c.get("group", str)
+    if group is not None and not _ID.match(group):
+        raise c.error("group must be lower-case letters, digits and dashes")
+    requires = c.get("requires", str)
+    if requires is not None:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            Requirement(requires)
+        except InvalidRequirement as exc:
+            raise c.error(f"requires {requires!r} is not a requirement ({exc})") from None
+    return root, prefix, requires
 
 
 def _freeze(value: Any) -> Any:

@@ -39,6 +39,8 @@ def entry_json(entry: Entry, data_dir, status: Optional[FileStatus], licenses: L
         "id": entry.id,
         "dest": entry.dest,
         "path": str(entry.path(data_dir)),
+        "root": entry.root,
+        "group": entry.group,
         "default": entry.default,
         "description": entry.description,
         "status": status.status if status else None,
@@ -115,7 +117,7 @@ def print_table(console, manifest: Manifest, data_dir, statuses: Iterable[FileSt
         lic = entry.license
         size = status.size if status.size is not None else (status.expected_size or entry.approx_size)
         approx = status.size is None and status.expected_size is None and size is not None
-        table.add_row(entry.id, entry.dest, f"[{styles.get(status.status, 'red')}]{STATUS_WORDS[status.status]}[/]",
+        table.add_row(entry.id, entry.shown_dest, f"[{styles.get(status.status, 'red')}]{STATUS_WORDS[status.status]}[/]",
                       ("~" if approx else "") + _size(size), lic.id + ("" if licenses.accepted(lic.id) else "*"), how)
         note = _note(status, entry)
         if note:
@@ -124,6 +126,10 @@ def print_table(console, manifest: Manifest, data_dir, statuses: Iterable[FileSt
     for line in notes:
         console.print(line, markup=False, highlight=False)
     console.print(f"data dir: {data_dir}", markup=False, highlight=False)
+    hub = [manifest.get(st.id) for st in statuses if manifest.get(st.id).root == "torch-hub"]
+    if hub:
+        console.print(f"hub: torch hub's checkpoint cache {hub[0].path(data_dir).parent} (where face_alignment "
+                      "looks; set by TORCH_HOME)", markup=False, highlight=False)
     used = {manifest.get(st.id).license.id for st in statuses}
     for lic in (lic for lic in manifest.licenses.values() if lic.id in used):
         mark = "accepted" if licenses.accepted(lic.id) else "* not yet accepted here"
@@ -138,7 +144,7 @@ def result_line(result) -> str:
     """One line per fetched/imported file."""
     entry, action = result.entry, result.action
     if result.error is not None:
-        return f"[FAIL] {entry.id:<19} {entry.dest}: {error_code(result.error)}"
+        return f"[FAIL] {entry.id:<19} {entry.shown_dest}: {error_code(result.error)}"
     status = result.status
     how = {"present": "already verified", "adopted": "present, trusted on first use",
            "downloaded": f"downloaded {_size(result.bytes)} in {result.seconds:.1f} s",
@@ -149,7 +155,7 @@ def result_line(result) -> str:
         check = {"verified": ", sha256 verified", "hash-unknown": ", no published hash"}.get(status.status, "")
         if status.hash_source == "first-use" and status.ok:
             check = ", sha256 matches first-use record"
-    return f"[ok]   {entry.id:<19} {entry.dest}: {how}{check}"
+    return f"[ok]   {entry.id:<19} {entry.shown_dest}: {how}{check}"
 
 
 def manual_block(results) -> List[str]:

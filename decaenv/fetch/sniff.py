@@ -71,6 +71,8 @@ EXPECTED_KIND = {
     "dense-template": ("npy",),
     "npz-keys": ("zip",),
     "obj-mesh": ("text",),
+    "torch-state-dict": ("zip", "pickle"),
+    "torchscript": ("zip",),
 }
 
 

@@ -116,6 +116,10 @@ def verify_entry(entry: Entry, data_dir: os.PathLike, *, level: str = "hash", re
     cache = (cache or HashCache()) if use_cache else None
     digest, cached = cached_sha256(path, cache, rehash=rehash)
     base.update(sha256=digest, cached=cached)
+    wrong_prefix = entry.prefix_mismatch(digest)
+    if wrong_prefix:
+        return FileStatus(**base, status="hash-mismatch",
+                          detail=f"{wrong_prefix}: run `decaenv fetch --force {entry.id}`")
     if want_sha is not None and digest != want_sha:
         origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
         return FileStatus(**base, status="hash-mismatch",

@@ -212,6 +212,46 @@ def check_checkpoint(path: str, v: Validator) -> str:
     return f"checkpoint: {tensors} tensors in {', '.join(layout)}" + (", optimizer state" if "opt" in ckpt else "")
 
 
+@register("torch-state-dict")
+def check_state_dict(path: str, v: Validator) -> str:
+    """A `torch.save`d state dict (face_alignment's S3FD / 2DFAN4 weights): its tensor count and the shapes of
+    a few characteristic keys (`tensors`; `shapes` = [[name, shape], ...])."""
+    from decaenv.fetch.outline import ArrayInfo, outline_torch
+
+    state = outline_torch(path)
+    if not isinstance(state, dict):
+        raise _invalid(path, f"holds {type(state).__name__}, expected a state dict")
+    count = sum(1 for value in state.values() if isinstance(value, ArrayInfo))
+    want = v.param("tensors")
+    if want is not None and count != want:
+        raise _invalid(path, f"state dict has {count} tensors, expected {want}")
+    for key, shape in dict(v.param("shapes", ())).items():
+        info = state.get(key)
+        if not isinstance(info, ArrayInfo):
+            raise _invalid(path, f"state dict lacks {key}")
+        if tuple(info.shape) != tuple(shape):
+            raise _invalid(path, f"{key} has shape {tuple(info.shape)}, expected {tuple(shape)}")
+    return f"state dict: {count} tensors"
+
+
+@register("torchscript")
+def check_torchscript(path: str, v: Validator) -> str:
+    """A TorchScript archive (`torch.jit.save`: a zip with `<name>/data.pkl` and `<name>/code/`), as the
+    face_alignment 1.3.5–1.4.x landmark networks are."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _invalid(path, f"is not a readable zip ({exc})") from None
+    has_data = any(n.endswith("/data.pkl") for n in names)
+    has_code = any("/code/" in n for n in names)
+    if not (has_data and has_code):
+        raise _invalid(path, "is a zip but not a TorchScript archive (no data.pkl and code/)")
+    return f"TorchScript archive, {len(names)} members"
+
+
 # --------------------------------------------------------------------------------------------- FLAME
 
 @register("flame-model")

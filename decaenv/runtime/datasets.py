@@ -28,7 +28,8 @@ def find_face(image: np.ndarray, source: Optional[Path], *, iscrop: bool, detect
     """Where to crop, the way DECA's `TestData` decides: (box or None for the whole image, box kind, origin).
 
     Order: `--iscrop false` → whole image; a landmark file next to the source (`.mat` then `.txt`) → its
-    68 points ("kpt68"); else the detector (FAN → "kpt68", MTCNN → "bbox"); `none` detector → whole image.
+    68 points ("kpt68"); else the detector (FAN → "kpt68", MTCNN → "bbox"; `auto` falls back to MTCNN per
+    image where FAN finds no face); `none` detector → whole image.
 
     Args:
         image: (H, W, 3) uint8 RGB. source: the image file (for landmark files), or None.
@@ -49,7 +50,7 @@ def find_face(image: np.ndarray, source: Optional[Path], *, iscrop: bool, detect
         raise InputError(f"no face found in {label} (detector {detector.name})",
                          hint="if the image is already a face crop pass --iscrop false, or put its 68 landmarks in "
                               "a .txt file next to it")
-    return found.box, found.kind, f"detector:{detector.name}"
+    return found.box, found.kind, f"detector:{found.detector or detector.name}"
 
 
 def crop_image(image: np.ndarray, source: Optional[Path], *, iscrop: bool, detector: Optional[Detector],
@@ -71,7 +72,7 @@ class TestData:
         testpath: an image, a folder, a text list, a video, or a Python list of image paths.
         iscrop: crop round the face (else the whole image). crop_size: 224. scale: 1.25.
         face_detector: "fan", "mtcnn", "none" or "auto" (DECA's default is "fan"; "auto" uses FAN when its
-            weights are cached). sample_step: every n-th video frame.
+            weights are cached, and MTCNN for images where FAN finds no face). sample_step: every n-th video frame.
         device: device for the detector.
     Raises:
         InputError: nothing to read.

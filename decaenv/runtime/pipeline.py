@@ -74,11 +74,26 @@ class RunSummary:
     def failed(self) -> bool:
         return self.count("failed") > 0
 
+    def fallbacks(self) -> List[str]:
+        """Names of the items cropped by `auto`'s fallback detector (FAN found no face, MTCNN did)."""
+        from decaenv.runtime.detectors import FALLBACK_NOTE
+
+        return [i.name for i in self.items if FALLBACK_NOTE in i.crop]
+
+    def fallback_line(self) -> str:
+        """"FAN found no face in 2 image(s) (a, b): cropped with MTCNN instead", or "" when none."""
+        names = self.fallbacks()
+        if not names:
+            return ""
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        return (f"FAN found no face in {len(names)} image(s) ({shown}): cropped with MTCNN instead, so those "
+                "crops differ from DECA's")
+
     def to_json(self) -> dict:
         return {"schema": 1, "ok": self.count("ok"), "failed": self.count("failed"), "skipped": self.count("skipped"),
                 "seconds": round(self.seconds, 3), "stages": self.stages, "device": self.device,
-                "detector": self.detector, "rasterizer": self.rasterizer, "out_dir": self.out_dir,
-                "items": [asdict(i) for i in self.items]}
+                "detector": self.detector, "detector_fallbacks": self.fallbacks(), "rasterizer": self.rasterizer,
+                "out_dir": self.out_dir, "items": [asdict(i) for i in self.items]}
 
 
 def prepare_out_dir(out_dir: Path) -> Path:

@@ -50,6 +50,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for size, nodeid in top:
         if size > 50e6:
             terminalreporter.write_line(f"{size / 1e6:8.0f} MB  {nodeid}")
+    report = os.environ.get("DECAENV_TEST_IO_REPORT")
+    if report:  # every test's figure, largest first, for finding what to slim down
+        with open(report, "w") as fh:
+            fh.writelines(f"{size / 1e6:10.1f} MB  {nodeid}\n" for size, nodeid in sorted(_PER_TEST, reverse=True))
 
 
 def pytest_sessionfinish(session, exitstatus):

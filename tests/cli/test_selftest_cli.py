@@ -6,6 +6,8 @@ import pytest
 
 from decaenv.cli import main
 
+pytestmark = pytest.mark.slow  # full-size synthetic assets through the CLI: `make test` only, not `make test-fast`
+
 
 def test_make_assets_json(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # decaenv exec in subprocesses: `make test` only, not `make test-fast`
+
 PY = sys.executable
 PYENV = Path.home() / ".pyenv" / "versions"
 

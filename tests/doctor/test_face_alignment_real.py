@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real face_alignment venvs: `make test` only, not `make test-fast`
+
 pytest.importorskip("torch")
 
 WHEELHOUSES = [Path(os.environ.get("DECAENV_TEST_VENVS", Path.home() / ".cache" / "decaenv-test-venvs")) / "wheelhouse",
@@ -79,7 +81,8 @@ def test_150_two_d_defaults_and_missing_weights(installs, tmp_path):
     assert result["status"] == "warn" and "TWO_D API" in result["summary"] and "needs internet" in result["summary"]
     assert any("compile=True" in d for d in result["details"])
     assert any("device='cuda'" in d for d in result["details"])
-    assert "compile=False" in result["remediation"]["commands"][0]
+    assert result["remediation"]["commands"][0] == "decaenv fetch fan"
+    assert "compile=False" in result["remediation"]["commands"][1]
     assert result["data"]["hub_dir"] == str(tmp_path / "torch-home" / "hub" / "checkpoints")
 
 

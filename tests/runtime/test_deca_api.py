@@ -115,6 +115,7 @@ def test_transform_points_maps_crop_to_original(astronaut_crop):
     assert np.allclose((moved[0, :, :2].numpy() + 1) / 2 * 512, original_px, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_config_constructor_and_texture_models(synthetic_data_dir, tmp_path, astronaut_crop):
     from decaenv.runtime import DECA
 
@@ -175,6 +176,7 @@ def test_cuda_request_without_cuda_is_a_usage_error(synthetic_data_dir):
         DECA(synthetic_data_dir, device="cuda")
 
 
+@pytest.mark.slow
 def test_a_batch_decodes_like_single_images(deca, astronaut_crop):
     """BatchNorm in eval mode and per-item rendering: batching changes nothing but float rounding."""
     image = astronaut_crop[0]

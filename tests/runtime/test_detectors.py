@@ -24,7 +24,7 @@ def test_mtcnn_weights_are_found_in_the_data_dir_only(mtcnn_data_dir, tmp_path, 
     assert weights_dir(mtcnn_data_dir) == mtcnn_data_dir / "mtcnn"
     assert weights_dir(tmp_path) is None
     ok, why = dict((n, (u, r)) for n, u, r in detectors.availability(tmp_path))["mtcnn"]
-    assert not ok and "decaenv fetch mtcnn-pnet mtcnn-rnet mtcnn-onet" in why
+    assert not ok and "decaenv fetch mtcnn" in why
     with pytest.raises(DataError, match="mtcnn cannot be used: its weights are not in the data dir"):
         detectors.create_detector("mtcnn", "cpu", data_dir=tmp_path)
     monkeypatch.setenv("DECAENV_DATA_DIR", str(mtcnn_data_dir))  # no data_dir given: the resolved one

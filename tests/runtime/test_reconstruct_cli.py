@@ -15,6 +15,8 @@ from decaenv.cli import main
 from decaenv.runtime.export import SAVE_KINDS
 from decaenv.runtime.readback import check_item
 
+pytestmark = pytest.mark.slow  # CLI reconstructions: `make test` only, not `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def astronaut_256():

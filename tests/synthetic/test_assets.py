@@ -84,14 +84,50 @@ def test_flame_content(synthetic_data_dir):
     assert model["bs_style"] == "lbs" and model["bs_type"] == "lrotmin"
 
 
+class _HashSink(io.RawIOBase):
+    """A write-only stream that only hashes what `torch.save` writes (no 200-400 MB file on disk)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sha = hashlib.sha256()
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.sha.update(data)
+        return len(data)
+
+
+def _checkpoint_sha(seed: int, with_optimizer: bool) -> str:
+    """sha256 of the bytes `checkpoint.write_checkpoint` writes (the same `torch.save` to a file handle)."""
+    from decaenv.synthetic import checkpoint
+
+    sink = _HashSink()
+    torch.save(checkpoint.checkpoint_dict(seed, with_optimizer), sink)
+    return sink.sha.hexdigest()
+
+
 def test_checkpoint_loads_weights_only_with_deca_layout(synthetic_data_dir):
     ckpt = torch.load(synthetic_data_dir / "deca_model.tar", map_location="cpu", weights_only=True)
-    assert set(ckpt) == {"E_flame", "E_detail", "D_detail", "opt"}
+    assert set(ckpt) == {"E_flame", "E_detail", "D_detail"}  # the session's data dir has no optimizer state
     for net, layout in checkpoint_layout().items():
         assert list(ckpt[net]) == list(layout)
         for key, shape in layout.items():
             assert tuple(ckpt[net][key].shape) == shape, key
             assert torch.isfinite(ckpt[net][key].float()).all()
+
+
+def test_optimizer_state_like_the_real_file_loads_weights_only():
+    """DECA's real file also holds the trainer's Adam state (`opt`); it must load with weights_only=True."""
+    from decaenv.synthetic import checkpoint
+
+    buffer = io.BytesIO()
+    torch.save(checkpoint.checkpoint_dict(0, with_optimizer=True), buffer)
+    assert buffer.tell() > 400e6  # the real file's order of magnitude (≈434 MB)
+    buffer.seek(0)
+    ckpt = torch.load(buffer, map_location="cpu", weights_only=True)
+    assert set(ckpt) == {"E_flame", "E_detail", "D_detail", "opt"}
     assert len(ckpt["opt"]["param_groups"][0]["params"]) == len(ckpt["opt"]["state"])
 
 
@@ -138,13 +174,20 @@ def test_uv_images_and_displacement(synthetic_data_dir):
     assert disp.shape == (256, 256) and disp.dtype == np.float64 and np.abs(disp).max() < 0.002
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path):
-    again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=True)
+def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path, monkeypatch):
+    """Every file again from seed 0 (the checkpoint's bytes hashed as they are produced, not written twice),
+    and another seed gives other bytes."""
+    from decaenv.synthetic import checkpoint
+
+    monkeypatch.setattr(checkpoint, "write_checkpoint",
+                        lambda path, seed, opt: Path(path).write_text(_checkpoint_sha(seed, opt)))
+    again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=False)
     for name in again.files:
-        assert _sha(tmp_path / "again" / name) == _sha(synthetic_data_dir / name), name
+        got = (tmp_path / "again" / name).read_text() if name == "deca_model.tar" else _sha(tmp_path / "again" / name)
+        assert got == _sha(synthetic_data_dir / name), name
     other = make_assets(tmp_path / "other", seed=1, public_dir=public_topology_dir(), with_optimizer=False)
-    for name in ("generic_model.pkl", "deca_model.tar"):
-        assert _sha(tmp_path / "other" / name) != _sha(synthetic_data_dir / name)
+    assert _sha(tmp_path / "other" / "generic_model.pkl") != _sha(synthetic_data_dir / "generic_model.pkl")
+    assert (tmp_path / "other" / "deca_model.tar").read_text() != _sha(synthetic_data_dir / "deca_model.tar")
 
 
 def test_procedural_topology_has_flame_counts(procedural_data_dir):

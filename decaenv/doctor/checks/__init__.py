@@ -13,6 +13,7 @@ from decaenv.doctor.checks import (  # noqa: F401 - imported for their registrat
     extension,
     data,
     compat,
+    checkout,
 )
 from decaenv.doctor.registry import REGISTRY
 

@@ -118,6 +118,69 @@ def _decaenv_build_root() -> str:
     return str(build_dir())
 
 
+def lock_holder(lock: str) -> Optional[str]:
+    """Who holds a build lock, as "pid N (name)": decaenv's own locks record their owner (JSON); torch's
+    (empty, `FileBaton`) are matched to a running process working in the lock's folder (Linux /proc).
+    None when no live holder is found."""
+    from decaenv._process import pid_alive
+
+    try:
+        with open(lock, encoding="utf-8", errors="replace") as fh:
+            text = fh.read(4096)
+    except OSError:
+        return None
+    try:
+        import json
+
+        owner = json.loads(text) if text.strip() else None
+    except ValueError:
+        owner = None
+    if isinstance(owner, dict) and isinstance(owner.get("pid"), int):
+        import socket
+
+        if owner.get("host") not in (None, socket.gethostname()):
+            return f"pid {owner['pid']} on host {owner.get('host')}"
+        return f"pid {owner['pid']}{_process_name(owner['pid'])}" if pid_alive(owner["pid"]) else None
+    return _process_in(os.path.dirname(lock))
+
+
+def _process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return f" ({fh.read().strip()})"
+    except OSError:
+        return ""
+
+
+def _process_in(folder: str) -> Optional[str]:
+    """A running process whose working directory is `folder` (ninja and the compilers run there)."""
+    if not os.path.isdir("/proc"):
+        return None
+    target = os.path.realpath(folder)
+    try:
+        pids = sorted(int(n) for n in os.listdir("/proc") if n.isdigit())
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            if os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) == target:
+                return f"pid {pid}{_process_name(pid)}"
+        except OSError:
+            continue
+    return None
+
+
+def _fresh_lock_advice(lock: str, holder: Optional[str]) -> str:
+    minutes = STALE_LOCK_S // 60
+    if holder:
+        return (f"A build is holding {lock} ({holder}): wait for it to finish, then run the doctor again. "
+                f"`decaenv doctor --fix` does not remove a live lock; it removes it once it is stale (no build "
+                f"running, older than {minutes} minutes).")
+    return (f"No running process was found building in {os.path.dirname(lock)}: if a build is starting or "
+            f"running elsewhere, wait for it; if none is (a build killed minutes ago), remove the lock — "
+            f"`decaenv doctor --fix` only removes it once it is older than {minutes} minutes.")
+
+
 @check("extension-cache", title="torch extension cache", category="extension", fm=("FM01", "FM06", "FM09"),
        symptoms=("Lock file exists in build directory", "standard_rasterize_cuda.so: cannot open shared object file",
                  "undefined symbol: curandCreateGenerator", "(torch.utils.cpp_extension.load hangs with no output)"),
@@ -158,8 +221,10 @@ def check_extension_cache(ctx) -> CheckResult:
                     remediation=fix_it("Remove the lock (left by an interrupted build), or run `decaenv doctor --fix`.",
                                        *[f"rm -f {hints.quote(p)}" for p in stale]))
     problems: List[str] = []
+    holder = lock_holder(fresh[0]) if fresh else None
     if fresh:
-        problems.append(f"a build is running now, or was killed minutes ago (lock: {fresh[0]})")
+        who = f"; held by {holder}" if holder else ""
+        problems.append(f"a build is running now, or was killed minutes ago (lock: {fresh[0]}{who})")
     if partial:
         problems.append(f"partial build (objects, no module): {partial[0]}")
     if foreign:
@@ -170,9 +235,15 @@ def check_extension_cache(ctx) -> CheckResult:
         commands = [f"rm -rf {hints.quote(d)}" for d in partial + [d for d, _ in foreign]]
         if any("spaces" in p for p in problems):
             commands.append("export TORCH_EXTENSIONS_DIR=/tmp/torch_extensions   # any path without spaces")
+        parts = ["Remove the leftovers (or run `decaenv doctor --fix`); they are rebuilt on demand."] if fixes else []
+        if fresh:
+            data["fresh_lock_holder"] = holder
+            parts.append(_fresh_lock_advice(fresh[0], holder))
+            if not holder:
+                commands.append(f"rm -f {hints.quote(fresh[0])}   # only if no build is running")
         return warn(problems[0], details + problems[1:], data=data, fixes=fixes,
-                    remediation=fix_it("Remove the leftovers (or run `decaenv doctor --fix`); they are rebuilt on "
-                                       "demand.", *commands))
+                    remediation=fix_it(" ".join(parts) or "Point TORCH_EXTENSIONS_DIR at a path without spaces.",
+                                       *commands))
     return ok(f"{len(built)} built extension(s), no stale locks or partial builds", details, data=data)
 
 

@@ -9,7 +9,7 @@ from typing import Dict, List
 
 from decaenv.doctor import hints
 from decaenv.doctor.checks._common import python_cmd
-from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, warn
+from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
 from decaenv.doctor.registry import check
 from decaenv.doctor.toolchain_facts import parse_version_text
 
@@ -71,8 +71,10 @@ def check_chumpy(ctx) -> CheckResult:
     return warn(f"chumpy {version} is installed but does not import: {error}",
                 [CHUMPY_CAUSES[cause], info.get("where", "")], data={"installed": True, "cause": cause, "error": error},
                 remediation=fix_it("decaenv does not need chumpy, so this only affects other code (e.g. DECA's "
-                                   "original FLAME.py). To make chumpy importable use Python <= 3.10 with "
-                                   "numpy<1.24, or leave it and use decaenv's loader.",
+                                   "original FLAME.py). Run that code under `decaenv exec`, which makes chumpy "
+                                   "import here (its shims restore inspect.getargspec and the numpy aliases); "
+                                   "or use Python <= 3.10 with numpy<1.24.",
+                                   "decaenv exec -- python demos/demo_reconstruct.py ...   # chumpy imports",
                                    f"{hints.quote(python_cmd(ctx))} -m pip uninstall chumpy"
                                    "   # if nothing else needs it"))
 
@@ -217,9 +219,11 @@ def check_face_alignment(ctx) -> CheckResult:
         details.append(f"expected in {info.get('hub_dir')}: {files}")
         return warn(f"face_alignment {version} ({api_note}); its weights are not cached: the first run downloads "
                     "them from adrianbulat.com (needs internet)", details, data=data,
-                    remediation=fix_it("Run it once with internet access, or copy the files into "
-                                       f"{info.get('hub_dir')}.",
-                                       _warmup_command(python_cmd(ctx), api, "compile" in defaults)))
+                    fixes=(FixAction("fetch", "fetch FAN's weights (decaenv fetch fan)", {"ids": ["fan"]}),),
+                    remediation=fix_it("Fetch them (verified, into torch hub's cache), or copy the files into "
+                                       f"{info.get('hub_dir')}.", "decaenv fetch fan",
+                                       _warmup_command(python_cmd(ctx), api, "compile" in defaults)
+                                       + "   # or let face_alignment download them itself"))
     return ok(f"face_alignment {version} ({api_note}, weights cached)", details, data=data)
 
 
@@ -227,3 +231,56 @@ def _warmup_command(python: str, api: str, has_compile: bool) -> str:
     extra = ", compile=False" if has_compile else ""
     return (f"{hints.quote(python)} -c \"import face_alignment as fa; "
             f"fa.FaceAlignment(fa.LandmarksType.{api}, device='cpu'{extra})\"")
+
+
+@check("face-detector", title="Face detector (auto)", category="python", probes=("detectors",),
+       cache=("site", "hub", "data"), fm=("FM24", "FM41"),
+       symptoms=("Downloading the face detection CNN. Please wait...", "no face found in ... (detector mtcnn)"),
+       cause="DECA crops from FAN's 68 landmarks; without FAN's weights decaenv's `auto` detector uses MTCNN, "
+             "whose crops (and so the codes) differ from DECA's.",
+       fix="decaenv fetch fan (face_alignment's S3FD and 2DFAN4 weights, verified, into torch hub's cache).")
+def check_face_detector(ctx) -> CheckResult:
+    """Which detector `decaenv reconstruct --detector auto` will use here, and why."""
+    info = ctx.section("detectors")
+    if not info.get("api"):
+        return skip(f"not checked: {info.get('reason')}")
+    plan = info.get("plan", {})
+    name, fallback = plan.get("name"), plan.get("fallback")
+    skipped = {n: why for n, why in plan.get("skipped", [])}
+    details = [f"{n}: {'usable' if a.get('usable') else 'not usable'} ({a.get('reason')})"
+               for n, a in info.get("available", {}).items()]
+    data = {"auto": name, "fallback": fallback, "reason": plan.get("reason"), "skipped": skipped}
+    if name == "fan":
+        bad = _unverified_fan_files(ctx)
+        if bad:
+            data["unverified"] = bad
+            return warn(f"auto uses FAN, but its weights fail verification: {'; '.join(bad)}", details, data=data,
+                        remediation=fix_it("Fetch the official files again (the damaged ones are replaced only "
+                                           "after the new ones verify).", "decaenv fetch --force fan"))
+        tail = " (MTCNN where FAN finds no face)" if fallback else " (no fallback where FAN finds no face)"
+        return ok(f"auto uses FAN, DECA's detector{tail}", details, data=data)
+    fan_why = skipped.get("fan", "")
+    installed = "not installed" not in fan_why and "does not import" not in fan_why
+    used = "MTCNN" if name == "mtcnn" else "no detector (images are used whole)"
+    summary = f"auto uses {used}, not DECA's FAN: {fan_why}; crops differ from DECA's"
+    if installed:
+        return warn(summary, details, data=data,
+                    fixes=(FixAction("fetch", "fetch FAN's weights (decaenv fetch fan)", {"ids": ["fan"]}),),
+                    remediation=fix_it("Fetch FAN's weights into torch hub's cache (verified); `auto` then "
+                                       "uses FAN.", "decaenv fetch fan"))
+    if name != "mtcnn":
+        return warn(summary, details, data=data,
+                    remediation=fix_it("Install a detector: FAN (DECA's) with its weights, or MTCNN's weights.",
+                                       hints.pip_install(python_cmd(ctx), "decaenv[fan]"), "decaenv fetch fan"))
+    return ok(summary, details + ["for DECA's crops: pip install 'decaenv[fan]' then `decaenv fetch fan`"],
+              data=data)
+
+
+def _unverified_fan_files(ctx) -> List[str]:
+    """FAN's weight files (the manifest's `fan` group) that are present but fail verification (sha256 prefix,
+    first-use record, content), as "name: status" — through `decaenv fetch`'s own status (hash-cached)."""
+    from decaenv.doctor import integrations
+
+    status = ctx.memo("manifest-status", lambda: integrations.manifest_status(str(ctx.data_dir)))
+    return [f"{f['dest']}: {f['status']}" for f in status.get("files", [])
+            if f["id"].startswith("fan-") and f["status"] in ("size-mismatch", "hash-mismatch", "invalid")]

@@ -19,18 +19,21 @@ class Detection:
     Attributes:
         box: (left, top, right, bottom). kind: "kpt68" (box of 68 landmarks) or "bbox" (a detector box);
         DECA's crop rules differ for the two. landmarks: (68, 2) or (5, 2) points, or None. score: confidence.
+        detector: which detector found it, when not the one asked ("mtcnn (fan found no face)").
     """
 
     box: Tuple[float, float, float, float]
     kind: str
     landmarks: Optional[np.ndarray] = None
     score: float = 1.0
+    detector: str = ""
 
     def scaled(self, factor: float) -> "Detection":
         """The same detection with every coordinate multiplied by `factor`."""
         left, top, right, bottom = self.box
         lms = None if self.landmarks is None else self.landmarks * factor
-        return Detection((left * factor, top * factor, right * factor, bottom * factor), self.kind, lms, self.score)
+        return Detection((left * factor, top * factor, right * factor, bottom * factor), self.kind, lms, self.score,
+                         self.detector)
 
 
 class Detector:

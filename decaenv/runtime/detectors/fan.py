@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import urlparse
@@ -23,25 +25,26 @@ from decaenv.runtime.detectors.base import Detection, Detector
 LANDMARKS_NETWORK = "2DFAN-4"
 
 
-def _urls(mapping: object) -> List[str]:
-    """Every URL string inside a (possibly nested, version-keyed) dict."""
-    if isinstance(mapping, str):
-        return [mapping]
-    if isinstance(mapping, dict):
-        return [u for value in mapping.values() for u in _urls(value)]
-    return []
+def _torch_series(version: str) -> str:
+    """torch's version as face_alignment 1.3.5-1.4.x keys its model tables ("2.13.0+cpu" -> "2.13")."""
+    return version.rsplit(".", 2)[0] if "dev" in version else version.rsplit(".", 1)[0]
 
 
 def required_weight_urls() -> Dict[str, str]:
-    """{"landmarks": url, "detector": url} of the installed face_alignment (its module tables)."""
+    """{"landmarks": url, "detector": url} the installed face_alignment downloads for a 2D FAN, chosen exactly
+    as it chooses: 1.5+ `models_urls[...]`; 1.3.5-1.4.x `models_urls.get(<torch major.minor>,
+    default_model_urls)[...]`; S3FD from its detector's `models_urls["s3fd"]`."""
     import face_alignment.api as api
-
-    tables = [getattr(api, name) for name in ("models_urls", "default_model_urls") if hasattr(api, name)]
-    candidates = [u for t in tables for u in _urls(t) if "2DFAN4" in u or "2DFAN-4" in u]
     from face_alignment.detection.sfd import sfd_detector
 
-    sfd = _urls(getattr(sfd_detector, "models_urls", {}))
-    return {"landmarks": candidates[0] if candidates else "", "detector": sfd[0] if sfd else ""}
+    if hasattr(api, "default_model_urls"):
+        import torch
+
+        table = api.models_urls.get(_torch_series(torch.__version__), api.default_model_urls)
+    else:
+        table = api.models_urls
+    return {"landmarks": table.get(LANDMARKS_NETWORK, ""),
+            "detector": getattr(sfd_detector, "models_urls", {}).get("s3fd", "")}
 
 
 def hub_checkpoints_dir() -> Path:
@@ -92,20 +95,22 @@ class FanDetector(Detector):
         missing = missing_weights()
         if missing:
             raise DataError(f"face_alignment's weights are not cached ({', '.join(str(p) for p in missing)}); it "
-                            "would download them from adrianbulat.com", hint="copy the files there (or set "
-                            "TORCH_HOME), or use --detector mtcnn")
+                            "would download them from adrianbulat.com", hint="run `decaenv fetch fan` (or "
+                            "`decaenv fetch --from FILE` with copies), or use --detector mtcnn")
         kwargs = {"device": str(device), "flip_input": False}
         if "compile" in inspect.signature(face_alignment.FaceAlignment.__init__).parameters:
             kwargs["compile"] = False
         try:
             self.model = face_alignment.FaceAlignment(landmarks_type_2d(face_alignment), **kwargs)
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
             raise DataError(f"face_alignment could not load its networks ({type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:200]})", hint="delete the cached files in "
                             f"{hub_checkpoints_dir()} and copy them again") from exc
 
     def _detect(self, image: np.ndarray) -> Optional[Detection]:
-        found = self.model.get_landmarks_from_image(image)
+        with warnings.catch_warnings():  # "No faces were detected." is an answer here, not a warning
+            warnings.filterwarnings("ignore", message="No faces were detected")
+            found = self.model.get_landmarks_from_image(image)
         if not found:
             return None
         kpt = np.asarray(found[0], dtype=np.float64)[:, :2]  # DECA takes the first face

@@ -1,7 +1,7 @@
 """MTCNN face detector, implemented here in plain torch; its weights come through the data manifest.
 
 The P-Net/R-Net/O-Net state dicts (1.9 MB) are the ones facenet-pytorch 2.6.0 ships in its wheel
-(`facenet_pytorch/data/{pnet,rnet,onet}.pt`); `decaenv fetch mtcnn-pnet mtcnn-rnet mtcnn-onet` extracts them,
+(`facenet_pytorch/data/{pnet,rnet,onet}.pt`); `decaenv fetch mtcnn` extracts them,
 sha256-pinned, into `<data dir>/mtcnn/` (or `fetch --from` the wheel offline). The package is never installed
 by decaenv nor imported (it pins torch < 2.3 and needs torchvision); an installed copy's `data/` folder is still
 used when the data dir has no weights. Files are read with `torch.load(weights_only=True)`. The algorithm is the
@@ -95,7 +95,7 @@ class ONet(nn.Module):
 WEIGHT_FILES = ("pnet", "rnet", "onet")
 #: Where `decaenv fetch` puts the weights, inside the data dir (manifest ids mtcnn-pnet, mtcnn-rnet, mtcnn-onet).
 DATA_SUBDIR = "mtcnn"
-FETCH_HINT = "decaenv fetch mtcnn-pnet mtcnn-rnet mtcnn-onet"
+FETCH_HINT = "decaenv fetch mtcnn"
 
 
 def _complete(folder: Path) -> bool:
