@@ -47,7 +47,15 @@ run: setup
 $(VENV)/.doctor-wheelhouse: $(STAMP) tests/_support/venv_matrix.py
 	$(BIN)/python tests/_support/venv_matrix.py --prepare && touch $@
 
-test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(MTCNN_WHEEL)
+# The environment in which DECA's own demos run for tests/compat/test_deca_demos.py (torch 2.14.1 + torchvision
+# 0.29.1, ~6 GB, cached under the user cache dir, never in $(VENV)): set-up downloads its wheels, then builds it
+# offline once; the test itself only reuses it. Only where DECA's checkout (the test's input) is present.
+$(VENV)/.deca-env: $(STAMP) tests/_support/deca_env.py
+	@if [ -d "$(SHARED_ASSETS)/deca-src" ]; then $(BIN)/python tests/_support/deca_env.py --prepare --build; \
+		else echo "no $(SHARED_ASSETS)/deca-src: the DECA env is not needed"; fi
+	touch $@
+
+test: setup $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.deca-env $(MTCNN_WHEEL)
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

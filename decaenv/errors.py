@@ -13,6 +13,8 @@ Exit codes (the foundation contract, also documented in the README):
 
 from __future__ import annotations
 
+import enum
+import errno
 import os
 from typing import Optional
 
@@ -33,11 +35,18 @@ class DecaenvError(Exception):
 
     exit_code: int = EXIT_FAILURE
 
-    def __init__(self, message: str, *, hint: Optional[str] = None, path: Optional[os.PathLike] = None):
+    def __init__(self, message: str, *, hint: Optional[str] = None, path: Optional[os.PathLike] = None,
+                 code: Optional[enum.Enum] = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.path = path
+        #: the classified failure (e.g. `decaenv.fetch.errors.FetchCode`), None when unclassified.
+        self.code = code
+        #: a refused payload that never reached a file (an HTML page), for the fetch quarantine.
+        self.payload: Optional[bytes] = None
+        #: where the fetch engine kept the refused payload.
+        self.quarantined: Optional[str] = None
 
     def one_line(self) -> str:
         """The message and the hint on one line (newlines folded), for terminals and logs."""
@@ -59,7 +68,13 @@ class UnsafeContentError(DataError):
 
 
 class FetchError(DecaenvError):
-    """A download or import that failed (network, server answer, credentials)."""
+    """A download or import that failed (network, server answer, credentials).
+
+    Attributes:
+        http_status: the HTTP status of the answer that was refused, when there was one.
+    """
+
+    http_status: Optional[int] = None
 
 
 class IntegrityError(FetchError):
@@ -72,6 +87,51 @@ class InputError(DecaenvError):
 
 class BuildError(DecaenvError):
     """Building or loading the compiled rasterizer failed."""
+
+
+class FileSystemError(DecaenvError):
+    """An operating-system error on a file or folder (disk full, read-only, permission, name too long...).
+
+    Attributes:
+        errno: the OSError's errno (None when unknown).
+    """
+
+    def __init__(self, message: str, *, hint: Optional[str] = None, path: Optional[os.PathLike] = None,
+                 errno_: Optional[int] = None):
+        super().__init__(message, hint=hint, path=path)
+        self.errno = errno_
+
+
+_OS_HINTS = {
+    errno.ENOSPC: ("no space left on the device", "free some space (or pass another --data-dir/--out)"),
+    getattr(errno, "EDQUOT", -1): ("disk quota exceeded", "free some space in your quota or use another folder"),
+    errno.EFBIG: ("file too large for this filesystem or limit (ulimit -f)", "raise the limit or use another folder"),
+    errno.EROFS: ("the filesystem is read-only", "use a writable folder (--data-dir / --out)"),
+    errno.EACCES: ("permission denied", "check the folder's owner and mode (ls -ld), or use a folder you own"),
+    errno.EPERM: ("operation not permitted", "check the folder's owner and mode (ls -ld), or use a folder you own"),
+    errno.ENAMETOOLONG: ("the file name is too long", "use a shorter path"),
+    errno.ENOENT: ("no such file or folder", "check the path"),
+    errno.ENOTDIR: ("a part of the path is not a folder", "check the path"),
+    errno.EISDIR: ("it is a folder", "give a file path"),
+    errno.EMFILE: ("too many open files", "raise the limit (ulimit -n) and retry"),
+    errno.EIO: ("input/output error", "the disk or network filesystem failed: check it (dmesg) and retry"),
+    errno.ELOOP: ("too many levels of symbolic links", "fix the symbolic link loop"),
+    errno.EXDEV: ("cross-device link", "keep the folder on one filesystem"),
+}
+
+
+def os_error(exc: OSError, path: Optional[os.PathLike] = None, action: str = "use") -> FileSystemError:
+    """A one-line `FileSystemError` for an OSError: what failed, on which path, why, and the fix.
+
+    Args:
+        exc: the OSError. path: the path to name when the error carries none. action: "write", "read", "use".
+    """
+    where = exc.filename if exc.filename is not None else path
+    why, fix = _OS_HINTS.get(exc.errno or -2, (exc.strerror or str(exc), "check the path and retry"))
+    name = errno.errorcode.get(exc.errno or -2, "")
+    target = f" {os.fspath(where)}" if where is not None else ""
+    return FileSystemError(f"cannot {action}{target}: {why}" + (f" ({name})" if name else ""), hint=fix,
+                           path=where, errno_=exc.errno)
 
 
 class InternalError(DecaenvError):

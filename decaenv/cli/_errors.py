@@ -11,7 +11,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from decaenv.errors import DecaenvError
+from decaenv.errors import DecaenvError, os_error
 
 
 class ExitStatus(enum.IntEnum):
@@ -60,6 +60,11 @@ def run_app(command, argv: Optional[List[str]]) -> int:
     except KeyboardInterrupt:
         _say("decaenv: interrupted")
         return ExitStatus.INTERRUPTED
+    except OSError as exc:  # disk full, read-only, permissions...: the user's to fix, never a crash
+        _say(f"decaenv: error: {os_error(exc).one_line()}")
+        if debug_enabled():
+            traceback.print_exc()
+        return ExitStatus.FAILURE
     except Exception as exc:  # noqa: BLE001 - this is the edge: everything ends here
         if type(exc).__name__ == "Abort":
             _say("decaenv: interrupted")

@@ -30,6 +30,10 @@ def fetch(
         help="FLAME account name. The password comes from $DECAENV_FLAME_PASSWORD, ~/.netrc or a hidden prompt."),
     accept_license: bool = typer.Option(False, "--accept-license",
                                         help="Accept the licences of the fetched files (for CI; recorded once)."),
+    forget: Optional[List[str]] = typer.Option(
+        None, "--forget", metavar="ID",
+        help="Drop the hash recorded on first use for ID (when you know the upstream file changed). Repeatable."),
+    clean: bool = typer.Option(False, "--clean", help="Empty the quarantine of refused payloads."),
 ) -> None:
     """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
     from decaenv.cli._console import progress_enabled
@@ -40,7 +44,7 @@ def fetch(
         data_dir=lambda must_exist: state.data_dir(must_exist=must_exist), ids=list(ids or []),
         list_only=list_, verify=verify, from_paths=list(from_ or []), everything=everything, offline=offline,
         force=force, as_json=as_json, username=username, accept_license=accept_license, quiet=state.quiet,
-        verbose=state.verbose, progress=progress_enabled(state))
+        verbose=state.verbose, forget=list(forget or []), clean=clean, progress=progress_enabled(state))
     code = run(request)
     if code:
         raise typer.Exit(code)

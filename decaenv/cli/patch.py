@@ -26,7 +26,8 @@ def patch(
     map_location, numpy aliases, skimage multichannel) with a diff preview and backups.
 
     The diff goes to stdout (`git apply`-compatible), the summary to stderr. Files in a form decaenv does not
-    recognise are reported and left untouched (exit status 1).
+    recognise are reported and left untouched (exit status 1); lines that `decaenv exec` handles at run time
+    (hard-coded gcc-7 in the rasterizer's setup.py, ...) are reported as such and are not a failure.
     """
     from decaenv.cli._console import make_console, print_json
     from decaenv.patches.rewrite import patch_checkout, revert_checkout
@@ -56,6 +57,8 @@ def _write_bytes(data: bytes) -> None:
 
 
 def _summary(console, outcome, revert: bool, deca_dir: Path) -> None:
+    from decaenv.patches.rewrite.engine import NEEDS_EXEC
+
     for report in outcome.files:
         rules = ", ".join(f"{rule} ×{n}" for rule, n in report.rules.items())
         if report.status in _DONE:
@@ -63,10 +66,11 @@ def _summary(console, outcome, revert: bool, deca_dir: Path) -> None:
                           markup=False, soft_wrap=True)
         else:
             console.print(f"{report.status}: {report.path}", markup=False, soft_wrap=True)
-            for note in report.notes:
-                console.print(f"    {note}", markup=False, soft_wrap=True)
+        for note in report.notes:
+            console.print(f"    {note}", markup=False, soft_wrap=True)
     done = len(outcome.by_status(*_DONE))
     left = len(outcome.problems)
+    with_exec = len([f for f in outcome.files if f.notes and f.status in _DONE | {NEEDS_EXEC}])
     verb = ("would revert" if outcome.dry_run else "reverted") if revert else \
         ("would patch" if outcome.dry_run else "patched")
     if not done and not left:
@@ -80,4 +84,6 @@ def _summary(console, outcome, revert: bool, deca_dir: Path) -> None:
             text += "; dry run: nothing was written"
         elif not revert and done:
             text += f"; originals kept in {outcome.root / '.decaenv-patch'} (undo: decaenv patch {deca_dir} --revert)"
+    if with_exec and not revert:
+        text += f"; {with_exec} file(s) have lines that need `decaenv exec` rather than a rewrite (see above)"
     console.print(f"decaenv patch: {text}", markup=False, soft_wrap=True)

@@ -167,8 +167,9 @@ class ResultCache:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if data.get("format") == CACHE_FORMAT:
-                self._entries = dict(data.get("checks", {}))
-        except (OSError, ValueError, AttributeError):
+                # malformed entries (hand edits, another tool) are treated as absent
+                self._entries = {k: v for k, v in dict(data.get("checks", {})).items() if isinstance(v, dict)}
+        except (OSError, ValueError, AttributeError, TypeError):
             self._entries = {}
 
     @classmethod

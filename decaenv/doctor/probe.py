@@ -30,6 +30,14 @@ class ProbeTimeout(Exception):
         self.what, self.budget, self.details = what, budget, details
 
 
+class ProbeSkipped(Exception):
+    """A tool or section is not run because a tool it needs already timed out (the check becomes `skip`)."""
+
+
+#: Probe sections that run these tools: once one of them hangs, the section is cancelled and skipped.
+SECTION_TOOLS = {"build": ("nvcc", "gcc", "g++", "c++", "cc", "clang", "clang++", "ninja", "cl")}
+
+
 class ProbeError(Exception):
     """A probe section raised inside the worker (a decaenv bug: the check becomes `crash`)."""
 
@@ -138,6 +146,11 @@ class _Memo:
             raise value
         return value
 
+    def has(self, key: Any) -> bool:
+        """True once `key` was asked for (computed or being computed)."""
+        with self._lock:
+            return key in self._events
+
 
 class SystemProbe:
     """The real machine.
@@ -157,6 +170,8 @@ class SystemProbe:
         self._memo = _Memo()
         self._sessions: Dict[str, WorkerSession] = {}
         self._sessions_lock = threading.Lock()
+        self._hung: Dict[str, str] = {}       # tool name -> what timed out
+        self._cancelled: Dict[str, str] = {}  # section -> why it is skipped
 
     # -- the host ---------------------------------------------------------------------------------------
     def platform(self) -> PlatformInfo:
@@ -222,11 +237,42 @@ class SystemProbe:
     def run(self, argv: Sequence[str], timeout: Optional[float] = None) -> CommandOutcome:
         """Run a tool (memoized per run). Raises `ProbeTimeout` when it exceeds its budget."""
         budget = self.budgets.command if timeout is None else timeout
+        tool = _tool_name(argv[0]) if argv else ""
         key = ("run", tuple(argv))
+        if tool in self._hung and not self._memo.has(key):
+            raise ProbeSkipped(f"not run: {self._hung[tool]}")
         outcome = self._memo.get(key, lambda: run_command(argv, budget, env=self.environ))
         if outcome.timed_out:
+            self._tool_hung(tool, f"`{' '.join(argv)}` did not answer within {budget:g} s")
             raise ProbeTimeout(f"`{' '.join(argv)}`", budget, outcome.output[-500:])
         return outcome
+
+    def _check_tools(self, tools: Sequence[str]) -> None:
+        """Ask each of `tools` on PATH for its version, concurrently (one command budget in all): a hung one
+        cancels the sections that need it before they wait out their own, much longer, budget."""
+        def ask(path: str) -> None:
+            try:
+                self.run([path, "--version"])
+            except (ProbeTimeout, ProbeSkipped):
+                pass
+
+        paths = [p for p in (self.which(t) for t in tools) if p]
+        threads = [threading.Thread(target=ask, args=(p,), daemon=True) for p in paths]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _tool_hung(self, tool: str, what: str) -> None:
+        """Remember a hung tool; cancel the sections that need it (they would hang for their whole budget)."""
+        with self._sessions_lock:
+            self._hung.setdefault(tool, what)
+            doomed = [name for name, tools in SECTION_TOOLS.items() if tool in tools and name not in self._cancelled]
+            for name in doomed:
+                self._cancelled[name] = f"{what}, and the {name} probe needs it"
+            sessions = [self._sessions[n] for n in doomed if n in self._sessions]
+        for session in sessions:
+            session.close()
 
     # -- probe sections -----------------------------------------------------------------------------------
     def plan(self, sections: Iterable[str]) -> None:
@@ -238,7 +284,7 @@ class SystemProbe:
             groups.setdefault(spec_of(name).group, []).append(name)
         with self._sessions_lock:
             for names in groups.values():
-                fresh = [n for n in names if n not in self._sessions]
+                fresh = [n for n in names if n not in self._sessions and n not in self._cancelled]
                 if fresh:
                     self._start(fresh)
 
@@ -263,9 +309,22 @@ class SystemProbe:
             ProbeTimeout: it did not answer within its budget. ProbeLost: its process died.
             ProbeError: it raised (a decaenv bug).
         """
+        if name in SECTION_TOOLS:
+            self._check_tools(SECTION_TOOLS[name])
         with self._sessions_lock:
+            if name in self._cancelled:
+                raise ProbeSkipped(f"not run: {self._cancelled[name]}")
             session = self._sessions.get(name) or self._start([name])
-        return outcome_to_data(name, session.outcome(name))
+        outcome = session.outcome(name)
+        if name in self._cancelled:
+            raise ProbeSkipped(f"not run: {self._cancelled[name]}")
+        return outcome_to_data(name, outcome)
+
+
+def _tool_name(path: str) -> str:
+    """"/usr/local/cuda/bin/nvcc" -> "nvcc" (".exe" dropped)."""
+    name = os.path.basename(path)
+    return name[:-4] if name.lower().endswith(".exe") else name
 
 
 def _os_release() -> Tuple[str, str]:

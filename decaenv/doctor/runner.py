@@ -4,7 +4,8 @@ of the doctor itself turned into a row (`timeout` or `crash`) instead of an exce
 A check runs in its own (daemon) thread as soon as its requirements are done; its probes were started
 before that (`Probe.plan`), so imports and tools of independent checks overlap. A check whose requirement
 did not pass is `skip`. A check that raises is `crash` (a decaenv bug); a probe that exceeds its budget is
-`timeout`; a check thread that never returns is `timeout` after a watchdog limit. Every row is always present.
+`timeout`; a check that needs a tool which already timed out is `skip` at once (so hung compilers cost one
+budget, not one per check); a check thread that never returns is `timeout` after a watchdog limit. Every row is always present.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from decaenv.doctor.cache import Fingerprint, ResultCache
 from decaenv.doctor.context import Context
 from decaenv.doctor.model import Check, CheckResult, Remediation, Report, Status
-from decaenv.doctor.probe import ProbeError, ProbeLost, ProbeTimeout
+from decaenv.doctor.probe import ProbeError, ProbeLost, ProbeSkipped, ProbeTimeout
 from decaenv.doctor.registry import Registry
 
 PASSING = (Status.OK, Status.WARN)
@@ -36,6 +37,10 @@ def run_check(item: Check, ctx: Context) -> CheckResult:
         result = CheckResult(Status.TIMEOUT, str(exc), tuple(exc.details.splitlines()[-10:]),
                              Remediation("Run the step by hand to see where it hangs; raise the budget with "
                                          "DECAENV_DOCTOR_TIMEOUTS=command=30,import=300,data=600,build=1200."))
+    except ProbeSkipped as exc:
+        result = CheckResult(Status.SKIP, str(exc), (),
+                             Remediation("Fix or remove the tool that hangs (run it by hand to see), then run the "
+                                         "doctor again."))
     except ProbeLost as exc:
         result = CheckResult(Status.FAIL, str(exc), tuple(exc.stderr_tail.splitlines()[-12:]),
                              Remediation("A library crashed the interpreter while being probed; the last lines above "

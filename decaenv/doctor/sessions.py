@@ -44,9 +44,16 @@ class SectionOutcome:
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill a process started with `new_process_group()` and everything it spawned."""
+    """Kill a process started with `new_process_group()` and everything it spawned.
+
+    The process group is killed, and on Linux also every descendant found through /proc's parent links and
+    every process still holding its output pipes, so a child that left the group with `setsid` (a new
+    session and group) dies too, even after re-parenting. Not guaranteed: a descendant that re-parented
+    and closed its copies of the pipes cannot be traced (it no longer blocks the doctor either).
+    """
     if proc.poll() is not None:
         return  # reaped: its process-group id may already belong to someone else
+    escaped = descendants(proc.pid) + pipe_holders(proc) if os.name == "posix" else []
     try:
         if os.name == "nt":
             subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10)
@@ -54,10 +61,72 @@ def kill_tree(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     except (OSError, subprocess.SubprocessError):
         pass
+    _kill_all(escaped)
     try:
         proc.kill()
     except OSError:
         pass
+
+
+def _kill_all(pids: List[int]) -> None:
+    for pid in pids:
+        if pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def pipe_holders(proc: subprocess.Popen) -> List[int]:
+    """Pids (other than ours) holding `proc`'s stdout/stderr pipes open — descendants that escaped its
+    process group, even after they were re-parented (Linux /proc; empty elsewhere)."""
+    targets = set()
+    for stream in (proc.stdout, proc.stderr):
+        try:
+            if stream is not None and not stream.closed:
+                targets.add(f"pipe:[{os.fstat(stream.fileno()).st_ino}]")
+        except (OSError, ValueError):
+            continue
+    if not targets:
+        return []
+    found = []
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit() and int(n) != os.getpid()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            links = {os.readlink(f"/proc/{name}/fd/{fd}") for fd in os.listdir(f"/proc/{name}/fd")}
+        except OSError:
+            continue
+        if links & targets:
+            found.append(int(name))
+    return found
+
+
+def descendants(root: int) -> List[int]:
+    """Pids of all live descendants of `root`, from /proc (Linux; empty elsewhere)."""
+    children: Dict[int, List[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
 
 
 def new_process_group() -> Dict[str, Any]:

@@ -32,17 +32,23 @@ class FetchRequest:
     accept_license: bool = False
     quiet: bool = False
     verbose: bool = False
+    forget: List[str] = field(default_factory=list)
+    clean: bool = False
     progress: bool = True                        # False: no progress bars (--no-progress, non-TTY, CI)
 
 
 def _mode(req: FetchRequest) -> str:
-    modes = [m for m, on in (("list", req.list_only), ("verify", req.verify), ("import", bool(req.from_paths))) if on]
+    modes = [m for m, on in (("list", req.list_only), ("verify", req.verify), ("import", bool(req.from_paths)),
+                             ("forget", bool(req.forget)), ("clean", req.clean)) if on]
     if len(modes) > 1:
-        raise UsageError(f"--{modes[0]} and --{modes[1] if modes[1] != 'import' else 'from'} cannot be combined",
+        flag = {"import": "from"}
+        raise UsageError(f"--{flag.get(modes[0], modes[0])} and --{flag.get(modes[1], modes[1])} cannot be combined",
                          hint="run them one after the other")
     mode = modes[0] if modes else "fetch"
-    if mode in ("list", "verify") and (req.force or req.offline or req.username or req.accept_license):
-        raise UsageError(f"--{mode} only reads the data dir", hint="drop --force/--offline/--username/--accept-license")
+    if mode in ("list", "verify", "forget", "clean") and (req.force or req.offline or req.username
+                                                          or req.accept_license):
+        raise UsageError(f"--{mode} only reads the data dir" if mode in ("list", "verify") else
+                         f"--{mode} does not download", hint="drop --force/--offline/--username/--accept-license")
     return mode
 
 
@@ -67,7 +73,41 @@ def run(req: FetchRequest) -> int:
         manifest.resolve(entry_id)  # unknown ids: a usage error before anything happens
     if mode in ("list", "verify"):
         return _read_only(req, manifest, mode)
+    if mode == "forget":
+        return _forget(req, manifest)
+    if mode == "clean":
+        return _clean(req)
     return _write(req, manifest, mode)
+
+
+def _forget(req: FetchRequest, manifest) -> int:
+    """`--forget ID`: drop first-use records the user knows are wrong (the next fetch records anew)."""
+    from decaenv.fetch.records import LockFile
+
+    if req.ids:
+        raise UsageError("--forget takes the ids itself", hint="write `decaenv fetch --forget ID [--forget ID2]`")
+    lockfile = LockFile(req.data_dir(True).path)
+    for entry_id in req.forget:
+        entry = manifest.get(entry_id)
+        record = lockfile.get(entry_id)
+        if entry.sha256:
+            _say(f"{entry_id}: its hash is published in the manifest, there is no first-use record to forget")
+        elif lockfile.forget(entry_id):
+            _say(f"{entry_id}: forgot the first-use record (sha256 {record['sha256'] if record else '?'}); "
+                 f"the next `decaenv fetch {entry_id}` checks and records the file again")
+        else:
+            _say(f"{entry_id}: no first-use record in {lockfile.path}")
+    return 0
+
+
+def _clean(req: FetchRequest) -> int:
+    """`--clean`: empty the quarantine of refused payloads."""
+    from decaenv.fetch.store import Store
+
+    store = Store(req.data_dir(True).path)
+    count, freed = store.clean_quarantine()
+    _say(f"removed {count} refused payload(s) ({freed / 1e6:,.1f} MB) from {store.quarantine_dir}")
+    return 0
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -166,12 +206,10 @@ def _report(req: FetchRequest, results, data_dir) -> None:
 
 
 def _needs_hand(result) -> bool:
-    from decaenv.fetch.errors import error_code
+    from decaenv.fetch.errors import code_of
 
-    return error_code(result.error) in ("offline", "network", "timeout", "gdrive-quota", "gdrive-interstitial",
-                                        "gdrive-permission", "manual-only", "http-404", "http-403",
-                                        "html-login-rejected", "html-license-not-accepted", "credentials-missing",
-                                        "truncated", "gdown-missing")
+    code = code_of(result.error)
+    return code is not None and code.by_hand
 
 
 def _confirm_license(lic, entry) -> bool:

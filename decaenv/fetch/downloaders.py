@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional
 from decaenv.errors import DecaenvError
 from decaenv.fetch import http
 from decaenv.fetch.credentials import Credentials
-from decaenv.fetch.errors import classify_html, classify_network, fail
+from decaenv.fetch.errors import FetchCode, classify_html, classify_network, fail
 from decaenv.fetch.manifest import Entry, Source
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
@@ -66,7 +66,7 @@ def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx:
     try:
         return http.download(env.session, http.Request("POST", url, form=form), staging, ctx, env.options)
     except DecaenvError as exc:
-        if getattr(exc, "code", "") == "html-login-rejected":
+        if exc.code is FetchCode.HTML_LOGIN_REJECTED:
             exc.message += f" (user {creds.username!r}, password from {creds.password_from})"
         raise
 
@@ -177,7 +177,7 @@ def _dropped_errors() -> tuple:
 def _page_error(text: str, page: str, ctx: http.Context):
     """The classified error for a Drive page, carrying the page for the quarantine."""
     exc = classify_html(text, source_kind="gdrive", what=ctx.what, manual=ctx.manual)
-    exc.payload = page.encode("utf-8")  # type: ignore[attr-defined]
+    exc.payload = page.encode("utf-8")
     return exc
 
 

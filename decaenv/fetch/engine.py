@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from decaenv.errors import DecaenvError, IntegrityError
+from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch import downloaders
 from decaenv.fetch.credentials import Credentials, get_credentials
-from decaenv.fetch.errors import error_code, fail
+from decaenv.fetch.errors import code_of, fail
 from decaenv.fetch.hashes import HashCache
 from decaenv.fetch.http import Context, HttpOptions, make_session
 from decaenv.fetch.locks import file_lock
 from decaenv.fetch.manifest import Entry, License, Manifest, Source
-from decaenv.fetch.processors import Archive, run_post
+from decaenv.fetch.processors import Archive, member_limit, run_post
 from decaenv.fetch.progress import NullProgress, Progress
 from decaenv.fetch.records import Licenses, LockFile
 from decaenv.fetch.sniff import read_head, sniff
@@ -34,11 +34,6 @@ from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 from decaenv.offline import ENV_OFFLINE, is_offline
 
 log = logging.getLogger("decaenv.fetch")
-
-#: Failures after which the staging file is kept for the next run to resume.
-RESUMABLE = ("truncated", "network", "timeout", "offline", "http-error", "locked")
-#: Failures whose payload is evidence: moved to the quarantine.
-QUARANTINE = ("size-mismatch", "hash-mismatch", "invalid-content", "unsafe-archive", "member-missing")
 
 
 @dataclass
@@ -142,8 +137,9 @@ class Fetcher:
             started = time.monotonic()
             try:
                 result = self.fetch_one(entry)
-            except DecaenvError as exc:
-                result = FileResult(entry, "failed", error=exc)
+            except (DecaenvError, OSError) as exc:
+                error = exc if isinstance(exc, DecaenvError) else os_error(exc, entry.path(self.store.root))
+                result = FileResult(entry, "failed", error=error)
                 result.status = self._safe_status(entry)
             result.seconds = time.monotonic() - started
             results.append(result)
@@ -233,7 +229,8 @@ class Fetcher:
             except DecaenvError as exc:
                 log.info("%s: source %s failed: %s", entry.id, source.kind, exc.one_line())
                 errors.append(exc)
-                if error_code(exc) in ("credentials-missing", "disk-space", "insecure-url"):
+                code = code_of(exc)
+                if code is not None and code.final:
                     break
         if not errors:
             raise fail("manual-only", f"{entry.dest} has no automatic source",
@@ -263,8 +260,10 @@ class Fetcher:
             transfer = download(self.env(), entry, source, staging, ctx)
         except DecaenvError as exc:
             raise self._after_failure(exc, staging, entry) from None
+        except OSError as exc:  # disk full, quota, read-only...: keep what arrived for the next run
+            raise self._after_failure(os_error(exc, staging.path, "write"), staging, entry) from None
         except BaseException:
-            staging.save_meta()  # keep the partial (Ctrl-C): the next run resumes it
+            self._keep_partial(staging)  # Ctrl-C: the next run resumes it
             raise
         result = FileResult(entry, "resumed" if transfer.resumed_from else "downloaded",
                             source=source.browser_url() if source.kind == "gdrive" else source.download_url,
@@ -285,23 +284,61 @@ class Fetcher:
 
         `refused`: the staging file is a complete payload that failed verification (always quarantined).
         """
-        code = error_code(exc)
-        payload = getattr(exc, "payload", None)
+        code = code_of(exc)
+        label = code.value if code is not None else "refused"
         name = name or staging.meta.get("dest") or entry.name
         where = None
-        if payload is not None:
-            where = self.store.quarantine_bytes(payload, name, code)
-        if (refused or code in QUARANTINE) and staging.size():
-            where = self.store.quarantine(staging.path, name, code)
+        login = str(staging.meta.get("source", "")).startswith("form-post:")
+        if exc.payload is not None:
+            where = (self._quarantine_login_answer(exc, exc.payload, name, label) if login else
+                     self.store.quarantine_bytes(exc.payload, name, label))
+        if (refused or (code is not None and code.quarantine)) and staging.size():
+            if login and sniff(read_head(staging.path)) not in ("zip", "tar", "gzip"):
+                where = self._quarantine_login_answer(exc, read_head(staging.path, 1 << 16), name, label,
+                                                      size=staging.size())
+            else:
+                where = self.store.quarantine(staging.path, name, label)
             staging.discard()
-        elif code in RESUMABLE and staging.size() and sniff(read_head(staging.path)) != "html":
-            staging.save_meta()
+        elif code is not None and code.resumable and staging.size() and sniff(read_head(staging.path)) != "html":
+            self._keep_partial(staging)
         else:
             staging.discard()
         if where is not None:
             exc.hint = f"{exc.hint or ''} (refused payload kept in {where})".strip()
-            exc.quarantined = str(where)  # type: ignore[attr-defined]
+            exc.quarantined = str(where)
         return exc
+
+    @staticmethod
+    def _keep_partial(staging: Staging) -> None:
+        """Save a partial's metadata for resuming; a partial whose metadata cannot be written (the disk is
+        full) keeps its older metadata, or is dropped when it has none."""
+        try:
+            staging.save_meta()
+        except OSError:
+            if not staging.meta_path.exists():
+                staging.discard()
+
+    def _quarantine_login_answer(self, exc: DecaenvError, page: bytes, name: str, label: str,
+                                 size: Optional[int] = None) -> Path:
+        """What a login POST answered, without its body (it may echo the submitted password): the
+        classification, the HTTP status and the page title with the credentials blanked out."""
+        import json
+
+        from decaenv.fetch.errors import page_title
+
+        title = self._blank_credentials(page_title(page.decode("utf-8", "replace")))
+        exc.message = self._blank_credentials(exc.message, usernames=False)
+        record = {"code": label, "http_status": getattr(exc, "http_status", None), "title": title,
+                  "bytes": len(page) if size is None else size,
+                  "note": "the answer to a login POST is never stored: it may echo the credentials"}
+        return self.store.quarantine_bytes(json.dumps(record, indent=2).encode("utf-8"), f"{name}.json", label)
+
+    def _blank_credentials(self, text: str, usernames: bool = True) -> str:
+        for creds in self._creds.values():
+            for secret in (creds.password.reveal(), creds.username if usernames else ""):
+                if secret:
+                    text = text.replace(secret, "***")
+        return text
 
     def _extract(self, entry: Entry, source: Source, staging: Staging):
         """Pull the entry's member out of a staged archive into a second staging file beside the destination."""
@@ -314,7 +351,7 @@ class Fetcher:
                 if name is None:
                     raise fail("member-missing", f"{source.archive} holds no {source.member}",
                                hint=f"is it the right archive? {entry.manual_text()}", cls=IntegrityError)
-                digest, size = archive.extract(name, member_stage.path)
+                digest, size = archive.extract(name, member_stage.path, limit=member_limit(entry))
         except DecaenvError as exc:
             member_stage.discard()
             raise self._after_failure(exc, staging, entry) from None
@@ -337,8 +374,8 @@ class Fetcher:
         if want_sha is not None and digest != want_sha:
             origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
             hint = ("the payload is corrupt or not the official file; " + entry.manual_text()) if source == \
-                "manifest" else (f"if the upstream file legitimately changed, delete the '{entry.id}' record in "
-                                 f"{self.lockfile.path}")
+                "manifest" else (f"if the upstream file legitimately changed, run `decaenv fetch --forget "
+                                 f"{entry.id}` and fetch it again")
             raise fail("hash-mismatch", f"{entry.dest}: sha256 {digest[:16]}… does not match {origin} "
                        f"({want_sha[:16]}…)", hint=hint, cls=IntegrityError)
         return validate(staging.path, entry.validator)
@@ -351,11 +388,7 @@ class Fetcher:
         except DecaenvError as exc:
             raise self._after_failure(exc, staging, entry, refused=True) from None
         dest = entry.path(self.store.root)
-        old = self.status(entry) if dest.exists() else None
-        if old is not None and (not old.usable or entry.id in self._invalid):
-            why = self._invalid.get(entry.id, old.status)
-            kept = self.store.quarantine(dest, entry.name, f"replaced-{why}")
-            result.notes.append(f"the previous {entry.dest} ({old.status}) was moved to {kept}")
+        self._move_aside(entry, dest, digest, result)
         self.store.install(staging.path, dest)
         staging.discard()
         trust = "manifest" if entry.sha256 else "first-use"
@@ -364,8 +397,28 @@ class Fetcher:
                          if entry.validator else None)
         if trust == "first-use" and not entry.sha256:
             result.notes.append(f"no published hash: sha256 {digest} recorded (trust on first use)")
-        result.notes.extend(run_post(entry.post, dest))
+        result.notes.extend(run_post(entry.post, dest, keep_aside=self._keep_aside(result)))
         result.status = self.status(entry)
+
+    def _move_aside(self, entry: Entry, dest: Path, digest: str, result: FileResult) -> None:
+        """A file at `dest` that is not a verified copy (so decaenv did not put it there, or it changed
+        since) is moved to `.decaenv/kept/` before `dest` is replaced, and named in the notes."""
+        if not os.path.lexists(dest):
+            return
+        old = self.status(entry)
+        if old.ok or (old.sha256 == digest and entry.id not in self._invalid):
+            return
+        why = self._invalid.get(entry.id, old.status)
+        self._keep_aside(result)(dest, f"{entry.name} ({why})")
+
+    def _keep_aside(self, result: FileResult) -> Callable[[Path, str], Path]:
+        def keep(path: Path, what: str) -> Path:
+            kept = self.store.keep_aside(path, path.name)
+            result.notes.append(f"your previous {what} was moved to {kept}")
+            self.options.on_event(f"kept your previous {path.name} as {kept}")
+            return kept
+
+        return keep
 
 
 def fetch_entries(manifest: Manifest, data_dir: os.PathLike, entries: Sequence[Entry],

@@ -7,42 +7,123 @@ The classes stay inside `decaenv.errors`' hierarchy (so the CLI edge maps them t
 
 from __future__ import annotations
 
+import enum
+import errno as _errno
 import re
-from typing import Optional, Type
+from typing import Optional, Type, Union
 
-from decaenv.errors import DecaenvError, FetchError, IntegrityError, UnsafeContentError
+from decaenv.errors import DecaenvError, FetchError, FileSystemError, IntegrityError, UnsafeContentError
 
-#: Codes (stable, documented in docs/commands/fetch.md).
-CODES = (
-    "offline", "network", "timeout", "tls", "http-401", "http-403", "http-404", "http-error",
-    "html-login-rejected", "html-license-not-accepted", "gdrive-quota", "gdrive-interstitial",
-    "gdrive-permission", "html-page", "truncated", "range-invalid", "size-mismatch", "hash-mismatch",
-    "invalid-content", "unsafe-archive", "member-missing", "disk-space", "credentials-missing",
-    "license-not-accepted", "manual-only", "not-recognised", "gdown-missing", "redirect-refused",
-    "insecure-url", "locked",
-)
+_SPACE_ERRNOS = (_errno.ENOSPC, getattr(_errno, "EDQUOT", _errno.ENOSPC), _errno.EFBIG)
+
+class FetchCode(str, enum.Enum):
+    """A classified fetch failure (stable values, documented in docs/commands/fetch.md; `--json` reports them).
+
+    A `str` enum: `code == "offline"` holds. Its properties say what the engine does with the failure.
+    """
+
+    OFFLINE = "offline"
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    TOO_SLOW = "too-slow"
+    TLS = "tls"
+    HTTP_401 = "http-401"
+    HTTP_403 = "http-403"
+    HTTP_404 = "http-404"
+    HTTP_ERROR = "http-error"
+    HTML_LOGIN_REJECTED = "html-login-rejected"
+    HTML_LICENSE_NOT_ACCEPTED = "html-license-not-accepted"
+    GDRIVE_QUOTA = "gdrive-quota"
+    GDRIVE_INTERSTITIAL = "gdrive-interstitial"
+    GDRIVE_PERMISSION = "gdrive-permission"
+    HTML_PAGE = "html-page"
+    TRUNCATED = "truncated"
+    RANGE_INVALID = "range-invalid"
+    SIZE_MISMATCH = "size-mismatch"
+    HASH_MISMATCH = "hash-mismatch"
+    INVALID_CONTENT = "invalid-content"
+    UNSAFE_ARCHIVE = "unsafe-archive"
+    ARCHIVE_TOO_LARGE = "archive-too-large"
+    MEMBER_MISSING = "member-missing"
+    DISK_SPACE = "disk-space"
+    FILESYSTEM = "filesystem"
+    CREDENTIALS_MISSING = "credentials-missing"
+    LICENSE_NOT_ACCEPTED = "license-not-accepted"
+    MANUAL_ONLY = "manual-only"
+    NOT_RECOGNISED = "not-recognised"
+    GDOWN_MISSING = "gdown-missing"
+    REDIRECT_REFUSED = "redirect-refused"
+    INSECURE_URL = "insecure-url"
+    LOCKED = "locked"
+    SYMLINK_OUTSIDE = "symlink-outside"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def resumable(self) -> bool:
+        """The staging file is kept for the next run to resume."""
+        return self in _RESUMABLE
+
+    @property
+    def quarantine(self) -> bool:
+        """The payload is evidence of a refused download: it goes to the quarantine."""
+        return self in _QUARANTINE
+
+    @property
+    def final(self) -> bool:
+        """No other source of the entry is tried after this failure (it would fail the same way)."""
+        return self in _FINAL
+
+    @property
+    def by_hand(self) -> bool:
+        """The user is shown how to download the file by hand."""
+        return self in _BY_HAND
 
 
-def fail(code: str, message: str, *, hint: Optional[str] = None, path=None,
+_RESUMABLE = frozenset({FetchCode.TRUNCATED, FetchCode.NETWORK, FetchCode.TIMEOUT, FetchCode.TOO_SLOW,
+                        FetchCode.OFFLINE, FetchCode.HTTP_ERROR, FetchCode.LOCKED, FetchCode.DISK_SPACE,
+                        FetchCode.FILESYSTEM})
+_QUARANTINE = frozenset({FetchCode.SIZE_MISMATCH, FetchCode.HASH_MISMATCH, FetchCode.INVALID_CONTENT,
+                         FetchCode.UNSAFE_ARCHIVE, FetchCode.MEMBER_MISSING})  # a zip bomb is not kept
+_FINAL = frozenset({FetchCode.CREDENTIALS_MISSING, FetchCode.DISK_SPACE, FetchCode.INSECURE_URL,
+                    FetchCode.FILESYSTEM})
+_BY_HAND = frozenset({FetchCode.OFFLINE, FetchCode.NETWORK, FetchCode.TIMEOUT, FetchCode.TOO_SLOW,
+                      FetchCode.GDRIVE_QUOTA, FetchCode.GDRIVE_INTERSTITIAL, FetchCode.GDRIVE_PERMISSION,
+                      FetchCode.MANUAL_ONLY, FetchCode.HTTP_404, FetchCode.HTTP_403, FetchCode.HTML_LOGIN_REJECTED,
+                      FetchCode.HTML_LICENSE_NOT_ACCEPTED, FetchCode.CREDENTIALS_MISSING, FetchCode.TRUNCATED,
+                      FetchCode.GDOWN_MISSING})
+
+#: Code values (stable, documented in docs/commands/fetch.md).
+CODES = tuple(c.value for c in FetchCode)
+
+
+def fail(code: Union[FetchCode, str], message: str, *, hint: Optional[str] = None, path=None,
          cls: Type[DecaenvError] = FetchError) -> DecaenvError:
-    """Build an exception of class `cls` tagged with `code` (raise the result)."""
-    exc = cls(message, hint=hint, path=path)
-    exc.code = code  # type: ignore[attr-defined]
-    return exc
+    """Build an exception of class `cls` whose `code` is `code` (raise the result)."""
+    return cls(message, hint=hint, path=path, code=FetchCode(code))
+
+
+def code_of(exc: BaseException) -> Optional[FetchCode]:
+    """The classified code of an exception, or None for anything unclassified."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, FetchCode):
+        return code
+    if isinstance(exc, UnsafeContentError):
+        return FetchCode.UNSAFE_ARCHIVE
+    if isinstance(exc, IntegrityError):
+        return FetchCode.INVALID_CONTENT
+    if isinstance(exc, FileSystemError):
+        return FetchCode.DISK_SPACE if exc.errno in _SPACE_ERRNOS else FetchCode.FILESYSTEM
+    return None
 
 
 def error_code(exc: BaseException) -> str:
-    """The classified code of an exception ("internal" for anything unclassified)."""
-    code = getattr(exc, "code", None)
-    if code:
-        return code
-    if isinstance(exc, UnsafeContentError):
-        return "unsafe-archive"
-    if isinstance(exc, IntegrityError):
-        return "invalid-content"
-    if isinstance(exc, DecaenvError):
-        return "error"
-    return "internal"
+    """The classified code as a string ("error" for other decaenv errors, "internal" for anything else)."""
+    code = code_of(exc)
+    if code is not None:
+        return code.value
+    return "error" if isinstance(exc, DecaenvError) else "internal"
 
 
 # ---------------------------------------------------------------------------------------------- HTML
@@ -55,6 +136,11 @@ _QUOTA = re.compile(r"too many users|quota|exceeded|rate limit", re.I)
 _SCAN = re.compile(r"virus|can.t scan|cannot scan|download anyway|download-form", re.I)
 _GOOGLE_LOGIN = re.compile(r"accounts\.google\.com|servicelogin|request access|need access|"
                            r"you need permission", re.I)
+
+
+def page_title(text: str) -> str:
+    """An HTML page's <title> (whitespace folded, at most 80 characters), or ""."""
+    return _title(text)
 
 
 def _title(text: str) -> str:

@@ -77,18 +77,18 @@ class HashCache:
         self.path = Path(path)
 
     def _read(self) -> Dict[str, dict]:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data.get("files", {}) if isinstance(data, dict) else {}
+        from decaenv.fetch.statefile import read_section
+
+        return read_section(self.path, "files")
 
     def lookup(self, path: os.PathLike, st: os.stat_result) -> Optional[dict]:
-        """The record for `path` if its stat identity is unchanged, else None."""
+        """The record for `path` if its stat identity is unchanged (and well-formed), else None."""
         record = self._read().get(os.path.realpath(path))
-        if record and tuple(record.get("stat", ())) == stat_key(st):
-            return record
-        return None
+        if not record or not isinstance(record.get("stat"), list) or tuple(record["stat"]) != stat_key(st):
+            return None
+        if not isinstance(record.get("sha256"), str) or not isinstance(record.get("valid", {}), dict):
+            return None
+        return record
 
     def store(self, path: os.PathLike, st: os.stat_result, sha256: str,
               valid: Optional[Tuple[str, str]] = None) -> None:
@@ -97,7 +97,8 @@ class HashCache:
         with self._lock:
             files = self._read()
             old = files.get(key)
-            same = bool(old) and tuple(old.get("stat", ())) == stat_key(st) and old.get("sha256") == sha256
+            same = bool(old) and isinstance(old.get("stat"), list) and tuple(old["stat"]) == stat_key(st) \
+                and old.get("sha256") == sha256
             passed = dict(old.get("valid", {})) if same and isinstance(old.get("valid"), dict) else {}
             if valid:
                 passed[valid[0]] = valid[1]
@@ -112,7 +113,9 @@ class HashCache:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"version": 1, "files": files}), "utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"version": 1, "files": files}))
             os.replace(tmp, self.path)
         except OSError:
             try:

@@ -8,6 +8,8 @@ The rules (git-lfs and huggingface_hub behaviour, plus what neither does):
   only if it is `206` with a `Content-Range` starting exactly at the partial's size and ending at the
   expected total; a `200` means the server ignored Range: the partial is dropped and the full body is
   taken from that very response. The hash is pre-seeded with the bytes already on disk.
+* A body slower than `min_rate` bytes/s over `rate_window` seconds, or an attempt past `deadline`, is cut
+  (curl's --speed-limit/--speed-time); the partial is kept and the attempt counts as a failure.
 * Connection drops, timeouts, short bodies, 408/429/5xx are retried with exponential backoff
   (`Retry-After` honoured), resuming where the body stopped; the retry budget is reset whenever bytes
   arrived. 401/403/404 and HTML pages are never retried.
@@ -31,7 +33,7 @@ from decaenv.fetch.errors import classify_html, classify_network, classify_statu
 from decaenv.fetch.hashes import new_hasher, seed_hasher
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
-from decaenv.fetch.stream import Interrupted, stream_body
+from decaenv.fetch.stream import Interrupted, RateGuard, stream_body
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -52,15 +54,23 @@ class HttpOptions:
     max_backoff: float = 60.0
     max_retry_after: float = 300.0
     chunk_size: int = 4 << 20
+    min_rate: float = 4096.0        # bytes/s over `rate_window` (curl's --speed-limit/--speed-time); 0: off
+    rate_window: float = 60.0
+    deadline: Optional[float] = 6 * 3600.0  # seconds one attempt may take in all; None: no deadline
     sleep: Callable[[float], None] = time.sleep
     user_agent: str = f"decaenv/{__version__} (+https://github.com/yfeng95/DECA data fetcher)"
 
     @classmethod
     def from_env(cls) -> "HttpOptions":
-        """Defaults, with `DECAENV_FETCH_TIMEOUT` (read timeout, s) and `DECAENV_FETCH_RETRIES` applied."""
+        """Defaults, with `DECAENV_FETCH_TIMEOUT` (read timeout, s), `DECAENV_FETCH_RETRIES`,
+        `DECAENV_FETCH_MIN_RATE` (bytes/s), `DECAENV_FETCH_RATE_WINDOW` (s) and `DECAENV_FETCH_DEADLINE` (s per
+        attempt) applied."""
         options = cls()
         for var, attr, kind in (("DECAENV_FETCH_TIMEOUT", "read_timeout", float),
-                                ("DECAENV_FETCH_RETRIES", "retries", int)):
+                                ("DECAENV_FETCH_RETRIES", "retries", int),
+                                ("DECAENV_FETCH_MIN_RATE", "min_rate", float),
+                                ("DECAENV_FETCH_RATE_WINDOW", "rate_window", float),
+                                ("DECAENV_FETCH_DEADLINE", "deadline", float)):
             value = os.environ.get(var)
             if value:
                 try:
@@ -141,7 +151,15 @@ def make_session(options: HttpOptions):
     session = requests.Session()
     session.verify = True
     session.headers["User-Agent"] = options.user_agent
+    # requests adds an HTTP Basic header from ~/.netrc to any request without auth: credentials go only
+    # where the manifest says (a login form's body), so every request carries this do-nothing auth.
+    session.auth = _no_auth
     return session
+
+
+def _no_auth(request):
+    """requests auth hook that adds nothing (and keeps requests from reading ~/.netrc)."""
+    return request
 
 
 def _origin(url: str):
@@ -270,8 +288,9 @@ def download(session, request: Request, staging: Staging, ctx: Context, options:
             _wait(retry, failures, ctx, request.url, options, staging)
         except Interrupted as exc:
             got = staging.size() - offset
-            failures = 0 if got > 0 else failures + 1
-            reason = _timed_out(ctx, request.url) if exc.timeout else _truncated(ctx, staging, str(exc))
+            failures = 0 if got > 0 and not exc.slow else failures + 1
+            reason = (_too_slow(ctx, request.url, str(exc)) if exc.slow else
+                      _timed_out(ctx, request.url) if exc.timeout else _truncated(ctx, staging, str(exc)))
             _wait(_Retry(reason), failures, ctx, request.url, options, staging)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
@@ -325,14 +344,15 @@ def _refuse_html(resp, staging: Staging, ctx: Context, url: str) -> None:
     if not is_html(b"", resp.headers.get("Content-Type", "")):
         return
     page = resp.raw.read(HTML_LIMIT, decode_content=True) or b""
-    raise _html_error(page, ctx)
+    raise _html_error(page, ctx, resp.status_code)
 
 
-def _html_error(page: bytes, ctx: Context):
-    """The classified error for an HTML page, carrying the page (`payload`) for the quarantine."""
+def _html_error(page: bytes, ctx: Context, status: Optional[int] = None):
+    """The classified error for an HTML page, carrying the page (`payload`) and the HTTP status."""
     exc = classify_html(page.decode("utf-8", "replace"), source_kind=ctx.source_kind, what=ctx.what,
                         manual=ctx.manual)
-    exc.payload = page  # type: ignore[attr-defined]
+    exc.payload = page
+    exc.http_status = status
     return exc
 
 
@@ -356,20 +376,29 @@ def _stream(resp, staging: Staging, hasher, ctx: Context, options: HttpOptions, 
     """
     def first(chunk: bytes) -> None:
         if offset == 0 and is_html(chunk[:4096]):
-            raise _html_error(chunk, ctx)
+            raise _html_error(chunk, ctx, resp.status_code)
         if mismatch is not None:
             mismatch.payload = chunk
             raise mismatch
 
     progress = ctx.progress.advance if ctx.progress is not None else None
+    guard = RateGuard(options.min_rate, options.rate_window, options.deadline)
     return stream_body(resp, staging.path, hasher, chunk_size=options.chunk_size,
-                       on_first=first if (offset == 0 or mismatch is not None) else None, on_bytes=progress)
+                       on_first=first if (offset == 0 or mismatch is not None) else None, on_bytes=progress,
+                       guard=guard)
 
 
 def _truncated(ctx: Context, staging: Staging, why: str):
     return fail("truncated", f"{ctx.what}: the connection kept dropping before the end ({why}; "
                 f"{staging.size():,} bytes kept for resuming)",
                 hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""))
+
+
+def _too_slow(ctx: Context, url: str, why: str):
+    return fail("too-slow", f"{redact_url(url)} sent {ctx.what} too slowly: {why}",
+                hint="run the same command again to resume (the bytes so far are kept); adjust the limits with "
+                     "DECAENV_FETCH_MIN_RATE (bytes/s), DECAENV_FETCH_RATE_WINDOW and DECAENV_FETCH_DEADLINE (s)"
+                     + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
 def _timed_out(ctx: Context, url: str):

@@ -3,7 +3,8 @@
 A path is recognised by name AND content: its (normalised) name must be an entry's file name, alias
 or a source's archive name — or, for an archive under any name, it must hold an entry's member — and
 its content must then pass the same checks as a download (sniffed kind, size, sha256 or first-use
-record, content validator). Archives are checked for escaping members and only the needed members are
+record, content validator). Inside a folder, a symbolic link that leads out of it is refused (its
+target is never copied). Archives are checked for escaping members and only the needed members are
 extracted. Folders are searched (three levels deep) for recognised files. The user's own files are
 never modified or moved.
 """
@@ -15,13 +16,13 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from decaenv.errors import DecaenvError, IntegrityError
+from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch.engine import Fetcher, FileResult
 from decaenv.fetch.errors import classify_html, fail
 from decaenv.fetch.hashes import CHUNK, new_hasher
 from decaenv.fetch.locks import file_lock
 from decaenv.fetch.manifest import Entry
-from decaenv.fetch.processors import Archive
+from decaenv.fetch.processors import Archive, member_limit
 from decaenv.fetch.sniff import describe_kind, read_head, sniff
 
 _COPY_SUFFIX = re.compile(r"\s?\(\d+\)(?=\.[^.]+$)|\s?\(\d+\)$")
@@ -41,6 +42,12 @@ def _walk(folder: Path) -> List[Path]:
         dirs[:] = [d for d in dirs if not d.startswith(".") and depth < MAX_DEPTH]
         found.extend(Path(root) / f for f in files if not f.startswith("."))
     return sorted(found)
+
+
+def _escapes(path: Path, root: Path) -> bool:
+    """True when `path` (found under `root`) resolves to a file outside `root` (a symbolic link out)."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, base]) != base
 
 
 class Importer:
@@ -66,13 +73,24 @@ class Importer:
         results: List[FileResult] = []
         for raw in paths:
             path = Path(raw).expanduser()
-            if not path.exists():
+            try:
+                exists = path.exists()
+            except OSError as exc:  # a name too long, a loop of links...
+                results.append(self._failed(path, os_error(exc, path, "read")))
+                continue
+            if not exists:
                 results.append(self._failed(path, fail("not-recognised", f"{path} does not exist",
                                                        hint="check the path given to --from")))
                 continue
             if path.is_dir():
                 found = [p for p in _walk(path) if self._recognised(p)]
-                if not found:
+                outside = [p for p in found if _escapes(p, path)]
+                for link in outside:
+                    results.append(self._failed(link, fail(
+                        "symlink-outside", f"refused {link}: it is a symbolic link to {os.path.realpath(link)}, "
+                        f"outside {path}", hint=f"copy the file into {path} or name it directly with --from")))
+                found = [p for p in found if p not in outside]
+                if not found and not outside:
                     results.append(self._failed(path, fail("not-recognised", f"{path} holds no file decaenv "
                                                            "knows", hint=self._known())))
                 for item in found:
@@ -107,6 +125,8 @@ class Importer:
                        hint=self._known())
         except DecaenvError as exc:
             return [self._failed(path, exc, entry)]
+        except OSError as exc:  # unreadable source, full or read-only data dir
+            return [self._failed(path, os_error(exc, path, "import"), entry)]
 
     def _refuse_kind(self, entry: Entry, path: Path) -> None:
         head = read_head(path)
@@ -179,15 +199,17 @@ class Importer:
                         results.append(self._import_member(archive, path, entry, member))
                 except DecaenvError as exc:
                     results.append(self._failed(path, exc, entry))
+                except OSError as exc:
+                    results.append(self._failed(path, os_error(exc, entry.path(fetcher.store.root), "import"), entry))
         return results
 
     def _import_member(self, archive: Archive, path: Path, entry: Entry, member: str) -> FileResult:
         fetcher = self.fetcher
         dest = entry.path(fetcher.store.root)
-        fetcher.store.preflight(archive.member_size(member), entry.dest)
+        fetcher.store.preflight(archive.check_member_size(member, member_limit(entry)), entry.dest)
         staging = fetcher.store.new_staging(dest, source=f"import:{path}:{member}")
         try:
-            digest, size = archive.extract(member, staging.path)
+            digest, size = archive.extract(member, staging.path, limit=member_limit(entry))
         except BaseException:
             staging.discard()
             raise

@@ -2,22 +2,19 @@
 
 A partial is `.<name>.<host>.<pid>.<rand>.part` (+ `.part.json`) beside its destination (see `store`). One
 whose owner is alive on this host, or that another host wrote in the last day, may still be in use and is
-never removed. The quarantine is `<data>/.decaenv/quarantine/`: payloads refused by verification, kept as
-evidence until cleaned.
+never removed. The quarantine (`<data>/.decaenv/quarantine/`, payloads refused by verification) is the store's: listed and
+emptied by `Store.quarantine_entries` / `Store.clean_quarantine` (as `decaenv fetch --clean` does).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import List, Tuple
 
 from decaenv._process import pid_alive
-from decaenv.fetch.store import PART_SUFFIX, STALE_FOREIGN_PARTIAL_S, STATE_DIR, hostname
-
-QUARANTINE = "quarantine"
+from decaenv.fetch.store import PART_SUFFIX, STALE_FOREIGN_PARTIAL_S, STATE_DIR, Store, hostname
 
 
 def partial_files(root: os.PathLike) -> List[Path]:
@@ -48,13 +45,12 @@ def partial_in_use(path: Path) -> bool:
 
 def quarantine_dir(root: os.PathLike) -> Path:
     """The data dir's quarantine folder (it may not exist)."""
-    return Path(root) / STATE_DIR / QUARANTINE
+    return Store(root).quarantine_dir
 
 
 def quarantine_files(root: os.PathLike) -> List[Path]:
-    """Every file in the quarantine, sorted."""
-    folder = quarantine_dir(root)
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    """Every payload in the quarantine, sorted."""
+    return Store(root).quarantine_entries()
 
 
 def remove_partials(root: os.PathLike, *, dry_run: bool = False) -> Tuple[List[Path], List[Path]]:
@@ -71,8 +67,8 @@ def remove_partials(root: os.PathLike, *, dry_run: bool = False) -> Tuple[List[P
 
 
 def clear_quarantine(root: os.PathLike, *, dry_run: bool = False) -> List[Path]:
-    """Delete everything in the quarantine. Returns the files removed (or that would be, with `dry_run`)."""
+    """Empty the quarantine (`Store.clean_quarantine`). Returns the files removed (or that would be)."""
     files = quarantine_files(root)
     if files and not dry_run:
-        shutil.rmtree(quarantine_dir(root), ignore_errors=True)
+        Store(root).clean_quarantine()
     return files

@@ -34,7 +34,9 @@ LEASE_S = 300.0
 def _read_owner(path: Path) -> Optional[dict]:
     try:
         data = json.loads(path.read_text("utf-8"))
-        return data if isinstance(data, dict) else None
+        ok = isinstance(data, dict) and isinstance(data.get("pid", 0), int) and \
+            isinstance(data.get("started", 0), (int, float))
+        return data if ok else None  # malformed: treated as absent
     except (OSError, ValueError):
         return None
 

@@ -3,7 +3,9 @@
 Content validators need key names, shapes and dtypes, not values. This reader never imports numpy or
 torch and never calls a pickled global: the few globals these formats use (numpy's array
 reconstruction, torch's tensor rebuild, OrderedDict) are replaced by inert stand-ins that record shape
-and dtype; any other global is refused with `UnsafeContentError`. So it works on a machine whose torch
+and dtype; any other global is refused with `UnsafeContentError`. Every pickle is first replayed by
+`decaenv.loaders.pickle_limits.check_pickle`, so a reference bomb or a deep nesting is refused in
+milliseconds instead of exhausting memory or the stack. So it works on a machine whose torch
 is broken, reads a 434 MB checkpoint in milliseconds, and cannot be turned into code execution.
 """
 
@@ -21,6 +23,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from decaenv.errors import DataError, UnsafeContentError
 
+MAX_NPY_HEADER = 1 << 16   # numpy's own reader refuses headers past 10,000 characters by default
+MAX_PICKLE_BYTES = 64 << 20  # a torch checkpoint's data.pkl (DECA's: 114 kB)
 _TORCH_ITEMSIZE = {
     "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
     "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
@@ -146,7 +150,10 @@ class _OutlineUnpickler(pickle.Unpickler):
 
 def load_outline(fh, what: str) -> Any:
     """Unpickle one object from `fh` into stand-ins (see the module docstring)."""
+    from decaenv.loaders.pickle_limits import check_pickle
+
     try:
+        check_pickle(fh, what)
         return _OutlineUnpickler(fh, what).load()
     except (UnsafeContentError, DataError):
         raise
@@ -166,6 +173,9 @@ def read_npy_header(fh, what: str) -> Tuple[Tuple[int, ...], str, bool]:
     size_format = "<H" if major == 1 else "<I"
     raw = fh.read(struct.calcsize(size_format))
     (length,) = struct.unpack(size_format, raw)
+    if length > MAX_NPY_HEADER:
+        raise DataError(f"{what} has a {length:,}-byte .npy header (numpy writes a few hundred)",
+                        hint="this is not a genuine data file: fetch it again")
     try:
         header = ast.literal_eval(fh.read(length).decode("latin1"))
         shape = tuple(int(d) for d in header["shape"])
@@ -271,8 +281,10 @@ def _outline_torch_zip(path: os.PathLike, what: str) -> Any:
                 raise DataError(f"{what} is a zip archive but not a torch.save checkpoint (no data.pkl)",
                                 hint="fetch DECA's deca_model.tar again; do not unpack or repack it")
             prefix = pkl[: -len("data.pkl")]
-            with zf.open(pkl) as fh:
-                obj = load_outline(io.BufferedReader(fh), what)
+            if zf.getinfo(pkl).file_size > MAX_PICKLE_BYTES:
+                raise DataError(f"{what}'s data.pkl claims {zf.getinfo(pkl).file_size:,} bytes; a checkpoint's "
+                                f"is about 100 kB (limit {MAX_PICKLE_BYTES:,})", hint="get the file again")
+            obj = load_outline(io.BytesIO(zf.read(pkl)), what)
             sizes = {i.filename: i.file_size for i in zf.infolist()}
     except zipfile.BadZipFile as exc:
         raise DataError(f"{what} is a damaged zip/torch file: {exc}",

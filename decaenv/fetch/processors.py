@@ -107,14 +107,32 @@ class Archive:
                        + ", ".join(matches[:4]), hint="extract the one you want and import it with --from")
         return matches[0] if matches else None
 
+    def check_member_size(self, name: str, limit: Optional[int]) -> int:
+        """Refuse (before extracting anything) a member that would expand past `limit` bytes — the
+        manifest's size — or, without one, past `zipcheck.MAX_RATIO` times its packed size (a zip bomb).
+        Returns the member's declared size."""
+        from decaenv.fetch.zipcheck import MAX_RATIO, RATIO_FLOOR
+
+        declared = self.member_size(name) or 0
+        packed = self._zip.getinfo(name).compress_size if self._zip is not None else self.path.stat().st_size
+        cap = limit if limit else max(RATIO_FLOOR, packed * MAX_RATIO)
+        if declared > cap:
+            raise fail("archive-too-large", f"{self.what} refused: {name} would expand from {packed:,} to "
+                       f"{declared:,} bytes, more than the {cap:,} expected (a zip bomb or the wrong archive)",
+                       hint="nothing was extracted; get the archive from its official source",
+                       cls=UnsafeContentError)
+        return declared
+
     def member_size(self, name: str) -> Optional[int]:
         if self._zip is not None:
             return self._zip.getinfo(name).file_size
         return self._tar.getmember(name).size
 
-    def extract(self, name: str, target: Path, *, progress=None) -> Tuple[str, int]:
-        """Stream member `name` into `target` (truncated first). Returns (sha256, size)."""
+    def extract(self, name: str, target: Path, *, limit: Optional[int] = None, progress=None) -> Tuple[str, int]:
+        """Stream member `name` into `target` (truncated first), refusing it first when it would expand
+        past `limit` (see `check_member_size`). Returns (sha256, size)."""
         self.check_safe()
+        cap = self.check_member_size(name, limit)
         hasher, size = new_hasher(), 0
         if self._zip is not None:
             source = self._zip.open(name)
@@ -128,9 +146,13 @@ class Archive:
                     chunk = source.read(1 << 20)
                     if not chunk:
                         break
+                    size += len(chunk)
+                    if size > cap:
+                        raise fail("archive-too-large", f"{self.what}: {name} expands past its declared "
+                                   f"{cap:,} bytes", hint="the archive is corrupt or hostile: get it again",
+                                   cls=UnsafeContentError)
                     out.write(chunk)
                     hasher.update(chunk)
-                    size += len(chunk)
                     if progress is not None:
                         progress.advance(len(chunk))
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
@@ -141,9 +163,20 @@ class Archive:
         return hasher.hexdigest(), size
 
 
+def member_limit(entry) -> Optional[int]:
+    """The most bytes an archive member may expand to for `entry`: its exact size, else twice its
+    estimated size (plus 16 MB), else None (the compression-ratio cap applies)."""
+    if entry.size:
+        return entry.size
+    if entry.approx_size:
+        return 2 * entry.approx_size + (16 << 20)
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- post
 
-PostFn = Callable[[Path], str]
+KeepAside = Callable[[Path, str], Path]
+PostFn = Callable[[Path, KeepAside], str]
 POST: Dict[str, PostFn] = {}
 
 
@@ -156,21 +189,31 @@ def register_post(name: str) -> Callable[[PostFn], PostFn]:
 
 
 @register_post("flame-npz")
-def flame_npz(path: Path) -> str:
-    """Write `<stem>.npz` beside a FLAME pickle (plain arrays, no pickle, no chumpy), atomically."""
-    from decaenv.loaders.flame import convert_to_npz
+def flame_npz(path: Path, keep_aside: KeepAside) -> str:
+    """Write `<stem>.npz` beside a FLAME pickle (plain arrays, no pickle, no chumpy), atomically. An npz
+    there that decaenv did not convert (no decaenv record in it) is moved aside first, never overwritten."""
+    from decaenv.loaders.flame import NPZ_FORMAT, _npz_record, convert_to_npz
 
-    npz = convert_to_npz(path, path.with_suffix(".npz"))
+    target = path.with_suffix(".npz")
+    if os.path.lexists(target):
+        record = _npz_record(target) if target.is_file() and not target.is_symlink() else None
+        if not record or str(record.get("decaenv_format", "")) != NPZ_FORMAT:
+            keep_aside(target, f"{target.name} (not written by decaenv)")
+    npz = convert_to_npz(path, target)
     return f"wrote {npz.name} (chumpy-free copy the runtime loads)"
 
 
-def run_post(names, path: Path) -> List[str]:
-    """Run the named post-processors on an installed file; returns their summaries."""
+def run_post(names, path: Path, keep_aside: KeepAside) -> List[str]:
+    """Run the named post-processors on an installed file; returns their summaries.
+
+    Args:
+        keep_aside: moves a file the processor would overwrite out of the way (path, description) -> where.
+    """
     notes = []
     for name in names:
         fn = POST.get(name)
         if fn is None:
             raise fail("invalid-content", f"unknown post-processor {name!r} in the manifest",
                        hint="known: " + ", ".join(sorted(POST)))
-        notes.append(fn(path))
+        notes.append(fn(path, keep_aside))
     return notes

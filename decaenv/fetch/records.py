@@ -19,26 +19,22 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from decaenv.fetch.store import STATE_DIR
+from decaenv.fetch.statefile import read_section
+from decaenv.fetch.store import STATE_DIR, private_dir, replace_private
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def _read(path: Path, section: str) -> dict:
+    """The document with only its well-formed `section` (malformed state is absent: `statefile`)."""
+    return {"version": 1, section: read_section(path, section)}
 
 
 def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
-    os.replace(tmp, path)
+    private_dir(path.parent)
+    replace_private(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 class LockFile:
@@ -50,20 +46,21 @@ class LockFile:
         self.path = Path(data_dir) / STATE_DIR / self.NAME
 
     def files(self) -> Dict[str, dict]:
-        files = _read(self.path).get("files", {})
-        return files if isinstance(files, dict) else {}
+        return read_section(self.path, "files")
 
     def get(self, entry_id: str) -> Optional[dict]:
         record = self.files().get(entry_id)
-        return record if isinstance(record, dict) and record.get("sha256") else None
+        ok = record is not None and isinstance(record.get("sha256"), str) and \
+            isinstance(record.get("size", 0), int)
+        return record if ok else None
 
     def record(self, entry_id: str, *, dest: str, size: int, sha256: str, trust: str, source: str) -> None:
         """Store (or refresh) the record of one installed file."""
         from decaenv.fetch.locks import file_lock
 
         with file_lock(self.path.parent / "run", "lockfile"):
-            data = _read(self.path) or {"version": 1, "files": {}}
-            data.setdefault("files", {})[entry_id] = {
+            data = _read(self.path, "files")
+            data["files"][entry_id] = {
                 "dest": dest, "size": size, "sha256": sha256, "trust": trust, "source": source,
                 "recorded": _now()}
             data["version"] = 1
@@ -74,8 +71,8 @@ class LockFile:
         from decaenv.fetch.locks import file_lock
 
         with file_lock(self.path.parent / "run", "lockfile"):
-            data = _read(self.path)
-            if entry_id not in data.get("files", {}):
+            data = _read(self.path, "files")
+            if entry_id not in data["files"]:
                 return False
             del data["files"][entry_id]
             _write(self.path, data)
@@ -91,11 +88,10 @@ class Licenses:
         self.path = Path(data_dir) / STATE_DIR / self.NAME
 
     def accepted(self, license_id: str) -> Optional[dict]:
-        record = _read(self.path).get("accepted", {}).get(license_id)
-        return record if isinstance(record, dict) else None
+        return read_section(self.path, "accepted").get(license_id)
 
     def accept(self, license_id: str, *, name: str, url: str, how: str) -> None:
-        data = _read(self.path) or {"version": 1, "accepted": {}}
-        data.setdefault("accepted", {})[license_id] = {"name": name, "url": url, "accepted": _now(), "how": how}
+        data = _read(self.path, "accepted")
+        data["accepted"][license_id] = {"name": name, "url": url, "accepted": _now(), "how": how}
         data["version"] = 1
         _write(self.path, data)

@@ -75,7 +75,7 @@ def result_json(result, data_dir, licenses: Licenses) -> dict:
         "bytes": result.bytes,
         "seconds": round(result.seconds, 3),
         "notes": list(result.notes),
-        "quarantined": getattr(err, "quarantined", None) if err else None,
+        "quarantined": err.quarantined if err else None,
         "error": None if err is None else {"code": error_code(err), "message": err.message, "hint": err.hint},
     })
     return row

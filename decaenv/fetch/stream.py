@@ -14,6 +14,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from typing import Callable, Optional
 
 BUFFERS = 6
@@ -22,11 +23,51 @@ WRITEBACK_EVERY = 8 << 20  # start writeback and drop written pages every 8 MiB 
 
 
 class Interrupted(Exception):
-    """The body stopped early (connection reset, timeout, short read): retry/resume; `timeout` tells which."""
+    """The body stopped early (connection reset, timeout, short read, too slow): retry/resume; `timeout` and
+    `slow` tell which."""
 
-    def __init__(self, reason: BaseException, timeout: bool = False):
+    def __init__(self, reason: BaseException, timeout: bool = False, slow: bool = False):
         super().__init__(str(reason) or type(reason).__name__)
-        self.reason, self.timeout = reason, timeout
+        self.reason, self.timeout, self.slow = reason, timeout, slow
+
+
+class TooSlow(Exception):
+    """The body arrived slower than the minimum rate over the window, or past the attempt's deadline."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+
+
+class RateGuard:
+    """curl's `--speed-limit`/`--speed-time` plus an overall deadline, checked after every socket read.
+
+    Args:
+        min_rate: bytes per second the transfer must keep up over each `window` seconds (0: no minimum).
+        window: seconds over which the rate is measured.
+        deadline: seconds the whole attempt may take (None: no deadline).
+        clock: time source (tests).
+    """
+
+    def __init__(self, min_rate: float = 0.0, window: float = 60.0, deadline: Optional[float] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.min_rate, self.window, self.clock = min_rate, window, clock
+        self.start = self.mark = clock()
+        self.deadline = None if deadline is None else self.start + deadline
+        self.total = self.mark_total = 0
+
+    def update(self, n: int) -> None:
+        """Count `n` more bytes; raise `TooSlow` when the rate or the deadline is broken."""
+        self.total += n
+        now = self.clock()
+        if self.deadline is not None and now > self.deadline:
+            raise TooSlow(f"the attempt passed its deadline of {self.deadline - self.start:.0f} s "
+                          f"({self.total:,} bytes received)")
+        if self.min_rate and now - self.mark >= self.window:
+            rate = (self.total - self.mark_total) / (now - self.mark)
+            if rate < self.min_rate:
+                raise TooSlow(f"only {rate:,.1f} bytes/s over the last {now - self.mark:.0f} s (minimum "
+                              f"{self.min_rate:,.0f} bytes/s)")
+            self.mark, self.mark_total = now, self.total
 
 
 class _Hasher:
@@ -93,21 +134,53 @@ def _read_errors():
             urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
 
 
+def _read_some(source: http.client.HTTPResponse, view: memoryview) -> int:
+    """`HTTPResponse.readinto` with at most one socket read: it returns what has arrived instead of
+    blocking until the whole buffer is full (a trickling server would otherwise hold it forever)."""
+    if source.chunked or source.fp is None:
+        return source.readinto(view)
+    if source.length is not None:
+        view = view[: source.length]
+    n = source.fp.readinto1(view)
+    if not n and len(view):
+        source._close_conn()
+    elif source.length is not None:
+        source.length -= n
+        if not source.length:
+            source._close_conn()
+    return n
+
+
+def _fill(source, buf: bytearray, guard: RateGuard) -> int:
+    """Fill `buf` from the body (socket read by socket read, each checked by `guard`); 0 at the end."""
+    view = memoryview(buf)
+    filled = 0
+    while filled < len(view):
+        n = _read_some(source, view[filled:])
+        if not n:
+            break
+        filled += n
+        guard.update(n)
+    return filled
+
+
 def stream_body(resp, path, hasher, *, chunk_size: int, on_first: Optional[Callable[[bytes], None]] = None,
-                on_bytes: Optional[Callable[[int], None]] = None) -> int:
+                on_bytes: Optional[Callable[[int], None]] = None, guard: Optional[RateGuard] = None) -> int:
     """Append `resp`'s body to `path`, feeding `hasher`; returns the bytes written.
 
     Args:
         on_first: called with the first chunk before it is written (may raise to refuse the payload).
         on_bytes: called with each chunk's size after it is written (progress).
+        guard: minimum rate and deadline (None: neither).
 
     Raises:
-        Interrupted: the connection failed or timed out while reading (the bytes before are on disk
-            and in the hash).
+        Interrupted: the connection failed or timed out while reading, or broke the guard's minimum rate or
+            deadline (`slow`); the bytes before are on disk and in the hash.
     """
+    guard = guard or RateGuard()
     source = _fast_source(resp)
     if source is None:
-        return _stream_slow(resp, path, hasher, chunk_size, on_first, on_bytes)
+        return _stream_slow(resp, path, hasher, chunk_size, on_first, on_bytes, guard)
     errors = _read_errors()
     worker = _Hasher(hasher, chunk_size)
     got = 0
@@ -117,7 +190,10 @@ def stream_body(resp, path, hasher, *, chunk_size: int, on_first: Optional[Calla
             while True:
                 buf = worker.free.get()
                 try:
-                    n = source.readinto(buf)
+                    n = _fill(source, buf, guard)
+                except TooSlow as exc:
+                    worker.free.put(buf)
+                    raise Interrupted(exc, slow=True) from None
                 except errors as exc:
                     worker.free.put(buf)
                     raise Interrupted(exc, timeout=isinstance(exc, (socket.timeout, TimeoutError))) from None
@@ -145,14 +221,17 @@ def _write_all(out, view: memoryview) -> None:
         view = view[written:]
 
 
-def _stream_slow(resp, path, hasher, chunk_size, on_first, on_bytes) -> int:
+def _stream_slow(resp, path, hasher, chunk_size, on_first, on_bytes, guard: RateGuard) -> int:
     errors = _read_errors()
     got = 0
-    chunks = resp.iter_content(chunk_size=chunk_size)
+    chunks = resp.iter_content(chunk_size=min(chunk_size, 1 << 16))
     with open(path, "ab") as out:
         while True:
             try:
                 chunk = next(chunks, None)
+                guard.update(len(chunk or b""))
+            except TooSlow as exc:
+                raise Interrupted(exc, slow=True) from None
             except errors as exc:
                 import requests
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zipfile
 from typing import Callable, Dict, Optional
 
 from decaenv.errors import DataError, IntegrityError
@@ -35,9 +36,13 @@ def _invalid(path: str, text: str, hint: str = "fetch it again from the official
                 cls=IntegrityError)  # type: ignore[return-value]
 
 
+#: Bumped when a validator checks more than before, so cached "valid" results of the old checks are redone.
+VALIDATORS_VERSION = 2
+
+
 def validator_key(validator: Validator) -> str:
-    """A stable string naming a validator and its parameters (for the hash cache)."""
-    return validator.kind + repr(validator.params)
+    """A stable string naming a validator, its version and its parameters (for the hash cache)."""
+    return f"{validator.kind}@{VALIDATORS_VERSION}" + repr(validator.params)
 
 
 def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
@@ -176,7 +181,10 @@ def check_dense_template(path: str, v: Validator) -> str:
 def check_npz(path: str, v: Validator) -> str:
     from decaenv.fetch.outline import outline_npz
 
+    from decaenv.fetch.zipcheck import verify_zip_crc
+
     arrays = outline_npz(path)
+    verify_zip_crc(path)
     missing = [k for k in v.param("keys", ()) if k not in arrays]
     if missing:
         raise _invalid(path, f"npz lacks array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
@@ -209,6 +217,10 @@ def check_checkpoint(path: str, v: Validator) -> str:
                 got = info.shape if isinstance(info, ArrayInfo) else type(info).__name__
                 raise _invalid(path, f"{net}.{key} has shape {got}, expected {shape}")
             tensors += 1
+    if zipfile.is_zipfile(path):
+        from decaenv.fetch.zipcheck import verify_zip_crc
+
+        verify_zip_crc(path)
     return f"checkpoint: {tensors} tensors in {', '.join(layout)}" + (", optimizer state" if "opt" in ckpt else "")
 
 

@@ -14,6 +14,10 @@
 * torch tensors in `landmark_embedding.npy` (`torch._utils._rebuild_tensor_v2` and storages re-read with
   `torch.load(weights_only=True)`), only when torch is importable.
 
+Before unpickling, `decaenv.loaders.pickle_limits.check_pickle` replays the opcodes and refuses a pickle
+whose object tree, nesting, memo references or containers pass limits derived from the real files (a
+"billion laughs" pickle is refused in milliseconds).
+
 Anything else — `os.system`, `builtins.eval`, `subprocess.Popen`, any class not listed — is refused with
 `UnsafeContentError` before it can run.
 
@@ -33,6 +37,7 @@ from typing import Any, BinaryIO, Callable, Dict, Tuple
 import numpy as np
 
 from decaenv.errors import DataError, UnsafeContentError
+from decaenv.loaders.pickle_limits import check_pickle
 from decaenv.loaders._standins import SPARSE_GLOBALS, ChumpyStandIn, SparseStandIn, chumpy_class, sparse_class
 
 __all__ = ["SafeUnpickler", "load_pickle", "load_object_npy", "allowed_globals", "ChumpyStandIn",
@@ -161,6 +166,7 @@ def load_pickle(path: os.PathLike, what: str = "file") -> Any:
             head = fh.read(512)
             fh.seek(0)
             _check_head(path, head, what)
+            check_pickle(fh, str(path))
             return SafeUnpickler(fh, str(path)).load()
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}", path=path) from exc
@@ -202,6 +208,7 @@ def load_object_npy(path: os.PathLike, what: str = "file") -> Any:
             shape, _fortran, dtype = reader(fh)  # version 3.0 differs from 2.0 only in the header's encoding
             if not dtype.hasobject:
                 return np.load(path, allow_pickle=False)
+            check_pickle(fh, str(path))
             array = SafeUnpickler(fh, str(path)).load()
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}", path=path) from exc

@@ -17,7 +17,9 @@ from decaenv.patches import (
     face_alignment_device,
     inspect_getargspec,
     numpy_aliases,
+    pytorch3d_stand_in,
     skimage_multichannel,
+    standard_rasterizer,
     torch_cross,
     torch_load,
 )
@@ -33,6 +35,8 @@ PATCHES: Tuple[Patch, ...] = (
     torch_load.PATCH,
     torch_cross.PATCH,
     skimage_multichannel.PATCH,
+    standard_rasterizer.PATCH,
+    pytorch3d_stand_in.PATCH,
 )
 _BY_ID: Dict[str, Patch] = {p.id: p for p in PATCHES}
 

@@ -1,7 +1,8 @@
 """`decaenv reconstruct` as a library call: inputs → crops → batched DECA → DECA's output files.
 
-Per-item problems (unreadable file, no face, broken video, a file that cannot be written) are recorded and
-the item skipped; the run goes on. Crops of several images are encoded and decoded together (`batch_size`).
+Per-item problems (unreadable file, no face, broken video, a file that cannot be written, a `--render-orig`
+that would not fit in memory) are recorded and the item skipped; the run goes on. One run at a time writes
+into an output folder (`decaenv.runtime.guards.OutputLock`). Crops of several images are encoded and decoded together (`batch_size`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
+from decaenv.runtime.guards import OutputLock, check_render_orig_memory
 
 log = logging.getLogger("decaenv")
 
@@ -162,8 +164,9 @@ class Reconstructor:
                 on_item(outcome)
 
         items = expand_inputs(self.options.inputs, self.options.sample_step)
-        for batch in batched(items, self.options.batch_size):
-            self._run_batch(batch, report)
+        with OutputLock(self.out_dir):
+            for batch in batched(items, self.options.batch_size):
+                self._run_batch(batch, report)
         summary.seconds = time.perf_counter() - start
         summary.stages = self.timer.as_dict()
         return summary
@@ -261,6 +264,9 @@ class Reconstructor:
         from decaenv.runtime.datasets import original_image_float
 
         deca = self.deca
+        check_render_orig_memory(image.shape[0], image.shape[1],
+                                 deca.device.type if deca.device.type != "cuda" else str(deca.device),
+                                 name="--render-orig")
         one = lambda d: {k: v[index:index + 1] for k, v in d.items()}  # noqa: E731
         original = torch.from_numpy(original_image_float(image))[None].to(deca.device)
         tform = crop_to_original_tform(torch.tensor(crop.tform, dtype=torch.float32)[None]).to(deca.device)

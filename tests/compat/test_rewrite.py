@@ -35,7 +35,9 @@ FIXTURE = {
                               "keep = np.int64(3) + np.float32(2) + np.bool_(1)\n"),
     "demos/demo_teaser.py": ("from skimage.transform import rescale\n"
                              "grid = rescale(grid_image_all, 0.6, multichannel=True)\n"),
-    "decalib/trainer.py": "import os, torch\nckpt = torch.load(os.path.join(out_dir, 'model.tar'))\nn = np.int\n",
+    "decalib/trainer.py": ("import os, torch\nckpt = torch.load(os.path.join(out_dir, 'model.tar'))\nn = np.int\n"
+                           "x = torch.load(f, pickle_module=pm)\n"),
+    "decalib/tools/build.py": "import os\nos.environ['CC'] = 'gcc-7'\nn = np.int\n",
     "decalib/clean.py": "import numpy as np\nx = np.int64(1)\n",
     ".venv/lib/vendored.py": "import numpy as np\nx = np.int\n",
     ".git/hooks/x.py": "import numpy as np\nx = np.int\n",
@@ -74,7 +76,7 @@ def _read(capsysbinary):
 
 def test_dry_run_shows_the_diff_and_writes_nothing(tree, capsysbinary):
     before = snapshot(tree)
-    assert main(["patch", str(tree), "--dry-run"]) == 1  # trainer.py is reported
+    assert main(["patch", str(tree), "--dry-run"]) == 1  # tools/build.py is reported
     diff, err = _read(capsysbinary)
     assert snapshot(tree) == before
     for expected in ("+        self.model = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D",
@@ -84,6 +86,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(tree, capsysbinary):
                      "face_vertices.data_ptr<scalar_t>(), depth_buffer.data_ptr<scalar_t>()",
                      "+checkpoint = torch.load(model_path, map_location='cpu')",
                      "+other = torch.load(self.cfg['path'], map_location='cpu')",
+                     "+ckpt = torch.load(os.path.join(out_dir, 'model.tar'), map_location='cpu')",
                      "+mask = np.zeros(3, dtype=int)", "+b = x.astype(float)",
                      "+grid = rescale(grid_image_all, 0.6, channel_axis=-1)",
                      "--- a/decalib/utils/util.py", "+++ b/decalib/utils/util.py"):
@@ -92,8 +95,13 @@ def test_dry_run_shows_the_diff_and_writes_nothing(tree, capsysbinary):
     assert "keep = np.int64(3) + np.float32(2) + np.bool_(1)" not in diff.replace(" keep", "")
     assert "-v = np.float(1)\n+v = float(1)" in diff and "# caf\udce9" in diff  # latin-1 bytes kept as is
     assert "would patch: decalib/utils/util.py (numpy-aliases ×2)" in err
-    assert "unrecognized: decalib/trainer.py" in err and "line 2: torch.load(os.path.join" in err
+    assert "unrecognized: decalib/tools/build.py" in err and "line 2: 'gcc-7'" in err
+    assert "would patch: decalib/trainer.py (torch-load-map-location ×1, numpy-aliases ×1)" in err
+    assert "line 4: torch.load(f, pickle_module=pm) (torch-load-map-location: not rewritten; run DECA with " \
+           "`decaenv exec`, whose torch-load shim handles it)" in err
+    assert "x = torch.load(f, pickle_module=pm, map_location" not in diff
     assert "dry run: nothing was written" in err
+    assert "1 file(s) have lines that need `decaenv exec` rather than a rewrite" in err
 
 
 def test_patch_is_idempotent_and_revert_is_byte_for_byte(tree, capsysbinary):
@@ -105,15 +113,15 @@ def test_patch_is_idempotent_and_revert_is_byte_for_byte(tree, capsysbinary):
     changed = {rel for rel in changed if not rel.startswith(".decaenv-patch/")}
     assert changed == {"decalib/datasets/detectors.py", "decalib/utils/renderer.py", "decalib/deca.py",
                        "decalib/utils/rasterizer/standard_rasterize_cuda_kernel.cu", "decalib/utils/util.py",
-                       "demos/demo_teaser.py", LATIN1, SCRIPT}
-    assert patched["decalib/trainer.py"] == original["decalib/trainer.py"]  # all or nothing per file
+                       "demos/demo_teaser.py", "decalib/trainer.py", LATIN1, SCRIPT}
+    assert patched["decalib/tools/build.py"] == original["decalib/tools/build.py"]  # all or nothing per file
     assert patched[SCRIPT][1] == 0o755
     assert (tree / LATIN1).read_bytes() == b"# caf\xe9\nimport numpy as np\nv = float(1)\n"
     cu = (tree / "decalib/utils/rasterizer/standard_rasterize_cuda_kernel.cu").read_bytes()
     assert cu.count(b"\r\n") == 3 and b"scalar_type()" in cu
     assert (tree / ".decaenv-patch" / ".gitignore").read_text() == "*\n"
 
-    assert main(["patch", str(tree)]) == 1  # second run: nothing to do (trainer.py still reported)
+    assert main(["patch", str(tree)]) == 1  # second run: nothing to do (tools/build.py still reported)
     out, err = _read(capsysbinary)
     assert out == "" and "nothing patched, 1 file(s) left untouched" in err
     assert snapshot(tree) == patched
@@ -122,7 +130,7 @@ def test_patch_is_idempotent_and_revert_is_byte_for_byte(tree, capsysbinary):
     assert "-                  extra_cuda_cflags = [])" in _read(capsysbinary)[0]
     assert snapshot(tree) == patched
     assert main(["patch", str(tree), "--revert"]) == 0
-    assert "reverted 8 file(s)" in _read(capsysbinary)[1]
+    assert "reverted 9 file(s)" in _read(capsysbinary)[1]
     assert snapshot(tree) == original  # content and permissions, and no .decaenv-patch left
     assert main(["patch", str(tree), "--revert"]) == 0
     assert "nothing to revert" in _read(capsysbinary)[1]
@@ -204,7 +212,8 @@ def test_json_output(tree, capsys):
     data = json.loads(capsys.readouterr().out)
     files = {f["path"]: f for f in data["files"]}
     assert data["dry_run"] and files["decalib/deca.py"]["rules"] == {"torch-load-map-location": 2}
-    assert files["decalib/trainer.py"]["status"] == "unrecognized" and files["decalib/trainer.py"]["notes"]
+    assert files["decalib/tools/build.py"]["status"] == "unrecognized" and files["decalib/tools/build.py"]["notes"]
+    assert files["decalib/trainer.py"]["status"] == "would patch" and len(files["decalib/trainer.py"]["notes"]) == 1
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
@@ -263,11 +272,44 @@ def test_tampered_record_cannot_write_outside(tree, tmp_path, rel, capsysbinary)
 
 
 def test_hard_coded_gcc7_elsewhere_is_reported_not_guessed(tree, capsysbinary):
+    """gcc-7 in the rasterizer's own setup.py only matters to a hand-made build, which `decaenv exec` makes
+    unnecessary: reported as needing exec, not a failure; anywhere else it is unrecognised (exit 1)."""
     setup = tree / "decalib" / "utils" / "rasterizer" / "setup.py"
     setup.write_text("import os\nos.environ['CC'] = 'gcc-7'\nos.environ['CXX'] = 'gcc-7'\nnp.int\n")
-    before = setup.read_bytes()
+    (tree / "decalib" / "tools" / "build.py").unlink()
+    assert main(["patch", str(tree), "--no-diff"]) == 0
+    err = _read(capsysbinary)[1]
+    assert "patched: decalib/utils/rasterizer/setup.py (numpy-aliases ×1)" in err
+    assert "line 2: 'gcc-7' (rasterizer-jit-flags: not rewritten; run DECA with `decaenv exec`, whose " \
+           "standard-rasterizer shim handles it)" in err and "line 3: 'gcc-7'" in err
+    assert setup.read_text().count("'gcc-7'") == 2 and "np.int" not in setup.read_text()
+    assert "# Specify gcc 7" not in err
+    elsewhere = tree / "decalib" / "tools" / "cc.py"
+    elsewhere.parent.mkdir(exist_ok=True)
+    elsewhere.write_text("CC = 'gcc-7'\n")
     assert main(["patch", str(tree), "--no-diff"]) == 1
     err = _read(capsysbinary)[1]
-    assert "unrecognized: decalib/utils/rasterizer/setup.py" in err and "line 2: 'gcc-7'" in err
-    assert setup.read_bytes() == before
-    assert "# Specify gcc 7" not in err
+    assert "unrecognized: decalib/tools/cc.py" in err and "form not recognised, fix it by hand" in err
+
+
+def test_stock_deca_checkout_patches_cleanly(tmp_path, capsysbinary):
+    """DECA's own checkout: every known breakage is rewritten or handled by `decaenv exec` (exit 0)."""
+    source = Path(os.environ.get("DECAENV_TEST_ASSETS", "/nonexistent")) / "deca-src"
+    if not (source / "decalib").is_dir():
+        pytest.skip("no DECA checkout (set DECAENV_TEST_ASSETS)")
+    root = tmp_path / "DECA"
+    shutil.copytree(source, root)
+    assert main(["patch", str(root), "--no-diff"]) == 0
+    err = _read(capsysbinary)[1]
+    assert "unrecognized" not in err
+    for expected in ("patched: decalib/trainer.py (torch-load-map-location ×2)",
+                     "patched: decalib/utils/trainer.py (torch-load-map-location ×2)",
+                     "patched: decalib/deca.py (torch-load-map-location ×1)",
+                     "patched: decalib/datasets/detectors.py (fa-landmarks-type ×1)",
+                     "needs exec: decalib/utils/rasterizer/setup.py",
+                     'line 10: "gcc-7" (rasterizer-jit-flags: not rewritten; run DECA with `decaenv exec`',
+                     'line 11: "gcc-7"'):
+        assert expected in err, expected
+    assert "torch.load(os.path.join(self.cfg.output_dir, 'model.tar'), map_location='cpu')" in \
+        (root / "decalib" / "trainer.py").read_text()
+    assert main(["patch", str(root), "--revert", "--no-diff"]) == 0

@@ -25,8 +25,11 @@ ALL_IDS = registry.ids()
 
 def _targets(fa):
     """Every object a shim may change, with a snapshot function each."""
+    import torch.utils.cpp_extension as cpp_extension
+
     return {
         "inspect": inspect, "numpy": np, "torch": torch, "skimage.transform": skimage_transform,
+        "torch.utils.cpp_extension": cpp_extension,
         "LandmarksType": fa.LandmarksType, "LandmarksType._member_map_": fa.LandmarksType._member_map_,
         "FaceAlignment": fa.FaceAlignment, "sys.modules": sys.modules,
     }
@@ -34,7 +37,8 @@ def _targets(fa):
 
 def _snapshot(obj):
     if obj is sys.modules:
-        return {k: v for k, v in sys.modules.items() if k.split(".")[0] == "chumpy"}
+        return {k: v for k, v in sys.modules.items()
+                if k.split(".")[0] in ("chumpy", "pytorch3d", "standard_rasterize_cuda")}
     return dict(obj) if isinstance(obj, dict) else dict(vars(obj))
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from decaenv.cli import main
+from _support.fetch_server import Payload, sha, write_manifest
 
 
 def _cli(*args, env=None, stdin=None, timeout=120):
@@ -76,11 +77,11 @@ def test_offline_prints_what_to_download_by_hand(tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_json_fetch_document(tmp_path, server, helpers, fc):
+def test_json_fetch_document(tmp_path, server):
     data_bytes = os.urandom(10_000)
-    server.files["a.bin"] = fc.Payload(data_bytes)
-    manifest = helpers.write_manifest(tmp_path / "m.toml", [
-        {"id": "a", "dest": "a.bin", "sha256": helpers.sha(data_bytes), "size": len(data_bytes),
+    server.files["a.bin"] = Payload(data_bytes)
+    manifest = write_manifest(tmp_path / "m.toml", [
+        {"id": "a", "dest": "a.bin", "sha256": sha(data_bytes), "size": len(data_bytes),
          "sources": [{"kind": "https", "url": server.url("a.bin")}]},
         {"id": "b", "dest": "b.bin", "sources": [{"kind": "manual", "url": "https://example.org/b", "code": "c0de"}]}])
     data = tmp_path / "data"
@@ -97,9 +98,9 @@ def test_json_fetch_document(tmp_path, server, helpers, fc):
     assert run.stderr == ""  # --json: nothing but the document
 
 
-def test_licence_must_be_accepted(tmp_path, server, helpers, fc):
-    server.files["a.bin"] = fc.Payload(b"abc")
-    manifest = helpers.write_manifest(tmp_path / "m.toml", [
+def test_licence_must_be_accepted(tmp_path, server):
+    server.files["a.bin"] = Payload(b"abc")
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "a", "dest": "a.bin", "sources": [{"kind": "https", "url": server.url("a.bin")}]}])
     data = tmp_path / "data"
     data.mkdir()
@@ -116,12 +117,12 @@ def test_licence_must_be_accepted(tmp_path, server, helpers, fc):
     assert _cli("--data-dir", str(data), "fetch", env=env).returncode == 0  # accepted once is enough
 
 
-def test_licence_prompt(tmp_path, server, helpers, fc, monkeypatch):
+def test_licence_prompt(tmp_path, server, monkeypatch):
     from decaenv.fetch.engine import Fetcher, FetchOptions
     from decaenv.fetch.manifest import load_manifest
 
-    server.files["a.bin"] = fc.Payload(b"abc")
-    man = load_manifest(helpers.write_manifest(tmp_path / "m.toml", [
+    server.files["a.bin"] = Payload(b"abc")
+    man = load_manifest(write_manifest(tmp_path / "m.toml", [
         {"id": "a", "dest": "a.bin", "sources": [{"kind": "https", "url": server.url("a.bin")}]}]))
     asked = []
     no = Fetcher(man, tmp_path, FetchOptions(interactive=True, confirm_license=lambda lic, e: asked.append(lic.url)))
@@ -150,10 +151,10 @@ def test_from_with_more_paths_after_it(tmp_path, procedural_data_dir, flame_zip)
     src.write_bytes(flame_zip[0])
     data = tmp_path / "data"
     data.mkdir()
-    run = _cli("--data-dir", str(data), "fetch", "--from", str(src), str(procedural_data_dir / "deca_model.tar"))
+    run = _cli("--data-dir", str(data), "fetch", "--from", str(src), str(procedural_data_dir / "texture_data_256.npy"))
     assert run.returncode == 0, run.stderr
-    assert "[ok]   flame" in run.stdout and "[ok]   deca-model" in run.stdout
-    assert (data / "generic_model.pkl").exists() and (data / "deca_model.tar").exists()
+    assert "[ok]   flame" in run.stdout and "[ok]   texture-data" in run.stdout
+    assert (data / "generic_model.pkl").exists() and (data / "texture_data_256.npy").exists()
 
 
 def test_found_but_unrecorded_file_is_adopted(tmp_path, procedural_data_dir):
@@ -166,11 +167,11 @@ def test_found_but_unrecorded_file_is_adopted(tmp_path, procedural_data_dir):
     assert record["trust"] == "first-use" and len(record["sha256"]) == 64
 
 
-def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, helpers, fc, procedural_data_dir):
+def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, procedural_data_dir):
     """DECA's fetch_data.sh leaves Drive's HTML page as data/deca_model.tar (FM31): fetch replaces it."""
     ckpt = (procedural_data_dir / "deca_model.tar").read_bytes()
-    server.drive["ID"] = fc.Payload(ckpt)
-    manifest = helpers.write_manifest(tmp_path / "m.toml", [
+    server.drive["ID"] = Payload(ckpt)
+    manifest = write_manifest(tmp_path / "m.toml", [
         {"id": "deca-model", "dest": "deca_model.tar", "validate": {"kind": "deca-checkpoint"},
          "sources": [{"kind": "gdrive", "id": "ID", "url": server.base + "/uc?export=download&id={id}"}]}])
     data = tmp_path / "data"
@@ -179,5 +180,5 @@ def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, h
     run = _cli("--data-dir", str(data), "-v", "fetch", "--accept-license", env={"DECAENV_MANIFEST": str(manifest)})
     assert run.returncode == 0, run.stderr
     assert (data / "deca_model.tar").stat().st_size == len(ckpt)
-    assert any("replaced-hash-unknown" in p.name or "replaced" in p.name
-               for p in (data / ".decaenv" / "quarantine").iterdir())
+    (kept,) = (data / ".decaenv" / "kept").iterdir()  # the previous file is kept, never deleted
+    assert kept.read_text().startswith("<!DOCTYPE html>")

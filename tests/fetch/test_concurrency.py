@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from _support.fetch_server import Payload, sha, write_manifest
 
 from decaenv.fetch.locks import file_lock
 
@@ -20,17 +21,17 @@ def _spawn(data, manifest, *extra):
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _big(server, helpers, tmp_path, fc, size=12_000_000, throttle=6_000_000.0):
+def _big(server, tmp_path, size=12_000_000, throttle=6_000_000.0):
     data = os.urandom(size)
-    server.files["big.bin"] = fc.Payload(data, throttle=throttle)
-    manifest = helpers.write_manifest(tmp_path / "m.toml", [
-        {"id": "big", "dest": "big.bin", "sha256": helpers.sha(data), "size": size,
+    server.files["big.bin"] = Payload(data, throttle=throttle)
+    manifest = write_manifest(tmp_path / "m.toml", [
+        {"id": "big", "dest": "big.bin", "sha256": sha(data), "size": size,
          "sources": [{"kind": "https", "url": server.url("big.bin")}]}])
     return data, manifest
 
 
-def test_four_concurrent_fetchers_download_once(server, helpers, tmp_path, fc):
-    data, manifest = _big(server, helpers, tmp_path, fc, size=8_000_000, throttle=8_000_000.0)
+def test_four_concurrent_fetchers_download_once(server, tmp_path):
+    data, manifest = _big(server, tmp_path, size=8_000_000, throttle=8_000_000.0)
     root = tmp_path / "data"
     root.mkdir()
     procs = [_spawn(root, manifest) for _ in range(4)]
@@ -43,8 +44,8 @@ def test_four_concurrent_fetchers_download_once(server, helpers, tmp_path, fc):
     assert len(waited) >= 1  # the others said whom they waited for
 
 
-def test_kill_9_mid_download_then_resume(server, helpers, tmp_path, fc):
-    data, manifest = _big(server, helpers, tmp_path, fc)
+def test_kill_9_mid_download_then_resume(server, tmp_path):
+    data, manifest = _big(server, tmp_path)
     root = tmp_path / "data"
     root.mkdir()
     victim = _spawn(root, manifest)

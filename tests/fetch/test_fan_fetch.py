@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support.fetch_server import Payload, write_manifest
 
 torch = pytest.importorskip("torch")
 
@@ -36,8 +37,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fan_manifest(helpers, tmp_path, server, fc, *, detector: bytes, landmarks: bytes, prefix=None,
-                  requires=("face-alignment>=1.3.5", "face-alignment>=1.5")):
+def _fan_manifest(tmp_path, server, *, detector: bytes, landmarks: bytes, prefix=None, requires=("face-alignment>=1.3.5", "face-alignment>=1.5")):
     """A manifest with the shipped FAN entries' shape, pointing at the loopback server."""
     specs = []
     for (entry_id, stem, ext, data, shapes), req in zip(
@@ -45,12 +45,12 @@ def _fan_manifest(helpers, tmp_path, server, fc, *, detector: bytes, landmarks: 
              ("fan-landmarks", "2DFAN4", ".pth.tar", landmarks, FAN_SHAPES)), requires):
         want = prefix or _sha(data)[:10]
         name = f"{stem}-{want}{ext}"
-        server.files[name] = fc.Payload(data)
+        server.files[name] = Payload(data)
         specs.append({"id": entry_id, "dest": name, "root": "torch-hub", "group": "fan", "requires": req,
                       "default": False, "sha256_prefix": want,
                       "validate": {"kind": "torch-state-dict", "shapes": shapes},
                       "sources": [{"kind": "https", "url": server.url(name)}]})
-    return helpers.write_manifest(tmp_path / "fan.toml", specs), [s["dest"] for s in specs]
+    return write_manifest(tmp_path / "fan.toml", specs), [s["dest"] for s in specs]
 
 
 def _cli(*args, env):
@@ -80,9 +80,9 @@ def test_shipped_entries_use_face_alignments_own_urls_and_name_hashes():
     assert table["2DFAN-4"] in urls, fa.__version__
 
 
-def test_fetch_fan_places_files_in_the_hub_cache_and_records_full_hashes(server, helpers, tmp_path, fc):
+def test_fetch_fan_places_files_in_the_hub_cache_and_records_full_hashes(server, tmp_path):
     detector, landmarks = _state_dict_bytes(S3FD_SHAPES, extra=3), _state_dict_bytes(FAN_SHAPES, seed=1)
-    manifest, names = _fan_manifest(helpers, tmp_path, server, fc, detector=detector, landmarks=landmarks)
+    manifest, names = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks)
     data, hub_home = tmp_path / "data", tmp_path / "torch-home"
     data.mkdir()
     env = {"DECAENV_MANIFEST": str(manifest), "TORCH_HOME": str(hub_home)}
@@ -109,10 +109,10 @@ def test_fetch_fan_places_files_in_the_hub_cache_and_records_full_hashes(server,
     assert (other / "hub" / "checkpoints" / names[1]).read_bytes() == landmarks
 
 
-def test_payload_without_the_published_prefix_is_refused(server, helpers, tmp_path, fc, run_fetch, monkeypatch):
+def test_payload_without_the_published_prefix_is_refused(server, tmp_path, run_fetch, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     detector, landmarks = _state_dict_bytes(S3FD_SHAPES), _state_dict_bytes(FAN_SHAPES)
-    manifest, names = _fan_manifest(helpers, tmp_path, server, fc, detector=detector, landmarks=landmarks,
+    manifest, names = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks,
                                     prefix="0123456789")
     out = run_fetch(manifest, ids=["fan-detector"])
     err = out.one("fan-detector").error
@@ -122,13 +122,13 @@ def test_payload_without_the_published_prefix_is_refused(server, helpers, tmp_pa
     assert out.quarantined() and (not lock.exists() or "fan-detector" not in lock.read_text())
 
 
-def test_copy_face_alignment_downloaded_itself_is_adopted_or_refused(server, helpers, tmp_path, fc, monkeypatch):
+def test_copy_face_alignment_downloaded_itself_is_adopted_or_refused(server, tmp_path, monkeypatch):
     from decaenv.fetch.manifest import load_manifest
     from decaenv.fetch.status import verify_entry
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     detector, landmarks = _state_dict_bytes(S3FD_SHAPES), _state_dict_bytes(FAN_SHAPES)
-    manifest, names = _fan_manifest(helpers, tmp_path, server, fc, detector=detector, landmarks=landmarks)
+    manifest, names = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks)
     hub = tmp_path / "th" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     (hub / names[0]).write_bytes(detector)
@@ -145,33 +145,32 @@ def test_copy_face_alignment_downloaded_itself_is_adopted_or_refused(server, hel
     assert "fan-landmarks" in run.stderr and "--offline" in run.stderr
 
 
-def test_group_takes_the_file_of_the_installed_release(server, helpers, tmp_path, fc):
+def test_group_takes_the_file_of_the_installed_release(server, tmp_path):
     from decaenv.fetch.manifest import load_manifest
 
     detector, landmarks = _state_dict_bytes(S3FD_SHAPES), _state_dict_bytes(FAN_SHAPES)
     # pytest is installed: ">=1" applies, "<1" does not; an uninstalled distribution: the whole group.
-    manifest, _ = _fan_manifest(helpers, tmp_path, server, fc, detector=detector, landmarks=landmarks,
+    manifest, _ = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks,
                                 requires=("pytest>=1", "pytest<1"))
     assert [e.id for e in load_manifest(manifest).select(["fan"])] == ["fan-detector"]
-    manifest, _ = _fan_manifest(helpers, tmp_path, server, fc, detector=detector, landmarks=landmarks,
+    manifest, _ = _fan_manifest(tmp_path, server, detector=detector, landmarks=landmarks,
                                 requires=("decaenv-no-such-dist>=1", "decaenv-no-such-dist<1"))
     assert [e.id for e in load_manifest(manifest).select(["fan"])] == ["fan-detector", "fan-landmarks"]
     shipped = load_manifest(Path(__file__).resolve().parents[2] / "manifests" / "deca.toml")
     assert all(not e.group for e in shipped.select())  # plain `decaenv fetch` does not take FAN
 
 
-def test_wrong_shapes_and_a_non_state_dict_are_invalid_content(server, helpers, tmp_path, fc, run_fetch,
-                                                                monkeypatch):
+def test_wrong_shapes_and_a_non_state_dict_are_invalid_content(server, tmp_path, run_fetch, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     wrong = _state_dict_bytes([["conv1_1.weight", [64, 3, 5, 5]], ["conv3_3_norm_mbox_conf.weight", [4, 256, 3, 3]]])
-    manifest, _ = _fan_manifest(helpers, tmp_path, server, fc, detector=wrong, landmarks=b"<html>nope</html>")
+    manifest, _ = _fan_manifest(tmp_path, server, detector=wrong, landmarks=b"<html>nope</html>")
     out = run_fetch(manifest, ids=["fan"])
     assert out.code("fan-detector") == "invalid-content"
     assert "conv1_1.weight has shape (64, 3, 5, 5), expected (64, 3, 3, 3)" in out.one("fan-detector").error.message
     assert out.code("fan-landmarks") in ("html-page", "invalid-content")
 
 
-def test_manifest_schema_checks_for_the_new_fields(helpers, tmp_path):
+def test_manifest_schema_checks_for_the_new_fields(tmp_path):
     from decaenv.errors import DataError
     from decaenv.fetch.manifest import load_manifest
 
@@ -181,6 +180,6 @@ def test_manifest_schema_checks_for_the_new_fields(helpers, tmp_path):
                            ({"sha256_prefix": "aaaaaaaa", "sha256": "b" * 64}, "does not start with its sha256_prefix"),
                            ({"requires": "face alignment >> 1"}, "is not a requirement"),
                            ({"group": "w"}, "group 'w' is also a file id")):
-        path = helpers.write_manifest(tmp_path / "bad.toml", [dict(base, **extra)])
+        path = write_manifest(tmp_path / "bad.toml", [dict(base, **extra)])
         with pytest.raises(DataError, match=re.escape(message)):
             load_manifest(path)

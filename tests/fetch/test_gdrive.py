@@ -7,34 +7,35 @@ from __future__ import annotations
 import os
 
 import pytest
+from _support.fetch_server import Payload, sha, write_manifest
 
 pytest.importorskip("gdown")
 
 DRIVE_ID = "1rp8kdyLPvErw2dTmqtjISRVvQLj6Yzje"
 
 
-def _manifest(helpers, tmp_path, server, data=None, validate=None):
+def _manifest(tmp_path, server, data=None, validate=None):
     spec = {"id": "deca-model", "dest": "deca_model.tar",
             "sources": [{"kind": "gdrive", "id": DRIVE_ID, "url": server.base + "/uc?export=download&id={id}"},
                         {"kind": "manual", "url": "https://pan.baidu.com/s/1vlc6cYfeZ2-WEXqNkcMr0A", "code": "7fgl"}]}
     if data is not None:
-        spec.update(sha256=helpers.sha(data), size=len(data))
+        spec.update(sha256=sha(data), size=len(data))
     if validate:
         spec["validate"] = {"kind": validate}
-    return helpers.write_manifest(tmp_path / "m.toml", [spec])
+    return write_manifest(tmp_path / "m.toml", [spec])
 
 
-def test_small_file_served_directly(server, helpers, tmp_path, run_fetch, fc):
+def test_small_file_served_directly(server, tmp_path, run_fetch):
     data = os.urandom(4000)
-    server.drive[DRIVE_ID] = fc.Payload(data)
-    out = run_fetch(_manifest(helpers, tmp_path, server, data))
+    server.drive[DRIVE_ID] = Payload(data)
+    out = run_fetch(_manifest(tmp_path, server, data))
     assert out.one("deca-model").status.ok and [r["path"] for r in server.log] == ["/uc"]
 
 
-def test_confirmation_page_is_followed(server, helpers, tmp_path, run_fetch, fc):
+def test_confirmation_page_is_followed(server, tmp_path, run_fetch):
     data = os.urandom(2_000_000)
-    server.drive[DRIVE_ID] = fc.Payload(data)
-    out = run_fetch(_manifest(helpers, tmp_path, server, data))
+    server.drive[DRIVE_ID] = Payload(data)
+    out = run_fetch(_manifest(tmp_path, server, data))
     result = out.one("deca-model")
     assert result.status.ok and (out.data_dir / "deca_model.tar").read_bytes() == data
     assert [r["path"] for r in server.log] == ["/uc", "/download"]
@@ -42,20 +43,19 @@ def test_confirmation_page_is_followed(server, helpers, tmp_path, run_fetch, fc)
     assert result.source == f"https://drive.google.com/file/d/{DRIVE_ID}/view"
 
 
-def test_synthetic_checkpoint_through_drive_is_validated(server, helpers, tmp_path, run_fetch, fc,
-                                                         procedural_data_dir):
+def test_synthetic_checkpoint_through_drive_is_validated(server, tmp_path, run_fetch, procedural_data_dir):
     data = (procedural_data_dir / "deca_model.tar").read_bytes()
-    server.drive[DRIVE_ID] = fc.Payload(data)
-    out = run_fetch(_manifest(helpers, tmp_path, server, validate="deca-checkpoint"))
+    server.drive[DRIVE_ID] = Payload(data)
+    out = run_fetch(_manifest(tmp_path, server, validate="deca-checkpoint"))
     result = out.one("deca-model")
     assert result.status.ok and result.status.hash_source == "first-use"
     assert any("trust on first use" in note for note in result.notes)
 
 
-def test_quota_page(server, helpers, tmp_path, run_fetch, fc):
-    server.drive[DRIVE_ID] = fc.Payload(os.urandom(2_000_000))
+def test_quota_page(server, tmp_path, run_fetch):
+    server.drive[DRIVE_ID] = Payload(os.urandom(2_000_000))
     server.drive_mode = "quota"
-    out = run_fetch(_manifest(helpers, tmp_path, server))
+    out = run_fetch(_manifest(tmp_path, server))
     err = out.one("deca-model").error
     assert out.code("deca-model") == "gdrive-quota"
     assert "too many users have viewed or downloaded this file recently" in err.message
@@ -64,25 +64,25 @@ def test_quota_page(server, helpers, tmp_path, run_fetch, fc):
     assert b"Too many users" in out.quarantined()[0].read_bytes() and out.sleeps == []
 
 
-def test_confirmation_page_forever(server, helpers, tmp_path, run_fetch, fc):
-    server.drive[DRIVE_ID] = fc.Payload(os.urandom(2_000_000))
+def test_confirmation_page_forever(server, tmp_path, run_fetch):
+    server.drive[DRIVE_ID] = Payload(os.urandom(2_000_000))
     server.drive_mode = "loop"
-    out = run_fetch(_manifest(helpers, tmp_path, server))
+    out = run_fetch(_manifest(tmp_path, server))
     assert out.code("deca-model") == "gdrive-interstitial"
     assert "Download anyway" in out.one("deca-model").error.hint
     assert not (out.data_dir / "deca_model.tar").exists()
 
 
-def test_resume_after_a_drop_reresolves_the_confirmation(server, helpers, tmp_path, run_fetch, fc):
+def test_resume_after_a_drop_reresolves_the_confirmation(server, tmp_path, run_fetch):
     data = os.urandom(3_000_000)
-    server.drive[DRIVE_ID] = fc.Payload(data, drop_after=1_500_000, drops=1)
-    out = run_fetch(_manifest(helpers, tmp_path, server, data))
+    server.drive[DRIVE_ID] = Payload(data, drop_after=1_500_000, drops=1)
+    out = run_fetch(_manifest(tmp_path, server, data))
     assert out.one("deca-model").status.ok
     downloads = [r for r in server.log if r["path"] == "/download"]
     assert [r["range"] for r in downloads] == [None, "bytes=1500000-"]
 
 
-def test_gdown_missing_is_a_one_line_fix(server, helpers, tmp_path, run_fetch, fc, monkeypatch):
+def test_gdown_missing_is_a_one_line_fix(server, tmp_path, run_fetch, monkeypatch):
     import builtins
 
     real_import = builtins.__import__
@@ -93,6 +93,6 @@ def test_gdown_missing_is_a_one_line_fix(server, helpers, tmp_path, run_fetch, f
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_gdown)
-    server.drive[DRIVE_ID] = fc.Payload(b"x")
-    out = run_fetch(_manifest(helpers, tmp_path, server))
+    server.drive[DRIVE_ID] = Payload(b"x")
+    out = run_fetch(_manifest(tmp_path, server))
     assert out.code("deca-model") == "gdown-missing" and "pip install 'decaenv[fetch]'" in out.one("deca-model").error.hint

@@ -11,6 +11,7 @@ import sys
 import threading
 
 import pytest
+from _support.fetch_server import Payload, sha, write_manifest
 
 pytest.importorskip("gdown")
 
@@ -63,20 +64,20 @@ class FlakyRelay:
         self.sock.close()
 
 
-def _manifest(helpers, tmp_path, relay, data):
-    spec = {"id": "deca-model", "dest": "deca_model.tar", "sha256": helpers.sha(data), "size": len(data),
+def _manifest(tmp_path, relay, data):
+    spec = {"id": "deca-model", "dest": "deca_model.tar", "sha256": sha(data), "size": len(data),
             "sources": [{"kind": "gdrive", "id": DRIVE_ID,
                          "url": f"http://127.0.0.1:{relay.port}/uc?export=download&id={{id}}"}]}
-    return helpers.write_manifest(tmp_path / "m.toml", [spec])
+    return write_manifest(tmp_path / "m.toml", [spec])
 
 
 @pytest.mark.parametrize("mode", ["reset", "mid-page"])
-def test_drops_on_the_drive_page_are_retried(mode, server, helpers, tmp_path, run_fetch, fc):
+def test_drops_on_the_drive_page_are_retried(mode, server, tmp_path, run_fetch):
     data = os.urandom(2_000_000)
-    server.drive[DRIVE_ID] = fc.Payload(data)
+    server.drive[DRIVE_ID] = Payload(data)
     relay = FlakyRelay(server.httpd.server_address[1], drops=2, mode=mode)
     try:
-        out = run_fetch(_manifest(helpers, tmp_path, relay, data), retries=3)
+        out = run_fetch(_manifest(tmp_path, relay, data), retries=3)
     finally:
         relay.close()
     result = out.one("deca-model")
@@ -86,11 +87,11 @@ def test_drops_on_the_drive_page_are_retried(mode, server, helpers, tmp_path, ru
 
 
 @pytest.mark.parametrize("mode", ["reset", "mid-page"])
-def test_a_connection_that_keeps_dropping_is_a_network_error(mode, server, helpers, tmp_path, run_fetch, fc):
-    server.drive[DRIVE_ID] = fc.Payload(os.urandom(2_000_000))
+def test_a_connection_that_keeps_dropping_is_a_network_error(mode, server, tmp_path, run_fetch):
+    server.drive[DRIVE_ID] = Payload(os.urandom(2_000_000))
     relay = FlakyRelay(server.httpd.server_address[1], drops=1000, mode=mode)
     try:
-        out = run_fetch(_manifest(helpers, tmp_path, relay, b"x"), retries=2)
+        out = run_fetch(_manifest(tmp_path, relay, b"x"), retries=2)
     finally:
         relay.close()
     assert out.code("deca-model") == "network"
@@ -98,10 +99,10 @@ def test_a_connection_that_keeps_dropping_is_a_network_error(mode, server, helpe
     assert not (out.data_dir / "deca_model.tar").exists() and not out.partials()
 
 
-def test_cli_exit_code_is_1_with_a_one_line_error(server, helpers, tmp_path, fc):
-    server.drive[DRIVE_ID] = fc.Payload(os.urandom(2_000_000))
+def test_cli_exit_code_is_1_with_a_one_line_error(server, tmp_path):
+    server.drive[DRIVE_ID] = Payload(os.urandom(2_000_000))
     relay = FlakyRelay(server.httpd.server_address[1], drops=1000, mode="reset")
-    manifest = _manifest(helpers, tmp_path, relay, b"x")
+    manifest = _manifest(tmp_path, relay, b"x")
     env = dict(os.environ, DECAENV_MANIFEST=str(manifest), DECAENV_FETCH_RETRIES="1")
     data = tmp_path / "data"
     data.mkdir()

@@ -150,5 +150,5 @@ def test_tofu_record_protects_later_imports(tmp_path, procedural_data_dir):
     other.write_bytes(bytes(raw))
     (result,) = _import(data, other)
     assert error_code(result.error) == "hash-mismatch" and "first fetched" in result.error.message
-    assert "lockfile.json" in result.error.hint
+    assert "decaenv fetch --forget texture-data" in result.error.hint
     assert (data / "texture_data_256.npy").read_bytes() == (procedural_data_dir / "texture_data_256.npy").read_bytes()

@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from _support.fetch_server import sha, write_manifest
 
 from decaenv.fetch import verify as verify_all
 from decaenv.fetch.hashes import HashCache, file_sha256
@@ -15,10 +16,10 @@ from decaenv.fetch.status import STATUSES, verify_entry
 
 
 @pytest.fixture
-def entry(tmp_path, helpers):
+def entry(tmp_path):
     data = b"x" * 1000
-    manifest = helpers.write_manifest(tmp_path / "m.toml", [
-        {"id": "known", "dest": "known.bin", "sha256": helpers.sha(data), "size": len(data),
+    manifest = write_manifest(tmp_path / "m.toml", [
+        {"id": "known", "dest": "known.bin", "sha256": sha(data), "size": len(data),
          "sources": [{"kind": "https", "url": "https://example.org/known.bin"}]},
         {"id": "tofu", "dest": "sub/tofu.npy", "validate": {"kind": "npy-array", "shape": [2]},
          "sources": [{"kind": "https", "url": "https://example.org/tofu.npy"}]}])

@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
+from _support.media import huge_png_header, make_video
 from PIL import Image
 
 from decaenv.errors import InputError
@@ -17,17 +18,6 @@ def _save(path, array, mode=None, **kw):
     Image.fromarray(array, mode) if mode else Image.fromarray(array)
     img = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
     img.save(path, **kw)
-    return path
-
-
-def huge_png_header(path, width=20000, height=20000):
-    """A PNG whose header claims width×height (the pixels are never decoded)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-                     + chunk(b"IEND", b""))
     return path
 
 
@@ -121,23 +111,6 @@ def test_landmark_file_lookup(tmp_path):
     assert inputs.find_landmark_file(image).name == "face.txt"
     (tmp_path / "face.mat").write_bytes(b"")
     assert inputs.find_landmark_file(image).name == "face.mat"
-
-
-def make_video(path, frames, codec="mpeg4", size=(64, 48)):
-    """A small test video (frame k is uniformly grey 10·k); with 0 frames only the container header."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        container.start_encoding()
-        for k in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 10 * k, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.mark.parametrize("step,expected", [(1, list(range(10))), (3, [0, 3, 6, 9]), (20, [0])])

@@ -86,7 +86,7 @@ def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, reconstruc
 
 def _corpus(root: Path, astronaut: np.ndarray):
     """(path, expected: 'ok' or a message fragment) for every bad-input kind, plus valid awkward files."""
-    from test_images_helpers import huge_png_header, make_video  # type: ignore  # noqa: E402
+    from _support.media import huge_png_header, make_video
 
     cases = []
     (root / "empty.jpg").write_bytes(b"")
@@ -143,20 +143,7 @@ def _corpus(root: Path, astronaut: np.ndarray):
     return cases
 
 
-@pytest.fixture()
-def images_helpers(monkeypatch):
-    """Make the helpers of test_images.py importable (importlib mode has no package imports)."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("test_images_helpers", Path(__file__).with_name("test_images.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "test_images_helpers", module)
-    return module
-
-
-def test_bad_input_corpus(tmp_path, capsys, monkeypatch, reconstruct_data_dir, astronaut_256, images_helpers):
+def test_bad_input_corpus(tmp_path, capsys, monkeypatch, reconstruct_data_dir, astronaut_256):
     pytest.importorskip("av")
     from decaenv.runtime import inputs
 

@@ -197,11 +197,10 @@ def test_procedural_topology_has_flame_counts(procedural_data_dir):
     assert mesh.v.shape == (5023, 3) and mesh.f.shape == (9976, 3) and len(mesh.ft) == 9976
 
 
-def test_real_public_topology_is_copied_verbatim(shared_assets, tmp_path):
-    report = make_assets(tmp_path / "d", seed=0, public_dir=shared_assets / "deca-data", with_optimizer=False)
-    assert report.topology.endswith("head_template.obj")
+def test_real_public_topology_is_copied_verbatim(shared_assets, synthetic_data_dir):
+    """With DECAENV_TEST_ASSETS the session's data dir is built on DECA's public files: they are copied verbatim."""
     for name in PUBLIC_FILES:
-        assert _sha(tmp_path / "d" / name) == _sha(shared_assets / "deca-data" / name)
+        assert _sha(synthetic_data_dir / name) == _sha(shared_assets / "deca-data" / name)
 
 
 def test_no_partial_files_left(procedural_data_dir):

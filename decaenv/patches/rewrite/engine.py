@@ -29,6 +29,7 @@ from decaenv.patches.rewrite.rules import CPP, PY, rules_for
 STATE_DIR = ".decaenv-patch"
 MANIFEST = "manifest.json"
 ORIGINALS = "originals"
+NEEDS_EXEC = "needs exec"  # nothing to rewrite; lines that `decaenv exec` handles at run time (not a problem)
 SKIP_DIRS = {".git", ".hg", ".svn", STATE_DIR, "__pycache__", "node_modules", "site-packages", ".tox",
              ".mypy_cache", ".pytest_cache", ".eggs"}
 
@@ -39,11 +40,13 @@ class FileReport:
 
     Attributes:
         path: relative to the checkout (POSIX separators).
-        status: "patched" (or "would patch" in a dry run), "reverted" ("would revert"), "unrecognized",
-            "modified since patched", "already reverted", "missing", "unreadable".
+        status: "patched" (or "would patch" in a dry run), "reverted" ("would revert"), "needs exec" (only
+            lines that `decaenv exec` handles), "unrecognized", "modified since patched", "already reverted",
+            "missing", "unreadable".
         rules: {rule id: number of replacements}.
         diff: unified diff of the change (empty when none).
-        notes: reported lines ("line 12: torch.load(os.path.join(a, b))").
+        notes: reported lines ("line 10: 'gcc-7' (... run DECA with `decaenv exec` ...)"); a patched file may
+            have notes too: lines a `decaenv exec` shim handles.
     """
 
     path: str
@@ -127,26 +130,37 @@ def printable(text: str) -> str:
     return _encode(text).decode("utf-8", errors="replace")
 
 
-def rewrite_text(name: str, text: str) -> Tuple[str, Dict[str, int], List[str]]:
+def rewrite_text(name: str, text: str, rel: Optional[str] = None) -> Tuple[str, Dict[str, int], List[str], List[str]]:
     """Apply the rules for a file name to its text.
 
+    Args:
+        name: the file name (selects the rules).
+        text: its content.
+        rel: its path in the checkout (decides which leftovers `decaenv exec` handles; default `name`).
+
     Returns:
-        (new text, {rule id: replacements}, leftover notes); with leftovers the caller must not write.
+        (new text, {rule id: replacements}, leftover notes, exec notes): with leftover notes the caller must not
+        write; exec notes name lines left as they are because a `decaenv exec` shim handles them at run time.
     """
     counts: Dict[str, int] = {}
     for rule in rules_for(name):
         text, n = rule.rewrite(text)
         if n:
             counts[rule.id] = n
-    notes = []
+    notes, exec_notes = [], []
     for rule in rules_for(name):
         if rule.leftover is None:
             continue
+        covered = rule.covered_by_exec(rel or name)
         for match in rule.leftover.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             snippet = printable(" ".join(match.group(0).split())[:100])
-            notes.append(f"line {line}: {snippet} ({rule.id}: form not recognised, fix it by hand)")
-    return text, counts, notes
+            if covered:
+                exec_notes.append(f"line {line}: {snippet} ({rule.id}: not rewritten; run DECA with "
+                                  f"`decaenv exec`, whose {rule.exec_shim} shim handles it)")
+            else:
+                notes.append(f"line {line}: {snippet} ({rule.id}: form not recognised, fix it by hand)")
+    return text, counts, notes, exec_notes
 
 
 def unified_diff(rel: str, old: str, new: str) -> str:
@@ -278,13 +292,14 @@ def _patch_file(store: Store, path: Path, rel: str, dry_run: bool, force: bool) 
         return FileReport(rel, "modified since patched",
                           notes=["changed since decaenv patched it: not touched (--force patches it anyway)"])
     text = _decode(data)
-    new, counts, notes = rewrite_text(path.name, text)
+    new, counts, notes, exec_notes = rewrite_text(path.name, text, rel)
     if notes:
-        return FileReport(rel, "unrecognized", counts, notes=notes)
+        return FileReport(rel, "unrecognized", counts, notes=notes + exec_notes)
     if not counts:
-        return None
+        return FileReport(rel, NEEDS_EXEC, notes=exec_notes) if exec_notes else None
     new_bytes = _encode(new)
-    report = FileReport(rel, "would patch" if dry_run else "patched", counts, unified_diff(rel, text, new))
+    report = FileReport(rel, "would patch" if dry_run else "patched", counts, unified_diff(rel, text, new),
+                        notes=exec_notes)
     if not dry_run:
         if entry is not None and known and store.original(rel).is_file():
             earlier = dict(entry["rules"]) if digest == entry["patched_sha256"] else {}
