@@ -23,6 +23,8 @@ from decaenv.cli import patch as _patch
 from decaenv.cli import patches as _patches
 from decaenv.cli import reconstruct as _reconstruct
 from decaenv.cli import selftest as _selftest
+from decaenv.cli import transfer as _transfer
+from decaenv.cli import animate as _animate
 from decaenv.cli._state import CliState, configure_logging
 
 app = typer.Typer(
@@ -70,6 +72,8 @@ app.add_typer(_convert.app, name="convert")
 app.command("patch")(_patch.patch)
 app.command("fetch")(_fetch.fetch)
 app.command("reconstruct")(_reconstruct.reconstruct)
+app.command("transfer")(_transfer.transfer)
+app.command("animate")(_animate.animate)
 app.add_typer(_cache.app, name="cache")
 
 

@@ -72,7 +72,7 @@ def reconstruct(
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
     save: Optional[str] = typer.Option(None, "--save", metavar="KINDS",
                                        help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
-                                            "(or all / none). Default: vis."),
+                                            "(or all / none), and detail-uv, glb, ply, video, report. Default: vis."),
     save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
     save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
     save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
@@ -80,6 +80,11 @@ def reconstruct(
     save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
+    faces: str = typer.Option("largest", "--faces", help="largest (DECA) or all: every detected face, items "
+                              "named <name>_face<k>."),
+    smooth: bool = typer.Option(False, "--smooth/--no-smooth", help="Video: smooth crop boxes and codes over "
+                                "frames (moving average; changes DECA's numbers)."),
+    smooth_alpha: float = typer.Option(0.5, "--smooth-alpha", help="--smooth weight of the new frame, in (0, 1]."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     trust_checkpoint: Optional[str] = typer.Option(
         None, "--trust-checkpoint", metavar="SHA256",
@@ -88,7 +93,8 @@ def reconstruct(
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json, progress_enabled
     from decaenv.errors import UsageError
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.extended import ExtendedReconstructor, ExtraOptions
+    from decaenv.runtime.pipeline import ReconstructOptions
 
     state = state_of(ctx)
     if not inputs:
@@ -108,16 +114,19 @@ def reconstruct(
     console = make_console(quiet=state.quiet or as_json, stderr=True)
     show_progress = progress_enabled(state)
     with console.status("loading DECA…") if show_progress else contextlib.nullcontext():
-        runner = Reconstructor(options)
+        runner = ExtendedReconstructor(options, ExtraOptions(faces=faces, smooth=smooth, smooth_alpha=smooth_alpha))
     console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
     detector = (f"{runner.detector.name} ({runner.detector.reason})" if runner.detector
                 else "none (--iscrop false: whole images)")
     console.print(f"face detector: {detector}", markup=False, highlight=False)
     summary = _run_with_progress(runner, console, show_progress)
     if as_json:
-        print_json(summary.to_json())
+        print_json({**summary.to_json(), "run_files": runner.run_files})
     else:
         _print_summary(console, summary, make_console)
+        if runner.run_files:
+            make_console(quiet=False, stderr=True).print(f"run outputs: {', '.join(runner.run_files)}", markup=False,
+                                                         highlight=False)
     if summary.failed:
         raise typer.Exit(1)
 

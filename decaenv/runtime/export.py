@@ -19,6 +19,8 @@ from decaenv.runtime.mesh import upsample_mesh
 from decaenv.runtime.vis import item_visdict, tensor2image, visualize_grid
 
 SAVE_KINDS = ("vis", "obj", "detail-obj", "kpt", "depth", "mat", "images", "codes")
+#: Kinds beyond DECA's (not in "all"): mesh formats (runtime/mesh_kinds.py) and run-level outputs.
+EXTRA_KINDS = ("detail-uv", "glb", "ply", "video", "report")
 CODES_SCHEMA = "decaenv-codes-1"
 Files = Dict[str, Tuple[bool, Callable[[Path], None]]]
 
@@ -32,12 +34,13 @@ def parse_save(value: str) -> Tuple[str, ...]:
     parts = [p.strip().lower() for p in (value or "").split(",") if p.strip()]
     if parts == ["none"]:
         return ()
-    if "all" in parts:
-        return SAVE_KINDS
-    unknown = [p for p in parts if p not in SAVE_KINDS]
+    known = SAVE_KINDS + EXTRA_KINDS
+    unknown = [p for p in parts if p not in known and p != "all"]
     if unknown:
-        raise UsageError(f"unknown --save kind {', '.join(unknown)}", hint=f"use a comma list of {', '.join(SAVE_KINDS)}")
-    return tuple(k for k in SAVE_KINDS if k in parts)
+        raise UsageError(f"unknown --save kind {', '.join(unknown)}", hint=f"use a comma list of {', '.join(known)}")
+    if "all" in parts:
+        parts += SAVE_KINDS
+    return tuple(k for k in known if k in parts)
 
 
 @dataclass
@@ -123,6 +126,10 @@ def item_files(deca, kinds: Sequence[str], codedict, opdict, visdict, orig_visdi
         arrays, meta = codes_content(codedict, index, ctx)
         files[f"{name}_codes.npz"] = (True, writers.npz_writer(arrays))
         files[f"{name}_codes.json"] = (True, writers.json_writer(meta))
+    if any(k in kinds for k in EXTRA_KINDS):
+        from decaenv.runtime.mesh_kinds import extra_item_files
+
+        files.update(extra_item_files(deca, kinds, opdict, index, name))
     panels = item_visdict(visdict, index) if visdict is not None else {}
     if "depth" in kinds and depth is not None:
         panels["depth_images"] = depth[index:index + 1].expand(-1, 3, -1, -1)
@@ -158,6 +165,10 @@ def expected_files(kinds: Sequence[str], name: str, render_orig: bool, use_tex: 
         out[f"{name}_vis.jpg"] = False
         if render_orig:
             out[f"{name}_vis_original_size.jpg"] = False
+    if any(k in kinds for k in EXTRA_KINDS):
+        from decaenv.runtime.mesh_kinds import extra_expected
+
+        out.update(extra_expected(kinds, name))
     if "images" in kinds:
         keys: List[str] = [k for k in writers.IMAGE_KEYS if k != "albedo_images" and (use_tex or k != "rendered_images")]
         for key in keys:

@@ -151,7 +151,7 @@ class Reconstructor:
     # -- one run ---------------------------------------------------------------------------------------
     def run(self, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:
         """Process every input; `on_item` is called after each item."""
-        from decaenv.runtime.inputs import batched, expand_inputs
+        from decaenv.runtime.inputs import batched
 
         start = time.perf_counter()
         summary = RunSummary(device=str(self.deca.device), rasterizer=f"{self.deca.backend}",
@@ -163,13 +163,29 @@ class Reconstructor:
             if on_item is not None:
                 on_item(outcome)
 
-        items = expand_inputs(self.options.inputs, self.options.sample_step)
         with OutputLock(self.out_dir):
-            for batch in batched(items, self.options.batch_size):
+            for batch in batched(self.items(), self.options.batch_size):
                 self._run_batch(batch, report)
         summary.seconds = time.perf_counter() - start
         summary.stages = self.timer.as_dict()
         return summary
+
+    def items(self):
+        """The work items of the run, in order (a subclass may split or extend them)."""
+        from decaenv.runtime.inputs import expand_inputs
+
+        return expand_inputs(self.options.inputs, self.options.sample_step)
+
+    def face_box(self, image, item):
+        """Where to crop one item: (box or None, box kind, origin) — `datasets.find_face`. Raises InputError."""
+        from decaenv.runtime.datasets import find_face
+
+        return find_face(image, item.source if item.frame is None else None, iscrop=self.options.iscrop,
+                         label=item.label, detector=self.detector.detector if self.detector else None)
+
+    def filter_codes(self, codedict, prepared):
+        """The batch's codes before decoding (identity here; `--smooth` filters them over video frames)."""
+        return codedict
 
     def _unique_name(self, name: str) -> str:
         count = self._names.get(name, 0)
@@ -183,7 +199,6 @@ class Reconstructor:
     def prepare(self, item, report):
         """Load and crop one item; returns (name, item, crop, image) or None after reporting a failure/skip."""
         from decaenv.runtime.crop import make_crop
-        from decaenv.runtime.datasets import find_face
         from decaenv.runtime.export import expected_files
 
         name = self._unique_name(item.name)
@@ -198,9 +213,7 @@ class Reconstructor:
             with self.timer.stage("read"):
                 image = item.load()
             with self.timer.stage("detect"):
-                box, kind, origin = find_face(image, item.source if item.frame is None else None,
-                                              iscrop=self.options.iscrop, label=item.label,
-                                              detector=self.detector.detector if self.detector else None)
+                box, kind, origin = self.face_box(image, item)
             with self.timer.stage("crop"):
                 crop = make_crop(image, box, kind, origin)
         except InputError as exc:
@@ -236,12 +249,12 @@ class Reconstructor:
         deca = self.deca
         with torch.no_grad():
             images = torch.from_numpy(np.stack([p[2].image for p in prepared])).to(deca.device)
-            codedict = deca.encode(images)
+            codedict = self.filter_codes(deca.encode(images), prepared)
             geometry = deca.geometry(codedict)
             detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
             size = deca.image_size
             panels = "vis" in self.kinds or "images" in self.kinds
-            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat"))
+            texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat", "detail-uv", "glb", "ply"))
             additions, visdict = deca.views(geometry, detail, codedict["images"], size, size,
                                             return_vis=panels, texture=texture)
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}

@@ -73,6 +73,17 @@ class FallbackDetector(Detector):
         self.fallbacks += 1
         return replace(found, detector=f"{self.fallback.name} ({self.primary.name} {FALLBACK_NOTE})")
 
+    def detect_faces(self, image) -> List[Detection]:
+        """Every face the primary finds, else every face the fallback finds (`--faces all`)."""
+        found = self.primary.detect_faces(image)
+        if found:
+            return found
+        found = self.fallback.detect_faces(image)
+        if found:
+            self.fallbacks += 1
+        note = f"{self.fallback.name} ({self.primary.name} {FALLBACK_NOTE})"
+        return [replace(d, detector=note) for d in found]
+
     def describe(self) -> str:
         return f"{self.primary.name}, {self.fallback.name} where {self.primary.name} finds no face"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -55,6 +55,22 @@ class Detector:
 
     def _detect(self, image: np.ndarray) -> Optional[Detection]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def detect_faces(self, image: np.ndarray) -> List[Detection]:
+        """Every face found (`--faces all`), largest box first, in pixels of `image`."""
+        h, w = image.shape[:2]
+        factor = max(h, w) / DETECT_MAX_SIDE
+        if factor <= 1.0:
+            found = self._detect_faces(image)
+        else:
+            small = downscale(image, (max(1, round(h / factor)), max(1, round(w / factor))))
+            found = [d.scaled(w / small.shape[1]) for d in self._detect_faces(small)]
+        return sorted(found, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+
+    def _detect_faces(self, image: np.ndarray) -> List[Detection]:
+        """Detectors that see several faces override this; the default is the one face of `_detect`."""
+        one = self._detect(image)
+        return [] if one is None else [one]
 
     def describe(self) -> str:
         return self.name

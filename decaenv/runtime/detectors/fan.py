@@ -113,6 +113,14 @@ class FanDetector(Detector):
             found = self.model.get_landmarks_from_image(image)
         if not found:
             return None
-        kpt = np.asarray(found[0], dtype=np.float64)[:, :2]  # DECA takes the first face
-        box = (float(kpt[:, 0].min()), float(kpt[:, 1].min()), float(kpt[:, 0].max()), float(kpt[:, 1].max()))
-        return Detection(box=box, kind="kpt68", landmarks=kpt)
+        return _kpt_detection(found[0])  # DECA takes the first face
+
+    def _detect_faces(self, image: np.ndarray) -> List[Detection]:
+        return [_kpt_detection(points) for points in (self.model.get_landmarks_from_image(image) or [])]
+
+
+def _kpt_detection(points) -> Detection:
+    """A "kpt68" detection from FAN's (68, 2|3) landmarks."""
+    kpt = np.asarray(points, dtype=np.float64)[:, :2]
+    box = (float(kpt[:, 0].min()), float(kpt[:, 1].min()), float(kpt[:, 0].max()), float(kpt[:, 1].max()))
+    return Detection(box=box, kind="kpt68", landmarks=kpt)

@@ -233,6 +233,9 @@ class MtcnnDetector(Detector):
             return None
         return max(faces, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
+    def _detect_faces(self, image: np.ndarray) -> List[Detection]:
+        return self.detect_all(image)
+
     @torch.inference_mode()
     def detect_all(self, image: np.ndarray) -> List[Detection]:
         """Every face found in an (H, W, 3) uint8 RGB image."""

@@ -1,0 +1,80 @@
+"""`decaenv transfer`: thin wrapper over `decaenv.runtime.transfer` (DECA's demo_transfer flags accepted too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from decaenv.cli._state import state_of
+
+
+def transfer(
+    ctx: typer.Context,
+    source: Optional[Path] = typer.Option(None, "--source", "-i", "--image_path", metavar="IMAGE",
+                                          help="The identity: one image whose shape, detail and texture are kept."),
+    targets: Optional[List[Path]] = typer.Option(
+        None, "--target", "-e", "--exp_path", metavar="PATH",
+        help="Expression/jaw pose from: an image, folder, text list or video. Repeat for several."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", "--savefolder", "-s", metavar="DIR",
+                                       help="Output folder (created)."),
+    pose: bool = typer.Option(False, "--pose/--no-pose", help="Also take the target's global head pose."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Targets encoded and decoded together."),
+    detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
+    rasterizer: str = typer.Option("auto", "--rasterizer", "--rasterizer_type", help="Rasterizer backend."),
+    iscrop: str = typer.Option("true", "--iscrop", metavar="BOOL", help="Crop round the faces (true) or not."),
+    use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
+    use_tex_deca: Optional[str] = typer.Option(None, "--useTex", metavar="BOOL", hidden=True),
+    tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM or FLAME."),
+    sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
+    save: Optional[str] = typer.Option(None, "--save", metavar="KINDS",
+                                       help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes, "
+                                            "glb, ply (or all / none). Default: vis."),
+    save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
+    save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
+    save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
+    save_obj: Optional[str] = typer.Option(None, "--saveObj", metavar="BOOL", hidden=True),
+    save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
+    save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    trust_checkpoint: Optional[str] = typer.Option(None, "--trust-checkpoint", metavar="SHA256",
+                                                   help="Load deca_model.tar even if torch's safe loader refuses "
+                                                        "it, when its sha256 is this."),
+) -> None:
+    """Expression transfer (DECA's demo_transfer): the target's expression and jaw on the source's face."""
+    from decaenv.cli._console import make_console, print_json
+    from decaenv.cli._runs import print_summary, run_with_progress
+    from decaenv.cli.reconstruct import _boolean, _save_kinds
+    from decaenv.errors import UsageError
+    from decaenv.runtime.inputs import estimate_total
+    from decaenv.runtime.transfer import Transfer, TransferOptions
+
+    state = state_of(ctx)
+    if source is None:
+        raise UsageError("no source image given", hint="pass --source IMAGE (the identity)")
+    if not targets:
+        raise UsageError("no target given", hint="pass --target IMAGE|FOLDER|VIDEO (the expressions)")
+    if out is None:
+        raise UsageError("no output folder given", hint="pass -o DIR")
+    deca_saves = {"saveVis": save_vis, "saveKpt": save_kpt, "saveDepth": save_depth, "saveObj": save_obj,
+                  "saveMat": save_mat, "saveImages": save_images}
+    options = TransferOptions(
+        source=source, targets=list(targets), out_dir=out, data_dir=state.data_dir(must_exist=True).path,
+        device=device, batch_size=batch_size, detector=detector, rasterizer=rasterizer,
+        iscrop=_boolean("--iscrop", iscrop, True), use_tex=_boolean("--useTex", use_tex_deca, use_tex),
+        tex_type=tex_type.upper(), sample_step=sample_step, pose=pose, save=_save_kinds(save, deca_saves),
+        trusted_sha256=trust_checkpoint)
+    console = make_console(quiet=state.quiet or as_json, stderr=True)
+    with console.status("loading DECA…"):
+        runner = Transfer(options)
+    console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
+    summary = run_with_progress(console, estimate_total(options.targets), "transferring", runner.run)
+    if as_json:
+        print_json(summary.to_json())
+    else:
+        videos = f"; videos: {', '.join(summary.videos)}" if summary.videos else ""
+        print_summary("transferred", summary, videos)
+    if summary.failed:
+        raise typer.Exit(1)
