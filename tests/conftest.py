@@ -131,3 +131,13 @@ def mtcnn_data_dir(tmp_path_factory) -> Path:
             os.environ["DECAENV_HOME"] = old
     assert code == 0 and (out / "mtcnn" / "onet.pt").is_file(), f"importing the MTCNN weights from {source} failed"
     return out
+
+
+@pytest.fixture(scope="session")
+def reconstruct_data_dir(synthetic_data_dir, mtcnn_data_dir, tmp_path_factory):
+    """The synthetic data dir plus the MTCNN weights in `mtcnn/` (what `decaenv fetch` + `fetch mtcnn-*` leave),
+    made of symlinks: nothing is copied and the shared synthetic dir is not modified."""
+    out = tmp_path_factory.mktemp("reconstruct-data")
+    for item in list(synthetic_data_dir.iterdir()) + [mtcnn_data_dir / "mtcnn"]:
+        (out / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    return out

@@ -2,8 +2,8 @@
 
 A partial is `.<name>.<host>.<pid>.<rand>.part` (+ `.part.json`) beside its destination (see `store`). One
 whose owner is alive on this host, or that another host wrote in the last day, may still be in use and is
-never removed. The quarantine (`<data>/.decaenv/quarantine/`, payloads refused by verification) is the store's: listed and
-emptied by `Store.quarantine_entries` / `Store.clean_quarantine` (as `decaenv fetch --clean` does).
+never removed. The quarantine (`<data>/.decaenv/quarantine/`, payloads refused by verification) is the
+store's: listed and emptied by `Store.quarantine_entries` / `Store.clean_quarantine` (as `fetch --clean` does).
 """
 
 from __future__ import annotations

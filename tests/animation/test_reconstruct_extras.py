@@ -10,12 +10,8 @@ import numpy as np
 import pytest
 
 from decaenv.cli import main
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.inputs import Item
 from decaenv.runtime.smoothing import VideoSmoother
-
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
-
 
 def run(capsys, data_dir, *args):
     code = main(["--data-dir", str(data_dir), "reconstruct", "--rasterizer", "torch", "--device", "cpu",
@@ -36,12 +32,12 @@ def test_box_smoothing_is_the_documented_average():
 
 
 @pytest.mark.slow
-def test_smoothed_codes_match_a_hand_built_average(tmp_path, capsys, small_data_dir, face_video):
+def test_smoothed_codes_match_a_hand_built_average(tmp_path, capsys, reconstruct_data_dir, face_video):
     raw_out, smooth_out = tmp_path / "raw", tmp_path / "smooth"
     common = ["-i", face_video, "--iscrop", "false", "--save", "codes", "--sample-step", "2", "--batch-size", "2"]
-    code, _, err = run(capsys, small_data_dir, *common, "-o", raw_out)
+    code, _, err = run(capsys, reconstruct_data_dir, *common, "-o", raw_out)
     assert code == 0, err
-    code, _, err = run(capsys, small_data_dir, *common, "-o", smooth_out, "--smooth", "--smooth-alpha", "0.5")
+    code, _, err = run(capsys, reconstruct_data_dir, *common, "-o", smooth_out, "--smooth", "--smooth-alpha", "0.5")
     assert code == 0, err
     load = lambda root, k: np.load(root / f"clip_frame{k:04d}" / f"clip_frame{k:04d}_codes.npz")  # noqa: E731
     for key in ("shape", "exp", "pose", "cam", "light", "detail"):
@@ -67,12 +63,11 @@ class _Links(html.parser.HTMLParser):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
+def test_save_video_and_report(tmp_path, capsys, reconstruct_data_dir, face_video):
     from decaenv.runtime.video_out import read_frames
 
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "-i", face_video, "-o", out, "--detector", "mtcnn",
+    code, stdout, err = run(capsys, reconstruct_data_dir, "-i", face_video, "-o", out, "--detector", "mtcnn",
                             "--sample-step", "2", "--save", "vis,kpt,video,report", "--json")
     assert code == 1  # frame 2 is blank
     summary = json.loads(stdout)
@@ -101,8 +96,7 @@ def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
+def test_faces_all(tmp_path, capsys, reconstruct_data_dir, faces, face_video):
     from PIL import Image
 
     images = [np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in faces]
@@ -110,7 +104,7 @@ def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     folder.mkdir()
     Image.fromarray(np.concatenate(images, 1)).save(folder / "pair.png")
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "-i", folder, "-o", out, "--detector", "mtcnn", "--faces",
+    code, stdout, err = run(capsys, reconstruct_data_dir, "-i", folder, "-o", out, "--detector", "mtcnn", "--faces",
                             "all", "--save", "codes", "--json")
     assert code == 0, err
     items = json.loads(stdout)["items"]
@@ -118,18 +112,17 @@ def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     boxes = [json.loads((out / n / f"{n}_codes.json").read_text())["crop"]["box"] for n in ("pair_face0", "pair_face1")]
     centres = sorted((b[0] + b[2]) / 2 for b in boxes)
     assert centres[0] < 224 < centres[1]  # one face in each half
-    code, stdout, _ = run(capsys, small_data_dir, "-i", folder, "-o", tmp_path / "one", "--detector", "mtcnn",
+    code, stdout, _ = run(capsys, reconstruct_data_dir, "-i", folder, "-o", tmp_path / "one", "--detector", "mtcnn",
                           "--save", "codes", "--json")
     assert [i["name"] for i in json.loads(stdout)["items"]] == ["pair"]  # default: DECA's single face
-    code, _, err = run(capsys, small_data_dir, "-i", face_video, "-o", tmp_path / "v", "--faces", "all")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", face_video, "-o", tmp_path / "v", "--faces", "all")
     assert code == 1 and "--faces all works on images only" in err
-    code, _, err = run(capsys, small_data_dir, "-i", folder, "-o", tmp_path / "v", "--faces", "some")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", folder, "-o", tmp_path / "v", "--faces", "some")
     assert code == 1 and "--faces takes largest or all" in err
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_data_dir, faces):
+def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, reconstruct_data_dir, faces):
     """trimesh (an independent, widely used reader) loads every file; contents match DECA's OBJ outputs."""
     trimesh = pytest.importorskip("trimesh")
     from PIL import Image
@@ -137,7 +130,7 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     from decaenv.meshio import read_obj
 
     out = tmp_path / "out"
-    code, _, err = run(capsys, small_data_dir, "-i", faces[0], "-o", out, "--detector", "mtcnn", "--save",
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", faces[0], "-o", out, "--detector", "mtcnn", "--save",
                        "obj,detail-obj,glb,ply", "--json")
     assert code == 0, err
     name = faces[0].stem
@@ -172,7 +165,7 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     cply = trimesh.load(folder / f"{name}.ply", process=False)
     assert np.allclose(cply.vertices, coarse.v, atol=1e-5) and np.array_equal(cply.faces, coarse.f)
 
-    code, _, err = run(capsys, small_data_dir, "-i", faces[0], "-o", out / "uv", "--detector", "mtcnn", "--save",
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", faces[0], "-o", out / "uv", "--detector", "mtcnn", "--save",
                        "detail-uv", "--json")
     assert code == 0, err
     uv_obj = trimesh.load(out / "uv" / name / f"{name}_detail.obj", force="mesh", process=False)

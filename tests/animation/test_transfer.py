@@ -8,10 +8,7 @@ import pytest
 import torch
 
 from decaenv.cli import main
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.transfer import compose_codes
-
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 
 
 def run(capsys, data_dir, *args):
@@ -62,12 +59,11 @@ def _hand_built(deca, source_path, target_path):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, capsys, small_data_dir, small_deca,
+def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, capsys, reconstruct_data_dir, small_deca,
                                                                    faces):
     source, target = faces
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "--source", source, "--target", target, "-o", out,
+    code, stdout, err = run(capsys, reconstruct_data_dir, "--source", source, "--target", target, "-o", out,
                             "--save", "vis,obj,detail-obj,mat,codes,glb,ply", "--json")
     assert code == 0, err
     summary = json.loads(stdout)
@@ -102,12 +98,11 @@ def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, caps
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, small_data_dir, faces, face_video):
+def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, reconstruct_data_dir, faces, face_video):
     import av
 
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, small_data_dir, "-i", faces[1], "-e", face_video, "-o", out,
+    code, stdout, err = run(capsys, reconstruct_data_dir, "-i", faces[1], "-e", face_video, "-o", out,
                             "--sample-step", "2", "--batch-size", "2", "--json")
     assert code == 1  # frame 2 is blank: reported, the run goes on
     summary = json.loads(stdout)

@@ -52,6 +52,11 @@ def _shell_words(command):
     return [shlex.split(part) for part in text.replace(";", "&&").split("&&") if part.strip()]
 
 
+def _build_lines(parsed):
+    """The `decaenv build ...` argv of every RUN line."""
+    return [argv for c in parsed if c.cmd.upper() == "RUN" for argv in _shell_words(c) if argv[:2] == ["decaenv", "build"]]
+
+
 def _decaenv_lines(parsed):
     lines = []
     entry = next((c for c in parsed if c.cmd.upper() == "ENTRYPOINT"), None)
@@ -150,8 +155,8 @@ def test_extras_volume_home_and_healthcheck(kind):
             assert f'"{name}"' in package, f"ENV {name}: decaenv never reads it"
     (health,) = [c for c in parsed if c.cmd.upper() == "HEALTHCHECK"]
     assert health.value[0] == "CMD" and "doctor" in health.value and "decaenv" == health.value[1]
-    builds = [argv for c in parsed if c.cmd.upper() == "RUN" for argv in _shell_words(c) if argv[:2] == ["decaenv", "build"]]
-    assert builds == ([["decaenv", "build", "--cpu"]] if kind == "cpu-image" else [["decaenv", "build", "--cpu", "--cuda"]])
+    expected = ["decaenv", "build", "--cpu"] + (["--cuda"] if kind == "gpu-image" else [])
+    assert _build_lines(parsed) == [expected]
 
 
 @pytest.mark.ext
@@ -161,7 +166,7 @@ def test_cpu_image_build_step_and_healthcheck_run_here(tmp_path):
     parsed = _parse("cpu-image")
     env = dict(os.environ, DECAENV_HOME=str(tmp_path / "home"), DECAENV_DATA_DIR=str(tmp_path / "data"))
     exe = Path(sys.executable).parent / "decaenv"
-    (build,) = [argv for c in parsed if c.cmd.upper() == "RUN" for argv in _shell_words(c) if argv[:2] == ["decaenv", "build"]]
+    (build,) = _build_lines(parsed)
     run = subprocess.run([str(exe), *build[1:]], capture_output=True, text=True, env=env, timeout=1800)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     (health,) = [c for c in parsed if c.cmd.upper() == "HEALTHCHECK"]

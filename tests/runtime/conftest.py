@@ -22,12 +22,3 @@ def astronaut_crop():
     crop = make_crop(skimage.data.astronaut(), (177.0, 82.0, 272.0, 178.0), "bbox", "test")
     return torch.from_numpy(crop.image)[None], crop
 
-
-@pytest.fixture(scope="session")
-def reconstruct_data_dir(synthetic_data_dir, mtcnn_data_dir, tmp_path_factory):
-    """The synthetic data dir plus the MTCNN weights in `mtcnn/` (what `decaenv fetch` + `fetch mtcnn-*` leave),
-    made of symlinks: nothing is copied and the shared synthetic dir is not modified."""
-    out = tmp_path_factory.mktemp("reconstruct-data")
-    for item in list(synthetic_data_dir.iterdir()) + [mtcnn_data_dir / "mtcnn"]:
-        (out / item.name).symlink_to(item, target_is_directory=item.is_dir())
-    return out
