@@ -75,8 +75,8 @@ def test_animate_writes_mp4_and_gif(tmp_path, capsys, reconstruct_data_dir, face
     out = tmp_path / "out"
     # yaws [0, 10, 0, -10]; jaws [0, 10, 20] → [0, 10] + 2 expression frames (video frames 0 and 4; 2 is blank)
     code, stdout, err = run(capsys, reconstruct_data_dir, "-i", faces[0], "-o", out, "--max-yaw", "10",
-                            "--yaw-step", "10", "--max-jaw", "20", "--jaw-step", "10", "--expressions", face_video, "--sample-step", "2",
-                            "--render", "shape,detail,texture", "--fps", "5", "--json")
+                            "--yaw-step", "10", "--max-jaw", "20", "--jaw-step", "10", "--expressions", face_video,
+                            "--sample-step", "2", "--render", "shape,detail,texture", "--fps", "5", "--json")
     assert code == 1, err  # the blank expression frame is reported
     summary = json.loads(stdout)
     name = faces[0].stem

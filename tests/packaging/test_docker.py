@@ -54,7 +54,8 @@ def _shell_words(command):
 
 def _build_lines(parsed):
     """The `decaenv build ...` argv of every RUN line."""
-    return [argv for c in parsed if c.cmd.upper() == "RUN" for argv in _shell_words(c) if argv[:2] == ["decaenv", "build"]]
+    runs = [argv for c in parsed if c.cmd.upper() == "RUN" for argv in _shell_words(c)]
+    return [argv for argv in runs if argv[:2] == ["decaenv", "build"]]
 
 
 def _decaenv_lines(parsed):
