@@ -5,6 +5,7 @@ codes of a set of crops. Shared by `transfer`, `animate` and `reconstruct --face
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -96,10 +97,11 @@ def load_one(path, *, iscrop: bool, detector, what: str) -> Face:
     return prepare(item, item.name, iscrop=iscrop, detector=detector)[0]
 
 
-def make_detector(iscrop: bool, name: str, device: str) -> Optional[object]:
-    """The face detector for a run (None with `--iscrop false`)."""
+def make_detector(iscrop: bool, name: str, device: str, data_dir: Optional[Path] = None) -> Optional[object]:
+    """The face detector for a run (None with `--iscrop false`); weight files (mtcnn/) are read from `data_dir`
+    (None: the resolved default data dir)."""
     if not iscrop:
         return None
     from decaenv.runtime.detectors import create_detector
 
-    return create_detector(name, device)
+    return create_detector(name, device, data_dir=data_dir)
