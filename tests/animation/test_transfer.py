@@ -40,13 +40,13 @@ def test_compose_codes_is_demo_transfer():
     assert torch.equal(source["pose"], _codes(1)["pose"])
 
 
-def _hand_built(deca, source_path, target_path):
+def _hand_built(deca, source_path, target_path, data_dir):
     """Encode both photos through the same crop rules, compose by hand (DECA's demo lines), decode."""
     from decaenv.runtime.datasets import crop_image
     from decaenv.runtime.detectors.mtcnn import MtcnnDetector
     from decaenv.runtime.images import read_image
 
-    detector = MtcnnDetector("cpu")
+    detector = MtcnnDetector("cpu", data_dir)
     crops = [crop_image(read_image(p), p, iscrop=True, detector=detector) for p in (source_path, target_path)]
     with torch.no_grad():
         src = deca.encode(torch.from_numpy(crops[0].image)[None])
@@ -79,7 +79,7 @@ def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, caps
             assert (out / name / side / f"{name}{suffix}").is_file(), f"{side}/{name}{suffix}"
     assert f"{name}/reconstruction/{name}.obj" in summary["source_files"]
 
-    expected, expected_op = _hand_built(small_deca, source, target)
+    expected, expected_op = _hand_built(small_deca, source, target, reconstruct_data_dir)
     got = np.load(out / name / "animation" / f"{name}_codes.npz")
     for key in ("shape", "tex", "exp", "pose", "cam", "detail"):
         assert np.allclose(got[key], expected[key][0].numpy(), atol=1e-5), key
