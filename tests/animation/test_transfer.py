@@ -121,14 +121,14 @@ def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, reconst
     assert not list(out.glob("*.partial*"))
 
 
-def test_usage_errors(tmp_path, capsys, small_data_dir, faces):
-    code, _, err = run(capsys, small_data_dir, "--target", faces[0], "-o", tmp_path / "o")
+def test_usage_errors(tmp_path, capsys, reconstruct_data_dir, faces):
+    code, _, err = run(capsys, reconstruct_data_dir, "--target", faces[0], "-o", tmp_path / "o")
     assert code == 1 and "no source image given" in err
-    code, _, err = run(capsys, small_data_dir, "--source", faces[0], "-o", tmp_path / "o")
+    code, _, err = run(capsys, reconstruct_data_dir, "--source", faces[0], "-o", tmp_path / "o")
     assert code == 1 and "no target given" in err
-    code, _, err = run(capsys, small_data_dir, "--source", tmp_path / "nope.jpg", "--target", faces[0],
+    code, _, err = run(capsys, reconstruct_data_dir, "--source", tmp_path / "nope.jpg", "--target", faces[0],
                        "-o", tmp_path / "o")
     assert code == 1 and "source" in err and "does not exist" in err and "Traceback" not in err
-    code, _, err = run(capsys, small_data_dir, "--source", faces[0].parent, "--target", faces[0],
+    code, _, err = run(capsys, reconstruct_data_dir, "--source", faces[0].parent, "--target", faces[0],
                        "-o", tmp_path / "o")
     assert code == 1 and "is not an image" in err
