@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from decaenv.runtime.rasterizer import available_backends, build, extension, rasterize  # noqa: E402
-from decaenv.runtime.rasterizer.verify import compare, deca_head_face_vertices  # noqa: E402
+from decaenv.runtime.rasterizer.verify import compare  # noqa: E402
+from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
 
 TARGETS = {"cpu": 5.0, "cuda": 1.4}  # ms per 224² image of the compiled kernel (issue 7)
 

@@ -19,22 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from decaenv.deca_layout import DATA_MARKERS
 from decaenv.errors import UsageError
 
 ENV_HOME = "DECAENV_HOME"
 ENV_DATA_DIR = "DECAENV_DATA_DIR"
-
-# Files whose presence marks a folder as a DECA `data/` folder (public files and user-supplied ones).
-DECA_DATA_MARKERS = (
-    "generic_model.pkl",
-    "generic_model.npz",
-    "deca_model.tar",
-    "head_template.obj",
-    "landmark_embedding.npy",
-    "fixed_displacement_256.npy",
-    "FLAME2020",
-)
-
 
 @dataclass(frozen=True)
 class DataDir:
@@ -86,7 +75,7 @@ def build_dir() -> Path:
 
 def is_deca_data_dir(path: Path) -> bool:
     """True if `path` is a folder holding at least one DECA data file."""
-    return path.is_dir() and any((path / name).exists() for name in DECA_DATA_MARKERS)
+    return path.is_dir() and any((path / name).exists() for name in DATA_MARKERS)
 
 
 def resolve_data_dir(flag: Optional[os.PathLike] = None, *, must_exist: bool = False,

@@ -27,13 +27,9 @@ REQUIRES = {"doctor": None, "assets": None, "model": "assets", "reconstruct": "m
 PUBLIC_TOPOLOGY_ENV = "DECAENV_TEST_ASSETS"
 
 
-class StageMissing(Exception):
-    """A stage whose implementation is not available in this install (says which part is missing)."""
-
-
 @dataclass
 class StageResult:
-    """Outcome of one stage: status is "ok", "fail", "missing" or "skip"."""
+    """Outcome of one stage: status is "ok", "fail" or "skip"."""
 
     name: str
     status: str
@@ -85,7 +81,7 @@ class SelftestOptions:
 
 def find_public_topology(options: SelftestOptions) -> Optional[Path]:
     """The folder whose DECA public files the synthetic assets should use, or None (procedural)."""
-    from decaenv.synthetic.assets import PUBLIC_FILES
+    from decaenv.deca_layout import PUBLIC_FILES
 
     candidates = [options.topology_dir, options.data_dir]
     env = os.environ.get(PUBLIC_TOPOLOGY_ENV)
@@ -98,10 +94,8 @@ def find_public_topology(options: SelftestOptions) -> Optional[Path]:
 
 
 def _stage_doctor(ctx: Dict[str, object], options: SelftestOptions) -> str:
-    try:
-        from decaenv.doctor import selftest_gate
-    except ImportError as exc:
-        raise StageMissing(f"the doctor is not part of this install ({exc})") from exc
+    from decaenv.doctor import selftest_gate
+
     return selftest_gate()
 
 
@@ -116,10 +110,8 @@ def _stage_assets(ctx: Dict[str, object], options: SelftestOptions) -> str:
 
 def _stage_runtime(name: str) -> Callable[[Dict[str, object], SelftestOptions], str]:
     def run(ctx: Dict[str, object], options: SelftestOptions) -> str:
-        try:
-            from decaenv.runtime import selftest_stages
-        except ImportError as exc:
-            raise StageMissing(f"the DECA runtime (decaenv.runtime) is not part of this install ({exc})") from exc
+        from decaenv.runtime import selftest_stages
+
         return getattr(selftest_stages, name)(ctx, options)
 
     return run
@@ -162,8 +154,6 @@ def _run_stage(name: str, ctx: Dict[str, object], options: SelftestOptions) -> S
     try:
         summary = _RUNNERS[name](ctx, options)
         status, details = "ok", []
-    except StageMissing as exc:
-        summary, status, details = str(exc), "missing", []
     except DecaenvError as exc:
         summary, status, details = exc.one_line(), "fail", []
     except Exception as exc:  # noqa: BLE001 - a stage crash is a self-test failure, reported with its trace

@@ -30,7 +30,7 @@ def generate() -> str:
     """The Markdown between the markers (deterministic: registry order)."""
     sys.path.insert(0, str(REPO))
     from decaenv.doctor.api import _registry
-    from decaenv.doctor.build_causes import causes_table
+    from decaenv.runtime.rasterizer.diagnose import causes_table
     from decaenv.doctor.model import CATEGORY_TITLES
 
     lines: List[str] = [

@@ -6,7 +6,7 @@ import pytest
 
 from decaenv import selftest
 from decaenv.errors import DataError
-from decaenv.selftest import SelftestOptions, StageMissing, run_selftest
+from decaenv.selftest import SelftestOptions, run_selftest
 
 
 @pytest.fixture
@@ -36,12 +36,12 @@ def test_all_ok_passes(fake_runners, tmp_path):
     assert [s.status for s in report.stages] == ["ok"] * 5
 
 
-def test_missing_runtime_skips_dependents_and_fails(fake_runners, tmp_path):
-    calls = fake_runners(model=StageMissing("the DECA runtime is not part of this install"))
+def test_failed_stage_skips_dependents_and_fails(fake_runners, tmp_path):
+    calls = fake_runners(model=DataError("data dir /x lacks deca_model.tar", hint="run `decaenv fetch`"))
     report = run_selftest(SelftestOptions(out_dir=tmp_path))
-    assert [s.status for s in report.stages] == ["ok", "ok", "missing", "skip", "skip"]
+    assert [s.status for s in report.stages] == ["ok", "ok", "fail", "skip", "skip"]
     assert not report.passed
-    assert report.verdict == "fail: stage 'model' missing: the DECA runtime is not part of this install"
+    assert report.verdict == "fail: stage 'model' fail: data dir /x lacks deca_model.tar — run `decaenv fetch`"
     assert len(calls) == 3  # reconstruct/outputs never ran
 
 
@@ -70,7 +70,7 @@ def test_json_schema(fake_runners, tmp_path):
 
 
 def test_public_topology_lookup(tmp_path, monkeypatch):
-    from decaenv.synthetic import PUBLIC_FILES
+    from decaenv.deca_layout import PUBLIC_FILES
 
     monkeypatch.delenv("DECAENV_TEST_ASSETS", raising=False)
     assert selftest.find_public_topology(SelftestOptions(out_dir=tmp_path)) is None

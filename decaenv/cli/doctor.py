@@ -56,5 +56,5 @@ def doctor(
                            as_json=as_json, markdown=markdown, strict=strict, use_cache=not no_cache,
                            no_build=no_build, fix=fix, dry_run=dry_run, yes=yes, timeout=timeout,
                            verbose=state.verbose, quiet=state.quiet, require=list(require or ()), deca_dir=deca_dir,
-                           progress=state.progress)
+                           show_progress=state.progress)
     raise typer.Exit(code)

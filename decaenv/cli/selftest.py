@@ -9,7 +9,7 @@ import typer
 
 from decaenv.cli._state import state_of
 
-_STATUS_MARK = {"ok": "[ok]  ", "fail": "[FAIL]", "missing": "[MISS]", "skip": "[skip]"}
+_STATUS_MARK = {"ok": "[ok]  ", "fail": "[FAIL]", "skip": "[skip]"}
 
 
 def selftest(

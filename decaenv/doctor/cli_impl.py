@@ -16,7 +16,7 @@ from decaenv.doctor.api import DoctorOptions, DoctorRun, run_doctor
 SLOW_NOTICE_S = 10.0
 
 
-class Progress:
+class CheckSpinner:
     """A one-line spinner on stderr naming the checks still running (only on a terminal)."""
 
     def __init__(self, enabled: bool):
@@ -26,7 +26,7 @@ class Progress:
         self._status = None
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> "CheckSpinner":
         if self.enabled:
             from decaenv.cli._console import make_console
 
@@ -55,7 +55,7 @@ def list_checks(as_json: bool) -> None:
     checks = _registry().all()
     if as_json:
         from decaenv.cli._console import print_json
-        from decaenv.doctor.build_causes import causes_table
+        from decaenv.runtime.rasterizer.diagnose import causes_table
 
         print_json({"schema": "decaenv-doctor-checks/1", "checks": [c.describe() for c in checks],
                     "build_causes": causes_table()})
@@ -84,7 +84,7 @@ def _parse_require(require: List[str], names: List[str]):
 def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: bool, markdown: bool, strict: bool,
            use_cache: bool, no_build: bool, fix: bool, dry_run: bool, yes: bool, timeout: Optional[float],
            verbose: bool, quiet: bool, require: Optional[List[str]] = None,
-           deca_dir: Optional[Path] = None, progress: bool = True) -> int:
+           deca_dir: Optional[Path] = None, show_progress: bool = True) -> int:
     """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
     from decaenv.cli._console import make_console, print_json
     from decaenv.doctor import require as req
@@ -96,8 +96,8 @@ def doctor(*, names: List[str], data_dir: Path, data_dir_source: str, as_json: b
                             use_cache=use_cache, strict=strict, command_timeout=timeout, deca_dir=deca_dir)
     from decaenv.cli._console import progress_enabled
 
-    interactive = progress and progress_enabled() and not (as_json or markdown or quiet)
-    with Progress(interactive) as progress:
+    interactive = show_progress and progress_enabled() and not (as_json or markdown or quiet)
+    with CheckSpinner(interactive) as progress:
         run = run_doctor(options, on_result=progress.update)
     if fix:
         run = _fix(run, options, dry_run=dry_run, yes=yes, quiet=quiet or as_json or markdown)

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Sequence
@@ -174,10 +173,6 @@ class Fixer:
         if proc.returncode != 0:
             raise RuntimeError(f"`{' '.join(argv)}` exited with status {proc.returncode}")
         return f"installed {' '.join(self._pip_args(action))}"
-
-
-def default_python() -> str:
-    return sys.executable
 
 
 def extension_roots_of(report: Report) -> List[str]:

@@ -216,11 +216,6 @@ class Check:
     fix: str = ""
     link: Optional[str] = None
 
-    @property
-    def environment_only(self) -> bool:
-        """True for checks of the machine (everything but the user's data files)."""
-        return self.category != "data"
-
     def describe(self) -> Dict[str, Any]:
         """The check's static description (for `--list-checks --json` and the troubleshooting docs)."""
         return {"id": self.id, "title": self.title, "category": self.category, "requires": list(self.requires),

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+from decaenv.deca_layout import CHECKPOINT_FILE, DATA_FILES, FLAME_FILE, FLAME_NPZ_FILE, has_flame
 
 def _error(exc: BaseException) -> Dict[str, Any]:
     return {"type": type(exc).__name__, "message": " ".join(str(exc).split())[:1500],
@@ -15,7 +16,7 @@ def _error(exc: BaseException) -> Dict[str, Any]:
 def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """Load the FLAME file the runtime would read, through decaenv's own loader, and describe it."""
     data_dir = Path(common["data_dir"])
-    if not any((data_dir / f"generic_model.{ext}").is_file() for ext in ("pkl", "npz")):
+    if not has_flame(data_dir):
         return {"loaded": False, "absent": True}  # nothing to load: numpy is not even imported
     from decaenv.loaders.flame import deca_compatibility, load_flame, npz_matches_source, preferred_flame_file
 
@@ -33,8 +34,8 @@ def flame_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
         "components": int(model.n_components), "joints": int(model.J_regressor.shape[0]),
         "dtype": str(model.v_template.dtype), "incompatible": deca_compatibility(model),
     })
-    out["template_faces"] = _template_faces_match(data_dir / "head_template.obj", model.f)
-    pkl, npz = data_dir / "generic_model.pkl", data_dir / "generic_model.npz"
+    out["template_faces"] = _template_faces_match(data_dir / DATA_FILES["topology_path"], model.f)
+    pkl, npz = data_dir / FLAME_FILE, data_dir / FLAME_NPZ_FILE
     if pkl.is_file() and npz.is_file():
         out["npz_matches_pickle"] = npz_matches_source(npz, pkl)
     return out
@@ -62,12 +63,12 @@ def _template_faces_match(obj_path: Path, faces) -> Any:
 
 def checkpoint_load_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """Load `deca_model.tar` with `weights_only=True` on the CPU and compare it with DECA's key layout."""
-    path = Path(common["data_dir"]) / "deca_model.tar"
+    path = Path(common["data_dir"]) / CHECKPOINT_FILE
     if not path.is_file():
         return {"loaded": False, "absent": True}
     import torch
 
-    from decaenv.runtime.keys import NETWORK_KEYS, checkpoint_layout
+    from decaenv.deca_layout import NETWORK_KEYS, checkpoint_layout
 
     start = time.perf_counter()
     kwargs: Dict[str, Any] = {"map_location": "cpu", "weights_only": True}

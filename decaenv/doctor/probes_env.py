@@ -194,16 +194,16 @@ def _p3d_rasterize(device: str) -> str:
 
 def rasterizer_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """decaenv's rasterizer backends, through the rasterizer package's own API (when it is installed)."""
-    from decaenv.doctor import integrations
+    from decaenv.doctor import subsystems
 
-    return integrations.rasterizer_status()
+    return subsystems.rasterizer_status()
 
 
 def compat_section(common: Dict[str, Any]) -> Dict[str, Any]:
     """decaenv's compatibility shims (needed / not needed / active), through `decaenv.patches.registry`."""
-    from decaenv.doctor import integrations
+    from decaenv.doctor import subsystems
 
-    return integrations.patches_status()
+    return subsystems.patches_status()
 
 
 # -- face_alignment ---------------------------------------------------------------------------------------
@@ -313,8 +313,7 @@ def flame_selftest_section(common: Dict[str, Any]) -> Dict[str, Any]:
     import numpy as np
 
     from decaenv.loaders.flame import load_flame
-    from decaenv.synthetic.flame import ChumpyCh
-    from decaenv.synthetic.legacy_pickle import dumps
+    from decaenv.loaders.legacy_pickle import ChumpyCh, dumps
 
     saved = {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]}
     sys.modules["chumpy"] = None  # any `import chumpy` now raises ImportError

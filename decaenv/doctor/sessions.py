@@ -8,16 +8,14 @@ probe never hides the others. Every process is started in its own process group 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from decaenv._process import kill_tree, new_process_group
 from decaenv.doctor.worker import MARKER, bootstrap_code
 
 STDERR_TAIL = 4000
@@ -41,99 +39,6 @@ class SectionOutcome:
     budget: float = 0.0
     returncode: Optional[int] = None
     stderr_tail: str = ""
-
-
-def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill a process started with `new_process_group()` and everything it spawned.
-
-    The process group is killed, and on Linux also every descendant found through /proc's parent links and
-    every process still holding its output pipes, so a child that left the group with `setsid` (a new
-    session and group) dies too, even after re-parenting. Not guaranteed: a descendant that re-parented
-    and closed its copies of the pipes cannot be traced (it no longer blocks the doctor either).
-    """
-    if proc.poll() is not None:
-        return  # reaped: its process-group id may already belong to someone else
-    escaped = descendants(proc.pid) + pipe_holders(proc) if os.name == "posix" else []
-    try:
-        if os.name == "nt":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10)
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    _kill_all(escaped)
-    try:
-        proc.kill()
-    except OSError:
-        pass
-
-
-def _kill_all(pids: List[int]) -> None:
-    for pid in pids:
-        if pid != os.getpid():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def pipe_holders(proc: subprocess.Popen) -> List[int]:
-    """Pids (other than ours) holding `proc`'s stdout/stderr pipes open — descendants that escaped its
-    process group, even after they were re-parented (Linux /proc; empty elsewhere)."""
-    targets = set()
-    for stream in (proc.stdout, proc.stderr):
-        try:
-            if stream is not None and not stream.closed:
-                targets.add(f"pipe:[{os.fstat(stream.fileno()).st_ino}]")
-        except (OSError, ValueError):
-            continue
-    if not targets:
-        return []
-    found = []
-    try:
-        names = [n for n in os.listdir("/proc") if n.isdigit() and int(n) != os.getpid()]
-    except OSError:
-        return []
-    for name in names:
-        try:
-            links = {os.readlink(f"/proc/{name}/fd/{fd}") for fd in os.listdir(f"/proc/{name}/fd")}
-        except OSError:
-            continue
-        if links & targets:
-            found.append(int(name))
-    return found
-
-
-def descendants(root: int) -> List[int]:
-    """Pids of all live descendants of `root`, from /proc (Linux; empty elsewhere)."""
-    children: Dict[int, List[int]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
-
-def new_process_group() -> Dict[str, Any]:
-    """Popen keyword arguments that put the child in its own process group (killable as a whole)."""
-    if os.name == "nt":
-        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
-    return {"start_new_session": True}
 
 
 def package_root() -> str:
@@ -347,10 +252,3 @@ class CommandOutcome:
         """stdout and stderr together (tools print versions to either)."""
         return (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).strip()
 
-
-def default_python() -> str:
-    """The interpreter the doctor probes by default: its own."""
-    return sys.executable
-
-
-CommandRunner = Callable[..., CommandOutcome]

@@ -9,7 +9,7 @@ Public API (imported lazily: `import decaenv.fetch` loads neither requests nor r
     import_files(data_dir, paths, options=None) -> [FileResult]
 
 Module map (pooch's split): manifest, hashes, status (`verify_entry`, shared with the doctor),
-sniff/outline/validators (content checks), http + stream (transfer engine), downloaders (by source
+sniff/structure/validators (content checks), http + stream (transfer engine), downloaders (by source
 kind), processors (archives, post-install), store/locks/records (the data dir), credentials, engine
 (orchestration), importer (`--from`), command + render (the CLI's logic and output), errors.
 """

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from decaenv.fetch.errors import fail
+from decaenv.fetch.errors import fetch_error
 from decaenv.fetch.manifest import CredentialRealm
 
 
@@ -64,13 +64,13 @@ def _netrc(host: str):
     try:
         auth = netrc.netrc(path).authenticators(host)
     except (netrc.NetrcParseError, OSError) as exc:
-        raise fail("credentials-missing", f"cannot read {path}: {getattr(exc, 'msg', exc)}",
+        raise fetch_error("credentials-missing", f"cannot read {path}: {getattr(exc, 'msg', exc)}",
                    hint="fix the file (it must be readable by you only: chmod 600)") from None
     if not auth:
         return None, None
     login, _account, password = auth
     if password and os.name == "posix" and os.stat(path).st_mode & 0o077:
-        raise fail("credentials-missing", f"{path} holds a password but other users can read it",
+        raise fetch_error("credentials-missing", f"{path} holds a password but other users can read it",
                    hint=f"chmod 600 {path}")
     return login or None, password or None
 
@@ -108,13 +108,13 @@ def get_credentials(realm: CredentialRealm, url: str, *, username: Optional[str]
     where = (f"--username or ${realm.username_env}, and ${realm.password_env} or a 'machine {host}' line in ~/.netrc")
     if user is None:
         if not interactive:
-            raise fail("credentials-missing", f"{realm.name}: no username given",
+            raise fetch_error("credentials-missing", f"{realm.name}: no username given",
                        hint=f"pass {where}" + (f"; register at {realm.register}" if realm.register else ""))
         user = (ask_username or input)(f"{realm.name} username: ").strip()
         origin = "prompt"
     if secret is None:
         if not interactive:
-            raise fail("credentials-missing", f"{realm.name}: no password for {user!r}",
+            raise fetch_error("credentials-missing", f"{realm.name}: no password for {user!r}",
                        hint=f"set ${realm.password_env} or add 'machine {host} login {user} password …' "
                             "to ~/.netrc (chmod 600); decaenv never takes passwords on the command line")
         import getpass
@@ -122,6 +122,6 @@ def get_credentials(realm: CredentialRealm, url: str, *, username: Optional[str]
         secret = (prompt or getpass.getpass)(f"{realm.name} password for {user} (hidden): ")
         origin, password_from = "prompt", "the prompt"
     if not user or not secret:
-        raise fail("credentials-missing", f"{realm.name}: empty username or password",
+        raise fetch_error("credentials-missing", f"{realm.name}: empty username or password",
                    hint=f"pass {where}")
     return Credentials(username=user, password=Secret(secret), origin=origin, password_from=password_from)

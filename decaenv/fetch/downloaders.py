@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional
 from decaenv.errors import DecaenvError
 from decaenv.fetch import http
 from decaenv.fetch.credentials import Credentials
-from decaenv.fetch.errors import FetchCode, classify_html, classify_network, fail
+from decaenv.fetch.errors import FetchCode, classify_html, classify_network, fetch_error
 from decaenv.fetch.manifest import Entry, Source
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
@@ -43,7 +43,7 @@ class Env:
     cookies_loaded: Dict[str, bool] = field(default_factory=dict)
 
 
-Downloader = Callable[[Env, Entry, Source, Staging, http.Context], http.Transfer]
+Downloader = Callable[[Env, Entry, Source, Staging, http.DownloadContext], http.Transfer]
 
 
 def source_key(source: Source) -> str:
@@ -51,12 +51,12 @@ def source_key(source: Source) -> str:
     return f"{source.kind}:{source.drive_id or source.download_url}"
 
 
-def download_https(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.Context) -> http.Transfer:
+def download_https(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext) -> http.Transfer:
     """A plain GET."""
     return http.download(env.session, http.Request("GET", source.download_url), staging, ctx, env.options)
 
 
-def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.Context) -> http.Transfer:
+def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext) -> http.Transfer:
     """A login-form POST (username/password in the HTTPS body), as the MPI download server wants."""
     url = source.download_url
     creds = env.credentials(source.credentials or "", url)
@@ -76,7 +76,7 @@ def _gdown_parser():
         from gdown.download import get_url_from_gdrive_confirmation
         from gdown.exceptions import FileURLRetrievalError
     except ImportError:
-        raise fail("gdown-missing", "Google Drive downloads need gdown, which is not installed",
+        raise fetch_error("gdown-missing", "Google Drive downloads need gdown, which is not installed",
                    hint="pip install 'decaenv[fetch]' (or pip install gdown)") from None
     return get_url_from_gdrive_confirmation, FileURLRetrievalError
 
@@ -101,7 +101,7 @@ def _load_drive_cookies(env: Env) -> None:
     log.info("using Google cookies from %s", path)
 
 
-def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.Context) -> http.Transfer:
+def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ctx: http.DownloadContext) -> http.Transfer:
     """Google Drive: follow the confirmation page(s) with gdown's parser, then transfer."""
     parse, retrieval_error = _gdown_parser()
     _load_drive_cookies(env)
@@ -128,7 +128,7 @@ def download_gdrive(env: Env, entry: Entry, source: Source, staging: Staging, ct
     return http.download(env.session, http.Request("GET", url), staging, ctx, env.options, first=first)
 
 
-def _drive_page(env: Env, url: str, ctx: http.Context):
+def _drive_page(env: Env, url: str, ctx: http.DownloadContext):
     """GET one Drive URL: (the open response, None) for a file, (None, the page) for an HTML page.
 
     A connection dropped or timed out before the page is read whole is retried with the https transfers'
@@ -174,7 +174,7 @@ def _dropped_errors() -> tuple:
             ConnectionError, socket.timeout)
 
 
-def _page_error(text: str, page: str, ctx: http.Context):
+def _page_error(text: str, page: str, ctx: http.DownloadContext):
     """The classified error for a Drive page, carrying the page for the quarantine."""
     exc = classify_html(text, source_kind="gdrive", what=ctx.what, manual=ctx.manual)
     exc.payload = page.encode("utf-8")

@@ -19,18 +19,18 @@ from typing import Callable, Dict, List, Optional, Sequence
 from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch import downloaders
 from decaenv.fetch.credentials import Credentials, get_credentials
-from decaenv.fetch.errors import code_of, fail
+from decaenv.fetch.errors import code_of, fetch_error
 from decaenv.fetch.hashes import HashCache
-from decaenv.fetch.http import Context, HttpOptions, make_session
+from decaenv.fetch.http import DownloadContext, HttpOptions, make_session
 from decaenv.fetch.locks import file_lock
 from decaenv.fetch.manifest import Entry, License, Manifest, Source
 from decaenv.fetch.processors import Archive, member_limit, run_post
 from decaenv.fetch.progress import NullProgress, Progress
 from decaenv.fetch.records import Licenses, LockFile
 from decaenv.fetch.sniff import read_head, sniff
+from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 from decaenv.fetch.store import Staging, Store
 from decaenv.fetch.validators import validate, validator_key
-from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 from decaenv.offline import ENV_OFFLINE, is_offline
 
 log = logging.getLogger("decaenv.fetch")
@@ -162,10 +162,10 @@ class Fetcher:
             status = self.status(entry)
         if self.options.offline or is_offline():
             why = "--offline" if self.options.offline else f"{ENV_OFFLINE}=1"
-            raise fail("offline", f"{entry.dest} is {status.status} and {why} forbids downloading it",
+            raise fetch_error("offline", f"{entry.dest} is {status.status} and {why} forbids downloading it",
                        hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
         if entry.manual_only:
-            raise fail("manual-only", f"{entry.dest} cannot be downloaded automatically ({entry.license.name})",
+            raise fetch_error("manual-only", f"{entry.dest} cannot be downloaded automatically ({entry.license.name})",
                        hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
         self._gate_license(entry)
         with file_lock(self.store.run_dir, entry.id, on_wait=self.options.on_event,
@@ -213,7 +213,7 @@ class Fetcher:
             if self.options.confirm_license(lic, entry):
                 records.accept(lic.id, name=lic.name, url=lic.url, how="prompt")
                 return
-        raise fail("license-not-accepted", f"{entry.dest} is under the {lic.name}: {lic.url}",
+        raise fetch_error("license-not-accepted", f"{entry.dest} is under the {lic.name}: {lic.url}",
                    hint="read it, then run again and accept it (or pass --accept-license); acceptance is "
                         "recorded once in the data dir")
 
@@ -233,7 +233,7 @@ class Fetcher:
                 if code is not None and code.final:
                     break
         if not errors:
-            raise fail("manual-only", f"{entry.dest} has no automatic source",
+            raise fetch_error("manual-only", f"{entry.dest} has no automatic source",
                        hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`")
         raise errors[0]
 
@@ -253,7 +253,7 @@ class Fetcher:
             if not staging.size():
                 staging.discard()
             raise
-        ctx = Context(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
+        ctx = DownloadContext(what=staged_as.name, source_kind=source.kind, manual=entry.manual_text(),
                       expected_size=None if source.archive else expected_hash(entry, self.store.root, self.lockfile)[1],
                       progress=self.options.progress, label=entry.id)
         try:
@@ -349,7 +349,7 @@ class Fetcher:
                          html_kind=source.kind if source.kind != "https" else "https") as archive:
                 name = archive.find(source.member or entry.name)
                 if name is None:
-                    raise fail("member-missing", f"{source.archive} holds no {source.member}",
+                    raise fetch_error("member-missing", f"{source.archive} holds no {source.member}",
                                hint=f"is it the right archive? {entry.manual_text()}", cls=IntegrityError)
                 digest, size = archive.extract(name, member_stage.path, limit=member_limit(entry))
         except DecaenvError as exc:
@@ -363,12 +363,12 @@ class Fetcher:
         """Size, sha256 (manifest or first-use record) and content of a staged file. Returns the summary."""
         want_sha, want_size, source = expected_hash(entry, self.store.root, self.lockfile)
         if want_size is not None and size != want_size:
-            raise fail("size-mismatch", f"{entry.dest}: got {size:,} bytes, expected {want_size:,}",
+            raise fetch_error("size-mismatch", f"{entry.dest}: got {size:,} bytes, expected {want_size:,}",
                        hint="the source serves something else; download it by hand: " + entry.manual_text(),
                        cls=IntegrityError)
         wrong_prefix = entry.prefix_mismatch(digest)
         if wrong_prefix:
-            raise fail("hash-mismatch", f"{entry.dest}: {wrong_prefix}",
+            raise fetch_error("hash-mismatch", f"{entry.dest}: {wrong_prefix}",
                        hint="the payload is corrupt or not the official file; " + entry.manual_text(),
                        cls=IntegrityError)
         if want_sha is not None and digest != want_sha:
@@ -376,7 +376,7 @@ class Fetcher:
             hint = ("the payload is corrupt or not the official file; " + entry.manual_text()) if source == \
                 "manifest" else (f"if the upstream file legitimately changed, run `decaenv fetch --forget "
                                  f"{entry.id}` and fetch it again")
-            raise fail("hash-mismatch", f"{entry.dest}: sha256 {digest[:16]}… does not match {origin} "
+            raise fetch_error("hash-mismatch", f"{entry.dest}: sha256 {digest[:16]}… does not match {origin} "
                        f"({want_sha[:16]}…)", hint=hint, cls=IntegrityError)
         return validate(staging.path, entry.validator)
 
@@ -426,6 +426,3 @@ def fetch_entries(manifest: Manifest, data_dir: os.PathLike, entries: Sequence[E
     """Fetch `entries` into `data_dir` (see the module docstring)."""
     return Fetcher(manifest, data_dir, options).fetch(entries)
 
-
-def dest_path(entry: Entry, data_dir: os.PathLike) -> Path:
-    return entry.path(data_dir)

@@ -98,7 +98,7 @@ _BY_HAND = frozenset({FetchCode.OFFLINE, FetchCode.NETWORK, FetchCode.TIMEOUT, F
 CODES = tuple(c.value for c in FetchCode)
 
 
-def fail(code: Union[FetchCode, str], message: str, *, hint: Optional[str] = None, path=None,
+def fetch_error(code: Union[FetchCode, str], message: str, *, hint: Optional[str] = None, path=None,
          cls: Type[DecaenvError] = FetchError) -> DecaenvError:
     """Build an exception of class `cls` whose `code` is `code` (raise the result)."""
     return cls(message, hint=hint, path=path, code=FetchCode(code))
@@ -165,36 +165,36 @@ def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -
                  "its sign-in page" if _GOOGLE_LOGIN.search(text) else
                  "its 'cannot scan for viruses' confirmation page" if _SCAN.search(text) else
                  "a quota or virus-scan confirmation page")
-        return fail("html-page", f"{what} is an HTML page, not DECA's checkpoint: it is what Google Drive "
+        return fetch_error("html-page", f"{what} is an HTML page, not DECA's checkpoint: it is what Google Drive "
                     f"serves instead of the file ({which}){seen}",
                     hint="download it again in a browser ('Download anyway'), check it is about 414 MiB, then "
                          f"`decaenv fetch --from <file>`{tail}", cls=IntegrityError)
     if source_kind == "gdrive":
         if _QUOTA.search(text):
-            return fail("gdrive-quota", f"Google Drive refused {what}: 'too many users have viewed or "
+            return fetch_error("gdrive-quota", f"Google Drive refused {what}: 'too many users have viewed or "
                         f"downloaded this file recently' (download quota){seen}",
                         hint="wait a few hours and retry, or download it in a browser and run "
                              f"`decaenv fetch --from <file>`{tail}")
         if _GOOGLE_LOGIN.search(text):
-            return fail("gdrive-permission", f"Google Drive asked for a sign-in instead of serving {what}{seen}",
+            return fetch_error("gdrive-permission", f"Google Drive asked for a sign-in instead of serving {what}{seen}",
                         hint=f"open the link in a browser signed in to Google, then `decaenv fetch --from <file>`{tail}")
         if _SCAN.search(text):
-            return fail("gdrive-interstitial", f"Google Drive kept answering with its 'cannot scan this file "
+            return fetch_error("gdrive-interstitial", f"Google Drive kept answering with its 'cannot scan this file "
                         f"for viruses' confirmation page instead of {what}{seen}",
                         hint=f"download it in a browser ('Download anyway') and run `decaenv fetch --from <file>`{tail}")
     if source_kind == "form-post":
         has_password_field = re.search(r"type=[\"']?password", text, re.I) is not None
         if not has_password_field and _LICENSE.search(text) and _AGREE.search(text):
-            return fail("html-license-not-accepted", f"the download server sent a licence page instead of "
+            return fetch_error("html-license-not-accepted", f"the download server sent a licence page instead of "
                         f"{what}: the licence is not accepted for this account{seen}",
                         hint="log in on the website, accept the licence for this download, then retry"
                              f"{tail}")
         if has_password_field or _LOGIN.search(text):
-            return fail("html-login-rejected", f"the download server sent a login page instead of {what}: "
+            return fetch_error("html-login-rejected", f"the download server sent a login page instead of {what}: "
                         f"username or password rejected{seen}",
                         hint="check them by logging in on the website, then pass --username and the password "
                              f"(environment variable, ~/.netrc or the hidden prompt){tail}")
-    return fail("html-page", f"got an HTML page instead of {what}{seen}",
+    return fetch_error("html-page", f"got an HTML page instead of {what}{seen}",
                 hint=f"the source may have moved or need a login; download it by hand{tail}")
 
 
@@ -205,15 +205,15 @@ def classify_status(status: int, *, url: str, source_kind: str, what: str, manua
     tail = f"; {manual}" if manual else ""
     where = _redact(url)
     if status == 401 or (status == 403 and source_kind == "form-post"):
-        return fail(f"http-{status}", f"{where} answered {status} (not authorised) for {what}",
+        return fetch_error(f"http-{status}", f"{where} answered {status} (not authorised) for {what}",
                     hint=f"check the account and that its licence is accepted on the website{tail}")
     if status == 403:
-        return fail("http-403", f"{where} answered 403 (forbidden) for {what}",
+        return fetch_error("http-403", f"{where} answered 403 (forbidden) for {what}",
                     hint=f"the file may not be shared publicly any more or the quota is exhausted{tail}")
     if status == 404:
-        return fail("http-404", f"{where} answered 404 (not found) for {what}",
+        return fetch_error("http-404", f"{where} answered 404 (not found) for {what}",
                     hint=f"the manifest's source may be outdated: download it by hand{tail}")
-    return fail("http-error", f"{where} answered HTTP {status} for {what}", hint=f"retry later{tail}")
+    return fetch_error("http-error", f"{where} answered HTTP {status} for {what}", hint=f"retry later{tail}")
 
 
 def _redact(url: str) -> str:
@@ -244,19 +244,19 @@ def classify_network(exc: BaseException, *, url: str, what: str, manual: str = "
     where = _redact(url)
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        return fail("tls", f"TLS verification failed for {where}: {_short(text)}",
+        return fetch_error("tls", f"TLS verification failed for {where}: {_short(text)}",
                     hint="decaenv never disables verification: fix the system CA certificates or point "
                          "REQUESTS_CA_BUNDLE at your proxy's CA bundle")
     if isinstance(exc, requests.exceptions.Timeout):
-        return fail("timeout", f"{where} did not answer in time while fetching {what}",
+        return fetch_error("timeout", f"{where} did not answer in time while fetching {what}",
                     hint=f"retry later or raise DECAENV_FETCH_TIMEOUT{tail}")
     if re.search(r"Name or service not known|NameResolution|getaddrinfo|Temporary failure in name "
                  r"resolution|nodename nor servname|Network is unreachable|No route to host", text):
-        return fail("offline", f"no network: cannot reach {where} for {what}",
+        return fetch_error("offline", f"no network: cannot reach {where} for {what}",
                     hint=f"connect to the internet, or download by hand and run `decaenv fetch --from <file>`{tail}")
     if isinstance(exc, requests.exceptions.ConnectionError) and "Connection refused" in text:
-        return fail("network", f"{where} refused the connection for {what}", hint=f"retry later{tail}")
-    return fail("network", f"network error while fetching {what} from {where}: {_short(text)}",
+        return fetch_error("network", f"{where} refused the connection for {what}", hint=f"retry later{tail}")
+    return fetch_error("network", f"network error while fetching {what} from {where}: {_short(text)}",
                 hint=f"retry later{tail}")
 
 

@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 from decaenv import __version__
 from decaenv.errors import UsageError
 from decaenv.fetch.credentials import Secret
-from decaenv.fetch.errors import classify_html, classify_network, classify_status, fail, redact_url
+from decaenv.fetch.errors import classify_html, classify_network, classify_status, fetch_error, redact_url
 from decaenv.fetch.hashes import new_hasher, seed_hasher
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
@@ -96,7 +96,7 @@ class Request:
 
 
 @dataclass
-class Context:
+class DownloadContext:
     """Who is asking and how to talk about it in errors."""
 
     what: str                       # file name shown in messages
@@ -130,7 +130,7 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK):
         return
-    raise fail("insecure-url", f"refusing {redact_url(url)}: only https URLs are fetched",
+    raise fetch_error("insecure-url", f"refusing {redact_url(url)}: only https URLs are fetched",
                hint="use the https:// form of the URL (decaenv never downloads over plain http)")
 
 
@@ -182,14 +182,14 @@ def open_response(session, request: Request, options: HttpOptions, headers: Opti
         if body is not None:
             if resp.status_code in (307, 308):
                 if _origin(target) != _origin(url):
-                    raise fail("redirect-refused", f"{redact_url(url)} redirected the login POST to another "
+                    raise fetch_error("redirect-refused", f"{redact_url(url)} redirected the login POST to another "
                                f"host ({urlsplit(target).hostname}); refusing to send the credentials there",
                                hint="download the file in a browser and use `decaenv fetch --from`")
             else:
                 method, body = "GET", None
         log.debug("redirect %s -> %s", redact_url(url), redact_url(target))
         url = target
-    raise fail("http-error", f"too many redirects from {redact_url(request.url)}", hint="retry later")
+    raise fetch_error("http-error", f"too many redirects from {redact_url(request.url)}", hint="retry later")
 
 
 def _retry_after(resp) -> Optional[float]:
@@ -224,7 +224,7 @@ def _length(resp) -> Optional[int]:
     return int(value)
 
 
-def download(session, request: Request, staging: Staging, ctx: Context, options: HttpOptions,
+def download(session, request: Request, staging: Staging, ctx: DownloadContext, options: HttpOptions,
              first=None) -> Transfer:
     """Stream `request`'s body into `staging` (resuming what it already holds); see the module docstring.
 
@@ -305,18 +305,18 @@ def download(session, request: Request, staging: Staging, ctx: Context, options:
     return result
 
 
-def _restart(staging: Staging, ctx: Context) -> None:
+def _restart(staging: Staging, ctx: DownloadContext) -> None:
     staging.truncate()
     staging.save_meta(validator=None, total=None)
 
 
-def _accept(resp, staging: Staging, ranged: bool, ctx: Context, url: str) -> str:
+def _accept(resp, staging: Staging, ranged: bool, ctx: DownloadContext, url: str) -> str:
     """Decide what to do with a response: "stream" (206 resume / 200 fresh), "full" (200 to a Range
     request), "restart" (bad Content-Range), "complete" (416 because the partial is whole). Raises for
     retryable (`_Retry`) and final failures."""
     status = resp.status_code
     if status in RETRY_STATUS:
-        raise _Retry(fail("http-error", f"{redact_url(url)} answered HTTP {status}"), _retry_after(resp))
+        raise _Retry(fetch_error("http-error", f"{redact_url(url)} answered HTTP {status}"), _retry_after(resp))
     if ranged and status == 206:
         cr = _content_range(resp)
         offset = staging.size()
@@ -338,7 +338,7 @@ def _accept(resp, staging: Staging, ranged: bool, ctx: Context, url: str) -> str
     raise classify_status(status, url=url, source_kind=ctx.source_kind, what=ctx.what, manual=ctx.manual)
 
 
-def _refuse_html(resp, staging: Staging, ctx: Context, url: str) -> None:
+def _refuse_html(resp, staging: Staging, ctx: DownloadContext, url: str) -> None:
     """An answer labelled text/html: raise the classified error (payloads are sniffed again on their
     first bytes in `_stream`, whatever their Content-Type)."""
     if not is_html(b"", resp.headers.get("Content-Type", "")):
@@ -347,7 +347,7 @@ def _refuse_html(resp, staging: Staging, ctx: Context, url: str) -> None:
     raise _html_error(page, ctx, resp.status_code)
 
 
-def _html_error(page: bytes, ctx: Context, status: Optional[int] = None):
+def _html_error(page: bytes, ctx: DownloadContext, status: Optional[int] = None):
     """The classified error for an HTML page, carrying the page (`payload`) and the HTTP status."""
     exc = classify_html(page.decode("utf-8", "replace"), source_kind=ctx.source_kind, what=ctx.what,
                         manual=ctx.manual)
@@ -356,18 +356,18 @@ def _html_error(page: bytes, ctx: Context, status: Optional[int] = None):
     return exc
 
 
-def _expected_total(resp, offset: int, ctx: Context):
+def _expected_total(resp, offset: int, ctx: DownloadContext):
     """(total bytes expected, or None; a size-mismatch error to raise after sniffing, or None)."""
     length = _length(resp)
     total = offset + length if length is not None else None
     if total is not None and ctx.expected_size is not None and total != ctx.expected_size:
-        return total, fail("size-mismatch", f"{ctx.what}: the server offers {total} bytes, the manifest expects "
+        return total, fetch_error("size-mismatch", f"{ctx.what}: the server offers {total} bytes, the manifest expects "
                            f"{ctx.expected_size}", hint="the source changed or serves something else; download "
                            "it by hand" + (f": {ctx.manual}" if ctx.manual else ""))
     return total or ctx.expected_size, None
 
 
-def _stream(resp, staging: Staging, hasher, ctx: Context, options: HttpOptions, offset: int, mismatch) -> int:
+def _stream(resp, staging: Staging, hasher, ctx: DownloadContext, options: HttpOptions, offset: int, mismatch) -> int:
     """Append the body to the staging file, hashing as it goes (`decaenv.fetch.stream`); returns the bytes.
 
     The first chunk of a fresh download is sniffed: an HTML page (whatever its Content-Type) or a size
@@ -388,26 +388,26 @@ def _stream(resp, staging: Staging, hasher, ctx: Context, options: HttpOptions, 
                        guard=guard)
 
 
-def _truncated(ctx: Context, staging: Staging, why: str):
-    return fail("truncated", f"{ctx.what}: the connection kept dropping before the end ({why}; "
+def _truncated(ctx: DownloadContext, staging: Staging, why: str):
+    return fetch_error("truncated", f"{ctx.what}: the connection kept dropping before the end ({why}; "
                 f"{staging.size():,} bytes kept for resuming)",
                 hint="run the same command again to resume" + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
-def _too_slow(ctx: Context, url: str, why: str):
-    return fail("too-slow", f"{redact_url(url)} sent {ctx.what} too slowly: {why}",
+def _too_slow(ctx: DownloadContext, url: str, why: str):
+    return fetch_error("too-slow", f"{redact_url(url)} sent {ctx.what} too slowly: {why}",
                 hint="run the same command again to resume (the bytes so far are kept); adjust the limits with "
                      "DECAENV_FETCH_MIN_RATE (bytes/s), DECAENV_FETCH_RATE_WINDOW and DECAENV_FETCH_DEADLINE (s)"
                      + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
-def _timed_out(ctx: Context, url: str):
-    return fail("timeout", f"{redact_url(url)} stopped sending {ctx.what} (read timeout)",
+def _timed_out(ctx: DownloadContext, url: str):
+    return fetch_error("timeout", f"{redact_url(url)} stopped sending {ctx.what} (read timeout)",
                 hint="run the same command again to resume, or raise DECAENV_FETCH_TIMEOUT"
                      + (f"; {ctx.manual}" if ctx.manual else ""))
 
 
-def _wait(retry: _Retry, failures: int, ctx: Context, url: str, options: HttpOptions, staging: Staging) -> None:
+def _wait(retry: _Retry, failures: int, ctx: DownloadContext, url: str, options: HttpOptions, staging: Staging) -> None:
     """Sleep before the next attempt, or raise the classified error when the budget is spent."""
     import requests
 
@@ -419,7 +419,7 @@ def _wait(retry: _Retry, failures: int, ctx: Context, url: str, options: HttpOpt
     delay = min(options.backoff * (2 ** max(failures - 1, 0)), options.max_backoff)
     if retry.after is not None:
         if retry.after > options.max_retry_after:
-            raise fail("http-error", f"{redact_url(url)} asks to retry {ctx.what} after {retry.after:.0f} s",
+            raise fetch_error("http-error", f"{redact_url(url)} asks to retry {ctx.what} after {retry.after:.0f} s",
                        hint="run the same command again later")
         delay = max(delay, retry.after)
     log.info("%s: %s; retrying in %.1f s", ctx.what, _short(reason), delay)

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DecaenvError, IntegrityError, os_error
 from decaenv.fetch.engine import Fetcher, FileResult
-from decaenv.fetch.errors import classify_html, fail
+from decaenv.fetch.errors import classify_html, fetch_error
 from decaenv.fetch.hashes import CHUNK, new_hasher
 from decaenv.fetch.locks import file_lock
 from decaenv.fetch.manifest import Entry
@@ -79,19 +79,19 @@ class Importer:
                 results.append(self._failed(path, os_error(exc, path, "read")))
                 continue
             if not exists:
-                results.append(self._failed(path, fail("not-recognised", f"{path} does not exist",
+                results.append(self._failed(path, fetch_error("not-recognised", f"{path} does not exist",
                                                        hint="check the path given to --from")))
                 continue
             if path.is_dir():
                 found = [p for p in _walk(path) if self._recognised(p)]
                 outside = [p for p in found if _escapes(p, path)]
                 for link in outside:
-                    results.append(self._failed(link, fail(
+                    results.append(self._failed(link, fetch_error(
                         "symlink-outside", f"refused {link}: it is a symbolic link to {os.path.realpath(link)}, "
                         f"outside {path}", hint=f"copy the file into {path} or name it directly with --from")))
                 found = [p for p in found if p not in outside]
                 if not found and not outside:
-                    results.append(self._failed(path, fail("not-recognised", f"{path} holds no file decaenv "
+                    results.append(self._failed(path, fetch_error("not-recognised", f"{path} holds no file decaenv "
                                                            "knows", hint=self._known())))
                 for item in found:
                     results.extend(self.import_path(item))
@@ -121,7 +121,7 @@ class Importer:
             kind = sniff(read_head(path))
             if name in self.by_archive or kind in ARCHIVE_KINDS:
                 return self.import_archive(path, self.by_archive.get(name) or self.entries)
-            raise fail("not-recognised", f"{path.name} is not a file decaenv knows ({describe_kind(kind)})",
+            raise fetch_error("not-recognised", f"{path.name} is not a file decaenv knows ({describe_kind(kind)})",
                        hint=self._known())
         except DecaenvError as exc:
             return [self._failed(path, exc, entry)]
@@ -140,7 +140,7 @@ class Importer:
             exc.message = f"refused {path}: " + exc.message
             raise exc
         if kind in ("lfs-pointer", "empty"):
-            raise fail("invalid-content", f"refused {path}: it is {describe_kind(kind)}",
+            raise fetch_error("invalid-content", f"refused {path}: it is {describe_kind(kind)}",
                        hint=entry.manual_text(), cls=IntegrityError)
 
     def import_file(self, entry: Entry, path: Path) -> FileResult:
@@ -160,7 +160,7 @@ class Importer:
                 adopted = fetcher._adopt(entry, status)
                 if adopted is not None:
                     return adopted
-            raise fail("invalid-content", f"{path} is already the destination and is {status.status}",
+            raise fetch_error("invalid-content", f"{path} is already the destination and is {status.status}",
                        hint=status.detail or entry.manual_text(), cls=IntegrityError)
         fetcher.store.preflight(path.stat().st_size, entry.dest)
         staging = fetcher.store.new_staging(dest, source=f"import:{path}")
@@ -191,7 +191,7 @@ class Importer:
                 if found:
                     wanted.append((entry, found))
             if not wanted:
-                raise fail("member-missing", f"{path.name} holds none of the files decaenv needs",
+                raise fetch_error("member-missing", f"{path.name} holds none of the files decaenv needs",
                            hint="expected e.g. " + ", ".join(e.name for e in candidates[:4]), cls=IntegrityError)
             for entry, member in wanted:
                 try:

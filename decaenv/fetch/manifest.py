@@ -143,10 +143,6 @@ class Entry:
         return PurePosixPath(self.dest).name
 
     @property
-    def hash_known(self) -> bool:
-        return self.sha256 is not None
-
-    @property
     def manual_only(self) -> bool:
         return all(s.kind == "manual" for s in self.sources)
 

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, List, Optional, Tuple
 
 from decaenv.errors import UnsafeContentError
-from decaenv.fetch.errors import classify_html, fail
+from decaenv.fetch.errors import classify_html, fetch_error
 from decaenv.fetch.hashes import new_hasher
 from decaenv.fetch.sniff import describe_kind, read_head, sniff
 
@@ -52,7 +52,7 @@ class Archive:
             else:
                 self.kind, self._zip, self._tar = "tar", None, tarfile.open(self.path, "r:*")
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
-            raise fail("invalid-content", f"{self.what} is {describe_kind(kind)}, not a readable zip/tar "
+            raise fetch_error("invalid-content", f"{self.what} is {describe_kind(kind)}, not a readable zip/tar "
                        f"archive ({exc})", hint="the download is truncated or not an archive: get it again") from None
 
     def close(self) -> None:
@@ -90,7 +90,7 @@ class Archive:
                 if why:
                     problems.append(f"{member.name!r} {why}")
         if problems:
-            raise fail("unsafe-archive", f"{self.what} refused: member {problems[0]}"
+            raise fetch_error("unsafe-archive", f"{self.what} refused: member {problems[0]}"
                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
                        hint="nothing was extracted; get the archive from its official source",
                        cls=UnsafeContentError)
@@ -103,7 +103,7 @@ class Archive:
         base = PurePosixPath(member).name
         matches = [n for n in names if PurePosixPath(n.replace("\\", "/")).name == base]
         if len(matches) > 1:
-            raise fail("invalid-content", f"{self.what} holds {len(matches)} files named {base}: "
+            raise fetch_error("invalid-content", f"{self.what} holds {len(matches)} files named {base}: "
                        + ", ".join(matches[:4]), hint="extract the one you want and import it with --from")
         return matches[0] if matches else None
 
@@ -117,7 +117,7 @@ class Archive:
         packed = self._zip.getinfo(name).compress_size if self._zip is not None else self.path.stat().st_size
         cap = limit if limit else max(RATIO_FLOOR, packed * MAX_RATIO)
         if declared > cap:
-            raise fail("archive-too-large", f"{self.what} refused: {name} would expand from {packed:,} to "
+            raise fetch_error("archive-too-large", f"{self.what} refused: {name} would expand from {packed:,} to "
                        f"{declared:,} bytes, more than the {cap:,} expected (a zip bomb or the wrong archive)",
                        hint="nothing was extracted; get the archive from its official source",
                        cls=UnsafeContentError)
@@ -139,7 +139,7 @@ class Archive:
         else:
             source = self._tar.extractfile(self._tar.getmember(name))
             if source is None:
-                raise fail("invalid-content", f"{self.what}: {name} is not a regular file", cls=UnsafeContentError)
+                raise fetch_error("invalid-content", f"{self.what}: {name} is not a regular file", cls=UnsafeContentError)
         try:
             with source, open(target, "wb") as out:
                 while True:
@@ -148,7 +148,7 @@ class Archive:
                         break
                     size += len(chunk)
                     if size > cap:
-                        raise fail("archive-too-large", f"{self.what}: {name} expands past its declared "
+                        raise fetch_error("archive-too-large", f"{self.what}: {name} expands past its declared "
                                    f"{cap:,} bytes", hint="the archive is corrupt or hostile: get it again",
                                    cls=UnsafeContentError)
                     out.write(chunk)
@@ -158,7 +158,7 @@ class Archive:
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
                 raise
-            raise fail("invalid-content", f"{self.what}: {name} is damaged in the archive ({exc})",
+            raise fetch_error("invalid-content", f"{self.what}: {name} is damaged in the archive ({exc})",
                        hint="the archive is truncated or corrupt: get it again") from None
         return hasher.hexdigest(), size
 
@@ -213,7 +213,7 @@ def run_post(names, path: Path, keep_aside: KeepAside) -> List[str]:
     for name in names:
         fn = POST.get(name)
         if fn is None:
-            raise fail("invalid-content", f"unknown post-processor {name!r} in the manifest",
+            raise fetch_error("invalid-content", f"unknown post-processor {name!r} in the manifest",
                        hint="known: " + ", ".join(sorted(POST)))
         notes.append(fn(path, keep_aside))
     return notes

@@ -9,7 +9,7 @@ Layout (DECA's `data/` plus decaenv's own state folder, which DECA ignores):
     data/.decaenv/quarantine/                     payloads refused (hash mismatch, HTML, ...), capped in size
                                                   and age (`decaenv fetch --clean` empties it)
     data/.decaenv/kept/                           your own files decaenv replaced (never deleted by decaenv)
-    data/.decaenv/run/<id>.lock, <id>.owner       per-file locks and their holder
+    data/.decaenv/run/<id>.lock                  per-file locks (holding their holder: decaenv._process)
 
 decaenv's state (`.decaenv/` and everything in it, partial files) is private: folders 0700, files 0600.
 Installed files get the usual umask permissions.
@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple
 
 from decaenv._process import pid_alive
 from decaenv.errors import UsageError
-from decaenv.fetch.errors import fail
+from decaenv.fetch.errors import fetch_error
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -390,7 +390,7 @@ class Store:
             return
         free = shutil.disk_usage(self.root).free
         if free < need + DISK_MARGIN:
-            raise fail("disk-space", f"not enough disk space for {what}: needs {_mb(need)} "
+            raise fetch_error("disk-space", f"not enough disk space for {what}: needs {_mb(need)} "
                        f"(+{_mb(DISK_MARGIN)} margin), {_mb(free)} free in {self.root}",
                        hint="free some space or pass another --data-dir")
 

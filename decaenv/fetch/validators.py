@@ -4,7 +4,7 @@ One registry, keyed by the manifest's `validate.kind`. A validator takes the fil
 (parameters from the manifest) and returns a one-line summary, or raises `IntegrityError` (code
 "invalid-content") naming what is wrong. Except for `flame-model`, which uses the runtime's own
 chumpy-free loader so that "valid" means "the runtime can load it", none of them imports numpy or torch
-(see `decaenv.fetch.outline`).
+(see `decaenv.fetch.structure`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import zipfile
 from typing import Callable, Dict, Optional
 
 from decaenv.errors import DataError, IntegrityError
-from decaenv.fetch.errors import fail
+from decaenv.fetch.errors import fetch_error
 from decaenv.fetch.manifest import Validator
 from decaenv.fetch.sniff import EXPECTED_KIND, describe_kind, read_head, sniff
 
@@ -32,7 +32,7 @@ def register(kind: str) -> Callable[[ValidatorFn], ValidatorFn]:
 
 
 def _invalid(path: str, text: str, hint: str = "fetch it again from the official source") -> IntegrityError:
-    return fail("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path,
+    return fetch_error("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path,
                 cls=IntegrityError)  # type: ignore[return-value]
 
 
@@ -55,7 +55,7 @@ def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
     path = str(path)
     kind = sniff(read_head(path))
     if kind in ("html", "lfs-pointer", "empty"):
-        raise fail("html-page" if kind == "html" else "invalid-content",
+        raise fetch_error("html-page" if kind == "html" else "invalid-content",
                    f"{os.path.basename(path)} is {describe_kind(kind)}, not the data file",
                    hint="fetch it again", path=path, cls=IntegrityError)
     if validator is None:
@@ -138,7 +138,7 @@ def check_obj(path: str, v: Validator) -> str:
 
 @register("npy-array")
 def check_npy_array(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import ArrayInfo, outline_npy
+    from decaenv.fetch.structure import ArrayInfo, outline_npy
 
     info = outline_npy(path)
     if not isinstance(info, ArrayInfo):
@@ -153,7 +153,7 @@ def check_npy_array(path: str, v: Validator) -> str:
 
 @register("npy-dict")
 def check_npy_dict(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import outline_npy
+    from decaenv.fetch.structure import outline_npy
 
     obj = outline_npy(path)
     if not isinstance(obj, dict):
@@ -179,7 +179,7 @@ def check_dense_template(path: str, v: Validator) -> str:
 
 @register("npz-keys")
 def check_npz(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import outline_npz
+    from decaenv.fetch.structure import outline_npz
 
     from decaenv.fetch.zipcheck import verify_zip_crc
 
@@ -195,8 +195,8 @@ def check_npz(path: str, v: Validator) -> str:
 
 @register("deca-checkpoint")
 def check_checkpoint(path: str, v: Validator) -> str:
-    from decaenv.fetch.outline import ArrayInfo, outline_torch
-    from decaenv.runtime.keys import checkpoint_layout
+    from decaenv.fetch.structure import ArrayInfo, outline_torch
+    from decaenv.deca_layout import checkpoint_layout
 
     ckpt = outline_torch(path)
     if not isinstance(ckpt, dict):
@@ -228,7 +228,7 @@ def check_checkpoint(path: str, v: Validator) -> str:
 def check_state_dict(path: str, v: Validator) -> str:
     """A `torch.save`d state dict (face_alignment's S3FD / 2DFAN4 weights): its tensor count and the shapes of
     a few characteristic keys (`tensors`; `shapes` = [[name, shape], ...])."""
-    from decaenv.fetch.outline import ArrayInfo, outline_torch
+    from decaenv.fetch.structure import ArrayInfo, outline_torch
 
     state = outline_torch(path)
     if not isinstance(state, dict):
@@ -269,11 +269,8 @@ def check_torchscript(path: str, v: Validator) -> str:
 @register("flame-model")
 def check_flame(path: str, v: Validator) -> str:
     """FLAME through the runtime's own chumpy-free loader, then DECA's topology/component needs."""
-    try:
-        from decaenv.loaders.flame import deca_compatibility, load_flame
-    except ImportError as exc:
-        raise DataError(f"cannot check the FLAME model: decaenv's FLAME loader is unavailable ({exc})",
-                        hint="install numpy (a decaenv dependency) and retry") from None
+    from decaenv.loaders.flame import deca_compatibility, load_flame
+
     model = load_flame(path)
     reasons = deca_compatibility(model) if v.param("deca", True) else []
     if reasons:

@@ -1,6 +1,6 @@
 """Verify every member's CRC-32 of a zip file (torch checkpoints, .npz) in one streaming pass.
 
-A flipped byte inside a tensor leaves a checkpoint's structure intact (`decaenv.fetch.outline` reads only
+A flipped byte inside a tensor leaves a checkpoint's structure intact (`decaenv.fetch.structure` reads only
 `data.pkl` and the member sizes), so only the CRCs the zip format stores catch it. Stored members (all of
 a `torch.save` file) are read straight from the file through one reusable buffer; compressed ones go
 through `zipfile`, which checks their CRC itself. CRC-32 comes from ISA-L (`isal`, about 4 GB/s here)

@@ -1,4 +1,4 @@
-"""Bound what a pickle may build before any unpickler runs on it (no numpy, no torch: `fetch.outline` uses it).
+"""Bound what a pickle may build before any unpickler runs on it (no numpy, no torch: `fetch.structure` uses it).
 
 An allowlist stops code execution, not denial of service: a 414-byte pickle of lists that share references
 ("billion laughs") unpickles instantly into an object graph whose *tree* has 10^30 nodes, and every consumer

@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
+from decaenv.patches import registry
+from decaenv.patches._active import ACTIVE as _ACTIVE
+from decaenv.patches._active import LOCK as _LOCK
+from decaenv.patches._active import PATCHER, active_ids, is_active
 from decaenv.patches._model import Environment, PatchConfig
-from decaenv.patches._patcher import Patcher
+
+__all__ = ["PATCHER", "active", "active_ids", "apply", "apply_all", "is_active", "undo", "undo_all"]
 
 log = logging.getLogger("decaenv")
-
-PATCHER = Patcher()
-_ACTIVE: Dict[str, PatchConfig] = {}  # id -> config it was applied with, in application order
-_LOCK = threading.RLock()
-
-
-def active_ids() -> Tuple[str, ...]:
-    """Ids of the shims applied in this process, in application order."""
-    with _LOCK:
-        return tuple(_ACTIVE)
-
-
-def is_active(patch_id: str) -> bool:
-    """True when the shim is applied in this process."""
-    return patch_id in _ACTIVE
 
 
 def apply(*ids: str, config: Optional[PatchConfig] = None, env: Optional[Environment] = None,
@@ -44,8 +33,6 @@ def apply(*ids: str, config: Optional[PatchConfig] = None, env: Optional[Environ
     Raises:
         UsageError: an unknown id.
     """
-    from decaenv.patches import registry
-
     patches = [registry.get(i) for i in ids]
     config = config or PatchConfig()
     env = env or Environment()
@@ -87,8 +74,6 @@ def _undo(ids: Optional[set]) -> List[str]:
 
 def apply_all(config: Optional[PatchConfig] = None, env: Optional[Environment] = None) -> List[str]:
     """Apply every registered shim that is needed here; returns the ids applied now."""
-    from decaenv.patches import registry
-
     return apply(*registry.ids(), config=config, env=env)
 
 
@@ -110,8 +95,6 @@ def active(*ids: str, config: Optional[PatchConfig] = None, env: Optional[Enviro
             import chumpy
     """
     if not ids:
-        from decaenv.patches import registry
-
         ids = registry.ids()
     applied = apply(*ids, config=config, env=env, force=force)
     try:

@@ -21,7 +21,6 @@ from decaenv.patches._model import Patch, PatchConfig, Target, versions
 from decaenv.patches._patcher import Patcher
 
 MODULES = ("chumpy", "chumpy.ch", "chumpy.ch_ops", "chumpy.reordering")
-_MARK = "__decaenv_stand_in__"
 
 
 class Ch:
@@ -70,7 +69,6 @@ def _class_for(module: str, name: str) -> type:
 def _module(name: str) -> types.ModuleType:
     mod = types.ModuleType(name, f"decaenv's stand-in for {name} (unpickling FLAME models only)")
     mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=name == "chumpy")
-    setattr(mod, _MARK, True)
     classes: Dict[str, type] = {"Ch": Ch} if name in ("chumpy", "chumpy.ch") else {}
 
     def __getattr__(attr: str) -> Any:
@@ -94,11 +92,6 @@ def stand_in_modules() -> Dict[str, types.ModuleType]:
     for name in MODULES[1:]:
         setattr(mods["chumpy"], name.split(".", 1)[1], mods[name])
     return mods
-
-
-def is_stand_in(module: Any) -> bool:
-    """True for a module registered by this shim."""
-    return bool(getattr(module, _MARK, False))
 
 
 def _apply(patcher: Patcher, config: PatchConfig) -> None:

@@ -23,6 +23,7 @@ from decaenv.patches import (
     torch_cross,
     torch_load,
 )
+from decaenv.patches._active import is_active
 from decaenv.patches._model import Environment, Patch
 
 #: Every shim, in the order `decaenv exec` applies them.
@@ -88,8 +89,6 @@ def get(patch_id: str) -> Patch:
 
 def status(patch: Patch, env: Optional[Environment] = None) -> PatchStatus:
     """The state of one shim in this process for the versions in `env` (default: the real ones)."""
-    from decaenv.patches._manager import is_active
-
     env = env or Environment()
     needed, why = patch.needed(env)
     version = env.version(patch.target)

@@ -109,7 +109,7 @@ def load_uv_assets(face_eye_mask_path: os.PathLike, fixed_displacement_path: os.
     Raises:
         DataError: a file is missing, unreadable or of the wrong size.
     """
-    from decaenv.runtime.io import load_mask_png, load_numeric_npy
+    from decaenv.runtime.model_files import load_mask_png, load_numeric_npy
 
     mask = load_mask_png(face_eye_mask_path, "UV face/eye mask")
     if mask.shape != (uv_size, uv_size):

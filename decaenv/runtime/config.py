@@ -21,20 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-#: File names inside a DECA data dir (DECA's `data/` layout), by config attribute.
-DATA_FILES = {
-    "pretrained_modelpath": "deca_model.tar",
-    "topology_path": "head_template.obj",
-    "dense_template_path": "texture_data_256.npy",
-    "fixed_displacement_path": "fixed_displacement_256.npy",
-    "flame_model_path": "generic_model.pkl",
-    "flame_lmk_embedding_path": "landmark_embedding.npy",
-    "face_mask_path": "uv_face_mask.png",
-    "face_eye_mask_path": "uv_face_eye_mask.png",
-    "mean_tex_path": "mean_texture.jpg",
-    "tex_path": "FLAME_albedo_from_BFM.npz",
-    "flame_tex_path": "FLAME_texture.npz",
-}
+from decaenv.deca_layout import DATA_FILES
+
 TEX_TYPES = ("BFM", "FLAME")
 
 

@@ -150,7 +150,7 @@ class DECA(nn.Module):
     def _create_model(self, trusted_sha256: Optional[str]) -> None:
         from decaenv.loaders.flame import load_flame, preferred_flame_file
         from decaenv.runtime.flame import FLAME, load_landmark_embedding
-        from decaenv.runtime.io import load_checkpoint, load_strict
+        from decaenv.runtime.model_files import load_checkpoint, load_strict
 
         model = self.cfg.model
         self.param_dict = {name: getattr(model, "n_" + name) for name in model.param_list}
@@ -388,9 +388,9 @@ class DECA(nn.Module):
 
     def save_obj(self, filename: str, opdict: Dict[str, torch.Tensor]) -> None:
         """DECA's `save_obj` for batch element 0: `<name>.obj/.mtl/.png`, `<name>_normals.png`, `<name>_detail.obj`."""
-        from decaenv.runtime import writers
+        from decaenv.runtime.export import write_deca_obj
 
-        writers.write_deca_obj(self, filename, opdict, 0)
+        write_deca_obj(self, filename, opdict, 0)
 
     def model_dict(self) -> Dict[str, Dict[str, torch.Tensor]]:
         """The three networks' state dicts (DECA's checkpoint layout)."""
@@ -413,14 +413,13 @@ class DECA(nn.Module):
 
 
 def check_data_dir(data_dir: Union[str, os.PathLike]) -> None:
-    """Raise DataError early when the data dir lacks the two user-supplied files (checkpoint, FLAME)."""
+    """Raise DataError early when the data dir lacks the user-supplied files (checkpoint, FLAME)."""
     from pathlib import Path
 
+    from decaenv.deca_layout import missing_user_files
+
     folder = Path(data_dir)
-    needed = {"deca_model.tar": folder / "deca_model.tar"}
-    if not (folder / "generic_model.pkl").is_file() and not (folder / "generic_model.npz").is_file():
-        needed["generic_model.pkl"] = folder / "generic_model.pkl"
-    missing = [name for name, path in needed.items() if not path.is_file()]
+    missing = missing_user_files(folder)
     if missing:
         raise DataError(f"data dir {folder} lacks {', '.join(missing)}", hint="run `decaenv fetch` (or "
                         "`decaenv selftest --make-assets DIR` for synthetic weights) and pass --data-dir", path=folder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from decaenv.runtime.keys import DETAIL_LATENT
+from decaenv.deca_layout import DETAIL_LATENT
 
 #: eps of the BatchNorms after each upsampling conv: DECA passes 0.8 as BatchNorm2d's second positional
 #: argument (meant as momentum in the DCGAN code it came from), so eps is 0.8. It must be reproduced.

@@ -7,7 +7,7 @@ from typing import Dict
 import torch
 from torch import nn
 
-from decaenv.runtime.keys import CODE_SPLIT
+from decaenv.deca_layout import CODE_SPLIT
 from decaenv.runtime.resnet import ResNet50
 
 

@@ -13,9 +13,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from decaenv.errors import UsageError
+from decaenv.errors import InputError, UsageError
 from decaenv.runtime import writers
-from decaenv.runtime.mesh import upsample_mesh
+from decaenv.runtime.item_meshes import _np, item_meshes
 from decaenv.runtime.vis import item_visdict, tensor2image, visualize_grid
 
 SAVE_KINDS = ("vis", "obj", "detail-obj", "kpt", "depth", "mat", "images", "codes")
@@ -61,21 +61,22 @@ class ItemContext:
     box: Optional[Tuple[float, float, float, float]]
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy()
-
-
-def item_meshes(deca, opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, object]:
-    """The coarse mesh (with its texture and normal map) and the dense detail mesh of one item."""
-    vertices = _np(opdict["verts"][index])
-    texture = tensor2image(opdict["uv_texture_gt"][index])
-    normal_map = tensor2image(opdict["uv_detail_normals"][index] * 0.5 + 0.5)
-    render = deca.render
-    coarse = {"vertices": vertices, "faces": render.faces[0].cpu().numpy(), "uvcoords": render.raw_uvcoords[0].cpu().numpy(),
-              "uvfaces": render.uvfaces[0].cpu().numpy(), "texture": texture, "normal_map": normal_map}
-    dense = upsample_mesh(vertices, _np(opdict["normals"][index]), _np(opdict["displacement_map"][index]).squeeze(),
-                          texture, deca.dense_template)
-    return {"coarse": coarse, "detail": dense}
+def write_deca_obj(deca, filename: str, opdict: Mapping, index: int = 0) -> None:
+    """DECA's `save_obj(filename, opdict)`: coarse textured mesh and the dense detail mesh next to it."""
+    path = Path(filename)
+    name = path.stem
+    meshes = item_meshes(deca, opdict, index)
+    files = writers.obj_files(name, **meshes["coarse"])
+    files[f"{name}_detail.obj"] = writers.text_writer(writers.detail_obj_text(*meshes["detail"]))
+    outputs = writers.OutputSet(path.parent, "")  # files beside `filename`, not in a sub-folder
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for file_name, writer in files.items():
+            outputs.write(path.parent / file_name, writer)
+        outputs.commit()
+    except OSError as exc:
+        outputs.discard()
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}", path=path) from exc
 
 
 def mat_arrays(opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, np.ndarray]:

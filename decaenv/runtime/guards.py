@@ -1,9 +1,9 @@
 """Two guards of `decaenv reconstruct`: one run per output folder, and no `--render-orig` that cannot fit in memory.
 
-* `OutputLock`: an advisory lock (`filelock`, flock on POSIX: the kernel drops it when its holder dies, even
-  on `kill -9`) named after the output folder's real path, kept in decaenv's cache folder (`locks/`, so the
-  output folder holds only outputs), with the holder's pid, host and start time beside it: a second run into
-  the same folder stops at once and says which run owns it instead of overwriting its items.
+* `OutputLock`: decaenv's one inter-process lock (`decaenv._process.ProcessLock`: taken over once its holder
+  died, even by `kill -9`) named after the output folder's real path, kept in decaenv's cache folder (`locks/`,
+  so the output folder holds only outputs): a second run into the same folder stops at once and says which
+  run owns it instead of overwriting its items.
 * `check_render_orig_memory`: rendering at the original size keeps several full-size float panels and the
   rasterizer's per-pixel buffers; a 110-megapixel photo needed more than 14 GB. The peak is estimated from
   the pixel count before rendering and the item is refused (one line: size, estimate, what is available,
@@ -12,13 +12,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import time
 from pathlib import Path
 from typing import Optional
 
+from decaenv._process import LockBusy, ProcessLock
 from decaenv.errors import InputError, UsageError
 
 #: Peak bytes per original-image pixel of a `--render-orig` decode: float32 RGB panels (inputs, shape,
@@ -39,46 +37,20 @@ class OutputLock:
 
         self.out_dir = Path(out_dir)
         key = hashlib.sha256(os.path.realpath(self.out_dir).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-        folder = cache_dir() / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"reconstruct-{key}.lock"
-        self.owner_path = folder / f"reconstruct-{key}.owner"
-        self._lock = None
+        self.path = cache_dir() / "locks" / f"reconstruct-{key}.lock"
+        self._lock = ProcessLock(self.path, timeout=0, purpose=f"decaenv reconstruct into {self.out_dir}")
 
     def __enter__(self) -> "OutputLock":
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.path), timeout=0)
         try:
-            lock.acquire()
-        except Timeout:
+            self._lock.acquire()
+        except LockBusy as exc:
             raise UsageError(f"output folder {self.out_dir} is in use by another `decaenv reconstruct` "
-                             f"({self._holder()}); two runs would overwrite each other's items",
+                             f"({exc.holder}); two runs would overwrite each other's items",
                              hint="wait for it to finish, or pass another folder with -o") from None
-        self._lock = lock
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        try:
-            self.owner_path.write_text(json.dumps(owner), "utf-8")
-        except OSError:
-            pass
         return self
 
-    def _holder(self) -> str:
-        try:
-            owner = json.loads(self.owner_path.read_text("utf-8"))
-            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(owner["started"])))
-            return f"process {int(owner['pid'])} on {owner['host']}, started {since}"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "owner unknown"
-
     def __exit__(self, *exc) -> None:
-        if self._lock is not None:
-            try:
-                self.owner_path.unlink()
-            except OSError:
-                pass
-            self._lock.release()
-            self._lock = None
+        self._lock.release()
 
 
 def available_memory(device: str = "cpu") -> Optional[int]:

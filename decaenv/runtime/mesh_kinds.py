@@ -65,7 +65,7 @@ def detail_uv_obj_text(name: str, vertices: np.ndarray, colours: np.ndarray, uvs
 def extra_item_files(deca, kinds: Sequence[str], opdict, index: int, name: str) -> Files:
     """The files of the extra mesh kinds of one item: {relative name: (inside `<name>/`?, writer)}."""
     from decaenv.runtime import writers
-    from decaenv.runtime.export import _np, item_meshes
+    from decaenv.runtime.item_meshes import _np, item_meshes
     from decaenv.runtime.gltf import glb_bytes, split_by_uv
     from decaenv.runtime.ply import ply_bytes
 

@@ -7,7 +7,7 @@ unpacks like DECA's tuple: `verts, lmk2d, lmk3d = flame(...)`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 
 class _Record:
@@ -76,18 +76,3 @@ class RenderOutput(_Record):
     transformed_normals: Any
 
 
-@dataclass(frozen=True)
-class Reconstruction(_Record):
-    """One batch through `DECA.reconstruct`: DECA's three dicts (and the original-size visuals).
-
-    Attributes:
-        codedict: codes (`shape`, `tex`, `exp`, `pose`, `cam`, `light`, `detail`, `images`).
-        opdict: DECA's `opdict` (vertices, landmarks, maps; deca-spec §8.3 `.mat` keys).
-        visdict: DECA's `visdict` (images for the visualisation strip).
-        orig_visdict: the same rendered at the original image size (render_orig), or None.
-    """
-
-    codedict: Dict[str, Any]
-    opdict: Dict[str, Any]
-    visdict: Dict[str, Any]
-    orig_visdict: Optional[List[Dict[str, Any]]] = None

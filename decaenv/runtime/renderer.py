@@ -1,4 +1,5 @@
-"""DECA's renderer (`SRenderY`, deca-spec §6) on the rasterizer team's API (`decaenv.runtime.rasterizer`).
+"""`Renderer`: DECA's renderer (DECA calls it `SRenderY`, deca-spec §6) on decaenv's rasterizer
+(`decaenv.runtime.rasterizer`).
 
 Differences from DECA that do not change results: inputs are never mutated (DECA adds +10 to the caller's
 `trans_verts` z in place, §8.4; here the shift is applied to a copy), and the UV-space rasterization, which

@@ -11,7 +11,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from decaenv.runtime.keys import RESNET50_LAYERS, RESNET_EXPANSION
+from decaenv.deca_layout import RESNET50_LAYERS, RESNET_EXPANSION
 
 
 class Bottleneck(nn.Module):

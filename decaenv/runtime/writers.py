@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 
-from decaenv.errors import DecaenvError, InputError
+from decaenv.errors import DecaenvError
 
 #: DECA's `.mat` keys ([N], non-render_orig decode), in its order; `albedo` only with a texture model.
 MAT_KEYS = ("verts", "trans_verts", "landmarks2d", "landmarks3d", "landmarks3d_world", "grid", "rendered_images",
@@ -179,26 +179,6 @@ def obj_files(name: str, vertices: np.ndarray, faces: np.ndarray, uvcoords: np.n
             f"{name}.mtl": text_writer(mtl_text(name)),
             f"{name}.png": image_writer(texture),
             f"{name}_normals.png": image_writer(normal_map)}
-
-
-def write_deca_obj(deca, filename: str, opdict: Mapping, index: int = 0) -> None:
-    """DECA's `save_obj(filename, opdict)`: coarse textured mesh and the dense detail mesh next to it."""
-    from decaenv.runtime.export import item_meshes
-
-    path = Path(filename)
-    name = path.stem
-    meshes = item_meshes(deca, opdict, index)
-    files = obj_files(name, **meshes["coarse"])
-    files[f"{name}_detail.obj"] = text_writer(detail_obj_text(*meshes["detail"]))
-    outputs = OutputSet(path.parent, "")  # files beside `filename`, not in a sub-folder
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for file_name, writer in files.items():
-            outputs.write(path.parent / file_name, writer)
-        outputs.commit()
-    except OSError as exc:
-        outputs.discard()
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}", path=path) from exc
 
 
 def write_item(outputs: OutputSet, files: Mapping[str, Tuple[bool, Callable[[Path], None]]]) -> List[Path]:

@@ -8,7 +8,7 @@ is the command-line form. Needs the `runtime` extra (torch, scipy, pillow).
 
 from __future__ import annotations
 
-__all__ = ["make_assets", "AssetReport", "PUBLIC_FILES"]
+__all__ = ["make_assets", "AssetReport"]
 
 
 def __getattr__(name):

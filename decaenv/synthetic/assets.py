@@ -12,12 +12,11 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from decaenv.deca_layout import PUBLIC_FILES
 from decaenv.errors import DataError
 from decaenv.uvlayout import build_dense_template, rasterize_uv
 
 #: DECA's public files, taken verbatim from a folder that has them (`public_dir`).
-PUBLIC_FILES = ("head_template.obj", "landmark_embedding.npy", "fixed_displacement_256.npy",
-                "mean_texture.jpg", "uv_face_eye_mask.png", "uv_face_mask.png")
 UV_SIZE = 256
 
 
@@ -60,7 +59,7 @@ def _object_npy_bytes(obj: dict) -> bytes:
     """An `.npy` holding a pickled dict, written like numpy 1.x `np.save` (protocol 3)."""
     from numpy.lib import format as npformat
 
-    from decaenv.synthetic.legacy_pickle import dumps
+    from decaenv.loaders.legacy_pickle import dumps
 
     buf = io.BytesIO()
     npformat.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": ()})

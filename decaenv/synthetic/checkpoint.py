@@ -16,7 +16,7 @@ from typing import Dict
 
 import numpy as np
 
-from decaenv.runtime.keys import CODE_SPLIT, checkpoint_layout
+from decaenv.deca_layout import CODE_SPLIT, checkpoint_layout
 
 #: Bias of E_flame's last layer: the codes an "average" image decodes to.
 FLAME_CODE_PRIOR = {

@@ -42,7 +42,7 @@ def write_fan_weights(folder: os.PathLike, *, faces: bool = False, seed: int = 0
     if hasattr(api, "default_model_urls"):
         raise DataError("random FAN weights need face_alignment >= 1.5 (older releases load TorchScript files)",
                         hint="pip install -U face-alignment")
-    from decaenv.runtime.detectors.fan import required_weight_urls
+    from decaenv.fan_weights import required_weight_urls
 
     urls = required_weight_urls()
     out = Path(folder)

@@ -12,20 +12,11 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from decaenv.synthetic.legacy_pickle import dumps
+from decaenv.loaders.legacy_pickle import ChumpyCh, dumps
 from decaenv.synthetic.topology import Topology
 
 N_SHAPE, N_EXPR, N_POSE_FEATURES = 300, 100, 36
 ROOT_SENTINEL = 4294967295  # kintree_table's parent of the root (uint32 -1)
-
-
-class ChumpyCh:
-    """Throw-away stand-in written as `chumpy.ch.Ch` (a leaf Ch: the array lives in state key 'x')."""
-
-    def __init__(self, x: np.ndarray):
-        # chumpy's own bookkeeping keys, as Ch.__getstate__ leaves them for a leaf object.
-        self.__dict__.update({"_depends_on_deps": {}, "_dirty_vars": {"x"}, "_itr": None,
-                              "_make_dense": False, "_make_sparse": False, "x": x})
 
 
 def connected_components(n_vertices: int, faces: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from decaenv.cli import main
+from decaenv.errors import DataError
 
 def _saved(obj) -> bytes:
     import io
@@ -41,9 +42,9 @@ def test_selftest_verdict_is_honest(tmp_path, capsys, monkeypatch):
     assert main(["selftest", "--out", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "pass"
 
-    def missing(ctx, options):
-        raise selftest.StageMissing("runtime not installed")
+    def failing(ctx, options):
+        raise DataError("the checkpoint is truncated")
 
-    monkeypatch.setitem(selftest._RUNNERS, "model", missing)
+    monkeypatch.setitem(selftest._RUNNERS, "model", failing)
     assert main(["selftest", "--out", str(tmp_path)]) == 1
-    assert "fail: stage 'model' missing: runtime not installed" in capsys.readouterr().out
+    assert "fail: stage 'model' fail: the checkpoint is truncated" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from decaenv.errors import DataError, UnsafeContentError
 from decaenv.loaders import flame as flame_loader
 from decaenv.loaders._standins import sparse_class
 from decaenv.loaders.safe_pickle import SafeUnpickler, load_pickle
-from decaenv.synthetic.legacy_pickle import dumps
+from decaenv.loaders.legacy_pickle import dumps
 
 
 class _Ch:

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from decaenv.doctor import integrations
+from decaenv.doctor import subsystems
 from decaenv.doctor.checks import data
 from decaenv.doctor.model import Status
 from decaenv.doctor.testing import FakeProbe, make_context
@@ -153,11 +153,8 @@ def test_deca_model_load(tmp_path):
 
 
 def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
-    monkeypatch.setattr(integrations, "manifest_status", lambda d, **kw: {"api": False, "reason": "no decaenv.fetch"})
-    assert data.check_data_files(_ctx(tmp_path)).status is Status.SKIP
-
     def status(files):
-        monkeypatch.setattr(integrations, "manifest_status", lambda d, **kw: {"api": True, "files": files})
+        monkeypatch.setattr(subsystems, "manifest_status", lambda d, **kw: {"files": files})
         return data.check_data_files(_ctx(tmp_path))
 
     row = lambda i, s, required=True, kind="https": {"id": i, "dest": f"{i}.obj", "status": s, "detail": "",  # noqa
@@ -171,16 +168,14 @@ def test_data_files_uses_the_fetch_verification(tmp_path, monkeypatch):
 
 
 def test_data_files_with_a_broken_manifest(tmp_path, monkeypatch):
-    monkeypatch.setattr(integrations, "manifest_status",
-                        lambda d, **kw: {"api": True, "error": "manifest x.toml: line 3: bad key", "files": []})
+    monkeypatch.setattr(subsystems, "manifest_status",
+                        lambda d, **kw: {"error": "manifest x.toml: line 3: bad key", "files": []})
     result = data.check_data_files(_ctx(tmp_path))
     assert result.status is Status.FAIL and "bad key" in result.summary
 
 
 def test_manifest_status_through_the_real_fetch_package(tmp_path):
-    status = integrations.manifest_status(str(tmp_path))
-    if not status.get("api"):
-        pytest.skip(status.get("reason"))
+    status = subsystems.manifest_status(str(tmp_path))
     by_dest = {f["dest"]: f for f in status["files"]}
     assert by_dest["head_template.obj"]["status"] == "missing" and by_dest["head_template.obj"]["required"]
     assert by_dest["generic_model.pkl"]["kind"] in ("form-post", "manual")

@@ -86,21 +86,20 @@ def test_clean_cache_and_path_with_spaces(tmp_path, cpu_torch):
 
 
 def test_rasterizer_backends():
-    fallback = {"api": False, "reason": "decaenv.runtime.rasterizer is not part of this decaenv",
-                "backends": {"torch": {"usable": True, "reason": "pure torch"}},
+    fallback = {"backends": {"torch": {"usable": True, "reason": "pure torch"}},
                 "choice": {"cpu": "torch", "cuda": None}}
     result = extension.check_rasterizer(_ctx(sections={"rasterizer": fallback}))
     assert result.status is Status.OK and result.summary == "CPU: the pure-torch rasterizer"
-    full = {"api": True, "backends": {"cpu": {"usable": True}, "cuda": {"usable": True}, "torch": {"usable": True}},
+    full = {"backends": {"cpu": {"usable": True}, "cuda": {"usable": True}, "torch": {"usable": True}},
             "choice": {"cpu": "cpu", "cuda": "cuda"}, "extension": {"summary": "built (cpu, cuda)", "built": True}}
     result = extension.check_rasterizer(_ctx(sections={"rasterizer": full}))
     assert result.summary == "CPU: the compiled CPU rasterizer; CUDA: the CUDA rasterizer" and not result.fixes
-    none = {"api": True, "backends": {"torch": {"usable": False, "reason": "broken"}}, "choice": {}}
+    none = {"backends": {"torch": {"usable": False, "reason": "broken"}}, "choice": {}}
     assert extension.check_rasterizer(_ctx(sections={"rasterizer": none})).status is Status.FAIL
 
 
 def _raster(ext):
-    return {"rasterizer": {"api": True, "backends": {"cpu": {"usable": False, "reason": "not built"},
+    return {"rasterizer": {"backends": {"cpu": {"usable": False, "reason": "not built"},
                                                      "torch": {"usable": True}},
                            "choice": {"cpu": "torch", "cuda": None}, "extension": ext}}
 
@@ -134,14 +133,14 @@ def test_build_probe_outcomes():
     ctx = _ctx(sections={"build": {}})
     ctx.results["cxx-compiler"] = CheckResult(Status.WARN, "no C++ compiler ('c++') on PATH: ...")
     assert "no C++ compiler" in extension.check_build(ctx).summary
-    good = {"sources": "minimal", "cpu": {"target": "cpu", "ok": True, "seconds": 28.0, "log": ""},
+    good = {"sources": "decaenv's rasterizer (decaenv/runtime/csrc)", "cpu": {"target": "cpu", "ok": True, "seconds": 28.0, "log": ""},
             "cuda": None, "cuda_skipped": "torch is a CPU build"}
     result = extension.check_build(_ctx(sections={"build": good}))
     assert result.status is Status.OK and result.summary.startswith("CPU extension builds and runs")
     bad = dict(good, cuda={"target": "cuda", "ok": False, "seconds": 3.0, "log": GCC_TOO_NEW_LOG,
                            "error": "RuntimeError: Error building extension 'decaenv_probe_cuda_1'"})
     result = extension.check_build(_ctx(sections={"build": bad}))
-    assert result.status is Status.WARN and "host gcc is newer" in result.summary
+    assert result.status is Status.WARN and "host compiler is newer than this nvcc" in result.summary
     assert result.data["cause"] == "gcc-too-new" and result.fm == ("FM03",)
     assert "unsupported GNU version" in result.data["first_error"]
     theirs = dict(good, sources="decaenv csrc", cpu={"target": "cpu", "ok": False, "seconds": 9.0, "log": "...",
@@ -176,12 +175,10 @@ def test_pytorch3d(answer, status, text):
 
 
 def test_compat_shims():
-    missing = compat.check_compat(_ctx(sections={"compat": {"api": False, "reason": "no decaenv.patches"}}))
-    assert missing.status is Status.SKIP
     rows = [{"id": "face-alignment-api", "reason": "_2D renamed", "needed": True, "active": False},
             {"id": "numpy-aliases", "reason": "np.int", "needed": False, "active": None}]
-    result = compat.check_compat(_ctx(sections={"compat": {"api": True, "patches": rows}}))
+    result = compat.check_compat(_ctx(sections={"compat": {"patches": rows}}))
     assert result.status is Status.OK and "needed here: face-alignment-api" in result.summary
     assert "numpy-aliases: not needed" in result.details[1]
     rows.append({"id": "bad", "needed": None, "error": "ImportError: x"})
-    assert compat.check_compat(_ctx(sections={"compat": {"api": True, "patches": rows}})).status is Status.WARN
+    assert compat.check_compat(_ctx(sections={"compat": {"patches": rows}})).status is Status.WARN

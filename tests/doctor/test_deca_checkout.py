@@ -34,7 +34,7 @@ def seed_env(shims=ALL_SHIMS, **over):
         "numpy": {"importable": True, "version": "2.4.6", "aliases_missing": ["bool", "int", "float", "object"]},
         "chumpy": {"installed": False},
         "pytorch3d": {"installed": False},
-        "compat": {"api": True, "patches": [{"id": s} for s in shims]},
+        "compat": {"patches": [{"id": s} for s in shims]},
         "deca-imports": {"modules": ["cv2", "kornia", "torch", "torchvision", "yacs"], "missing": []},
     }
     sections.update(over)

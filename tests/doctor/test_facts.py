@@ -1,10 +1,9 @@
-"""Pure facts: build-log diagnosis, version parsing, nvcc's gcc limits, CUDA resolution, env-value syntax."""
+"""Pure facts: version parsing, nvcc's gcc limits, CUDA resolution, env-value syntax."""
 
 import os
 
 import pytest
 
-from decaenv.doctor import build_causes
 from decaenv.doctor.toolchain_facts import (
     env_value_problems,
     host_config_max_gcc,
@@ -14,54 +13,6 @@ from decaenv.doctor.toolchain_facts import (
     resolve_cuda,
     torch_build_from_file,
 )
-
-LOGS = {
-    "cxx-standard": "In file included from torch/include/ATen/ATen.h:5,\n"
-                    "torch/include/ATen/ATen.h:5:2: error: #error C++20 or later compatible compiler is required "
-                    "to use ATen.\n"
-                    "ninja: build stopped: subcommand failed.",
-    "gcc-too-new": "/usr/local/cuda/include/crt/host_config.h:138:2: error: #error -- unsupported GNU version! gcc "
-                   "versions later than 8 are not supported!",
-    "ccbin-empty": "nvcc fatal   : Failed to preprocess host compiler properties.\nninja: build stopped",
-    "aten-api": "standard_rasterize_cuda_kernel.cu(244): error: no suitable conversion function from "
-                "\"const at::DeprecatedTypeProperties\" to \"c10::ScalarType\" exists",
-    "cuda-home-unset": "OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.",
-    "cuda-mismatch": "RuntimeError: The detected CUDA version (12.1) mismatches the version that was used to compile "
-                     "PyTorch (11.8). Please make sure to use the same CUDA versions.",
-    "gpu-arch": "nvcc fatal   : Unsupported gpu architecture 'compute_86'",
-    "ninja-missing": "RuntimeError: Ninja is required to load C++ extensions",
-    "msvc-missing": "subprocess.CalledProcessError: Command '['where', 'cl']' returned non-zero exit status 1.",
-    "python-headers": "x.cpp:1:10: fatal error: Python.h: No such file or directory",
-    "cuda-headers": "k.cu:1:10: fatal error: cuda_runtime.h: No such file or directory",
-    "compiler-missing": "/bin/sh: 1: c++: not found",
-    "out-of-memory": "c++: fatal error: Killed signal terminated program cc1plus",
-    "undefined-symbol": "ImportError: /x/_C.so: undefined symbol: _ZNK2at6Tensor7is_cudaEv",
-}
-
-
-@pytest.mark.parametrize("cause_id", sorted(LOGS))
-def test_each_known_log_maps_to_its_cause(cause_id):
-    diagnosis = build_causes.diagnose("[1/3] c++ -c x.cpp\n" + LOGS[cause_id])
-    assert diagnosis.cause is not None and diagnosis.cause.id == cause_id
-    assert diagnosis.first_error
-
-
-def test_earliest_cause_wins_and_the_last_line_is_not_the_answer():
-    log = (LOGS["python-headers"] + "\n" + "error: command 'c++' failed\n" + LOGS["undefined-symbol"] +
-           "\nninja: build stopped: subcommand failed.")
-    diagnosis = build_causes.diagnose(log)
-    assert diagnosis.cause.id == "python-headers"
-    assert diagnosis.first_error == "x.cpp:1:10: fatal error: Python.h: No such file or directory"
-
-
-def test_unknown_log_has_no_cause_but_a_first_error():
-    diagnosis = build_causes.diagnose("warning: deprecated\nfoo.cpp:3: error: expected ';' before '}'\n")
-    assert diagnosis.cause is None and diagnosis.first_error == "foo.cpp:3: error: expected ';' before '}'"
-
-
-def test_warnings_are_not_first_errors():
-    assert build_causes.first_error_line("x.cu: warning: Tensor.data<T>() is deprecated [-Werror]\n") is None
-
 
 @pytest.mark.parametrize("text, expected", [
     ("nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release 11.8, V11.8.89", (11, 8)),

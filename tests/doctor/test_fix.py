@@ -85,8 +85,7 @@ def test_convert_flame_writes_a_pickle_free_npz(tmp_path):
     import numpy as np
 
     from decaenv.doctor.probes_env import _FakeCsc, _tiny_flame
-    from decaenv.synthetic.flame import ChumpyCh
-    from decaenv.synthetic.legacy_pickle import dumps
+    from decaenv.loaders.legacy_pickle import ChumpyCh, dumps
 
     model = _tiny_flame(np, ChumpyCh)
     src = tmp_path / "generic_model.pkl"

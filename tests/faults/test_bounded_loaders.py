@@ -61,7 +61,7 @@ def test_billion_laughs_pickle_is_refused_fast_and_small(tmp_path, loader):
     bomb.write_bytes(billion_laughs())
     assert len(bomb.read_bytes()) < 1000
     code = (f"from decaenv.loaders.flame import load_flame\nload_flame({str(bomb)!r})" if loader == "flame" else
-            f"from decaenv.fetch.outline import load_outline\nload_outline(open({str(bomb)!r}, 'rb'), 'x')")
+            f"from decaenv.fetch.structure import load_outline\nload_outline(open({str(bomb)!r}, 'rb'), 'x')")
     result = _bounded(code)
     assert result["out"].startswith("PickleLimitError") and "expands to more than" in result["out"]
     assert result["seconds"] < 1.0 and result["kb"] < 100_000, result
@@ -70,7 +70,7 @@ def test_billion_laughs_pickle_is_refused_fast_and_small(tmp_path, loader):
 def test_object_npy_bomb_is_refused_by_verify_and_by_the_runtime_loader(tmp_path):
     bomb = tmp_path / "texture_data_256.npy"
     bomb.write_bytes(_npy_with_pickle(billion_laughs(levels=25)))
-    for code in (f"from decaenv.fetch.outline import outline_npy\noutline_npy({str(bomb)!r})",
+    for code in (f"from decaenv.fetch.structure import outline_npy\noutline_npy({str(bomb)!r})",
                  f"from decaenv.loaders.safe_pickle import load_object_npy\nload_object_npy({str(bomb)!r})"):
         result = _bounded(code)
         assert result["out"].startswith("PickleLimitError"), result
@@ -155,7 +155,7 @@ def test_npz_member_bomb_is_refused_by_the_crc_pass(tmp_path):
 
 def test_real_files_pass_the_limits(procedural_data_dir):
     """The limits are derived from the real files: DECA's and FLAME's files must load as before."""
-    from decaenv.fetch.outline import outline_npy, outline_torch
+    from decaenv.fetch.structure import outline_npy, outline_torch
     from decaenv.loaders.flame import load_flame
     from decaenv.loaders.safe_pickle import load_object_npy
 
@@ -166,7 +166,7 @@ def test_real_files_pass_the_limits(procedural_data_dir):
 
 
 def test_deca_public_files_pass_the_limits(shared_assets):
-    from decaenv.fetch.outline import outline_npy
+    from decaenv.fetch.structure import outline_npy
     from decaenv.loaders.safe_pickle import load_object_npy
 
     embedding = shared_assets / "deca-data" / "landmark_embedding.npy"

@@ -121,11 +121,11 @@ def test_forget_replaces_a_first_use_record_with_one_command(loopback, tmp_path,
 
 def test_error_codes_are_a_typed_field():
     from decaenv.errors import IntegrityError
-    from decaenv.fetch.errors import FetchCode, fail
+    from decaenv.fetch.errors import FetchCode, fetch_error
 
-    exc = fail("hash-mismatch", "x", cls=IntegrityError)
+    exc = fetch_error("hash-mismatch", "x", cls=IntegrityError)
     assert exc.code is FetchCode.HASH_MISMATCH and exc.code == "hash-mismatch"
     assert exc.code.quarantine and not exc.code.resumable
     assert FetchCode.TRUNCATED.resumable and FetchCode.DISK_SPACE.final and FetchCode.OFFLINE.by_hand
     with pytest.raises(ValueError):
-        fail("no-such-code", "x")
+        fetch_error("no-such-code", "x")

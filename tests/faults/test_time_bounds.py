@@ -176,7 +176,7 @@ def test_reconstructor_takes_the_lock(tmp_path, monkeypatch):
     from decaenv.runtime import pipeline
     from decaenv.runtime.guards import OutputLock
 
-    stub = SimpleNamespace(options=SimpleNamespace(inputs=[], sample_step=1, batch_size=1),
+    stub = SimpleNamespace(options=SimpleNamespace(inputs=[], sample_step=1, batch_size=1), items=lambda: iter(()),
                            deca=SimpleNamespace(device="cpu", backend="cpu"), detector=None,
                            out_dir=tmp_path, timer=SimpleNamespace(as_dict=dict))
     with OutputLock(tmp_path):

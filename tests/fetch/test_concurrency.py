@@ -61,7 +61,7 @@ def test_kill_9_mid_download_then_resume(server, tmp_path):
     (partial,) = [p for p in root.iterdir() if p.name.endswith(".part")]
     kept = partial.stat().st_size
     assert 0 < kept < len(data) and not (root / "big.bin").exists()
-    owner = json.loads((root / ".decaenv" / "run" / "big.owner").read_text())
+    owner = json.loads((root / ".decaenv" / "run" / "big.lock").read_text())
     assert owner["pid"] == victim.pid  # the dead process's lock record is still there
 
     again = _spawn(root, manifest)
@@ -118,39 +118,3 @@ def test_lock_timeout(tmp_path):
         t.start()
         t.join()
     assert errors and errors[0].code == "locked"
-
-
-def test_soft_lock_takes_over_a_dead_holder(tmp_path, monkeypatch):
-    """Filesystems without flock: the heartbeat lock; a holder that died on this host is taken over."""
-    from decaenv.fetch import locks
-
-    def no_flock(self, between):
-        raise NotImplementedError("flock not supported")
-
-    monkeypatch.setattr(locks._FlockLock, "acquire", no_flock)
-    run = tmp_path / "run"
-    run.mkdir()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (run / "x.softlock").write_text(json.dumps({"pid": dead.pid, "host": locks.hostname(), "started": 0}))
-    with file_lock(run, "x", timeout=5) as info:
-        assert json.loads((run / "x.softlock").read_text())["pid"] == os.getpid()
-    assert info["waited"] < 5 and not (run / "x.softlock").exists()
-
-
-def test_soft_lock_waits_for_a_live_holder_until_its_lease_expires(tmp_path, monkeypatch):
-    from decaenv.errors import FetchError
-    from decaenv.fetch import locks
-
-    monkeypatch.setattr(locks._FlockLock, "acquire", lambda self, between: (_ for _ in ()).throw(NotImplementedError()))
-    run = tmp_path / "run"
-    run.mkdir()
-    lock = run / "x.softlock"
-    lock.write_text(json.dumps({"pid": os.getppid(), "host": locks.hostname(), "started": 0}))
-    with pytest.raises(FetchError, match="is locked by process"):
-        with file_lock(run, "x", timeout=0.5):
-            pass
-    old = time.time() - locks.LEASE_S - 10
-    os.utime(lock, (old, old))
-    with file_lock(run, "x", timeout=2):
-        pass

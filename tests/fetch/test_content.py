@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from decaenv.errors import DataError, IntegrityError, UnsafeContentError
-from decaenv.fetch import outline
+from decaenv.fetch import structure
 from decaenv.fetch.manifest import Validator, load_manifest
 from decaenv.fetch.sniff import is_html, sniff
 from decaenv.fetch.validators import image_size, validate
@@ -49,7 +49,7 @@ def test_real_public_files_validate(shared_assets):
 
 
 def test_real_landmarks_outline_without_torch(shared_assets):
-    data = outline.outline_npy(shared_assets / "deca-data" / "landmark_embedding.npy")
+    data = structure.outline_npy(shared_assets / "deca-data" / "landmark_embedding.npy")
     assert data["dynamic_lmk_faces_idx"].kind == "tensor" and data["dynamic_lmk_faces_idx"].shape == (79, 17)
     assert data["full_lmk_bary_coords"].shape == (1, 68, 3) and data["full_lmk_bary_coords"].dtype == "<f4"
 
@@ -63,7 +63,7 @@ def test_synthetic_assets_validate(procedural_data_dir):
 
 
 def test_checkpoint_outline_is_fast_and_complete(procedural_data_dir):
-    ckpt = outline.outline_torch(procedural_data_dir / "deca_model.tar")
+    ckpt = structure.outline_torch(procedural_data_dir / "deca_model.tar")
     assert set(ckpt) == {"E_flame", "E_detail", "D_detail"}
     assert ckpt["E_flame"]["layers.2.weight"].shape == (236, 1024)
     assert ckpt["D_detail"]["l1.0.weight"].shape == (8192, 181)
@@ -89,11 +89,11 @@ def test_legacy_torch_format(tmp_path):
     torch = pytest.importorskip("torch")
     path = tmp_path / "legacy.tar"
     torch.save({"a": torch.zeros(3, 4)}, path, _use_new_zipfile_serialization=False)
-    assert outline.outline_torch(path)["a"].shape == (3, 4)
+    assert structure.outline_torch(path)["a"].shape == (3, 4)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 20])
     with pytest.raises(DataError, match="truncated"):
-        outline.outline_torch(path)
+        structure.outline_torch(path)
 
 
 class _Evil:
@@ -111,7 +111,7 @@ def test_outline_refuses_foreign_globals(tmp_path):
     buf.write(pickle.dumps(_Evil(), protocol=2))
     path.write_bytes(buf.getvalue())
     with pytest.raises(UnsafeContentError, match="refers to (posix|os|nt).system"):
-        outline.outline_npy(path)
+        structure.outline_npy(path)
     with pytest.raises(IntegrityError, match="refusing to load pickle global (posix|os|nt).system"):
         validate(path, _validator("texture-data"))  # the dense-template validator: decaenv's allowlisted unpickler
 

@@ -17,7 +17,6 @@ torch = pytest.importorskip("torch")
 
 from decaenv.errors import BuildError  # noqa: E402
 from decaenv.runtime.rasterizer import _env, build, extension, extension_status  # noqa: E402
-from decaenv.runtime.rasterizer._lock import BuildLock, describe_holder  # noqa: E402
 
 CSRC = _env.csrc_dir()
 
@@ -59,80 +58,11 @@ def test_environment_key_names_python_torch_cuda_and_machine():
     assert "+" not in key.name and "/" not in key.name
 
 
-# --- the lock ---------------------------------------------------------------------------------------------
+# --- the lock (decaenv._process.ProcessLock, tested in tests/test_process.py) ---------------------------
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def _write_lock(path: Path, pid: int, host: str = None, started: float = None, age: float = 0.0) -> None:
+def _write_lock(path: Path, pid: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
-                                "started": started or time.time() - age, "purpose": "test"}))
-    if age:
-        os.utime(path, (time.time() - age, time.time() - age))
-
-
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    lock = tmp_path / "build.lock"
-    _write_lock(lock, _dead_pid())
-    start = time.monotonic()
-    with BuildLock(lock, timeout=5) as held:
-        assert held.took_over and held.took_over["purpose"] == "test"
-        assert json.loads(lock.read_text())["pid"] == os.getpid()
-    assert time.monotonic() - start < 2 and not lock.exists()
-
-
-def test_live_lock_times_out_with_a_clear_error(tmp_path):
-    lock = tmp_path / "build.lock"
-    _write_lock(lock, os.getpid())  # this very process: alive
-    start = time.monotonic()
-    with pytest.raises(BuildError) as info:
-        BuildLock(lock, timeout=0.5).acquire()
-    assert 0.5 <= time.monotonic() - start < 5
-    message = info.value.one_line()
-    assert f"pid {os.getpid()} on host {socket.gethostname()}" in message
-    assert "gave up after 0.5 s" in message and "delete the lock file" in message
-    assert lock.exists()  # a live owner's lock is never removed
-
-
-def test_reused_pid_counts_as_dead(tmp_path):
-    lock = tmp_path / "build.lock"
-    _write_lock(lock, os.getpid(), started=time.time() - 10 * 365 * 86400)  # lock older than this process
-    if describe_holder(lock) is not None and sys.platform.startswith("linux"):
-        pytest.fail("a lock written before its pid's process started must count as stale")
-    with BuildLock(lock, timeout=1):
-        pass
-
-
-def test_garbled_lock_is_taken_over_only_once_old(tmp_path):
-    lock = tmp_path / "build.lock"
-    lock.write_text("")
-    with pytest.raises(BuildError):
-        BuildLock(lock, timeout=0.3).acquire()  # could be a lock being written right now
-    os.utime(lock, (time.time() - 60, time.time() - 60))
-    with BuildLock(lock, timeout=1):
-        pass
-
-
-def test_lock_from_another_host_is_respected_until_very_old(tmp_path):
-    lock = tmp_path / "build.lock"
-    _write_lock(lock, 1, host="another-machine", age=60)
-    with pytest.raises(BuildError, match="on host another-machine"):
-        BuildLock(lock, timeout=0.3).acquire()
-    _write_lock(lock, 1, host="another-machine", age=7 * 3600)
-    with BuildLock(lock, timeout=1):
-        pass
-
-
-def test_release_never_removes_someone_elses_lock(tmp_path):
-    lock = tmp_path / "build.lock"
-    held = BuildLock(lock, timeout=1).acquire()
-    _write_lock(lock, _dead_pid() + 0)  # replaced behind our back
-    held.release()
-    assert lock.exists()
+    path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": time.time(), "purpose": "test"}))
 
 
 # --- the loader -------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from decaenv.runtime.rasterizer import interpolate, rasterize  # noqa: E402
 from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices  # noqa: E402
 from decaenv.runtime.rasterizer.reference import rasterize_reference  # noqa: E402
 from decaenv.runtime.rasterizer.vectorized import rasterize_vectorized  # noqa: E402
-from decaenv.runtime.rasterizer.verify import compare, deca_head_face_vertices, random_face_vertices  # noqa: E402
+from decaenv.runtime.rasterizer.verify import compare, random_face_vertices  # noqa: E402
+from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
 
 pytestmark = [pytest.mark.cuda, pytest.mark.ext]
 

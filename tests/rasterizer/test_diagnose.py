@@ -1,4 +1,5 @@
-"""Compiler error -> cause mapping, on real outputs provoked with tiny sources (marker `ext`)."""
+"""decaenv's one build-failure classifier: the corpus of real build logs in `build_logs/`, real outputs
+provoked with tiny sources (marker `ext`), and the exact messages of tools this machine lacks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from decaenv.runtime.rasterizer.diagnose import diagnose, diagnose_build_output, first_error_line
+from decaenv.runtime.rasterizer.diagnose import CAUSES, causes_table, diagnose, diagnose_build_output, first_error_line
+
+CORPUS = sorted((Path(__file__).parent / "build_logs").glob("*.log"))
 
 NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="needs nvcc")
@@ -138,7 +141,7 @@ def test_first_error_prefers_compiler_lines_over_echoes():
     assert first_error_line("warning: unused\nall good\n") == ""
 
 
-@pytest.mark.parametrize("line, cause", [
+KNOWN_MESSAGES = [
     ("/usr/bin/ld: cannot find -lc10_cuda: No such file or directory", "link-library"),
     ("collect2: error: something unheard of", "unknown"),
     ("ImportError: x.so: undefined symbol: _ZN3c10", "abi-mismatch"),
@@ -146,13 +149,70 @@ def test_first_error_prefers_compiler_lines_over_echoes():
     ("OSError: [Errno 28] No space left on device", "disk-full"),
     ("RuntimeError: The detected CUDA version (12.1) mismatches the version that was used to compile "
      "PyTorch (11.8). Please make sure to use the same CUDA versions.", "cuda-mismatch"),
-    ("subprocess.CalledProcessError: Command '['where', 'cl']' returned non-zero exit status 1.", "no-compiler"),
+    ("subprocess.CalledProcessError: Command '['where', 'cl']' returned non-zero exit status 1.", "msvc-missing"),
     ("fatal error: cuda_runtime.h: No such file or directory", "cuda-headers"),
-])
+    ("/usr/local/cuda/include/crt/host_config.h:138:2: error: #error -- unsupported GNU version! gcc versions later "
+     "than 8 are not supported!", "gcc-too-new"),
+    ("nvcc fatal   : Failed to preprocess host compiler properties.", "ccbin"),
+    ("standard_rasterize_cuda_kernel.cu(244): error: no suitable conversion function from "
+     "\"const at::DeprecatedTypeProperties\" to \"c10::ScalarType\" exists", "aten-api"),
+    ("rasterize_cuda_kernel.cu(30): error: namespace \"std\" has no member \"is_enum_v\"", "cxx-standard"),
+    ("OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.", "cuda-home-unset"),
+    ("nvcc fatal   : Unsupported gpu architecture 'compute_86'", "gpu-arch"),
+    ("RuntimeError: Ninja is required to load C++ extensions", "no-ninja"),
+    ("x.cpp:1:10: fatal error: Python.h: No such file or directory", "python-headers"),
+    ("/bin/sh: 1: c++: not found", "no-compiler"),
+    ("ninja: error: loading 'build.ninja': No such file or directory", "path-spaces"),
+    ("OSError: [Errno 13] Permission denied: '/root/.cache/torch_extensions/py311_cpu'", "permission"),
+    ("x.cpp:2:10: fatal error: png.h: No such file or directory", "missing-header"),
+    ("ImportError: /x/_C.so: undefined symbol: _ZNK2at6Tensor7is_cudaEv", "abi-mismatch"),
+]
+
+
+@pytest.mark.parametrize("line, cause", KNOWN_MESSAGES)
 def test_known_messages(line, cause):
     diag = diagnose_build_output("noise\n" + line + "\n")
     assert diag.cause_id == cause and diag.first_error == line.strip()
     assert diag.one_line().count("\n") == 0
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_corpus_log_maps_to_its_cause(path):
+    diag = diagnose_build_output(path.read_text(encoding="utf-8"))
+    assert diag.cause_id == path.name.split(".")[0]
+    assert diag.first_error and diag.first_error in path.read_text(encoding="utf-8")
+
+
+def test_cxx14_wrapper_is_a_standard_problem_not_an_aten_api_one():
+    """issue 11 §5: the first error is "'is_enum_v' is not a member of 'std'"; later a header path names
+    DeprecatedTypeProperties.h, which is not the ATen-API failure."""
+    log = (Path(__file__).parent / "build_logs" / "cxx-standard.decaenv-build-cxx14-wrapper.log").read_text()
+    diag = diagnose_build_output(log)
+    assert "is_enum_v" in diag.first_error and diag.cause_id == "cxx-standard" and diag.failure_mode == "FM04"
+    assert "DeprecatedTypeProperties" in log
+
+
+def test_every_cause_has_an_example():
+    examples = {p.name.split(".")[0] for p in CORPUS}
+    examples |= {cause for _, cause in KNOWN_MESSAGES}
+    examples.add("cpu-torch")  # chosen from torch_has_cuda, tested above
+    assert {c.id for c in CAUSES} <= examples
+    assert [row["id"] for row in causes_table()] == [c.id for c in CAUSES]
+    assert len({c.id for c in CAUSES}) == len(CAUSES)
+
+
+def test_earliest_cause_wins_and_the_last_line_is_not_the_answer():
+    log = ("x.cpp:1:10: fatal error: Python.h: No such file or directory\nerror: command 'c++' failed\n"
+           "ImportError: /x/_C.so: undefined symbol: _ZN3c10\nninja: build stopped: subcommand failed.")
+    diag = diagnose_build_output(log)
+    assert diag.cause_id == "python-headers"
+    assert diag.first_error == "x.cpp:1:10: fatal error: Python.h: No such file or directory"
+
+
+def test_unknown_log_has_no_cause_but_a_first_error():
+    diag = diagnose_build_output("warning: deprecated\nfoo.cpp:3: error: expected ';' before '}'\n")
+    assert diag.cause_id == "unknown" and diag.first_error == "foo.cpp:3: error: expected ';' before '}'"
+    assert first_error_line("x.cu: warning: Tensor.data<T>() is deprecated [-Werror]\n") == ""
 
 
 def test_known_causes_are_addressable():

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from decaenv.errors import UsageError  # noqa: E402
 from decaenv.runtime.rasterizer import Fragments, interpolate, rasterize  # noqa: E402
-from decaenv.runtime.rasterizer.verify import deca_head_face_vertices  # noqa: E402
+from decaenv.synthetic.heads import deca_head_face_vertices  # noqa: E402
 
 
 def deca_style_interpolate(pix_to_face, bary, attributes):

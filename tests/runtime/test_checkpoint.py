@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from decaenv.errors import DataError, UnsafeContentError
-from decaenv.runtime import keys
+from decaenv import deca_layout as keys
 from decaenv.runtime.decoders import QUIRK_BN_EPS, DetailGenerator, detail_latent
 from decaenv.runtime.encoders import ResnetEncoder, split_codes
-from decaenv.runtime.io import load_checkpoint, load_strict, load_torch_file
+from decaenv.runtime.model_files import load_checkpoint, load_strict, load_torch_file
 
 
 @pytest.fixture(scope="module")

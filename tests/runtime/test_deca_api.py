@@ -242,3 +242,11 @@ def test_testdata_and_run_like_decalib(deca, tmp_path):
     assert item["original_image"].shape == (3, 512, 512) and float(item["original_image"].max()) <= 1.0
     opdict, visdict = deca.run(tmp_path / "face.png", detector="none")
     assert opdict["verts"].shape == (1, 5023, 3) and visdict["inputs"].shape == (1, 3, 224, 224)
+
+
+def test_save_obj_writes_decas_files_beside_the_name(deca, decoded, tmp_path):
+    opdict = decoded[2]
+    deca.save_obj(str(tmp_path / "out" / "face.obj"), opdict)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["face.mtl", "face.obj", "face.png", "face_detail.obj", "face_normals.png"]
+    assert (tmp_path / "out" / "face.obj").read_text().startswith("mtllib face.mtl")

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from decaenv.doctor import integrations
+from decaenv.doctor import subsystems
 from decaenv.errors import DataError, DecaenvError
 from decaenv.fetch.manifest import load_manifest
 from decaenv.fetch.validators import validate
@@ -128,7 +128,7 @@ def test_fetch_doctor_and_runtime_agree_on_every_file(template, synthetic_data_d
         np.save(path, np.array(value, dtype=object) if isinstance(value, dict) else value, allow_pickle=True)
         runtime_ok, runtime_msg = _runtime_usable(path, topology, synthetic_data_dir)
         fetch_ok, fetch_msg = _fetch_usable(path, entry)
-        row = next(f for f in integrations.manifest_status(str(data))["files"] if f["dest"] == path.name)
+        row = next(f for f in subsystems.manifest_status(str(data))["files"] if f["dest"] == path.name)
         doctor_ok = row["status"] in ("present", "verified", "hash-unknown")
         assert (runtime_ok, fetch_ok, doctor_ok) == (usable,) * 3, (name, runtime_msg, fetch_msg, row)
         if not usable:
@@ -139,7 +139,7 @@ def test_fetch_doctor_and_runtime_agree_on_every_file(template, synthetic_data_d
 def test_reconstruct_writes_the_detail_mesh_with_a_real_layout_file(synthetic_data_dir, tmp_path):
     """End to end through DECA's indexing: _detail.obj has one vertex per valid texel of the file."""
     from decaenv.runtime import DECA
-    from decaenv.runtime.export import item_meshes
+    from decaenv.runtime.item_meshes import item_meshes
 
     deca = DECA(data_dir=synthetic_data_dir, device="cpu")
     assert deca.dense_template_source == "file"

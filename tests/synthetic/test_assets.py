@@ -16,8 +16,8 @@ from _support.assets import public_topology_dir
 
 torch = pytest.importorskip("torch")
 
-from decaenv.runtime.keys import checkpoint_layout  # noqa: E402
-from decaenv.synthetic import PUBLIC_FILES, make_assets  # noqa: E402
+from decaenv.deca_layout import PUBLIC_FILES, checkpoint_layout  # noqa: E402
+from decaenv.synthetic import make_assets  # noqa: E402
 
 EXPECTED = set(PUBLIC_FILES) | {"generic_model.pkl", "deca_model.tar", "texture_data_256.npy"}
 

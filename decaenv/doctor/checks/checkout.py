@@ -43,7 +43,7 @@ def _root(ctx) -> Optional[Path]:
 
 def _registered(ctx) -> Tuple[str, ...]:
     info = ctx.section("compat")
-    return tuple(row["id"] for row in info.get("patches", [])) if info.get("api") else ()
+    return tuple(row["id"] for row in info.get("patches", []))
 
 
 def _places(hits: Sequence[Hit]) -> str:

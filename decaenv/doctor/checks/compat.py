@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decaenv.doctor.model import CheckResult, ok, skip, warn
+from decaenv.doctor.model import CheckResult, ok, warn
 from decaenv.doctor.registry import check
 
 
@@ -14,8 +14,6 @@ from decaenv.doctor.registry import check
 def check_compat(ctx) -> CheckResult:
     """Each shim: needed here or not, active or not (the predicates run in the probe worker)."""
     info = ctx.section("compat")
-    if not info.get("api"):
-        return skip(f"not checked: {info.get('reason')}")
     rows = info.get("patches", [])
     details = []
     broken = []

@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from decaenv.doctor import hints, integrations
-from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
+from decaenv.deca_layout import CHECKPOINT_FILE, FLAME_FILE, USER_FILES, has_flame
+from decaenv.doctor import hints, subsystems
+from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, warn
 from decaenv.doctor.registry import check
 
 MIN_FREE_BYTES = 1 << 30
@@ -71,14 +72,14 @@ def _flame_alias(data_dir: Path) -> Optional[str]:
 def check_flame(ctx) -> CheckResult:
     """Load the FLAME file through decaenv's loader (in a subprocess) and validate it for DECA."""
     data_dir = Path(ctx.data_dir)
-    if not (data_dir / "generic_model.pkl").is_file() and not (data_dir / "generic_model.npz").is_file():
+    if not has_flame(data_dir):
         alias = _flame_alias(data_dir)
         if alias and alias in OTHER_FLAME_VARIANTS:
             return fail(f"found {alias}, but DECA needs FLAME 2020's generic model (generic_model.pkl): "
                         f"{OTHER_FLAME_VARIANTS[alias]}", [f"in {data_dir}"], data={"present": False, "alias": alias},
                         remediation=fix_it(*FLAME_GET))
         if alias:
-            target = data_dir / "generic_model.pkl"
+            target = data_dir / FLAME_FILE
             return fail(f"found {alias} but DECA reads generic_model.pkl", [f"in {data_dir}"],
                         data={"present": False, "alias": alias},
                         remediation=fix_it("Copy (or rename) the FLAME 2020 generic model to generic_model.pkl.",
@@ -101,7 +102,7 @@ def check_flame(ctx) -> CheckResult:
                     [shape] + info["incompatible"][1:], data=data, remediation=fix_it(*FLAME_GET))
     details = [shape, f"loaded with decaenv's chumpy-free loader in {info.get('seconds', 0):.2f} s"]
     fixes = ()
-    pkl = data_dir / "generic_model.pkl"
+    pkl = data_dir / FLAME_FILE
     if source.endswith(".pkl"):
         details.append("convert it once to a pickle-free generic_model.npz: `decaenv doctor --fix`")
         fixes = (FixAction("convert-flame", f"convert {pkl.name} to generic_model.npz",
@@ -169,7 +170,7 @@ def classify_checkpoint(path: Path) -> Tuple[str, str]:
        fix="Do not untar it; re-download it (decaenv fetch deca-model, or in a browser) and check its size.")
 def check_deca_model(ctx) -> CheckResult:
     """Present, and really a torch checkpoint by its bytes (not HTML, not truncated, not a tar)."""
-    path = Path(ctx.data_dir) / "deca_model.tar"
+    path = Path(ctx.data_dir) / CHECKPOINT_FILE
     refetch = fix_it("Download it again (it is a torch checkpoint: do not untar it).", "decaenv fetch deca-model")
     fetch = (FixAction("fetch", "fetch deca_model.tar", {"ids": ["deca-model"]}),)
     if not path.is_file():
@@ -234,7 +235,7 @@ def check_deca_model_load(ctx) -> CheckResult:
               details, data=data)
 
 
-SKIP_DESTS = ("generic_model.pkl", "deca_model.tar")
+SKIP_DESTS = USER_FILES
 
 
 @check("data-files", title="Other data files", category="data", cache=("data",), fm=("FM35", "FM36"),
@@ -245,9 +246,7 @@ SKIP_DESTS = ("generic_model.pkl", "deca_model.tar")
 def check_data_files(ctx) -> CheckResult:
     """Every other manifest file: present, size, sha256 and content (decaenv.fetch's own `verify_entry`, the
     validators `decaenv fetch` and the runtime apply)."""
-    status = integrations.manifest_status(str(ctx.data_dir), hash_only=SKIP_DESTS)
-    if not status.get("api"):
-        return skip(f"not checked: {status.get('reason')}")
+    status = subsystems.manifest_status(str(ctx.data_dir), hash_only=SKIP_DESTS)
     if status.get("error"):
         return fail(f"the data manifest cannot be read: {status['error']}", data={"files": []},
                     remediation=fix_it("Unset DECAENV_MANIFEST or fix the manifest it points at.",

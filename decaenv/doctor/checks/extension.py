@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from decaenv.doctor import build_causes, hints
+from decaenv.doctor import hints
 from decaenv.doctor.checks._common import python_cmd, torch_build
 from decaenv.doctor.model import CheckResult, FixAction, fail, fix_it, ok, skip, warn
 from decaenv.doctor.registry import check
@@ -262,10 +262,8 @@ def check_rasterizer(ctx) -> CheckResult:
     details = [f"{name}: {'usable' if b.get('usable') else 'not usable'}"
                + (f" — {b['reason']}" if b.get("reason") else "") for name, b in backends.items()]
     details += [f"auto on {d}: {n} ({info.get('reasons', {}).get(d, '')})" for d, n in choice.items()]
-    if not info.get("api"):
-        details.append(info.get("reason", ""))
     ext = info.get("extension") or {}
-    data = {"api": info.get("api", False), "usable": usable, "choice": choice, "extension": ext.get("summary")}
+    data = {"usable": usable, "choice": choice, "extension": ext.get("summary")}
     if not usable:
         return fail("no usable rasterizer backend", details, data=data,
                     remediation=fix_it("Reinstall decaenv; the pure-torch rasterizer needs only torch.",
@@ -335,17 +333,20 @@ def check_build(ctx) -> CheckResult:
 
 
 def _diagnosis(entry: dict):
-    """(cause id, cause, fix, first error line, FM ids) of a failed build: the rasterizer package's own
-    diagnosis when it built the real sources, else decaenv.doctor.build_causes on the minimal probe's log."""
+    """(cause id, cause, fix, first error line, FM ids) of a failed build: the builder's own diagnosis, else
+    decaenv's build-failure classifier on the entry's log and error."""
+    from decaenv.runtime.rasterizer.diagnose import diagnose_build_output
+
     given = entry.get("diagnosis")
     if given and given.get("cause_id") not in (None, "unknown"):
         fm = (given["failure_mode"],) if given.get("failure_mode") else ()
         return given["cause_id"], given.get("cause"), given.get("fix"), given.get("first_error"), fm
-    found = build_causes.diagnose(entry.get("log", "") + "\n" + entry.get("error", ""))
-    if found.cause is None:
+    found = diagnose_build_output(entry.get("log", "") + "\n" + entry.get("error", ""))
+    if found.cause_id == "unknown":
         first = (given or {}).get("first_error") or found.first_error
         return None, None, None, first, ()
-    return found.cause.id, found.cause.cause, found.cause.fix, found.first_error, tuple(found.cause.fm)
+    fm = (found.failure_mode,) if found.failure_mode else ()
+    return found.cause_id, found.cause, found.fix, found.first_error, fm
 
 
 @check("pytorch3d", title="pytorch3d (optional)", category="extension", requires=("torch",),

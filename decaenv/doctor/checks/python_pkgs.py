@@ -280,8 +280,8 @@ def check_face_detector(ctx) -> CheckResult:
 def _unverified_fan_files(ctx) -> List[str]:
     """FAN's weight files (the manifest's `fan` group) that are present but fail verification (sha256 prefix,
     first-use record, content), as "name: status" — through `decaenv fetch`'s own status (hash-cached)."""
-    from decaenv.doctor import integrations
+    from decaenv.doctor import subsystems
 
-    status = ctx.memo("manifest-status", lambda: integrations.manifest_status(str(ctx.data_dir)))
+    status = ctx.memo("manifest-status", lambda: subsystems.manifest_status(str(ctx.data_dir)))
     return [f"{f['dest']}: {f['status']}" for f in status.get("files", [])
             if f["id"].startswith("fan-") and f["status"] in ("size-mismatch", "hash-mismatch", "invalid")]

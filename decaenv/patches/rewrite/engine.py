@@ -173,7 +173,7 @@ def unified_diff(rel: str, old: str, new: str) -> str:
     return "".join(out)
 
 
-class Store:
+class PatchBackups:
     """The `.decaenv-patch` folder of a checkout: manifest plus original bytes of each changed file."""
 
     def __init__(self, root: Path):
@@ -261,7 +261,7 @@ def patch_checkout(root: os.PathLike, *, dry_run: bool = False, force: bool = Fa
             original that a revert restores).
     """
     root = check_checkout(root)
-    store = Store(root)
+    store = PatchBackups(root)
     outcome = Outcome(root, dry_run)
     for path in source_files(root):
         rel = path.relative_to(root).as_posix()
@@ -280,7 +280,7 @@ def _write_error(exc: OSError, rel: str, root: Path) -> DataError:
                           f"`decaenv patch {root} --revert` restores them", path=root / rel)
 
 
-def _patch_file(store: Store, path: Path, rel: str, dry_run: bool, force: bool) -> Optional[FileReport]:
+def _patch_file(store: PatchBackups, path: Path, rel: str, dry_run: bool, force: bool) -> Optional[FileReport]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -323,7 +323,7 @@ def revert_checkout(root: os.PathLike, *, dry_run: bool = False, force: bool = F
         force: also restore files changed since decaenv patched them (their changes are lost) or deleted.
     """
     root = check_checkout(root)
-    store = Store(root)
+    store = PatchBackups(root)
     outcome = Outcome(root, dry_run)
     for rel in sorted(store.entries):
         try:
@@ -336,7 +336,7 @@ def revert_checkout(root: os.PathLike, *, dry_run: bool = False, force: bool = F
     return outcome
 
 
-def _revert_file(store: Store, rel: str, dry_run: bool, force: bool) -> FileReport:
+def _revert_file(store: PatchBackups, rel: str, dry_run: bool, force: bool) -> FileReport:
     entry, path, backup = store.entries[rel], store.root / rel, store.original(rel)
     if not backup.is_file() or sha256_bytes(backup.read_bytes()) != entry["original_sha256"]:
         return FileReport(rel, "missing", notes=[f"decaenv's copy of the original ({backup}) is missing or damaged"])
@@ -360,7 +360,7 @@ def _revert_file(store: Store, rel: str, dry_run: bool, force: bool) -> FileRepo
     return FileReport(rel, "would revert" if dry_run else "reverted", dict(entry["rules"]), diff)
 
 
-def _forget(store: Store, rel: str) -> None:
+def _forget(store: PatchBackups, rel: str) -> None:
     store.original(rel).unlink()
     parent = store.original(rel).parent
     while parent != store.dir / ORIGINALS and parent.is_dir() and not any(parent.iterdir()):

@@ -14,38 +14,16 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 from urllib.parse import urlparse
 
 import numpy as np
 
 from decaenv.errors import DataError
+from decaenv.fan_weights import LANDMARKS_NETWORK, required_weight_urls
 from decaenv.runtime.detectors.base import Detection, Detector
 
-LANDMARKS_NETWORK = "2DFAN-4"
-
-
-def _torch_series(version: str) -> str:
-    """torch's version as face_alignment 1.3.5-1.4.x keys its model tables ("2.13.0+cpu" -> "2.13")."""
-    return version.rsplit(".", 2)[0] if "dev" in version else version.rsplit(".", 1)[0]
-
-
-def required_weight_urls() -> Dict[str, str]:
-    """{"landmarks": url, "detector": url} the installed face_alignment downloads for a 2D FAN, chosen exactly
-    as it chooses: 1.5+ `models_urls[...]`; 1.3.5-1.4.x `models_urls.get(<torch major.minor>,
-    default_model_urls)[...]`; S3FD from its detector's `models_urls["s3fd"]`."""
-    import face_alignment.api as api
-    from face_alignment.detection.sfd import sfd_detector
-
-    if hasattr(api, "default_model_urls"):
-        import torch
-
-        table = api.models_urls.get(_torch_series(torch.__version__), api.default_model_urls)
-    else:
-        table = api.models_urls
-    return {"landmarks": table.get(LANDMARKS_NETWORK, ""),
-            "detector": getattr(sfd_detector, "models_urls", {}).get("s3fd", "")}
-
+__all__ = ["LANDMARKS_NETWORK", "required_weight_urls", "hub_checkpoints_dir", "missing_weights"]
 
 def hub_checkpoints_dir() -> Path:
     """torch hub's checkpoint cache (`$TORCH_HOME/hub/checkpoints`, default `~/.cache/torch/hub/checkpoints`)."""

@@ -213,7 +213,7 @@ class MtcnnDetector(Detector):
     name = "mtcnn"
 
     def __init__(self, device: str = "cpu", data_dir: Optional[Path] = None):
-        from decaenv.runtime.io import load_strict, load_torch_file
+        from decaenv.runtime.model_files import load_strict, load_torch_file
 
         folder = weights_dir(data_dir)
         if folder is None:

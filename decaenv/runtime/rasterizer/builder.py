@@ -13,21 +13,21 @@ Nothing here runs at import time or from `rasterize()`: loading never compiles.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
+from decaenv._process import LockBusy, ProcessLock, kill_tree, new_process_group
 from decaenv.errors import BuildError
 from decaenv.runtime.rasterizer import _env
-from decaenv.runtime.rasterizer._lock import BuildLock
 from decaenv.runtime.rasterizer.diagnose import Diagnosis, diagnose, diagnose_build_output, first_error_line
 
 DEFAULT_LOCK_TIMEOUT_S = 900.0
@@ -137,10 +137,8 @@ def plan(cpu: Optional[bool], cuda: Optional[bool]) -> List[str]:
 def _run_worker(job: dict, log_path: Path, timeout: float, echo: Optional[Callable[[str], None]]):
     """Run the build child; returns (result dict or None, full output, timed out)."""
     cmd = [sys.executable, "-m", "decaenv.runtime.rasterizer._worker", json.dumps(job)]
-    popen = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    popen["start_new_session" if os.name != "nt" else "creationflags"] = (
-        True if os.name != "nt" else subprocess.CREATE_NEW_PROCESS_GROUP)
-    proc = subprocess.Popen(cmd, **popen)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                            **new_process_group())
     lines: List[str] = []
 
     def pump() -> None:
@@ -156,9 +154,9 @@ def _run_worker(job: dict, log_path: Path, timeout: float, echo: Optional[Callab
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_tree(proc)
+        kill_tree(proc)
     except BaseException:  # Ctrl-C: stop the compilers too, keep the log, re-raise
-        _kill_tree(proc)
+        kill_tree(proc)
         reader.join(5)
         log_path.write_text("".join(lines), encoding="utf-8", errors="replace")
         raise
@@ -168,17 +166,6 @@ def _run_worker(job: dict, log_path: Path, timeout: float, echo: Optional[Callab
     marker = [ln for ln in lines if ln.startswith("DECAENV_BUILD_RESULT ")]
     result = json.loads(marker[-1][len("DECAENV_BUILD_RESULT "):]) if marker and not timed_out else None
     return result, output, timed_out
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    try:
-        if os.name != "nt":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except OSError:
-        pass
-    proc.wait()
 
 
 def _publish(folder: Path, variant: str, built: Path, record: dict) -> Path:
@@ -228,6 +215,22 @@ def _build_variant(variant: str, folder: Path, key: _env.EnvKey, timeout: float,
         "diagnosis": asdict(diag)})
     return VariantResult(variant, "failed", seconds, None, diag, (result or {}).get("verification", {}),
                          str(log_path))
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path, variant: str, timeout: float) -> Iterator[ProcessLock]:
+    """Hold the build folder's lock (BuildError naming the holder after `timeout` seconds)."""
+    lock = ProcessLock(folder / "build.lock", timeout, purpose=f"building the {variant} rasterizer")
+    try:
+        lock.acquire()
+    except LockBusy as exc:
+        raise BuildError(f"another decaenv build is running: {exc.holder}; gave up after {timeout:g} s",
+                         hint=f"wait for it to finish and retry; if that process is gone, delete {exc.path}",
+                         path=exc.path) from None
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool = False, *,
@@ -280,7 +283,7 @@ def build(cpu: Optional[bool] = None, cuda: Optional[bool] = None, verbose: bool
                     "diagnosis": asdict(problem)})
             continue
         _make_folder(folder)
-        with BuildLock(folder / "build.lock", lock_timeout, purpose=f"building the {variant} rasterizer"):
+        with _build_lock(folder, variant, lock_timeout):
             current = inspect_variant(base, key.name, variant, _env.source_digest())
             if current.usable and not force:
                 results.append(VariantResult(variant, "up-to-date", float(current.record.get("seconds", 0)),

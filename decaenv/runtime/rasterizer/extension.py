@@ -173,11 +173,6 @@ def load(roots: Optional[Iterable[Path]] = None, retry: bool = False) -> Optiona
         return None
 
 
-def loaded_variant() -> Optional[str]:
-    """The variant loaded in this process (after trying `load()` once), or None."""
-    return load()
-
-
 def load_error() -> Optional[str]:
     """Why no compiled build is loaded (None when one is)."""
     load()
@@ -199,8 +194,8 @@ def extension_status(roots: Optional[Iterable[Path]] = None) -> ExtensionStatus:
 
     Reads files only: it neither compiles nor loads a library nor waits for a lock.
     """
+    from decaenv._process import describe_holder
     from decaenv.paths import build_dir
-    from decaenv.runtime.rasterizer._lock import describe_holder
 
     key = _env.env_key()
     variants = {v: find_variant(v, roots) for v in _env.VARIANTS}

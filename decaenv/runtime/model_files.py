@@ -16,8 +16,8 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from decaenv.deca_layout import NETWORK_KEYS
 from decaenv.errors import DataError, UnsafeContentError
-from decaenv.runtime.keys import NETWORK_KEYS, checkpoint_layout
 
 log = logging.getLogger("decaenv")
 
@@ -137,11 +137,6 @@ def load_strict(module, state: Mapping, name: str, source: os.PathLike) -> None:
         raise DataError(f"DECA checkpoint {source}: {name} does not match DECA's network ({'; '.join(parts)})",
                         hint="use the official deca_model.tar (decaenv fetch deca-model)", path=Path(source))
     module.load_state_dict(state, strict=True)
-
-
-def expected_layout() -> Dict[str, Dict[str, tuple]]:
-    """DECA's checkpoint layout (`decaenv.runtime.keys.checkpoint_layout`)."""
-    return checkpoint_layout()
 
 
 def load_numeric_npy(path: os.PathLike, what: str) -> np.ndarray:

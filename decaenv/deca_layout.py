@@ -1,15 +1,66 @@
-"""The key layout of DECA's `deca_model.tar` (deca-spec §1), as plain data: no torch needed.
+"""DECA's data-dir and checkpoint layout as plain data (deca-spec §1, §6): the one place that names DECA's
+data files and the keys and shapes of `deca_model.tar`. No torch, no numpy.
 
-Used by the synthetic-asset generator (to write a checkpoint of the right layout), by the doctor (to
-validate a checkpoint's keys and shapes without building networks) and by the runtime's strict loader
-(to name missing and unexpected keys).
+Read by the runtime (config paths, strict checkpoint loading, network shapes), `paths` (what marks a DECA
+`data/` folder), fetch (content checks; `manifests/deca.toml` names the same files, checked by a test), the
+doctor (data checks) and the synthetic-asset generator (what to write).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, Tuple
+from pathlib import Path
+from typing import Dict, List, Tuple
 
+# -- the data dir ---------------------------------------------------------------------------------------------
+CHECKPOINT_FILE = "deca_model.tar"
+FLAME_FILE = "generic_model.pkl"
+FLAME_NPZ_FILE = "generic_model.npz"  # decaenv's chumpy-free conversion of FLAME_FILE, beside it
+FLAME_FOLDER = "FLAME2020"  # the unpacked FLAME2020.zip some users keep in data/
+DENSE_TEMPLATE_FILE = "texture_data_256.npy"
+
+#: File names inside a DECA data dir (DECA's `data/` layout), by DECA config attribute.
+DATA_FILES: Dict[str, str] = {
+    "pretrained_modelpath": CHECKPOINT_FILE,
+    "topology_path": "head_template.obj",
+    "dense_template_path": DENSE_TEMPLATE_FILE,
+    "fixed_displacement_path": "fixed_displacement_256.npy",
+    "flame_model_path": FLAME_FILE,
+    "flame_lmk_embedding_path": "landmark_embedding.npy",
+    "face_mask_path": "uv_face_mask.png",
+    "face_eye_mask_path": "uv_face_eye_mask.png",
+    "mean_tex_path": "mean_texture.jpg",
+    "tex_path": "FLAME_albedo_from_BFM.npz",
+    "flame_tex_path": "FLAME_texture.npz",
+}
+
+#: DECA's public topology files (DECA's repository ships them; no licence to accept).
+PUBLIC_FILES: Tuple[str, ...] = tuple(DATA_FILES[a] for a in (
+    "topology_path", "flame_lmk_embedding_path", "fixed_displacement_path", "mean_tex_path",
+    "face_eye_mask_path", "face_mask_path"))
+
+#: Licensed files the user must supply (or `decaenv fetch` with an account): DECA's weights and FLAME.
+USER_FILES: Tuple[str, ...] = (CHECKPOINT_FILE, FLAME_FILE)
+
+#: Files whose presence marks a folder as a DECA `data/` folder (public files and user-supplied ones).
+DATA_MARKERS: Tuple[str, ...] = (FLAME_FILE, FLAME_NPZ_FILE, CHECKPOINT_FILE, DATA_FILES["topology_path"],
+                                 DATA_FILES["flame_lmk_embedding_path"], DATA_FILES["fixed_displacement_path"],
+                                 FLAME_FOLDER)
+
+
+def has_flame(folder: Path) -> bool:
+    """Whether `folder` holds the FLAME model (DECA's pickle, or decaenv's npz conversion of it)."""
+    return (Path(folder) / FLAME_FILE).is_file() or (Path(folder) / FLAME_NPZ_FILE).is_file()
+
+
+def missing_user_files(folder: Path) -> List[str]:
+    """The `USER_FILES` that `folder` lacks (FLAME counts as present in either of its forms)."""
+    folder = Path(folder)
+    missing = [] if (folder / CHECKPOINT_FILE).is_file() else [CHECKPOINT_FILE]
+    return missing + ([] if has_flame(folder) else [FLAME_FILE])
+
+
+# -- the checkpoint (`deca_model.tar`) ------------------------------------------------------------------------
 Shape = Tuple[int, ...]
 
 #: Top-level keys of the checkpoint that inference reads.
@@ -102,16 +153,3 @@ def checkpoint_layout() -> Dict[str, Dict[str, Shape]]:
 def is_buffer(key: str) -> bool:
     """BatchNorm running statistics and counters (buffers, not parameters)."""
     return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
-
-
-def parameter_count(layout: Dict[str, Shape]) -> int:
-    """Number of trainable parameters (buffers excluded) in a layout."""
-    total = 0
-    for key, shape in layout.items():
-        if is_buffer(key):
-            continue
-        n = 1
-        for s in shape:
-            n *= s
-        total += n
-    return total

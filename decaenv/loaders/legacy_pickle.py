@@ -1,4 +1,5 @@
-"""Write pickles that look like the ones DECA's data files were made with, from today's Python.
+"""Write pickles that look like the ones DECA's data files were made with, from today's Python (the
+synthetic-asset generator writes its files with it; the doctor's FLAME self-test writes a tiny one).
 
 * FLAME's `generic_model.pkl` is a Python 2 pickle (protocol 2): byte strings are Python 2 `str`
   (`BINSTRING` opcodes, no `_codecs.encode`), `set` is `__builtin__.set`, arrays are rebuilt by
@@ -119,3 +120,12 @@ class _CanonicalKeys:
         if isinstance(obj, list) and obj and all(k in self.keys for k in obj):
             obj = [self.keys[k] for k in obj]
         pickle.dump(obj, file, protocol=protocol)
+
+
+class ChumpyCh:
+    """Throw-away stand-in written as `chumpy.ch.Ch` (a leaf Ch: the array lives in state key 'x')."""
+
+    def __init__(self, x: Any):
+        # chumpy's own bookkeeping keys, as Ch.__getstate__ leaves them for a leaf object.
+        self.__dict__.update({"_depends_on_deps": {}, "_dirty_vars": {"x"}, "_itr": None,
+                              "_make_dense": False, "_make_sparse": False, "x": x})
