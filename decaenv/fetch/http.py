@@ -145,8 +145,8 @@ def make_session(options: HttpOptions):
     from decaenv.offline import ENV_OFFLINE, is_offline
 
     if is_offline():
-        raise fail("offline", f"{ENV_OFFLINE}=1 forbids network access",
-                   hint=f"unset {ENV_OFFLINE}, or import the files you have with `decaenv fetch --from <file>`")
+        raise fetch_error("offline", f"{ENV_OFFLINE}=1 forbids network access",
+                          hint=f"unset {ENV_OFFLINE}, or import the files you have with `decaenv fetch --from <file>`")
 
     session = requests.Session()
     session.verify = True
