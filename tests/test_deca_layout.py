@@ -24,7 +24,7 @@ def test_runtime_config_and_paths_read_the_layout(tmp_path):
 
     cfg = DecaConfig(data_dir=str(tmp_path))
     for attribute, name in layout.DATA_FILES.items():
-        assert cfg.data_path(attribute) == tmp_path / name
+        assert cfg.data_path(attribute, tmp_path) == tmp_path / name
     assert not is_deca_data_dir(tmp_path)
     (tmp_path / layout.FLAME_NPZ_FILE).write_bytes(b"")
     assert is_deca_data_dir(tmp_path)

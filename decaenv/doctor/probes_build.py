@@ -12,7 +12,9 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
+
+from decaenv.doctor.contracts import BuildSection
 
 
 def _verification_line(verification: Dict[str, Any]) -> str:
@@ -36,7 +38,7 @@ def _tail(path: Optional[str], limit: int = 20000) -> str:
     return text[-limit:]
 
 
-def build_probe(scratch: str, timeout: float = 400.0) -> Dict[str, Any]:
+def build_probe(scratch: str, timeout: float = 400.0) -> BuildSection:
     """Build decaenv's rasterizer (CPU, plus CUDA when torch has CUDA and a toolkit is found) into `scratch`.
 
     Returns:
@@ -66,10 +68,10 @@ def build_probe(scratch: str, timeout: float = 400.0) -> Dict[str, Any]:
             "verification": _verification_line(variant.verification),
             "log": _tail(variant.log),
         }
-    return out
+    return cast(BuildSection, out)  # keys named after the build variants ("cpu", "cuda_skipped", ...)
 
 
-def build_section(common: Dict[str, Any]) -> Dict[str, Any]:
+def build_section(common: Dict[str, Any]) -> BuildSection:
     """The `build` probe section: `build_probe` in a fresh scratch folder, removed afterwards."""
     scratch = tempfile.mkdtemp(prefix="decaenv-build-probe-")
     try:
