@@ -197,7 +197,7 @@ def read_npy_header(fh, what: str) -> Tuple[Tuple[int, ...], str, bool]:
         header = ast.literal_eval(fh.read(length).decode("latin1"))
         shape = tuple(int(d) for d in header["shape"])
         return shape, str(header["descr"]), bool(header["fortran_order"])
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any failure to parse means a corrupt header
         raise DataError(f"{what} has a corrupt .npy header", hint="fetch it again") from None
 
 

@@ -85,7 +85,7 @@ def _numpy_global(name: str, module: str = _NP_CORE) -> Callable[[], Any]:
 def _torch_global(module: str, name: str) -> Callable[[], Any]:
     def resolve():
         try:
-            import torch  # noqa: F401
+            import torch  # noqa: F401 - imported only to check that it is installed
         except Exception as exc:
             raise DataError(
                 f"this file stores torch tensors, so reading it needs a working torch ({type(exc).__name__}: {exc})",

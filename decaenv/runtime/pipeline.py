@@ -540,7 +540,7 @@ class Reconstructor:
             deca.device.type if deca.device.type != "cuda" else str(deca.device),
             name="--render-orig",
         )
-        one = lambda d: {k: v[index : index + 1] for k, v in d.items()}  # noqa: E731
+        one = lambda d: {k: v[index : index + 1] for k, v in d.items()}  # noqa: E731 - a local one-line index helper
         original = torch.from_numpy(original_image_float(image))[None].to(deca.device)
         tform = crop_to_original_tform(torch.tensor(crop.tform, dtype=torch.float32)[None]).to(deca.device)
         h, w = image.shape[:2]

@@ -68,7 +68,7 @@ class Mp4Writer:
 
     def __init__(self, path: os.PathLike, fps: float, crf: int = 18):
         try:
-            import av  # noqa: F401
+            import av  # noqa: F401 - imported only to check that it is installed
         except ImportError as exc:
             raise InputError(f"writing {path} needs PyAV", hint="pip install 'decaenv[video]'") from exc
         self.path = Path(path)

@@ -96,7 +96,7 @@ def main():
     report["flame"] = load_flame(pickle_path, work)
     report["malicious"] = malicious(work)
     try:
-        import packaging  # noqa: F401
+        import packaging  # noqa: F401 - imported only to check that it is installed
     except ImportError:
         report["shims"] = None
     else:

@@ -298,7 +298,7 @@ def build(
     from decaenv.runtime.rasterizer.extension import inspect_variant
 
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - imported only to check that it is installed
     except Exception as exc:
         raise BuildError(
             f"cannot build the rasterizer: torch is not importable ({type(exc).__name__}: {exc})",
@@ -311,7 +311,7 @@ def build(
     if folder.exists() and not folder.is_dir() or base.exists() and not base.is_dir():
         raise BuildError(f"build folder {folder} is not a folder", hint="pass a folder to --into", path=base)
     if verbose and echo is None:
-        echo = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        echo = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - the default echo
     results = []
     for variant in plan(cpu, cuda):
         problem = preflight(variant)
