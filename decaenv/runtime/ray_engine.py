@@ -46,6 +46,10 @@ class DecaPredictor:
             overlap=False,
         )
         fields["inputs"] = [Path(p) for p in fields["inputs"]]
+        if isinstance(fields.get("data_dir"), dict):  # `asdict` flattened the resolved DataDir for shipping
+            from decaenv.paths import DataDir
+
+            fields["data_dir"] = DataDir(path=Path(fields["data_dir"]["path"]), source=fields["data_dir"]["source"])
         self.runner = Reconstructor(ReconstructOptions(**fields))
         self.landmarks = bool(options.get("table_landmarks"))
 
