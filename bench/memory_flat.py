@@ -43,9 +43,12 @@ class StandInDeca:
     """DECA's encode interface with constant codes (the pipeline around the networks is what is measured)."""
 
     def __init__(self):
+        from types import SimpleNamespace
+
         import torch
 
-        self.device, self.image_size, self.backend, self.precision = torch.device("cpu"), 224, "none", "fp32"
+        self.device, self.image_size, self.precision = torch.device("cpu"), 224, "fp32"
+        self.rasterizer = SimpleNamespace(name="none", reason="no rendering")  # the runtime's Backend, as reported
         self.timer = None
         self._code = torch.linspace(-1, 1, 236)
         self._detail = torch.linspace(-1, 1, 128)
