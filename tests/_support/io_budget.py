@@ -4,8 +4,8 @@ children it reaped (Linux `/proc/self/io` `wchar`), per test and in total, print
 The suite's budget is `DECAENV_TEST_WRITE_BUDGET_GB` (default 7): a full run that writes more fails the session
 (so a fixture that starts rebuilding 434 MB checkpoints per test is caught). A full run wrote 5.84 GB on
 2026-12-06 (8.55 GB before the suite was slimmed); issue 13's target is 2 GB, not reached yet: the largest
-writers are the tests that import, download or convert the full-size checkpoint and FLAME model. Partial runs (`-k`, single files)
-print the figure without enforcing it unless the variable is set.
+writers are the tests that import, download or convert the full-size checkpoint and FLAME model. Partial runs
+(`-k`, single files) print the figure without enforcing it unless the variable is set.
 """
 
 from __future__ import annotations
