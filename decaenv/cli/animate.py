@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from decaenv.cli._options import JSON_SUMMARY, TRUST_CHECKPOINT
 from decaenv.cli._state import state_of
 
 
@@ -52,13 +53,8 @@ def animate(
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Albedo model; adds the texture row."),
     tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM or FLAME."),
     sample_step: int = typer.Option(1, "--sample-step", min=1, help="--expressions video: every n-th frame."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
-    trust_checkpoint: Optional[str] = typer.Option(
-        None,
-        "--trust-checkpoint",
-        metavar="SHA256",
-        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this.",
-    ),
+    as_json: bool = JSON_SUMMARY,
+    trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:
     """Animate reconstructed heads (DECA's demo_teaser): head turn and expressions as mp4 and gif."""
     from decaenv.cli._console import make_console, print_json

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from decaenv.cli._options import JSON_SUMMARY, TRUST_CHECKPOINT
 from decaenv.cli._state import state_of
 
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
@@ -111,7 +112,7 @@ def reconstruct(
         help="Video: smooth crop boxes and codes over frames (moving average; changes DECA's numbers).",
     ),
     smooth_alpha: float = typer.Option(0.5, "--smooth-alpha", help="--smooth weight of the new frame, in (0, 1]."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    as_json: bool = JSON_SUMMARY,
     precision: str = typer.Option(
         "fp32",
         "--precision",
@@ -132,12 +133,7 @@ def reconstruct(
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", metavar="ADDR", help="--engine ray: the cluster (default: RAY_ADDRESS or a local one)."
     ),
-    trust_checkpoint: Optional[str] = typer.Option(
-        None,
-        "--trust-checkpoint",
-        metavar="SHA256",
-        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this.",
-    ),
+    trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json

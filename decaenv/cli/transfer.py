@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from decaenv.cli._options import JSON_SUMMARY, TRUST_CHECKPOINT
 from decaenv.cli._state import state_of
 
 
@@ -54,13 +55,8 @@ def transfer(
     save_obj: Optional[str] = typer.Option(None, "--saveObj", metavar="BOOL", hidden=True),
     save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
     save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
-    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
-    trust_checkpoint: Optional[str] = typer.Option(
-        None,
-        "--trust-checkpoint",
-        metavar="SHA256",
-        help="Load deca_model.tar even if torch's safe loader refuses it, when its sha256 is this.",
-    ),
+    as_json: bool = JSON_SUMMARY,
+    trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:
     """Expression transfer (DECA's demo_transfer): the target's expression and jaw on the source's face."""
     from decaenv.cli._console import make_console, print_json
