@@ -402,6 +402,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write all results as JSON too")
     parser.add_argument("--wheelhouse", type=Path, default=None, help="install offline from this folder only")
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="judge this existing synthetic data dir (only read) instead of making one (the test suite passes "
+        "its session's: a second 276 MB checkpoint + FLAME write saved)",
+    )
+    parser.add_argument(
         "--merge",
         type=Path,
         default=None,
@@ -430,7 +437,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="decaenv-matrix-") as tmp:
         tmp = Path(tmp)
         wheel = build_wheel(tmp / "dist")
-        data_dir = make_data_dir(tmp)
+        data_dir = args.data_dir.resolve() if args.data_dir else make_data_dir(tmp)
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             futures = {pool.submit(run_cell, cell, wheel, data_dir): cell for cell in cells}
             results = []

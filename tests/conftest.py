@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _support.assets import TEST_ASSETS_ENV, public_topology_dir
+from _support.assets import TEST_ASSETS_ENV, mini_flame_arrays, public_topology_dir, shared_synthetic_checkpoints
 
 pytest_plugins = ["_support.io_budget"]
 
@@ -66,7 +66,13 @@ def shared_assets() -> Path:
 
 
 @pytest.fixture(scope="session")
-def synthetic_data_dir(tmp_path_factory) -> Path:
+def _checkpoint_cache(tmp_path_factory) -> Path:
+    """Where the session data dirs' `deca_model.tar` is written once (see `shared_synthetic_checkpoints`)."""
+    return tmp_path_factory.mktemp("synthetic-checkpoints")
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory, _checkpoint_cache) -> Path:
     """A complete synthetic DECA data dir (seed 0, full-size networks without the trainer's optimizer state),
     built once per session.
 
@@ -77,19 +83,36 @@ def synthetic_data_dir(tmp_path_factory) -> Path:
     from decaenv.synthetic import make_assets
 
     out = tmp_path_factory.mktemp("synthetic-data")
-    make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
+    with shared_synthetic_checkpoints(_checkpoint_cache):
+        make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
     return out
 
 
 @pytest.fixture(scope="session")
 def procedural_data_dir(tmp_path_factory, request) -> Path:
     """A synthetic data dir on the procedural head (no optimizer state), built once per session (the same
-    folder as `synthetic_data_dir` when no public topology is available: the two would be byte-identical)."""
+    folder as `synthetic_data_dir` when no public topology is available: the two would be byte-identical).
+    Its `deca_model.tar` is the same file as `synthetic_data_dir`'s (a hard link: the checkpoint depends on
+    the seed alone)."""
     pytest.importorskip("torch")
     from decaenv.synthetic import make_assets
 
     if public_topology_dir() is None:
         return request.getfixturevalue("synthetic_data_dir")
     out = tmp_path_factory.mktemp("procedural-data")
-    make_assets(out, seed=0, public_dir=None, with_optimizer=False)
+    with shared_synthetic_checkpoints(request.getfixturevalue("_checkpoint_cache")):
+        make_assets(out, seed=0, public_dir=None, with_optimizer=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def mini_flame_pickle(tmp_path_factory):
+    """(path, arrays): a FLAME pickle of the real chumpy-style layout with 20 components (7 MB; see
+    `_support.assets.mini_flame_arrays`), written once per session. Read-only: copy it before changing it."""
+    pytest.importorskip("scipy")
+    from decaenv.synthetic import flame
+
+    arrays = mini_flame_arrays(0)
+    path = tmp_path_factory.mktemp("mini-flame") / "generic_model.pkl"
+    path.write_bytes(flame.flame_pickle_bytes(arrays))
+    return path, arrays

@@ -19,8 +19,12 @@ WHEELHOUSE = Path(os.environ.get("DECAENV_SMOKE_WHEELHOUSE", REPO / ".venv" / "w
 pytestmark = pytest.mark.slow
 
 
+def _listing(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, synthetic_data_dir):
     if not (WHEELHOUSE / ".complete").is_file():
         pytest.skip(
             f"no smoke wheelhouse at {WHEELHOUSE}: run `make test` (it fills it) or "
@@ -37,9 +41,13 @@ def smoke(tmp_path_factory):
         str(out_dir / "cells.json"),
         "--out",
         str(out_dir / "compatibility.md"),
+        "--data-dir",  # the session's synthetic data dir (what `selftest --make-assets --small` would write)
+        str(synthetic_data_dir),
     ]
+    before = _listing(synthetic_data_dir)
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout + run.stderr
+    assert _listing(synthetic_data_dir) == before  # the doctors only read the shared data dir
     return json.loads((out_dir / "cells.json").read_text()), (out_dir / "compatibility.md").read_text()
 
 

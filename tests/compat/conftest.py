@@ -1,4 +1,4 @@
-"""Fixtures of the compat tests: a fake face_alignment (the real one needs weights and numba), the synthetic
+"""Fixtures of the compat tests: a fake face_alignment (the real one needs weights and numba), the mini
 FLAME pickle, and throw-away virtual environments (built once, cached by their requirements)."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import types
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import numpy as np
 import pytest
 
 
@@ -62,15 +61,11 @@ def fake_face_alignment(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def flame_pickle(tmp_path_factory):
-    """(path, arrays): a synthetic chumpy-style FLAME pickle and the exact arrays written into it."""
-    pytest.importorskip("scipy")
-    from decaenv.synthetic import flame, topology
-
-    arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng(11))
-    path = tmp_path_factory.mktemp("flame") / "generic_model.pkl"
-    path.write_bytes(flame.flame_pickle_bytes(arrays))
-    return path, arrays
+def flame_pickle(mini_flame_pickle):
+    """(path, arrays): a synthetic chumpy-style FLAME pickle and the exact arrays written into it: the mini
+    FLAME (FLAME's real layout and topology, 20 components, 7 MB): these tests check loading, shims and
+    venvs, not DECA's 400 components (test_loader_hardening.test_convert_cli does, on a full-size FLAME)."""
+    return mini_flame_pickle
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,9 @@
 """The chumpy-free loader against odd and hostile files: other pickle protocols, damaged sparse matrices,
 wrong dtypes, npz recognised by content, and which FLAME file the runtime prefers."""
 
+import hashlib
 import io
+import json
 import os
 import pickle
 import shutil
@@ -182,10 +184,8 @@ def test_convert_cli(data_dir, capsys):
         )
         == 0
     )  # its own npz is overwritten
-    import json
-
     info = json.loads(capsys.readouterr().out)
-    assert info["deca_compatible"] and info["components"] == 400 and len(info["source_sha256"]) == 64
+    assert not info["deca_compatible"] and info["components"] == 20 and len(info["source_sha256"]) == 64
     foreign = data_dir / "foreign.npz"
     foreign.write_bytes(b"keep me")
     assert main(["convert", "flame", str(data_dir / "generic_model.pkl"), "-o", str(foreign)]) == 1
@@ -196,6 +196,22 @@ def test_convert_cli(data_dir, capsys):
     assert err[-1].startswith("decaenv: error: FLAME model") and "does not exist" in err[-1]
     assert main(["convert", "flame", str(data_dir / "generic_model.pkl"), "--kind", "alien"]) == 1
     assert not list(data_dir.glob(".*partial"))
+
+
+def test_convert_cli_reports_a_full_size_flame_deca_compatible(tmp_path, procedural_data_dir, capsys):
+    """The mechanics above run on the 20-component mini FLAME; DECA's 400 components need the full-size one
+    (hard-linked: `convert` only reads its source)."""
+    from _support.assets import link_or_copy
+
+    from decaenv.cli import main
+
+    pkl = tmp_path / "generic_model.pkl"
+    link_or_copy(procedural_data_dir / "generic_model.pkl", pkl)
+    assert main(["convert", "flame", str(pkl), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["deca_compatible"] and info["components"] == 400 and len(info["source_sha256"]) == 64
+    assert info["source_sha256"] == hashlib.sha256(pkl.read_bytes()).hexdigest()
+    assert flame_loader.npz_matches_source(tmp_path / "generic_model.npz", pkl)
 
 
 def test_convert_refuses_a_malicious_pickle_and_leaves_nothing(tmp_path, capsys):

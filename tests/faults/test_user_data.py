@@ -39,19 +39,8 @@ def _flame_manifest(tmp_path: Path, url: str = "https://example.org/none", kind:
     )
 
 
-def _mini_flame_pickle() -> bytes:
-    """A FLAME pickle of the real layout with 20 shape+expression components (7 MB instead of 53)."""
-    import numpy as np
-
-    from decaenv.synthetic import flame, topology
-
-    arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng(0))
-    arrays["shapedirs"] = arrays["shapedirs"][:, :, :20]
-    return flame.flame_pickle_bytes(arrays)
-
-
-def test_import_never_overwrites_the_users_own_npz(tmp_path):
-    pkl = _mini_flame_pickle()
+def test_import_never_overwrites_the_users_own_npz(tmp_path, mini_flame_pickle):
+    pkl = mini_flame_pickle[0].read_bytes()
     archive = tmp_path / "FLAME2020.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("FLAME2020/generic_model.pkl", pkl)

@@ -30,16 +30,10 @@ def flame_zip(procedural_data_dir):
 
 
 @pytest.fixture(scope="session")
-def mini_flame_zip():
+def mini_flame_zip(mini_flame_pickle):
     """Like `flame_zip`, with a FLAME pickle of the real layout but 20 shape+expression components (7 MB): for
     transfer tests whose manifest does not ask for DECA's 350 components."""
-    import numpy as np
-
-    from decaenv.synthetic import flame, topology
-
-    arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng(0))
-    arrays["shapedirs"] = arrays["shapedirs"][:, :, :20]
-    pkl = flame.flame_pickle_bytes(arrays)
+    pkl = mini_flame_pickle[0].read_bytes()
     return zip_bytes({"FLAME2020/generic_model.pkl": pkl, "FLAME2020/Readme.pdf": b"%PDF-1.4 readme"}), pkl
 
 

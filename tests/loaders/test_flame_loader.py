@@ -16,7 +16,8 @@ pytest.importorskip("scipy")
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    """A synthetic FLAME pickle and the exact arrays that went into it."""
+    """A full-size synthetic FLAME pickle (400 components, 53 MB) and the exact arrays that went into it: for
+    the tests of DECA compatibility; the others use the 7 MB `mini_flame_pickle`."""
     from decaenv.synthetic import flame, topology
 
     arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng(7))
@@ -49,9 +50,9 @@ def test_loader_does_not_import_chumpy_or_scipy(written):
     assert out.stdout.split() == ["False", "False", "(5,", "5023)"]
 
 
-def test_npz_round_trip_and_preference(written, tmp_path):
+def test_npz_round_trip_and_preference(mini_flame_pickle, tmp_path):
     pkl = tmp_path / "generic_model.pkl"
-    shutil.copyfile(written[0], pkl)
+    shutil.copyfile(mini_flame_pickle[0], pkl)
     npz = flame_loader.convert_to_npz(pkl, tmp_path / "generic_model.npz")
     a, b = flame_loader.load_flame(pkl), flame_loader.load_flame(npz)
     for key in flame_loader.REQUIRED:
@@ -64,8 +65,8 @@ def test_npz_round_trip_and_preference(written, tmp_path):
     assert flame_loader.preferred_flame_file(tmp_path) == npz
 
 
-def test_missing_key_and_wrong_shape(tmp_path, written):
-    _, arrays = written
+def test_missing_key_and_wrong_shape(tmp_path, mini_flame_pickle):
+    _, arrays = mini_flame_pickle
     bad = dict(arrays)
     del bad["posedirs"]
     np.savez(tmp_path / "a.npz", **bad)
@@ -77,13 +78,13 @@ def test_missing_key_and_wrong_shape(tmp_path, written):
         flame_loader.load_flame(tmp_path / "b.npz")
 
 
-def test_kind_and_compatibility(tmp_path, written):
-    _, arrays = written
+def test_kind_and_compatibility(tmp_path, mini_flame_pickle):
+    _, arrays = mini_flame_pickle
     np.savez(tmp_path / "flame2023.npz", **arrays)
     model = flame_loader.load_flame(tmp_path / "flame2023.npz")
     assert model.kind == "flame2023"
     assert any("FLAME 2023" in r for r in flame_loader.deca_compatibility(model))
-    small = dict(arrays, shapedirs=arrays["shapedirs"][:, :, :100])
+    small = dict(arrays, shapedirs=arrays["shapedirs"][:, :, :10])
     np.savez(tmp_path / "female_model.npz", **small)
     model = flame_loader.load_flame(tmp_path / "female_model.npz")
     assert model.kind == "female" and any("components" in r for r in flame_loader.deca_compatibility(model))

@@ -1,7 +1,6 @@
 """Face detectors: the registry, MTCNN (facenet-pytorch's weights), FAN (face_alignment) offline."""
 
 import functools
-import os
 
 import numpy as np
 import pytest
@@ -95,41 +94,16 @@ def test_auto_says_what_it_picked_and_why(monkeypatch):
 # -- FAN (face_alignment) with random weights in a temporary torch-hub cache -----------------------------------
 
 
-def _write_fake_fan_weights(torch_home):
-    """Random 2DFAN4 weights and S3FD weights that report exactly one large face (coarse-scale anchors)."""
-    from face_alignment.detection.sfd.net_s3fd import s3fd
-    from face_alignment.models import FAN
-
-    from decaenv.runtime.detectors.fan import required_weight_urls
-
-    folder = torch_home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    urls = required_weight_urls()
-    torch.manual_seed(0)
-    torch.save(FAN(4).state_dict(), folder / os.path.basename(urls["landmarks"]))
-    net = s3fd()
-    with torch.no_grad():
-        for name, module in net.named_children():
-            if name.endswith(("_conf", "_loc")):
-                module.weight.zero_()
-                module.bias.zero_()
-                if name.endswith("_conf"):
-                    module.bias.copy_(
-                        torch.tensor(
-                            [10.0, 10.0, 10.0, -10.0][-module.bias.numel() :]
-                            if module.bias.numel() == 4
-                            else [10.0, -10.0]
-                        )
-                    )
-        net.conv6_2_mbox_conf.bias.copy_(torch.tensor([-10.0, 10.0]))
-    torch.save(net.state_dict(), folder / os.path.basename(urls["detector"]))
-
-
 @pytest.fixture(scope="module")
 def fan_home(tmp_path_factory):
     pytest.importorskip("face_alignment")
+    from decaenv.synthetic.fan import write_fan_weights
+
     home = tmp_path_factory.mktemp("torch-home")
-    _write_fake_fan_weights(home)
+    # random 2DFAN4 weights and an S3FD that reports exactly one large face (coarse-scale anchors), stored as
+    # float16 state dicts under the real file names (93 MB instead of 185; face_alignment loads them into its
+    # float32 networks)
+    write_fan_weights(home / "hub" / "checkpoints", faces=True)
     return home
 
 
