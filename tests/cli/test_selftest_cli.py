@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # full-size synthetic assets through the CLI: `ma
 
 def test_make_assets_json(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    from decaenv.synthetic import checkpoint
+    from decaenv.synthetic import assets, checkpoint
 
     monkeypatch.delenv("DECAENV_TEST_ASSETS", raising=False)
     sizes = []  # the checkpoint is measured, not written (tests/synthetic checks its bytes)
@@ -35,11 +35,14 @@ def test_make_assets_json(tmp_path, capsys, monkeypatch):
             open(path, "wb").close(),
         ),
     )
+    in_memory = []  # nor are the files made in memory (FLAME pickle, npy files, obj): 60 MB
+    monkeypatch.setattr(assets, "_write_bytes", lambda data: lambda path: (in_memory.append(len(data)), path.touch()))
     code = main(["selftest", "--make-assets", str(tmp_path / "d"), "--small", "--seed", "3", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["topology"] == "procedural"
     assert {p.name for p in (tmp_path / "d").iterdir()} == set(out["files"])
     assert sizes and sizes[0] < 300e6  # --small: no optimizer state
+    assert len(in_memory) >= 5 and min(in_memory) > 0
 
 
 def test_selftest_verdict_is_honest(tmp_path, capsys, monkeypatch):

@@ -246,11 +246,11 @@ def test_manifest_status_through_the_real_fetch_package(tmp_path):
 def test_flame_and_head_template_topology_compared(tmp_path, procedural_data_dir):
     """The real probe section: the synthetic FLAME matches its own head_template.obj; a template from another
     topology (here: the same triangles in another order, as a FLAME/obj from different sources would be) fails."""
-    import shutil
+    from _support.assets import link_or_copy
 
     from decaenv.doctor.probes_data import flame_load_section
 
-    shutil.copy(procedural_data_dir / "generic_model.pkl", tmp_path / "generic_model.pkl")
+    link_or_copy(procedural_data_dir / "generic_model.pkl", tmp_path / "generic_model.pkl")  # only read
     assert flame_load_section({"data_dir": str(tmp_path)})["template_faces"] is None  # no obj: not judged
     lines = (procedural_data_dir / "head_template.obj").read_text().splitlines()
     (tmp_path / "head_template.obj").write_text("\n".join(lines) + "\n")

@@ -37,6 +37,21 @@ def mini_flame_zip(mini_flame_pickle):
     return zip_bytes({"FLAME2020/generic_model.pkl": pkl, "FLAME2020/Readme.pdf": b"%PDF-1.4 readme"}), pkl
 
 
+@pytest.fixture(scope="session")
+def mechanics_manifest(tmp_path_factory) -> Path:
+    """The packaged manifest with FLAME's DECA-compatibility check (`deca = true`) off, so that the 7 MB mini
+    FLAME is a valid `flame`: for tests of recognition and import mechanics (names, archives, several paths).
+    The packaged check itself runs on a full-size FLAME in test_import's zip and folder imports."""
+    from decaenv.fetch.manifest import packaged_manifest
+
+    text = packaged_manifest().read_text()
+    needle = 'validate = { kind = "flame-model", deca = true }'
+    assert text.count(needle) == 1, "the packaged manifest's FLAME entry changed: update this fixture"
+    path = tmp_path_factory.mktemp("manifest") / "deca.toml"
+    path.write_text(text.replace(needle, 'validate = { kind = "flame-model", deca = false }'))
+    return path
+
+
 @pytest.fixture
 def run_fetch(tmp_path):
     """Run the fetch engine in-process against a manifest file (licences accepted, no prompts, no real sleeps)."""

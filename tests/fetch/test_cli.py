@@ -185,12 +185,20 @@ def test_verify_reports_and_exits_1_on_a_bad_file(tmp_path, shared_assets):
     assert run.returncode == 1 and [f["status"] for f in doc["files"]] == ["verified", "hash-mismatch"]
 
 
-def test_from_with_more_paths_after_it(tmp_path, procedural_data_dir, flame_zip):
+def test_from_with_more_paths_after_it(tmp_path, procedural_data_dir, mini_flame_zip, mechanics_manifest):
     src = tmp_path / "FLAME2020.zip"
-    src.write_bytes(flame_zip[0])
+    src.write_bytes(mini_flame_zip[0])
     data = tmp_path / "data"
     data.mkdir()
-    run = _cli("--data-dir", str(data), "fetch", "--from", str(src), str(procedural_data_dir / "texture_data_256.npy"))
+    run = _cli(
+        "--data-dir",
+        str(data),
+        "fetch",
+        "--from",
+        str(src),
+        str(procedural_data_dir / "texture_data_256.npy"),
+        env={"DECAENV_MANIFEST": str(mechanics_manifest)},
+    )
     assert run.returncode == 0, run.stderr
     assert "[ok]   flame" in run.stdout and "[ok]   texture-data" in run.stdout
     assert (data / "generic_model.pkl").exists() and (data / "texture_data_256.npy").exists()
@@ -206,9 +214,26 @@ def test_found_but_unrecorded_file_is_adopted(tmp_path, procedural_data_dir):
     assert record["trust"] == "first-use" and len(record["sha256"]) == 64
 
 
-def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, procedural_data_dir):
-    """DECA's fetch_data.sh leaves Drive's HTML page as data/deca_model.tar (FM31): fetch replaces it."""
-    ckpt = (procedural_data_dir / "deca_model.tar").read_bytes()
+def _small_torch_file() -> bytes:
+    """A `torch.save`d state dict (zip format, like deca_model.tar) of 3 small tensors."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(
+        {"conv.weight": torch.ones(8, 3, 3, 3), "conv.bias": torch.zeros(8), "fc.weight": torch.ones(4, 8)}, buffer
+    )
+    return buffer.getvalue()
+
+
+def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server):
+    """DECA's fetch_data.sh leaves Drive's HTML page as data/deca_model.tar (FM31): fetch replaces it.
+
+    The download is a small torch file validated as a state dict (the same sniffed kinds as `deca-checkpoint`):
+    what is tested is the replacement of the invalid file already at `dest`, whatever its validator; the
+    full-size checkpoint through Drive and `deca-checkpoint` is test_gdrive's end-to-end test."""
+    ckpt = _small_torch_file()
     server.drive["ID"] = Payload(ckpt)
     manifest = write_manifest(
         tmp_path / "m.toml",
@@ -216,7 +241,7 @@ def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, p
             {
                 "id": "deca-model",
                 "dest": "deca_model.tar",
-                "validate": {"kind": "deca-checkpoint"},
+                "validate": {"kind": "torch-state-dict", "tensors": 3, "shapes": [["conv.weight", [8, 3, 3, 3]]]},
                 "sources": [{"kind": "gdrive", "id": "ID", "url": server.base + "/uc?export=download&id={id}"}],
             }
         ],
@@ -226,6 +251,6 @@ def test_existing_html_checkpoint_is_replaced_and_kept_aside(tmp_path, server, p
     (data / "deca_model.tar").write_text("<!DOCTYPE html><html><title>Google Drive - Virus scan warning</title>")
     run = _cli("--data-dir", str(data), "-v", "fetch", "--accept-license", env={"DECAENV_MANIFEST": str(manifest)})
     assert run.returncode == 0, run.stderr
-    assert (data / "deca_model.tar").stat().st_size == len(ckpt)
+    assert (data / "deca_model.tar").read_bytes() == ckpt
     (kept,) = (data / ".decaenv" / "kept").iterdir()  # the previous file is kept, never deleted
     assert kept.read_text().startswith("<!DOCTYPE html>")

@@ -90,7 +90,7 @@ def test_checkpoint_outline_is_fast_and_complete(procedural_data_dir):
 def test_truncated_checkpoint_is_invalid(procedural_data_dir, tmp_path):
     bad = tmp_path / "deca_model.tar"
     with open(procedural_data_dir / "deca_model.tar", "rb") as src:
-        bad.write_bytes(src.read(50_000_000))
+        bad.write_bytes(src.read(5_000_000))  # data.pkl and the first tensors whole, the rest cut off
     with pytest.raises(IntegrityError, match="deca_model.tar"):
         validate(bad, _validator("deca-model"))
 

@@ -15,11 +15,14 @@ from decaenv.fetch import import_files
 from decaenv.fetch.engine import FetchOptions
 from decaenv.fetch.errors import error_code
 from decaenv.fetch.importer import normalise_name
+from decaenv.fetch.manifest import load_manifest
 
 
-def _import(data_dir, *paths, **options):
+def _import(data_dir, *paths, manifest=None, **options):
     data_dir.mkdir(exist_ok=True)
-    return import_files(data_dir, list(paths), options=FetchOptions(interactive=False, **options))
+    if manifest is not None:
+        manifest = load_manifest(manifest)
+    return import_files(data_dir, list(paths), options=FetchOptions(interactive=False, **options), manifest=manifest)
 
 
 def test_flame_zip_installs_generic_model(tmp_path, flame_zip):
@@ -35,27 +38,23 @@ def test_flame_zip_installs_generic_model(tmp_path, flame_zip):
     assert again.action == "present"
 
 
-def test_archive_recognised_by_content_under_any_name(tmp_path, flame_zip):
+# Recognition mechanics on the 7 MB mini FLAME (the packaged manifest minus its DECA-compatibility check):
+# the full-size FLAME goes through the packaged manifest in test_flame_zip_installs_generic_model.
+
+
+def test_archive_recognised_by_content_under_any_name(tmp_path, mini_flame_zip, mechanics_manifest):
     src = tmp_path / "my-flame-download.zip"
-    src.write_bytes(flame_zip[0])
-    (result,) = _import(tmp_path / "data", src)
+    src.write_bytes(mini_flame_zip[0])
+    (result,) = _import(tmp_path / "data", src, manifest=mechanics_manifest)
     assert result.entry.id == "flame" and result.status.ok
 
 
-def test_plain_pickle_and_browser_duplicate_names(tmp_path, procedural_data_dir):
+def test_plain_pickle_and_browser_duplicate_names(tmp_path, mini_flame_pickle, mechanics_manifest):
     src = tmp_path / "generic_model (1).pkl"
-    shutil.copy(procedural_data_dir / "generic_model.pkl", src)
-    (result,) = _import(tmp_path / "data", src)
+    shutil.copy(mini_flame_pickle[0], src)
+    (result,) = _import(tmp_path / "data", src, manifest=mechanics_manifest)
     assert result.entry.id == "flame" and result.status.ok
     assert normalise_name("deca_model(2).tar") == "deca_model.tar" and normalise_name("x (1)") == "x"
-
-
-def test_checkpoint_import(tmp_path, procedural_data_dir):
-    (result,) = _import(tmp_path / "data", procedural_data_dir / "deca_model.tar")
-    assert result.entry.id == "deca-model" and result.action == "imported" and result.status.ok
-    assert os.path.getsize(tmp_path / "data" / "deca_model.tar") == os.path.getsize(
-        procedural_data_dir / "deca_model.tar"
-    )
 
 
 def test_html_checkpoint_refused_with_the_drive_explanation(tmp_path):
@@ -127,9 +126,15 @@ def test_tar_with_link_refused(tmp_path):
 
 
 def test_folder_import(tmp_path, procedural_data_dir):
+    """The full-size checkpoint and FLAME through the packaged manifest (a folder's files go one by one through
+    the same `import_path` as a file named on the command line: this is also the checkpoint-file import)."""
     (results) = _import(tmp_path / "data", procedural_data_dir)
     by_id = {r.entry.id: r for r in results}
     assert by_id["flame"].status.ok and by_id["deca-model"].status.ok and by_id["texture-data"].status.ok
+    assert by_id["deca-model"].action == "imported" and by_id["deca-model"].source.endswith("deca_model.tar")
+    assert os.path.getsize(tmp_path / "data" / "deca_model.tar") == os.path.getsize(
+        procedural_data_dir / "deca_model.tar"
+    )
     # procedural public files are not DECA's: their pinned hashes refuse them, nothing is installed
     assert error_code(by_id["head-template"].error) in ("size-mismatch", "hash-mismatch")
     assert not (tmp_path / "data" / "head_template.obj").exists()

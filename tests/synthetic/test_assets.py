@@ -194,20 +194,42 @@ def test_uv_images_and_displacement(synthetic_data_dir):
 
 @pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_bytes(synthetic_data_dir, tmp_path, monkeypatch):
-    """Every file again from seed 0 (the checkpoint's bytes hashed as they are produced, not written twice),
-    and another seed gives other bytes."""
-    from decaenv.synthetic import checkpoint
+    """Every file again from seed 0, and another seed gives other bytes. The checkpoint's and the in-memory
+    files' (FLAME pickle, dense template) bytes are hashed as they are produced, not written twice: the
+    files hold `sha256:<hex>` of what would have been written."""
+    from decaenv.synthetic import assets, checkpoint
 
     monkeypatch.setattr(
-        checkpoint, "write_checkpoint", lambda path, seed, opt: Path(path).write_text(_checkpoint_sha(seed, opt))
+        checkpoint,
+        "write_checkpoint",
+        lambda path, seed, opt: Path(path).write_text(_marker(_checkpoint_sha(seed, opt))),
+    )
+    monkeypatch.setattr(
+        assets,
+        "_write_bytes",
+        lambda data: lambda path: Path(path).write_text(_marker(hashlib.sha256(data).hexdigest())),
     )
     again = make_assets(tmp_path / "again", seed=0, public_dir=public_topology_dir(), with_optimizer=False)
+    hashed = {name for name in again.files if _hashed(tmp_path / "again" / name)}
+    assert {"deca_model.tar", "generic_model.pkl", "texture_data_256.npy"} <= hashed
     for name in again.files:
-        got = (tmp_path / "again" / name).read_text() if name == "deca_model.tar" else _sha(tmp_path / "again" / name)
-        assert got == _sha(synthetic_data_dir / name), name
-    make_assets(tmp_path / "other", seed=1, public_dir=public_topology_dir(), with_optimizer=False)
-    assert _sha(tmp_path / "other" / "generic_model.pkl") != _sha(synthetic_data_dir / "generic_model.pkl")
-    assert (tmp_path / "other" / "deca_model.tar").read_text() != _sha(synthetic_data_dir / "deca_model.tar")
+        digest = _hashed(tmp_path / "again" / name) or _sha(tmp_path / "again" / name)
+        assert digest == _sha(synthetic_data_dir / name), name
+    other = make_assets(tmp_path / "other", seed=1, public_dir=public_topology_dir(), with_optimizer=False)
+    for name in ("generic_model.pkl", "deca_model.tar"):
+        assert _hashed(other.data_dir / name) not in (None, _sha(synthetic_data_dir / name)), name
+
+
+def _marker(digest: str) -> str:
+    return f"sha256:{digest}"
+
+
+def _hashed(path: Path):
+    """The digest a `sha256:<hex>` marker file stands for, or None for a file written for real."""
+    if path.stat().st_size != 71:
+        return None
+    text = path.read_bytes()
+    return text[7:].decode() if text.startswith(b"sha256:") else None
 
 
 def test_procedural_topology_has_flame_counts(procedural_data_dir):
