@@ -17,9 +17,11 @@ def server():
 
 
 @pytest.fixture(scope="session")
-def flame_zip(procedural_data_dir):
-    """(bytes of a FLAME2020.zip holding the synthetic FLAME2020/generic_model.pkl, the pickle's bytes)."""
-    pkl = (procedural_data_dir / "generic_model.pkl").read_bytes()
+def flame_zip(mini_flame_pickle):
+    """(bytes of a FLAME2020.zip as MPI ships it: FLAME2020/generic_model.pkl (the 7 MB mini FLAME), another
+    variant and the readme; the pickle's bytes). For archive mechanics: a full-size FLAME through the packaged
+    manifest's DECA check is test_import.test_folder_import's."""
+    pkl = mini_flame_pickle[0].read_bytes()
     return zip_bytes(
         {
             "FLAME2020/generic_model.pkl": pkl,

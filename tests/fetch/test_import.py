@@ -25,21 +25,21 @@ def _import(data_dir, *paths, manifest=None, **options):
     return import_files(data_dir, list(paths), options=FetchOptions(interactive=False, **options), manifest=manifest)
 
 
-def test_flame_zip_installs_generic_model(tmp_path, flame_zip):
+# Archive and name mechanics on the 7 MB mini FLAME (the packaged manifest minus its DECA-compatibility check):
+# the full-size FLAME goes through the packaged manifest in test_folder_import.
+
+
+def test_flame_zip_installs_generic_model(tmp_path, flame_zip, mechanics_manifest):
     archive, pkl = flame_zip
     src = tmp_path / "FLAME2020.zip"
     src.write_bytes(archive)
-    (result,) = _import(tmp_path / "data", src)
+    (result,) = _import(tmp_path / "data", src, manifest=mechanics_manifest)
     assert result.action == "imported" and result.status.ok and result.status.hash_source == "first-use"
     assert (tmp_path / "data" / "generic_model.pkl").read_bytes() == pkl
     assert (tmp_path / "data" / "generic_model.npz").is_file()
     assert not (tmp_path / "data" / "FLAME2020").exists() and src.read_bytes() == archive  # user's file untouched
-    (again,) = _import(tmp_path / "data", src)
+    (again,) = _import(tmp_path / "data", src, manifest=mechanics_manifest)
     assert again.action == "present"
-
-
-# Recognition mechanics on the 7 MB mini FLAME (the packaged manifest minus its DECA-compatibility check):
-# the full-size FLAME goes through the packaged manifest in test_flame_zip_installs_generic_model.
 
 
 def test_archive_recognised_by_content_under_any_name(tmp_path, mini_flame_zip, mechanics_manifest):
