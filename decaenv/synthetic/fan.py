@@ -13,18 +13,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from decaenv.errors import DataError
 
 HIGH, LOW = 10.0, -10.0  # classifier logits: [background..., face]
 
 
-def write_fan_weights(folder: os.PathLike, *, faces: bool = False, seed: int = 0, half: bool = True) -> Dict[str, Path]:
+def write_fan_weights(
+    folder: os.PathLike,
+    *,
+    faces: bool = False,
+    seed: int = 0,
+    half: bool = True,
+    landmarks_from: Optional[os.PathLike] = None,
+) -> Dict[str, Path]:
     """Write S3FD and 2DFAN4 weight files into `folder` (e.g. `$TORCH_HOME/hub/checkpoints`).
 
     `half`: store the tensors as float16 (≈ 93 MB instead of 185 MB; `load_state_dict` copies them into the
     float32 networks, so face_alignment runs exactly as with float32 files of the same values).
+    `landmarks_from`: a folder this function filled before with the same `seed` and `half`: its 2DFAN4 file
+    (which does not depend on `faces`) is hard-linked (copied where the filesystem cannot link) instead of
+    written again; the files are the same bytes either way.
 
     Returns:
         {"detector": path, "landmarks": path}.
@@ -51,9 +61,25 @@ def write_fan_weights(folder: os.PathLike, *, faces: bool = False, seed: int = 0
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / os.path.basename(url) for key, url in urls.items()}
     torch.manual_seed(seed)
-    torch.save(_stored(FAN(4).state_dict(), half), paths["landmarks"])
+    landmarks = FAN(4)  # built either way: the S3FD's random weights come next from the same generator
+    if landmarks_from is None:
+        torch.save(_stored(landmarks.state_dict(), half), paths["landmarks"])
+    else:
+        _link_or_copy(Path(landmarks_from) / paths["landmarks"].name, paths["landmarks"])
     torch.save(_stored(_controlled_s3fd(s3fd(), faces).state_dict(), half), paths["detector"])
     return paths
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    if not src.is_file():
+        raise DataError(f"{src} does not exist", hint="write the landmark weights first (landmarks_from=None)")
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _stored(state, half: bool):

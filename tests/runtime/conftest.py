@@ -1,4 +1,8 @@
-"""Runtime fixtures: one DECA model per session (building one costs seconds), a face crop."""
+"""Runtime fixtures: one DECA model per session (building one costs seconds), a face crop, TORCH_HOMEs with
+random face_alignment weights."""
+
+from pathlib import Path
+from typing import Callable, Dict
 
 import pytest
 
@@ -21,3 +25,28 @@ def astronaut_crop():
 
     crop = make_crop(skimage.data.astronaut(), (177.0, 82.0, 272.0, 178.0), "bbox", "test")
     return torch.from_numpy(crop.image)[None], crop
+
+
+@pytest.fixture(scope="session")
+def fan_torch_homes(tmp_path_factory) -> Callable[[bool], Path]:
+    """`home(faces)`: a TORCH_HOME holding random face_alignment weights (`decaenv.synthetic.fan`: float16 state
+    dicts under the real file names) whose S3FD finds one large face (`faces=True`) or none. Written once per
+    session each; the 2DFAN4 landmark file (the same bytes for both) is written once and linked into the other."""
+    pytest.importorskip("face_alignment")
+    from decaenv.synthetic.fan import write_fan_weights
+
+    homes: Dict[bool, Path] = {}
+
+    def home(faces: bool) -> Path:
+        if faces not in homes:
+            first = next(iter(homes.values()), None)
+            root = tmp_path_factory.mktemp("fan-faces" if faces else "fan-blind")
+            write_fan_weights(
+                root / "hub" / "checkpoints",
+                faces=faces,
+                landmarks_from=first / "hub" / "checkpoints" if first else None,
+            )
+            homes[faces] = root
+        return homes[faces]
+
+    return home

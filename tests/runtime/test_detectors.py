@@ -95,16 +95,9 @@ def test_auto_says_what_it_picked_and_why(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def fan_home(tmp_path_factory):
-    pytest.importorskip("face_alignment")
-    from decaenv.synthetic.fan import write_fan_weights
-
-    home = tmp_path_factory.mktemp("torch-home")
-    # random 2DFAN4 weights and an S3FD that reports exactly one large face (coarse-scale anchors), stored as
-    # float16 state dicts under the real file names (93 MB instead of 185; face_alignment loads them into its
-    # float32 networks)
-    write_fan_weights(home / "hub" / "checkpoints", faces=True)
-    return home
+def fan_home(fan_torch_homes):
+    """Random 2DFAN4 weights and an S3FD that reports exactly one large face (coarse-scale anchors)."""
+    return fan_torch_homes(True)
 
 
 def test_fan_refuses_to_download(tmp_path, monkeypatch):

@@ -92,14 +92,9 @@ needs_both = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN w
 
 
 @pytest.fixture(scope="module")
-def blind_fan_home(tmp_path_factory):
+def blind_fan_home(fan_torch_homes):
     """A TORCH_HOME whose random S3FD finds no face anywhere."""
-    pytest.importorskip("face_alignment")
-    from decaenv.synthetic.fan import write_fan_weights
-
-    home = tmp_path_factory.mktemp("blind-fan")
-    write_fan_weights(home / "hub" / "checkpoints", faces=False)
-    return home
+    return fan_torch_homes(False)
 
 
 @needs_both
