@@ -11,63 +11,91 @@ import pytest
 from _support.faults import run_fetch, send_bytes, write_manifest
 
 from decaenv.cli import main
+from decaenv.errors import DataError
 
 
-def _flip_inside_a_tensor(ckpt: bytes) -> bytes:
-    """The checkpoint with one byte flipped in the middle of its largest tensor storage (structure intact)."""
-    with zipfile.ZipFile(io.BytesIO(ckpt)) as zf:
-        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    raw = bytearray(ckpt)
-    header = info.header_offset
+def _flip_inside(blob: bytes, member: zipfile.ZipInfo) -> bytes:
+    """`blob` (a zip) with one byte flipped in the middle of `member`'s stored data (structure intact)."""
+    raw = bytearray(blob)
+    header = member.header_offset
     name_len = int.from_bytes(raw[header + 26 : header + 28], "little")
     extra_len = int.from_bytes(raw[header + 28 : header + 30], "little")
-    raw[header + 30 + name_len + extra_len + info.file_size // 2] ^= 0x01
+    raw[header + 30 + name_len + extra_len + member.file_size // 2] ^= 0x01
     return bytes(raw)
 
 
-def _checkpoint_manifest(tmp_path: Path, loopback) -> Path:
-    return write_manifest(
-        tmp_path / "m.toml",
-        [
-            {
-                "id": "deca-model",
-                "dest": "deca_model.tar",
-                "validate": {"kind": "deca-checkpoint"},
-                "sources": [{"kind": "https", "url": loopback.url("/deca_model.tar")}],
-            }
-        ],
-    )
+def _flip_inside_a_tensor(ckpt: bytes) -> bytes:
+    """The torch file with one byte flipped in the middle of its largest tensor storage."""
+    with zipfile.ZipFile(io.BytesIO(ckpt)) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    return _flip_inside(ckpt, info)
 
 
-@pytest.fixture(scope="module")
-def checkpoints(procedural_data_dir):
-    good = (procedural_data_dir / "deca_model.tar").read_bytes()
-    return good, _flip_inside_a_tensor(good)
+def _torch_file() -> bytes:
+    """A small `torch.save` file: the zip of stored members a checkpoint is."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"E_flame": {"w": torch.arange(65536, dtype=torch.float32), "b": torch.zeros(8)}}, buffer)
+    return buffer.getvalue()
 
 
-@pytest.mark.slow  # writes or builds hundreds of MB: in `make test`, not `make test-fast`
-def test_flipped_byte_behind_a_valid_206_is_refused_and_not_pinned(loopback, tmp_path, checkpoints):
-    """The full-size checkpoint (214 MB written: the suite's only one), resumed with a correct 206."""
-    _good, bad = checkpoints
-    manifest = _checkpoint_manifest(tmp_path, loopback)
+def test_flipped_tensor_byte_fails_the_zip_crc(tmp_path):
+    """What catches a corrupt checkpoint whose structure is intact: the CRC of the tensor's zip member."""
+    from decaenv.fetch.zipcheck import verify_zip_crc
+
+    good, bad = tmp_path / "good.tar", tmp_path / "bad.tar"
+    good.write_bytes(_torch_file())
+    bad.write_bytes(_flip_inside_a_tensor(good.read_bytes()))
+    assert verify_zip_crc(good) > 65536 * 4
+    with pytest.raises(DataError, match="CRC"):
+        verify_zip_crc(bad)
+
+
+def test_the_checkpoint_validator_checks_every_crc_of_the_full_size_checkpoint(procedural_data_dir, monkeypatch):
+    """`deca-checkpoint` runs that CRC pass over every byte of a real-size checkpoint (read in place: the
+    corrupt full-size download itself is not written again here, see the next test for the transfer)."""
+    from decaenv.fetch import zipcheck
+    from decaenv.fetch.manifest import Validator
+    from decaenv.fetch.validators import validate
+
+    path = procedural_data_dir / "deca_model.tar"
+    checked = []
+    real = zipcheck.verify_zip_crc
+    monkeypatch.setattr(zipcheck, "verify_zip_crc", lambda p, *a, **k: checked.append((p, real(p, *a, **k))))
+    validate(path, Validator("deca-checkpoint"))
+    with zipfile.ZipFile(path) as zf:
+        assert checked == [(str(path), sum(i.file_size for i in zf.infolist()))]
+
+
+def test_flipped_byte_behind_a_valid_206_is_refused_and_not_pinned(loopback, tmp_path):
+    """A zip of stored members with CRCs (like a torch checkpoint) whose last member has a byte flipped in the
+    part that arrives after the connection drops and the download resumes with a correct 206."""
+    good = _npz(flip=False, size=65536)
+    with zipfile.ZipFile(io.BytesIO(good)) as zf:
+        last = zf.infolist()[-1]
+    bad = _flip_inside(good, last)
+    assert last.header_offset > len(bad) // 3  # the flipped byte comes with the resumed part
+    manifest = _npz_manifest(tmp_path, loopback)
     data = tmp_path / "data"
-    loopback.routes["/deca_model.tar"] = send_bytes(bad, drop_after=len(bad) // 3)
+    loopback.routes["/x.npz"] = send_bytes(bad, drop_after=len(bad) // 3)
     (result,) = run_fetch(manifest, data)
+    assert [r["headers"].get("Range") for r in loopback.seen] == [None, f"bytes={len(bad) // 3}-"]
     assert result.error is not None and result.error.code == "invalid-content"
-    assert "CRC" in result.error.message and not (data / "deca_model.tar").exists()
+    assert "CRC" in result.error.message and not (data / "x.npz").exists()
     # no first-use record of a corrupt file: a later good download is not refused as hash-mismatch
     assert not (data / ".decaenv" / "lockfile.json").exists()
     assert [p.name for p in data.iterdir() if ".part" in p.name] == []
 
 
-def _npz(flip: bool) -> bytes:
+def _npz(flip: bool, size: int = 4096) -> bytes:
     import numpy as np
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for key in ("a", "b"):
             arr = io.BytesIO()
-            np.save(arr, np.arange(4096, dtype=np.float32))
+            np.save(arr, np.arange(size, dtype=np.float32))
             zf.writestr(f"{key}.npy", arr.getvalue())
     raw = bytearray(buf.getvalue())
     if flip:
