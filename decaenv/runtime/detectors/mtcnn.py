@@ -256,7 +256,9 @@ class MtcnnDetector(Detector):
             return []
         boxes, points = self._stage3(sat, boxes)
         return [
-            Detection(box=tuple(float(v) for v in b[:4]), kind="bbox", landmarks=p, score=float(b[4]))
+            Detection(
+                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), kind="bbox", landmarks=p, score=float(b[4])
+            )
             for b, p in zip(boxes, points)
         ]
 
