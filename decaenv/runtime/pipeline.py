@@ -251,7 +251,10 @@ class Reconstructor:
         if self.options.iscrop:
             from decaenv.runtime.detectors import create_detector
 
-            self.detector = self._detector_choice or create_detector(self.options.detector, str(self._deca.device))
+            data_dir = self.options.data_dir.path if self.options.data_dir is not None else None
+            self.detector = self._detector_choice or create_detector(
+                self.options.detector, str(self._deca.device), data_dir=data_dir
+            )
             log.info("face detector: %s (%s)", self.detector.name, self.detector.reason)
         self._loaded = True
 
