@@ -128,7 +128,7 @@ def test_every_decaenv_command_line_parses(kind):
 
     from decaenv.cli import app
     from decaenv.cli._argv import _walk_to_leaf, hoist_global_options
-    from decaenv.doctor.cli_impl import _parse_require
+    from decaenv.cli._doctor_run import _parse_require
 
     root = typer.main.get_command(app)
     lines = _decaenv_lines(_parse(kind))

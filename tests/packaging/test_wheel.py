@@ -213,7 +213,8 @@ def test_readme_install_lines_name_this_version_and_the_build():
     specs, block = _readme_install_specs()
     assert len(specs) == 2 and "python -m build" in block
     assert specs[0].endswith(f"/dist/decaenv-{decaenv.__version__}-py3-none-any.whl")  # kept in step with the version
-    assert specs[1].startswith("decaenv[runtime,fetch] @ git+https://")
+    assert specs[1] == "decaenv[runtime,fetch] @ file://$PWD"  # works as written in the clone: no URL to fill in
+    assert "OWNER" not in block
 
 
 def _pip_target(spec: str, target: Path):
@@ -242,11 +243,11 @@ def test_readme_wheel_line_installs(dist, tmp_path):
     assert (tmp_path / "target" / "decaenv" / "manifests" / "deca.toml").is_file()
 
 
-def test_readme_git_url_line_installs(tmp_path):
-    """The README's git line as written, with a local clone's file:// URL for the repository's URL."""
+def test_readme_clone_line_installs(tmp_path):
+    """The README's clone line as written, `$PWD` being a fresh clone of this repository."""
     clone = tmp_path / "clone"
     assert _run(["git", "clone", "-q", REPO, clone]).returncode == 0
-    spec = re.sub(r"git\+https://\S+", f"git+{clone.as_uri()}", _readme_install_specs()[0][1])
+    spec = _readme_install_specs()[0][1].replace("file://$PWD", clone.as_uri())
     run = _pip_target(spec, tmp_path / "target")
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "target" / "decaenv" / "manifests" / "deca.toml").is_file()
