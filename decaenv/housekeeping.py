@@ -106,7 +106,8 @@ def clean(data_dir: Optional[Path], kinds: Sequence[str], *, dry_run: bool = Fal
             gone, busy = leftovers.remove_partials(item.path, dry_run=dry_run)
             removed.append(Item("partials", item.path, gone, busy, size=sum(sizes[p] for p in gone if p in sizes)))
         elif item.kind == "quarantine":
-            leftovers.clear_quarantine(data_dir, dry_run=dry_run)
+            if data_dir is not None:  # `inventory` lists a quarantine only inside a data dir
+                leftovers.clear_quarantine(data_dir, dry_run=dry_run)
             removed.append(item)
         else:
             if not dry_run:

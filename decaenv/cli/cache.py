@@ -14,11 +14,12 @@ app = typer.Typer(
 
 
 def _human(n: int) -> str:
+    value = float(n)
     for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n:.1f} GB"  # pragma: no cover
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000.0
+    return f"{value:.1f} GB"  # pragma: no cover
 
 
 def _data_dir(ctx):
