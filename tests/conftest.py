@@ -105,6 +105,60 @@ def procedural_data_dir(tmp_path_factory, request) -> Path:
     return out
 
 
+MTCNN_WHEEL_ENV = "DECAENV_TEST_MTCNN_WHEEL"
+MTCNN_WHEEL_NAME = "facenet_pytorch-2.6.0-py3-none-any.whl"
+
+
+def mtcnn_wheel():
+    """facenet-pytorch's wheel, which holds the MTCNN weights: `$DECAENV_TEST_MTCNN_WHEEL`, else the one
+    `make` downloads into `<venv>/wheelhouse-mtcnn/` (set-up may use PyPI; tests never do). None if absent."""
+    import sys
+
+    candidates = [os.environ.get(MTCNN_WHEEL_ENV, ""), str(Path(sys.prefix) / "wheelhouse-mtcnn" / MTCNN_WHEEL_NAME)]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def mtcnn_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding only `mtcnn/{pnet,rnet,onet}.pt`, imported by `decaenv fetch --from` (sha256-checked
+    against the manifest) from facenet-pytorch's wheel, else from an installed facenet-pytorch's `data/`.
+    `make setup` downloads the wheel, so its absence fails the test (a set-up error, never a silent skip)."""
+    import importlib.util
+
+    source = mtcnn_wheel()
+    if source is None:
+        spec = importlib.util.find_spec("facenet_pytorch")
+        folder = Path(list(spec.submodule_search_locations)[0]) / "data" if spec else None
+        source = folder if folder is not None and (folder / "onet.pt").is_file() else None
+    if source is None:
+        pytest.fail(f"no MTCNN weights: run `make setup` (it downloads {MTCNN_WHEEL_NAME}) or set {MTCNN_WHEEL_ENV}")
+    from decaenv.cli import main
+
+    out = tmp_path_factory.mktemp("mtcnn-data")
+    home = tmp_path_factory.mktemp("mtcnn-home")
+    old = os.environ.get("DECAENV_HOME")
+    os.environ["DECAENV_HOME"] = str(home)
+    try:
+        code = main(["-q", "--data-dir", str(out), "fetch", "--from", str(source)])
+    finally:
+        if old is None:
+            os.environ.pop("DECAENV_HOME", None)
+        else:
+            os.environ["DECAENV_HOME"] = old
+    assert code == 0 and (out / "mtcnn" / "onet.pt").is_file(), f"importing the MTCNN weights from {source} failed"
+    return out
+
+
+@pytest.fixture(scope="session")
+def reconstruct_data_dir(synthetic_data_dir, mtcnn_data_dir, tmp_path_factory):
+    """The synthetic data dir plus the MTCNN weights in `mtcnn/` (what `decaenv fetch` + `fetch mtcnn-*` leave),
+    made of symlinks: nothing is copied and the shared synthetic dir is not modified."""
+    out = tmp_path_factory.mktemp("reconstruct-data")
+    for item in list(synthetic_data_dir.iterdir()) + [mtcnn_data_dir / "mtcnn"]:
+        (out / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    return out
+
+
 @pytest.fixture(scope="session")
 def mini_flame_pickle(tmp_path_factory):
     """(path, arrays): a FLAME pickle of the real chumpy-style layout with 20 components (7 MB; see

@@ -10,27 +10,30 @@ from typing import Dict, Iterator, List, Set, Tuple
 ROOT = Path(__file__).resolve().parents[1] / "decaenv"
 
 #: Modules at the bottom: they import nothing of decaenv above them.
-BASE = {"errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights"}
+BASE = {"_typing", "errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights", "offline"}
 
 #: Unit (a subpackage or a top-level module of decaenv) -> the units it may import (besides `decaenv` itself,
 #: which holds only `__version__`).
 ALLOWED: Dict[str, Set[str]] = {
     "__init__": set(),
-    "errors": set(),
-    "deca_layout": set(),
-    "_process": set(),
-    "paths": {"errors", "deca_layout"},
-    "meshio": {"errors"},
-    "uvlayout": {"errors"},
-    "fan_weights": set(),
+    "_typing": set(),
+    "errors": {"_typing"},
+    "deca_layout": {"_typing"},
+    "_process": {"_typing"},
+    "paths": {"_typing", "errors", "deca_layout"},
+    "meshio": {"_typing", "errors"},
+    "uvlayout": {"_typing", "errors"},
+    "fan_weights": {"_typing"},
+    "offline": {"_typing"},
     "loaders": BASE,
     "patches": BASE | {"loaders", "runtime"},  # DECA's rasterizer modules are shims over decaenv's rasterizer
     "runtime": BASE | {"loaders"},
     "fetch": BASE | {"loaders"},
     "synthetic": BASE | {"loaders"},  # test data; nothing in production imports it
     "doctor": BASE | {"loaders", "patches", "fetch", "runtime"},
+    "housekeeping": BASE | {"fetch"},  # `decaenv cache`: what decaenv keeps on disk
     "selftest": BASE | {"doctor", "runtime", "synthetic"},
-    "cli": BASE | {"loaders", "patches", "runtime", "fetch", "synthetic", "doctor", "selftest"},
+    "cli": BASE | {"loaders", "patches", "runtime", "fetch", "synthetic", "doctor", "selftest", "housekeeping"},
     "__main__": {"cli"},
 }
 

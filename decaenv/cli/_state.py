@@ -18,10 +18,12 @@ class CliState:
     Attributes:
         data_dir_flag: value of `--data-dir`, or None.
         verbosity: -1 with `-q`, 0 by default, 1+ per `-v`.
+        progress: False with `--no-progress` (see `decaenv.cli._console.progress_enabled` for the rest).
     """
 
     data_dir_flag: Optional[Path] = None
     verbosity: int = 0
+    progress: bool = True
     _data_dir: Optional[DataDir] = field(default=None, init=False, repr=False)
 
     @property
@@ -55,9 +57,9 @@ def configure_logging(verbosity: int) -> None:
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logger = logging.getLogger("decaenv")
     logger.setLevel(level)
-    if not any(getattr(h, "_decaenv", False) for h in logger.handlers):
+    if not any(h.get_name() == "decaenv" for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("decaenv: %(message)s"))
-        handler._decaenv = True  # type: ignore[attr-defined]
+        handler.set_name("decaenv")
         logger.addHandler(handler)
     logger.propagate = False

@@ -288,10 +288,11 @@ def detectors_section(common: Dict[str, Any]) -> DetectorsSection:
         from decaenv.runtime.detectors import auto_plan, availability
     except ImportError as exc:
         return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
+    data_dir = common.get("data_dir")  # MTCNN's weights are data files (mtcnn/ in the data dir)
     return {
         "api": True,
-        "plan": cast(AutoPlanInfo, auto_plan().to_json()),
-        "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()},
+        "plan": cast(AutoPlanInfo, auto_plan(data_dir=data_dir).to_json()),
+        "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability(data_dir)},
     }
 
 
@@ -363,8 +364,8 @@ def flame_selftest_section(common: Dict[str, Any]) -> FlameSelftestSection:
 
     saved = {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]}
     # A None entry in sys.modules makes `import chumpy` raise ImportError (the import system's own convention).
-    sys.modules["chumpy"] = None  # type: ignore[assignment]
-    sys.modules["chumpy.ch"] = None  # type: ignore[assignment]
+    sys.modules["chumpy"] = None  # type: ignore[assignment]  # typeshed omits None, a valid sys.modules value
+    sys.modules["chumpy.ch"] = None  # type: ignore[assignment]  # (see above)
     try:
         return _read_tiny_flame(np, load_flame, ChumpyCh, dumps)
     finally:  # later sections (the chumpy probe) must see the real import system again

@@ -118,7 +118,7 @@ def expression_codes(codes: Dict, jaws: Sequence[float], targets: Optional[Dict]
         euler = torch.zeros(len(jaw_frames), 3, device=out["pose"].device)
         euler[:, 0] = torch.tensor([float(j) for j in jaw_frames])
         out["pose"][: len(jaw_frames), 3:] = euler_to_axis_angle(euler)
-    if n_targets:
+    if targets is not None and n_targets:
         out["exp"][len(jaw_frames) :] = targets["exp"]
         out["pose"][len(jaw_frames) :, 3:] = targets["pose"][:, 3:]
     return out
@@ -215,7 +215,7 @@ class Animator:
         self.deca = deca if deca is not None else build_deca(options)
         self.timer = StageTimer(str(self.deca.device))
         self.deca.timer = self.timer
-        self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device))
+        self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device), options.data_dir)
         self.n_targets = 0
 
     @property

@@ -5,11 +5,17 @@ codes of a set of crops. Shared by `transfer`, `animate` and `reconstruct --face
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import numpy as np
 
 from decaenv.errors import InputError, UsageError
+from decaenv.paths import DataDir
+
+if TYPE_CHECKING:
+    from decaenv.runtime.crop import Crop
+    from decaenv.runtime.detectors import DetectorChoice
+    from decaenv.runtime.inputs import Item
 
 FACES_CHOICES = ("largest", "all")
 
@@ -24,8 +30,8 @@ class Face:
     """
 
     name: str
-    item: object
-    crop: object
+    item: Item
+    crop: Crop
     image: np.ndarray
 
 
@@ -37,7 +43,7 @@ def check_faces(value: str) -> str:
     return choice
 
 
-def crops_of(image: np.ndarray, item, *, iscrop: bool, detector, faces: str = "largest") -> List[object]:
+def crops_of(image: np.ndarray, item, *, iscrop: bool, detector, faces: str = "largest") -> List[Crop]:
     """The crops of one picture: one (DECA's choice of face) or one per detected face, largest first.
 
     With `faces="all"` a landmark file next to the image or `--iscrop false` still give one crop.
@@ -103,10 +109,11 @@ def load_one(path, *, iscrop: bool, detector, what: str) -> Face:
     return prepare(item, item.name, iscrop=iscrop, detector=detector)[0]
 
 
-def make_detector(iscrop: bool, name: str, device: str) -> Optional[object]:
-    """The face detector for a run (None with `--iscrop false`)."""
+def make_detector(iscrop: bool, name: str, device: str, data_dir: Optional[DataDir] = None) -> Optional[DetectorChoice]:
+    """The face detector for a run (None with `--iscrop false`); weight files (mtcnn/) are read from `data_dir`
+    (None: the resolved default data dir)."""
     if not iscrop:
         return None
     from decaenv.runtime.detectors import create_detector
 
-    return create_detector(name, device)
+    return create_detector(name, device, data_dir=data_dir.path if data_dir is not None else None)
