@@ -15,14 +15,16 @@ pytest.importorskip("scipy")
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    """A full-size synthetic FLAME pickle (400 components, 53 MB) and the exact arrays that went into it: for
-    the tests of DECA compatibility; the others use the 7 MB `mini_flame_pickle`."""
+def written(procedural_data_dir):
+    """A full-size synthetic FLAME pickle (400 components, 53 MB: the session's `procedural_data_dir` one, read
+    in place) and the exact arrays that went into it (built again as `make_assets` builds them, and checked
+    against the file's bytes): for the tests of DECA compatibility; the others use the 7 MB
+    `mini_flame_pickle`."""
     from decaenv.synthetic import flame, topology
 
-    arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng(7))
-    path = tmp_path_factory.mktemp("flame") / "generic_model.pkl"
-    path.write_bytes(flame.flame_pickle_bytes(arrays))
+    arrays = flame.flame_arrays(topology.procedural_head(), np.random.default_rng([0, 0]))  # make_assets(seed=0)
+    path = procedural_data_dir / "generic_model.pkl"
+    assert flame.flame_pickle_bytes(arrays) == path.read_bytes(), "make_assets builds FLAME otherwise now"
     return path, arrays
 
 
