@@ -15,6 +15,7 @@ Usage:
     .venv/bin/python scripts/compat_matrix.py --cells py3.12-np2-fa1.5.0-chumpy0.70 --jobs 2
     .venv/bin/python scripts/compat_matrix.py --download-wheels .venv/wheelhouse   # (make setup does this)
     .venv/bin/python scripts/compat_matrix.py --smoke --wheelhouse .venv/wheelhouse  # offline smoke
+    .venv/bin/python scripts/compat_matrix.py --smoke --data-dir DIR   # judge an existing synthetic data dir
 Venvs are cached under `~/.cache/decaenv-compat-matrix/` (by cell and requirements) so re-runs are quick.
 Smoke cells install no torch and face_alignment without its requirements, from a local wheelhouse only
 (`pip --no-index`), so the test suite that runs them needs no network.
