@@ -124,3 +124,31 @@ def test_pnet_over_the_pyramid_canvas_equals_pnet_level_by_level(size, skip):
     assert int((plan.level >= 0).sum()) == sum(
         (math.ceil((int(height * s + 1) - 2) / 2) - 4) * (math.ceil((int(width * s + 1) - 2) / 2) - 4) for s in scales
     )
+
+
+@pytest.mark.cuda
+def test_mtcnn_on_cuda_finds_the_cpu_boxes():
+    import skimage.data
+
+    from decaenv.runtime.detectors import create_detector
+    from decaenv.runtime.detectors.mtcnn import weights_dir
+
+    if weights_dir() is None:
+        pytest.skip("needs the MTCNN weights (facenet-pytorch)")
+    image = skimage.data.astronaut()
+    on_cpu = create_detector("mtcnn", "cpu").detector.detect_all(image)
+    on_gpu = create_detector("mtcnn", "cuda").detector.detect_all(image)
+    assert len(on_cpu) == len(on_gpu) >= 1
+    for a, b in zip(on_cpu, on_gpu):
+        assert np.abs(np.array(a.box) - np.array(b.box)).max() < 0.5
+
+
+@pytest.mark.cuda
+def test_input_batches_on_cuda_come_from_pinned_memory():
+    from decaenv.runtime.batch_buffers import InputBatches
+
+    crops = [np.random.default_rng(k).random((3, 224, 224), dtype=np.float32) for k in range(3)]
+    batches = InputBatches(torch.device("cuda"), channels_last=True)
+    batch = batches.assemble(crops)
+    assert batch.is_cuda and batches._ring[0].is_pinned()
+    assert torch.equal(batch.cpu(), torch.from_numpy(np.stack(crops)))
