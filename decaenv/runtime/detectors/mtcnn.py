@@ -122,7 +122,8 @@ def fast_skip_levels(short_side: int) -> int:
 
 
 class MtcnnDetector(Detector):
-    """MTCNN with facenet-pytorch's weights; returns the largest face as a DECA "bbox" box.
+    """MTCNN with facenet-pytorch's weights; returns the largest face as a DECA "bbox" box. One detector
+    serves one thread at a time (it reuses its summed-area table buffer between images).
 
     Args:
         device: torch device for the three networks.
