@@ -57,9 +57,9 @@ $(VENV)/.deca-env: $(STAMP) tests/_support/deca_env.py
 lint: setup
 	$(BIN)/ruff check decaenv tests bench scripts
 	$(BIN)/ruff format --check decaenv tests bench scripts
+	$(BIN)/mypy
 
-# mypy on decaenv/ (configured in pyproject.toml). Not yet part of `make test`: the code merged after the typing
-# pass (transfer/animate, the fast graphs, Ray, tables) still has findings to fix (`make typecheck` lists them).
+# mypy alone (configured in pyproject.toml; `make lint`, and so `make test`, runs it too).
 typecheck: setup
 	$(BIN)/mypy
 
@@ -68,10 +68,12 @@ test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.dec
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The one-minute loop: unit tests and small end-to-end runs on the procedural synthetic head (not `slow`: no real
-# doctor runs, venv matrices, compiles or CLI reconstructions; no DECAENV_TEST_ASSETS). `make test` is the full suite.
+# doctor runs, venv matrices, compiles or CLI reconstructions; no DECAENV_TEST_ASSETS), on two pytest-xdist
+# workers (FAST_WORKERS=0 runs them in this process). `make test` is the full suite.
 FAST_MARKERS ?= not slow and not ext and not cuda and not network
+FAST_WORKERS ?= 2
 test-fast: setup
-	env -u DECAENV_TEST_ASSETS $(BIN)/python -m pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	env -u DECAENV_TEST_ASSETS $(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) decaenv-selftest .pytest_cache

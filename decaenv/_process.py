@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ def pid_alive(pid: int) -> bool:
     """True when a process with this pid runs on this host (never signals it)."""
     if pid <= 0:
         return False
-    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT on Windows
+    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT on Windows
         import ctypes
 
         handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION

@@ -145,16 +145,15 @@ def detail_decoder_layout() -> Dict[str, Shape]:
     out: Dict[str, Shape] = OrderedDict()
     out["l1.0.weight"] = (128 * 8 * 8, DETAIL_LATENT)
     out["l1.0.bias"] = (128 * 8 * 8,)
-    entries = [(idx, "bn", ch) for idx, ch in DETAIL_BN_BLOCKS]
-    entries += [(idx, "conv", (cin, cout)) for idx, cin, cout in DETAIL_CONV_BLOCKS]
-    for idx, kind, arg in sorted(entries):
-        if kind == "bn":
-            out.update(_batchnorm(f"conv_blocks.{idx}", arg))
-        else:
-            cin, cout = arg
-            out[f"conv_blocks.{idx}.weight"] = (cout, cin, 3, 3)
-            out[f"conv_blocks.{idx}.bias"] = (cout,)
+    blocks = [(idx, _batchnorm(f"conv_blocks.{idx}", ch)) for idx, ch in DETAIL_BN_BLOCKS]
+    blocks += [(idx, _conv3x3(f"conv_blocks.{idx}", cin, cout)) for idx, cin, cout in DETAIL_CONV_BLOCKS]
+    for _, layout in sorted(blocks, key=lambda block: block[0]):
+        out.update(layout)
     return out
+
+
+def _conv3x3(prefix: str, cin: int, cout: int) -> Dict[str, Shape]:
+    return OrderedDict([(f"{prefix}.weight", (cout, cin, 3, 3)), (f"{prefix}.bias", (cout,))])
 
 
 def checkpoint_layout() -> Dict[str, Dict[str, Shape]]:

@@ -1,8 +1,8 @@
 """The one exception hierarchy of decaenv.
 
 Library code raises these; only the CLI edge (`decaenv.cli`) turns them into a one-line message and an
-exit code. This module imports nothing from the rest of decaenv (and nothing heavy), so any module may
-import it.
+exit code. This module imports nothing from the rest of decaenv but its type aliases (and nothing heavy),
+so any module may import it.
 
 Exit codes (the foundation contract, also documented in the README):
     0  success
@@ -17,6 +17,8 @@ import enum
 import errno
 import os
 from typing import Optional
+
+from decaenv._typing import StrPath
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -40,7 +42,7 @@ class DecaenvError(Exception):
         message: str,
         *,
         hint: Optional[str] = None,
-        path: Optional[os.PathLike] = None,
+        path: Optional[StrPath] = None,
         code: Optional[enum.Enum] = None,
     ):
         super().__init__(message)
@@ -107,7 +109,7 @@ class FileSystemError(DecaenvError):
         message: str,
         *,
         hint: Optional[str] = None,
-        path: Optional[os.PathLike] = None,
+        path: Optional[StrPath] = None,
         errno_: Optional[int] = None,
     ):
         super().__init__(message, hint=hint, path=path)
@@ -132,7 +134,7 @@ _OS_HINTS = {
 }
 
 
-def os_error(exc: OSError, path: Optional[os.PathLike] = None, action: str = "use") -> FileSystemError:
+def os_error(exc: OSError, path: Optional[StrPath] = None, action: str = "use") -> FileSystemError:
     """A one-line `FileSystemError` for an OSError: what failed, on which path, why, and the fix.
 
     Args:

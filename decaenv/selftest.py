@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional
 
 from decaenv.errors import DecaenvError
 from decaenv.paths import DataDir
+from decaenv.runtime.selftest_stages import StageContext
 
 STAGES = ("doctor", "assets", "model", "reconstruct", "outputs")
 #: Which earlier stage each stage needs (the doctor's verdict is reported but blocks nothing).
@@ -99,23 +100,23 @@ def find_public_topology(options: SelftestOptions) -> Optional[Path]:
     return None
 
 
-def _stage_doctor(ctx: Dict[str, object], options: SelftestOptions) -> str:
+def _stage_doctor(ctx: StageContext, options: SelftestOptions) -> str:
     from decaenv.doctor import selftest_gate
 
     return selftest_gate()
 
 
-def _stage_assets(ctx: Dict[str, object], options: SelftestOptions) -> str:
+def _stage_assets(ctx: StageContext, options: SelftestOptions) -> str:
     from decaenv.synthetic import make_assets
 
     public = find_public_topology(options)
-    report = make_assets(ctx["workdir"] / "data", seed=options.seed, public_dir=public, with_optimizer=False)
-    ctx["assets"] = report
+    report = make_assets(ctx.workdir / "data", seed=options.seed, public_dir=public, with_optimizer=False)
+    ctx.data_dir = report.data_dir
     return f"{len(report.files)} files, topology {report.topology}, {report.seconds:.1f} s"
 
 
-def _stage_runtime(name: str) -> Callable[[Dict[str, object], SelftestOptions], str]:
-    def run(ctx: Dict[str, object], options: SelftestOptions) -> str:
+def _stage_runtime(name: str) -> Callable[[StageContext, SelftestOptions], str]:
+    def run(ctx: StageContext, options: SelftestOptions) -> str:
         from decaenv.runtime import selftest_stages
 
         return getattr(selftest_stages, name)(ctx, options)
@@ -123,7 +124,7 @@ def _stage_runtime(name: str) -> Callable[[Dict[str, object], SelftestOptions], 
     return run
 
 
-_RUNNERS: Dict[str, Callable[[Dict[str, object], SelftestOptions], str]] = {
+_RUNNERS: Dict[str, Callable[[StageContext, SelftestOptions], str]] = {
     "doctor": _stage_doctor,
     "assets": _stage_assets,
     "model": _stage_runtime("model"),
@@ -137,7 +138,7 @@ def run_selftest(options: SelftestOptions, on_stage: Optional[Callable[[StageRes
     results: List[StageResult] = []
     status: Dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="decaenv-selftest-"))
-    ctx: Dict[str, object] = {"workdir": workdir}
+    ctx = StageContext(workdir)
     try:
         for name in STAGES:
             needed = REQUIRES[name]
@@ -154,13 +155,14 @@ def run_selftest(options: SelftestOptions, on_stage: Optional[Callable[[StageRes
     return SelftestReport(results, str(options.out_dir))
 
 
-def _run_stage(name: str, ctx: Dict[str, object], options: SelftestOptions) -> StageResult:
+def _run_stage(name: str, ctx: StageContext, options: SelftestOptions) -> StageResult:
     start = time.perf_counter()
+    details: List[str] = []
     try:
         summary = _RUNNERS[name](ctx, options)
-        status, details = "ok", []
+        status = "ok"
     except DecaenvError as exc:
-        summary, status, details = exc.one_line(), "fail", []
+        summary, status = exc.one_line(), "fail"
     except Exception as exc:  # noqa: BLE001 - a stage crash is a self-test failure, reported with its trace
         summary = f"{type(exc).__name__}: {exc}"
         status, details = "fail", traceback.format_exc().splitlines()

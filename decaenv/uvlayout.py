@@ -13,7 +13,7 @@ numpy only (no torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple, TypedDict
 
 import numpy as np
 
@@ -29,6 +29,22 @@ DENSE_KEYS = (
     "valid_pixel_b_coords",
 )
 DENSE_HINT = "use DECA's data/texture_data_256.npy (decaenv fetch texture-data)"
+
+
+class DenseTemplate(TypedDict):
+    """DECA's dense-template dict (a plain dict at run time, written to and read from `texture_data_<S>.npy`)."""
+
+    f: np.ndarray  # (M, 3) int: triangles over the N dense vertices
+    x_coords: np.ndarray  # (L,) float: texel-centre columns of the whole grid
+    y_coords: np.ndarray  # (L,) float: texel-centre rows of the whole grid
+    valid_pixel_ids: np.ndarray  # (N,) int: grid ids of the valid texels
+    valid_pixel_3d_faces: np.ndarray  # (N, 3) int: mesh vertex ids of the triangle under each valid texel
+    valid_pixel_b_coords: np.ndarray  # (N, 3) float: barycentric weights in that triangle
+    img_size: int  # S, the UV map size
+
+
+#: Builds the one-line error for a malformed template from what is wrong with it.
+BadTemplate = Callable[[str], DataError]
 
 
 def rasterize_uv(vt: np.ndarray, ft: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -65,7 +81,7 @@ def rasterize_uv(vt: np.ndarray, ft: np.ndarray, size: int) -> Tuple[np.ndarray,
     return face, bary
 
 
-def build_dense_template(face: np.ndarray, bary: np.ndarray, mesh_faces: np.ndarray) -> Dict[str, object]:
+def build_dense_template(face: np.ndarray, bary: np.ndarray, mesh_faces: np.ndarray) -> DenseTemplate:
     """A dense template in the real layout, as FLAME's texture generator builds it.
 
     The grid is column-major (grid id p = col·S + row; `x_coords[p] = p // S + 0.5`, `y_coords[p] = p % S + 0.5`);
@@ -92,20 +108,20 @@ def build_dense_template(face: np.ndarray, bary: np.ndarray, mesh_faces: np.ndar
     for corners in ((p, p + 1, p + size), (p + size, p + 1, p + size + 1)):
         idx = np.stack([index[c] for c in corners], 1)
         tris.append(idx[(idx >= 0).all(1)])
-    return {
-        "img_size": size,
-        "f": np.concatenate(tris).astype(np.int64),
-        "x_coords": (grid // size + 0.5).astype(np.float64),
-        "y_coords": (grid % size + 0.5).astype(np.float64),
-        "valid_pixel_ids": ids.astype(np.int64),
-        "valid_pixel_3d_faces": np.asarray(mesh_faces)[face[rows, cols]].astype(np.int64),
-        "valid_pixel_b_coords": bary[rows, cols].astype(np.float64),
-    }
+    return DenseTemplate(
+        img_size=size,
+        f=np.concatenate(tris).astype(np.int64),
+        x_coords=(grid // size + 0.5).astype(np.float64),
+        y_coords=(grid % size + 0.5).astype(np.float64),
+        valid_pixel_ids=ids.astype(np.int64),
+        valid_pixel_3d_faces=np.asarray(mesh_faces)[face[rows, cols]].astype(np.int64),
+        valid_pixel_b_coords=bary[rows, cols].astype(np.float64),
+    )
 
 
 def validate_dense_template(
     template: object, name: str = "texture_data_256.npy", n_vertices: Optional[int] = None, size: Optional[int] = None
-) -> Dict[str, object]:
+) -> DenseTemplate:
     """Check that DECA's code can use a dense template (the one validator for runtime, fetch and doctor).
 
     Accepts exactly what DECA's `upsample_mesh` can index: equal `x_coords`/`y_coords` lengths, integer
@@ -129,11 +145,20 @@ def validate_dense_template(
     missing = [k for k in DENSE_KEYS if k not in template]
     if missing:
         raise bad(f"lacks {', '.join(missing)}")
-    out = {k: _array(template[k], k, bad) for k in DENSE_KEYS if k != "img_size"}
+    arrays = {k: _array(template[k], k, bad) for k in DENSE_KEYS if k != "img_size"}
     try:
-        out["img_size"] = int(template["img_size"])
+        img_size = int(template["img_size"])
     except (TypeError, ValueError):
         raise bad(f"has img_size {template['img_size']!r}, not an integer") from None
+    out = DenseTemplate(
+        f=arrays["f"],
+        x_coords=arrays["x_coords"],
+        y_coords=arrays["y_coords"],
+        valid_pixel_ids=arrays["valid_pixel_ids"],
+        valid_pixel_3d_faces=arrays["valid_pixel_3d_faces"],
+        valid_pixel_b_coords=arrays["valid_pixel_b_coords"],
+        img_size=img_size,
+    )
     _check_shapes(out, bad)
     _check_indices(out, bad, n_vertices, size or out["img_size"])
     return out
@@ -142,7 +167,7 @@ def validate_dense_template(
 INDEX_KEYS = ("f", "valid_pixel_ids", "valid_pixel_3d_faces")
 
 
-def _array(value: object, key: str, bad) -> np.ndarray:
+def _array(value: object, key: str, bad: BadTemplate) -> np.ndarray:
     """`value` as a numeric array; index arrays must be integer arrays (numpy refuses float indices)."""
     try:
         arr = np.asarray(value)
@@ -155,16 +180,19 @@ def _array(value: object, key: str, bad) -> np.ndarray:
     return arr
 
 
-def _check_shapes(t: Dict[str, np.ndarray], bad) -> None:
+def _check_shapes(t: DenseTemplate, bad: BadTemplate) -> None:
     xs, ys, ids = t["x_coords"], t["y_coords"], t["valid_pixel_ids"]
     if xs.ndim != 1 or ys.ndim != 1 or len(xs) != len(ys):
         raise bad(f"has x_coords {xs.shape} and y_coords {ys.shape}: expected two grids of one length")
     if ids.ndim != 1:
         raise bad(f"has valid_pixel_ids of shape {ids.shape}, expected (N,)")
     n = len(ids)
-    for key in ("valid_pixel_3d_faces", "valid_pixel_b_coords"):
-        if t[key].shape != (n, 3):
-            raise bad(f"has {key} of shape {t[key].shape}, expected ({n}, 3) (one row per valid texel)")
+    for key, arr in (
+        ("valid_pixel_3d_faces", t["valid_pixel_3d_faces"]),
+        ("valid_pixel_b_coords", t["valid_pixel_b_coords"]),
+    ):
+        if arr.shape != (n, 3):
+            raise bad(f"has {key} of shape {arr.shape}, expected ({n}, 3) (one row per valid texel)")
     if t["f"].ndim != 2 or t["f"].shape[1:] != (3,):
         raise bad(f"has f of shape {t['f'].shape}, expected (M, 3)")
     if not np.all(np.isfinite(t["valid_pixel_b_coords"])):
@@ -173,7 +201,7 @@ def _check_shapes(t: Dict[str, np.ndarray], bad) -> None:
         raise bad("has non-finite texel coordinates (x_coords/y_coords)")
 
 
-def _check_indices(t: Dict[str, np.ndarray], bad, n_vertices: Optional[int], size: int) -> None:
+def _check_indices(t: DenseTemplate, bad: BadTemplate, n_vertices: Optional[int], size: int) -> None:
     ids, n = t["valid_pixel_ids"], len(t["valid_pixel_ids"])
     grid = len(t["x_coords"])
     if n and (ids.min() < 0 or ids.max() >= grid):

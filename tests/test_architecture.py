@@ -10,19 +10,20 @@ from typing import Dict, Iterator, List, Set, Tuple
 ROOT = Path(__file__).resolve().parents[1] / "decaenv"
 
 #: Modules at the bottom: they import nothing of decaenv above them.
-BASE = {"errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights"}
+BASE = {"_typing", "errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights"}
 
 #: Unit (a subpackage or a top-level module of decaenv) -> the units it may import (besides `decaenv` itself,
 #: which holds only `__version__`).
 ALLOWED: Dict[str, Set[str]] = {
     "__init__": set(),
-    "errors": set(),
-    "deca_layout": set(),
-    "_process": set(),
-    "paths": {"errors", "deca_layout"},
-    "meshio": {"errors"},
-    "uvlayout": {"errors"},
-    "fan_weights": set(),
+    "_typing": set(),
+    "errors": {"_typing"},
+    "deca_layout": {"_typing"},
+    "_process": {"_typing"},
+    "paths": {"_typing", "errors", "deca_layout"},
+    "meshio": {"_typing", "errors"},
+    "uvlayout": {"_typing", "errors"},
+    "fan_weights": {"_typing"},
     "loaders": BASE,
     "patches": BASE | {"loaders", "runtime"},  # DECA's rasterizer modules are shims over decaenv's rasterizer
     "runtime": BASE | {"loaders"},

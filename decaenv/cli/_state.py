@@ -55,9 +55,9 @@ def configure_logging(verbosity: int) -> None:
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logger = logging.getLogger("decaenv")
     logger.setLevel(level)
-    if not any(getattr(h, "_decaenv", False) for h in logger.handlers):
+    if not any(h.get_name() == "decaenv" for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("decaenv: %(message)s"))
-        handler._decaenv = True  # type: ignore[attr-defined]
+        handler.set_name("decaenv")
         logger.addHandler(handler)
     logger.propagate = False

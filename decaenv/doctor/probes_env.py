@@ -363,8 +363,8 @@ def flame_selftest_section(common: Dict[str, Any]) -> FlameSelftestSection:
 
     saved = {m: sys.modules.pop(m) for m in [m for m in sys.modules if m == "chumpy" or m.startswith("chumpy.")]}
     # A None entry in sys.modules makes `import chumpy` raise ImportError (the import system's own convention).
-    sys.modules["chumpy"] = None  # type: ignore[assignment]
-    sys.modules["chumpy.ch"] = None  # type: ignore[assignment]
+    sys.modules["chumpy"] = None  # type: ignore[assignment]  # typeshed omits None, a valid sys.modules value
+    sys.modules["chumpy.ch"] = None  # type: ignore[assignment]  # (see above)
     try:
         return _read_tiny_flame(np, load_flame, ChumpyCh, dumps)
     finally:  # later sections (the chumpy probe) must see the real import system again

@@ -17,15 +17,18 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
 
 from decaenv.errors import DecaenvError
 from decaenv.fetch import http
-from decaenv.fetch.credentials import Credentials
+from decaenv.fetch.credentials import Credentials, Secret
 from decaenv.fetch.errors import FetchCode, classify_html, classify_network, fetch_error
 from decaenv.fetch.manifest import Entry, Source
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -37,7 +40,7 @@ ENV_GDRIVE_COOKIES = "DECAENV_GDRIVE_COOKIES"
 class Env:
     """What downloaders share during one `decaenv fetch` run."""
 
-    session: object
+    session: requests.Session  # `decaenv.fetch.http.new_session()`
     options: http.HttpOptions
     credentials: Callable[[str, str], Credentials]
     cookies_loaded: Dict[str, bool] = field(default_factory=dict)
@@ -62,7 +65,10 @@ def download_form(env: Env, entry: Entry, source: Source, staging: Staging, ctx:
     """A login-form POST (username/password in the HTTPS body), as the MPI download server wants."""
     url = source.download_url
     creds = env.credentials(source.credentials or "", url)
-    form = {source.field("username"): creds.username, source.field("password"): creds.password}
+    form: Dict[str, Union[str, Secret]] = {
+        source.field("username"): creds.username,
+        source.field("password"): creds.password,
+    }
     log.info(
         "%s: POST to %s as %s (password from %s)", ctx.what, http.redact_url(url), creds.username, creds.password_from
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import errno as _errno
 import re
-from typing import Optional, Type, Union
+from typing import Optional, Type, TypeVar, Union, overload
 
+from decaenv._typing import StrPath
 from decaenv.errors import DecaenvError, FetchError, FileSystemError, IntegrityError, UnsafeContentError
 
 _SPACE_ERRNOS = (_errno.ENOSPC, getattr(_errno, "EDQUOT", _errno.ENOSPC), _errno.EFBIG)
@@ -129,15 +130,35 @@ _BY_HAND = frozenset(
 CODES = tuple(c.value for c in FetchCode)
 
 
+_E = TypeVar("_E", bound=DecaenvError)
+
+
+@overload
+def fetch_error(
+    code: Union[FetchCode, str], message: str, *, hint: Optional[str] = None, path: Optional[StrPath] = None
+) -> FetchError: ...
+
+
+@overload
 def fetch_error(
     code: Union[FetchCode, str],
     message: str,
     *,
     hint: Optional[str] = None,
-    path=None,
+    path: Optional[StrPath] = None,
+    cls: Type[_E],
+) -> _E: ...
+
+
+def fetch_error(
+    code: Union[FetchCode, str],
+    message: str,
+    *,
+    hint: Optional[str] = None,
+    path: Optional[StrPath] = None,
     cls: Type[DecaenvError] = FetchError,
 ) -> DecaenvError:
-    """Build an exception of class `cls` whose `code` is `code` (raise the result)."""
+    """Build an exception of class `cls` (a `FetchError` unless given) whose `code` is `code` (raise the result)."""
     return cls(message, hint=hint, path=path, code=FetchCode(code))
 
 
@@ -191,7 +212,7 @@ def _title(text: str) -> str:
     return " ".join(match.group(1).split())[:80] if match else ""
 
 
-def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -> DecaenvError:
+def classify_html(text: str, *, source_kind: str, what: str, manual: str = "") -> FetchError:
     """Name the HTML page a server sent instead of `what` (login, licence, Drive quota, ...).
 
     Args:

@@ -97,12 +97,9 @@ class HashCache:
         key = os.path.realpath(path)
         with self._lock:
             files = self._read()
-            old = files.get(key)
+            old = files.get(key) or {}
             same = (
-                bool(old)
-                and isinstance(old.get("stat"), list)
-                and tuple(old["stat"]) == stat_key(st)
-                and old.get("sha256") == sha256
+                isinstance(old.get("stat"), list) and tuple(old["stat"]) == stat_key(st) and old.get("sha256") == sha256
             )
             passed = dict(old.get("valid", {})) if same and isinstance(old.get("valid"), dict) else {}
             if valid:

@@ -31,6 +31,7 @@ from decaenv.errors import UsageError
 from decaenv.fetch.credentials import Secret
 from decaenv.fetch.errors import classify_html, classify_network, classify_status, fetch_error, redact_url
 from decaenv.fetch.hashes import new_hasher, seed_hasher
+from decaenv.fetch.progress import Progress
 from decaenv.fetch.sniff import is_html
 from decaenv.fetch.store import Staging
 from decaenv.fetch.stream import Interrupted, RateGuard, stream_body
@@ -106,7 +107,7 @@ class DownloadContext:
     source_kind: str  # manifest source kind (error classification)
     manual: str = ""  # "download by hand" text appended to hints
     expected_size: Optional[int] = None
-    progress: object = None  # decaenv.fetch.progress.Progress
+    progress: Optional[Progress] = None
     label: str = ""
 
 
@@ -267,7 +268,7 @@ def download(
             resp = first if (first is not None and offset == 0) else open_response(session, request, options, headers)
             first = None
             with resp:
-                plan = _accept(resp, staging, offset and use_range, ctx, request.url)
+                plan = _accept(resp, staging, bool(offset) and use_range, ctx, request.url)
                 if plan == "restart":
                     use_range = False
                     _restart(staging, ctx)

@@ -36,7 +36,7 @@ def normalise_name(name: str) -> str:
 
 
 def _walk(folder: Path) -> List[Path]:
-    found = []
+    found: List[Path] = []
     for root, dirs, files in os.walk(folder):
         depth = len(Path(root).relative_to(folder).parts)
         dirs[:] = [d for d in dirs if not d.startswith(".") and depth < MAX_DEPTH]

@@ -14,7 +14,7 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import IO, Callable, Dict, List, Optional, Tuple, Union
 
 from decaenv.errors import UnsafeContentError
 from decaenv.fetch.errors import classify_html, fetch_error
@@ -39,6 +39,8 @@ def _unsafe(name: str) -> Optional[str]:
 class Archive:
     """A zip or tar archive opened for inspection and single-member extraction."""
 
+    _archive: Union[zipfile.ZipFile, tarfile.TarFile]
+
     def __init__(self, path: os.PathLike, what: str = "", html_kind: str = "form-post"):
         self.path = Path(path)
         self.what = what or self.path.name
@@ -48,9 +50,9 @@ class Archive:
             raise classify_html(text, source_kind=html_kind, what=self.what)
         try:
             if kind == "zip" or zipfile.is_zipfile(self.path):
-                self.kind, self._zip, self._tar = "zip", zipfile.ZipFile(self.path), None
+                self.kind, self._archive = "zip", zipfile.ZipFile(self.path)
             else:
-                self.kind, self._zip, self._tar = "tar", None, tarfile.open(self.path, "r:*")
+                self.kind, self._archive = "tar", tarfile.open(self.path, "r:*")
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
             raise fetch_error(
                 "invalid-content",
@@ -59,7 +61,7 @@ class Archive:
             ) from None
 
     def close(self) -> None:
-        (self._zip or self._tar).close()
+        self._archive.close()
 
     def __enter__(self) -> "Archive":
         return self
@@ -68,15 +70,15 @@ class Archive:
         self.close()
 
     def names(self) -> List[str]:
-        if self._zip is not None:
-            return self._zip.namelist()
-        return self._tar.getnames()
+        if isinstance(self._archive, zipfile.ZipFile):
+            return self._archive.namelist()
+        return self._archive.getnames()
 
     def check_safe(self) -> None:
         """Raise `UnsafeContentError` (code "unsafe-archive") if any member could escape the target."""
         problems: List[str] = []
-        if self._zip is not None:
-            for info in self._zip.infolist():
+        if isinstance(self._archive, zipfile.ZipFile):
+            for info in self._archive.infolist():
                 why = _unsafe(info.filename)
                 mode = info.external_attr >> 16
                 if why is None and stat.S_ISLNK(mode):
@@ -84,7 +86,7 @@ class Archive:
                 if why:
                     problems.append(f"{info.filename!r} {why}")
         else:
-            for member in self._tar.getmembers():
+            for member in self._archive.getmembers():
                 why = _unsafe(member.name)
                 if why is None and (member.issym() or member.islnk()):
                     why = "is a link"
@@ -123,7 +125,11 @@ class Archive:
         from decaenv.fetch.zipcheck import MAX_RATIO, RATIO_FLOOR
 
         declared = self.member_size(name) or 0
-        packed = self._zip.getinfo(name).compress_size if self._zip is not None else self.path.stat().st_size
+        packed = (
+            self._archive.getinfo(name).compress_size
+            if isinstance(self._archive, zipfile.ZipFile)
+            else self.path.stat().st_size
+        )
         cap = limit if limit else max(RATIO_FLOOR, packed * MAX_RATIO)
         if declared > cap:
             raise fetch_error(
@@ -136,9 +142,9 @@ class Archive:
         return declared
 
     def member_size(self, name: str) -> Optional[int]:
-        if self._zip is not None:
-            return self._zip.getinfo(name).file_size
-        return self._tar.getmember(name).size
+        if isinstance(self._archive, zipfile.ZipFile):
+            return self._archive.getinfo(name).file_size
+        return self._archive.getmember(name).size
 
     def extract(self, name: str, target: Path, *, limit: Optional[int] = None, progress=None) -> Tuple[str, int]:
         """Stream member `name` into `target` (truncated first), refusing it first when it would expand
@@ -146,14 +152,13 @@ class Archive:
         self.check_safe()
         cap = self.check_member_size(name, limit)
         hasher, size = new_hasher(), 0
-        if self._zip is not None:
-            source = self._zip.open(name)
+        source: Optional[IO[bytes]]
+        if isinstance(self._archive, zipfile.ZipFile):
+            source = self._archive.open(name)
         else:
-            source = self._tar.extractfile(self._tar.getmember(name))
-            if source is None:
-                raise fetch_error(
-                    "invalid-content", f"{self.what}: {name} is not a regular file", cls=UnsafeContentError
-                )
+            source = self._archive.extractfile(self._archive.getmember(name))
+        if source is None:
+            raise fetch_error("invalid-content", f"{self.what}: {name} is not a regular file", cls=UnsafeContentError)
         try:
             with source, open(target, "wb") as out:
                 while True:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
+from decaenv._typing import StrPath
 
 HEAD_BYTES = 4096
 
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta", b"<title", b"<script", b"<form")
 
 
-def read_head(path: os.PathLike, n: int = HEAD_BYTES) -> bytes:
+def read_head(path: StrPath, n: int = HEAD_BYTES) -> bytes:
     """The first `n` bytes of a file (fewer if it is shorter)."""
     with open(path, "rb") as fh:
         return fh.read(n)

@@ -12,13 +12,13 @@ this repeatedly is cheap; `rehash=True` forces reading the file again.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 from decaenv.errors import DecaenvError
 from decaenv.fetch.hashes import HashCache, cached_sha256, stat_key
-from decaenv.fetch.manifest import Entry
+from decaenv.fetch.manifest import Entry, Validator
 from decaenv.fetch.records import LockFile
 
 STATUSES = ("verified", "present", "missing", "size-mismatch", "hash-mismatch", "hash-unknown", "invalid")
@@ -71,7 +71,9 @@ class FileStatus:
         return asdict(self)
 
 
-def expected_hash(entry: Entry, data_dir: os.PathLike, lockfile: Optional[LockFile] = None):
+def expected_hash(
+    entry: Entry, data_dir: os.PathLike, lockfile: Optional[LockFile] = None
+) -> Tuple[Optional[str], Optional[int], Optional[str]]:
     """(sha256, size, source) the file must match: the manifest's, else the first-use record's."""
     if entry.sha256:
         return entry.sha256, entry.size, "manifest"
@@ -105,60 +107,68 @@ def verify_entry(
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}")
     path = entry.path(data_dir)
-    base = {"id": entry.id, "dest": entry.dest, "path": str(path)}
     want_sha, want_size, source = expected_hash(entry, data_dir, lockfile)
-    base.update(expected_sha256=want_sha, expected_size=want_size, hash_source=source)
+    # what is known so far; every return sets `status` and `detail`
+    base = FileStatus(
+        id=entry.id,
+        dest=entry.dest,
+        path=str(path),
+        status="",
+        expected_size=want_size,
+        expected_sha256=want_sha,
+        hash_source=source,
+    )
     try:
         st = path.stat()
     except FileNotFoundError:
-        return FileStatus(**base, status="missing", detail=f"{entry.dest} is missing: run `decaenv fetch {entry.id}`")
+        return replace(base, status="missing", detail=f"{entry.dest} is missing: run `decaenv fetch {entry.id}`")
     if not path.is_file():
-        return FileStatus(**base, status="invalid", detail=f"{path} is not a regular file")
-    base["size"] = st.st_size
+        return replace(base, status="invalid", detail=f"{path} is not a regular file")
+    base = replace(base, size=st.st_size)
     if want_size is not None and st.st_size != want_size:
-        return FileStatus(
-            **base,
+        return replace(
+            base,
             status="size-mismatch",
             detail=f"{st.st_size} bytes, expected {want_size}: run `decaenv fetch --force {entry.id}`",
         )
     if level == "stat":
-        return FileStatus(**base, status="present", detail="not hashed")
+        return replace(base, status="present", detail="not hashed")
     cache = (cache or HashCache()) if use_cache else None
     digest, cached = cached_sha256(path, cache, rehash=rehash)
-    base.update(sha256=digest, cached=cached)
+    base = replace(base, sha256=digest, cached=cached)
     wrong_prefix = entry.prefix_mismatch(digest)
     if wrong_prefix:
-        return FileStatus(
-            **base, status="hash-mismatch", detail=f"{wrong_prefix}: run `decaenv fetch --force {entry.id}`"
-        )
+        return replace(base, status="hash-mismatch", detail=f"{wrong_prefix}: run `decaenv fetch --force {entry.id}`")
     if want_sha is not None and digest != want_sha:
         origin = "the manifest" if source == "manifest" else "the hash recorded when it was first fetched"
-        return FileStatus(
-            **base,
+        return replace(
+            base,
             status="hash-mismatch",
             detail=f"sha256 differs from {origin}: run `decaenv fetch --force {entry.id}`",
         )
     status = "verified" if want_sha else "hash-unknown"
     detail = "" if want_sha else f"no known hash: run `decaenv fetch {entry.id}` to check and record it"
     if level == "content" and entry.validator is not None:
-        summary = _content(entry, path, st, digest, cache, rehash)
+        summary = _content(entry.validator, path, st, digest, cache, rehash)
         if isinstance(summary, DecaenvError):
-            return FileStatus(**base, status="invalid", detail=summary.one_line())
-        base["content"] = summary
-    return FileStatus(**base, status=status, detail=detail)
+            return replace(base, status="invalid", detail=summary.one_line())
+        base = replace(base, content=summary)
+    return replace(base, status=status, detail=detail)
 
 
-def _content(entry: Entry, path: Path, st: os.stat_result, digest: str, cache: Optional[HashCache], rehash: bool):
+def _content(
+    validator: Validator, path: Path, st: os.stat_result, digest: str, cache: Optional[HashCache], rehash: bool
+) -> Union[str, DecaenvError]:
     """The validator's summary (cached per file identity), or the error it raised."""
     from decaenv.fetch.validators import validate, validator_key
 
-    key = validator_key(entry.validator)
+    key = validator_key(validator)
     if cache is not None and not rehash:
         record = cache.lookup(path, st)
         if record and record.get("sha256") == digest and key in record.get("valid", {}):
             return record["valid"][key]
     try:
-        summary = validate(path, entry.validator)
+        summary = validate(path, validator)
     except DecaenvError as exc:
         return exc
     if cache is not None and stat_key(os.stat(path)) == stat_key(st):

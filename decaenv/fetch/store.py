@@ -277,11 +277,10 @@ class Store:
                     continue
             old = Staging(part, {})
             try:
-                old.meta = json.loads(old.meta_path.read_text("utf-8"))
+                meta: object = json.loads(old.meta_path.read_text("utf-8"))
             except (OSError, ValueError):
-                old.meta = {}
-            if not isinstance(old.meta, dict):
-                old.meta = {}
+                meta = {}
+            old.meta = meta if isinstance(meta, dict) else {}
             if best is None and old.meta.get("source") == source_key and old.size() > 0:
                 fresh = self.new_staging(dest)
                 os.replace(part, fresh.path)

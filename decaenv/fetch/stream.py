@@ -159,11 +159,11 @@ def _read_some(source: http.client.HTTPResponse, view: memoryview) -> int:
         view = view[: source.length]
     n = source.fp.readinto1(view)
     if not n and len(view):
-        source._close_conn()
+        source._close_conn()  # type: ignore[attr-defined]  # private, not in typeshed
     elif source.length is not None:
         source.length -= n
         if not source.length:
-            source._close_conn()
+            source._close_conn()  # type: ignore[attr-defined]  # private, not in typeshed
     return n
 
 

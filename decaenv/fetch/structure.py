@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from decaenv._typing import StrPath
 from decaenv.errors import DataError, UnsafeContentError
 
 MAX_NPY_HEADER = 1 << 16  # numpy's own reader refuses headers past 10,000 characters by default
@@ -61,7 +62,7 @@ class _Dtype:
     def __init__(self, code: str = "", *_args):
         self.code, self.order = str(code), "|"
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: object) -> None:
         if isinstance(state, tuple) and len(state) > 1 and isinstance(state[1], str):
             self.order = state[1]
 
@@ -74,12 +75,12 @@ class _Dtype:
 class _Ndarray:
     """Stand-in for `numpy.ndarray` built by `_reconstruct` + `__setstate__`."""
 
-    def __init__(self, *_args):
+    def __init__(self, *_args: object) -> None:
         self.shape: Tuple[int, ...] = ()
         self.dtype = _Dtype("?")
         self.items: Optional[List[Any]] = None
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Tuple[Any, ...]) -> None:
         if len(state) == 5:
             state = state[1:]
         shape, dtype, _fortran, data = state
@@ -206,7 +207,7 @@ def _itemsize(descr: str) -> int:
     return int(digits) if digits else 1
 
 
-def outline_npy(path: os.PathLike) -> Any:
+def outline_npy(path: StrPath) -> Any:
     """An `.npy` file's outline: `ArrayInfo` for plain arrays, the (stand-in) object for object arrays.
 
     Raises:
@@ -243,7 +244,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def outline_npz(path: os.PathLike) -> Dict[str, ArrayInfo]:
+def outline_npz(path: StrPath) -> Dict[str, ArrayInfo]:
     """Names, shapes and dtypes of the arrays in an `.npz` (headers only; values never read)."""
     what = os.path.basename(path)
     out: Dict[str, ArrayInfo] = {}
@@ -265,7 +266,7 @@ def outline_npz(path: os.PathLike) -> Dict[str, ArrayInfo]:
 # --------------------------------------------------------------------------------------------- torch
 
 
-def outline_torch(path: os.PathLike) -> Any:
+def outline_torch(path: StrPath) -> Any:
     """The object saved in a `torch.save` file (zip or legacy format), tensors as `ArrayInfo`.
 
     Checks that every tensor's storage is present with enough bytes (a truncated download fails).
@@ -294,7 +295,7 @@ def outline_torch(path: os.PathLike) -> Any:
     return _plain(obj)
 
 
-def _outline_torch_zip(path: os.PathLike, what: str) -> Any:
+def _outline_torch_zip(path: StrPath, what: str) -> Any:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

@@ -14,6 +14,7 @@ import struct
 import zipfile
 from typing import Callable, Dict, Optional
 
+from decaenv._typing import StrPath
 from decaenv.errors import DataError, IntegrityError
 from decaenv.fetch.errors import fetch_error
 from decaenv.fetch.manifest import Validator
@@ -32,7 +33,7 @@ def register(kind: str) -> Callable[[ValidatorFn], ValidatorFn]:
 
 
 def _invalid(path: str, text: str, hint: str = "fetch it again from the official source") -> IntegrityError:
-    return fetch_error("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path, cls=IntegrityError)  # type: ignore[return-value]
+    return fetch_error("invalid-content", f"{os.path.basename(path)}: {text}", hint=hint, path=path, cls=IntegrityError)
 
 
 #: Bumped when a validator checks more than before, so cached "valid" results of the old checks are redone.
@@ -44,7 +45,7 @@ def validator_key(validator: Validator) -> str:
     return f"{validator.kind}@{VALIDATORS_VERSION}" + repr(validator.params)
 
 
-def validate(path: os.PathLike, validator: Optional[Validator]) -> str:
+def validate(path: StrPath, validator: Optional[Validator]) -> str:
     """Run `validator` on `path` (checks the payload kind first). Returns a summary line.
 
     Raises:

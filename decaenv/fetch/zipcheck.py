@@ -13,8 +13,9 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import Callable
+from typing import Callable, Optional
 
+from decaenv._typing import StrPath
 from decaenv.errors import DataError
 
 CHUNK = 4 << 20
@@ -39,7 +40,7 @@ def _damaged(what: str, detail: str) -> DataError:
     )
 
 
-def verify_zip_crc(path: os.PathLike, what: str = "", crc32: Callable[..., int] = None) -> int:
+def verify_zip_crc(path: StrPath, what: str = "", crc32: Optional[Callable[..., int]] = None) -> int:
     """Check every member's stored CRC-32 against its bytes. Returns the number of bytes checked.
 
     Raises:
@@ -47,7 +48,8 @@ def verify_zip_crc(path: os.PathLike, what: str = "", crc32: Callable[..., int] 
             central directory, or the file is not a readable zip.
     """
     what = what or os.path.basename(path)
-    crc32 = crc32 or crc32_function()
+    if crc32 is None:
+        crc32 = crc32_function()
     checked = 0
     try:
         with zipfile.ZipFile(path) as zf, open(path, "rb", buffering=0) as raw:

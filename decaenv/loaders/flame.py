@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from decaenv._typing import StrPath
 from decaenv.errors import DataError
 from decaenv.loaders._standins import ChumpyStandIn, SparseStandIn
 from decaenv.loaders.safe_pickle import load_pickle
@@ -191,7 +192,7 @@ def deca_compatibility(model: FlameModel) -> List[str]:
     return reasons
 
 
-def load_flame(path: os.PathLike, kind: Optional[str] = None) -> FlameModel:
+def load_flame(path: StrPath, kind: Optional[str] = None) -> FlameModel:
     """Read a FLAME model from `.pkl` (chumpy-free) or decaenv's `.npz` and validate its structure.
 
     The format is recognised from the content (an npz is a zip archive), not from the file name.

@@ -21,7 +21,7 @@ import _compat_pickle
 import io
 import pickle
 import struct
-from typing import Any, BinaryIO, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Dict, Optional, Tuple
 
 #: Today's module paths → the ones the historical files reference.
 MODULE_RENAMES = {
@@ -40,7 +40,16 @@ class LegacyPickler(pickle._Pickler):  # the pure-Python pickler: its hooks can 
         impersonate: `{id(obj): (module, name)}` for stand-in classes written under another name.
     """
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    # typeshed describes neither the pure-Python pickler's internals (`proto`, `write`, `memoize`,
+    # `save_bytes`) nor its dispatch table's real value type (it says `Unpickler`): declared here.
+    if TYPE_CHECKING:
+        proto: int
+
+        def write(self, data: bytes) -> int: ...
+
+        def memoize(self, obj: Any) -> None: ...
+
+    dispatch: ClassVar[Dict[type, Callable[..., None]]] = dict(pickle._Pickler.dispatch)
 
     def __init__(self, file: BinaryIO, protocol: int, impersonate: Optional[Dict[int, Tuple[str, str]]] = None):
         super().__init__(file, protocol=protocol, fix_imports=True)
@@ -50,7 +59,7 @@ class LegacyPickler(pickle._Pickler):  # the pure-Python pickler: its hooks can 
         if id(obj) in self._impersonate:
             module, qualname = self._impersonate[id(obj)]
         else:
-            module = getattr(obj, "__module__", None) or pickle.whichmodule(obj, name)
+            module = getattr(obj, "__module__", None) or pickle.whichmodule(obj, name)  # type: ignore[attr-defined]  # not in typeshed
             qualname = name or getattr(obj, "__qualname__", obj.__name__)
             module = MODULE_RENAMES.get(module, module)
         if self.proto < 3:
@@ -63,7 +72,7 @@ class LegacyPickler(pickle._Pickler):  # the pure-Python pickler: its hooks can 
 
     def _save_py2_str(self, obj: bytes) -> None:
         if self.proto >= 3:
-            return pickle._Pickler.save_bytes(self, obj)
+            return pickle._Pickler.save_bytes(self, obj)  # type: ignore[attr-defined]  # not in typeshed
         size = len(obj)
         if size < 256:
             self.write(pickle.SHORT_BINSTRING + bytes([size]) + obj)
@@ -73,7 +82,7 @@ class LegacyPickler(pickle._Pickler):  # the pure-Python pickler: its hooks can 
 
     dispatch[bytes] = _save_py2_str
 
-    def reducer_override(self, obj: Any):
+    def reducer_override(self, obj: Any) -> Any:
         storage_reduce = _torch_storage_reduce(obj)
         return storage_reduce if storage_reduce is not None else NotImplemented
 
@@ -85,7 +94,7 @@ def dumps(obj: Any, protocol: int, impersonate: Optional[Dict[int, Tuple[str, st
     return buf.getvalue()
 
 
-def _torch_storage_reduce(obj: Any):
+def _torch_storage_reduce(obj: Any) -> Optional[Tuple[Callable[[bytes], Any], Tuple[bytes]]]:
     """`(torch.storage._load_from_bytes, (payload,))` for a torch TypedStorage, else None."""
     import sys
 
@@ -103,20 +112,20 @@ class _CanonicalKeys:
 
     __name__ = "decaenv_canonical_keys"  # torch.save reads pickle_module.__name__
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.keys: Dict[str, str] = {}
         outer = self
 
         class Pickler(pickle._Pickler):
-            def save_pers(self, pid):
+            def save_pers(self, pid: Any) -> None:
                 if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage":
                     key = outer.keys.setdefault(pid[2], str(len(outer.keys)))
                     pid = pid[:2] + (key,) + pid[3:]
-                super().save_pers(pid)
+                super().save_pers(pid)  # type: ignore[misc]  # typeshed lacks _Pickler.save_pers
 
         self.Pickler = Pickler
 
-    def dump(self, obj, file, protocol=None):
+    def dump(self, obj: Any, file: BinaryIO, protocol: Optional[int] = None) -> None:
         if isinstance(obj, list) and obj and all(k in self.keys for k in obj):
             obj = [self.keys[k] for k in obj]
         pickle.dump(obj, file, protocol=protocol)

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, Callable, Dict, Tuple
 
 import numpy as np
 
+from decaenv._typing import StrPath
 from decaenv.errors import DataError, UnsafeContentError
 from decaenv.loaders._standins import SPARSE_GLOBALS, ChumpyStandIn, SparseStandIn, chumpy_class, sparse_class
 from decaenv.loaders.pickle_limits import check_pickle
@@ -210,7 +211,7 @@ def _check_head(path: Path, head: bytes, what: str) -> None:
         )
 
 
-def load_object_npy(path: os.PathLike, what: str = "file") -> Any:
+def load_object_npy(path: StrPath, what: str = "file") -> Any:
     """Load an `.npy` file; object arrays (a pickled dict inside) go through `SafeUnpickler`.
 
     DECA's `landmark_embedding.npy` and `texture_data_256.npy` are 0-d object arrays holding a dict; this

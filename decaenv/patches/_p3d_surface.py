@@ -248,7 +248,10 @@ def load_obj(
     if create_texture_atlas:
         raise ValueError("load_obj: create_texture_atlas=True is not supported by decaenv's pytorch3d stand-in")
     text = _read_text(f)
-    v, vt, vn, rows = [], [], [], []
+    v: List[List[float]] = []
+    vt: List[List[float]] = []
+    vn: List[List[float]] = []
+    rows: List[List[Tuple[int, int, int]]] = []  # one triangle: three (v, vt, vn) corners
     for lineno, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:

@@ -46,12 +46,16 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
+#: Names the log handler `_configure_logging` adds (so a second call adds none).
+_HANDLER_NAME = "decaenv-exec"
+
+
 def _configure_logging(verbose: bool) -> None:
     logger = logging.getLogger("decaenv")
-    if not any(getattr(h, "_decaenv_exec", False) for h in logger.handlers):
+    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("decaenv exec: %(message)s"))
-        handler._decaenv_exec = True  # type: ignore[attr-defined]
+        handler.set_name(_HANDLER_NAME)
         logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False

@@ -40,7 +40,7 @@ def cpu_defaults(init: Callable[..., None], cuda_available: Callable[[], bool] =
             kwargs["compile"] = False
         init(self, *args, **kwargs)
 
-    __init__.__decaenv_wrapped__ = init  # type: ignore[attr-defined]
+    vars(__init__)["__decaenv_wrapped__"] = init  # marks decaenv's wrapper and keeps the original
     return __init__
 
 

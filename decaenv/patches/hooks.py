@@ -92,7 +92,8 @@ class PostImportHooks:
             busy.discard(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _HookedLoader(spec.loader, self._run_callbacks)  # type: ignore[assignment]  # duck-typed
+        # typeshed wants an importlib.abc.Loader subclass; the import system takes any loader (see _HookedLoader)
+        spec.loader = _HookedLoader(spec.loader, self._run_callbacks)  # type: ignore[assignment]  # typeshed too strict
         return spec
 
     def _find_with_others(

@@ -41,9 +41,9 @@ def _module(name: str) -> types.ModuleType:
     mod = types.ModuleType(name, f"decaenv's stand-in for {name} (a small part of pytorch3d's API)")
     mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=name in _PACKAGES)
     if name in _PACKAGES:
-        mod.__path__ = []  # type: ignore[attr-defined]  # submodules resolve only to the stand-ins beside it
+        mod.__path__ = []  # submodules resolve only to the stand-ins beside it
     if name == "pytorch3d":
-        mod.__version__ = "0.0.0+decaenv"  # type: ignore[attr-defined]
+        vars(mod)["__version__"] = "0.0.0+decaenv"
     setattr(mod, _MARK, True)
     for attr in EXPORTS[name]:
         setattr(mod, attr, getattr(_p3d_surface, attr))
@@ -56,7 +56,7 @@ def _module(name: str) -> types.ModuleType:
             "rasterize_meshes (install pytorch3d for the rest)"
         )
 
-    mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    mod.__getattr__ = __getattr__  # type: ignore[method-assign]  # a module-level __getattr__ (PEP 562)
     return mod
 
 

@@ -34,7 +34,7 @@ def translate_multichannel(func: Callable[..., Any]) -> Callable[..., Any]:
             kwargs["channel_axis"] = -1 if multichannel else None
         return func(*args, **kwargs)
 
-    wrapper.__decaenv_wrapped__ = func  # type: ignore[attr-defined]
+    vars(wrapper)["__decaenv_wrapped__"] = func  # marks decaenv's wrapper and keeps the original
     return wrapper
 
 

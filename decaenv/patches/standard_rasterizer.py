@@ -148,8 +148,11 @@ def module() -> types.ModuleType:
     """A fresh `standard_rasterize_cuda` module holding the two functions."""
     mod = types.ModuleType(MODULE_NAME, "decaenv's stand-in for DECA's standard_rasterize_cuda extension")
     mod.__spec__ = importlib.machinery.ModuleSpec(MODULE_NAME, None)
-    mod.standard_rasterize = standard_rasterize  # type: ignore[attr-defined]
-    mod.standard_rasterize_colors = standard_rasterize_colors  # type: ignore[attr-defined]
+    for name, function in (
+        ("standard_rasterize", standard_rasterize),
+        ("standard_rasterize_colors", standard_rasterize_colors),
+    ):
+        setattr(mod, name, function)
     setattr(mod, _MARK, True)
     return mod
 
@@ -164,7 +167,7 @@ def intercepting_load(load: Callable[..., Any], stand_in: types.ModuleType) -> C
             return stand_in
         return load(name, *args, **kwargs)
 
-    wrapper.__decaenv_wrapped__ = load  # type: ignore[attr-defined]
+    vars(wrapper)["__decaenv_wrapped__"] = load  # marks decaenv's wrapper and keeps the original
     return wrapper
 
 

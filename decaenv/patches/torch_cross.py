@@ -39,7 +39,7 @@ def explicit_dim(cross: Callable[..., Any], torch: Any) -> Callable[..., Any]:
                 kwargs["dim"] = dim
         return cross(input, other, *args, **kwargs)
 
-    wrapper.__decaenv_wrapped__ = cross  # type: ignore[attr-defined]
+    vars(wrapper)["__decaenv_wrapped__"] = cross  # marks decaenv's wrapper and keeps the original
     return wrapper
 
 

@@ -66,7 +66,7 @@ def trusted_load(load: Callable[..., Any], torch: Any, trusted: FrozenSet[str]) 
                 return load(f, *args, weights_only=False, **kwargs)
         return load(f, *args, **kwargs)
 
-    wrapper.__decaenv_wrapped__ = load  # type: ignore[attr-defined]
+    vars(wrapper)["__decaenv_wrapped__"] = load  # marks decaenv's wrapper and keeps the original
     return wrapper
 
 

@@ -118,7 +118,7 @@ def expression_codes(codes: Dict, jaws: Sequence[float], targets: Optional[Dict]
         euler = torch.zeros(len(jaw_frames), 3, device=out["pose"].device)
         euler[:, 0] = torch.tensor([float(j) for j in jaw_frames])
         out["pose"][: len(jaw_frames), 3:] = euler_to_axis_angle(euler)
-    if n_targets:
+    if targets is not None and n_targets:
         out["exp"][len(jaw_frames) :] = targets["exp"]
         out["pose"][len(jaw_frames) :, 3:] = targets["pose"][:, 3:]
     return out

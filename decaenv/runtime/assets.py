@@ -11,11 +11,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
 from decaenv.errors import DataError
+
+if TYPE_CHECKING:
+    from decaenv.uvlayout import DenseTemplate
 
 log = logging.getLogger("decaenv")
 
@@ -44,7 +47,7 @@ class UvAssets:
 
     face_eye_mask: np.ndarray
     fixed_displacement: np.ndarray
-    dense_template: Mapping
+    dense_template: DenseTemplate
     dense_source: str
 
 
@@ -77,7 +80,7 @@ def load_topology(path: os.PathLike, n_vertices: Optional[int] = None) -> Topolo
 
 def validate_dense_template(
     template: object, path: Path, n_vertices: Optional[int] = None, size: Optional[int] = None
-) -> Dict[str, object]:
+) -> DenseTemplate:
     """DECA's dense-template dict checked by `decaenv.uvlayout`'s validator (the one fetch and the doctor use).
 
     Raises:
@@ -88,7 +91,7 @@ def validate_dense_template(
     return validate(template, str(path), n_vertices=n_vertices, size=size)
 
 
-def derive_dense_template(topology: Topology, size: int) -> Dict[str, object]:
+def derive_dense_template(topology: Topology, size: int) -> DenseTemplate:
     """A dense template from the UV layout: texels whose centre lies in a UV triangle (deca-spec §6.5)."""
     from decaenv.uvlayout import build_dense_template, rasterize_uv
 
@@ -96,7 +99,7 @@ def derive_dense_template(topology: Topology, size: int) -> Dict[str, object]:
     return build_dense_template(face, bary, topology.faces)
 
 
-def load_dense_template(path: Path, topology: Topology, size: int, topology_path: Path):
+def load_dense_template(path: Path, topology: Topology, size: int, topology_path: Path) -> Tuple[DenseTemplate, str]:
     """The dense template from `path`, or derived from the topology when the file is absent."""
     from decaenv.loaders.safe_pickle import load_object_npy
 

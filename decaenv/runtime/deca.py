@@ -29,6 +29,7 @@ from decaenv.runtime.timing import StageTimer, maybe_stage
 from decaenv.runtime.vis import tensor_vis_landmarks, visualize_grid
 
 if TYPE_CHECKING:
+    from decaenv.runtime.fast import FastNetworks
     from decaenv.runtime.rasterizer.backends import Backend
 
 log = logging.getLogger("decaenv")
@@ -134,7 +135,7 @@ class DECA(nn.Module):
         #: The rasterizer backend, resolved once for `device` (name, reason, kernel) and handed to the renderer.
         self.rasterizer = resolve_rasterizer(rasterizer or cfg.rasterizer_type, self.device)
         self.timer: Optional[StageTimer] = None
-        self.fast = None  # decaenv.runtime.fast.FastNetworks once `accelerate` is called
+        self.fast: Optional[FastNetworks] = None  # set by `accelerate`
         self._check_options()
         self._create_model(trusted_sha256)
         self._setup_renderer()

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from decaenv.errors import InputError, UsageError
 from decaenv.runtime.inputs import Item
 from decaenv.runtime.pipeline import ItemOutcome, Reconstructor, RunSummary
+
+if TYPE_CHECKING:
+    from decaenv.runtime.detectors.base import Detection
 
 
 @dataclass
@@ -28,7 +31,7 @@ class ExtraOptions:
 class FaceItem(Item):
     """One face of a picture with several (`--faces all`): the detection is kept, not redone."""
 
-    detection: object = None
+    detection: Optional[Detection] = None
     face: int = 0
 
 
@@ -100,8 +103,9 @@ class ExtendedReconstructor(Reconstructor):
 
     def face_box(self, image, item):
         start = time.perf_counter()
-        if isinstance(item, FaceItem):
-            source = item.detection.detector or self.detector.name
+        if isinstance(item, FaceItem) and item.detection is not None:
+            detector = self.detector.name if self.detector is not None else "none"
+            source = item.detection.detector or detector
             found = (item.detection.box, item.detection.kind, f"detector:{source}:face{item.face}")
         else:
             found = super().face_box(image, item)

@@ -5,11 +5,16 @@ codes of a set of crops. Shared by `transfer`, `animate` and `reconstruct --face
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import numpy as np
 
 from decaenv.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from decaenv.runtime.crop import Crop
+    from decaenv.runtime.detectors import DetectorChoice
+    from decaenv.runtime.inputs import Item
 
 FACES_CHOICES = ("largest", "all")
 
@@ -24,8 +29,8 @@ class Face:
     """
 
     name: str
-    item: object
-    crop: object
+    item: Item
+    crop: Crop
     image: np.ndarray
 
 
@@ -37,7 +42,7 @@ def check_faces(value: str) -> str:
     return choice
 
 
-def crops_of(image: np.ndarray, item, *, iscrop: bool, detector, faces: str = "largest") -> List[object]:
+def crops_of(image: np.ndarray, item, *, iscrop: bool, detector, faces: str = "largest") -> List[Crop]:
     """The crops of one picture: one (DECA's choice of face) or one per detected face, largest first.
 
     With `faces="all"` a landmark file next to the image or `--iscrop false` still give one crop.
@@ -103,7 +108,7 @@ def load_one(path, *, iscrop: bool, detector, what: str) -> Face:
     return prepare(item, item.name, iscrop=iscrop, detector=detector)[0]
 
 
-def make_detector(iscrop: bool, name: str, device: str) -> Optional[object]:
+def make_detector(iscrop: bool, name: str, device: str) -> Optional[DetectorChoice]:
     """The face detector for a run (None with `--iscrop false`)."""
     if not iscrop:
         return None

@@ -16,12 +16,14 @@ import copy
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Type, TypeVar
 
 import torch
 from torch import nn
 
 from decaenv.errors import UsageError
+from decaenv.runtime.decoders import DetailGenerator
+from decaenv.runtime.encoders import ResnetEncoder
 
 log = logging.getLogger("decaenv")
 
@@ -32,9 +34,26 @@ GRAPHS = ("auto", "fused", "freeze", "compile")
 AUTO_GRAPH = "freeze"
 
 
+_T = TypeVar("_T")
+
+
+def _as(value: object, kind: Type[_T]) -> _T:
+    """`value`, checked to be a `kind` (the layers folded here are looked up by name on DECA's modules)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expected a {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
+def _pair(value: Tuple[int, ...]) -> Tuple[int, int]:
+    """A 2-D convolution's (height, width) parameter, as `nn.Conv2d` stores it."""
+    return value[0], value[1]
+
+
 # -- BatchNorm folding ----------------------------------------------------------------------------------
 def _bn_scale_shift(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (scale, shift) of an eval-mode BatchNorm, in float64: y = x·scale + shift."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("a BatchNorm without running statistics cannot be folded")
     var = bn.running_var.double()
     scale = bn.weight.double() / torch.sqrt(var + bn.eps)
     return scale, bn.bias.double() - bn.running_mean.double() * scale
@@ -46,10 +65,10 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
+        _pair(conv.kernel_size),
+        _pair(conv.stride),
+        conv.padding if isinstance(conv.padding, str) else _pair(conv.padding),
+        _pair(conv.dilation),
         conv.groups,
         bias=True,
     )
@@ -57,7 +76,7 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     bias = shift if conv.bias is None else conv.bias.double() * scale + shift
     with torch.no_grad():
         fused.weight.copy_(weight.float())
-        fused.bias.copy_(bias.float())
+        _as(fused.bias, torch.Tensor).copy_(bias.float())  # bias=True above
     return fused
 
 
@@ -75,37 +94,40 @@ def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm2d, positions: int) -> nn.
 def _fold_resnet(resnet: nn.Module) -> nn.Module:
     """Fold every BatchNorm of a `ResNet50` (a copy) into its convolution; the BatchNorms become Identity."""
     net = copy.deepcopy(resnet)
-    net.conv1, net.bn1 = fold_conv_bn(net.conv1, net.bn1), nn.Identity()
+    net.conv1 = fold_conv_bn(_as(net.conv1, nn.Conv2d), _as(net.bn1, nn.BatchNorm2d))
+    net.bn1 = nn.Identity()
     for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
-        for block in layer:
+        for block in _as(layer, nn.Sequential):
             for k in (1, 2, 3):
-                conv, bn = getattr(block, f"conv{k}"), getattr(block, f"bn{k}")
+                conv, bn = _as(getattr(block, f"conv{k}"), nn.Conv2d), _as(getattr(block, f"bn{k}"), nn.BatchNorm2d)
                 setattr(block, f"conv{k}", fold_conv_bn(conv, bn))
                 setattr(block, f"bn{k}", nn.Identity())
             if block.downsample is not None:
-                block.downsample = nn.Sequential(fold_conv_bn(block.downsample[0], block.downsample[1]))
+                downsample = _as(block.downsample, nn.Sequential)
+                block.downsample = nn.Sequential(
+                    fold_conv_bn(_as(downsample[0], nn.Conv2d), _as(downsample[1], nn.BatchNorm2d))
+                )
     return net.eval()
 
 
 class FusedDetail(nn.Module):
     """`DetailGenerator` with its BatchNorms folded: l1 (+BN0) → [upsample, conv(+BN), LeakyReLU]×5 → conv → tanh."""
 
-    def __init__(self, generator: nn.Module):
+    def __init__(self, generator: DetailGenerator):
         super().__init__()
         blocks = list(generator.conv_blocks)
         self.init_size = generator.init_size
         self.out_scale = float(generator.out_scale)
-        self.l1 = fold_linear_bn(generator.l1[0], blocks[0], generator.init_size**2)
-        layers = []
+        self.l1 = fold_linear_bn(
+            _as(generator.l1[0], nn.Linear), _as(blocks[0], nn.BatchNorm2d), generator.init_size**2
+        )
+        layers: List[nn.Module] = []
         index = 1
         while index < len(blocks):
             module = blocks[index]
-            if (
-                isinstance(module, nn.Conv2d)
-                and index + 1 < len(blocks)
-                and isinstance(blocks[index + 1], nn.BatchNorm2d)
-            ):
-                layers.append(fold_conv_bn(module, blocks[index + 1]))
+            following = blocks[index + 1] if index + 1 < len(blocks) else None
+            if isinstance(module, nn.Conv2d) and isinstance(following, nn.BatchNorm2d):
+                layers.append(fold_conv_bn(module, following))
                 index += 2
                 continue
             layers.append(copy.deepcopy(module))
@@ -121,9 +143,10 @@ class FusedDetail(nn.Module):
 class FastEncoder(nn.Module):
     """A `ResnetEncoder` with folded BatchNorms, channels-last; the trunk in `dtype`, the MLP head in float32."""
 
-    def __init__(self, encoder: nn.Module, dtype: torch.dtype = torch.float32):
+    def __init__(self, encoder: ResnetEncoder, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.trunk = _fold_resnet(encoder.encoder).to(dtype=dtype, memory_format=torch.channels_last)
+        trunk = _fold_resnet(encoder.encoder)
+        self.trunk = trunk.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
         self.head = copy.deepcopy(encoder.layers).eval()
         self.dtype = dtype
 
@@ -136,11 +159,11 @@ class FastEncoder(nn.Module):
 class FastDetail(nn.Module):
     """`FusedDetail` channels-last, its convolutions in `dtype`; output float32."""
 
-    def __init__(self, generator: nn.Module, dtype: torch.dtype = torch.float32):
+    def __init__(self, generator: DetailGenerator, dtype: torch.dtype = torch.float32):
         super().__init__()
         fused = FusedDetail(generator)
         self.l1 = fused.l1
-        self.blocks = fused.blocks.to(dtype=dtype, memory_format=torch.channels_last)
+        self.blocks = fused.blocks.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
         self.init_size, self.out_scale, self.dtype = fused.init_size, fused.out_scale, dtype
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
@@ -161,7 +184,8 @@ def _freeze(module: nn.Module, example: torch.Tensor) -> nn.Module:
 
 
 def _compile(module: nn.Module, example: torch.Tensor) -> nn.Module:
-    return torch.compile(module.eval(), dynamic=True)
+    # torch.compile of a module returns an `OptimizedModule` (an nn.Module); its stub says any callable
+    return _as(torch.compile(module.eval(), dynamic=True), nn.Module)
 
 
 @dataclass
@@ -196,9 +220,9 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
         raise UsageError(f"torch {torch.__version__} has no torch.compile", hint="use the freeze graph")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     device = deca.device
-    e_flame = FastEncoder(deca.E_flame, dtype).to(device)
-    e_detail = FastEncoder(deca.E_detail, dtype).to(device)
-    d_detail = FastDetail(deca.D_detail, dtype).to(device)
+    e_flame: nn.Module = FastEncoder(deca.E_flame, dtype).to(device)
+    e_detail: nn.Module = FastEncoder(deca.E_detail, dtype).to(device)
+    d_detail: nn.Module = FastDetail(deca.D_detail, dtype).to(device)
     if graph != "fused":
         wrap = _freeze if graph == "freeze" else _compile
         images = torch.zeros(1, 3, deca.image_size, deca.image_size, device=device)

@@ -96,8 +96,13 @@ class FLAME(nn.Module):
 
     def __init__(self, model, embedding: Mapping[str, np.ndarray], n_shape: int = 100, n_exp: int = 50):
         super().__init__()
-        f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731 - local converters
-        i64 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64))  # noqa: E731 - local converters
+
+        def f32(a: object) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+        def i64(a: object) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.int64))
+
         if model.n_components < self.SHAPE_SPACE_DIM + n_exp:
             raise DataError(
                 f"FLAME model {model.source} has {model.n_components} components; DECA needs "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -38,10 +38,10 @@ def _pad(data: bytes, filler: bytes = b"\x00") -> bytes:
 class _Buffer:
     """The binary chunk being assembled: 4-byte aligned views and their accessors."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.data = bytearray()
-        self.views: List[dict] = []
-        self.accessors: List[dict] = []
+        self.views: List[Dict[str, int]] = []
+        self.accessors: List[Dict[str, object]] = []
 
     def view(self, raw: bytes, target: Optional[int] = None) -> int:
         self.data += b"\x00" * (-len(self.data) % 4)
@@ -104,7 +104,7 @@ def glb_bytes(
         "nodes": [{"mesh": 0, "name": name}],
         "meshes": [{"name": name, "primitives": [primitive]}],
     }
-    material = {
+    material: Dict[str, Any] = {  # a glTF JSON object
         "name": f"{name}_material",
         "doubleSided": True,
         "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0},

@@ -10,7 +10,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -18,6 +18,8 @@ from decaenv.errors import InputError
 from decaenv.runtime.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video_frames
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,9 @@ def find_landmark_file(image_path: Path) -> Optional[Path]:
     return None
 
 
-def batched(items: Iterable[Item], size: int, keep: Callable[[Item], bool] = lambda item: True) -> Iterator[List[Item]]:
+def batched(items: Iterable[_T], size: int, keep: Callable[[_T], bool] = lambda item: True) -> Iterator[List[_T]]:
     """Group items into lists of at most `size`."""
-    batch: List[Item] = []
+    batch: List[_T] = []
     for item in items:
         if keep(item):
             batch.append(item)

@@ -18,7 +18,10 @@ Files = Dict[str, Tuple[bool, Callable[[Path], None]]]
 
 
 def bytes_writer(data: bytes) -> Callable[[Path], None]:
-    return lambda tmp: tmp.write_bytes(data)
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return write
 
 
 def texel_uvs(xs: np.ndarray, ys: np.ndarray, size: int) -> np.ndarray:

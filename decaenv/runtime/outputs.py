@@ -7,11 +7,13 @@ unpacks like DECA's tuple: `verts, lmk2d, lmk3d = flame(...)`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, ClassVar, Dict, Iterator, List, Tuple
 
 
 class _Record:
     """Read-only mapping access over a dataclass's non-None fields."""
+
+    __dataclass_fields__: ClassVar[Dict[str, Any]]  # every subclass is a dataclass (what `fields` reads)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():

@@ -40,7 +40,6 @@ def run_overlapped(
             if got is None:
                 return
             _finish(got, model, save, report)
-        return
     with (
         ThreadPoolExecutor(1, thread_name_prefix="decaenv-input") as inputs,
         ThreadPoolExecutor(1, thread_name_prefix="decaenv-write") as writer,

@@ -14,13 +14,19 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.paths import DataDir
 from decaenv.runtime.guards import OutputLock, check_render_orig_memory
+from decaenv.runtime.shard import Shard
+
+if TYPE_CHECKING:
+    from decaenv.runtime.batch_buffers import InputBatches
+    from decaenv.runtime.detectors import DetectorChoice
+    from decaenv.runtime.inputs import Item
 
 log = logging.getLogger("decaenv")
 
@@ -47,7 +53,7 @@ class ReconstructOptions:
     trusted_sha256: Optional[str] = None
     precision: str = "fp32"
     graph: str = "auto"
-    shard: Optional[object] = None  # decaenv.runtime.shard.Shard
+    shard: Optional[Shard] = None
     table_landmarks: bool = False
     overlap: bool = True
 
@@ -230,10 +236,10 @@ class Reconstructor:
         self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
         self._loaded = False
         self.timer = timer or StageTimer(None)  # the device's timer once loaded
-        self.detector = None
+        self.detector: Optional[DetectorChoice] = None
         self._names = NameRegistry()
         self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch
-        self._batches = None  # decaenv.runtime.batch_buffers.InputBatches, made by the first batch
+        self._batches: Optional[InputBatches] = None  # made by the first batch
         if not lazy:
             self.load()
 
@@ -252,8 +258,9 @@ class Reconstructor:
         if self.options.iscrop:
             from decaenv.runtime.detectors import create_detector
 
-            self.detector = self._detector_choice or create_detector(self.options.detector, str(self._deca.device))
-            log.info("face detector: %s (%s)", self.detector.name, self.detector.reason)
+            choice = self._detector_choice or create_detector(self.options.detector, str(self._deca.device))
+            self.detector = choice
+            log.info("face detector: %s (%s)", choice.name, choice.reason)
         self._loaded = True
 
     @property
@@ -404,7 +411,7 @@ class Reconstructor:
                 ]
             )
 
-    def _prepare_batch(self, batch):
+    def _prepare_batch(self, batch: Sequence[Tuple[str, Item]]) -> Tuple[list, List[ItemOutcome]]:
         """Input side of one batch (runs in the input thread): ([prepared], [outcomes to report])."""
         outcomes: List[ItemOutcome] = []
         prepared = [
@@ -479,7 +486,7 @@ class Reconstructor:
         """Only codes (and the table) are wanted: no detail decoding, no rendering."""
         return set(self.kinds) <= {"codes", "table"}
 
-    def _input_batches(self, deca):
+    def _input_batches(self, deca) -> InputBatches:
         """The reusable input batches (channels-last when the fast graphs run: their layout)."""
         from decaenv.runtime.batch_buffers import InputBatches
 
@@ -551,7 +558,10 @@ class Reconstructor:
             deca.device.type if deca.device.type != "cuda" else str(deca.device),
             name="--render-orig",
         )
-        one = lambda d: {k: v[index : index + 1] for k, v in d.items()}  # noqa: E731 - a local one-line index helper
+
+        def one(d: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+            return {k: v[index : index + 1] for k, v in d.items()}
+
         original = torch.from_numpy(original_image_float(image))[None].to(deca.device)
         tform = crop_to_original_tform(torch.tensor(crop.tform, dtype=torch.float32)[None]).to(deca.device)
         h, w = image.shape[:2]
@@ -596,7 +606,30 @@ class Reconstructor:
         )
 
 
-def build_deca(options: ReconstructOptions):
+class ModelOptions(Protocol):
+    """The options that say which model to build (`ReconstructOptions`, `TransferOptions`, `AnimateOptions`)."""
+
+    @property
+    def data_dir(self) -> Optional[DataDir]: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def rasterizer(self) -> str: ...
+    @property
+    def use_tex(self) -> bool: ...
+    @property
+    def extract_tex(self) -> bool: ...
+    @property
+    def tex_type(self) -> str: ...
+    @property
+    def trusted_sha256(self) -> Optional[str]: ...
+    @property
+    def precision(self) -> str: ...
+    @property
+    def graph(self) -> str: ...
+
+
+def build_deca(options: ModelOptions):
     """The DECA model for a run (config from the options)."""
     from decaenv.runtime.config import get_cfg_defaults
     from decaenv.runtime.deca import DECA, check_data_dir
@@ -619,7 +652,7 @@ PRECISIONS = ("fp32", "bf16")
 GRAPH_CHOICES = ("auto", "freeze", "compile", "fused", "off")
 
 
-def check_speed_options(options: ReconstructOptions) -> None:
+def check_speed_options(options: ModelOptions) -> None:
     """Raise UsageError for an unknown --precision/--graph, or bf16 without fast graphs."""
     if options.precision not in PRECISIONS:
         raise UsageError(f"unknown --precision {options.precision!r}", hint="use fp32 (default, exact) or bf16")

@@ -17,11 +17,14 @@ import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, TypedDict
 
 import numpy as np
 
 from decaenv.errors import UsageError
+
+if TYPE_CHECKING:
+    from decaenv.runtime.pipeline import ItemOutcome
 
 log = logging.getLogger("decaenv")
 
@@ -34,10 +37,11 @@ class DecaPredictor:
     Returns (per call): {"payload": [Arrow IPC bytes of the rows], "node": [the worker's node id]}.
     """
 
-    def __init__(self, options: Dict[str, object]):
+    def __init__(self, options: Mapping[str, Any]):
         from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
 
-        fields = dict(
+        # plain values shipped to the worker, made `ReconstructOptions` fields again here
+        fields: Dict[str, Any] = dict(
             options,
             out_dir=Path(tempfile.mkdtemp(prefix="decaenv-ray-")),
             save="codes",
@@ -55,9 +59,12 @@ class DecaPredictor:
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         from decaenv.runtime.inputs import Item
+        from decaenv.runtime.pipeline import ItemOutcome
         from decaenv.runtime.table import make_row, rows_to_batch
 
-        runner, rows, outcomes = self.runner, [], []
+        runner = self.runner
+        rows: List[Dict[str, object]] = []
+        outcomes: List[ItemOutcome] = []
         prepared = []
         for name, source, frame, pixels in zip(batch["name"], batch["source"], batch["frame"], batch["pixels"]):
             item = Item(
@@ -81,7 +88,7 @@ class DecaPredictor:
                         )
                     )
                 else:
-                    ok = type("Ok", (), {"status": "ok", "message": ""})()
+                    ok = ItemOutcome(name, str(item.source), "ok")
                     rows.append(runner._table_row(result, index, name, item, crop, ok))
         return {
             "payload": np.array([_ipc_bytes(rows_to_batch(rows, self.landmarks))], dtype=object),
@@ -116,21 +123,29 @@ def _require_ray():
     return ray
 
 
-def _item_rows(options, names) -> List[Dict[str, object]]:
-    """The dataset rows: every input item (video frames carry their pixels), names as in a local run."""
+class ItemRow(TypedDict):
+    """One dataset row: an input item (`frame` -1 for an image; `pixels` empty unless it is a video frame)."""
+
+    name: str
+    source: str
+    frame: int
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB, or (0,)
+
+
+def _item_rows(options, names) -> List[Tuple[ItemRow, str]]:
+    """The dataset rows with the input error of each ("" when none): every input item (video frames carry
+    their pixels), names as in a local run."""
     from decaenv.runtime.inputs import expand_inputs
 
     rows = []
     for item in expand_inputs(options.inputs, options.sample_step):
-        rows.append(
-            {
-                "name": names.unique(item),
-                "source": str(item.source),
-                "frame": -1 if item.frame is None else item.frame,
-                "pixels": item.pixels if item.pixels is not None else np.zeros(0, np.uint8),
-                "error": item.error.one_line() if item.error is not None else "",
-            }
+        row = ItemRow(
+            name=names.unique(item),
+            source=str(item.source),
+            frame=-1 if item.frame is None else item.frame,
+            pixels=item.pixels if item.pixels is not None else np.zeros(0, np.uint8),
         )
+        rows.append((row, item.error.one_line() if item.error is not None else ""))
     return rows
 
 
@@ -183,11 +198,11 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
         if outcome is not None and len(summary.items) < 1000:
             summary.items.append(outcome)
 
-    todo = []
-    for row in _item_rows(options, NameRegistry(quiet=True)):
+    todo: List[ItemRow] = []
+    for row, error in _item_rows(options, NameRegistry(quiet=True)):
         if row["name"] in done:
             count("skipped")
-        elif row.pop("error"):
+        elif error:
             table.add([make_row(row["name"], row["source"], None, "failed", "input error")])
             count("failed", ItemOutcome(row["name"], row["source"], "failed", "input error"))
         else:

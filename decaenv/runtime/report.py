@@ -11,7 +11,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional, Sequence
 
 REPORT_NAME = "report.html"
 THUMB_HEIGHT = 64
@@ -52,7 +52,7 @@ def _row(out_dir: Path, item, seconds: Optional[float]) -> str:
     )
 
 
-def report_html(summary, seconds: Dict[str, float], extra_files: List[str] = (), title: str = "decaenv run") -> str:
+def report_html(summary, seconds: Dict[str, float], extra_files: Sequence[str] = (), title: str = "decaenv run") -> str:
     """The page's text for a `RunSummary` and per-item seconds ({name: s})."""
     esc = html.escape
     out_dir = Path(summary.out_dir)
@@ -74,7 +74,7 @@ def report_html(summary, seconds: Dict[str, float], extra_files: List[str] = (),
     )
 
 
-def write_report(summary, seconds: Dict[str, float], extra_files: List[str] = ()) -> Path:
+def write_report(summary, seconds: Dict[str, float], extra_files: Sequence[str] = ()) -> Path:
     """Write `report.html` atomically into the run's output folder; returns its path."""
     out_dir = Path(summary.out_dir)
     final = out_dir / REPORT_NAME

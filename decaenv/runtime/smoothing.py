@@ -11,25 +11,31 @@ is found leaves the state unchanged.
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 
 import numpy as np
 
 from decaenv.errors import UsageError
 
+if TYPE_CHECKING:
+    import torch
+
+#: What a filter smooths: numpy arrays (boxes) or torch tensors (codes).
+_A = TypeVar("_A", np.ndarray, "torch.Tensor")
+
 CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail")
 
 
-class Ema:
+class Ema(Generic[_A]):
     """Per-key exponential moving averages (one state per video)."""
 
     def __init__(self, alpha: float = 0.5):
         if not 0.0 < alpha <= 1.0:
             raise UsageError(f"--smooth-alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
-        self.state: Dict[Hashable, object] = {}
+        self.state: Dict[Hashable, _A] = {}
 
-    def __call__(self, key: Hashable, value):
+    def __call__(self, key: Hashable, value: _A) -> _A:
         """The smoothed value of `key` after observing `value` (numpy array or torch tensor)."""
         previous = self.state.get(key)
         smoothed = value if previous is None else self.alpha * value + (1.0 - self.alpha) * previous
@@ -41,7 +47,8 @@ class VideoSmoother:
     """Smooths boxes and codes of video frames (images are left alone)."""
 
     def __init__(self, alpha: float = 0.5):
-        self.boxes, self.codes = Ema(alpha), Ema(alpha)
+        self.boxes: Ema[np.ndarray] = Ema(alpha)
+        self.codes: Ema[torch.Tensor] = Ema(alpha)
 
     def box(self, item, box: Optional[Tuple[float, float, float, float]]):
         if item.frame is None or box is None:

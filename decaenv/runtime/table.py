@@ -17,11 +17,14 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from decaenv.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CODE_COLUMNS: Tuple[Tuple[str, int], ...] = (
     ("shape", 100),
@@ -137,7 +140,7 @@ def rows_to_batch(rows: Sequence[Mapping[str, object]], landmarks: bool):
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
-def _journal_batches(path: Path) -> Iterator[object]:
+def _journal_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """The complete record batches of a journal (a truncated tail from a killed run is ignored)."""
     pa = require_pyarrow()
     try:
@@ -168,14 +171,16 @@ class TableWriter:
         self.path, self.journal = Path(path), journal_path(Path(path))
         self.landmarks = landmarks
         self.schema = schema(landmarks)
-        self._stream = None
-        self._sink = None
+        self._stream: Optional[pa.RecordBatchStreamWriter] = None
+        self._sink: Optional[BinaryIO] = None
         self._lock = threading.Lock()  # rows come from the input thread (failures) and the writing thread
         self.finalize()  # a journal left by a killed run joins the table first
 
     def done_names(self) -> Set[str]:
         """Names already in the table with status ok (what `--skip-existing` skips)."""
-        return set(read_table_column(self.path, "name", status="ok")) if self.path.is_file() else set()
+        return (
+            {str(name) for name in read_table_column(self.path, "name", status="ok")} if self.path.is_file() else set()
+        )
 
     def add(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Journal rows now (flushed to the OS: a killed process keeps them)."""
@@ -183,28 +188,32 @@ class TableWriter:
             return
         batch = rows_to_batch(rows, self.landmarks)
         with self._lock:
-            if self._stream is None:
-                self._sink = open(self.journal, "ab")
-                self._stream = self.pa.ipc.new_stream(self._sink, self.schema)
-            self._stream.write_batch(batch)
-            self._sink.flush()
+            stream, sink = self._journal_stream()
+            stream.write_batch(batch)
+            sink.flush()
 
-    def add_table(self, records) -> None:
+    def add_table(self, records: pa.Table) -> None:
         """Journal an Arrow table of rows already in this table's schema (from a Ray worker)."""
         with self._lock:
-            if self._stream is None:
-                self._sink = open(self.journal, "ab")
-                self._stream = self.pa.ipc.new_stream(self._sink, self.schema)
+            stream, sink = self._journal_stream()
             for batch in records.cast(self.schema).to_batches():
-                self._stream.write_batch(batch)
-            self._sink.flush()
+                stream.write_batch(batch)
+            sink.flush()
+
+    def _journal_stream(self) -> Tuple[pa.RecordBatchStreamWriter, BinaryIO]:
+        """The journal's Arrow stream and file, opened (for appending) on first use. Call with `_lock` held."""
+        if self._stream is None or self._sink is None:
+            self._sink = open(self.journal, "ab")
+            self._stream = self.pa.ipc.new_stream(self._sink, self.schema)
+        return self._stream, self._sink
 
     def close(self) -> None:
         """Fold the journal into the Parquet file (atomically) and remove it."""
         if self._stream is not None:
             self._stream.close()
+        if self._sink is not None:
             self._sink.close()
-            self._stream = self._sink = None
+        self._stream = self._sink = None
         self.finalize()
 
     def finalize(self) -> None:
@@ -223,7 +232,7 @@ class TableWriter:
             with pq.ParquetWriter(str(tmp), self.schema, compression="zstd") as writer:
                 if self.path.is_file():
                     self._copy_old_rows(pq, writer, redone)
-                pending: List[object] = []
+                pending: List[pa.RecordBatch] = []
                 count = 0
                 for batch in _journal_batches(self.journal):
                     pending.append(batch)
@@ -257,7 +266,9 @@ class TableWriter:
 
 def read_table_column(path: Path, column: str, status: Optional[str] = None) -> List[object]:
     """One column of a table (rows of one status, or all), streamed by row group."""
-    pq = __import__("pyarrow.parquet", fromlist=["parquet"]) if require_pyarrow() else None
+    require_pyarrow()
+    import pyarrow.parquet as pq
+
     out: List[object] = []
     handle = pq.ParquetFile(str(path))
     for group in range(handle.num_row_groups):

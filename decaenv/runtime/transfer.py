@@ -18,13 +18,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.paths import DataDir
 from decaenv.runtime.pipeline import ItemOutcome, RunSummary
+
+if TYPE_CHECKING:
+    from decaenv.runtime.video_out import Mp4Writer
 
 log = logging.getLogger("decaenv")
 #: Panels of DECA's `_animation.jpg`, in order.
@@ -115,7 +118,7 @@ class Transfer:
         self.timer = StageTimer(str(self.deca.device))
         self.deca.timer = self.timer
         self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device))
-        self._video = None
+        self._video: Optional[Tuple[Path, Mp4Writer]] = None  # (source video, its writer) while one is open
 
     @property
     def _detector(self):

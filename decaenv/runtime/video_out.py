@@ -11,14 +11,18 @@ import os
 import uuid
 from fractions import Fraction
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError
 
+if TYPE_CHECKING:
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
+
 #: Codecs tried in order for MP4 (the first the installed ffmpeg can encode).
-MP4_CODECS = ("libx264", "h264", "mpeg4")
+MP4_CODECS: Tuple[Literal["libx264", "h264", "mpeg4"], ...] = ("libx264", "h264", "mpeg4")
 #: Frame rate used when a source video does not say its own.
 DEFAULT_FPS = 25.0
 
@@ -75,23 +79,24 @@ class Mp4Writer:
         self.rate = as_rate(fps)
         self.crf = crf
         self._tmp = _partial(self.path)
-        self._container = None
-        self._stream = None
+        self._container: Optional[OutputContainer] = None
+        self._stream: Optional[VideoStream] = None  # both set by the first frame
         self.frames = 0
         self.codec = ""
 
-    def _open(self, height: int, width: int) -> None:
+    def _open(self, height: int, width: int) -> Tuple[OutputContainer, VideoStream]:
         import av
 
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        container = av.open(str(self._tmp), mode="w", format="mp4")
         for codec in MP4_CODECS:
             try:
-                stream = self._container.add_stream(codec, rate=self.rate)
+                stream = container.add_stream(codec, rate=self.rate)
             except (av.error.FFmpegError, ValueError):  # PyAV's UnknownCodecError is a ValueError
                 continue
             self.codec = codec
             break
         else:  # pragma: no cover - every ffmpeg build has mpeg4
+            container.close()
             raise DecaenvError(
                 "the installed PyAV/ffmpeg has no MP4 video encoder",
                 hint="reinstall PyAV (pip install --force-reinstall av)",
@@ -101,28 +106,29 @@ class Mp4Writer:
             stream.options = {"crf": str(self.crf)}
         else:
             stream.bit_rate = 8_000_000
-        self._stream = stream
+        return container, stream
 
     def add(self, rgb: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame (every frame must have the first frame's size)."""
         import av
 
         frame = even_frame(np.asarray(rgb, dtype=np.uint8))
-        if self._stream is None:
+        if self._container is None or self._stream is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._open(*frame.shape[:2])
-        if frame.shape[:2] != (self._stream.height, self._stream.width):
+            self._container, self._stream = self._open(*frame.shape[:2])
+        container, stream = self._container, self._stream
+        if frame.shape[:2] != (stream.height, stream.width):
             raise DecaenvError(
                 f"frame {self.frames} of {self.path.name} is {frame.shape[1]}×{frame.shape[0]}, "
-                f"the video is {self._stream.width}×{self._stream.height}"
+                f"the video is {stream.width}×{stream.height}"
             )
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            self._container.mux(packet)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
         self.frames += 1
 
     def close(self) -> Optional[Path]:
         """Flush, close and rename into place; returns the final path (None when no frame was added)."""
-        if self._container is None:
+        if self._container is None or self._stream is None:
             return None
         for packet in self._stream.encode(None):
             self._container.mux(packet)

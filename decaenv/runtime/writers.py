@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 
@@ -107,7 +107,10 @@ def image_writer(rgb: np.ndarray) -> Callable[[Path], None]:
 
 
 def text_writer(text: str) -> Callable[[Path], None]:
-    return lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n")
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+
+    return write
 
 
 def _floats(values: np.ndarray) -> List[float]:
@@ -187,9 +190,12 @@ def mat_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[Path], None]:
 
 
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[Path], None]:
+    # Any-typed: numpy >= 2.1's stubs also declare a bool `allow_pickle` keyword that no array here is named.
+    members: Dict[str, Any] = dict(arrays)
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **members)
 
     return write
 

@@ -8,7 +8,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -46,7 +46,10 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _write_bytes(data: bytes) -> Callable[[Path], None]:
-    return lambda p: p.write_bytes(data)
+    def write(p: Path) -> None:
+        p.write_bytes(data)
+
+    return write
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -55,7 +58,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _object_npy_bytes(obj: dict) -> bytes:
+def _object_npy_bytes(obj: Mapping[str, object]) -> bytes:
     """An `.npy` holding a pickled dict, written like numpy 1.x `np.save` (protocol 3)."""
     from numpy.lib import format as npformat
 

@@ -91,7 +91,10 @@ def _head(rings: int, cols: int):
     phi = -np.pi + 2 * np.pi * np.arange(cols) / cols
     T, P = np.meshgrid(theta, phi, indexing="ij")
     verts = np.concatenate([[[0.0, AXES[1], 0.0]], _head_position(P, T).reshape(-1, 3)])
-    vid = lambda i, j: 1 + i * cols + (j % cols)  # noqa: E731 - tiny index helper
+
+    def vid(i: int, j: int) -> int:
+        return 1 + i * cols + (j % cols)
+
     # UVs: (cols+1) per ring (duplicated seam column), one pole vt per column.
     u = np.arange(cols + 1) / cols
     vv = 0.96 - 0.80 * np.arange(rings) / (rings - 1)
@@ -99,7 +102,10 @@ def _head(rings: int, cols: int):
     vts = np.concatenate(
         [np.stack([(np.arange(cols) + 0.5) / cols, np.full(cols, 0.98)], 1), np.stack([UU.ravel(), VV.ravel()], 1)]
     )
-    tid = lambda i, j: cols + i * (cols + 1) + j  # noqa: E731 - a local one-line index helper
+
+    def tid(i: int, j: int) -> int:
+        return cols + i * (cols + 1) + j
+
     faces, uvfaces = [], []
     for j in range(cols):  # pole fan
         faces.append([0, vid(0, j), vid(0, j + 1)])
@@ -121,7 +127,10 @@ def _eyeball(centre: np.ndarray, uv_origin: Tuple[float, float], uv_size: float)
     ring = np.stack([np.sin(T) * np.cos(P), np.sin(T) * np.sin(P), np.cos(T)], -1).reshape(-1, 3)
     verts = centre + EYE_RADIUS * np.concatenate([[[0, 0, 1.0]], ring, [[0, 0, -1.0]]])
     back = 1 + EYE_RINGS * EYE_COLS
-    vid = lambda k, m: 1 + k * EYE_COLS + (m % EYE_COLS)  # noqa: E731 - a local one-line index helper
+
+    def vid(k: int, m: int) -> int:
+        return 1 + k * EYE_COLS + (m % EYE_COLS)
+
     # UVs: polar projection of the sphere into a square patch (centre = pupil).
     rad = 0.5 * uv_size * (np.concatenate([[0.0], np.repeat(th, EYE_COLS), [np.pi]]) / np.pi)
     ang = np.concatenate([[0.0], np.tile(ps, EYE_RINGS), [0.0]])
@@ -199,7 +208,9 @@ def param_to_face(topo: Topology, phi: np.ndarray, theta: np.ndarray) -> Tuple[n
 
 
 def _grid_corners(i: np.ndarray, j: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    vid = lambda a, b: 1 + a * HEAD_COLS + (b % HEAD_COLS)  # noqa: E731 - a local one-line index helper
+    def vid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return 1 + a * HEAD_COLS + (b % HEAD_COLS)
+
     t1 = np.stack([vid(i, j), vid(i + 1, j), vid(i, j + 1)], 1)
     t2 = np.stack([vid(i, j + 1), vid(i + 1, j), vid(i + 1, j + 1)], 1)
     return np.where(lower[:, None], t1, t2)

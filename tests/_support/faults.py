@@ -33,7 +33,8 @@ class Loopback:
         self.seen: List[dict] = []
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # shutdown() waits up to one poll interval: the default 0.5 s cost every test using a server 0.5 s.
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"

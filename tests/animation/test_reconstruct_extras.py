@@ -27,7 +27,10 @@ def run(capsys, data_dir, *args):
 
 def test_box_smoothing_is_the_documented_average():
     smoother = VideoSmoother(alpha=0.25)
-    frame = lambda k, src="a.mp4": Item(name=f"a_frame{k}", source=Path(src), frame=k)  # noqa: E731 - helper
+
+    def frame(k, src="a.mp4"):
+        return Item(name=f"a_frame{k}", source=Path(src), frame=k)
+
     assert smoother.box(frame(0), (0, 0, 100, 100)) == (0, 0, 100, 100)
     assert smoother.box(frame(1), (40, 0, 140, 100)) == pytest.approx((10, 0, 110, 100))
     assert smoother.box(frame(2), (40, 0, 140, 100)) == pytest.approx((17.5, 0, 117.5, 100))
@@ -44,7 +47,10 @@ def test_smoothed_codes_match_a_hand_built_average(tmp_path, capsys, small_data_
     assert code == 0, err
     code, _, err = run(capsys, small_data_dir, *common, "-o", smooth_out, "--smooth", "--smooth-alpha", "0.5")
     assert code == 0, err
-    load = lambda root, k: np.load(root / f"clip_frame{k:04d}" / f"clip_frame{k:04d}_codes.npz")  # noqa: E731 - helper
+
+    def load(root, k):
+        return np.load(root / f"clip_frame{k:04d}" / f"clip_frame{k:04d}_codes.npz")
+
     for key in ("shape", "exp", "pose", "cam", "light", "detail"):
         r0, r2, r4 = (load(raw_out, k)[key] for k in (0, 2, 4))
         expected = [r0, 0.5 * r2 + 0.5 * r0]

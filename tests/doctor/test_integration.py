@@ -236,7 +236,10 @@ def test_selftest_gate_passes_here_and_names_a_blocker(monkeypatch, swap_check, 
 
     line = selftest_gate()
     assert line.startswith(("ready: CPU with", "CPU path can run"))
-    broken = lambda ctx: fail("torch is not installed", remediation=fix_it("Install it.", "pip install torch"))  # noqa: E731 - a one-line fake check
+
+    def broken(ctx):
+        return fail("torch is not installed", remediation=fix_it("Install it.", "pip install torch"))
+
     swap_check("torch", broken)
     monkeypatch.setenv("DECAENV_HOME", str(tmp_path / "fresh-home"))  # no cached torch result
     with pytest.raises(DecaenvError) as err:

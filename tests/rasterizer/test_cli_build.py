@@ -32,6 +32,7 @@ def test_build_is_registered_and_help_is_light():
 
 
 @pytest.mark.skipif(bool(torch.version.cuda), reason="a CUDA build of torch can build the CUDA variant")
+@pytest.mark.slow  # runs the CLI in a fresh interpreter
 def test_cuda_on_a_cpu_torch_is_a_one_line_error_with_cause_and_fix(tmp_path):
     out = _decaenv("build", "--cuda", "--into", str(tmp_path))
     assert out.returncode == 1

@@ -119,7 +119,7 @@ def test_cuda_source_with_a_cpu_torch(tmp_path):
 
 
 def test_no_ninja_message_from_torch(monkeypatch, tmp_path):
-    torch = pytest.importorskip("torch")  # noqa: F841 - importorskip skips the test without torch
+    pytest.importorskip("torch")
     from torch.utils import cpp_extension
 
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -130,7 +130,7 @@ def test_no_ninja_message_from_torch(monkeypatch, tmp_path):
 
 @pytest.mark.ext
 def test_missing_compiler_through_ninja(tmp_path):
-    torch = pytest.importorskip("torch")  # noqa: F841 - importorskip skips the test without torch
+    pytest.importorskip("torch")
     if not shutil.which("ninja"):
         pytest.skip("needs ninja")
     code = (

@@ -11,6 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+# The reference rasterizer takes ~12 s on these FLAME-sized cases: not in `make test-fast` (test_semantics.py
+# checks every rule on small meshes there).
+pytestmark = pytest.mark.slow
+
 from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices
 from decaenv.runtime.rasterizer.reference import rasterize_reference
 from decaenv.runtime.rasterizer.vectorized import rasterize_vectorized

@@ -243,6 +243,7 @@ def test_windowed_rendering_of_large_views_equals_the_full_render(deca, decoded,
         assert share_differing(windowed[key], full[key], 2e-2) < 2e-3, key
 
 
+@pytest.mark.slow  # a whole DECA run over several images
 def test_testdata_and_run_like_decalib(deca, tmp_path):
     """DECA's dataset dict and `DECA.run` (crop from a landmark file, so no detector weights are needed)."""
     import skimage.data

@@ -164,6 +164,7 @@ def test_fetch_doctor_and_runtime_agree_on_every_file(template, synthetic_data_d
                 assert "\n" not in msg and "texture_data_256.npy" in msg, (name, msg)
 
 
+@pytest.mark.slow  # a CLI reconstruction
 def test_reconstruct_writes_the_detail_mesh_with_a_real_layout_file(synthetic_data_dir, tmp_path):
     """End to end through DECA's indexing: _detail.obj has one vertex per valid texel of the file."""
     from decaenv.runtime import DECA

@@ -52,6 +52,7 @@ def test_exact_mode_matches_eager(deca, crops, eager, graph):
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the fused exact-mode parity
 def test_fast_graphs_accept_any_batch_size(deca, crops, eager):
     nets = build_fast(deca, "fp32", "freeze")
     with torch.no_grad():
@@ -61,6 +62,7 @@ def test_fast_graphs_accept_any_batch_size(deca, crops, eager):
     assert rel(one[0], three[0]) <= EXACT
 
 
+@pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the fused exact-mode parity
 def test_deca_accelerate_routes_encode_and_detail(deca, crops, eager):
     try:
         deca.accelerate("fp32", "fused")
@@ -71,6 +73,7 @@ def test_deca_accelerate_routes_encode_and_detail(deca, crops, eager):
         deca.fast = None
 
 
+@pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the fused exact-mode parity
 def test_bf16_is_close_and_float32_outside(deca, crops, eager):
     nets = build_fast(deca, "bf16", "fused")
     codes, geometry, uv_z = _outputs(deca, nets, crops)
@@ -127,6 +130,7 @@ def test_fast_graphs_on_cuda(synthetic_data_dir, astronaut_crop, precision):
     assert rel(fast, reference) <= (1e-5 if precision == "fp32" else 0.05)
 
 
+@pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the fused exact-mode parity
 def test_deviation_report_of_bf16(deca, crops):
     from decaenv.runtime.fast import deviation_from_fp32
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, TypedDict
 
 RESULT_MARKER = "DECAENV_BUILD_RESULT "
 
@@ -92,29 +92,44 @@ def compile_variant(job: dict) -> str:
     return str(Path(job["work"]) / job["library_file"])
 
 
-def verify_loaded(cuda: bool) -> dict:
+class DeviceCheck(TypedDict):
+    """One device's comparison with the reference rasterizer (`identical` None: not run)."""
+
+    device: str
+    identical: Optional[bool]
+    detail: str
+
+
+class Verification(TypedDict):
+    """`verify_loaded`'s report, sent to the parent as JSON (`VariantResult.verification`)."""
+
+    ok: bool
+    checks: List[DeviceCheck]
+    build_info: str
+
+
+def verify_loaded(cuda: bool) -> Verification:
     """Compare the freshly loaded op with the reference on random meshes (CPU, and CUDA when visible)."""
     import torch
 
     from decaenv.runtime.rasterizer.verify import check_against_reference
 
-    report = {"ok": True, "checks": []}
+    ok, checks = True, []
     devices = ["cpu"] + (["cuda"] if cuda and torch.cuda.is_available() else [])
     for device in devices:
         diff = check_against_reference(torch.ops.decaenv.rasterize, device=device)
-        report["checks"].append({"device": device, "identical": diff.identical, "detail": diff.describe()})
-        report["ok"] = report["ok"] and diff.within(1e-5)
+        checks.append(DeviceCheck(device=device, identical=diff.identical, detail=diff.describe()))
+        ok = ok and diff.within(1e-5)
     if cuda and "cuda" not in devices:
-        report["checks"].append(
-            {"device": "cuda", "identical": None, "detail": "not run: no CUDA device visible (compiled only)"}
+        checks.append(
+            DeviceCheck(device="cuda", identical=None, detail="not run: no CUDA device visible (compiled only)")
         )
-    report["build_info"] = str(torch.ops.decaenv._build_info())
-    return report
+    return Verification(ok=ok, checks=checks, build_info=str(torch.ops.decaenv._build_info()))
 
 
 def main(argv: List[str]) -> int:
     job = json.loads(argv[0])
-    result = {"ok": False, "stage": "compile"}
+    result: Dict[str, Any] = {"ok": False, "stage": "compile"}  # sent to the parent as JSON
     start = time.monotonic()
     try:
         result["library"] = compile_variant(job)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
 from decaenv._process import LockBusy, ProcessLock, kill_tree, new_process_group
+from decaenv._typing import StrPath
 from decaenv.errors import BuildError
 from decaenv.runtime.rasterizer import _env
 from decaenv.runtime.rasterizer.diagnose import Diagnosis, diagnose, diagnose_build_output, first_error_line
@@ -144,9 +145,11 @@ def _run_worker(job: dict, log_path: Path, timeout: float, echo: Optional[Callab
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", **new_process_group()
     )
     lines: List[str] = []
+    stream = proc.stdout
+    assert stream is not None  # stdout=PIPE
 
     def pump() -> None:
-        for line in proc.stdout:
+        for line in stream:
             lines.append(line)
             if echo:
                 echo(line.rstrip("\n"))
@@ -266,13 +269,18 @@ def _build_lock(folder: Path, variant: str, timeout: float) -> Iterator[ProcessL
         lock.release()
 
 
+def _echo_stderr(line: str) -> None:
+    """The default `echo` of a verbose build."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def build(
     cpu: Optional[bool] = None,
     cuda: Optional[bool] = None,
     verbose: bool = False,
     *,
     force: bool = False,
-    root: Optional[os.PathLike] = None,
+    root: Optional[StrPath] = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
     timeout: float = DEFAULT_BUILD_TIMEOUT_S,
     echo: Optional[Callable[[str], None]] = None,
@@ -311,7 +319,7 @@ def build(
     if folder.exists() and not folder.is_dir() or base.exists() and not base.is_dir():
         raise BuildError(f"build folder {folder} is not a folder", hint="pass a folder to --into", path=base)
     if verbose and echo is None:
-        echo = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - the default echo
+        echo = _echo_stderr
     results = []
     for variant in plan(cpu, cuda):
         problem = preflight(variant)

@@ -85,12 +85,12 @@ def check_against_reference(
     sizes: Sequence[tuple] = ((48, 64), (40, 40)),
     n_faces: int = 400,
     batch: int = 2,
-) -> Optional[FragmentsDiff]:
+) -> FragmentsDiff:
     """Run `run(fv, xs, ys)` and the reference on random meshes; return the worst difference."""
     from decaenv.runtime.rasterizer.api import pixel_centres, prepare_face_vertices
     from decaenv.runtime.rasterizer.reference import rasterize_reference
 
-    worst = None
+    worst: Optional[FragmentsDiff] = None
     for seed in seeds:
         for h, w in sizes:
             fv = prepare_face_vertices(random_face_vertices(n_faces, batch, seed), h, w)
@@ -100,4 +100,6 @@ def check_against_reference(
             diff = compare(expected, got)
             if worst is None or (diff.face_mismatches, diff.max_bary) > (worst.face_mismatches, worst.max_bary):
                 worst = diff
+    if worst is None:
+        raise ValueError("check_against_reference needs at least one seed and one size")
     return worst
