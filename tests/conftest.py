@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from _support.assets import TEST_ASSETS_ENV, public_topology_dir
+from _support.synthetic_cache import synthetic_data_dir as cached_data_dir
 
 pytest_plugins = ["_support.io_budget"]
 
@@ -68,31 +69,25 @@ def shared_assets() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """A complete synthetic DECA data dir (seed 0, full-size networks without the trainer's optimizer state),
-    built once per session.
+    built once and kept between runs (`_support.synthetic_cache`).
 
     Uses DECA's real public topology when `DECAENV_TEST_ASSETS` is set, a procedural head otherwise.
     Tests must not modify it: copy files out first.
     """
     pytest.importorskip("torch")
-    from decaenv.synthetic import make_assets
-
-    out = tmp_path_factory.mktemp("synthetic-data")
-    make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
-    return out
+    fallback = tmp_path_factory.mktemp("synthetic-data")
+    return cached_data_dir(fallback, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
 
 
 @pytest.fixture(scope="session")
 def procedural_data_dir(tmp_path_factory, request) -> Path:
-    """A synthetic data dir on the procedural head (no optimizer state), built once per session (the same
+    """A synthetic data dir on the procedural head (no optimizer state), built once and kept between runs (the same
     folder as `synthetic_data_dir` when no public topology is available: the two would be byte-identical)."""
     pytest.importorskip("torch")
-    from decaenv.synthetic import make_assets
-
     if public_topology_dir() is None:
         return request.getfixturevalue("synthetic_data_dir")
-    out = tmp_path_factory.mktemp("procedural-data")
-    make_assets(out, seed=0, public_dir=None, with_optimizer=False)
-    return out
+    fallback = tmp_path_factory.mktemp("procedural-data")
+    return cached_data_dir(fallback, seed=0, public_dir=None, with_optimizer=False)
 
 
 MTCNN_WHEEL_ENV = "DECAENV_TEST_MTCNN_WHEEL"
