@@ -75,7 +75,8 @@ test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.dec
 # tests/_support/synthetic_cache.py). `make test` is the full suite.
 FAST_MARKERS ?= not slow and not ext and not cuda and not network
 FAST_WORKERS ?= 2
-FAST_THREADS ?= 1  # torch threads per worker: two workers with two threads each fight over two cores
+# torch threads per worker: two workers with two threads each would fight over two cores
+FAST_THREADS ?= 1
 test-fast: setup
 	env -u DECAENV_TEST_ASSETS OMP_NUM_THREADS=$(FAST_THREADS) \
 		$(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
