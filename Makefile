@@ -13,14 +13,14 @@ WHEELHOUSE := $(VENV)/wheelhouse
 EXTRAS ?= dev
 # The CPU build of torch. On this project's machines pip finds it on local disk; never pull a CUDA build here.
 TORCH_SPEC ?= torch==2.13.0
-# The offline MTCNN face detector reads its weights from this wheel; --no-deps because the wheel's metadata pins
-# torch<2.3 / torchvision / numpy<2 (decaenv never imports the package, only its weight files).
-FACENET_SPEC ?= facenet-pytorch==2.6.0
+# The MTCNN weights are manifest files (`decaenv fetch mtcnn`, sha256-pinned members of
+# facenet-pytorch's wheel). The tests import them offline from this copy of the wheel (set-up may use PyPI).
+MTCNN_WHEEL := $(VENV)/wheelhouse-mtcnn/facenet_pytorch-2.6.0-py3-none-any.whl
 SHARED_ASSETS ?= $(abspath ../shared/assets)
 PYTEST_ARGS ?=
 
 .PHONY: setup run lint typecheck test test-fast clean
-setup: $(STAMP)
+setup: $(STAMP) $(MTCNN_WHEEL)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,10 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	@if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 		echo "installing $(TORCH_SPEC) (CPU build)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; fi
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
-	$(BIN)/python -m pip install -q --no-deps "$(FACENET_SPEC)"
 	touch $@
+
+$(MTCNN_WHEEL): | $(BIN)/python
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d $(dir $@) facenet-pytorch==2.6.0
 
 # Wheels for the offline compatibility-matrix smoke test (set-up may use the registries; tests never do).
 $(WHEELHOUSE)/.complete: $(STAMP) scripts/compat_matrix.py pyproject.toml
@@ -63,17 +65,21 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.deca-env
+test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.deca-env $(MTCNN_WHEEL)
 	@if [ -d "$(SHARED_ASSETS)" ]; then export DECAENV_TEST_ASSETS="$(SHARED_ASSETS)"; fi; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The one-minute loop: unit tests and small end-to-end runs on the procedural synthetic head (not `slow`: no real
 # doctor runs, venv matrices, compiles or CLI reconstructions; no DECAENV_TEST_ASSETS), on two pytest-xdist
-# workers (FAST_WORKERS=0 runs them in this process). `make test` is the full suite.
+# workers (FAST_WORKERS=0 runs them in this process; the synthetic data dirs are built once and kept between runs:
+# tests/_support/synthetic_cache.py). `make test` is the full suite.
 FAST_MARKERS ?= not slow and not ext and not cuda and not network
 FAST_WORKERS ?= 2
+# torch threads per worker: two workers with two threads each would fight over two cores
+FAST_THREADS ?= 1
 test-fast: setup
-	env -u DECAENV_TEST_ASSETS $(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	env -u DECAENV_TEST_ASSETS OMP_NUM_THREADS=$(FAST_THREADS) \
+		$(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) decaenv-selftest .pytest_cache

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from _support.assets import TEST_ASSETS_ENV, public_topology_dir
+from _support.synthetic_cache import synthetic_data_dir as cached_data_dir
 
 pytest_plugins = ["_support.io_budget"]
 
@@ -68,28 +69,76 @@ def shared_assets() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """A complete synthetic DECA data dir (seed 0, full-size networks without the trainer's optimizer state),
-    built once per session.
+    built once and kept between runs (`_support.synthetic_cache`).
 
     Uses DECA's real public topology when `DECAENV_TEST_ASSETS` is set, a procedural head otherwise.
     Tests must not modify it: copy files out first.
     """
     pytest.importorskip("torch")
-    from decaenv.synthetic import make_assets
-
-    out = tmp_path_factory.mktemp("synthetic-data")
-    make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
-    return out
+    fallback = tmp_path_factory.mktemp("synthetic-data")
+    return cached_data_dir(fallback, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
 
 
 @pytest.fixture(scope="session")
 def procedural_data_dir(tmp_path_factory, request) -> Path:
-    """A synthetic data dir on the procedural head (no optimizer state), built once per session (the same
+    """A synthetic data dir on the procedural head (no optimizer state), built once and kept between runs (the same
     folder as `synthetic_data_dir` when no public topology is available: the two would be byte-identical)."""
     pytest.importorskip("torch")
-    from decaenv.synthetic import make_assets
-
     if public_topology_dir() is None:
         return request.getfixturevalue("synthetic_data_dir")
-    out = tmp_path_factory.mktemp("procedural-data")
-    make_assets(out, seed=0, public_dir=None, with_optimizer=False)
+    fallback = tmp_path_factory.mktemp("procedural-data")
+    return cached_data_dir(fallback, seed=0, public_dir=None, with_optimizer=False)
+
+
+MTCNN_WHEEL_ENV = "DECAENV_TEST_MTCNN_WHEEL"
+MTCNN_WHEEL_NAME = "facenet_pytorch-2.6.0-py3-none-any.whl"
+
+
+def mtcnn_wheel():
+    """facenet-pytorch's wheel, which holds the MTCNN weights: `$DECAENV_TEST_MTCNN_WHEEL`, else the one
+    `make` downloads into `<venv>/wheelhouse-mtcnn/` (set-up may use PyPI; tests never do). None if absent."""
+    import sys
+
+    candidates = [os.environ.get(MTCNN_WHEEL_ENV, ""), str(Path(sys.prefix) / "wheelhouse-mtcnn" / MTCNN_WHEEL_NAME)]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def mtcnn_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding only `mtcnn/{pnet,rnet,onet}.pt`, imported by `decaenv fetch --from` (sha256-checked
+    against the manifest) from facenet-pytorch's wheel, else from an installed facenet-pytorch's `data/`.
+    `make setup` downloads the wheel, so its absence fails the test (a set-up error, never a silent skip)."""
+    import importlib.util
+
+    source = mtcnn_wheel()
+    if source is None:
+        spec = importlib.util.find_spec("facenet_pytorch")
+        folder = Path(list(spec.submodule_search_locations)[0]) / "data" if spec else None
+        source = folder if folder is not None and (folder / "onet.pt").is_file() else None
+    if source is None:
+        pytest.fail(f"no MTCNN weights: run `make setup` (it downloads {MTCNN_WHEEL_NAME}) or set {MTCNN_WHEEL_ENV}")
+    from decaenv.cli import main
+
+    out = tmp_path_factory.mktemp("mtcnn-data")
+    home = tmp_path_factory.mktemp("mtcnn-home")
+    old = os.environ.get("DECAENV_HOME")
+    os.environ["DECAENV_HOME"] = str(home)
+    try:
+        code = main(["-q", "--data-dir", str(out), "fetch", "--from", str(source)])
+    finally:
+        if old is None:
+            os.environ.pop("DECAENV_HOME", None)
+        else:
+            os.environ["DECAENV_HOME"] = old
+    assert code == 0 and (out / "mtcnn" / "onet.pt").is_file(), f"importing the MTCNN weights from {source} failed"
+    return out
+
+
+@pytest.fixture(scope="session")
+def reconstruct_data_dir(synthetic_data_dir, mtcnn_data_dir, tmp_path_factory):
+    """The synthetic data dir plus the MTCNN weights in `mtcnn/` (what `decaenv fetch` + `fetch mtcnn-*` leave),
+    made of symlinks: nothing is copied and the shared synthetic dir is not modified."""
+    out = tmp_path_factory.mktemp("reconstruct-data")
+    for item in list(synthetic_data_dir.iterdir()) + [mtcnn_data_dir / "mtcnn"]:
+        (out / item.name).symlink_to(item, target_is_directory=item.is_dir())
     return out

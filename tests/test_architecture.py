@@ -10,7 +10,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 ROOT = Path(__file__).resolve().parents[1] / "decaenv"
 
 #: Modules at the bottom: they import nothing of decaenv above them.
-BASE = {"_typing", "errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights"}
+BASE = {"_typing", "errors", "deca_layout", "_process", "paths", "meshio", "uvlayout", "fan_weights", "offline"}
 
 #: Unit (a subpackage or a top-level module of decaenv) -> the units it may import (besides `decaenv` itself,
 #: which holds only `__version__`).
@@ -24,14 +24,16 @@ ALLOWED: Dict[str, Set[str]] = {
     "meshio": {"_typing", "errors"},
     "uvlayout": {"_typing", "errors"},
     "fan_weights": {"_typing"},
+    "offline": {"_typing"},
     "loaders": BASE,
     "patches": BASE | {"loaders", "runtime"},  # DECA's rasterizer modules are shims over decaenv's rasterizer
     "runtime": BASE | {"loaders"},
     "fetch": BASE | {"loaders"},
     "synthetic": BASE | {"loaders"},  # test data; nothing in production imports it
     "doctor": BASE | {"loaders", "patches", "fetch", "runtime"},
+    "housekeeping": BASE | {"fetch"},  # `decaenv cache`: what decaenv keeps on disk
     "selftest": BASE | {"doctor", "runtime", "synthetic"},
-    "cli": BASE | {"loaders", "patches", "runtime", "fetch", "synthetic", "doctor", "selftest"},
+    "cli": BASE | {"loaders", "patches", "runtime", "fetch", "synthetic", "doctor", "selftest", "housekeeping"},
     "__main__": {"cli"},
 }
 

@@ -15,6 +15,7 @@ import typer
 from decaenv import __version__
 from decaenv.cli import animate as _animate
 from decaenv.cli import build as _build
+from decaenv.cli import cache as _cache
 from decaenv.cli import convert as _convert
 from decaenv.cli import doctor as _doctor
 from decaenv.cli import exec_cmd as _exec_cmd
@@ -31,7 +32,7 @@ app = typer.Typer(
     help="Make DECA install, fetch its data and run on any machine: doctor, fetch, reconstruct.",
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -54,12 +55,15 @@ def root(
     ),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail (repeat for debug logs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final verdict."),
+    no_progress: bool = typer.Option(
+        False, "--no-progress", help="No progress bars or spinners (also: DECAENV_NO_PROGRESS=1, non-TTY)."
+    ),
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
     ),
 ) -> None:
-    """Global options shared by every command."""
-    state = CliState(data_dir_flag=data_dir, verbosity=-1 if quiet else verbose)
+    """Global options shared by every command (they may also be written after the command)."""
+    state = CliState(data_dir_flag=data_dir, verbosity=-1 if quiet else verbose, progress=not no_progress)
     ctx.obj = state
     configure_logging(state.verbosity)
 
@@ -75,10 +79,18 @@ app.command("fetch")(_fetch.fetch)
 app.command("reconstruct")(_reconstruct.reconstruct)
 app.command("transfer")(_transfer.transfer)
 app.command("animate")(_animate.animate)
+app.add_typer(_cache.app, name="cache")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Console-script entry point: returns the process exit code (see `decaenv.errors`)."""
-    from decaenv.cli._errors import run_app
+    import sys
 
-    return run_app(typer.main.get_command(app), argv)
+    from decaenv.cli._argv import hoist_global_options
+    from decaenv.cli._errors import run_app
+    from decaenv.cli._typer_compat import avoid_pydantic
+
+    command = typer.main.get_command(app)
+    avoid_pydantic(command)  # typer >= 0.29 would import pydantic for every command (see the module)
+    args = sys.argv[1:] if argv is None else argv
+    return run_app(command, hoist_global_options(command, args) if args else args)

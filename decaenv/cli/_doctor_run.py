@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from decaenv.cli._console import make_console, print_json
+from decaenv.cli._console import make_console, print_json, progress_enabled
 from decaenv.doctor.api import DoctorOptions, DoctorRun, check_registry, run_doctor
 from decaenv.doctor.verdict import exit_code
 from decaenv.paths import DataDir
@@ -102,6 +102,7 @@ def doctor(
     quiet: bool,
     require: Optional[List[str]] = None,
     deca_dir: Optional[Path] = None,
+    show_progress: bool = True,
 ) -> int:
     """Run the doctor (and `--fix`), print the chosen form, return the exit code (the gate's with --require)."""
     from decaenv.cli._doctor_render import render
@@ -118,7 +119,7 @@ def doctor(
         command_timeout=timeout,
         deca_dir=deca_dir,
     )
-    interactive = sys.stderr.isatty() and not (as_json or markdown or quiet)
+    interactive = show_progress and progress_enabled() and not (as_json or markdown or quiet)
     with CheckSpinner(interactive) as progress:
         run = run_doctor(options, on_result=progress.update)
     if fix:

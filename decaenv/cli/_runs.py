@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 
-def run_with_progress(console, total: Optional[int], description: str, run: Callable):
-    """Call `run(on_item)` under a progress bar (hidden with -q / --json); returns what `run` returns."""
+def run_with_progress(console, total: Optional[int], description: str, run: Callable, show: bool = True):
+    """Call `run(on_item)` under a progress bar (hidden with -q / --json, and when not `show`: --no-progress,
+    not a terminal; see `decaenv.cli._console.progress_enabled`); returns what `run` returns."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True, disable=console.quiet) as progress:
+    with Progress(*columns, console=console, transient=True, disable=console.quiet or not show) as progress:
         task = progress.add_task(description, total=total)
 
         def on_item(outcome) -> None:

@@ -18,10 +18,12 @@ class CliState:
     Attributes:
         data_dir_flag: value of `--data-dir`, or None.
         verbosity: -1 with `-q`, 0 by default, 1+ per `-v`.
+        progress: False with `--no-progress` (see `decaenv.cli._console.progress_enabled` for the rest).
     """
 
     data_dir_flag: Optional[Path] = None
     verbosity: int = 0
+    progress: bool = True
     _data_dir: Optional[DataDir] = field(default=None, init=False, repr=False)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -57,7 +58,7 @@ def animate(
     trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:
     """Animate reconstructed heads (DECA's demo_teaser): head turn and expressions as mp4 and gif."""
-    from decaenv.cli._console import make_console, print_json
+    from decaenv.cli._console import make_console, print_json, progress_enabled
     from decaenv.cli._runs import print_summary, run_with_progress
     from decaenv.cli.reconstruct import _boolean
     from decaenv.errors import UsageError
@@ -93,10 +94,11 @@ def animate(
         trusted_sha256=trust_checkpoint,
     )
     console = make_console(quiet=state.quiet or as_json, stderr=True)
-    with console.status("loading DECA…"):
+    show = progress_enabled(state)
+    with console.status("loading DECA…") if show else contextlib.nullcontext():
         runner = Animator(options)
     console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
-    summary = run_with_progress(console, estimate_total(options.inputs), "animating", runner.run)
+    summary = run_with_progress(console, estimate_total(options.inputs), "animating", runner.run, show=show)
     if as_json:
         print_json({**summary.to_json(), "command": "animate", "frames": runner.frame_count})
     else:

@@ -80,5 +80,6 @@ def doctor(
         quiet=state.quiet,
         require=list(require or ()),
         deca_dir=deca_dir,
+        show_progress=state.progress,
     )
     raise typer.Exit(code)

@@ -50,7 +50,7 @@ def fetch(
 ) -> None:
     """Download, import and verify DECA's data files, laid out as DECA's data/ folder expects."""
     from decaenv.cli import _fetch_output as output
-    from decaenv.cli._console import print_json
+    from decaenv.cli._console import print_json, progress_enabled
     from decaenv.fetch.command import FetchRequest, run
 
     state = state_of(ctx)
@@ -69,7 +69,8 @@ def fetch(
         clean=clean,
     )
     silent = state.quiet or as_json
-    progress = None if silent or list_ or verify or forget or clean else output.RichProgress()
+    quiet_bars = silent or list_ or verify or forget or clean or not progress_enabled(state)
+    progress = None if quiet_bars else output.RichProgress()
     try:
         report = run(
             request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -63,7 +64,9 @@ def reconstruct(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", "--savefolder", "-s", metavar="DIR", help="Output folder (created)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (CUDA, else Apple MPS, when usable), cpu, cuda, cuda:N or mps."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images encoded and decoded together."),
     detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
     rasterizer: str = typer.Option(
@@ -136,7 +139,7 @@ def reconstruct(
     trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
-    from decaenv.cli._console import make_console, print_json
+    from decaenv.cli._console import make_console, print_json, progress_enabled
     from decaenv.errors import UsageError
     from decaenv.runtime.extended import ExtendedReconstructor, ExtraOptions
     from decaenv.runtime.pipeline import ReconstructOptions
@@ -179,6 +182,7 @@ def reconstruct(
     )
     console = make_console(quiet=state.quiet or as_json, stderr=True)
     runner = None
+    show_progress = progress_enabled(state)
     if engine.lower() != "local":
         from decaenv.runtime.ray_engine import run_on_ray
 
@@ -188,7 +192,7 @@ def reconstruct(
             options, ExtraOptions(faces=faces, smooth=smooth, smooth_alpha=smooth_alpha), lazy=True
         )
         if runner.work_left():  # decided before any network loads: a finished run/shard ends here
-            with console.status("loading DECA…"):
+            with console.status("loading DECA…") if show_progress else contextlib.nullcontext():
                 runner.load()
             console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
             detector = (
@@ -197,7 +201,7 @@ def reconstruct(
                 else "none (--iscrop false: whole images)"
             )
             console.print(f"face detector: {detector}", markup=False, highlight=False)
-        summary = _run_with_progress(runner, console)
+        summary = _run_with_progress(runner, console, show_progress)
     run_files = runner.run_files if runner is not None else []
     if as_json:
         print_json({**summary.to_json(), "run_files": run_files})
@@ -211,14 +215,14 @@ def reconstruct(
         raise typer.Exit(1)
 
 
-def _run_with_progress(runner, console):
+def _run_with_progress(runner, console, show: bool = True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from decaenv.runtime.inputs import estimate_total
 
     total = estimate_total(runner.options.inputs)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True, disable=console.quiet) as progress:
+    with Progress(*columns, console=console, transient=True, disable=console.quiet or not show) as progress:
         task = progress.add_task("reconstructing", total=total)
 
         def on_item(outcome) -> None:

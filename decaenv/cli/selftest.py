@@ -40,7 +40,7 @@ def selftest(
         "--small",
         help="With --make-assets: leave the optimizer state out of deca_model.tar (214 MB instead of 434 MB).",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check the whole chain on synthetic weights: doctor, model load, reconstruction of a photo, outputs."""

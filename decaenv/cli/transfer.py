@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -59,7 +60,7 @@ def transfer(
     trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:
     """Expression transfer (DECA's demo_transfer): the target's expression and jaw on the source's face."""
-    from decaenv.cli._console import make_console, print_json
+    from decaenv.cli._console import make_console, print_json, progress_enabled
     from decaenv.cli._runs import print_summary, run_with_progress
     from decaenv.cli.reconstruct import _boolean, _save_kinds
     from decaenv.errors import UsageError
@@ -99,10 +100,11 @@ def transfer(
         trusted_sha256=trust_checkpoint,
     )
     console = make_console(quiet=state.quiet or as_json, stderr=True)
-    with console.status("loading DECA…"):
+    show = progress_enabled(state)
+    with console.status("loading DECA…") if show else contextlib.nullcontext():
         runner = Transfer(options)
     console.print(f"DECA: {runner.deca.describe()}", markup=False, highlight=False)
-    summary = run_with_progress(console, estimate_total(options.targets), "transferring", runner.run)
+    summary = run_with_progress(console, estimate_total(options.targets), "transferring", runner.run, show=show)
     if as_json:
         print_json(summary.to_json())
     else:

@@ -189,6 +189,13 @@ class Fixer:
         return self._subcommand("--data-dir", str(self.data_dir), "fetch", *action.args.get("ids", []))
 
     def _pip_install(self, action: FixAction) -> str:
+        from decaenv.offline import ENV_OFFLINE, is_offline
+
+        if is_offline():
+            raise RuntimeError(
+                f"{ENV_OFFLINE}=1: not running `pip install {' '.join(self._pip_args(action))}` "
+                f"(it would use the network); unset {ENV_OFFLINE} or install it yourself"
+            )
         argv = [self.python, "-m", "pip", "install"] + self._pip_args(action)
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:

@@ -288,10 +288,11 @@ def detectors_section(common: Dict[str, Any]) -> DetectorsSection:
         from decaenv.runtime.detectors import auto_plan, availability
     except ImportError as exc:
         return {"api": False, "reason": f"decaenv's detectors do not import here ({type(exc).__name__}: {exc})"}
+    data_dir = common.get("data_dir")  # MTCNN's weights are data files (mtcnn/ in the data dir)
     return {
         "api": True,
-        "plan": cast(AutoPlanInfo, auto_plan().to_json()),
-        "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability()},
+        "plan": cast(AutoPlanInfo, auto_plan(data_dir=data_dir).to_json()),
+        "available": {name: {"usable": usable, "reason": why} for name, usable, why in availability(data_dir)},
     }
 
 

@@ -31,6 +31,7 @@ from decaenv.fetch.sniff import read_head, sniff
 from decaenv.fetch.status import FileStatus, expected_hash, verify_entry
 from decaenv.fetch.store import Staging, Store
 from decaenv.fetch.validators import validate, validator_key
+from decaenv.offline import ENV_OFFLINE, is_offline
 
 log = logging.getLogger("decaenv.fetch")
 
@@ -164,10 +165,11 @@ class Fetcher:
             if adopted is not None:
                 return adopted
             status = self.status(entry)
-        if self.options.offline:
+        if self.options.offline or is_offline():
+            why = "--offline" if self.options.offline else f"{ENV_OFFLINE}=1"
             raise fetch_error(
                 "offline",
-                f"{entry.dest} is {status.status} and --offline forbids downloading it",
+                f"{entry.dest} is {status.status} and {why} forbids downloading it",
                 hint=f"{entry.manual_text()}; then `decaenv fetch --from <file>`",
             )
         if entry.manual_only:

@@ -142,8 +142,21 @@ def check_url(url: str) -> None:
 
 
 def make_session(options: HttpOptions):
-    """A requests session with TLS verification on and decaenv's User-Agent."""
+    """A requests session with TLS verification on and decaenv's User-Agent.
+
+    Raises:
+        DataError (code "offline"): `DECAENV_OFFLINE=1` is set (no session is ever opened then).
+    """
     import requests
+
+    from decaenv.offline import ENV_OFFLINE, is_offline
+
+    if is_offline():
+        raise fetch_error(
+            "offline",
+            f"{ENV_OFFLINE}=1 forbids network access",
+            hint=f"unset {ENV_OFFLINE}, or import the files you have with `decaenv fetch --from <file>`",
+        )
 
     session = requests.Session()
     session.verify = True

@@ -215,7 +215,7 @@ class Animator:
         self.deca = deca if deca is not None else build_deca(options)
         self.timer = StageTimer(str(self.deca.device))
         self.deca.timer = self.timer
-        self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device))
+        self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device), options.data_dir)
         self.n_targets = 0
 
     @property

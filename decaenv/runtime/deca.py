@@ -39,27 +39,44 @@ VISIBLE_NZ = 0.1
 UV_GREY = 0.7
 
 
+def mps_available() -> bool:
+    """True when torch can use Apple's Metal GPU (MPS: Apple silicon, an arm64 macOS build of torch)."""
+    backend = getattr(torch.backends, "mps", None)
+    try:
+        return bool(backend is not None and backend.is_available())
+    except Exception:  # noqa: BLE001 - a broken MPS runtime means "not available"
+        return False
+
+
 def resolve_device(device: Optional[str]) -> torch.device:
-    """ "auto" → CUDA when usable, else CPU; an explicit CUDA device must be usable.
+    """ "auto" → CUDA when usable, else Apple's MPS when usable, else CPU; an explicit CUDA or MPS device must
+    be usable. On MPS the rasterizer runs on the CPU (see `decaenv.runtime.rasterizer.backends`).
 
     Raises:
-        UsageError: CUDA requested but not available.
+        UsageError: an unknown device, or CUDA/MPS requested but not available.
     """
     name = (device or "auto").lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
     try:
         chosen = torch.device(name)
     except RuntimeError as exc:
-        raise UsageError(f"unknown device {device!r}", hint="use auto, cpu, cuda or cuda:N") from exc
+        raise UsageError(f"unknown device {device!r}", hint="use auto, cpu, cuda, cuda:N or mps") from exc
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(
             f"device {device} requested but torch sees no usable CUDA GPU "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda})",
             hint="use --device cpu (or auto), or install a CUDA build of torch",
         )
-    if chosen.type not in ("cpu", "cuda"):
-        raise UsageError(f"device {device} is not supported", hint="use cpu or cuda")
+    if chosen.type == "mps" and not mps_available():
+        raise UsageError(
+            f"device {device} requested but torch sees no usable Apple GPU (MPS) (torch {torch.__version__})",
+            hint="use --device cpu (or auto); MPS needs Apple silicon, macOS 12.3+ and an arm64 torch",
+        )
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"device {device} is not supported", hint="use cpu, cuda or mps")
     return chosen
 
 
@@ -96,7 +113,7 @@ class DECA(nn.Module):
     Args:
         data_dir: the DECA data folder (or a `DataDir` the caller resolved), or a `DecaConfig` (DECA's
             `DECA(config, device)` order).
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
         rasterizer: rasterizer backend or DECA's `rasterizer_type` ("auto", "standard", "pytorch3d", …); None
             takes `config.rasterizer_type`.
         config: a `DecaConfig` (`decaenv.runtime.config.cfg`-style); None = defaults.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence
 import numpy as np
 
 from decaenv.errors import InputError, UsageError
+from decaenv.paths import DataDir
 
 if TYPE_CHECKING:
     from decaenv.runtime.crop import Crop
@@ -108,10 +109,11 @@ def load_one(path, *, iscrop: bool, detector, what: str) -> Face:
     return prepare(item, item.name, iscrop=iscrop, detector=detector)[0]
 
 
-def make_detector(iscrop: bool, name: str, device: str) -> Optional[DetectorChoice]:
-    """The face detector for a run (None with `--iscrop false`)."""
+def make_detector(iscrop: bool, name: str, device: str, data_dir: Optional[DataDir] = None) -> Optional[DetectorChoice]:
+    """The face detector for a run (None with `--iscrop false`); weight files (mtcnn/) are read from `data_dir`
+    (None: the resolved default data dir)."""
     if not iscrop:
         return None
     from decaenv.runtime.detectors import create_detector
 
-    return create_detector(name, device)
+    return create_detector(name, device, data_dir=data_dir.path if data_dir is not None else None)

@@ -258,7 +258,10 @@ class Reconstructor:
         if self.options.iscrop:
             from decaenv.runtime.detectors import create_detector
 
-            choice = self._detector_choice or create_detector(self.options.detector, str(self._deca.device))
+            data_dir = self.options.data_dir.path if self.options.data_dir is not None else None
+            choice = self._detector_choice or create_detector(
+                self.options.detector, str(self._deca.device), data_dir=data_dir
+            )
             self.detector = choice
             log.info("face detector: %s (%s)", choice.name, choice.reason)
         self._loaded = True

@@ -117,7 +117,7 @@ class Transfer:
         self.deca = deca if deca is not None else build_deca(options)
         self.timer = StageTimer(str(self.deca.device))
         self.deca.timer = self.timer
-        self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device))
+        self.detector = make_detector(options.iscrop, options.detector, str(self.deca.device), options.data_dir)
         self._video: Optional[Tuple[Path, Mp4Writer]] = None  # (source video, its writer) while one is open
 
     @property

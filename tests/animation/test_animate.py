@@ -9,9 +9,6 @@ import torch
 
 from decaenv.cli import main
 from decaenv.runtime import animate
-from decaenv.runtime.detectors.mtcnn import weights_dir
-
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 
 
 def test_deca_teaser_angles():
@@ -84,15 +81,14 @@ def run(capsys, data_dir, *args):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_animate_writes_mp4_and_gif(tmp_path, capsys, small_data_dir, faces, face_video):
+def test_animate_writes_mp4_and_gif(tmp_path, capsys, reconstruct_data_dir, faces, face_video):
     from decaenv.runtime.video_out import read_frames
 
     out = tmp_path / "out"
     # yaws [0, 10, 0, -10]; jaws [0, 10, 20] → [0, 10] + 2 expression frames (video frames 0 and 4; 2 is blank)
     code, stdout, err = run(
         capsys,
-        small_data_dir,
+        reconstruct_data_dir,
         "-i",
         faces[0],
         "-o",
@@ -151,8 +147,7 @@ def test_use_tex_adds_the_texture_row():
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_animate_with_an_albedo_model(tmp_path, capsys, small_data_dir, faces):
+def test_animate_with_an_albedo_model(tmp_path, capsys, reconstruct_data_dir, faces):
     """--use-tex: the data dir also holds an albedo model (a small BFM-layout space); three rows are rendered."""
     from _support.assets import write_texture_space
 
@@ -160,7 +155,7 @@ def test_animate_with_an_albedo_model(tmp_path, capsys, small_data_dir, faces):
 
     data = tmp_path / "data"
     data.mkdir()
-    for path in small_data_dir.iterdir():
+    for path in reconstruct_data_dir.iterdir():
         (data / path.name).symlink_to(path)
     write_texture_space(data / "FLAME_albedo_from_BFM.npz", "BFM")
     out = tmp_path / "out"

@@ -10,11 +10,8 @@ import numpy as np
 import pytest
 
 from decaenv.cli import main
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.inputs import Item
 from decaenv.runtime.smoothing import VideoSmoother
-
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 
 
 def run(capsys, data_dir, *args):
@@ -40,12 +37,12 @@ def test_box_smoothing_is_the_documented_average():
 
 
 @pytest.mark.slow
-def test_smoothed_codes_match_a_hand_built_average(tmp_path, capsys, small_data_dir, face_video):
+def test_smoothed_codes_match_a_hand_built_average(tmp_path, capsys, reconstruct_data_dir, face_video):
     raw_out, smooth_out = tmp_path / "raw", tmp_path / "smooth"
     common = ["-i", face_video, "--iscrop", "false", "--save", "codes", "--sample-step", "2", "--batch-size", "2"]
-    code, _, err = run(capsys, small_data_dir, *common, "-o", raw_out)
+    code, _, err = run(capsys, reconstruct_data_dir, *common, "-o", raw_out)
     assert code == 0, err
-    code, _, err = run(capsys, small_data_dir, *common, "-o", smooth_out, "--smooth", "--smooth-alpha", "0.5")
+    code, _, err = run(capsys, reconstruct_data_dir, *common, "-o", smooth_out, "--smooth", "--smooth-alpha", "0.5")
     assert code == 0, err
 
     def load(root, k):
@@ -74,14 +71,13 @@ class _Links(html.parser.HTMLParser):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
+def test_save_video_and_report(tmp_path, capsys, reconstruct_data_dir, face_video):
     from decaenv.runtime.video_out import read_frames
 
     out = tmp_path / "out"
     code, stdout, err = run(
         capsys,
-        small_data_dir,
+        reconstruct_data_dir,
         "-i",
         face_video,
         "-o",
@@ -121,8 +117,7 @@ def test_save_video_and_report(tmp_path, capsys, small_data_dir, face_video):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
+def test_faces_all(tmp_path, capsys, reconstruct_data_dir, faces, face_video):
     from PIL import Image
 
     images = [np.asarray(Image.open(p).convert("RGB").resize((224, 224))) for p in faces]
@@ -132,7 +127,7 @@ def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     out = tmp_path / "out"
     code, stdout, err = run(
         capsys,
-        small_data_dir,
+        reconstruct_data_dir,
         "-i",
         folder,
         "-o",
@@ -152,18 +147,27 @@ def test_faces_all(tmp_path, capsys, small_data_dir, faces, face_video):
     centres = sorted((b[0] + b[2]) / 2 for b in boxes)
     assert centres[0] < 224 < centres[1]  # one face in each half
     code, stdout, _ = run(
-        capsys, small_data_dir, "-i", folder, "-o", tmp_path / "one", "--detector", "mtcnn", "--save", "codes", "--json"
+        capsys,
+        reconstruct_data_dir,
+        "-i",
+        folder,
+        "-o",
+        tmp_path / "one",
+        "--detector",
+        "mtcnn",
+        "--save",
+        "codes",
+        "--json",
     )
     assert [i["name"] for i in json.loads(stdout)["items"]] == ["pair"]  # default: DECA's single face
-    code, _, err = run(capsys, small_data_dir, "-i", face_video, "-o", tmp_path / "v", "--faces", "all")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", face_video, "-o", tmp_path / "v", "--faces", "all")
     assert code == 1 and "--faces all works on images only" in err
-    code, _, err = run(capsys, small_data_dir, "-i", folder, "-o", tmp_path / "v", "--faces", "some")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", folder, "-o", tmp_path / "v", "--faces", "some")
     assert code == 1 and "--faces takes largest or all" in err
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_data_dir, faces):
+def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, reconstruct_data_dir, faces):
     """trimesh (an independent, widely used reader) loads every file; contents match DECA's OBJ outputs."""
     trimesh = pytest.importorskip("trimesh")
     from PIL import Image
@@ -173,7 +177,7 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     out = tmp_path / "out"
     code, _, err = run(
         capsys,
-        small_data_dir,
+        reconstruct_data_dir,
         "-i",
         faces[0],
         "-o",
@@ -224,7 +228,17 @@ def test_glb_ply_and_detail_uv_read_back_with_trimesh(tmp_path, capsys, small_da
     assert np.allclose(cply.vertices, coarse.v, atol=1e-5) and np.array_equal(cply.faces, coarse.f)
 
     code, _, err = run(
-        capsys, small_data_dir, "-i", faces[0], "-o", out / "uv", "--detector", "mtcnn", "--save", "detail-uv", "--json"
+        capsys,
+        reconstruct_data_dir,
+        "-i",
+        faces[0],
+        "-o",
+        out / "uv",
+        "--detector",
+        "mtcnn",
+        "--save",
+        "detail-uv",
+        "--json",
     )
     assert code == 0, err
     uv_obj = trimesh.load(out / "uv" / name / f"{name}_detail.obj", force="mesh", process=False)

@@ -8,10 +8,7 @@ import pytest
 import torch
 
 from decaenv.cli import main
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.transfer import compose_codes
-
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 
 
 def run(capsys, data_dir, *args):
@@ -55,13 +52,13 @@ def test_compose_codes_is_demo_transfer():
     assert torch.equal(source["pose"], _codes(1)["pose"])
 
 
-def _hand_built(deca, source_path, target_path):
+def _hand_built(deca, source_path, target_path, data_dir):
     """Encode both photos through the same crop rules, compose by hand (DECA's demo lines), decode."""
     from decaenv.runtime.datasets import crop_image
     from decaenv.runtime.detectors.mtcnn import MtcnnDetector
     from decaenv.runtime.images import read_image
 
-    detector = MtcnnDetector("cpu")
+    detector = MtcnnDetector("cpu", data_dir)
     crops = [crop_image(read_image(p), p, iscrop=True, detector=detector) for p in (source_path, target_path)]
     with torch.no_grad():
         src = deca.encode(torch.from_numpy(crops[0].image)[None])
@@ -74,13 +71,14 @@ def _hand_built(deca, source_path, target_path):
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, capsys, small_data_dir, small_deca, faces):
+def test_transfer_matches_hand_built_codes_and_writes_deca_layout(
+    tmp_path, capsys, reconstruct_data_dir, small_deca, faces
+):
     source, target = faces
     out = tmp_path / "out"
     code, stdout, err = run(
         capsys,
-        small_data_dir,
+        reconstruct_data_dir,
         "--source",
         source,
         "--target",
@@ -116,7 +114,7 @@ def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, caps
             assert (out / name / side / f"{name}{suffix}").is_file(), f"{side}/{name}{suffix}"
     assert f"{name}/reconstruction/{name}.obj" in summary["source_files"]
 
-    expected, expected_op = _hand_built(small_deca, source, target)
+    expected, expected_op = _hand_built(small_deca, source, target, reconstruct_data_dir)
     got = np.load(out / name / "animation" / f"{name}_codes.npz")
     for key in ("shape", "tex", "exp", "pose", "cam", "detail"):
         assert np.allclose(got[key], expected[key][0].numpy(), atol=1e-5), key
@@ -135,14 +133,13 @@ def test_transfer_matches_hand_built_codes_and_writes_deca_layout(tmp_path, caps
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, small_data_dir, faces, face_video):
+def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, reconstruct_data_dir, faces, face_video):
     import av
 
     out = tmp_path / "out"
     code, stdout, err = run(
         capsys,
-        small_data_dir,
+        reconstruct_data_dir,
         "-i",
         faces[1],
         "-e",
@@ -172,14 +169,16 @@ def test_video_target_gives_a_video_at_the_source_rate(tmp_path, capsys, small_d
     assert not list(out.glob("*.partial*"))
 
 
-def test_usage_errors(tmp_path, capsys, small_data_dir, faces):
-    code, _, err = run(capsys, small_data_dir, "--target", faces[0], "-o", tmp_path / "o")
+def test_usage_errors(tmp_path, capsys, reconstruct_data_dir, faces):
+    code, _, err = run(capsys, reconstruct_data_dir, "--target", faces[0], "-o", tmp_path / "o")
     assert code == 1 and "no source image given" in err
-    code, _, err = run(capsys, small_data_dir, "--source", faces[0], "-o", tmp_path / "o")
+    code, _, err = run(capsys, reconstruct_data_dir, "--source", faces[0], "-o", tmp_path / "o")
     assert code == 1 and "no target given" in err
     code, _, err = run(
-        capsys, small_data_dir, "--source", tmp_path / "nope.jpg", "--target", faces[0], "-o", tmp_path / "o"
+        capsys, reconstruct_data_dir, "--source", tmp_path / "nope.jpg", "--target", faces[0], "-o", tmp_path / "o"
     )
     assert code == 1 and "source" in err and "does not exist" in err and "Traceback" not in err
-    code, _, err = run(capsys, small_data_dir, "--source", faces[0].parent, "--target", faces[0], "-o", tmp_path / "o")
+    code, _, err = run(
+        capsys, reconstruct_data_dir, "--source", faces[0].parent, "--target", faces[0], "-o", tmp_path / "o"
+    )
     assert code == 1 and "is not an image" in err

@@ -14,7 +14,6 @@ import skimage.data
 from PIL import Image
 
 pytest.importorskip("pyarrow")
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.table import read_codes
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cluster.md"
@@ -34,8 +33,7 @@ def test_script_uses_shard_auto_and_resume():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
-def test_slurm_array_tasks_cover_every_item_once(tmp_path, synthetic_data_dir):
+def test_slurm_array_tasks_cover_every_item_once(tmp_path, reconstruct_data_dir):
     photos = tmp_path / "photos"
     photos.mkdir()
     base = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.Resampling.BOX))
@@ -48,7 +46,7 @@ def test_slurm_array_tasks_cover_every_item_once(tmp_path, synthetic_data_dir):
         os.environ,
         INPUTS=str(photos),
         OUT=str(out),
-        DECAENV_DATA_DIR=str(synthetic_data_dir),
+        DECAENV_DATA_DIR=str(reconstruct_data_dir),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         SLURM_ARRAY_TASK_COUNT="2",
         SLURM_ARRAY_TASK_MIN="0",

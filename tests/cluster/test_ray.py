@@ -19,11 +19,9 @@ from PIL import Image
 
 pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.table import read_codes
 
 pytestmark = [
-    pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)"),
     pytest.mark.timeout(420),
     pytest.mark.slow,
 ]
@@ -136,11 +134,13 @@ def _reconstruct(data_dir, photos, out, *extra):
     return json.loads(done.stdout)
 
 
-def test_ray_job_across_two_nodes_equals_single_process(ray_cluster, photos, synthetic_data_dir, tmp_path):
-    on_ray = _reconstruct(synthetic_data_dir, photos, tmp_path / "ray", "--engine", "ray", "--ray-address", ray_cluster)
+def test_ray_job_across_two_nodes_equals_single_process(ray_cluster, photos, reconstruct_data_dir, tmp_path):
+    on_ray = _reconstruct(
+        reconstruct_data_dir, photos, tmp_path / "ray", "--engine", "ray", "--ray-address", ray_cluster
+    )
     assert on_ray["ok"] == 5 and on_ray["failed"] == 1
     assert on_ray["engine"]["nodes_used"] == 2
-    _reconstruct(synthetic_data_dir, photos, tmp_path / "local")
+    _reconstruct(reconstruct_data_dir, photos, tmp_path / "local")
     ray_rows = read_codes(tmp_path / "ray" / "codes.parquet", status="all")
     local_rows = read_codes(tmp_path / "local" / "codes.parquet", status="all")
     a, b = np.argsort(ray_rows["name"]), np.argsort(local_rows["name"])

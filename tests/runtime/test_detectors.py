@@ -1,4 +1,4 @@
-"""Face detectors: the registry, MTCNN (facenet-pytorch's weights), FAN (face_alignment) offline."""
+"""Face detectors: the registry, MTCNN (weights fetched from facenet-pytorch's wheel), FAN (face_alignment) offline."""
 
 import functools
 import os
@@ -13,17 +13,24 @@ from decaenv.runtime import detectors
 from decaenv.runtime.detectors.base import DETECT_MAX_SIDE, Detection, Detector
 from decaenv.runtime.detectors.mtcnn import weights_dir
 
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="facenet-pytorch's weights are not installed")
-
 
 @pytest.fixture(scope="module")
-def mtcnn():
-    if weights_dir() is None:
-        pytest.skip("facenet-pytorch's weights are not installed")
-    return detectors.create_detector("mtcnn", "cpu").detector
+def mtcnn(mtcnn_data_dir):
+    return detectors.create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector
 
 
-@needs_mtcnn
+def test_mtcnn_weights_are_found_in_the_data_dir_only(mtcnn_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no installed facenet-pytorch
+    assert weights_dir(mtcnn_data_dir) == mtcnn_data_dir / "mtcnn"
+    assert weights_dir(tmp_path) is None
+    ok, why = {n: (u, r) for n, u, r in detectors.availability(tmp_path)}["mtcnn"]
+    assert not ok and "decaenv fetch mtcnn" in why
+    with pytest.raises(DataError, match="mtcnn cannot be used: its weights are not in the data dir"):
+        detectors.create_detector("mtcnn", "cpu", data_dir=tmp_path)
+    monkeypatch.setenv("DECAENV_DATA_DIR", str(mtcnn_data_dir))  # no data_dir given: the resolved one
+    assert weights_dir() == mtcnn_data_dir / "mtcnn"
+
+
 def test_mtcnn_finds_the_astronaut(mtcnn):
     found = mtcnn.detect(skimage.data.astronaut())
     assert found is not None and found.kind == "bbox" and found.score > 0.9
@@ -32,14 +39,12 @@ def test_mtcnn_finds_the_astronaut(mtcnn):
     assert found.landmarks.shape == (5, 2)
 
 
-@needs_mtcnn
 def test_mtcnn_finds_nothing_in_noise(mtcnn):
     rng = np.random.default_rng(0)
     assert mtcnn.detect(np.full((200, 200, 3), 128, np.uint8)) is None
     assert mtcnn.detect(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)) is None
 
 
-@needs_mtcnn
 def test_large_images_are_detected_downscaled_and_mapped_back(mtcnn):
     from PIL import Image
 

@@ -14,7 +14,6 @@ from PIL import Image
 from decaenv.runtime import detectors
 from decaenv.runtime.datasets import find_face
 from decaenv.runtime.detectors.base import Detection, Detector
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.pipeline import ItemOutcome, RunSummary
 
 
@@ -88,9 +87,6 @@ def test_summary_names_the_fallback_images():
     assert RunSummary(items=summary.items[:1]).fallback_line() == ""
 
 
-needs_both = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
-
-
 @pytest.fixture(scope="module")
 def blind_fan_home(tmp_path_factory):
     """A TORCH_HOME whose random S3FD finds no face anywhere."""
@@ -102,10 +98,9 @@ def blind_fan_home(tmp_path_factory):
     return home
 
 
-@needs_both
 @pytest.mark.slow
 def test_reconstruct_auto_falls_back_per_image_and_says_so(
-    tmp_path, capsys, monkeypatch, blind_fan_home, synthetic_data_dir
+    tmp_path, capsys, monkeypatch, blind_fan_home, reconstruct_data_dir
 ):
     from decaenv.cli import main
 
@@ -115,7 +110,7 @@ def test_reconstruct_auto_falls_back_per_image_and_says_so(
     code = main(
         [
             "--data-dir",
-            str(synthetic_data_dir),
+            str(reconstruct_data_dir),
             "reconstruct",
             "--rasterizer",
             "torch",

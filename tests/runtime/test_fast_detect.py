@@ -6,9 +6,7 @@ import pytest
 from PIL import Image
 
 from decaenv.runtime.crop import make_crop
-from decaenv.runtime.detectors.mtcnn import fast_skip_levels, weights_dir
-
-pytestmark = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
+from decaenv.runtime.detectors.mtcnn import fast_skip_levels
 
 
 def largest(faces):
@@ -27,11 +25,11 @@ def test_fast_pass_skips_only_small_face_levels():
 
 
 @pytest.mark.slow
-def test_fast_pass_same_faces_and_crops_on_shared_photos(shared_assets):
+def test_fast_pass_same_faces_and_crops_on_shared_photos(shared_assets, mtcnn_data_dir):
     from decaenv.runtime.detectors import create_detector
     from decaenv.runtime.images import read_image
 
-    detector = create_detector("mtcnn", "cpu").detector
+    detector = create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector
     files = sorted((shared_assets / "images").iterdir())
     assert len(files) >= 9
     found = 0
@@ -46,12 +44,12 @@ def test_fast_pass_same_faces_and_crops_on_shared_photos(shared_assets):
 
 
 @pytest.mark.slow
-def test_fast_pass_falls_back_to_the_full_search_for_small_faces():
+def test_fast_pass_falls_back_to_the_full_search_for_small_faces(mtcnn_data_dir):
     import skimage.data
 
     from decaenv.runtime.detectors import create_detector
 
-    detector = create_detector("mtcnn", "cpu").detector
+    detector = create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector
     canvas = np.full((1024, 1024, 3), 90, np.uint8)  # the astronaut's ~95 px face is < 1024 / 8: fast pass misses it
     canvas[:256, :256] = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.Resampling.BOX))
     fast = largest(detector.detect_all(canvas, fast=True))

@@ -12,19 +12,10 @@ import skimage.data
 from PIL import Image
 
 from decaenv.cli import main
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.export import SAVE_KINDS
 from decaenv.runtime.readback import check_item
 
 pytestmark = pytest.mark.slow  # CLI reconstructions: `make test` only, not `make test-fast`
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _mtcnn_weights():
-    """These tests detect faces with MTCNN: `make test` installs its weights, so their absence is a failure of the
-    set-up, never a silent skip."""
-    if weights_dir() is None:
-        pytest.fail("the MTCNN weights are missing: run `make setup` (it installs them) before these tests")
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +33,14 @@ def no_partials(root: Path):
     return [p for p in root.rglob("*") if ".partial" in p.name or p.name.startswith(".decaenv-write-test")]
 
 
-def test_every_save_kind_written_and_readable(tmp_path, capsys, synthetic_data_dir, astronaut_256):
+def test_every_save_kind_written_and_readable(tmp_path, capsys, reconstruct_data_dir, astronaut_256):
     photo = tmp_path / "in" / "astronaut.png"
     photo.parent.mkdir()
     Image.fromarray(astronaut_256).save(photo)
     out = tmp_path / "out"
     code, stdout, err = run(
         capsys,
-        synthetic_data_dir,
+        reconstruct_data_dir,
         "-i",
         photo,
         "-o",
@@ -81,7 +72,7 @@ def test_every_save_kind_written_and_readable(tmp_path, capsys, synthetic_data_d
     assert not no_partials(out)
 
 
-def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, synthetic_data_dir, astronaut_256):
+def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, reconstruct_data_dir, astronaut_256):
     folder = tmp_path / "TestSamples"
     folder.mkdir()
     Image.fromarray(astronaut_256).save(folder / "a.jpg")
@@ -115,7 +106,7 @@ def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, synthetic_
         "--sample_step",
         "10",
     ]
-    code, _, err = run(capsys, synthetic_data_dir, *args)
+    code, _, err = run(capsys, reconstruct_data_dir, *args)
     assert code == 0, err
     for name in ("a", "b"):
         assert (out / f"{name}_vis.jpg").is_file()  # saveVis defaults to True, as in DECA's demo
@@ -137,7 +128,7 @@ def test_deca_demo_flags_verbatim_and_skip_existing(tmp_path, capsys, synthetic_
             assert (out / name / f"{name}{suffix}").is_file(), f"{name}{suffix}"
         assert not (out / name / f"{name}_rendered_images.jpg").exists()  # only with useTex
     stamp = (out / "a" / "a.mat").stat().st_mtime_ns
-    code, stdout, err = run(capsys, synthetic_data_dir, *args, "--skip-existing", "--json")
+    code, stdout, err = run(capsys, reconstruct_data_dir, *args, "--skip-existing", "--json")
     assert code == 0 and json.loads(stdout)["skipped"] == 2
     assert (out / "a" / "a.mat").stat().st_mtime_ns == stamp
 
@@ -201,7 +192,7 @@ def _corpus(root: Path, astronaut: np.ndarray):
     return cases
 
 
-def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, astronaut_256):
+def test_bad_input_corpus(tmp_path, capsys, monkeypatch, reconstruct_data_dir, astronaut_256):
     pytest.importorskip("av")
     from decaenv.runtime import inputs
 
@@ -226,7 +217,7 @@ def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, ast
     listing.write_text(listing.read_text() + str(root / "clip.mp4") + "\n", encoding="utf-8")
     code, stdout, err = run(
         capsys,
-        synthetic_data_dir,
+        reconstruct_data_dir,
         "-i",
         listing,
         "-i",
@@ -266,14 +257,14 @@ def test_bad_input_corpus(tmp_path, capsys, monkeypatch, synthetic_data_dir, ast
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
 
 
-def test_same_names_from_different_folders_do_not_overwrite(tmp_path, capsys, synthetic_data_dir, astronaut_256):
+def test_same_names_from_different_folders_do_not_overwrite(tmp_path, capsys, reconstruct_data_dir, astronaut_256):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         Image.fromarray(astronaut_256).save(tmp_path / folder / "face.png")
     out = tmp_path / "out"
     code, _, err = run(
         capsys,
-        synthetic_data_dir,
+        reconstruct_data_dir,
         "-i",
         tmp_path / "a",
         "-i",
@@ -290,7 +281,7 @@ def test_same_names_from_different_folders_do_not_overwrite(tmp_path, capsys, sy
     assert sources == [str(tmp_path / "a" / "face.png"), str(tmp_path / "b" / "face.png")]
 
 
-def test_exif_rotation_is_applied_before_detection(tmp_path, capsys, synthetic_data_dir, astronaut_256):
+def test_exif_rotation_is_applied_before_detection(tmp_path, capsys, reconstruct_data_dir, astronaut_256):
     upright = tmp_path / "upright.png"
     Image.fromarray(astronaut_256).save(upright)
     turned = Image.fromarray(np.ascontiguousarray(np.rot90(astronaut_256, k=1)))
@@ -300,7 +291,7 @@ def test_exif_rotation_is_applied_before_detection(tmp_path, capsys, synthetic_d
     out = tmp_path / "out"
     code, _, err = run(
         capsys,
-        synthetic_data_dir,
+        reconstruct_data_dir,
         "-i",
         upright,
         "-i",
@@ -318,36 +309,36 @@ def test_exif_rotation_is_applied_before_detection(tmp_path, capsys, synthetic_d
     assert np.allclose(a, b)
 
 
-def test_unwritable_output_folder_is_one_clear_error(tmp_path, capsys, synthetic_data_dir, astronaut_256):
+def test_unwritable_output_folder_is_one_clear_error(tmp_path, capsys, reconstruct_data_dir, astronaut_256):
     photo = tmp_path / "a.png"
     Image.fromarray(astronaut_256).save(photo)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = run(capsys, synthetic_data_dir, "-i", photo, "-o", blocker / "out")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", photo, "-o", blocker / "out")
     assert code == 1 and "output folder" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     if os.geteuid() != 0:
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o555)
-        code, _, err = run(capsys, synthetic_data_dir, "-i", photo, "-o", ro)
+        code, _, err = run(capsys, reconstruct_data_dir, "-i", photo, "-o", ro)
         assert code == 1 and "not writable" in err
 
 
-def test_usage_errors(capsys, synthetic_data_dir, tmp_path):
-    code, _, err = run(capsys, synthetic_data_dir, "-o", tmp_path / "o")
+def test_usage_errors(capsys, reconstruct_data_dir, tmp_path):
+    code, _, err = run(capsys, reconstruct_data_dir, "-o", tmp_path / "o")
     assert code == 1 and "no input given" in err
-    code, _, err = run(capsys, synthetic_data_dir, "-i", tmp_path, "-o", tmp_path / "o", "--save", "vis,stl")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", tmp_path, "-o", tmp_path / "o", "--save", "vis,stl")
     assert code == 1 and "unknown --save kind stl" in err
-    code, _, err = run(capsys, synthetic_data_dir, "-i", tmp_path, "-o", tmp_path / "o", "--saveObj", "maybe")
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", tmp_path, "-o", tmp_path / "o", "--saveObj", "maybe")
     assert code == 1 and "--saveObj takes true or false" in err
 
 
-def test_shared_photos(tmp_path, capsys, shared_assets, synthetic_data_dir):
+def test_shared_photos(tmp_path, capsys, shared_assets, reconstruct_data_dir):
     """The real photos (licensed: read in place, never copied): every one found and reconstructed."""
     images = shared_assets / "images"
     out = tmp_path / "out"
     code, stdout, err = run(
         capsys,
-        synthetic_data_dir,
+        reconstruct_data_dir,
         "-i",
         images,
         "-o",

@@ -9,13 +9,11 @@ from PIL import Image
 
 from decaenv.cli import main
 from decaenv.errors import UsageError
-from decaenv.runtime.detectors.mtcnn import weights_dir
 from decaenv.runtime.shard import Shard, parse_shard
 
 pa = pytest.importorskip("pyarrow")
 from decaenv.runtime.table import TableWriter, journal_path, make_row, read_codes
 
-needs_mtcnn = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 CODE_KEYS = (
     "shape",
     "tex",
@@ -146,13 +144,13 @@ def run(capsys, data_dir, *args):
 
 
 @pytest.fixture(scope="module")
-def whole_run(tmp_path_factory, synthetic_data_dir, photos):
+def whole_run(tmp_path_factory, reconstruct_data_dir, photos):
     """One unsharded run writing the table (with landmarks) and the per-item codes files."""
     out = tmp_path_factory.mktemp("whole")
     code = main(
         [
             "--data-dir",
-            str(synthetic_data_dir),
+            str(reconstruct_data_dir),
             "-q",
             "reconstruct",
             "--rasterizer",
@@ -174,7 +172,6 @@ def whole_run(tmp_path_factory, synthetic_data_dir, photos):
 
 
 @pytest.mark.slow
-@needs_mtcnn
 def test_table_codes_equal_the_npz_files(whole_run):
     code, out = whole_run
     assert code == 1  # the no-face image failed; the others are in the table
@@ -190,15 +187,14 @@ def test_table_codes_equal_the_npz_files(whole_run):
 
 
 @pytest.mark.slow
-@needs_mtcnn
 def test_shards_share_a_folder_write_only_their_tables_and_resume(
-    tmp_path, capsys, synthetic_data_dir, photos, whole_run, monkeypatch
+    tmp_path, capsys, reconstruct_data_dir, photos, whole_run, monkeypatch
 ):
     out = tmp_path / "out"
     for k in (0, 1):
         code, summary, err = run(
             capsys,
-            synthetic_data_dir,
+            reconstruct_data_dir,
             "-i",
             photos,
             "-o",
@@ -226,7 +222,7 @@ def test_shards_share_a_folder_write_only_their_tables_and_resume(
     monkeypatch.setattr(pipeline, "build_deca", lambda options: pytest.fail("a network was loaded"))
     code, summary, err = run(
         capsys,
-        synthetic_data_dir,
+        reconstruct_data_dir,
         "-i",
         photos,
         "-o",
@@ -244,15 +240,14 @@ def test_shards_share_a_folder_write_only_their_tables_and_resume(
 
 
 @pytest.mark.slow
-@needs_mtcnn
-def test_resume_after_a_kill_runs_only_what_is_left(tmp_path, capsys, synthetic_data_dir, photos):
+def test_resume_after_a_kill_runs_only_what_is_left(tmp_path, capsys, reconstruct_data_dir, photos):
     out = tmp_path / "out"
     out.mkdir()
     writer = TableWriter(out / "codes.parquet")
     writer.add([_row("p0", 0.5)])  # a run killed after its first row: only the journal exists
     writer._sink.close()
     code, summary, err = run(
-        capsys, synthetic_data_dir, "-i", photos, "-o", out, "--save", "table", "--skip-existing", "--batch-size", "4"
+        capsys, reconstruct_data_dir, "-i", photos, "-o", out, "--save", "table", "--skip-existing", "--batch-size", "4"
     )
     assert summary["skipped"] == 1 and summary["ok"] == 2 and summary["failed"] == 1, err
     codes = read_codes(out / "codes.parquet", status="all")

@@ -419,6 +419,7 @@ def check_face_detector(ctx: Context) -> CheckResult:
                 "Install a detector: FAN (DECA's) with its weights, or MTCNN's weights.",
                 hints.pip_install(python_cmd(ctx), "decaenv[fan]"),
                 "decaenv fetch fan",
+                "decaenv fetch mtcnn",
             ),
         )
     return ok(summary, details + ["for DECA's crops: pip install 'decaenv[fan]' then `decaenv fetch fan`"], data=data)

@@ -1,4 +1,4 @@
-"""Face detectors, one registry: `fan` (DECA's), `mtcnn` (offline; weights from the facenet-pytorch wheel),
+"""Face detectors, one registry: `fan` (DECA's), `mtcnn` (offline; weights fetched into the data dir's mtcnn/),
 `none` (no detection: images are used whole unless they have landmark files). `auto` picks the first usable
 of `AUTO_ORDER` and says why; when that is FAN and MTCNN is usable too, images where FAN finds no face are
 cropped with MTCNN (`FallbackDetector`; the crop's source says so).
@@ -6,11 +6,18 @@ cropped with MTCNN (`FallbackDetector`; the crop's source says so).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from decaenv.errors import DataError, UsageError
 from decaenv.runtime.detectors.base import DETECT_MAX_SIDE, Detection, Detector
+
+#: The data dir of the call in progress (`create_detector`, `auto_plan`, `availability`): probes and factories
+#: read weight files (mtcnn/) from it; None: the resolved default data dir.
+_DATA_DIR: "contextvars.ContextVar[Optional[Path]]" = contextvars.ContextVar("decaenv_detector_data_dir", default=None)
 
 __all__ = [
     "DETECT_MAX_SIDE",
@@ -53,7 +60,7 @@ def _fan(device: str) -> Detector:
 def _mtcnn(device: str) -> Detector:
     from decaenv.runtime.detectors.mtcnn import MtcnnDetector
 
-    return MtcnnDetector(device)
+    return MtcnnDetector(device, _DATA_DIR.get())
 
 
 class FallbackDetector(Detector):
@@ -114,13 +121,13 @@ def _fan_available() -> Tuple[bool, str]:
 
 def _mtcnn_available() -> Tuple[bool, str]:
     try:
-        from decaenv.runtime.detectors.mtcnn import weights_dir
+        from decaenv.runtime.detectors.mtcnn import FETCH_HINT, weights_dir
     except ImportError as exc:  # torch missing or broken: the doctor still asks
         return False, f"MTCNN needs torch ({type(exc).__name__}: {exc})"
 
-    folder = weights_dir()
+    folder = weights_dir(_DATA_DIR.get())
     if folder is None:
-        return False, "facenet-pytorch's weight files are not installed (pip install --no-deps facenet-pytorch==2.6.0)"
+        return False, f"its weights are not in the data dir's mtcnn/ folder ({FETCH_HINT})"
     return True, f"MTCNN with the weights in {folder}"
 
 
@@ -165,13 +172,28 @@ class AutoPlan:
         }
 
 
-def availability() -> List[Tuple[str, bool, str]]:
-    """(name, usable, reason) for every registered detector."""
-    return [(name, *probe()) for name, (_, probe) in REGISTRY.items()]
+@contextlib.contextmanager
+def _data_dir(data_dir: Optional[Path]) -> Iterator[None]:
+    token = _DATA_DIR.set(Path(data_dir) if data_dir is not None else None)
+    try:
+        yield
+    finally:
+        _DATA_DIR.reset(token)
 
 
-def auto_plan(exclude: Tuple[str, ...] = ()) -> AutoPlan:
-    """The first usable of `AUTO_ORDER` (minus `exclude`), its fallback, and why."""
+def availability(data_dir: Optional[Path] = None) -> List[Tuple[str, bool, str]]:
+    """(name, usable, reason) for every registered detector (weight files looked up in `data_dir`)."""
+    with _data_dir(data_dir):
+        return [(name, *probe()) for name, (_, probe) in REGISTRY.items()]
+
+
+def auto_plan(exclude: Tuple[str, ...] = (), data_dir: Optional[Path] = None) -> AutoPlan:
+    """The first usable of `AUTO_ORDER` (minus `exclude`), its fallback, and why (weights in `data_dir`)."""
+    with _data_dir(data_dir):
+        return _auto_plan(exclude)
+
+
+def _auto_plan(exclude: Tuple[str, ...]) -> AutoPlan:
     skipped: List[Tuple[str, str]] = []
     for candidate in AUTO_ORDER:
         if candidate in exclude:
@@ -193,13 +215,20 @@ def auto_plan(exclude: Tuple[str, ...] = ()) -> AutoPlan:
     return AutoPlan("none", None, "no detector usable", tuple(skipped))  # unreachable: "none" always works
 
 
-def create_detector(name: str = "auto", device: str = "cpu") -> DetectorChoice:
+def create_detector(name: str = "auto", device: str = "cpu", data_dir: Optional[Path] = None) -> DetectorChoice:
     """Build a detector by name; "auto" takes the first usable of `AUTO_ORDER` (FAN with MTCNN as its
     per-image fallback when both are usable).
 
+    Args:
+        data_dir: the data dir whose weight files (mtcnn/) detectors read; None: the resolved default.
     Raises:
         UsageError: unknown name. DataError: an explicitly named detector that cannot be used.
     """
+    with _data_dir(data_dir):
+        return _create(name, device)
+
+
+def _create(name: str, device: str) -> DetectorChoice:
     name = (name or "auto").lower()
     if name != "auto" and name not in REGISTRY:
         raise UsageError(f"unknown detector {name!r}", hint=f"use one of auto, {', '.join(REGISTRY)}")
@@ -211,7 +240,7 @@ def create_detector(name: str = "auto", device: str = "cpu") -> DetectorChoice:
         return DetectorChoice(factory(device), name, f"requested ({reason})")
     failed: List[Tuple[str, str]] = []
     while True:
-        plan = auto_plan(exclude=tuple(n for n, _ in failed))
+        plan = _auto_plan(tuple(n for n, _ in failed))
         try:
             detector = REGISTRY[plan.name][0](device)
         except DataError as exc:

@@ -1,10 +1,12 @@
-"""MTCNN face detector, implemented here in plain torch; its weights come from the facenet-pytorch wheel.
+"""MTCNN face detector, implemented here in plain torch; its weights come through the data manifest.
 
-facenet-pytorch 2.6.0 ships P-Net/R-Net/O-Net state dicts (`facenet_pytorch/data/{pnet,rnet,onet}.pt`, 1.9 MB)
-but pins torch < 2.3 and needs torchvision, so it is installed with `--no-deps` and never imported: only its
-weight files are read (`torch.load(weights_only=True)`). The algorithm is the usual three-stage cascade
-(image pyramid with factor 0.709 from a 20-pixel minimum face, thresholds 0.6 / 0.7 / 0.7, NMS, box
-regression, squaring). The largest face is returned as a DECA "bbox" box.
+The P-Net/R-Net/O-Net state dicts (1.9 MB) are the ones facenet-pytorch 2.6.0 ships in its wheel
+(`facenet_pytorch/data/{pnet,rnet,onet}.pt`); `decaenv fetch mtcnn` extracts them,
+sha256-pinned, into `<data dir>/mtcnn/` (or `fetch --from` the wheel offline). The package is never installed
+by decaenv nor imported (it pins torch < 2.3 and needs torchvision); an installed copy's `data/` folder is still
+used when the data dir has no weights. Files are read with `torch.load(weights_only=True)`. The algorithm is the
+usual three-stage cascade (image pyramid with factor 0.709 from a 20-pixel minimum face, thresholds 0.6 / 0.7 /
+0.7, NMS, box regression, squaring). The largest face is returned as a DECA "bbox" box.
 
 Speed (issue 16): the proposal stage first looks only for faces of at least 1/`FAST_FRACTION` of the image's
 short side — the same as running it on a copy downscaled so such a face is 20 px, about 10× fewer pixels on a
@@ -103,13 +105,32 @@ class ONet(nn.Module):
         return torch.softmax(self.dense6_1(x), dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
 
 
-def weights_dir() -> Optional[Path]:
-    """facenet-pytorch's `data/` folder if the package is installed (found without importing it)."""
+WEIGHT_FILES = ("pnet", "rnet", "onet")
+#: Where `decaenv fetch` puts the weights, inside the data dir (manifest ids mtcnn-pnet, mtcnn-rnet, mtcnn-onet).
+DATA_SUBDIR = "mtcnn"
+FETCH_HINT = "decaenv fetch mtcnn"
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f"{n}.pt").is_file() for n in WEIGHT_FILES)
+
+
+def weights_dir(data_dir: Optional[Path] = None) -> Optional[Path]:
+    """The folder holding pnet.pt, rnet.pt and onet.pt, or None.
+
+    Looks in `<data_dir>/mtcnn` (default: the resolved data dir, see `decaenv.paths`), then in an installed
+    facenet-pytorch's `data/` folder (found without importing it).
+    """
+    from decaenv.paths import resolve_data_dir
+
+    root = Path(data_dir) if data_dir is not None else resolve_data_dir().path
+    if _complete(root / DATA_SUBDIR):
+        return root / DATA_SUBDIR
     spec = importlib.util.find_spec(WEIGHT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
     folder = Path(list(spec.submodule_search_locations)[0]) / "data"
-    return folder if all((folder / f"{n}.pt").is_file() for n in ("pnet", "rnet", "onet")) else None
+    return folder if _complete(folder) else None
 
 
 def fast_skip_levels(short_side: int) -> int:
@@ -126,25 +147,25 @@ class MtcnnDetector(Detector):
     serves one thread at a time (it reuses its summed-area table buffer between images).
 
     Args:
-        device: torch device for the three networks.
+        device: torch device for the three networks. data_dir: where to look for `mtcnn/` (see `weights_dir`).
     Raises:
-        DataError: facenet-pytorch (the weight files) is not installed, or a weight file does not load.
+        DataError: the weight files are not there, or one does not load.
     """
 
     name = "mtcnn"
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", data_dir: Optional[Path] = None):
         from decaenv.runtime.model_files import load_strict, load_torch_file
 
-        folder = weights_dir()
+        folder = weights_dir(data_dir)
         if folder is None:
             raise DataError(
-                "the MTCNN weights (facenet-pytorch's wheel) are not installed",
-                hint="pip install --no-deps facenet-pytorch==2.6.0",
+                f"the MTCNN weights (pnet.pt, rnet.pt, onet.pt) are not in the data dir's {DATA_SUBDIR}/ folder",
+                hint=FETCH_HINT,
             )
         self.device = torch.device(device)
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
-        for net, stem in ((self.pnet, "pnet"), (self.rnet, "rnet"), (self.onet, "onet")):
+        for net, stem in zip((self.pnet, self.rnet, self.onet), WEIGHT_FILES):
             path = folder / f"{stem}.pt"
             load_strict(net, load_torch_file(path, f"MTCNN weights {stem}"), stem, path)
             net.to(self.device).eval()

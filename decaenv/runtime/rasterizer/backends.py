@@ -15,6 +15,9 @@ A choice is resolved once into a `Backend` (name, reason, the device type its ke
 that object is passed down (`rasterize(..., backend=Backend)`): nothing re-resolves a name per call. The
 compiled backends are named "cpu" and "cuda" after their kernels; in code, which device a backend takes is
 `Backend.kernel_device` / `BackendSpec.kernel_device`, never the backend's name.
+
+MPS tensors (Apple GPUs) have no kernel of their own: they are rasterized on the CPU (the choice made for CPU
+tensors, wrapped by `on_cpu`) and the results moved back to the MPS device.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ RasterFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Tuple[torch.Tens
 #: Backend names, best first. The compiled backends are named after the kernel they hold.
 COMPILED_CUDA, COMPILED_CPU = "cuda", "cpu"
 NAMES = (COMPILED_CUDA, COMPILED_CPU, "pytorch3d", "torch", "reference")
+#: Device types without a rasterizer of their own: their tensors are rasterized on the CPU.
+HOSTED_ON_CPU = ("mps",)
 _announced: set = set()
 
 
@@ -174,6 +179,8 @@ def choose_backend(device, requested: str = "auto") -> Backend:
         BuildError: the compiled backend was requested but is not built (or failed to load).
     """
     device_type = _device_type(device)
+    if device_type in HOSTED_ON_CPU:
+        return _hosted_on_cpu(device_type, requested)
     if requested != "auto":
         ok, why = availability(requested, device_type)
         if ok:
@@ -198,6 +205,31 @@ def choose_backend(device, requested: str = "auto") -> Backend:
     return _resolved("torch", f"{missing}; pytorch3d not installed")
 
 
+def _hosted_on_cpu(device_type: str, requested: str) -> Backend:
+    """The backend for tensors on a device without a rasterizer (MPS): the CPU's choice, run on CPU copies."""
+    if requested != "auto" and kernel_device(requested) not in (None, "cpu"):
+        raise UsageError(
+            f"rasterizer backend {requested!r} cannot take {device_type} tensors",
+            hint="use backend 'auto' (the CPU rasterizer) or 'cpu'",
+        )
+    choice = choose_backend("cpu", requested)
+    reason = f"{device_type} tensors are rasterized on the CPU: {choice.reason}"
+    return Backend(choice.name, reason, on_cpu(choice.run), kernel_device=None)
+
+
+def on_cpu(run: RasterFn) -> RasterFn:
+    """`run` applied to CPU copies of its inputs; the outputs go back to the inputs' device.
+
+    fv: (N, F, 3, 3), xs/ys: pixel centres → (pix_to_face, bary, zbuf), each on fv's device.
+    """
+
+    def wrapped(fv, xs, ys):
+        pix_to_face, bary, zbuf = run(fv.cpu(), xs.cpu(), ys.cpu())
+        return pix_to_face.to(fv.device), bary.to(fv.device), zbuf.to(fv.device)
+
+    return wrapped
+
+
 def get_backend(requested: Union[str, Backend], device) -> Backend:
     """A `Backend` for tensors on `device`: a resolved one is checked and returned as is; a name is resolved
     with `choose_backend`, announcing an automatic choice once per process."""
@@ -209,7 +241,8 @@ def get_backend(requested: Union[str, Backend], device) -> Backend:
         tag = (_device_type(device), choice.name)
         if tag not in _announced:
             _announced.add(tag)
-            level = logging.INFO if choice.kernel_device is not None else logging.WARNING
+            compiled = SPECS[choice.name].kernel_device is not None
+            level = logging.INFO if compiled else logging.WARNING
             log.log(level, "rasterizer: using the %s backend: %s", choice.name, choice.reason)
     return choice
 
