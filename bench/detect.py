@@ -1,6 +1,6 @@
 """Face detection per photo: the MTCNN detector against the previous one, side by side in one process.
 
-    .venv/bin/python bench/detect.py [--size 512] [--rounds 15] [--threads 2] [--images DIR]
+    .venv/bin/python bench/detect.py [--size 512] [--rounds 15] [--threads 2] [--images DIR] [--data-dir DIR]
 
 Photos: `skimage.data.astronaut()` and, with `--images` (e.g. ../shared/assets/images), every image there,
 each resized to `--size`² (bicubic). Each round runs `detect` on every photo with each detector in turn
@@ -55,6 +55,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", default=None, help="a folder of photos to add to the astronaut")
+    parser.add_argument("--data-dir", default=None, help="data dir holding mtcnn/ (default: the resolved one)")
     args = parser.parse_args()
 
     import numpy as np
@@ -72,7 +73,7 @@ def main() -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {' '.join(flags)}; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
     )
-    current = create_detector("mtcnn", "cpu").detector
+    current = create_detector("mtcnn", "cpu", data_dir=Path(args.data_dir) if args.data_dir else None).detector
     previous = PreviousMtcnn(current)
     photos = _photos(args.size, args.images)
     runs = {

@@ -11,9 +11,6 @@ import pytest
 from PIL import Image
 
 from decaenv.runtime.crop import make_crop
-from decaenv.runtime.detectors.mtcnn import weights_dir
-
-pytestmark = pytest.mark.skipif(weights_dir() is None, reason="needs the MTCNN weights (facenet-pytorch)")
 
 # file name: (box at the file's size, box at 512×512), (left, top, right, bottom)
 PREVIOUS = {
@@ -39,10 +36,10 @@ def crop_corners(image, box) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def detector():
+def detector(mtcnn_data_dir):
     from decaenv.runtime.detectors import create_detector
 
-    return create_detector("mtcnn", "cpu").detector
+    return create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector
 
 
 def test_same_crops_as_the_previous_detector_on_the_astronaut(detector):

@@ -127,17 +127,14 @@ def test_pnet_over_the_pyramid_canvas_equals_pnet_level_by_level(size, skip):
 
 
 @pytest.mark.cuda
-def test_mtcnn_on_cuda_finds_the_cpu_boxes():
+def test_mtcnn_on_cuda_finds_the_cpu_boxes(mtcnn_data_dir):
     import skimage.data
 
     from decaenv.runtime.detectors import create_detector
-    from decaenv.runtime.detectors.mtcnn import weights_dir
 
-    if weights_dir() is None:
-        pytest.skip("needs the MTCNN weights (facenet-pytorch)")
     image = skimage.data.astronaut()
-    on_cpu = create_detector("mtcnn", "cpu").detector.detect_all(image)
-    on_gpu = create_detector("mtcnn", "cuda").detector.detect_all(image)
+    on_cpu = create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector.detect_all(image)
+    on_gpu = create_detector("mtcnn", "cuda", data_dir=mtcnn_data_dir).detector.detect_all(image)
     assert len(on_cpu) == len(on_gpu) >= 1
     for a, b in zip(on_cpu, on_gpu):
         assert np.abs(np.array(a.box) - np.array(b.box)).max() < 0.5
