@@ -71,11 +71,15 @@ test: setup lint $(WHEELHOUSE)/.complete $(VENV)/.doctor-wheelhouse $(VENV)/.dec
 
 # The one-minute loop: unit tests and small end-to-end runs on the procedural synthetic head (not `slow`: no real
 # doctor runs, venv matrices, compiles or CLI reconstructions; no DECAENV_TEST_ASSETS), on two pytest-xdist
-# workers (FAST_WORKERS=0 runs them in this process). `make test` is the full suite.
+# workers (FAST_WORKERS=0 runs them in this process; the synthetic data dirs are built once and kept between runs:
+# tests/_support/synthetic_cache.py). `make test` is the full suite.
 FAST_MARKERS ?= not slow and not ext and not cuda and not network
 FAST_WORKERS ?= 2
+# torch threads per worker: two workers with two threads each would fight over two cores
+FAST_THREADS ?= 1
 test-fast: setup
-	env -u DECAENV_TEST_ASSETS $(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	env -u DECAENV_TEST_ASSETS OMP_NUM_THREADS=$(FAST_THREADS) \
+		$(BIN)/python -m pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) decaenv-selftest .pytest_cache

@@ -88,6 +88,7 @@ def child(args) -> None:
 
     import torch
 
+    from decaenv.paths import DataDir
     from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
     from decaenv.runtime.timing import StageTimer
 
@@ -96,7 +97,7 @@ def child(args) -> None:
     options = ReconstructOptions(
         inputs=[Path(args.images)],
         out_dir=out,
-        data_dir=Path(args.data_dir),
+        data_dir=DataDir(Path(args.data_dir).resolve(), "flag"),
         device=args.device,
         batch_size=args.batch,
         detector=args.detector,

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Dict, Tuple
 
 import pytest
 from _support.assets import TEST_ASSETS_ENV, mini_flame_arrays, public_topology_dir, shared_synthetic_checkpoints
+from _support.synthetic_cache import synthetic_data_dir as cached_data_dir
 
 pytest_plugins = ["_support.io_budget"]
 
@@ -66,43 +68,43 @@ def shared_assets() -> Path:
 
 
 @pytest.fixture(scope="session")
-def _checkpoint_cache(tmp_path_factory) -> Path:
-    """Where the session data dirs' `deca_model.tar` is written once (see `shared_synthetic_checkpoints`)."""
-    return tmp_path_factory.mktemp("synthetic-checkpoints")
+def _checkpoint_cache() -> Dict[Tuple[int, bool], Path]:
+    """The session data dirs' `deca_model.tar` files by (seed, with_optimizer): a data dir built after another
+    links it instead of writing the same 214 MB again (see `shared_synthetic_checkpoints`)."""
+    return {}
 
 
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory, _checkpoint_cache) -> Path:
     """A complete synthetic DECA data dir (seed 0, full-size networks without the trainer's optimizer state),
-    built once per session.
+    built once and kept between runs (`_support.synthetic_cache`).
 
     Uses DECA's real public topology when `DECAENV_TEST_ASSETS` is set, a procedural head otherwise.
     Tests must not modify it: copy files out first.
     """
     pytest.importorskip("torch")
-    from decaenv.synthetic import make_assets
-
-    out = tmp_path_factory.mktemp("synthetic-data")
+    fallback = tmp_path_factory.mktemp("synthetic-data")
     with shared_synthetic_checkpoints(_checkpoint_cache):
-        make_assets(out, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
-    return out
+        folder = cached_data_dir(fallback, seed=0, public_dir=public_topology_dir(), with_optimizer=False)
+    _checkpoint_cache[(0, False)] = folder / "deca_model.tar"
+    return folder
 
 
 @pytest.fixture(scope="session")
 def procedural_data_dir(tmp_path_factory, request) -> Path:
-    """A synthetic data dir on the procedural head (no optimizer state), built once per session (the same
+    """A synthetic data dir on the procedural head (no optimizer state), built once and kept between runs (the same
     folder as `synthetic_data_dir` when no public topology is available: the two would be byte-identical).
-    Its `deca_model.tar` is the same file as `synthetic_data_dir`'s (a hard link: the checkpoint depends on
-    the seed alone)."""
+    When both are built in one session, the second's `deca_model.tar` is a hard link to the first's (the
+    checkpoint depends on the seed alone: `shared_synthetic_checkpoints`)."""
     pytest.importorskip("torch")
-    from decaenv.synthetic import make_assets
-
     if public_topology_dir() is None:
         return request.getfixturevalue("synthetic_data_dir")
-    out = tmp_path_factory.mktemp("procedural-data")
-    with shared_synthetic_checkpoints(request.getfixturevalue("_checkpoint_cache")):
-        make_assets(out, seed=0, public_dir=None, with_optimizer=False)
-    return out
+    fallback = tmp_path_factory.mktemp("procedural-data")
+    checkpoints = request.getfixturevalue("_checkpoint_cache")
+    with shared_synthetic_checkpoints(checkpoints):
+        folder = cached_data_dir(fallback, seed=0, public_dir=None, with_optimizer=False)
+    checkpoints[(0, False)] = folder / "deca_model.tar"
+    return folder
 
 
 MTCNN_WHEEL_ENV = "DECAENV_TEST_MTCNN_WHEEL"

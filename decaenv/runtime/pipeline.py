@@ -24,6 +24,7 @@ from decaenv.runtime.guards import OutputLock, check_render_orig_memory
 from decaenv.runtime.shard import Shard
 
 if TYPE_CHECKING:
+    from decaenv.runtime.batch_buffers import InputBatches
     from decaenv.runtime.detectors import DetectorChoice
     from decaenv.runtime.inputs import Item
 
@@ -238,6 +239,7 @@ class Reconstructor:
         self.detector: Optional[DetectorChoice] = None
         self._names = NameRegistry()
         self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch
+        self._batches: Optional[InputBatches] = None  # made by the first batch
         if not lazy:
             self.load()
 
@@ -487,6 +489,16 @@ class Reconstructor:
         """Only codes (and the table) are wanted: no detail decoding, no rendering."""
         return set(self.kinds) <= {"codes", "table"}
 
+    def _input_batches(self, deca) -> InputBatches:
+        """The reusable input batches (channels-last when the fast graphs run: their layout)."""
+        from decaenv.runtime.batch_buffers import InputBatches
+
+        channels_last = deca.fast is not None
+        batches = self._batches
+        if batches is None or batches.device != deca.device or batches.channels_last != channels_last:
+            batches = self._batches = InputBatches(deca.device, channels_last)
+        return batches
+
     def run_model(self, prepared):
         """Encode and decode prepared items together; returns the batch's dicts (codedict, opdict, visdict, …).
         Only what the requested outputs need is computed (`--save codes`/`table`: the encoders, plus FLAME for
@@ -497,7 +509,7 @@ class Reconstructor:
 
         deca = self.deca
         with torch.no_grad():
-            images = torch.from_numpy(np.stack([p[2].image for p in prepared])).to(deca.device)
+            images = self._input_batches(deca).assemble([p[2].image for p in prepared])
             codedict = self.filter_codes(deca.encode(images), prepared)
             if self.codes_only:
                 geometry = deca.geometry(codedict) if self.options.table_landmarks else None

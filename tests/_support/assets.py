@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -49,26 +49,25 @@ def write_texture_space(path: Path, tex_type: str, side: int = 32, seed: int = 0
 
 
 @contextlib.contextmanager
-def shared_synthetic_checkpoints(cache_dir: Path) -> Iterator[None]:
-    """While active, `make_assets` hard-links `deca_model.tar` from `cache_dir` instead of writing it again.
+def shared_synthetic_checkpoints(written: Dict[Tuple[int, bool], Path]) -> Iterator[None]:
+    """While active, `make_assets` hard-links `deca_model.tar` from `written[(seed, with_optimizer)]` (a
+    checkpoint an earlier data dir of this session holds) instead of writing the same bytes again.
 
     `checkpoint.write_checkpoint(path, seed, with_optimizer)` is a function of its seed and optimizer flag
-    alone, not of the topology or the folder (tests/synthetic/test_assets.py checks it), so the procedural
-    and the public-topology data dirs of a session hold the same bytes: the file is written once per
-    (seed, with_optimizer) into `cache_dir` and linked after. Tests never write into the session data dirs,
-    so the shared inode is never modified.
+    alone, not of the topology or the folder (tests/synthetic/test_assets.py checks its bytes), so the
+    procedural and the public-topology data dirs hold the same bytes. Tests never write into the session data
+    dirs (`_support.synthetic_cache` rebuilds one that changed), so the shared inode is never modified.
     """
     from decaenv.synthetic import checkpoint
 
     real: Callable[..., None] = checkpoint.write_checkpoint
 
     def write_or_link(path: os.PathLike, seed: int, with_optimizer: bool = True) -> None:
-        first = cache_dir / f"deca_model-seed{seed}-opt{int(with_optimizer)}.tar"
-        if not first.is_file():
-            partial = first.with_suffix(".partial")
-            real(partial, seed, with_optimizer)
-            partial.replace(first)
-        link_or_copy(first, Path(path))
+        first = written.get((seed, with_optimizer))
+        if first is not None and first.is_file():
+            link_or_copy(first, Path(path))
+        else:
+            real(path, seed, with_optimizer)
 
     checkpoint.write_checkpoint = write_or_link
     try:

@@ -10,7 +10,7 @@ import torch
 from decaenv.errors import DataError, UsageError
 from decaenv.runtime import detectors
 from decaenv.runtime.detectors.base import DETECT_MAX_SIDE, Detection, Detector
-from decaenv.runtime.detectors.mtcnn import nms, weights_dir
+from decaenv.runtime.detectors.mtcnn import weights_dir
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +53,6 @@ def test_large_images_are_detected_downscaled_and_mapped_back(mtcnn):
     large = mtcnn.detect(big)
     assert large is not None
     assert np.allclose(np.array(large.box) / 6.0, small.box, atol=6)
-
-
-def test_nms_union_and_min():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
-    scores = np.array([0.9, 0.8, 0.7, 0.95])
-    assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
-    assert nms(boxes, scores, 0.5, mode="min").tolist() == [3, 2]  # 0 and 1 contain box 3
 
 
 class _Recorder(Detector):
@@ -138,19 +131,3 @@ def test_fan_runs_offline_from_the_hub_cache(fan_home, monkeypatch):
     assert found is not None and found.kind == "kpt68" and found.landmarks.shape == (68, 2)
     left, top, right, bottom = found.box
     assert left == found.landmarks[:, 0].min() and bottom == found.landmarks[:, 1].max()
-
-
-def test_area_resize_equals_torch_area_interpolation():
-    from decaenv.runtime.detectors.mtcnn import area_resize, summed_area_table
-
-    torch.manual_seed(0)
-    image = torch.rand(3, 60, 80)
-    sat = summed_area_table(image)
-    boxes = torch.tensor([[5, 7, 45, 47], [-10, -5, 20, 25], [70, 50, 95, 70], [3, 3, 9, 9]])
-    out = area_resize(sat, boxes, 24, 24)
-    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
-        patch = torch.zeros(3, y2 - y1, x2 - x1)
-        sx0, sy0, sx1, sy1 = max(x1, 0), max(y1, 0), min(x2, 80), min(y2, 60)
-        patch[:, sy0 - y1 : sy1 - y1, sx0 - x1 : sx1 - x1] = image[:, sy0:sy1, sx0:sx1]
-        expected = torch.nn.functional.interpolate(patch[None], size=(24, 24), mode="area")[0]
-        assert torch.allclose(out[k], expected, atol=1e-6)

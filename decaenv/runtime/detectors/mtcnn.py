@@ -8,17 +8,20 @@ used when the data dir has no weights. Files are read with `torch.load(weights_o
 usual three-stage cascade (image pyramid with factor 0.709 from a 20-pixel minimum face, thresholds 0.6 / 0.7 /
 0.7, NMS, box regression, squaring). The largest face is returned as a DECA "bbox" box.
 
-Speed: the proposal stage first looks only for faces of at least 1/`FAST_FRACTION` of the image's short
-side — the same as running it on a copy downscaled so such a face is 20 px, about 10× fewer pixels on a
+Speed (issue 16): the proposal stage first looks only for faces of at least 1/`FAST_FRACTION` of the image's
+short side — the same as running it on a copy downscaled so such a face is 20 px, about 10× fewer pixels on a
 512×512 photo — while the refinement and output stages still read the full-resolution image, so the boxes
-are today's; when that pass finds no face of that size, the full pyramid runs (the detection rate does not change).
+are the full search's; when that pass finds no face of that size, the full pyramid runs (the detection rate
+does not change). All pyramid levels are packed into one canvas and P-Net runs once (`mtcnn_pyramid`); every
+resize is read from one integer summed-area table in a reused buffer; R-Net and O-Net each run once on all
+their patches; boxes and NMS stay in torch (`mtcnn_ops`); the networks run channels-last without autograd.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,10 +29,11 @@ from torch import nn
 
 from decaenv.errors import DataError
 from decaenv.runtime.detectors.base import Detection, Detector
+from decaenv.runtime.detectors.mtcnn_ops import SummedAreaTable, area_resize, integer_boxes, nms, regress, square
+from decaenv.runtime.detectors.mtcnn_pyramid import FACTOR, MIN_FACE, PyramidPlan
 
 WEIGHT_PACKAGE = "facenet_pytorch"
 THRESHOLDS = (0.6, 0.7, 0.7)
-FACTOR, MIN_FACE = 0.709, 20
 #: The fast first pass looks for faces of at least short side / FAST_FRACTION (see the module docstring).
 FAST_FRACTION = 8
 
@@ -45,9 +49,11 @@ class PNet(nn.Module):
         self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
         self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, 3, H, W) normalised → face probability (B, H', W'), box regression (B, 4, H', W')."""
-        x = self.pool1(self.prelu1(self.conv1(x)))
+    def forward(self, x: torch.Tensor, conv1_mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 3, H, W) normalised → face probability (B, H', W'), box regression (B, 4, H', W').
+        conv1_mask: (1, 1, H-2, W-2) 0 / -inf added before the pool (a pyramid canvas: mtcnn_pyramid)."""
+        x = self.prelu1(self.conv1(x))
+        x = self.pool1(x if conv1_mask is None else x + conv1_mask)
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         return torch.softmax(self.conv4_1(x), dim=1)[:, 1], self.conv4_2(x)
 
@@ -127,86 +133,6 @@ def weights_dir(data_dir: Optional[Path] = None) -> Optional[Path]:
     return folder if _complete(folder) else None
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
-    """Greedy non-maximum suppression. boxes: (N, 4) x1 y1 x2 y2; returns kept indices, best first."""
-    order = np.argsort(-scores, kind="stable")
-    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    keep: List[int] = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(int(i))
-        w = np.maximum(0.0, np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]))
-        h = np.maximum(0.0, np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]))
-        inter = w * h
-        denom = np.minimum(areas[i], areas[rest]) if mode == "min" else areas[i] + areas[rest] - inter
-        overlap = np.where(denom > 0, inter / np.maximum(denom, 1e-12), 0.0)
-        order = rest[overlap <= threshold]
-    return np.array(keep, dtype=np.int64)
-
-
-def _square(boxes: np.ndarray) -> np.ndarray:
-    out = boxes.copy()
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    side = np.maximum(w, h)
-    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
-    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
-    out[:, 2:4] = out[:, :2] + side[:, None]
-    return out
-
-
-def _regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.ndarray:
-    extra = 1.0 if plus_one else 0.0
-    w = boxes[:, 2] - boxes[:, 0] + extra
-    h = boxes[:, 3] - boxes[:, 1] + extra
-    return boxes[:, :4] + reg * np.stack([w, h, w, h], 1)
-
-
-def summed_area_table(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) → (C, H+1, W+1) float64 cumulative sums with a zero first row and column."""
-    sat = torch.zeros(image.shape[0], image.shape[1] + 1, image.shape[2] + 1, dtype=torch.float64, device=image.device)
-    sat[:, 1:, 1:] = image.double().cumsum(1).cumsum(2)
-    return sat
-
-
-def _bounds(start: torch.Tensor, extent: torch.Tensor, out: int):
-    """adaptive pooling's cell edges: start + floor(i·n/out) and start + ceil((i+1)·n/out). (N,) → 2× (N, out)."""
-    i = torch.arange(out, device=start.device)
-    lo = start[:, None] + torch.div(i[None] * extent[:, None], out, rounding_mode="floor")
-    hi = start[:, None] - torch.div(-(i[None] + 1) * extent[:, None], out, rounding_mode="floor")
-    return lo, hi
-
-
-def area_resize(sat: torch.Tensor, boxes: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """Crops of integer boxes (x1, y1, x2, y2; end exclusive; zero outside the image) resized by area
-    averaging — `F.interpolate(crop, mode="area")` for every box at once, from a summed-area table.
-
-    Args:
-        sat: `summed_area_table` of a (C, H, W) image. boxes: (N, 4) int64.
-    Returns:
-        (N, C, out_h, out_w) float32.
-    """
-    height, width = sat.shape[1] - 1, sat.shape[2] - 1
-    r0, r1 = _bounds(boxes[:, 1], boxes[:, 3] - boxes[:, 1], out_h)
-    c0, c1 = _bounds(boxes[:, 0], boxes[:, 2] - boxes[:, 0], out_w)
-    area = ((r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]).double()
-    r0, r1 = r0.clamp(0, height), r1.clamp(0, height)
-    c0, c1 = c0.clamp(0, width), c1.clamp(0, width)
-
-    def at(rows, cols):
-        return sat[:, rows[:, :, None], cols[:, None, :]]  # (C, N, out_h, out_w)
-
-    sums = at(r1, c1) - at(r0, c1) - at(r1, c0) + at(r0, c0)
-    return (sums / area).permute(1, 0, 2, 3).float()
-
-
-def _crops(sat: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
-    """Zero-padded crops of the rounded boxes, area-resized to size×size. sat: of the normalised image."""
-    ints = torch.from_numpy(np.round(boxes[:, :4]).astype(np.int64)).to(sat.device)
-    ints[:, 2] = torch.maximum(ints[:, 2], ints[:, 0] + 1)
-    ints[:, 3] = torch.maximum(ints[:, 3], ints[:, 1] + 1)
-    return area_resize(sat, ints, size, size)
-
-
 def fast_skip_levels(short_side: int) -> int:
     """Pyramid levels the fast pass leaves out: those for faces smaller than short_side / FAST_FRACTION."""
     skip, face = 0, float(MIN_FACE)
@@ -217,7 +143,8 @@ def fast_skip_levels(short_side: int) -> int:
 
 
 class MtcnnDetector(Detector):
-    """MTCNN with facenet-pytorch's weights; returns the largest face as a DECA "bbox" box.
+    """MTCNN with facenet-pytorch's weights; returns the largest face as a DECA "bbox" box. One detector
+    serves one thread at a time (it reuses its summed-area table buffer between images).
 
     Args:
         device: torch device for the three networks. data_dir: where to look for `mtcnn/` (see `weights_dir`).
@@ -242,6 +169,15 @@ class MtcnnDetector(Detector):
             path = folder / f"{stem}.pt"
             load_strict(net, load_torch_file(path, f"MTCNN weights {stem}"), stem, path)
             net.to(self.device).eval()
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Inference set-up: channels-last networks (max pooling is ~10× faster so on CPU), no gradients, and
+        the summed-area table's reusable buffer."""
+        for net in (self.pnet, self.rnet, self.onet):
+            net.to(memory_format=torch.channels_last).requires_grad_(False)  # type: ignore[call-overload]
+        self._sat = SummedAreaTable()
+        self._plans: Dict[Tuple[int, int, int], PyramidPlan] = {}
 
     @torch.inference_mode()
     def _detect(self, image: np.ndarray) -> Optional[Detection]:
@@ -257,11 +193,9 @@ class MtcnnDetector(Detector):
     def detect_all(self, image: np.ndarray, fast: bool = True) -> List[Detection]:
         """Every face found in an (H, W, 3) uint8 RGB image (`fast`: large faces first, the full search only
         when there are none; `fast=False` always searches down to 20-pixel faces)."""
-        tensor = (
-            torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device).permute(2, 0, 1).float()
-            - 127.5
-        ) / 128.0
-        sat = summed_area_table(tensor)
+        array = np.ascontiguousarray(image, dtype=np.uint8)
+        pixels = torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device)
+        sat = self._sat.fill(pixels)
         skip = fast_skip_levels(min(image.shape[:2])) if fast else 0
         faces = self._cascade(sat, skip) if skip else []
         # a face below the fast pass's size was found at a coarser level than the full search would use: redo
@@ -269,77 +203,66 @@ class MtcnnDetector(Detector):
             return faces
         return self._cascade(sat, 0)
 
-    def _cascade(self, sat: torch.Tensor, skip: int) -> List[Detection]:
+    def _cascade(self, sat: SummedAreaTable, skip: int) -> List[Detection]:
         boxes = self._stage1(sat, skip)
         if len(boxes):
             boxes = self._stage2(sat, boxes)
         if not len(boxes):
             return []
         boxes, points = self._stage3(sat, boxes)
+        rows, marks = boxes.cpu().numpy(), points.cpu().numpy()
         return [
-            Detection(
-                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), kind="bbox", landmarks=p, score=float(b[4])
-            )
-            for b, p in zip(boxes, points)
+            Detection(box=(b[0], b[1], b[2], b[3]), kind="bbox", landmarks=p, score=float(b[4]))
+            for b, p in zip(rows.tolist(), marks)
         ]
 
-    def _stage1(self, sat: torch.Tensor, skip: int = 0) -> np.ndarray:
-        """Proposals from the image pyramid, leaving out its first `skip` (largest, small-face) levels."""
-        h, w = sat.shape[1] - 1, sat.shape[2] - 1
-        whole = torch.tensor([[0, 0, w, h]], device=sat.device)
-        scale, min_side, found = 12.0 / MIN_FACE, min(h, w) * 12.0 / MIN_FACE, []
-        for _ in range(skip):
-            scale *= FACTOR
-            min_side *= FACTOR
-        while min_side >= 12:
-            resized = area_resize(sat, whole, int(h * scale + 1), int(w * scale + 1))
-            prob, reg = self.pnet(resized)
-            prob, reg = prob[0].cpu().numpy(), reg[0].cpu().numpy()
-            ys, xs = np.nonzero(prob >= THRESHOLDS[0])
-            if len(ys):
-                cells = np.stack([xs, ys], 1).astype(np.float64)
-                b = np.concatenate(
-                    [
-                        np.floor((2 * cells + 1) / scale),
-                        np.floor((2 * cells + 12) / scale),
-                        prob[ys, xs][:, None],
-                        reg[:, ys, xs].T,
-                    ],
-                    1,
-                )
-                found.append(b[nms(b[:, :4], b[:, 4], 0.5)])
-            scale *= FACTOR
-            min_side *= FACTOR
-        if not found:
-            return np.zeros((0, 5))
-        boxes = np.concatenate(found)
-        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
-        regressed = _regress(boxes[:, :4], boxes[:, 5:9], plus_one=False)
-        return _square(np.concatenate([regressed, boxes[:, 4:5]], 1))
+    def _plan(self, height: int, width: int, skip: int) -> PyramidPlan:
+        key = (height, width, skip)
+        if key not in self._plans:
+            if len(self._plans) >= 8:  # photos of many sizes: keep the memory bounded
+                self._plans.clear()
+            self._plans[key] = PyramidPlan.build(height, width, skip, self.device)
+        return self._plans[key]
 
-    def _stage2(self, sat: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
-        prob, reg = self.rnet(_crops(sat, boxes, 24))
-        prob, reg = prob.cpu().numpy(), reg.cpu().numpy()
+    def _stage1(self, sat: SummedAreaTable, skip: int = 0) -> torch.Tensor:
+        """Proposals (N, 5: x1 y1 x2 y2 score, float64) from the image pyramid, leaving out its first `skip`
+        (largest, small-face) levels; P-Net runs once over all levels packed in one canvas."""
+        plan = self._plan(sat.height, sat.width, skip)
+        if not len(plan.scales):
+            return torch.zeros(0, 5, dtype=torch.float64, device=self.device)
+        prob, reg = self.pnet(plan.canvas_image(sat), plan.conv1_mask)
+        ys, xs = torch.nonzero((prob[0] >= THRESHOLDS[0]) & (plan.level >= 0), as_tuple=True)
+        level = plan.level[ys, xs]
+        origin = plan.origin[level]
+        cells = torch.stack([xs - origin[:, 1], ys - origin[:, 0]], 1).double()
+        scale = plan.scales[level][:, None]
+        corners = [torch.floor((2 * cells + 1) / scale), torch.floor((2 * cells + 12) / scale)]
+        boxes = torch.cat([*corners, prob[0, ys, xs].double()[:, None], reg[0][:, ys, xs].T.double()], 1)
+        kept = nms(boxes[:, :4], boxes[:, 4], 0.5, groups=level)  # per level, all levels at once
+        boxes = boxes[kept[torch.sort(level[kept], stable=True).indices]]  # level by level, best first
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+        return square(torch.cat([regress(boxes[:, :4], boxes[:, 5:9], plus_one=False), boxes[:, 4:5]], 1))
+
+    def _stage2(self, sat: SummedAreaTable, boxes: torch.Tensor) -> torch.Tensor:
+        """R-Net on 24×24 crops of the full-resolution image: (N, 5) → (M, 5) boxes."""
+        prob, reg = self.rnet(area_resize(sat, integer_boxes(boxes), 24, 24))
         keep = prob > THRESHOLDS[1]
-        boxes, reg = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep]
+        boxes, reg = torch.cat([boxes[keep, :4], prob[keep, None].double()], 1), reg[keep].double()
         if not len(boxes):
             return boxes
         pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
         boxes, reg = boxes[pick], reg[pick]
-        return _square(np.concatenate([_regress(boxes, reg), boxes[:, 4:5]], 1))
+        return square(torch.cat([regress(boxes, reg), boxes[:, 4:5]], 1))
 
-    def _stage3(self, sat: torch.Tensor, boxes: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray]]:
-        prob, reg, marks = self.onet(_crops(sat, boxes, 48))
-        prob, reg, marks = prob.cpu().numpy(), reg.cpu().numpy(), marks.cpu().numpy()
+    def _stage3(self, sat: SummedAreaTable, boxes: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """O-Net on 48×48 crops: (N, 5) boxes → (M, 5) final boxes and (M, 5, 2) landmarks."""
+        prob, reg, marks = self.onet(area_resize(sat, integer_boxes(boxes), 48, 48))
         keep = prob > THRESHOLDS[2]
-        boxes, reg, marks = np.concatenate([boxes[keep, :4], prob[keep, None]], 1), reg[keep], marks[keep]
-        if not len(boxes):
-            return boxes, []
-        w = boxes[:, 2] - boxes[:, 0] + 1
-        h = boxes[:, 3] - boxes[:, 1] + 1
-        points = np.stack(
-            [w[:, None] * marks[:, :5] + boxes[:, 0:1] - 1, h[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1], 2
-        )
-        boxes = np.concatenate([_regress(boxes, reg), boxes[:, 4:5]], 1)
+        boxes = torch.cat([boxes[keep, :4], prob[keep, None].double()], 1)
+        reg, marks = reg[keep].double(), marks[keep].double()
+        w = boxes[:, 2:3] - boxes[:, 0:1] + 1
+        h = boxes[:, 3:4] - boxes[:, 1:2] + 1
+        points = torch.stack([w * marks[:, :5] + boxes[:, 0:1] - 1, h * marks[:, 5:] + boxes[:, 1:2] - 1], 2)
+        boxes = torch.cat([regress(boxes, reg), boxes[:, 4:5]], 1)
         pick = nms(boxes[:, :4], boxes[:, 4], 0.7, mode="min")
-        return boxes[pick], [points[i] for i in pick]
+        return boxes[pick], points[pick]
