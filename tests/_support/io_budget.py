@@ -5,13 +5,14 @@ The suite's budget is `DECAENV_TEST_WRITE_BUDGET_GB` (default 3): a full run tha
 (so a fixture that starts rebuilding 214 MB checkpoints per test is caught). Partial runs (`-k`, `-m`, single
 files) print the figure without enforcing it unless the variable is set.
 
-Measured (full run with DECAENV_TEST_ASSETS, 1168 tests): 2.49 GB with the test venvs cached (5.84 GB before
-issue 13's slimming on 1090 tests; 13 GB before that). A run that first builds cached test venvs writes more
-(the five doctor venvs: +0.80 GB, once): set the variable for it. What is left is mostly full-size files that
-a test is about: the session's synthetic data dirs (one 214 MB checkpoint, hard-linked into both; two 53 MB
-FLAME pickles), the folder import and the Drive download of that checkpoint, the installed wheel's
-`selftest`, the Colab notebook; everything that checks loading, import or transfer mechanics uses the 7 MB
-mini FLAME (`_support.assets.mini_flame_arrays`) or files of a few MB. Under pytest-xdist (`make test-fast`
+Measured (full run with DECAENV_TEST_ASSETS, 1168 tests): 2.49 GB with the test venvs cached, 0.34 GB of it the
+two synthetic data dirs (one 214 MB checkpoint, hard-linked into both; two 53 MB FLAME pickles), which
+`_support.synthetic_cache` now keeps between runs: about 2.15 GB (5.84 GB before issue 13's slimming, on 1090
+tests; 13 GB before that). A run that first builds the cached test venvs writes more (the five doctor venvs:
++0.80 GB, once): set the variable for it. What is left is mostly full-size files a test is about: the folder
+import and the Drive download of the checkpoint, the installed wheel's `selftest`, the Colab notebook, real
+reconstructions; what checks loading, import or transfer mechanics uses the 7 MB mini FLAME
+(`_support.assets.mini_flame_arrays`) or files of a few MB. Under pytest-xdist (`make test-fast`
 runs `-n 2`) every worker measures itself and hands its figures to the controller, which adds them up.
 """
 
