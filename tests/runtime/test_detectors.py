@@ -5,7 +5,6 @@ import functools
 import numpy as np
 import pytest
 import skimage.data
-import torch
 
 from decaenv.errors import DataError, UsageError
 from decaenv.runtime import detectors
