@@ -50,6 +50,7 @@ class StandInDeca:
         self.device, self.image_size, self.precision = torch.device("cpu"), 224, "fp32"
         self.rasterizer = SimpleNamespace(name="none", reason="no rendering")  # the runtime's Backend, as reported
         self.timer = None
+        self.fast = None  # no fast graphs: the pipeline's input batches stay in the default layout
         self._code = torch.linspace(-1, 1, 236)
         self._detail = torch.linspace(-1, 1, 128)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -175,6 +176,15 @@ class Venv:
     log: List[str] = field(default_factory=list)
 
 
+def _cache_build():
+    """The test run's `io_budget.cache_build()` (a venv is kept between runs), or nothing when run as a script."""
+    try:
+        from _support.io_budget import cache_build
+    except ImportError:  # `python tests/_support/venv_matrix.py --prepare`: no test run to report to
+        return contextlib.nullcontext()
+    return cache_build()
+
+
 def ensure(name: str) -> Venv:
     """The cached venv for `name`, built offline from the wheelhouse when missing.
 
@@ -206,11 +216,12 @@ def ensure(name: str) -> Venv:
         steps.append([*pip, "--no-build-isolation", "--no-deps", *spec.build_from_source])
     env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="")
     log = []
-    for argv in steps:
-        out = _run(argv, env=env)
-        log.append(f"$ {' '.join(argv)}\n{out.stdout[-1000:]}{out.stderr[-3000:]}")
-        if out.returncode != 0:
-            raise RuntimeError(f"building {spec.name} failed:\n" + "\n".join(log))
+    with _cache_build():
+        for argv in steps:
+            out = _run(argv, env=env)
+            log.append(f"$ {' '.join(argv)}\n{out.stdout[-1000:]}{out.stderr[-3000:]}")
+            if out.returncode != 0:
+                raise RuntimeError(f"building {spec.name} failed:\n" + "\n".join(log))
     (folder / ".complete").write_text(json.dumps({"spec": spec.name, "python": str(python)}))
     return Venv(spec, venv_python, time.monotonic() - start, log)
 

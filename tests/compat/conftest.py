@@ -158,7 +158,10 @@ class VenvFactory:
                     "(python tests/doctor/venv_matrix.py --prepare)"
                 )
             started = time.monotonic()
-            self._build(python, folder, bin_python, steps, wheelhouse)
+            from _support.io_budget import cache_build
+
+            with cache_build():  # kept between runs: not charged to the suite's write budget
+                self._build(python, folder, bin_python, steps, wheelhouse)
             (folder / ".complete").write_text(spec + "\n")
             self.timings[folder.name] = time.monotonic() - started
         return bin_python

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable, Dict
 
 import pytest
+from _support.synthetic_cache import cache_key, cache_root, cached_build
 
 
 @pytest.fixture(scope="session")
@@ -30,23 +31,29 @@ def astronaut_crop():
 @pytest.fixture(scope="session")
 def fan_torch_homes(tmp_path_factory) -> Callable[[bool], Path]:
     """`home(faces)`: a TORCH_HOME holding random face_alignment weights (`decaenv.synthetic.fan`: float16 state
-    dicts under the real file names) whose S3FD finds one large face (`faces=True`) or none. Written once per
-    session each; the 2DFAN4 landmark file (the same bytes for both) is written once and linked into the other."""
+    dicts under the real file names) whose S3FD finds one large face (`faces=True`) or none. Written once and kept
+    between runs (`_support.synthetic_cache`); the 2DFAN4 landmark file (the same bytes for both) is written once
+    and linked into the other. Tests only read them."""
     pytest.importorskip("face_alignment")
     from decaenv.synthetic.fan import write_fan_weights
 
     homes: Dict[bool, Path] = {}
 
+    def build(root: Path, faces: bool) -> None:
+        first = next(iter(homes.values()), None)
+        landmarks_from = first / "hub" / "checkpoints" if first else None
+        write_fan_weights(root / "hub" / "checkpoints", faces=faces, landmarks_from=landmarks_from)
+
     def home(faces: bool) -> Path:
         if faces not in homes:
-            first = next(iter(homes.values()), None)
-            root = tmp_path_factory.mktemp("fan-faces" if faces else "fan-blind")
-            write_fan_weights(
-                root / "hub" / "checkpoints",
-                faces=faces,
-                landmarks_from=first / "hub" / "checkpoints" if first else None,
-            )
-            homes[faces] = root
+            if cache_root() is None:
+                homes[faces] = tmp_path_factory.mktemp("fan-faces" if faces else "fan-blind")
+                build(homes[faces], faces)
+            else:  # kept between runs, like the synthetic data dirs
+                import face_alignment
+
+                key = cache_key("fan-home", faces, face_alignment.__version__)
+                homes[faces] = cached_build(key, lambda root: build(root, faces))
         return homes[faces]
 
     return home
