@@ -106,6 +106,7 @@ def child(args) -> None:
         render_orig=args.render_orig,
         precision=args.precision,
         graph=args.graph,
+        overlap={"auto": None, "on": True, "off": False}[args.overlap],
     )
     start = time.perf_counter()
     runner = _timed_runner(Reconstructor)(options)
@@ -222,6 +223,12 @@ def main() -> int:
     parser.add_argument("--render-orig", action="store_true", help="also render at the original size")
     parser.add_argument("--precision", default="fp32", help="fp32 (exact) or bf16")
     parser.add_argument("--graph", default="auto", help="auto, freeze, compile, fused or off (eager modules)")
+    parser.add_argument(
+        "--overlap",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="input side beside the networks (auto: where it pays)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (best of; floor interleaved)")
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -276,6 +283,8 @@ def main() -> int:
             args.precision,
             "--graph",
             args.graph,
+            "--overlap",
+            args.overlap,
         ]
         cmd += ["--render-orig"] if args.render_orig else []
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))

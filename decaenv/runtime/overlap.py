@@ -2,13 +2,33 @@
 
 While the networks run on batch n, a thread reads, decodes, detects and crops batch n+1 and another writes
 batch n-1's files; at most one batch waits on each side, so memory does not grow with the run. Outcomes are
-reported in input order, from the calling thread.
+reported in input order, from the calling thread. A codes-only run prepares its batches inline where the
+input thread does not pay (`overlap_pays`: two CPUs or fewer, no accelerator).
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
+    """Whether preparing the next batch (read, decode, detect, crop) beside the networks makes a run faster: on
+    an accelerator (the CPU is otherwise idle while it computes), or with more than two CPUs. With two or fewer,
+    the networks' threads already use every core and the input thread only preempts them: a whole `--save codes`
+    run took 0.82-0.87x of the networks' eager floor with the input side inline against 0.89-0.94x overlapped
+    (docs/BENCHMARKS.md). Writing stays in its own thread either way."""
+    if not device.startswith("cpu"):
+        return True
+    return (cpus if cpus is not None else usable_cpus()) > 2
 
 
 def _next_prepared(batches: Iterator, prepare: Callable) -> Optional[Tuple]:
@@ -25,6 +45,7 @@ def run_overlapped(
     report: Callable,
     overlap: bool = True,
     save_in_thread: bool = True,
+    input_in_thread: bool = True,
 ) -> None:
     """prepare(batch) → (prepared, outcomes); model(prepared) → (result, failed outcomes or None);
     save(result, prepared) → outcomes. `report(outcome)` is called for every item, in order.
@@ -32,6 +53,8 @@ def run_overlapped(
     Args:
         overlap: False runs everything in this thread, one stage after the other.
         save_in_thread: False keeps writing in this thread (when writing renders with the model).
+        input_in_thread: False prepares each batch in this thread, just before its networks (writing may
+            still overlap).
     """
     batches = iter(batches)
     if not overlap:
@@ -44,14 +67,14 @@ def run_overlapped(
         ThreadPoolExecutor(1, thread_name_prefix="decaenv-input") as inputs,
         ThreadPoolExecutor(1, thread_name_prefix="decaenv-write") as writer,
     ):
-        upcoming: Future = inputs.submit(_next_prepared, batches, prepare)
+        upcoming: Future = _submit(inputs, input_in_thread, batches, prepare)
         writing: Optional[Tuple[Future, List]] = None
         try:
             while True:
                 got = upcoming.result()
                 if got is None:
                     break
-                upcoming = inputs.submit(_next_prepared, batches, prepare)
+                upcoming = _submit(inputs, input_in_thread, batches, prepare)
                 prepared, outcomes = got
                 result, failed = model(prepared) if prepared else (None, None)
                 if writing is not None:  # the previous batch's files, in order
@@ -68,6 +91,18 @@ def run_overlapped(
         except BaseException:
             upcoming.cancel()
             raise
+
+
+def _submit(inputs: ThreadPoolExecutor, in_thread: bool, batches: Iterator, prepare: Callable) -> Future:
+    """The next batch's preparation: started in the input thread, or run here (a finished future)."""
+    if in_thread:
+        return inputs.submit(_next_prepared, batches, prepare)
+    done: Future = Future()
+    try:
+        done.set_result(_next_prepared(batches, prepare))
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future, like the thread's
+        done.set_exception(exc)
+    return done
 
 
 def _finish(got: Tuple, model: Callable, save: Callable, report: Callable) -> None:

@@ -55,7 +55,7 @@ class ReconstructOptions:
     graph: str = "auto"
     shard: Optional[Shard] = None
     table_landmarks: bool = False
-    overlap: bool = True
+    overlap: Optional[bool] = None  # False: one stage after the other; None: input side where it pays
 
 
 @dataclass
@@ -310,7 +310,8 @@ class Reconstructor:
                     self._model_batch,
                     self._save_batch,
                     report,
-                    overlap=self.options.overlap,
+                    overlap=self.options.overlap is not False,
+                    input_in_thread=self._input_in_thread(),
                     save_in_thread=not self.renders_when_saving,
                 )
         finally:
@@ -488,6 +489,16 @@ class Reconstructor:
     def codes_only(self) -> bool:
         """Only codes (and the table) are wanted: no detail decoding, no rendering."""
         return set(self.kinds) <= {"codes", "table"}
+
+    def _input_in_thread(self) -> bool:
+        """Whether the next batch is prepared beside the networks: `overlap` when given; else always, except in
+        codes-only runs where `overlap_pays` says no (there the encoders keep every core busy; with decoding and
+        rendering too, side-by-side runs measured no consistent difference, so the input side stays beside)."""
+        if self.options.overlap is not None:
+            return self.options.overlap
+        from decaenv.runtime.overlap import overlap_pays
+
+        return not (self._loaded and self.codes_only) or overlap_pays(str(self._deca.device))
 
     def _input_batches(self, deca) -> InputBatches:
         """The reusable input batches (channels-last when the fast graphs run: their layout)."""

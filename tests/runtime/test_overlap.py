@@ -1,0 +1,62 @@
+"""The run loop: the same outcomes, in input order, overlapped or one stage after the other; and where
+overlapping is the default."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from decaenv.runtime.overlap import overlap_pays, run_overlapped, usable_cpus
+
+
+def _run(overlap: bool, input_in_thread: bool = True):
+    threads = {"prepare": set(), "save": set()}
+    reported = []
+
+    def prepare(batch):
+        threads["prepare"].add(threading.current_thread().name)
+        return [x * 10 for x in batch], []  # (prepared, outcomes of items that failed here)
+
+    def model(prepared):
+        return [x + 1 for x in prepared], None
+
+    def save(result, prepared):
+        threads["save"].add(threading.current_thread().name)
+        return result
+
+    run_overlapped(
+        iter([[1, 2], [3], [4, 5, 6]]), prepare, model, save, reported.append, overlap, input_in_thread=input_in_thread
+    )
+    return reported, threads
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_same_outcomes_in_order(overlap):
+    reported, threads = _run(overlap)
+    assert reported == [11, 21, 31, 41, 51, 61]
+    main = threading.current_thread().name
+    assert (threads["prepare"] == {main}) is (not overlap)  # overlapped: the input side runs in its own thread
+    assert (threads["save"] == {main}) is (not overlap)
+
+
+def test_input_inline_writing_in_its_thread():
+    reported, threads = _run(True, input_in_thread=False)
+    assert reported == [11, 21, 31, 41, 51, 61]
+    assert threads["prepare"] == {threading.current_thread().name} and threads["save"] != threads["prepare"]
+
+
+def test_a_failing_input_side_reaches_the_caller_either_way():
+    def prepare(batch):
+        raise ValueError("unreadable")
+
+    for inline in (True, False):
+        with pytest.raises(ValueError, match="unreadable"):
+            run_overlapped(iter([[1]]), prepare, lambda p: (p, None), lambda r, p: r, print, input_in_thread=not inline)
+
+
+def test_overlap_pays_on_accelerators_and_with_more_than_two_cpus():
+    assert overlap_pays("cuda:0", cpus=1) and overlap_pays("mps", cpus=2)
+    assert not overlap_pays("cpu", cpus=2) and not overlap_pays("cpu", cpus=1)
+    assert overlap_pays("cpu", cpus=3)
+    assert overlap_pays("cpu") is (usable_cpus() > 2)
