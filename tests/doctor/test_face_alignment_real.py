@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support.pip import install_target
 
 pytestmark = pytest.mark.slow  # real face_alignment venvs: `make test` only, not `make test-fast`
 
@@ -47,23 +48,7 @@ def installs(tmp_path_factory):
     for version in ("1.3.4", "1.5.0"):
         wheel = _wheel(version)
         target = tmp_path_factory.mktemp(f"fa-{version}")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--no-index",
-                "--no-build-isolation",
-                "--target",
-                str(target),
-                str(wheel),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        proc = install_target(wheel, target)
         assert proc.returncode == 0, proc.stderr
         made[version] = target
     stubs = tmp_path_factory.mktemp("fa-stubs")

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _support.pip import install_target
 
 import decaenv
 
@@ -217,28 +218,10 @@ def test_readme_install_lines_name_this_version_and_the_build():
     assert "OWNER" not in block
 
 
-def _pip_target(spec: str, target: Path):
-    return _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--target",
-            target,
-            spec,
-        ]
-    )
-
-
 def test_readme_wheel_line_installs(dist, tmp_path):
     """The README's wheel line as written, `$PWD` being the clone that ran `python -m build`."""
     spec = _readme_install_specs()[0][0].replace("file://$PWD/dist", dist.as_uri())
-    run = _pip_target(spec, tmp_path / "target")
+    run = install_target(spec, tmp_path / "target")
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "target" / "decaenv" / "manifests" / "deca.toml").is_file()
 
@@ -248,7 +231,7 @@ def test_readme_clone_line_installs(tmp_path):
     clone = tmp_path / "clone"
     assert _run(["git", "clone", "-q", REPO, clone]).returncode == 0
     spec = _readme_install_specs()[0][1].replace("file://$PWD", clone.as_uri())
-    run = _pip_target(spec, tmp_path / "target")
+    run = install_target(spec, tmp_path / "target")
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "target" / "decaenv" / "manifests" / "deca.toml").is_file()
     assert (tmp_path / "target" / "decaenv" / "runtime" / "csrc" / "ext.cpp").is_file()
