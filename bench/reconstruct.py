@@ -222,7 +222,7 @@ def main() -> int:
     parser.add_argument("--save", default="vis")
     parser.add_argument("--render-orig", action="store_true", help="also render at the original size")
     parser.add_argument("--precision", default="fp32", help="fp32 (exact) or bf16")
-    parser.add_argument("--graph", default="auto", help="auto, freeze, compile, fused or off (eager modules)")
+    parser.add_argument("--graph", default="auto", help="auto, packed, freeze, compile, fused or off (eager modules)")
     parser.add_argument(
         "--overlap",
         default="auto",

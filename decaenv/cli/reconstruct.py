@@ -123,7 +123,7 @@ def reconstruct(
         "AVX512-BF16/AMX and on GPUs; deviation in docs/BENCHMARKS.md).",
     ),
     graph: str = typer.Option(
-        "auto", "--graph", help="Network graphs: auto, freeze, compile, fused or off (DECA's eager modules)."
+        "auto", "--graph", help="Network graphs: auto, packed, freeze, compile, fused or off (DECA's eager modules)."
     ),
     shard: Optional[str] = typer.Option(
         None,

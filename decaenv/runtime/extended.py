@@ -101,6 +101,11 @@ class ExtendedReconstructor(Reconstructor):
             for k, detection in enumerate(found):
                 yield FaceItem(f"{item.name}_face{k}", item.source, pixels=image, detection=detection, face=k)
 
+    @property
+    def prepares_in_parallel(self) -> bool:
+        """Not with `--smooth`: the smoother filters boxes in frame order."""
+        return self.smoother is None
+
     def face_box(self, image, item):
         start = time.perf_counter()
         if isinstance(item, FaceItem) and item.detection is not None:

@@ -28,10 +28,26 @@ from decaenv.runtime.encoders import ResnetEncoder
 log = logging.getLogger("decaenv")
 
 PRECISIONS = ("fp32", "bf16")
-GRAPHS = ("auto", "fused", "freeze", "compile")
-#: What `graph="auto"` picks: frozen TorchScript — as fast as torch.compile within the noise of
-#: docs/BENCHMARKS.md, a third of its build time, and no C++ compiler needed.
+GRAPHS = ("auto", "packed", "fused", "freeze", "compile")
+#: What `graph="auto"` picks where the packed graph cannot run (not a CPU, or torch without oneDNN): frozen
+#: TorchScript — as fast as torch.compile within the noise of docs/BENCHMARKS.md, a third of its build time,
+#: and no C++ compiler needed. On a CPU with oneDNN, `auto` is "packed" (decaenv.runtime.fast_packed).
 AUTO_GRAPH = "freeze"
+
+
+def resolve_graph(graph: str, device: torch.device) -> str:
+    """The graph `graph` means on `device` ("auto": packed on a oneDNN CPU, else freeze)."""
+    from decaenv.runtime.fast_packed import packed_available
+
+    if graph == "auto":
+        return "packed" if packed_available(device) else AUTO_GRAPH
+    if graph == "packed" and not packed_available(device):
+        raise UsageError(
+            f"the packed graph needs a CPU device and a torch built with oneDNN (here: {device.type}, "
+            f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'})",
+            hint="use --graph auto",
+        )
+    return graph
 
 
 _T = TypeVar("_T")
@@ -206,8 +222,8 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
     """Fast versions of `deca`'s E_flame, E_detail and D_detail (the eager modules are left as they are).
 
     Args:
-        deca: a built `DECA`. precision: "fp32" (exact) or "bf16". graph: "auto", "fused" (folded modules, no
-        graph), "freeze" or "compile".
+        deca: a built `DECA`. precision: "fp32" (exact) or "bf16". graph: "auto", "packed" (oneDNN-packed
+        weights and fused post-ops, CPU), "fused" (folded modules, no graph), "freeze" or "compile".
     Raises:
         UsageError: unknown precision or graph, or torch.compile unavailable.
     """
@@ -215,11 +231,21 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
         raise UsageError(f"unknown precision {precision!r}", hint=f"use {' or '.join(PRECISIONS)}")
     if graph not in GRAPHS:
         raise UsageError(f"unknown graph mode {graph!r}", hint=f"use one of {', '.join(GRAPHS)}")
-    graph = AUTO_GRAPH if graph == "auto" else graph
+    device = deca.device
+    graph = resolve_graph(graph, device)
     if graph == "compile" and not hasattr(torch, "compile"):
         raise UsageError(f"torch {torch.__version__} has no torch.compile", hint="use the freeze graph")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    device = deca.device
+    if graph == "packed":
+        from decaenv.runtime.fast_packed import PackedDetail, PackedEncoder
+
+        return FastNetworks(
+            PackedEncoder(deca.E_flame, dtype),
+            PackedEncoder(deca.E_detail, dtype),
+            PackedDetail(deca.D_detail, dtype),
+            precision,
+            graph,
+        )
     e_flame: nn.Module = FastEncoder(deca.E_flame, dtype).to(device)
     e_detail: nn.Module = FastEncoder(deca.E_detail, dtype).to(device)
     d_detail: nn.Module = FastDetail(deca.D_detail, dtype).to(device)

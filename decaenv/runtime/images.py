@@ -9,7 +9,7 @@ too small, too large.
 from __future__ import annotations
 
 import os
-import warnings
+import threading
 from pathlib import Path
 from typing import Iterator, Tuple
 
@@ -79,17 +79,12 @@ def read_image(path: os.PathLike) -> np.ndarray:
         raise InputError(f"{what} is a folder", path=path)
     if size == 0:
         raise InputError(f"{what} is empty (0 bytes)", hint="re-export or re-download it", path=path)
-    limit = Image.MAX_IMAGE_PIXELS
     try:
-        # Pillow's own bomb check would fire at open with its message; ours (MAX_PIXELS) runs on the header.
-        Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                check_size(image.width, image.height, what)
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                return _to_rgb8(image)
+        with _open(path) as image:
+            check_size(image.width, image.height, what)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb8(image)
     except InputError:
         raise
     except UnidentifiedImageError as exc:
@@ -102,8 +97,25 @@ def read_image(path: os.PathLike) -> np.ndarray:
         raise InputError(
             f"{what} is truncated or damaged ({text})", hint="re-export or re-download it", path=path
         ) from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+
+
+#: Pillow's pixel limit is a module global: lifting it for one `Image.open` is done under this lock, so images
+#: read on several threads at once (the input pool) never see, or restore, another call's value.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _open(path: Path):
+    """`Image.open` with Pillow's own decompression-bomb check lifted for the call: ours (`check_size`, with
+    its one-line message) runs on the header right after. Decoding happens later, outside the lock."""
+    from PIL import Image
+
+    with _PIL_LIMIT_LOCK:  # (no limit: no DecompressionBombWarning either)
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _looks_like_text(path: Path) -> bool:

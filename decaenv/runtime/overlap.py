@@ -31,6 +31,22 @@ def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
     return (cpus if cpus is not None else usable_cpus()) > 2
 
 
+#: The most threads that prepare items beside an accelerator (decoding and detection rarely scale further).
+MAX_INPUT_WORKERS = 8
+
+
+def input_workers(device: str, input_in_thread: bool, cpus: Optional[int] = None) -> int:
+    """How many threads prepare a batch's items (each with one torch thread; 1 = the input side's own thread).
+
+    Inline on a CPU (the networks wait meanwhile): every CPU — on two CPUs, read + detect + crop of two items at
+    once instead of one. Beside an accelerator: every CPU but the one that feeds it, up to `MAX_INPUT_WORKERS`.
+    Beside CPU networks: one (the networks' threads already use the cores)."""
+    cpus = cpus if cpus is not None else usable_cpus()
+    if not device.startswith("cpu"):
+        return max(1, min(MAX_INPUT_WORKERS, cpus - 1))
+    return cpus if not input_in_thread else 1
+
+
 def _next_prepared(batches: Iterator, prepare: Callable) -> Optional[Tuple]:
     """(prepared, outcomes) of the next batch, or None at the end (runs in the input thread)."""
     batch = next(batches, None)

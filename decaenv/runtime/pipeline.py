@@ -8,13 +8,15 @@ together (`batch_size`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from decaenv.runtime.shard import Shard
 if TYPE_CHECKING:
     from decaenv.runtime.batch_buffers import InputBatches
     from decaenv.runtime.detectors import DetectorChoice
+    from decaenv.runtime.input_pool import InputPool
     from decaenv.runtime.inputs import Item
 
 log = logging.getLogger("decaenv")
@@ -240,14 +243,23 @@ class Reconstructor:
         self._names = NameRegistry()
         self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch
         self._batches: Optional[InputBatches] = None  # made by the first batch
+        self._load_lock = threading.Lock()
+        self._detect_guard: ContextManager = contextlib.nullcontext()  # a lock for detectors not thread-safe
+        self._input_pool: Optional[InputPool] = None  # set for the duration of `run` where it pays
         if not lazy:
             self.load()
 
     # -- model (built on demand) -----------------------------------------------------------------------
     def load(self) -> None:
-        """Build DECA (and its fast graphs) and the face detector, unless already done."""
+        """Build DECA (and its fast graphs) and the face detector, unless already done (thread-safe: the input
+        pool's threads may ask at once)."""
         if self._loaded:
             return
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+
+    def _load(self) -> None:
         from decaenv.runtime.timing import StageTimer
 
         if self._deca is None:
@@ -264,6 +276,8 @@ class Reconstructor:
             )
             self.detector = choice
             log.info("face detector: %s (%s)", choice.name, choice.reason)
+            if not choice.detector.thread_safe:
+                self._detect_guard = threading.Lock()
         self._loaded = True
 
     @property
@@ -302,6 +316,8 @@ class Reconstructor:
             self.load()
         batches = batched(((name, item) for _, name, item in self._my_items(self._names)), self.options.batch_size)
         scope = self.options.shard.suffix if self.options.shard is not None else ""
+        input_in_thread = self._input_in_thread()
+        self._input_pool = self._make_input_pool(input_in_thread)
         try:
             with OutputLock(self.out_dir, scope=scope):  # shards write disjoint files: one lock per shard
                 run_overlapped(
@@ -311,10 +327,13 @@ class Reconstructor:
                     self._save_batch,
                     report,
                     overlap=self.options.overlap is not False,
-                    input_in_thread=self._input_in_thread(),
+                    input_in_thread=input_in_thread,
                     save_in_thread=not self.renders_when_saving,
                 )
         finally:
+            if self._input_pool is not None:
+                self._input_pool.close()
+                self._input_pool = None
             if self.table is not None:
                 self.table.close()
         summary.seconds = time.perf_counter() - start
@@ -388,7 +407,7 @@ class Reconstructor:
         try:
             with self.timer.stage("read"):
                 image = item.load()
-            with self.timer.stage("detect"):
+            with self.timer.stage("detect"), self._detect_guard:
                 box, kind, origin = self.face_box(image, item)
             with self.timer.stage("crop"):
                 crop = make_crop(image, box, kind, origin)
@@ -416,12 +435,24 @@ class Reconstructor:
             )
 
     def _prepare_batch(self, batch: Sequence[Tuple[str, Item]]) -> Tuple[list, List[ItemOutcome]]:
-        """Input side of one batch (runs in the input thread): ([prepared], [outcomes to report])."""
+        """Input side of one batch (in the input thread, or inline): ([prepared], [outcomes to report], in
+        input order). Items are prepared on the input pool's threads when there is one."""
+        pool = self._input_pool
+        results = pool.map(self._prepare_one, batch) if pool is not None and len(batch) > 1 else None
+        if results is None:
+            results = [self._prepare_one(entry) for entry in batch]
+        prepared = [p for p, _ in results if p is not None]
+        return prepared, [outcome for _, outcomes in results for outcome in outcomes]
+
+    def _prepare_one(self, entry: Tuple[str, Item]) -> Tuple[Optional[tuple], List[ItemOutcome]]:
         outcomes: List[ItemOutcome] = []
-        prepared = [
-            p for p in (self._prepare_named(name, item, outcomes.append) for name, item in batch) if p is not None
-        ]
-        return prepared, outcomes
+        return self._prepare_named(entry[0], entry[1], outcomes.append), outcomes
+
+    @property
+    def prepares_in_parallel(self) -> bool:
+        """Whether a batch's items may be prepared on several threads at once (a subclass whose `face_box`
+        depends on the order of items, like the video smoother, says no)."""
+        return True
 
     def _model_batch(self, prepared):
         """The networks on one prepared batch: (result, None) or (None, [failed outcomes])."""
@@ -499,6 +530,16 @@ class Reconstructor:
         from decaenv.runtime.overlap import overlap_pays
 
         return not (self._loaded and self.codes_only) or overlap_pays(str(self._deca.device))
+
+    def _make_input_pool(self, input_in_thread: bool) -> Optional[InputPool]:
+        """The threads that prepare a batch's items side by side (`input_workers`), or None for one."""
+        if not self._loaded or not self.prepares_in_parallel or self.options.batch_size < 2:
+            return None
+        from decaenv.runtime.input_pool import InputPool
+        from decaenv.runtime.overlap import input_workers
+
+        workers = min(self.options.batch_size, input_workers(str(self._deca.device), input_in_thread))
+        return InputPool(workers) if workers > 1 else None
 
     def _input_batches(self, deca) -> InputBatches:
         """The reusable input batches (channels-last when the fast graphs run: their layout)."""
@@ -663,7 +704,7 @@ def build_deca(options: ModelOptions):
 
 #: --precision values and --graph values ("off" = DECA's eager modules as loaded).
 PRECISIONS = ("fp32", "bf16")
-GRAPH_CHOICES = ("auto", "freeze", "compile", "fused", "off")
+GRAPH_CHOICES = ("auto", "packed", "freeze", "compile", "fused", "off")
 
 
 def check_speed_options(options: ModelOptions) -> None:

@@ -73,7 +73,8 @@ class FallbackDetector(Detector):
     def __init__(self, primary: Detector, fallback: Detector):
         self.primary, self.fallback = primary, fallback
         self.name = primary.name
-        self.fallbacks = 0
+        self.thread_safe = primary.thread_safe and fallback.thread_safe
+        self.fallbacks = 0  # counted under the GIL; a lost increment under threads only miscounts a note
 
     def detect(self, image) -> Optional[Detection]:
         found = self.primary.detect(image)

@@ -41,6 +41,8 @@ class Detector:
     """Base class: subclasses implement `_detect` on an image no larger than `DETECT_MAX_SIDE`."""
 
     name = "base"
+    #: Whether several threads may call `detect` at once (else the pipeline serialises its calls).
+    thread_safe = False
 
     def detect(self, image: np.ndarray) -> Optional[Detection]:
         """The face to crop, in pixels of `image` ((H, W, 3) uint8 RGB), or None when there is none."""

@@ -20,6 +20,7 @@ their patches; boxes and NMS stay in torch (`mtcnn_ops`); the networks run chann
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -143,8 +144,8 @@ def fast_skip_levels(short_side: int) -> int:
 
 
 class MtcnnDetector(Detector):
-    """MTCNN with facenet-pytorch's weights; returns the largest face as a DECA "bbox" box. One detector
-    serves one thread at a time (it reuses its summed-area table buffer between images).
+    """MTCNN with facenet-pytorch's weights; returns the largest face as a DECA "bbox" box. Thread-safe: each
+    thread reuses a summed-area table buffer of its own between images.
 
     Args:
         device: torch device for the three networks. data_dir: where to look for `mtcnn/` (see `weights_dir`).
@@ -153,6 +154,7 @@ class MtcnnDetector(Detector):
     """
 
     name = "mtcnn"
+    thread_safe = True
 
     def __init__(self, device: str = "cpu", data_dir: Optional[Path] = None):
         from decaenv.runtime.model_files import load_strict, load_torch_file
@@ -176,7 +178,7 @@ class MtcnnDetector(Detector):
         the summed-area table's reusable buffer."""
         for net in (self.pnet, self.rnet, self.onet):
             net.to(memory_format=torch.channels_last).requires_grad_(False)  # type: ignore[call-overload]
-        self._sat = SummedAreaTable()
+        self._local = threading.local()  # each thread's SummedAreaTable
         self._plans: Dict[Tuple[int, int, int], PyramidPlan] = {}
 
     @torch.inference_mode()
@@ -195,7 +197,10 @@ class MtcnnDetector(Detector):
         when there are none; `fast=False` always searches down to 20-pixel faces)."""
         array = np.ascontiguousarray(image, dtype=np.uint8)
         pixels = torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device)
-        sat = self._sat.fill(pixels)
+        table = getattr(self._local, "sat", None)
+        if table is None:
+            table = self._local.sat = SummedAreaTable()
+        sat = table.fill(pixels)
         skip = fast_skip_levels(min(image.shape[:2])) if fast else 0
         faces = self._cascade(sat, skip) if skip else []
         # a face below the fast pass's size was found at a coarser level than the full search would use: redo
@@ -218,11 +223,12 @@ class MtcnnDetector(Detector):
 
     def _plan(self, height: int, width: int, skip: int) -> PyramidPlan:
         key = (height, width, skip)
-        if key not in self._plans:
+        plan = self._plans.get(key)
+        if plan is None:  # (threads may build the same plan twice; each uses its own)
             if len(self._plans) >= 8:  # photos of many sizes: keep the memory bounded
                 self._plans.clear()
-            self._plans[key] = PyramidPlan.build(height, width, skip, self.device)
-        return self._plans[key]
+            plan = self._plans[key] = PyramidPlan.build(height, width, skip, self.device)
+        return plan
 
     def _stage1(self, sat: SummedAreaTable, skip: int = 0) -> torch.Tensor:
         """Proposals (N, 5: x1 y1 x2 y2 score, float64) from the image pyramid, leaving out its first `skip`

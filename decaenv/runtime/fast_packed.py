@@ -1,0 +1,172 @@
+"""oneDNN-packed CPU graphs of DECA's networks: the exact-mode "packed" graph (`--graph packed`, what `auto`
+picks on a CPU whose torch has oneDNN).
+
+Same function as the folded channels-last modules of `decaenv.runtime.fast`, bit for bit on the CPUs measured
+(tests/runtime/test_fast_parity.py), with less memory traffic around the convolutions:
+- each weight is reordered once into oneDNN's blocked layout (eager torch reorders every weight on every
+  call);
+- ReLU / LeakyReLU run as the convolution's post-op, and a bottleneck's residual add + ReLU as the last 1×1
+  convolution's in-place sum post-op (no separate passes over the activations).
+
+The activations stay plain channels-last tensors, so the convolution kernels (and their summation order) are the
+ones the channels-last modules use; only the reorder and the elementwise passes go away.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from decaenv.runtime.decoders import DetailGenerator
+from decaenv.runtime.encoders import ResnetEncoder
+from decaenv.runtime.resnet import Bottleneck, ResNet50
+
+_POINTWISE = ("relu", "leaky_relu", "none")
+
+
+def packed_available(device: torch.device) -> bool:
+    """Whether the packed graph can run here: a CPU device and a torch built with oneDNN's fused ops."""
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    ops = torch.ops.mkldnn
+    return all(hasattr(ops, name) for name in ("_convolution_pointwise", "_reorder_convolution_weight"))
+
+
+class PackedConv:
+    """One convolution with its weight packed for a (B, C, H, W) input, and its pointwise post-op."""
+
+    def __init__(self, conv: nn.Conv2d, input_size: Sequence[int], dtype: torch.dtype, post: str = "none", slope=0.0):
+        if post not in _POINTWISE:
+            raise ValueError(f"unsupported post-op {post!r}")
+        if conv.bias is None:
+            raise ValueError("packed convolutions need a bias (fold the BatchNorm first)")
+        self.padding = [int(p) for p in conv.padding] if not isinstance(conv.padding, str) else None
+        if self.padding is None:
+            raise ValueError("string padding is not supported")
+        self.stride, self.dilation, self.groups = list(conv.stride), list(conv.dilation), conv.groups
+        weight = conv.weight.detach().to(dtype)
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(
+            weight, self.padding, self.stride, self.dilation, self.groups, list(input_size)
+        )
+        self.bias = conv.bias.detach().to(dtype)
+        self.post, self.scalars = post, ([slope] if post == "leaky_relu" else [])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) channels-last → post(conv(x)) (B, C_out, H', W') channels-last."""
+        args = (self.padding, self.stride, self.dilation, self.groups)
+        return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *args, self.post, self.scalars, "")
+
+    def add_relu_(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """relu(conv(x) + residual), written into `residual` (which is returned)."""
+        return torch.ops.mkldnn._convolution_pointwise_.binary(
+            residual,
+            x,
+            self.weight,
+            self.bias,
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.groups,
+            "add",
+            None,
+            "relu",
+            [],
+            "",
+        )
+
+
+class PackedResNet(nn.Module):
+    """A folded `ResNet50` (every BatchNorm already in its convolution) as packed convolutions."""
+
+    def __init__(self, folded: nn.Module, dtype: torch.dtype, batch: int = 8, size: int = 224):
+        super().__init__()
+        from decaenv.runtime.fast import _as
+
+        net = _as(folded, ResNet50)
+        self.stem = PackedConv(_as(net.conv1, nn.Conv2d), (batch, 3, size, size), dtype, "relu")
+        side = (size + 1) // 2 // 2  # stride-2 stem, stride-2 max pool (224 → 56)
+        channels = _as(net.conv1, nn.Conv2d).out_channels
+        self.blocks: List[Tuple[PackedConv, PackedConv, PackedConv, Optional[PackedConv]]] = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            for module in layer:
+                block = _as(module, Bottleneck)
+                stride, width = block.conv2.stride[0], block.conv1.out_channels
+                shape_in = (batch, channels, side, side)
+                conv1 = PackedConv(block.conv1, shape_in, dtype, "relu")
+                conv2 = PackedConv(block.conv2, (batch, width, side, side), dtype, "relu")
+                side = (side - 1) // stride + 1
+                conv3 = PackedConv(block.conv3, (batch, width, side, side), dtype)
+                down = None
+                if block.downsample is not None:
+                    down = PackedConv(_as(_as(block.downsample, nn.Sequential)[0], nn.Conv2d), shape_in, dtype)
+                self.blocks.append((conv1, conv2, conv3, down))
+                channels = block.conv3.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 3, 224, 224) channels-last in the graph's dtype → (B, 2048) features."""
+        x = F.max_pool2d(self.stem(x), kernel_size=3, stride=2, padding=1)
+        for conv1, conv2, conv3, down in self.blocks:
+            # the downsample branch needs a tensor of its own; otherwise the block's input is consumed in place
+            residual = x if down is None else down(x)
+            x = conv3.add_relu_(conv2(conv1(x)), residual)
+        return torch.flatten(F.avg_pool2d(x, kernel_size=7, stride=1), 1)
+
+
+class PackedEncoder(nn.Module):
+    """A `ResnetEncoder`: packed trunk in `dtype`, the MLP head in float32."""
+
+    def __init__(self, encoder: ResnetEncoder, dtype: torch.dtype = torch.float32, batch: int = 8):
+        super().__init__()
+        from decaenv.runtime.fast import _fold_resnet
+
+        self.trunk = PackedResNet(_fold_resnet(encoder.encoder), dtype, batch)
+        self.head = copy.deepcopy(encoder.layers).eval()
+        self.dtype = dtype
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, 224, 224) float32 → (B, outsize) float32."""
+        x = images.to(dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        return self.head(self.trunk(x).float())
+
+
+class PackedDetail(nn.Module):
+    """`FusedDetail` as packed convolutions: [upsample ×2, conv + LeakyReLU]×5 → conv → tanh, in `dtype`."""
+
+    def __init__(self, generator: DetailGenerator, dtype: torch.dtype = torch.float32, batch: int = 8):
+        super().__init__()
+        from decaenv.runtime.fast import FusedDetail
+
+        fused = FusedDetail(generator)
+        self.l1, self.init_size, self.out_scale, self.dtype = fused.l1, fused.init_size, fused.out_scale, dtype
+        self.steps: List[Tuple[bool, PackedConv]] = []
+        modules, side, channels = list(fused.blocks), fused.init_size, 128
+        known = (nn.Upsample, nn.Conv2d, nn.LeakyReLU, nn.Tanh)
+        unknown = [type(m).__name__ for m in modules if not isinstance(m, known)]
+        if unknown or not isinstance(modules[-1], nn.Tanh):
+            raise ValueError(f"unexpected detail decoder layers: {unknown or 'no final Tanh'}")
+        for index, module in enumerate(modules):
+            if isinstance(module, nn.Upsample):
+                side *= 2
+            elif isinstance(module, nn.Conv2d):
+                following = modules[index + 1] if index + 1 < len(modules) else None
+                leaky = isinstance(following, nn.LeakyReLU)
+                slope = float(following.negative_slope) if isinstance(following, nn.LeakyReLU) else 0.0
+                upsample = index > 0 and isinstance(modules[index - 1], nn.Upsample)
+                post = "leaky_relu" if leaky else "none"
+                conv = PackedConv(module, (batch, channels, side, side), dtype, post, slope)
+                self.steps.append((upsample, conv))
+                channels = module.out_channels
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (B, 181) float32 → uv_z (B, 1, 256, 256) float32."""
+        x = self.l1(latent).view(latent.shape[0], -1, self.init_size, self.init_size)
+        x = x.to(dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        for upsample, conv in self.steps:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = conv(x)
+        return (torch.tanh(x.float()) * self.out_scale).contiguous()

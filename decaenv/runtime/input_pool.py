@@ -1,0 +1,54 @@
+"""A batch's items prepared (read, decode, detect, crop) on several threads at once, torch single-threaded in each.
+
+Between two batches of network work on a small CPU, one image at a time leaves cores idle: decoding and
+cropping run on one core, and the detector's small convolutions do not keep two busy. Two items on two
+threads of one torch thread each keep both cores busy (docs/BENCHMARKS.md, issue 16). torch's thread count
+is per calling thread (OpenMP's), so the workers' single thread does not change the networks' count in the
+thread that runs them.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, Sequence, TypeVar
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _one_torch_thread(barrier: threading.Barrier) -> None:
+    import torch
+
+    torch.get_num_threads()  # torch sets a thread's count from the process-wide one on first use: let that happen
+    torch.set_num_threads(1)  # now, or it would undo this later
+    barrier.wait()  # every worker starts now, so none is created later with another thread count
+
+
+class InputPool:
+    """`workers` threads that each run torch on one thread.
+
+    Args:
+        workers: at least 2 (one worker is the caller's own thread: use no pool).
+    """
+
+    def __init__(self, workers: int):
+        import torch
+
+        if workers < 2:
+            raise ValueError("an input pool needs at least two workers")
+        self.workers = workers
+        own = torch.get_num_threads()
+        barrier = threading.Barrier(workers + 1)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decaenv-prepare")
+        for _ in range(workers):
+            self._pool.submit(_one_torch_thread, barrier)
+        barrier.wait()
+        torch.set_num_threads(own)  # the process-wide default that threads created later start from
+
+    def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> List[_R]:
+        """[fn(item) for item in items], computed on the workers, in order; the first exception is raised."""
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,170 @@
+"""Preparing a batch's items on several threads: torch single-threaded in the workers (and only there), input
+order kept, failures reported where they happened, the same codes as one item at a time; and the shared state
+that made this unsafe before (MTCNN's summed-area table, Pillow's pixel limit) is per thread or locked."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from decaenv.runtime.input_pool import InputPool
+from decaenv.runtime.overlap import MAX_INPUT_WORKERS, input_workers
+
+
+@pytest.fixture
+def two_torch_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_workers_run_torch_on_one_thread_and_the_caller_keeps_its_count(two_torch_threads):
+    pool = InputPool(2)
+    try:
+        counts = pool.map(lambda _: (torch.get_num_threads(), threading.current_thread().name), range(6))
+    finally:
+        pool.close()
+    assert {count for count, _ in counts} == {1}
+    assert all(name.startswith("decaenv-prepare") for _, name in counts)
+    assert torch.get_num_threads() == 2  # the networks' thread is untouched
+    late = ThreadPoolExecutor(1)  # a thread created afterwards starts from the caller's count, not the workers'
+    assert late.submit(torch.get_num_threads).result() == 2
+    late.shutdown()
+
+
+def test_results_in_order_and_the_first_error_raised():
+    pool = InputPool(3)
+    try:
+        assert pool.map(lambda x: x * x, list(range(20))) == [x * x for x in range(20)]
+
+        def boom(x):
+            if x == 4:
+                raise ValueError("item 4")
+            return x
+
+        with pytest.raises(ValueError, match="item 4"):
+            pool.map(boom, list(range(8)))
+    finally:
+        pool.close()
+    with pytest.raises(ValueError, match="at least two"):
+        InputPool(1)
+
+
+def test_how_many_workers_prepare_items():
+    assert input_workers("cpu", input_in_thread=False, cpus=2) == 2  # inline on a small CPU: both cores
+    assert input_workers("cpu", input_in_thread=True, cpus=16) == 1  # beside CPU networks: they use the cores
+    assert input_workers("cuda:0", input_in_thread=True, cpus=16) == MAX_INPUT_WORKERS
+    assert input_workers("cuda:0", input_in_thread=True, cpus=4) == 3  # one CPU feeds the GPU
+    assert input_workers("mps", input_in_thread=True, cpus=1) == 1
+
+
+def _photos():
+    base = skimage.data.astronaut()
+    return [
+        base,
+        np.ascontiguousarray(base[:, ::-1]),
+        np.asarray(Image.fromarray(base).resize((300, 380))),
+        np.ascontiguousarray(np.roll(base, 40, axis=0)),
+    ]
+
+
+def test_mtcnn_on_several_threads_finds_what_it_finds_alone(mtcnn_data_dir):
+    from decaenv.runtime import detectors
+
+    mtcnn = detectors.create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector
+    assert mtcnn.thread_safe
+    photos = _photos() * 3
+    alone = [mtcnn.detect(p) for p in photos]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(mtcnn.detect, photos))
+    for one, other in zip(alone, together):
+        assert one is not None and other is not None
+        assert one.box == other.box and np.array_equal(one.landmarks, other.landmarks)
+
+
+def test_reading_on_threads_leaves_pillows_pixel_limit_alone(tmp_path):
+    from decaenv.runtime.images import read_image
+
+    for k, photo in enumerate(_photos()):
+        Image.fromarray(photo).save(tmp_path / f"p{k}.png")
+    paths = sorted(tmp_path.iterdir()) * 8
+    limit = Image.MAX_IMAGE_PIXELS
+    with ThreadPoolExecutor(4) as pool:
+        images = list(pool.map(read_image, paths))
+    assert Image.MAX_IMAGE_PIXELS == limit
+    assert all(np.array_equal(a, read_image(p)) for a, p in zip(images, paths))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pool-photos")
+    for k, photo in enumerate(_photos()):
+        Image.fromarray(photo).save(out / f"p{k}.png")
+    (out / "p1b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # sorts between p1 and p2
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(out / "p2b_noface.png")
+    return out
+
+
+def _run(deca, data_dir, folder, out, workers, monkeypatch):
+    from decaenv.paths import DataDir
+    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+
+    monkeypatch.setattr("decaenv.runtime.overlap.input_workers", lambda *a, **k: workers)
+    options = ReconstructOptions(
+        inputs=[folder],
+        out_dir=out,
+        data_dir=DataDir(data_dir, "flag"),
+        batch_size=3,
+        detector="mtcnn",
+        rasterizer="torch",
+        save=["codes"],
+    )
+    runner = Reconstructor(options, deca=deca)
+    seen = []
+    original = runner._prepare_one
+
+    def spy(entry):
+        seen.append(threading.current_thread().name)
+        return original(entry)
+
+    runner._prepare_one = spy
+    summary = runner.run()
+    return summary, seen
+
+
+@pytest.fixture
+def one_torch_thread():
+    """oneDNN's results may depend on the thread count (MTCNN's boxes then move by ~1e-5 px): the serial run
+    detects on one thread too, so the comparison is about the pool, not about thread counts."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_run_with_the_pool_equals_one_without(
+    deca, reconstruct_data_dir, folder, tmp_path, monkeypatch, one_torch_thread
+):
+    pooled, threads = _run(deca, reconstruct_data_dir, folder, tmp_path / "pool", 2, monkeypatch)
+    serial, alone = _run(deca, reconstruct_data_dir, folder, tmp_path / "serial", 1, monkeypatch)
+    assert any(name.startswith("decaenv-prepare") for name in threads)
+    assert not any(name.startswith("decaenv-prepare") for name in alone)
+    order = [(o.name, o.status) for o in pooled.items]
+    assert order == [(o.name, o.status) for o in serial.items]
+    # (a batch reports the items that failed while being prepared first, then the ones it wrote)
+    assert order == [("p1b_broken", "failed"), ("p0", "ok"), ("p1", "ok"), ("p2b_noface", "failed")] + [
+        ("p2", "ok"),
+        ("p3", "ok"),
+    ]
+    for name in ("p0", "p1", "p2", "p3"):
+        a = np.load(tmp_path / "pool" / name / f"{name}_codes.npz")
+        b = np.load(tmp_path / "serial" / name / f"{name}_codes.npz")
+        for key in b.files:
+            assert np.array_equal(a[key], b[key]), (name, key)
