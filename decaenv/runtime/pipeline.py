@@ -522,14 +522,14 @@ class Reconstructor:
         return set(self.kinds) <= {"codes", "table"}
 
     def _input_in_thread(self) -> bool:
-        """Whether the next batch is prepared beside the networks: `overlap` when given; else always, except in
-        codes-only runs where `overlap_pays` says no (there the encoders keep every core busy; with decoding and
-        rendering too, side-by-side runs measured no consistent difference, so the input side stays beside)."""
+        """Whether the next batch is prepared beside the networks: `overlap` when given; else where `overlap_pays`
+        (an accelerator, or more than two CPUs). On two CPUs or fewer the networks' threads keep every core busy
+        and the batch is prepared just before them, its items on every core at once (`input_workers`)."""
         if self.options.overlap is not None:
             return self.options.overlap
         from decaenv.runtime.overlap import overlap_pays
 
-        return not (self._loaded and self.codes_only) or overlap_pays(str(self._deca.device))
+        return not self._loaded or overlap_pays(str(self._deca.device))
 
     def _make_input_pool(self, input_in_thread: bool) -> Optional[InputPool]:
         """The threads that prepare a batch's items side by side (`input_workers`), or None for one."""
