@@ -113,7 +113,7 @@ def child(args) -> None:
     load = time.perf_counter() - start
     warm = ReconstructOptions(**{**options.__dict__, "inputs": images[: args.batch], "out_dir": out / "warm"})
     Reconstructor(warm, deca=runner.deca, detector_choice=runner.detector).run()
-    best, floors = None, []
+    best, floors, pairs = None, [], []
     for _ in range(args.repeat):  # best of: the machine may be shared
         runner.timer = StageTimer(str(runner.deca.device))
         runner.deca.timer = runner.timer
@@ -123,6 +123,7 @@ def child(args) -> None:
         total = time.perf_counter() - start
         floor = runner.time_floor()  # alternating run, floor, run, floor: both see the same machine load
         floors.append(floor)
+        pairs.append(total / floor if floor > 0 else float("inf"))
         model = sum(runner.timer.seconds.get(s, 0.0) for s in MODEL_STAGES)
         if best is None or total < best[1]:
             best = (model, total, summary, dict(runner.timer.seconds))
@@ -138,6 +139,7 @@ def child(args) -> None:
         "stages": stages,
         "floor_per_image": floor_seconds / max(1, n),
         "repeat": args.repeat,
+        "paired_ratios": pairs,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(runner.deca.device),
         "rasterizer": runner.deca.rasterizer.name,
@@ -196,11 +198,20 @@ def _report(rows) -> None:
     )
     ratio = last["seconds"] / max(1, last["images"]) / max(1e-9, last["floor_per_image"])
     last["ratio_to_floor"] = ratio
+    pairs = sorted(last["paired_ratios"])
+    paired = pairs[len(pairs) // 2] if len(pairs) % 2 else (pairs[len(pairs) // 2 - 1] + pairs[len(pairs) // 2]) / 2
+    last["paired_median"] = paired
+    listed = ", ".join(f"{r:.2f}" for r in last["paired_ratios"])
+    print(
+        f"  paired: each run against the floor timed right after it: {listed} (median {paired:.2f}x); "
+        f"best run against best floor: {ratio:.2f}x"
+    )
     codes_only = set(last["save"].split(",")) <= {"codes", "table"}
     target = (0.4 if last["precision"] == "bf16" else 0.8) if codes_only else 1.0
     print(
         f"  target (issue 16, --save {last['save']}, {last['precision']}): <= {target}x floor: "
-        f"{'met' if ratio <= target else 'NOT met'} ({ratio:.2f}x); load average {last['loadavg']:.1f} on "
+        f"{'met' if max(ratio, paired) <= target else 'NOT met'} (best/best {ratio:.2f}x, paired median "
+        f"{paired:.2f}x; met = both); load average {last['loadavg']:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
     print(

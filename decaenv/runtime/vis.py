@@ -102,10 +102,13 @@ def visualize_grid(visdict: Mapping[str, torch.Tensor], size: int = 224, dim: in
     for value in visdict.values():
         _, _, h, w = value.shape
         new_h, new_w = (size, int(w * size / h)) if dim == 2 else (int(h * size / w), size)
-        panels.append(make_grid(F.interpolate(value.detach().float(), [new_h, new_w]).cpu()))
+        value = value.detach().float()
+        if (new_h, new_w) != (h, w):  # (nearest resizing to the same size is the identity: skip the copy)
+            value = F.interpolate(value, [new_h, new_w])
+        panels.append(make_grid(value.cpu()))
     grid = torch.cat(panels, dim)
-    image = np.clip(grid.numpy().transpose(1, 2, 0) * 255.0, 0, 255)
-    return image.astype(np.uint8)
+    # ×255, clamp, truncate; then (H, W, 3), contiguous (the JPEG/PNG writers need it; a uint8 copy is cheap)
+    return (grid * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def item_visdict(visdict: Dict[str, torch.Tensor], index: int) -> Dict[str, torch.Tensor]:
