@@ -23,6 +23,7 @@ from torch import nn
 
 from decaenv.runtime.decoders import DetailGenerator
 from decaenv.runtime.encoders import ResnetEncoder
+from decaenv.runtime.fold import FusedDetail, expect_type, fold_resnet
 from decaenv.runtime.resnet import Bottleneck, ResNet50
 
 _POINTWISE = ("relu", "leaky_relu", "none")
@@ -84,16 +85,14 @@ class PackedResNet(nn.Module):
 
     def __init__(self, folded: nn.Module, dtype: torch.dtype, batch: int = 8, size: int = 224):
         super().__init__()
-        from decaenv.runtime.fast import _as
-
-        net = _as(folded, ResNet50)
-        self.stem = PackedConv(_as(net.conv1, nn.Conv2d), (batch, 3, size, size), dtype, "relu")
+        net = expect_type(folded, ResNet50)
+        self.stem = PackedConv(expect_type(net.conv1, nn.Conv2d), (batch, 3, size, size), dtype, "relu")
         side = (size + 1) // 2 // 2  # stride-2 stem, stride-2 max pool (224 → 56)
-        channels = _as(net.conv1, nn.Conv2d).out_channels
+        channels = expect_type(net.conv1, nn.Conv2d).out_channels
         self.blocks: List[Tuple[PackedConv, PackedConv, PackedConv, Optional[PackedConv]]] = []
         for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
             for module in layer:
-                block = _as(module, Bottleneck)
+                block = expect_type(module, Bottleneck)
                 stride, width = block.conv2.stride[0], block.conv1.out_channels
                 shape_in = (batch, channels, side, side)
                 conv1 = PackedConv(block.conv1, shape_in, dtype, "relu")
@@ -102,7 +101,8 @@ class PackedResNet(nn.Module):
                 conv3 = PackedConv(block.conv3, (batch, width, side, side), dtype)
                 down = None
                 if block.downsample is not None:
-                    down = PackedConv(_as(_as(block.downsample, nn.Sequential)[0], nn.Conv2d), shape_in, dtype)
+                    branch = expect_type(block.downsample, nn.Sequential)
+                    down = PackedConv(expect_type(branch[0], nn.Conv2d), shape_in, dtype)
                 self.blocks.append((conv1, conv2, conv3, down))
                 channels = block.conv3.out_channels
 
@@ -121,9 +121,7 @@ class PackedEncoder(nn.Module):
 
     def __init__(self, encoder: ResnetEncoder, dtype: torch.dtype = torch.float32, batch: int = 8):
         super().__init__()
-        from decaenv.runtime.fast import _fold_resnet
-
-        self.trunk = PackedResNet(_fold_resnet(encoder.encoder), dtype, batch)
+        self.trunk = PackedResNet(fold_resnet(encoder.encoder), dtype, batch)
         self.head = copy.deepcopy(encoder.layers).eval()
         self.dtype = dtype
 
@@ -138,8 +136,6 @@ class PackedDetail(nn.Module):
 
     def __init__(self, generator: DetailGenerator, dtype: torch.dtype = torch.float32, batch: int = 8):
         super().__init__()
-        from decaenv.runtime.fast import FusedDetail
-
         fused = FusedDetail(generator)
         self.l1, self.init_size, self.out_scale, self.dtype = fused.l1, fused.init_size, fused.out_scale, dtype
         self.steps: List[Tuple[bool, PackedConv]] = []

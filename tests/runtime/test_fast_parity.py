@@ -7,7 +7,8 @@ import torch
 
 from decaenv.runtime.decoders import detail_latent
 from decaenv.runtime.encoders import split_codes
-from decaenv.runtime.fast import bf16_support, build_fast, fold_conv_bn
+from decaenv.runtime.fast import bf16_support, build_fast
+from decaenv.runtime.fold import fold_conv_bn
 
 EXACT = 1e-6
 
