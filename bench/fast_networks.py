@@ -1,6 +1,6 @@
 """DECA's three networks: eager fp32 (the floor) against the fast graphs, side by side in one process.
 
-    .venv/bin/python bench/fast_networks.py [--batch 8] [--graphs fused,freeze,compile] [--precisions fp32,bf16]
+    .venv/bin/python bench/fast_networks.py [--batch 8] [--graphs packed,fused,freeze,compile] [--precisions fp32,bf16]
 
 Each round times the eager forwards (E_flame + E_detail + D_detail) and then every fast variant on the same
 inputs, so all see the same machine load; the figure per variant is the median over rounds of its time
@@ -33,7 +33,7 @@ def _forward(nets, images, latent) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--graphs", default="fused,freeze,compile")
+    parser.add_argument("--graphs", default="packed,fused,freeze,compile")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)

@@ -15,6 +15,8 @@ ones the channels-last modules use; only the reorder and the elementwise passes 
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -27,14 +29,38 @@ from decaenv.runtime.fold import FusedDetail, expect_type, fold_resnet
 from decaenv.runtime.resnet import Bottleneck, ResNet50
 
 _POINTWISE = ("relu", "leaky_relu", "none")
+log = logging.getLogger("decaenv")
 
 
 def packed_available(device: torch.device) -> bool:
-    """Whether the packed graph can run here: a CPU device and a torch built with oneDNN's fused ops."""
+    """Whether the packed graph can run here: a CPU device, a torch built with oneDNN's fused ops, and those
+    ops computing what `nn.Conv2d` + ReLU computes on a small probe (checked once per process)."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
     ops = torch.ops.mkldnn
-    return all(hasattr(ops, name) for name in ("_convolution_pointwise", "_reorder_convolution_weight"))
+    if not all(hasattr(ops, name) for name in ("_convolution_pointwise", "_reorder_convolution_weight")):
+        return False
+    return _probe()
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> bool:
+    """One packed 3×3 convolution with its ReLU against the module pair (False on an error or a mismatch)."""
+    generator = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator))
+        x = torch.randn(2, 8, 10, 10, generator=generator).contiguous(memory_format=torch.channels_last)
+        try:
+            got = PackedConv(conv, (2, 8, 10, 10), torch.float32, "relu")(x)
+        except RuntimeError as exc:  # an op this torch/CPU build lacks at run time
+            log.info("packed graph unavailable: %s", " ".join(str(exc).split())[:200])
+            return False
+        expected = torch.relu(conv(x))
+    good = bool(torch.allclose(got, expected, rtol=1e-5, atol=1e-5))
+    if not good:
+        log.info("packed graph unavailable: its probe convolution disagrees with nn.Conv2d")
+    return good
 
 
 class PackedConv:

@@ -86,6 +86,14 @@ def test_packed_graph_is_the_default_on_this_cpu_and_refused_elsewhere(deca):
     assert isinstance(nets.E_flame, PackedEncoder) and nets.graph == "packed"
 
 
+def test_auto_falls_back_to_freeze_where_the_packed_probe_fails(monkeypatch):
+    from decaenv.runtime import fast_packed
+    from decaenv.runtime.fast import resolve_graph
+
+    monkeypatch.setattr(fast_packed, "_probe", lambda: False)  # e.g. a torch whose fused ops fail at run time
+    assert resolve_graph("auto", torch.device("cpu")) == "freeze"
+
+
 def test_packed_convolution_post_ops_match_the_modules():
     """Each fused post-op computes what the separate modules compute (ReLU, LeakyReLU, residual add + ReLU)."""
     from decaenv.runtime.fast_packed import PackedConv, packed_available
