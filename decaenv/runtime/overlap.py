@@ -2,8 +2,8 @@
 
 While the networks run on batch n, a thread reads, decodes, detects and crops batch n+1 and another writes
 batch n-1's files; at most one batch waits on each side, so memory does not grow with the run. Outcomes are
-reported in input order, from the calling thread. A codes-only run prepares its batches inline where the
-input thread does not pay (`overlap_pays`: two CPUs or fewer, no accelerator).
+reported in input order, from the calling thread. Where the input thread does not pay (`overlap_pays`: two
+CPUs or fewer, no accelerator) each batch is prepared inline, its items on every core (`input_workers`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
     """Whether preparing the next batch (read, decode, detect, crop) beside the networks makes a run faster: on
     an accelerator (the CPU is otherwise idle while it computes), or with more than two CPUs. With two or fewer,
     the networks' threads already use every core and the input thread only preempts them: a whole `--save codes`
-    run took 0.82-0.87x of the networks' eager floor with the input side inline against 0.89-0.94x overlapped
-    (docs/BENCHMARKS.md). Writing stays in its own thread either way."""
+    run took 0.82-0.87x of the networks' eager floor with the input side inline against 0.89-0.94x overlapped,
+    and with the inline side on two threads a `--save vis` run 1.08x against 1.19x (docs/BENCHMARKS.md).
+    Writing stays in its own thread either way."""
     if not device.startswith("cpu"):
         return True
     return (cpus if cpus is not None else usable_cpus()) > 2
