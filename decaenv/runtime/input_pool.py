@@ -51,4 +51,5 @@ class InputPool:
         return list(self._pool.map(fn, items))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Wait for the items in progress; items not started (an interrupted run) are dropped."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
