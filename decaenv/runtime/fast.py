@@ -52,12 +52,19 @@ def resolve_graph(graph: str, device: torch.device) -> str:
 
 
 class FastEncoder(nn.Module):
-    """A `ResnetEncoder` with folded BatchNorms, channels-last; the trunk in `dtype`, the MLP head in float32."""
+    """A `ResnetEncoder` with folded BatchNorms, channels-last; the trunk in `dtype`, the MLP head in float32.
 
-    def __init__(self, encoder: ResnetEncoder, dtype: torch.dtype = torch.float32):
+    Args:
+        trunk: the ResNet-50 to run instead of the folded channels-last module (the packed graph's
+            `PackedResNet`); it takes and returns what the folded module does.
+    """
+
+    def __init__(self, encoder: ResnetEncoder, dtype: torch.dtype = torch.float32, trunk: Optional[nn.Module] = None):
         super().__init__()
-        trunk = fold_resnet(encoder.encoder)
-        self.trunk = trunk.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
+        if trunk is None:
+            folded = fold_resnet(encoder.encoder)
+            trunk = folded.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
+        self.trunk = trunk
         self.head = copy.deepcopy(encoder.layers).eval()
         self.dtype = dtype
 
@@ -132,11 +139,11 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
         raise UsageError(f"torch {torch.__version__} has no torch.compile", hint="use the freeze graph")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     if graph == "packed":
-        from decaenv.runtime.fast_packed import PackedDetail, PackedEncoder
+        from decaenv.runtime.fast_packed import PackedDetail, PackedResNet
 
         return FastNetworks(
-            PackedEncoder(deca.E_flame, dtype),
-            PackedEncoder(deca.E_detail, dtype),
+            FastEncoder(deca.E_flame, dtype, PackedResNet(fold_resnet(deca.E_flame.encoder), dtype)),
+            FastEncoder(deca.E_detail, dtype, PackedResNet(fold_resnet(deca.E_detail.encoder), dtype)),
             PackedDetail(deca.D_detail, dtype),
             precision,
             graph,

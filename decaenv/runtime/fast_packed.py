@@ -14,7 +14,6 @@ ones the channels-last modules use; only the reorder and the elementwise passes 
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 from typing import List, Optional, Sequence, Tuple
@@ -24,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from decaenv.runtime.decoders import DetailGenerator
-from decaenv.runtime.encoders import ResnetEncoder
-from decaenv.runtime.fold import FusedDetail, expect_type, fold_resnet
+from decaenv.runtime.fold import FusedDetail, expect_type
 from decaenv.runtime.resnet import Bottleneck, ResNet50
 
 _POINTWISE = ("relu", "leaky_relu", "none")
@@ -140,21 +138,6 @@ class PackedResNet(nn.Module):
             residual = x if down is None else down(x)
             x = conv3.add_relu_(conv2(conv1(x)), residual)
         return torch.flatten(F.avg_pool2d(x, kernel_size=7, stride=1), 1)
-
-
-class PackedEncoder(nn.Module):
-    """A `ResnetEncoder`: packed trunk in `dtype`, the MLP head in float32."""
-
-    def __init__(self, encoder: ResnetEncoder, dtype: torch.dtype = torch.float32, batch: int = 8):
-        super().__init__()
-        self.trunk = PackedResNet(fold_resnet(encoder.encoder), dtype, batch)
-        self.head = copy.deepcopy(encoder.layers).eval()
-        self.dtype = dtype
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 3, 224, 224) float32 → (B, outsize) float32."""
-        x = images.to(dtype=self.dtype).contiguous(memory_format=torch.channels_last)
-        return self.head(self.trunk(x).float())
 
 
 class PackedDetail(nn.Module):

@@ -73,7 +73,7 @@ def test_fast_graphs_accept_any_batch_size(deca, crops, eager, graph):
 def test_packed_graph_is_the_default_on_this_cpu_and_refused_elsewhere(deca):
     from decaenv.errors import UsageError
     from decaenv.runtime.fast import resolve_graph
-    from decaenv.runtime.fast_packed import PackedEncoder, packed_available
+    from decaenv.runtime.fast_packed import PackedResNet, packed_available
 
     cpu = torch.device("cpu")
     assert packed_available(cpu) == torch.backends.mkldnn.is_available()
@@ -83,7 +83,7 @@ def test_packed_graph_is_the_default_on_this_cpu_and_refused_elsewhere(deca):
     with pytest.raises(UsageError, match="packed graph needs a CPU"):
         resolve_graph("packed", torch.device("cuda"))
     nets = build_fast(deca, "fp32", "packed")
-    assert isinstance(nets.E_flame, PackedEncoder) and nets.graph == "packed"
+    assert isinstance(nets.E_flame.trunk, PackedResNet) and nets.graph == "packed"
 
 
 def test_auto_falls_back_to_freeze_where_the_packed_probe_fails(monkeypatch):
