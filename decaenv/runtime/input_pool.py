@@ -13,6 +13,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Sequence, TypeVar
 
+#: Seconds the workers and the caller wait for each other at start-up (a thread that cannot start must not
+#: leave the others waiting for ever).
+_START_TIMEOUT = 60.0
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -22,7 +26,7 @@ def _one_torch_thread(barrier: threading.Barrier) -> None:
 
     torch.get_num_threads()  # torch sets a thread's count from the process-wide one on first use: let that happen
     torch.set_num_threads(1)  # now, or it would undo this later
-    barrier.wait()  # every worker starts now, so none is created later with another thread count
+    barrier.wait(timeout=_START_TIMEOUT)  # every worker starts now, none later with another thread count
 
 
 class InputPool:
@@ -41,10 +45,16 @@ class InputPool:
         own = torch.get_num_threads()
         barrier = threading.Barrier(workers + 1)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decaenv-prepare")
-        for _ in range(workers):
-            self._pool.submit(_one_torch_thread, barrier)
-        barrier.wait()
-        torch.set_num_threads(own)  # the process-wide default that threads created later start from
+        try:
+            for _ in range(workers):
+                self._pool.submit(_one_torch_thread, barrier)
+            barrier.wait(timeout=_START_TIMEOUT)
+        except BaseException:  # e.g. "can't start new thread": release the started ones, then raise
+            barrier.abort()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            torch.set_num_threads(own)  # the process-wide default that threads created later start from
 
     def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> List[_R]:
         """[fn(item) for item in items], computed on the workers, in order; the first exception is raised."""

@@ -57,6 +57,28 @@ def test_results_in_order_and_the_first_error_raised():
         InputPool(1)
 
 
+def test_a_worker_that_cannot_start_fails_the_pool_without_leaving_threads(monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor as Executor
+
+    submitted = []
+    real_submit = Executor.submit
+
+    def submit(self, fn, *args, **kwargs):
+        if submitted:
+            raise RuntimeError("can't start new thread")
+        submitted.append(fn)
+        return real_submit(self, fn, *args, **kwargs)
+
+    before = threading.active_count()
+    monkeypatch.setattr(Executor, "submit", submit)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        InputPool(2)
+    assert time.monotonic() - start < 10  # the started worker was released, not waited for until a timeout
+    assert threading.active_count() == before
+
+
 def test_how_many_workers_prepare_items():
     assert input_workers("cpu", input_in_thread=False, cpus=2) == 2  # inline on a small CPU: both cores
     assert input_workers("cpu", input_in_thread=True, cpus=16) == 1  # beside CPU networks: they use the cores
