@@ -110,6 +110,9 @@ class Fetcher:
         self._env: Optional[downloaders.Env] = None
         self._creds: Dict[str, Credentials] = {}
         self._invalid: Dict[str, str] = {}  # entry id -> why the file found at its destination is bad
+        # source key -> a downloaded archive kept while `fetch` runs, for the other entries it holds a member of
+        # (facenet-pytorch's wheel holds all three MTCNN files: one download, three extractions)
+        self._archives: Optional[Dict[str, Staging]] = None
 
     # -- shared pieces ------------------------------------------------------------------------------
     def env(self) -> downloaders.Env:
@@ -138,16 +141,22 @@ class Fetcher:
         """Fetch each entry (failures are reported per entry, never abort the others)."""
         self.store.ensure(create_parents=self.options.create_parents)
         results = []
-        for entry in entries:
-            started = time.monotonic()
-            try:
-                result = self.fetch_one(entry)
-            except (DecaenvError, OSError) as exc:
-                error = exc if isinstance(exc, DecaenvError) else os_error(exc, entry.path(self.store.root))
-                result = FileResult(entry, "failed", error=error)
-                result.status = self._safe_status(entry)
-            result.seconds = time.monotonic() - started
-            results.append(result)
+        self._archives = {}
+        try:
+            for entry in entries:
+                started = time.monotonic()
+                try:
+                    result = self.fetch_one(entry)
+                except (DecaenvError, OSError) as exc:
+                    error = exc if isinstance(exc, DecaenvError) else os_error(exc, entry.path(self.store.root))
+                    result = FileResult(entry, "failed", error=error)
+                    result.status = self._safe_status(entry)
+                result.seconds = time.monotonic() - started
+                results.append(result)
+        finally:
+            kept, self._archives = self._archives, None
+            for staging in kept.values():
+                staging.discard()
         return results
 
     def _safe_status(self, entry: Entry) -> Optional[FileStatus]:
@@ -276,6 +285,9 @@ class Fetcher:
         dest = entry.path(self.store.root)
         staged_as = dest.with_name(source.archive) if source.archive else dest
         key = downloaders.source_key(source)
+        kept = self._archives.get(key) if source.archive and self._archives is not None else None
+        if kept is not None and kept.path.is_file():
+            return self._from_kept_archive(entry, source, kept, key)
         staging = self.store.adopt_partial(staged_as, key) or self.store.new_staging(staged_as, source=key)
         if staging.size():
             self.options.on_event(
@@ -316,7 +328,7 @@ class Fetcher:
         if transfer.restarted:
             result.notes.append("the server ignored the resume request: downloaded from the start")
         if source.archive:
-            final, digest, size = self._extract(entry, source, staging)
+            final, digest, size = self._extract(entry, source, staging, keep_as=key)
             result.notes.append(f"extracted {source.member} from {source.archive}")
         else:
             final, digest, size = staging, transfer.sha256, transfer.size
@@ -395,8 +407,17 @@ class Fetcher:
                     text = text.replace(secret, "***")
         return text
 
-    def _extract(self, entry: Entry, source: Source, staging: Staging):
-        """Pull the entry's member out of a staged archive into a second staging file beside the destination."""
+    def _from_kept_archive(self, entry: Entry, source: Source, kept: Staging, key: str) -> FileResult:
+        """The entry's member from an archive already downloaded in this run (nothing is downloaded again)."""
+        result = FileResult(entry, "downloaded", source=source.download_url, bytes=0)
+        final, digest, size = self._extract(entry, source, kept, keep_as=key)
+        result.notes.append(f"extracted {source.member} from {source.archive} (downloaded once in this run)")
+        self.install(entry, final, digest, size, result, origin=result.source or "")
+        return result
+
+    def _extract(self, entry: Entry, source: Source, staging: Staging, keep_as: str = ""):
+        """Pull the entry's member out of a staged archive into a second staging file beside the destination.
+        The archive is then discarded, or kept for the rest of the run under `keep_as` while `fetch` runs."""
         dest = entry.path(self.store.root)
         member_stage = self.store.new_staging(dest, source=f"archive:{source.archive}")
         try:
@@ -416,8 +437,13 @@ class Fetcher:
                 digest, size = archive.extract(name, member_stage.path, limit=member_limit(entry))
         except DecaenvError as exc:
             member_stage.discard()
+            if self._archives is not None:
+                self._archives.pop(keep_as, None)
             raise self._after_failure(exc, staging, entry) from None
-        staging.discard()
+        if keep_as and self._archives is not None:
+            self._archives[keep_as] = staging
+        else:
+            staging.discard()
         return member_stage, digest, size
 
     # -- install ------------------------------------------------------------------------------------
