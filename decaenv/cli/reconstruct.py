@@ -221,6 +221,9 @@ def _run_with_progress(runner, console, show: bool = True):
     from decaenv.runtime.inputs import estimate_total
 
     total = estimate_total(runner.options.inputs)
+    shard = runner.options.shard
+    if total is not None and shard is not None:
+        total = shard.share(total)  # the bar counts this shard's items
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True, disable=console.quiet or not show) as progress:
         task = progress.add_task("reconstructing", total=total)

@@ -35,6 +35,10 @@ class Shard:
         """Whether item `position` of the sorted input list belongs to this shard."""
         return position % self.count == self.index
 
+    def share(self, total: int) -> int:
+        """How many of `total` items (positions 0 … total-1) belong to this shard."""
+        return max(0, (total - self.index + self.count - 1) // self.count)
+
     @property
     def suffix(self) -> str:
         """File-name part that keeps shards apart: "" for the whole job, "-K-of-N" otherwise."""

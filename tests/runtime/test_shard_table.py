@@ -41,6 +41,14 @@ def test_shard_k_of_n_partitions_every_position():
     assert parse_shard(None) is None
 
 
+def test_a_shard_knows_its_share_of_the_items():
+    for count in (1, 2, 3, 7):
+        for total in (0, 1, 5, 20, 21):
+            shares = [Shard(k, count).share(total) for k in range(count)]
+            assert shares == [sum(Shard(k, count).owns(p) for p in range(total)) for k in range(count)]
+            assert sum(shares) == total
+
+
 @pytest.mark.parametrize("bad", ["3/3", "-1/2", "1/0", "a/b", "2", "1/2/3"])
 def test_bad_shard_is_a_usage_error(bad):
     with pytest.raises(UsageError):
@@ -275,3 +283,28 @@ def test_shards_hold_separate_output_locks(tmp_path):
         with pytest.raises(UsageError, match="in use"):
             with OutputLock(tmp_path, scope="-0-of-2"):
                 pass
+
+
+def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from decaenv.cli import reconstruct as command
+
+    for k in range(5):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"p{k}.png")
+    totals = []
+    add_task = Progress.add_task
+
+    def recording(self, description, *args, total=None, **kwargs):
+        totals.append(total)
+        return add_task(self, description, *args, total=total, **kwargs)
+
+    monkeypatch.setattr(Progress, "add_task", recording)
+    for shard, expected in ((None, 5), (Shard(0, 2), 3), (Shard(1, 2), 2)):
+        runner = SimpleNamespace(options=SimpleNamespace(inputs=[tmp_path], shard=shard), run=lambda on_item: "ran")
+        assert command._run_with_progress(runner, Console(file=io.StringIO())) == "ran"
+        assert totals[-1] == expected
