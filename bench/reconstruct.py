@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,15 @@ def _timed_runner(base):
 
 
 def child(args) -> None:
+    """One configuration in a scratch output folder, removed afterwards (see `_child`)."""
+    out = Path(tempfile.mkdtemp(prefix="decaenv-bench-out-"))
+    try:
+        _child(args, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _child(args, out: Path) -> None:
     """One configuration: load, warm up, reconstruct the images, time the floor; print JSON."""
     import resource
 
@@ -93,7 +103,6 @@ def child(args) -> None:
     from decaenv.runtime.timing import StageTimer
 
     images = sorted(Path(args.images).iterdir())
-    out = Path(tempfile.mkdtemp(prefix="decaenv-bench-out-"))
     options = ReconstructOptions(
         inputs=[Path(args.images)],
         out_dir=out,
@@ -257,6 +266,14 @@ def main() -> int:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     work = Path(tempfile.mkdtemp(prefix="decaenv-bench-"))
+    try:  # what the benchmark generates (synthetic data dir ~270 MB, images) goes when it ends
+        return _measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(args, work: Path) -> int:
+    """Generate what is missing into `work`, run each batch size in its own process, report."""
     if not args.data_dir:
         from decaenv.selftest import SelftestOptions, find_public_topology
         from decaenv.synthetic import make_assets
