@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -207,8 +208,7 @@ def _report(rows) -> None:
     )
     ratio = last["seconds"] / max(1, last["images"]) / max(1e-9, last["floor_per_image"])
     last["ratio_to_floor"] = ratio
-    pairs = sorted(last["paired_ratios"])
-    paired = pairs[len(pairs) // 2] if len(pairs) % 2 else (pairs[len(pairs) // 2 - 1] + pairs[len(pairs) // 2]) / 2
+    paired = statistics.median(last["paired_ratios"])
     last["paired_median"] = paired
     listed = ", ".join(f"{r:.2f}" for r in last["paired_ratios"])
     print(

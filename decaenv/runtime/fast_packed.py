@@ -69,9 +69,9 @@ class PackedConv:
             raise ValueError(f"unsupported post-op {post!r}")
         if conv.bias is None:
             raise ValueError("packed convolutions need a bias (fold the BatchNorm first)")
-        self.padding = [int(p) for p in conv.padding] if not isinstance(conv.padding, str) else None
-        if self.padding is None:
+        if isinstance(conv.padding, str):
             raise ValueError("string padding is not supported")
+        self.padding = [int(p) for p in conv.padding]
         self.stride, self.dilation, self.groups = list(conv.stride), list(conv.dilation), conv.groups
         weight = conv.weight.detach().to(dtype)
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(

@@ -24,17 +24,10 @@ def face_vertices(attributes: torch.Tensor, faces: torch.Tensor) -> torch.Tensor
         (B, F, 3, D).
     """
     batch, _, dim = attributes.shape
-    if faces.dim() == 2:
-        return corner_values(attributes, faces)
+    if faces.dim() == 2:  # one index_select: several times faster on CPU than `attributes[:, faces]`
+        return attributes.index_select(1, faces.reshape(-1)).view(batch, *faces.shape, dim)
     idx = faces.reshape(batch, -1, 1).expand(-1, -1, dim)
     return torch.gather(attributes, 1, idx).view(batch, faces.shape[1], 3, dim)
-
-
-def corner_values(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """`values[:, index]` for an (N, K) int64 index shared by the batch: (B, V, D) → (B, N, K, D), as one
-    `index_select` (several times faster on CPU than advanced indexing with a 2-D index)."""
-    flat = values.index_select(1, index.reshape(-1))
-    return flat.view(values.shape[0], *index.shape, values.shape[2])
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -47,7 +40,7 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         (B, V, 3) unit normals (zero for unreferenced vertices).
     """
     batch, n_vertices = vertices.shape[:2]
-    corners = corner_values(vertices, faces)  # (B, F, 3, 3)
+    corners = face_vertices(vertices, faces)  # (B, F, 3, 3)
     a, b, c = corners[:, :, 0], corners[:, :, 1], corners[:, :, 2]
     normals = torch.zeros_like(vertices)
     # One index_add over the concatenation adds in the same order as DECA's three calls (corner 1, 2, 0).

@@ -438,8 +438,9 @@ class Reconstructor:
         """Input side of one batch (in the input thread, or inline): ([prepared], [outcomes to report], in
         input order). Items are prepared on the input pool's threads when there is one."""
         pool = self._input_pool
-        results = pool.map(self._prepare_one, batch) if pool is not None and len(batch) > 1 else None
-        if results is None:
+        if pool is not None and len(batch) > 1:
+            results = pool.map(self._prepare_one, batch)
+        else:
             results = [self._prepare_one(entry) for entry in batch]
         prepared = [p for p, _ in results if p is not None]
         return prepared, [outcome for _, outcomes in results for outcome in outcomes]

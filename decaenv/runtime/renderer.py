@@ -134,7 +134,7 @@ class Renderer(nn.Module):
         """
         texels, vertex_ids, bary = self.uv_sampler(vertices.device)
         batch, dim = vertices.shape[0], vertices.shape[2]
-        gathered = mesh.corner_values(vertices, vertex_ids)  # (B, N, 3, D)
+        gathered = mesh.face_vertices(vertices, vertex_ids)  # (B, N, 3, D): each texel's triangle corners
         values = (bary.to(vertices.dtype)[None, :, :, None] * gathered).sum(dim=-2)  # (B, N, D)
         out = vertices.new_zeros(batch, self.uv_size * self.uv_size, dim)
         out[:, texels] = values

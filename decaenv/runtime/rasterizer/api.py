@@ -209,13 +209,12 @@ def interpolate(fragments: Fragments, face_attributes: torch.Tensor) -> torch.Te
     # Only covered pixels are gathered and weighted (a face crop leaves about half of them empty); each is
     # bary_0·a_0 + bary_1·a_1 + bary_2·a_2 summed in that order, as the sum over the corner axis does.
     pixels = covered.reshape(-1).nonzero().squeeze(1)  # flat (b, y, x) indices
-    rows = torch.div(pixels, h * w, rounding_mode="floor") * n_faces + p2f.reshape(-1)[pixels]
+    batch_of, plane = torch.div(pixels, h * w, rounding_mode="floor"), pixels % (h * w)
+    rows = batch_of * n_faces + p2f.reshape(-1)[pixels]
     corners = attrs.reshape(b * n_faces, 3, d).index_select(0, rows)  # (N, 3, D)
     weights = bary.reshape(-1, 3).index_select(0, pixels).to(attrs.dtype)[:, :, None]  # (N, 3, 1)
     out = attrs.new_zeros(b, d + 1, h * w)
     values = (weights * corners).sum(dim=1)  # (N, D)
-    plane = pixels % (h * w)
-    batch_of = torch.div(pixels, h * w, rounding_mode="floor")
     out.permute(0, 2, 1)[batch_of, plane, :d] = values
     out[:, d] = covered.reshape(b, h * w).to(attrs.dtype)
     return out.view(b, d + 1, h, w)
