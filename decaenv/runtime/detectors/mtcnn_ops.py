@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
 #: MTCNN's input normalisation: (pixel - MEAN) / STD; pixels outside the image count as 0 after it.
@@ -20,9 +21,11 @@ NMS_BLOCK = 1024
 class SummedAreaTable:
     """Integer summed-area table of an (H, W, 3) uint8 image, in a buffer reused while the image size stays.
 
-    Layout (W + 1, H + 1, 3): both cumulative sums then run along a middle dimension, which torch's CPU
-    cumsum does an order of magnitude faster than along the outer one. Sums are exact (int32 up to 8.4 M
-    pixels, int64 beyond).
+    Layout (H + 1, W + 1, 3), a zero first row and column; the corner sum at (row, col) is at flat row
+    `table_rows(row, col, W)` of its (·, 3) view. The sums along W run as one torch cumsum (a middle dimension,
+    which torch's CPU kernel scans fast); those along H, on a CPU, as one vectorised row addition per image row
+    (torch scans an outer dimension an order of magnitude slower): the fill takes ~1 ms for a 512×512 photo
+    instead of ~3. Sums are exact (int32 up to 8.4 M pixels, int64 beyond).
     """
 
     def __init__(self) -> None:
@@ -38,12 +41,23 @@ class SummedAreaTable:
         table = self._buffers.get(key)
         if table is None or table.dtype != dtype:
             self._buffers.clear()  # one size at a time: a video keeps one buffer, a folder of photos no pile-up
-            table = torch.zeros(w + 1, h + 1, 3, dtype=dtype, device=image.device)
+            table = torch.zeros(h + 1, w + 1, 3, dtype=dtype, device=image.device)
             self._buffers[key] = table
-        table[1:, 1:] = torch.cumsum(image, 1, dtype=dtype).transpose(0, 1)  # along W, stored (W, H, 3)
-        torch.cumsum(table, 1, out=table)  # along H, in place (the zero first row and column stay zero)
+        table[1:, 1:] = image
+        torch.cumsum(table, 1, out=table)  # along W, in place (the zero first row and column stay zero)
+        if table.device.type == "cpu":
+            rows = table.numpy()  # the same memory
+            for r in range(2, h + 1):  # along H: each row adds the finished one above it
+                np.add(rows[r], rows[r - 1], out=rows[r])
+        else:
+            torch.cumsum(table, 0, out=table)
         self.table, self.height, self.width = table, h, w
         return self
+
+
+def table_rows(rows: torch.Tensor, cols: torch.Tensor, width: int) -> torch.Tensor:
+    """Flat rows of a `SummedAreaTable`'s (·, 3) view for corner positions (row, col) of a W = `width` image."""
+    return rows * (width + 1) + cols
 
 
 def _bounds(start: torch.Tensor, extent: torch.Tensor, out: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -71,9 +85,9 @@ def area_resize(sat: SummedAreaTable, boxes: torch.Tensor, out_h: int, out_w: in
     inside = (r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]  # pixels of each cell that lie in the image
     table = sat.table
     assert table is not None, "fill the summed-area table first"
-    # the four corners of every cell, gathered at once: row index col · (H + 1) + row of the (·, 3) table
-    cols = torch.stack([c1, c1, c0, c0]) * (sat.height + 1)
-    index = cols[:, :, None, :] + torch.stack([r1, r0, r1, r0])[:, :, :, None]  # (4, N, out_h, out_w)
+    # the four corners of every cell, gathered at once
+    rows = torch.stack([r1, r0, r1, r0])[:, :, :, None]
+    index = table_rows(rows, torch.stack([c1, c1, c0, c0])[:, :, None, :], sat.width)  # (4, N, out_h, out_w)
     corners = table.view(-1, 3).index_select(0, index.view(-1)).view(4, *index.shape[1:], 3)
     sums = corners[0] - corners[1] - corners[2] + corners[3]  # exact integers, < 2**24 for cells under 256²
     mean = (sums.to(torch.float32) - MEAN * inside[..., None]) / (STD * area[..., None])

@@ -16,7 +16,7 @@ from typing import List, Tuple
 
 import torch
 
-from decaenv.runtime.detectors.mtcnn_ops import MEAN, STD, SummedAreaTable, _bounds
+from decaenv.runtime.detectors.mtcnn_ops import MEAN, STD, SummedAreaTable, _bounds, table_rows
 
 #: P-Net looks at 12×12 windows; a face of MIN_FACE pixels is scaled to that size at the first level.
 CELL, MIN_FACE, FACTOR = 12, 20, 0.709
@@ -90,8 +90,8 @@ class PyramidPlan:
         for k, ((h, w), (y, x)) in enumerate(zip(sizes, offsets)):
             r0, r1 = (t[0] for t in _bounds(whole, torch.tensor([height]), h))
             c0, c1 = (t[0] for t in _bounds(whole, torch.tensor([width]), w))
-            cols = torch.stack([c1, c1, c0, c0]) * (height + 1)
-            index[:, y : y + h, x : x + w] = cols[:, None, :] + torch.stack([r1, r0, r1, r0])[:, :, None]
+            rows, cols = torch.stack([r1, r0, r1, r0])[:, :, None], torch.stack([c1, c1, c0, c0])[:, None, :]
+            index[:, y : y + h, x : x + w] = table_rows(rows, cols, width)
             area[y : y + h, x : x + w] = ((r1 - r0)[:, None] * (c1 - c0)[None, :]).float()
             inside[y : y + h, x : x + w] = area[y : y + h, x : x + w]
             mask[y : y + h - 2, x : x + w - 2] = 0.0
