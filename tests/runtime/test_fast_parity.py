@@ -117,6 +117,27 @@ def test_packed_convolution_post_ops_match_the_modules():
         PackedConv(torch.nn.Conv2d(3, 4, 1, bias=False), (1, 3, 8, 8), torch.float32)
 
 
+def test_packed_detail_decodes_in_chunks_with_the_same_numbers(deca, eager):
+    """The packed detail decoder runs a few images at a time (its 256×256 activations stay within
+    CHUNK_BYTES); the chunks change no number: any chunk size gives the whole batch's result bit for bit."""
+    from decaenv.runtime.fast_packed import CHUNK_BYTES, PackedDetail, packed_available
+
+    if not packed_available(torch.device("cpu")):
+        pytest.skip("torch without oneDNN")
+    decoder = PackedDetail(deca.D_detail, torch.float32)
+    assert decoder.chunk == CHUNK_BYTES // (32 * 256 * 256 * 4) == 2  # DECA's largest layer: 32 × 256² float32
+    assert PackedDetail(deca.D_detail, torch.bfloat16).chunk == 4
+    latent = detail_latent(eager[0]["pose"], eager[0]["exp"], eager[0]["detail"])
+    latent = torch.cat([latent, latent.flip(0)[:2]])  # 5 items: two full chunks and a ragged one
+    with torch.no_grad():
+        chunked = decoder(latent)
+        decoder.chunk = 5
+        whole = decoder(latent)
+    assert chunked.shape == (5, 1, 256, 256) and chunked.is_contiguous()
+    assert torch.equal(chunked, whole)
+    assert rel(whole[:3], eager[2]) <= 1e-5
+
+
 @pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the packed exact-mode parity
 def test_deca_accelerate_routes_encode_and_detail(deca, crops, eager):
     try:
