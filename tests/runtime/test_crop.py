@@ -44,6 +44,20 @@ def test_warp_equals_skimage_on_the_whole_image(box, kind):
     assert np.abs(c.image - ref.astype(np.float32)).max() < 1e-6
 
 
+@pytest.mark.parametrize(
+    "tform",
+    [
+        [[0.9, 0.2, -40.0], [-0.15, 1.1, -20.0], [0.0, 0.0, 1.0]],  # affine, not a similarity
+        [[0.8, 0.1, -30.0], [0.05, 0.9, -25.0], [2e-4, -1e-4, 1.0]],  # projective
+    ],
+)
+def test_warp_crop_equals_skimage_for_any_transform(tform):
+    image = skimage.data.astronaut()
+    tform = np.array(tform)
+    ref = warp(image / 255.0, np.linalg.inv(tform), output_shape=(224, 224)).transpose(2, 0, 1)
+    assert np.abs(crop.warp_crop(image, tform) - ref.astype(np.float32)).max() < 1e-6
+
+
 def test_crop_entirely_outside_is_black():
     c = crop.make_crop(np.full((64, 64, 3), 200, np.uint8), (1000, 1000, 1100, 1100), "bbox", "test")
     assert not c.image.any()
