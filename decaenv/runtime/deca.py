@@ -26,7 +26,7 @@ from decaenv.runtime.config import TEX_TYPES, DecaConfig, get_cfg_defaults
 from decaenv.runtime.decoders import DetailGenerator, detail_latent
 from decaenv.runtime.encoders import ResnetEncoder, split_codes
 from decaenv.runtime.timing import StageTimer, maybe_stage
-from decaenv.runtime.vis import tensor_vis_landmarks, visualize_grid
+from decaenv.runtime.vis import visualize_grid, with_landmark_panels
 
 if TYPE_CHECKING:
     from decaenv.runtime.fast import FastNetworks
@@ -374,6 +374,7 @@ class DECA(nn.Module):
         vis_lmk: bool = True,
         return_vis: bool = True,
         texture: bool = True,
+        landmark_panels: bool = True,
     ):
         """Renders, landmark visibility, shape images and texture extraction (deca-spec §6.3b steps 6, 8-11).
 
@@ -381,6 +382,9 @@ class DECA(nn.Module):
             geometry: `geometry()` output, already in the image space of `images` (crop or original).
             detail: `detail()` output or None. images: (B, 3, h, w) the image rendered over.
             texture: also extract `uv_texture_gt` (DECA does it with `return_vis`).
+            landmark_panels: draw the visdict's landmark panels now; False leaves them to the caller
+                (`vis.with_landmark_panels` with geometry's landmarks2d and opdict's landmarks3d: the pipeline
+                draws them in its writing thread).
         Returns:
             (opdict additions, visdict or None).
         """
@@ -415,16 +419,13 @@ class DECA(nn.Module):
                 out["uv_texture_gt"] = self.extract_texture(images, trans_verts, detail)
             if not return_vis:
                 return out, None
-            visdict = {
-                "inputs": images,
-                "landmarks2d": tensor_vis_landmarks(images, geometry["landmarks2d"]),
-                "landmarks3d": tensor_vis_landmarks(images, landmarks3d),
-                "shape_images": views["shape_images"],
-            }
+            visdict = {"inputs": images, "shape_images": views["shape_images"]}
             if "shape_detail_images" in views:
                 visdict["shape_detail_images"] = views["shape_detail_images"]
             if self.flametex is not None:
                 visdict["rendered_images"] = ops.images
+            if landmark_panels:
+                visdict = with_landmark_panels(visdict, geometry["landmarks2d"], landmarks3d)
             return out, visdict
 
     def extract_texture(

@@ -580,7 +580,14 @@ class Reconstructor:
             panels = "vis" in self.kinds or "images" in self.kinds
             texture = any(k in self.kinds for k in ("obj", "detail-obj", "mat", "detail-uv", "glb", "ply"))
             additions, visdict = deca.views(
-                geometry, detail, codedict["images"], size, size, return_vis=panels, texture=texture
+                geometry,
+                detail,
+                codedict["images"],
+                size,
+                size,
+                return_vis=panels,
+                texture=texture,
+                landmark_panels=False,  # drawn by `_save_batch`, in the writing thread
             )
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}
             opdict.update({k: detail[k] for k in ("uv_texture", "normals", "uv_detail_normals", "displacement_map")})
@@ -597,6 +604,7 @@ class Reconstructor:
             "detail": detail,
             "opdict": opdict,
             "visdict": visdict,
+            "panel_landmarks": (geometry["landmarks2d"], additions["landmarks3d"]),
             "depth": depth,
         }
 
@@ -633,6 +641,7 @@ class Reconstructor:
         from decaenv.runtime.writers import OutputSet, write_item
 
         ctx = item_context(name, item, crop)
+        self._draw_landmark_panels(result)
         try:
             orig = None
             if self.options.render_orig and ("vis" in self.kinds or "images" in self.kinds):
@@ -660,6 +669,17 @@ class Reconstructor:
         return ItemOutcome(
             name, item.label, "ok", "", [str(p.relative_to(self.out_dir)) for p in written], crop=crop.source
         )
+
+
+    def _draw_landmark_panels(self, result) -> None:
+        """Draw the batch's landmark panels into its visdict, once (`run_model` leaves them to the first item
+        saved: serial Python drawing, which in the writing thread overlaps the next batch's networks)."""
+        landmarks = result.pop("panel_landmarks", None)
+        if landmarks is not None and result["visdict"] is not None:
+            from decaenv.runtime.vis import with_landmark_panels
+
+            with self.timer.stage("save"):
+                result["visdict"] = with_landmark_panels(result["visdict"], *landmarks)
 
 
 class ModelOptions(Protocol):

@@ -67,6 +67,20 @@ def tensor_vis_landmarks(images: torch.Tensor, landmarks: torch.Tensor) -> torch
     return out
 
 
+def with_landmark_panels(
+    visdict: Mapping[str, torch.Tensor], landmarks2d: torch.Tensor, landmarks3d: torch.Tensor
+) -> Dict[str, torch.Tensor]:
+    """`visdict` (its "inputs" first) with DECA's two landmark panels drawn on the inputs, in DECA's panel order:
+    inputs, landmarks2d, landmarks3d, then the rest. landmarks: (B, 68, 2 | 3 | 4) normalised (see
+    `tensor_vis_landmarks`)."""
+    images = visdict["inputs"]
+    panels = {"inputs": images}
+    panels["landmarks2d"] = tensor_vis_landmarks(images, landmarks2d)
+    panels["landmarks3d"] = tensor_vis_landmarks(images, landmarks3d)
+    panels.update((k, v) for k, v in visdict.items() if k not in panels)
+    return panels
+
+
 def tensor2image(tensor: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] → (H, W, 3) uint8 RGB: ×255, clamp, truncating cast (DECA's `tensor2image`,
     without its BGR swap)."""

@@ -295,3 +295,51 @@ def test_a_renderer_given_a_name_resolves_it_once_per_device_type(deca, syntheti
     assert renderer.backend_for(torch.device("cpu")) is first and first.name == "torch"
     assert renderer.rasterize(torch.zeros(1, topology.faces.max() + 1, 3), 8, 8).backend == "torch"
     assert deca.render.backend_for(torch.device("cpu")) is deca.rasterizer
+
+
+def test_landmark_panels_drawn_later_are_the_same_panels(deca, decoded):
+    """`views(landmark_panels=False)` + `with_landmark_panels` (what the pipeline does, in its writing thread)
+    gives DECA's visdict: the same panels, in the same order."""
+    from decaenv.runtime.vis import with_landmark_panels
+
+    codedict, _, _, _ = decoded
+    with torch.no_grad():
+        geometry = deca.geometry(codedict)
+        detail = deca.detail(codedict, geometry["verts"], geometry["albedo"])
+        additions, now = deca.views(geometry, detail, codedict["images"], 224, 224, texture=False)
+        _, later = deca.views(geometry, detail, codedict["images"], 224, 224, texture=False, landmark_panels=False)
+    assert list(later) == ["inputs", "shape_images", "shape_detail_images"]
+    later = with_landmark_panels(later, geometry["landmarks2d"], additions["landmarks3d"])
+    assert list(later) == list(now) == ["inputs", "landmarks2d", "landmarks3d", "shape_images", "shape_detail_images"]
+    assert all(torch.equal(later[k], now[k]) for k in now)
+    assert not torch.equal(now["landmarks2d"], now["inputs"])  # something was drawn
+
+
+def test_a_run_writes_the_vis_grid_with_its_landmark_panels(deca, tmp_path):
+    """The pipeline leaves the landmark panels to its writer: the saved grid is DECA's five panels, and a
+    direct `save` after `run_model` (the self-test's way) draws them too."""
+    import skimage.data
+    from PIL import Image
+
+    from decaenv.runtime.inputs import Item
+    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.vis import visualize_grid
+
+    photo = tmp_path / "face.png"
+    Image.fromarray(skimage.data.astronaut()).resize((256, 256)).save(photo)
+    options = ReconstructOptions(inputs=[photo], out_dir=tmp_path / "out", iscrop=False, save=["vis"], device="cpu")
+    runner = Reconstructor(options, deca=deca)
+    prepared = runner.prepare(Item(name="face", source=photo), lambda outcome: None)
+    result = runner.run_model([prepared])
+    assert "landmarks2d" not in result["visdict"]
+    outcome = runner.save(result, 0, *prepared)
+    assert outcome.status == "ok" and "panel_landmarks" not in result
+    assert list(result["visdict"])[:3] == ["inputs", "landmarks2d", "landmarks3d"]
+    with torch.no_grad():
+        _, reference = deca.views(
+            result["geometry"], result["detail"], result["codedict"]["images"], 224, 224, texture=False
+        )
+    expected = visualize_grid({k: v[:1] for k, v in reference.items()})
+    written = np.asarray(Image.open(tmp_path / "out" / "face_vis.jpg").convert("RGB")).astype(int)
+    assert written.shape == expected.shape == (224, 5 * 224, 3)
+    assert np.abs(written - expected).mean() < 2  # JPEG quality 95
