@@ -587,7 +587,7 @@ class Reconstructor:
                 size,
                 return_vis=panels,
                 texture=texture,
-                landmark_panels=False,  # drawn by `_save_batch`, in the writing thread
+                landmark_panels=False,  # drawn when the batch is saved (`_draw_landmark_panels`), in the writing thread
             )
             opdict = {k: geometry[k] for k in ("verts", "trans_verts", "landmarks2d", "landmarks3d_world")}
             opdict.update({k: detail[k] for k in ("uv_texture", "normals", "uv_detail_normals", "displacement_map")})
@@ -669,7 +669,6 @@ class Reconstructor:
         return ItemOutcome(
             name, item.label, "ok", "", [str(p.relative_to(self.out_dir)) for p in written], crop=crop.source
         )
-
 
     def _draw_landmark_panels(self, result) -> None:
         """Draw the batch's landmark panels into its visdict, once (`run_model` leaves them to the first item
