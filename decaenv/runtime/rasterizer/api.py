@@ -211,10 +211,13 @@ def interpolate(fragments: Fragments, face_attributes: torch.Tensor) -> torch.Te
     pixels = covered.reshape(-1).nonzero().squeeze(1)  # flat (b, y, x) indices
     batch_of, plane = torch.div(pixels, h * w, rounding_mode="floor"), pixels % (h * w)
     rows = batch_of * n_faces + p2f.reshape(-1)[pixels]
-    corners = attrs.reshape(b * n_faces, 3, d).index_select(0, rows)  # (N, 3, D)
-    weights = bary.reshape(-1, 3).index_select(0, pixels).to(attrs.dtype)[:, :, None]  # (N, 3, 1)
+    corners = attrs.reshape(b * n_faces, 3, d)
+    weights = bary.reshape(-1, 3).index_select(0, pixels).to(attrs.dtype)  # (N, 3)
     out = attrs.new_zeros(b, d + 1, h * w)
-    values = (weights * corners).sum(dim=1)  # (N, D)
+    # one corner at a time (all three at once made (N, 3, D) temporaries of ~20 MB, mapped fresh per call)
+    values = corners[:, 0].index_select(0, rows) * weights[:, 0:1]  # (N, D)
+    for k in (1, 2):
+        values += corners[:, k].index_select(0, rows) * weights[:, k : k + 1]
     out.permute(0, 2, 1)[batch_of, plane, :d] = values
     out[:, d] = covered.reshape(b, h * w).to(attrs.dtype)
     return out.view(b, d + 1, h, w)
