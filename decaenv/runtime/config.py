@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 from decaenv.deca_layout import DATA_FILES
 
 TEX_TYPES = ("BFM", "FLAME")
+#: Network precisions and fast-graph kinds (`decaenv.runtime.fast`; `--graph off` = DECA's eager modules).
+PRECISIONS = ("fp32", "bf16")
+GRAPHS = ("auto", "packed", "fused", "freeze", "compile")
 
 
 @dataclass

@@ -22,14 +22,13 @@ import torch
 from torch import nn
 
 from decaenv.errors import UsageError
+from decaenv.runtime.config import GRAPHS, PRECISIONS
 from decaenv.runtime.decoders import DetailGenerator
 from decaenv.runtime.encoders import ResnetEncoder
 from decaenv.runtime.fold import FusedDetail, expect_type, fold_resnet
 
 log = logging.getLogger("decaenv")
 
-PRECISIONS = ("fp32", "bf16")
-GRAPHS = ("auto", "packed", "fused", "freeze", "compile")
 #: What `graph="auto"` picks where the packed graph cannot run (not a CPU, or torch without oneDNN): frozen
 #: TorchScript — as fast as torch.compile within the noise of docs/BENCHMARKS.md, a third of its build time,
 #: and no C++ compiler needed. On a CPU with oneDNN, `auto` is "packed" (decaenv.runtime.fast_packed).

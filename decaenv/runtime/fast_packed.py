@@ -19,7 +19,6 @@ import logging
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from decaenv.runtime.decoders import DetailGenerator
@@ -113,6 +112,7 @@ class PackedResNet(nn.Module):
     def __init__(self, folded: nn.Module, dtype: torch.dtype, batch: int = 8, size: int = 224):
         super().__init__()
         net = expect_type(folded, ResNet50)
+        self.maxpool, self.avgpool = net.maxpool, net.avgpool
         self.stem = PackedConv(expect_type(net.conv1, nn.Conv2d), (batch, 3, size, size), dtype, "relu")
         side = (size + 1) // 2 // 2  # stride-2 stem, stride-2 max pool (224 → 56)
         channels = expect_type(net.conv1, nn.Conv2d).out_channels
@@ -135,12 +135,12 @@ class PackedResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, 224, 224) channels-last in the graph's dtype → (B, 2048) features."""
-        x = F.max_pool2d(self.stem(x), kernel_size=3, stride=2, padding=1)
+        x = self.maxpool(self.stem(x))
         for conv1, conv2, conv3, down in self.blocks:
             # the downsample branch needs a tensor of its own; otherwise the block's input is consumed in place
             residual = x if down is None else down(x)
             x = conv3.add_relu_(conv2(conv1(x)), residual)
-        return torch.flatten(F.avg_pool2d(x, kernel_size=7, stride=1), 1)
+        return torch.flatten(self.avgpool(x), 1)
 
 
 class PackedDetail(nn.Module):
@@ -157,8 +157,9 @@ class PackedDetail(nn.Module):
         super().__init__()
         fused = FusedDetail(generator)
         self.l1, self.init_size, self.out_scale, self.dtype = fused.l1, fused.init_size, fused.out_scale, dtype
-        self.steps: List[Tuple[bool, PackedConv]] = []
-        modules, side, channels = list(fused.blocks), fused.init_size, 128
+        self.steps: List[Tuple[Optional[nn.Upsample], PackedConv]] = []  # (the upsampling before it, conv)
+        modules, side = list(fused.blocks), fused.init_size
+        channels = fused.l1.out_features // side**2
         known = (nn.Upsample, nn.Conv2d, nn.LeakyReLU, nn.Tanh)
         unknown = [type(m).__name__ for m in modules if not isinstance(m, known)]
         if unknown or not isinstance(modules[-1], nn.Tanh):
@@ -166,13 +167,14 @@ class PackedDetail(nn.Module):
         largest = 0  # elements of the largest activation of one image
         for index, module in enumerate(modules):
             if isinstance(module, nn.Upsample):
-                side *= 2
+                side = int(side * float(module.scale_factor))  # type: ignore[arg-type]  # DECA's: 2
                 largest = max(largest, channels * side * side)
             elif isinstance(module, nn.Conv2d):
                 following = modules[index + 1] if index + 1 < len(modules) else None
                 leaky = isinstance(following, nn.LeakyReLU)
                 slope = float(following.negative_slope) if isinstance(following, nn.LeakyReLU) else 0.0
-                upsample = index > 0 and isinstance(modules[index - 1], nn.Upsample)
+                before = modules[index - 1] if index > 0 else None
+                upsample = before if isinstance(before, nn.Upsample) else None
                 post = "leaky_relu" if leaky else "none"
                 conv = PackedConv(module, (batch, channels, side, side), dtype, post, slope)
                 self.steps.append((upsample, conv))
@@ -190,7 +192,5 @@ class PackedDetail(nn.Module):
 
     def _decode(self, x: torch.Tensor) -> torch.Tensor:
         for upsample, conv in self.steps:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = conv(x)
+            x = conv(x if upsample is None else upsample(x))
         return (torch.tanh(x.float()) * self.out_scale).contiguous()

@@ -22,6 +22,7 @@ import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.paths import DataDir
+from decaenv.runtime.config import GRAPHS, PRECISIONS
 from decaenv.runtime.guards import OutputLock, check_render_orig_memory
 from decaenv.runtime.shard import Shard
 
@@ -722,9 +723,8 @@ def build_deca(options: ModelOptions):
     return deca
 
 
-#: --precision values and --graph values ("off" = DECA's eager modules as loaded).
-PRECISIONS = ("fp32", "bf16")
-GRAPH_CHOICES = ("auto", "packed", "freeze", "compile", "fused", "off")
+#: --graph values ("off" = DECA's eager modules as loaded).
+GRAPH_CHOICES = GRAPHS + ("off",)
 
 
 def check_speed_options(options: ModelOptions) -> None:
