@@ -164,7 +164,7 @@ def demo_runs(tmp_path_factory, request):
             "-o",
             tmp / "out-decaenv",
             "--save",
-            "obj,detail-obj,kpt,mat",
+            "obj,detail-obj,kpt,mat,vis",
             "--detector",
             "none",
             "--device",
@@ -274,3 +274,20 @@ def test_mat_numbers_equal_decaenv_reconstruct(demo_runs):
         ours = loadmat(demo_runs["tmp"] / "out-decaenv" / name / f"{name}.mat")
         failed, report = _mat_report(deca, ours)
         assert not failed, f"{name}.mat\n" + "\n".join(report)
+
+
+def test_vis_grid_equals_decas(demo_runs):
+    """`<name>_vis.jpg`: DECA's five panels in DECA's order and size; the input and both shape panels equal DECA's
+    within JPEG error, the landmark panels differ only where the marks are drawn (Pillow here, cv2 there:
+    docs/compat-with-deca.md, item 16)."""
+    from PIL import Image
+
+    for name in (Path(n).stem for n in IMAGES):
+        deca = np.asarray(Image.open(demo_runs["tmp"] / "out-deca" / f"{name}_vis.jpg").convert("RGB"), np.float64)
+        ours = np.asarray(Image.open(demo_runs["tmp"] / "out-decaenv" / f"{name}_vis.jpg").convert("RGB"), np.float64)
+        assert deca.shape == ours.shape == (224, 5 * 224, 3), (name, deca.shape, ours.shape)
+        panels = [np.abs(deca - ours)[:, 224 * k : 224 * (k + 1)] for k in range(5)]
+        for k in (0, 3, 4):  # inputs, shape_images, shape_detail_images
+            assert panels[k].mean() < 0.5, (name, k, panels[k].mean())  # measured <= 0.012
+        for k in (1, 2):  # landmarks2d, landmarks3d: the same image under differently drawn marks
+            assert (panels[k].max(axis=2) > 40).mean() < 0.05, (name, k)  # measured 3.3-3.4 % of the pixels
