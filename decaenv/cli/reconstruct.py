@@ -132,6 +132,13 @@ def reconstruct(
         help="Only item i with i mod N = K (0-based); auto reads Slurm/torchrun variables. See docs/cluster.md.",
     ),
     table_landmarks: bool = typer.Option(False, "--table-landmarks", help="--save table: add 2D/3D landmarks."),
+    input_workers: str = typer.Option(
+        "auto",
+        "--input-workers",
+        metavar="KIND[:N]",
+        help="Who reads, detects and crops: auto (worker processes beside a GPU, threads on a CPU), threads, "
+        "processes, or threads:N / processes:N.",
+    ),
     engine: str = typer.Option("local", "--engine", help="local, or ray (a Ray cluster; needs --save table)."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", metavar="ADDR", help="--engine ray: the cluster (default: RAY_ADDRESS or a local one)."
@@ -179,6 +186,7 @@ def reconstruct(
         graph=graph.lower(),
         shard=parse_shard(shard),
         table_landmarks=table_landmarks,
+        input_workers=input_workers,
     )
     console = make_console(quiet=state.quiet or as_json, stderr=True)
     runner = None
@@ -201,7 +209,10 @@ def reconstruct(
                 else "none (--iscrop false: whole images)"
             )
             console.print(f"face detector: {detector}", markup=False, highlight=False)
-        summary = _run_with_progress(runner, console, show_progress)
+        try:
+            summary = _run_with_progress(runner, console, show_progress)
+        finally:
+            runner.close()  # the input worker processes, if the run started any
     run_files = runner.run_files if runner is not None else []
     if as_json:
         print_json({**summary.to_json(), "run_files": run_files})

@@ -106,6 +106,20 @@ class ExtendedReconstructor(Reconstructor):
         """Not with `--smooth`: the smoother filters boxes in frame order."""
         return self.smoother is None
 
+    @property
+    def prepares_in_processes(self) -> bool:
+        """Not with `--faces all` (its items carry faces found here) nor `--smooth`."""
+        return self.faces != "all" and super().prepares_in_processes
+
+    @property
+    def keeps_images(self) -> bool:
+        """The video kind draws its panels over each frame."""
+        return self.frames is not None or super().keeps_images
+
+    def prepared_elsewhere(self, item, seconds) -> None:
+        super().prepared_elsewhere(item, seconds)
+        self._spent[id(item)] = seconds.get("detect", 0.0)
+
     def face_box(self, image, item):
         start = time.perf_counter()
         if isinstance(item, FaceItem) and item.detection is not None:

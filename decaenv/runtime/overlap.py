@@ -32,19 +32,41 @@ def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
     return (cpus if cpus is not None else usable_cpus()) > 2
 
 
-#: The most threads that prepare items beside an accelerator (decoding and detection rarely scale further).
+#: The most threads that prepare items beside an accelerator: they share one interpreter lock, which preparing an
+#: item holds for 15-25 % of its time (worker processes have no such limit; `input_procs`).
 MAX_INPUT_WORKERS = 8
+#: `--input-workers` kinds.
+INPUT_KINDS = ("auto", "threads", "processes")
 
 
-def input_workers(device: str, input_in_thread: bool, cpus: Optional[int] = None) -> int:
-    """How many threads prepare a batch's items (each with one torch thread; 1 = the input side's own thread).
+def parse_input_workers(text: str) -> Tuple[str, Optional[int]]:
+    """`--input-workers` → (kind, count or None for the automatic count): auto, threads, processes, threads:N,
+    processes:N.
+
+    Raises:
+        UsageError: anything else.
+    """
+    from decaenv.errors import UsageError
+
+    kind, colon, count = (text or "auto").strip().lower().partition(":")
+    if kind not in INPUT_KINDS or (colon and (kind == "auto" or not count.isdigit() or int(count) < 1)):
+        raise UsageError(
+            f"--input-workers {text!r} is not valid",
+            hint="use auto, threads, processes, threads:N or processes:N (N >= 1)",
+        )
+    return kind, int(count) if count else None
+
+
+def input_workers(device: str, input_in_thread: bool, cpus: Optional[int] = None, processes: bool = False) -> int:
+    """How many threads (or `processes`) prepare a batch's items (each with one torch thread; 1 thread = the
+    input side's own thread).
 
     Inline on a CPU (the networks wait meanwhile): every CPU — on two CPUs, read + detect + crop of two items at
-    once instead of one. Beside an accelerator: every CPU but the one that feeds it, up to `MAX_INPUT_WORKERS`.
-    Beside CPU networks: one (the networks' threads already use the cores)."""
+    once instead of one. Beside an accelerator: every CPU but the one that feeds it, up to `MAX_INPUT_WORKERS`
+    threads (processes: no cap). Beside CPU networks: one (the networks' threads already use the cores)."""
     cpus = cpus if cpus is not None else usable_cpus()
     if not device.startswith("cpu"):
-        return max(1, min(MAX_INPUT_WORKERS, cpus - 1))
+        return max(1, cpus - 1 if processes else min(MAX_INPUT_WORKERS, cpus - 1))
     return cpus if not input_in_thread else 1
 
 

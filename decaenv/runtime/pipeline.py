@@ -16,7 +16,19 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    ContextManager,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 
@@ -30,9 +42,17 @@ if TYPE_CHECKING:
     from decaenv.runtime.batch_buffers import InputBatches
     from decaenv.runtime.detectors import DetectorChoice
     from decaenv.runtime.input_pool import InputPool
+    from decaenv.runtime.input_procs import ProcessInputPool
     from decaenv.runtime.inputs import Item
 
 log = logging.getLogger("decaenv")
+
+
+#: `--input-workers auto` starts worker processes beside an accelerator for runs of at least this many batches
+#: (threads there top out at a few hundred items/s), and on a CPU for runs of at least this many items (there
+#: they save 3-8 % of each item's time, against their ~2 s start; docs/BENCHMARKS.md).
+AUTO_PROCESS_BATCHES = 4
+AUTO_PROCESS_ITEMS_CPU = 1000
 
 
 @dataclass
@@ -60,6 +80,7 @@ class ReconstructOptions:
     shard: Optional[Shard] = None
     table_landmarks: bool = False
     overlap: Optional[bool] = None  # False: one stage after the other; None: input side where it pays
+    input_workers: str = "auto"  # auto, threads, processes, threads:N, processes:N (`overlap.parse_input_workers`)
 
 
 @dataclass
@@ -225,6 +246,9 @@ class Reconstructor:
         if options.sample_step < 1:
             raise UsageError(f"--sample-step must be at least 1, got {options.sample_step}")
         check_speed_options(options)
+        from decaenv.runtime.overlap import parse_input_workers
+
+        self._input_kind, self._input_count = parse_input_workers(options.input_workers)
         self.options = options
         self.kinds = parse_save(options.save if isinstance(options.save, str) else ",".join(options.save))
         self.out_dir = prepare_out_dir(options.out_dir)
@@ -246,7 +270,8 @@ class Reconstructor:
         self._batches: Optional[InputBatches] = None  # made by the first batch
         self._load_lock = threading.Lock()
         self._detect_guard: ContextManager = contextlib.nullcontext()  # a lock for detectors not thread-safe
-        self._input_pool: Optional[InputPool] = None  # set for the duration of `run` where it pays
+        self._input_pool: Union[InputPool, ProcessInputPool, None] = None  # set for the duration of `run`
+        self._processes: Optional[ProcessInputPool] = None  # the input worker processes, kept between runs
         if not lazy:
             self.load()
 
@@ -332,9 +357,9 @@ class Reconstructor:
                     save_in_thread=not self.renders_when_saving,
                 )
         finally:
-            if self._input_pool is not None:
+            if self._input_pool is not None and self._input_pool is not self._processes:
                 self._input_pool.close()
-                self._input_pool = None
+            self._input_pool = None
             if self.table is not None:
                 self.table.close()
         summary.seconds = time.perf_counter() - start
@@ -401,8 +426,7 @@ class Reconstructor:
     def _prepare_named(self, name, item, report):
         from decaenv.runtime.crop import make_crop
 
-        if self._already_done(name, item):
-            report(ItemOutcome(name, item.label, "skipped", "outputs exist (--skip-existing)"))
+        if self._skipped(name, item, report):
             return None
         self.load()
         try:
@@ -413,10 +437,20 @@ class Reconstructor:
             with self.timer.stage("crop"):
                 crop = make_crop(image, box, kind, origin)
         except InputError as exc:
-            self._table_failure(name, item, exc.one_line())
-            report(ItemOutcome(name, item.label, "failed", exc.one_line()))
+            self._fail(name, item, exc.one_line(), report)
             return None
         return name, item, crop, image
+
+    def _skipped(self, name, item, report) -> bool:
+        """Whether the item's outputs exist (--skip-existing): reported as skipped."""
+        if self._already_done(name, item):
+            report(ItemOutcome(name, item.label, "skipped", "outputs exist (--skip-existing)"))
+            return True
+        return False
+
+    def _fail(self, name, item, message: str, report) -> None:
+        self._table_failure(name, item, message)
+        report(ItemOutcome(name, item.label, "failed", message))
 
     def _table_failure(self, name: str, item, message: str, crop=None) -> None:
         if self.table is not None:
@@ -437,14 +471,39 @@ class Reconstructor:
 
     def _prepare_batch(self, batch: Sequence[Tuple[str, Item]]) -> Tuple[list, List[ItemOutcome]]:
         """Input side of one batch (in the input thread, or inline): ([prepared], [outcomes to report], in
-        input order). Items are prepared on the input pool's threads when there is one."""
+        input order). Items are prepared on the input pool's threads or processes when there is one."""
+        from decaenv.runtime.input_procs import ProcessInputPool
+
         pool = self._input_pool
-        if pool is not None and len(batch) > 1:
+        if isinstance(pool, ProcessInputPool):
+            results = self._prepare_in_processes(pool, batch)
+        elif pool is not None and len(batch) > 1:
             results = pool.map(self._prepare_one, batch)
         else:
             results = [self._prepare_one(entry) for entry in batch]
         prepared = [p for p, _ in results if p is not None]
         return prepared, [outcome for _, outcomes in results for outcome in outcomes]
+
+    def _prepare_in_processes(self, pool, batch: Sequence[Tuple[str, Item]]) -> List[Tuple[Optional[tuple], list]]:
+        """`_prepare_one` for every entry, the reading, detection and cropping done in the worker processes."""
+        results: List[Tuple[Optional[tuple], list]] = []
+        todo = []  # (position in results, name, item)
+        for name, item in batch:
+            outcomes: List[ItemOutcome] = []
+            results.append((None, outcomes))
+            if self._skipped(name, item, outcomes.append):
+                continue
+            if item.error is not None:
+                self._fail(name, item, item.error.one_line(), outcomes.append)
+                continue
+            todo.append((len(results) - 1, name, item))
+        for (position, name, item), done in zip(todo, pool.map([item for _, _, item in todo])):
+            self.prepared_elsewhere(item, done.seconds)
+            if done.error:
+                self._fail(name, item, done.error, results[position][1].append)
+            else:
+                results[position] = ((name, item, done.crop, done.image), [])
+        return results
 
     def _prepare_one(self, entry: Tuple[str, Item]) -> Tuple[Optional[tuple], List[ItemOutcome]]:
         outcomes: List[ItemOutcome] = []
@@ -533,15 +592,107 @@ class Reconstructor:
 
         return not self._loaded or overlap_pays(str(self._deca.device))
 
-    def _make_input_pool(self, input_in_thread: bool) -> Optional[InputPool]:
-        """The threads that prepare a batch's items side by side (`input_workers`), or None for one."""
-        if not self._loaded or not self.prepares_in_parallel or self.options.batch_size < 2:
+    def _make_input_pool(self, input_in_thread: bool):
+        """The threads or processes that prepare a batch's items side by side (`input_workers`), or None for
+        this thread alone."""
+        if not self._loaded:
             return None
         from decaenv.runtime.input_pool import InputPool
         from decaenv.runtime.overlap import input_workers
 
-        workers = min(self.options.batch_size, input_workers(str(self._deca.device), input_in_thread))
+        processes = self._uses_processes()
+        if not processes and (not self.prepares_in_parallel or self.options.batch_size < 2):
+            return None
+        count = self._input_count or input_workers(str(self._deca.device), input_in_thread, processes=processes)
+        workers = min(self.options.batch_size, count)
+        if processes:
+            return self._process_pool(workers)
         return InputPool(workers) if workers > 1 else None
+
+    def _process_pool(self, workers: int):
+        """The input worker processes: started by the first run that uses them (~2 s), kept for the next runs
+        of this reconstructor (`close` stops them; so does the interpreter's exit)."""
+        from decaenv.runtime.input_procs import ProcessInputPool
+
+        spec = self._process_spec()
+        pool = self._processes
+        if pool is None or pool.workers != workers or pool.spec != spec:
+            self.close()
+            log.info("input side: %d worker processes", workers)
+            pool = self._processes = ProcessInputPool(workers, spec)
+        return pool
+
+    def close(self) -> None:
+        """Stop the input worker processes, if any were started."""
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
+
+    def _uses_processes(self) -> bool:
+        """Whether worker processes prepare the items: `--input-workers processes`, or `auto` for runs long
+        enough to pay the workers' start (~2 s) — beside an accelerator from `AUTO_PROCESS_BATCHES` batches (or
+        an unknown count: videos), on a CPU from `AUTO_PROCESS_ITEMS_CPU` items — where they can, and under the
+        command line (`input_procs.runs_decaenv_cli`)."""
+        kind = self._input_kind
+        if kind == "threads":
+            return False
+        why_not = self._why_no_processes()
+        if why_not:
+            if kind == "processes":
+                log.warning("--input-workers processes: using threads, because %s", why_not)
+            return False
+        if kind == "processes":
+            return True
+        from decaenv.runtime.input_procs import runs_decaenv_cli
+        from decaenv.runtime.inputs import estimate_total
+
+        if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
+            return False
+
+        total = estimate_total(self.options.inputs)
+        if total is not None and self.options.shard is not None:
+            total = self.options.shard.share(total)
+        if self._deca.device.type == "cpu":  # video frames are decoded here: sending them costs what is saved
+            return total is not None and total >= AUTO_PROCESS_ITEMS_CPU
+        return total is None or total >= AUTO_PROCESS_BATCHES * self.options.batch_size
+
+    def _why_no_processes(self) -> str:
+        """Why this run's items cannot be prepared in worker processes ("" when they can)."""
+        from decaenv.runtime.detectors import NoDetector
+        from decaenv.runtime.detectors.mtcnn import MtcnnDetector
+
+        if not self.prepares_in_processes:
+            return "this run prepares its items in order or from faces already found"
+        choice = self.detector
+        if choice is not None and not isinstance(choice.detector, (MtcnnDetector, NoDetector)):
+            return f"the {choice.name} detector runs only in the main process"
+        return ""
+
+    def _process_spec(self):
+        """What the input processes need to prepare items the way this run does."""
+        from decaenv.runtime.detectors import NoDetector
+        from decaenv.runtime.input_procs import PrepareSpec
+
+        detector = self.detector.detector if self.detector is not None else None
+        name = "" if detector is None else ("none" if isinstance(detector, NoDetector) else "mtcnn")
+        data_dir = getattr(detector, "data_dir", None)
+        return PrepareSpec(name, str(data_dir) if data_dir is not None else None, with_image=self.keeps_images)
+
+    @property
+    def prepares_in_processes(self) -> bool:
+        """Whether worker processes may prepare this run's items (read, `datasets.find_face`, crop: what
+        `_prepare_named` does); a subclass that prepares them otherwise says no."""
+        return self.prepares_in_parallel
+
+    @property
+    def keeps_images(self) -> bool:
+        """Whether writing an item needs its decoded image (rendering at the original size)."""
+        return self.options.render_orig
+
+    def prepared_elsewhere(self, item, seconds: Dict[str, float]) -> None:
+        """An item was prepared in a worker process, in `seconds` per stage."""
+        for stage, spent in seconds.items():
+            self.timer.add(stage, spent)
 
     def _input_batches(self, deca) -> InputBatches:
         """The reusable input batches (channels-last when the fast graphs run: their layout)."""

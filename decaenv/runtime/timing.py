@@ -39,6 +39,11 @@ class StageTimer:
             self.seconds[name] += time.perf_counter() - start
             self.calls[name] += 1
 
+    def add(self, name: str, seconds: float) -> None:
+        """Count `seconds` spent elsewhere (a worker process) in stage `name`."""
+        self.seconds[name] += seconds
+        self.calls[name] += 1
+
     def as_dict(self) -> Dict[str, float]:
         return {k: round(v, 6) for k, v in self.seconds.items()}
 

@@ -166,6 +166,7 @@ class MtcnnDetector(Detector):
                 hint=FETCH_HINT,
             )
         self.device = torch.device(device)
+        self.data_dir = data_dir  # (worker processes rebuild the detector from it: input_procs)
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         for net, stem in zip((self.pnet, self.rnet, self.onet), WEIGHT_FILES):
             path = folder / f"{stem}.pt"

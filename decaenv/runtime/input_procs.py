@@ -1,0 +1,161 @@
+"""A batch's items prepared (read, decode, detect, crop) in worker processes (`--input-workers processes`).
+
+Threads share one interpreter lock: preparing one 512×512 photo holds it ~3.8 ms of its ~25 CPU-ms (the
+detector's many small torch calls, the summed-area table's rows, skimage's transform set-up; `py-spy --gil`,
+docs/BENCHMARKS.md), so however many cores a GPU box has, threads prepare at most ~250 images/s, and even on two
+cores the threads and the networks' thread wait on each other. Worker processes each hold their own: the parent
+only sends an item (a path, or a video frame's pixels) and receives its crop (~600 kB), ~1 ms of its CPU per
+item. Each worker builds its own detector on its CPU (MTCNN, 1.9 MB of weights; `none`), with one torch thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from decaenv.errors import DecaenvError
+
+#: Detectors a worker process can rebuild on its CPU (FAN is too slow there: it keeps the threads).
+PROCESS_DETECTORS = ("mtcnn", "none")
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What every worker needs to prepare items like the parent would.
+
+    Attributes:
+        detector: "mtcnn", "none", or "" without cropping (`--iscrop false`). data_dir: the MTCNN weights' data
+        dir (None: the resolved default). with_image: send the decoded image back (outputs rendered at the
+        original size need it).
+    """
+
+    detector: str
+    data_dir: Optional[str]
+    with_image: bool = False
+
+
+@dataclass
+class Prepared:
+    """One item's input side: its crop (and image when asked for), or the one-line error; seconds per stage."""
+
+    crop: object = None
+    image: object = None
+    error: str = ""
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+
+#: The worker process's preparer (set by `_start`).
+_WORKER: dict = {}
+
+
+def _start(spec: PrepareSpec) -> None:
+    """Worker initialiser: one torch thread, and the preparer with its detector."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER["prepare"] = Preparer(spec)
+
+
+def _prepare(item) -> Prepared:
+    return _WORKER["prepare"](item)
+
+
+class Preparer:
+    """Read, detect and crop one `Item` (the calls `Reconstructor._prepare_named` makes), as a worker does.
+
+    Raises:
+        DataError: the detector cannot be built.
+    """
+
+    def __init__(self, spec: PrepareSpec):
+        self.spec, self.detector = spec, None
+        if spec.detector:
+            from decaenv.runtime.detectors import create_detector
+
+            data_dir = Path(spec.data_dir) if spec.data_dir else None
+            self.detector = create_detector(spec.detector, "cpu", data_dir=data_dir).detector
+
+    def __call__(self, item) -> Prepared:
+        import torch
+
+        from decaenv.errors import InputError
+        from decaenv.runtime.crop import make_crop
+        from decaenv.runtime.datasets import find_face
+
+        done = Prepared()
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            done.seconds[stage] = now - clock
+            clock = now
+
+        try:
+            image = item.load()
+            lap("read")
+            with torch.inference_mode():
+                source = item.source if item.frame is None else None
+                found = find_face(
+                    image, source, iscrop=bool(self.spec.detector), label=item.label, detector=self.detector
+                )
+            lap("detect")
+            done.crop = make_crop(image, *found)
+            lap("crop")
+        except InputError as exc:
+            done.error = exc.one_line()
+            return done
+        done.image = image if self.spec.with_image else None
+        return done
+
+
+def runs_decaenv_cli() -> bool:
+    """Whether this process runs decaenv's command line. A spawned worker imports the parent's main module:
+    decaenv's does nothing on import, a user's script not guarded by `if __name__ == "__main__":` would run
+    again in every worker — so `--input-workers auto` starts processes only under the command line."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in ("decaenv", "decaenv.__main__"):
+        return True
+    path = getattr(main, "__file__", None)
+    return path is not None and Path(path).stem in ("decaenv", "decaenv-script")
+
+
+class ProcessInputPool:
+    """`workers` processes that prepare items (`map`), in order.
+
+    Raises:
+        DecaenvError: a worker could not start or died (the run stops with a one-line error).
+    """
+
+    def __init__(self, workers: int, spec: PrepareSpec):
+        if workers < 1:
+            raise ValueError("a process pool needs at least one worker")
+        if spec.detector not in PROCESS_DETECTORS + ("",):
+            raise ValueError(f"detector {spec.detector!r} cannot run in the input processes")
+        self.workers, self.spec = workers, spec
+        # spawn: a forked child of a process with torch's (and CUDA's) threads running is not safe
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec,))
+
+    def map(self, items: Sequence) -> List[Prepared]:
+        """[prepared item] for `Item`s, computed on the workers, in order."""
+        try:
+            return list(self._pool.map(_prepare, items))
+        except BrokenProcessPool as exc:
+            raise DecaenvError(
+                "an input worker process stopped (out of memory, killed, or it could not start)",
+                hint="rerun with --input-workers threads",
+            ) from exc
+
+    def close(self) -> None:
+        """Stop the workers (items not started, after an interruption, are dropped)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,280 @@
+"""Preparing items in worker processes (`--input-workers processes`, what `auto` picks beside a GPU): the same
+outcomes, failure messages and codes as threads, in input order; resuming skips without the workers; where
+processes cannot be used (FAN, `--faces all`, `--smooth`) threads are; a worker that cannot start ends the run
+with one line; the flag's values are checked."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from decaenv.errors import DecaenvError, UsageError
+from decaenv.runtime.input_procs import PrepareSpec, ProcessInputPool
+from decaenv.runtime.overlap import MAX_INPUT_WORKERS, input_workers, parse_input_workers
+
+pytestmark = pytest.mark.slow  # each run spawns interpreters that import torch: `make test` only
+
+
+def test_input_workers_values():
+    assert parse_input_workers("auto") == ("auto", None)
+    assert parse_input_workers("Processes") == ("processes", None)
+    assert parse_input_workers("threads:3") == ("threads", 3)
+    assert parse_input_workers("processes:12") == ("processes", 12)
+    for bad in ("proc", "threads:0", "processes:x", "auto:2", "threads:-1", "processes:"):
+        with pytest.raises(UsageError, match="--input-workers"):
+            parse_input_workers(bad)
+
+
+def test_processes_are_not_capped_like_threads():
+    assert input_workers("cuda:0", True, cpus=16) == MAX_INPUT_WORKERS
+    assert input_workers("cuda:0", True, cpus=16, processes=True) == 15
+    assert input_workers("cuda", True, cpus=1, processes=True) == 1
+    assert input_workers("cpu", False, cpus=2, processes=True) == 2
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("proc-photos")
+    base = skimage.data.astronaut()
+    photos = [base, base[:, ::-1], np.asarray(Image.fromarray(base).resize((300, 380))), np.roll(base, 40, axis=0)]
+    for k, photo in enumerate(photos):
+        Image.fromarray(np.ascontiguousarray(photo)).save(out / f"p{k}.png")
+    (out / "p1b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # sorts between p1 and p2
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(out / "p2b_noface.png")
+    return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The workers detect on one torch thread; the threaded run does too (oneDNN's results may depend on the
+    thread count: MTCNN's boxes then move by ~1e-5 px)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _options(data_dir, folder, out, workers, **extra):
+    from decaenv.paths import DataDir
+    from decaenv.runtime.pipeline import ReconstructOptions
+
+    return ReconstructOptions(
+        inputs=[folder],
+        out_dir=out,
+        data_dir=DataDir(data_dir, "flag"),
+        batch_size=3,
+        detector="mtcnn",
+        rasterizer="torch",
+        save=extra.pop("save", ["codes", "table"]),
+        input_workers=workers,
+        **extra,
+    )
+
+
+def _run(deca, data_dir, folder, out, workers, monkeypatch, **extra):
+    from decaenv.runtime.pipeline import Reconstructor
+
+    runner = Reconstructor(_options(data_dir, folder, out, workers, **extra), deca=deca)
+    sent = []
+    real_map = ProcessInputPool.map
+
+    def spy(self, items):
+        sent.append((self.workers, [item.name for item in items]))
+        return real_map(self, items)
+
+    monkeypatch.setattr(ProcessInputPool, "map", spy)
+    try:
+        return runner.run(), sent
+    finally:
+        runner.close()
+
+
+def test_a_run_in_processes_equals_one_in_threads(
+    deca, reconstruct_data_dir, folder, tmp_path, monkeypatch, one_torch_thread
+):
+    procs, sent = _run(deca, reconstruct_data_dir, folder, tmp_path / "procs", "processes", monkeypatch)
+    threads, none_sent = _run(deca, reconstruct_data_dir, folder, tmp_path / "threads", "threads:2", monkeypatch)
+    assert none_sent == []
+    # the broken file was not sent twice: the listing does not know it is broken, the worker reads it
+    assert sent == [(2, ["p0", "p1", "p1b_broken"]), (2, ["p2", "p2b_noface", "p3"])]
+    expected = [(o.name, o.status, o.message) for o in threads.items]
+    assert [(o.name, o.status, o.message) for o in procs.items] == expected
+    assert ("p1b_broken", "failed") in [(n, s) for n, s, _ in expected]
+    assert any("no face found" in m for _, _, m in expected)
+    for stage in ("read", "detect", "crop", "encode"):
+        assert procs.stages[stage] > 0, stage
+    for name in ("p0", "p1", "p2", "p3"):
+        a = np.load(tmp_path / "procs" / name / f"{name}_codes.npz")
+        b = np.load(tmp_path / "threads" / name / f"{name}_codes.npz")
+        for key in b.files:
+            assert np.array_equal(a[key], b[key]), (name, key)
+        meta_a = json.loads((tmp_path / "procs" / name / f"{name}_codes.json").read_text())
+        meta_b = json.loads((tmp_path / "threads" / name / f"{name}_codes.json").read_text())
+        assert meta_a == meta_b
+    from decaenv.runtime import read_codes
+
+    rows_a, rows_b = (
+        read_codes(tmp_path / "procs" / "codes.parquet"),
+        read_codes(tmp_path / "threads" / "codes.parquet"),
+    )
+    assert list(rows_a["name"]) == list(rows_b["name"]) and list(rows_a["status"]) == list(rows_b["status"])
+    assert np.array_equal(rows_a["shape"], rows_b["shape"]) and np.array_equal(rows_a["tform"], rows_b["tform"])
+
+    # resuming: what is done is skipped in this process; only the failed items go to the workers again
+    again, sent_again = _run(
+        deca, reconstruct_data_dir, folder, tmp_path / "procs", "processes", monkeypatch, skip_existing=True
+    )
+    assert again.counts.get("skipped") == 4 and again.counts.get("failed") == 2
+    assert {name for _, names in sent_again for name in names} == {"p1b_broken", "p2b_noface"}
+
+
+def test_images_come_back_when_writing_needs_them(deca, reconstruct_data_dir, tmp_path, monkeypatch):
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.fromarray(skimage.data.astronaut()).resize((256, 256)).save(one / "face.png")
+    summary, sent = _run(
+        deca, reconstruct_data_dir, one, tmp_path / "out", "processes:1", monkeypatch, save=["vis"], render_orig=True
+    )
+    assert sent == [(1, ["face"])] and summary.counts == {"ok": 1}
+    assert (tmp_path / "out" / "face_vis_original_size.jpg").is_file()
+
+
+def _runner(deca, data_dir, folder, out, workers, detector_choice=None, cls=None, **extra):
+    from decaenv.runtime.pipeline import Reconstructor
+
+    cls = cls or Reconstructor
+    return cls(_options(data_dir, folder, out, workers), deca=deca, detector_choice=detector_choice, **extra)
+
+
+def test_auto_picks_processes_beside_an_accelerator_for_several_batches(
+    deca, reconstruct_data_dir, folder, tmp_path, monkeypatch
+):
+    runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "a", "auto")
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 5000)
+    assert not runner._uses_processes()  # not under decaenv's command line (pytest's main module)
+    monkeypatch.setattr("decaenv.runtime.input_procs.runs_decaenv_cli", lambda: True)
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 6)
+    assert not runner._uses_processes()  # a CPU, 6 items: threads
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 999)
+    assert not runner._uses_processes()
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 1000)
+    assert runner._uses_processes()  # a long run on a CPU
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: None)
+    assert not runner._uses_processes()  # video frames, decoded in this process, stay in its threads on a CPU
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 6)
+    monkeypatch.setattr(runner, "_deca", SimpleNamespace(device=torch.device("cuda")))
+    assert not runner._uses_processes()  # 6 items = 2 batches of 3: not worth the workers' start
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 12)
+    assert runner._uses_processes()
+    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: None)  # a video: unknown, long
+    assert runner._uses_processes()
+    runner._input_kind = "threads"
+    assert not runner._uses_processes()
+
+
+def test_threads_where_processes_cannot_prepare_the_items(deca, reconstruct_data_dir, folder, tmp_path, caplog):
+    from decaenv.runtime.detectors import DetectorChoice
+    from decaenv.runtime.extended import ExtendedReconstructor, ExtraOptions
+
+    class Custom:
+        name, thread_safe = "custom", True
+
+        def detect(self, image):
+            return None
+
+    runner = _runner(
+        deca, reconstruct_data_dir, folder, tmp_path / "c", "processes", DetectorChoice(Custom(), "custom", "")
+    )
+    with caplog.at_level("WARNING", logger="decaenv"):
+        assert not runner._uses_processes()
+    assert "the custom detector runs only in the main process" in caplog.text
+    every_face = _runner(
+        deca,
+        reconstruct_data_dir,
+        folder,
+        tmp_path / "f",
+        "processes",
+        cls=ExtendedReconstructor,
+        extras=ExtraOptions(faces="all"),
+    )
+    assert not every_face._uses_processes()
+    plain = _runner(deca, reconstruct_data_dir, folder, tmp_path / "p", "processes", cls=ExtendedReconstructor)
+    assert plain._uses_processes() and not plain.keeps_images
+
+
+def test_a_worker_that_cannot_start_ends_the_run_with_one_line(tmp_path, folder):
+    from decaenv.runtime.inputs import expand_inputs
+
+    broken = tmp_path / "data" / "mtcnn"
+    broken.mkdir(parents=True)
+    for stem in ("pnet", "rnet", "onet"):
+        (broken / f"{stem}.pt").write_bytes(b"not a torch file")  # the worker's detector cannot load
+    pool = ProcessInputPool(1, PrepareSpec("mtcnn", str(broken.parent)))
+    try:
+        with pytest.raises(DecaenvError, match="input worker process stopped") as caught:
+            pool.map(list(expand_inputs([folder]))[:2])
+    finally:
+        pool.close()
+    assert "--input-workers threads" in caught.value.one_line()
+
+
+def test_only_decaenvs_own_main_module_counts_as_the_command_line(monkeypatch):
+    import sys
+
+    from decaenv.runtime.input_procs import runs_decaenv_cli
+
+    assert not runs_decaenv_cli()  # pytest
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", "/usr/local/bin/decaenv", raising=False)
+    assert runs_decaenv_cli()
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", "/home/me/my_script.py", raising=False)
+    assert not runs_decaenv_cli()
+
+
+def test_the_cli_flag(reconstruct_data_dir, folder, tmp_path, capsys):
+    from decaenv.cli import main
+
+    def run(*args):
+        code = main(["--data-dir", str(reconstruct_data_dir), "reconstruct", "--rasterizer", "torch", *map(str, args)])
+        return code, capsys.readouterr()
+
+    code, out = run("-i", folder, "-o", tmp_path / "bad", "--input-workers", "forks")
+    assert code == 1 and "--input-workers 'forks' is not valid" in out.err and "Traceback" not in out.err
+    assert not (tmp_path / "bad").exists()
+    code, out = run(
+        "-i",
+        folder,
+        "-o",
+        tmp_path / "ok",
+        "--detector",
+        "mtcnn",
+        "--save",
+        "codes",
+        "--input-workers",
+        "processes:2",
+        "--json",
+    )
+    summary = json.loads(out.out)
+    assert code == 1 and summary["ok"] == 4 and summary["failed"] == 2  # the broken file and the empty grey one
+    assert (tmp_path / "ok" / "p3" / "p3_codes.npz").is_file()
+
+
+def test_the_workers_are_kept_between_runs_until_closed(deca, reconstruct_data_dir, folder, tmp_path):
+    runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "k", "processes:2")
+    try:
+        runner.run()
+        first = runner._processes
+        runner.run()
+        assert first is not None and runner._processes is first
+    finally:
+        runner.close()
+    assert runner._processes is None
+    from decaenv.runtime.inputs import expand_inputs
+
+    with pytest.raises(RuntimeError, match="shutdown"):  # stopped: it takes no more work
+        first.map(list(expand_inputs([folder]))[:1])
