@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one go (about 3-4 minutes on one H100-class GPU): the CUDA tests, then the
+# Everything that needs a GPU, in one go (about 4-5 minutes on one H100-class GPU): the CUDA tests, then the
 # GPU benchmark of issue 16 (codes only, batch 64, fp32 and bf16: networks alone, and the whole pipeline).
 #   bash bench/gpu_check.sh            # uses .venv/bin/python (a CUDA build of torch), or PY=...
 # Results go to stdout and to $OUT (default gpu-check/): copy the figures into docs/BENCHMARKS.md.
@@ -19,10 +19,14 @@ timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/runtime/test_cu
 echo "== networks alone (batch 64): eager fp32 floor vs fast graphs"
 timeout 120 "$PY" bench/fast_networks.py --device cuda --batch 64 --graphs freeze --precisions fp32,bf16 --rounds 10 \
     2>&1 | tee "$OUT/fast-networks.txt" || status=1
-for precision in fp32 bf16; do
-    echo "== whole pipeline, --save codes, batch 64, $precision"
-    timeout 150 "$PY" bench/reconstruct.py --device cuda --batch-sizes 64 --count 256 --save codes --repeat 2 \
-        --precision "$precision" --json "$OUT/reconstruct-codes-$precision.json" 2>&1 | tee "$OUT/reconstruct-codes-$precision.txt" | tail -8 || status=1
+echo "== input side alone: threads against worker processes (what feeds the GPU)"
+timeout 60 "$PY" bench/input_side.py --count 256 --rounds 2 --workers "8,$(( $(nproc) - 1 ))" 2>&1 | tee "$OUT/input-side.txt" || status=1
+for run in fp32:processes fp32:threads bf16:processes; do
+    precision=${run%%:*} kind=${run##*:}
+    echo "== whole pipeline, --save codes, batch 64, $precision, input side in $kind"
+    timeout 75 "$PY" bench/reconstruct.py --device cuda --batch-sizes 64 --count 256 --save codes --repeat 2 \
+        --precision "$precision" --input-workers "$kind" --json "$OUT/reconstruct-codes-$precision-$kind.json" 2>&1 \
+        | tee "$OUT/reconstruct-codes-$precision-$kind.txt" | tail -6 || status=1
 done
 echo "targets (issue 16): >= 500 images/s fp32 and >= 1500 images/s bf16, codes only, batch 64, one H100-class GPU"
 exit $status

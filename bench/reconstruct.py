@@ -117,6 +117,7 @@ def _child(args, out: Path) -> None:
         precision=args.precision,
         graph=args.graph,
         overlap={"auto": None, "on": True, "off": False}[args.overlap],
+        input_workers=args.input_workers,
     )
     start = time.perf_counter()
     runner = _timed_runner(Reconstructor)(options)
@@ -158,10 +159,12 @@ def _child(args, out: Path) -> None:
         "save": args.save,
         "precision": args.precision,
         "graph": args.graph,
+        "input_workers": args.input_workers,
         "loadavg": os.getloadavg()[0],
     }
     if runner.deca.device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    runner.close()
     print(json.dumps(result))
 
 
@@ -249,6 +252,9 @@ def main() -> int:
         choices=("auto", "on", "off"),
         help="input side beside the networks (auto: where it pays)",
     )
+    parser.add_argument(
+        "--input-workers", default="auto", help="auto, threads, processes, threads:N or processes:N (reconstruct's)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (best of; floor interleaved)")
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -313,6 +319,8 @@ def _measure(args, work: Path) -> int:
             args.graph,
             "--overlap",
             args.overlap,
+            "--input-workers",
+            args.input_workers,
         ]
         cmd += ["--render-orig"] if args.render_orig else []
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
