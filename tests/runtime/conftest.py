@@ -16,6 +16,19 @@ def deca(synthetic_data_dir):
     return DECA(synthetic_data_dir, device="cpu", rasterizer="torch")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: oneDNN's results may depend on the thread count (MTCNN's boxes then move
+    by ~1e-5 px), and the input workers (threads or processes) detect on one thread, so a run they are compared
+    with does too: the comparison is about the workers, not about thread counts."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def astronaut_crop():
     """DECA's crop of skimage's astronaut (public domain), as a (1, 3, 224, 224) tensor, and the crop."""

@@ -161,16 +161,6 @@ def _run(deca, data_dir, folder, out, workers, monkeypatch):
     return summary, seen
 
 
-@pytest.fixture
-def one_torch_thread():
-    """oneDNN's results may depend on the thread count (MTCNN's boxes then move by ~1e-5 px): the serial run
-    detects on one thread too, so the comparison is about the pool, not about thread counts."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_run_with_the_pool_equals_one_without(
     deca, reconstruct_data_dir, folder, tmp_path, monkeypatch, one_torch_thread
 ):

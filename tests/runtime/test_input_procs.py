@@ -50,16 +50,6 @@ def folder(tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The workers detect on one torch thread; the threaded run does too (oneDNN's results may depend on the
-    thread count: MTCNN's boxes then move by ~1e-5 px)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _options(data_dir, folder, out, workers, **extra):
     from decaenv.paths import DataDir
     from decaenv.runtime.pipeline import ReconstructOptions
