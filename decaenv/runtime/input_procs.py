@@ -18,12 +18,17 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DecaenvError
 
 #: Detectors a worker process can rebuild on its CPU (FAN is too slow there: it keeps the threads).
 PROCESS_DETECTORS = ("mtcnn", "none")
+#: `--input-workers auto` starts worker processes beside an accelerator for runs of at least this many batches
+#: (threads there top out at a few hundred items/s), and on a CPU for runs of at least this many items (there
+#: they save 3-8 % of each item's time, against their ~2 s start; docs/BENCHMARKS.md).
+AUTO_PROCESS_BATCHES = 4
+AUTO_PROCESS_ITEMS_CPU = 1000
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,40 @@ class Preparer:
             return done
         done.image = image if self.spec.with_image else None
         return done
+
+
+def process_spec(choice, keeps_images: bool) -> Tuple[Optional[PrepareSpec], str]:
+    """(spec, "") when worker processes can prepare items the way a run with detector `choice` (a
+    `DetectorChoice`, or None for `--iscrop false`) does, else (None, why not).
+
+    Args:
+        keeps_images: writing needs each item's decoded image.
+    """
+    from decaenv.runtime.detectors import NoDetector
+    from decaenv.runtime.detectors.mtcnn import MtcnnDetector
+
+    detector = choice.detector if choice is not None else None
+    if detector is not None and not isinstance(detector, (MtcnnDetector, NoDetector)):
+        return None, f"the {choice.name} detector runs only in the main process"
+    name = "" if detector is None else ("none" if isinstance(detector, NoDetector) else "mtcnn")
+    data_dir = getattr(detector, "data_dir", None)
+    return PrepareSpec(name, str(data_dir) if data_dir is not None else None, with_image=keeps_images), ""
+
+
+def auto_uses_processes(device_type: str, inputs: Sequence, shard, batch_size: int) -> bool:
+    """`--input-workers auto`: processes for runs long enough to pay the workers' start (~2 s) — beside an
+    accelerator from `AUTO_PROCESS_BATCHES` batches (or an unknown count: videos), on a CPU from
+    `AUTO_PROCESS_ITEMS_CPU` items — and only under the command line (`runs_decaenv_cli`)."""
+    from decaenv.runtime.inputs import estimate_total
+
+    if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
+        return False
+    total = estimate_total(inputs)
+    if total is not None and shard is not None:
+        total = shard.share(total)
+    if device_type == "cpu":  # video frames are decoded in the parent: sending them costs what is saved
+        return total is not None and total >= AUTO_PROCESS_ITEMS_CPU
+    return total is None or total >= AUTO_PROCESS_BATCHES * batch_size
 
 
 def runs_decaenv_cli() -> bool:

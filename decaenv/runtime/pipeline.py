@@ -48,13 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("decaenv")
 
 
-#: `--input-workers auto` starts worker processes beside an accelerator for runs of at least this many batches
-#: (threads there top out at a few hundred items/s), and on a CPU for runs of at least this many items (there
-#: they save 3-8 % of each item's time, against their ~2 s start; docs/BENCHMARKS.md).
-AUTO_PROCESS_BATCHES = 4
-AUTO_PROCESS_ITEMS_CPU = 1000
-
-
 @dataclass
 class ReconstructOptions:
     """Everything `decaenv reconstruct` takes (see docs/commands/reconstruct.md)."""
@@ -614,7 +607,7 @@ class Reconstructor:
         of this reconstructor (`close` stops them; so does the interpreter's exit)."""
         from decaenv.runtime.input_procs import ProcessInputPool
 
-        spec = self._process_spec()
+        spec, _ = self._process_spec()
         pool = self._processes
         if pool is None or pool.workers != workers or pool.spec != spec:
             self.close()
@@ -629,54 +622,31 @@ class Reconstructor:
             self._processes = None
 
     def _uses_processes(self) -> bool:
-        """Whether worker processes prepare the items: `--input-workers processes`, or `auto` for runs long
-        enough to pay the workers' start (~2 s) — beside an accelerator from `AUTO_PROCESS_BATCHES` batches (or
-        an unknown count: videos), on a CPU from `AUTO_PROCESS_ITEMS_CPU` items — where they can, and under the
-        command line (`input_procs.runs_decaenv_cli`)."""
+        """Whether worker processes prepare the items: `--input-workers processes`, or `auto` where
+        `input_procs.auto_uses_processes` says so — when they can (`_process_spec`)."""
+        from decaenv.runtime.input_procs import auto_uses_processes
+
         kind = self._input_kind
         if kind == "threads":
             return False
-        why_not = self._why_no_processes()
-        if why_not:
+        spec, why_not = self._process_spec()
+        if spec is None:
             if kind == "processes":
                 log.warning("--input-workers processes: using threads, because %s", why_not)
             return False
         if kind == "processes":
             return True
-        from decaenv.runtime.input_procs import runs_decaenv_cli
-        from decaenv.runtime.inputs import estimate_total
-
-        if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
-            return False
-
-        total = estimate_total(self.options.inputs)
-        if total is not None and self.options.shard is not None:
-            total = self.options.shard.share(total)
-        if self._deca.device.type == "cpu":  # video frames are decoded here: sending them costs what is saved
-            return total is not None and total >= AUTO_PROCESS_ITEMS_CPU
-        return total is None or total >= AUTO_PROCESS_BATCHES * self.options.batch_size
-
-    def _why_no_processes(self) -> str:
-        """Why this run's items cannot be prepared in worker processes ("" when they can)."""
-        from decaenv.runtime.detectors import NoDetector
-        from decaenv.runtime.detectors.mtcnn import MtcnnDetector
-
-        if not self.prepares_in_processes:
-            return "this run prepares its items in order or from faces already found"
-        choice = self.detector
-        if choice is not None and not isinstance(choice.detector, (MtcnnDetector, NoDetector)):
-            return f"the {choice.name} detector runs only in the main process"
-        return ""
+        return auto_uses_processes(
+            self._deca.device.type, self.options.inputs, self.options.shard, self.options.batch_size
+        )
 
     def _process_spec(self):
-        """What the input processes need to prepare items the way this run does."""
-        from decaenv.runtime.detectors import NoDetector
-        from decaenv.runtime.input_procs import PrepareSpec
+        """(what the input processes need to prepare items the way this run does, "") or (None, why they cannot)."""
+        from decaenv.runtime.input_procs import process_spec
 
-        detector = self.detector.detector if self.detector is not None else None
-        name = "" if detector is None else ("none" if isinstance(detector, NoDetector) else "mtcnn")
-        data_dir = getattr(detector, "data_dir", None)
-        return PrepareSpec(name, str(data_dir) if data_dir is not None else None, with_image=self.keeps_images)
+        if not self.prepares_in_processes:
+            return None, "this run prepares its items in order or from faces already found"
+        return process_spec(self.detector, self.keeps_images)
 
     @property
     def prepares_in_processes(self) -> bool:
