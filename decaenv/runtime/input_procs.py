@@ -66,6 +66,9 @@ def _start(spec: PrepareSpec) -> None:
     import torch
 
     torch.set_num_threads(1)
+    from decaenv.runtime import png_fast
+
+    png_fast.enable()  # libspng holds the lock while decoding: fine in a process of its own, not in threads
     _WORKER["prepare"] = Preparer(spec)
 
 
