@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -61,7 +62,9 @@ _WORKER: dict = {}
 
 
 def _start(spec: PrepareSpec) -> None:
-    """Worker initialiser: one torch thread, and the preparer with its detector."""
+    """Worker initialiser: no Ctrl-C of its own (the parent stops the workers: a worker would print a
+    traceback), one torch thread, and the preparer with its detector."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 

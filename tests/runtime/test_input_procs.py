@@ -268,3 +268,69 @@ def test_the_workers_are_kept_between_runs_until_closed(deca, reconstruct_data_d
 
     with pytest.raises(RuntimeError, match="shutdown"):  # stopped: it takes no more work
         first.map(list(expand_inputs([folder]))[:1])
+
+
+def test_ctrl_c_is_the_parents_to_handle(folder):
+    """A terminal's Ctrl-C reaches every process of the group: the workers ignore it (no traceback from each),
+    the parent stops them."""
+    import os
+    import signal
+
+    from decaenv.runtime.inputs import expand_inputs
+
+    items = list(expand_inputs([folder]))[:2]
+    pool = ProcessInputPool(1, PrepareSpec("", None))
+    try:
+        assert len(pool.map(items)) == 2
+        for pid in list(pool._pool._processes):
+            os.kill(pid, signal.SIGINT)
+        done = pool.map(items)  # the same workers, still serving
+        assert [d.error for d in done] == ["", done[1].error] and done[0].crop is not None
+    finally:
+        pool.close()
+
+
+def test_ctrl_c_during_a_run_with_worker_processes(reconstruct_data_dir, folder, tmp_path):
+    """The whole process group gets the interrupt (a terminal's Ctrl-C): one line, exit 130, no worker left
+    behind, nothing half-written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(str(folder / "p0.png") for _ in range(400)) + "\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "decaenv", "--data-dir", str(reconstruct_data_dir), "reconstruct", "-i", str(many)]
+    command += ["-o", str(out), "--save", "codes", "--detector", "mtcnn", "--input-workers", "processes:2"]
+    run = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # (pytest's runner may ignore it)
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("p0*/*_codes.npz"))) < 8:
+            time.sleep(0.2)  # the workers are up and items are being written
+        assert run.poll() is None, run.communicate()[1]
+        workers = subprocess.run(["pgrep", "-g", str(run.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) >= 3  # the parent, its 2 workers (and multiprocessing's resource tracker)
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err
+    left = "?"
+    for _ in range(50):  # (multiprocessing's resource tracker leaves when it reads the end of its pipe)
+        left = subprocess.run(["pgrep", "-a", "-g", str(run.pid)], capture_output=True, text=True).stdout
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == ""
+    assert not [p for p in out.rglob("*") if ".partial" in p.name]
