@@ -123,7 +123,9 @@ def _child(args, out: Path) -> None:
     runner = _timed_runner(Reconstructor)(options)
     load = time.perf_counter() - start
     warm = ReconstructOptions(**{**options.__dict__, "inputs": images[: args.batch], "out_dir": out / "warm"})
-    Reconstructor(warm, deca=runner.deca, detector_choice=runner.detector).run()
+    warm_runner = Reconstructor(warm, deca=runner.deca, detector_choice=runner.detector)
+    warm_runner.run()
+    warm_runner.close()  # (its input worker processes, if any: the timed runner starts its own)
     best, floors, pairs = None, [], []
     for _ in range(args.repeat):  # best of: the machine may be shared
         runner.timer = StageTimer(str(runner.deca.device))
