@@ -2,7 +2,7 @@
 
 Threads share one interpreter lock: preparing one 512×512 photo holds it ~3.8 ms of its ~25 CPU-ms (the
 detector's many small torch calls, the summed-area table's rows, skimage's transform set-up; `py-spy --gil`,
-docs/BENCHMARKS.md), so however many cores a GPU box has, threads prepare at most ~250 images/s, and even on two
+docs/BENCHMARKS.md), so however many cores a GPU box has, threads prepare at most ~260 images/s, and even on two
 cores the threads and the networks' thread wait on each other. Worker processes each hold their own: the parent
 only sends an item (a path, or a video frame's pixels) and receives its crop (~600 kB), ~1 ms of its CPU per
 item. Each worker builds its own detector on its CPU (MTCNN, 1.9 MB of weights; `none`), with one torch thread.
