@@ -25,11 +25,10 @@ from decaenv.errors import DecaenvError
 
 #: Detectors a worker process can rebuild on its CPU (FAN is too slow there: it keeps the threads).
 PROCESS_DETECTORS = ("mtcnn", "none")
-#: `--input-workers auto` starts worker processes beside an accelerator for runs of at least this many batches
-#: (threads there top out at a few hundred items/s), and on a CPU for runs of at least this many items (there
-#: they save 3-8 % of each item's time, against their ~2 s start; docs/BENCHMARKS.md).
-AUTO_PROCESS_BATCHES = 4
-AUTO_PROCESS_ITEMS_CPU = 1000
+#: `--input-workers auto` starts worker processes for runs of at least this many items (their ~2 s start is then
+#: paid back: beside a GPU threads top out at ~260 items/s, on a CPU processes save 3-8 % of each item's time;
+#: docs/BENCHMARKS.md), and beside an accelerator for runs of unknown length (videos) too.
+AUTO_PROCESS_ITEMS = 1000
 
 
 @dataclass(frozen=True)
@@ -146,20 +145,20 @@ def process_spec(choice, keeps_images: bool) -> Tuple[Optional[PrepareSpec], str
     return PrepareSpec(name, str(data_dir) if data_dir is not None else None, with_image=keeps_images), ""
 
 
-def auto_uses_processes(device_type: str, inputs: Sequence, shard, batch_size: int) -> bool:
-    """`--input-workers auto`: processes for runs long enough to pay the workers' start (~2 s) — beside an
-    accelerator from `AUTO_PROCESS_BATCHES` batches (or an unknown count: videos), on a CPU from
-    `AUTO_PROCESS_ITEMS_CPU` items — and only under the command line (`runs_decaenv_cli`)."""
+def auto_uses_processes(device_type: str, inputs: Sequence, shard) -> bool:
+    """`--input-workers auto`: processes for runs long enough to pay the workers' start (`AUTO_PROCESS_ITEMS`;
+    beside an accelerator also for an unknown count: videos), and only under the command line
+    (`runs_decaenv_cli`)."""
     from decaenv.runtime.inputs import estimate_total
 
     if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
         return False
     total = estimate_total(inputs)
-    if total is not None and shard is not None:
+    if total is None:  # video frames are decoded in the parent: on a CPU sending them costs what is saved
+        return device_type != "cpu"
+    if shard is not None:
         total = shard.share(total)
-    if device_type == "cpu":  # video frames are decoded in the parent: sending them costs what is saved
-        return total is not None and total >= AUTO_PROCESS_ITEMS_CPU
-    return total is None or total >= AUTO_PROCESS_BATCHES * batch_size
+    return total >= AUTO_PROCESS_ITEMS
 
 
 def runs_decaenv_cli() -> bool:

@@ -636,9 +636,7 @@ class Reconstructor:
             return False
         if kind == "processes":
             return True
-        return auto_uses_processes(
-            self._deca.device.type, self.options.inputs, self.options.shard, self.options.batch_size
-        )
+        return auto_uses_processes(self._deca.device.type, self.options.inputs, self.options.shard)
 
     def _process_spec(self):
         """(what the input processes need to prepare items the way this run does, "") or (None, why they cannot)."""

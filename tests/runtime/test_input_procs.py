@@ -142,28 +142,28 @@ def _runner(deca, data_dir, folder, out, workers, detector_choice=None, cls=None
     return cls(_options(data_dir, folder, out, workers), deca=deca, detector_choice=detector_choice, **extra)
 
 
-def test_auto_picks_processes_beside_an_accelerator_for_several_batches(
-    deca, reconstruct_data_dir, folder, tmp_path, monkeypatch
-):
+def test_auto_picks_processes_for_long_runs(deca, reconstruct_data_dir, folder, tmp_path, monkeypatch):
+    from decaenv.runtime.shard import Shard
+
     runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "a", "auto")
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 5000)
+
+    def count(total):
+        monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: total)
+
+    count(5000)
     assert not runner._uses_processes()  # not under decaenv's command line (pytest's main module)
     monkeypatch.setattr("decaenv.runtime.input_procs.runs_decaenv_cli", lambda: True)
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 6)
-    assert not runner._uses_processes()  # a CPU, 6 items: threads
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 999)
-    assert not runner._uses_processes()
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 1000)
-    assert runner._uses_processes()  # a long run on a CPU
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: None)
-    assert not runner._uses_processes()  # video frames, decoded in this process, stay in its threads on a CPU
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 6)
-    monkeypatch.setattr(runner, "_deca", SimpleNamespace(device=torch.device("cuda")))
-    assert not runner._uses_processes()  # 6 items = 2 batches of 3: not worth the workers' start
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: 12)
-    assert runner._uses_processes()
-    monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: None)  # a video: unknown, long
-    assert runner._uses_processes()
+    for device in ("cpu", "cuda"):
+        monkeypatch.setattr(runner, "_deca", SimpleNamespace(device=torch.device(device)))
+        count(999)
+        assert not runner._uses_processes()  # the workers' start would not pay
+        count(1000)
+        assert runner._uses_processes()
+        monkeypatch.setattr(runner.options, "shard", Shard(0, 2))
+        assert not runner._uses_processes()  # this shard's 500
+        monkeypatch.setattr(runner.options, "shard", None)
+        count(None)  # a video: frames decoded here; beside a GPU long runs are the rule
+        assert runner._uses_processes() == (device == "cuda")
     runner._input_kind = "threads"
     assert not runner._uses_processes()
 
