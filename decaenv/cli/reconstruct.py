@@ -136,8 +136,8 @@ def reconstruct(
         "auto",
         "--input-workers",
         metavar="KIND[:N]",
-        help="Who reads, detects and crops: auto (worker processes beside a GPU, threads on a CPU), threads, "
-        "processes, or threads:N / processes:N.",
+        help="Who reads, detects and crops: auto (worker processes for runs of 1,000+ images, and for videos "
+        "beside a GPU; else threads), threads, processes, or threads:N / processes:N.",
     ),
     engine: str = typer.Option("local", "--engine", help="local, or ray (a Ray cluster; needs --save table)."),
     ray_address: Optional[str] = typer.Option(
@@ -229,12 +229,7 @@ def reconstruct(
 def _run_with_progress(runner, console, show: bool = True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from decaenv.runtime.inputs import estimate_total
-
-    total = estimate_total(runner.options.inputs)
-    shard = runner.options.shard
-    if total is not None and shard is not None:
-        total = shard.share(total)  # the bar counts this shard's items
+    total = runner.expected_items()  # the bar counts this run's (or shard's) items
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True, disable=console.quiet or not show) as progress:
         task = progress.add_task("reconstructing", total=total)

@@ -56,6 +56,12 @@ def find_face(
     return found.box, found.kind, f"detector:{found.detector or detector.name}"
 
 
+def find_item_face(image: np.ndarray, item: Item, *, iscrop: bool, detector: Optional[Detector]):
+    """`find_face` for one input item (a video frame has no landmark file beside it). Raises InputError."""
+    source = item.source if item.frame is None else None
+    return find_face(image, source, iscrop=iscrop, detector=detector, label=item.label)
+
+
 def crop_image(
     image: np.ndarray,
     source: Optional[Path],

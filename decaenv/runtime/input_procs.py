@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DecaenvError
 
@@ -98,7 +98,7 @@ class Preparer:
 
         from decaenv.errors import InputError
         from decaenv.runtime.crop import make_crop
-        from decaenv.runtime.datasets import find_face
+        from decaenv.runtime.datasets import find_item_face
 
         done = Prepared()
         clock = time.perf_counter()
@@ -113,10 +113,7 @@ class Preparer:
             image = item.load()
             lap("read")
             with torch.inference_mode():
-                source = item.source if item.frame is None else None
-                found = find_face(
-                    image, source, iscrop=bool(self.spec.detector), label=item.label, detector=self.detector
-                )
+                found = find_item_face(image, item, iscrop=bool(self.spec.detector), detector=self.detector)
             lap("detect")
             done.crop = make_crop(image, *found)
             lap("crop")
@@ -145,19 +142,19 @@ def process_spec(choice, keeps_images: bool) -> Tuple[Optional[PrepareSpec], str
     return PrepareSpec(name, str(data_dir) if data_dir is not None else None, with_image=keeps_images), ""
 
 
-def auto_uses_processes(device_type: str, inputs: Sequence, shard) -> bool:
+def auto_uses_processes(device_type: str, expected_items: Callable[[], Optional[int]]) -> bool:
     """`--input-workers auto`: processes for runs long enough to pay the workers' start (`AUTO_PROCESS_ITEMS`;
     beside an accelerator also for an unknown count: videos), and only under the command line
-    (`runs_decaenv_cli`)."""
-    from decaenv.runtime.inputs import estimate_total
+    (`runs_decaenv_cli`).
 
+    Args:
+        expected_items: the run's item count (None: unknown), asked only under the command line.
+    """
     if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
         return False
-    total = estimate_total(inputs)
+    total = expected_items()
     if total is None:  # video frames are decoded in the parent: on a CPU sending them costs what is saved
         return device_type != "cpu"
-    if shard is not None:
-        total = shard.share(total)
     return total >= AUTO_PROCESS_ITEMS
 
 

@@ -33,7 +33,7 @@ def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
 
 
 #: The most threads that prepare items beside an accelerator: they share one interpreter lock, which preparing an
-#: item holds for 15-25 % of its time (worker processes have no such limit; `input_procs`).
+#: item holds for 15-20 % of its time (worker processes have no such limit; `input_procs`).
 MAX_INPUT_WORKERS = 8
 #: `--input-workers` kinds.
 INPUT_KINDS = ("auto", "threads", "processes")

@@ -384,15 +384,19 @@ class Reconstructor:
 
     def face_box(self, image, item):
         """Where to crop one item: (box or None, box kind, origin) — `datasets.find_face`. Raises InputError."""
-        from decaenv.runtime.datasets import find_face
+        from decaenv.runtime.datasets import find_item_face
 
-        return find_face(
-            image,
-            item.source if item.frame is None else None,
-            iscrop=self.options.iscrop,
-            label=item.label,
-            detector=self.detector.detector if self.detector else None,
-        )
+        detector = self.detector.detector if self.detector else None
+        return find_item_face(image, item, iscrop=self.options.iscrop, detector=detector)
+
+    def expected_items(self) -> Optional[int]:
+        """How many items this run (or shard) will have, from the input listing; None when unknown (videos)."""
+        from decaenv.runtime.inputs import estimate_total
+
+        total = estimate_total(self.options.inputs)
+        if total is not None and self.options.shard is not None:
+            total = self.options.shard.share(total)
+        return total
 
     def filter_codes(self, codedict, prepared):
         """The batch's codes before decoding (identity here; `--smooth` filters them over video frames)."""
@@ -593,21 +597,21 @@ class Reconstructor:
         from decaenv.runtime.input_pool import InputPool
         from decaenv.runtime.overlap import input_workers
 
-        processes = self._uses_processes()
-        if not processes and (not self.prepares_in_parallel or self.options.batch_size < 2):
+        spec = self._chosen_process_spec()
+        if spec is None and (not self.prepares_in_parallel or self.options.batch_size < 2):
             return None
+        processes = spec is not None
         count = self._input_count or input_workers(str(self._deca.device), input_in_thread, processes=processes)
         workers = min(self.options.batch_size, count)
-        if processes:
-            return self._process_pool(workers)
+        if spec is not None:
+            return self._process_pool(workers, spec)
         return InputPool(workers) if workers > 1 else None
 
-    def _process_pool(self, workers: int):
+    def _process_pool(self, workers: int, spec):
         """The input worker processes: started by the first run that uses them (~2 s), kept for the next runs
         of this reconstructor (`close` stops them; so does the interpreter's exit)."""
         from decaenv.runtime.input_procs import ProcessInputPool
 
-        spec, _ = self._process_spec()
         pool = self._processes
         if pool is None or pool.workers != workers or pool.spec != spec:
             self.close()
@@ -622,21 +626,25 @@ class Reconstructor:
             self._processes = None
 
     def _uses_processes(self) -> bool:
-        """Whether worker processes prepare the items: `--input-workers processes`, or `auto` where
-        `input_procs.auto_uses_processes` says so — when they can (`_process_spec`)."""
+        """Whether worker processes prepare the items (`_chosen_process_spec`)."""
+        return self._chosen_process_spec() is not None
+
+    def _chosen_process_spec(self):
+        """What the worker processes need, when they prepare the items: `--input-workers processes`, or `auto`
+        where `input_procs.auto_uses_processes` says so — when they can (`_process_spec`); else None."""
         from decaenv.runtime.input_procs import auto_uses_processes
 
         kind = self._input_kind
         if kind == "threads":
-            return False
+            return None
         spec, why_not = self._process_spec()
         if spec is None:
             if kind == "processes":
                 log.warning("--input-workers processes: using threads, because %s", why_not)
-            return False
-        if kind == "processes":
-            return True
-        return auto_uses_processes(self._deca.device.type, self.options.inputs, self.options.shard)
+            return None
+        if kind == "processes" or auto_uses_processes(self._deca.device.type, self.expected_items):
+            return spec
+        return None
 
     def _process_spec(self):
         """(what the input processes need to prepare items the way this run does, "") or (None, why they cannot)."""

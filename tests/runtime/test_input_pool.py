@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import skimage.data
 import torch
+from _support.runs import codes_options, photos, write_mixed_folder
 from PIL import Image
 
 from decaenv.runtime.input_pool import InputPool
@@ -88,13 +88,7 @@ def test_how_many_workers_prepare_items():
 
 
 def _photos():
-    base = skimage.data.astronaut()
-    return [
-        base,
-        np.ascontiguousarray(base[:, ::-1]),
-        np.asarray(Image.fromarray(base).resize((300, 380))),
-        np.ascontiguousarray(np.roll(base, 40, axis=0)),
-    ]
+    return photos()
 
 
 def test_mtcnn_on_several_threads_finds_what_it_finds_alone(mtcnn_data_dir):
@@ -126,29 +120,14 @@ def test_reading_on_threads_leaves_pillows_pixel_limit_alone(tmp_path):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pool-photos")
-    for k, photo in enumerate(_photos()):
-        Image.fromarray(photo).save(out / f"p{k}.png")
-    (out / "p1b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # sorts between p1 and p2
-    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(out / "p2b_noface.png")
-    return out
+    return write_mixed_folder(tmp_path_factory.mktemp("pool-photos"))
 
 
 def _run(deca, data_dir, folder, out, workers, monkeypatch):
-    from decaenv.paths import DataDir
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.pipeline import Reconstructor
 
     monkeypatch.setattr("decaenv.runtime.overlap.input_workers", lambda *a, **k: workers)
-    options = ReconstructOptions(
-        inputs=[folder],
-        out_dir=out,
-        data_dir=DataDir(data_dir, "flag"),
-        batch_size=3,
-        detector="mtcnn",
-        rasterizer="torch",
-        save=["codes"],
-    )
-    runner = Reconstructor(options, deca=deca)
+    runner = Reconstructor(codes_options(data_dir, folder, out), deca=deca)
     seen = []
     original = runner._prepare_one
 

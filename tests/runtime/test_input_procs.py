@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from _support.runs import codes_options, write_mixed_folder
 from PIL import Image
 
 from decaenv.errors import DecaenvError, UsageError
@@ -40,31 +41,11 @@ def test_processes_are_not_capped_like_threads():
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    out = tmp_path_factory.mktemp("proc-photos")
-    base = skimage.data.astronaut()
-    photos = [base, base[:, ::-1], np.asarray(Image.fromarray(base).resize((300, 380))), np.roll(base, 40, axis=0)]
-    for k, photo in enumerate(photos):
-        Image.fromarray(np.ascontiguousarray(photo)).save(out / f"p{k}.png")
-    (out / "p1b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # sorts between p1 and p2
-    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(out / "p2b_noface.png")
-    return out
+    return write_mixed_folder(tmp_path_factory.mktemp("proc-photos"))
 
 
 def _options(data_dir, folder, out, workers, **extra):
-    from decaenv.paths import DataDir
-    from decaenv.runtime.pipeline import ReconstructOptions
-
-    return ReconstructOptions(
-        inputs=[folder],
-        out_dir=out,
-        data_dir=DataDir(data_dir, "flag"),
-        batch_size=3,
-        detector="mtcnn",
-        rasterizer="torch",
-        save=extra.pop("save", ["codes", "table"]),
-        input_workers=workers,
-        **extra,
-    )
+    return codes_options(data_dir, folder, out, input_workers=workers, **{"save": ["codes", "table"], **extra})
 
 
 def _run(deca, data_dir, folder, out, workers, monkeypatch, **extra):

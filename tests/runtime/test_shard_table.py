@@ -287,12 +287,14 @@ def test_shards_hold_separate_output_locks(tmp_path):
 
 def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
     import io
+    from functools import partial
     from types import SimpleNamespace
 
     from rich.console import Console
     from rich.progress import Progress
 
     from decaenv.cli import reconstruct as command
+    from decaenv.runtime.pipeline import Reconstructor
 
     for k in range(5):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"p{k}.png")
@@ -306,5 +308,6 @@ def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
     monkeypatch.setattr(Progress, "add_task", recording)
     for shard, expected in ((None, 5), (Shard(0, 2), 3), (Shard(1, 2), 2)):
         runner = SimpleNamespace(options=SimpleNamespace(inputs=[tmp_path], shard=shard), run=lambda on_item: "ran")
+        runner.expected_items = partial(Reconstructor.expected_items, runner)  # the real count, on the stand-in
         assert command._run_with_progress(runner, Console(file=io.StringIO())) == "ran"
         assert totals[-1] == expected
