@@ -80,7 +80,9 @@ def warp_crop(image: np.ndarray, tform: np.ndarray, crop_size: int = CROP_SIZE) 
     """skimage `warp(image / 255, P⁻¹, output_shape=(224, 224))` (bilinear, constant 0) → (3, 224, 224) float32.
 
     Only the part of the image the output can sample (plus a 2-pixel margin, clipped to the image) is
-    converted to float; bilinear samples are then identical to warping the whole image.
+    converted to float; bilinear samples are then identical to warping the whole image. The result is a
+    (3, S, S) view of (S, S, 3) memory: the layout of the fast graphs' channels-last batches (copied into them
+    without a transposition; `np.ascontiguousarray` where a caller needs C order).
 
     Args:
         image: (H, W, 3) uint8 RGB. tform: (3, 3) P.
@@ -97,11 +99,11 @@ def warp_crop(image: np.ndarray, tform: np.ndarray, crop_size: int = CROP_SIZE) 
     y0 = int(np.clip(math.floor(ys.min()) - 2, 0, h))
     y1 = int(np.clip(math.ceil(ys.max()) + 3, 0, h))
     if x1 <= x0 or y1 <= y0:  # the crop lies entirely outside the image: all zeros, as DECA's warp gives
-        return np.zeros((3, crop_size, crop_size), np.float32)
+        return np.zeros((crop_size, crop_size, 3), np.float32).transpose(2, 0, 1)
     region = image[y0:y1, x0:x1].astype(np.float64) / 255.0
     shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
     warped = warp(region, ProjectiveTransform(shift @ inverse), output_shape=(crop_size, crop_size))
-    return np.ascontiguousarray(warped.transpose(2, 0, 1), dtype=np.float32)
+    return warped.astype(np.float32).transpose(2, 0, 1)
 
 
 def read_landmark_file(path: Path) -> np.ndarray:

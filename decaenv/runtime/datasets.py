@@ -136,7 +136,7 @@ class TestData:
             label=item.label,
         )
         return {
-            "image": torch.from_numpy(crop.image),
+            "image": torch.from_numpy(np.ascontiguousarray(crop.image)),  # (DECA's are C-ordered)
             "imagename": item.name,
             "tform": torch.tensor(crop.tform, dtype=torch.float32),
             "original_image": torch.from_numpy(original_image_float(image)),

@@ -4,12 +4,14 @@ Threads share one interpreter lock: preparing one 512×512 photo holds it ~3.8 m
 detector's many small torch calls, the summed-area table's rows, skimage's transform set-up; `py-spy --gil`,
 docs/BENCHMARKS.md), so however many cores a GPU box has, threads prepare at most ~260 images/s, and even on two
 cores the threads and the networks' thread wait on each other. Worker processes each hold their own: the parent
-only sends an item (a path, or a video frame's pixels) and receives its crop (~600 kB), ~1 ms of its CPU per
-item. Each worker builds its own detector on its CPU (MTCNN, 1.9 MB of weights; `none`), with one torch thread.
+only sends an item (a path, or a video frame's pixels) and a free crop slot's number; the worker writes the crop
+into that slot of a shared ring (`crop_slots`) and sends back the rest. Each worker builds its own detector on its
+CPU (MTCNN, 1.9 MB of weights; `none`), with one torch thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -48,21 +50,23 @@ class PrepareSpec:
 
 @dataclass
 class Prepared:
-    """One item's input side: its crop (and image when asked for), or the one-line error; seconds per stage."""
+    """One item's input side: its crop (and image when asked for), or the one-line error; seconds per stage.
+    slot: the crop slot holding the crop's pixels (its `image` is then None until the main process fills it in)."""
 
     crop: object = None
     image: object = None
     error: str = ""
     seconds: Dict[str, float] = field(default_factory=dict)
+    slot: Optional[int] = None
 
 
 #: The worker process's preparer (set by `_start`).
 _WORKER: dict = {}
 
 
-def _start(spec: PrepareSpec) -> None:
+def _start(spec: PrepareSpec, ring=None) -> None:
     """Worker initialiser: no Ctrl-C of its own (the parent stops the workers: a worker would print a
-    traceback), one torch thread, and the preparer with its detector."""
+    traceback), one torch thread, the preparer with its detector, and the shared crop slots (a tensor)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
@@ -72,10 +76,17 @@ def _start(spec: PrepareSpec) -> None:
 
     png_fast.enable()  # libspng holds the lock while decoding: fine in a process of its own, not in threads
     _WORKER["prepare"] = Preparer(spec)
+    _WORKER["ring"] = ring.numpy() if ring is not None else None
 
 
-def _prepare(item) -> Prepared:
-    return _WORKER["prepare"](item)
+def _prepare(item, slot: Optional[int] = None) -> Prepared:
+    from decaenv.runtime.crop_slots import write_crop
+
+    done = _WORKER["prepare"](item)
+    if slot is not None and done.crop is not None:
+        write_crop(_WORKER["ring"], slot, done.crop.image)
+        done.crop, done.slot = dataclasses.replace(done.crop, image=None), slot
+    return done
 
 
 class Preparer:
@@ -171,31 +182,46 @@ def runs_decaenv_cli() -> bool:
 
 
 class ProcessInputPool:
-    """`workers` processes that prepare items (`map`), in order.
+    """`workers` processes that prepare items (`map`), in order; their crops come back through `slots` shared
+    crop slots (`crop_slots`; 0: pickled). Items go out `per_message` at a time (0: about a quarter of each
+    worker's share of a batch: fewer messages, futures and wake-ups in this process).
 
     Raises:
         DecaenvError: a worker could not start or died (the run stops with a one-line error).
     """
 
-    def __init__(self, workers: int, spec: PrepareSpec):
+    def __init__(self, workers: int, spec: PrepareSpec, slots: int = 64, per_message: int = 0):
+        from decaenv.runtime.crop_slots import CropSlots
+
         if workers < 1:
             raise ValueError("a process pool needs at least one worker")
         if spec.detector not in PROCESS_DETECTORS + ("",):
             raise ValueError(f"detector {spec.detector!r} cannot run in the input processes")
-        self.workers, self.spec = workers, spec
+        self.workers, self.spec, self.slot_count, self.per_message = workers, spec, slots, per_message
+        self.slots = CropSlots(slots) if slots > 0 else None
+        ring = self.slots.ring if self.slots is not None else None
         # spawn: a forked child of a process with torch's (and CUDA's) threads running is not safe
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec,))
+        self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec, ring))
 
     def map(self, items: Sequence) -> List[Prepared]:
         """[prepared item] for `Item`s, computed on the workers, in order."""
+        slots = self.slots
+        numbers = [slots.take() if slots is not None else None for _ in items]
         try:
-            return list(self._pool.map(_prepare, items))
+            chunk = self.per_message or max(1, len(items) // (4 * self.workers))
+            done = list(self._pool.map(_prepare, items, numbers, chunksize=chunk))
         except BrokenProcessPool as exc:
             raise DecaenvError(
                 "an input worker process stopped (out of memory, killed, or it could not start)",
                 hint="rerun with --input-workers threads",
             ) from exc
+        for prepared, number in zip(done, numbers):
+            if prepared.slot is not None:
+                prepared.crop = dataclasses.replace(prepared.crop, image=slots.crop(prepared.slot))  # type: ignore
+            elif number is not None:
+                slots.give_back(number)  # type: ignore[union-attr]
+        return done
 
     def close(self) -> None:
         """Stop the workers (items not started, after an interruption, are dropped)."""

@@ -613,10 +613,12 @@ class Reconstructor:
         from decaenv.runtime.input_procs import ProcessInputPool
 
         pool = self._processes
-        if pool is None or pool.workers != workers or pool.spec != spec:
+        # crop slots for the items alive at once: a batch prepared, one in the networks, one written, and spares
+        slots = 4 * self.options.batch_size + workers
+        if pool is None or pool.workers != workers or pool.spec != spec or pool.slot_count < slots:
             self.close()
             log.info("input side: %d worker processes", workers)
-            pool = self._processes = ProcessInputPool(workers, spec)
+            pool = self._processes = ProcessInputPool(workers, spec, slots=slots)
         return pool
 
     def close(self) -> None:

@@ -1,0 +1,75 @@
+"""Crops handed from the input worker processes to the main one through shared memory (`input_procs`).
+
+Pickling a 224×224 crop back through the pool's pipe cost the main process ~1 ms of CPU per item (reading ~600 kB
+in 64 kB pieces, unpickling into fresh memory), a ceiling of ~700 items/s before it did anything else. Instead the
+main process allocates one ring of crop slots in shared memory when it starts the workers (torch's shared memory:
+backed by a file descriptor, freed with its last user even when a process is killed, nothing left in /dev/shm);
+a worker writes its item's crop into the slot it was given and sends back the slot's number. The main process
+wraps the slot as the crop's (3, S, S) array without a copy, laid out (S, S, 3) like every crop
+(`crop.warp_crop`). A slot is handed out again only once every array viewing it has been collected, so a crop
+stays valid however long a caller keeps it; when every slot is in use, crops travel pickled as before.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from decaenv.runtime.crop import CROP_SIZE
+
+
+class CropSlots:
+    """`count` shared (S, S, 3) float32 crop slots, handed out warmest first (only the slots a run needs at once
+    are ever touched, so only they take memory).
+
+    Args:
+        count: slots (about the items alive at once: the batches being prepared, run and written). size: S.
+    """
+
+    def __init__(self, count: int, size: int = CROP_SIZE):
+        import torch
+
+        self.shape: Tuple[int, int, int] = (size, size, 3)
+        self.ring = torch.empty((count, *self.shape), dtype=torch.float32).share_memory_()
+        self._address = self.ring.data_ptr()
+        self._stride = size * size * 3 * 4
+        self._free: List[int] = list(range(count - 1, -1, -1))  # a stack: the slot given back last goes out first
+
+    @property
+    def free(self) -> int:
+        """Slots not in use now."""
+        return len(self._free)
+
+    def take(self) -> Optional[int]:
+        """A free slot's number, or None when all are in use."""
+        try:
+            return self._free.pop()  # (list.pop and append are atomic: any thread may give slots back)
+        except IndexError:
+            return None
+
+    def give_back(self, index: int) -> None:
+        """Return a slot that holds no crop anyone reads (a worker's item failed)."""
+        self._free.append(index)
+
+    def crop(self, index: int) -> np.ndarray:
+        """Slot `index` as a crop: a (3, S, S) float32 view of its (S, S, 3) memory. The slot is given back when
+        the last array viewing it (or a tensor made from one) is collected."""
+        return np.asarray(_SlotOwner(self, index)).transpose(2, 0, 1)
+
+
+class _SlotOwner:
+    """The numpy base of one slot's arrays: keeps the ring mapped while they live, gives the slot back after."""
+
+    def __init__(self, slots: CropSlots, index: int):
+        self.slots, self.index = slots, index
+        address = slots._address + index * slots._stride
+        self.__array_interface__ = {"shape": slots.shape, "typestr": "<f4", "data": (address, False), "version": 3}
+
+    def __del__(self) -> None:
+        self.slots.give_back(self.index)
+
+
+def write_crop(ring: np.ndarray, index: int, image: np.ndarray) -> None:
+    """In a worker: put a (3, S, S) crop into slot `index` of its view of the ring, (count, S, S, 3)."""
+    np.copyto(ring[index], image.transpose(1, 2, 0))

@@ -1,0 +1,79 @@
+"""Crops come back from the input worker processes through shared slots (`decaenv.runtime.crop_slots`): the same
+pixels as pickled crops, a slot reused only once nothing views it, crops pickled when the slots run out, a failed
+item's slot given back, and nothing left in /dev/shm."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import numpy as np
+import pytest
+import torch
+from _support.runs import write_mixed_folder
+
+from decaenv.runtime.crop_slots import CropSlots, write_crop
+
+
+def _crop(seed: int, size: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).random((3, size, size), dtype=np.float32)
+
+
+def test_a_slot_is_a_crop_until_nothing_views_it():
+    slots = CropSlots(2, size=8)
+    ring = slots.ring.numpy()
+    first = slots.take()
+    write_crop(ring, first, _crop(0))
+    crop = slots.crop(first)
+    assert crop.shape == (3, 8, 8) and crop.dtype == np.float32
+    assert np.array_equal(crop, _crop(0))
+    assert np.ascontiguousarray(crop.transpose(1, 2, 0)).tobytes() == ring[first].tobytes()  # (S, S, 3) memory
+    tensor = torch.from_numpy(crop)[1:]  # a tensor of a view of the crop keeps the slot too
+    second = slots.take()
+    assert slots.take() is None and slots.free == 0
+    del crop
+    gc.collect()
+    assert slots.free == 0  # the tensor still reads it
+    write_crop(ring, second, _crop(1))
+    assert torch.equal(tensor, torch.from_numpy(_crop(0))[1:])
+    del tensor
+    assert slots.free == 1 and slots.take() == first  # back as soon as the last view went (warmest first)
+    slots.give_back(second)
+    slots.give_back(first)
+    assert slots.free == 2
+
+
+def _dev_shm() -> set:
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+@pytest.mark.slow  # spawns an interpreter that imports torch
+def test_workers_hand_crops_back_through_the_slots(tmp_path):
+    from decaenv.runtime.input_procs import Preparer, PrepareSpec, ProcessInputPool
+    from decaenv.runtime.inputs import expand_inputs
+
+    before = _dev_shm()
+    items = list(expand_inputs([write_mixed_folder(tmp_path)]))  # p0, p1, p1b_broken, p2, p2b_noface, p3
+    spec = PrepareSpec("", None)  # --iscrop false: every readable image is a crop
+    inline = [Preparer(spec)(item) for item in items]
+    pool = ProcessInputPool(1, spec, slots=3)
+    try:
+        done = pool.map(items)
+        # 3 slots for 6 items: the last three crops travelled pickled; the broken file's slot came back
+        assert [p.slot for p in done] == [0, 1, None, None, None, None]
+        assert pool.slots.free == 1
+        for mine, theirs in zip(done, inline):
+            assert mine.error == theirs.error
+            if theirs.crop is not None:
+                assert np.array_equal(mine.crop.image, theirs.crop.image)
+                assert np.array_equal(mine.crop.tform, theirs.crop.tform)
+        del mine, theirs
+        assert done[2].error == inline[2].error != "" and done[2].crop is None
+        done = None
+        gc.collect()
+        assert pool.slots.free == 3  # every slot back once its crop was dropped
+        again = pool.map(items[:2])
+        assert [p.slot for p in again] == [0, 1]
+    finally:
+        pool.close()
+    assert _dev_shm() == before  # torch's shared memory is a file descriptor, not a /dev/shm file
