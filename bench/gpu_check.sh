@@ -17,16 +17,19 @@ echo "== CUDA tests"
 timeout 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/runtime/test_cuda.py tests/runtime/test_fast_parity.py \
     2>&1 | tee "$OUT/cuda-tests.txt" | tail -15 || status=1
 echo "== networks alone (batch 64): eager fp32 floor vs fast graphs"
-timeout 120 "$PY" bench/fast_networks.py --device cuda --batch 64 --graphs freeze --precisions fp32,bf16 --rounds 10 \
+timeout 100 "$PY" bench/fast_networks.py --device cuda --batch 64 --graphs freeze --precisions fp32,bf16 --rounds 10 \
     2>&1 | tee "$OUT/fast-networks.txt" || status=1
 echo "== input side alone: threads against worker processes (what feeds the GPU)"
-timeout 60 "$PY" bench/input_side.py --count 256 --rounds 2 --workers "8,$(( $(nproc) - 1 ))" 2>&1 | tee "$OUT/input-side.txt" || status=1
-for run in fp32:processes fp32:threads bf16:processes; do
-    precision=${run%%:*} kind=${run##*:}
-    echo "== whole pipeline, --save codes, batch 64, $precision, input side in $kind"
-    timeout 75 "$PY" bench/reconstruct.py --device cuda --batch-sizes 64 --count 256 --save codes --repeat 2 \
-        --precision "$precision" --input-workers "$kind" --json "$OUT/reconstruct-codes-$precision-$kind.json" 2>&1 \
-        | tee "$OUT/reconstruct-codes-$precision-$kind.txt" | tail -6 || status=1
+timeout 50 "$PY" bench/input_side.py --count 256 --rounds 2 --workers "8,$(( $(nproc) - 1 ))" 2>&1 | tee "$OUT/input-side.txt" || status=1
+echo "== the main process's share per image with instant networks (the most images/s it can feed the GPU)"
+timeout 50 "$PY" bench/host_side.py --workers "$(( $(nproc) - 1 ))" --count 256 --batch 64 --rounds 1 2>&1 \
+    | grep -v "output name" | tee "$OUT/host-side.txt" || status=1
+for run in fp32:processes:codes fp32:threads:codes bf16:processes:codes bf16:processes:table; do
+    precision=${run%%:*} rest=${run#*:} kind=${rest%%:*} save=${rest##*:}
+    echo "== whole pipeline, --save $save, batch 64, $precision, input side in $kind"
+    timeout 60 "$PY" bench/reconstruct.py --device cuda --batch-sizes 64 --count 256 --save "$save" --repeat 2 \
+        --precision "$precision" --input-workers "$kind" --json "$OUT/reconstruct-$save-$precision-$kind.json" 2>&1 \
+        | tee "$OUT/reconstruct-$save-$precision-$kind.txt" | tail -6 || status=1
 done
 echo "targets (issue 16): >= 500 images/s fp32 and >= 1500 images/s bf16, codes only, batch 64, one H100-class GPU"
 exit $status

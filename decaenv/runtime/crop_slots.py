@@ -12,11 +12,48 @@ stays valid however long a caller keeps it; when every slot is in use, crops tra
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from decaenv.runtime.crop import CROP_SIZE
+
+log = logging.getLogger("decaenv")
+
+#: Where torch's shared memory lives on Linux, and the share of its free room the slots may take (a container's
+#: is 64 MB unless `docker run --shm-size` says otherwise; a slot touched past the end would kill the process).
+SHM_DIR, SHM_SHARE = "/dev/shm", 0.5
+#: Fewer slots than this are not worth it: the crops then travel pickled.
+MIN_SLOTS = 4
+
+
+def slot_bytes(size: int = CROP_SIZE) -> int:
+    return size * size * 3 * 4
+
+
+def fitting_slots(wanted: int, size: int = CROP_SIZE, room: Optional[int] = None) -> int:
+    """How many of `wanted` slots fit in half the shared memory's free room (`room` bytes: measured when None;
+    no /dev/shm: all of them); 0 when not all fit and fewer than `MIN_SLOTS` do."""
+    if room is None:
+        try:
+            stats = os.statvfs(SHM_DIR)
+        except OSError:  # no /dev/shm (macOS): torch's own shared memory, no small fixed size known
+            return wanted
+        room = stats.f_bavail * stats.f_frsize
+    count = min(wanted, int(room * SHM_SHARE) // slot_bytes(size))
+    if count == wanted:
+        return count
+    count = count if count >= MIN_SLOTS else 0
+    log.info(
+        "shared memory (%s) has room for %d of %d crop slots; the other crops travel pickled "
+        "(in a container, `docker run --shm-size=1g` gives it more)",
+        SHM_DIR,
+        count,
+        wanted,
+    )
+    return count
 
 
 class CropSlots:
@@ -33,7 +70,7 @@ class CropSlots:
         self.shape: Tuple[int, int, int] = (size, size, 3)
         self.ring = torch.empty((count, *self.shape), dtype=torch.float32).share_memory_()
         self._address = self.ring.data_ptr()
-        self._stride = size * size * 3 * 4
+        self._stride = slot_bytes(size)
         self._free: List[int] = list(range(count - 1, -1, -1))  # a stack: the slot given back last goes out first
 
     @property

@@ -84,10 +84,8 @@ def mat_arrays(opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, np.n
     return {k: _np(opdict[k][index]) for k in writers.MAT_KEYS if k in opdict}
 
 
-def codes_content(
-    codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext
-) -> Tuple[Dict[str, np.ndarray], dict]:
-    """Every FLAME/DECA parameter of one item: the npz arrays and the JSON document."""
+def codes_arrays(codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext) -> Dict[str, np.ndarray]:
+    """Every FLAME/DECA parameter of one item, as the `_codes.npz` arrays (and the table's codes)."""
     arrays = {
         k: _np(codedict[k][index]) for k in ("shape", "tex", "exp", "pose", "cam", "light", "detail") if k in codedict
     }
@@ -101,6 +99,14 @@ def codes_content(
         tform=np.asarray(ctx.tform, dtype=np.float64),
         original_size=np.asarray(ctx.original_size, np.int64),
     )
+    return arrays
+
+
+def codes_content(
+    codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext
+) -> Tuple[Dict[str, np.ndarray], dict]:
+    """Every FLAME/DECA parameter of one item: the npz arrays and the JSON document."""
+    arrays = codes_arrays(codedict, index, ctx)
     meta = {
         "schema": CODES_SCHEMA,
         "name": ctx.name,

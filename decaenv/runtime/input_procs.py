@@ -191,14 +191,15 @@ class ProcessInputPool:
     """
 
     def __init__(self, workers: int, spec: PrepareSpec, slots: int = 64, per_message: int = 0):
-        from decaenv.runtime.crop_slots import CropSlots
+        from decaenv.runtime.crop_slots import CropSlots, fitting_slots
 
         if workers < 1:
             raise ValueError("a process pool needs at least one worker")
         if spec.detector not in PROCESS_DETECTORS + ("",):
             raise ValueError(f"detector {spec.detector!r} cannot run in the input processes")
         self.workers, self.spec, self.slot_count, self.per_message = workers, spec, slots, per_message
-        self.slots = CropSlots(slots) if slots > 0 else None
+        fitting = fitting_slots(slots) if slots > 0 else 0
+        self.slots = CropSlots(fitting) if fitting > 0 else None
         ring = self.slots.ring if self.slots is not None else None
         # spawn: a forked child of a process with torch's (and CUDA's) threads running is not safe
         context = multiprocessing.get_context("spawn")

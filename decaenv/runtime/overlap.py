@@ -32,6 +32,22 @@ def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
     return (cpus if cpus is not None else usable_cpus()) > 2
 
 
+#: Threads that write a batch's per-item code files at once beside an accelerator (`write_workers`).
+WRITE_WORKERS = 4
+
+
+def write_workers(device: str, codes_files: bool, cpus: Optional[int] = None) -> int:
+    """How many threads write a batch's items' files (1: the writing thread alone).
+
+    Beside an accelerator a `--save codes` run writes two small files per item, ~1.2 ms of its writing thread
+    each, most of it in file-system calls that release the interpreter lock: one thread alone writes ~570 items/s,
+    about the accelerator's rate, so `WRITE_WORKERS` share them (at most the CPUs but one). On a CPU the
+    networks' threads use the cores, and other outputs render or encode images in the writing thread."""
+    if device.startswith("cpu") or not codes_files:
+        return 1
+    return max(1, min(WRITE_WORKERS, (cpus if cpus is not None else usable_cpus()) - 1))
+
+
 #: The most threads that prepare items beside an accelerator: they share one interpreter lock, which preparing an
 #: item holds for 15-20 % of its time (worker processes have no such limit; `input_procs`).
 MAX_INPUT_WORKERS = 8

@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import (
@@ -265,6 +266,7 @@ class Reconstructor:
         self._detect_guard: ContextManager = contextlib.nullcontext()  # a lock for detectors not thread-safe
         self._input_pool: Union[InputPool, ProcessInputPool, None] = None  # set for the duration of `run`
         self._processes: Optional[ProcessInputPool] = None  # the input worker processes, kept between runs
+        self._item_writers: Optional[ThreadPoolExecutor] = None  # set for the duration of `run` (`_write_workers`)
         if not lazy:
             self.load()
 
@@ -337,6 +339,8 @@ class Reconstructor:
         scope = self.options.shard.suffix if self.options.shard is not None else ""
         input_in_thread = self._input_in_thread()
         self._input_pool = self._make_input_pool(input_in_thread)
+        writers = self._write_workers() if self._loaded else 1
+        self._item_writers = ThreadPoolExecutor(writers, "decaenv-write-item") if writers > 1 else None
         try:
             with OutputLock(self.out_dir, scope=scope):  # shards write disjoint files: one lock per shard
                 run_overlapped(
@@ -353,6 +357,9 @@ class Reconstructor:
             if self._input_pool is not None and self._input_pool is not self._processes:
                 self._input_pool.close()
             self._input_pool = None
+            if self._item_writers is not None:
+                self._item_writers.shutdown(wait=True)
+                self._item_writers = None
             if self.table is not None:
                 self.table.close()
         summary.seconds = time.perf_counter() - start
@@ -535,7 +542,11 @@ class Reconstructor:
             return None, failed
 
     def _save_batch(self, result, prepared) -> List[ItemOutcome]:
-        outcomes = [self.save(result, index, *p) for index, p in enumerate(prepared)]
+        writers = self._item_writers
+        if writers is not None and len(prepared) > 1:  # items' files on several threads, outcomes in order
+            outcomes = list(writers.map(lambda job: self.save(result, job[0], *job[1]), enumerate(prepared)))
+        else:
+            outcomes = [self.save(result, index, *p) for index, p in enumerate(prepared)]
         if self.table is not None:
             rows = []
             for index, ((name, item, crop, _), outcome) in enumerate(zip(prepared, outcomes)):
@@ -544,14 +555,14 @@ class Reconstructor:
         return outcomes
 
     def _table_row(self, result, index, name, item, crop, outcome):
-        from decaenv.runtime.export import codes_content
+        from decaenv.runtime.export import codes_arrays
         from decaenv.runtime.table import make_row
 
         if outcome.status != "ok":
             return make_row(
                 name, str(item.source), item.frame, outcome.status, outcome.message, crop_source=crop.source
             )
-        arrays, _ = codes_content(result["codedict"], index, item_context(name, item, crop))
+        arrays = codes_arrays(result["codedict"], index, item_context(name, item, crop))
         landmarks = None
         if self.options.table_landmarks:
             geometry = result["geometry"]
@@ -568,6 +579,14 @@ class Reconstructor:
             codes=arrays,
             landmarks=landmarks,
         )
+
+    def _write_workers(self) -> int:
+        """Threads that write a batch's items at once (`overlap.write_workers`): beside an accelerator, for runs
+        whose items' files are only their codes (nothing rendered or drawn while writing)."""
+        from decaenv.runtime.overlap import write_workers
+
+        codes_files = self.codes_only and "codes" in self.kinds
+        return write_workers(str(self._deca.device), codes_files)
 
     @property
     def renders_when_saving(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ class StageTimer:
         self.seconds: Dict[str, float] = defaultdict(float)
         self.calls: Dict[str, int] = defaultdict(int)
         self._cuda = bool(device) and str(device).startswith("cuda")
+        self._lock = threading.Lock()  # the input and writing threads time their stages at once
 
     def _sync(self) -> None:
         if self._cuda:
@@ -36,13 +38,13 @@ class StageTimer:
             yield
         finally:
             self._sync()
-            self.seconds[name] += time.perf_counter() - start
-            self.calls[name] += 1
+            self.add(name, time.perf_counter() - start)
 
     def add(self, name: str, seconds: float) -> None:
-        """Count `seconds` spent elsewhere (a worker process) in stage `name`."""
-        self.seconds[name] += seconds
-        self.calls[name] += 1
+        """Count `seconds` spent in stage `name` (also elsewhere: a worker process)."""
+        with self._lock:
+            self.seconds[name] += seconds
+            self.calls[name] += 1
 
     def as_dict(self) -> Dict[str, float]:
         return {k: round(v, 6) for k, v in self.seconds.items()}

@@ -77,3 +77,16 @@ def test_workers_hand_crops_back_through_the_slots(tmp_path):
     finally:
         pool.close()
     assert _dev_shm() == before  # torch's shared memory is a file descriptor, not a /dev/shm file
+
+
+def test_the_slots_fit_in_half_the_free_shared_memory(caplog):
+    from decaenv.runtime.crop_slots import MIN_SLOTS, fitting_slots, slot_bytes
+
+    one = slot_bytes()  # 224 x 224 x 3 float32
+    assert one == 602112
+    assert fitting_slots(100, room=1 << 40) == 100
+    with caplog.at_level("INFO", logger="decaenv"):
+        assert fitting_slots(271, room=64 << 20) == 55  # docker's default /dev/shm: 32 MB of slots
+    assert "room for 55 of 271 crop slots" in caplog.text and "--shm-size" in caplog.text
+    assert fitting_slots(271, room=2 * MIN_SLOTS * one - 1) == 0  # too few to be worth it: pickled
+    assert fitting_slots(3, room=1 << 40) == 3  # (a small pool asked for few)

@@ -60,3 +60,13 @@ def test_overlap_pays_on_accelerators_and_with_more_than_two_cpus():
     assert not overlap_pays("cpu", cpus=2) and not overlap_pays("cpu", cpus=1)
     assert overlap_pays("cpu", cpus=3)
     assert overlap_pays("cpu") is (usable_cpus() > 2)
+
+
+def test_items_are_written_on_several_threads_only_beside_an_accelerator():
+    from decaenv.runtime.overlap import WRITE_WORKERS, write_workers
+
+    assert write_workers("cuda:0", codes_files=True, cpus=16) == WRITE_WORKERS
+    assert write_workers("cuda", codes_files=True, cpus=3) == 2  # every CPU but the one feeding the GPU
+    assert write_workers("cuda", codes_files=True, cpus=1) == 1
+    assert write_workers("cuda", codes_files=False, cpus=16) == 1  # rendered or encoded outputs: one thread
+    assert write_workers("cpu", codes_files=True, cpus=16) == 1  # the networks' threads use the cores

@@ -1,0 +1,53 @@
+"""A batch's per-item code files written on several threads (what a `--save codes` run does beside a GPU) are
+the files one thread writes, with the outcomes in input order, and the table rows the same."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+from _support.runs import codes_options, write_mixed_folder
+
+from decaenv.runtime.pipeline import Reconstructor
+
+
+def _run(deca, data_dir, folder, out, writers: int, monkeypatch):
+    names = set()
+    real_save = Reconstructor.save
+
+    def save(self, *args):
+        names.add(threading.current_thread().name)
+        return real_save(self, *args)
+
+    monkeypatch.setattr(Reconstructor, "_write_workers", lambda self: writers)
+    monkeypatch.setattr(Reconstructor, "save", save)
+    options = codes_options(data_dir, folder, out, batch_size=4, save=["codes", "table"], input_workers="threads:1")
+    return Reconstructor(options, deca=deca).run(), names
+
+
+def test_items_written_on_threads_equal_one_thread(deca, reconstruct_data_dir, tmp_path, monkeypatch):
+    from decaenv.runtime import read_codes
+
+    (tmp_path / "in").mkdir()
+    folder = write_mixed_folder(tmp_path / "in")
+    many, names = _run(deca, reconstruct_data_dir, folder, tmp_path / "many", 3, monkeypatch)
+    one, one_names = _run(deca, reconstruct_data_dir, folder, tmp_path / "one", 1, monkeypatch)
+    assert one_names == {"decaenv-write_0"}  # the run's writing thread
+    # a batch of several items went to the item writers (a batch of one stays in the writing thread)
+    assert any(n.startswith("decaenv-write-item") for n in names)
+    assert many.counts == one.counts == {"ok": 4, "failed": 2}
+    assert [(o.name, o.message) for o in many.items] == [(o.name, o.message) for o in one.items]  # the failures
+    tables = [read_codes(tmp_path / d / "codes.parquet", status="all") for d in ("many", "one")]
+    assert list(tables[0]["name"]) == list(tables[1]["name"]) and list(tables[0]["status"]) == list(tables[1]["status"])
+    assert np.array_equal(tables[0]["exp"], tables[1]["exp"], equal_nan=True)  # (failed rows: NaN)
+    ok = [n for n, status in zip(tables[1]["name"], tables[1]["status"]) if status == "ok"]
+    assert len(ok) == 4
+    for name in ok:
+        with (
+            np.load(tmp_path / "many" / name / f"{name}_codes.npz") as a,
+            np.load(tmp_path / "one" / name / f"{name}_codes.npz") as b,
+        ):
+            assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+        texts = [(tmp_path / d / name / f"{name}_codes.json").read_text() for d in ("many", "one")]
+        assert json.loads(texts[0]) == json.loads(texts[1])
