@@ -4,6 +4,7 @@ time per image (the part that competes with the thread that feeds a GPU).
 
     .venv/bin/python bench/input_side.py                       # 1, 2 and (CPUs - 1) workers
     .venv/bin/python bench/input_side.py --workers 15 --count 256
+    .venv/bin/python bench/input_side.py --workers 2 --frames 1080x1920     # also 1080p video frames
 
 Threads share one interpreter lock: where preparing an item holds it a fraction f of its time, N threads
 prepare at most 1/f items in the time one takes, however many cores there are; processes have no such
@@ -74,6 +75,7 @@ def main() -> int:
     parser.add_argument("--workers", default="", help="comma list (default: 1, 2 and CPUs - 1)")
     parser.add_argument("--images", default="", help="a folder of photos instead of the astronaut variations")
     parser.add_argument("--data-dir", default=None, help="data dir holding mtcnn/ (default: the resolved one)")
+    parser.add_argument("--frames", default="", help="also video frames of this size (e.g. 1080x1920) to processes")
     args = parser.parse_args()
 
     import torch
@@ -120,7 +122,37 @@ def main() -> int:
                 f"    processes / threads at {workers}: {proc['rate'] / rows[-2]['rate']:.2f}× the images/s, "
                 f"{proc['cpu_ms'] / rows[-2]['cpu_ms']:.2f}× the main process's CPU per image"
             )
+    if args.frames:
+        _measure_frames(args, max(counts))
     return 0
+
+
+def _measure_frames(args, workers: int) -> None:
+    """Video frames (decoded in the main process) sent to the worker processes pickled against through shared
+    frame slots, `--frames HxW` each, cropping only (`--iscrop false`: the transfer is what differs)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from decaenv.runtime.input_procs import PrepareSpec, ProcessInputPool
+    from decaenv.runtime.inputs import Item
+
+    height, width = (int(v) for v in args.frames.lower().split("x"))
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    items = [Item(f"clip_frame{k:04d}", Path("clip.mp4"), k, np.roll(base, k, axis=1)) for k in range(args.count)]
+    print(f"\n{args.count} video frames of {width}x{height} per round, {workers} worker processes, crop only:")
+    spec = PrepareSpec("", None)
+    rows = {}
+    for label, slots in (("pickled frames", 0), ("frame slots", 4 * args.count)):
+        rows[label] = _measure(
+            label, lambda s=slots: ProcessInputPool(workers, spec, slots=s), lambda p, b: p.map(b), items, args.rounds
+        )
+    before, now = rows["pickled frames"], rows["frame slots"]
+    print(
+        f"    frame slots / pickled: {now['rate'] / before['rate']:.2f}× the frames/s, "
+        f"{now['cpu_ms'] / before['cpu_ms']:.2f}× the main process's CPU per frame"
+    )
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ Threads share one interpreter lock: preparing one 512×512 photo holds it ~3.8 m
 detector's many small torch calls, the summed-area table's rows, skimage's transform set-up; `py-spy --gil`,
 docs/BENCHMARKS.md), so however many cores a GPU box has, threads prepare at most ~260 images/s, and even on two
 cores the threads and the networks' thread wait on each other. Worker processes each hold their own: the parent
-only sends an item (a path, or a video frame's pixels) and a free crop slot's number; the worker writes the crop
-into that slot of a shared ring (`crop_slots`) and sends back the rest. Each worker builds its own detector on its
-CPU (MTCNN, 1.9 MB of weights; `none`), with one torch thread.
+only sends an item (a path, or a video frame in a shared frame slot) and a free crop slot's number; the worker
+writes the crop into that slot of a shared ring and sends back the rest (`shared_slots`): ~0.6-0.8 ms of the
+parent's CPU per item. Each worker builds its own detector on its CPU (MTCNN, 1.9 MB of weights; `none`), with
+one torch thread.
 """
 
 from __future__ import annotations
@@ -79,9 +80,12 @@ def _start(spec: PrepareSpec, ring=None) -> None:
     _WORKER["ring"] = ring.numpy() if ring is not None else None
 
 
-def _prepare(item, slot: Optional[int] = None) -> Prepared:
-    from decaenv.runtime.crop_slots import write_crop
+def _prepare(item, slot: Optional[int] = None, frame=None) -> Prepared:
+    from decaenv.runtime.shared_slots import write_crop
 
+    if frame is not None:  # a video frame's pixels, in a shared slot (a tensor)
+        _WORKER["frame"] = frame  # (keeps its ring mapped here: the next frames arrive in the same ring)
+        item = dataclasses.replace(item, pixels=frame.numpy())
     done = _WORKER["prepare"](item)
     if slot is not None and done.crop is not None:
         write_crop(_WORKER["ring"], slot, done.crop.image)
@@ -164,7 +168,7 @@ def auto_uses_processes(device_type: str, expected_items: Callable[[], Optional[
     if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
         return False
     total = expected_items()
-    if total is None:  # video frames are decoded in the parent: on a CPU sending them costs what is saved
+    if total is None:  # a video, length unknown: on a CPU the workers' ~2 s start might not be paid back
         return device_type != "cpu"
     return total >= AUTO_PROCESS_ITEMS
 
@@ -183,7 +187,7 @@ def runs_decaenv_cli() -> bool:
 
 class ProcessInputPool:
     """`workers` processes that prepare items (`map`), in order; their crops come back through `slots` shared
-    crop slots (`crop_slots`; 0: pickled). Items go out `per_message` at a time (0: about a quarter of each
+    crop slots (`shared_slots`; 0: pickled). Items go out `per_message` at a time (0: about a quarter of each
     worker's share of a batch: fewer messages, futures and wake-ups in this process).
 
     Raises:
@@ -191,7 +195,7 @@ class ProcessInputPool:
     """
 
     def __init__(self, workers: int, spec: PrepareSpec, slots: int = 64, per_message: int = 0):
-        from decaenv.runtime.crop_slots import CropSlots, fitting_slots
+        from decaenv.runtime.shared_slots import MIN_SLOTS, CropSlots, FrameSlots, fitting_slots
 
         if workers < 1:
             raise ValueError("a process pool needs at least one worker")
@@ -200,6 +204,8 @@ class ProcessInputPool:
         self.workers, self.spec, self.slot_count, self.per_message = workers, spec, slots, per_message
         fitting = fitting_slots(slots) if slots > 0 else 0
         self.slots = CropSlots(fitting) if fitting > 0 else None
+        # a batch's video frames on their way out (the crop slots cover about four batches)
+        self.frames = FrameSlots(max(MIN_SLOTS, slots // 4)) if slots > 0 else None
         ring = self.slots.ring if self.slots is not None else None
         # spawn: a forked child of a process with torch's (and CUDA's) threads running is not safe
         context = multiprocessing.get_context("spawn")
@@ -209,20 +215,34 @@ class ProcessInputPool:
         """[prepared item] for `Item`s, computed on the workers, in order."""
         slots = self.slots
         numbers = [slots.take() if slots is not None else None for _ in items]
+        items, frames = self._frames_out(items)
         try:
             chunk = self.per_message or max(1, len(items) // (4 * self.workers))
-            done = list(self._pool.map(_prepare, items, numbers, chunksize=chunk))
+            done = list(self._pool.map(_prepare, items, numbers, frames, chunksize=chunk))
         except BrokenProcessPool as exc:
             raise DecaenvError(
                 "an input worker process stopped (out of memory, killed, or it could not start)",
                 hint="rerun with --input-workers threads",
             ) from exc
+        finally:
+            if self.frames is not None:
+                self.frames.release()
         for prepared, number in zip(done, numbers):
             if prepared.slot is not None:
                 prepared.crop = dataclasses.replace(prepared.crop, image=slots.crop(prepared.slot))  # type: ignore
             elif number is not None:
                 slots.give_back(number)  # type: ignore[union-attr]
         return done
+
+    def _frames_out(self, items: Sequence) -> Tuple[list, list]:
+        """(items, frames): each video frame's pixels moved into a frame slot where one is free (the item then
+        goes without them), else left in the item (pickled)."""
+        out, frames = [], []
+        for item in items:
+            slot = self.frames.put(item.pixels) if self.frames is not None and item.pixels is not None else None
+            out.append(item if slot is None else dataclasses.replace(item, pixels=None))
+            frames.append(slot)
+        return out, frames
 
     def close(self) -> None:
         """Stop the workers (items not started, after an interruption, are dropped)."""

@@ -1,4 +1,4 @@
-"""Crops come back from the input worker processes through shared slots (`decaenv.runtime.crop_slots`): the same
+"""Crops come back from the input worker processes through shared slots (`decaenv.runtime.shared_slots`): the same
 pixels as pickled crops, a slot reused only once nothing views it, crops pickled when the slots run out, a failed
 item's slot given back, and nothing left in /dev/shm."""
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from _support.runs import write_mixed_folder
 
-from decaenv.runtime.crop_slots import CropSlots, write_crop
+from decaenv.runtime.shared_slots import CropSlots, write_crop
 
 
 def _crop(seed: int, size: int = 8) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_workers_hand_crops_back_through_the_slots(tmp_path):
 
 
 def test_the_slots_fit_in_half_the_free_shared_memory(caplog):
-    from decaenv.runtime.crop_slots import MIN_SLOTS, fitting_slots, slot_bytes
+    from decaenv.runtime.shared_slots import MIN_SLOTS, fitting_slots, slot_bytes
 
     one = slot_bytes()  # 224 x 224 x 3 float32
     assert one == 602112
@@ -90,3 +90,51 @@ def test_the_slots_fit_in_half_the_free_shared_memory(caplog):
     assert "room for 55 of 271 crop slots" in caplog.text and "--shm-size" in caplog.text
     assert fitting_slots(271, room=2 * MIN_SLOTS * one - 1) == 0  # too few to be worth it: pickled
     assert fitting_slots(3, room=1 << 40) == 3  # (a small pool asked for few)
+
+
+def test_frame_slots_hold_a_batch_of_frames_per_shape(monkeypatch):
+    from decaenv.runtime.shared_slots import FrameSlots
+
+    monkeypatch.setattr("decaenv.runtime.shared_slots.MIN_SLOTS", 1)
+    frames = FrameSlots(2)
+    a, b, c = (np.full((4, 6, 3), k, np.uint8) for k in (1, 2, 3))
+    sent = [frames.put(a), frames.put(b)]
+    assert all(isinstance(s, torch.Tensor) and s.is_shared() for s in sent)
+    assert np.array_equal(sent[0].numpy(), a) and np.array_equal(sent[1].numpy(), b)
+    assert frames.put(c) is None  # both slots out: this frame goes pickled
+    assert frames.put(a.astype(np.float32)) is None  # not a uint8 frame
+    frames.release()
+    again = frames.put(c)
+    assert again is not None and np.array_equal(again.numpy(), c)
+    other = frames.put(np.zeros((8, 8, 3), np.uint8))  # another video's size: a ring of its own
+    assert other is not None and other.shape == (8, 8, 3)
+    frames.release()
+    frames.put(np.zeros((2, 2, 3), np.uint8))  # a third size: the oldest ring goes
+    assert len(frames._rings) == FrameSlots.MAX_SHAPES and (4, 6, 3) not in frames._rings
+
+
+@pytest.mark.slow  # spawns an interpreter that imports torch
+def test_video_frames_go_to_the_workers_through_slots(tmp_path, monkeypatch):
+    from _support.media import make_video
+
+    from decaenv.runtime.input_procs import Preparer, PrepareSpec, ProcessInputPool
+    from decaenv.runtime.inputs import expand_inputs
+    from decaenv.runtime.shared_slots import FrameSlots
+
+    items = list(expand_inputs([make_video(tmp_path / "clip.mp4", 5, size=(96, 64))]))
+    assert len(items) == 5 and all(item.pixels is not None for item in items)
+    put = []
+    real_put = FrameSlots.put
+    monkeypatch.setattr(FrameSlots, "put", lambda self, pixels: put.append(1) or real_put(self, pixels))
+    spec = PrepareSpec("", None)
+    inline = [Preparer(spec)(item) for item in items]
+    pool = ProcessInputPool(2, spec, slots=16)  # 4 frame slots: the 5th frame travels pickled
+    try:
+        done = pool.map(items)
+        assert len(put) == 5 and all(len(free) == 4 for _, free in pool.frames._rings.values())  # all back
+        for mine, theirs in zip(done, inline):
+            assert mine.error == theirs.error == ""
+            assert np.array_equal(mine.crop.image, theirs.crop.image)
+        assert all(item.pixels is not None for item in items)  # the caller's items keep their pixels
+    finally:
+        pool.close()
