@@ -10,9 +10,10 @@ every crop (`crop.warp_crop`). A slot is handed out again only once every array 
 a crop stays valid however long a caller keeps it; when every slot is in use, crops travel pickled as before.
 
 **Video frames out.** A video's frames are decoded in the main process; pickled, a 1080p frame (6 MB) cost it
-16-21 ms of CPU (a ceiling of ~50 frames/s). `FrameSlots` copies each frame into a shared ring of its size
-instead and sends the slot (a tensor: torch passes its file descriptor once, the worker keeps it mapped),
-0.3-0.6 ms per frame.
+8.6 ms of CPU (`bench/input_side.py --frames`). `FrameSlots` copies each frame into a shared ring of its size
+instead and sends the slot (a tensor: torch passes its file descriptor once, the worker keeps it mapped), 0.6 ms.
+
+Every ring takes at most half of what /dev/shm has free, less the rings already made (`fitting_slots`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ log = logging.getLogger("decaenv")
 SHM_DIR, SHM_SHARE = "/dev/shm", 0.5
 #: Fewer slots than this are not worth it: the crops then travel pickled.
 MIN_SLOTS = 4
+#: Bytes of the rings alive in this process, by ring (`shared_ring`).
+_RESERVED: Dict[int, int] = {}
+
+
+def shared_ring(shape: Tuple[int, ...], dtype):
+    """A tensor of `shape` in torch shared memory, counted against the room `fitting_slots` sees while it lives."""
+    import weakref
+
+    import torch
+
+    ring = torch.empty(shape, dtype=dtype).share_memory_()
+    key = id(ring)
+    _RESERVED[key] = ring.numel() * ring.element_size()
+    weakref.finalize(ring, _RESERVED.pop, key, None)
+    return ring
 
 
 def slot_bytes(size: int = CROP_SIZE) -> int:
@@ -47,8 +63,9 @@ def fitting_slots(wanted: int, room: Optional[int] = None, nbytes: int = slot_by
             stats = os.statvfs(SHM_DIR)
         except OSError:  # no /dev/shm (macOS): torch's own shared memory, no small fixed size known
             return wanted
-        room = stats.f_bavail * stats.f_frsize
-    count = min(wanted, int(room * SHM_SHARE) // nbytes)
+        # (rings already made count in full: their pages are only used, and seen as used, once touched)
+        room = stats.f_bavail * stats.f_frsize - sum(_RESERVED.values())
+    count = min(wanted, max(0, int(room * SHM_SHARE)) // nbytes)
     if count == wanted:
         return count
     count = count if count >= MIN_SLOTS else 0
@@ -75,7 +92,7 @@ class CropSlots:
         import torch
 
         self.shape: Tuple[int, int, int] = (size, size, 3)
-        self.ring = torch.empty((count, *self.shape), dtype=torch.float32).share_memory_()
+        self.ring = shared_ring((count, *self.shape), torch.float32)
         self._address = self.ring.data_ptr()
         self._stride = slot_bytes(size)
         self._free: List[int] = list(range(count - 1, -1, -1))  # a stack: the slot given back last goes out first
@@ -135,7 +152,7 @@ class FrameSlots:
                 return None
             if len(self._rings) >= self.MAX_SHAPES:  # (only frames of a finished batch used the oldest)
                 self._rings.pop(next(iter(self._rings)))
-            ring = torch.empty((count, *shape), dtype=torch.uint8).share_memory_()
+            ring = shared_ring((count, *shape), torch.uint8)
             self._rings[shape] = (ring, list(range(count - 1, -1, -1)))
         return self._rings[shape]
 

@@ -138,3 +138,18 @@ def test_video_frames_go_to_the_workers_through_slots(tmp_path, monkeypatch):
         assert all(item.pixels is not None for item in items)  # the caller's items keep their pixels
     finally:
         pool.close()
+
+
+def test_rings_already_made_count_against_the_room(monkeypatch):
+    import decaenv.runtime.shared_slots as shared
+
+    class Stats:  # a 64 MB /dev/shm, all of it free (a new ring's pages are not touched yet)
+        f_bavail, f_frsize = 64 << 20, 1
+
+    monkeypatch.setattr(shared.os, "statvfs", lambda path: Stats)
+    first = shared.CropSlots(shared.fitting_slots(1000))
+    assert first.ring.shape[0] == 55  # half of 64 MB
+    assert shared.fitting_slots(1000) == 28  # half of the ~32 MB the first ring left
+    del first
+    gc.collect()
+    assert shared.fitting_slots(1000) == 55  # its memory is free again
