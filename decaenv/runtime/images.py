@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -153,6 +153,30 @@ def _looks_like_text(path: Path) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def video_frame_count(path: os.PathLike) -> Optional[int]:
+    """The number of frames a video's header declares (or its duration × frame rate), without decoding; None
+    when it says neither, or cannot be read (PyAV missing, not a video): an estimate for progress and planning."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            rate = stream.average_rate
+            if stream.duration is not None and stream.time_base is not None and rate:
+                return max(1, round(float(stream.duration * stream.time_base * rate)))
+            if container.duration is not None and rate:  # (Matroska: the container's, in microseconds)
+                return max(1, round(container.duration / 1e6 * float(rate)))
+    except (av.error.FFmpegError, OSError, ValueError):  # "unknown": decoding reports the real problem
+        return None
+    return None
 
 
 def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple[int, np.ndarray]]:

@@ -30,7 +30,7 @@ from decaenv.errors import DecaenvError
 PROCESS_DETECTORS = ("mtcnn", "none")
 #: `--input-workers auto` starts worker processes for runs of at least this many items (their ~2 s start is then
 #: paid back: beside a GPU threads top out at ~260 items/s, on a CPU processes save 3-8 % of each item's time;
-#: docs/BENCHMARKS.md), and beside an accelerator for runs of unknown length (videos) too.
+#: docs/BENCHMARKS.md), and beside an accelerator for runs of unknown length (a video with no length in its header).
 AUTO_PROCESS_ITEMS = 1000
 
 
@@ -159,7 +159,8 @@ def process_spec(choice, keeps_images: bool) -> Tuple[Optional[PrepareSpec], str
 
 def auto_uses_processes(device_type: str, expected_items: Callable[[], Optional[int]]) -> bool:
     """`--input-workers auto`: processes for runs long enough to pay the workers' start (`AUTO_PROCESS_ITEMS`;
-    beside an accelerator also for an unknown count: videos), and only under the command line
+    a video's frames counted from its header; beside an accelerator also for a video whose header gives no
+    length), and only under the command line
     (`runs_decaenv_cli`).
 
     Args:
@@ -168,7 +169,7 @@ def auto_uses_processes(device_type: str, expected_items: Callable[[], Optional[
     if not runs_decaenv_cli():  # a library caller's script may re-run in every worker: it asks explicitly
         return False
     total = expected_items()
-    if total is None:  # a video, length unknown: on a CPU the workers' ~2 s start might not be paid back
+    if total is None:  # a video that declares no length: on a CPU the workers' ~2 s start might not pay back
         return device_type != "cpu"
     return total >= AUTO_PROCESS_ITEMS
 

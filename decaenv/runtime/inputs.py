@@ -15,7 +15,13 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TypeV
 import numpy as np
 
 from decaenv.errors import InputError
-from decaenv.runtime.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, read_video_frames
+from decaenv.runtime.images import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    read_image,
+    read_video_frames,
+    video_frame_count,
+)
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
@@ -181,8 +187,9 @@ def batched(items: Iterable[_T], size: int, keep: Callable[[_T], bool] = lambda 
         yield batch
 
 
-def estimate_total(inputs: Sequence[os.PathLike]) -> Optional[int]:
-    """Number of items the inputs will give, or None when unknown (videos, unreadable entries)."""
+def estimate_total(inputs: Sequence[os.PathLike], sample_step: int = 1) -> Optional[int]:
+    """Number of items the inputs will give (a video's from its header, every `sample_step`-th frame), or None
+    when unknown (a video whose header declares no length, unreadable entries)."""
     total = 0
     for raw in inputs:
         path = Path(raw).expanduser()
@@ -192,12 +199,16 @@ def estimate_total(inputs: Sequence[os.PathLike]) -> Optional[int]:
                 total += max(1, len(list_folder(path)))
             elif kind == "list":
                 entries = read_list_file(path)
-                sub = estimate_total(entries) if all(classify(e) != "list" for e in entries) else None
+                nested = any(classify(e) == "list" for e in entries)
+                sub = None if nested else estimate_total(entries, sample_step)
                 if sub is None:
                     return None
                 total += sub
             elif kind == "video":
-                return None
+                frames = video_frame_count(path) if path.is_file() else 1  # (a missing video: one failed item)
+                if frames is None:
+                    return None
+                total += -(-frames // max(1, sample_step))
             else:
                 total += 1
         except InputError:

@@ -397,10 +397,11 @@ class Reconstructor:
         return find_item_face(image, item, iscrop=self.options.iscrop, detector=detector)
 
     def expected_items(self) -> Optional[int]:
-        """How many items this run (or shard) will have, from the input listing; None when unknown (videos)."""
+        """How many items this run (or shard) will have, from the input listing and video headers; None when
+        unknown (a video that declares no length)."""
         from decaenv.runtime.inputs import estimate_total
 
-        total = estimate_total(self.options.inputs)
+        total = estimate_total(self.options.inputs, self.options.sample_step)
         if total is not None and self.options.shard is not None:
             total = self.options.shard.share(total)
         return total

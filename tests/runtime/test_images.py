@@ -123,6 +123,19 @@ def test_video_sample_step_is_honoured(tmp_path, step, expected):
     items = list(inputs.expand_inputs([video], sample_step=step))
     assert [i.frame for i in items] == expected
     assert items[-1].name == f"clip_frame{expected[-1]:04d}" and items[0].load().shape == (48, 64, 3)
+    assert inputs.estimate_total([video, tmp_path / "gone.mp4"], sample_step=step) == len(expected) + 1  # header
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "avi"])
+def test_a_videos_length_comes_from_its_header(tmp_path, ext):
+    pytest.importorskip("av")
+    from decaenv.runtime.images import video_frame_count
+
+    video = make_video(tmp_path / f"clip.{ext}", 7)
+    assert video_frame_count(video) == 7 == len(list(inputs.expand_inputs([video])))
+    broken = tmp_path / f"broken.{ext}"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    assert video_frame_count(broken) is None and inputs.estimate_total([video, broken]) is None  # unknown
 
 
 @pytest.mark.parametrize("ext", ["mp4", "mkv", "avi"])

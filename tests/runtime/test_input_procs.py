@@ -129,7 +129,7 @@ def test_auto_picks_processes_for_long_runs(deca, reconstruct_data_dir, folder, 
     runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "a", "auto")
 
     def count(total):
-        monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs: total)
+        monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs, sample_step: total)
 
     count(5000)
     assert not runner._uses_processes()  # not under decaenv's command line (pytest's main module)
@@ -147,6 +147,17 @@ def test_auto_picks_processes_for_long_runs(deca, reconstruct_data_dir, folder, 
         assert runner._uses_processes() == (device == "cuda")
     runner._input_kind = "threads"
     assert not runner._uses_processes()
+
+
+def test_a_videos_header_tells_how_many_frames_the_run_has(deca, reconstruct_data_dir, tmp_path):
+    pytest.importorskip("av")
+    from _support.media import make_video
+
+    video = make_video(tmp_path / "clip.mkv", 9)
+    runner = _runner(deca, reconstruct_data_dir, video, tmp_path / "v", "auto")
+    assert runner.expected_items() == 9  # (the progress bar's total, and `auto`'s count)
+    runner.options.sample_step = 4
+    assert runner.expected_items() == 3  # frames 0, 4, 8
 
 
 def test_threads_where_processes_cannot_prepare_the_items(deca, reconstruct_data_dir, folder, tmp_path, caplog):

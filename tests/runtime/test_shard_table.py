@@ -307,7 +307,9 @@ def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Progress, "add_task", recording)
     for shard, expected in ((None, 5), (Shard(0, 2), 3), (Shard(1, 2), 2)):
-        runner = SimpleNamespace(options=SimpleNamespace(inputs=[tmp_path], shard=shard), run=lambda on_item: "ran")
+        runner = SimpleNamespace(
+            options=SimpleNamespace(inputs=[tmp_path], shard=shard, sample_step=1), run=lambda on_item: "ran"
+        )
         runner.expected_items = partial(Reconstructor.expected_items, runner)  # the real count, on the stand-in
         assert command._run_with_progress(runner, Console(file=io.StringIO())) == "ran"
         assert totals[-1] == expected
