@@ -141,14 +141,18 @@ class FrameSlots:
         self.count = count
         self._rings: Dict[Tuple[int, ...], Tuple[object, List[int]]] = {}
         self._taken: List[Tuple[Tuple[int, ...], int]] = []
+        self._no_room: set = set()  # frame shapes that did not fit (asked once, logged once)
 
     def _ring(self, shape: Tuple[int, ...]):
         import torch
 
+        if shape in self._no_room:
+            return None
         if shape not in self._rings:
             size = int(np.prod(shape))
             count = fitting_slots(self.count, room=None, nbytes=size, what="video frame slots")
             if count == 0:
+                self._no_room.add(shape)
                 return None
             if len(self._rings) >= self.MAX_SHAPES:  # (only frames of a finished batch used the oldest)
                 self._rings.pop(next(iter(self._rings)))

@@ -111,6 +111,10 @@ def test_frame_slots_hold_a_batch_of_frames_per_shape(monkeypatch):
     frames.release()
     frames.put(np.zeros((2, 2, 3), np.uint8))  # a third size: the oldest ring goes
     assert len(frames._rings) == FrameSlots.MAX_SHAPES and (4, 6, 3) not in frames._rings
+    asked = []
+    monkeypatch.setattr("decaenv.runtime.shared_slots.fitting_slots", lambda *a, **k: asked.append(1) or 0)
+    huge = np.zeros((64, 64, 3), np.uint8)  # no room for frames this size: pickled, and asked only once
+    assert frames.put(huge) is None and frames.put(huge) is None and len(asked) == 1
 
 
 @pytest.mark.slow  # spawns an interpreter that imports torch
