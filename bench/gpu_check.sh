@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one go (about 4-5 minutes on one H100-class GPU): the CUDA tests, then the
-# GPU benchmark of issue 16 (codes only, batch 64, fp32 and bf16: networks alone, and the whole pipeline).
+# GPU benchmark of issue 16 (codes only, batch 64, fp32 and bf16: networks alone, the input side alone, the main
+# process's share with instant networks, and the whole pipeline; threads against processes: bench/input_side.py).
 #   bash bench/gpu_check.sh            # uses .venv/bin/python (a CUDA build of torch), or PY=...
 # Results go to stdout and to $OUT (default gpu-check/): copy the figures into docs/BENCHMARKS.md.
 set -uo pipefail
@@ -22,9 +23,9 @@ timeout 100 "$PY" bench/fast_networks.py --device cuda --batch 64 --graphs freez
 echo "== input side alone: threads against worker processes (what feeds the GPU)"
 timeout 50 "$PY" bench/input_side.py --count 256 --rounds 2 --workers "8,$(( $(nproc) - 1 ))" 2>&1 | tee "$OUT/input-side.txt" || status=1
 echo "== the main process's share per image with instant networks (the most images/s it can feed the GPU)"
-timeout 50 "$PY" bench/host_side.py --workers "$(( $(nproc) - 1 ))" --count 256 --batch 64 --rounds 1 2>&1 \
+timeout 50 "$PY" bench/host_side.py --workers "$(( $(nproc) - 1 ))" --save table --count 256 --batch 64 --rounds 1 2>&1 \
     | grep -v "output name" | tee "$OUT/host-side.txt" || status=1
-for run in fp32:processes:codes fp32:threads:codes bf16:processes:codes bf16:processes:table; do
+for run in fp32:processes:codes bf16:processes:codes bf16:processes:table; do
     precision=${run%%:*} rest=${run#*:} kind=${rest%%:*} save=${rest##*:}
     echo "== whole pipeline, --save $save, batch 64, $precision, input side in $kind"
     timeout 60 "$PY" bench/reconstruct.py --device cuda --batch-sizes 64 --count 256 --save "$save" --repeat 2 \

@@ -32,8 +32,9 @@ def overlap_pays(device: str, cpus: Optional[int] = None) -> bool:
     return (cpus if cpus is not None else usable_cpus()) > 2
 
 
-#: Threads that write a batch's per-item code files at once beside an accelerator (`write_workers`).
-WRITE_WORKERS = 4
+#: Threads that write a batch's per-item code files at once beside an accelerator (`write_workers`): two wrote
+#: 1.41-1.71x one thread's items/s, four 1.22-1.45x (they then contend for the interpreter lock; docs/BENCHMARKS.md).
+WRITE_WORKERS = 2
 
 
 def write_workers(device: str, codes_files: bool, cpus: Optional[int] = None) -> int:
@@ -41,7 +42,7 @@ def write_workers(device: str, codes_files: bool, cpus: Optional[int] = None) ->
 
     Beside an accelerator a `--save codes` run writes two small files per item, ~1.2 ms of its writing thread
     each, most of it in file-system calls that release the interpreter lock: one thread alone writes ~570 items/s,
-    about the accelerator's rate, so `WRITE_WORKERS` share them (at most the CPUs but one). On a CPU the
+    below the accelerator's rate, so `WRITE_WORKERS` share them (at most the CPUs but one). On a CPU the
     networks' threads use the cores, and other outputs render or encode images in the writing thread."""
     if device.startswith("cpu") or not codes_files:
         return 1
