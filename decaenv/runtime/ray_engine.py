@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     from decaenv.runtime.pipeline import ItemOutcome
 
 log = logging.getLogger("decaenv")
+#: The Ray workers' (unused) output folder, inside the cache dir.
+RAY_SCRATCH = "ray-worker"
 
 
 class DecaPredictor:
@@ -38,12 +39,14 @@ class DecaPredictor:
     """
 
     def __init__(self, options: Mapping[str, Any]):
+        from decaenv.paths import cache_dir
         from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
 
-        # plain values shipped to the worker, made `ReconstructOptions` fields again here
+        # plain values shipped to the worker, made `ReconstructOptions` fields again here; the output folder is
+        # one fixed, empty folder of the cache (nothing is written there: no temporary folder left per worker)
         fields: Dict[str, Any] = dict(
             options,
-            out_dir=Path(tempfile.mkdtemp(prefix="decaenv-ray-")),
+            out_dir=cache_dir() / RAY_SCRATCH,
             save="codes",
             skip_existing=False,
             shard=None,

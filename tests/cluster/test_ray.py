@@ -134,10 +134,19 @@ def _reconstruct(data_dir, photos, out, *extra):
     return json.loads(done.stdout)
 
 
+def _temporary_folders() -> set:
+    import glob
+    import tempfile
+
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "decaenv-ray-*")))
+
+
 def test_ray_job_across_two_nodes_equals_single_process(ray_cluster, photos, reconstruct_data_dir, tmp_path):
+    before = _temporary_folders()
     on_ray = _reconstruct(
         reconstruct_data_dir, photos, tmp_path / "ray", "--engine", "ray", "--ray-address", ray_cluster
     )
+    assert _temporary_folders() == before  # the workers' predictors leave no folder behind
     assert on_ray["ok"] == 5 and on_ray["failed"] == 1
     assert on_ray["engine"]["nodes_used"] == 2
     _reconstruct(reconstruct_data_dir, photos, tmp_path / "local")
