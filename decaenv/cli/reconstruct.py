@@ -136,8 +136,9 @@ def reconstruct(
         "auto",
         "--input-workers",
         metavar="KIND[:N]",
-        help="Who reads, detects and crops: auto (worker processes for runs of 1,000+ images, and for videos "
-        "beside a GPU; else threads), threads, processes, or threads:N / processes:N.",
+        help="Who reads, detects and crops: auto (worker processes for runs of 1,000+ images or video frames, "
+        "and beside a GPU for a video of unknown length; else threads), threads, processes, or threads:N / "
+        "processes:N.",
     ),
     engine: str = typer.Option("local", "--engine", help="local, or ray (a Ray cluster; needs --save table)."),
     ray_address: Optional[str] = typer.Option(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DecaenvError
+from decaenv.runtime.shared_slots import MIN_SLOTS, CropSlots, FrameSlots, fitting_slots, write_crop
 
 #: Detectors a worker process can rebuild on its CPU (FAN is too slow there: it keeps the threads).
 PROCESS_DETECTORS = ("mtcnn", "none")
@@ -81,8 +82,6 @@ def _start(spec: PrepareSpec, ring=None) -> None:
 
 
 def _prepare(item, slot: Optional[int] = None, frame=None) -> Prepared:
-    from decaenv.runtime.shared_slots import write_crop
-
     if frame is not None:  # a video frame's pixels, in a shared slot (a tensor)
         _WORKER["frame"] = frame  # (keeps its ring mapped here: the next frames arrive in the same ring)
         item = dataclasses.replace(item, pixels=frame.numpy())
@@ -196,8 +195,6 @@ class ProcessInputPool:
     """
 
     def __init__(self, workers: int, spec: PrepareSpec, slots: int = 64, per_message: int = 0):
-        from decaenv.runtime.shared_slots import MIN_SLOTS, CropSlots, FrameSlots, fitting_slots
-
         if workers < 1:
             raise ValueError("a process pool needs at least one worker")
         if spec.detector not in PROCESS_DETECTORS + ("",):

@@ -267,6 +267,7 @@ class Reconstructor:
         self._input_pool: Union[InputPool, ProcessInputPool, None] = None  # set for the duration of `run`
         self._processes: Optional[ProcessInputPool] = None  # the input worker processes, kept between runs
         self._item_writers: Optional[ThreadPoolExecutor] = None  # set for the duration of `run` (`_write_workers`)
+        self._listed: Optional[Tuple[Optional[int]]] = None  # `expected_items`' last answer, for the run after it
         if not lazy:
             self.load()
 
@@ -360,6 +361,7 @@ class Reconstructor:
             if self._item_writers is not None:
                 self._item_writers.shutdown(wait=True)
                 self._item_writers = None
+            self._listed = None
             if self.table is not None:
                 self.table.close()
         summary.seconds = time.perf_counter() - start
@@ -399,6 +401,17 @@ class Reconstructor:
     def expected_items(self) -> Optional[int]:
         """How many items this run (or shard) will have, from the input listing and video headers; None when
         unknown (a video that declares no length)."""
+        total = self._count_items()
+        self._listed = (total,)
+        return total
+
+    def _listed_items(self) -> Optional[int]:
+        """`expected_items`, without listing the inputs (and opening the videos) again when the caller just asked
+        for it (the command line's progress bar, right before the run); each answer is used once."""
+        listed, self._listed = self._listed, None
+        return listed[0] if listed is not None else self._count_items()
+
+    def _count_items(self) -> Optional[int]:
         from decaenv.runtime.inputs import estimate_total
 
         total = estimate_total(self.options.inputs, self.options.sample_step)
@@ -664,7 +677,7 @@ class Reconstructor:
             if kind == "processes":
                 log.warning("--input-workers processes: using threads, because %s", why_not)
             return None
-        if kind == "processes" or auto_uses_processes(self._deca.device.type, self.expected_items):
+        if kind == "processes" or auto_uses_processes(self._deca.device.type, self._listed_items):
             return spec
         return None
 

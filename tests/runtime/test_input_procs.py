@@ -149,6 +149,21 @@ def test_auto_picks_processes_for_long_runs(deca, reconstruct_data_dir, folder, 
     assert not runner._uses_processes()
 
 
+def test_the_inputs_are_listed_once_for_the_progress_bar_and_the_auto_rule(
+    deca, reconstruct_data_dir, folder, tmp_path, monkeypatch
+):
+    import decaenv.runtime.inputs as inputs
+
+    calls = []
+    real = inputs.estimate_total
+    monkeypatch.setattr(inputs, "estimate_total", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr("decaenv.runtime.input_procs.runs_decaenv_cli", lambda: True)
+    runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "once", "auto")
+    assert runner.expected_items() == 6  # the command line's progress bar
+    assert not runner._uses_processes() and len(calls) == 1  # the run's rule used that count
+    assert not runner._uses_processes() and len(calls) == 2  # (once: a later run lists again)
+
+
 def test_a_videos_header_tells_how_many_frames_the_run_has(deca, reconstruct_data_dir, tmp_path):
     pytest.importorskip("av")
     from _support.media import make_video

@@ -311,5 +311,6 @@ def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
             options=SimpleNamespace(inputs=[tmp_path], shard=shard, sample_step=1), run=lambda on_item: "ran"
         )
         runner.expected_items = partial(Reconstructor.expected_items, runner)  # the real count, on the stand-in
+        runner._count_items = partial(Reconstructor._count_items, runner)
         assert command._run_with_progress(runner, Console(file=io.StringIO())) == "ran"
         assert totals[-1] == expected
