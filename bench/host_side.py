@@ -82,7 +82,7 @@ def _photos(folder: Path, count: int) -> None:
 
 def _one_run(runner_cls, base, args, images: Path, out: Path, label: str):
     from decaenv.paths import DataDir
-    from decaenv.runtime.pipeline import ReconstructOptions
+    from decaenv.runtime.run_types import ReconstructOptions
 
     kind, pool_options = CONFIGS[label]
     options = ReconstructOptions(
@@ -131,7 +131,8 @@ def main() -> int:
 
 def _measure(args, work: Path, pools: dict) -> int:
     from decaenv.paths import DataDir
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.pipeline import Reconstructor
+    from decaenv.runtime.run_types import ReconstructOptions
 
     if not args.data_dir:
         from decaenv.synthetic import make_assets

@@ -69,7 +69,8 @@ def rss_mb() -> float:
 
 
 def measure(frames: int, batch: int, work: Path, every: int = 1000) -> dict:
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.pipeline import Reconstructor
+    from decaenv.runtime.run_types import ReconstructOptions
 
     video = work / "long.mp4"
     start = time.perf_counter()

@@ -100,7 +100,8 @@ def _child(args, out: Path) -> None:
     import torch
 
     from decaenv.paths import DataDir
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.pipeline import Reconstructor
+    from decaenv.runtime.run_types import ReconstructOptions
     from decaenv.runtime.timing import StageTimer
 
     images = sorted(Path(args.images).iterdir())

@@ -150,7 +150,7 @@ def reconstruct(
     from decaenv.cli._console import make_console, print_json, progress_enabled
     from decaenv.errors import UsageError
     from decaenv.runtime.extended import ExtendedReconstructor, ExtraOptions
-    from decaenv.runtime.pipeline import ReconstructOptions
+    from decaenv.runtime.run_types import ReconstructOptions
     from decaenv.runtime.shard import parse_shard
 
     state = state_of(ctx)

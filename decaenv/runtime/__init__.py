@@ -19,7 +19,7 @@ _LAZY = {
     "get_cfg_defaults": "decaenv.runtime.config",
     "cfg": "decaenv.runtime.config",
     "TestData": "decaenv.runtime.datasets",
-    "ReconstructOptions": "decaenv.runtime.pipeline",
+    "ReconstructOptions": "decaenv.runtime.run_types",
     "reconstruct": "decaenv.runtime.pipeline",
     "read_codes": "decaenv.runtime.table",
 }

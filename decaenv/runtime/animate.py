@@ -22,7 +22,7 @@ import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.paths import DataDir
-from decaenv.runtime.pipeline import ItemOutcome, RunSummary
+from decaenv.runtime.run_types import ItemOutcome, RunSummary
 
 log = logging.getLogger("decaenv")
 #: DECA's teaser camera for the novel views: scale 8, no translation.
@@ -57,7 +57,7 @@ class AnimateOptions:
     fps: float = 10.0
     gif_scale: float = 0.6
     trusted_sha256: Optional[str] = None
-    precision: str = "fp32"  # the model options of `pipeline.build_deca` (DECA's eager fp32 networks)
+    precision: str = "fp32"  # the model options of `model_setup.build_deca` (DECA's eager fp32 networks)
     graph: str = "off"
 
 
@@ -196,7 +196,8 @@ class Animator:
 
     def __init__(self, options: AnimateOptions, deca=None):
         from decaenv.runtime.faces import make_detector
-        from decaenv.runtime.pipeline import build_deca, prepare_out_dir
+        from decaenv.runtime.model_setup import build_deca
+        from decaenv.runtime.run_types import prepare_out_dir
         from decaenv.runtime.timing import StageTimer
 
         self.options = options

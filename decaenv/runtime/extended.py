@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from decaenv.errors import InputError, UsageError
 from decaenv.runtime.inputs import Item
-from decaenv.runtime.pipeline import ItemOutcome, Reconstructor, RunSummary
+from decaenv.runtime.pipeline import Reconstructor
+from decaenv.runtime.run_types import ItemOutcome, RunSummary
 
 if TYPE_CHECKING:
     from decaenv.runtime.detectors.base import Detection

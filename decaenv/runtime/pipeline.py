@@ -3,20 +3,17 @@
 Per-item problems (unreadable file, no face, broken video, a file that cannot be written, a `--render-orig`
 that would not fit in memory) are recorded and the item skipped; the run goes on. One run at a time writes
 into an output folder (`decaenv.runtime.guards.OutputLock`). Crops of several images are encoded and decoded
-together (`batch_size`).
+together (`batch_size`). The run's types are in `run_types`, the model's construction in `model_setup`, how a
+batch's items are prepared (threads, worker processes) in `input_side`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Callable,
@@ -25,8 +22,6 @@ from typing import (
     List,
     Mapping,
     Optional,
-    Protocol,
-    Sequence,
     Tuple,
     Union,
 )
@@ -34,195 +29,29 @@ from typing import (
 import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
-from decaenv.paths import DataDir
-from decaenv.runtime.config import GRAPHS, PRECISIONS
 from decaenv.runtime.guards import OutputLock, check_render_orig_memory
-from decaenv.runtime.shard import Shard
+from decaenv.runtime.input_side import InputSide
+from decaenv.runtime.model_setup import build_deca, check_speed_options
+from decaenv.runtime.run_types import (
+    MAX_KEPT_FAILURES,
+    ItemOutcome,
+    NameRegistry,
+    ReconstructOptions,
+    RunSummary,
+    item_context,
+    prepare_out_dir,
+)
 
 if TYPE_CHECKING:
     from decaenv.runtime.batch_buffers import InputBatches
     from decaenv.runtime.detectors import DetectorChoice
     from decaenv.runtime.input_pool import InputPool
     from decaenv.runtime.input_procs import ProcessInputPool
-    from decaenv.runtime.inputs import Item
 
 log = logging.getLogger("decaenv")
 
 
-@dataclass
-class ReconstructOptions:
-    """Everything `decaenv reconstruct` takes (see docs/commands/reconstruct.md)."""
-
-    inputs: Sequence[Path]
-    out_dir: Path
-    data_dir: Optional[DataDir] = None
-    device: str = "auto"
-    batch_size: int = 1
-    detector: str = "auto"
-    rasterizer: str = "auto"
-    iscrop: bool = True
-    render_orig: bool = False
-    use_tex: bool = False
-    extract_tex: bool = True
-    tex_type: str = "BFM"
-    sample_step: int = 1
-    save: Sequence[str] = ("vis",)
-    skip_existing: bool = False
-    trusted_sha256: Optional[str] = None
-    precision: str = "fp32"
-    graph: str = "auto"
-    shard: Optional[Shard] = None
-    table_landmarks: bool = False
-    overlap: Optional[bool] = None  # False: one stage after the other; None: input side where it pays
-    input_workers: str = "auto"  # auto, threads, processes, threads:N, processes:N (`overlap.parse_input_workers`)
-
-
-@dataclass
-class ItemOutcome:
-    """What happened to one item: status "ok", "failed" or "skipped"."""
-
-    name: str
-    source: str
-    status: str
-    message: str = ""
-    files: List[str] = field(default_factory=list)
-    crop: str = ""
-
-
-@dataclass
-class RunSummary:
-    """The whole run."""
-
-    items: List[ItemOutcome] = field(default_factory=list)
-    seconds: float = 0.0
-    stages: Dict[str, float] = field(default_factory=dict)
-    device: str = ""
-    detector: str = ""
-    rasterizer: str = ""
-    out_dir: str = ""
-    precision: str = "fp32"
-    table: str = ""
-    counts: Dict[str, int] = field(default_factory=dict)
-    engine: Dict[str, object] = field(default_factory=dict)
-    precision_check: Dict[str, object] = field(default_factory=dict)
-
-    def count(self, status: str) -> int:
-        if self.counts:
-            return self.counts.get(status, 0)
-        return sum(1 for i in self.items if i.status == status)
-
-    @property
-    def failed(self) -> bool:
-        return self.count("failed") > 0
-
-    def fallbacks(self) -> List[str]:
-        """Names of the items cropped by `auto`'s fallback detector (FAN found no face, MTCNN did)."""
-        from decaenv.runtime.detectors import FALLBACK_NOTE
-
-        return [i.name for i in self.items if FALLBACK_NOTE in i.crop]
-
-    def fallback_line(self) -> str:
-        """ "FAN found no face in 2 image(s) (a, b): cropped with MTCNN instead", or "" when none."""
-        names = self.fallbacks()
-        if not names:
-            return ""
-        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
-        return (
-            f"FAN found no face in {len(names)} image(s) ({shown}): cropped with MTCNN instead, so those "
-            "crops differ from DECA's"
-        )
-
-    def to_json(self) -> dict:
-        return {
-            "schema": 1,
-            "ok": self.count("ok"),
-            "failed": self.count("failed"),
-            "skipped": self.count("skipped"),
-            "seconds": round(self.seconds, 3),
-            "stages": self.stages,
-            "device": self.device,
-            "detector": self.detector,
-            "detector_fallbacks": self.fallbacks(),
-            "rasterizer": self.rasterizer,
-            "out_dir": self.out_dir,
-            "precision": self.precision,
-            **({"table": self.table} if self.table else {}),
-            **({"engine": self.engine} if self.engine else {}),
-            **({"precision_check": self.precision_check} if self.precision_check else {}),
-            "items": [asdict(i) for i in self.items],
-        }
-
-
-#: With --save table the summary keeps only failures, at most this many (the table holds every item).
-MAX_KEPT_FAILURES = 1000
-
-
-class NameRegistry:
-    """Unique output names: a second input with the same name gets `_2`, … (a video's frames are unique
-    within it, so only the video's own name is registered: memory does not grow per frame)."""
-
-    def __init__(self, quiet: bool = False):
-        self._seen: Dict[str, int] = {}
-        self._videos: Dict[str, str] = {}
-        self.quiet = quiet
-
-    def unique_name(self, name: str) -> str:
-        count = self._seen.get(name, 0)
-        self._seen[name] = count + 1
-        if count == 0:
-            return name
-        unique = f"{name}_{count + 1}"
-        if not self.quiet:
-            log.warning("output name %s is used by an earlier input: writing this one as %s", name, unique)
-        return unique
-
-    def unique(self, item) -> str:
-        if item.frame is None:
-            return self.unique_name(item.name)
-        key = str(item.source)
-        if key not in self._videos:
-            self._videos[key] = self.unique_name(item.name.rsplit("_frame", 1)[0])
-        return f"{self._videos[key]}_frame{item.frame:04d}"
-
-
-def item_context(name: str, item, crop):
-    """The exporter's `ItemContext` of one prepared item."""
-    from decaenv.runtime.export import ItemContext
-
-    return ItemContext(
-        name=name,
-        source=str(item.source),
-        frame=item.frame,
-        tform=crop.tform,
-        original_size=crop.original_size,
-        crop_source=crop.source,
-        box=crop.box,
-    )
-
-
-def prepare_out_dir(out_dir: Path) -> Path:
-    """Create the output folder and prove it is writable (a throw-away file).
-
-    Raises:
-        UsageError: it is a file, cannot be created, or cannot be written.
-    """
-    out_dir = Path(out_dir).expanduser()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"output folder {out_dir} is a file", hint="pass a folder to -o")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".decaenv-write-test-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(
-            f"output folder {out_dir} is not writable: {exc.strerror or exc}",
-            hint="choose another folder with -o, or fix its permissions",
-        ) from exc
-    return out_dir.resolve()
-
-
-class Reconstructor:
+class Reconstructor(InputSide):
     """Runs the pipeline for one set of options (a built DECA can be reused across runs).
 
     Args:
@@ -487,52 +316,6 @@ class Reconstructor:
                 ]
             )
 
-    def _prepare_batch(self, batch: Sequence[Tuple[str, Item]]) -> Tuple[list, List[ItemOutcome]]:
-        """Input side of one batch (in the input thread, or inline): ([prepared], [outcomes to report], in
-        input order). Items are prepared on the input pool's threads or processes when there is one."""
-        from decaenv.runtime.input_procs import ProcessInputPool
-
-        pool = self._input_pool
-        if isinstance(pool, ProcessInputPool):
-            results = self._prepare_in_processes(pool, batch)
-        elif pool is not None and len(batch) > 1:
-            results = pool.map(self._prepare_one, batch)
-        else:
-            results = [self._prepare_one(entry) for entry in batch]
-        prepared = [p for p, _ in results if p is not None]
-        return prepared, [outcome for _, outcomes in results for outcome in outcomes]
-
-    def _prepare_in_processes(self, pool, batch: Sequence[Tuple[str, Item]]) -> List[Tuple[Optional[tuple], list]]:
-        """`_prepare_one` for every entry, the reading, detection and cropping done in the worker processes."""
-        results: List[Tuple[Optional[tuple], list]] = []
-        todo = []  # (position in results, name, item)
-        for name, item in batch:
-            outcomes: List[ItemOutcome] = []
-            results.append((None, outcomes))
-            if self._skipped(name, item, outcomes.append):
-                continue
-            if item.error is not None:
-                self._fail(name, item, item.error.one_line(), outcomes.append)
-                continue
-            todo.append((len(results) - 1, name, item))
-        for (position, name, item), done in zip(todo, pool.map([item for _, _, item in todo])):
-            self.prepared_elsewhere(item, done.seconds)
-            if done.error:
-                self._fail(name, item, done.error, results[position][1].append)
-            else:
-                results[position] = ((name, item, done.crop, done.image), [])
-        return results
-
-    def _prepare_one(self, entry: Tuple[str, Item]) -> Tuple[Optional[tuple], List[ItemOutcome]]:
-        outcomes: List[ItemOutcome] = []
-        return self._prepare_named(entry[0], entry[1], outcomes.append), outcomes
-
-    @property
-    def prepares_in_parallel(self) -> bool:
-        """Whether a batch's items may be prepared on several threads at once (a subclass whose `face_box`
-        depends on the order of items, like the video smoother, says no)."""
-        return True
-
     def _model_batch(self, prepared):
         """The networks on one prepared batch: (result, None) or (None, [failed outcomes])."""
         import torch
@@ -611,99 +394,6 @@ class Reconstructor:
     def codes_only(self) -> bool:
         """Only codes (and the table) are wanted: no detail decoding, no rendering."""
         return set(self.kinds) <= {"codes", "table"}
-
-    def _input_in_thread(self) -> bool:
-        """Whether the next batch is prepared beside the networks: `overlap` when given; else where `overlap_pays`
-        (an accelerator, or more than two CPUs). On two CPUs or fewer the networks' threads keep every core busy
-        and the batch is prepared just before them, its items on every core at once (`input_workers`)."""
-        if self.options.overlap is not None:
-            return self.options.overlap
-        from decaenv.runtime.overlap import overlap_pays
-
-        return not self._loaded or overlap_pays(str(self._deca.device))
-
-    def _make_input_pool(self, input_in_thread: bool):
-        """The threads or processes that prepare a batch's items side by side (`input_workers`), or None for
-        this thread alone."""
-        if not self._loaded:
-            return None
-        from decaenv.runtime.input_pool import InputPool
-        from decaenv.runtime.overlap import input_workers
-
-        spec = self._chosen_process_spec()
-        if spec is None and (not self.prepares_in_parallel or self.options.batch_size < 2):
-            return None
-        processes = spec is not None
-        count = self._input_count or input_workers(str(self._deca.device), input_in_thread, processes=processes)
-        workers = min(self.options.batch_size, count)
-        if spec is not None:
-            return self._process_pool(workers, spec)
-        return InputPool(workers) if workers > 1 else None
-
-    def _process_pool(self, workers: int, spec):
-        """The input worker processes: started by the first run that uses them (~2 s), kept for the next runs
-        of this reconstructor (`close` stops them; so does the interpreter's exit)."""
-        from decaenv.runtime.input_procs import ProcessInputPool
-
-        pool = self._processes
-        # crop slots for the items alive at once: a batch prepared, one in the networks, one written, and spares
-        slots = 4 * self.options.batch_size + workers
-        if pool is None or pool.workers != workers or pool.spec != spec or pool.slot_count < slots:
-            self.close()
-            log.info("input side: %d worker processes", workers)
-            pool = self._processes = ProcessInputPool(workers, spec, slots=slots)
-        return pool
-
-    def close(self) -> None:
-        """Stop the input worker processes, if any were started."""
-        if self._processes is not None:
-            self._processes.close()
-            self._processes = None
-
-    def _uses_processes(self) -> bool:
-        """Whether worker processes prepare the items (`_chosen_process_spec`)."""
-        return self._chosen_process_spec() is not None
-
-    def _chosen_process_spec(self):
-        """What the worker processes need, when they prepare the items: `--input-workers processes`, or `auto`
-        where `input_procs.auto_uses_processes` says so — when they can (`_process_spec`); else None."""
-        from decaenv.runtime.input_procs import auto_uses_processes
-
-        kind = self._input_kind
-        if kind == "threads":
-            return None
-        spec, why_not = self._process_spec()
-        if spec is None:
-            if kind == "processes":
-                log.warning("--input-workers processes: using threads, because %s", why_not)
-            return None
-        if kind == "processes" or auto_uses_processes(self._deca.device.type, self._listed_items):
-            return spec
-        return None
-
-    def _process_spec(self):
-        """(what the input processes need to prepare items the way this run does, "") or (None, why they cannot)."""
-        from decaenv.runtime.input_procs import process_spec
-
-        if not self.prepares_in_processes:
-            return None, "this run prepares its items in order or from faces already found"
-        return process_spec(self.detector, self.keeps_images)
-
-    @property
-    def prepares_in_processes(self) -> bool:
-        """Whether worker processes may prepare this run's items (read, `datasets.find_face`, crop: what
-        `_prepare_named` does); a subclass that prepares them otherwise says no."""
-        return self.prepares_in_parallel
-
-    @property
-    def keeps_images(self) -> bool:
-        """Whether writing an item needs its decoded image (rendering at the original size)."""
-        return self.options.render_orig
-
-    def prepared_elsewhere(self, item, seconds: Dict[str, float]) -> None:
-        """An item was prepared in a worker process, in `seconds` per stage."""
-        for stage, spent in seconds.items():
-            self.timer.add(stage, spent)
 
     def _input_batches(self, deca) -> InputBatches:
         """The reusable input batches (channels-last when the fast graphs run: their layout)."""
@@ -842,61 +532,6 @@ class Reconstructor:
 
             with self.timer.stage("save"):
                 result["visdict"] = with_landmark_panels(result["visdict"], *landmarks)
-
-
-class ModelOptions(Protocol):
-    """The options that say which model to build (`ReconstructOptions`, `TransferOptions`, `AnimateOptions`)."""
-
-    @property
-    def data_dir(self) -> Optional[DataDir]: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def rasterizer(self) -> str: ...
-    @property
-    def use_tex(self) -> bool: ...
-    @property
-    def extract_tex(self) -> bool: ...
-    @property
-    def tex_type(self) -> str: ...
-    @property
-    def trusted_sha256(self) -> Optional[str]: ...
-    @property
-    def precision(self) -> str: ...
-    @property
-    def graph(self) -> str: ...
-
-
-def build_deca(options: ModelOptions):
-    """The DECA model for a run (config from the options)."""
-    from decaenv.runtime.config import get_cfg_defaults
-    from decaenv.runtime.deca import DECA, check_data_dir
-
-    cfg = get_cfg_defaults()
-    if options.data_dir is not None:
-        check_data_dir(options.data_dir.path)
-        cfg.data_dir = options.data_dir
-    cfg.model.use_tex = options.use_tex
-    cfg.model.extract_tex = options.extract_tex
-    cfg.model.tex_type = options.tex_type
-    deca = DECA(config=cfg, device=options.device, rasterizer=options.rasterizer, trusted_sha256=options.trusted_sha256)
-    if options.graph != "off":
-        deca.accelerate(options.precision, options.graph)
-    return deca
-
-
-#: --graph values ("off" = DECA's eager modules as loaded).
-GRAPH_CHOICES = GRAPHS + ("off",)
-
-
-def check_speed_options(options: ModelOptions) -> None:
-    """Raise UsageError for an unknown --precision/--graph, or bf16 without fast graphs."""
-    if options.precision not in PRECISIONS:
-        raise UsageError(f"unknown --precision {options.precision!r}", hint="use fp32 (default, exact) or bf16")
-    if options.graph not in GRAPH_CHOICES:
-        raise UsageError(f"unknown --graph {options.graph!r}", hint=f"use one of {', '.join(GRAPH_CHOICES)}")
-    if options.graph == "off" and options.precision != "fp32":
-        raise UsageError("--precision bf16 needs the fast graphs", hint="drop --graph off")
 
 
 def reconstruct(options: ReconstructOptions, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:

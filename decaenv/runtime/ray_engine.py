@@ -23,7 +23,7 @@ import numpy as np
 from decaenv.errors import UsageError
 
 if TYPE_CHECKING:
-    from decaenv.runtime.pipeline import ItemOutcome
+    from decaenv.runtime.run_types import ItemOutcome
 
 log = logging.getLogger("decaenv")
 #: The Ray workers' (unused) output folder, inside the cache dir.
@@ -40,7 +40,8 @@ class DecaPredictor:
 
     def __init__(self, options: Mapping[str, Any]):
         from decaenv.paths import cache_dir
-        from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+        from decaenv.runtime.pipeline import Reconstructor
+        from decaenv.runtime.run_types import ReconstructOptions
 
         # plain values shipped to the worker, made `ReconstructOptions` fields again here; the output folder is
         # one fixed, empty folder of the cache (nothing is written there: no temporary folder left per worker)
@@ -62,7 +63,7 @@ class DecaPredictor:
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         from decaenv.runtime.inputs import Item
-        from decaenv.runtime.pipeline import ItemOutcome
+        from decaenv.runtime.run_types import ItemOutcome
         from decaenv.runtime.table import make_row, rows_to_batch
 
         runner = self.runner
@@ -172,7 +173,7 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
     import pyarrow as pa
 
     from decaenv.runtime.export import parse_save
-    from decaenv.runtime.pipeline import ItemOutcome, NameRegistry, RunSummary, prepare_out_dir
+    from decaenv.runtime.run_types import ItemOutcome, NameRegistry, RunSummary, prepare_out_dir
     from decaenv.runtime.table import TableWriter, make_row, table_path
 
     if engine != "ray":

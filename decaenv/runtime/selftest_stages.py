@@ -72,7 +72,8 @@ def reconstruct(ctx: StageContext, options: StageOptions) -> str:
     from PIL import Image
 
     from decaenv.runtime.inputs import Item
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.pipeline import Reconstructor
+    from decaenv.runtime.run_types import ReconstructOptions
 
     photo = ctx.workdir / f"{NAME}.png"
     Image.fromarray(skimage.data.astronaut()).save(photo)

@@ -24,7 +24,7 @@ import numpy as np
 
 from decaenv.errors import DecaenvError, InputError, UsageError
 from decaenv.paths import DataDir
-from decaenv.runtime.pipeline import ItemOutcome, RunSummary
+from decaenv.runtime.run_types import ItemOutcome, RunSummary
 
 if TYPE_CHECKING:
     from decaenv.runtime.video_out import Mp4Writer
@@ -55,7 +55,7 @@ class TransferOptions:
     pose: bool = False
     save: str = "vis"
     trusted_sha256: Optional[str] = None
-    precision: str = "fp32"  # the model options of `pipeline.build_deca` (DECA's eager fp32 networks)
+    precision: str = "fp32"  # the model options of `model_setup.build_deca` (DECA's eager fp32 networks)
     graph: str = "off"
 
 
@@ -106,7 +106,8 @@ class Transfer:
     def __init__(self, options: TransferOptions, deca=None):
         from decaenv.runtime.export import parse_save
         from decaenv.runtime.faces import make_detector
-        from decaenv.runtime.pipeline import build_deca, prepare_out_dir
+        from decaenv.runtime.model_setup import build_deca
+        from decaenv.runtime.run_types import prepare_out_dir
         from decaenv.runtime.timing import StageTimer
 
         if options.batch_size < 1 or options.sample_step < 1:

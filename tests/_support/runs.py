@@ -37,7 +37,7 @@ def write_mixed_folder(out: Path) -> Path:
 def codes_options(data_dir: Path, folder: Path, out: Path, **overrides):
     """`ReconstructOptions` of a `--save codes` run over `folder`: batch 3, MTCNN, the torch rasterizer."""
     from decaenv.paths import DataDir
-    from decaenv.runtime.pipeline import ReconstructOptions
+    from decaenv.runtime.run_types import ReconstructOptions
 
     fields = {"batch_size": 3, "detector": "mtcnn", "rasterizer": "torch", "save": ["codes"]}
     fields.update(overrides)

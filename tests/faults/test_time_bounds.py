@@ -190,9 +190,10 @@ def test_two_reconstruct_runs_into_one_folder(tmp_path):
 def test_reconstructor_takes_the_lock(tmp_path, monkeypatch):
     from decaenv.runtime import pipeline
     from decaenv.runtime.guards import OutputLock
+    from decaenv.runtime.run_types import ReconstructOptions
 
     # lazy: no network is built; with no inputs the run needs none
-    runner = pipeline.Reconstructor(pipeline.ReconstructOptions(inputs=[], out_dir=tmp_path), lazy=True)
+    runner = pipeline.Reconstructor(ReconstructOptions(inputs=[], out_dir=tmp_path), lazy=True)
     with OutputLock(tmp_path):
         with pytest.raises(UsageError, match="in use by another"):
             runner.run()

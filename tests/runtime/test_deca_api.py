@@ -322,7 +322,8 @@ def test_a_run_writes_the_vis_grid_with_its_landmark_panels(deca, tmp_path):
     from PIL import Image
 
     from decaenv.runtime.inputs import Item
-    from decaenv.runtime.pipeline import ReconstructOptions, Reconstructor
+    from decaenv.runtime.pipeline import Reconstructor
+    from decaenv.runtime.run_types import ReconstructOptions
     from decaenv.runtime.vis import visualize_grid
 
     photo = tmp_path / "face.png"

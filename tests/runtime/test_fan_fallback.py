@@ -14,7 +14,7 @@ from PIL import Image
 from decaenv.runtime import detectors
 from decaenv.runtime.datasets import find_face
 from decaenv.runtime.detectors.base import Detection, Detector
-from decaenv.runtime.pipeline import ItemOutcome, RunSummary
+from decaenv.runtime.run_types import ItemOutcome, RunSummary
 
 
 class _Fixed(Detector):
