@@ -26,7 +26,8 @@ class InputSide:
     detector: Optional[DetectorChoice]
     timer: StageTimer
     _deca: Any
-    _loaded: bool
+    _device_name: Optional[str]
+    _early_spec: Optional[tuple]
     _input_kind: str
     _input_count: Optional[int]
     _input_pool: Union[InputPool, ProcessInputPool, None]
@@ -90,29 +91,50 @@ class InputSide:
             return self.options.overlap
         from decaenv.runtime.overlap import overlap_pays
 
-        return not self._loaded or overlap_pays(str(self._deca.device))
+        return self._device_name is None or overlap_pays(self._device_name)
 
     def _make_input_pool(self, input_in_thread: bool):
         """The threads or processes that prepare a batch's items side by side (`input_workers`), or None for
         this thread alone."""
-        if not self._loaded:
+        if self._device_name is None:  # nothing loaded: a finished resume
             return None
         from decaenv.runtime.input_pool import InputPool
-        from decaenv.runtime.overlap import input_workers
 
-        spec = self._chosen_process_spec()
+        spec = self._run_spec()
         if spec is None and (not self.prepares_in_parallel or self.options.batch_size < 2):
             return None
-        processes = spec is not None
-        count = self._input_count or input_workers(str(self._deca.device), input_in_thread, processes=processes)
-        workers = min(self.options.batch_size, count)
+        workers = self._pool_workers(input_in_thread, processes=spec is not None)
         if spec is not None:
             return self._process_pool(workers, spec)
         return InputPool(workers) if workers > 1 else None
 
+    def _pool_workers(self, input_in_thread: bool, processes: bool) -> int:
+        """How many threads or processes prepare a batch's items (`--input-workers N`, else `input_workers`)."""
+        from decaenv.runtime.overlap import input_workers
+
+        assert self._device_name is not None, "load first"
+        count = self._input_count or input_workers(self._device_name, input_in_thread, processes=processes)
+        return min(self.options.batch_size, count)
+
+    def _start_processes(self) -> None:
+        """Start the input worker processes now, when this run uses them (`_chosen_process_spec`): called before
+        DECA's networks load, so that the workers' start (a new interpreter, torch, the detector: 1–2 s) runs
+        beside the loading instead of before the first batch. The choice is kept for the run (`_run_spec`)."""
+        spec = self._chosen_process_spec()
+        self._early_spec = (spec,)
+        if spec is not None:
+            self._process_pool(self._pool_workers(self._input_in_thread(), processes=True), spec).warm()
+
+    def _run_spec(self):
+        """The run's `_chosen_process_spec`: the one its early-started workers were made for, else decided now."""
+        if self._early_spec is not None:
+            spec, self._early_spec = self._early_spec[0], None
+            return spec
+        return self._chosen_process_spec()
+
     def _process_pool(self, workers: int, spec):
-        """The input worker processes: started by the first run that uses them (~2 s), kept for the next runs
-        of this reconstructor (`close` stops them; so does the interpreter's exit)."""
+        """The input worker processes: started by the first run that uses them (`_start_processes`), kept for the
+        next runs of this reconstructor (`close` stops them; so does the interpreter's exit)."""
         from decaenv.runtime.input_procs import ProcessInputPool
 
         pool = self._processes
@@ -147,7 +169,8 @@ class InputSide:
             if kind == "processes":
                 log.warning("--input-workers processes: using threads, because %s", why_not)
             return None
-        if kind == "processes" or auto_uses_processes(self._deca.device.type, self._listed_items):
+        device_type = (self._device_name or "cpu").split(":")[0]
+        if kind == "processes" or auto_uses_processes(device_type, self._listed_items):
             return spec
         return None
 

@@ -97,39 +97,52 @@ class Reconstructor(InputSide):
         self._processes: Optional[ProcessInputPool] = None  # the input worker processes, kept between runs
         self._item_writers: Optional[ThreadPoolExecutor] = None  # set for the duration of `run` (`_write_workers`)
         self._listed: Optional[Tuple[Optional[int]]] = None  # `expected_items`' last answer, for the run after it
+        self._device_name: Optional[str] = None  # the model's device, known once `load` begins
+        self._early_spec: Optional[tuple] = None  # (`_chosen_process_spec`,) of workers started early, for the run
         if not lazy:
             self.load()
 
     # -- model (built on demand) -----------------------------------------------------------------------
-    def load(self) -> None:
+    def load(self, start_inputs: bool = False) -> None:
         """Build DECA (and its fast graphs) and the face detector, unless already done (thread-safe: the input
-        pool's threads may ask at once)."""
+        pool's threads may ask at once). `start_inputs` (a run about to begin): when the run's items are prepared
+        in worker processes, start those first, so that they start while the networks load."""
         if self._loaded:
             return
         with self._load_lock:
             if not self._loaded:
-                self._load()
+                self._load(start_inputs)
 
-    def _load(self) -> None:
+    def _load(self, start_inputs: bool = False) -> None:
+        from decaenv.runtime.deca import resolve_device
         from decaenv.runtime.timing import StageTimer
 
-        if self._deca is None:
-            self._deca = build_deca(self.options)
+        self._device_name = str(self._deca.device if self._deca is not None else resolve_device(self.options.device))
+        self._choose_detector(self._device_name)
+        if start_inputs:
+            self._start_processes()
+        try:
+            if self._deca is None:
+                self._deca = build_deca(self.options)
+        except BaseException:
+            self.close()  # the workers started for this run
+            raise
         self.timer = self._timer or StageTimer(str(self._deca.device))
         self._deca.timer = self.timer
+        self._loaded = True
+
+    def _choose_detector(self, device: str) -> None:
+        """The face detector for `--iscrop` runs (on `device`; it needs no network of DECA's)."""
         self.detector = None
         if self.options.iscrop:
             from decaenv.runtime.detectors import create_detector
 
             data_dir = self.options.data_dir.path if self.options.data_dir is not None else None
-            choice = self._detector_choice or create_detector(
-                self.options.detector, str(self._deca.device), data_dir=data_dir
-            )
+            choice = self._detector_choice or create_detector(self.options.detector, device, data_dir=data_dir)
             self.detector = choice
             log.info("face detector: %s (%s)", choice.name, choice.reason)
             if not choice.detector.thread_safe:
                 self._detect_guard = threading.Lock()
-        self._loaded = True
 
     @property
     def deca(self):
@@ -164,7 +177,7 @@ class Reconstructor(InputSide):
                 on_item(outcome)
 
         if self.work_left():  # a subclass's items() may need the detector; a finished resume loads nothing
-            self.load()
+            self.load(start_inputs=True)
         batches = batched(((name, item) for _, name, item in self._my_items(self._names)), self.options.batch_size)
         scope = self.options.shard.suffix if self.options.shard is not None else ""
         input_in_thread = self._input_in_thread()
@@ -190,7 +203,7 @@ class Reconstructor(InputSide):
             if self._item_writers is not None:
                 self._item_writers.shutdown(wait=True)
                 self._item_writers = None
-            self._listed = None
+            self._listed = self._early_spec = None
             if self.table is not None:
                 self.table.close()
         summary.seconds = time.perf_counter() - start

@@ -6,12 +6,10 @@ with one line; the flag's values are checked."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import skimage.data
-import torch
 from _support.runs import codes_options, write_mixed_folder
 from PIL import Image
 
@@ -135,7 +133,7 @@ def test_auto_picks_processes_for_long_runs(deca, reconstruct_data_dir, folder, 
     assert not runner._uses_processes()  # not under decaenv's command line (pytest's main module)
     monkeypatch.setattr("decaenv.runtime.input_procs.runs_decaenv_cli", lambda: True)
     for device in ("cpu", "cuda"):
-        monkeypatch.setattr(runner, "_deca", SimpleNamespace(device=torch.device(device)))
+        monkeypatch.setattr(runner, "_device_name", device)
         count(999)
         assert not runner._uses_processes()  # the workers' start would not pay
         count(1000)
@@ -203,6 +201,44 @@ def test_threads_where_processes_cannot_prepare_the_items(deca, reconstruct_data
     assert not every_face._uses_processes()
     plain = _runner(deca, reconstruct_data_dir, folder, tmp_path / "p", "processes", cls=ExtendedReconstructor)
     assert plain._uses_processes() and not plain.keeps_images
+
+
+def test_the_workers_start_while_the_networks_load(deca, reconstruct_data_dir, folder, tmp_path, monkeypatch):
+    from decaenv.runtime import pipeline
+
+    runner = pipeline.Reconstructor(
+        _options(reconstruct_data_dir, folder, tmp_path / "early", "processes:2"), lazy=True
+    )
+    seen = []
+
+    def build(options):  # the networks load once the workers are on their way, for the run to use
+        seen.append(runner._processes)
+        return deca
+
+    monkeypatch.setattr(pipeline, "build_deca", build)
+    try:
+        summary = runner.run()
+        assert len(seen) == 1 and seen[0] is not None and seen[0].workers == 2
+        assert runner._processes is seen[0]  # the run used the pool started early
+        assert summary.counts["ok"] == 4 and summary.counts["failed"] == 2
+    finally:
+        runner.close()
+
+
+def test_workers_started_early_stop_when_the_networks_fail_to_load(reconstruct_data_dir, folder, tmp_path, monkeypatch):
+    from decaenv.runtime import pipeline
+
+    runner = pipeline.Reconstructor(_options(reconstruct_data_dir, folder, tmp_path / "fail", "processes:1"), lazy=True)
+    started = []
+
+    def build(options):
+        started.append(runner._processes)
+        raise DecaenvError("the checkpoint is not there")
+
+    monkeypatch.setattr(pipeline, "build_deca", build)
+    with pytest.raises(DecaenvError, match="checkpoint"):
+        runner.run()
+    assert started[0] is not None and runner._processes is None  # started, then stopped
 
 
 def test_a_worker_that_cannot_start_ends_the_run_with_one_line(tmp_path, folder):
