@@ -5,7 +5,7 @@ threads, or in worker processes (`input_procs`) — and the choice between them 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from decaenv.runtime.run_types import ItemOutcome, ReconstructOptions
 
@@ -25,7 +25,6 @@ class InputSide:
     options: ReconstructOptions
     detector: Optional[DetectorChoice]
     timer: StageTimer
-    _deca: Any
     _device_name: Optional[str]
     _early_spec: Optional[tuple]
     _input_kind: str
