@@ -31,48 +31,79 @@ def _grid(size: int) -> Tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _source(inverse: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Source (row, column) of every output pixel: two (size²,) float64 arrays."""
+class _Scratch:
+    """One thread's buffers for N output pixels of C channels (input pools warp on several threads). Reused from
+    crop to crop: freshly allocated, each of these ~7 MB would be mapped and faulted in again every time (glibc
+    maps blocks this large), which costs as much as the arithmetic."""
+
+    def __init__(self, channels: int, n: int):
+        self.key = (channels, n)
+        self.p = np.empty((4, channels, n))  # the neighbours p00, p01, p10, p11, then the sums in place
+        self.row, self.col, self.dr, self.dc, self.tmp = (np.empty(n) for _ in range(5))
+        self.r0, self.c0 = np.empty(n, np.int64), np.empty(n, np.int64)
+        self.index = np.empty(4 * n, np.int64)
+        self.gathered = np.empty((4 * n, channels), np.uint8)
+
+    @staticmethod
+    def get(channels: int, n: int) -> "_Scratch":
+        scratch = getattr(_LOCAL, "scratch", None)
+        if scratch is None or scratch.key != (channels, n):
+            scratch = _LOCAL.scratch = _Scratch(channels, n)
+        return scratch
+
+
+def _affine(m: np.ndarray, k: int, x: np.ndarray, y: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+    """out = m[k, 0]·x + m[k, 1]·y + m[k, 2], evaluated left to right like skimage's C."""
+    np.multiply(x, m[k, 0], out=out)
+    np.multiply(y, m[k, 1], out=tmp)
+    np.add(out, tmp, out=out)
+    np.add(out, m[k, 2], out=out)
+
+
+def _source(inverse: np.ndarray, size: int, s: _Scratch) -> None:
+    """Source row and column of every output pixel, into `s.row` and `s.col`."""
     x, y = _grid(size)
     m = np.asarray(inverse, dtype=np.float64)
-    col = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-    row = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    _affine(m, 0, x, y, s.col, s.tmp)
+    _affine(m, 1, x, y, s.row, s.tmp)
     if not (m[2, 0] == 0 and m[2, 1] == 0 and m[2, 2] == 1):  # a homography: skimage's projective branch
-        z = m[2, 0] * x + m[2, 1] * y + m[2, 2]
-        col, row = col / z, row / z
-    return row, col
+        _affine(m, 2, x, y, s.dr, s.tmp)  # (dr: free until the weights are computed)
+        np.divide(s.col, s.dr, out=s.col)
+        np.divide(s.row, s.dr, out=s.row)
 
 
-def _workspace(channels: int, n: int) -> np.ndarray:
-    """This thread's (4, C, N) float64 scratch for the four neighbours (input pools warp on several threads;
-    reused, so its ~5 MB are not mapped and faulted in again for every crop)."""
-    scratch = getattr(_LOCAL, "scratch", None)
-    if scratch is None or scratch.shape != (4, channels, n):
-        scratch = _LOCAL.scratch = np.empty((4, channels, n))
-    return scratch
+def _weights(s: _Scratch) -> None:
+    """Integer parts (`s.r0`, `s.c0`, int64) and fractions (`s.dr`, `s.dc`) of the source positions."""
+    for value, whole, fraction in ((s.row, s.r0, s.dr), (s.col, s.c0, s.dc)):
+        np.floor(value, out=s.tmp)
+        np.subtract(value, s.tmp, out=fraction)  # skimage: r - <long>floor(r)
+        np.copyto(whole, s.tmp, casting="unsafe")  # (exact: whole numbers)
 
 
-def _neighbours(image: np.ndarray, row: np.ndarray, col: np.ndarray, out: np.ndarray) -> None:
-    """image / 255 at the four integer neighbours (floor/ceil of row × floor/ceil of col) of N positions, 0
-    outside the image, into `out` (4, C, N) float64 in the order p00, p01, p10, p11.
+def _neighbours(image: np.ndarray, s: _Scratch) -> None:
+    """image / 255 at the four integer neighbours (floor/ceil of row × floor/ceil of col) of every position, 0
+    outside the image, into `s.p` in the order p00, p01, p10, p11.
 
     Where a coordinate is an integer, skimage's ceil equals its floor while `floor + 1` is read here: that
     neighbour's weight is then exactly 0 and it adds +0 to a non-negative value, so the sums are the same.
     """
     h, w, channels = image.shape
     flat = image.reshape(h * w, channels)
-    r0, c0 = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
+    r0, c0, n = s.r0, s.c0, len(s.r0)
     if r0.min() >= 0 and r0.max() + 1 < h and c0.min() >= 0 and c0.max() + 1 < w:  # all inside: one gather
-        base = r0 * w + c0
-        index = np.concatenate([base, base + 1, base + w, base + w + 1])
-        gathered = np.take(flat, index, axis=0).reshape(4, -1, channels)
-        np.divide(gathered.transpose(0, 2, 1), 255.0, out=out)
+        base = s.index[:n]
+        np.multiply(r0, w, out=base)
+        np.add(base, c0, out=base)
+        for k, offset in enumerate((1, w, w + 1), start=1):
+            np.add(base, offset, out=s.index[k * n : (k + 1) * n])
+        np.take(flat, s.index, axis=0, out=s.gathered, mode="clip")  # (all in range: "clip" only skips a copy)
+        np.divide(s.gathered.reshape(4, n, channels).transpose(0, 2, 1), 255.0, out=s.p)
         return
-    for k, (r, c) in enumerate(((r0, c0), (r0, c0 + 1), (r0 + 1, c0), (r0 + 1, c0 + 1))):
+    for k, (r, c) in enumerate(((r0, c0), (r0, c0 + 1), (r0 + 1, c0), (r0 + 1, c0 + 1))):  # a crop past the edge
         inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
         index = np.clip(r, 0, h - 1) * w + np.clip(c, 0, w - 1)
-        np.divide(np.take(flat, index, axis=0).T, 255.0, out=out[k])
-        out[k][:, ~inside] = 0.0
+        np.divide(np.take(flat, index, axis=0).T, 255.0, out=s.p[k])
+        s.p[k][:, ~inside] = 0.0
 
 
 def bilinear_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -87,21 +118,22 @@ def bilinear_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Option
     """
     image = np.ascontiguousarray(image)
     channels = image.shape[2]
-    row, col = _source(inverse, size)
-    p = _workspace(channels, size * size)  # p00, p01, p10, p11
-    _neighbours(image, row, col, p)
-    dr, dc = row - np.floor(row), col - np.floor(col)
+    s = _Scratch.get(channels, size * size)
+    _source(inverse, size, s)
+    _weights(s)
+    _neighbours(image, s)
+    p = s.p
     # skimage's kernel, operation for operation: top = (1 - dc)·p00 + dc·p01, bottom likewise,
     # (1 - dr)·top + dr·bottom (in place: products commute exactly, each sum adds the same two terms)
-    left = 1 - dc
+    left = np.subtract(1.0, s.dc, out=s.tmp)
     np.multiply(p[0], left, out=p[0])
-    np.multiply(p[1], dc, out=p[1])
+    np.multiply(p[1], s.dc, out=p[1])
     np.add(p[0], p[1], out=p[0])
     np.multiply(p[2], left, out=p[2])
-    np.multiply(p[3], dc, out=p[3])
+    np.multiply(p[3], s.dc, out=p[3])
     np.add(p[2], p[3], out=p[2])
-    np.multiply(p[0], 1 - dr, out=p[0])
-    np.multiply(p[2], dr, out=p[2])
+    np.multiply(p[0], np.subtract(1.0, s.dr, out=s.tmp), out=p[0])
+    np.multiply(p[2], s.dr, out=p[2])
     np.add(p[0], p[2], out=p[0])
     _clip_like_skimage(p[0], image)
     result = p[0].reshape(channels, size, size)
