@@ -114,9 +114,11 @@ class Reconstructor(InputSide):
                 self._load(start_inputs)
 
     def _load(self, start_inputs: bool = False) -> None:
-        from decaenv.runtime.deca import resolve_device
+        from decaenv.runtime.deca import check_data_dir, resolve_device
         from decaenv.runtime.timing import StageTimer
 
+        if self._deca is None and self.options.data_dir is not None:
+            check_data_dir(self.options.data_dir.path)  # (a data dir without DECA's files fails before workers start)
         self._device_name = str(self._deca.device if self._deca is not None else resolve_device(self.options.device))
         self._choose_detector(self._device_name)
         if start_inputs:

@@ -241,6 +241,18 @@ def test_workers_started_early_stop_when_the_networks_fail_to_load(reconstruct_d
     assert started[0] is not None and runner._processes is None  # started, then stopped
 
 
+def test_a_data_dir_without_decas_files_fails_before_any_worker_starts(folder, tmp_path, monkeypatch):
+    from decaenv.errors import DataError
+    from decaenv.runtime.pipeline import Reconstructor
+
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    runner = Reconstructor(_options(empty, folder, tmp_path / "none", "processes:1"), lazy=True)
+    monkeypatch.setattr(ProcessInputPool, "__init__", lambda *a, **k: pytest.fail("a worker was started"))
+    with pytest.raises(DataError, match="lacks deca_model.tar"):
+        runner.run()
+
+
 def test_a_worker_that_cannot_start_ends_the_run_with_one_line(tmp_path, folder):
     from decaenv.runtime.inputs import expand_inputs
 
