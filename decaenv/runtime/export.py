@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,10 +84,24 @@ def mat_arrays(opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, np.n
     return {k: _np(opdict[k][index]) for k in writers.MAT_KEYS if k in opdict}
 
 
-def codes_arrays(codedict: Mapping[str, torch.Tensor], index: int, ctx: ItemContext) -> Dict[str, np.ndarray]:
-    """Every FLAME/DECA parameter of one item, as the `_codes.npz` arrays (and the table's codes)."""
+#: The encoders' codes an item's `_codes.npz` (and its table row) holds.
+CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail")
+
+
+def batch_codes(codedict: Mapping[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+    """A batch's codes as float32 numpy arrays (one transfer per key; `codes_arrays` takes them as they are)."""
+    return {k: _np(codedict[k]) for k in CODE_KEYS if k in codedict}
+
+
+def codes_arrays(
+    codedict: Mapping[str, Union[torch.Tensor, np.ndarray]], index: int, ctx: ItemContext
+) -> Dict[str, np.ndarray]:
+    """Every FLAME/DECA parameter of one item, as the `_codes.npz` arrays (and the table's codes); `codedict`
+    holds the batch's tensors, or `batch_codes` of them."""
     arrays = {
-        k: _np(codedict[k][index]) for k in ("shape", "tex", "exp", "pose", "cam", "light", "detail") if k in codedict
+        k: (v[index] if isinstance(v, np.ndarray) else _np(v[index]))
+        for k in CODE_KEYS
+        if (v := codedict.get(k)) is not None
     }
     pose = arrays["pose"]
     arrays.update(

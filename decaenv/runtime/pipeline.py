@@ -360,25 +360,32 @@ class Reconstructor(InputSide):
         else:
             outcomes = [self.save(result, index, *p) for index, p in enumerate(prepared)]
         if self.table is not None:
-            rows = []
-            for index, ((name, item, crop, _), outcome) in enumerate(zip(prepared, outcomes)):
-                rows.append(self._table_row(result, index, name, item, crop, outcome))
-            self.table.add(rows)
+            self.table.add(self._table_rows(result, prepared, outcomes))
         return outcomes
 
-    def _table_row(self, result, index, name, item, crop, outcome):
+    def _table_rows(self, result, prepared, outcomes) -> List[dict]:
+        """The batch's table rows (its codes, and landmarks, moved to numpy once for the whole batch)."""
+        from decaenv.runtime.export import batch_codes
+        from decaenv.runtime.item_meshes import _np
+        from decaenv.runtime.table import make_row
+
+        codes = batch_codes(result["codedict"])
+        marks = None
+        if self.options.table_landmarks:
+            marks = {k: _np(result["geometry"][k]) for k in ("landmarks2d", "landmarks3d")}
+        rows = []
+        for index, ((name, item, crop, _), outcome) in enumerate(zip(prepared, outcomes)):
+            if outcome.status != "ok":
+                source, status = str(item.source), outcome.status
+                rows.append(make_row(name, source, item.frame, status, outcome.message, crop_source=crop.source))
+            else:
+                rows.append(self._table_row(index, name, item, crop, codes, marks))
+        return rows
+
+    def _table_row(self, index, name, item, crop, codes, marks):
         from decaenv.runtime.export import codes_arrays
         from decaenv.runtime.table import make_row
 
-        if outcome.status != "ok":
-            return make_row(
-                name, str(item.source), item.frame, outcome.status, outcome.message, crop_source=crop.source
-            )
-        arrays = codes_arrays(result["codedict"], index, item_context(name, item, crop))
-        landmarks = None
-        if self.options.table_landmarks:
-            geometry = result["geometry"]
-            landmarks = {k: geometry[k][index].detach().float().cpu().numpy() for k in ("landmarks2d", "landmarks3d")}
         return make_row(
             name,
             str(item.source),
@@ -388,8 +395,8 @@ class Reconstructor(InputSide):
             box=crop.box,
             tform=crop.tform,
             original_size=crop.original_size,
-            codes=arrays,
-            landmarks=landmarks,
+            codes=codes_arrays(codes, index, item_context(name, item, crop)),
+            landmarks=None if marks is None else {k: v[index] for k, v in marks.items()},
         )
 
     def _write_workers(self) -> int:
@@ -508,6 +515,8 @@ class Reconstructor(InputSide):
         from decaenv.runtime.export import item_files
         from decaenv.runtime.writers import OutputSet, write_item
 
+        if set(self.kinds) <= {"table"}:  # no file per item: its table row is all (`_table_rows`)
+            return ItemOutcome(name, item.label, "ok", "", [], crop=crop.source)
         ctx = item_context(name, item, crop)
         self._draw_landmark_panels(result)
         try:

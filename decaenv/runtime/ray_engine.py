@@ -84,16 +84,13 @@ class DecaPredictor:
                 prepared.append(got)
         if prepared:
             result, failed = runner._model_batch(prepared)
-            for index, (name, item, crop, _) in enumerate(prepared):
-                if result is None:
-                    rows.append(
-                        make_row(
-                            name, str(item.source), item.frame, "failed", failed[index].message, crop_source=crop.source
-                        )
-                    )
-                else:
-                    ok = ItemOutcome(name, str(item.source), "ok")
-                    rows.append(runner._table_row(result, index, name, item, crop, ok))
+            if result is None:
+                for (name, item, crop, _), outcome in zip(prepared, failed):
+                    source, message = str(item.source), outcome.message
+                    rows.append(make_row(name, source, item.frame, "failed", message, crop_source=crop.source))
+            else:
+                ok = [ItemOutcome(name, str(item.source), "ok") for name, item, _, _ in prepared]
+                rows.extend(runner._table_rows(result, prepared, ok))
         return {
             "payload": np.array([_ipc_bytes(rows_to_batch(rows, self.landmarks))], dtype=object),
             "node": np.array([_node_id()], dtype=object),

@@ -153,7 +153,7 @@ def run(capsys, data_dir, *args):
 
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory, reconstruct_data_dir, photos):
-    """One unsharded run writing the table (with landmarks) and the per-item codes files."""
+    """One unsharded run writing the table (with landmarks) and the per-item codes and landmark files."""
     out = tmp_path_factory.mktemp("whole")
     code = main(
         [
@@ -170,7 +170,7 @@ def whole_run(tmp_path_factory, reconstruct_data_dir, photos):
             "-o",
             str(out),
             "--save",
-            "codes,table",
+            "codes,kpt,table",
             "--table-landmarks",
             "--batch-size",
             "2",
@@ -190,6 +190,10 @@ def test_table_codes_equal_the_npz_files(whole_run):
         for key in CODE_KEYS:
             assert np.array_equal(codes[key][i], npz[key]), key
     assert codes["landmarks2d"].shape == (3, 68, 2) and codes["landmarks3d"].shape == (3, 68, 3)
+    for i, name in enumerate(codes["name"]):  # the table's landmarks are the kpt files' values
+        for key, stem in (("landmarks2d", "kpt2d"), ("landmarks3d", "kpt3d")):
+            kpt = np.loadtxt(out / name / f"{name}_{stem}.txt").astype(np.float32)
+            assert np.array_equal(codes[key][i], kpt[:, : codes[key].shape[2]]), (name, key)  # (kpt3d: 4th col 1)
     failed = read_codes(out / "codes.parquet", status="failed")
     assert list(failed["name"]) == ["p3_noface"] and "no face found" in failed["error"][0]
 
