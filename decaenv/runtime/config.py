@@ -30,6 +30,8 @@ TEX_TYPES = ("BFM", "FLAME")
 #: Network precisions and fast-graph kinds (`decaenv.runtime.fast`; `--graph off` = DECA's eager modules).
 PRECISIONS = ("fp32", "bf16")
 GRAPHS = ("auto", "packed", "fused", "freeze", "compile")
+#: The encoders' codes of an item (its `_codes.npz`, its table row; what `--smooth` filters).
+CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail")
 
 
 @dataclass

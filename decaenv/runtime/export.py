@@ -15,6 +15,7 @@ import torch
 
 from decaenv.errors import InputError, UsageError
 from decaenv.runtime import writers
+from decaenv.runtime.config import CODE_KEYS
 from decaenv.runtime.item_meshes import _np, item_meshes
 from decaenv.runtime.vis import item_visdict, tensor2image, visualize_grid
 
@@ -82,10 +83,6 @@ def write_deca_obj(deca, filename: str, opdict: Mapping, index: int = 0) -> None
 def mat_arrays(opdict: Mapping[str, torch.Tensor], index: int) -> Dict[str, np.ndarray]:
     """DECA's `.mat` content for one item: `{key: opdict[key][i]}` for DECA's keys present (float32)."""
     return {k: _np(opdict[k][index]) for k in writers.MAT_KEYS if k in opdict}
-
-
-#: The encoders' codes an item's `_codes.npz` (and its table row) holds.
-CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail")
 
 
 def batch_codes(codedict: Mapping[str, torch.Tensor]) -> Dict[str, np.ndarray]:

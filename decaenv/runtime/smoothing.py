@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Dict, Generic, Hashable, Optional, Tuple, Type
 import numpy as np
 
 from decaenv.errors import UsageError
+from decaenv.runtime.config import CODE_KEYS
 
 if TYPE_CHECKING:
     import torch
 
 #: What a filter smooths: numpy arrays (boxes) or torch tensors (codes).
 _A = TypeVar("_A", np.ndarray, "torch.Tensor")
-
-CODE_KEYS = ("shape", "tex", "exp", "pose", "cam", "light", "detail")
 
 
 class Ema(Generic[_A]):
