@@ -9,7 +9,9 @@ however fast the GPU and however many input workers (the issue-16 GPU targets ar
 
 Compared side by side in one process, rounds interleaved: worker processes handing crops back through shared
 slots in messages of several items (now), the same processes pickling every crop back one item per message
-(before), and threads. Images: 512×512 PNG variations of `skimage.data.astronaut()`, MTCNN, synthetic weights.
+(before), the first with the main process on all torch threads instead of one (a run beside an accelerator
+uses one: `overlap.main_torch_threads`), and threads. Images: 512×512 PNG variations of
+`skimage.data.astronaut()`, MTCNN, synthetic weights.
 Then the writing of `--save codes` files alone (`<name>_codes.npz` + `.json`, committed atomically): items per
 second on 1, 2 and 4 threads (a run beside an accelerator writes them on `overlap.WRITE_WORKERS`).
 """
@@ -17,6 +19,7 @@ second on 1, 2 and 4 threads (a run beside an accelerator writes them on `overla
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -25,10 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIGS = {  # label: (--input-workers kind, ProcessInputPool keywords)
-    "processes, shared slots": ("processes", {}),
-    "processes, pickled (before)": ("processes", {"slots": 0, "per_message": 1}),
-    "threads": ("threads", None),
+CONFIGS = {  # label: (--input-workers kind, ProcessInputPool keywords, the main process's torch threads; 0: all)
+    "processes, shared slots": ("processes", {}, 1),
+    "processes, pickled (before)": ("processes", {"slots": 0, "per_message": 1}, 1),
+    "processes, all torch threads": ("processes", {}, 0),
+    "threads": ("threads", None, 1),
 }
 
 
@@ -55,6 +59,18 @@ def _runner_class(pools: dict):
 
     class Runner(Reconstructor):
         pool_options: dict = {}
+        main_threads = 1  # what a run beside an accelerator uses (`overlap.main_torch_threads`); 0: all
+
+        @contextlib.contextmanager
+        def _torch_threads(self):  # the networks are instant stand-ins on the CPU: apply the accelerator's rule
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.main_threads or os.cpu_count() or 1)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
 
         def _process_pool(self, workers, spec):
             key = (workers, spec, tuple(sorted(self.pool_options.items())))
@@ -84,7 +100,7 @@ def _one_run(runner_cls, base, args, images: Path, out: Path, label: str):
     from decaenv.paths import DataDir
     from decaenv.runtime.run_types import ReconstructOptions
 
-    kind, pool_options = CONFIGS[label]
+    kind, pool_options, threads = CONFIGS[label]
     options = ReconstructOptions(
         inputs=[images],
         out_dir=out,
@@ -95,7 +111,7 @@ def _one_run(runner_cls, base, args, images: Path, out: Path, label: str):
         input_workers=f"{kind}:{args.workers}",
     )
     runner = runner_cls(options, deca=base.deca, detector_choice=base.detector)
-    runner.pool_options = pool_options or {}
+    runner.pool_options, runner.main_threads = pool_options or {}, threads
     usage, start = os.times(), time.perf_counter()
     summary = runner.run()
     seconds = time.perf_counter() - start

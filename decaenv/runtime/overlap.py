@@ -49,6 +49,20 @@ def write_workers(device: str, codes_files: bool, cpus: Optional[int] = None) ->
     return max(1, min(WRITE_WORKERS, (cpus if cpus is not None else usable_cpus()) - 1))
 
 
+#: Torch's intra-op threads in the main process during a run beside an accelerator (`main_torch_threads`).
+MAIN_THREADS_BESIDE_ACCELERATOR = 1
+
+
+def main_torch_threads(device: str) -> Optional[int]:
+    """Torch threads for the main process during a run: on a CPU None (as they are: the networks use them all);
+    beside an accelerator `MAIN_THREADS_BESIDE_ACCELERATOR`. There its torch work is small (a batch copied into
+    pinned memory, codes moved to numpy), and every multi-threaded op leaves idle OpenMP threads spinning on the
+    cores the input workers need: with instant networks the main process spent 0.63-0.74 ms of CPU per image
+    with two torch threads and 0.51 ms with one (bench/host_side.py), with as many threads as a GPU box has
+    cores the spinning only grows."""
+    return None if device.startswith("cpu") else MAIN_THREADS_BESIDE_ACCELERATOR
+
+
 #: The most threads that prepare items beside an accelerator: they share one interpreter lock, which preparing an
 #: item holds for 15-20 % of its time (worker processes have no such limit; `input_procs`).
 MAX_INPUT_WORKERS = 8

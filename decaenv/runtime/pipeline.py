@@ -19,6 +19,7 @@ from typing import (
     Callable,
     ContextManager,
     Dict,
+    Iterator,
     List,
     Mapping,
     Optional,
@@ -187,7 +188,7 @@ class Reconstructor(InputSide):
         writers = self._write_workers() if self._loaded else 1
         self._item_writers = ThreadPoolExecutor(writers, "decaenv-write-item") if writers > 1 else None
         try:
-            with OutputLock(self.out_dir, scope=scope):  # shards write disjoint files: one lock per shard
+            with OutputLock(self.out_dir, scope=scope), self._torch_threads():  # one lock per shard
                 run_overlapped(
                     batches,
                     self._prepare_batch,
@@ -218,6 +219,24 @@ class Reconstructor(InputSide):
             if self.table is not None:
                 summary.table = str(self.table.path)
         return summary
+
+    @contextlib.contextmanager
+    def _torch_threads(self) -> Iterator[None]:
+        """The main process's torch threads for the run (`overlap.main_torch_threads`), restored afterwards."""
+        from decaenv.runtime.overlap import main_torch_threads
+
+        wanted = main_torch_threads(self._device_name) if self._device_name is not None else None
+        if wanted is None:
+            yield
+            return
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def _my_items(self, names: "NameRegistry", base: bool = False):
         """(position, unique name, item) for the items of this shard; names are assigned over all items, so a

@@ -51,3 +51,32 @@ def test_items_written_on_threads_equal_one_thread(deca, reconstruct_data_dir, t
             assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
         texts = [(tmp_path / d / name / f"{name}_codes.json").read_text() for d in ("many", "one")]
         assert json.loads(texts[0]) == json.loads(texts[1])
+
+
+def test_beside_an_accelerator_the_run_uses_one_torch_thread_and_gives_the_others_back(
+    deca, reconstruct_data_dir, tmp_path, monkeypatch
+):
+    import torch
+
+    (tmp_path / "in").mkdir()
+    folder = write_mixed_folder(tmp_path / "in")
+    options = codes_options(reconstruct_data_dir, folder, tmp_path / "out", batch_size=4, input_workers="threads:1")
+    runner = Reconstructor(options, deca=deca)
+    seen = []
+    real_model = Reconstructor.run_model
+
+    def run_model(self, prepared):
+        seen.append(torch.get_num_threads())
+        return real_model(self, prepared)
+
+    monkeypatch.setattr(Reconstructor, "run_model", run_model)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert runner.run().counts == {"ok": 4, "failed": 2} and set(seen) == {2}  # on a CPU: as they were
+        seen.clear()
+        runner._device_name = "cuda:0"  # (the model stays on the CPU; only the policy differs)
+        assert runner.run().counts == {"ok": 4, "failed": 2} and set(seen) == {1}
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(before)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from decaenv.runtime.overlap import overlap_pays, run_overlapped, usable_cpus
+from decaenv.runtime.overlap import main_torch_threads, overlap_pays, run_overlapped, usable_cpus
 
 
 def _run(overlap: bool, input_in_thread: bool = True):
@@ -70,3 +70,8 @@ def test_items_are_written_on_several_threads_only_beside_an_accelerator():
     assert write_workers("cuda", codes_files=True, cpus=1) == 1
     assert write_workers("cuda", codes_files=False, cpus=16) == 1  # rendered or encoded outputs: one thread
     assert write_workers("cpu", codes_files=True, cpus=16) == 1  # the networks' threads use the cores
+
+
+def test_the_main_process_runs_one_torch_thread_beside_an_accelerator_only():
+    assert main_torch_threads("cpu") is None  # the networks use every core
+    assert main_torch_threads("cuda") == main_torch_threads("cuda:1") == main_torch_threads("mps") == 1
