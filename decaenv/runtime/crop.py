@@ -75,7 +75,9 @@ def full_image_matrix(h: int, w: int, crop_size: int = CROP_SIZE) -> np.ndarray:
     return estimate_transform("similarity", src, dst).params
 
 
-def warp_crop(image: np.ndarray, tform: np.ndarray, crop_size: int = CROP_SIZE) -> np.ndarray:
+def warp_crop(
+    image: np.ndarray, tform: np.ndarray, crop_size: int = CROP_SIZE, out: Optional[np.ndarray] = None
+) -> np.ndarray:
     """skimage `warp(image / 255, P⁻¹, output_shape=(224, 224))` (bilinear, constant 0) → (3, 224, 224) float32.
 
     The same pixels as skimage (`decaenv.runtime.warp`: only the four 8-bit neighbours each output pixel reads
@@ -85,11 +87,13 @@ def warp_crop(image: np.ndarray, tform: np.ndarray, crop_size: int = CROP_SIZE) 
     `np.ascontiguousarray` where a caller needs C order).
 
     Args:
-        image: (H, W, 3) uint8 RGB. tform: (3, 3) P.
+        image: (H, W, 3) uint8 RGB. tform: (3, 3) P. out: the (S, S, 3) float32 memory to warp into (an input
+        worker's shared crop slot), else new.
     """
     from decaenv.runtime.warp import bilinear_warp
 
-    out = np.empty((crop_size, crop_size, image.shape[2]), np.float32)
+    if out is None:
+        out = np.empty((crop_size, crop_size, image.shape[2]), np.float32)
     return bilinear_warp(image, np.linalg.inv(tform), crop_size, out=out.transpose(2, 0, 1))
 
 
@@ -138,11 +142,13 @@ def make_crop(
     source: str,
     scale: float = SCALE,
     crop_size: int = CROP_SIZE,
+    out: Optional[np.ndarray] = None,
 ) -> Crop:
     """Crop an image round a face box (`kind` "kpt68" or "bbox"), or the whole image when `box` is None.
 
     Args:
-        image: (H, W, 3) uint8. box: (left, top, right, bottom) in pixels of this image.
+        image: (H, W, 3) uint8. box: (left, top, right, bottom) in pixels of this image. out: (S, S, 3) float32
+        memory for the crop's pixels (`warp_crop`).
     """
     h, w = image.shape[:2]
     if box is None:
@@ -151,4 +157,5 @@ def make_crop(
         left, top, right, bottom = box
         old_size, centre = bbox2point(left, right, top, bottom, kind)
         tform = crop_matrix(centre, old_size, scale, crop_size)
-    return Crop(image=warp_crop(image, tform, crop_size), tform=tform, original_size=(h, w), box=box, source=source)
+    pixels = warp_crop(image, tform, crop_size, out)
+    return Crop(image=pixels, tform=tform, original_size=(h, w), box=box, source=source)

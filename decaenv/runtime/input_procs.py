@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DecaenvError
-from decaenv.runtime.shared_slots import MIN_SLOTS, CropSlots, FrameSlots, fitting_slots, write_crop
+from decaenv.runtime.shared_slots import MIN_SLOTS, CropSlots, FrameSlots, fitting_slots
 
 #: Detectors a worker process can rebuild on its CPU (FAN is too slow there: it keeps the threads).
 PROCESS_DETECTORS = ("mtcnn", "none")
@@ -97,9 +97,9 @@ def _prepare(item, slot: Optional[int] = None, frame=None) -> Prepared:
     if frame is not None:  # a video frame's pixels, in a shared slot (a tensor)
         _WORKER["frame"] = frame  # (keeps its ring mapped here: the next frames arrive in the same ring)
         item = dataclasses.replace(item, pixels=frame.numpy())
-    done = _WORKER["prepare"](item)
+    ring = _WORKER["ring"]
+    done = _WORKER["prepare"](item, crop_out=ring[slot] if slot is not None else None)  # warped into the slot
     if slot is not None and done.crop is not None:
-        write_crop(_WORKER["ring"], slot, done.crop.image)
         done.crop, done.slot = dataclasses.replace(done.crop, image=None), slot
     return done
 
@@ -124,7 +124,8 @@ class Preparer:
             data_dir = Path(spec.data_dir) if spec.data_dir else None
             self.detector = create_detector(spec.detector, "cpu", data_dir=data_dir).detector
 
-    def __call__(self, item) -> Prepared:
+    def __call__(self, item, crop_out=None) -> Prepared:
+        """`crop_out`: (S, S, 3) float32 memory the crop is warped into (a shared crop slot), else new."""
         import torch
 
         from decaenv.errors import InputError
@@ -146,7 +147,8 @@ class Preparer:
             with torch.inference_mode():
                 found = find_item_face(image, item, iscrop=bool(self.spec.detector), detector=self.detector)
             lap("detect")
-            done.crop = make_crop(image, *found)
+            box, kind, origin = found
+            done.crop = make_crop(image, box, kind, origin, out=crop_out)
             lap("crop")
         except InputError as exc:
             done.error = exc.one_line()

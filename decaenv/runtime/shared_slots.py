@@ -4,8 +4,8 @@
 (reading ~600 kB in 64 kB pieces, unpickling into fresh memory), a ceiling of ~700 items/s before it did anything
 else. Instead the main process allocates one ring of crop slots in shared memory when it starts the workers
 (torch's shared memory: backed by a file descriptor, freed with its last user even when a process is killed,
-nothing left in /dev/shm); a worker writes its item's crop into the slot it was given and sends back the slot's
-number. The main process wraps the slot as the crop's (3, S, S) array without a copy, laid out (S, S, 3) like
+nothing left in /dev/shm); a worker warps its item's crop straight into the slot it was given and sends back the
+slot's number. The main process wraps the slot as the crop's (3, S, S) array without a copy, laid out (S, S, 3) like
 every crop (`crop.warp_crop`). A slot is handed out again only once every array viewing it has been collected, so
 a crop stays valid however long a caller keeps it; when every slot is in use, crops travel pickled as before.
 
@@ -178,8 +178,3 @@ class FrameSlots:
             if shape in self._rings:
                 self._rings[shape][1].append(index)
         self._taken = []
-
-
-def write_crop(ring: np.ndarray, index: int, image: np.ndarray) -> None:
-    """In a worker: put a (3, S, S) crop into slot `index` of its view of the ring, (count, S, S, 3)."""
-    np.copyto(ring[index], image.transpose(1, 2, 0))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from _support.runs import write_mixed_folder
 
-from decaenv.runtime.shared_slots import CropSlots, write_crop
+from decaenv.runtime.shared_slots import CropSlots
 
 
 def _crop(seed: int, size: int = 8) -> np.ndarray:
@@ -23,7 +23,7 @@ def test_a_slot_is_a_crop_until_nothing_views_it():
     slots = CropSlots(2, size=8)
     ring = slots.ring.numpy()
     first = slots.take()
-    write_crop(ring, first, _crop(0))
+    np.copyto(ring[first], _crop(0).transpose(1, 2, 0))  # what a worker's warp writes
     crop = slots.crop(first)
     assert crop.shape == (3, 8, 8) and crop.dtype == np.float32
     assert np.array_equal(crop, _crop(0))
@@ -34,7 +34,7 @@ def test_a_slot_is_a_crop_until_nothing_views_it():
     del crop
     gc.collect()
     assert slots.free == 0  # the tensor still reads it
-    write_crop(ring, second, _crop(1))
+    np.copyto(ring[second], _crop(1).transpose(1, 2, 0))
     assert torch.equal(tensor, torch.from_numpy(_crop(0))[1:])
     del tensor
     assert slots.free == 1 and slots.take() == first  # back as soon as the last view went (warmest first)
