@@ -19,7 +19,6 @@ second on 1, 2 and 4 threads (a run beside an accelerator writes them on `overla
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import statistics
@@ -61,16 +60,10 @@ def _runner_class(pools: dict):
         pool_options: dict = {}
         main_threads = 1  # what a run beside an accelerator uses (`overlap.main_torch_threads`); 0: all
 
-        @contextlib.contextmanager
         def _torch_threads(self):  # the networks are instant stand-ins on the CPU: apply the accelerator's rule
-            import torch
+            from decaenv.runtime.overlap import torch_threads
 
-            before = torch.get_num_threads()
-            torch.set_num_threads(self.main_threads or os.cpu_count() or 1)
-            try:
-                yield
-            finally:
-                torch.set_num_threads(before)
+            return torch_threads(self.main_threads or os.cpu_count() or 1)
 
         def _process_pool(self, workers, spec):
             key = (workers, spec, tuple(sorted(self.pool_options.items())))

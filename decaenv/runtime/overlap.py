@@ -8,6 +8,7 @@ CPUs or fewer, no accelerator) each batch is prepared inline, its items on every
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
@@ -61,6 +62,22 @@ def main_torch_threads(device: str) -> Optional[int]:
     with two torch threads and 0.51 ms with one (bench/host_side.py), with as many threads as a GPU box has
     cores the spinning only grows."""
     return None if device.startswith("cpu") else MAIN_THREADS_BESIDE_ACCELERATOR
+
+
+@contextlib.contextmanager
+def torch_threads(count: Optional[int]) -> Iterator[None]:
+    """Torch's intra-op threads set to `count` for the block (None: left as they are), given back after."""
+    if count is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 #: The most threads that prepare items beside an accelerator: they share one interpreter lock, which preparing an

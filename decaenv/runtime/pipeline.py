@@ -19,7 +19,6 @@ from typing import (
     Callable,
     ContextManager,
     Dict,
-    Iterator,
     List,
     Mapping,
     Optional,
@@ -220,23 +219,11 @@ class Reconstructor(InputSide):
                 summary.table = str(self.table.path)
         return summary
 
-    @contextlib.contextmanager
-    def _torch_threads(self) -> Iterator[None]:
-        """The main process's torch threads for the run (`overlap.main_torch_threads`), restored afterwards."""
-        from decaenv.runtime.overlap import main_torch_threads
+    def _torch_threads(self) -> ContextManager:
+        """The main process's torch threads for the run (`overlap.main_torch_threads`), given back after."""
+        from decaenv.runtime.overlap import main_torch_threads, torch_threads
 
-        wanted = main_torch_threads(self._device_name) if self._device_name is not None else None
-        if wanted is None:
-            yield
-            return
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(wanted)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        return torch_threads(main_torch_threads(self._device_name) if self._device_name is not None else None)
 
     def _my_items(self, names: "NameRegistry", base: bool = False):
         """(position, unique name, item) for the items of this shard; names are assigned over all items, so a
