@@ -24,6 +24,7 @@ from decaenv.paths import DataDir
 from decaenv.runtime import camera, mesh
 from decaenv.runtime.config import TEX_TYPES, DecaConfig, get_cfg_defaults
 from decaenv.runtime.decoders import DetailGenerator, detail_latent
+from decaenv.runtime.encoder_pair import PAIR_GRAPHS, EncoderPair
 from decaenv.runtime.encoders import ResnetEncoder, split_codes
 from decaenv.runtime.timing import StageTimer, maybe_stage
 from decaenv.runtime.vis import visualize_grid, with_landmark_panels
@@ -153,6 +154,7 @@ class DECA(nn.Module):
         self.rasterizer = resolve_rasterizer(rasterizer or cfg.rasterizer_type, self.device)
         self.timer: Optional[StageTimer] = None
         self.fast: Optional[FastNetworks] = None  # set by `accelerate`
+        self._pair: Optional[EncoderPair] = None  # the encoders side by side (`_encoder_pair`), made on first use
         self._check_options()
         self._create_model(trusted_sha256)
         self._setup_renderer()
@@ -251,11 +253,25 @@ class DECA(nn.Module):
         images = images.to(self.device, torch.float32)
         nets = self.fast or self
         with maybe_stage(self.timer, "encode"), ieee_fp32(self.device):
-            codedict = split_codes(nets.E_flame(images))
-            codedict["images"] = images
-            if use_detail:
-                codedict["detail"] = nets.E_detail(images)
+            pair = self._encoder_pair() if use_detail else None
+            if pair is not None:
+                code, detail = pair(nets.E_flame, nets.E_detail, images)
+                codedict = dict(split_codes(code), images=images, detail=detail)
+            else:
+                codedict = split_codes(nets.E_flame(images))
+                codedict["images"] = images
+                if use_detail:
+                    codedict["detail"] = nets.E_detail(images)
         return codedict
+
+    def _encoder_pair(self) -> Optional[EncoderPair]:
+        """The side-by-side runner of the two encoders (`decaenv.runtime.encoder_pair`) for the packed graph on a
+        CPU; None for DECA's eager modules (`--graph off`), other graphs and GPUs."""
+        if self.fast is None or self.device.type != "cpu" or self.fast.graph not in PAIR_GRAPHS:
+            return None
+        if self._pair is None:
+            self._pair = EncoderPair()
+        return self._pair
 
     def accelerate(self, precision: str = "fp32", graph: str = "auto") -> "DECA":
         """Run the three networks as fast inference graphs from now on (decaenv.runtime.fast): "fp32" computes
