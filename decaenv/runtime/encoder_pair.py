@@ -19,6 +19,7 @@ their own, and the calling thread then puts that default back.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -35,11 +36,19 @@ PAIR_GRAPHS = ("packed",)
 
 
 def pair_threads(total: int) -> Optional[Tuple[int, int]]:
-    """Torch threads for (E_flame, E_detail) out of `total`, or None where running them side by side cannot
-    help (fewer than two threads)."""
-    if total < 2:
+    """Torch threads for (E_flame, E_detail) out of `total`, or None where the two run one after the other:
+    fewer than two threads, or a torch whose intra-op threads are not OpenMP's (see `openmp_threads`)."""
+    if total < 2 or not openmp_threads():
         return None
     return total // 2, total - total // 2
+
+
+@functools.lru_cache(maxsize=1)
+def openmp_threads() -> bool:
+    """Whether torch's intra-op parallelism is OpenMP, where each OS thread has a thread count of its own. With
+    torch's native pool (some macOS and ARM builds) the count is one for the whole process and may not change once
+    parallel work has started."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 class EncoderPair:

@@ -11,10 +11,13 @@ import time
 import pytest
 import torch
 
-from decaenv.runtime.encoder_pair import PAIR_GRAPHS, EncoderPair, pair_threads
+from decaenv.runtime.encoder_pair import PAIR_GRAPHS, EncoderPair, openmp_threads, pair_threads
 from decaenv.runtime.fast_packed import packed_available
 
-needs_packed = pytest.mark.skipif(not packed_available(torch.device("cpu")), reason="torch without oneDNN")
+needs_openmp = pytest.mark.skipif(not openmp_threads(), reason="torch's intra-op threads are not OpenMP's")
+needs_packed = pytest.mark.skipif(
+    not packed_available(torch.device("cpu")) or not openmp_threads(), reason="torch without oneDNN or OpenMP"
+)
 
 
 @pytest.fixture
@@ -47,12 +50,19 @@ def _sequential(deca, crops, monkeypatch):
         return deca.encode(crops)
 
 
-def test_threads_are_split_between_the_two_networks():
+def test_threads_are_split_between_the_two_networks(monkeypatch):
+    from decaenv.runtime import encoder_pair
+
+    assert encoder_pair.openmp_threads() == ("parallel backend: OpenMP" in torch.__config__.parallel_info())
+    if not encoder_pair.openmp_threads():
+        pytest.skip("torch's intra-op threads are not OpenMP's here")
     assert pair_threads(1) is None
     assert pair_threads(2) == (1, 1)
     assert pair_threads(3) == (1, 2)
     assert pair_threads(16) == (8, 8)
     assert PAIR_GRAPHS == ("packed",)
+    monkeypatch.setattr(encoder_pair, "openmp_threads", lambda: False)  # torch's native pool: one count per process
+    assert pair_threads(16) is None
 
 
 @needs_packed
@@ -111,6 +121,7 @@ def test_one_thread_other_graphs_and_the_eager_modules_run_one_after_the_other(d
         deca.fast, deca._pair = None, None
 
 
+@needs_openmp
 def test_each_network_runs_with_its_share_of_the_threads():
     seen = []
 
@@ -131,6 +142,7 @@ def test_each_network_runs_with_its_share_of_the_threads():
     assert all(name.startswith("decaenv-encoder") for name, _ in seen)
 
 
+@needs_openmp
 def test_an_error_in_a_network_reaches_the_caller_and_threads_are_restored(two_threads):
     def broken(images):
         raise RuntimeError("broken network")
@@ -146,6 +158,7 @@ def test_an_error_in_a_network_reaches_the_caller_and_threads_are_restored(two_t
         pair.close()
 
 
+@needs_openmp
 def test_a_copied_pair_starts_threads_of_its_own(two_threads):
     pair = EncoderPair()
     pair(torch.nn.Identity(), torch.nn.Identity(), torch.ones(1))
@@ -156,6 +169,7 @@ def test_a_copied_pair_starts_threads_of_its_own(two_threads):
     assert pair._pool is None
 
 
+@needs_openmp
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python 3.12+: meant
 def test_a_forked_child_runs_the_pair_on_threads_of_its_own(two_threads):
