@@ -4,9 +4,9 @@ intra-op threads, instead of one after the other on all of them.
 Why: the two encoders are independent and equally costly. Run one after the other, each convolution is one
 OpenMP region over every thread, ending in a barrier; when anything else takes a core for a moment (an input
 worker process, the writing thread), the other threads wait at that barrier. Run side by side, a preempted
-thread delays only its own network. Measured on 2 CPUs with a single-threaded detector process beside them
-(docs/BENCHMARKS.md): both bf16 encoders 104.6 ms per image one after the other against 64.6 side by side, the
-detector's rate unchanged (33 vs 36 detections/s); alone 0.95x.
+thread delays only its own network. Measured on 2 CPUs beside a busy single-threaded MTCNN process
+(bench/encoder_pair.py, docs/BENCHMARKS.md): both bf16 encoders 107.1 ms per image one after the other against
+68.1 side by side (0.64x; fp32 0.66x), the detector's rate unchanged (32 / 33 detections/s); alone 1.00x.
 
 Each network still runs whole batches with the same packed oneDNN kernels, which split a convolution's batch,
 rows and output channels among threads but not its sums: the codes are bit for bit those of the sequential call
@@ -23,7 +23,7 @@ import functools
 import os
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Optional, Tuple
 
 import torch
@@ -69,11 +69,9 @@ class EncoderPair:
         pool = self._threads()
         modes = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())  # thread-local: passed on
         jobs = [pool.submit(_run, net, images, count, modes) for net, count in zip((first, second), split)]
-        try:
-            results = [job.result() for job in jobs]
-        finally:
-            torch.set_num_threads(total)  # the process-wide default, which the pair's threads overwrote
-        return results[0], results[1]
+        wait(jobs)  # both, even when one fails: neither may set its thread count after the line below
+        torch.set_num_threads(total)  # the process-wide default, which the pair's threads overwrote
+        return jobs[0].result(), jobs[1].result()
 
     def _threads(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -147,10 +147,18 @@ def test_an_error_in_a_network_reaches_the_caller_and_threads_are_restored(two_t
     def broken(images):
         raise RuntimeError("broken network")
 
+    def late(images):  # still running when the other fails, and changing this thread's count then
+        time.sleep(0.2)
+        torch.set_num_threads(1)
+        return images
+
     pair = EncoderPair()
     try:
         with pytest.raises(RuntimeError, match="broken network"):
             pair(torch.nn.Identity(), broken, torch.zeros(1))
+        with pytest.raises(RuntimeError, match="broken network"):
+            pair(broken, late, torch.zeros(1))  # the default is restored after both have finished
+        time.sleep(0.4)  # (were it not, `late` would have overwritten it by now)
         assert torch.get_num_threads() == 2 and _new_thread_threads() == 2
         first, second = pair(torch.nn.Identity(), torch.nn.Identity(), torch.ones(2))  # still usable
         assert torch.equal(first, second)
