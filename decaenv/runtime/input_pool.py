@@ -13,6 +13,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Sequence, TypeVar
 
+from decaenv.runtime.overlap import one_torch_thread
+
 #: Seconds the workers and the caller wait for each other at start-up (a thread that cannot start must not
 #: leave the others waiting for ever).
 _START_TIMEOUT = 60.0
@@ -22,10 +24,7 @@ _R = TypeVar("_R")
 
 
 def _one_torch_thread(barrier: threading.Barrier) -> None:
-    import torch
-
-    torch.get_num_threads()  # torch sets a thread's count from the process-wide one on first use: let that happen
-    torch.set_num_threads(1)  # now, or it would undo this later
+    one_torch_thread()
     barrier.wait(timeout=_START_TIMEOUT)  # every worker starts now, none later with another thread count
 
 

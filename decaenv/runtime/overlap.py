@@ -64,6 +64,37 @@ def main_torch_threads(device: str) -> Optional[int]:
     return None if device.startswith("cpu") else MAIN_THREADS_BESIDE_ACCELERATOR
 
 
+def one_torch_thread() -> None:
+    """Make the calling thread run torch on one intra-op thread. (Torch sets a thread's count from the process-wide
+    one on its first use there: that happens now, not later over this.)"""
+    import torch
+
+    torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
+def one_torch_thread_executor(name: str) -> ThreadPoolExecutor:
+    """A one-thread executor whose thread runs torch on one intra-op thread, started now.
+
+    The input and writing threads work beside the networks' threads: with torch's default their torch calls
+    (MTCNN, the visualisation grid) would each start an OpenMP team as large as the networks' on the same cores,
+    and every region of the networks would wait at its barrier for a preempted thread. A `--save vis` run on 2
+    CPUs: detail 14-15 ms and render 6 ms per image with the writing thread on one torch thread against 15-21 and
+    6-9 with the default, the whole run 0.92-0.99x of the floor against 0.94-1.10x (docs/BENCHMARKS.md)."""
+    import torch
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    own = torch.get_num_threads()
+    try:
+        pool.submit(one_torch_thread).result()
+    except BaseException:
+        pool.shutdown(wait=False)
+        raise
+    finally:
+        torch.set_num_threads(own)  # the process-wide default, which that thread's call set to one
+    return pool
+
+
 @contextlib.contextmanager
 def torch_threads(count: Optional[int]) -> Iterator[None]:
     """Torch's intra-op threads set to `count` for the block (None: left as they are), given back after."""
@@ -150,10 +181,9 @@ def run_overlapped(
             if got is None:
                 return
             _finish(got, model, save, report)
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="decaenv-input") as inputs,
-        ThreadPoolExecutor(1, thread_name_prefix="decaenv-write") as writer,
-    ):
+    with contextlib.ExitStack() as threads:
+        inputs = threads.enter_context(one_torch_thread_executor("decaenv-input")) if input_in_thread else None
+        writer = threads.enter_context(one_torch_thread_executor("decaenv-write"))
         upcoming: Future = _submit(inputs, input_in_thread, batches, prepare)
         writing: Optional[Tuple[Future, List]] = None
         try:
@@ -180,9 +210,9 @@ def run_overlapped(
             raise
 
 
-def _submit(inputs: ThreadPoolExecutor, in_thread: bool, batches: Iterator, prepare: Callable) -> Future:
+def _submit(inputs: Optional[ThreadPoolExecutor], in_thread: bool, batches: Iterator, prepare: Callable) -> Future:
     """The next batch's preparation: started in the input thread, or run here (a finished future)."""
-    if in_thread:
+    if in_thread and inputs is not None:
         return inputs.submit(_next_prepared, batches, prepare)
     done: Future = Future()
     try:

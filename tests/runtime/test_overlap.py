@@ -75,3 +75,34 @@ def test_items_are_written_on_several_threads_only_beside_an_accelerator():
 def test_the_main_process_runs_one_torch_thread_beside_an_accelerator_only():
     assert main_torch_threads("cpu") is None  # the networks use every core
     assert main_torch_threads("cuda") == main_torch_threads("cuda:1") == main_torch_threads("mps") == 1
+
+
+def test_the_input_and_writing_threads_run_torch_on_one_thread():
+    """They work beside the networks' threads: with torch's default each of their torch calls would start an
+    OpenMP team as large as the networks' on the same cores. The caller's count and the default for threads
+    started later stay as they were."""
+    import torch
+
+    seen = {}
+
+    def prepare(batch):
+        seen["prepare"] = torch.get_num_threads()
+        return batch, []
+
+    def save(result, prepared):
+        seen["save"] = torch.get_num_threads()
+        return result
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_overlapped(iter([[1]]), prepare, lambda p: (p, None), save, lambda outcome: None, True)
+        assert seen == {"prepare": 1, "save": 1}
+        assert torch.get_num_threads() == 2
+        later = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]
+    finally:
+        torch.set_num_threads(before)
