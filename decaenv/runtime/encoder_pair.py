@@ -19,7 +19,6 @@ their own, and the calling thread then puts that default back.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import weakref
@@ -28,6 +27,8 @@ from typing import Optional, Tuple
 
 import torch
 from torch import nn
+
+from decaenv.runtime.overlap import openmp_threads
 
 #: Graphs whose encoders run side by side: the packed graph (oneDNN convolutions, whose results do not depend
 #: on the thread count). The fused and frozen graphs' convolutions change in the last bits (6e-7 relative) with
@@ -41,14 +42,6 @@ def pair_threads(total: int) -> Optional[Tuple[int, int]]:
     if total < 2 or not openmp_threads():
         return None
     return total // 2, total - total // 2
-
-
-@functools.lru_cache(maxsize=1)
-def openmp_threads() -> bool:
-    """Whether torch's intra-op parallelism is OpenMP, where each OS thread has a thread count of its own. With
-    torch's native pool (some macOS and ARM builds) the count is one for the whole process and may not change once
-    parallel work has started."""
-    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 class EncoderPair:

@@ -9,6 +9,7 @@ CPUs or fewer, no accelerator) each batch is prepared inline, its items on every
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
@@ -64,11 +65,24 @@ def main_torch_threads(device: str) -> Optional[int]:
     return None if device.startswith("cpu") else MAIN_THREADS_BESIDE_ACCELERATOR
 
 
-def one_torch_thread() -> None:
-    """Make the calling thread run torch on one intra-op thread. (Torch sets a thread's count from the process-wide
-    one on its first use there: that happens now, not later over this.)"""
+@functools.lru_cache(maxsize=1)
+def openmp_threads() -> bool:
+    """Whether torch's intra-op parallelism is OpenMP, where each OS thread has a thread count of its own. With
+    torch's native pool (some macOS and ARM builds) the count is one for the whole process and may not change once
+    parallel work has started: there threads are left as they are."""
     import torch
 
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def one_torch_thread() -> None:
+    """Make the calling thread run torch on one intra-op thread (where counts are per thread: `openmp_threads`).
+    (Torch sets a thread's count from the process-wide one on its first use there: that happens now, not later
+    over this.)"""
+    import torch
+
+    if not openmp_threads():
+        return
     torch.get_num_threads()
     torch.set_num_threads(1)
 

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from decaenv.runtime.overlap import main_torch_threads, overlap_pays, run_overlapped, usable_cpus
+from decaenv.runtime import overlap
+from decaenv.runtime.overlap import main_torch_threads, openmp_threads, overlap_pays, run_overlapped, usable_cpus
 
 
 def _run(overlap: bool, input_in_thread: bool = True):
@@ -77,6 +78,7 @@ def test_the_main_process_runs_one_torch_thread_beside_an_accelerator_only():
     assert main_torch_threads("cuda") == main_torch_threads("cuda:1") == main_torch_threads("mps") == 1
 
 
+@pytest.mark.skipif(not openmp_threads(), reason="torch's intra-op threads are not OpenMP's")
 def test_the_input_and_writing_threads_run_torch_on_one_thread():
     """They work beside the networks' threads: with torch's default each of their torch calls would start an
     OpenMP team as large as the networks' on the same cores. The caller's count and the default for threads
@@ -106,3 +108,20 @@ def test_the_input_and_writing_threads_run_torch_on_one_thread():
         assert later == [2]
     finally:
         torch.set_num_threads(before)
+
+
+def test_with_torchs_native_thread_pool_a_thread_keeps_the_process_count(monkeypatch):
+    """There the count is one per process and may not change once parallel work has started."""
+    import torch
+
+    monkeypatch.setattr(overlap, "openmp_threads", lambda: False)
+    seen = []
+
+    def body():
+        overlap.one_torch_thread()
+        seen.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen == [torch.get_num_threads()]
