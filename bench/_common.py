@@ -30,3 +30,24 @@ def summarize(name: str, times: List[float]) -> Dict[str, float]:
         f"max {row['max'] * 1000:8.1f} ms   (n={row['n']})"
     )
     return row
+
+
+def cpu_flag_summary() -> str:
+    """The CPU flags that decide the networks' speed (AVX2, AVX-512, its BF16, AMX), space-separated."""
+    from decaenv.runtime.hardware import cpu_flags
+
+    return " ".join(sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
+
+
+def synthetic_deca(device: str = "cpu", prefix: str = "decaenv-bench-"):
+    """DECA with synthetic weights (same shapes and cost as DECA's) from a temporary data dir, pure-torch
+    rasterizer (the networks are what the callers time)."""
+    import tempfile
+    from pathlib import Path
+
+    from decaenv.runtime.deca import DECA
+    from decaenv.synthetic import make_assets
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        make_assets(Path(tmp), seed=0, public_dir=None, with_optimizer=False)
+        return DECA(tmp, device=device, rasterizer="torch")

@@ -17,9 +17,9 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _common import cpu_flag_summary, synthetic_deca
 
 
 def _detect_forever(stop, counter) -> None:
@@ -76,21 +76,15 @@ def main() -> int:
 
     import torch
 
-    from decaenv.runtime.deca import DECA
     from decaenv.runtime.encoder_pair import EncoderPair
     from decaenv.runtime.fast import build_fast
-    from decaenv.runtime.hardware import cpu_flags
-    from decaenv.synthetic import make_assets
 
     torch.set_num_threads(args.threads)
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
     print(
-        f"torch {torch.__version__}, {args.threads} threads, CPU flags {' '.join(flags)}; {args.precision}, packed "
-        f"graph, batch {args.batch}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"torch {torch.__version__}, {args.threads} threads, CPU flags {cpu_flag_summary()}; {args.precision}, "
+        f"packed graph, batch {args.batch}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    with tempfile.TemporaryDirectory(prefix="decaenv-pair-") as tmp:
-        make_assets(Path(tmp), seed=0, public_dir=None, with_optimizer=False)
-        deca = DECA(tmp, device="cpu", rasterizer="torch")
+    deca = synthetic_deca(prefix="decaenv-pair-")
     nets = build_fast(deca, args.precision, "packed")
     images = torch.rand(args.batch, 3, 224, 224)
     pair = EncoderPair()

@@ -15,9 +15,9 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _common import cpu_flag_summary, synthetic_deca
 
 
 def _forward(nets, images, latent) -> None:
@@ -42,20 +42,14 @@ def main() -> int:
 
     import torch
 
-    from decaenv.runtime.deca import DECA
     from decaenv.runtime.fast import bf16_support, build_fast
-    from decaenv.runtime.hardware import cpu_flags
-    from decaenv.synthetic import make_assets
 
     torch.set_num_threads(args.threads)
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {' '.join(flags)}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {cpu_flag_summary()}; "
         f"{bf16_support()[1]}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    with tempfile.TemporaryDirectory(prefix="decaenv-fastnets-") as tmp:
-        make_assets(Path(tmp), seed=0, public_dir=None, with_optimizer=False)
-        deca = DECA(tmp, device=args.device, rasterizer="torch")
+    deca = synthetic_deca(args.device, prefix="decaenv-fastnets-")
     torch.manual_seed(0)
     images = torch.rand(args.batch, 3, 224, 224, device=deca.device)
     latent = torch.randn(args.batch, 181, device=deca.device) * 0.1

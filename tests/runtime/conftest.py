@@ -29,6 +29,18 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def two_torch_threads():
+    """torch on two threads for the test (what a 2-CPU machine gives by default), restored after: tests of how
+    threads split or keep their counts need more than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def astronaut_crop():
     """DECA's crop of skimage's astronaut (public domain), as a (1, 3, 224, 224) tensor, and the crop."""

@@ -21,14 +21,6 @@ needs_packed = pytest.mark.skipif(
 
 
 @pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def crops(astronaut_crop):
     torch.manual_seed(1)
     return torch.cat([astronaut_crop[0], torch.rand(1, 3, 224, 224)])
@@ -67,7 +59,7 @@ def test_threads_are_split_between_the_two_networks(monkeypatch):
 
 @needs_packed
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_side_by_side_gives_the_sequential_codes_bit_for_bit(deca, crops, two_threads, monkeypatch, precision):
+def test_side_by_side_gives_the_sequential_codes_bit_for_bit(deca, crops, two_torch_threads, monkeypatch, precision):
     calls = []
     try:
         deca.accelerate(precision, "packed")
@@ -143,7 +135,7 @@ def test_each_network_runs_with_its_share_of_the_threads():
 
 
 @needs_openmp
-def test_an_error_in_a_network_reaches_the_caller_and_threads_are_restored(two_threads):
+def test_an_error_in_a_network_reaches_the_caller_and_threads_are_restored(two_torch_threads):
     def broken(images):
         raise RuntimeError("broken network")
 
@@ -167,7 +159,7 @@ def test_an_error_in_a_network_reaches_the_caller_and_threads_are_restored(two_t
 
 
 @needs_openmp
-def test_a_copied_pair_starts_threads_of_its_own(two_threads):
+def test_a_copied_pair_starts_threads_of_its_own(two_torch_threads):
     pair = EncoderPair()
     pair(torch.nn.Identity(), torch.nn.Identity(), torch.ones(1))
     assert pair._pool is not None
@@ -180,7 +172,7 @@ def test_a_copied_pair_starts_threads_of_its_own(two_threads):
 @needs_openmp
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python 3.12+: meant
-def test_a_forked_child_runs_the_pair_on_threads_of_its_own(two_threads):
+def test_a_forked_child_runs_the_pair_on_threads_of_its_own(two_torch_threads):
     """A child forked after the pair ran has none of its parent's threads: it must start its own, not wait on
     a parent's idle thread that is not there."""
 

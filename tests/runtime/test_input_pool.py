@@ -17,14 +17,6 @@ from decaenv.runtime.input_pool import InputPool
 from decaenv.runtime.overlap import MAX_INPUT_WORKERS, input_workers
 
 
-@pytest.fixture
-def two_torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_workers_run_torch_on_one_thread_and_the_caller_keeps_its_count(two_torch_threads):
     pool = InputPool(2)
     try:

@@ -79,7 +79,7 @@ def test_the_main_process_runs_one_torch_thread_beside_an_accelerator_only():
 
 
 @pytest.mark.skipif(not openmp_threads(), reason="torch's intra-op threads are not OpenMP's")
-def test_the_input_and_writing_threads_run_torch_on_one_thread():
+def test_the_input_and_writing_threads_run_torch_on_one_thread(two_torch_threads):
     """They work beside the networks' threads: with torch's default each of their torch calls would start an
     OpenMP team as large as the networks' on the same cores. The caller's count and the default for threads
     started later stay as they were."""
@@ -95,19 +95,14 @@ def test_the_input_and_writing_threads_run_torch_on_one_thread():
         seen["save"] = torch.get_num_threads()
         return result
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        run_overlapped(iter([[1]]), prepare, lambda p: (p, None), save, lambda outcome: None, True)
-        assert seen == {"prepare": 1, "save": 1}
-        assert torch.get_num_threads() == 2
-        later = []
-        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
-        thread.start()
-        thread.join()
-        assert later == [2]
-    finally:
-        torch.set_num_threads(before)
+    run_overlapped(iter([[1]]), prepare, lambda p: (p, None), save, lambda outcome: None, True)
+    assert seen == {"prepare": 1, "save": 1}
+    assert torch.get_num_threads() == 2
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert later == [2]
 
 
 def test_with_torchs_native_thread_pool_a_thread_keeps_the_process_count(monkeypatch):
