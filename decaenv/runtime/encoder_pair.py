@@ -14,7 +14,7 @@ rows and output channels among threads but not its sums: the codes are bit for b
 
 Torch's thread count is per OS thread for OpenMP (`torch.set_num_threads` sets the calling thread's team
 size), but it also records a process-wide default that threads started later take: the pair's threads set
-their own, and the calling thread then puts that default back.
+their own, and the calling thread then puts that default back (`overlap.default_threads_kept`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from decaenv.runtime.overlap import openmp_threads
+from decaenv.runtime.overlap import default_threads_kept, openmp_threads
 
 #: Graphs whose encoders run side by side: the packed graph (oneDNN convolutions, whose results do not depend
 #: on the thread count). The fused and frozen graphs' convolutions change in the last bits (6e-7 relative) with
@@ -61,9 +61,9 @@ class EncoderPair:
             return first(images), second(images)
         pool = self._threads()
         modes = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())  # thread-local: passed on
-        jobs = [pool.submit(_run, net, images, count, modes) for net, count in zip((first, second), split)]
-        wait(jobs)  # both, even when one fails: neither may set its thread count after the line below
-        torch.set_num_threads(total)  # the process-wide default, which the pair's threads overwrote
+        with default_threads_kept():  # (the pair's threads set the process-wide default with their own counts)
+            jobs = [pool.submit(_run, net, images, count, modes) for net, count in zip((first, second), split)]
+            wait(jobs)  # both, even when one fails: neither may set its count after the default is put back
         return jobs[0].result(), jobs[1].result()
 
     def _threads(self) -> ThreadPoolExecutor:

@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Sequence, TypeVar
 
-from decaenv.runtime.overlap import one_torch_thread
+from decaenv.runtime.overlap import default_threads_kept, one_torch_thread
 
 #: Seconds the workers and the caller wait for each other at start-up (a thread that cannot start must not
 #: leave the others waiting for ever).
@@ -36,24 +36,20 @@ class InputPool:
     """
 
     def __init__(self, workers: int):
-        import torch
-
         if workers < 2:
             raise ValueError("an input pool needs at least two workers")
         self.workers = workers
-        own = torch.get_num_threads()
         barrier = threading.Barrier(workers + 1)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decaenv-prepare")
-        try:
-            for _ in range(workers):
-                self._pool.submit(_one_torch_thread, barrier)
-            barrier.wait(timeout=_START_TIMEOUT)
-        except BaseException:  # e.g. "can't start new thread": release the started ones, then raise
-            barrier.abort()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        finally:
-            torch.set_num_threads(own)  # the process-wide default that threads created later start from
+        with default_threads_kept():  # (the workers' counts of one set the default threads created later take)
+            try:
+                for _ in range(workers):
+                    self._pool.submit(_one_torch_thread, barrier)
+                barrier.wait(timeout=_START_TIMEOUT)
+            except BaseException:  # e.g. "can't start new thread": release the started ones, then raise
+                barrier.abort()
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
     def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> List[_R]:
         """[fn(item) for item in items], computed on the workers, in order; the first exception is raised."""

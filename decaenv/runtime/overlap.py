@@ -95,18 +95,27 @@ def one_torch_thread_executor(name: str) -> ThreadPoolExecutor:
     and every region of the networks would wait at its barrier for a preempted thread. A `--save vis` run on 2
     CPUs: detail 14-15 ms and render 6 ms per image with the writing thread on one torch thread against 15-21 and
     6-9 with the default, the whole run 0.92-0.99x of the floor against 0.94-1.10x (docs/BENCHMARKS.md)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    with default_threads_kept():
+        try:
+            pool.submit(one_torch_thread).result()
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+    return pool
+
+
+@contextlib.contextmanager
+def default_threads_kept() -> Iterator[None]:
+    """The caller's torch thread count put back after the block. A thread that sets its own count also sets
+    torch's process-wide default, which threads started later take: this restores it (and the caller's own)."""
     import torch
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
     own = torch.get_num_threads()
     try:
-        pool.submit(one_torch_thread).result()
-    except BaseException:
-        pool.shutdown(wait=False)
-        raise
+        yield
     finally:
-        torch.set_num_threads(own)  # the process-wide default, which that thread's call set to one
-    return pool
+        torch.set_num_threads(own)
 
 
 @contextlib.contextmanager
@@ -117,12 +126,9 @@ def torch_threads(count: Optional[int]) -> Iterator[None]:
         return
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
+    with default_threads_kept():
+        torch.set_num_threads(count)
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 #: The most threads that prepare items beside an accelerator: they share one interpreter lock, which preparing an
@@ -198,14 +204,14 @@ def run_overlapped(
     with contextlib.ExitStack() as threads:
         inputs = threads.enter_context(one_torch_thread_executor("decaenv-input")) if input_in_thread else None
         writer = threads.enter_context(one_torch_thread_executor("decaenv-write"))
-        upcoming: Future = _submit(inputs, input_in_thread, batches, prepare)
+        upcoming: Future = _submit(inputs, batches, prepare)
         writing: Optional[Tuple[Future, List]] = None
         try:
             while True:
                 got = upcoming.result()
                 if got is None:
                     break
-                upcoming = _submit(inputs, input_in_thread, batches, prepare)
+                upcoming = _submit(inputs, batches, prepare)
                 prepared, outcomes = got
                 result, failed = model(prepared) if prepared else (None, None)
                 if writing is not None:  # the previous batch's files, in order
@@ -224,9 +230,9 @@ def run_overlapped(
             raise
 
 
-def _submit(inputs: Optional[ThreadPoolExecutor], in_thread: bool, batches: Iterator, prepare: Callable) -> Future:
-    """The next batch's preparation: started in the input thread, or run here (a finished future)."""
-    if in_thread and inputs is not None:
+def _submit(inputs: Optional[ThreadPoolExecutor], batches: Iterator, prepare: Callable) -> Future:
+    """The next batch's preparation: started in the input thread, or run here without one (a finished future)."""
+    if inputs is not None:
         return inputs.submit(_next_prepared, batches, prepare)
     done: Future = Future()
     try:
