@@ -25,14 +25,15 @@ def _draw_landmarks(height: int, width: int, points: np.ndarray, radius: int):
 
     canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
-    pixels = points[:, :2]
-    for i in range(len(points)):
-        if i not in PART_ENDS and i + 1 < len(points):
-            draw.line([tuple(pixels[i]), tuple(pixels[i + 1])], fill=WHITE + (255,), width=radius)
-    for i in range(len(points)):
-        colour = GREEN if points.shape[1] < 4 or points[i, 3] > 0.5 else RED
-        x, y = pixels[i]
-        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour + (255,))
+    pixels = [tuple(p) for p in points[:, :2].tolist()]
+    start = 0
+    for end in (*(e for e in PART_ENDS if e < len(pixels) - 1), len(pixels) - 1):  # a polyline per facial part
+        if end > start:
+            draw.line(pixels[start : end + 1], fill=WHITE + (255,), width=radius)
+        start = end + 1
+    visible = points[:, 3] > 0.5 if points.shape[1] >= 4 else np.ones(len(points), bool)
+    for (x, y), seen in zip(pixels, visible.tolist()):
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(GREEN if seen else RED) + (255,))
     array = np.asarray(canvas)
     return array[..., :3], array[..., 3] > 0
 
@@ -61,9 +62,10 @@ def tensor_vis_landmarks(images: torch.Tensor, landmarks: torch.Tensor) -> torch
             continue
         local = np.concatenate([pixels - np.array([x0, y0]), points[b, :, 2:]], 1)
         rgb, mask = _draw_landmarks(y1 - y0, x1 - x0, local, radius)
+        # only the drawn pixels change: (3, n) colours in [0, 1], float32 like the images
+        colours = torch.from_numpy(rgb[mask].T.astype(np.float32) / np.float32(255.0))
         region = out[b, :, y0:y1, x0:x1]
-        drawn = np.where(mask[None], rgb.transpose(2, 0, 1).astype(np.float32) / 255.0, region.cpu().numpy())
-        region.copy_(torch.from_numpy(drawn))
+        region[:, torch.from_numpy(mask).to(region.device)] = colours.to(region.device)
     return out
 
 
@@ -109,7 +111,10 @@ def make_grid(batch: torch.Tensor, nrow: int = 8, padding: int = 2) -> torch.Ten
 
 def visualize_grid(visdict: Mapping[str, torch.Tensor], size: int = 224, dim: int = 2) -> np.ndarray:
     """DECA's `visualize`: every panel nearest-resized to height `size` (dim 2, side by side) or width `size`
-    (dim 1, stacked), gridded, concatenated. Returns (H, W, 3) uint8 RGB."""
+    (dim 1, stacked), gridded, concatenated; ×255, clamped, truncated to uint8. Returns (H, W, 3) uint8 RGB.
+
+    Each panel is converted straight into its place in the (H, W, 3) result (the same operations, panel by
+    panel): no float copy of the whole strip, no transposition of it."""
     if dim not in (1, 2):
         raise ValueError("dim must be 1 or 2")
     panels: List[torch.Tensor] = []
@@ -120,9 +125,19 @@ def visualize_grid(visdict: Mapping[str, torch.Tensor], size: int = 224, dim: in
         if (new_h, new_w) != (h, w):  # (nearest resizing to the same size is the identity: skip the copy)
             value = F.interpolate(value, [new_h, new_w])
         panels.append(make_grid(value.cpu()))
-    grid = torch.cat(panels, dim)
-    # ×255, clamp, truncate; then (H, W, 3), contiguous (the JPEG/PNG writers need it; a uint8 copy is cheap)
-    return (grid * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    extents = [int(p.shape[dim]) for p in panels]
+    others = [int(p.shape[3 - dim]) for p in panels]
+    if len(set(others)) > 1:  # (what torch.cat said here before)
+        raise RuntimeError(f"panels of different {'heights' if dim == 2 else 'widths'}: {others}")
+    channels = int(panels[0].shape[0])
+    shape = (others[0], sum(extents), channels) if dim == 2 else (sum(extents), others[0], channels)
+    strip = torch.empty(shape, dtype=torch.uint8)
+    start = 0
+    for panel, extent in zip(panels, extents):
+        pixels = (panel * 255.0).clamp_(0, 255).to(torch.uint8)  # ×255, clamp, truncating cast
+        strip.narrow(dim - 1, start, extent).copy_(pixels.permute(1, 2, 0))
+        start += extent
+    return strip.numpy()
 
 
 def item_visdict(visdict: Dict[str, torch.Tensor], index: int) -> Dict[str, torch.Tensor]:
