@@ -51,3 +51,42 @@ def synthetic_deca(device: str = "cpu", prefix: str = "decaenv-bench-"):
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         make_assets(Path(tmp), seed=0, public_dir=None, with_optimizer=False)
         return DECA(tmp, device=device, rasterizer="torch")
+
+
+def process_tree_cpu() -> Dict[str, float]:
+    """CPU seconds (user + system) of this process and of its live child processes (an input pool's workers),
+    from Linux's /proc: {"self": s, "children": s}; {} where /proc is not there. Children that already exited
+    are not counted (their time is in `resource.RUSAGE_CHILDREN`, and only once they are waited for)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def cpu(pid: str) -> float:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat(5))
+
+    try:
+        own = cpu("self")
+        children = set()
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                children.update(fh.read().split())
+    except OSError:
+        return {}
+    total = 0.0
+    for pid in children:
+        try:
+            total += cpu(pid)
+        except OSError:  # exited meanwhile
+            continue
+    return {"self": own, "children": total}
+
+
+def machine_idle() -> List[int]:
+    """[idle + iowait, all] jiffies of the whole machine (/proc/stat's first line), [] where there is none: the
+    share of CPU time nobody used between two readings is (idle1 - idle0) / (all1 - all0)."""
+    try:
+        with open("/proc/stat") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
+    return [values[3] + values[4], sum(values)]

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import machine_idle, process_tree_cpu
+
 MODEL_STAGES = ("encode", "flame", "detail", "render")
 ALL_STAGES = ("read", "detect", "crop", "encode", "flame", "detail", "render", "save")
 
@@ -93,6 +95,14 @@ def child(args) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def _cpu_split(before: dict, after: dict, idle_before: list, idle_after: list) -> dict:
+    """CPU seconds of one run: this process's, its input workers', and the machine's idle share (Linux)."""
+    split = {k: after[k] - before[k] for k in ("self", "children") if k in before and k in after}
+    if idle_before and idle_after and idle_after[1] > idle_before[1]:
+        split["idle"] = (idle_after[0] - idle_before[0]) / (idle_after[1] - idle_before[1])
+    return split
+
+
 def _child(args, out: Path) -> None:
     """One configuration: load, warm up, reconstruct the images, time the floor; print JSON."""
     import resource
@@ -132,16 +142,18 @@ def _child(args, out: Path) -> None:
         runner.timer = StageTimer(str(runner.deca.device))
         runner.deca.timer = runner.timer
         runner.batches = []
+        cpu0, idle0 = process_tree_cpu(), machine_idle()
         start = time.perf_counter()
         summary = runner.run()
         total = time.perf_counter() - start
+        cpu = _cpu_split(cpu0, process_tree_cpu(), idle0, machine_idle())
         floor = runner.time_floor()  # alternating run, floor, run, floor: both see the same machine load
         floors.append(floor)
         pairs.append(total / floor if floor > 0 else float("inf"))
         model = sum(runner.timer.seconds.get(s, 0.0) for s in MODEL_STAGES)
         if best is None or total < best[1]:
-            best = (model, total, summary, dict(runner.timer.seconds))
-    _, total, summary, stages = best
+            best = (model, total, summary, dict(runner.timer.seconds), cpu)
+    _, total, summary, stages, cpu = best
     floor_seconds = min(floors)
     n = summary.count("ok")
     result = {
@@ -151,6 +163,7 @@ def _child(args, out: Path) -> None:
         "seconds": total,
         "load_seconds": load,
         "stages": stages,
+        "cpu": cpu,
         "floor_per_image": floor_seconds / max(1, n),
         "repeat": args.repeat,
         "paired_ratios": pairs,
@@ -169,6 +182,21 @@ def _child(args, out: Path) -> None:
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     runner.close()
     print(json.dumps(result))
+
+
+def _print_cpu(row) -> None:
+    """Where the best run's CPU time went: the main process (networks, batching, writing) and the input worker
+    processes, per image, and how much of the machine stayed idle — the whole run is about (main + workers) /
+    CPUs / (1 - idle) per image, so when idle is near 0 only less CPU work makes it faster."""
+    cpu = row.get("cpu") or {}
+    if "self" not in cpu:
+        return
+    n = max(1, row["images"])
+    idle = f", machine idle {cpu['idle']:.0%}" if "idle" in cpu else ""
+    print(
+        f"  CPU per image (best run): main process {1000 * cpu['self'] / n:.0f} ms, input worker processes "
+        f"{1000 * cpu['children'] / n:.0f} ms, on {os.cpu_count()} CPUs{idle}"
+    )
 
 
 def _report(rows) -> None:
@@ -229,6 +257,7 @@ def _report(rows) -> None:
         f"{paired:.2f}x; met = both); load average {last['loadavg']:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
+    _print_cpu(last)
     print(
         f"  batch {last['batch']}: non-network share {last['overhead']:.0%} vs floor, {last['overhead_in_run']:.0%} "
         f"in-run (target <= 30 %: {'met' if worst <= 0.30 else 'NOT met'}), peak RSS "
