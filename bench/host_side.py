@@ -39,6 +39,7 @@ class _NullNetworks:
     """Stand-ins for the fast graphs: instant outputs of the encoders' shapes."""
 
     precision = "fp32"
+    graph = "instant stand-ins"  # (not a graph whose encoders run side by side: `encoder_pair.PAIR_GRAPHS`)
 
     def E_flame(self, images):
         import torch
