@@ -32,11 +32,15 @@ def summarize(name: str, times: List[float]) -> Dict[str, float]:
     return row
 
 
+#: The CPU flags that decide the networks' and the detector's speed, printed by every benchmark.
+SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}
+
+
 def cpu_flag_summary() -> str:
-    """The CPU flags that decide the networks' speed (AVX2, AVX-512, its BF16, AMX), space-separated."""
+    """The `SPEED_FLAGS` this CPU has, space-separated ("unknown" where none can be read)."""
     from decaenv.runtime.hardware import cpu_flags
 
-    return " ".join(sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
+    return " ".join(sorted(cpu_flags() & SPEED_FLAGS)) or "unknown"
 
 
 def synthetic_deca(device: str = "cpu", prefix: str = "decaenv-bench-"):

@@ -17,6 +17,8 @@ import statistics
 import sys
 import time
 
+from _common import cpu_flag_summary
+
 SIZES = {"512x512 photo": (512, 512), "1080p frame": (1080, 1920), "4K frame": (2160, 3840)}
 
 
@@ -27,14 +29,12 @@ def main() -> int:
     from skimage.transform import warp
 
     from decaenv.runtime.crop import crop_matrix, warp_crop
-    from decaenv.runtime.hardware import cpu_flags
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=10)
     args = parser.parse_args()
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
-    print(f"CPU flags: {' '.join(flags) or 'unknown'}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"CPU flags: {cpu_flag_summary()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     photo = Image.fromarray(skimage.data.astronaut())
     cases = []
     for name, (h, w) in SIZES.items():

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import cpu_flag_summary
+
 
 def _photos(size: int, folder):
     import numpy as np
@@ -65,12 +67,10 @@ def main() -> int:
     from _mtcnn_previous import PreviousMtcnn
 
     from decaenv.runtime.detectors import create_detector
-    from decaenv.runtime.hardware import cpu_flags
 
     torch.set_num_threads(args.threads)
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"})
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {' '.join(flags)}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {cpu_flag_summary()}; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
     )
     current = create_detector("mtcnn", "cpu", data_dir=Path(args.data_dir) if args.data_dir else None).detector

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import cpu_flag_summary
+
 CONFIGS = {  # label: (--input-workers kind, ProcessInputPool keywords, the main process's torch threads; 0: all)
     "processes, shared slots": ("processes", {}, 1),
     "processes, pickled (before)": ("processes", {"slots": 0, "per_message": 1}, 1),
@@ -125,10 +127,7 @@ def main() -> int:
     parser.add_argument("--data-dir", help="DECA data dir (default: synthetic)")
     args = parser.parse_args()
 
-    from decaenv.runtime.hardware import cpu_flags
-
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile"})
-    print(f"{os.cpu_count()} CPUs ({' '.join(flags)}), load {os.getloadavg()[0]:.1f}; {args.workers} input workers")
+    print(f"{os.cpu_count()} CPUs ({cpu_flag_summary()}), load {os.getloadavg()[0]:.1f}; {args.workers} input workers")
     work = Path(tempfile.mkdtemp(prefix="decaenv-bench-host-"))
     pools: dict = {}
     try:

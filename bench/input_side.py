@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import cpu_flag_summary
+
 
 def _photos(folder: Path, count: int, images: str) -> list:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,15 +82,13 @@ def main() -> int:
 
     import torch
 
-    from decaenv.runtime.hardware import cpu_flags
     from decaenv.runtime.input_pool import InputPool
     from decaenv.runtime.input_procs import Preparer, PrepareSpec, ProcessInputPool
     from decaenv.runtime.overlap import usable_cpus
 
     cpus = usable_cpus()
     counts = sorted({int(w) for w in args.workers.split(",") if w} or {1, 2, max(1, cpus - 1)})
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile"})
-    print(f"torch {torch.__version__}, {cpus} CPUs ({' '.join(flags)}), load {os.getloadavg()[0]:.1f}")
+    print(f"torch {torch.__version__}, {cpus} CPUs ({cpu_flag_summary()}), load {os.getloadavg()[0]:.1f}")
     spec = PrepareSpec("mtcnn", args.data_dir)
     prepare = Preparer(spec)
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import machine_idle, process_tree_cpu
+from _common import cpu_flag_summary, machine_idle, process_tree_cpu
 
 MODEL_STAGES = ("encode", "flame", "detail", "render")
 ALL_STAGES = ("read", "detect", "crop", "encode", "flame", "detail", "render", "save")
@@ -296,11 +296,9 @@ def main() -> int:
         child(args)
         return 0
     from decaenv.runtime.fast import bf16_support
-    from decaenv.runtime.hardware import cpu_flags
 
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
     print(
-        f"CPU flags: {' '.join(flags) or 'unknown'}; bf16: {bf16_support()[1]}; load average "
+        f"CPU flags: {cpu_flag_summary()}; bf16: {bf16_support()[1]}; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     work = Path(tempfile.mkdtemp(prefix="decaenv-bench-"))

@@ -29,6 +29,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from _common import cpu_flag_summary
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -91,8 +93,6 @@ def _run(work: Path, data_dir: str, workers: int, preload: bool):
 def main() -> int:
     from reconstruct import _write_images
 
-    from decaenv.runtime.hardware import cpu_flags
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
@@ -103,8 +103,7 @@ def main() -> int:
     if args.child:
         _child(Path(args.child), args.data_dir, args.workers, args.preload)
         return 0
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
-    print(f"CPU flags: {' '.join(flags) or 'unknown'}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"CPU flags: {cpu_flag_summary()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     work = Path(tempfile.mkdtemp(prefix="decaenv-bench-"))
     try:
         if not args.data_dir:
