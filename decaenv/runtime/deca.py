@@ -254,14 +254,17 @@ class DECA(nn.Module):
         nets = self.fast or self
         with maybe_stage(self.timer, "encode"), ieee_fp32(self.device):
             pair = self._encoder_pair() if use_detail else None
+            detail: Optional[torch.Tensor] = None
             if pair is not None:
                 code, detail = pair(nets.E_flame, nets.E_detail, images)
-                codedict = dict(split_codes(code), images=images, detail=detail)
             else:
-                codedict = split_codes(nets.E_flame(images))
-                codedict["images"] = images
+                code = nets.E_flame(images)
                 if use_detail:
-                    codedict["detail"] = nets.E_detail(images)
+                    detail = nets.E_detail(images)
+            codedict = split_codes(code)
+            codedict["images"] = images
+            if detail is not None:
+                codedict["detail"] = detail
         return codedict
 
     def _encoder_pair(self) -> Optional[EncoderPair]:

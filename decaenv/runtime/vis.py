@@ -26,11 +26,11 @@ def _draw_landmarks(height: int, width: int, points: np.ndarray, radius: int):
     canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     pixels = [tuple(p) for p in points[:, :2].tolist()]
-    start = 0
-    for end in (*(e for e in PART_ENDS if e < len(pixels) - 1), len(pixels) - 1):  # a polyline per facial part
-        if end > start:
-            draw.line(pixels[start : end + 1], fill=WHITE + (255,), width=radius)
-        start = end + 1
+    last = len(pixels) - 1
+    starts = [0] + [end + 1 for end in PART_ENDS if end < last]
+    for start, stop in zip(starts, starts[1:] + [last + 1]):  # a polyline per facial part
+        if stop - start > 1:
+            draw.line(pixels[start:stop], fill=WHITE + (255,), width=radius)
     visible = points[:, 3] > 0.5 if points.shape[1] >= 4 else np.ones(len(points), bool)
     for (x, y), seen in zip(pixels, visible.tolist()):
         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(GREEN if seen else RED) + (255,))
