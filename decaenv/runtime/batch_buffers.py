@@ -39,10 +39,14 @@ class InputBatches:
         return buffer[:count]
 
     def assemble(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
-        """(3, S, S) float32 crops → (B, 3, S, S) on the device, values equal to `np.stack(crops)`."""
+        """(3, S, S) float32 crops → (B, 3, S, S) on the device, values equal to `np.stack(crops)`.
+
+        The copies run in numpy, on this thread alone: a torch copy is an OpenMP region, whose other threads then
+        spin for milliseconds on the cores the encoders and the input workers are about to use."""
         batch = self._slot(len(crops), crops[0].shape)
-        for row, crop in zip(batch, crops):
-            row.copy_(torch.from_numpy(crop))
+        rows = batch.numpy()  # the same memory (CPU tensors; pinned ones too)
+        for row, crop in zip(rows, crops):
+            np.copyto(row, crop, casting="same_kind")
         if self.device.type == "cpu":
             return batch
         return batch.to(self.device, non_blocking=True)

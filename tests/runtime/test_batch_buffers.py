@@ -47,3 +47,21 @@ def test_fast_codes_from_a_reused_batch_equal_codes_from_a_stacked_one(deca, ast
         deca.fast = None
     for key in ("shape", "exp", "pose", "cam", "detail"):
         assert torch.equal(reused[key], stacked[key]), key
+
+
+def test_crops_in_any_layout_are_copied_without_a_torch_op():
+    """A worker's crop is a (3, S, S) view of (S, S, 3) memory; a torch copy would start an OpenMP region whose
+    threads then spin on the cores the encoders need (docs/BENCHMARKS.md): the copies run in numpy."""
+    from torch.profiler import ProfilerActivity, profile
+
+    rng = np.random.default_rng(4)
+    hwc = [rng.random((224, 224, 3), dtype=np.float32).transpose(2, 0, 1) for _ in range(2)]
+    crops = hwc + [np.ascontiguousarray(hwc[0]), hwc[1].astype(np.float64)]
+    batches = InputBatches(torch.device("cpu"), channels_last=True)
+    for _ in range(DEPTH):  # each buffer of the ring is allocated (torch ops) on first use
+        batches.assemble(crops)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        batch = batches.assemble(crops)
+    ops = {e.key for e in prof.key_averages() if e.key.startswith("aten::")}
+    assert not ops & {"aten::copy_", "aten::_to_copy", "aten::clone"}, ops  # views only (slice, as_strided, to)
+    assert torch.equal(batch, torch.from_numpy(np.stack(crops).astype(np.float32)))
