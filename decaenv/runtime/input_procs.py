@@ -69,10 +69,13 @@ _WORKER: dict = {}
 
 def _start(spec: PrepareSpec, ring=None) -> None:
     """Worker initialiser: no Ctrl-C of its own (the parent stops the workers: a worker would print a
-    traceback), a quick exit, one torch thread, the preparer with its detector, and the shared crop slots (a
-    tensor)."""
+    traceback), a quick exit, freed blocks kept in the heap (`heap`), one torch thread, the preparer with its
+    detector, and the shared crop slots (a tensor)."""
+    from decaenv.runtime.heap import keep_freed_blocks
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_exit_now)  # (the last registered, so the first to run at exit)
+    keep_freed_blocks()
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 

@@ -1,0 +1,32 @@
+"""The input workers keep freed blocks in the heap (`decaenv.runtime.heap`): without it glibc maps, faults in and
+zeroes a worker's activations again for every photo."""
+
+import subprocess
+import sys
+
+import pytest
+
+from decaenv.runtime import heap
+from decaenv.runtime.input_procs import PrepareSpec, ProcessInputPool
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (Linux)")
+
+PROBE = "from decaenv.runtime import heap; {}; print(heap.reuse_faults())"
+
+
+def _faults(setup: str) -> int:
+    done = subprocess.run([sys.executable, "-c", PROBE.format(setup)], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_freed_blocks_are_reused_instead_of_mapped_again():
+    assert _faults("pass") > 1000  # glibc's dynamic thresholds: the blocks are given back and faulted in again
+    assert _faults("assert heap.keep_freed_blocks()") < 50
+
+
+def test_the_input_worker_processes_keep_freed_blocks():
+    pool = ProcessInputPool(1, PrepareSpec(detector="none", data_dir=None), slots=0)
+    try:
+        assert pool._pool.submit(heap.reuse_faults).result(timeout=120) < 50
+    finally:
+        pool.close()
