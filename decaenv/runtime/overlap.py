@@ -191,8 +191,10 @@ def run_overlapped(
     Args:
         overlap: False runs everything in this thread, one stage after the other.
         save_in_thread: False keeps writing in this thread (when writing renders with the model).
-        input_in_thread: False prepares each batch in this thread, just before its networks (writing may
-            still overlap).
+        input_in_thread: False prepares each batch in this thread after the previous batch's networks, while the
+            writing thread writes that batch: the writing then shares the cores with the input workers, which
+            take items from one queue and so even its load out, not with the two encoders of the next batch,
+            whose fixed split it would unbalance (the last of them finishing later by the writing's time).
     """
     batches = iter(batches)
     if not overlap:
@@ -204,14 +206,15 @@ def run_overlapped(
     with contextlib.ExitStack() as threads:
         inputs = threads.enter_context(one_torch_thread_executor("decaenv-input")) if input_in_thread else None
         writer = threads.enter_context(one_torch_thread_executor("decaenv-write"))
-        upcoming: Future = _submit(inputs, batches, prepare)
+        upcoming: Optional[Future] = inputs.submit(_next_prepared, batches, prepare) if inputs is not None else None
         writing: Optional[Tuple[Future, List]] = None
         try:
             while True:
-                got = upcoming.result()
+                got = upcoming.result() if upcoming is not None else _next_prepared(batches, prepare)
                 if got is None:
                     break
-                upcoming = _submit(inputs, batches, prepare)
+                if inputs is not None:  # the next batch is prepared while the networks run on this one
+                    upcoming = inputs.submit(_next_prepared, batches, prepare)
                 prepared, outcomes = got
                 result, failed = model(prepared) if prepared else (None, None)
                 if writing is not None:  # the previous batch's files, in order
@@ -226,20 +229,9 @@ def run_overlapped(
             if writing is not None:
                 _report_all(writing[1] + writing[0].result(), report)
         except BaseException:
-            upcoming.cancel()
+            if upcoming is not None:
+                upcoming.cancel()
             raise
-
-
-def _submit(inputs: Optional[ThreadPoolExecutor], batches: Iterator, prepare: Callable) -> Future:
-    """The next batch's preparation: started in the input thread, or run here without one (a finished future)."""
-    if inputs is not None:
-        return inputs.submit(_next_prepared, batches, prepare)
-    done: Future = Future()
-    try:
-        done.set_result(_next_prepared(batches, prepare))
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future, like the thread's
-        done.set_exception(exc)
-    return done
 
 
 def _finish(got: Tuple, model: Callable, save: Callable, report: Callable) -> None:

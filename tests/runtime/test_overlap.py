@@ -47,6 +47,31 @@ def test_input_inline_writing_in_its_thread():
     assert threads["prepare"] == {threading.current_thread().name} and threads["save"] != threads["prepare"]
 
 
+def test_inline_the_next_batch_is_prepared_while_the_previous_one_is_written():
+    """Inline, batch k + 1 is prepared after batch k's networks, while the writing thread writes batch k: the
+    writing shares the cores with the input workers (one queue: they even it out), not with the encoders."""
+    events, first_written = [], threading.Event()
+
+    def prepare(batch):
+        if batch[0] == 3:  # the second batch: the first one's writing has started (or never will)
+            events.append(("first batch being written", first_written.wait(timeout=5)))
+        events.append(("prepare", batch[0]))
+        return batch, []
+
+    def model(prepared):
+        events.append(("model", prepared[0]))
+        return prepared, None
+
+    def save(result, prepared):
+        first_written.set()
+        return result
+
+    reported = []
+    run_overlapped(iter([[1, 2], [3]]), prepare, model, save, reported.append, True, input_in_thread=False)
+    assert reported == [1, 2, 3]
+    assert events == [("prepare", 1), ("model", 1), ("first batch being written", True), ("prepare", 3), ("model", 3)]
+
+
 def test_a_failing_input_side_reaches_the_caller_either_way():
     def prepare(batch):
         raise ValueError("unreadable")
