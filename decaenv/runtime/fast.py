@@ -158,11 +158,23 @@ def build_fast(deca, precision: str = "fp32", graph: str = "auto") -> FastNetwor
     return FastNetworks(e_flame, e_detail, d_detail, precision, graph)
 
 
-def deviation_from_fp32(deca, codedict) -> dict:
+#: Items of a run's first batch that `--precision bf16` compares with DECA's eager fp32 networks (`precision_check`
+#: in the run's JSON): the eager forwards of a whole batch of 8 cost a 16-image run on two CPUs more than its own
+#: bf16 networks (~1 s).
+PRECISION_CHECK_ITEMS = 2
+
+
+def deviation_from_fp32(deca, codedict, items: Optional[int] = None) -> dict:
     """How far a batch's codes (and FLAME vertices) computed with the fast graphs are from DECA's eager fp32
-    networks on the same crops: codes max/mean relative (|Δ| / max |fp32| per code), vertices in mm."""
+    networks on the same crops: codes max/mean relative (|Δ| / max |fp32| per code), vertices in mm.
+
+    Args:
+        items: compare the batch's first `items` only (None: all of it).
+    """
     from decaenv.runtime.encoders import split_codes
 
+    if items is not None:
+        codedict = {key: value[:items] for key, value in codedict.items()}
     images = codedict["images"]
     with torch.no_grad():
         eager = split_codes(deca.E_flame(images))

@@ -89,7 +89,7 @@ class Reconstructor(InputSide):
         self.timer = timer or StageTimer(None)  # the device's timer once loaded
         self.detector: Optional[DetectorChoice] = None
         self._names = NameRegistry()
-        self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch
+        self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch's first items
         self._batches: Optional[InputBatches] = None  # made by the first batch
         self._load_lock = threading.Lock()
         self._detect_guard: ContextManager = contextlib.nullcontext()  # a lock for detectors not thread-safe
@@ -344,9 +344,9 @@ class Reconstructor(InputSide):
         try:
             result = self.run_model(prepared)
             if self.deca.precision != "fp32" and self.precision_check is None:
-                from decaenv.runtime.fast import deviation_from_fp32
+                from decaenv.runtime.fast import PRECISION_CHECK_ITEMS, deviation_from_fp32
 
-                self.precision_check = deviation_from_fp32(self.deca, result["codedict"])
+                self.precision_check = deviation_from_fp32(self.deca, result["codedict"], items=PRECISION_CHECK_ITEMS)
             return result, None
         except RuntimeError as exc:  # e.g. out of memory: the batch fails, the run goes on
             text = " ".join(str(exc).split())[:300]

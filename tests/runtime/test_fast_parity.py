@@ -219,3 +219,33 @@ def test_deviation_report_of_bf16(deca, crops):
     assert report["batch"] == 3 and 0 < report["codes_max_rel"] < 0.05
     assert 0 <= report["vertices_mean_mm"] <= report["vertices_max_mm"] < 5
     assert set(report["per_code_max_rel"]) == {"shape", "tex", "exp", "pose", "cam", "light", "detail"}
+
+
+@pytest.mark.slow  # a bf16 run: full-size ResNet-50 forwards, and DECA's eager ones for the check
+def test_a_bf16_run_reports_its_deviation_on_the_first_items(deca, reconstruct_data_dir, tmp_path):
+    """`precision_check` in the run's JSON: the first batch's first `PRECISION_CHECK_ITEMS` items against DECA's
+    eager fp32 networks (a whole batch of eager forwards cost a short run more than its bf16 networks)."""
+    from _support.runs import codes_options, photos
+    from PIL import Image
+
+    from decaenv.runtime.fast import PRECISION_CHECK_ITEMS
+    from decaenv.runtime.pipeline import Reconstructor
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k, photo in enumerate(photos()[:3]):
+        Image.fromarray(photo).save(folder / f"p{k}.png")
+    try:
+        deca.accelerate("bf16", "packed")
+        options = codes_options(reconstruct_data_dir, folder, tmp_path / "out", precision="bf16", graph="packed")
+        runner = Reconstructor(options, deca=deca)
+        try:
+            summary = runner.run()
+        finally:
+            runner.close()
+    finally:
+        deca.fast = None
+    assert summary.counts == {"ok": 3}
+    report = summary.to_json()["precision_check"]
+    assert PRECISION_CHECK_ITEMS == 2 and report["batch"] == 2  # of the first batch's 3
+    assert 0 < report["codes_max_rel"] < 0.05 and 0 <= report["vertices_max_mm"] < 5
