@@ -90,6 +90,8 @@ class Reconstructor(InputSide):
         self.detector: Optional[DetectorChoice] = None
         self._names = NameRegistry()
         self.precision_check: Optional[dict] = None  # bf16 vs eager fp32 on the first batch's first items
+        # failed items' table rows, added when their outcome is reported (in input order; `_table_failure`)
+        self._failure_rows: Dict[str, dict] = {}
         self._batches: Optional[InputBatches] = None  # made by the first batch
         self._load_lock = threading.Lock()
         self._detect_guard: ContextManager = contextlib.nullcontext()  # a lock for detectors not thread-safe
@@ -170,8 +172,12 @@ class Reconstructor(InputSide):
         start = time.perf_counter()
         keep_all = self.table is None  # with a table, the table is the per-item record: the summary keeps failures
         summary = RunSummary(out_dir=str(self.out_dir))
+        self._failure_rows = {}
 
         def report(outcome: ItemOutcome) -> None:
+            row = self._failure_rows.pop(outcome.name, None)
+            if row is not None and self.table is not None:
+                self.table.add([row])
             summary.counts[outcome.status] = summary.counts.get(outcome.status, 0) + 1
             if keep_all or (outcome.status == "failed" and len(summary.items) < MAX_KEPT_FAILURES):
                 summary.items.append(outcome)
@@ -321,20 +327,15 @@ class Reconstructor(InputSide):
         report(ItemOutcome(name, item.label, "failed", message))
 
     def _table_failure(self, name: str, item, message: str, crop=None) -> None:
+        """A failed item's table row, kept until its outcome is reported (`run`'s `report`, in input order): the
+        input side may find the next batch's failures while the writing thread still adds this batch's rows, and
+        the table's rows keep one order from run to run all the same (a batch's rows, then its failures)."""
         if self.table is not None:
             from decaenv.runtime.table import make_row
 
-            self.table.add(
-                [
-                    make_row(
-                        name,
-                        str(item.source),
-                        item.frame,
-                        "failed",
-                        message,
-                        crop_source=crop.source if crop is not None else "",
-                    )
-                ]
+            source = crop.source if crop is not None else ""
+            self._failure_rows[name] = make_row(
+                name, str(item.source), item.frame, "failed", message, crop_source=source
             )
 
     def _model_batch(self, prepared):

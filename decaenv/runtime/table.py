@@ -173,7 +173,7 @@ class TableWriter:
         self.schema = schema(landmarks)
         self._stream: Optional[pa.RecordBatchStreamWriter] = None
         self._sink: Optional[BinaryIO] = None
-        self._lock = threading.Lock()  # rows come from the input thread (failures) and the writing thread
+        self._lock = threading.Lock()  # rows come from the run's thread (failures) and the writing thread
         self.finalize()  # a journal left by a killed run joins the table first
 
     def done_names(self) -> Set[str]:

@@ -80,3 +80,39 @@ def test_beside_an_accelerator_the_run_uses_one_torch_thread_and_gives_the_other
         assert torch.get_num_threads() == 2  # given back
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_tables_rows_keep_one_order_while_the_next_batch_is_prepared(
+    deca, reconstruct_data_dir, tmp_path, monkeypatch
+):
+    """Inline, batch k + 1 is prepared (and its failures found) while the writing thread writes batch k: a failed
+    item's row waits for its outcome to be reported, so the rows come in the same order however long the writing
+    takes (a batch's rows, then its failures)."""
+    import time
+
+    from decaenv.runtime import read_codes
+
+    (tmp_path / "in").mkdir()
+    folder = write_mixed_folder(tmp_path / "in")  # batches of 3: p0 p1 p1b_broken | p2 p2b_noface p3
+    real_save = Reconstructor.save
+
+    def slow_first_batch(self, result, index, name, *args):
+        if name in ("p0", "p1"):
+            time.sleep(0.3)  # the second batch is prepared meanwhile
+        return real_save(self, result, index, name, *args)
+
+    monkeypatch.setattr(Reconstructor, "save", slow_first_batch)
+    options = codes_options(
+        reconstruct_data_dir, folder, tmp_path / "out", save=["codes", "table"], input_workers="threads:1"
+    )
+    summary = Reconstructor(options, deca=deca).run()
+    assert summary.counts == {"ok": 4, "failed": 2}
+    table = read_codes(tmp_path / "out" / "codes.parquet", status="all")
+    assert list(zip(table["name"], table["status"])) == [
+        ("p0", "ok"),
+        ("p1", "ok"),
+        ("p1b_broken", "failed"),
+        ("p2", "ok"),
+        ("p3", "ok"),
+        ("p2b_noface", "failed"),
+    ]
