@@ -36,25 +36,3 @@ def keep_freed_blocks() -> bool:
     if not done:
         log.debug("mallopt refused the heap thresholds; the allocator keeps its defaults")
     return done
-
-
-def reuse_faults(megabytes: tuple = (6, 6, 3), rounds: int = 10) -> int:
-    """Minor page faults of this process while it allocates, fills and frees blocks of these sizes `rounds` times,
-    after two rounds that set the heap up: ~0 once `keep_freed_blocks` ran, thousands with glibc's dynamic
-    thresholds (a check of what this module does; -1 where `resource` is missing)."""
-    try:
-        import resource
-    except ImportError:  # not a Unix system
-        return -1
-    import numpy as np
-
-    def one_round() -> None:
-        blocks = [np.ones(size * 2**20 // 8) for size in megabytes]
-        del blocks
-
-    one_round()
-    one_round()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(rounds):
-        one_round()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before

@@ -170,7 +170,7 @@ def input_workers(device: str, input_in_thread: bool, cpus: Optional[int] = None
 
 
 def _next_prepared(batches: Iterator, prepare: Callable) -> Optional[Tuple]:
-    """(prepared, outcomes) of the next batch, or None at the end (runs in the input thread)."""
+    """(prepared, outcomes) of the next batch, or None at the end (in the input thread, or inline)."""
     batch = next(batches, None)
     return None if batch is None else prepare(batch)
 

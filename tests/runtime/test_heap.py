@@ -3,19 +3,22 @@ zeroes a worker's activations again for every photo."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from _support.heap_probe import reuse_faults
 
-from decaenv.runtime import heap
 from decaenv.runtime.input_procs import PrepareSpec, ProcessInputPool
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (Linux)")
 
-PROBE = "from decaenv.runtime import heap; {}; print(heap.reuse_faults())"
+PROBE = "from decaenv.runtime import heap; from _support.heap_probe import reuse_faults; {}; print(reuse_faults())"
+TESTS = Path(__file__).resolve().parents[1]  # (where `_support` is)
 
 
 def _faults(setup: str) -> int:
-    done = subprocess.run([sys.executable, "-c", PROBE.format(setup)], capture_output=True, text=True, check=True)
+    command = [sys.executable, "-c", PROBE.format(setup)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=TESTS)
     return int(done.stdout.split()[-1])
 
 
@@ -27,6 +30,6 @@ def test_freed_blocks_are_reused_instead_of_mapped_again():
 def test_the_input_worker_processes_keep_freed_blocks():
     pool = ProcessInputPool(1, PrepareSpec(detector="none", data_dir=None), slots=0)
     try:
-        assert pool._pool.submit(heap.reuse_faults).result(timeout=120) < 50
+        assert pool._pool.submit(reuse_faults).result(timeout=120) < 50
     finally:
         pool.close()
