@@ -94,3 +94,23 @@ def machine_idle() -> List[int]:
     except (OSError, ValueError):
         return []
     return [values[3] + values[4], sum(values)]
+
+
+def add_mtcnn_weights(data_dir: str) -> None:
+    """Link the MTCNN weights of the user's data dir (or an installed facenet-pytorch) into a synthetic one.
+
+    The synthetic data dir holds random DECA weights only; the detector needs the real MTCNN files, which
+    `decaenv fetch mtcnn` (or `fetch --from facenet_pytorch-2.6.0-py3-none-any.whl`) puts in the default data dir.
+    Exits with a one-line message when there are none.
+    """
+    from pathlib import Path
+
+    from decaenv.runtime.detectors.mtcnn import DATA_SUBDIR, FETCH_HINT, weights_dir
+
+    target = Path(data_dir) / DATA_SUBDIR
+    if weights_dir(Path(data_dir)) == target:
+        return
+    found = weights_dir()
+    if found is None:
+        raise SystemExit(f"bench: no MTCNN weights in the default data dir: {FETCH_HINT}, then rerun")
+    target.symlink_to(found.resolve(), target_is_directory=True)

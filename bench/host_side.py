@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_flag_summary
+from _common import add_mtcnn_weights, cpu_flag_summary
 
 CONFIGS = {  # label: (--input-workers kind, ProcessInputPool keywords, the main process's torch threads; 0: all)
     "processes, shared slots": ("processes", {}, 1),
@@ -147,6 +147,7 @@ def _measure(args, work: Path, pools: dict) -> int:
         from decaenv.synthetic import make_assets
 
         args.data_dir = str(make_assets(work / "data", seed=0, with_optimizer=False).data_dir)
+        add_mtcnn_weights(args.data_dir)
     images = work / "images"
     images.mkdir()
     _photos(images, args.count)
