@@ -343,11 +343,12 @@ class Renderer(nn.Module):
 
         faces = self.faces[0]
         batch = vertices.shape[0]
+        # DECA's forward also interpolates the world positions (for point lights, which decode never uses):
+        # left out here, the channels are uv (0:3), transformed normals (3:6), world normals (6:9), coverage.
         attributes = torch.cat(
             [
                 self.face_uvcoords.expand(batch, -1, -1, -1),
                 mesh.face_vertices(transformed_normals, faces),
-                mesh.face_vertices(vertices, faces),
                 mesh.face_vertices(normals, faces),
             ],
             -1,
@@ -357,7 +358,7 @@ class Renderer(nn.Module):
         alpha = rendering[:, -1:]
         grid = rendering[:, :3].permute(0, 2, 3, 1)[..., :2]
         albedo_images = F.grid_sample(albedos, grid, align_corners=False)
-        normal_images = rendering[:, 9:12]
+        normal_images = rendering[:, 6:9]
         images = albedo_images * alpha if background is None else albedo_images * alpha + background * (1 - alpha)
         ops = RenderOutput(
             images=images,

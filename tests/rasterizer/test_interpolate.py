@@ -86,3 +86,56 @@ def test_double_attributes_keep_their_dtype(head):
     fv, frags = head
     out = interpolate(frags, torch.randn(2, fv.shape[1], 3, 2, dtype=torch.float64))
     assert out.dtype == torch.float64
+
+
+def _torch_path(frags, attrs, monkeypatch):
+    from decaenv.runtime.rasterizer import api
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api, "_compiled_interpolate", lambda *_: None)
+        return interpolate(frags, attrs)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 12])
+def test_compiled_kernel_is_bit_identical_to_torch(built_extension, monkeypatch, channels):
+    """The extension's CPU kernel computes the torch path's numbers, bit for bit, on any thread count."""
+    from decaenv.runtime.rasterizer import api, extension
+
+    fv = deca_head_face_vertices(batch=3, jitter=0.3, seed=2)
+    frags = rasterize(fv, 72, 56, backend="torch")
+    assert bool((frags.pix_to_face < 0).any()) and bool((frags.pix_to_face >= 0).any())
+    attrs = torch.randn(3, fv.shape[1], 3, channels, generator=torch.Generator().manual_seed(channels))
+    assert extension.loaded_op("interpolate") is not None
+    assert api._compiled_interpolate(frags, attrs) is not None
+    expected = _torch_path(frags, attrs, monkeypatch)
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            assert torch.equal(interpolate(frags, attrs), expected)
+    finally:
+        torch.set_num_threads(threads)
+    one = Fragments(frags.pix_to_face[:1], frags.bary[:1], frags.zbuf[:1], "torch")  # broadcast both ways
+    assert torch.equal(interpolate(one, attrs), _torch_path(one, attrs, monkeypatch))
+    assert torch.equal(interpolate(frags, attrs[:1]), _torch_path(frags, attrs[:1], monkeypatch))
+
+
+def test_compiled_kernel_only_where_it_applies(built_extension, head):
+    """float64 attributes, CUDA-less fallbacks and attributes that want a gradient take the torch path."""
+    from decaenv.runtime.rasterizer import api
+
+    fv, frags = head
+    assert api._compiled_interpolate(frags, torch.zeros(2, fv.shape[1], 3, 2)) is not None
+    assert api._compiled_interpolate(frags, torch.zeros(2, fv.shape[1], 3, 2, dtype=torch.float64)) is None
+    wants_grad = torch.zeros(2, fv.shape[1], 3, 2, requires_grad=True)
+    assert api._compiled_interpolate(frags, wants_grad) is None
+    with torch.no_grad():
+        assert api._compiled_interpolate(frags, wants_grad) is not None
+
+
+def test_compiled_kernel_rejects_bad_indices(built_extension, head):
+    fv, frags = head
+    bad = frags.pix_to_face.clone()
+    bad[0, 0, 0] = fv.shape[1]
+    with pytest.raises(RuntimeError, match="fragments index face"):
+        torch.ops.decaenv.interpolate(bad, frags.bary.contiguous(), torch.zeros(2, fv.shape[1], 3, 2))

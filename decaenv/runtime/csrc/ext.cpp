@@ -1,12 +1,13 @@
 // The one registration unit of the decaenv extension: op schemas and their CPU/CUDA kernels.
 //
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
-// then torch.ops.decaenv.rasterize and torch.ops.decaenv._build_info. The torch dispatcher routes
-// `rasterize` to the kernel of the inputs' device.
+// then torch.ops.decaenv.rasterize, torch.ops.decaenv.interpolate (CPU only) and torch.ops.decaenv._build_info.
+// The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
 #include <string>
 
+#include "interpolate.h"
 #include "rasterize.h"
 
 #define DECAENV_STR2(x) #x
@@ -39,11 +40,13 @@ std::string build_info() {
 
 TORCH_LIBRARY(decaenv, m) {
   m.def("rasterize(Tensor face_verts, Tensor pix_x, Tensor pix_y) -> (Tensor, Tensor, Tensor)");
+  m.def("interpolate(Tensor pix_to_face, Tensor bary, Tensor face_attrs) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
 TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("rasterize", &decaenv::rasterize_cpu);
+  m.impl("interpolate", &decaenv::interpolate_cpu);
 }
 
 #ifdef WITH_CUDA

@@ -183,6 +183,21 @@ def _broadcast_batch(fragments: Fragments, attrs: torch.Tensor):
     raise UsageError(f"interpolate: batch sizes differ: fragments {bf}, face_attributes {ba}")
 
 
+def _compiled_interpolate(fragments: Fragments, face_attributes: torch.Tensor):
+    """The extension's CPU interpolation kernel when it is loaded and applies (float32 CPU tensors, no
+    gradient wanted: the kernel has no backward), else None."""
+    if torch.is_grad_enabled() and face_attributes.requires_grad:
+        return None
+    tensors = (fragments.pix_to_face, fragments.bary, face_attributes)
+    if any(t.device.type != "cpu" for t in tensors) or fragments.pix_to_face.dtype != torch.int64:
+        return None
+    if fragments.bary.dtype != torch.float32 or face_attributes.dtype != torch.float32:
+        return None
+    from decaenv.runtime.rasterizer import extension
+
+    return extension.loaded_op("interpolate")
+
+
 def interpolate(fragments: Fragments, face_attributes: torch.Tensor) -> torch.Tensor:
     """Barycentric interpolation of per-face-vertex attributes, DECA's rasterizer output layout.
 
@@ -205,6 +220,9 @@ def interpolate(fragments: Fragments, face_attributes: torch.Tensor) -> torch.Te
     n_faces, d = attrs.shape[1], attrs.shape[3]
     if p2f.numel() and int(p2f.max()) >= n_faces:
         raise UsageError(f"interpolate: fragments index {int(p2f.max()) + 1} faces, attributes have {n_faces}")
+    kernel = _compiled_interpolate(fragments, face_attributes)
+    if kernel is not None:  # the same numbers in one pass (csrc/interpolate.h)
+        return kernel(fragments.pix_to_face.contiguous(), fragments.bary.contiguous(), face_attributes.contiguous())
     covered = p2f >= 0
     # Only covered pixels are gathered and weighted (a face crop leaves about half of them empty); each is
     # bary_0·a_0 + bary_1·a_1 + bary_2·a_2 summed in that order, as the sum over the corner axis does.

@@ -128,6 +128,22 @@ def _ops_loaded() -> bool:
         return False
 
 
+def loaded_op(name: str):
+    """`torch.ops.decaenv.<name>` when a build is loaded in this process and registers it, else None.
+
+    Never loads a build (the rasterizer backend's choice does): ops other than `rasterize` are faster
+    kernels of what the torch code computes bit for bit, used where they happen to be there.
+    """
+    if _state["variant"] is None and not _ops_loaded():
+        return None
+    import torch
+
+    try:
+        return getattr(torch.ops.decaenv, name)
+    except (AttributeError, RuntimeError):  # an older build in this process: not registered
+        return None
+
+
 def load(roots: Optional[Iterable[Path]] = None, retry: bool = False) -> Optional[str]:
     """Load the best usable build (cuda variant first when torch has CUDA), once per process.
 
