@@ -1,7 +1,8 @@
 // The one registration unit of the decaenv extension: op schemas and their CPU/CUDA kernels.
 //
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
-// then torch.ops.decaenv.rasterize, torch.ops.decaenv.interpolate (CPU only) and torch.ops.decaenv._build_info.
+// then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate and
+// torch.ops.decaenv.vertex_normal_sums (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
@@ -9,6 +10,7 @@
 
 #include "interpolate.h"
 #include "rasterize.h"
+#include "vertex_normals.h"
 
 #define DECAENV_STR2(x) #x
 #define DECAENV_STR(x) DECAENV_STR2(x)
@@ -41,12 +43,14 @@ std::string build_info() {
 TORCH_LIBRARY(decaenv, m) {
   m.def("rasterize(Tensor face_verts, Tensor pix_x, Tensor pix_y) -> (Tensor, Tensor, Tensor)");
   m.def("interpolate(Tensor pix_to_face, Tensor bary, Tensor face_attrs) -> Tensor");
+  m.def("vertex_normal_sums(Tensor vertices, Tensor faces) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
 TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("rasterize", &decaenv::rasterize_cpu);
   m.impl("interpolate", &decaenv::interpolate_cpu);
+  m.impl("vertex_normal_sums", &decaenv::vertex_normal_sums_cpu);
 }
 
 #ifdef WITH_CUDA
