@@ -37,7 +37,7 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     Gathers and sums run on a (V, B, 3) copy along its first dimension: `index_add_` there adds whole rows
     instead of slicing every index along dimension 1 (9× faster on CPU), in the same order, so the result is
     bit-identical; the whole function is ~2× faster for the dense detail mesh and the coarse one. Where the
-    compiled extension is loaded, its `vertex_normal_sums` kernel computes the same sums (~2× faster again
+    compiled extension is loaded, its `vertex_normals` kernel computes the same numbers (~2-3× faster again
     for the dense mesh), used only after a check in the process found it bit-identical to this path.
 
     Args:
@@ -45,14 +45,14 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, V, 3) unit normals (zero for unreferenced vertices), contiguous.
     """
-    kernel = _compiled_sums(vertices, faces)
-    if kernel is not None:  # the same sums in one pass (csrc/vertex_normals.h)
-        return _normalized(kernel(vertices.contiguous(), faces.contiguous()))
-    return _normalized(_normal_sums(vertices, faces))
+    kernel = _compiled_normals(vertices, faces)
+    if kernel is not None:  # the same numbers in one pass (csrc/vertex_normals.h)
+        return kernel(vertices.contiguous(), faces.contiguous())
+    return _torch_normals(vertices, faces)
 
 
-def _normalized(sums: torch.Tensor) -> torch.Tensor:
-    return F.normalize(sums, eps=1e-6, dim=2).transpose(0, 1).contiguous()
+def _torch_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    return F.normalize(_normal_sums(vertices, faces), eps=1e-6, dim=2).transpose(0, 1).contiguous()
 
 
 def _normal_sums(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -74,12 +74,12 @@ def _normal_sums(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vertices.new_zeros(n_vertices, batch, 3).index_add_(0, index, crosses)
 
 
-#: Whether the extension's `vertex_normal_sums` gives the torch path's numbers here, checked once per process
-#: (its cross products round as torch's x86 CPU kernel does, which another platform's torch may not).
+#: Whether the extension's `vertex_normals` gives the torch path's numbers here, checked once per process (it
+#: rounds as torch's x86 CPU kernels do, which another platform's torch may not).
 _KERNEL_AGREES: Dict[str, bool] = {}
 
 
-def _compiled_sums(vertices: torch.Tensor, faces: torch.Tensor):
+def _compiled_normals(vertices: torch.Tensor, faces: torch.Tensor):
     """The extension's vertex-normal kernel when a build is loaded, it applies (float32 CPU tensors, no
     gradient wanted) and it agrees with the torch path bit for bit on this machine; else None."""
     if vertices.device.type != "cpu" or vertices.dtype != torch.float32 or faces.dtype != torch.int64:
@@ -88,7 +88,7 @@ def _compiled_sums(vertices: torch.Tensor, faces: torch.Tensor):
         return None
     from decaenv.runtime.rasterizer import extension
 
-    op = extension.loaded_op("vertex_normal_sums")
+    op = extension.loaded_op("vertex_normals")
     if op is None:
         return None
     if "agrees" not in _KERNEL_AGREES:
@@ -97,12 +97,13 @@ def _compiled_sums(vertices: torch.Tensor, faces: torch.Tensor):
 
 
 def _agrees(op) -> bool:
-    """The kernel's sums equal the torch path's on a random mesh (shared, repeated and unused vertices)."""
+    """The kernel's normals equal the torch path's on a random mesh (shared, repeated and unused vertices,
+    degenerate faces)."""
     generator = torch.Generator().manual_seed(0)
     vertices = torch.randn(3, 64, 3, generator=generator) * 10
     faces = torch.randint(0, 60, (400, 3), generator=generator)
     with torch.no_grad():
-        return bool(torch.equal(op(vertices, faces), _normal_sums(vertices, faces)))
+        return bool(torch.equal(op(vertices, faces), _torch_normals(vertices, faces)))
 
 
 def generate_triangles(h: int, w: int, margin_x: int = DENSE_MARGIN_X, margin_y: int = DENSE_MARGIN_Y) -> np.ndarray:

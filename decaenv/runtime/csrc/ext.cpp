@@ -2,7 +2,7 @@
 //
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
 // then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate and
-// torch.ops.decaenv.vertex_normal_sums (CPU kernels only).
+// torch.ops.decaenv.vertex_normals (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
@@ -43,14 +43,14 @@ std::string build_info() {
 TORCH_LIBRARY(decaenv, m) {
   m.def("rasterize(Tensor face_verts, Tensor pix_x, Tensor pix_y) -> (Tensor, Tensor, Tensor)");
   m.def("interpolate(Tensor pix_to_face, Tensor bary, Tensor face_attrs) -> Tensor");
-  m.def("vertex_normal_sums(Tensor vertices, Tensor faces) -> Tensor");
+  m.def("vertex_normals(Tensor vertices, Tensor faces) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
 TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("rasterize", &decaenv::rasterize_cpu);
   m.impl("interpolate", &decaenv::interpolate_cpu);
-  m.impl("vertex_normal_sums", &decaenv::vertex_normal_sums_cpu);
+  m.impl("vertex_normals", &decaenv::vertex_normals_cpu);
 }
 
 #ifdef WITH_CUDA
