@@ -98,21 +98,11 @@ def venv_cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("decaenv-tests", appauthor=False)) / "venvs"
 
 
-def _venv_matrix():
-    """tests/doctor/venv_matrix.py: the one place that declares and downloads the test venvs' wheels."""
-    import importlib.util
-
-    name = "doctor_venv_matrix"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "doctor" / "venv_matrix.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _wheelhouse() -> Path:
-    return _venv_matrix().WHEELHOUSE
+    """The offline wheelhouse that tests/_support/venv_matrix.py declares and `make setup` fills."""
+    from _support import venv_matrix
+
+    return venv_matrix.WHEELHOUSE
 
 
 def pyenv_python(prefix: str) -> Optional[Path]:
@@ -155,7 +145,7 @@ class VenvFactory:
             if not (wheelhouse.is_dir() and any(wheelhouse.iterdir())):
                 pytest.skip(
                     f"no offline wheelhouse at {wheelhouse}: run `make setup`'s wheelhouse step "
-                    "(python tests/doctor/venv_matrix.py --prepare)"
+                    "(python tests/_support/venv_matrix.py --prepare)"
                 )
             started = time.monotonic()
             from _support.io_budget import cache_build

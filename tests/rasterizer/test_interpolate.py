@@ -6,6 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _support.torch_threads import equal_on_thread_counts
+
 from decaenv.errors import UsageError
 from decaenv.runtime.rasterizer import Fragments, interpolate, rasterize
 from decaenv.synthetic.heads import deca_head_face_vertices
@@ -107,14 +109,7 @@ def test_compiled_kernel_is_bit_identical_to_torch(built_extension, monkeypatch,
     attrs = torch.randn(3, fv.shape[1], 3, channels, generator=torch.Generator().manual_seed(channels))
     assert extension.loaded_op("interpolate") is not None
     assert api._compiled_interpolate(frags, attrs) is not None
-    expected = _torch_path(frags, attrs, monkeypatch)
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            assert torch.equal(interpolate(frags, attrs), expected)
-    finally:
-        torch.set_num_threads(threads)
+    assert equal_on_thread_counts(lambda: interpolate(frags, attrs), _torch_path(frags, attrs, monkeypatch))
     one = Fragments(frags.pix_to_face[:1], frags.bary[:1], frags.zbuf[:1], "torch")  # broadcast both ways
     assert torch.equal(interpolate(one, attrs), _torch_path(one, attrs, monkeypatch))
     assert torch.equal(interpolate(frags, attrs[:1]), _torch_path(frags, attrs[:1], monkeypatch))

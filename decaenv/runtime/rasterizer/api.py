@@ -202,7 +202,8 @@ def interpolate(fragments: Fragments, face_attributes: torch.Tensor) -> torch.Te
     """Barycentric interpolation of per-face-vertex attributes, DECA's rasterizer output layout.
 
     Each covered pixel gets sum_k bary_k * attr[face, k, :] (no renormalisation); empty pixels get 0.
-    A batch of 1 on either side is broadcast against the other.
+    A batch of 1 on either side is broadcast against the other. Where the compiled extension is loaded,
+    float32 CPU inputs go through its kernel (`decaenv::interpolate`): the same numbers, bit for bit.
 
     Args:
         fragments: from `rasterize`, pix_to_face (B, H, W).
