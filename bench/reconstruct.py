@@ -206,8 +206,8 @@ def _report(rows) -> None:
     )
     if rows[0]["rasterizer"] == "torch" and rows[0]["device"] == "cpu" and rows[0]["stages"].get("render", 0) > 0:
         print(
-            "  (pure-torch rasterizer: the compiled CPU one is not built; `decaenv build --cpu` renders faster — "
-            "on a 2-core AMD EPYC --save vis went from 1.10x to 0.93x the floor)"
+            "  (pure-torch rasterizer: the compiled CPU one is not built; `decaenv build --cpu` renders faster, "
+            "see docs/BENCHMARKS.md)"
         )
     print(
         "  "
