@@ -29,6 +29,12 @@ _POINTWISE = ("relu", "leaky_relu", "none")
 #: The detail decoder's largest activation per chunk of images (`PackedDetail`): half of glibc's largest
 #: dynamic mmap threshold (32 MiB), so that every activation is served from the heap, not mapped per call.
 CHUNK_BYTES = 16 * 2**20
+#: An encoder's largest activation per chunk of images (`PackedResNet`). The two encoders run side by side
+#: (`encoder_pair`) and share the last-level cache; at batch 8 each layer-1 activation is 25.7 MB in fp32, so
+#: both streamed theirs through memory. In chunks within this budget (fp32: 2 images, bf16: 4) both encoders
+#: took 33.6-34.6 instead of 34.9-35.8 ms per image (fp32; bf16 17.3-17.9 instead of 18.0-18.7), the same
+#: numbers (docs/BENCHMARKS.md).
+ENCODER_CHUNK_BYTES = 8 * 2**20
 log = logging.getLogger("decaenv")
 
 
@@ -107,40 +113,73 @@ class PackedConv:
 
 
 class PackedResNet(nn.Module):
-    """A folded `ResNet50` (every BatchNorm already in its convolution) as packed convolutions."""
+    """A folded `ResNet50` (every BatchNorm already in its convolution) as packed convolutions.
+
+    The network runs a few images at a time (`chunk`: as many as keep its largest activation, layer 1's
+    256 × 56², within `ENCODER_CHUNK_BYTES` at batch `batch`), with each weight packed for that many; the chunks
+    change no number (each image is computed on its own).
+    """
 
     def __init__(self, folded: nn.Module, dtype: torch.dtype, batch: int = 8, size: int = 224):
         super().__init__()
         net = expect_type(folded, ResNet50)
         self.maxpool, self.avgpool = net.maxpool, net.avgpool
-        self.stem = PackedConv(expect_type(net.conv1, nn.Conv2d), (batch, 3, size, size), dtype, "relu")
-        side = (size + 1) // 2 // 2  # stride-2 stem, stride-2 max pool (224 → 56)
-        channels = expect_type(net.conv1, nn.Conv2d).out_channels
+        stem = expect_type(net.conv1, nn.Conv2d)
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        self.chunk = balanced_chunk(batch, _largest_activation(net, size) * itemsize, ENCODER_CHUNK_BYTES)
+        self.stem = PackedConv(stem, (self.chunk, 3, size, size), dtype, "relu")
+        side, channels = (size + 1) // 2 // 2, stem.out_channels  # stride-2 stem, stride-2 max pool (224 → 56)
         self.blocks: List[Tuple[PackedConv, PackedConv, PackedConv, Optional[PackedConv]]] = []
-        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
-            for module in layer:
-                block = expect_type(module, Bottleneck)
-                stride, width = block.conv2.stride[0], block.conv1.out_channels
-                shape_in = (batch, channels, side, side)
-                conv1 = PackedConv(block.conv1, shape_in, dtype, "relu")
-                conv2 = PackedConv(block.conv2, (batch, width, side, side), dtype, "relu")
-                side = (side - 1) // stride + 1
-                conv3 = PackedConv(block.conv3, (batch, width, side, side), dtype)
-                down = None
-                if block.downsample is not None:
-                    branch = expect_type(block.downsample, nn.Sequential)
-                    down = PackedConv(expect_type(branch[0], nn.Conv2d), shape_in, dtype)
-                self.blocks.append((conv1, conv2, conv3, down))
-                channels = block.conv3.out_channels
+        for block in _bottlenecks(net):
+            stride, width = block.conv2.stride[0], block.conv1.out_channels
+            shape_in = (self.chunk, channels, side, side)
+            conv1 = PackedConv(block.conv1, shape_in, dtype, "relu")
+            conv2 = PackedConv(block.conv2, (self.chunk, width, side, side), dtype, "relu")
+            side = (side - 1) // stride + 1
+            conv3 = PackedConv(block.conv3, (self.chunk, width, side, side), dtype)
+            down = None
+            if block.downsample is not None:
+                branch = expect_type(block.downsample, nn.Sequential)
+                down = PackedConv(expect_type(branch[0], nn.Conv2d), shape_in, dtype)
+            self.blocks.append((conv1, conv2, conv3, down))
+            channels = block.conv3.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, 224, 224) channels-last in the graph's dtype → (B, 2048) features."""
+        parts = [self._features(x[start : start + self.chunk]) for start in range(0, x.shape[0], self.chunk)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.stem(x))
         for conv1, conv2, conv3, down in self.blocks:
             # the downsample branch needs a tensor of its own; otherwise the block's input is consumed in place
             residual = x if down is None else down(x)
             x = conv3.add_relu_(conv2(conv1(x)), residual)
         return torch.flatten(self.avgpool(x), 1)
+
+
+def _bottlenecks(net: ResNet50) -> List[Bottleneck]:
+    layers = (net.layer1, net.layer2, net.layer3, net.layer4)
+    return [expect_type(module, Bottleneck) for layer in layers for module in layer]
+
+
+def _largest_activation(net: ResNet50, size: int) -> int:
+    """Elements of the largest activation of one image in `net` (the stem's output or a block's widest)."""
+    stem = expect_type(net.conv1, nn.Conv2d)
+    side = (size + 1) // 2
+    largest = stem.out_channels * side * side
+    side = (side + 1) // 2
+    for block in _bottlenecks(net):
+        largest = max(largest, block.conv1.out_channels * side * side)
+        side = (side - 1) // block.conv2.stride[0] + 1
+        largest = max(largest, block.conv3.out_channels * side * side)
+    return largest
+
+
+def balanced_chunk(batch: int, item_bytes: int, budget: int) -> int:
+    """Images per chunk: the fewest equal chunks of a `batch` whose `item_bytes` each fit `budget` (at least 1)."""
+    chunks = max(1, -(-batch * item_bytes // budget))
+    return max(1, -(-batch // chunks))
 
 
 class PackedDetail(nn.Module):

@@ -138,6 +138,29 @@ def test_packed_detail_decodes_in_chunks_with_the_same_numbers(deca, eager):
     assert rel(whole[:3], eager[2]) <= 1e-5
 
 
+def test_packed_encoder_runs_in_chunks_with_the_same_numbers(deca, crops):
+    """The packed encoders run a few images at a time (layer 1's activations within ENCODER_CHUNK_BYTES, so the
+    two side-by-side networks share the cache); any chunk size gives the whole batch's features bit for bit."""
+    from decaenv.runtime.fast_packed import ENCODER_CHUNK_BYTES, PackedResNet, packed_available
+    from decaenv.runtime.fold import fold_resnet
+
+    if not packed_available(torch.device("cpu")):
+        pytest.skip("torch without oneDNN")
+    folded = fold_resnet(deca.E_flame.encoder)
+    trunk = PackedResNet(folded, torch.float32)
+    assert trunk.chunk == 2 and ENCODER_CHUNK_BYTES // (256 * 56 * 56 * 4) == 2  # layer 1: 256 × 56² float32
+    assert PackedResNet(folded, torch.bfloat16).chunk == 4
+    assert PackedResNet(folded, torch.float32, batch=1).chunk == 1
+    images = crops.contiguous(memory_format=torch.channels_last)  # 3 items: a full chunk and a ragged one
+    with torch.no_grad():
+        chunked = trunk(images)
+        trunk.chunk = 3
+        whole = trunk(images)
+        alone = [trunk(images[k : k + 1]) for k in range(3)]
+    assert chunked.shape == (3, 2048)
+    assert torch.equal(chunked, whole) and torch.equal(chunked, torch.cat(alone))
+
+
 @pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the packed exact-mode parity
 def test_deca_accelerate_routes_encode_and_detail(deca, crops, eager):
     try:
