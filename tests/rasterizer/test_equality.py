@@ -101,6 +101,18 @@ def test_cpu_extension_is_identical_with_one_and_two_threads(cpu_op, h, w):
         assert all(torch.equal(a, b) for a, b in zip(outputs[0], other))
 
 
+@pytest.mark.ext
+def test_cpu_extension_reuses_its_scratch_across_different_calls(cpu_op):
+    """The kernel keeps its set-up arrays between calls on a thread: a large call, smaller ones of other shapes,
+    then the large one again each equal the torch backend bit for bit (nothing stale is read)."""
+    large = prepare_face_vertices(deca_head_face_vertices(batch=3, jitter=0.4, seed=5), 160, 150)
+    small = prepare_face_vertices(random_face_vertices(500, batch=1, seed=2), 40, 70)
+    empty = prepare_face_vertices(torch.zeros(2, 0, 3, 3), 30, 30)
+    for fv, (h, w) in [(large, (160, 150)), (small, (40, 70)), (empty, (30, 30)), (large, (160, 150))]:
+        xs, ys = pixel_centres(h, w)
+        assert compare(rasterize_vectorized(fv, xs, ys), cpu_op(fv, xs, ys)).identical
+
+
 def nasty_face_vertices(seed: int = 0) -> torch.Tensor:
     """Geometry that stresses bounding boxes and span narrowing: slivers along rows and columns, huge
     triangles reaching far off-screen, edges through pixel centres, tiny areas near the 1e-8 threshold."""

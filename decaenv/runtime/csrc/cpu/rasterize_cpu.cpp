@@ -28,21 +28,80 @@ struct PixelRange {
 
 struct Bins {
   int64_t tiles_x, tiles_y;
+  std::vector<int64_t> count;  // faces per (image, tile)
   std::vector<int64_t> start;  // (B * tiles + 1) offsets into faces
   std::vector<int32_t> faces;  // face indices, ascending within each tile
 };
 
+// The set-up's arrays, kept between calls on the calling thread: allocated afresh, their ~10 MB for a batch
+// of 8 FLAME meshes were page-faulted in again on every call whenever the C allocator had given the
+// memory back. Kept only while they stay under kScratchKeepBytes.
+struct Scratch {
+  std::vector<Face> faces;
+  std::vector<PixelRange> ranges;
+  Bins bins;
+
+  size_t bytes() const {
+    return faces.capacity() * sizeof(Face) + ranges.capacity() * sizeof(PixelRange) +
+           (bins.count.capacity() + bins.start.capacity()) * sizeof(int64_t) + bins.faces.capacity() * sizeof(int32_t);
+  }
+};
+
+constexpr size_t kScratchKeepBytes = 64 << 20;
+
+Scratch& thread_scratch() {
+  static thread_local Scratch scratch;
+  return scratch;
+}
+
+// Pixel centres along one axis, searched from the index their mean spacing predicts: the centres are
+// (nearly) evenly spaced, so a face's range is a step or two away, where `pixel_range`'s binary searches
+// took ~8 unpredictable branches each (most of the set-up time). Both walks end at the same partition
+// point of an ascending array as those searches, whatever the guess, so the ranges are the same.
+struct Axis {
+  const float* v;
+  int64_t n;
+  double origin, inv_step;
+
+  Axis(const float* centres, int64_t count) : v(centres), n(count), origin(count ? centres[0] : 0.0), inv_step(0.0) {
+    const double span = count > 1 ? static_cast<double>(centres[count - 1]) - origin : 0.0;
+    if (span > 0.0) inv_step = static_cast<double>(count - 1) / span;
+  }
+
+  int64_t guess(float x) const {
+    const double g = (static_cast<double>(x) - origin) * inv_step;
+    if (!(g > 0.0)) return 0;  // (NaN too)
+    return g >= static_cast<double>(n) ? n : static_cast<int64_t>(g);
+  }
+
+  // first i with v[i] >= x (n if none), as first_at_least
+  int64_t at_least(float x) const {
+    int64_t i = guess(x);
+    while (i > 0 && !(v[i - 1] < x)) --i;
+    while (i < n && v[i] < x) ++i;
+    return i;
+  }
+
+  // first i with v[i] > x (n if none), as first_above
+  int64_t above(float x) const {
+    int64_t i = guess(x);
+    while (i > 0 && !(v[i - 1] <= x)) --i;
+    while (i < n && v[i] <= x) ++i;
+    return i;
+  }
+};
+
 void setup_faces(const float* fv, int64_t n, const float* xs, int64_t W, const float* ys, int64_t H,
                  std::vector<Face>& faces, std::vector<PixelRange>& ranges) {
+  const Axis columns(xs, W), rows(ys, H);
   at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       Face& f = faces[i];
       load_face(fv + 9 * i, f);
       PixelRange& r = ranges[i];
       r = {0, -1, 0, -1};
-      if (f.valid) {
-        pixel_range(xs, W, f.xmin, f.xmax, r.c0, r.c1);
-        pixel_range(ys, H, f.ymin, f.ymax, r.r0, r.r1);
+      if (f.valid) {  // the inclusive range of centres c with min <= c <= max, as pixel_range
+        r = {columns.at_least(f.xmin), columns.above(f.xmax) - 1, rows.at_least(f.ymin), rows.above(f.ymax) - 1};
       }
     }
   });
@@ -58,12 +117,12 @@ void for_each_tile(const PixelRange& r, const Bins& bins, Visit visit) {
   }
 }
 
-Bins bin_faces(const std::vector<PixelRange>& ranges, int64_t B, int64_t F, int64_t H, int64_t W) {
-  Bins bins;
+void bin_faces(const std::vector<PixelRange>& ranges, int64_t B, int64_t F, int64_t H, int64_t W, Bins& bins) {
   bins.tiles_x = (W + kTile - 1) / kTile;
   bins.tiles_y = (H + kTile - 1) / kTile;
   const int64_t T = bins.tiles_x * bins.tiles_y;
-  std::vector<int64_t> count(B * T + 1, 0);
+  std::vector<int64_t>& count = bins.count;
+  count.assign(B * T + 1, 0);
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       int64_t* c = count.data() + b * T;
@@ -82,7 +141,6 @@ Bins bin_faces(const std::vector<PixelRange>& ranges, int64_t B, int64_t F, int6
       }
     }
   });
-  return bins;
 }
 
 struct TileBuffer {
@@ -149,10 +207,14 @@ RasterOutput rasterize_cpu(const at::Tensor& face_verts, const at::Tensor& pix_x
 
   const float* xs = pix_x.data_ptr<float>();
   const float* ys = pix_y.data_ptr<float>();
-  std::vector<Face> faces(B * F);
-  std::vector<PixelRange> ranges(B * F);
+  Scratch& scratch = thread_scratch();
+  std::vector<Face>& faces = scratch.faces;
+  std::vector<PixelRange>& ranges = scratch.ranges;
+  faces.resize(B * F);
+  ranges.resize(B * F);
   setup_faces(face_verts.data_ptr<float>(), B * F, xs, W, ys, H, faces, ranges);
-  const Bins bins = bin_faces(ranges, B, F, H, W);
+  bin_faces(ranges, B, F, H, W, scratch.bins);
+  const Bins& bins = scratch.bins;
 
   int64_t* p2f_ptr = p2f.data_ptr<int64_t>();
   float* bary_ptr = bary.data_ptr<float>();
@@ -169,6 +231,7 @@ RasterOutput rasterize_cpu(const at::Tensor& face_verts, const at::Tensor& pix_x
       rasterize_tile(k / T, k % T, F, H, W, xs, ys, faces, ranges, bins, p2f_ptr, bary_ptr, zbuf_ptr);
     }
   });
+  if (scratch.bytes() > kScratchKeepBytes) scratch = Scratch();  // (a huge batch: give it back)
   return {p2f, bary, zbuf};
 }
 
