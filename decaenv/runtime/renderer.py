@@ -381,9 +381,7 @@ class Renderer(nn.Module):
         backdrop = torch.zeros_like(images) if background is None else background
 
         def shade(normal_map: torch.Tensor) -> torch.Tensor:
-            flat = normal_map.permute(0, 2, 3, 1).reshape(batch, -1, 3)
-            light = shading.directional_shading(flat, lights).reshape(batch, h, w, 3).permute(0, 3, 1, 2)
-            return grey * light * shape_alpha + backdrop * (1 - shape_alpha)
+            return shading.shape_shading(normal_map, lights, grey, shape_alpha, backdrop)
 
         out.update(shape_images=shade(normal_images), shape_alpha=shape_alpha)
         if uv_detail_normals is not None:

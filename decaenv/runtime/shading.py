@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -60,3 +61,65 @@ def directional_shading(normals: torch.Tensor, lights: torch.Tensor) -> torch.Te
     directions = F.normalize(lights[:, :, :3], dim=2)
     cosines = torch.clamp(torch.einsum("bnc,blc->bnl", normals, directions), 0.0, 1.0)
     return torch.einsum("bnl,blc->bnc", cosines, lights[:, :, 3:]) / lights.shape[1]
+
+
+def shape_shading(
+    normal_map: torch.Tensor, lights: torch.Tensor, grey: torch.Tensor, alpha: torch.Tensor, backdrop: torch.Tensor
+) -> torch.Tensor:
+    """DECA's shape image: the grey surface lit by `lights` where `alpha` is 1, `backdrop` where it is 0.
+
+    Args:
+        normal_map: (B, 3, H, W). lights: (B, L, 6) as `directional_shading`. grey, alpha: (B, 1, H, W).
+        backdrop: (B, 3, H, W).
+    Returns:
+        (B, 3, H, W) grey · light · alpha + backdrop · (1 − alpha).
+    """
+    op = _compiled_shading(normal_map, lights, grey, alpha, backdrop)
+    if op is None:
+        return _torch_shape_shading(normal_map, lights, grey, alpha, backdrop)
+    return _kernel_shape_shading(op, normal_map, lights, grey, alpha, backdrop)
+
+
+def _kernel_shape_shading(op, normal_map, lights, grey, alpha, backdrop) -> torch.Tensor:
+    directions = F.normalize(lights[:, :, :3], dim=2).contiguous()
+    planes = [t.contiguous() for t in (normal_map, grey, alpha, backdrop)]
+    return op(planes[0], directions, lights[:, :, 3:].contiguous(), *planes[1:])
+
+
+def _torch_shape_shading(normal_map, lights, grey, alpha, backdrop) -> torch.Tensor:
+    batch, _, h, w = normal_map.shape
+    flat = normal_map.permute(0, 2, 3, 1).reshape(batch, -1, 3)
+    light = directional_shading(flat, lights).reshape(batch, h, w, 3).permute(0, 3, 1, 2)
+    return grey * light * alpha + backdrop * (1 - alpha)
+
+
+#: Input shapes the kernel was checked on in this process (shape key → equal to the torch path).
+_KERNEL_AGREES: Dict[Tuple, bool] = {}
+
+
+def _compiled_shading(normal_map, lights, grey, alpha, backdrop):
+    """The extension's shading kernel (one pass instead of two batched matrix products and six elementwise
+    passes: 8 × 224², 3.8 → 0.6 ms) where a build is loaded, it applies (float32 CPU tensors, no gradient
+    wanted, shapes as documented) and, on the first call with these shapes in this process, it gave the torch
+    path's result bit for bit (torch's kernels may round otherwise on another build or CPU); else None."""
+    tensors = (normal_map, lights, grey, alpha, backdrop)
+    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    if normal_map.dim() != 4 or lights.dim() != 3 or lights.shape[1] == 0 or lights.shape[2] != 6:
+        return None
+    batch, _, h, w = normal_map.shape
+    if backdrop.shape != normal_map.shape or grey.shape != (batch, 1, h, w) or alpha.shape != grey.shape:
+        return None
+    from decaenv.runtime.rasterizer import extension
+
+    op = extension.loaded_op("shade_directional")
+    if op is None:
+        return None
+    key = (tuple(normal_map.shape), lights.shape[1])
+    if key not in _KERNEL_AGREES:
+        with torch.no_grad():
+            got = _kernel_shape_shading(op, *tensors)
+            _KERNEL_AGREES[key] = bool(torch.equal(got, _torch_shape_shading(*tensors)))
+    return op if _KERNEL_AGREES[key] else None

@@ -1,8 +1,8 @@
 // The one registration unit of the decaenv extension: op schemas and their CPU/CUDA kernels.
 //
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
-// then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate and
-// torch.ops.decaenv.vertex_normals (CPU kernels only).
+// then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate,
+// torch.ops.decaenv.vertex_normals and torch.ops.decaenv.shade_directional (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
@@ -10,6 +10,7 @@
 
 #include "interpolate.h"
 #include "rasterize.h"
+#include "shade.h"
 #include "vertex_normals.h"
 
 #define DECAENV_STR2(x) #x
@@ -44,6 +45,9 @@ TORCH_LIBRARY(decaenv, m) {
   m.def("rasterize(Tensor face_verts, Tensor pix_x, Tensor pix_y) -> (Tensor, Tensor, Tensor)");
   m.def("interpolate(Tensor pix_to_face, Tensor bary, Tensor face_attrs) -> Tensor");
   m.def("vertex_normals(Tensor vertices, Tensor faces) -> Tensor");
+  m.def(
+      "shade_directional(Tensor normal_map, Tensor directions, Tensor intensities, Tensor grey, Tensor alpha, "
+      "Tensor backdrop) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
@@ -51,6 +55,7 @@ TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("rasterize", &decaenv::rasterize_cpu);
   m.impl("interpolate", &decaenv::interpolate_cpu);
   m.impl("vertex_normals", &decaenv::vertex_normals_cpu);
+  m.impl("shade_directional", &decaenv::shade_directional_cpu);
 }
 
 #ifdef WITH_CUDA

@@ -47,7 +47,8 @@ def source_files() -> List[Path]:
 
 def translation_units(variant: str) -> List[str]:
     """Sources compiled for a variant, relative to csrc (the CUDA variant also holds the CPU kernels)."""
-    units = ["ext.cpp", "cpu/rasterize_cpu.cpp", "cpu/interpolate_cpu.cpp", "cpu/vertex_normals_cpu.cpp"]
+    cpu = ["rasterize_cpu.cpp", "interpolate_cpu.cpp", "vertex_normals_cpu.cpp", "shade_cpu.cpp"]
+    units = ["ext.cpp"] + [f"cpu/{name}" for name in cpu]
     return units + ["cuda/rasterize_cuda.cu"] if variant == "cuda" else units
 
 
