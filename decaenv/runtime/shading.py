@@ -95,6 +95,7 @@ def _torch_shape_shading(normal_map, lights, grey, alpha, backdrop) -> torch.Ten
 
 #: Input shapes the kernel was checked on in this process (shape key → equal to the torch path).
 _KERNEL_AGREES: Dict[Tuple, bool] = {}
+_CHECKED_SHAPES = 256
 
 
 def _compiled_shading(normal_map, lights, grey, alpha, backdrop):
@@ -119,6 +120,8 @@ def _compiled_shading(normal_map, lights, grey, alpha, backdrop):
         return None
     key = (tuple(normal_map.shape), lights.shape[1])
     if key not in _KERNEL_AGREES:
+        if len(_KERNEL_AGREES) >= _CHECKED_SHAPES:  # (`--render-orig` over photos of many sizes)
+            _KERNEL_AGREES.clear()
         with torch.no_grad():
             got = _kernel_shape_shading(op, *tensors)
             _KERNEL_AGREES[key] = bool(torch.equal(got, _torch_shape_shading(*tensors)))
