@@ -16,7 +16,8 @@ from typing import Tuple
 import torch
 
 EPSILON = 1e-8  # pytorch3d's kEpsilon
-PAIR_BUDGET = 1 << 17  # candidate (face, pixel) pairs per chunk: a few MB of temporaries, cache-friendly (2^18: 5-15 % slower)
+#: Candidate (face, pixel) pairs per chunk: a few MB of temporaries, cache-friendly (2^18 was 0-8 % slower).
+PAIR_BUDGET = 1 << 17
 EMPTY_KEY = torch.iinfo(torch.int64).max
 NARROW_MIN_WIDTH = 6  # narrow spans when they are this wide on average (measured break-even: ~5)
 
