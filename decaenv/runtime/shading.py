@@ -110,8 +110,10 @@ def _compiled_shading(normal_map, lights, grey, alpha, backdrop):
         return None
     if normal_map.dim() != 4 or lights.dim() != 3 or lights.shape[1] == 0 or lights.shape[2] != 6:
         return None
-    batch, _, h, w = normal_map.shape
-    if backdrop.shape != normal_map.shape or grey.shape != (batch, 1, h, w) or alpha.shape != grey.shape:
+    batch, channels, h, w = normal_map.shape
+    if channels != 3 or lights.shape[0] != batch or backdrop.shape != normal_map.shape:
+        return None
+    if grey.shape != (batch, 1, h, w) or alpha.shape != grey.shape:
         return None
     from decaenv.runtime.rasterizer import extension
 

@@ -66,6 +66,8 @@ def test_shape_shading_uses_the_kernel_only_where_it_applies(built_extension, mo
         assert shading._compiled_shading(normals.double(), lights, grey, alpha, backdrop) is None
         assert shading._compiled_shading(normals, lights, grey, alpha, backdrop[:1]) is None  # a broadcast backdrop
         assert shading._compiled_shading(normals, lights[:, :0], grey, alpha, backdrop) is None
+        assert shading._compiled_shading(normals, lights[:1], grey, alpha, backdrop) is None  # broadcast lights
+        assert shading._compiled_shading(torch.cat([normals, grey], 1), lights, grey, alpha, backdrop) is None
     assert shading._compiled_shading(normals.requires_grad_(), lights, grey, alpha, backdrop) is None
     monkeypatch.setitem(shading._KERNEL_AGREES, ((2, 3, 16, 24), 5), False)  # a torch that rounds otherwise
     with torch.no_grad():
