@@ -119,13 +119,13 @@ def test_file_sha256_matches_hashlib(tmp_path):
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
 
 
-def test_verify_entry_imports_nothing_heavy():
+def test_verify_entry_imports_nothing_heavy(tmp_path):
     import subprocess
     import sys
 
     code = (
         "from decaenv.fetch import load_manifest, verify_entry\n"
-        "import tempfile\nverify_entry(load_manifest().get('head-template'), tempfile.mkdtemp())\n"
+        f"verify_entry(load_manifest().get('head-template'), {str(tmp_path)!r})\n"
         "import sys\nprint(' '.join(sys.modules))"
     )
     loaded = set(
