@@ -126,7 +126,7 @@ class PackedResNet(nn.Module):
         self.maxpool, self.avgpool = net.maxpool, net.avgpool
         stem = expect_type(net.conv1, nn.Conv2d)
         itemsize = torch.empty(0, dtype=dtype).element_size()
-        self.chunk = balanced_chunk(batch, _largest_activation(net, size) * itemsize, ENCODER_CHUNK_BYTES)
+        self.chunk = _balanced_chunk(batch, _largest_activation(net, size) * itemsize, ENCODER_CHUNK_BYTES)
         self.stem = PackedConv(stem, (self.chunk, 3, size, size), dtype, "relu")
         side, channels = (size + 1) // 2 // 2, stem.out_channels  # stride-2 stem, stride-2 max pool (224 → 56)
         self.blocks: List[Tuple[PackedConv, PackedConv, PackedConv, Optional[PackedConv]]] = []
@@ -176,7 +176,7 @@ def _largest_activation(net: ResNet50, size: int) -> int:
     return largest
 
 
-def balanced_chunk(batch: int, item_bytes: int, budget: int) -> int:
+def _balanced_chunk(batch: int, item_bytes: int, budget: int) -> int:
     """Images per chunk: the fewest equal chunks of a `batch` whose `item_bytes` each fit `budget` (at least 1)."""
     chunks = max(1, -(-batch * item_bytes // budget))
     return max(1, -(-batch // chunks))
@@ -220,7 +220,7 @@ class PackedDetail(nn.Module):
                 channels = module.out_channels
                 largest = max(largest, channels * side * side)
         itemsize = torch.empty(0, dtype=dtype).element_size()
-        self.chunk = max(1, CHUNK_BYTES // max(1, largest * itemsize))
+        self.chunk = _balanced_chunk(batch, largest * itemsize, CHUNK_BYTES)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         """latent (B, 181) float32 → uv_z (B, 1, 256, 256) float32."""

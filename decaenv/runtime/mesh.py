@@ -88,12 +88,7 @@ def _compiled_normals(vertices: torch.Tensor, faces: torch.Tensor):
         return None
     from decaenv.runtime.rasterizer import extension
 
-    op = extension.loaded_op("vertex_normals")
-    if op is None:
-        return None
-    if "agrees" not in _KERNEL_AGREES:
-        _KERNEL_AGREES["agrees"] = _agrees(op)
-    return op if _KERNEL_AGREES["agrees"] else None
+    return extension.checked_op("vertex_normals", _KERNEL_AGREES, "agrees", _agrees)
 
 
 def _agrees(op) -> bool:

@@ -95,7 +95,7 @@ def _torch_shape_shading(normal_map, lights, grey, alpha, backdrop) -> torch.Ten
 
 #: Input shapes the kernel was checked on in this process (shape key → equal to the torch path).
 _KERNEL_AGREES: Dict[Tuple, bool] = {}
-_CHECKED_SHAPES = 256
+_CHECKED_SHAPES = 256  # (`--render-orig` over photos of many sizes: the checks start over beyond this)
 
 
 def _compiled_shading(normal_map, lights, grey, alpha, backdrop):
@@ -117,14 +117,9 @@ def _compiled_shading(normal_map, lights, grey, alpha, backdrop):
         return None
     from decaenv.runtime.rasterizer import extension
 
-    op = extension.loaded_op("shade_directional")
-    if op is None:
-        return None
-    key = (tuple(normal_map.shape), lights.shape[1])
-    if key not in _KERNEL_AGREES:
-        if len(_KERNEL_AGREES) >= _CHECKED_SHAPES:  # (`--render-orig` over photos of many sizes)
-            _KERNEL_AGREES.clear()
+    def agrees(op) -> bool:
         with torch.no_grad():
-            got = _kernel_shape_shading(op, *tensors)
-            _KERNEL_AGREES[key] = bool(torch.equal(got, _torch_shape_shading(*tensors)))
-    return op if _KERNEL_AGREES[key] else None
+            return bool(torch.equal(_kernel_shape_shading(op, *tensors), _torch_shape_shading(*tensors)))
+
+    key = (tuple(normal_map.shape), lights.shape[1])
+    return extension.checked_op("shade_directional", _KERNEL_AGREES, key, agrees, limit=_CHECKED_SHAPES)

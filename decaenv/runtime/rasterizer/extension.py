@@ -14,7 +14,7 @@ import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from decaenv.runtime.rasterizer import _env
 
@@ -142,6 +142,23 @@ def loaded_op(name: str):
         return getattr(torch.ops.decaenv, name)
     except (AttributeError, RuntimeError):  # an older build in this process: not registered
         return None
+
+
+def checked_op(name: str, checks: Dict[Any, bool], key: Any, agrees: Callable[[Any], bool], limit: int = 256):
+    """`loaded_op(name)` where it gives the torch path's numbers here, else None.
+
+    For kernels that reproduce the rounding of torch's own CPU kernels (which another torch build or CPU may
+    round otherwise): `agrees(op)` runs the first time `key` is seen, and its answer is kept in `checks`, the
+    caller's dict of at most `limit` keys.
+    """
+    op = loaded_op(name)
+    if op is None:
+        return None
+    if key not in checks:
+        if len(checks) >= limit:
+            checks.clear()
+        checks[key] = bool(agrees(op))
+    return op if checks[key] else None
 
 
 def load(roots: Optional[Iterable[Path]] = None, retry: bool = False) -> Optional[str]:
