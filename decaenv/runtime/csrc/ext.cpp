@@ -2,7 +2,8 @@
 //
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
 // then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate,
-// torch.ops.decaenv.vertex_normals and torch.ops.decaenv.shade_directional (CPU kernels only).
+// torch.ops.decaenv.vertex_normals, torch.ops.decaenv.shade_directional and torch.ops.decaenv.warp_bilinear (CPU
+// kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
@@ -12,6 +13,7 @@
 #include "rasterize.h"
 #include "shade.h"
 #include "vertex_normals.h"
+#include "warp.h"
 
 #define DECAENV_STR2(x) #x
 #define DECAENV_STR(x) DECAENV_STR2(x)
@@ -48,6 +50,7 @@ TORCH_LIBRARY(decaenv, m) {
   m.def(
       "shade_directional(Tensor normal_map, Tensor directions, Tensor intensities, Tensor grey, Tensor alpha, "
       "Tensor backdrop) -> Tensor");
+  m.def("warp_bilinear(Tensor image, Tensor inverse, Tensor(a!) out) -> Tensor(a!)");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
@@ -56,6 +59,7 @@ TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("interpolate", &decaenv::interpolate_cpu);
   m.impl("vertex_normals", &decaenv::vertex_normals_cpu);
   m.impl("shade_directional", &decaenv::shade_directional_cpu);
+  m.impl("warp_bilinear", &decaenv::warp_bilinear_cpu);
 }
 
 #ifdef WITH_CUDA
