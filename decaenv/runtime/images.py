@@ -105,7 +105,7 @@ def read_image(path: os.PathLike) -> np.ndarray:
 
 
 def _read_plain_png(path: Path, what: str):
-    """A plain PNG's pixels through libspng (`png_fast`; the worker processes turn it on), or None: Pillow
+    """A plain PNG's pixels through `png_fast`'s decoders (the worker processes turn them on), or None: Pillow
     reads it (its errors are the one-line ones)."""
     try:
         data = path.read_bytes()

@@ -2,14 +2,15 @@
 //
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
 // then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate,
-// torch.ops.decaenv.vertex_normals, torch.ops.decaenv.shade_directional and torch.ops.decaenv.warp_bilinear (CPU
-// kernels only).
+// torch.ops.decaenv.vertex_normals, torch.ops.decaenv.shade_directional, and the input side's
+// torch.ops.decaenv.warp_bilinear and torch.ops.decaenv.png_unfilter (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
 #include <string>
 
 #include "interpolate.h"
+#include "png.h"
 #include "rasterize.h"
 #include "shade.h"
 #include "vertex_normals.h"
@@ -51,6 +52,7 @@ TORCH_LIBRARY(decaenv, m) {
       "shade_directional(Tensor normal_map, Tensor directions, Tensor intensities, Tensor grey, Tensor alpha, "
       "Tensor backdrop) -> Tensor");
   m.def("warp_bilinear(Tensor image, Tensor inverse, Tensor(a!) out) -> Tensor(a!)");
+  m.def("png_unfilter(Tensor scanlines, int height, int width, int channels) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
@@ -60,6 +62,7 @@ TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("vertex_normals", &decaenv::vertex_normals_cpu);
   m.impl("shade_directional", &decaenv::shade_directional_cpu);
   m.impl("warp_bilinear", &decaenv::warp_bilinear_cpu);
+  m.impl("png_unfilter", &decaenv::png_unfilter_cpu);
 }
 
 #ifdef WITH_CUDA
