@@ -123,7 +123,7 @@ def bilinear_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Option
         `out`, or a new (C, size, size) float64 array.
     """
     image = np.ascontiguousarray(image)
-    if _compiled_warp(image, inverse, size, out):
+    if out is not None and _compiled_warp(image, inverse, size, out):
         return out
     channels = image.shape[2]
     s = _Scratch.get(channels, size * size)
@@ -151,11 +151,11 @@ def bilinear_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Option
     return out
 
 
-def _compiled_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: Optional[np.ndarray]) -> bool:
+def _compiled_warp(image: np.ndarray, inverse: np.ndarray, size: int, out: np.ndarray) -> bool:
     """Warp with the compiled extension's `warp_bilinear` (the same operations per pixel, in half the time and
     without the numpy code's 7 MB of scratch) when this process has loaded it and `out` is a (C, S, S) view of
     (S, S, C) float32 memory (what `crop.warp_crop` passes); returns whether it did."""
-    if out is None or "torch" not in sys.modules or out.dtype != np.float32 or image.dtype != np.uint8:
+    if "torch" not in sys.modules or out.dtype != np.float32 or image.dtype != np.uint8:
         return False
     pixels = out.transpose(1, 2, 0)
     if out.shape != (image.shape[2], size, size) or not pixels.flags.c_contiguous or not pixels.flags.writeable:
