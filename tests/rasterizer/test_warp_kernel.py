@@ -86,7 +86,11 @@ def test_crops_use_the_kernel_where_it_is_loaded(built_extension, monkeypatch):
         fast = crop.warp_crop(read_only, tform)
     assert calls == [True]
     assert np.array_equal(fast, _numpy(photo, np.linalg.inv(tform), 224))
-    assert bilinear_warp(photo, np.linalg.inv(tform), 224).dtype == np.float64 and calls[-1] is False
+    assert bilinear_warp(photo, np.linalg.inv(tform), 224).dtype == np.float64  # no buffer: the numpy code
+    assert calls == [True]
+    other = np.empty((3, 224, 224), np.float32)  # C order (S, S, C) would not be: the numpy code
+    assert np.array_equal(bilinear_warp(photo, np.linalg.inv(tform), 224, out=other), fast)
+    assert calls == [True, False]
 
 
 def test_kernel_refuses_bad_arguments_with_one_line(built_extension):
