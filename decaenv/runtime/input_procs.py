@@ -82,7 +82,7 @@ def _start(spec: PrepareSpec, ring=None) -> None:
     torch.set_num_threads(1)
     from decaenv.runtime import png_fast
 
-    png_fast.enable()  # libspng holds the lock while decoding: fine in a process of its own, not in threads
+    png_fast.enable()  # its decoders hold the lock while decoding: fine in a process of its own, not in threads
     from decaenv.runtime.rasterizer import extension
 
     extension.load()  # its image kernels (the crop's warp), when built; else the numpy code
