@@ -12,6 +12,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from decaenv.runtime.rasterizer.extension import loaded_op
+
 #: MTCNN's input normalisation: (pixel - MEAN) / STD; pixels outside the image count as 0 after it.
 MEAN, STD = 127.5, 128.0
 #: Boxes resolved per block by `nms` (bounds the N×N overlap matrices on busy images).
@@ -25,7 +27,8 @@ class SummedAreaTable:
     `table_rows(row, col, W)` of its (·, 3) view. The sums along W run as one torch cumsum (a middle dimension,
     which torch's CPU kernel scans fast); those along H, on a CPU, as one vectorised row addition per image row
     (torch scans an outer dimension an order of magnitude slower): the fill takes ~1 ms for a 512×512 photo
-    instead of ~3. Sums are exact (int32 up to 8.4 M pixels, int64 beyond).
+    instead of ~3 — 0.26 ms with the compiled extension's `summed_area` kernel, used where it is loaded (the input
+    worker processes load it). Sums are exact (int32 up to 8.4 M pixels, int64 beyond).
     """
 
     def __init__(self) -> None:
@@ -43,6 +46,11 @@ class SummedAreaTable:
             self._buffers.clear()  # one size at a time: a video keeps one buffer, a folder of photos no pile-up
             table = torch.zeros(h + 1, w + 1, 3, dtype=dtype, device=image.device)
             self._buffers[key] = table
+        op = loaded_op("summed_area") if table.device.type == "cpu" else None
+        if op is not None:  # the compiled extension's kernel (the same integers)
+            op(image.contiguous(), table)
+            self.table, self.height, self.width = table, h, w
+            return self
         table[1:, 1:] = image
         torch.cumsum(table, 1, out=table)  # along W, in place (the zero first row and column stay zero)
         if table.device.type == "cpu":
