@@ -123,6 +123,8 @@ class Preparer:
     """
 
     def __init__(self, spec: PrepareSpec):
+        from skimage.transform import estimate_transform  # noqa: F401 - the crop's (lazily loaded): ~0.2 s, here
+
         self.spec, self.detector = spec, None
         if spec.detector:
             from decaenv.runtime.detectors import create_detector
