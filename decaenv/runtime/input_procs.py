@@ -85,7 +85,7 @@ def _start(spec: PrepareSpec, ring=None) -> None:
     png_fast.enable()  # its decoders hold the lock while decoding: fine in a process of its own, not in threads
     from decaenv.runtime.rasterizer import extension
 
-    extension.load()  # its image kernels (the crop's warp), when built; else the numpy code
+    extension.load()  # its input-side kernels (crop warp, PNG unfiltering, summed-area table) when built
     _WORKER["prepare"] = Preparer(spec)
     _WORKER["ring"] = ring.numpy() if ring is not None else None
 
