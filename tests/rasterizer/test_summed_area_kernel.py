@@ -40,19 +40,25 @@ def test_other_channel_counts_and_int64_tables(built_extension):
         assert np.array_equal(table.numpy(), expected), (channels, dtype)
 
 
-def test_mtcnn_finds_the_same_faces_with_the_kernel(built_extension, monkeypatch, mtcnn_data_dir):
+def test_mtcnn_finds_the_same_faces_with_the_kernels(built_extension, monkeypatch, mtcnn_data_dir):
+    """Both MTCNN kernels (this one and `max_pool_cl`) against torch's code, full search and fast pass."""
     import skimage.data
 
     from decaenv.runtime.detectors import create_detector
 
     detector = create_detector("mtcnn", "cpu", data_dir=mtcnn_data_dir).detector
-    photo = skimage.data.astronaut()
-    with_kernel = detector.detect_all(photo)
-    with monkeypatch.context() as patch:
-        patch.setattr(mtcnn_ops, "loaded_op", lambda name: None)
-        without = detector.detect_all(photo)
-    assert with_kernel and [(d.box, d.score) for d in with_kernel] == [(d.box, d.score) for d in without]
-    assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(with_kernel, without))
+    base = skimage.data.astronaut()
+    photos = [base, base[:, ::-1], np.roll(base, 61, axis=1), base[40:400, 20:500]]
+    for fast in (True, False):
+        for k, photo in enumerate(photos):
+            photo = np.ascontiguousarray(photo)
+            with_kernels = detector.detect_all(photo, fast=fast)
+            with monkeypatch.context() as patch:
+                patch.setattr(mtcnn_ops, "loaded_op", lambda name: None)
+                without = detector.detect_all(photo, fast=fast)
+            assert with_kernels, k
+            assert [(d.box, d.score) for d in with_kernels] == [(d.box, d.score) for d in without], (k, fast)
+            assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(with_kernels, without)), (k, fast)
 
 
 def test_kernel_refuses_bad_arguments_with_one_line(built_extension):

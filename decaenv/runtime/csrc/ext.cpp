@@ -3,14 +3,15 @@
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
 // then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate,
 // torch.ops.decaenv.vertex_normals, torch.ops.decaenv.shade_directional, and the input side's
-// torch.ops.decaenv.warp_bilinear, torch.ops.decaenv.png_unfilter and torch.ops.decaenv.summed_area (CPU kernels
-// only).
+// torch.ops.decaenv.warp_bilinear, torch.ops.decaenv.png_unfilter, torch.ops.decaenv.summed_area and
+// torch.ops.decaenv.max_pool_cl (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
 #include <string>
 
 #include "interpolate.h"
+#include "max_pool.h"
 #include "png.h"
 #include "rasterize.h"
 #include "shade.h"
@@ -56,6 +57,7 @@ TORCH_LIBRARY(decaenv, m) {
   m.def("warp_bilinear(Tensor image, Tensor inverse, Tensor(a!) out) -> Tensor(a!)");
   m.def("png_unfilter(Tensor scanlines, int height, int width, int channels) -> Tensor");
   m.def("summed_area(Tensor image, Tensor(a!) table) -> Tensor(a!)");
+  m.def("max_pool_cl(Tensor x, int kernel, int stride) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
@@ -67,6 +69,7 @@ TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("warp_bilinear", &decaenv::warp_bilinear_cpu);
   m.impl("png_unfilter", &decaenv::png_unfilter_cpu);
   m.impl("summed_area", &decaenv::summed_area_cpu);
+  m.impl("max_pool_cl", &decaenv::max_pool_cl_cpu);
 }
 
 #ifdef WITH_CUDA
