@@ -3,13 +3,14 @@
 // Loaded from Python with torch.ops.load_library (decaenv.runtime.rasterizer.extension); the ops are
 // then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate,
 // torch.ops.decaenv.vertex_normals, torch.ops.decaenv.shade_directional, and the input side's
-// torch.ops.decaenv.warp_bilinear, torch.ops.decaenv.png_unfilter, torch.ops.decaenv.summed_area and
-// torch.ops.decaenv.max_pool_cl (CPU kernels only).
+// torch.ops.decaenv.warp_bilinear, torch.ops.decaenv.png_unfilter, torch.ops.decaenv.summed_area,
+// torch.ops.decaenv.box_means and torch.ops.decaenv.max_pool_cl (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
 #include <string>
 
+#include "box_means.h"
 #include "interpolate.h"
 #include "max_pool.h"
 #include "png.h"
@@ -58,6 +59,7 @@ TORCH_LIBRARY(decaenv, m) {
   m.def("png_unfilter(Tensor scanlines, int height, int width, int channels) -> Tensor");
   m.def("summed_area(Tensor image, Tensor(a!) table) -> Tensor(a!)");
   m.def("max_pool_cl(Tensor x, int kernel, int stride) -> Tensor");
+  m.def("box_means(Tensor table, Tensor corners, Tensor inside, Tensor area) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
@@ -70,6 +72,7 @@ TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("png_unfilter", &decaenv::png_unfilter_cpu);
   m.impl("summed_area", &decaenv::summed_area_cpu);
   m.impl("max_pool_cl", &decaenv::max_pool_cl_cpu);
+  m.impl("box_means", &decaenv::box_means_cpu);
 }
 
 #ifdef WITH_CUDA

@@ -16,7 +16,7 @@ from typing import List, Tuple
 
 import torch
 
-from decaenv.runtime.detectors.mtcnn_ops import MEAN, STD, SummedAreaTable, _bounds, table_rows
+from decaenv.runtime.detectors.mtcnn_ops import SummedAreaTable, _bounds, box_means, table_rows
 
 #: P-Net looks at 12×12 windows; a face of MIN_FACE pixels is scaled to that size at the first level.
 CELL, MIN_FACE, FACTOR = 12, 20, 0.709
@@ -112,7 +112,5 @@ class PyramidPlan:
         """All levels of the normalised image in one (1, 3, Hc, Wc) float32 channels-last canvas (0 between
         the tiles)."""
         assert sat.table is not None, "fill the summed-area table first"
-        corners = sat.table.view(-1, 3).index_select(0, self.index.view(-1)).view(4, *self.canvas, 3)
-        sums = corners[0] - corners[1] - corners[2] + corners[3]
-        mean = (sums.to(torch.float32) - MEAN * self.inside) / (STD * self.area)
-        return mean.permute(2, 0, 1)[None]
+        mean = box_means(sat.table.view(-1, 3), self.index.view(4, -1), self.inside.view(-1), self.area.view(-1))
+        return mean.view(*self.canvas, 3).permute(2, 0, 1)[None]
