@@ -67,7 +67,7 @@ class SummedAreaTable:
 class MaxPool(nn.MaxPool2d):
     """MTCNN's pooling layers (`ceil_mode=True`, no padding): torch's `max_pool2d`, or the compiled extension's
     `max_pool_cl` kernel where it is loaded and the input is a float32 channels-last CPU tensor without gradients
-    (the same values; 0.3 → 0.05 ms for P-Net's first pool on a 512×512 photo's canvas)."""
+    (the same values; MTCNN's six pools on a 512×512 photo: 0.95 → 0.63 ms)."""
 
     def __init__(self, kernel: int, stride: int):
         super().__init__(kernel, stride, ceil_mode=True)
