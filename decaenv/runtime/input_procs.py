@@ -80,12 +80,12 @@ def _start(spec: PrepareSpec, ring=None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    from decaenv.runtime.rasterizer import extension
+
+    extension.load()  # its input-side kernels (crop warp, PNG unfiltering, MTCNN's) when built
     from decaenv.runtime import png_fast
 
     png_fast.enable()  # its decoders hold the lock while decoding: fine in a process of its own, not in threads
-    from decaenv.runtime.rasterizer import extension
-
-    extension.load()  # its input-side kernels (crop warp, PNG unfiltering, summed-area table) when built
     _WORKER["prepare"] = Preparer(spec)
     _WORKER["ring"] = ring.numpy() if ring is not None else None
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import struct
-import sys
-import warnings
 import zlib
 from typing import Iterator, Optional, Tuple
 
@@ -28,10 +26,11 @@ _ENABLED = False
 
 
 def enable() -> bool:
-    """Decode plain PNGs faster in this process from now on, if `deflate` or `pyspng` is installed (returns
-    whether)."""
+    """Decode plain PNGs faster in this process from now on, if one of the decoders is here: `pyspng`, or
+    `deflate` with the extension's kernel already loaded (returns whether). Without either, every PNG would be
+    read twice (here, then by Pillow) for nothing."""
     global _ENABLED
-    _ENABLED = any(importlib.util.find_spec(name) is not None for name in ("deflate", "pyspng"))
+    _ENABLED = importlib.util.find_spec("pyspng") is not None or _inflater_and_kernel() is not None
     return _ENABLED
 
 
@@ -87,26 +86,30 @@ def _inflate_and_unfilter(data: bytes) -> Optional[np.ndarray]:
     """The pixels through libdeflate and `decaenv::png_unfilter`, or None where either is missing or the file is
     interlaced. Raises ValueError (or deflate's error) on data that does not inflate to the image's size."""
     width, height, _, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    if interlace != 0 or "torch" not in sys.modules:
+    pieces = _inflater_and_kernel() if interlace == 0 else None
+    if pieces is None:
         return None
-    try:
-        import deflate
-    except ImportError:
-        return None
-    from decaenv.runtime.rasterizer.extension import loaded_op
-
-    op = loaded_op("png_unfilter")
-    if op is None:
-        return None
+    deflate, op = pieces
     channels = 3 if colour == _RGB else 4
     expected = height * (1 + width * channels)
     stream = b"".join(data[start : start + length] for kind, start, length in _chunks(data) if kind == b"IDAT")
     scanlines = deflate.zlib_decompress(stream, expected)
     if len(scanlines) != expected:
         raise ValueError(f"the image data holds {len(scanlines)} bytes, not {expected}")
-    import torch
+    from decaenv.runtime.rasterizer.extension import readonly_view
 
-    with warnings.catch_warnings():  # (read-only bytes: torch warns that they could be written; the op only reads)
-        warnings.simplefilter("ignore", UserWarning)
-        source = torch.frombuffer(scanlines, dtype=torch.uint8)
-    return op(source, height, width, channels).numpy()
+    return op(readonly_view(scanlines), height, width, channels).numpy()
+
+
+def _inflater_and_kernel():
+    """(the `deflate` module, `decaenv::png_unfilter`) when both are here, else None."""
+    from decaenv.runtime.rasterizer.extension import loaded_op
+
+    op = loaded_op("png_unfilter")
+    if op is None:
+        return None
+    try:
+        import deflate
+    except ImportError:
+        return None
+    return deflate, op

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
@@ -131,10 +133,11 @@ def _ops_loaded() -> bool:
 def loaded_op(name: str):
     """`torch.ops.decaenv.<name>` when a build is loaded in this process and registers it, else None.
 
-    Never loads a build (the rasterizer backend's choice does): ops other than `rasterize` are faster
-    kernels of what the torch code computes bit for bit, used where they happen to be there.
+    Never loads a build (the rasterizer backend's choice does, and the input worker processes'), nor torch: a
+    process that has not imported torch has no build loaded. Ops other than `rasterize` are faster kernels of
+    what the torch or numpy code computes bit for bit, used where they happen to be there.
     """
-    if _state["variant"] is None and not _ops_loaded():
+    if "torch" not in sys.modules or (_state["variant"] is None and not _ops_loaded()):
         return None
     import torch
 
@@ -142,6 +145,19 @@ def loaded_op(name: str):
         return getattr(torch.ops.decaenv, name)
     except (AttributeError, RuntimeError):  # an older build in this process: not registered
         return None
+
+
+def readonly_view(array) -> Any:
+    """A CPU tensor sharing the memory of a numpy array or a bytes object, read-only ones included, for an op that
+    only reads it (torch warns that such memory could be written through the tensor)."""
+    import numpy as np
+    import torch
+
+    if isinstance(array, (bytes, bytearray, memoryview)):
+        array = np.frombuffer(array, dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
 
 
 def checked_op(name: str, checks: Dict[Any, bool], key: Any, agrees: Callable[[Any], bool], limit: int = 256):
