@@ -2,11 +2,11 @@
 //
 // One pass over the cells: the four corner rows gathered, summed exactly in 64-bit integers, and normalised.
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <cstdint>
 
 #include "../box_means.h"
+#include "alloc.h"
 
 namespace decaenv {
 
@@ -49,7 +49,7 @@ at::Tensor box_means_cpu(const at::Tensor& table, const at::Tensor& corners, con
                 ", got ", t->sizes(), " ", t->scalar_type());
   }
   const int64_t rows = table.size(0), c = table.size(1);
-  at::Tensor out = at::empty({p_count, c}, inside.options());
+  at::Tensor out = empty_cpu({p_count, c}, at::kFloat);
   const int64_t* idx = corners.data_ptr<int64_t>();
   if (table.scalar_type() == at::kInt) {
     means(table.data_ptr<int32_t>(), rows, c, idx, p_count, inside.data_ptr<float>(), area.data_ptr<float>(),

@@ -6,11 +6,11 @@
 // bit-identical to the torch path (three gathers, products and sums in that order).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <atomic>
 
 #include "../interpolate.h"
+#include "alloc.h"
 
 namespace decaenv {
 
@@ -42,7 +42,7 @@ at::Tensor interpolate_cpu(const at::Tensor& pix_to_face, const at::Tensor& bary
   const int64_t bp = pix_to_face.size(0), ba = face_attrs.size(0), B = std::max(bp, ba);
   const int64_t H = pix_to_face.size(1), W = pix_to_face.size(2), P = H * W;
   const int64_t F = face_attrs.size(1), D = face_attrs.size(3);
-  at::Tensor out = at::empty({B, D + 1, H, W}, face_attrs.options());  // every element written below
+  at::Tensor out = empty_cpu({B, D + 1, H, W}, face_attrs.scalar_type());  // every element written below
   const int64_t* p2f = pix_to_face.data_ptr<int64_t>();
   const float* w = bary.data_ptr<float>();
   const float* attrs = face_attrs.data_ptr<float>();

@@ -4,13 +4,13 @@
 // pixel with a loop over the channels the compiler vectorises, instead of a strided walk per channel.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 #include "../max_pool.h"
+#include "alloc.h"
 
 namespace decaenv {
 
@@ -46,7 +46,7 @@ at::Tensor max_pool_cl_cpu(const at::Tensor& x, int64_t kernel, int64_t stride) 
   TORCH_CHECK(kernel >= 1 && stride >= 1 && kernel <= h && kernel <= w, "decaenv::max_pool_cl: kernel ", kernel,
               " and stride ", stride, " do not fit a ", h, " x ", w, " input");
   const int64_t ho = pooled_size(h, kernel, stride), wo = pooled_size(w, kernel, stride);
-  at::Tensor out = at::empty({n, c, ho, wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  at::Tensor out = empty_cpu({n, c, ho, wo}, x.scalar_type(), at::MemoryFormat::ChannelsLast);
   const float* in = x.data_ptr<float>();
   float* dst = out.data_ptr<float>();
   at::parallel_for(0, n * ho, 16, [&](int64_t begin, int64_t end) {

@@ -4,7 +4,6 @@
 // (RGBA, then copied without alpha). Serial: a row depends on the one above; an input worker decodes its own
 // image.
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "../png.h"
+#include "alloc.h"
 
 namespace decaenv {
 
@@ -92,7 +92,7 @@ at::Tensor png_unfilter_cpu(const at::Tensor& scanlines, int64_t height, int64_t
               "decaenv::png_unfilter: ", scanlines.numel(), " bytes of scanlines, expected ", height, " x (1 + ",
               width, " x ", channels, ")");
   const uint8_t* in = scanlines.data_ptr<uint8_t>();
-  at::Tensor rgb = at::empty({height, width, 3}, scanlines.options());
+  at::Tensor rgb = empty_cpu({height, width, 3}, at::kByte);
   if (channels == 3) {
     unfilter_image<3>(in, height, width * 3, rgb.data_ptr<uint8_t>());
     return rgb;

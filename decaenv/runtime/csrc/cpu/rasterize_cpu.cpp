@@ -7,7 +7,6 @@
 //    writes its own pixels, so the result does not depend on the number of threads.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <algorithm>
 #include <numeric>
@@ -16,6 +15,7 @@
 #include "../checks.h"
 #include "../raster_math.h"
 #include "../rasterize.h"
+#include "alloc.h"
 
 namespace decaenv {
 namespace {
@@ -200,9 +200,9 @@ RasterOutput rasterize_cpu(const at::Tensor& face_verts, const at::Tensor& pix_x
   check_inputs(face_verts, pix_x, pix_y, c10::DeviceType::CPU);
   const int64_t B = face_verts.size(0), F = face_verts.size(1);
   const int64_t H = pix_y.size(0), W = pix_x.size(0);
-  at::Tensor p2f = at::empty({B, H, W}, face_verts.options().dtype(at::kLong));
-  at::Tensor bary = at::empty({B, H, W, 3}, face_verts.options());
-  at::Tensor zbuf = at::empty({B, H, W}, face_verts.options());
+  at::Tensor p2f = empty_cpu({B, H, W}, at::kLong);
+  at::Tensor bary = empty_cpu({B, H, W, 3}, face_verts.scalar_type());
+  at::Tensor zbuf = empty_cpu({B, H, W}, face_verts.scalar_type());
   if (B * H * W == 0) return {p2f, bary, zbuf};
 
   const float* xs = pix_x.data_ptr<float>();

@@ -7,11 +7,11 @@
 // thread count. Built with -ffp-contract=off (no fused multiply-adds).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <algorithm>
 
 #include "../shade.h"
+#include "alloc.h"
 
 namespace decaenv {
 
@@ -87,7 +87,7 @@ at::Tensor shade_directional_cpu(const at::Tensor& normal_map, const at::Tensor&
   check_shade(normal_map, directions, intensities, grey, alpha, backdrop);
   const int64_t B = normal_map.size(0), L = directions.size(1);
   const int64_t plane = normal_map.size(2) * normal_map.size(3);
-  at::Tensor out = at::empty(normal_map.sizes(), normal_map.options());
+  at::Tensor out = empty_cpu(normal_map.sizes(), normal_map.scalar_type());
   const int64_t blocks = (plane + kBlock - 1) / kBlock;
   if (B * blocks == 0) return out;
   const float* nm = normal_map.data_ptr<float>();

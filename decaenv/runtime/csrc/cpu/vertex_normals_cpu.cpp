@@ -7,13 +7,13 @@
 // std::fma calls, placed where torch's x86 CPU kernels fuse.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "../vertex_normals.h"
+#include "alloc.h"
 
 namespace decaenv {
 
@@ -55,7 +55,7 @@ at::Tensor vertex_normals_cpu(const at::Tensor& vertices, const at::Tensor& face
   std::vector<int64_t> cursor(start.begin(), start.end() - 1);
   for (int64_t p = 0; p < 3 * F; ++p) order[cursor[fc[(p % F) * 3 + kCornerOrder[p / F]]]++] = p;
 
-  at::Tensor out = at::empty({B, V, 3}, vertices.options());  // every element written below
+  at::Tensor out = empty_cpu({B, V, 3}, vertices.scalar_type());  // every element written below
   const float* vt = vertices.data_ptr<float>();
   float* o = out.data_ptr<float>();
   at::parallel_for(0, V, 1024, [&](int64_t v0, int64_t v1) {
