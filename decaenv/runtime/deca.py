@@ -188,9 +188,10 @@ class DECA(nn.Module):
         self.n_param = sum(self.param_dict.values())
         self.n_detail = model.n_detail
         self.n_cond = model.n_exp + 3
-        self.E_flame = ResnetEncoder(outsize=self.n_param)
-        self.E_detail = ResnetEncoder(outsize=self.n_detail)
-        self.D_detail = DetailGenerator(latent_dim=self.n_detail + self.n_cond, out_scale=model.max_z)
+        # No random initialisation (init=False): load_strict below fills every parameter and buffer, or raises.
+        self.E_flame = ResnetEncoder(outsize=self.n_param, init=False)
+        self.E_detail = ResnetEncoder(outsize=self.n_detail, init=False)
+        self.D_detail = DetailGenerator(latent_dim=self.n_detail + self.n_cond, out_scale=model.max_z, init=False)
         ckpt_path = self._data_path("pretrained_modelpath")
         state = load_checkpoint(ckpt_path, trusted_sha256=trusted_sha256)
         for name in ("E_flame", "E_detail", "D_detail"):

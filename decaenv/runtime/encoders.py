@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from decaenv.deca_layout import CODE_SPLIT
+from decaenv.runtime.layers import layer_types
 from decaenv.runtime.resnet import ResNet50
 
 
@@ -16,12 +17,14 @@ class ResnetEncoder(nn.Module):
 
     Args:
         outsize: 236 for `E_flame`, 128 for `E_detail` (deca-spec §2).
+        init: randomly initialise the weights (False: a checkpoint fills them, see `decaenv.runtime.layers`).
     """
 
-    def __init__(self, outsize: int):
+    def __init__(self, outsize: int, init: bool = True):
         super().__init__()
-        self.encoder = ResNet50()
-        self.layers = nn.Sequential(nn.Linear(ResNet50.FEATURE_DIM, 1024), nn.ReLU(), nn.Linear(1024, outsize))
+        _, linear = layer_types(init)
+        self.encoder = ResNet50(init)
+        self.layers = nn.Sequential(linear(ResNet50.FEATURE_DIM, 1024), nn.ReLU(), linear(1024, outsize))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, 3, 224, 224) float32 in [0, 1] → (B, outsize) float32."""

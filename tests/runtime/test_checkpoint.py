@@ -137,3 +137,38 @@ def test_code_split_and_detail_latent_order():
     latent = detail_latent(parts["pose"], parts["exp"], torch.full((1, 128), -1.0))
     assert latent.shape == (1, 181)
     assert latent[0, :3].tolist() == [203.0, 204.0, 205.0] and latent[0, 3].item() == 150.0
+
+
+def test_deca_networks_hold_exactly_the_checkpoint(synthetic_data_dir):
+    """DECA builds its networks without random initialisation (`init=False`): every parameter and buffer,
+    BatchNorm's running statistics and counters included, must then be the checkpoint's, bit for bit."""
+    from decaenv.runtime.deca import DECA
+    from decaenv.runtime.layers import FilledConv2d, FilledLinear
+
+    deca = DECA(synthetic_data_dir, device="cpu", rasterizer="torch")
+    state = load_checkpoint(synthetic_data_dir / "deca_model.tar")
+    for name in ("E_flame", "E_detail", "D_detail"):
+        net = getattr(deca, name)
+        assert any(isinstance(m, FilledConv2d) for m in net.modules())
+        assert any(isinstance(m, FilledLinear) for m in net.modules())
+        loaded = net.state_dict()
+        assert list(loaded) == list(keys.checkpoint_layout()[name])
+        for key, value in loaded.items():
+            assert torch.equal(value, state[name][key]), f"{name}.{key}"
+
+
+def test_networks_built_with_init_are_initialised_and_filled_ones_are_not(monkeypatch):
+    """`init=True` (the default, e.g. for training or tests) keeps torch's initialisation; `init=False` never
+    calls it, and leaves the same keys and shapes for the checkpoint."""
+    calls = []
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda t, *a, **k: calls.append(t.shape) or t)
+    filled = ResnetEncoder(236, init=False)
+    assert calls == []
+    ResnetEncoder(236)
+    assert len(calls) == 53 + 2  # ResNet-50's 53 convolutions and the head's two linear layers
+    assert filled.state_dict().keys() == ResnetEncoder(236).state_dict().keys()
+    calls.clear()
+    DetailGenerator(init=False)
+    assert calls == []
+    DetailGenerator()
+    assert len(calls) == 1 + 6  # l1 and six convolutions
