@@ -1,6 +1,6 @@
 """Convolution and linear layer types for DECA's networks: torch's own, or ones a checkpoint fills.
 
-DECA's three networks hold 50 M parameters whose Kaiming initialisation (~0.15 s per load, a quarter of
+DECA's three networks hold 50 M parameters whose Kaiming initialisation (~0.18 s per load, ~30 % of
 `DECA()` on two cores) `load_strict` overwrites at once, every key checked. `layer_types(init=False)` gives
 subclasses that skip it; their weights are uninitialised memory until the checkpoint is copied in. Real memory
 from the start: torch's meta device was slower here (its first use in a process costs more than the
