@@ -2,7 +2,7 @@
 //
 // at::empty's CPU path without <ATen/ops/empty.h>: that header pulls in the dispatcher's operator
 // declarations, ~1.8 s of compiler time in every unit that includes it (~3.2 s against ~1.4 s per kernel unit,
-// measured with gcc 13 and torch 2.13); ATen/EmptyTensor.h holds the CPU allocation itself.
+// measured with gcc 12 and torch 2.13); ATen/EmptyTensor.h holds the CPU allocation itself.
 #pragma once
 
 #include <ATen/EmptyTensor.h>
