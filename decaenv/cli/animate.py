@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from decaenv.cli._options import JSON_SUMMARY, TRUST_CHECKPOINT
+from decaenv.cli._options import DETECTOR, DEVICE, ISCROP, JSON_SUMMARY, OUT, RASTERIZER, TEX_TYPE, TRUST_CHECKPOINT
 from decaenv.cli._state import state_of
 
 
@@ -22,9 +22,7 @@ def animate(
         metavar="PATH",
         help="Image, folder, text list or video (each frame a head). Repeat for several.",
     ),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", "--savefolder", "-s", metavar="DIR", help="Output folder (created)."
-    ),
+    out: Optional[Path] = OUT,
     expressions: Optional[List[Path]] = typer.Option(
         None,
         "--expressions",
@@ -46,13 +44,13 @@ def animate(
     yaw_step: int = typer.Option(5, "--yaw-step", help="Head turn step in degrees (DECA: 5)."),
     max_jaw: int = typer.Option(30, "--max-jaw", help="Jaw opening in degrees (DECA: 30)."),
     jaw_step: int = typer.Option(2, "--jaw-step", help="Jaw opening step in degrees (DECA: 2)."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames decoded and rendered together."),
-    detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
-    rasterizer: str = typer.Option("auto", "--rasterizer", "--rasterizer_type", help="Rasterizer backend."),
-    iscrop: str = typer.Option("true", "--iscrop", metavar="BOOL", help="Crop round the faces (true) or not."),
+    detector: str = DETECTOR,
+    rasterizer: str = RASTERIZER,
+    iscrop: str = ISCROP,
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Albedo model; adds the texture row."),
-    tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM or FLAME."),
+    tex_type: str = TEX_TYPE,
     sample_step: int = typer.Option(1, "--sample-step", min=1, help="--expressions video: every n-th frame."),
     as_json: bool = JSON_SUMMARY,
     trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,

@@ -8,7 +8,23 @@ from typing import List, Optional
 
 import typer
 
-from decaenv.cli._options import JSON_SUMMARY, TRUST_CHECKPOINT
+from decaenv.cli._options import (
+    DETECTOR,
+    DEVICE,
+    ISCROP,
+    JSON_SUMMARY,
+    OUT,
+    RASTERIZER,
+    SAVE_DEPTH,
+    SAVE_IMAGES,
+    SAVE_KPT,
+    SAVE_MAT,
+    SAVE_OBJ,
+    SAVE_VIS,
+    TEX_TYPE,
+    TRUST_CHECKPOINT,
+    USE_TEX_DECA,
+)
 from decaenv.cli._state import state_of
 
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
@@ -61,36 +77,23 @@ def reconstruct(
         metavar="PATH",
         help="Image, folder (jpg/jpeg/png/bmp/webp), text list of paths, or video. Repeat for several.",
     ),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", "--savefolder", "-s", metavar="DIR", help="Output folder (created)."
-    ),
-    device: str = typer.Option(
-        "auto", "--device", help="auto (CUDA, else Apple MPS, when usable), cpu, cuda, cuda:N or mps."
-    ),
+    out: Optional[Path] = OUT,
+    device: str = DEVICE,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images encoded and decoded together."),
-    detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
-    rasterizer: str = typer.Option(
-        "auto",
-        "--rasterizer",
-        "--rasterizer_type",
-        help="Rasterizer backend (auto, cpu, cuda, torch, pytorch3d, reference; DECA's 'standard' = auto).",
-    ),
-    iscrop: str = typer.Option(
-        "true", "--iscrop", metavar="BOOL", help="Crop round the face (true) or use the whole image (false)."
-    ),
+    detector: str = DETECTOR,
+    rasterizer: str = RASTERIZER,
+    iscrop: str = ISCROP,
     render_orig: bool = typer.Option(
         False, "--render-orig/--no-render-orig", help="Also render at the original image size (vis and images)."
     ),
     render_orig_deca: Optional[str] = typer.Option(None, "--render_orig", metavar="BOOL", hidden=True),
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
-    use_tex_deca: Optional[str] = typer.Option(None, "--useTex", metavar="BOOL", hidden=True),
+    use_tex_deca: Optional[str] = USE_TEX_DECA,
     extract_tex: bool = typer.Option(
         True, "--extract-tex/--no-extract-tex", help="With --use-tex: texture from the image inside the face mask."
     ),
     extract_tex_deca: Optional[str] = typer.Option(None, "--extractTex", metavar="BOOL", hidden=True),
-    tex_type: str = typer.Option(
-        "BFM", "--tex-type", help="Albedo model: BFM (FLAME_albedo_from_BFM.npz) or FLAME (FLAME_texture.npz)."
-    ),
+    tex_type: str = TEX_TYPE,
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
     save: Optional[str] = typer.Option(
         None,
@@ -99,12 +102,12 @@ def reconstruct(
         help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
         "(or all / none), and detail-uv, glb, ply, video, report. Default: vis.",
     ),
-    save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
-    save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
-    save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
-    save_obj: Optional[str] = typer.Option(None, "--saveObj", metavar="BOOL", hidden=True),
-    save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
-    save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
+    save_vis: Optional[str] = SAVE_VIS,
+    save_kpt: Optional[str] = SAVE_KPT,
+    save_depth: Optional[str] = SAVE_DEPTH,
+    save_obj: Optional[str] = SAVE_OBJ,
+    save_mat: Optional[str] = SAVE_MAT,
+    save_images: Optional[str] = SAVE_IMAGES,
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
     faces: str = typer.Option(
         "largest", "--faces", help="largest (DECA) or all: every detected face, items named <name>_face<k>."

@@ -8,7 +8,23 @@ from typing import List, Optional
 
 import typer
 
-from decaenv.cli._options import JSON_SUMMARY, TRUST_CHECKPOINT
+from decaenv.cli._options import (
+    DETECTOR,
+    DEVICE,
+    ISCROP,
+    JSON_SUMMARY,
+    OUT,
+    RASTERIZER,
+    SAVE_DEPTH,
+    SAVE_IMAGES,
+    SAVE_KPT,
+    SAVE_MAT,
+    SAVE_OBJ,
+    SAVE_VIS,
+    TEX_TYPE,
+    TRUST_CHECKPOINT,
+    USE_TEX_DECA,
+)
 from decaenv.cli._state import state_of
 
 
@@ -30,18 +46,16 @@ def transfer(
         metavar="PATH",
         help="Expression/jaw pose from: an image, folder, text list or video. Repeat for several.",
     ),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", "--savefolder", "-s", metavar="DIR", help="Output folder (created)."
-    ),
+    out: Optional[Path] = OUT,
     pose: bool = typer.Option(False, "--pose/--no-pose", help="Also take the target's global head pose."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when usable), cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Targets encoded and decoded together."),
-    detector: str = typer.Option("auto", "--detector", help="Face detector: auto, fan, mtcnn or none."),
-    rasterizer: str = typer.Option("auto", "--rasterizer", "--rasterizer_type", help="Rasterizer backend."),
-    iscrop: str = typer.Option("true", "--iscrop", metavar="BOOL", help="Crop round the faces (true) or not."),
+    detector: str = DETECTOR,
+    rasterizer: str = RASTERIZER,
+    iscrop: str = ISCROP,
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
-    use_tex_deca: Optional[str] = typer.Option(None, "--useTex", metavar="BOOL", hidden=True),
-    tex_type: str = typer.Option("BFM", "--tex-type", help="Albedo model: BFM or FLAME."),
+    use_tex_deca: Optional[str] = USE_TEX_DECA,
+    tex_type: str = TEX_TYPE,
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
     save: Optional[str] = typer.Option(
         None,
@@ -50,12 +64,12 @@ def transfer(
         help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes, "
         "glb, ply (or all / none). Default: vis.",
     ),
-    save_vis: Optional[str] = typer.Option(None, "--saveVis", metavar="BOOL", hidden=True),
-    save_kpt: Optional[str] = typer.Option(None, "--saveKpt", metavar="BOOL", hidden=True),
-    save_depth: Optional[str] = typer.Option(None, "--saveDepth", metavar="BOOL", hidden=True),
-    save_obj: Optional[str] = typer.Option(None, "--saveObj", metavar="BOOL", hidden=True),
-    save_mat: Optional[str] = typer.Option(None, "--saveMat", metavar="BOOL", hidden=True),
-    save_images: Optional[str] = typer.Option(None, "--saveImages", metavar="BOOL", hidden=True),
+    save_vis: Optional[str] = SAVE_VIS,
+    save_kpt: Optional[str] = SAVE_KPT,
+    save_depth: Optional[str] = SAVE_DEPTH,
+    save_obj: Optional[str] = SAVE_OBJ,
+    save_mat: Optional[str] = SAVE_MAT,
+    save_images: Optional[str] = SAVE_IMAGES,
     as_json: bool = JSON_SUMMARY,
     trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
 ) -> None:

@@ -237,3 +237,19 @@ def test_light_coercion_matches_typer(capsys):
     assert "'--batch-size': 0 is not in the range x>=1" in capsys.readouterr().err
     assert main(["doctor", "--timeout", "0.01", "--list-checks"]) == 1
     assert "not in the range x>=0.1" in capsys.readouterr().err
+
+
+SHARED_OPTIONS = ("--out", "--device", "--detector", "--rasterizer", "--iscrop", "--tex-type", "--json")
+
+
+@pytest.mark.parametrize("option", SHARED_OPTIONS)
+def test_the_commands_that_run_deca_share_their_common_options(option):
+    """reconstruct, transfer and animate declare these once (`decaenv.cli._options`): the same names, default and
+    help everywhere (transfer and animate once said less about --device than reconstruct: no MPS)."""
+    seen = set()
+    for name in ("reconstruct", "transfer", "animate"):
+        (param,) = [p for p in ROOT.commands[name].params if option in p.opts]
+        seen.add((tuple(param.opts), tuple(param.secondary_opts), param.default, param.help, param.hidden))
+    assert len(seen) == 1, seen
+    if option == "--device":
+        assert "mps" in next(iter(seen))[3]
