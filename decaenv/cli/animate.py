@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from decaenv.cli._options import DETECTOR, DEVICE, ISCROP, JSON_SUMMARY, OUT, RASTERIZER, TEX_TYPE, TRUST_CHECKPOINT
+from decaenv.cli import _options as opt
 from decaenv.cli._state import state_of
 
 
@@ -22,7 +22,7 @@ def animate(
         metavar="PATH",
         help="Image, folder, text list or video (each frame a head). Repeat for several.",
     ),
-    out: Optional[Path] = OUT,
+    out: Optional[Path] = opt.OUT,
     expressions: Optional[List[Path]] = typer.Option(
         None,
         "--expressions",
@@ -44,16 +44,16 @@ def animate(
     yaw_step: int = typer.Option(5, "--yaw-step", help="Head turn step in degrees (DECA: 5)."),
     max_jaw: int = typer.Option(30, "--max-jaw", help="Jaw opening in degrees (DECA: 30)."),
     jaw_step: int = typer.Option(2, "--jaw-step", help="Jaw opening step in degrees (DECA: 2)."),
-    device: str = DEVICE,
+    device: str = opt.DEVICE,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Frames decoded and rendered together."),
-    detector: str = DETECTOR,
-    rasterizer: str = RASTERIZER,
-    iscrop: str = ISCROP,
+    detector: str = opt.DETECTOR,
+    rasterizer: str = opt.RASTERIZER,
+    iscrop: str = opt.ISCROP,
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Albedo model; adds the texture row."),
-    tex_type: str = TEX_TYPE,
+    tex_type: str = opt.TEX_TYPE,
     sample_step: int = typer.Option(1, "--sample-step", min=1, help="--expressions video: every n-th frame."),
-    as_json: bool = JSON_SUMMARY,
-    trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
+    as_json: bool = opt.JSON_SUMMARY,
+    trust_checkpoint: Optional[str] = opt.TRUST_CHECKPOINT,
 ) -> None:
     """Animate reconstructed heads (DECA's demo_teaser): head turn and expressions as mp4 and gif."""
     from decaenv.cli._console import make_console, print_json, progress_enabled

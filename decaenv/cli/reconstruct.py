@@ -8,23 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from decaenv.cli._options import (
-    DETECTOR,
-    DEVICE,
-    ISCROP,
-    JSON_SUMMARY,
-    OUT,
-    RASTERIZER,
-    SAVE_DEPTH,
-    SAVE_IMAGES,
-    SAVE_KPT,
-    SAVE_MAT,
-    SAVE_OBJ,
-    SAVE_VIS,
-    TEX_TYPE,
-    TRUST_CHECKPOINT,
-    USE_TEX_DECA,
-)
+from decaenv.cli import _options as opt
 from decaenv.cli._state import state_of
 
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
@@ -77,23 +61,23 @@ def reconstruct(
         metavar="PATH",
         help="Image, folder (jpg/jpeg/png/bmp/webp), text list of paths, or video. Repeat for several.",
     ),
-    out: Optional[Path] = OUT,
-    device: str = DEVICE,
+    out: Optional[Path] = opt.OUT,
+    device: str = opt.DEVICE,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images encoded and decoded together."),
-    detector: str = DETECTOR,
-    rasterizer: str = RASTERIZER,
-    iscrop: str = ISCROP,
+    detector: str = opt.DETECTOR,
+    rasterizer: str = opt.RASTERIZER,
+    iscrop: str = opt.ISCROP,
     render_orig: bool = typer.Option(
         False, "--render-orig/--no-render-orig", help="Also render at the original image size (vis and images)."
     ),
     render_orig_deca: Optional[str] = typer.Option(None, "--render_orig", metavar="BOOL", hidden=True),
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
-    use_tex_deca: Optional[str] = USE_TEX_DECA,
+    use_tex_deca: Optional[str] = opt.USE_TEX_DECA,
     extract_tex: bool = typer.Option(
         True, "--extract-tex/--no-extract-tex", help="With --use-tex: texture from the image inside the face mask."
     ),
     extract_tex_deca: Optional[str] = typer.Option(None, "--extractTex", metavar="BOOL", hidden=True),
-    tex_type: str = TEX_TYPE,
+    tex_type: str = opt.TEX_TYPE,
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
     save: Optional[str] = typer.Option(
         None,
@@ -102,12 +86,12 @@ def reconstruct(
         help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes "
         "(or all / none), and detail-uv, glb, ply, video, report. Default: vis.",
     ),
-    save_vis: Optional[str] = SAVE_VIS,
-    save_kpt: Optional[str] = SAVE_KPT,
-    save_depth: Optional[str] = SAVE_DEPTH,
-    save_obj: Optional[str] = SAVE_OBJ,
-    save_mat: Optional[str] = SAVE_MAT,
-    save_images: Optional[str] = SAVE_IMAGES,
+    save_vis: Optional[str] = opt.SAVE_VIS,
+    save_kpt: Optional[str] = opt.SAVE_KPT,
+    save_depth: Optional[str] = opt.SAVE_DEPTH,
+    save_obj: Optional[str] = opt.SAVE_OBJ,
+    save_mat: Optional[str] = opt.SAVE_MAT,
+    save_images: Optional[str] = opt.SAVE_IMAGES,
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip items whose outputs all exist."),
     faces: str = typer.Option(
         "largest", "--faces", help="largest (DECA) or all: every detected face, items named <name>_face<k>."
@@ -118,7 +102,7 @@ def reconstruct(
         help="Video: smooth crop boxes and codes over frames (moving average; changes DECA's numbers).",
     ),
     smooth_alpha: float = typer.Option(0.5, "--smooth-alpha", help="--smooth weight of the new frame, in (0, 1]."),
-    as_json: bool = JSON_SUMMARY,
+    as_json: bool = opt.JSON_SUMMARY,
     precision: str = typer.Option(
         "fp32",
         "--precision",
@@ -147,7 +131,7 @@ def reconstruct(
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", metavar="ADDR", help="--engine ray: the cluster (default: RAY_ADDRESS or a local one)."
     ),
-    trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
+    trust_checkpoint: Optional[str] = opt.TRUST_CHECKPOINT,
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json, progress_enabled

@@ -8,23 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from decaenv.cli._options import (
-    DETECTOR,
-    DEVICE,
-    ISCROP,
-    JSON_SUMMARY,
-    OUT,
-    RASTERIZER,
-    SAVE_DEPTH,
-    SAVE_IMAGES,
-    SAVE_KPT,
-    SAVE_MAT,
-    SAVE_OBJ,
-    SAVE_VIS,
-    TEX_TYPE,
-    TRUST_CHECKPOINT,
-    USE_TEX_DECA,
-)
+from decaenv.cli import _options as opt
 from decaenv.cli._state import state_of
 
 
@@ -46,16 +30,16 @@ def transfer(
         metavar="PATH",
         help="Expression/jaw pose from: an image, folder, text list or video. Repeat for several.",
     ),
-    out: Optional[Path] = OUT,
+    out: Optional[Path] = opt.OUT,
     pose: bool = typer.Option(False, "--pose/--no-pose", help="Also take the target's global head pose."),
-    device: str = DEVICE,
+    device: str = opt.DEVICE,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Targets encoded and decoded together."),
-    detector: str = DETECTOR,
-    rasterizer: str = RASTERIZER,
-    iscrop: str = ISCROP,
+    detector: str = opt.DETECTOR,
+    rasterizer: str = opt.RASTERIZER,
+    iscrop: str = opt.ISCROP,
     use_tex: bool = typer.Option(False, "--use-tex/--no-use-tex", help="Use the albedo model (needs its npz)."),
-    use_tex_deca: Optional[str] = USE_TEX_DECA,
-    tex_type: str = TEX_TYPE,
+    use_tex_deca: Optional[str] = opt.USE_TEX_DECA,
+    tex_type: str = opt.TEX_TYPE,
     sample_step: int = typer.Option(1, "--sample-step", "--sample_step", min=1, help="Video: every n-th frame."),
     save: Optional[str] = typer.Option(
         None,
@@ -64,14 +48,14 @@ def transfer(
         help="Comma list of vis, obj, detail-obj, kpt, depth, mat, images, codes, "
         "glb, ply (or all / none). Default: vis.",
     ),
-    save_vis: Optional[str] = SAVE_VIS,
-    save_kpt: Optional[str] = SAVE_KPT,
-    save_depth: Optional[str] = SAVE_DEPTH,
-    save_obj: Optional[str] = SAVE_OBJ,
-    save_mat: Optional[str] = SAVE_MAT,
-    save_images: Optional[str] = SAVE_IMAGES,
-    as_json: bool = JSON_SUMMARY,
-    trust_checkpoint: Optional[str] = TRUST_CHECKPOINT,
+    save_vis: Optional[str] = opt.SAVE_VIS,
+    save_kpt: Optional[str] = opt.SAVE_KPT,
+    save_depth: Optional[str] = opt.SAVE_DEPTH,
+    save_obj: Optional[str] = opt.SAVE_OBJ,
+    save_mat: Optional[str] = opt.SAVE_MAT,
+    save_images: Optional[str] = opt.SAVE_IMAGES,
+    as_json: bool = opt.JSON_SUMMARY,
+    trust_checkpoint: Optional[str] = opt.TRUST_CHECKPOINT,
 ) -> None:
     """Expression transfer (DECA's demo_transfer): the target's expression and jaw on the source's face."""
     from decaenv.cli._console import make_console, print_json, progress_enabled
