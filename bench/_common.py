@@ -36,6 +36,21 @@ def summarize(name: str, times: List[float]) -> Dict[str, float]:
 SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}
 
 
+def kernel_summary() -> str:
+    """Whether decaenv's compiled CPU kernels are in use here (loading them as a run does): the rasterizer, the
+    crop warp, PNG unfiltering and MTCNN's pools. Without them (not built, or built from other sources, which
+    an upgrade or a source edit makes stale) a benchmark times the slower fallbacks, and says so."""
+    from decaenv.runtime.rasterizer import extension
+
+    variant = extension.load()
+    if variant:
+        return f"compiled kernels: the {variant} extension"
+    return (
+        f"compiled kernels NOT in use ({extension.load_error()}): these figures are of the slower fallbacks, "
+        "not decaenv's usual speed"
+    )
+
+
 def cpu_flag_summary() -> str:
     """The `SPEED_FLAGS` this CPU has, space-separated ("unknown" where none can be read)."""
     from decaenv.runtime.hardware import cpu_flags

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from _common import cpu_flag_summary
+from _common import cpu_flag_summary, kernel_summary
 
 SIZES = {"512x512 photo": (512, 512), "1080p frame": (1080, 1920), "4K frame": (2160, 3840)}
 
@@ -34,7 +34,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=10)
     args = parser.parse_args()
-    print(f"CPU flags: {cpu_flag_summary()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"CPU flags: {cpu_flag_summary()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+        f"{kernel_summary()}"
+    )
     photo = Image.fromarray(skimage.data.astronaut())
     cases = []
     for name, (h, w) in SIZES.items():

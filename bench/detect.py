@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import cpu_flag_summary
+from _common import cpu_flag_summary, kernel_summary
 
 
 def _photos(size: int, folder):
@@ -71,7 +71,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags {cpu_flag_summary()}; "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; {kernel_summary()}"
     )
     current = create_detector("mtcnn", "cpu", data_dir=Path(args.data_dir) if args.data_dir else None).detector
     previous = PreviousMtcnn(current)

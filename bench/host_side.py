@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_mtcnn_weights, cpu_flag_summary
+from _common import add_mtcnn_weights, cpu_flag_summary, kernel_summary
 
 CONFIGS = {  # label: (--input-workers kind, ProcessInputPool keywords, the main process's torch threads; 0: all)
     "processes, shared slots": ("processes", {}, 1),
@@ -127,7 +127,10 @@ def main() -> int:
     parser.add_argument("--data-dir", help="DECA data dir (default: synthetic)")
     args = parser.parse_args()
 
-    print(f"{os.cpu_count()} CPUs ({cpu_flag_summary()}), load {os.getloadavg()[0]:.1f}; {args.workers} input workers")
+    print(
+        f"{os.cpu_count()} CPUs ({cpu_flag_summary()}), load {os.getloadavg()[0]:.1f}; {args.workers} input workers; "
+        f"{kernel_summary()}"
+    )
     work = Path(tempfile.mkdtemp(prefix="decaenv-bench-host-"))
     pools: dict = {}
     try:

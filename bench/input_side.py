@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_flag_summary
+from _common import cpu_flag_summary, kernel_summary
 
 
 def _photos(folder: Path, count: int, images: str) -> list:
@@ -88,7 +88,10 @@ def main() -> int:
 
     cpus = usable_cpus()
     counts = sorted({int(w) for w in args.workers.split(",") if w} or {1, 2, max(1, cpus - 1)})
-    print(f"torch {torch.__version__}, {cpus} CPUs ({cpu_flag_summary()}), load {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, {cpus} CPUs ({cpu_flag_summary()}), load {os.getloadavg()[0]:.1f}; "
+        f"{kernel_summary()}"
+    )
     spec = PrepareSpec("mtcnn", args.data_dir)
     prepare = Preparer(spec)
     with tempfile.TemporaryDirectory() as tmp:

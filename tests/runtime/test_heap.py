@@ -27,6 +27,14 @@ def test_freed_blocks_are_reused_instead_of_mapped_again():
     assert _faults("assert heap.keep_freed_blocks()") < 50
 
 
+def test_never_map_also_keeps_blocks_above_the_largest_threshold():
+    """The benchmarks' fault-free eager floor: DECA's detail decoder frees blocks of 33-67 MB at batch 8, above the
+    32 MiB that any mmap threshold allows, so only never mapping keeps them."""
+    large = "reuse_faults = (lambda f: lambda: f(megabytes=(40, 40)))(reuse_faults)"
+    assert _faults(f"{large}; assert heap.keep_freed_blocks()") > 1000
+    assert _faults(f"{large}; assert heap.never_map()") < 50
+
+
 def test_the_input_worker_processes_keep_freed_blocks():
     pool = ProcessInputPool(1, PrepareSpec(detector="none", data_dir=None), slots=0)
     try:
