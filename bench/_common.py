@@ -38,8 +38,8 @@ SPEED_FLAGS = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx
 
 def kernel_summary() -> str:
     """Whether decaenv's compiled CPU kernels are in use here (loading them as a run does): the rasterizer, the
-    crop warp, PNG unfiltering and MTCNN's pools. Without them (not built, or built from other sources, which
-    an upgrade or a source edit makes stale) a benchmark times the slower fallbacks, and says so."""
+    crop warp, PNG unfiltering and MTCNN's box and pooling kernels. Without them (not built, or built from other
+    sources, which an upgrade or a source edit makes stale) a benchmark times the slower fallbacks, and says so."""
     from decaenv.runtime.rasterizer import extension
 
     variant = extension.load()

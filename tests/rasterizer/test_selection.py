@@ -84,6 +84,15 @@ def test_the_automatic_choice_is_announced_once(world, caplog):
     notices = [r for r in caplog.records if "using the torch backend" in r.getMessage()]
     assert len(notices) == 1 and notices[0].levelno == logging.WARNING
     assert "\n" not in notices[0].getMessage()
+    assert "the crop warp, PNG decoding and MTCNN run without their compiled kernels" in notices[0].getMessage()
+
+
+def test_the_notice_names_the_input_side_only_when_the_cpu_extension_is_missing(world, caplog):
+    world["cpu"] = True  # a CUDA device without the CUDA build: the CPU kernels are loaded
+    with caplog.at_level(logging.INFO, logger="decaenv"):
+        backends.get_backend("auto", torch.device("cuda"))
+    notices = [r.getMessage() for r in caplog.records if "rasterizer: using" in r.getMessage()]
+    assert len(notices) == 1 and "crop warp" not in notices[0], notices
 
 
 def _fake_pytorch3d(monkeypatch):

@@ -243,8 +243,19 @@ def get_backend(requested: Union[str, Backend], device) -> Backend:
             _announced.add(tag)
             compiled = SPECS[choice.name].kernel_device is not None
             level = logging.INFO if compiled else logging.WARNING
-            log.log(level, "rasterizer: using the %s backend: %s", choice.name, choice.reason)
+            log.log(
+                level, "rasterizer: using the %s backend: %s%s", choice.name, choice.reason, _input_side_note(compiled)
+            )
     return choice
+
+
+def _input_side_note(compiled: bool) -> str:
+    """Where the CPU extension is not loaded, the input side's kernels are missing too: say so in the same line."""
+    from decaenv.runtime.rasterizer import extension
+
+    if compiled or extension.kernel_for("cpu")[0]:
+        return ""
+    return "; the crop warp, PNG decoding and MTCNN run without their compiled kernels too (slower)"
 
 
 def reset_announcements() -> None:
