@@ -4,7 +4,7 @@
 // then torch.ops.decaenv.rasterize, torch.ops.decaenv._build_info, and torch.ops.decaenv.interpolate,
 // torch.ops.decaenv.vertex_normals, torch.ops.decaenv.shade_directional, and the input side's
 // torch.ops.decaenv.warp_bilinear, torch.ops.decaenv.png_unfilter, torch.ops.decaenv.summed_area,
-// torch.ops.decaenv.box_means and torch.ops.decaenv.max_pool_cl (CPU kernels only).
+// torch.ops.decaenv.box_means, torch.ops.decaenv.max_pool_cl and torch.ops.decaenv.nms_keep (CPU kernels only).
 // The torch dispatcher routes each op to the kernel of the inputs' device.
 #include <torch/library.h>
 
@@ -13,6 +13,7 @@
 #include "box_means.h"
 #include "interpolate.h"
 #include "max_pool.h"
+#include "nms.h"
 #include "png.h"
 #include "rasterize.h"
 #include "shade.h"
@@ -60,6 +61,7 @@ TORCH_LIBRARY(decaenv, m) {
   m.def("summed_area(Tensor image, Tensor(a!) table) -> Tensor(a!)");
   m.def("max_pool_cl(Tensor x, int kernel, int stride) -> Tensor");
   m.def("box_means(Tensor table, Tensor corners, Tensor inside, Tensor area) -> Tensor");
+  m.def("nms_keep(Tensor boxes, float threshold, bool min_mode, Tensor groups) -> Tensor");
   m.def("_build_info() -> str", &decaenv::build_info);
 }
 
@@ -73,6 +75,7 @@ TORCH_LIBRARY_IMPL(decaenv, CPU, m) {
   m.impl("summed_area", &decaenv::summed_area_cpu);
   m.impl("max_pool_cl", &decaenv::max_pool_cl_cpu);
   m.impl("box_means", &decaenv::box_means_cpu);
+  m.impl("nms_keep", &decaenv::nms_keep_cpu);
 }
 
 #ifdef WITH_CUDA

@@ -189,10 +189,17 @@ def nms(
         boxes only suppress boxes of their own group (MTCNN's per-pyramid-level NMS, all levels in one call).
     Returns:
         (K,) int64 indices of the kept boxes, best score first (ties in input order).
+
+    The compiled extension's `nms_keep` kernel where it is loaded and the boxes are float64 on the CPU (one pass
+    against the kept boxes, the same comparisons; ~0.15 → ~0.01 ms a call at MTCNN's sizes), else torch.
     """
     order = torch.sort(scores, descending=True, stable=True).indices
     ordered = boxes[order]
     group = None if groups is None else groups[order]
+    op = loaded_op("nms_keep") if boxes.device.type == "cpu" and boxes.dtype == torch.float64 else None
+    if op is not None:
+        none = torch.zeros(0, dtype=torch.int64)
+        return order[op(ordered.contiguous(), float(threshold), mode == "min", none if group is None else group.long())]
     keep = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
     for start in range(0, len(order), NMS_BLOCK):
         stop = min(start + NMS_BLOCK, len(order))
