@@ -41,7 +41,8 @@ def test_other_channel_counts_and_int64_tables(built_extension):
 
 
 def test_mtcnn_finds_the_same_faces_with_the_kernels(built_extension, monkeypatch, mtcnn_data_dir):
-    """Both MTCNN kernels (this one and `max_pool_cl`) against torch's code, full search and fast pass."""
+    """Every MTCNN kernel (this one, `max_pool_cl`, `box_means`, `nms_keep`) against torch's code, full search and
+    fast pass."""
     import skimage.data
 
     from decaenv.runtime.detectors import create_detector

@@ -14,7 +14,8 @@ short side — the same as running it on a copy downscaled so such a face is 20 
 are the full search's; when that pass finds no face of that size, the full pyramid runs (the detection rate
 does not change). All pyramid levels are packed into one canvas and P-Net runs once (`mtcnn_pyramid`); every
 resize is read from one integer summed-area table in a reused buffer; R-Net and O-Net each run once on all
-their patches; boxes and NMS stay in torch (`mtcnn_ops`); the networks run channels-last without autograd.
+their patches; boxes stay in torch, NMS too or in the extension's `nms_keep` kernel where it is loaded (`mtcnn_ops`);
+the networks run channels-last without autograd.
 """
 
 from __future__ import annotations
