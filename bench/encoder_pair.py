@@ -8,6 +8,11 @@ networks run), configurations alternating in each round.
 Prints ms per image of both encoders (median over rounds and each round's ratio side by side / one after the
 other) and, beside the detector, its detections per second: the pair must not win by starving it. Synthetic
 weights (same shapes and cost as DECA's); the detector runs on skimage's astronaut (public domain).
+
+    .venv/bin/python bench/encoder_pair.py --precision fp32 --late    # the late blocks on the whole batch
+
+With --late, the pair side by side as `build_fast` makes it (the late blocks on the whole batch:
+`fast_packed.WHOLE_BATCH_BYTES`) against the same pair with every block in chunks, alternating.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--calls", type=int, default=4, help="encoder calls per variant and round")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--late", action="store_true", help="late blocks on the whole batch against all in chunks")
     args = parser.parse_args()
 
     import torch
@@ -97,6 +103,8 @@ def main() -> int:
         with torch.inference_mode():
             return pair(nets.E_flame, nets.E_detail, images)
 
+    if args.late:
+        return _compare_late(deca, nets, pair, images, args)
     same = all(torch.equal(a, b) for a, b in zip(sequential(), side_by_side()))
     print(f"  codes side by side equal to one after the other: {same}")
     variants = {"one after the other": sequential, "side by side": side_by_side}
@@ -114,6 +122,45 @@ def main() -> int:
         detector.join()
         pair.close()
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    return 0 if same else 1
+
+
+def _compare_late(deca, nets, pair, images, args) -> int:
+    """The pair side by side with its late blocks on the whole batch against every block in chunks."""
+    import torch
+
+    from decaenv.runtime import fast_packed
+    from decaenv.runtime.fast import build_fast
+
+    saved, fast_packed.WHOLE_BATCH_BYTES = fast_packed.WHOLE_BATCH_BYTES, 0
+    try:
+        chunked = build_fast(deca, args.precision, "packed")
+    finally:
+        fast_packed.WHOLE_BATCH_BYTES = saved
+    late, none = len(nets.E_flame.trunk.late_blocks), len(chunked.E_flame.trunk.late_blocks)
+    print(f"  blocks on the whole batch: {late} of 16 (the comparison: {none})")
+
+    def run(networks):
+        def call():
+            with torch.inference_mode():
+                return pair(networks.E_flame, networks.E_detail, images)
+
+        return call
+
+    variants = {"late on the whole batch": run(nets), "every block in chunks": run(chunked)}
+    same = all(
+        torch.equal(a, b) for a, b in zip(variants["late on the whole batch"](), variants["every block in chunks"]())
+    )
+    print(f"  codes equal: {same}")
+    results = _rounds(variants, args.rounds, args.calls, args.batch, multiprocessing.get_context("spawn").Value("i", 0))
+    for name, rows in results.items():
+        print(f"  {name:<24} {statistics.median(r[0] for r in rows):6.2f} ms per image (both encoders, median)")
+    ratios = [a[0] / b[0] for a, b in zip(results["late on the whole batch"], results["every block in chunks"])]
+    print(
+        f"  whole-batch late blocks / all in chunks: median {statistics.median(ratios):.3f}x "
+        f"(rounds: {' '.join(f'{r:.3f}' for r in ratios)})"
+    )
+    pair.close()
     return 0 if same else 1
 
 

@@ -35,6 +35,11 @@ CHUNK_BYTES = 16 * 2**20
 #: took 33.6-34.6 instead of 34.9-35.8 ms per image (fp32; bf16 17.3-17.9 instead of 18.0-18.7), the same
 #: numbers (docs/BENCHMARKS.md).
 ENCODER_CHUNK_BYTES = 8 * 2**20
+#: The encoder's late blocks whose activations for the whole batch fit here run on the whole batch at once
+#: (`PackedResNet`): fp32 layer 4 (3.2 MB at batch 8; its weights, 15 MB a network, are then read once per batch
+#: instead of once per chunk), bf16 layers 3 and 4. Both encoders side by side, fp32: 3-4 % less time per image
+#: (bf16 ~1.5 %), the same numbers; fp32 layer 3 (6.4 MB) was slower on the whole batch (docs/BENCHMARKS.md).
+WHOLE_BATCH_BYTES = 4 * 2**20
 log = logging.getLogger("decaenv")
 
 
@@ -112,12 +117,16 @@ class PackedConv:
         )
 
 
+PackedBlock = Tuple[PackedConv, PackedConv, PackedConv, Optional[PackedConv]]
+
+
 class PackedResNet(nn.Module):
     """A folded `ResNet50` (every BatchNorm already in its convolution) as packed convolutions.
 
-    The network runs a few images at a time (`chunk`: as many as keep its largest activation, layer 1's
-    256 × 56², within `ENCODER_CHUNK_BYTES` at batch `batch`), with each weight packed for that many; the chunks
-    change no number (each image is computed on its own).
+    The stem and the early blocks run a few images at a time (`chunk`: as many as keep the largest activation,
+    layer 1's 256 × 56², within `ENCODER_CHUNK_BYTES` at batch `batch`); the late blocks whose activations for the
+    whole batch fit `WHOLE_BATCH_BYTES` run on `late_chunk` = `batch` images at once. Each weight is packed for
+    its part's chunk; the chunks change no number (each image is computed on its own).
     """
 
     def __init__(self, folded: nn.Module, dtype: torch.dtype, batch: int = 8, size: int = 224):
@@ -127,35 +136,72 @@ class PackedResNet(nn.Module):
         stem = expect_type(net.conv1, nn.Conv2d)
         itemsize = torch.empty(0, dtype=dtype).element_size()
         self.chunk = _balanced_chunk(batch, _largest_activation(net, size) * itemsize, ENCODER_CHUNK_BYTES)
+        self.late_chunk = batch
         self.stem = PackedConv(stem, (self.chunk, 3, size, size), dtype, "relu")
         side, channels = (size + 1) // 2 // 2, stem.out_channels  # stride-2 stem, stride-2 max pool (224 → 56)
-        self.blocks: List[Tuple[PackedConv, PackedConv, PackedConv, Optional[PackedConv]]] = []
-        for block in _bottlenecks(net):
-            stride, width = block.conv2.stride[0], block.conv1.out_channels
-            shape_in = (self.chunk, channels, side, side)
-            conv1 = PackedConv(block.conv1, shape_in, dtype, "relu")
-            conv2 = PackedConv(block.conv2, (self.chunk, width, side, side), dtype, "relu")
-            side = (side - 1) // stride + 1
-            conv3 = PackedConv(block.conv3, (self.chunk, width, side, side), dtype)
-            down = None
-            if block.downsample is not None:
-                branch = expect_type(block.downsample, nn.Sequential)
-                down = PackedConv(expect_type(branch[0], nn.Conv2d), shape_in, dtype)
-            self.blocks.append((conv1, conv2, conv3, down))
-            channels = block.conv3.out_channels
+        blocks = _bottlenecks(net)
+        late = _late_start(blocks, side, batch * itemsize)
+        self.blocks: List[PackedBlock] = []
+        self.late_blocks: List[PackedBlock] = []
+        for index, block in enumerate(blocks):
+            chunk = self.late_chunk if index >= late else self.chunk
+            (self.late_blocks if index >= late else self.blocks).append(
+                _pack_block(block, chunk, channels, side, dtype)
+            )
+            side, channels = (side - 1) // block.conv2.stride[0] + 1, block.conv3.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, 224, 224) channels-last in the graph's dtype → (B, 2048) features."""
-        parts = [self._features(x[start : start + self.chunk]) for start in range(0, x.shape[0], self.chunk)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.stem(x))
-        for conv1, conv2, conv3, down in self.blocks:
-            # the downsample branch needs a tensor of its own; otherwise the block's input is consumed in place
-            residual = x if down is None else down(x)
-            x = conv3.add_relu_(conv2(conv1(x)), residual)
+        early = [self._early(x[start : start + self.chunk]) for start in range(0, x.shape[0], self.chunk)]
+        x = early[0] if len(early) == 1 else torch.cat(early)
+        if self.late_blocks:
+            late = [
+                _run_blocks(self.late_blocks, x[start : start + self.late_chunk])
+                for start in range(0, x.shape[0], self.late_chunk)
+            ]
+            x = late[0] if len(late) == 1 else torch.cat(late)
         return torch.flatten(self.avgpool(x), 1)
+
+    def _early(self, x: torch.Tensor) -> torch.Tensor:
+        return _run_blocks(self.blocks, self.maxpool(self.stem(x)))
+
+
+def _pack_block(block: Bottleneck, chunk: int, channels: int, side: int, dtype: torch.dtype) -> PackedBlock:
+    """A bottleneck's convolutions packed for (chunk, channels, side, side) inputs: conv1, conv2, conv3, downsample."""
+    stride, width = block.conv2.stride[0], block.conv1.out_channels
+    shape_in = (chunk, channels, side, side)
+    conv1 = PackedConv(block.conv1, shape_in, dtype, "relu")
+    conv2 = PackedConv(block.conv2, (chunk, width, side, side), dtype, "relu")
+    out_side = (side - 1) // stride + 1
+    conv3 = PackedConv(block.conv3, (chunk, width, out_side, out_side), dtype)
+    down = None
+    if block.downsample is not None:
+        branch = expect_type(block.downsample, nn.Sequential)
+        down = PackedConv(expect_type(branch[0], nn.Conv2d), shape_in, dtype)
+    return conv1, conv2, conv3, down
+
+
+def _run_blocks(blocks: List[PackedBlock], x: torch.Tensor) -> torch.Tensor:
+    for conv1, conv2, conv3, down in blocks:
+        # the downsample branch needs a tensor of its own; otherwise the block's input is consumed in place
+        residual = x if down is None else down(x)
+        x = conv3.add_relu_(conv2(conv1(x)), residual)
+    return x
+
+
+def _late_start(blocks: List[Bottleneck], side: int, batch_bytes: int) -> int:
+    """Index of the first block from which every block's largest activation for the whole batch (`batch_bytes`
+    per element) fits `WHOLE_BATCH_BYTES` (len(blocks) when none does); side: the first block's input side."""
+    fits = []
+    for block in blocks:
+        out_side = (side - 1) // block.conv2.stride[0] + 1
+        largest = max(block.conv1.out_channels * side * side, block.conv3.out_channels * out_side * out_side)
+        fits.append(largest * batch_bytes <= WHOLE_BATCH_BYTES)
+        side = out_side
+    start = len(blocks)
+    while start > 0 and fits[start - 1]:
+        start -= 1
+    return start
 
 
 def _bottlenecks(net: ResNet50) -> List[Bottleneck]:

@@ -140,8 +140,9 @@ def test_packed_detail_decodes_in_chunks_with_the_same_numbers(deca, eager):
 
 def test_packed_encoder_runs_in_chunks_with_the_same_numbers(deca, crops):
     """The packed encoders run a few images at a time (layer 1's activations within ENCODER_CHUNK_BYTES, so the
-    two side-by-side networks share the cache); any chunk size gives the whole batch's features bit for bit."""
-    from decaenv.runtime.fast_packed import ENCODER_CHUNK_BYTES, PackedResNet, packed_available
+    two side-by-side networks share the cache), their late blocks on the whole batch (WHOLE_BATCH_BYTES: fp32
+    layer 4, bf16 layers 3 and 4); any chunk sizes give the whole batch's features bit for bit."""
+    from decaenv.runtime.fast_packed import ENCODER_CHUNK_BYTES, WHOLE_BATCH_BYTES, PackedResNet, packed_available
     from decaenv.runtime.fold import fold_resnet
 
     if not packed_available(torch.device("cpu")):
@@ -149,16 +150,23 @@ def test_packed_encoder_runs_in_chunks_with_the_same_numbers(deca, crops):
     folded = fold_resnet(deca.E_flame.encoder)
     trunk = PackedResNet(folded, torch.float32)
     assert trunk.chunk == 2 and ENCODER_CHUNK_BYTES // (256 * 56 * 56 * 4) == 2  # layer 1: 256 × 56² float32
-    assert PackedResNet(folded, torch.bfloat16).chunk == 4
-    assert PackedResNet(folded, torch.float32, batch=1).chunk == 1
+    assert (trunk.late_chunk, len(trunk.blocks), len(trunk.late_blocks)) == (8, 13, 3)  # layer 4
+    assert 8 * 2048 * 7 * 7 * 4 <= WHOLE_BATCH_BYTES < 8 * 256 * 28 * 28 * 4  # layer 4 fits, layer 3's first does not
+    bf16 = PackedResNet(folded, torch.bfloat16)
+    assert (bf16.chunk, len(bf16.blocks), len(bf16.late_blocks)) == (4, 7, 9)  # layers 3 and 4
+    alone_net = PackedResNet(folded, torch.float32, batch=1)
+    assert (alone_net.chunk, alone_net.late_chunk, len(alone_net.late_blocks)) == (1, 1, 16)
+    assert PackedResNet(folded, torch.float32, batch=64).late_blocks == []
     images = crops.contiguous(memory_format=torch.channels_last)  # 3 items: a full chunk and a ragged one
     with torch.no_grad():
         chunked = trunk(images)
-        trunk.chunk = 3
+        trunk.chunk, trunk.late_chunk = 3, 2
         whole = trunk(images)
+        trunk.chunk, trunk.late_chunk = 1, 1
         alone = [trunk(images[k : k + 1]) for k in range(3)]
+        ones = trunk(images)
     assert chunked.shape == (3, 2048)
-    assert torch.equal(chunked, whole) and torch.equal(chunked, torch.cat(alone))
+    assert torch.equal(chunked, whole) and torch.equal(chunked, torch.cat(alone)) and torch.equal(chunked, ones)
 
 
 @pytest.mark.slow  # full-size ResNet-50 forwards; the fast loop keeps the packed exact-mode parity
