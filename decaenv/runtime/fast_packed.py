@@ -36,7 +36,7 @@ CHUNK_BYTES = 16 * 2**20
 #: numbers (docs/BENCHMARKS.md).
 ENCODER_CHUNK_BYTES = 8 * 2**20
 #: The encoder's late blocks whose activations for the whole batch fit here run on the whole batch at once
-#: (`PackedResNet`): fp32 layer 4 (3.2 MB at batch 8; its weights, 15 MB a network, are then read once per batch
+#: (`PackedResNet`): fp32 layer 4 (3.2 MB at batch 8; its weights, 60 MB a network, are then read once per batch
 #: instead of once per chunk), bf16 layers 3 and 4. Both encoders side by side, fp32: 3-4 % less time per image
 #: (bf16 ~1.5 %), the same numbers; fp32 layer 3 (6.4 MB) was slower on the whole batch (docs/BENCHMARKS.md).
 WHOLE_BATCH_BYTES = 4 * 2**20
