@@ -16,8 +16,10 @@ def _channels_last(shape, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=generator).contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("baseline", ["0", "1"])  # "1": the scalar loop even where the CPU has AVX2
 @pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2), (3, 1), (1, 1), (4, 3)])
-def test_kernel_equals_torch_with_ties_nan_and_edges(built_extension, kernel, stride):
+def test_kernel_equals_torch_with_ties_nan_and_edges(built_extension, monkeypatch, kernel, stride, baseline):
+    monkeypatch.setenv("DECAENV_BASELINE_KERNELS", baseline)
     op = torch.ops.decaenv.max_pool_cl
     shapes = [(1, 10, 108, 270), (36, 28, 22, 22), (6, 64, 21, 21), (2, 3, 7, 5), (1, 1, 4, 4)]
     shapes += [(3, 8, 9, 9), (2, 17, 6, 6)]  # the AVX2 path: exactly one group of 8, and groups overlapping

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "../max_pool.h"
@@ -103,7 +104,8 @@ at::Tensor max_pool_cl_cpu(const at::Tensor& x, int64_t kernel, int64_t stride) 
   float* dst = out.data_ptr<float>();
   auto rows = pool_rows;
 #ifdef DECAENV_POOL_AVX2
-  if (c >= 8 && __builtin_cpu_supports("avx2")) rows = pool_rows_avx2;
+  const char* baseline = std::getenv("DECAENV_BASELINE_KERNELS");  // "1": the scalar loop (tests compare both)
+  if (c >= 8 && !(baseline != nullptr && baseline[0] == '1') && __builtin_cpu_supports("avx2")) rows = pool_rows_avx2;
 #endif
   at::parallel_for(0, n * ho, 16,
                    [&](int64_t begin, int64_t end) { rows(in, h, w, c, kernel, stride, ho, wo, dst, begin, end); });
