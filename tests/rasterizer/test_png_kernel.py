@@ -60,6 +60,24 @@ def test_every_filter_type_gives_pillows_pixels(built_extension):
         assert np.array_equal(got, _pillow(data)), k
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_runs_of_paeth_rows_give_pillows_pixels(built_extension, channels):
+    """Four or more Paeth rows in a row are reconstructed together (a wavefront, where the compiler has SSE2):
+    runs of every length from the first row or after another filter, 1 to 65 pixels wide."""
+    rng = np.random.default_rng(channels)
+    for width in (1, 2, 5, 64, 65):
+        for height in (4, 5, 7, 9, 12):
+            for lead in (0, 1, 3):  # rows of another filter type before the Paeth run
+                rows = rng.integers(0, 256, (height, width * channels), dtype=np.uint8)
+                if (width + height) % 2:
+                    rows = (rows // 64).astype(np.uint8)  # smooth: Paeth's ties
+                kind = np.full((height, 1), 4, np.uint8)
+                kind[: min(lead, height)] = rng.integers(0, 4, (min(lead, height), 1))
+                data = _png(np.hstack([kind, rows]).tobytes(), width, height, 2 if channels == 3 else 6)
+                got = png_fast._inflate_and_unfilter(data)
+                assert got is not None and np.array_equal(got, _pillow(data)), (width, height, lead)
+
+
 def test_a_photo_saved_by_pillow(built_extension):
     import skimage.data
 
