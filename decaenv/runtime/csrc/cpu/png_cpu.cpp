@@ -1,7 +1,7 @@
 // CPU PNG unfiltering (the contract is in ../png.h).
 //
-// The rows are copied out of the scanlines and reconstructed in place, into the result (RGB) or a scratch image
-// (RGBA, then copied without alpha). Serial: a row depends on the one above; an input worker decodes its own
+// The rows are copied out of the scanlines and reconstructed in place (runs of Paeth rows are read from the
+// scanlines and written once), into the result (RGB) or a scratch image (RGBA, then copied without alpha). Serial: a row depends on the one above; an input worker decodes its own
 // image.
 #include <ATen/core/Tensor.h>
 
@@ -142,7 +142,6 @@ void unfilter_image(const uint8_t* in, int64_t height, int64_t n, uint8_t* out) 
     const uint8_t kind = in[y * (n + 1)];
     TORCH_CHECK(kind <= 4, "decaenv::png_unfilter: row ", y, " has filter type ", static_cast<int>(kind),
                 " (0 to 4 exist)");
-    std::memcpy(out + y * n, in + y * (n + 1) + 1, n);
   }
   for (int64_t y = 0; y < height;) {
 #ifdef DECAENV_PAETH_WAVE
@@ -155,6 +154,7 @@ void unfilter_image(const uint8_t* in, int64_t height, int64_t n, uint8_t* out) 
       continue;
     }
 #endif
+    std::memcpy(out + y * n, in + y * (n + 1) + 1, n);  // (a wave reads the scanlines itself: no copy)
     unfilter_row<kBpp>(in[y * (n + 1)], out + y * n, y > 0 ? out + (y - 1) * n : zeros.data(), n);
     ++y;
   }
