@@ -192,14 +192,9 @@ def _run_blocks(blocks: List[PackedBlock], x: torch.Tensor) -> torch.Tensor:
 def _late_start(blocks: List[Bottleneck], side: int, batch_bytes: int) -> int:
     """Index of the first block from which every block's largest activation for the whole batch (`batch_bytes`
     per element) fits `WHOLE_BATCH_BYTES` (len(blocks) when none does); side: the first block's input side."""
-    fits = []
-    for block in blocks:
-        out_side = (side - 1) // block.conv2.stride[0] + 1
-        largest = max(block.conv1.out_channels * side * side, block.conv3.out_channels * out_side * out_side)
-        fits.append(largest * batch_bytes <= WHOLE_BATCH_BYTES)
-        side = out_side
     start = len(blocks)
-    while start > 0 and fits[start - 1]:
+    sizes = _block_activations(blocks, side)
+    while start > 0 and sizes[start - 1] * batch_bytes <= WHOLE_BATCH_BYTES:
         start -= 1
     return start
 
@@ -213,13 +208,18 @@ def _largest_activation(net: ResNet50, size: int) -> int:
     """Elements of the largest activation of one image in `net` (the stem's output or a block's widest)."""
     stem = expect_type(net.conv1, nn.Conv2d)
     side = (size + 1) // 2
-    largest = stem.out_channels * side * side
-    side = (side + 1) // 2
-    for block in _bottlenecks(net):
-        largest = max(largest, block.conv1.out_channels * side * side)
-        side = (side - 1) // block.conv2.stride[0] + 1
-        largest = max(largest, block.conv3.out_channels * side * side)
-    return largest
+    return max(stem.out_channels * side * side, *_block_activations(_bottlenecks(net), (side + 1) // 2))
+
+
+def _block_activations(blocks: List[Bottleneck], side: int) -> List[int]:
+    """Elements of each block's widest activation (its first convolution's output or its own) for one image;
+    side: the first block's input side."""
+    sizes = []
+    for block in blocks:
+        out_side = (side - 1) // block.conv2.stride[0] + 1
+        sizes.append(max(block.conv1.out_channels * side * side, block.conv3.out_channels * out_side * out_side))
+        side = out_side
+    return sizes
 
 
 def _balanced_chunk(batch: int, item_bytes: int, budget: int) -> int:

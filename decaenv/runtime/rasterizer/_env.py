@@ -48,8 +48,14 @@ def source_files() -> List[Path]:
 def translation_units(variant: str) -> List[str]:
     """Sources compiled for a variant, relative to csrc (the CUDA variant also holds the CPU kernels)."""
     renderer = ["rasterize_cpu.cpp", "interpolate_cpu.cpp", "vertex_normals_cpu.cpp", "shade_cpu.cpp"]
-    inputs = ["warp_cpu.cpp", "png_cpu.cpp", "summed_area_cpu.cpp", "max_pool_cpu.cpp", "box_means_cpu.cpp"]
-    inputs += ["nms_cpu.cpp"]
+    inputs = [
+        "warp_cpu.cpp",
+        "png_cpu.cpp",
+        "summed_area_cpu.cpp",
+        "max_pool_cpu.cpp",
+        "box_means_cpu.cpp",
+        "nms_cpu.cpp",
+    ]
     cpu = renderer + inputs
     units = ["ext.cpp"] + [f"cpu/{name}" for name in cpu]
     return units + ["cuda/rasterize_cuda.cu"] if variant == "cuda" else units
