@@ -287,13 +287,41 @@ def _fixed(column, size: int, dtype) -> np.ndarray:
     return np.asarray([v if v is not None else fill for v in array.to_pylist()], dtype=dtype).reshape(-1, size)
 
 
+def _tables_in(path: Path) -> List[Path]:
+    """The tables a path names: itself, or a folder's `codes*.parquet` files and those whose only rows so far are
+    in a journal (a run still going, or killed before its first fold)."""
+    if not path.is_dir():
+        return [path]
+    journaled = {j.with_name(j.name[1 : -len(".journal")]) for j in path.glob(".codes*.parquet.journal")}
+    return sorted(set(path.glob("codes*.parquet")) | journaled)
+
+
+def _with_journal(pa, pq, path: Path) -> Optional[pa.Table]:
+    """A table's rows as its run left them: the Parquet file's rows, less those of names its journal holds again,
+    + the journal's complete batches (what `TableWriter.finalize` would write; nothing is written here). None:
+    no rows yet."""
+    journal = journal_path(path)
+    batches = list(_journal_batches(journal)) if journal.is_file() else []
+    old = pq.read_table(str(path)) if path.is_file() else None
+    if not batches:
+        return old
+    fresh = pa.Table.from_batches(batches)
+    if old is None:
+        return fresh
+    redone = set(fresh.column("name").to_pylist())
+    keep = pa.array([name not in redone for name in old.column("name").to_pylist()], pa.bool_())
+    return pa.concat_tables([old.filter(keep), fresh], promote_options="default")
+
+
 def read_codes(path: os.PathLike, status: str = "ok") -> Dict[str, np.ndarray]:
     """The codes of a table as numpy arrays, one row per item (rows of `status`; "all" for every row).
 
     Keys equal those of `<name>_codes.npz` (shape (N, 100), tex, exp, pose (N, 6), cam, light (N, 9, 3),
     detail, global_pose, jaw_pose, neck_pose, eye_pose, full_pose (N, 15), tform (N, 3, 3) float64,
     original_size (N, 2) int64) plus name, source, frame, status, error, crop_source, box and, when stored,
-    landmarks2d (N, 68, 2) / landmarks3d (N, 68, 3). A folder reads every `codes*.parquet` in it.
+    landmarks2d (N, 68, 2) / landmarks3d (N, 68, 3). A folder reads every `codes*.parquet` in it. The rows of
+    a run still going, or killed, are read from its journal too (every complete batch; a re-done item's newer
+    row replaces its older one), so a table can be read while its run writes it; nothing is written.
 
     Raises:
         UsageError: pyarrow missing. DataError: not a decaenv table.
@@ -303,11 +331,14 @@ def read_codes(path: os.PathLike, status: str = "ok") -> Dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    files = sorted(path.glob("codes*.parquet")) if path.is_dir() else [path]
-    if not files or not all(f.is_file() for f in files):
+    files = _tables_in(path)
+    if not files or not all(f.is_file() or journal_path(f).is_file() for f in files):
         raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
     try:
-        table = pa.concat_tables([pq.read_table(str(f)) for f in files], promote_options="default")
+        parts = [part for part in (_with_journal(pa, pq, f) for f in files) if part is not None]
+        if not parts:
+            raise DataError(f"{path} has no rows yet (its run has not finished a batch)", path=path)
+        table = pa.concat_tables(parts, promote_options="default")
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path} is not a readable Parquet table ({exc})", path=path) from exc
     if "shape" not in table.column_names or "status" not in table.column_names:

@@ -8,7 +8,7 @@ import skimage.data
 from PIL import Image
 
 from decaenv.cli import main
-from decaenv.errors import UsageError
+from decaenv.errors import DataError, UsageError
 from decaenv.runtime.shard import Shard, parse_shard
 
 pa = pytest.importorskip("pyarrow")
@@ -112,9 +112,39 @@ def test_killed_run_keeps_finished_rows_and_resume_folds_them_in(tmp_path):
     assert list(every["status"]) == ["ok", "ok", "ok", "failed"] and np.isnan(every["shape"][3]).all()
 
 
-def test_read_codes_errors_are_one_line(tmp_path):
-    from decaenv.errors import DataError
+def test_read_codes_reads_the_rows_of_a_run_still_going_or_killed(tmp_path):
+    path = tmp_path / "codes.parquet"
+    first = TableWriter(path)
+    first.add([_row("a", 1.0), _row("b", 2.0)])
+    first.close()
+    running = TableWriter(path)  # a second run, still going: its rows are only in the journal
+    running.add([_row("b", 7.0), _row("c", 3.0)])
+    running.add([_row("d", 4.0)])
+    journal = journal_path(path)
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    for where in (path, tmp_path):
+        codes = read_codes(where)
+        assert list(codes["name"]) == ["a", "b", "c", "d"]  # b re-done: its newer row replaces the older one
+        assert codes["shape"][1][0] == 7.0 and codes["shape"][3][0] == 4.0
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before  # reading writes nothing
+    size = journal.stat().st_size
+    with open(journal, "r+b") as fh:  # killed mid-write: the torn batch is not read
+        fh.truncate(size - 100)
+    assert list(read_codes(path)["name"]) == ["a", "b", "c"]
+    running._sink.close()
+    # a shard killed before its table's first fold sits beside a finished one; one with no batch yet adds nothing
+    shard = TableWriter(tmp_path / "codes-1-of-2.parquet")
+    shard.add([_row("e", 5.0)])
+    journal_path(tmp_path / "codes-2-of-3.parquet").write_bytes(b"")
+    assert list(read_codes(tmp_path)["name"]) == ["e", "a", "b", "c"]  # tables in file-name order
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    journal_path(empty / "codes.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="no rows yet"):
+        read_codes(empty)
 
+
+def test_read_codes_errors_are_one_line(tmp_path):
     with pytest.raises(DataError, match="no decaenv table"):
         read_codes(tmp_path)
     (tmp_path / "codes.parquet").write_bytes(b"not parquet")
