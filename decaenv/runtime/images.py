@@ -179,12 +179,9 @@ def video_frame_count(path: os.PathLike) -> Optional[int]:
     return None
 
 
-def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple[int, np.ndarray]]:
-    """Yield (frame index, (H, W, 3) uint8 RGB) for every `sample_step`-th decoded frame (0, step, 2·step…).
-
-    Raises:
-        InputError: PyAV missing, the file unreadable, or no frames at all.
-    """
+def open_video(path: os.PathLike):
+    """PyAV's container of a video file and its first video stream (close the container). Raises InputError:
+    PyAV missing, the file missing or empty, unreadable, or without a video stream."""
     path = Path(path)
     try:
         import av
@@ -192,32 +189,61 @@ def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple
         raise InputError(
             f"video {path} needs PyAV to decode", hint="pip install 'decaenv[video]' (PyAV)", path=path
         ) from exc
-    if sample_step < 1:
-        raise InputError(f"--sample-step must be at least 1, got {sample_step}")
     if not path.is_file() or path.stat().st_size == 0:
         raise InputError(f"video {path} is {'empty (0 bytes)' if path.is_file() else 'missing'}", path=path)
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise video_error(path, exc, 0) from exc
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"video {path} has no video stream", path=path)
+    return container, container.streams.video[0]
+
+
+def video_error(path: Path, exc: BaseException, count: int) -> InputError:
+    """The one-line error for PyAV's `exc` after `count` decoded frames."""
+    import av
+
+    if count == 0 and isinstance(exc, getattr(av.error, "EOFError", ())):
+        return InputError(f"video {path} has no frames", hint="check the file, or re-encode it", path=path)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return InputError(
+        f"video {path} cannot be decoded ({text})" + (f" after {count} frames" if count else ""),
+        hint="check the file (ffprobe) or convert it to MP4/H.264",
+        path=path,
+    )
+
+
+def frame_rgb(frame, path: Path, index: int) -> np.ndarray:
+    """A decoded PyAV frame → (H, W, 3) uint8 RGB. Raises InputError: too small or too large."""
+    rgb = frame.to_ndarray(format="rgb24")
+    check_size(rgb.shape[1], rgb.shape[0], f"video {path} frame {index}")
+    return rgb
+
+
+def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple[int, np.ndarray]]:
+    """Yield (frame index, (H, W, 3) uint8 RGB) for every `sample_step`-th decoded frame (0, step, 2·step…).
+
+    Raises:
+        InputError: PyAV missing, the file unreadable, or no frames at all.
+    """
+    path = Path(path)
+    if sample_step < 1:
+        raise InputError(f"--sample-step must be at least 1, got {sample_step}")
+    container, stream = open_video(path)
+    import av
+
     count = 0
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"video {path} has no video stream", path=path)
-            stream = container.streams.video[0]
+        with container:
             for index, frame in enumerate(container.decode(stream)):
                 count += 1
                 if index % sample_step == 0:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    check_size(rgb.shape[1], rgb.shape[0], f"video {path} frame {index}")
-                    yield index, rgb
+                    yield index, frame_rgb(frame, path, index)
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        if count == 0 and isinstance(exc, getattr(av.error, "EOFError", ())):
-            raise InputError(f"video {path} has no frames", hint="check the file, or re-encode it", path=path) from exc
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise InputError(
-            f"video {path} cannot be decoded ({text})" + (f" after {count} frames" if count else ""),
-            hint="check the file (ffprobe) or convert it to MP4/H.264",
-            path=path,
-        ) from exc
+        raise video_error(path, exc, count) from exc
     if count == 0:
         raise InputError(f"video {path} has no frames", hint="check the file, or re-encode it", path=path)
