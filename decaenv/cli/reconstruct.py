@@ -145,6 +145,11 @@ def reconstruct(
         raise UsageError("no input given", hint="pass -i IMAGE|FOLDER|LIST.txt|VIDEO")
     if out is None:
         raise UsageError("no output folder given", hint="pass -o DIR")
+    if engine.lower() != "local" and (faces.lower() != "largest" or smooth):
+        raise UsageError(
+            "--engine ray reconstructs each item's largest face, without smoothing",
+            hint="drop --faces all / --smooth, or run locally (with --shard K/N on several machines)",
+        )
     deca_saves = {
         "saveVis": save_vis,
         "saveKpt": save_kpt,

@@ -37,6 +37,7 @@ class Item:
         source: the file it comes from. frame: video frame index, or None.
         pixels: the decoded RGB uint8 image for video frames (None for files: read on demand).
         error: a problem found while listing (the item then fails with it).
+        video: a whole video, listed but not decoded (`expand_inputs(..., decode_videos=False)`).
     """
 
     name: str
@@ -44,6 +45,7 @@ class Item:
     frame: Optional[int] = None
     pixels: Optional[np.ndarray] = None
     error: Optional[InputError] = None
+    video: bool = False
 
     def load(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB. Raises InputError."""
@@ -116,6 +118,11 @@ def read_list_file(path: Path) -> List[Path]:
     return out
 
 
+def frame_name(video: str, frame: int) -> str:
+    """A video frame's output name: `<video>_frame%04d` (DECA's)."""
+    return f"{video}_frame{frame:04d}"
+
+
 def _failed(path: Path, error: InputError) -> Item:
     return Item(name=image_name(path), source=path, error=error)
 
@@ -123,12 +130,12 @@ def _failed(path: Path, error: InputError) -> Item:
 def _video_items(path: Path, sample_step: int) -> Iterator[Item]:
     try:
         for index, pixels in read_video_frames(path, sample_step):
-            yield Item(name=f"{image_name(path)}_frame{index:04d}", source=path, frame=index, pixels=pixels)
+            yield Item(name=frame_name(image_name(path), index), source=path, frame=index, pixels=pixels)
     except InputError as exc:
         yield _failed(path, exc)
 
 
-def _expand_one(path: Path, sample_step: int, depth: int) -> Iterator[Item]:
+def _expand_one(path: Path, sample_step: int, depth: int, decode_videos: bool = True) -> Iterator[Item]:
     kind = classify(path)
     if not path.exists() and not path.is_symlink():
         yield _failed(path, InputError(f"input {path} does not exist", path=path))
@@ -142,6 +149,8 @@ def _expand_one(path: Path, sample_step: int, depth: int) -> Iterator[Item]:
             yield _failed(path, InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})", path=path))
         for file in files:
             yield Item(name=image_name(file), source=file)
+    elif kind == "video" and not decode_videos:
+        yield Item(name=image_name(path), source=path, video=True)
     elif kind == "video":
         yield from _video_items(path, sample_step)
     elif kind == "list" and depth == 0:
@@ -151,17 +160,20 @@ def _expand_one(path: Path, sample_step: int, depth: int) -> Iterator[Item]:
             yield _failed(path, exc)
             return
         for entry in entries:
-            yield from _expand_one(entry, sample_step, depth + 1)
+            yield from _expand_one(entry, sample_step, depth + 1, decode_videos)
     elif kind in ("image", "unknown"):
         yield Item(name=image_name(path), source=path)
     else:
         yield _failed(path, InputError(f"input {path}: a list file inside a list file is not supported", path=path))
 
 
-def expand_inputs(inputs: Sequence[Union[str, os.PathLike]], sample_step: int = 1) -> Iterator[Item]:
-    """Work items for the inputs, in order (folders sorted by name, video frames every `sample_step`-th)."""
+def expand_inputs(
+    inputs: Sequence[Union[str, os.PathLike]], sample_step: int = 1, decode_videos: bool = True
+) -> Iterator[Item]:
+    """Work items for the inputs, in order (folders sorted by name, video frames every `sample_step`-th; with
+    `decode_videos` False a video is one item, `video` True, for the caller to split)."""
     for raw in inputs:
-        yield from _expand_one(Path(raw).expanduser(), sample_step, 0)
+        yield from _expand_one(Path(raw).expanduser(), sample_step, 0, decode_videos)
 
 
 def find_landmark_file(image_path: Path) -> Optional[Path]:

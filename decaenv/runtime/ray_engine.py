@@ -11,12 +11,13 @@ the table (journaled, so a killed driver keeps the finished rows and `--skip-exi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, TypedDict
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
 
 import numpy as np
 
@@ -31,7 +32,11 @@ RAY_SCRATCH = "ray-worker"
 
 
 class DecaPredictor:
-    """One DECA per Ray worker: a batch of items {name, source, frame, pixels} → table rows.
+    """One DECA per Ray worker: a batch of work units → table rows.
+
+    A batch holds either a column "unit" (what `--engine ray` sends: JSON work units, each a list of images or a
+    segment of a video that the worker decodes itself, see `decaenv.runtime.video_segments`) or the columns
+    name, source, frame, pixels (items of your own pipeline: pixels empty for a file, else (H, W, 3) uint8).
 
     Args:
         options: `ReconstructOptions` fields as a dict (out_dir is not written to).
@@ -60,41 +65,96 @@ class DecaPredictor:
             fields["data_dir"] = DataDir(path=Path(fields["data_dir"]["path"]), source=fields["data_dir"]["source"])
         self.runner = Reconstructor(ReconstructOptions(**fields))
         self.landmarks = bool(options.get("table_landmarks"))
+        self.batch_size = max(1, int(options.get("batch_size") or 1))
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        from decaenv.runtime.inputs import Item
-        from decaenv.runtime.run_types import ItemOutcome
-        from decaenv.runtime.table import make_row, rows_to_batch
+        from decaenv.runtime.table import rows_to_batch
 
-        runner = self.runner
-        rows: List[Dict[str, object]] = []
-        outcomes: List[ItemOutcome] = []
-        prepared = []
-        for name, source, frame, pixels in zip(batch["name"], batch["source"], batch["frame"], batch["pixels"]):
-            item = Item(
-                name=str(name),
-                source=Path(str(source)),
-                frame=None if int(frame) < 0 else int(frame),
-                pixels=None if pixels is None or np.size(pixels) == 0 else np.asarray(pixels, np.uint8),
-            )
-            got = runner._prepare_named(item.name, item, outcomes.append)
-            if got is None:
-                rows.append(make_row(item.name, str(item.source), item.frame, "failed", outcomes[-1].message))
-            else:
-                prepared.append(got)
-        if prepared:
-            result, failed = runner._model_batch(prepared)
-            if result is None:
-                for (name, item, crop, _), outcome in zip(prepared, failed):
-                    source, message = str(item.source), outcome.message
-                    rows.append(make_row(name, source, item.frame, "failed", message, crop_source=crop.source))
-            else:
-                ok = [ItemOutcome(name, str(item.source), "ok") for name, item, _, _ in prepared]
-                rows.extend(runner._table_rows(result, prepared, ok))
+        if "unit" in batch:
+            rows = [row for unit in batch["unit"] for row in self._unit(json.loads(str(unit)))]
+        else:
+            rows = self._run(_batch_items(batch), len(batch["name"]))  # the batch is the networks' batch
         return {
             "payload": np.array([_ipc_bytes(rows_to_batch(rows, self.landmarks))], dtype=object),
             "node": np.array([_node_id()], dtype=object),
         }
+
+    def _unit(self, unit: Mapping[str, Any]) -> List[Dict[str, object]]:
+        from decaenv.runtime.inputs import Item
+
+        if unit["kind"] == "images":
+            return self._run((Item(name=name, source=Path(source)) for name, source in unit["items"]), self.batch_size)
+        failures: List[Dict[str, object]] = []
+        rows = self._run(_segment_items(unit, failures), self.batch_size)
+        return rows + failures
+
+    def _run(self, items: Iterable[Any], batch_size: int) -> List[Dict[str, object]]:
+        """Read, detect and crop each item, and run the networks on every `batch_size` of them."""
+        from decaenv.runtime.table import make_row
+
+        rows: List[Dict[str, object]] = []
+        outcomes: List[ItemOutcome] = []
+        prepared: List[Any] = []
+        for item in items:
+            got = self.runner._prepare_named(item.name, item, outcomes.append)
+            if got is None:
+                rows.append(make_row(item.name, str(item.source), item.frame, "failed", outcomes[-1].message))
+                continue
+            prepared.append(got)
+            if len(prepared) >= batch_size:
+                rows += self._model(prepared)
+                prepared = []
+        return rows + (self._model(prepared) if prepared else [])
+
+    def _model(self, prepared: List[Any]) -> List[Dict[str, object]]:
+        from decaenv.runtime.run_types import ItemOutcome
+        from decaenv.runtime.table import make_row
+
+        result, failed = self.runner._model_batch(prepared)
+        if result is None:
+            return [
+                make_row(name, str(item.source), item.frame, "failed", outcome.message, crop_source=crop.source)
+                for (name, item, crop, _), outcome in zip(prepared, failed)
+            ]
+        ok = [ItemOutcome(name, str(item.source), "ok") for name, item, _, _ in prepared]
+        return self.runner._table_rows(result, prepared, ok)
+
+
+def _batch_items(batch: Dict[str, np.ndarray]) -> Iterator[Any]:
+    """The items of a batch in the item-column format (name, source, frame, pixels)."""
+    from decaenv.runtime.inputs import Item
+
+    for name, source, frame, pixels in zip(batch["name"], batch["source"], batch["frame"], batch["pixels"]):
+        yield Item(
+            name=str(name),
+            source=Path(str(source)),
+            frame=None if int(frame) < 0 else int(frame),
+            pixels=None if pixels is None or np.size(pixels) == 0 else np.asarray(pixels, np.uint8),
+        )
+
+
+def _segment_items(unit: Mapping[str, Any], failures: List[Dict[str, object]]) -> Iterator[Any]:
+    """The frames of a video unit, decoded here, as items; a failed row for each frame not decoded is added to
+    `failures` once the segment is done."""
+    from decaenv.errors import InputError
+    from decaenv.runtime.inputs import Item, frame_name
+    from decaenv.runtime.table import make_row
+    from decaenv.runtime.video_segments import Segment, decode_segment
+
+    source, base = Path(unit["source"]), str(unit["base"])
+    segment = Segment(frames=tuple(unit["frames"]), pts=tuple(unit["pts"]), seek=unit["seek"], stop=unit["stop"])
+    seen: Set[int] = set()
+    message = ""
+    try:
+        for index, rgb in decode_segment(source, segment):
+            seen.add(index)
+            yield Item(name=frame_name(base, index), source=source, frame=index, pixels=rgb)
+    except InputError as exc:
+        message = exc.one_line()
+    for index in segment.frames:
+        if index not in seen:
+            text = message or f"frame {index} of video {source} was not decoded (fewer frames than its packets)"
+            failures.append(make_row(frame_name(base, index), str(source), index, "failed", text))
 
 
 def _ipc_bytes(record_batch) -> bytes:
@@ -110,8 +170,9 @@ def _node_id() -> str:
     try:
         import ray
 
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001 - outside Ray (direct use of the predictor)
+        # outside Ray (direct use of the predictor): asking Ray for a node would start a local instance
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+    except Exception:  # noqa: BLE001 - Ray missing or its context unavailable
         return "local"
 
 
@@ -122,32 +183,6 @@ def _require_ray():
     except ImportError as exc:
         raise UsageError(f"--engine ray needs Ray ({exc})", hint="pip install 'decaenv[ray]'") from exc
     return ray
-
-
-class ItemRow(TypedDict):
-    """One dataset row: an input item (`frame` -1 for an image; `pixels` empty unless it is a video frame)."""
-
-    name: str
-    source: str
-    frame: int
-    pixels: np.ndarray  # (H, W, 3) uint8 RGB, or (0,)
-
-
-def _item_rows(options, names) -> List[Tuple[ItemRow, str]]:
-    """The dataset rows with the input error of each ("" when none): every input item (video frames carry
-    their pixels), names as in a local run."""
-    from decaenv.runtime.inputs import expand_inputs
-
-    rows = []
-    for item in expand_inputs(options.inputs, options.sample_step):
-        row = ItemRow(
-            name=names.unique(item),
-            source=str(item.source),
-            frame=-1 if item.frame is None else item.frame,
-            pixels=item.pixels if item.pixels is not None else np.zeros(0, np.uint8),
-        )
-        rows.append((row, item.error.one_line() if item.error is not None else ""))
-    return rows
 
 
 def _workers(ray) -> tuple:
@@ -170,8 +205,9 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
     import pyarrow as pa
 
     from decaenv.runtime.export import parse_save
-    from decaenv.runtime.run_types import ItemOutcome, NameRegistry, RunSummary, prepare_out_dir
-    from decaenv.runtime.table import TableWriter, make_row, table_path
+    from decaenv.runtime.ray_plan import plan_work
+    from decaenv.runtime.run_types import ItemOutcome, RunSummary, prepare_out_dir
+    from decaenv.runtime.table import TableWriter, table_path
 
     if engine != "ray":
         raise UsageError(f"unknown --engine {engine!r}", hint="use local or ray")
@@ -199,17 +235,15 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
         if outcome is not None and len(summary.items) < 1000:
             summary.items.append(outcome)
 
-    todo: List[ItemRow] = []
-    for row, error in _item_rows(options, NameRegistry(quiet=True)):
-        if row["name"] in done:
-            count("skipped")
-        elif error:
-            table.add([make_row(row["name"], row["source"], None, "failed", "input error")])
-            count("failed", ItemOutcome(row["name"], row["source"], "failed", "input error"))
-        else:
-            todo.append(row)
+    plan = plan_work(options, done)  # (decaenv.runtime.ray_plan)
+    if plan.skipped:
+        summary.counts["skipped"] = plan.skipped
+    if plan.failed:
+        table.add(plan.failed)
+    for row in plan.failed:
+        count("failed", ItemOutcome(str(row["name"]), str(row["source"]), "failed", str(row["error"])))
     nodes_used = set()
-    if todo:
+    if not plan.empty():
         ray.init(
             address=address or os.environ.get("RAY_ADDRESS"),
             ignore_reinit_error=True,
@@ -218,17 +252,18 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
         )
         try:
             workers, gpus, cpus = _workers(ray)
-            # one batch in flight per worker: the items spread over every worker instead of queueing on the
+            # one unit in flight per worker: the units spread over every worker instead of queueing on the
             # first one that is ready (a DECA takes seconds to load)
             ray.data.DataContext.get_current().max_tasks_in_flight_per_actor = 1
             fields = {
                 k: (list(map(str, v)) if k == "inputs" else str(v) if isinstance(v, Path) else v)
                 for k, v in asdict(replace(options, shard=None)).items()
             }
-            dataset = ray.data.from_items(todo).map_batches(
+            units = plan.units(workers, options.batch_size)
+            dataset = ray.data.from_items([{"unit": unit} for unit in units]).map_batches(
                 DecaPredictor,
                 fn_constructor_kwargs={"options": fields},
-                batch_size=options.batch_size,
+                batch_size=1,
                 concurrency=workers,
                 num_gpus=gpus or None,
                 num_cpus=cpus,

@@ -148,10 +148,16 @@ class NameRegistry:
     def unique(self, item) -> str:
         if item.frame is None:
             return self.unique_name(item.name)
-        key = str(item.source)
+        from decaenv.runtime.inputs import frame_name
+
+        return frame_name(self.video_name(item.source, item.name.rsplit("_frame", 1)[0]), item.frame)
+
+    def video_name(self, source, name: str) -> str:
+        """The unique name of the video at `source` (registered on its first frame), its frames' prefix."""
+        key = str(source)
         if key not in self._videos:
-            self._videos[key] = self.unique_name(item.name.rsplit("_frame", 1)[0])
-        return f"{self._videos[key]}_frame{item.frame:04d}"
+            self._videos[key] = self.unique_name(name)
+        return self._videos[key]
 
 
 def item_context(name: str, item, crop):

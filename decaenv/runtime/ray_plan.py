@@ -1,0 +1,113 @@
+"""What an `--engine ray` job sends to its workers (`decaenv.runtime.ray_engine`): images in units of
+`--batch-size`, and videos indexed on the driver (packets only, nothing decoded) and cut into keyframe-aligned
+segments that the workers decode themselves (`decaenv.runtime.video_segments`), so the driver's memory does not
+grow with a video. Names are assigned exactly as in a local run; `--skip-existing`'s done names leave out
+images and single frames.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Set, Tuple
+
+log = logging.getLogger("decaenv")
+#: Most frames of a video per work unit (fewer for a short video, so that it spreads over the workers; at least
+#: `--batch-size`): what one worker decodes and reconstructs at a time; whole keyframe groups up to this size,
+#: so that each unit starts at a keyframe.
+SEGMENT_FRAMES = 64
+
+
+@dataclass
+class Plan:
+    """What a Ray job sends out: JSON work units of images, the videos to cut into units once the number of
+    workers is known (`units`), the rows of inputs that fail before any network, and how many items
+    `--skip-existing` skips."""
+
+    images: List[str] = field(default_factory=list)
+    videos: List[Tuple[str, str, Any, List[int]]] = field(default_factory=list)  # source, name, index, wanted
+    failed: List[Dict[str, object]] = field(default_factory=list)
+    skipped: int = 0
+
+    def empty(self) -> bool:
+        return not self.images and not any(wanted for *_, wanted in self.videos)
+
+    def units(self, workers: int, batch_size: int) -> List[str]:
+        """The image units and each video's segments: about 1/`workers` of its frames each (so that a short
+        video spreads over every worker), between `batch_size` and `SEGMENT_FRAMES` frames."""
+        from decaenv.runtime.video_segments import plan_segments
+
+        units = list(self.images)
+        for source, name, index, wanted in self.videos:
+            frames = max(batch_size, min(SEGMENT_FRAMES, -(-len(wanted) // max(1, workers))))
+            segments = plan_segments(index, wanted, frames)
+            if len(segments) == 1 and len(wanted) > 2 * SEGMENT_FRAMES:
+                log.warning(
+                    "video %s cannot be cut at its keyframes (%s): one worker reads all of it; re-encode it as "
+                    "MP4/H.264 to spread it over the workers",
+                    source,
+                    _uncut_reason(index),
+                )
+            units += [json.dumps({"kind": "video", "source": source, "base": name, **asdict(s)}) for s in segments]
+        return units
+
+
+def _uncut_reason(index) -> str:
+    if not index.timed:
+        return "its packets have no timestamps"
+    return "seeking in it is unreliable" if not index.seekable else "it has one keyframe"
+
+
+def plan_work(options, done: Set[str]) -> Plan:
+    """The job's work, names as in a local run: images in units of `batch_size`; videos indexed here (packets
+    only, nothing decoded), to be cut into segments that the workers decode (`Plan.units`)."""
+    from decaenv.runtime.inputs import expand_inputs
+    from decaenv.runtime.run_types import NameRegistry
+    from decaenv.runtime.table import make_row
+
+    plan, names, images = Plan(), NameRegistry(quiet=True), []
+    done_frames = _frames_by_video(done)
+    for item in expand_inputs(options.inputs, options.sample_step, decode_videos=False):
+        if item.video:
+            _plan_video(plan, item, names, done_frames, options)
+            continue
+        name = names.unique(item)
+        if name in done:
+            plan.skipped += 1
+        elif item.error is not None:
+            plan.failed.append(make_row(name, str(item.source), item.frame, "failed", item.error.one_line()))
+        else:
+            images.append([name, str(item.source)])
+            if len(images) == options.batch_size:
+                plan.images.append(json.dumps({"kind": "images", "items": images}))
+                images = []
+    if images:
+        plan.images.append(json.dumps({"kind": "images", "items": images}))
+    return plan
+
+
+def _plan_video(plan: Plan, item, names, done_frames: Dict[str, Set[int]], options) -> None:
+    from decaenv.errors import InputError
+    from decaenv.runtime.table import make_row
+    from decaenv.runtime.video_segments import index_video, wanted_frames
+
+    try:
+        index = index_video(item.source)
+    except InputError as exc:  # named like a local run's failed video: the video's own name
+        plan.failed.append(make_row(names.unique(item), str(item.source), None, "failed", exc.one_line()))
+        return
+    base = names.video_name(item.source, item.name)
+    wanted = wanted_frames(index, options.sample_step, done_frames.get(base, set()))
+    plan.skipped += len(range(0, index.frames, options.sample_step)) - len(wanted)
+    plan.videos.append((str(item.source), base, index, wanted))
+
+
+def _frames_by_video(done: Set[str]) -> Dict[str, Set[int]]:
+    """{video name: its frame indices} of the done names that are video frames (`<video>_frame<index>`)."""
+    out: Dict[str, Set[int]] = {}
+    for name in done:
+        video, sep, index = name.rpartition("_frame")
+        if sep and index.isdigit():
+            out.setdefault(video, set()).add(int(index))
+    return out

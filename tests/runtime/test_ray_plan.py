@@ -1,0 +1,133 @@
+"""`--engine ray`'s work without a cluster: the driver's plan (names, skips and failures as a local run has
+them; videos indexed, not decoded, and cut into keyframe segments) and `DecaPredictor` decoding its video
+units itself, with the rows a local run writes."""
+
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from decaenv.runtime.inputs import expand_inputs
+from decaenv.runtime.ray_plan import plan_work
+from decaenv.runtime.run_types import NameRegistry
+from tests._support.media import make_gop_video
+from tests._support.runs import codes_options
+
+pytest.importorskip("av")
+
+
+def _face(side=128, shift=0):
+    base = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((side, side), Image.Resampling.BOX))
+    return np.ascontiguousarray(np.roll(base, shift, axis=1))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    for name in ("a", "b", "clip"):
+        Image.fromarray(_face(64)).save(folder / f"{name}.png")
+    make_gop_video(folder / "clip.mp4", 30, options={"g": "8", "bf": "2"}, picture=_face())
+    (folder / "broken.mp4").write_text("not a video")
+    return folder
+
+
+def _units(plan, workers, batch):
+    return [json.loads(u) for u in plan.units(workers, batch)]
+
+
+def test_the_plan_names_skips_and_fails_items_as_a_local_run_does(inputs, tmp_path):
+    sources = [inputs / "a.png", inputs / "b.png", inputs / "clip.png", inputs / "clip.mp4", inputs / "broken.mp4"]
+    options = codes_options(tmp_path, inputs, tmp_path / "out", batch_size=2, sample_step=2)
+    options.inputs = sources
+    registry = NameRegistry(quiet=True)
+    local = [registry.unique(item) for item in expand_inputs(sources, 2)]  # decodes the video, as a local run
+    assert "clip_2_frame0028" in local and "broken" in local
+    plan = plan_work(options, done={"a", "clip_2_frame0002", "clip_2_frame0003"})
+    assert plan.skipped == 2  # a, and frame 2 (frame 3 is not a 2nd frame)
+    assert [(row["name"], row["status"]) for row in plan.failed] == [("broken", "failed")]
+    assert "cannot be decoded" in str(plan.failed[0]["error"])
+    units = _units(plan, workers=3, batch=1)
+    images = [name for u in units if u["kind"] == "images" for name, _ in u["items"]]
+    frames = [f"{u['base']}_frame{f:04d}" for u in units if u["kind"] == "video" for f in u["frames"]]
+    assert sorted(images + frames + ["a", "clip_2_frame0002", "broken"]) == sorted(local)
+    assert [len(u["items"]) for u in units if u["kind"] == "images"] == [2]  # b, clip: one unit of --batch-size
+    videos = [u for u in units if u["kind"] == "video"]
+    assert len(videos) >= 2 and all(u["seek"] is not None and u["pts"] for u in videos)  # spread, by keyframe
+    assert len([u for u in _units(plan, workers=1, batch=1) if u["kind"] == "video"]) == 1  # 13 frames < 64
+    assert plan_work(options, done=set(local)).empty()
+
+
+@pytest.mark.slow
+def test_the_predictor_decodes_video_units_into_a_local_runs_rows(inputs, tmp_path, reconstruct_data_dir):
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+
+    from decaenv.runtime.pipeline import Reconstructor
+    from decaenv.runtime.ray_engine import DecaPredictor
+    from decaenv.runtime.table import read_codes
+
+    video = inputs / "clip.mp4"
+    local_out = tmp_path / "local"
+    options = codes_options(reconstruct_data_dir, video, local_out, batch_size=4, sample_step=3, save=["table"])
+    Reconstructor(options).run()
+    local = read_codes(local_out, status="all")
+    plan = plan_work(options, done=set())
+    units = plan.units(workers=3, batch_size=2)
+    ghost = json.loads(units[-1])
+    ghost.update(frames=ghost["frames"] + [99], pts=ghost["pts"] + [10**9])  # a frame the video does not have
+    gone = dict(ghost, source=str(tmp_path / "gone.mp4"), frames=[0, 3], pts=[0, 1], base="gone")
+    fields = {k: ([str(p) for p in v] if k == "inputs" else v) for k, v in vars(options).items()}
+    fields["out_dir"] = str(fields["out_dir"])
+    fields["data_dir"] = {"path": str(reconstruct_data_dir), "source": "flag"}
+    predictor = DecaPredictor(fields)
+    out = predictor({"unit": np.array(units[:-1] + [json.dumps(ghost), json.dumps(gone)], dtype=object)})
+    rows = pa.ipc.open_stream(out["payload"][0]).read_all().to_pylist()
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["clip_frame0099"]["status"] == "failed" and "not decoded" in by_name["clip_frame0099"]["error"]
+    assert {by_name["gone_frame0000"]["status"], by_name["gone_frame0003"]["status"]} == {"failed"}
+    assert "missing" in by_name["gone_frame0000"]["error"]
+    assert list(local["status"]).count("ok") >= 5
+    for i, name in enumerate(local["name"]):
+        row = by_name[name]
+        assert (row["status"], row["error"], row["frame"]) == (local["status"][i], local["error"][i], local["frame"][i])
+        if row["status"] == "ok":
+            np.testing.assert_allclose(row["shape"], local["shape"][i], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(row["tform"], local["tform"][i].reshape(-1), rtol=1e-6, atol=1e-9)
+    assert len(rows) == len(local["name"]) + 3
+    # the item-column format of your own pipelines (docs/cluster.md): a file, and pixels you decoded yourself
+    from decaenv.runtime.images import read_video_frames
+
+    first = next(read_video_frames(video))[1]
+    batch = {
+        "name": np.array(["file", "pixels"], dtype=object),
+        "source": np.array([str(inputs / "b.png"), str(video)], dtype=object),
+        "frame": np.array([-1, 0]),
+        "pixels": np.array([np.zeros(0, np.uint8), first], dtype=object),
+    }
+    own = pa.ipc.open_stream(predictor(batch)["payload"][0]).read_all().to_pylist()
+    assert [(row["name"], row["frame"]) for row in own] == [("file", -1), ("pixels", 0)]
+    expected = local["shape"][list(local["name"]).index("clip_frame0000")]
+    np.testing.assert_allclose(own[1]["shape"], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("flag", [["--faces", "all"], ["--smooth"], ["--shard", "0/2"]])
+def test_local_only_flags_are_refused_with_one_line(flag, inputs, tmp_path, capsys, reconstruct_data_dir):
+    from decaenv.cli import main
+
+    args = [
+        "--data-dir",
+        str(reconstruct_data_dir),
+        "reconstruct",
+        "-i",
+        str(inputs / "clip.mp4"),
+        "-o",
+        str(tmp_path / "out"),
+        "--save",
+        "table",
+    ]
+    code = main([*args, "--engine", "ray", *flag])
+    err = capsys.readouterr().err
+    assert code == 1 and "--engine ray" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    assert not (tmp_path / "out").exists()
