@@ -34,14 +34,12 @@ class Plan:
         return not self.images and not any(wanted for *_, wanted in self.videos)
 
     def units(self, workers: int, batch_size: int) -> List[str]:
-        """The image units and each video's segments: about 1/`workers` of its frames each (so that a short
-        video spreads over every worker), between `batch_size` and `SEGMENT_FRAMES` frames."""
+        """The image units and each video's segments (`segment_frames`)."""
         from decaenv.runtime.video_segments import plan_segments
 
         units = list(self.images)
         for source, name, index, wanted in self.videos:
-            frames = max(batch_size, min(SEGMENT_FRAMES, -(-len(wanted) // max(1, workers))))
-            segments = plan_segments(index, wanted, frames)
+            segments = plan_segments(index, wanted, segment_frames(index, len(wanted), workers, batch_size))
             if len(segments) == 1 and len(wanted) > 2 * SEGMENT_FRAMES:
                 log.warning(
                     "video %s cannot be cut at its keyframes (%s): one worker reads all of it; re-encode it as "
@@ -51,6 +49,16 @@ class Plan:
                 )
             units += [json.dumps({"kind": "video", "source": source, "base": name, **asdict(s)}) for s in segments]
         return units
+
+
+def segment_frames(index, wanted: int, workers: int, batch_size: int) -> int:
+    """Frames per segment of a video with `wanted` frames to reconstruct: about 1/`workers` of them (a short
+    video spreads over every worker), between `batch_size` and `SEGMENT_FRAMES` — or a whole keyframe group,
+    when the video has enough of them to go round the workers four times: a segment cut out of a group decodes
+    the group from its keyframe (x264's default group is 250 frames), a whole group decodes nothing twice."""
+    frames = max(batch_size, min(SEGMENT_FRAMES, -(-wanted // max(1, workers))))
+    group = -(-index.longest_group() * wanted // max(1, index.frames))  # a group's share of the wanted frames
+    return group if frames < group and wanted >= 4 * max(1, workers) * group else frames
 
 
 def _uncut_reason(index) -> str:

@@ -47,6 +47,14 @@ class VideoIndex:
     def frames(self) -> int:
         return int(self.pts.shape[0])
 
+    def longest_group(self) -> int:
+        """Frames from a keyframe to the next (or the end), the most of any keyframe; all frames without
+        keyframes."""
+        if self.keyframes.shape[0] == 0:
+            return self.frames
+        starts = np.searchsorted(self.pts, self.keyframes)
+        return int(np.diff(np.append(starts, self.frames)).max())
+
 
 @dataclass(frozen=True)
 class Segment:

@@ -131,3 +131,21 @@ def test_local_only_flags_are_refused_with_one_line(flag, inputs, tmp_path, caps
     err = capsys.readouterr().err
     assert code == 1 and "--engine ray" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2
     assert not (tmp_path / "out").exists()
+
+
+def test_segments_are_whole_keyframe_groups_when_there_are_enough_to_go_round():
+    from decaenv.runtime.ray_plan import SEGMENT_FRAMES, segment_frames
+    from decaenv.runtime.video_segments import VideoIndex, plan_segments
+
+    def index(frames, group):
+        stamps = np.arange(frames, dtype=np.int64) * 512
+        return VideoIndex(pts=stamps, keyframes=stamps[::group], seek_at=stamps[::group], seekable=True)
+
+    long, short = index(10_000, 250), index(1_000, 250)  # x264's default group of pictures
+    assert segment_frames(long, 10_000, workers=8, batch_size=8) == 250  # 40 groups for 8 workers: no cutting
+    assert segment_frames(short, 1_000, workers=8, batch_size=8) == SEGMENT_FRAMES  # 4 groups: cut to spread
+    assert segment_frames(short, 40, workers=8, batch_size=8) == 8  # a short run: --batch-size, not less
+    assert segment_frames(long, 5_000, workers=8, batch_size=8) == 125  # every 2nd frame: 125 of a group
+    segments = plan_segments(long, range(10_000), segment_frames(long, 10_000, 8, 8))
+    assert len(segments) == 40 and {len(s.frames) for s in segments} == {250}
+    assert [s.seek for s in segments] == list(long.seek_at)

@@ -1,0 +1,113 @@
+"""What the `--engine ray` driver holds for a video before any worker starts: the frames' pixels, as it did
+(every frame decoded into the dataset's rows), against the keyframe segments it plans now (packets read, nothing
+decoded; the workers decode their own segments), side by side.
+
+    .venv/bin/python bench/ray_plan.py [--frames 1000] [--side 512] [--gop 250] [--workers 8]
+
+Prints, for each (run in a fresh process), the seconds and the growth of the process's peak resident memory on
+a synthetic H.264 video (x264's default keyframe interval: 250), and the ratio new/old; then the segments'
+sizes and the decoding the workers do in all (frames decoded from each segment's keyframe, over the frames
+wanted): segments cut out of a long keyframe group decode its start again, whole groups do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_video(path: Path, frames: int, side: int, gop: int) -> None:
+    """An H.264 video of a textured picture sliding 3 px a frame (keyframe every `gop` frames, B-frames)."""
+    import av
+
+    texture = np.random.default_rng(0).integers(0, 256, (side, 2 * side, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": str(gop), "bf": "3", "preset": "veryfast"})
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        for k in range(frames):
+            picture = np.ascontiguousarray(np.roll(texture, -3 * k, axis=1)[:, :side])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _child(which: str, video: str, queue) -> None:
+    """One variant in a fresh process: (seconds, growth of peak resident memory in MB, (index, wanted) or None)."""
+    import resource
+    from types import SimpleNamespace
+
+    from decaenv.runtime.inputs import expand_inputs
+    from decaenv.runtime.ray_plan import plan_work
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if which == "old":  # what the driver held before: every frame's pixels, in the dataset's rows
+        result = [item.pixels for item in expand_inputs([Path(video)], 1)]
+    else:
+        result = plan_work(SimpleNamespace(inputs=[Path(video)], sample_step=1, batch_size=8), done=set())
+    seconds = time.perf_counter() - start
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    queue.put((seconds, grown, None if which == "old" else result.videos[0][2:]))
+
+
+def measure(which: str, video: Path):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(which, str(video), queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def decoded_frames(index, units) -> int:
+    """Frames the workers decode: from the keyframe each unit seeks to, up to its last frame."""
+    total = 0
+    for unit in units:
+        start = 0
+        if unit["seek"] is not None:
+            group = int(np.searchsorted(index.seek_at, unit["seek"]))
+            start = int(np.searchsorted(index.pts, index.keyframes[group]))
+        total += unit["frames"][-1] - start + 1
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--side", type=int, default=512)
+    parser.add_argument("--gop", type=int, default=250)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    from decaenv.runtime.ray_plan import Plan
+
+    with tempfile.TemporaryDirectory(prefix="decaenv-rayplan-") as tmp:
+        video = Path(tmp) / "clip.mp4"
+        write_video(video, args.frames, args.side, args.gop)
+        old_s, old_mb, _ = measure("old", video)
+        new_s, new_mb, (index, wanted) = measure("new", video)
+    units = [json.loads(u) for u in Plan(videos=[(str(video), "clip", index, wanted)]).units(args.workers, 8)]
+    sizes = [len(u["frames"]) for u in units]
+    decoded = decoded_frames(index, units)
+    print(f"video: {args.frames} frames of {args.side}x{args.side}, H.264, a keyframe every {args.gop} frames")
+    print(f"  old (driver decodes every frame):  {old_s:6.2f} s, peak resident memory +{old_mb:7.1f} MB")
+    print(f"  new (driver reads packets only):   {new_s:6.2f} s, peak resident memory +{new_mb:7.1f} MB")
+    print(f"  new/old: time {new_s / old_s:.3f}x, memory {new_mb / max(old_mb, 1e-9):.4f}x")
+    print(
+        f"  {len(units)} segments for {args.workers} workers (frames: min {min(sizes)}, max {max(sizes)}); "
+        f"keyframes {index.keyframes.shape[0]}, seekable {index.seekable}; the workers decode {decoded} frames "
+        f"for {len(wanted)} ({decoded / len(wanted):.2f}x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
