@@ -40,7 +40,8 @@ class DecaPredictor:
 
     Args:
         options: `ReconstructOptions` fields as a dict (out_dir is not written to).
-    Returns (per call): {"payload": [Arrow IPC bytes of the rows], "node": [the worker's node id]}.
+    Returns (per call): {"payload": [Arrow IPC bytes of the rows], "node": [the worker's node id], "threads":
+    [its torch threads]}. On a CPU worker torch runs on the node's CPUs (`worker_threads`).
     """
 
     def __init__(self, options: Mapping[str, Any]):
@@ -66,10 +67,15 @@ class DecaPredictor:
         self.runner = Reconstructor(ReconstructOptions(**fields))
         self.landmarks = bool(options.get("table_landmarks"))
         self.batch_size = max(1, int(options.get("batch_size") or 1))
+        self.threads = worker_threads()
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        import torch
+
         from decaenv.runtime.table import rows_to_batch
 
+        if self.threads is not None:  # (per calling thread with OpenMP: set where the networks run)
+            torch.set_num_threads(self.threads)
         if "unit" in batch:
             rows = [row for unit in batch["unit"] for row in self._unit(json.loads(str(unit)))]
         else:
@@ -77,6 +83,7 @@ class DecaPredictor:
         return {
             "payload": np.array([_ipc_bytes(rows_to_batch(rows, self.landmarks))], dtype=object),
             "node": np.array([_node_id()], dtype=object),
+            "threads": np.array([torch.get_num_threads()]),
         }
 
     def _unit(self, unit: Mapping[str, Any]) -> List[Dict[str, object]]:
@@ -176,6 +183,23 @@ def _node_id() -> str:
         return "local"
 
 
+def worker_threads() -> Optional[int]:
+    """Torch threads for a CPU worker: its node's CPUs (as Ray counts them, at most those this process may run
+    on). Ray starts an actor that reserves less than a CPU with OMP_NUM_THREADS=1, which would leave a cluster
+    of one DECA per node on one core per node. None (threads as they are) on a GPU worker or outside Ray."""
+    try:
+        import ray
+
+        if not ray.is_initialized() or ray.get_gpu_ids():
+            return None
+        node = ray.get_runtime_context().get_node_id()
+        cpus = next((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["NodeID"] == node), 0)
+    except Exception:  # noqa: BLE001 - Ray missing or its state unavailable: leave the threads alone
+        return None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(cpus), usable)) if cpus >= 1 else None
+
+
 def _require_ray():
     try:
         import ray
@@ -242,7 +266,7 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
         table.add(plan.failed)
     for row in plan.failed:
         count("failed", ItemOutcome(str(row["name"]), str(row["source"]), "failed", str(row["error"])))
-    nodes_used = set()
+    nodes_used: Dict[str, int] = {}
     if not plan.empty():
         ray.init(
             address=address or os.environ.get("RAY_ADDRESS"),
@@ -270,10 +294,10 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
                 scheduling_strategy="SPREAD",
             )
             for batch in dataset.iter_batches(batch_size=None):
-                for payload, node in zip(batch["payload"], batch["node"]):
+                for payload, node, threads in zip(batch["payload"], batch["node"], batch["threads"]):
                     records = pa.ipc.open_stream(payload).read_all()
                     table.add_table(records)
-                    nodes_used.add(node)
+                    nodes_used[str(node)] = int(threads)
                     for name, status, error in zip(
                         records.column("name").to_pylist(),
                         records.column("status").to_pylist(),
@@ -286,5 +310,9 @@ def run_on_ray(options, engine: str, address: Optional[str], console=None):
     else:
         table.close()
     summary.seconds = time.perf_counter() - start
-    summary.engine = {"name": "ray", "nodes_used": len(nodes_used)}
+    summary.engine = {
+        "name": "ray",
+        "nodes_used": len(nodes_used),
+        "threads_per_node": sorted(nodes_used.values()),  # each node's DECA: its torch threads
+    }
     return summary

@@ -1,7 +1,7 @@
 """`--engine ray` on a real local Ray cluster: a head and a second node process on this machine, one DECA
-worker per node; the table's rows equal the single-process run's. Bounded: both nodes have one CPU, the job
-is six photos and an 8-frame video (two keyframe segments, decoded by the workers), and every Ray process is
-started here (`ray start --block`) and stopped by its own pid."""
+worker per node on its node's CPUs; the table's rows equal the single-process run's. Bounded: the nodes have
+one and two CPUs, the job is six photos and an 8-frame video (two keyframe segments, decoded by the workers),
+and every Ray process is started here (`ray start --block`) and stopped by its own pid."""
 
 import json
 import os
@@ -56,7 +56,7 @@ def _wait_for_nodes(address: str, count: int, procs, limit: float = 180.0) -> No
 
 @pytest.fixture
 def ray_cluster():
-    """A head and a second node (one CPU each), stopped by pid at the end."""
+    """A head (one CPU) and a second node (two CPUs), stopped by pid at the end."""
     temp = tempfile.mkdtemp(prefix="dr-", dir="/tmp")  # Ray's socket paths must stay short
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -67,9 +67,10 @@ def ray_cluster():
     env = dict(
         os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0", RAY_AUTH_MODE="disabled"
     )
-    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
+    common = ["--block", "--disable-usage-stats"]
     head = subprocess.Popen(
-        [RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp, *common],
+        [RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp]
+        + ["--num-cpus", "1", *common],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -80,7 +81,7 @@ def ray_cluster():
         time.sleep(3)
         procs.append(
             subprocess.Popen(
-                [RAY, "start", "--address", address, *common],
+                [RAY, "start", "--address", address, "--num-cpus", "2", *common],  # a node of 2 CPUs
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -163,6 +164,7 @@ def test_ray_job_across_two_nodes_equals_single_process(ray_cluster, photos, vid
     assert _temporary_folders() == before  # the workers' predictors leave no folder behind
     assert on_ray["ok"] == 5 + 8 and on_ray["failed"] == 1
     assert on_ray["engine"]["nodes_used"] == 2
+    assert on_ray["engine"]["threads_per_node"] == [1, 2]  # each DECA on its node's CPUs (Ray's default: one)
     _reconstruct(reconstruct_data_dir, photos, tmp_path / "local", "-i", str(video))
     ray_rows = read_codes(tmp_path / "ray" / "codes.parquet", status="all")
     local_rows = read_codes(tmp_path / "local" / "codes.parquet", status="all")
