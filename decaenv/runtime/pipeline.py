@@ -84,6 +84,9 @@ class Reconstructor(InputSide):
             self.table = TableWriter(table_path(self.out_dir, suffix), landmarks=options.table_landmarks)
             if options.skip_existing:
                 self._done = frozenset(self.table.done_names())
+        #: Whether failed items get table rows (kept in `_failure_rows` until reported): with a table, or for a
+        #: caller that collects the rows itself (a Ray worker).
+        self.failure_rows = self.table is not None
         self._deca, self._timer, self._detector_choice = deca, timer, detector_choice
         self._loaded = False
         self.timer = timer or StageTimer(None)  # the device's timer once loaded
@@ -330,7 +333,7 @@ class Reconstructor(InputSide):
         """A failed item's table row, kept until its outcome is reported (`run`'s `report`, in input order): the
         input side may find the next batch's failures while the writing thread still adds this batch's rows, and
         the table's rows keep one order from run to run all the same (a batch's rows, then its failures)."""
-        if self.table is not None:
+        if self.failure_rows:
             from decaenv.runtime.table import make_row
 
             source = crop.source if crop is not None else ""

@@ -57,7 +57,8 @@ class DecaPredictor:
             save="codes",
             skip_existing=False,
             shard=None,
-            overlap=False,
+            overlap=None,  # the next batch read beside the networks where that pays (`overlap_pays`)
+            input_workers="threads",  # a unit's items prepared on threads (worker processes: a local run's choice)
         )
         fields["inputs"] = [Path(p) for p in fields["inputs"]]
         if isinstance(fields.get("data_dir"), dict):  # `asdict` flattened the resolved DataDir for shipping
@@ -65,9 +66,11 @@ class DecaPredictor:
 
             fields["data_dir"] = DataDir(path=Path(fields["data_dir"]["path"]), source=fields["data_dir"]["source"])
         self.runner = Reconstructor(ReconstructOptions(**fields))
+        self.runner.failure_rows = True  # kept in `_failure_rows` until reported: sent back with the others
         self.landmarks = bool(options.get("table_landmarks"))
         self.batch_size = max(1, int(options.get("batch_size") or 1))
         self.threads = worker_threads()
+        self._input_in_thread: Optional[bool] = None
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         import torch
@@ -96,35 +99,36 @@ class DecaPredictor:
         return rows + failures
 
     def _run(self, items: Iterable[Any], batch_size: int) -> List[Dict[str, object]]:
-        """Read, detect and crop each item, and run the networks on every `batch_size` of them."""
-        from decaenv.runtime.table import make_row
-
-        rows: List[Dict[str, object]] = []
-        outcomes: List[ItemOutcome] = []
-        prepared: List[Any] = []
-        for item in items:
-            got = self.runner._prepare_named(item.name, item, outcomes.append)
-            if got is None:
-                rows.append(make_row(item.name, str(item.source), item.frame, "failed", outcomes[-1].message))
-                continue
-            prepared.append(got)
-            if len(prepared) >= batch_size:
-                rows += self._model(prepared)
-                prepared = []
-        return rows + (self._model(prepared) if prepared else [])
-
-    def _model(self, prepared: List[Any]) -> List[Dict[str, object]]:
+        """The items' table rows, as a local run makes them (`run_overlapped`): each batch of `batch_size` read,
+        detected and cropped on the input threads, beside the previous batch's networks where that pays."""
+        from decaenv.runtime.inputs import batched
+        from decaenv.runtime.overlap import run_overlapped
         from decaenv.runtime.run_types import ItemOutcome
-        from decaenv.runtime.table import make_row
 
-        result, failed = self.runner._model_batch(prepared)
-        if result is None:
-            return [
-                make_row(name, str(item.source), item.frame, "failed", outcome.message, crop_source=crop.source)
-                for (name, item, crop, _), outcome in zip(prepared, failed)
-            ]
-        ok = [ItemOutcome(name, str(item.source), "ok") for name, item, _, _ in prepared]
-        return self.runner._table_rows(result, prepared, ok)
+        runner = self.runner
+        if self._input_in_thread is None:  # once per worker: DECA, then the input threads
+            runner.load()
+            self._input_in_thread = runner._input_in_thread()
+            runner._input_pool = runner._make_input_pool(self._input_in_thread)
+        rows: List[Dict[str, object]] = []
+        runner._failure_rows = {}
+
+        def save(result, prepared) -> List[ItemOutcome]:
+            ok = [ItemOutcome(name, item.label, "ok") for name, item, _, _ in prepared]
+            rows.extend(runner._table_rows(result, prepared, ok))
+            return ok
+
+        def report(outcome: ItemOutcome) -> None:
+            row = runner._failure_rows.pop(outcome.name, None)
+            if row is not None:
+                rows.append(row)
+
+        batches = batched(((item.name, item) for item in items), batch_size)
+        model, prepare = runner._model_batch, runner._prepare_batch
+        run_overlapped(
+            batches, prepare, model, save, report, save_in_thread=False, input_in_thread=self._input_in_thread
+        )
+        return rows
 
 
 def _batch_items(batch: Dict[str, np.ndarray]) -> Iterator[Any]:

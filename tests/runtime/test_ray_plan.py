@@ -60,9 +60,17 @@ def test_the_plan_names_skips_and_fails_items_as_a_local_run_does(inputs, tmp_pa
 
 
 @pytest.mark.slow
-def test_the_predictor_decodes_video_units_into_a_local_runs_rows(inputs, tmp_path, reconstruct_data_dir):
+@pytest.mark.parametrize("beside", [False, True], ids=["inline", "input-thread"])
+def test_the_predictor_decodes_video_units_into_a_local_runs_rows(
+    inputs, tmp_path, reconstruct_data_dir, monkeypatch, beside
+):
     pytest.importorskip("pyarrow")
     import pyarrow as pa
+
+    import decaenv.runtime.overlap as overlap
+
+    # where the next batch is read beside the networks (more than two CPUs, or a GPU) and where not (here)
+    monkeypatch.setattr(overlap, "overlap_pays", lambda device, cpus=None: beside)
 
     from decaenv.runtime.pipeline import Reconstructor
     from decaenv.runtime.ray_engine import DecaPredictor
@@ -82,6 +90,8 @@ def test_the_predictor_decodes_video_units_into_a_local_runs_rows(inputs, tmp_pa
     fields["out_dir"] = str(fields["out_dir"])
     fields["data_dir"] = {"path": str(reconstruct_data_dir), "source": "flag"}
     predictor = DecaPredictor(fields)
+    predictor({"unit": np.array([units[0]], dtype=object)})
+    assert predictor._input_in_thread is beside
     out = predictor({"unit": np.array(units[:-1] + [json.dumps(ghost), json.dumps(gone)], dtype=object)})
     rows = pa.ipc.open_stream(out["payload"][0]).read_all().to_pylist()
     by_name = {row["name"]: row for row in rows}
