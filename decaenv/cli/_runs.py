@@ -1,5 +1,5 @@
-"""Shared CLI pieces of the commands that run DECA on items (transfer, animate): a progress bar that prints
-per-item failures as they happen, and the one-line summary."""
+"""Shared CLI pieces of the commands that run DECA on items (reconstruct, transfer, animate): a progress bar that
+prints per-item failures as they happen, and the one-line summary."""
 
 from __future__ import annotations
 

@@ -135,6 +135,7 @@ def reconstruct(
 ) -> None:
     """Reconstruct 3D faces with DECA: codes, meshes, landmarks and images, with DECA's file names."""
     from decaenv.cli._console import make_console, print_json, progress_enabled
+    from decaenv.cli._runs import run_with_progress
     from decaenv.errors import UsageError
     from decaenv.runtime.extended import ExtendedReconstructor, ExtraOptions
     from decaenv.runtime.run_types import ReconstructOptions
@@ -185,9 +186,10 @@ def reconstruct(
     runner = None
     show_progress = progress_enabled(state)
     if engine.lower() != "local":
-        from decaenv.runtime.ray_engine import run_on_ray
+        from decaenv.runtime.ray_job import RayJob
 
-        summary = run_on_ray(options, engine.lower(), ray_address, console)
+        job = RayJob(options, engine.lower(), ray_address)
+        summary = run_with_progress(console, job.expected_items(), "reconstructing on Ray", job.run, show_progress)
     else:
         runner = ExtendedReconstructor(
             options, ExtraOptions(faces=faces, smooth=smooth, smooth_alpha=smooth_alpha), lazy=True
@@ -203,7 +205,7 @@ def reconstruct(
             )
             console.print(f"face detector: {detector}", markup=False, highlight=False)
         try:
-            summary = _run_with_progress(runner, console, show_progress)
+            summary = run_with_progress(console, runner.expected_items(), "reconstructing", runner.run, show_progress)
         finally:
             runner.close()  # the input worker processes, if the run started any
     run_files = runner.run_files if runner is not None else []
@@ -217,22 +219,6 @@ def reconstruct(
             )
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _run_with_progress(runner, console, show: bool = True):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    total = runner.expected_items()  # the bar counts this run's (or shard's) items
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True, disable=console.quiet or not show) as progress:
-        task = progress.add_task("reconstructing", total=total)
-
-        def on_item(outcome) -> None:
-            progress.advance(task)
-            if outcome.status == "failed":
-                console.print(f"failed: {outcome.message}", markup=False, highlight=False)
-
-        return runner.run(on_item)
 
 
 def _print_summary(console, summary, make_console) -> None:

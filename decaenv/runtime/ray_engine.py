@@ -1,12 +1,6 @@
-"""`decaenv reconstruct --engine ray`: the same job on a Ray cluster, written to the same Parquet table.
-
-Why the command and not only a `ray.data` recipe: a job then grows from a laptop to a cluster by adding two
-flags, with the same inputs, names, resume and table as the local run. Underneath it *is* the recipe:
-the driver lists the inputs (names assigned exactly as locally), `ray.data.from_items` makes them a dataset,
-`map_batches(DecaPredictor, concurrency=workers)` runs one DECA per worker actor (one per GPU when the
-cluster has GPUs, else one per node, spread over the nodes), and the driver appends each returned batch to
-the table (journaled, so a killed driver keeps the finished rows and `--skip-existing` resumes).
-`DecaPredictor` is importable and usable in your own `ray.data` pipelines (docs/cluster.md).
+"""`decaenv reconstruct --engine ray`'s workers: `DecaPredictor`, one DECA per Ray worker actor, turning work
+units (images, or video segments it decodes itself) into table rows. The driver is `decaenv.runtime.ray_job`;
+the predictor is also usable in your own `ray.data` pipelines (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -14,14 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
 
 import numpy as np
-
-from decaenv.errors import UsageError
 
 if TYPE_CHECKING:
     from decaenv.runtime.run_types import ItemOutcome
@@ -202,121 +192,3 @@ def worker_threads() -> Optional[int]:
         return None
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(int(cpus), usable)) if cpus >= 1 else None
-
-
-def _require_ray():
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise UsageError(f"--engine ray needs Ray ({exc})", hint="pip install 'decaenv[ray]'") from exc
-    return ray
-
-
-def _workers(ray) -> tuple:
-    """(number of DECA workers, GPUs per worker, CPUs per worker): one per GPU, else one per node."""
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    if gpus:
-        return gpus, 1, 1
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    cpus = resources.get("CPU", 1.0)
-    return max(1, len(nodes)), 0, max(0.25, min(1.0, cpus / max(1, len(nodes)) / 2))
-
-
-def run_on_ray(options, engine: str, address: Optional[str], console=None):
-    """Run `options` on Ray; returns the `RunSummary` (items: the failures; counts of every status).
-
-    Raises:
-        UsageError: unknown engine, Ray/pyarrow missing, or outputs other than the table requested.
-    """
-    import pyarrow as pa
-
-    from decaenv.runtime.export import parse_save
-    from decaenv.runtime.ray_plan import plan_work
-    from decaenv.runtime.run_types import ItemOutcome, RunSummary, prepare_out_dir
-    from decaenv.runtime.table import TableWriter, table_path
-
-    if engine != "ray":
-        raise UsageError(f"unknown --engine {engine!r}", hint="use local or ray")
-    kinds = parse_save(options.save if isinstance(options.save, str) else ",".join(options.save))
-    if set(kinds) != {"table"}:
-        raise UsageError("--engine ray writes the Parquet table only", hint="use --save table")
-    if options.shard is not None:
-        raise UsageError("--engine ray spreads the items itself: --shard does not apply", hint="drop --shard")
-    ray = _require_ray()
-    start = time.perf_counter()
-    out_dir = prepare_out_dir(options.out_dir)
-    table = TableWriter(table_path(out_dir), landmarks=options.table_landmarks)
-    done = table.done_names() if options.skip_existing else set()
-    summary = RunSummary(
-        out_dir=str(out_dir),
-        detector=options.detector,
-        device=options.device,
-        precision=options.precision,
-        table=str(table.path),
-    )
-    summary.counts = {}
-
-    def count(status: str, outcome: Optional[ItemOutcome] = None) -> None:
-        summary.counts[status] = summary.counts.get(status, 0) + 1
-        if outcome is not None and len(summary.items) < 1000:
-            summary.items.append(outcome)
-
-    plan = plan_work(options, done)  # (decaenv.runtime.ray_plan)
-    if plan.skipped:
-        summary.counts["skipped"] = plan.skipped
-    if plan.failed:
-        table.add(plan.failed)
-    for row in plan.failed:
-        count("failed", ItemOutcome(str(row["name"]), str(row["source"]), "failed", str(row["error"])))
-    nodes_used: Dict[str, int] = {}
-    if not plan.empty():
-        ray.init(
-            address=address or os.environ.get("RAY_ADDRESS"),
-            ignore_reinit_error=True,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
-        try:
-            workers, gpus, cpus = _workers(ray)
-            # one unit in flight per worker: the units spread over every worker instead of queueing on the
-            # first one that is ready (a DECA takes seconds to load)
-            ray.data.DataContext.get_current().max_tasks_in_flight_per_actor = 1
-            fields = {
-                k: (list(map(str, v)) if k == "inputs" else str(v) if isinstance(v, Path) else v)
-                for k, v in asdict(replace(options, shard=None)).items()
-            }
-            units = plan.units(workers, options.batch_size)
-            dataset = ray.data.from_items([{"unit": unit} for unit in units]).map_batches(
-                DecaPredictor,
-                fn_constructor_kwargs={"options": fields},
-                batch_size=1,
-                concurrency=workers,
-                num_gpus=gpus or None,
-                num_cpus=cpus,
-                scheduling_strategy="SPREAD",
-            )
-            for batch in dataset.iter_batches(batch_size=None):
-                for payload, node, threads in zip(batch["payload"], batch["node"], batch["threads"]):
-                    records = pa.ipc.open_stream(payload).read_all()
-                    table.add_table(records)
-                    nodes_used[str(node)] = int(threads)
-                    for name, status, error in zip(
-                        records.column("name").to_pylist(),
-                        records.column("status").to_pylist(),
-                        records.column("error").to_pylist(),
-                    ):
-                        count(status, None if status == "ok" else ItemOutcome(name, "", status, error))
-        finally:
-            table.close()
-            ray.shutdown()
-    else:
-        table.close()
-    summary.seconds = time.perf_counter() - start
-    summary.engine = {
-        "name": "ray",
-        "nodes_used": len(nodes_used),
-        "threads_per_node": sorted(nodes_used.values()),  # each node's DECA: its torch threads
-    }
-    return summary

@@ -29,6 +29,11 @@ class Plan:
     videos: List[Tuple[str, str, Any, List[int]]] = field(default_factory=list)  # source, name, index, wanted
     failed: List[Dict[str, object]] = field(default_factory=list)
     skipped: int = 0
+    image_items: int = 0
+
+    def items(self) -> int:
+        """Items the units hold (images and video frames)."""
+        return self.image_items + sum(len(wanted) for *_, wanted in self.videos)
 
     def empty(self) -> bool:
         return not self.images and not any(wanted for *_, wanted in self.videos)
@@ -87,6 +92,7 @@ def plan_work(options, done: Set[str]) -> Plan:
             plan.failed.append(make_row(name, str(item.source), item.frame, "failed", item.error.one_line()))
         else:
             images.append([name, str(item.source)])
+            plan.image_items += 1
             if len(images) == options.batch_size:
                 plan.images.append(json.dumps({"kind": "images", "items": images}))
                 images = []

@@ -9,6 +9,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from decaenv.errors import UsageError
 from decaenv.runtime.inputs import expand_inputs
 from decaenv.runtime.ray_plan import plan_work
 from decaenv.runtime.run_types import NameRegistry
@@ -159,3 +160,18 @@ def test_segments_are_whole_keyframe_groups_when_there_are_enough_to_go_round():
     segments = plan_segments(long, range(10_000), segment_frames(long, 10_000, 8, 8))
     assert len(segments) == 40 and {len(s.frames) for s in segments} == {250}
     assert [s.seek for s in segments] == list(long.seek_at)
+
+
+def test_the_job_counts_its_items_for_the_progress_bar_before_ray_starts(inputs, tmp_path):
+    pytest.importorskip("ray")
+    pytest.importorskip("pyarrow")
+    from decaenv.runtime.ray_job import RayJob
+
+    sources = [inputs / "a.png", inputs / "b.png", inputs / "clip.mp4", inputs / "broken.mp4"]
+    options = codes_options(tmp_path, inputs, tmp_path / "out", sample_step=2, save=["table"])
+    options.inputs = sources
+    job = RayJob(options, "ray")
+    assert job.expected_items() == 2 + 15 + 1  # two photos, every 2nd of 30 frames, the broken video's row
+    assert job.plan().items() == 17 and len(job.plan().failed) == 1
+    with pytest.raises(UsageError, match="unknown --engine"):
+        RayJob(options, "dask")

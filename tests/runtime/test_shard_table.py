@@ -327,7 +327,7 @@ def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
     from rich.console import Console
     from rich.progress import Progress
 
-    from decaenv.cli import reconstruct as command
+    from decaenv.cli._runs import run_with_progress
     from decaenv.runtime.pipeline import Reconstructor
 
     for k in range(5):
@@ -346,5 +346,6 @@ def test_the_progress_bar_counts_only_this_shards_items(tmp_path, monkeypatch):
         )
         runner.expected_items = partial(Reconstructor.expected_items, runner)  # the real count, on the stand-in
         runner._count_items = partial(Reconstructor._count_items, runner)
-        assert command._run_with_progress(runner, Console(file=io.StringIO())) == "ran"
+        console = Console(file=io.StringIO())
+        assert run_with_progress(console, runner.expected_items(), "reconstructing", runner.run) == "ran"
         assert totals[-1] == expected
