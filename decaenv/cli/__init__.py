@@ -24,6 +24,7 @@ from decaenv.cli import patch as _patch
 from decaenv.cli import patches as _patches
 from decaenv.cli import reconstruct as _reconstruct
 from decaenv.cli import selftest as _selftest
+from decaenv.cli import table as _table
 from decaenv.cli import transfer as _transfer
 from decaenv.cli._state import CliState, configure_logging
 
@@ -80,6 +81,7 @@ app.command("reconstruct")(_reconstruct.reconstruct)
 app.command("transfer")(_transfer.transfer)
 app.command("animate")(_animate.animate)
 app.add_typer(_cache.app, name="cache")
+app.add_typer(_table.app, name="table")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

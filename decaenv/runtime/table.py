@@ -296,16 +296,18 @@ def _tables_in(path: Path) -> List[Path]:
     return sorted(set(path.glob("codes*.parquet")) | journaled)
 
 
-def _with_journal(pa, pq, path: Path) -> Optional[pa.Table]:
+def _with_journal(pa, pq, path: Path, columns: Optional[Sequence[str]] = None) -> Optional[pa.Table]:
     """A table's rows as its run left them: the Parquet file's rows, less those of names its journal holds again,
-    + the journal's complete batches (what `TableWriter.finalize` would write; nothing is written here). None:
-    no rows yet."""
+    + the journal's complete batches (what `TableWriter.finalize` would write; nothing is written here); only
+    `columns` (with "name") when given. None: no rows yet."""
     journal = journal_path(path)
+    wanted = None if columns is None else list(dict.fromkeys(["name", *columns]))
     batches = list(_journal_batches(journal)) if journal.is_file() else []
-    old = pq.read_table(str(path)) if path.is_file() else None
+    old = pq.read_table(str(path), columns=wanted) if path.is_file() else None
     if not batches:
         return old
     fresh = pa.Table.from_batches(batches)
+    fresh = fresh if wanted is None else fresh.select(wanted)
     if old is None:
         return fresh
     redone = set(fresh.column("name").to_pylist())

@@ -13,6 +13,7 @@ from decaenv.runtime.shard import Shard, parse_shard
 
 pa = pytest.importorskip("pyarrow")
 from decaenv.runtime.table import TableWriter, journal_path, make_row, read_codes
+from tests._support.tables import table_row as _row
 
 CODE_KEYS = (
     "shape",
@@ -70,24 +71,6 @@ def test_shard_auto_reads_launchers():
 
 
 # -- the table's journal -----------------------------------------------------------------------------------
-def _row(name, value):
-    codes = {
-        k: np.full(n, value, np.float32)
-        for k, n in (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6), ("cam", 3), ("light", 27), ("detail", 128))
-    }
-    return make_row(
-        name,
-        f"/in/{name}.png",
-        None,
-        "ok",
-        crop_source="test",
-        box=(1, 2, 3, 4),
-        tform=np.eye(3),
-        original_size=(10, 20),
-        codes=codes,
-    )
-
-
 def test_killed_run_keeps_finished_rows_and_resume_folds_them_in(tmp_path):
     path = tmp_path / "codes.parquet"
     writer = TableWriter(path)

@@ -1,0 +1,148 @@
+"""Looking after a dataset run's tables (`decaenv table`): how far each run or shard is (`table_states`, read
+while they run: journals included), why items failed (`failure_groups`), and every table as one Parquet file
+(`merge_tables`). Nothing here writes into the tables or their journals.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from decaenv.errors import DataError, UsageError
+from decaenv.runtime.table import _journal_batches, _tables_in, _with_journal, journal_path, require_pyarrow
+
+
+@dataclass(frozen=True)
+class TableState:
+    """One table (a run's or a shard's) as its run left it so far.
+
+    Attributes:
+        path: the Parquet file (it may not exist yet: a run still in its first batches, or killed in them).
+        ok, failed: its rows by status, the journal's included. journaled: rows only in the journal (the run
+        still going, or killed: `--skip-existing` folds them in). modified: seconds since the epoch of the last
+        write to the table or its journal.
+    """
+
+    path: str
+    ok: int
+    failed: int
+    journaled: int
+    modified: float
+
+    def to_dict(self) -> Dict[str, object]:
+        return asdict(self)
+
+
+def table_states(path: os.PathLike) -> List[TableState]:
+    """The state of every table at `path` (a table, or a folder of them).
+
+    Raises:
+        UsageError: pyarrow missing. DataError: no table there, or one unreadable.
+    """
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    files = _existing_tables(Path(path))
+    states = []
+    for file in files:
+        journal = journal_path(file)
+        journaled = sum(batch.num_rows for batch in _journal_batches(journal)) if journal.is_file() else 0
+        table = _read(pa, pq, file, ["name", "status"])
+        statuses = Counter(table.column("status").to_pylist()) if table is not None else Counter()
+        stamps = [p.stat().st_mtime for p in (file, journal) if p.is_file()]
+        states.append(TableState(str(file), statuses["ok"], statuses["failed"], journaled, max(stamps)))
+    return states
+
+
+def failure_groups(path: os.PathLike, limit: int = 10) -> List[Tuple[int, str]]:
+    """The most frequent reasons items failed, as (count, message with each item's own file written
+    `<source>`), most frequent first."""
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    reasons: Counter = Counter()
+    for file in _existing_tables(Path(path)):
+        table = _read(pa, pq, file, ["name", "source", "status", "error"])
+        if table is None:
+            continue
+        columns = [table.column(k).to_pylist() for k in ("source", "status", "error")]
+        for source, status, error in zip(*columns):
+            if status != "ok":
+                reasons[(error or "").replace(source, "<source>") if source else (error or "")] += 1
+    return [(count, reason) for reason, count in reasons.most_common(limit)]
+
+
+def merge_tables(path: os.PathLike, out: os.PathLike) -> int:
+    """Write every table at `path` (journals included: the newest row of a re-done item) as one Parquet file
+    `out`, atomically; returns its rows.
+
+    Raises:
+        UsageError: `out` would be read as one of the tables (a `codes*.parquet` beside them). DataError: no
+        table, an unreadable one, or tables of different columns (landmarks in some only).
+    """
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    source, target = Path(path), Path(out)
+    files = _existing_tables(source)
+    folder = source if source.is_dir() else source.parent
+    if target.resolve().parent == folder.resolve() and target.name.startswith("codes") and target.suffix == ".parquet":
+        raise UsageError(
+            f"{target} would be read back as one more table of {folder}",
+            hint="write it to another folder, or give it a name that does not start with 'codes'",
+        )
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    rows, schema = 0, None
+    try:
+        writer: Optional[pq.ParquetWriter] = None
+        for file in files:
+            table = _read(pa, pq, file, None)
+            if table is None:
+                continue
+            if schema is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
+            elif table.schema.names != schema.names:
+                raise DataError(
+                    f"{file} has other columns than {files[0]} (landmarks in some tables only?)",
+                    hint="merge the tables of one kind at a time",
+                    path=file,
+                )
+            assert writer is not None
+            writer.write_table(table.cast(schema))
+            rows += table.num_rows
+        if writer is None:
+            raise DataError(f"the tables at {source} have no rows yet", path=source)
+        writer.close()
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def age(seconds_since_epoch: float, now: Optional[float] = None) -> str:
+    """'12 s', '4 min', '3 h', '2 d' ago."""
+    elapsed = max(0.0, (time.time() if now is None else now) - seconds_since_epoch)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if elapsed >= size:
+            return f"{elapsed // size:.0f} {unit}"
+    return f"{elapsed:.0f} s"
+
+
+def _existing_tables(path: Path) -> List[Path]:
+    files = [f for f in _tables_in(path) if f.is_file() or journal_path(f).is_file()]
+    if not files:
+        raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
+    return files
+
+
+def _read(pa, pq, file: Path, columns: Optional[Sequence[str]]):
+    try:
+        return _with_journal(pa, pq, file, columns)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{file} is not a readable Parquet table ({exc})", path=file) from exc

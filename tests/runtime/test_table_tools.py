@@ -1,0 +1,83 @@
+"""`decaenv table status|merge` over a dataset run's tables: a finished run, a shard still writing (rows only in
+its journal), failures grouped by reason, one merged file; nothing written into the tables."""
+
+import json
+
+import numpy as np
+import pytest
+
+from decaenv.cli import main
+from decaenv.errors import DataError, UsageError
+from decaenv.runtime.table import TableWriter, make_row, read_codes
+from tests._support.tables import table_row as _row
+
+pytest.importorskip("pyarrow")
+
+
+def _no_face(name):
+    return make_row(name, f"/in/{name}.png", None, "failed", f"no face found in /in/{name}.png (detector mtcnn)")
+
+
+@pytest.fixture
+def tables(tmp_path):
+    """Shard 0 finished (3 ok, 2 failed); shard 1 still running: 2 rows only in its journal."""
+    done = TableWriter(tmp_path / "codes-0-of-2.parquet")
+    done.add([_row("a", 1.0), _row("b", 2.0), _no_face("c"), _row("d", 4.0), _no_face("e")])
+    done.close()
+    running = TableWriter(tmp_path / "codes-1-of-2.parquet")
+    running.add([_row("f", 6.0), make_row("g", "/in/g.png", None, "failed", "image /in/g.png is a text file")])
+    yield tmp_path
+    running._sink.close()
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_status_counts_every_shard_while_one_still_writes(tables, capsys):
+    before = _snapshot(tables)
+    assert main(["table", "status", str(tables), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    by_name = {t["path"].rsplit("/", 1)[1]: t for t in status["tables"]}
+    assert (by_name["codes-0-of-2.parquet"]["ok"], by_name["codes-0-of-2.parquet"]["failed"]) == (3, 2)
+    assert by_name["codes-1-of-2.parquet"] == dict(by_name["codes-1-of-2.parquet"], ok=1, failed=1, journaled=2)
+    assert (status["ok"], status["failed"], status["journaled"]) == (4, 3, 2)
+    assert status["failures"][0] == {"count": 2, "reason": "no face found in <source> (detector mtcnn)"}
+    assert main(["table", "status", str(tables)]) == 0
+    text = capsys.readouterr().out
+    assert "2 in its journal" in text and "total: 7 items in 2 table(s): ok 4, failed 3" in text
+    assert _snapshot(tables) == before  # nothing written, the journal left for its run
+
+
+def test_merge_writes_one_file_equal_to_the_folder(tables, tmp_path_factory):
+    out = tmp_path_factory.mktemp("merged") / "all.parquet"
+    assert main(["table", "merge", str(tables), "-o", str(out)]) == 0
+    merged, folder = read_codes(out, status="all"), read_codes(tables, status="all")
+    assert sorted(merged["name"]) == sorted(folder["name"]) == list("abcdefg")
+    order = np.argsort(merged["name"]), np.argsort(folder["name"])
+    assert np.array_equal(merged["shape"][order[0]], folder["shape"][order[1]], equal_nan=True)
+    assert not [p for p in out.parent.iterdir() if p.name != "all.parquet"]  # no partial file left
+
+
+def test_merge_refuses_what_would_be_read_back_and_mixed_columns(tables, capsys):
+    with pytest.raises(UsageError, match="read back"):
+        from decaenv.runtime.table_tools import merge_tables
+
+        merge_tables(tables, tables / "codes-all.parquet")
+    with_marks = TableWriter(tables / "codes-2-of-2.parquet", landmarks=True)
+    with_marks.add([_row("h", 8.0)])
+    with_marks.close()
+    out = tables.parent / "mixed.parquet"
+    assert main(["table", "merge", str(tables), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "other columns" in err and "Traceback" not in err and not out.exists()
+    assert not list(tables.parent.glob(".mixed.parquet*"))
+
+
+def test_no_table_is_a_one_line_error(tmp_path, capsys):
+    assert main(["table", "status", str(tmp_path)]) == 1
+    assert "no decaenv table" in capsys.readouterr().err
+    with pytest.raises(DataError):
+        from decaenv.runtime.table_tools import table_states
+
+        table_states(tmp_path / "missing.parquet")
