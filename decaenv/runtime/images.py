@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -228,9 +228,17 @@ def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple
     Raises:
         InputError: PyAV missing, the file unreadable, or no frames at all.
     """
-    path = Path(path)
     if sample_step < 1:
         raise InputError(f"--sample-step must be at least 1, got {sample_step}")
+    return counted_frames(path, lambda index: index % sample_step == 0)
+
+
+def counted_frames(
+    path: os.PathLike, keep: Callable[[int], bool], last: Optional[int] = None
+) -> Iterator[Tuple[int, np.ndarray]]:
+    """Decode from the start, counting frames: (index, RGB) of those `keep` takes, up to frame `last` (None:
+    the end). Raises InputError: as `read_video_frames`."""
+    path = Path(path)
     container, stream = open_video(path)
     import av
 
@@ -239,8 +247,10 @@ def read_video_frames(path: os.PathLike, sample_step: int = 1) -> Iterator[Tuple
         with container:
             for index, frame in enumerate(container.decode(stream)):
                 count += 1
-                if index % sample_step == 0:
+                if keep(index):
                     yield index, frame_rgb(frame, path, index)
+                if last is not None and index >= last:
+                    return
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:

@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from decaenv.errors import InputError
-from decaenv.runtime.images import frame_rgb, open_video, video_error
+from decaenv.runtime.images import counted_frames, frame_rgb, open_video, video_error
 
 
 @dataclass(frozen=True)
@@ -208,20 +208,5 @@ def _by_timestamp(path: Path, segment: Segment, found: Set[int]) -> Iterator[Tup
 
 def _by_count(path: Path, frames: Sequence[int]) -> Iterator[Tuple[int, np.ndarray]]:
     """Decode from the start, counting frames as a local run does; stops after the last wanted frame."""
-    import av
-
-    wanted, last = set(frames), max(frames)
-    container, stream = open_video(path)
-    count = 0
-    try:
-        with container:
-            for index, frame in enumerate(container.decode(stream)):
-                count += 1
-                if index in wanted:
-                    yield index, frame_rgb(frame, path, index)
-                if index >= last:
-                    return
-    except InputError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise video_error(path, exc, count) from exc
+    wanted = set(frames)
+    return counted_frames(path, wanted.__contains__, last=max(frames))
