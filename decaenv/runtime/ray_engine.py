@@ -83,7 +83,8 @@ class DecaPredictor:
         from decaenv.runtime.inputs import Item
 
         if unit["kind"] == "images":
-            return self._run((Item(name=name, source=Path(source)) for name, source in unit["items"]), self.batch_size)
+            items = (Item(name, Path(source), error=_not_here(Path(source))) for name, source in unit["items"])
+            return self._run(items, self.batch_size)
         failures: List[Dict[str, object]] = []
         rows = self._run(_segment_items(unit, failures), self.batch_size)
         return rows + failures
@@ -145,9 +146,10 @@ def _segment_items(unit: Mapping[str, Any], failures: List[Dict[str, object]]) -
     source, base = Path(unit["source"]), str(unit["base"])
     segment = Segment(frames=tuple(unit["frames"]), pts=tuple(unit["pts"]), seek=unit["seek"], stop=unit["stop"])
     seen: Set[int] = set()
-    message = ""
+    missing = _not_here(source)
+    message = missing.one_line() if missing is not None else ""
     try:
-        for index, rgb in decode_segment(source, segment):
+        for index, rgb in decode_segment(source, segment) if missing is None else ():
             seen.add(index)
             yield Item(name=frame_name(base, index), source=source, frame=index, pixels=rgb)
     except InputError as exc:
@@ -156,6 +158,25 @@ def _segment_items(unit: Mapping[str, Any], failures: List[Dict[str, object]]) -
         if index not in seen:
             text = message or f"frame {index} of video {source} was not decoded (fewer frames than its packets)"
             failures.append(make_row(frame_name(base, index), str(source), index, "failed", text))
+
+
+def _not_here(source: Path):
+    """The error for a unit's file this worker cannot see (the driver listed it), or None."""
+    if source.exists():
+        return None
+    from decaenv.errors import InputError
+
+    try:
+        import ray
+
+        node = f"Ray node {ray.util.get_node_ip_address()}" if ray.is_initialized() else "this worker"
+    except Exception:  # noqa: BLE001 - Ray missing or its state unavailable
+        node = "this worker"
+    return InputError(
+        f"{source} is not on {node}, though the driver found it",
+        hint="put the inputs on a disk every node mounts at the same path (docs/cluster.md)",
+        path=source,
+    )
 
 
 def _ipc_bytes(record_batch) -> bytes:

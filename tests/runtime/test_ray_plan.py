@@ -93,12 +93,15 @@ def test_the_predictor_decodes_video_units_into_a_local_runs_rows(
     predictor = DecaPredictor(fields)
     predictor({"unit": np.array([units[0]], dtype=object)})
     assert predictor._input_in_thread is beside
-    out = predictor({"unit": np.array(units[:-1] + [json.dumps(ghost), json.dumps(gone)], dtype=object)})
+    lost = json.dumps({"kind": "images", "items": [["lost", str(tmp_path / "lost.png")]]})
+    out = predictor({"unit": np.array(units[:-1] + [json.dumps(ghost), json.dumps(gone), lost], dtype=object)})
     rows = pa.ipc.open_stream(out["payload"][0]).read_all().to_pylist()
     by_name = {row["name"]: row for row in rows}
     assert by_name["clip_frame0099"]["status"] == "failed" and "not decoded" in by_name["clip_frame0099"]["error"]
     assert {by_name["gone_frame0000"]["status"], by_name["gone_frame0003"]["status"]} == {"failed"}
-    assert "missing" in by_name["gone_frame0000"]["error"]
+    assert "is not on this worker, though the driver found it" in by_name["gone_frame0000"]["error"]
+    assert "every node mounts" in by_name["gone_frame0000"]["error"]
+    assert by_name["lost"]["status"] == "failed" and "is not on this worker" in by_name["lost"]["error"]
     assert list(local["status"]).count("ok") >= 5
     for i, name in enumerate(local["name"]):
         row = by_name[name]
@@ -106,7 +109,7 @@ def test_the_predictor_decodes_video_units_into_a_local_runs_rows(
         if row["status"] == "ok":
             np.testing.assert_allclose(row["shape"], local["shape"][i], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(row["tform"], local["tform"][i].reshape(-1), rtol=1e-6, atol=1e-9)
-    assert len(rows) == len(local["name"]) + 3
+    assert len(rows) == len(local["name"]) + 4
     # the item-column format of your own pipelines (docs/cluster.md): a file, and pixels you decoded yourself
     from decaenv.runtime.images import read_video_frames
 
