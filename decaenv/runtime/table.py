@@ -301,8 +301,11 @@ def _with_journal(pa, pq, path: Path, columns: Optional[Sequence[str]] = None) -
     + the journal's complete batches (what `TableWriter.finalize` would write; nothing is written here); only
     `columns` (with "name") when given. None: no rows yet."""
     journal = journal_path(path)
-    wanted = None if columns is None else list(dict.fromkeys(["name", *columns]))
     batches = list(_journal_batches(journal)) if journal.is_file() else []
+    wanted = None
+    if columns is not None:  # those this table has (landmarks are optional)
+        stored = pq.read_schema(str(path)).names if path.is_file() else batches[0].schema.names if batches else []
+        wanted = [c for c in dict.fromkeys(["name", *columns]) if c in stored]
     old = pq.read_table(str(path), columns=wanted) if path.is_file() else None
     if not batches:
         return old
@@ -315,18 +318,25 @@ def _with_journal(pa, pq, path: Path, columns: Optional[Sequence[str]] = None) -
     return pa.concat_tables([old.filter(keep), fresh], promote_options="default")
 
 
-def read_codes(path: os.PathLike, status: str = "ok") -> Dict[str, np.ndarray]:
+#: Columns every `read_codes` answer has; the keys computed from `pose` (as in `<name>_codes.npz`).
+ITEM_COLUMNS = ("name", "source", "frame", "status", "error", "crop_source")
+POSE_KEYS = ("global_pose", "jaw_pose", "neck_pose", "eye_pose", "full_pose")
+
+
+def read_codes(path: os.PathLike, status: str = "ok", keys: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
     """The codes of a table as numpy arrays, one row per item (rows of `status`; "all" for every row).
 
     Keys equal those of `<name>_codes.npz` (shape (N, 100), tex, exp, pose (N, 6), cam, light (N, 9, 3),
     detail, global_pose, jaw_pose, neck_pose, eye_pose, full_pose (N, 15), tform (N, 3, 3) float64,
     original_size (N, 2) int64) plus name, source, frame, status, error, crop_source, box and, when stored,
-    landmarks2d (N, 68, 2) / landmarks3d (N, 68, 3). A folder reads every `codes*.parquet` in it. The rows of
-    a run still going, or killed, are read from its journal too (every complete batch; a re-done item's newer
-    row replaces its older one), so a table can be read while its run writes it; nothing is written.
+    landmarks2d (N, 68, 2) / landmarks3d (N, 68, 3). `keys`: only these (and the item columns name … crop_source),
+    read from disk alone — for a table of millions of rows, e.g. ("exp", "jaw_pose"). A folder reads every
+    `codes*.parquet` in it. The rows of a run still going, or killed, are read from its journal too (every
+    complete batch; a re-done item's newer row replaces its older one), so a table can be read while its run
+    writes it; nothing is written.
 
     Raises:
-        UsageError: pyarrow missing. DataError: not a decaenv table.
+        UsageError: pyarrow missing, or a key no table has. DataError: not a decaenv table.
     """
     pa = require_pyarrow()
     import pyarrow.compute as pc
@@ -336,39 +346,65 @@ def read_codes(path: os.PathLike, status: str = "ok") -> Dict[str, np.ndarray]:
     files = _tables_in(path)
     if not files or not all(f.is_file() or journal_path(f).is_file() for f in files):
         raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
+    columns = None if keys is None else _columns_for(keys)
     try:
-        parts = [part for part in (_with_journal(pa, pq, f) for f in files) if part is not None]
+        parts = [part for part in (_with_journal(pa, pq, f, columns) for f in files) if part is not None]
         if not parts:
             raise DataError(f"{path} has no rows yet (its run has not finished a batch)", path=path)
         table = pa.concat_tables(parts, promote_options="default")
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path} is not a readable Parquet table ({exc})", path=path) from exc
-    if "shape" not in table.column_names or "status" not in table.column_names:
+    if "status" not in table.column_names or (keys is None and "shape" not in table.column_names):
         raise DataError(f"{path} is not a decaenv codes table (no shape/status columns)", path=path)
     if status != "all":
         table = table.filter(pc.equal(table.column("status"), status))
-    n = table.num_rows
+    out = _arrays(table)
+    if keys is None:
+        return out
+    missing = [k for k in keys if k not in out]
+    if missing:
+        raise UsageError(f"{path} has no {', '.join(missing)}", hint="landmarks are stored by --table-landmarks runs")
+    return {k: v for k, v in out.items() if k in ITEM_COLUMNS or k in keys}
+
+
+def _columns_for(keys: Sequence[str]) -> List[str]:
+    """The table columns that `read_codes`'s `keys` need. Raises UsageError: an unknown key."""
+    stored = [name for name, _ in CODE_COLUMNS + LANDMARK_COLUMNS] + ["tform", "original_size", "box"]
+    unknown = [k for k in keys if k not in stored and k not in POSE_KEYS and k not in ITEM_COLUMNS]
+    if unknown:
+        raise UsageError(
+            f"no table column {', '.join(unknown)}", hint=f"choose from {', '.join(stored + list(POSE_KEYS))}"
+        )
+    return list(dict.fromkeys([*ITEM_COLUMNS, *("pose" if k in POSE_KEYS else k for k in keys)]))
+
+
+def _arrays(table) -> Dict[str, np.ndarray]:
+    """`read_codes`'s arrays of the columns `table` has."""
+    n, present = table.num_rows, set(table.column_names)
     out: Dict[str, np.ndarray] = {
-        k: np.asarray(table.column(k).to_pylist(), dtype=object)
-        for k in ("name", "source", "status", "error", "crop_source")
+        k: np.asarray(table.column(k).to_pylist(), dtype=object) for k in ITEM_COLUMNS if k != "frame"
     }
     out["frame"] = np.asarray(table.column("frame").to_pylist(), np.int64)
     for key, size in CODE_COLUMNS:
-        out[key] = _fixed(table.column(key), size, np.float32)
-    out["light"] = out["light"].reshape(n, 9, 3)
-    pose = out["pose"]
-    zeros3 = np.zeros((n, 3), np.float32)
-    out.update(
-        global_pose=pose[:, :3],
-        jaw_pose=pose[:, 3:6],
-        neck_pose=zeros3,
-        eye_pose=np.zeros((n, 6), np.float32),
-        full_pose=np.concatenate([pose[:, :3], zeros3, pose[:, 3:6], np.zeros((n, 6), np.float32)], 1),
-        tform=_fixed(table.column("tform"), 9, np.float64).reshape(n, 3, 3),
-        original_size=_fixed(table.column("original_size"), 2, np.int64),
-        box=_fixed(table.column("box"), 4, np.float64),
-    )
+        if key in present:
+            out[key] = _fixed(table.column(key), size, np.float32)
+    if "light" in out:
+        out["light"] = out["light"].reshape(n, 9, 3)
+    if "pose" in out:
+        pose, zeros3 = out["pose"], np.zeros((n, 3), np.float32)
+        out.update(
+            global_pose=pose[:, :3],
+            jaw_pose=pose[:, 3:6],
+            neck_pose=zeros3,
+            eye_pose=np.zeros((n, 6), np.float32),
+            full_pose=np.concatenate([pose[:, :3], zeros3, pose[:, 3:6], np.zeros((n, 6), np.float32)], 1),
+        )
+    for key, size, dtype in (("tform", 9, np.float64), ("original_size", 2, np.int64), ("box", 4, np.float64)):
+        if key in present:
+            out[key] = _fixed(table.column(key), size, dtype)
+    if "tform" in out:
+        out["tform"] = out["tform"].reshape(n, 3, 3)
     for key, size in LANDMARK_COLUMNS:
-        if key in table.column_names:
+        if key in present:
             out[key] = _fixed(table.column(key), size, np.float32).reshape(n, 68, size // 68)
     return out

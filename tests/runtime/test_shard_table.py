@@ -127,6 +127,26 @@ def test_read_codes_reads_the_rows_of_a_run_still_going_or_killed(tmp_path):
         read_codes(empty)
 
 
+def test_read_codes_reads_only_the_keys_asked_for(tmp_path):
+    path = tmp_path / "codes.parquet"
+    writer = TableWriter(path)
+    writer.add([_row("a", 1.0), make_row("b", "/in/b.png", None, "failed", "no face found")])
+    writer.close()
+    running = TableWriter(path)
+    running.add([_row("c", 3.0)])  # in the journal only
+    every = read_codes(path, status="all")
+    some = read_codes(path, status="all", keys=("exp", "jaw_pose", "tform"))
+    assert set(some) == {"name", "source", "frame", "status", "error", "crop_source", "exp", "jaw_pose", "tform"}
+    for key in ("name", "status", "exp", "jaw_pose", "tform"):
+        assert np.array_equal(some[key], every[key], equal_nan=key != "name" and key != "status"), key
+    assert list(some["name"]) == ["a", "b", "c"]
+    with pytest.raises(UsageError, match="no table column nose"):
+        read_codes(path, keys=("nose",))
+    with pytest.raises(UsageError, match="has no landmarks2d"):
+        read_codes(path, keys=("landmarks2d",))
+    running._sink.close()
+
+
 def test_read_codes_errors_are_one_line(tmp_path):
     with pytest.raises(DataError, match="no decaenv table"):
         read_codes(tmp_path)
