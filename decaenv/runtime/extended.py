@@ -64,9 +64,10 @@ class ExtendedReconstructor(Reconstructor):
         self.run_files: List[str] = []
 
     # -- items -------------------------------------------------------------------------------------------
-    def items(self):
-        items = super().items()
-        return items if self.faces != "all" else self._split_faces(items)
+    def items(self, needed=None):
+        if self.faces == "all" or self.smoother is not None:  # names and frame order of their own
+            return self._split_faces(super().items()) if self.faces == "all" else super().items()
+        return super().items(needed)
 
     def _split_faces(self, items):
         """Each picture → one item per detected face, named `<name>_face<k>` (largest face first)."""

@@ -53,6 +53,8 @@ class Item:
             raise self.error
         if self.pixels is not None:
             return self.pixels
+        if self.frame is not None:  # a frame listed without pixels: one the run said it does not need
+            raise InputError(f"frame {self.frame} of video {self.source} was not decoded", path=self.source)
         return read_image(self.source)
 
     @property
@@ -127,7 +129,19 @@ def _failed(path: Path, error: InputError) -> Item:
     return Item(name=image_name(path), source=path, error=error)
 
 
-def _video_items(path: Path, sample_step: int) -> Iterator[Item]:
+#: `needed(item, k)`: whether a run needs the k-th listed frame of a video (False: its outputs exist, or another
+#: shard owns it); `expand_inputs` then decodes only from the keyframe before the first needed frame.
+FrameFilter = Callable[[Item, int], bool]
+
+
+def _video_items(path: Path, sample_step: int, needed: Optional[FrameFilter] = None) -> Iterator[Item]:
+    if needed is not None:
+        from decaenv.runtime.video_resume import resumed_frames
+
+        resumed = resumed_frames(path, sample_step, needed)
+        if resumed is not None:
+            yield from resumed
+            return
     try:
         for index, pixels in read_video_frames(path, sample_step):
             yield Item(name=frame_name(image_name(path), index), source=path, frame=index, pixels=pixels)
@@ -135,7 +149,9 @@ def _video_items(path: Path, sample_step: int) -> Iterator[Item]:
         yield _failed(path, exc)
 
 
-def _expand_one(path: Path, sample_step: int, depth: int, decode_videos: bool = True) -> Iterator[Item]:
+def _expand_one(
+    path: Path, sample_step: int, depth: int, decode_videos: bool = True, needed: Optional[FrameFilter] = None
+) -> Iterator[Item]:
     kind = classify(path)
     if not path.exists() and not path.is_symlink():
         yield _failed(path, InputError(f"input {path} does not exist", path=path))
@@ -152,7 +168,7 @@ def _expand_one(path: Path, sample_step: int, depth: int, decode_videos: bool = 
     elif kind == "video" and not decode_videos:
         yield Item(name=image_name(path), source=path, video=True)
     elif kind == "video":
-        yield from _video_items(path, sample_step)
+        yield from _video_items(path, sample_step, needed)
     elif kind == "list" and depth == 0:
         try:
             entries = read_list_file(path)
@@ -160,7 +176,7 @@ def _expand_one(path: Path, sample_step: int, depth: int, decode_videos: bool = 
             yield _failed(path, exc)
             return
         for entry in entries:
-            yield from _expand_one(entry, sample_step, depth + 1, decode_videos)
+            yield from _expand_one(entry, sample_step, depth + 1, decode_videos, needed)
     elif kind in ("image", "unknown"):
         yield Item(name=image_name(path), source=path)
     else:
@@ -168,12 +184,17 @@ def _expand_one(path: Path, sample_step: int, depth: int, decode_videos: bool = 
 
 
 def expand_inputs(
-    inputs: Sequence[Union[str, os.PathLike]], sample_step: int = 1, decode_videos: bool = True
+    inputs: Sequence[Union[str, os.PathLike]],
+    sample_step: int = 1,
+    decode_videos: bool = True,
+    needed: Optional[FrameFilter] = None,
 ) -> Iterator[Item]:
     """Work items for the inputs, in order (folders sorted by name, video frames every `sample_step`-th; with
-    `decode_videos` False a video is one item, `video` True, for the caller to split)."""
+    `decode_videos` False a video is one item, `video` True, for the caller to split). With `needed`, a video's
+    frames the run does not need come without pixels, and decoding starts near the first needed one
+    (`video_resume`): a resumed or finished run does not decode again what it has done."""
     for raw in inputs:
-        yield from _expand_one(Path(raw).expanduser(), sample_step, 0, decode_videos)
+        yield from _expand_one(Path(raw).expanduser(), sample_step, 0, decode_videos, needed)
 
 
 def find_landmark_file(image_path: Path) -> Optional[Path]:

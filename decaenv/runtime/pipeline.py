@@ -238,17 +238,36 @@ class Reconstructor(InputSide):
         """(position, unique name, item) for the items of this shard; names are assigned over all items, so a
         name does not depend on the sharding. `base`: the plain input items (no subclass splitting)."""
         shard = self.options.shard
-        items = Reconstructor.items(self) if base else self.items()
+        listed = [0]  # items listed so far: the position of the next one
+        needed = self._frame_filter(names, listed)
+        items = Reconstructor.items(self, needed) if base else self.items(needed)
         for position, item in enumerate(items):
+            listed[0] = position + 1
             name = names.unique(item)
             if shard is None or shard.owns(position):
                 yield position, name, item
 
-    def items(self):
-        """The work items of the run, in order (a subclass may split or extend them)."""
+    def items(self, needed=None):
+        """The work items of the run, in order (a subclass may split or extend them); `needed`: see
+        `_frame_filter`."""
         from decaenv.runtime.inputs import expand_inputs
 
-        return expand_inputs(self.options.inputs, self.options.sample_step)
+        return expand_inputs(self.options.inputs, self.options.sample_step, needed=needed)
+
+    def _frame_filter(self, names: "NameRegistry", listed: List[int]):
+        """With --skip-existing: which video frames the run needs (this shard's, outputs missing), so that a
+        resumed or finished run decodes only from the first frame left (`inputs.FrameFilter`); `listed[0]`: the
+        position the video's first frame gets. None otherwise (every frame decoded, as a first run does)."""
+        if not self.options.skip_existing:
+            return None
+        shard = self.options.shard
+
+        def needed(item, k: int) -> bool:
+            if shard is not None and not shard.owns(listed[0] + k):
+                return False
+            return not self._already_done(names.unique(item), item)
+
+        return needed
 
     def face_box(self, image, item):
         """Where to crop one item: (box or None, box kind, origin) — `datasets.find_face`. Raises InputError."""

@@ -1,0 +1,100 @@
+"""A video's frames for a run that needs only some of them (`--skip-existing` after a kill, a finished run run
+again, a shard): listed from the video's packets (`video_segments.index_video`, nothing decoded), decoded only
+from the keyframe before the first needed frame, and matched to their index by timestamp — the index a plain
+decode counts when each packet decodes to one frame. A rerun of a finished run then decodes nothing; a run
+killed at 90 % decodes the last 10 %. Where that cannot be done safely (packets without timestamps, unreliable
+seeking, a seek that lands past the first needed frame) `resumed_frames` answers None and the caller decodes
+from the start, as before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from decaenv.errors import InputError
+from decaenv.runtime.images import frame_rgb, open_video, video_error
+from decaenv.runtime.inputs import Item, frame_name, image_name
+from decaenv.runtime.video_segments import VideoIndex, index_video
+
+
+def resumed_frames(path: Path, sample_step: int, needed: Callable[[Item, int], bool]) -> Optional[Iterator[Item]]:
+    """Every `sample_step`-th frame of the video as items, in order: those `needed` with their pixels, the others
+    without (a run skips them unread); None when every listed frame is needed or the video cannot be read this
+    way (the caller then decodes from the start)."""
+    try:
+        index = index_video(path)
+    except InputError:
+        return None  # the plain decode reports it
+    if not index.timed or not index.seekable:
+        return None
+    name = image_name(path)
+    frames = range(0, index.frames, sample_step)
+    wanted = {i for k, i in enumerate(frames) if needed(Item(frame_name(name, i), path, frame=i), k)}
+    if len(wanted) == len(frames):
+        return None
+    decoded = _decoded_from(path, index, min(wanted)) if wanted else iter(())
+    if decoded is None:
+        return None
+    return _merged(path, frames, wanted, index, decoded)
+
+
+def _decoded_from(path: Path, index: VideoIndex, first: int) -> Optional[Iterator[Tuple[int, object]]]:
+    """(frame pts, PyAV frame) from the keyframe before frame `first` on, or None when the seek lands past it."""
+    import av
+
+    group = int(np.searchsorted(index.keyframes, index.pts[first], side="right")) - 1
+    container, stream = open_video(path)
+    try:
+        if group >= 0:
+            container.seek(int(index.seek_at[group]), stream=stream, backward=True, any_frame=False)
+        frames = container.decode(stream)
+        head = next(frames, None)
+    except (av.error.FFmpegError, OSError, ValueError):
+        container.close()
+        return None
+    if head is None or head.pts is None or int(head.pts) > int(index.pts[first]):
+        container.close()
+        return None
+    return _stream(container, head, frames)
+
+
+def _stream(container, head, frames) -> Iterator[Tuple[int, object]]:
+    with container:
+        yield int(head.pts), head
+        for frame in frames:
+            if frame.pts is None:
+                return
+            yield int(frame.pts), frame
+
+
+def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoIndex, decoded) -> Iterator[Item]:
+    """The frames' items in order: the wanted ones with the pixels of the decoded frame of their timestamp."""
+    import av
+
+    name = image_name(path)
+    current: Optional[Tuple[int, object]] = None
+    try:
+        for i in frames:
+            if i not in wanted:
+                yield Item(frame_name(name, i), path, frame=i)
+                continue
+            target = int(index.pts[i])
+            current = current if current is not None and current[0] >= target else next(decoded, None)
+            while current is not None and current[0] < target:
+                current = next(decoded, None)
+            if current is None or current[0] != target:
+                lost = InputError(
+                    f"frame {i} of video {path} was not found after seeking to its keyframe",
+                    hint="rerun without --skip-existing",
+                    path=path,
+                )
+                yield Item(frame_name(name, i), path, frame=i, error=lost)
+                continue
+            yield Item(frame_name(name, i), path, frame=i, pixels=frame_rgb(current[1], path, i))
+    except InputError as exc:
+        yield Item(name, path, error=exc)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        yield Item(name, path, error=video_error(path, exc, 0))
