@@ -138,9 +138,14 @@ def _video_items(path: Path, sample_step: int, needed: Optional[FrameFilter] = N
     if needed is not None:
         from decaenv.runtime.video_resume import resumed_frames
 
-        resumed = resumed_frames(path, sample_step, needed)
+        name = image_name(path)
+        resumed = resumed_frames(path, sample_step, lambda i, k: needed(Item(frame_name(name, i), path, frame=i), k))
         if resumed is not None:
-            yield from resumed
+            for index, pixels, error in resumed:
+                if index is None:  # reading the video stopped here
+                    yield _failed(path, error or InputError(f"video {path} cannot be read", path=path))
+                    return
+                yield Item(frame_name(name, index), path, frame=index, pixels=pixels, error=error)
             return
     try:
         for index, pixels in read_video_frames(path, sample_step):

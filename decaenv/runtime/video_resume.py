@@ -16,23 +16,25 @@ import numpy as np
 
 from decaenv.errors import InputError
 from decaenv.runtime.images import frame_rgb, open_video, video_error
-from decaenv.runtime.inputs import Item, frame_name, image_name
 from decaenv.runtime.video_segments import VideoIndex, index_video
 
+#: One listed frame: (index, RGB pixels or None when not needed, the error when it could not be had); index
+#: None: an error for the whole video (reading stopped there).
+Listed = Tuple[Optional[int], Optional[np.ndarray], Optional[InputError]]
 
-def resumed_frames(path: Path, sample_step: int, needed: Callable[[Item, int], bool]) -> Optional[Iterator[Item]]:
-    """Every `sample_step`-th frame of the video as items, in order: those `needed` with their pixels, the others
-    without (a run skips them unread); None when every listed frame is needed or the video cannot be read this
-    way (the caller then decodes from the start)."""
+
+def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bool]) -> Optional[Iterator[Listed]]:
+    """Every `sample_step`-th frame of the video, in order (`Listed`): `needed(index, k)` ones with their pixels,
+    the others without (a run skips them unread); None when every listed frame is needed or the video cannot be
+    read this way (the caller then decodes from the start)."""
     try:
         index = index_video(path)
     except InputError:
         return None  # the plain decode reports it
     if not index.timed or not index.seekable:
         return None
-    name = image_name(path)
     frames = range(0, index.frames, sample_step)
-    wanted = {i for k, i in enumerate(frames) if needed(Item(frame_name(name, i), path, frame=i), k)}
+    wanted = {i for k, i in enumerate(frames) if needed(i, k)}
     if len(wanted) == len(frames):
         return None
     decoded = _decoded_from(path, index, min(wanted)) if wanted else iter(())
@@ -70,16 +72,15 @@ def _stream(container, head, frames) -> Iterator[Tuple[int, object]]:
             yield int(frame.pts), frame
 
 
-def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoIndex, decoded) -> Iterator[Item]:
-    """The frames' items in order: the wanted ones with the pixels of the decoded frame of their timestamp."""
+def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoIndex, decoded) -> Iterator[Listed]:
+    """The frames in order: the wanted ones with the pixels of the decoded frame of their timestamp."""
     import av
 
-    name = image_name(path)
     current: Optional[Tuple[int, object]] = None
     try:
         for i in frames:
             if i not in wanted:
-                yield Item(frame_name(name, i), path, frame=i)
+                yield i, None, None
                 continue
             target = int(index.pts[i])
             current = current if current is not None and current[0] >= target else next(decoded, None)
@@ -91,10 +92,10 @@ def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoInd
                     hint="rerun without --skip-existing",
                     path=path,
                 )
-                yield Item(frame_name(name, i), path, frame=i, error=lost)
+                yield i, None, lost
                 continue
-            yield Item(frame_name(name, i), path, frame=i, pixels=frame_rgb(current[1], path, i))
+            yield i, frame_rgb(current[1], path, i), None
     except InputError as exc:
-        yield Item(name, path, error=exc)
+        yield None, None, exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        yield Item(name, path, error=video_error(path, exc, 0))
+        yield None, None, video_error(path, exc, 0)
