@@ -24,10 +24,11 @@ def status(
     """Rows per table (ok, failed, only in a journal: a run going or killed) and why items failed; read while
     the runs write (nothing is changed)."""
     from decaenv.cli._console import print_json
-    from decaenv.runtime.table_tools import age, failure_groups, table_states
+    from decaenv.runtime.table_tools import age, failure_groups, missing_shards, table_states
 
     states = table_states(path)
     reasons = failure_groups(path, failures) if failures else []
+    missing = missing_shards(states)
     if as_json:
         print_json(
             {
@@ -37,6 +38,7 @@ def status(
                 "failed": sum(s.failed for s in states),
                 "journaled": sum(s.journaled for s in states),
                 "failures": [{"count": n, "reason": reason} for n, reason in reasons],
+                "missing_shards": [f"{k}-of-{n}" for n, ks in missing.items() for k in ks],
             }
         )
         return
@@ -45,6 +47,8 @@ def status(
         typer.echo(f"{Path(s.path).name}: ok {s.ok:,}, failed {s.failed:,}{pending}; last write {age(s.modified)} ago")
     ok, failed = sum(s.ok for s in states), sum(s.failed for s in states)
     typer.echo(f"total: {ok + failed:,} items in {len(states)} table(s): ok {ok:,}, failed {failed:,}")
+    for n, ks in missing.items():
+        typer.echo(f"no table yet (not started, or before a first batch): shard(s) {', '.join(map(str, ks))} of {n}")
     for count, reason in reasons:
         typer.echo(f"  {count:,} × {reason}")
 

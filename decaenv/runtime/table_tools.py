@@ -6,6 +6,7 @@ while they run: journals included), why items failed (`failure_groups`), and eve
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -56,6 +57,17 @@ def table_states(path: os.PathLike) -> List[TableState]:
         stamps = [p.stat().st_mtime for p in (file, journal) if p.is_file()]
         states.append(TableState(str(file), statuses["ok"], statuses["failed"], journaled, max(stamps)))
     return states
+
+
+def missing_shards(states: Sequence[TableState]) -> Dict[int, List[int]]:
+    """{N: [K, ...]}: the shards K of an N-way split (`codes-K-of-N.parquet`) that have no table or journal yet
+    (not started, or still before their first batch), for every N seen among the tables."""
+    seen: Dict[int, set] = {}
+    for state in states:
+        match = re.fullmatch(r"codes-(\d+)-of-(\d+)\.parquet", Path(state.path).name)
+        if match:
+            seen.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
+    return {n: [k for k in range(n) if k not in ks] for n, ks in sorted(seen.items()) if len(ks) < n}
 
 
 def failure_groups(path: os.PathLike, limit: int = 10) -> List[Tuple[int, str]]:

@@ -43,6 +43,7 @@ def test_status_counts_every_shard_while_one_still_writes(tables, capsys):
     assert by_name["codes-1-of-2.parquet"] == dict(by_name["codes-1-of-2.parquet"], ok=1, failed=1, journaled=2)
     assert (status["ok"], status["failed"], status["journaled"]) == (4, 3, 2)
     assert status["failures"][0] == {"count": 2, "reason": "no face found in <source> (detector mtcnn)"}
+    assert status["missing_shards"] == []
     assert main(["table", "status", str(tables)]) == 0
     text = capsys.readouterr().out
     assert "2 in its journal" in text and "total: 7 items in 2 table(s): ok 4, failed 3" in text
@@ -81,3 +82,12 @@ def test_no_table_is_a_one_line_error(tmp_path, capsys):
         from decaenv.runtime.table_tools import table_states
 
         table_states(tmp_path / "missing.parquet")
+
+
+def test_status_names_the_shards_without_a_table(tables, capsys):
+    (tables / "codes-0-of-2.parquet").rename(tables / "codes-3-of-5.parquet")  # a 5-way split: 0, 1, 2, 4 missing
+    assert main(["table", "status", str(tables), "--json"]) == 0
+    missing = json.loads(capsys.readouterr().out)["missing_shards"]
+    assert missing == ["0-of-2", "0-of-5", "1-of-5", "2-of-5", "4-of-5"]
+    assert main(["table", "status", str(tables)]) == 0
+    assert "shard(s) 0, 1, 2, 4 of 5" in capsys.readouterr().out
