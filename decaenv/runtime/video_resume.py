@@ -15,8 +15,8 @@ from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from decaenv.errors import InputError
-from decaenv.runtime.images import frame_rgb, open_video, video_error
-from decaenv.runtime.video_segments import VideoIndex, index_video
+from decaenv.runtime.images import frame_rgb, video_error
+from decaenv.runtime.video_segments import VideoIndex, frames_from_keyframe, index_video
 
 #: One listed frame: (index, RGB pixels or None when not needed, the error when it could not be had); index
 #: None: an error for the whole video (reading stopped there).
@@ -45,31 +45,9 @@ def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bo
 
 def _decoded_from(path: Path, index: VideoIndex, first: int) -> Optional[Iterator[Tuple[int, object]]]:
     """(frame pts, PyAV frame) from the keyframe before frame `first` on, or None when the seek lands past it."""
-    import av
-
     group = int(np.searchsorted(index.keyframes, index.pts[first], side="right")) - 1
-    container, stream = open_video(path)
-    try:
-        if group >= 0:
-            container.seek(int(index.seek_at[group]), stream=stream, backward=True, any_frame=False)
-        frames = container.decode(stream)
-        head = next(frames, None)
-    except (av.error.FFmpegError, OSError, ValueError):
-        container.close()
-        return None
-    if head is None or head.pts is None or int(head.pts) > int(index.pts[first]):
-        container.close()
-        return None
-    return _stream(container, head, frames)
-
-
-def _stream(container, head, frames) -> Iterator[Tuple[int, object]]:
-    with container:
-        yield int(head.pts), head
-        for frame in frames:
-            if frame.pts is None:
-                return
-            yield int(frame.pts), frame
+    seek = int(index.seek_at[group]) if group >= 0 else None
+    return frames_from_keyframe(path, seek, int(index.pts[first]))
 
 
 def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoIndex, decoded) -> Iterator[Listed]:

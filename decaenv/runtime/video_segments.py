@@ -12,6 +12,7 @@ frame, frames are decoded from the start and counted, exactly as a local run rea
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,14 +75,28 @@ class Segment:
 
 def index_video(path: os.PathLike) -> VideoIndex:
     """The frame timestamps of a video's first video stream, by demuxing (no decoding); not `timed` when a
-    packet has no timestamp or two share one.
+    packet has no timestamp or two share one. Kept for the same unchanged file (a run lists its inputs twice:
+    to decide whether work is left, then to do it).
 
     Raises:
         InputError: PyAV missing, the file missing, empty or unreadable, no video stream, or no frames.
     """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _index_video(str(path))  # (reports the missing file)
+    return _index_video_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _index_video_of(path: str, size: int, mtime_ns: int) -> VideoIndex:
+    return _index_video(path)
+
+
+def _index_video(path_text: str) -> VideoIndex:
     import av
 
-    path = Path(path)
+    path = Path(path_text)
     container, stream = open_video(path)
     stamps: List[Optional[int]] = []
     keys: Dict[int, int] = {}
@@ -179,31 +194,59 @@ def decode_segment(path: os.PathLike, segment: Segment) -> Iterator[Tuple[int, n
         yield from _by_count(path, missing)
 
 
+def frames_from_keyframe(path: Path, seek: Optional[int], first_pts: int) -> Optional[Iterator[Tuple[int, object]]]:
+    """(pts, PyAV frame) decoded from the keyframe at `seek` (a `VideoIndex.seek_at` value; None: the file's
+    start) on, in presentation order, until a frame without a timestamp; None when the seek fails or lands past
+    `first_pts` (then decode from the start). Raises InputError: the file cannot be opened."""
+    import av
+
+    container, stream = open_video(path)
+    try:
+        if seek is not None:
+            container.seek(seek, stream=stream, backward=True, any_frame=False)
+        frames = container.decode(stream)
+        head = next(frames, None)
+    except (av.error.FFmpegError, OSError, ValueError):
+        container.close()
+        return None
+    if head is None or head.pts is None or int(head.pts) > first_pts:
+        container.close()
+        return None
+    return _timed(container, head, frames)
+
+
+def _timed(container, head, frames) -> Iterator[Tuple[int, object]]:
+    with container:
+        yield int(head.pts), head
+        for frame in frames:
+            if frame.pts is None:
+                return
+            yield int(frame.pts), frame
+
+
 def _by_timestamp(path: Path, segment: Segment, found: Set[int]) -> Iterator[Tuple[int, np.ndarray]]:
     """Seek to the segment's keyframe and take its frames by timestamp; stops early (leaving frames out of
     `found`) where the seek overshoots, a frame has no timestamp, or `stop` is passed."""
     import av
 
+    decoded = frames_from_keyframe(path, segment.seek, segment.pts[0])
+    if decoded is None:
+        return
     wanted: Dict[int, int] = dict(zip(segment.pts, segment.frames))
-    container, stream = open_video(path)
     count = 0
     try:
-        with container:
-            container.seek(segment.seek, stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                count += 1
-                if frame.pts is None or (count == 1 and int(frame.pts) > segment.pts[0]):
-                    return
-                index = wanted.get(int(frame.pts))
-                if index is not None and index not in found:
-                    found.add(index)
-                    yield index, frame_rgb(frame, path, index)
-                if len(found) == len(wanted) or (segment.stop is not None and int(frame.pts) >= segment.stop):
-                    return
-    except InputError:
-        raise
+        for pts, frame in decoded:
+            count += 1
+            index = wanted.get(pts)
+            if index is not None and index not in found:
+                found.add(index)
+                yield index, frame_rgb(frame, path, index)
+            if len(found) == len(wanted) or (segment.stop is not None and pts >= segment.stop):
+                return
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise video_error(path, exc, count) from exc
+    finally:
+        decoded.close()  # type: ignore[attr-defined]
 
 
 def _by_count(path: Path, frames: Sequence[int]) -> Iterator[Tuple[int, np.ndarray]]:
