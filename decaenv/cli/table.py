@@ -24,10 +24,9 @@ def status(
     """Rows per table (ok, failed, only in a journal: a run going or killed) and why items failed; read while
     the runs write (nothing is changed)."""
     from decaenv.cli._console import print_json
-    from decaenv.runtime.table_tools import age, failure_groups, missing_shards, table_states
+    from decaenv.runtime.table_tools import age, missing_shards, table_status
 
-    states = table_states(path)
-    reasons = failure_groups(path, failures) if failures else []
+    states, reasons = table_status(path, failures)
     missing = missing_shards(states)
     if as_json:
         print_json(

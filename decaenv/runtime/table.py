@@ -296,6 +296,14 @@ def _tables_in(path: Path) -> List[Path]:
     return sorted(set(path.glob("codes*.parquet")) | journaled)
 
 
+def existing_tables(path: Path) -> List[Path]:
+    """The tables at `path` with rows or a journal (`_tables_in`). Raises DataError: none."""
+    files = [f for f in _tables_in(path) if f.is_file() or journal_path(f).is_file()]
+    if not files:
+        raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
+    return files
+
+
 def _with_journal(pa, pq, path: Path, columns: Optional[Sequence[str]] = None) -> Optional[pa.Table]:
     """A table's rows as its run left them: the Parquet file's rows, less those of names its journal holds again,
     + the journal's complete batches (what `TableWriter.finalize` would write; nothing is written here); only
@@ -343,9 +351,7 @@ def read_codes(path: os.PathLike, status: str = "ok", keys: Optional[Sequence[st
     import pyarrow.parquet as pq
 
     path = Path(path)
-    files = _tables_in(path)
-    if not files or not all(f.is_file() or journal_path(f).is_file() for f in files):
-        raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
+    files = existing_tables(path)
     columns = None if keys is None else _columns_for(keys)
     try:
         parts = [part for part in (_with_journal(pa, pq, f, columns) for f in files) if part is not None]

@@ -1,5 +1,5 @@
-"""Looking after a dataset run's tables (`decaenv table`): how far each run or shard is (`table_states`, read
-while they run: journals included), why items failed (`failure_groups`), and every table as one Parquet file
+"""Looking after a dataset run's tables (`decaenv table`): how far each run or shard is and why items failed
+(`table_status`, read while they run: journals included), and every table as one Parquet file
 (`merge_tables`). Nothing here writes into the tables or their journals.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DataError, UsageError
-from decaenv.runtime.table import _journal_batches, _tables_in, _with_journal, journal_path, require_pyarrow
+from decaenv.runtime.table import _journal_batches, _with_journal, existing_tables, journal_path, require_pyarrow
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,10 @@ class TableState:
         return asdict(self)
 
 
-def table_states(path: os.PathLike) -> List[TableState]:
-    """The state of every table at `path` (a table, or a folder of them).
+def table_status(path: os.PathLike, limit: int = 10) -> Tuple[List[TableState], List[Tuple[int, str]]]:
+    """The state of every table at `path` (a table, or a folder of them), and the `limit` most frequent reasons
+    items failed as (count, message with each item's own file written `<source>`), most frequent first; each
+    table read once.
 
     Raises:
         UsageError: pyarrow missing. DataError: no table there, or one unreadable.
@@ -47,16 +49,21 @@ def table_states(path: os.PathLike) -> List[TableState]:
     pa = require_pyarrow()
     import pyarrow.parquet as pq
 
-    files = _existing_tables(Path(path))
-    states = []
-    for file in files:
+    states: List[TableState] = []
+    reasons: Counter = Counter()
+    for file in existing_tables(Path(path)):
         journal = journal_path(file)
         journaled = sum(batch.num_rows for batch in _journal_batches(journal)) if journal.is_file() else 0
-        table = _read(pa, pq, file, ["name", "status"])
-        statuses = Counter(table.column("status").to_pylist()) if table is not None else Counter()
+        table = _read(pa, pq, file, ["source", "status", "error"])
+        columns = [table.column(k).to_pylist() for k in ("source", "status", "error")] if table is not None else []
+        statuses: Counter = Counter()
+        for source, status, error in zip(*columns):
+            statuses[status] += 1
+            if status != "ok":
+                reasons[(error or "").replace(source, "<source>") if source else (error or "")] += 1
         stamps = [p.stat().st_mtime for p in (file, journal) if p.is_file()]
         states.append(TableState(str(file), statuses["ok"], statuses["failed"], journaled, max(stamps)))
-    return states
+    return states, [(count, reason) for reason, count in reasons.most_common(limit)]
 
 
 def missing_shards(states: Sequence[TableState]) -> Dict[int, List[int]]:
@@ -68,24 +75,6 @@ def missing_shards(states: Sequence[TableState]) -> Dict[int, List[int]]:
         if match:
             seen.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
     return {n: [k for k in range(n) if k not in ks] for n, ks in sorted(seen.items()) if len(ks) < n}
-
-
-def failure_groups(path: os.PathLike, limit: int = 10) -> List[Tuple[int, str]]:
-    """The most frequent reasons items failed, as (count, message with each item's own file written
-    `<source>`), most frequent first."""
-    pa = require_pyarrow()
-    import pyarrow.parquet as pq
-
-    reasons: Counter = Counter()
-    for file in _existing_tables(Path(path)):
-        table = _read(pa, pq, file, ["name", "source", "status", "error"])
-        if table is None:
-            continue
-        columns = [table.column(k).to_pylist() for k in ("source", "status", "error")]
-        for source, status, error in zip(*columns):
-            if status != "ok":
-                reasons[(error or "").replace(source, "<source>") if source else (error or "")] += 1
-    return [(count, reason) for reason, count in reasons.most_common(limit)]
 
 
 def merge_tables(path: os.PathLike, out: os.PathLike) -> int:
@@ -100,7 +89,7 @@ def merge_tables(path: os.PathLike, out: os.PathLike) -> int:
     import pyarrow.parquet as pq
 
     source, target = Path(path), Path(out)
-    files = _existing_tables(source)
+    files = existing_tables(source)
     folder = source if source.is_dir() else source.parent
     if target.resolve().parent == folder.resolve() and target.name.startswith("codes") and target.suffix == ".parquet":
         raise UsageError(
@@ -144,13 +133,6 @@ def age(seconds_since_epoch: float, now: Optional[float] = None) -> str:
         if elapsed >= size:
             return f"{elapsed // size:.0f} {unit}"
     return f"{elapsed:.0f} s"
-
-
-def _existing_tables(path: Path) -> List[Path]:
-    files = [f for f in _tables_in(path) if f.is_file() or journal_path(f).is_file()]
-    if not files:
-        raise DataError(f"no decaenv table at {path}", hint="pass a codes*.parquet file or its folder", path=path)
-    return files
 
 
 def _read(pa, pq, file: Path, columns: Optional[Sequence[str]]):

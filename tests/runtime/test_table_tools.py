@@ -79,9 +79,9 @@ def test_no_table_is_a_one_line_error(tmp_path, capsys):
     assert main(["table", "status", str(tmp_path)]) == 1
     assert "no decaenv table" in capsys.readouterr().err
     with pytest.raises(DataError):
-        from decaenv.runtime.table_tools import table_states
+        from decaenv.runtime.table_tools import table_status
 
-        table_states(tmp_path / "missing.parquet")
+        table_status(tmp_path / "missing.parquet")
 
 
 def test_status_names_the_shards_without_a_table(tables, capsys):
