@@ -65,9 +65,9 @@ class ExtendedReconstructor(Reconstructor):
 
     # -- items -------------------------------------------------------------------------------------------
     def items(self, needed=None):
-        if self.faces == "all" or self.smoother is not None:  # names and frame order of their own
-            return self._split_faces(super().items()) if self.faces == "all" else super().items()
-        return super().items(needed)
+        if self.faces == "all":  # names of their own: every frame decoded, as before
+            return self._split_faces(super().items())
+        return super().items(needed if self.smoother is None else None)  # the smoother wants every frame
 
     def _split_faces(self, items):
         """Each picture → one item per detected face, named `<name>_face<k>` (largest face first)."""
