@@ -64,10 +64,15 @@ class ExtendedReconstructor(Reconstructor):
         self.run_files: List[str] = []
 
     # -- items -------------------------------------------------------------------------------------------
-    def items(self, needed=None):
-        if self.faces == "all":  # names of their own: every frame decoded, as before
+    def items(self, needed=None, on_video=None):
+        if self.faces == "all":  # names of their own (images only: `--faces all` refuses videos)
             return self._split_faces(super().items())
-        return super().items(needed if self.smoother is None else None)  # the smoother wants every frame
+        return super().items(needed, on_video)
+
+    @property
+    def needs_done_frames(self) -> bool:
+        """The smoother filters over every frame, done ones included."""
+        return self.smoother is not None
 
     def _split_faces(self, items):
         """Each picture → one item per detected face, named `<name>_face<k>` (largest face first)."""

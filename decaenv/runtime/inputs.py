@@ -10,7 +10,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TypeVar, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -130,11 +130,20 @@ def _failed(path: Path, error: InputError) -> Item:
 
 
 #: `needed(item, k)`: whether a run needs the k-th listed frame of a video (False: its outputs exist, or another
-#: shard owns it); `expand_inputs` then decodes only from the keyframe before the first needed frame.
+#: shard owns it); `expand_inputs` then decodes only from the keyframe before each run of needed frames.
 FrameFilter = Callable[[Item, int], bool]
+#: `on_video(path, listed)`: a video's frames are about to be listed, `listed` of them after `--sample-step` (from
+#: its packets; None when it cannot be indexed) — how a shard cuts it into pieces (`shard.Ownership`).
+VideoStart = Callable[[Path, Optional[int]], None]
 
 
-def _video_items(path: Path, sample_step: int, needed: Optional[FrameFilter] = None) -> Iterator[Item]:
+def _video_items(
+    path: Path, sample_step: int, needed: Optional[FrameFilter] = None, on_video: Optional[VideoStart] = None
+) -> Iterator[Item]:
+    if on_video is not None:
+        from decaenv.runtime.video_resume import listed_count
+
+        on_video(path, listed_count(path, sample_step))
     if needed is not None:
         from decaenv.runtime.video_resume import resumed_frames
 
@@ -155,7 +164,12 @@ def _video_items(path: Path, sample_step: int, needed: Optional[FrameFilter] = N
 
 
 def _expand_one(
-    path: Path, sample_step: int, depth: int, decode_videos: bool = True, needed: Optional[FrameFilter] = None
+    path: Path,
+    sample_step: int,
+    depth: int,
+    decode_videos: bool = True,
+    needed: Optional[FrameFilter] = None,
+    on_video: Optional[VideoStart] = None,
 ) -> Iterator[Item]:
     kind = classify(path)
     if not path.exists() and not path.is_symlink():
@@ -173,7 +187,7 @@ def _expand_one(
     elif kind == "video" and not decode_videos:
         yield Item(name=image_name(path), source=path, video=True)
     elif kind == "video":
-        yield from _video_items(path, sample_step, needed)
+        yield from _video_items(path, sample_step, needed, on_video)
     elif kind == "list" and depth == 0:
         try:
             entries = read_list_file(path)
@@ -181,7 +195,7 @@ def _expand_one(
             yield _failed(path, exc)
             return
         for entry in entries:
-            yield from _expand_one(entry, sample_step, depth + 1, decode_videos, needed)
+            yield from _expand_one(entry, sample_step, depth + 1, decode_videos, needed, on_video)
     elif kind in ("image", "unknown"):
         yield Item(name=image_name(path), source=path)
     else:
@@ -193,13 +207,15 @@ def expand_inputs(
     sample_step: int = 1,
     decode_videos: bool = True,
     needed: Optional[FrameFilter] = None,
+    on_video: Optional[VideoStart] = None,
 ) -> Iterator[Item]:
     """Work items for the inputs, in order (folders sorted by name, video frames every `sample_step`-th; with
     `decode_videos` False a video is one item, `video` True, for the caller to split). With `needed`, a video's
-    frames the run does not need come without pixels, and decoding starts near the first needed one
-    (`video_resume`): a resumed or finished run does not decode again what it has done."""
+    frames the run does not need come without pixels, and decoding starts at the keyframe before each run of
+    needed frames (`video_resume`): a resumed or finished run does not decode again what it has done, a shard
+    decodes only its pieces. `on_video` is told each video's length before its frames."""
     for raw in inputs:
-        yield from _expand_one(Path(raw).expanduser(), sample_step, 0, decode_videos, needed)
+        yield from _expand_one(Path(raw).expanduser(), sample_step, 0, decode_videos, needed, on_video)
 
 
 def find_landmark_file(image_path: Path) -> Optional[Path]:
@@ -228,27 +244,34 @@ def batched(items: Iterable[_T], size: int, keep: Callable[[_T], bool] = lambda 
 def estimate_total(inputs: Sequence[os.PathLike], sample_step: int = 1) -> Optional[int]:
     """Number of items the inputs will give (a video's from its header, every `sample_step`-th frame), or None
     when unknown (a video whose header declares no length, unreadable entries)."""
-    total = 0
+    parts = estimate_parts(inputs, sample_step)
+    return None if parts is None else sum(count for count, _ in parts)
+
+
+def estimate_parts(inputs: Sequence[os.PathLike], sample_step: int = 1) -> Optional[List[Tuple[int, bool]]]:
+    """(items, is a video) for each input in order (a folder's pictures as one part, a video's frames from its
+    header after `sample_step`), or None when a count is unknown (as `estimate_total`)."""
+    parts: List[Tuple[int, bool]] = []
     for raw in inputs:
         path = Path(raw).expanduser()
         kind = classify(path)
         try:
             if kind == "folder":
-                total += max(1, len(list_folder(path)))
+                parts.append((max(1, len(list_folder(path))), False))
             elif kind == "list":
                 entries = read_list_file(path)
                 nested = any(classify(e) == "list" for e in entries)
-                sub = None if nested else estimate_total(entries, sample_step)
+                sub = None if nested else estimate_parts(entries, sample_step)
                 if sub is None:
                     return None
-                total += sub
+                parts.extend(sub)
             elif kind == "video":
                 frames = video_frame_count(path) if path.is_file() else 1  # (a missing video: one failed item)
                 if frames is None:
                     return None
-                total += -(-frames // max(1, sample_step))
+                parts.append((-(-frames // max(1, sample_step)), path.is_file()))
             else:
-                total += 1
+                parts.append((1, False))
         except InputError:
-            total += 1
-    return total
+            parts.append((1, False))
+    return parts

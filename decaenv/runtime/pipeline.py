@@ -10,6 +10,7 @@ batch's items are prepared (threads, worker processes) in `input_side`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from decaenv.runtime.detectors import DetectorChoice
     from decaenv.runtime.input_pool import InputPool
     from decaenv.runtime.input_procs import ProcessInputPool
+    from decaenv.runtime.shard import Ownership, Shard
 
 log = logging.getLogger("decaenv")
 
@@ -80,8 +82,12 @@ class Reconstructor(InputSide):
         if "table" in self.kinds:
             from decaenv.runtime.table import TableWriter, table_path
 
-            suffix = options.shard.suffix if options.shard is not None else ""
-            self.table = TableWriter(table_path(self.out_dir, suffix), landmarks=options.table_landmarks)
+            if options.shard is not None and options.shard.count > 1:
+                self.options = options = dataclasses.replace(options, shard=self._continued_split(options.shard))
+            suffix, split = ("", None) if options.shard is None else (options.shard.suffix, options.shard.split)
+            self.table = TableWriter(
+                table_path(self.out_dir, suffix), options.table_landmarks, split if suffix else None
+            )
             if options.skip_existing:
                 self._done = frozenset(self.table.done_names())
         #: Whether failed items get table rows (kept in `_failure_rows` until reported): with a table, or for a
@@ -106,6 +112,22 @@ class Reconstructor(InputSide):
         self._early_spec: Optional[tuple] = None  # (`_chosen_process_spec`,) of workers started early, for the run
         if not lazy:
             self.load()
+
+    def _continued_split(self, shard: "Shard") -> "Shard":
+        """`shard`, dealing video frames as the tables of its split already in the output folder were written
+        (`table.split_in`): a job that an earlier decaenv started is finished the way it started."""
+        from decaenv.runtime.shard import LEGACY_SPLIT
+        from decaenv.runtime.table import split_in
+
+        if split_in(self.out_dir, shard.count) != LEGACY_SPLIT:
+            return shard
+        log.warning(
+            "the tables of this %d-way split in %s were started by an earlier decaenv, which gave video frames to "
+            "shards one by one: this shard goes on that way (a new output folder gets whole pieces of each video)",
+            shard.count,
+            self.out_dir,
+        )
+        return dataclasses.replace(shard, split=LEGACY_SPLIT)
 
     # -- model (built on demand) -----------------------------------------------------------------------
     def load(self, start_inputs: bool = False) -> None:
@@ -159,7 +181,7 @@ class Reconstructor(InputSide):
     def work_left(self) -> bool:
         """Whether any item of this run/shard still needs the model (decided without loading any network)."""
         names = NameRegistry(quiet=True)
-        for _, name, item in self._my_items(names, base=True):
+        for name, item in self._my_items(names, base=True):
             if not self.options.skip_existing:
                 return True
             if not self._already_done(name, item):
@@ -189,7 +211,7 @@ class Reconstructor(InputSide):
 
         if self.work_left():  # a subclass's items() may need the detector; a finished resume loads nothing
             self.load(start_inputs=True)
-        batches = batched(((name, item) for _, name, item in self._my_items(self._names)), self.options.batch_size)
+        batches = batched(self._my_items(self._names), self.options.batch_size)
         scope = self.options.shard.suffix if self.options.shard is not None else ""
         input_in_thread = self._input_in_thread()
         self._input_pool = self._make_input_pool(input_in_thread)
@@ -235,39 +257,45 @@ class Reconstructor(InputSide):
         return torch_threads(main_torch_threads(self._device_name) if self._device_name is not None else None)
 
     def _my_items(self, names: "NameRegistry", base: bool = False):
-        """(position, unique name, item) for the items of this shard; names are assigned over all items, so a
-        name does not depend on the sharding. `base`: the plain input items (no subclass splitting)."""
-        shard = self.options.shard
-        listed = [0]  # items listed so far: the position of the next one
-        needed = self._frame_filter(names, listed)
-        items = Reconstructor.items(self, needed) if base else self.items(needed)
-        for position, item in enumerate(items):
-            listed[0] = position + 1
-            name = names.unique(item)
-            if shard is None or shard.owns(position):
-                yield position, name, item
+        """(unique name, item) for the items of this shard (`shard.Ownership`); names are assigned over all items,
+        so a name does not depend on the sharding. `base`: the plain input items (no subclass splitting)."""
+        from decaenv.runtime.shard import Ownership
 
-    def items(self, needed=None):
-        """The work items of the run, in order (a subclass may split or extend them); `needed`: see
+        owner = Ownership(self.options.shard, self.options.sample_step)
+        needed = self._frame_filter(names, owner)
+        on_video = owner.start_video if needed is not None else None
+        items = Reconstructor.items(self, needed, on_video) if base else self.items(needed, on_video)
+        for item in items:
+            name = names.unique(item)
+            if owner.takes(item):
+                yield name, item
+
+    def items(self, needed=None, on_video=None):
+        """The work items of the run, in order (a subclass may split or extend them); `needed`, `on_video`: see
         `_frame_filter`."""
         from decaenv.runtime.inputs import expand_inputs
 
-        return expand_inputs(self.options.inputs, self.options.sample_step, needed=needed)
+        return expand_inputs(self.options.inputs, self.options.sample_step, needed=needed, on_video=on_video)
 
-    def _frame_filter(self, names: "NameRegistry", listed: List[int]):
-        """With --skip-existing: which video frames the run needs (this shard's, outputs missing), so that a
-        resumed or finished run decodes only from the first frame left (`inputs.FrameFilter`); `listed[0]`: the
-        position the video's first frame gets. None otherwise (every frame decoded, as a first run does)."""
-        if not self.options.skip_existing:
+    def _frame_filter(self, names: "NameRegistry", owner: "Ownership"):
+        """Which video frames the run needs — this shard's pieces (`owner`), and with --skip-existing those whose
+        outputs are missing (unless `needs_done_frames`) — so that only those are decoded (`inputs.FrameFilter`;
+        `owner.start_video` is told each video's length first). None when every frame is needed."""
+        skip = self.options.skip_existing and not self.needs_done_frames
+        if self.options.shard is None and not skip:
             return None
-        shard = self.options.shard
 
         def needed(item, k: int) -> bool:
-            if shard is not None and not shard.owns(listed[0] + k):
+            if not owner.owns_frame(k):
                 return False
-            return not self._already_done(names.unique(item), item)
+            return not skip or not self._already_done(names.unique(item), item)
 
         return needed
+
+    @property
+    def needs_done_frames(self) -> bool:
+        """Whether the run decodes the frames it has done too (a subclass's filter over frames)."""
+        return False
 
     def face_box(self, image, item):
         """Where to crop one item: (box or None, box kind, origin) — `datasets.find_face`. Raises InputError."""
@@ -290,12 +318,11 @@ class Reconstructor(InputSide):
         return listed[0] if listed is not None else self._count_items()
 
     def _count_items(self) -> Optional[int]:
-        from decaenv.runtime.inputs import estimate_total
+        from decaenv.runtime.inputs import estimate_parts
+        from decaenv.runtime.shard import Ownership
 
-        total = estimate_total(self.options.inputs, self.options.sample_step)
-        if total is not None and self.options.shard is not None:
-            total = self.options.shard.share(total)
-        return total
+        parts = estimate_parts(self.options.inputs, self.options.sample_step)
+        return None if parts is None else Ownership(self.options.shard).share(parts)
 
     def filter_codes(self, codedict, prepared):
         """The batch's codes before decoding (identity here; `--smooth` filters them over video frames)."""

@@ -1,4 +1,11 @@
-"""Splitting a job over processes: `--shard K/N` (item i belongs to shard i mod N) and `--shard auto`.
+"""Splitting a job over processes: `--shard K/N` and `--shard auto`.
+
+Which items a shard takes: the sorted input list is read as a row of units — each picture one unit, each video
+its frames (after `--sample-step`) cut into consecutive pieces of `Shard.piece_size` frames — and unit u belongs
+to shard u mod N. With pictures only, item i belongs to shard i mod N. A video's pieces are about 1/N of it (at
+least `MIN_PIECE` frames), so a shard decodes its pieces from the keyframe before each, not the whole video, and
+a long video still spreads over every shard. Tables written by decaenv before pieces (video frames dealt one by
+one, `LEGACY_SPLIT`) are continued the way they were started (`Shard.split`).
 
 `auto` reads the launcher's variables: Slurm job arrays (`SLURM_ARRAY_TASK_ID` / `SLURM_ARRAY_TASK_COUNT`,
 minus `SLURM_ARRAY_TASK_MIN`, divided by `SLURM_ARRAY_TASK_STEP`), torchrun (`RANK` / `WORLD_SIZE`),
@@ -9,10 +16,19 @@ none of them set it is the whole job (0/1). Ray needs no shard: `--engine ray` s
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Tuple
 
 from decaenv.errors import UsageError
+
+if TYPE_CHECKING:
+    from decaenv.runtime.inputs import Item
+
+#: A video is dealt to the shards in pieces of at least this many listed frames (fewer seeks into a keyframe group
+#: per frame decoded; short videos of a large dataset stay in one or two pieces).
+MIN_PIECE = 128
+#: `Shard.split` values: video frames in pieces (this version), or one by one (tables of earlier versions).
+PIECES_SPLIT, LEGACY_SPLIT = "pieces", "frames"
 
 #: (rank variable, count variable, launcher) in the order `auto` tries them.
 LAUNCHERS: Tuple[Tuple[str, str, str], ...] = (
@@ -30,14 +46,21 @@ class Shard:
     index: int
     count: int
     origin: str = "--shard"
+    split: str = PIECES_SPLIT
 
-    def owns(self, position: int) -> bool:
-        """Whether item `position` of the sorted input list belongs to this shard."""
-        return position % self.count == self.index
+    def owns(self, unit: int) -> bool:
+        """Whether unit `unit` (a picture, or a piece of a video: module docstring) belongs to this shard."""
+        return unit % self.count == self.index
 
-    def share(self, total: int) -> int:
-        """How many of `total` items (positions 0 … total-1) belong to this shard."""
-        return max(0, (total - self.index + self.count - 1) // self.count)
+    def share(self, total: int, start: int = 0) -> int:
+        """How many of the units start … start+total-1 belong to this shard."""
+        return _owned_below(start + total, self) - _owned_below(start, self)
+
+    def piece_size(self, listed: int) -> int:
+        """Frames per piece of a video with `listed` frames after `--sample-step`."""
+        if self.split == LEGACY_SPLIT:
+            return 1
+        return max(MIN_PIECE, -(-listed // self.count))
 
     @property
     def suffix(self) -> str:
@@ -46,6 +69,82 @@ class Shard:
 
     def describe(self) -> str:
         return f"shard {self.index}/{self.count} ({self.origin})"
+
+
+def _owned_below(end: int, shard: Shard) -> int:
+    """How many of the units 0 … end-1 belong to `shard`."""
+    return max(0, (end - shard.index + shard.count - 1) // shard.count)
+
+
+@dataclass
+class _Video:
+    """The pieces of the video being listed: units `base` … `base + pieces - 1`, `size` frames each."""
+
+    path: str
+    base: int
+    size: int
+    pieces: int
+    last: int = -1  # the last listed frame seen (its position among the video's listed frames)
+
+    def unit(self, k: int) -> int:
+        return self.base + min(k // self.size, self.pieces - 1)
+
+
+@dataclass
+class Ownership:
+    """Which of the listed items, read in order, belong to `shard` (None: the whole job): the inputs' listing
+    calls `start_video` before a video's frames, `owns_frame` says whether the shard needs frame k of it (so that
+    the others are not decoded), and `takes` is asked for every listed item in order."""
+
+    shard: Optional[Shard]
+    sample_step: int = 1
+    unit: int = 0  # the next unit's number
+    _video: Optional[_Video] = field(default=None, repr=False)
+
+    def start_video(self, path: os.PathLike, listed: Optional[int]) -> None:
+        """A video with `listed` frames after `--sample-step` starts (None: it cannot be listed — one unit)."""
+        size = max(1, listed or 1)
+        if self.shard is not None and listed:
+            size = self.shard.piece_size(listed)
+        pieces = max(1, -(-(listed or 1) // size))
+        self._video = _Video(str(path), self.unit, size, pieces)
+        self.unit += pieces
+
+    def owns_frame(self, k: int) -> bool:
+        """Whether listed frame k of the video started last belongs to the shard."""
+        video = self._video
+        return self.shard is None or video is None or self.shard.owns(video.unit(k))
+
+    def takes(self, item: "Item") -> bool:
+        """Whether `item`, the next listed one, belongs to the shard: a frame (or the failure) of the video started
+        last by its piece (a failure by the piece of the frame after the last one listed), anything else as a
+        unit of its own."""
+        video = self._video
+        if video is not None and str(item.source) == video.path:
+            video.last = item.frame // self.sample_step if item.frame is not None else video.last + 1
+            return self.owns_frame(video.last)
+        self._video = None
+        self.unit += 1
+        return self.shard is None or self.shard.owns(self.unit - 1)
+
+    def share(self, parts: Iterable[Tuple[int, bool]]) -> int:
+        """How many items of `parts` ((items, is a video) in input order, from `inputs.estimate_parts`) the shard
+        takes."""
+        if self.shard is None:
+            return sum(count for count, _ in parts)
+        total = unit = 0
+        for count, video in parts:
+            if not video:
+                total, unit = total + self.shard.share(count, unit), unit + count
+                continue
+            size = self.shard.piece_size(max(1, count))
+            pieces = max(1, -(-count // size))
+            owned = self.shard.share(pieces, unit)
+            total += owned * size
+            if self.shard.owns(unit + pieces - 1):  # the last piece holds the rest
+                total -= pieces * size - count
+            unit += pieces
+        return total
 
 
 def _int(name: str, value: str) -> int:

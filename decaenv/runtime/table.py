@@ -37,6 +37,8 @@ CODE_COLUMNS: Tuple[Tuple[str, int], ...] = (
 )
 LANDMARK_COLUMNS: Tuple[Tuple[str, int], ...] = (("landmarks2d", 136), ("landmarks3d", 204))
 TABLE_SCHEMA = "decaenv-table-1"
+#: Schema metadata key of a shard's table: how its split deals video frames (`split_in`).
+SPLIT_KEY = b"shard_split"
 #: Rows per Parquet row group when the journal is folded in.
 ROW_GROUP_ROWS = 1024
 
@@ -61,8 +63,9 @@ def journal_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.journal")
 
 
-def schema(landmarks: bool):
-    """The table's Arrow schema."""
+def schema(landmarks: bool, split: Optional[str] = None):
+    """The table's Arrow schema; `split`: how the shards of an N-way split deal video frames (`shard.Shard.split`),
+    kept in the metadata of a shard's table."""
     pa = require_pyarrow()
     fields = [
         pa.field("name", pa.string()),
@@ -77,7 +80,49 @@ def schema(landmarks: bool):
     ]
     columns = CODE_COLUMNS + (LANDMARK_COLUMNS if landmarks else ())
     fields += [pa.field(name, pa.list_(pa.float32(), size)) for name, size in columns]
-    return pa.schema(fields, metadata={b"schema": TABLE_SCHEMA.encode()})
+    metadata = {b"schema": TABLE_SCHEMA.encode()}
+    if split is not None:
+        metadata[SPLIT_KEY] = split.encode()
+    return pa.schema(fields, metadata=metadata)
+
+
+def split_in(folder: Path, count: int) -> Optional[str]:
+    """How the tables of an N-way split (`codes-K-of-N.parquet`, journals included) already in `folder` deal video
+    frames to shards: the value they were written with, `shard.LEGACY_SPLIT` for one from before pieces that holds
+    video frames, None when there is none that says."""
+    from decaenv.runtime.shard import LEGACY_SPLIT
+
+    found = None
+    for path in sorted(set(_tables_in(Path(folder))) - {Path(folder)}):
+        if path.name.endswith(f"-of-{count}.parquet"):
+            mark = _split_mark(path)
+            found = mark if mark is not None else found
+            if mark == LEGACY_SPLIT:
+                return mark
+    return found
+
+
+def _split_mark(path: Path) -> Optional[str]:
+    """One table's split (`split_in`), from its schema's metadata or, unmarked, its frame column."""
+    from decaenv.runtime.shard import LEGACY_SPLIT
+
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    journal = journal_path(path)
+    batches = list(_journal_batches(journal)) if journal.is_file() else []
+    try:
+        stored = pq.read_schema(str(path)) if path.is_file() else batches[0].schema if batches else None
+    except (OSError, pa.ArrowInvalid):
+        return None  # (reading the table reports it)
+    if stored is None:
+        return None
+    mark = (stored.metadata or {}).get(SPLIT_KEY)
+    if mark is not None:
+        return mark.decode()
+    frames = read_table_column(path, "frame") if path.is_file() else []
+    frames += [f for batch in batches for f in batch.column("frame").to_pylist()]
+    return LEGACY_SPLIT if any(isinstance(f, int) and f >= 0 for f in frames) else None
 
 
 def make_row(
@@ -161,16 +206,16 @@ class TableWriter:
     """Appends rows to a run's/shard's table; see the module docstring for the journal.
 
     Args:
-        path: the Parquet file. landmarks: add the landmark columns.
+        path: the Parquet file. landmarks: add the landmark columns. split: a shard's `Shard.split` (metadata).
     Raises:
         UsageError: pyarrow missing. DataError: an existing table with other columns.
     """
 
-    def __init__(self, path: Path, landmarks: bool = False):
+    def __init__(self, path: Path, landmarks: bool = False, split: Optional[str] = None):
         self.pa = require_pyarrow()
         self.path, self.journal = Path(path), journal_path(Path(path))
         self.landmarks = landmarks
-        self.schema = schema(landmarks)
+        self.schema = schema(landmarks, split)
         self._stream: Optional[pa.RecordBatchStreamWriter] = None
         self._sink: Optional[BinaryIO] = None
         self._lock = threading.Lock()  # rows come from the run's thread (failures) and the writing thread

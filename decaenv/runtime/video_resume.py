@@ -1,10 +1,11 @@
 """A video's frames for a run that needs only some of them (`--skip-existing` after a kill, a finished run run
-again, a shard): listed from the video's packets (`video_segments.index_video`, nothing decoded), decoded only
-from the keyframe before the first needed frame, and matched to their index by timestamp — the index a plain
-decode counts when each packet decodes to one frame. A rerun of a finished run then decodes nothing; a run
-killed at 90 % decodes the last 10 %. Where that cannot be done safely (packets without timestamps, unreliable
-seeking, a seek that lands past the first needed frame) `resumed_frames` answers None and the caller decodes
-from the start, as before.
+again, a shard's pieces): listed from the video's packets (`video_segments.index_video`, nothing decoded),
+decoded from the keyframe before each run of needed frames (a run that starts a whole keyframe group or more
+after the frame decoded last seeks again), and matched to their index by timestamp — the index a plain decode counts
+when each packet decodes to one frame. A rerun of a finished run then decodes nothing; a run killed at 90 %
+decodes the last 10 %; a shard decodes its pieces. Where that cannot be done safely (packets without
+timestamps, unreliable seeking, a first seek that lands past the first needed frame) `resumed_frames` answers
+None and the caller decodes from the start, as before.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from decaenv.runtime.video_segments import VideoIndex, frames_from_keyframe, ind
 Listed = Tuple[Optional[int], Optional[np.ndarray], Optional[InputError]]
 
 
+def listed_count(path: Path, sample_step: int) -> Optional[int]:
+    """How many frames a run lists from the video (every `sample_step`-th of its packets); None when it cannot
+    be indexed (the run then reports it as one failed item)."""
+    try:
+        return -(-index_video(path).frames // max(1, sample_step))
+    except InputError:
+        return None
+
+
 def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bool]) -> Optional[Iterator[Listed]]:
     """Every `sample_step`-th frame of the video, in order (`Listed`): `needed(index, k)` ones with their pixels,
     the others without (a run skips them unread); None when every listed frame is needed or the video cannot be
@@ -37,7 +47,7 @@ def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bo
     wanted = {i for k, i in enumerate(frames) if needed(i, k)}
     if len(wanted) == len(frames):
         return None
-    decoded = _decoded_from(path, index, min(wanted)) if wanted else iter(())
+    decoded = _decoded_from(path, index, min(wanted)) if wanted else _nothing()
     if decoded is None:
         return None
     return _merged(path, frames, wanted, index, decoded)
@@ -51,7 +61,8 @@ def _decoded_from(path: Path, index: VideoIndex, first: int) -> Optional[Iterato
 
 
 def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoIndex, decoded) -> Iterator[Listed]:
-    """The frames in order: the wanted ones with the pixels of the decoded frame of their timestamp."""
+    """The frames in order: the wanted ones with the pixels of the decoded frame of their timestamp, seeking again
+    where that skips a keyframe group (`_skips_groups`)."""
     import av
 
     current: Optional[Tuple[int, object]] = None
@@ -61,6 +72,8 @@ def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoInd
                 yield i, None, None
                 continue
             target = int(index.pts[i])
+            if current is not None and _skips_groups(index, current[0], target):
+                decoded, current = _sought(path, index, i, decoded), None
             current = current if current is not None and current[0] >= target else next(decoded, None)
             while current is not None and current[0] < target:
                 current = next(decoded, None)
@@ -77,3 +90,27 @@ def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoInd
         yield None, None, exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         yield None, None, video_error(path, exc, 0)
+    finally:
+        decoded.close()
+
+
+def _nothing() -> Iterator[Tuple[int, object]]:
+    """No frames (a generator, so that it closes like a decoder)."""
+    yield from ()
+
+
+def _skips_groups(index: VideoIndex, decoded: int, target: int) -> bool:
+    """Whether a whole keyframe group lies between the frame decoded last (timestamp `decoded`) and the group of
+    `target`: then seeking skips it (a seek that lands one group early costs what decoding on would)."""
+    groups = np.searchsorted(index.keyframes, np.asarray([decoded, target]), side="right")
+    return int(groups[1] - groups[0]) >= 2
+
+
+def _sought(path: Path, index: VideoIndex, first: int, decoded):
+    """Frames from the keyframe before frame `first` (closing `decoded`), or `decoded` decoded on when that seek
+    does not land at or before it."""
+    fresh = _decoded_from(path, index, first)
+    if fresh is None:
+        return decoded
+    decoded.close()
+    return fresh

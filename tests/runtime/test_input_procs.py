@@ -127,7 +127,8 @@ def test_auto_picks_processes_for_long_runs(deca, reconstruct_data_dir, folder, 
     runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "a", "auto")
 
     def count(total):
-        monkeypatch.setattr("decaenv.runtime.inputs.estimate_total", lambda inputs, sample_step: total)
+        parts = None if total is None else [(total, False)]
+        monkeypatch.setattr("decaenv.runtime.inputs.estimate_parts", lambda inputs, sample_step: parts)
 
     count(5000)
     assert not runner._uses_processes()  # not under decaenv's command line (pytest's main module)
@@ -153,8 +154,8 @@ def test_the_inputs_are_listed_once_for_the_progress_bar_and_the_auto_rule(
     import decaenv.runtime.inputs as inputs
 
     calls = []
-    real = inputs.estimate_total
-    monkeypatch.setattr(inputs, "estimate_total", lambda *a: calls.append(1) or real(*a))
+    real = inputs.estimate_parts
+    monkeypatch.setattr(inputs, "estimate_parts", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr("decaenv.runtime.input_procs.runs_decaenv_cli", lambda: True)
     runner = _runner(deca, reconstruct_data_dir, folder, tmp_path / "once", "auto")
     assert runner.expected_items() == 6  # the command line's progress bar
