@@ -2,9 +2,9 @@
 
 Which items a shard takes: the sorted input list is read as a row of units — each picture one unit, each video
 its frames (after `--sample-step`) cut into consecutive pieces of `Shard.piece_size` frames — and unit u belongs
-to shard u mod N. With pictures only, item i belongs to shard i mod N. A video's pieces are about 1/N of it (at
-least `MIN_PIECE` frames), so a shard decodes its pieces from the keyframe before each, not the whole video, and
-a long video still spreads over every shard. Tables written by decaenv before pieces (video frames dealt one by
+to shard u mod N. With pictures only, item i belongs to shard i mod N. A video is cut into N equal pieces (fewer,
+of at least `MIN_PIECE` frames, when it is short), so a shard decodes its pieces from the keyframe before each,
+not the whole video, and a long video still spreads over every shard. Tables written by decaenv before pieces (video frames dealt one by
 one, `LEGACY_SPLIT`) are continued the way they were started (`Shard.split`).
 
 `auto` reads the launcher's variables: Slurm job arrays (`SLURM_ARRAY_TASK_ID` / `SLURM_ARRAY_TASK_COUNT`,
@@ -24,9 +24,10 @@ from decaenv.errors import UsageError
 if TYPE_CHECKING:
     from decaenv.runtime.inputs import Item
 
-#: A video is dealt to the shards in pieces of at least this many listed frames (fewer seeks into a keyframe group
-#: per frame decoded; short videos of a large dataset stay in one or two pieces).
-MIN_PIECE = 128
+#: A video is cut into pieces of at least this many listed frames: each piece decodes from the keyframe before
+#: it, on average half a keyframe group (x264's default group, 250 frames of 512², decodes in ~0.2 s on one CPU
+#: core, the time of ~3 frames of DECA), so a shorter piece would spend more on decoding than it saves in balance.
+MIN_PIECE = 32
 #: `Shard.split` values: video frames in pieces (this version), or one by one (tables of earlier versions).
 PIECES_SPLIT, LEGACY_SPLIT = "pieces", "frames"
 
@@ -57,10 +58,12 @@ class Shard:
         return _owned_below(start + total, self) - _owned_below(start, self)
 
     def piece_size(self, listed: int) -> int:
-        """Frames per piece of a video with `listed` frames after `--sample-step`."""
+        """Frames per piece of a video with `listed` frames after `--sample-step`: as many equal pieces as there
+        are shards, fewer where a piece would have under `MIN_PIECE` frames."""
         if self.split == LEGACY_SPLIT:
             return 1
-        return max(MIN_PIECE, -(-listed // self.count))
+        pieces = min(self.count, max(1, listed // MIN_PIECE))
+        return -(-listed // pieces)
 
     @property
     def suffix(self) -> str:

@@ -61,8 +61,9 @@ def test_a_video_goes_to_shards_in_pieces_of_about_one_nth():
     assert pieces[0][0] == "p0_0" and pieces[0][251:] == ["p2_1"]
     frames = [int(n[-4:]) for n in pieces[0] if "_frame" in n]
     assert frames == list(range(250, 500))  # one contiguous piece
-    short = [_taken(Shard(k, 8), [(300, True)]) for k in range(8)]
-    assert [len(names) for names in short] == [MIN_PIECE, MIN_PIECE, 300 - 2 * MIN_PIECE, 0, 0, 0, 0, 0]
+    short = [_taken(Shard(k, 8), [(4 * MIN_PIECE + 10, True)]) for k in range(8)]  # four equal pieces, not eight
+    assert [len(names) for names in short] == [MIN_PIECE + 3] * 3 + [MIN_PIECE + 1] + [0] * 4
+    assert [len(_taken(Shard(k, 3), [(MIN_PIECE - 1, True)])) for k in range(3)] == [MIN_PIECE - 1, 0, 0]
 
 
 @pytest.mark.parametrize("split", [PIECES_SPLIT, LEGACY_SPLIT])
