@@ -4,8 +4,8 @@ Which items a shard takes: the sorted input list is read as a row of units — e
 its frames (after `--sample-step`) cut into consecutive pieces of `Shard.piece_size` frames — and unit u belongs
 to shard u mod N. With pictures only, item i belongs to shard i mod N. A video is cut into N equal pieces (fewer,
 of at least `MIN_PIECE` frames, when it is short), so a shard decodes its pieces from the keyframe before each,
-not the whole video, and a long video still spreads over every shard. Tables written by decaenv before pieces (video frames dealt one by
-one, `LEGACY_SPLIT`) are continued the way they were started (`Shard.split`).
+not the whole video, and a long video still spreads over every shard. Tables written by decaenv before pieces
+(video frames dealt one by one, `LEGACY_SPLIT`) are continued the way they were started (`Shard.split`).
 
 `auto` reads the launcher's variables: Slurm job arrays (`SLURM_ARRAY_TASK_ID` / `SLURM_ARRAY_TASK_COUNT`,
 minus `SLURM_ARRAY_TASK_MIN`, divided by `SLURM_ARRAY_TASK_STEP`), torchrun (`RANK` / `WORLD_SIZE`),
