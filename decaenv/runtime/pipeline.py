@@ -44,6 +44,8 @@ from decaenv.runtime.run_types import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from decaenv.runtime.batch_buffers import InputBatches
     from decaenv.runtime.detectors import DetectorChoice
     from decaenv.runtime.input_pool import InputPool
@@ -82,12 +84,12 @@ class Reconstructor(InputSide):
         if "table" in self.kinds:
             from decaenv.runtime.table import TableWriter, table_path
 
-            if options.shard is not None and options.shard.count > 1:
-                self.options = options = dataclasses.replace(options, shard=self._continued_split(options.shard))
-            suffix, split = ("", None) if options.shard is None else (options.shard.suffix, options.shard.split)
-            self.table = TableWriter(
-                table_path(self.out_dir, suffix), options.table_landmarks, split if suffix else None
-            )
+            suffix = options.shard.suffix if options.shard is not None else ""
+            if options.shard is not None and suffix:
+                own = table_path(self.out_dir, suffix)
+                self.options = options = dataclasses.replace(options, shard=self._continued_split(options.shard, own))
+            split = options.shard.split if options.shard is not None and suffix else None
+            self.table = TableWriter(table_path(self.out_dir, suffix), options.table_landmarks, split)
             if options.skip_existing:
                 self._done = frozenset(self.table.done_names())
         #: Whether failed items get table rows (kept in `_failure_rows` until reported): with a table, or for a
@@ -113,13 +115,14 @@ class Reconstructor(InputSide):
         if not lazy:
             self.load()
 
-    def _continued_split(self, shard: "Shard") -> "Shard":
+    def _continued_split(self, shard: "Shard", own: Path) -> "Shard":
         """`shard`, dealing video frames as the tables of its split already in the output folder were written
-        (`table.split_in`): a job that an earlier decaenv started is finished the way it started."""
+        (`table.split_in`, asking `own`, this shard's table, first): a job that an earlier decaenv started is
+        finished the way it started."""
         from decaenv.runtime.shard import LEGACY_SPLIT
         from decaenv.runtime.table import split_in
 
-        if split_in(self.out_dir, shard.count) != LEGACY_SPLIT:
+        if split_in(self.out_dir, shard.count, first=own) != LEGACY_SPLIT:
             return shard
         log.warning(
             "the tables of this %d-way split in %s were started by an earlier decaenv, which gave video frames to "

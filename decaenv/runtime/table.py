@@ -86,42 +86,47 @@ def schema(landmarks: bool, split: Optional[str] = None):
     return pa.schema(fields, metadata=metadata)
 
 
-def split_in(folder: Path, count: int) -> Optional[str]:
+def split_in(folder: Path, count: int, first: Optional[Path] = None) -> Optional[str]:
     """How the tables of an N-way split (`codes-K-of-N.parquet`, journals included) already in `folder` deal video
     frames to shards: the value they were written with, `shard.LEGACY_SPLIT` for one from before pieces that holds
-    video frames, None when there is none that says."""
-    from decaenv.runtime.shard import LEGACY_SPLIT
-
-    found = None
-    for path in sorted(set(_tables_in(Path(folder))) - {Path(folder)}):
-        if path.name.endswith(f"-of-{count}.parquet"):
-            mark = _split_mark(path)
-            found = mark if mark is not None else found
-            if mark == LEGACY_SPLIT:
-                return mark
-    return found
+    video frames, None when none says. Tables are asked in turn (`first` first) until one says: a split's
+    tables all say the same, so a task of a large array reads one table's schema, not every table's."""
+    tables = [t for t in _tables_in(Path(folder)) if t.name.endswith(f"-of-{count}.parquet")]
+    if first is not None and first in tables:
+        tables.remove(first)
+        tables.insert(0, first)
+    for path in tables:
+        mark = _split_mark(path)
+        if mark is not None:
+            return mark
+    return None
 
 
 def _split_mark(path: Path) -> Optional[str]:
-    """One table's split (`split_in`), from its schema's metadata or, unmarked, its frame column."""
+    """One table's split (`split_in`), from its schema's metadata or, unmarked, from whether it holds video frames
+    (tables of an earlier decaenv; read whole)."""
     from decaenv.runtime.shard import LEGACY_SPLIT
 
     pa = require_pyarrow()
     import pyarrow.parquet as pq
 
     journal = journal_path(path)
-    batches = list(_journal_batches(journal)) if journal.is_file() else []
     try:
-        stored = pq.read_schema(str(path)) if path.is_file() else batches[0].schema if batches else None
+        if path.is_file():
+            stored = pq.read_schema(str(path))
+        elif journal.is_file():
+            with pa.memory_map(str(journal)) as source:
+                stored = pa.ipc.open_stream(source).schema
+        else:
+            return None
     except (OSError, pa.ArrowInvalid):
         return None  # (reading the table reports it)
-    if stored is None:
-        return None
     mark = (stored.metadata or {}).get(SPLIT_KEY)
     if mark is not None:
         return mark.decode()
     frames = read_table_column(path, "frame") if path.is_file() else []
-    frames += [f for batch in batches for f in batch.column("frame").to_pylist()]
+    if journal.is_file():
+        frames += [f for batch in _journal_batches(journal) for f in batch.column("frame").to_pylist()]
     return LEGACY_SPLIT if any(isinstance(f, int) and f >= 0 for f in frames) else None
 
 

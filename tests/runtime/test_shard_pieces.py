@@ -251,3 +251,16 @@ def test_shards_of_a_video_write_the_rows_of_the_whole_run(tmp_path, reconstruct
     assert list(whole["name"][order[0]]) == list(split["name"][order[1]])
     got, expected = split["shape"][order[1]], whole["shape"][order[0]]  # (other batches: summation order)
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+def test_a_task_of_a_large_split_reads_one_tables_schema(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    import decaenv.runtime.table as table
+
+    for k in range(6):
+        _table(tmp_path / f"codes-{k}-of-6.parquet", [k], split=PIECES_SPLIT)
+    asked = []
+    real = table._split_mark
+    monkeypatch.setattr(table, "_split_mark", lambda path: asked.append(path.name) or real(path))
+    assert table.split_in(tmp_path, 6, first=tmp_path / "codes-4-of-6.parquet") == PIECES_SPLIT
+    assert asked == ["codes-4-of-6.parquet"]
