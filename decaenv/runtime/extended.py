@@ -58,7 +58,9 @@ class ExtendedReconstructor(Reconstructor):
             )
         self.smoother = VideoSmoother(extras.smooth_alpha) if extras.smooth else None
         super().__init__(options, **kwargs)
-        self.frames = VideoFrames(self.out_dir, options.sample_step) if "video" in self.kinds else None
+        #: What keeps a shard's run-level files (video, report) apart from the other shards' in one folder.
+        self.suffix = self.options.shard.suffix if self.options.shard is not None else ""
+        self.frames = VideoFrames(self.out_dir, options.sample_step, self.suffix) if "video" in self.kinds else None
         self.seconds: Dict[str, float] = {}
         self._spent: Dict[int, float] = {}
         self.run_files: List[str] = []
@@ -68,6 +70,13 @@ class ExtendedReconstructor(Reconstructor):
         if self.faces == "all":  # names of their own (images only: `--faces all` refuses videos)
             return self._split_faces(super().items())
         return super().items(needed, on_video)
+
+    def _my_items(self, names, base: bool = False):
+        """The base's items; a shard's video frames are noted for its video (`VideoFrames.own`)."""
+        for name, item in super()._my_items(names, base):
+            if self.frames is not None and not base and item.frame is not None:
+                self.frames.own(item.source, item.frame)
+            yield name, item
 
     @property
     def needs_done_frames(self) -> bool:
@@ -173,7 +182,7 @@ class ExtendedReconstructor(Reconstructor):
         return outcome
 
     def run(self, on_item: Optional[Callable[[ItemOutcome], None]] = None) -> RunSummary:
-        from decaenv.runtime.report import REPORT_NAME, write_report
+        from decaenv.runtime.report import report_name, write_report
 
         if self.frames is not None:
             for video in self.videos:
@@ -188,6 +197,6 @@ class ExtendedReconstructor(Reconstructor):
             with self.timer.stage("save"):
                 self.run_files += self.frames.finish()
         if "report" in self.kinds:
-            write_report(summary, self.seconds, self.run_files)
-            self.run_files.append(REPORT_NAME)
+            write_report(summary, self.seconds, self.run_files, self.suffix)
+            self.run_files.append(report_name(self.suffix))
         return summary

@@ -74,11 +74,16 @@ def report_html(summary, seconds: Dict[str, float], extra_files: Sequence[str] =
     )
 
 
-def write_report(summary, seconds: Dict[str, float], extra_files: Sequence[str] = ()) -> Path:
-    """Write `report.html` atomically into the run's output folder; returns its path."""
+def report_name(suffix: str = "") -> str:
+    """`report.html`, or `report-K-of-N.html` for a shard (`Shard.suffix`): shards in one folder keep theirs."""
+    return REPORT_NAME if not suffix else f"report{suffix}.html"
+
+
+def write_report(summary, seconds: Dict[str, float], extra_files: Sequence[str] = (), suffix: str = "") -> Path:
+    """Write `report_name(suffix)` atomically into the run's output folder; returns its path."""
     out_dir = Path(summary.out_dir)
-    final = out_dir / REPORT_NAME
-    tmp = out_dir / f".{REPORT_NAME}.partial"
+    final = out_dir / report_name(suffix)
+    tmp = out_dir / f".{final.name}.partial"
     tmp.write_text(report_html(summary, seconds, extra_files, f"decaenv reconstruct: {out_dir.name}"), encoding="utf-8")
     os.replace(tmp, final)
     return final

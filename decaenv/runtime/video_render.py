@@ -1,6 +1,7 @@
 """`reconstruct --save video`: every processed frame of a video input rendered back at its original size —
 the detail shape over the frame (overlay) | the detail shape alone — and assembled into
-`<video>_reconstruction.mp4` at the source frame rate divided by `--sample-step`.
+`<video>_reconstruction.mp4` at the source frame rate divided by `--sample-step`. A shard (`--shard K/N`) writes
+`<video>_reconstruction-K-of-N.mp4` of its own frames (its piece of the video).
 
 Rendered frames wait as PNGs in a hidden folder of the output folder until the run ends; the video is then
 written in frame order, a frame that failed (no face, unreadable) showing the picture and a black panel so
@@ -13,7 +14,7 @@ import hashlib
 import shutil
 import uuid
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 
@@ -59,19 +60,29 @@ class VideoFrames:
         out_dir: the run's output folder. sample_step: `--sample-step`.
     """
 
-    def __init__(self, out_dir: Path, sample_step: int):
-        self.out_dir, self.sample_step = Path(out_dir), sample_step
+    def __init__(self, out_dir: Path, sample_step: int, suffix: str = ""):
+        self.out_dir, self.sample_step, self.suffix = Path(out_dir), sample_step, suffix
         self.store = self.out_dir / f".decaenv-video-{uuid.uuid4().hex[:8]}"
         self.sources: Dict[str, Path] = {}
+        self.owned: Dict[str, Set[int]] = {}  # a shard's frames per source (`own`)
+
+    @staticmethod
+    def _key(source: Path) -> str:
+        return hashlib.sha1(str(source).encode("utf-8")).hexdigest()[:16]
 
     def _folder(self, source: Path) -> Path:
-        key = hashlib.sha1(str(source).encode("utf-8")).hexdigest()[:16]
+        key = self._key(source)
         self.sources.setdefault(key, Path(source))
         return self.store / key
 
     def watch(self, source: Path) -> None:
         """Write a video for this source even if none of its frames is reconstructed."""
         self._folder(Path(source))
+
+    def own(self, source: Path, frame: int) -> None:
+        """A shard's run: frame `frame` of `source` is this shard's (its video holds only those)."""
+        if self.suffix:
+            self.owned.setdefault(self._key(Path(source)), set()).add(frame)
 
     def add(self, source: Path, frame: int, rgb: np.ndarray) -> None:
         from PIL import Image
@@ -82,7 +93,6 @@ class VideoFrames:
 
     def finish(self) -> List[str]:
         """Write every video; returns their paths relative to the output folder."""
-        from decaenv.runtime.images import read_video_frames
         from decaenv.runtime.inputs import image_name
         from decaenv.runtime.video_out import Mp4Writer, video_rate
 
@@ -90,10 +100,12 @@ class VideoFrames:
         try:
             for key, source in self.sources.items():
                 folder = self.store / key
-                path = self.out_dir / f"{image_name(source)}_reconstruction.mp4"
+                if self.suffix and not self.owned.get(key):
+                    continue  # another shard's video
+                path = self.out_dir / f"{image_name(source)}_reconstruction{self.suffix}.mp4"
                 writer = Mp4Writer(path, video_rate(source) / self.sample_step)
                 try:
-                    for index, rgb in read_video_frames(source, self.sample_step):
+                    for index, rgb in self._frames_of(key, source):
                         writer.add(self._frame(folder / f"{index:08d}.png", rgb))
                     done = writer.close()
                 except BaseException:
@@ -104,6 +116,19 @@ class VideoFrames:
         finally:
             self.discard()
         return written
+
+    def _frames_of(self, key: str, source: Path) -> Iterator[Tuple[int, np.ndarray]]:
+        """(index, RGB) of the frames the video shows: every listed one, or a shard's own (decoded alone)."""
+        from decaenv.runtime.images import read_video_frames
+        from decaenv.runtime.inputs import expand_inputs
+
+        if not self.suffix:
+            yield from read_video_frames(source, self.sample_step)
+            return
+        owned = self.owned[key]
+        for item in expand_inputs([source], self.sample_step, needed=lambda item, k: item.frame in owned):
+            if item.frame in owned and item.pixels is not None:  # (a frame not found again is left out)
+                yield item.frame, item.pixels
 
     @staticmethod
     def _frame(stored: Path, rgb: np.ndarray) -> np.ndarray:

@@ -117,6 +117,40 @@ def test_save_video_and_report(tmp_path, capsys, reconstruct_data_dir, face_vide
 
 
 @pytest.mark.slow
+def test_shards_write_their_own_video_and_report(tmp_path, capsys, reconstruct_data_dir, face_video, monkeypatch):
+    from decaenv.runtime.video_out import read_frames
+
+    monkeypatch.setattr("decaenv.runtime.shard.MIN_PIECE", 2)  # five frames: pieces of 3 and 2
+    out, shown = tmp_path / "out", {}
+    for k in (0, 1):
+        code, stdout, err = run(
+            capsys,
+            reconstruct_data_dir,
+            "-i",
+            face_video,
+            "-o",
+            out,
+            "--detector",
+            "mtcnn",
+            "--save",
+            "video,report",
+            "--shard",
+            f"{k}/2",
+            "--json",
+        )
+        summary = json.loads(stdout)
+        assert summary["run_files"] == [f"clip_reconstruction-{k}-of-2.mp4", f"report-{k}-of-2.html"], err
+        shown[k] = read_frames(out / f"clip_reconstruction-{k}-of-2.mp4")
+    assert [len(frames) for frames in shown.values()] == [3, 2]  # frames 0-2 | 3-4: each shard its piece
+    assert shown[0][2][:, 224:].max() < 40 and shown[1][0][:, 224:].max() > 100  # frame 2 blank, frame 3 drawn
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".mp4", ".html")) == [
+        "clip_reconstruction-0-of-2.mp4",
+        "clip_reconstruction-1-of-2.mp4",
+        "report-0-of-2.html",
+        "report-1-of-2.html",
+    ]
+
+
 def test_faces_all(tmp_path, capsys, reconstruct_data_dir, faces, face_video):
     from PIL import Image
 

@@ -79,6 +79,12 @@ def test_every_item_belongs_to_one_shard_and_the_share_counts_them(split):
             assert [Ownership(shard).share(parts) for shard in shards] == [len(names) for names in taken]
             if split == LEGACY_SPLIT:  # frames one by one: item i to shard i mod N
                 assert taken[count - 1] == everything[count - 1 :: count]
+            else:  # a shard's frames of a video are one piece: consecutive
+                for names in taken:
+                    videos = {n.split("_frame")[0] for n in names if "_frame" in n}
+                    for video in videos:
+                        frames = [int(n[-4:]) for n in names if n.startswith(f"{video}_frame")]
+                        assert frames == list(range(frames[0], frames[0] + len(frames))), (parts, count)
 
 
 def test_a_failure_inside_a_video_goes_to_the_shard_of_the_frame_it_stopped_at():
