@@ -1,11 +1,12 @@
 """A video's frames for a run that needs only some of them (`--skip-existing` after a kill, a finished run run
 again, a shard's pieces): listed from the video's packets (`video_segments.index_video`, nothing decoded),
 decoded from the keyframe before each run of needed frames (a run that starts a whole keyframe group or more
-after the frame decoded last seeks again), and matched to their index by timestamp — the index a plain decode counts
-when each packet decodes to one frame. A rerun of a finished run then decodes nothing; a run killed at 90 %
-decodes the last 10 %; a shard decodes its pieces. Where that cannot be done safely (packets without
-timestamps, unreliable seeking, a first seek that lands past the first needed frame) `resumed_frames` answers
-None and the caller decodes from the start, as before.
+after the frame decoded last seeks again), and matched to their index by timestamp — the index a plain decode
+counts when each packet decodes to one frame. A rerun of a finished run then decodes nothing; a run killed at nine
+tenths decodes the last tenth; a shard decodes its pieces. Where that cannot be done safely (packets without
+timestamps, unreliable seeking) the needed frames are decoded from the start and counted, up to the last one, and
+converted alone; where the first seek lands past the first needed frame `resumed_frames` answers None and the
+caller decodes from the start, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from decaenv.errors import InputError
-from decaenv.runtime.images import frame_rgb, video_error
+from decaenv.runtime.images import counted_frames, frame_rgb, video_error
 from decaenv.runtime.video_segments import VideoIndex, frames_from_keyframe, index_video
 
 #: One listed frame: (index, RGB pixels or None when not needed, the error when it could not be had); index
@@ -36,21 +37,36 @@ def listed_count(path: Path, sample_step: int) -> Optional[int]:
 def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bool]) -> Optional[Iterator[Listed]]:
     """Every `sample_step`-th frame of the video, in order (`Listed`): `needed(index, k)` ones with their pixels,
     the others without (a run skips them unread); None when every listed frame is needed or the video cannot be
-    read this way (the caller then decodes from the start)."""
+    read this way (the caller then decodes from the start). A video that cannot seek by timestamp is decoded
+    from the start, counted, up to the last needed frame; only the needed ones are converted to RGB."""
     try:
         index = index_video(path)
     except InputError:
         return None  # the plain decode reports it
-    if not index.timed or not index.seekable:
-        return None
     frames = range(0, index.frames, sample_step)
     wanted = {i for k, i in enumerate(frames) if needed(i, k)}
     if len(wanted) == len(frames):
         return None
+    if not index.timed or not index.seekable:
+        return _counted(path, frames, wanted)
     decoded = _decoded_from(path, index, min(wanted)) if wanted else _nothing()
     if decoded is None:
         return None
     return _merged(path, frames, wanted, index, decoded)
+
+
+def _counted(path: Path, frames: Sequence[int], wanted: Set[int]) -> Iterator[Listed]:
+    """The frames in order, the wanted ones decoded from the start and counted (`images.counted_frames`)."""
+    decoded = counted_frames(path, wanted.__contains__, last=max(wanted)) if wanted else iter(())
+    try:
+        for i in frames:
+            got = next(decoded, None) if i in wanted else (i, None)
+            if got is None:
+                yield i, None, InputError(f"video {path} ended before frame {i}", hint="check the file", path=path)
+            else:
+                yield i, got[1], None
+    except InputError as exc:
+        yield None, None, exc
 
 
 def _decoded_from(path: Path, index: VideoIndex, first: int) -> Optional[Iterator[Tuple[int, object]]]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import decaenv.runtime.images as images
 import decaenv.runtime.video_resume as video_resume
 from decaenv.runtime.images import read_video_frames
 from decaenv.runtime.inputs import Item, expand_inputs
@@ -109,17 +110,45 @@ def test_runs_of_needed_frames_apart_come_with_the_pixels_of_a_full_read(videos,
     path = videos[name]
     local = dict(read_video_frames(path, 1))
     runs = lambda i: i < 5 or 24 <= i < 30 or 50 <= i < 53  # noqa: E731 (three runs, two keyframe groups apart)
-    seeks = []
+    seeks, converted = [], []
     decoded = _counting_decoder(monkeypatch, seeks)
+    real_rgb = images.frame_rgb
+    monkeypatch.setattr(images, "frame_rgb", lambda frame, path, i: converted.append(i) or real_rgb(frame, path, i))
     items = list(expand_inputs([path], 1, needed=lambda item, k: runs(item.frame)))
-    if "program-stream" not in name:  # (MPEG program streams cannot seek: decoded from the start)
-        assert len(seeks) == 3 and len(decoded) < 53, (seeks, len(decoded))  # one seek per run; not 0-52
+    if video_resume.index_video(path).seekable:
+        # a seek per run (an MPEG program stream's may land late: then it decodes on), not frames 0-52 all
+        assert len(seeks) == (2 if "program-stream" in name else 3) and len(decoded) < 53, (seeks, len(decoded))
+    else:  # decoded from the start, counted, up to frame 52; only the runs converted
+        assert seeks == [] and converted == [i for i in range(60) if runs(i)]
     assert [item.frame for item in items] == sorted(local)
     for item in items:
         if runs(item.frame):
             assert item.error is None and np.array_equal(item.pixels, local[item.frame]), item.frame
         else:
             assert item.pixels is None and item.error is None
+
+
+@pytest.mark.parametrize("name", ["h264-bframes.mp4", "mpeg2-program-stream.mpg", "vp9.webm"])
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_video_that_cannot_seek_is_counted_up_to_the_last_needed_frame(videos, name, timed, monkeypatch):
+    import dataclasses
+
+    path = videos[name]
+    local = dict(read_video_frames(path, 2))
+    index = video_resume.index_video(path)
+    unseekable = dataclasses.replace(index, seekable=False, timed=timed)
+    monkeypatch.setattr(video_resume, "index_video", lambda p: unseekable)
+    converted = []
+    real_rgb = images.frame_rgb
+    monkeypatch.setattr(images, "frame_rgb", lambda frame, p, i: converted.append(i) or real_rgb(frame, p, i))
+    monkeypatch.setattr(video_resume, "frames_from_keyframe", lambda *a: pytest.fail("seeks"))
+    wanted = lambda i: 10 <= i < 20 or i == 40  # noqa: E731
+    items = list(expand_inputs([path], 2, needed=lambda item, k: wanted(item.frame)))
+    assert [item.frame for item in items] == sorted(local)
+    for item in items:
+        assert item.error is None
+        assert np.array_equal(item.pixels, local[item.frame]) if wanted(item.frame) else item.pixels is None
+    assert converted == [i for i in sorted(local) if wanted(i)]  # nothing else converted, nothing after frame 40
 
 
 def _counting_decoder(monkeypatch, seeks=None):
