@@ -227,10 +227,14 @@ class TableWriter:
         self.finalize()  # a journal left by a killed run joins the table first
 
     def done_names(self) -> Set[str]:
-        """Names already in the table with status ok (what `--skip-existing` skips)."""
-        return (
+        """Names with status ok in this table or in the folder's tables of other splits (what `--skip-existing`
+        skips): after a job is resubmitted with another shard count, or unsharded, what any run did counts. The
+        other tables of this table's own split are not read (their items are other shards'), so a task of a
+        large array reads its own table only."""
+        own = (
             {str(name) for name in read_table_column(self.path, "name", status="ok")} if self.path.is_file() else set()
         )
+        return own | done_elsewhere(self.path)
 
     def add(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Journal rows now (flushed to the OS: a killed process keeps them)."""
@@ -312,6 +316,33 @@ class TableWriter:
                 table = table.filter(self.pa.array(keep, self.pa.bool_()))
             if table.num_rows:
                 writer.write_table(table.cast(self.schema))
+
+
+def done_elsewhere(table: Path) -> Set[str]:
+    """Names with an ok row (journals included) in the tables beside `table` that are not of its split
+    (`codes-K-of-N.parquet` with the same N; `codes.parquet` is a split of one)."""
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    own = _split_suffix(table.name)
+    names: Set[str] = set()
+    for other in _tables_in(table.parent):
+        if other == table or (own and _split_suffix(other.name) == own):
+            continue
+        try:
+            rows = _with_journal(pa, pq, other, ["status"])
+        except (OSError, pa.ArrowInvalid):
+            continue  # (reading the table itself reports it)
+        if rows is not None:
+            ok = [s == "ok" for s in rows.column("status").to_pylist()]
+            names.update(str(n) for n, good in zip(rows.column("name").to_pylist(), ok) if good)
+    return names
+
+
+def _split_suffix(name: str) -> str:
+    """"-of-N.parquet" of a shard's table name, "" for `codes.parquet` (a split of one)."""
+    head, sep, tail = name.rpartition("-of-")
+    return f"{sep}{tail}" if sep and head.startswith("codes-") else ""
 
 
 def read_table_column(path: Path, column: str, status: Optional[str] = None) -> List[object]:

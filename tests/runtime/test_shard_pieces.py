@@ -299,3 +299,32 @@ def test_a_task_of_a_large_split_reads_one_tables_schema(tmp_path, monkeypatch):
     monkeypatch.setattr(table, "_split_mark", lambda path: asked.append(path.name) or real(path))
     assert table.split_in(tmp_path, 6, first=tmp_path / "codes-4-of-6.parquet") == PIECES_SPLIT
     assert asked == ["codes-4-of-6.parquet"]
+
+
+def test_skip_existing_counts_the_rows_of_other_splits_and_reads_none_of_its_own(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    import decaenv.runtime.table as table
+
+    def write(name, rows):
+        writer = table.TableWriter(tmp_path / name)
+        writer.add([{"name": n, "source": "x", "frame": -1, "status": status} for n, status in rows])
+        writer.close()
+
+    write("codes-0-of-4.parquet", [("a", "ok"), ("b", "failed")])  # an earlier 4-way split of the job
+    write("codes.parquet", [("c", "ok")])  # and an unsharded run
+    write("codes-1-of-2.parquet", [("d", "ok")])  # this split's other shard
+    journal_only = table.TableWriter(tmp_path / "codes-3-of-4.parquet")
+    journal_only.add([{"name": "e", "source": "x", "frame": -1, "status": "ok"}])  # still running (or killed)
+    journal_only._sink.close()
+    read = []
+    real = table._with_journal
+    monkeypatch.setattr(
+        table, "_with_journal", lambda pa, pq, path, columns=None: read.append(path.name) or real(pa, pq, path, columns)
+    )
+    writer = table.TableWriter(tmp_path / "codes-0-of-2.parquet")
+    writer.add([{"name": "f", "source": "x", "frame": -1, "status": "ok"}])
+    writer.close()
+    assert writer.done_names() == {"a", "c", "e", "f"}  # "b" failed: tried again; "d" is the other shard's
+    assert "codes-1-of-2.parquet" not in read
+    whole = table.TableWriter(tmp_path / "codes.parquet")
+    assert whole.done_names() == {"a", "c", "d", "e", "f"}
