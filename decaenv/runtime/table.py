@@ -340,7 +340,7 @@ def done_elsewhere(table: Path) -> Set[str]:
 
 
 def _split_suffix(name: str) -> str:
-    """"-of-N.parquet" of a shard's table name, "" for `codes.parquet` (a split of one)."""
+    """ "-of-N.parquet" of a shard's table name, "" for `codes.parquet` (a split of one)."""
     head, sep, tail = name.rpartition("-of-")
     return f"{sep}{tail}" if sep and head.startswith("codes-") else ""
 
@@ -407,6 +407,37 @@ def _with_journal(pa, pq, path: Path, columns: Optional[Sequence[str]] = None) -
     return pa.concat_tables([old.filter(keep), fresh], promote_options="default")
 
 
+def one_row_per_name(pa, parts: Sequence[Tuple[Path, "pa.Table"]]) -> Optional[List["pa.Array"]]:
+    """For tables read from `parts` ((file, rows) — each table already one row per name), a keep-mask per table
+    so that every name is kept once: an ok row before a failed one, then the table written last (its file's or
+    journal's modification time); None when no name is in two tables (nothing to drop)."""
+    import pyarrow.compute as pc
+
+    if len(parts) < 2:
+        return None
+    names = pa.chunked_array([c for _, part in parts for c in part.column("name").chunks], pa.string())
+    if pc.count_distinct(names).as_py() == len(names):
+        return None
+    order = sorted(range(len(parts)), key=lambda i: _written_at(parts[i][0]))
+    best: Dict[str, Tuple[bool, int, int]] = {}  # name → (ok, rank of its table, row)
+    for rank, i in enumerate(order):
+        part = parts[i][1]
+        for row, (name, status) in enumerate(zip(part.column("name").to_pylist(), part.column("status").to_pylist())):
+            candidate = (status == "ok", rank, row)
+            if name not in best or candidate[:2] >= best[name][:2]:
+                best[name] = candidate
+    keep = [[False] * parts[i][1].num_rows for i in range(len(parts))]
+    for _, rank, row in best.values():
+        keep[order[rank]][row] = True
+    return [pa.array(mask, pa.bool_()) for mask in keep]
+
+
+def _written_at(table: Path) -> float:
+    """When a table (or its journal) was last written; 0 when neither exists."""
+    stamps = [p.stat().st_mtime for p in (table, journal_path(table)) if p.is_file()]
+    return max(stamps, default=0.0)
+
+
 #: Columns every `read_codes` answer has; the keys computed from `pose` (as in `<name>_codes.npz`).
 ITEM_COLUMNS = ("name", "source", "frame", "status", "error", "crop_source")
 POSE_KEYS = ("global_pose", "jaw_pose", "neck_pose", "eye_pose", "full_pose")
@@ -422,7 +453,8 @@ def read_codes(path: os.PathLike, status: str = "ok", keys: Optional[Sequence[st
     read from disk alone — for a table of millions of rows, e.g. ("exp", "jaw_pose"). A folder reads every
     `codes*.parquet` in it. The rows of a run still going, or killed, are read from its journal too (every
     complete batch; a re-done item's newer row replaces its older one), so a table can be read while its run
-    writes it; nothing is written.
+    writes it; nothing is written. An item with rows in several tables of a folder (runs of one job under
+    different splits) is read once: its ok row, from the table written last (`one_row_per_name`).
 
     Raises:
         UsageError: pyarrow missing, or a key no table has. DataError: not a decaenv table.
@@ -435,9 +467,12 @@ def read_codes(path: os.PathLike, status: str = "ok", keys: Optional[Sequence[st
     files = existing_tables(path)
     columns = None if keys is None else _columns_for(keys)
     try:
-        parts = [part for part in (_with_journal(pa, pq, f, columns) for f in files) if part is not None]
+        read = [(f, _with_journal(pa, pq, f, columns)) for f in files]
+        parts = [part for _, part in read if part is not None]
         if not parts:
             raise DataError(f"{path} has no rows yet (its run has not finished a batch)", path=path)
+        masks = one_row_per_name(pa, [(f, part) for f, part in read if part is not None])
+        parts = parts if masks is None else [part.filter(mask) for part, mask in zip(parts, masks)]
         table = pa.concat_tables(parts, promote_options="default")
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path} is not a readable Parquet table ({exc})", path=path) from exc

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from decaenv.errors import DataError, UsageError
-from decaenv.runtime.table import _journal_batches, _with_journal, existing_tables, journal_path, require_pyarrow
+from decaenv.runtime.table import (
+    SPLIT_KEY,
+    _journal_batches,
+    _with_journal,
+    existing_tables,
+    journal_path,
+    one_row_per_name,
+    require_pyarrow,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,8 @@ def missing_shards(states: Sequence[TableState]) -> Dict[int, List[int]]:
 
 def merge_tables(path: os.PathLike, out: os.PathLike) -> int:
     """Write every table at `path` (journals included: the newest row of a re-done item) as one Parquet file
-    `out`, atomically; returns its rows.
+    `out`, atomically, one row per item (`table.one_row_per_name`: an item in several tables — runs of one job
+    under different splits — keeps its ok row from the table written last); returns its rows.
 
     Raises:
         UsageError: `out` would be read as one of the tables (a `codes*.parquet` beside them). DataError: no
@@ -98,14 +107,20 @@ def merge_tables(path: os.PathLike, out: os.PathLike) -> int:
         )
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     rows, schema = 0, None
+    listed = [(file, _read(pa, pq, file, ["status"])) for file in files]  # names and statuses: which rows to keep
+    masks = one_row_per_name(pa, [(file, part) for file, part in listed if part is not None])
+    keep = dict(zip([file for file, part in listed if part is not None], masks)) if masks is not None else {}
     try:
         writer: Optional[pq.ParquetWriter] = None
         for file in files:
             table = _read(pa, pq, file, None)
             if table is None:
                 continue
-            if schema is None:
-                schema = table.schema
+            if file in keep:
+                table = table.filter(keep[file])
+            if schema is None:  # (a shard's split is no longer the merged file's)
+                metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != SPLIT_KEY}
+                schema = table.schema.with_metadata(metadata)
                 writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
             elif table.schema.names != schema.names:
                 raise DataError(

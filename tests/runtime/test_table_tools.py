@@ -91,3 +91,24 @@ def test_status_names_the_shards_without_a_table(tables, capsys):
     assert missing == ["0-of-2", "0-of-5", "1-of-5", "2-of-5", "4-of-5"]
     assert main(["table", "status", str(tables)]) == 0
     assert "shard(s) 0, 1, 2, 4 of 5" in capsys.readouterr().out
+
+
+def test_an_item_in_several_tables_is_read_and_merged_once(tmp_path):
+    import os
+
+    old = TableWriter(tmp_path / "codes-0-of-2.parquet")  # a first 2-way split of the job
+    old.add([_row("a", 1.0), _no_face("b"), _row("c", 3.0)])
+    old.close()
+    new = TableWriter(tmp_path / "codes-0-of-3.parquet")  # the job again, 3-way, written later
+    new.add([_no_face("a"), _row("b", 20.0), _row("c", 30.0), _row("d", 40.0)])
+    new.close()
+    os.utime(tmp_path / "codes-0-of-2.parquet", (1_000_000, 1_000_000))
+    codes = read_codes(tmp_path, status="all")
+    got = {n: (s, float(v)) for n, s, v in zip(codes["name"], codes["status"], codes["shape"][:, 0])}
+    # a: its ok row (the older table's); b: the newer table's ok row; c: ok in both, the newer one wins
+    assert got == {"a": ("ok", 1.0), "b": ("ok", 20.0), "c": ("ok", 30.0), "d": ("ok", 40.0)}
+    out = tmp_path.parent / f"{tmp_path.name}-merged.parquet"
+    assert main(["table", "merge", str(tmp_path), "-o", str(out)]) == 0
+    merged = read_codes(out, status="all")
+    assert sorted(merged["name"]) == ["a", "b", "c", "d"] and sorted(merged["shape"][:, 0]) == [1.0, 20.0, 30.0, 40.0]
+    assert read_codes(tmp_path, keys=("exp",))["name"].shape == (4,)  # only some keys: the same rows
