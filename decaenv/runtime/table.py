@@ -230,7 +230,7 @@ class TableWriter:
         """Names with status ok in this table or in the folder's tables of other splits (what `--skip-existing`
         skips): after a job is resubmitted with another shard count, or unsharded, what any run did counts. The
         other tables of this table's own split are not read (their items are other shards'), so a task of a
-        large array reads its own table only."""
+        large array reads its own table and those of other splits, if any."""
         own = (
             {str(name) for name in read_table_column(self.path, "name", status="ok")} if self.path.is_file() else set()
         )
