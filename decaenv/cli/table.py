@@ -26,7 +26,7 @@ def status(
     from decaenv.cli._console import print_json
     from decaenv.runtime.table_tools import age, missing_shards, table_status
 
-    states, reasons = table_status(path, failures)
+    states, reasons, repeated = table_status(path, failures)
     missing = missing_shards(states)
     if as_json:
         print_json(
@@ -38,6 +38,7 @@ def status(
                 "journaled": sum(s.journaled for s in states),
                 "failures": [{"count": n, "reason": reason} for n, reason in reasons],
                 "missing_shards": [f"{k}-of-{n}" for n, ks in missing.items() for k in ks],
+                "rows_of_items_in_several_tables": repeated,
             }
         )
         return
@@ -45,7 +46,12 @@ def status(
         pending = f", {s.journaled:,} in its journal (a run going, or killed)" if s.journaled else ""
         typer.echo(f"{Path(s.path).name}: ok {s.ok:,}, failed {s.failed:,}{pending}; last write {age(s.modified)} ago")
     ok, failed = sum(s.ok for s in states), sum(s.failed for s in states)
-    typer.echo(f"total: {ok + failed:,} items in {len(states)} table(s): ok {ok:,}, failed {failed:,}")
+    typer.echo(f"total: {ok + failed:,} rows in {len(states)} table(s): ok {ok:,}, failed {failed:,}")
+    if repeated:
+        typer.echo(
+            f"{repeated:,} of those rows are of items already in another table (the job run again under another "
+            "split): read_codes and `decaenv table merge` keep one row per item, its ok row from the newest table"
+        )
     for n, ks in missing.items():
         typer.echo(f"no table yet (not started, or before a first batch): shard(s) {', '.join(map(str, ks))} of {n}")
     for count, reason in reasons:

@@ -46,23 +46,28 @@ class TableState:
         return asdict(self)
 
 
-def table_status(path: os.PathLike, limit: int = 10) -> Tuple[List[TableState], List[Tuple[int, str]]]:
-    """The state of every table at `path` (a table, or a folder of them), and the `limit` most frequent reasons
-    items failed as (count, message with each item's own file written `<source>`), most frequent first; each
-    table read once.
+def table_status(path: os.PathLike, limit: int = 10) -> Tuple[List[TableState], List[Tuple[int, str]], int]:
+    """The state of every table at `path` (a table, or a folder of them), the `limit` most frequent reasons
+    items failed as (count, message with each item's own file written `<source>`), most frequent first, and how
+    many items have rows in more than one table (the job run again under another split: `read_codes` and
+    `merge_tables` keep one row of each); each table read once.
 
     Raises:
         UsageError: pyarrow missing. DataError: no table there, or one unreadable.
     """
     pa = require_pyarrow()
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     states: List[TableState] = []
     reasons: Counter = Counter()
+    names = []
     for file in existing_tables(Path(path)):
         journal = journal_path(file)
         journaled = sum(batch.num_rows for batch in _journal_batches(journal)) if journal.is_file() else 0
         table = _read(pa, pq, file, ["source", "status", "error"])
+        if table is not None:
+            names += table.column("name").chunks
         columns = [table.column(k).to_pylist() for k in ("source", "status", "error")] if table is not None else []
         statuses: Counter = Counter()
         for source, status, error in zip(*columns):
@@ -71,7 +76,9 @@ def table_status(path: os.PathLike, limit: int = 10) -> Tuple[List[TableState], 
                 reasons[(error or "").replace(source, "<source>") if source else (error or "")] += 1
         stamps = [p.stat().st_mtime for p in (file, journal) if p.is_file()]
         states.append(TableState(str(file), statuses["ok"], statuses["failed"], journaled, max(stamps)))
-    return states, [(count, reason) for reason, count in reasons.most_common(limit)]
+    every = pa.chunked_array(names, pa.string())
+    repeated = len(every) - pc.count_distinct(every).as_py() if len(states) > 1 else 0
+    return states, [(count, reason) for reason, count in reasons.most_common(limit)], repeated
 
 
 def missing_shards(states: Sequence[TableState]) -> Dict[int, List[int]]:

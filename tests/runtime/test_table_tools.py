@@ -43,10 +43,10 @@ def test_status_counts_every_shard_while_one_still_writes(tables, capsys):
     assert by_name["codes-1-of-2.parquet"] == dict(by_name["codes-1-of-2.parquet"], ok=1, failed=1, journaled=2)
     assert (status["ok"], status["failed"], status["journaled"]) == (4, 3, 2)
     assert status["failures"][0] == {"count": 2, "reason": "no face found in <source> (detector mtcnn)"}
-    assert status["missing_shards"] == []
+    assert status["missing_shards"] == [] and status["rows_of_items_in_several_tables"] == 0
     assert main(["table", "status", str(tables)]) == 0
     text = capsys.readouterr().out
-    assert "2 in its journal" in text and "total: 7 items in 2 table(s): ok 4, failed 3" in text
+    assert "2 in its journal" in text and "total: 7 rows in 2 table(s): ok 4, failed 3" in text
     assert _snapshot(tables) == before  # nothing written, the journal left for its run
 
 
@@ -93,7 +93,7 @@ def test_status_names_the_shards_without_a_table(tables, capsys):
     assert "shard(s) 0, 1, 2, 4 of 5" in capsys.readouterr().out
 
 
-def test_an_item_in_several_tables_is_read_and_merged_once(tmp_path):
+def test_an_item_in_several_tables_is_read_and_merged_once(tmp_path, capsys):
     import os
 
     old = TableWriter(tmp_path / "codes-0-of-2.parquet")  # a first 2-way split of the job
@@ -112,3 +112,5 @@ def test_an_item_in_several_tables_is_read_and_merged_once(tmp_path):
     merged = read_codes(out, status="all")
     assert sorted(merged["name"]) == ["a", "b", "c", "d"] and sorted(merged["shape"][:, 0]) == [1.0, 20.0, 30.0, 40.0]
     assert read_codes(tmp_path, keys=("exp",))["name"].shape == (4,)  # only some keys: the same rows
+    assert main(["table", "status", str(tmp_path)]) == 0
+    assert "3 of those rows are of items already in another table" in capsys.readouterr().out
