@@ -155,9 +155,10 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
-def video_frame_count(path: os.PathLike) -> Optional[int]:
-    """The number of frames a video's header declares (or its duration × frame rate), without decoding; None
-    when it says neither, or cannot be read (PyAV missing, not a video): an estimate for progress and planning."""
+def video_frame_count(path: os.PathLike, declared_only: bool = False) -> Optional[int]:
+    """The number of frames a video's header declares (or its duration × frame rate, unless `declared_only`),
+    without decoding; None when it says neither, or cannot be read (PyAV missing, not a video): an estimate for
+    progress and planning. The declared count (MP4/MOV sample tables, AVI headers) is the number of packets."""
     try:
         import av
     except ImportError:
@@ -169,6 +170,8 @@ def video_frame_count(path: os.PathLike) -> Optional[int]:
             stream = container.streams.video[0]
             if stream.frames:
                 return int(stream.frames)
+            if declared_only:
+                return None
             rate = stream.average_rate
             if stream.duration is not None and stream.time_base is not None and rate:
                 return max(1, round(float(stream.duration * stream.time_base * rate)))

@@ -132,9 +132,10 @@ def _failed(path: Path, error: InputError) -> Item:
 #: `needed(item, k)`: whether a run needs the k-th listed frame of a video (False: its outputs exist, or another
 #: shard owns it); `expand_inputs` then decodes only from the keyframe before each run of needed frames.
 FrameFilter = Callable[[Item, int], bool]
-#: `on_video(path, listed)`: a video's frames are about to be listed, `listed` of them after `--sample-step` (from
-#: its packets; None when it cannot be indexed) — how a shard cuts it into pieces (`shard.Ownership`).
-VideoStart = Callable[[Path, Optional[int]], None]
+#: `on_video(path, listed)`: a video's frames are about to be listed, `listed` of them after `--sample-step` (as
+#: its header declares, else from its packets; None when it cannot be indexed) — how a shard cuts it into pieces
+#: (`shard.Ownership`). False: the run needs none of them; the video is then listed as one `video` item, unread.
+VideoStart = Callable[[Path, Optional[int]], Optional[bool]]
 
 
 def _video_items(
@@ -143,7 +144,9 @@ def _video_items(
     if on_video is not None:
         from decaenv.runtime.video_resume import listed_count
 
-        on_video(path, listed_count(path, sample_step))
+        if on_video(path, listed_count(path, sample_step)) is False:  # none of it is the run's: not even read
+            yield Item(name=image_name(path), source=path, video=True)
+            return
     if needed is not None:
         from decaenv.runtime.video_resume import resumed_frames
 

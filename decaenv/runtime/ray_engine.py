@@ -144,7 +144,9 @@ def _segment_items(unit: Mapping[str, Any], failures: List[Dict[str, object]]) -
     from decaenv.runtime.video_segments import Segment, decode_segment
 
     source, base = Path(unit["source"]), str(unit["base"])
-    segment = Segment(frames=tuple(unit["frames"]), pts=tuple(unit["pts"]), seek=unit["seek"], stop=unit["stop"])
+    segment = Segment(
+        tuple(unit["frames"]), tuple(unit["pts"]), unit["seek"], unit["stop"], keyframe=unit.get("keyframe")
+    )
     seen: Set[int] = set()
     missing = _not_here(source)
     message = missing.one_line() if missing is not None else ""

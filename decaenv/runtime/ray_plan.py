@@ -109,7 +109,7 @@ def _plan_video(plan: Plan, item, names, done_frames: Dict[str, Set[int]], optio
     try:
         index = index_video(item.source)
     except InputError as exc:  # named like a local run's failed video: the video's own name
-        plan.failed.append(make_row(names.unique(item), str(item.source), None, "failed", exc.one_line()))
+        plan.failed.append(make_row(names.unique_name(item.name), str(item.source), None, "failed", exc.one_line()))
         return
     base = names.video_name(item.source, item.name)
     wanted = wanted_frames(index, options.sample_step, done_frames.get(base, set()))

@@ -146,6 +146,8 @@ class NameRegistry:
         return unique
 
     def unique(self, item) -> str:
+        if getattr(item, "video", False):  # a whole video listed unread: its frames' prefix
+            return self.video_name(item.source, item.name)
         if item.frame is None:
             return self.unique_name(item.name)
         from decaenv.runtime.inputs import frame_name

@@ -104,14 +104,16 @@ class Ownership:
     unit: int = 0  # the next unit's number
     _video: Optional[_Video] = field(default=None, repr=False)
 
-    def start_video(self, path: os.PathLike, listed: Optional[int]) -> None:
-        """A video with `listed` frames after `--sample-step` starts (None: it cannot be listed — one unit)."""
+    def start_video(self, path: os.PathLike, listed: Optional[int]) -> bool:
+        """A video with `listed` frames after `--sample-step` starts (None: it cannot be listed — one unit);
+        returns whether any of its pieces is the shard's (if not, its frames need not be listed at all)."""
         size = max(1, listed or 1)
         if self.shard is not None and listed:
             size = self.shard.piece_size(listed)
         pieces = max(1, -(-(listed or 1) // size))
         self._video = _Video(str(path), self.unit, size, pieces)
         self.unit += pieces
+        return self.shard is None or self.shard.share(pieces, self.unit - pieces) > 0
 
     def owns_frame(self, k: int) -> bool:
         """Whether listed frame k of the video started last belongs to the shard."""

@@ -4,9 +4,8 @@ decoded from the keyframe before each run of needed frames (a run that starts a 
 after the frame decoded last seeks again), and matched to their index by timestamp — the index a plain decode
 counts when each packet decodes to one frame. A rerun of a finished run then decodes nothing; a run killed at nine
 tenths decodes the last tenth; a shard decodes its pieces. Where that cannot be done safely (packets without
-timestamps, unreliable seeking) the needed frames are decoded from the start and counted, up to the last one, and
-converted alone; where the first seek lands past the first needed frame `resumed_frames` answers None and the
-caller decodes from the start, as before.
+timestamps, unreliable seeking, a first seek that lands past the first needed frame) the needed frames are decoded
+from the start and counted, up to the last one, and converted alone.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from decaenv.errors import InputError
-from decaenv.runtime.images import counted_frames, frame_rgb, video_error
-from decaenv.runtime.video_segments import VideoIndex, frames_from_keyframe, index_video
+from decaenv.runtime.images import counted_frames, frame_rgb, video_error, video_frame_count
+from decaenv.runtime.video_segments import VideoIndex, frames_from_group, frames_from_keyframe, index_video
 
 #: One listed frame: (index, RGB pixels or None when not needed, the error when it could not be had); index
 #: None: an error for the whole video (reading stopped there).
@@ -26,19 +25,24 @@ Listed = Tuple[Optional[int], Optional[np.ndarray], Optional[InputError]]
 
 
 def listed_count(path: Path, sample_step: int) -> Optional[int]:
-    """How many frames a run lists from the video (every `sample_step`-th of its packets); None when it cannot
-    be indexed (the run then reports it as one failed item)."""
-    try:
-        return -(-index_video(path).frames // max(1, sample_step))
-    except InputError:
-        return None
+    """How many frames a run lists from the video (every `sample_step`-th of its packets): the count its header
+    declares (read without the packets), else its packets counted; None when it cannot be indexed (the run then
+    reports it as one failed item)."""
+    frames = video_frame_count(path, declared_only=True)
+    if frames is None:
+        try:
+            frames = index_video(path).frames
+        except InputError:
+            return None
+    return -(-frames // max(1, sample_step))
 
 
 def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bool]) -> Optional[Iterator[Listed]]:
     """Every `sample_step`-th frame of the video, in order (`Listed`): `needed(index, k)` ones with their pixels,
     the others without (a run skips them unread); None when every listed frame is needed or the video cannot be
-    read this way (the caller then decodes from the start). A video that cannot seek by timestamp is decoded
-    from the start, counted, up to the last needed frame; only the needed ones are converted to RGB."""
+    indexed (the caller then decodes from the start). A video that cannot seek by timestamp, or whose seek
+    lands past the first needed frame, is decoded from the start, counted, up to the last needed frame; only the
+    needed ones are converted to RGB."""
     try:
         index = index_video(path)
     except InputError:
@@ -50,8 +54,8 @@ def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bo
     if not index.timed or not index.seekable:
         return _counted(path, frames, wanted)
     decoded = _decoded_from(path, index, min(wanted)) if wanted else _nothing()
-    if decoded is None:
-        return None
+    if decoded is None:  # the seek lands late (MPEG program streams): counted from the start
+        return _counted(path, frames, wanted)
     return _merged(path, frames, wanted, index, decoded)
 
 
@@ -70,10 +74,12 @@ def _counted(path: Path, frames: Sequence[int], wanted: Set[int]) -> Iterator[Li
 
 
 def _decoded_from(path: Path, index: VideoIndex, first: int) -> Optional[Iterator[Tuple[int, object]]]:
-    """(frame pts, PyAV frame) from the keyframe before frame `first` on, or None when the seek lands past it."""
+    """(frame pts, PyAV frame) from the keyframe before frame `first` on (`frames_from_group`), or None when the
+    seek lands past it."""
     group = int(np.searchsorted(index.keyframes, index.pts[first], side="right")) - 1
-    seek = int(index.seek_at[group]) if group >= 0 else None
-    return frames_from_keyframe(path, seek, int(index.pts[first]))
+    if group < 0:
+        return frames_from_keyframe(path, None, int(index.pts[first]))
+    return frames_from_group(path, int(index.keyframes[group]), int(index.seek_at[group]), int(index.pts[first]))
 
 
 def _merged(path: Path, frames: Sequence[int], wanted: Set[int], index: VideoIndex, decoded) -> Iterator[Listed]:

@@ -63,7 +63,8 @@ class Segment:
 
     Attributes:
         frames: the wanted frame indices, ascending. pts: their timestamps (empty: decode from the start and count).
-        seek: the keyframe timestamp to start from (None: the start of the file). stop: give up the seek at a
+        seek: the keyframe's `VideoIndex.seek_at` timestamp to start from (None: the start of the file), and
+        keyframe: its presentation timestamp (tried first: `frames_from_group`). stop: give up the seek at a
         frame at or after this timestamp (None: the end), then decode from the start for what is missing.
     """
 
@@ -71,6 +72,7 @@ class Segment:
     pts: Tuple[int, ...] = ()
     seek: Optional[int] = None
     stop: Optional[int] = None
+    keyframe: Optional[int] = None
 
 
 def index_video(path: os.PathLike) -> VideoIndex:
@@ -172,10 +174,11 @@ def plan_segments(index: VideoIndex, wanted: Sequence[int], frames: int) -> List
 
 def _segment(index: VideoIndex, frames: Sequence[int], stamps: np.ndarray, first: int, last: int) -> Segment:
     keys = index.keyframes
-    seek = None if first < 0 else int(index.seek_at[first])
+    seek, keyframe = (None, None) if first < 0 else (int(index.seek_at[first]), int(keys[first]))
     # frames shown before a keyframe may be decoded after it (open groups): read on to the group after next
     stop = int(keys[last + 2]) if last + 2 < keys.shape[0] else None
-    return Segment(frames=tuple(int(f) for f in frames), pts=tuple(int(s) for s in stamps), seek=seek, stop=stop)
+    listed, timed = tuple(int(f) for f in frames), tuple(int(s) for s in stamps)
+    return Segment(frames=listed, pts=timed, seek=seek, stop=stop, keyframe=keyframe)
 
 
 def decode_segment(path: os.PathLike, segment: Segment) -> Iterator[Tuple[int, np.ndarray]]:
@@ -215,6 +218,22 @@ def frames_from_keyframe(path: Path, seek: Optional[int], first_pts: int) -> Opt
     return _timed(container, head, frames)
 
 
+def frames_from_group(
+    path: Path, keyframe: Optional[int], seek: Optional[int], first_pts: int
+) -> Optional[Iterator[Tuple[int, object]]]:
+    """`frames_from_keyframe` from a keyframe given by its presentation timestamp (`keyframe`) and its
+    `VideoIndex.seek_at` value (`seek`): the first is tried first (MP4/MOV index keyframes by it; a seek to the
+    decoding timestamp lands a whole group early there), the second where that lands past `first_pts` (AVI
+    indexes by decoding timestamps); `seek` None: from the file's start. None when no seek lands at or before
+    `first_pts`."""
+    targets = [None] if seek is None else list(dict.fromkeys(t for t in (keyframe, seek) if t is not None))
+    for target in targets:
+        decoded = frames_from_keyframe(path, target, first_pts)
+        if decoded is not None:
+            return decoded
+    return None
+
+
 def _timed(container, head, frames) -> Iterator[Tuple[int, object]]:
     with container:
         yield int(head.pts), head
@@ -229,7 +248,7 @@ def _by_timestamp(path: Path, segment: Segment, found: Set[int]) -> Iterator[Tup
     `found`) where the seek overshoots, a frame has no timestamp, or `stop` is passed."""
     import av
 
-    decoded = frames_from_keyframe(path, segment.seek, segment.pts[0])
+    decoded = frames_from_group(path, segment.keyframe, segment.seek, segment.pts[0])
     if decoded is None:
         return
     wanted: Dict[int, int] = dict(zip(segment.pts, segment.frames))

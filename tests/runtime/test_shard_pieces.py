@@ -11,6 +11,7 @@ from PIL import Image
 
 import decaenv.runtime.images as images
 import decaenv.runtime.video_resume as video_resume
+import decaenv.runtime.video_segments as video_segments
 from decaenv.runtime.images import read_video_frames
 from decaenv.runtime.inputs import Item, expand_inputs
 from decaenv.runtime.run_types import NameRegistry, ReconstructOptions
@@ -141,7 +142,8 @@ def test_a_video_that_cannot_seek_is_counted_up_to_the_last_needed_frame(videos,
     converted = []
     real_rgb = images.frame_rgb
     monkeypatch.setattr(images, "frame_rgb", lambda frame, p, i: converted.append(i) or real_rgb(frame, p, i))
-    monkeypatch.setattr(video_resume, "frames_from_keyframe", lambda *a: pytest.fail("seeks"))
+    for module in (video_resume, video_segments):
+        monkeypatch.setattr(module, "frames_from_keyframe", lambda *a: pytest.fail("seeks"))
     wanted = lambda i: 10 <= i < 20 or i == 40  # noqa: E731
     items = list(expand_inputs([path], 2, needed=lambda item, k: wanted(item.frame)))
     assert [item.frame for item in items] == sorted(local)
@@ -149,6 +151,22 @@ def test_a_video_that_cannot_seek_is_counted_up_to_the_last_needed_frame(videos,
         assert item.error is None
         assert np.array_equal(item.pixels, local[item.frame]) if wanted(item.frame) else item.pixels is None
     assert converted == [i for i in sorted(local) if wanted(i)]  # nothing else converted, nothing after frame 40
+
+
+@pytest.mark.parametrize("name", sorted(VIDEOS))
+def test_a_seek_starts_at_the_keyframe_before_the_first_needed_frame(videos, name, monkeypatch):
+    index = video_resume.index_video(videos[name])
+    if not index.seekable or index.keyframes.shape[0] < 3:
+        pytest.skip("decoded from the start")
+    decoded = _counting_decoder(monkeypatch)
+    first = int(np.searchsorted(index.pts, index.keyframes[2])) + 1  # just after the third keyframe
+    keyframe = index.keyframes[np.searchsorted(index.keyframes, index.pts[first], side="right") - 1]
+    items = list(expand_inputs([videos[name]], 1, needed=lambda item, k: item.frame == first))
+    assert [item.frame for item in items if item.pixels is not None] == [first], name
+    if "program-stream" in name:  # its seeks land late: counted from the start, only the needed frame converted
+        assert decoded == []
+    else:
+        assert decoded[0] == int(keyframe), name  # not a group early (MP4 seeking by decoding time)
 
 
 def _counting_decoder(monkeypatch, seeks=None):
@@ -170,7 +188,8 @@ def _counting_decoder(monkeypatch, seeks=None):
 
         return counted()
 
-    monkeypatch.setattr(video_resume, "frames_from_keyframe", counting)
+    for module in (video_resume, video_segments):  # (a seek from the start, or to a keyframe)
+        monkeypatch.setattr(module, "frames_from_keyframe", counting)
     return decoded
 
 
@@ -222,6 +241,29 @@ def _spans(items):
         if item.frame is not None:
             frames.setdefault(item.source, []).append(item.frame)
     return {source: max(f) - min(f) + 1 for source, f in frames.items()}
+
+
+def test_a_shard_does_not_read_the_videos_it_owns_no_piece_of(tmp_path, monkeypatch):
+    clips = [make_gop_video(tmp_path / f"clip{k}.mp4", 40, options={"g": "10"}) for k in range(3)]
+    webm = make_gop_video(tmp_path / "clip3.webm", 40, "libvpx-vp9", {"g": "10"})  # declares no frame count
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "photos" / "clip0.png")  # named as clip0
+    inputs = [*clips, webm, tmp_path / "photos"]
+    whole = [name for name, _ in _my_items(_runner(tmp_path, inputs, None))]
+    opened = []
+    real = video_segments._index_video
+    monkeypatch.setattr(video_segments, "_index_video", lambda p: opened.append(Path(p).name) or real(p))
+    taken = []
+    for k in range(3):
+        video_segments._index_video_of.cache_clear()
+        opened.clear()
+        mine = _my_items(_runner(tmp_path, inputs, Shard(k, 3)))
+        taken += [name for name, _ in mine]
+        # 40 frames: one piece each (units 0-3 → shards 0, 1, 2, 0); the webm is indexed by all to count its frames
+        owned = {0: {"clip0.mp4"}, 1: {"clip1.mp4"}, 2: {"clip2.mp4"}}[k]
+        assert set(opened) - {"clip3.webm"} == owned and "clip3.webm" in opened, (k, opened)
+    # the photo is clip0_2 in every shard: one that skips clip0 unread still holds its name
+    assert sorted(taken) == sorted(whole) and len(whole) == 161 and "clip0_2" in whole
 
 
 # -- a split started by an earlier decaenv --------------------------------------------------------------------------
