@@ -113,3 +113,31 @@ def test_a_video_without_timestamps_is_one_segment_read_by_counting(videos):
     local = dict(read_video_frames(path))
     got = dict(decode_segment(path, Segment(frames=(1, 2, 4))))
     assert sorted(got) == [1, 2, 4] and all(np.array_equal(got[i], local[i]) for i in got)
+
+
+@pytest.mark.parametrize("name", ["h264-bframes.mp4", "h264.mov", "mpeg4-bframes.avi"])
+def test_a_segment_decodes_from_its_own_keyframe(videos, name, monkeypatch):
+    import decaenv.runtime.video_segments as video_segments
+
+    index = index_video(videos[name])
+    segment = next(s for s in plan_segments(index, list(range(index.frames)), 5) if s.keyframe == index.keyframes[2])
+    firsts = []
+    real = video_segments.frames_from_keyframe
+
+    def recording(path, seek, first_pts):
+        decoded = real(path, seek, first_pts)
+        if decoded is None:
+            return None
+
+        def first_noted():
+            for k, frame in enumerate(decoded):
+                if k == 0:
+                    firsts.append(frame[0])
+                yield frame
+
+        return first_noted()
+
+    monkeypatch.setattr(video_segments, "frames_from_keyframe", recording)
+    got = dict(decode_segment(videos[name], segment))
+    assert sorted(got) == list(segment.frames)
+    assert firsts == [segment.keyframe]  # MP4/MOV seeking by decoding time started a whole group early
