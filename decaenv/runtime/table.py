@@ -15,6 +15,7 @@ as row groups, after the rows already there, and removed. pyarrow is an optional
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
@@ -91,7 +92,7 @@ def split_in(folder: Path, count: int, first: Optional[Path] = None) -> Optional
     frames to shards: the value they were written with, `shard.LEGACY_SPLIT` for one from before pieces that holds
     video frames, None when none says. Tables are asked in turn (`first` first) until one says: a split's
     tables all say the same, so a task of a large array reads one table's schema, not every table's."""
-    tables = [t for t in _tables_in(Path(folder)) if t.name.endswith(f"-of-{count}.parquet")]
+    tables = [t for t in _tables_in(Path(folder)) if (shard_of(t.name) or (None, None))[1] == count]
     if first is not None and first in tables:
         tables.remove(first)
         tables.insert(0, first)
@@ -324,10 +325,11 @@ def done_elsewhere(table: Path) -> Set[str]:
     pa = require_pyarrow()
     import pyarrow.parquet as pq
 
-    own = _split_suffix(table.name)
+    own = shard_of(table.name)
     names: Set[str] = set()
     for other in _tables_in(table.parent):
-        if other == table or (own and _split_suffix(other.name) == own):
+        theirs = shard_of(other.name)
+        if other == table or (own is not None and theirs is not None and theirs[1] == own[1]):
             continue
         try:
             rows = _with_journal(pa, pq, other, ["status"])
@@ -339,10 +341,10 @@ def done_elsewhere(table: Path) -> Set[str]:
     return names
 
 
-def _split_suffix(name: str) -> str:
-    """ "-of-N.parquet" of a shard's table name, "" for `codes.parquet` (a split of one)."""
-    head, sep, tail = name.rpartition("-of-")
-    return f"{sep}{tail}" if sep and head.startswith("codes-") else ""
+def shard_of(name: str) -> Optional[Tuple[int, int]]:
+    """(K, N) of a shard's table name `codes-K-of-N.parquet` (`table_path`); None for any other name."""
+    match = re.fullmatch(r"codes-(\d+)-of-(\d+)\.parquet", name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def read_table_column(path: Path, column: str, status: Optional[str] = None) -> List[object]:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from decaenv.runtime.table import (
     journal_path,
     one_row_per_name,
     require_pyarrow,
+    shard_of,
 )
 
 
@@ -86,9 +86,9 @@ def missing_shards(states: Sequence[TableState]) -> Dict[int, List[int]]:
     (not started, or still before their first batch), for every N seen among the tables."""
     seen: Dict[int, set] = {}
     for state in states:
-        match = re.fullmatch(r"codes-(\d+)-of-(\d+)\.parquet", Path(state.path).name)
-        if match:
-            seen.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
+        shard = shard_of(Path(state.path).name)
+        if shard is not None:
+            seen.setdefault(shard[1], set()).add(shard[0])
     return {n: [k for k in range(n) if k not in ks] for n, ks in sorted(seen.items()) if len(ks) < n}
 
 
