@@ -84,11 +84,11 @@ class Reconstructor(InputSide):
         if "table" in self.kinds:
             from decaenv.runtime.table import TableWriter, table_path
 
-            suffix = options.shard.suffix if options.shard is not None else ""
-            if options.shard is not None and suffix:
-                own = table_path(self.out_dir, suffix)
-                self.options = options = dataclasses.replace(options, shard=self._continued_split(options.shard, own))
-            split = options.shard.split if options.shard is not None and suffix else None
+            suffix, split = (options.shard.suffix if options.shard is not None else ""), None
+            if options.shard is not None and suffix:  # a shard of a split: how the split deals video frames
+                shard = self._continued_split(options.shard, table_path(self.out_dir, suffix))
+                self.options = options = dataclasses.replace(options, shard=shard)
+                split = shard.split
             self.table = TableWriter(table_path(self.out_dir, suffix), options.table_landmarks, split)
             if options.skip_existing:
                 self._done = frozenset(self.table.done_names())

@@ -16,8 +16,14 @@ from typing import Callable, Iterator, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from decaenv.errors import InputError
-from decaenv.runtime.images import counted_frames, frame_rgb, video_error, video_frame_count
-from decaenv.runtime.video_segments import VideoIndex, frames_from_group, frames_from_keyframe, index_video
+from decaenv.runtime.images import frame_rgb, video_error, video_frame_count
+from decaenv.runtime.video_segments import (
+    VideoIndex,
+    decode_counted,
+    frames_from_group,
+    frames_from_keyframe,
+    index_video,
+)
 
 #: One listed frame: (index, RGB pixels or None when not needed, the error when it could not be had); index
 #: None: an error for the whole video (reading stopped there).
@@ -60,8 +66,8 @@ def resumed_frames(path: Path, sample_step: int, needed: Callable[[int, int], bo
 
 
 def _counted(path: Path, frames: Sequence[int], wanted: Set[int]) -> Iterator[Listed]:
-    """The frames in order, the wanted ones decoded from the start and counted (`images.counted_frames`)."""
-    decoded = counted_frames(path, wanted.__contains__, last=max(wanted)) if wanted else iter(())
+    """The frames in order, the wanted ones decoded from the start and counted (`video_segments.decode_counted`)."""
+    decoded = decode_counted(path, sorted(wanted)) if wanted else iter(())
     try:
         for i in frames:
             got = next(decoded, None) if i in wanted else (i, None)

@@ -194,7 +194,7 @@ def decode_segment(path: os.PathLike, segment: Segment) -> Iterator[Tuple[int, n
         yield from _by_timestamp(path, segment, found)
     missing = [f for f in segment.frames if f not in found]
     if missing:
-        yield from _by_count(path, missing)
+        yield from decode_counted(path, missing)
 
 
 def frames_from_keyframe(path: Path, seek: Optional[int], first_pts: int) -> Optional[Iterator[Tuple[int, object]]]:
@@ -268,7 +268,8 @@ def _by_timestamp(path: Path, segment: Segment, found: Set[int]) -> Iterator[Tup
         decoded.close()  # type: ignore[attr-defined]
 
 
-def _by_count(path: Path, frames: Sequence[int]) -> Iterator[Tuple[int, np.ndarray]]:
-    """Decode from the start, counting frames as a local run does; stops after the last wanted frame."""
+def decode_counted(path: Path, frames: Sequence[int]) -> Iterator[Tuple[int, np.ndarray]]:
+    """(index, RGB) of `frames`, decoded from the start and counted as a local run does; stops after the last
+    one. Raises InputError: as `images.read_video_frames`."""
     wanted = set(frames)
     return counted_frames(path, wanted.__contains__, last=max(frames))
