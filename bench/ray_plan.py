@@ -24,19 +24,10 @@ import numpy as np
 
 def write_video(path: Path, frames: int, side: int, gop: int) -> None:
     """An H.264 video of a textured picture sliding 3 px a frame (keyframe every `gop` frames, B-frames)."""
-    import av
+    from decaenv.synthetic.video import write_sliding_video
 
     texture = np.random.default_rng(0).integers(0, 256, (side, 2 * side, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"g": str(gop), "bf": "3", "preset": "veryfast"})
-        stream.width = stream.height = side
-        stream.pix_fmt = "yuv420p"
-        for k in range(frames):
-            picture = np.ascontiguousarray(np.roll(texture, -3 * k, axis=1)[:, :side])
-            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_sliding_video(path, texture, frames, side, options={"g": str(gop), "bf": "3", "preset": "veryfast"})
 
 
 def _child(which: str, video: str, queue) -> None:

@@ -44,20 +44,12 @@ def make_gop_video(
     """A test video with motion (a picture sliding by 3 px a frame: `picture`, (H, W, 3) uint8, else a texture),
     so encoders use P/B-frames; `options` are the encoder's (e.g. {"g": "8", "bf": "2"}: a keyframe every 8
     frames, 2 B-frames)."""
-    import av
+    from decaenv.synthetic.video import write_sliding_video
 
     width, height = size if picture is None else (picture.shape[1], picture.shape[0])
     if picture is None:
         picture = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         picture[:, :, 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
     texture = np.concatenate([picture, picture[:, ::-1]], axis=1)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for k in range(frames):
-            picture = np.ascontiguousarray(np.roll(texture, -3 * k, axis=1)[:, :width])
-            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_sliding_video(path, texture, frames, width, codec, options, pix_fmt, rate)
     return path
