@@ -12,7 +12,10 @@ three networks measured in the same run: `--save codes` ≤ 0.8× (fp32) / ≤ 0
 runs: it maps and zeroes fresh pages for many of its activations, how many depends on what the process allocated
 before, and that moved this floor by up to ~20 ms per image), and, after the last run, the same forwards with
 every freed block kept (`decaenv.runtime.heap.never_map`: no page faults, the floor of their arithmetic alone,
-the conservative one). The verdicts are given against both; the runs themselves take almost no page faults.
+the conservative one). On a CPU a third floor checks the first: DECA's three networks alone in a fresh process,
+built and run as DECA's demo runs them (`bench/_deca_floor.py`; `--deca-src DECA` runs DECA's own network code
+from that checkout) on the last run's crops. The verdicts are given against all three; the runs themselves take
+almost no page faults.
 Weights are synthetic (same shapes and cost as DECA's); the images are variations of
 `skimage.data.astronaut()` unless --images is given.
 """
@@ -32,6 +35,8 @@ from pathlib import Path
 
 from _common import add_mtcnn_weights, cpu_flag_summary, kernel_summary, machine_idle, process_tree_cpu
 
+#: Fresh processes timing DECA's networks alone (the best one is the floor: see `_deca_process_floor`).
+FLOOR_PROCESSES = 3
 MODEL_STAGES = ("encode", "flame", "detail", "render")
 ALL_STAGES = ("read", "detect", "crop", "encode", "flame", "detail", "render", "save")
 
@@ -198,7 +203,32 @@ def _child(args, out: Path) -> None:
     if runner.deca.device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     runner.close()
+    if runner.deca.device.type == "cpu":
+        result["deca_process_floor"] = _deca_process_floor(args, last_batches, out, torch.get_num_threads())
     print(json.dumps(result))
+
+
+def _deca_process_floor(args, batches, out: Path, threads: int) -> dict:
+    """The floor as DECA runs it: its networks alone in a fresh process on the last run's crops (`_deca_floor`)."""
+    from _deca_floor import save_crops
+
+    from decaenv.runtime.decoders import detail_latent
+
+    crops = out / "floor-crops.pt"
+    save_crops(crops, [(c["images"], detail_latent(c["pose"], c["exp"], c["detail"])) for c in batches])
+    cmd = [sys.executable, str(Path(__file__).with_name("_deca_floor.py")), "--crops", str(crops)]
+    cmd += ["--checkpoint", str(Path(args.data_dir) / "deca_model.tar"), "--rounds", str(args.repeat)]
+    cmd += ["--threads", str(threads), "--deca-src", args.deca_src or ""]
+    measured = []  # how many fresh pages a process maps depends on its own allocations: best of several
+    for _ in range(FLOOR_PROCESSES):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            crops.unlink()
+            return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]}
+        measured.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    crops.unlink()
+    best = min(measured, key=lambda m: m["floor_per_image"])
+    return {**best, "processes": len(measured), "all_per_image": [m["floor_per_image"] for m in measured]}
 
 
 def _print_cpu(row) -> None:
@@ -226,6 +256,24 @@ def _fault_free_verdict(row, target: float) -> None:
     print(
         f"  against the floor without page faults ({1000 * floor:.0f} ms per image: the same forwards after the "
         f"last run, glibc keeping every freed block): {ratio:.2f}x, <= {target}x "
+        f"{'met' if ratio <= target else 'NOT met'}"
+    )
+
+
+def _deca_process_verdict(row, target: float) -> None:
+    """The target against DECA's networks timed alone in a fresh process (`_deca_floor`)."""
+    floor = row.get("deca_process_floor") or {}
+    if "error" in floor:
+        print(f"  the floor in a process of its own could not be timed: {floor['error']}")
+    if not floor.get("floor_per_image"):
+        return
+    ratio = row["seconds"] / max(1, row["images"]) / floor["floor_per_image"]
+    row["ratio_to_deca_process_floor"] = ratio
+    print(
+        f"  against {floor['code']} alone in a fresh process ({1000 * floor['floor_per_image']:.0f} ms per image, "
+        f"{floor['page_faults_per_image']:.0f} minor page faults per image; torch.no_grad, glibc's default heap, the "
+        f"same crops, best of {floor['processes']} processes x {floor['rounds']} rounds: "
+        f"{', '.join(f'{1000 * s:.0f}' for s in floor['all_per_image'])} ms): {ratio:.2f}x, <= {target}x "
         f"{'met' if ratio <= target else 'NOT met'}"
     )
 
@@ -294,6 +342,7 @@ def _report(rows) -> None:
         f"{last.get('floor_page_faults_per_image', 0):.0f} minor page faults per image); load average "
         f"{last['loadavg']:.1f} on {os.cpu_count()} CPUs"
     )
+    _deca_process_verdict(last, target)
     _fault_free_verdict(last, target)
     _print_cpu(last)
     print(
@@ -326,6 +375,9 @@ def main() -> int:
         "--input-workers", default="auto", help="auto, threads, processes, threads:N or processes:N (reconstruct's)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (best of; floor interleaved)")
+    parser.add_argument(
+        "--deca-src", help="a DECA checkout: the fresh-process floor runs DECA's own network code (default: decaenv's)"
+    )
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -393,6 +445,7 @@ def _measure(args, work: Path) -> int:
             args.input_workers,
         ]
         cmd += ["--render-orig"] if args.render_orig else []
+        cmd += ["--deca-src", str(Path(args.deca_src).resolve())] if args.deca_src else []
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
