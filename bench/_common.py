@@ -85,12 +85,16 @@ def process_tree_cpu() -> Dict[str, float]:
 
     try:
         own = cpu("self")
-        children = set()
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as fh:
-                children.update(fh.read().split())
+        tasks = os.listdir("/proc/self/task")
     except OSError:
         return {}
+    children = set()
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/children") as fh:
+                children.update(fh.read().split())
+        except OSError:  # a thread that ended between the listing and the read (a run's writer, a pool's)
+            continue
     total = 0.0
     for pid in children:
         try:
