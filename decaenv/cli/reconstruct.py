@@ -37,7 +37,7 @@ def _boolean(name: str, value: Optional[str], default: bool) -> bool:
 
 
 def _save_kinds(save: Optional[str], deca_flags: dict) -> str:
-    from decaenv.runtime.export import parse_save
+    from decaenv.runtime.save_kinds import parse_save
 
     kinds = list(parse_save(save)) if save is not None else ["vis"]
     for flag, value in deca_flags.items():

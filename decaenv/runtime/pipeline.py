@@ -65,7 +65,7 @@ class Reconstructor(InputSide):
     """
 
     def __init__(self, options: ReconstructOptions, deca=None, timer=None, detector_choice=None, lazy: bool = False):
-        from decaenv.runtime.export import parse_save
+        from decaenv.runtime.save_kinds import parse_save
         from decaenv.runtime.timing import StageTimer
 
         if options.batch_size < 1:
@@ -212,7 +212,8 @@ class Reconstructor(InputSide):
             if on_item is not None:
                 on_item(outcome)
 
-        if self.work_left():  # a subclass's items() may need the detector; a finished resume loads nothing
+        left = self.work_left()
+        if left:  # a subclass's items() may need the detector; a finished resume loads nothing (nor torch)
             self.load(start_inputs=True)
         batches = batched(self._my_items(self._names), self.options.batch_size)
         scope = self.options.shard.suffix if self.options.shard is not None else ""
@@ -221,14 +222,15 @@ class Reconstructor(InputSide):
         writers = self._write_workers() if self._loaded else 1
         self._item_writers = ThreadPoolExecutor(writers, "decaenv-write-item") if writers > 1 else None
         try:
-            with OutputLock(self.out_dir, scope=scope), self._torch_threads():  # one lock per shard
+            threads = self._torch_threads() if left else contextlib.nullcontext()
+            with OutputLock(self.out_dir, scope=scope), threads:  # one lock per shard
                 run_overlapped(
                     batches,
                     self._prepare_batch,
                     self._model_batch,
                     self._save_batch,
                     report,
-                    overlap=self.options.overlap is not False,
+                    overlap=left and self.options.overlap is not False,
                     input_in_thread=input_in_thread,
                     save_in_thread=not self.renders_when_saving,
                 )
@@ -339,7 +341,7 @@ class Reconstructor(InputSide):
             return False
         if self.table is not None and name not in self._done:
             return False
-        from decaenv.runtime.export import expected_files
+        from decaenv.runtime.save_kinds import expected_files
         from decaenv.runtime.writers import existing_outputs
 
         expected = expected_files(self.kinds, name, self.options.render_orig, self.options.use_tex)

@@ -36,7 +36,7 @@ class RayJob:
     """
 
     def __init__(self, options, engine: str, address: Optional[str] = None):
-        from decaenv.runtime.export import parse_save
+        from decaenv.runtime.save_kinds import parse_save
 
         if engine != "ray":
             raise UsageError(f"unknown --engine {engine!r}", hint="use local or ray")

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple, TypeVar
 
 from decaenv.errors import DecaenvError
+from decaenv.runtime.save_kinds import SAVE_KINDS
 
 if TYPE_CHECKING:
     from decaenv.runtime.deca import DECA
     from decaenv.runtime.pipeline import Reconstructor
 
 NAME = "astronaut"
-SAVE_KINDS = ("vis", "obj", "detail-obj", "kpt", "depth", "mat", "images", "codes")
 
 _T = TypeVar("_T")
 

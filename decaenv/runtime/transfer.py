@@ -104,10 +104,10 @@ class Transfer:
     """
 
     def __init__(self, options: TransferOptions, deca=None):
-        from decaenv.runtime.export import parse_save
         from decaenv.runtime.faces import make_detector
         from decaenv.runtime.model_setup import build_deca
         from decaenv.runtime.run_types import prepare_out_dir
+        from decaenv.runtime.save_kinds import parse_save
         from decaenv.runtime.timing import StageTimer
 
         if options.batch_size < 1 or options.sample_step < 1:
