@@ -165,6 +165,19 @@ def test_segments_are_whole_keyframe_groups_when_there_are_enough_to_go_round():
     assert [s.seek for s in segments] == list(long.seek_at)
 
 
+def test_a_machine_without_ray_gets_a_one_line_error_before_any_work(tmp_path, inputs, monkeypatch):
+    import importlib.util
+
+    from decaenv.runtime.ray_job import RayJob
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    options = codes_options(tmp_path, inputs, tmp_path / "out", save=["table"])
+    with pytest.raises(UsageError, match="needs Ray") as caught:
+        RayJob(options, "ray")
+    assert "decaenv[ray]" in caught.value.hint and not (tmp_path / "out").exists()
+
+
 def test_the_job_counts_its_items_for_the_progress_bar_before_ray_starts(inputs, tmp_path):
     pytest.importorskip("ray")
     pytest.importorskip("pyarrow")
