@@ -382,6 +382,8 @@ def main() -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.deca_src and not (Path(args.deca_src) / "decalib" / "models").is_dir():
+        parser.error(f"--deca-src {args.deca_src}: not a DECA checkout (no decalib/models in it)")
     if args.child:
         child(args)
         return 0
