@@ -3,6 +3,7 @@
 decoded; the workers decode their own segments), side by side.
 
     .venv/bin/python bench/ray_plan.py [--frames 1000] [--side 512] [--gop 250] [--workers 8]
+    .venv/bin/python bench/ray_plan.py --clips 64 [--frames 300 --side 256 --gop 50] [--rounds 3] [--cold]
 
 Prints, for each (run in a fresh process), the seconds and the growth of the process's peak resident memory on
 a synthetic H.264 video (x264's default keyframe interval: 250), and the ratio new/old; then the segments'
@@ -59,6 +60,56 @@ def measure(which: str, video: Path):
     return result
 
 
+def plan_clips(args) -> int:
+    """`--clips N`: the driver's planning of N clips, its videos indexed one by one (`INDEX_AHEAD` 0) against side
+    by side (as built), alternating; `--cold` drops the page cache before each (Linux, root), so that the packets
+    are read from the disk, as from a cluster's shared file system."""
+    from types import SimpleNamespace
+
+    from decaenv.runtime import ray_plan, video_segments
+
+    built = ray_plan.INDEX_AHEAD
+    with tempfile.TemporaryDirectory(prefix="decaenv-rayplan-") as tmp:
+        folder = Path(tmp)
+        for k in range(args.clips):
+            write_video(folder / f"clip{k:04d}.mp4", args.frames, args.side, args.gop)
+        options = SimpleNamespace(inputs=sorted(folder.glob("*.mp4")), sample_step=1, batch_size=8)
+        times: dict = {"one by one": [], "side by side": []}
+        for _ in range(args.rounds):
+            for label, ahead in (("one by one", 0), ("side by side", built)):
+                ray_plan.INDEX_AHEAD = ahead
+                video_segments._index_video_of.cache_clear()
+                if args.cold:
+                    _drop_page_cache()
+                start = time.perf_counter()
+                plan = ray_plan.plan_work(options, done=set())
+                times[label].append(time.perf_counter() - start)
+        ray_plan.INDEX_AHEAD = built
+    frames = sum(len(wanted) for *_, wanted in plan.videos)
+    print(
+        f"{args.clips} clips of {args.frames} frames {args.side}x{args.side} (keyframe every {args.gop}), "
+        f"{frames} frames planned, page cache {'dropped before each' if args.cold else 'warm'}; best of {args.rounds}:"
+    )
+    one, side = min(times["one by one"]), min(times["side by side"])
+    print(f"  videos indexed one by one:  {one:6.3f} s   (all: {', '.join(f'{t:.3f}' for t in times['one by one'])})")
+    print(
+        f"  side by side ({ray_plan.INDEX_THREADS} threads): {side:6.3f} s   "
+        f"(all: {', '.join(f'{t:.3f}' for t in times['side by side'])}); {side / one:.2f}x"
+    )
+    return 0
+
+
+def _drop_page_cache() -> None:
+    import os
+
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as exc:
+        message = f"--cold: cannot drop the page cache ({exc.strerror}): run as root on Linux, or drop --cold"
+        raise SystemExit(message) from None
+
+
 def decoded_frames(index, units) -> int:
     """Frames the workers decode: from the keyframe each unit seeks to, up to its last frame."""
     total = 0
@@ -77,7 +128,12 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--gop", type=int, default=250)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--clips", type=int, default=0, help="time the planning of this many clips instead")
+    parser.add_argument("--rounds", type=int, default=3, help="with --clips: alternating rounds")
+    parser.add_argument("--cold", action="store_true", help="with --clips: drop the page cache before each")
     args = parser.parse_args()
+    if args.clips:
+        return plan_clips(args)
     from decaenv.runtime.ray_plan import Plan
 
     with tempfile.TemporaryDirectory(prefix="decaenv-rayplan-") as tmp:

@@ -1,22 +1,30 @@
 """What an `--engine ray` job sends to its workers (`decaenv.runtime.ray_engine`): images in units of
-`--batch-size`, and videos indexed on the driver (packets only, nothing decoded) and cut into keyframe-aligned
-segments that the workers decode themselves (`decaenv.runtime.video_segments`), so the driver's memory does not
-grow with a video. Names are assigned exactly as in a local run; `--skip-existing`'s done names leave out
-images and single frames.
+`--batch-size`, and videos indexed on the driver (packets only, nothing decoded; several videos side by side) and
+cut into keyframe-aligned segments that the workers decode themselves (`decaenv.runtime.video_segments`), so the
+driver's memory does not grow with a video. Names are assigned exactly as in a local run; `--skip-existing`'s
+done names leave out images and single frames.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 log = logging.getLogger("decaenv")
 #: Most frames of a video per work unit (fewer for a short video, so that it spreads over the workers; at least
 #: `--batch-size`): what one worker decodes and reconstructs at a time; whole keyframe groups up to this size,
 #: so that each unit starts at a keyframe.
 SEGMENT_FRAMES = 64
+#: Videos indexed side by side on the driver (`_with_indexes`): reading a video's packets is mostly waiting for its
+#: bytes where a cluster's inputs sit on a shared file system. At most `INDEX_AHEAD` videos, and `LISTED_AHEAD`
+#: items in all, are listed ahead of the planning.
+INDEX_THREADS = 8
+INDEX_AHEAD = 32
+LISTED_AHEAD = 4096
 
 
 @dataclass
@@ -81,9 +89,9 @@ def plan_work(options, done: Set[str]) -> Plan:
 
     plan, names, images = Plan(), NameRegistry(quiet=True), []
     done_frames = _frames_by_video(done)
-    for item in expand_inputs(options.inputs, options.sample_step, decode_videos=False):
+    for item, index in _with_indexes(expand_inputs(options.inputs, options.sample_step, decode_videos=False)):
         if item.video:
-            _plan_video(plan, item, names, done_frames, options)
+            _plan_video(plan, item, index, names, done_frames, options)
             continue
         name = names.unique(item)
         if name in done:
@@ -101,15 +109,44 @@ def plan_work(options, done: Set[str]) -> Plan:
     return plan
 
 
-def _plan_video(plan: Plan, item, names, done_frames: Dict[str, Set[int]], options) -> None:
+def _with_indexes(items: Iterable) -> Iterator[Tuple[Any, Any]]:
+    """(item, its video's index or the InputError that indexing raised; None for a picture) for each item, in
+    order, the videos indexed `INDEX_THREADS` at a time up to `INDEX_AHEAD` videos ahead."""
+    listed: Deque[Tuple[Any, Optional[Future]]] = deque()
+    videos = 0
+    with ThreadPoolExecutor(INDEX_THREADS, thread_name_prefix="decaenv-index") as pool:
+        try:
+            for item in items:
+                listed.append((item, pool.submit(_indexed, item.source) if item.video else None))
+                videos += bool(item.video)
+                while listed and (listed[0][1] is None or videos > INDEX_AHEAD or len(listed) > LISTED_AHEAD):
+                    first, future = listed.popleft()
+                    videos -= future is not None
+                    yield first, None if future is None else future.result()
+            for first, future in listed:
+                yield first, None if future is None else future.result()
+        finally:  # (the planning stopped early: the videos not started yet are not read)
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _indexed(source):
+    """`index_video(source)`, or the InputError it raised (a failed video is a row, not the job's end)."""
     from decaenv.errors import InputError
-    from decaenv.runtime.table import make_row
-    from decaenv.runtime.video_segments import index_video, wanted_frames
+    from decaenv.runtime.video_segments import index_video
 
     try:
-        index = index_video(item.source)
-    except InputError as exc:  # named like a local run's failed video: the video's own name
-        plan.failed.append(make_row(names.unique_name(item.name), str(item.source), None, "failed", exc.one_line()))
+        return index_video(source)
+    except InputError as exc:
+        return exc
+
+
+def _plan_video(plan: Plan, item, index, names, done_frames: Dict[str, Set[int]], options) -> None:
+    from decaenv.errors import InputError
+    from decaenv.runtime.table import make_row
+    from decaenv.runtime.video_segments import wanted_frames
+
+    if isinstance(index, InputError):  # named like a local run's failed video: the video's own name
+        plan.failed.append(make_row(names.unique_name(item.name), str(item.source), None, "failed", index.one_line()))
         return
     base = names.video_name(item.source, item.name)
     wanted = wanted_frames(index, options.sample_step, done_frames.get(base, set()))

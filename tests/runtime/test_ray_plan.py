@@ -165,6 +165,44 @@ def test_segments_are_whole_keyframe_groups_when_there_are_enough_to_go_round():
     assert [s.seek for s in segments] == list(long.seek_at)
 
 
+def _plan_summary(plan):
+    videos = [(source, name, index.frames, list(wanted)) for source, name, index, wanted in plan.videos]
+    return plan.images, videos, [(r["name"], r["error"]) for r in plan.failed], plan.skipped, plan.image_items
+
+
+@pytest.mark.parametrize("ahead, listed", [(32, 4096), (1, 2)])
+def test_videos_indexed_side_by_side_give_the_plan_indexed_one_by_one(inputs, tmp_path, monkeypatch, ahead, listed):
+    """Names (a picture and a video of one stem, a broken video among them), order, skips and failures are those
+    of indexing each video in turn, however far ahead the driver reads."""
+    import decaenv.runtime.ray_plan as ray_plan
+
+    sources = [inputs / "clip.png", inputs / "clip.mp4", inputs / "broken.mp4", inputs / "a.png", inputs / "clip.mp4"]
+    sources += [inputs / "b.png", inputs / "broken.mp4", inputs / "clip.png"]
+    options = codes_options(tmp_path, inputs, tmp_path / "out", batch_size=2, sample_step=3)
+    options.inputs = sources
+    done = {"clip_2_frame0003", "a"}
+    monkeypatch.setattr(ray_plan, "INDEX_AHEAD", 0)  # each video indexed before the next item is listed
+    one_by_one = _plan_summary(plan_work(options, done))
+    monkeypatch.setattr(ray_plan, "INDEX_AHEAD", ahead)
+    monkeypatch.setattr(ray_plan, "LISTED_AHEAD", listed)
+    assert _plan_summary(plan_work(options, done)) == one_by_one
+    assert [name for name, _ in one_by_one[2]] == ["broken", "broken_2"] and one_by_one[3] == 3  # a, frame 3 twice
+
+
+def test_the_driver_reads_videos_side_by_side(inputs, tmp_path, monkeypatch):
+    """Two videos are indexed at once (a barrier that only two threads together pass), in the listing's order."""
+    import threading
+
+    import decaenv.runtime.ray_plan as ray_plan
+
+    barrier, real = threading.Barrier(2, timeout=30), ray_plan._indexed
+    monkeypatch.setattr(ray_plan, "_indexed", lambda source: barrier.wait() is None or real(source))
+    options = codes_options(tmp_path, inputs, tmp_path / "out", batch_size=2)
+    options.inputs = [inputs / "clip.mp4", inputs / "a.png", inputs / "clip.mp4"]
+    plan = plan_work(options, done=set())
+    assert [name for _, name, _, _ in plan.videos] == ["clip", "clip"] and plan.images
+
+
 def test_a_machine_without_ray_gets_a_one_line_error_before_any_work(tmp_path, inputs, monkeypatch):
     import importlib.util
 
