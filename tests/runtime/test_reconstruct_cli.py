@@ -357,3 +357,28 @@ def test_shared_photos(tmp_path, capsys, shared_assets, reconstruct_data_dir):
     assert summary["ok"] == len(names) >= 9
     for name in names:
         check_item(out, name, ("vis", "obj", "kpt", "mat", "codes"))
+
+
+@pytest.mark.parametrize("save, landmarks", [("codes", False), ("table", False), ("table", True)])
+def test_codes_and_tables_run_only_what_they_need(
+    tmp_path, capsys, reconstruct_data_dir, astronaut_256, monkeypatch, save, landmarks
+):
+    """`--save codes` / `table` run the encoders only: no detail decoder and no render, and FLAME only for the
+    table's landmarks (issue 16: "only compute what the requested outputs need")."""
+    from decaenv.runtime.deca import DECA
+
+    if save == "table":
+        pytest.importorskip("pyarrow")
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut_256).save(photo)
+    monkeypatch.setattr(DECA, "detail", lambda *a, **k: pytest.fail("the detail decoder ran"))
+    monkeypatch.setattr(DECA, "views", lambda *a, **k: pytest.fail("a render ran"))
+    real_geometry = DECA.geometry
+    ran = []
+    monkeypatch.setattr(DECA, "geometry", lambda self, *a, **k: ran.append(1) or real_geometry(self, *a, **k))
+    extra = ["--table-landmarks"] if landmarks else []
+    code, _, err = run(capsys, reconstruct_data_dir, "-i", photo, "-o", tmp_path / "out", "--save", save, *extra)
+    assert code == 0, err
+    assert bool(ran) == landmarks
+    written = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == (["codes.parquet"] if save == "table" else ["astronaut_codes.json", "astronaut_codes.npz"])
