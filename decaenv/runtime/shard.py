@@ -107,13 +107,17 @@ class Ownership:
     def start_video(self, path: os.PathLike, listed: Optional[int]) -> bool:
         """A video with `listed` frames after `--sample-step` starts (None: it cannot be listed — one unit);
         returns whether any of its pieces is the shard's (if not, its frames need not be listed at all)."""
-        size = max(1, listed or 1)
-        if self.shard is not None and listed:
-            size = self.shard.piece_size(listed)
-        pieces = max(1, -(-(listed or 1) // size))
+        size, pieces = self._cut(listed)
         self._video = _Video(str(path), self.unit, size, pieces)
         self.unit += pieces
         return self.shard is None or self.shard.share(pieces, self.unit - pieces) > 0
+
+    def _cut(self, listed: Optional[int]) -> Tuple[int, int]:
+        """(frames per piece, pieces) of a video with `listed` frames (None or 0: one unit of its own); the whole
+        job takes a video as one piece."""
+        count = max(1, listed or 1)
+        size = self.shard.piece_size(count) if self.shard is not None and listed else count
+        return size, -(-count // size)
 
     def owns_frame(self, k: int) -> bool:
         """Whether listed frame k of the video started last belongs to the shard."""
@@ -142,8 +146,7 @@ class Ownership:
             if not video:
                 total, unit = total + self.shard.share(count, unit), unit + count
                 continue
-            size = self.shard.piece_size(max(1, count))
-            pieces = max(1, -(-count // size))
+            size, pieces = self._cut(count)
             owned = self.shard.share(pieces, unit)
             total += owned * size
             if self.shard.owns(unit + pieces - 1):  # the last piece holds the rest
