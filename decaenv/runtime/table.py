@@ -420,7 +420,7 @@ def one_row_per_name(pa, parts: Sequence[Tuple[Path, "pa.Table"]]) -> Optional[L
     names = pa.chunked_array([c for _, part in parts for c in part.column("name").chunks], pa.string())
     if pc.count_distinct(names).as_py() == len(names):
         return None
-    order = sorted(range(len(parts)), key=lambda i: _written_at(parts[i][0]))
+    order = sorted(range(len(parts)), key=lambda i: written_at(parts[i][0]))
     best: Dict[str, Tuple[bool, int, int]] = {}  # name → (ok, rank of its table, row)
     for rank, i in enumerate(order):
         part = parts[i][1]
@@ -434,7 +434,7 @@ def one_row_per_name(pa, parts: Sequence[Tuple[Path, "pa.Table"]]) -> Optional[L
     return [pa.array(mask, pa.bool_()) for mask in keep]
 
 
-def _written_at(table: Path) -> float:
+def written_at(table: Path) -> float:
     """When a table (or its journal) was last written; 0 when neither exists."""
     stamps = [p.stat().st_mtime for p in (table, journal_path(table)) if p.is_file()]
     return max(stamps, default=0.0)

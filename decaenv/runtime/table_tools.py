@@ -22,6 +22,7 @@ from decaenv.runtime.table import (
     one_row_per_name,
     require_pyarrow,
     shard_of,
+    written_at,
 )
 
 
@@ -74,8 +75,7 @@ def table_status(path: os.PathLike, limit: int = 10) -> Tuple[List[TableState], 
             statuses[status] += 1
             if status != "ok":
                 reasons[(error or "").replace(source, "<source>") if source else (error or "")] += 1
-        stamps = [p.stat().st_mtime for p in (file, journal) if p.is_file()]
-        states.append(TableState(str(file), statuses["ok"], statuses["failed"], journaled, max(stamps)))
+        states.append(TableState(str(file), statuses["ok"], statuses["failed"], journaled, written_at(file)))
     every = pa.chunked_array(names, pa.string())
     repeated = len(every) - pc.count_distinct(every).as_py() if len(states) > 1 else 0
     return states, [(count, reason) for reason, count in reasons.most_common(limit)], repeated
