@@ -26,9 +26,6 @@ import types
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-#: DECA's sizes (deca-spec §2): E_flame's 236 codes, E_detail's 128, D_detail's latent of jaw 3 + expression 50.
-N_PARAM, N_DETAIL, N_COND, MAX_Z = 236, 128, 53, 0.01
-
 
 def save_crops(path: Path, batches: List[Tuple[object, object]]) -> None:
     """Write the run's batches (images (B, 3, 224, 224), latent (B, 181)) for the floor process to read."""
@@ -51,21 +48,32 @@ def _torchvision_stand_in() -> None:
         sys.modules["torchvision"] = stand_in
 
 
+def _sizes() -> Tuple[int, int, int, float]:
+    """E_flame's outputs, E_detail's, D_detail's condition (jaw 3 + expression) and `max_z`, from decaenv's copy of
+    DECA's model config, summed as DECA's `_create_model` sums them (236, 128, 53, 0.01)."""
+    from decaenv.runtime.config import ModelConfig
+
+    model = ModelConfig()
+    n_param = sum(getattr(model, f"n_{name}") for name in model.param_list)
+    return n_param, model.n_detail, model.n_exp + 3, model.max_z
+
+
 def _networks(deca_src: str):
     """(E_flame, E_detail, D_detail, which code) built as DECA's `_create_model` builds them."""
+    n_param, n_detail, n_cond, max_z = _sizes()
     if deca_src:
         _torchvision_stand_in()
         sys.path.insert(0, str(Path(deca_src).resolve()))
         from decalib.models.decoders import Generator
         from decalib.models.encoders import ResnetEncoder
 
-        detail = Generator(latent_dim=N_DETAIL + N_COND, out_channels=1, out_scale=MAX_Z, sample_mode="bilinear")
-        return ResnetEncoder(outsize=N_PARAM), ResnetEncoder(outsize=N_DETAIL), detail, f"DECA's code ({deca_src})"
+        detail = Generator(latent_dim=n_detail + n_cond, out_channels=1, out_scale=max_z, sample_mode="bilinear")
+        return ResnetEncoder(outsize=n_param), ResnetEncoder(outsize=n_detail), detail, f"DECA's code ({deca_src})"
     from decaenv.runtime.decoders import DetailGenerator
     from decaenv.runtime.encoders import ResnetEncoder as Ours
 
-    detail = DetailGenerator(latent_dim=N_DETAIL + N_COND, out_scale=MAX_Z, init=False)
-    return Ours(N_PARAM, init=False), Ours(N_DETAIL, init=False), detail, "decaenv's eager modules"
+    detail = DetailGenerator(latent_dim=n_detail + n_cond, out_scale=max_z, init=False)
+    return Ours(n_param, init=False), Ours(n_detail, init=False), detail, "decaenv's eager modules"
 
 
 def measure(crops: Path, checkpoint: Path, deca_src: str, rounds: int, threads: int) -> Dict[str, object]:
