@@ -70,25 +70,18 @@ class _Links(html.parser.HTMLParser):
             self.srcs.append(attrs["src"])
 
 
+def _video_run(capsys, data_dir, video, out, save: str, *extra):
+    """`reconstruct` of `video` into `out` with MTCNN, `--save save`, `extra` flags and `--json`."""
+    return run(capsys, data_dir, "-i", video, "-o", out, "--detector", "mtcnn", "--save", save, *extra, "--json")
+
+
 @pytest.mark.slow
 def test_save_video_and_report(tmp_path, capsys, reconstruct_data_dir, face_video):
     from decaenv.runtime.video_out import read_frames
 
     out = tmp_path / "out"
-    code, stdout, err = run(
-        capsys,
-        reconstruct_data_dir,
-        "-i",
-        face_video,
-        "-o",
-        out,
-        "--detector",
-        "mtcnn",
-        "--sample-step",
-        "2",
-        "--save",
-        "vis,kpt,video,report",
-        "--json",
+    code, stdout, err = _video_run(
+        capsys, reconstruct_data_dir, face_video, out, "vis,kpt,video,report", "--sample-step", 2
     )
     assert code == 1  # frame 2 is blank
     summary = json.loads(stdout)
@@ -123,20 +116,8 @@ def test_shards_write_their_own_video_and_report(tmp_path, capsys, reconstruct_d
     monkeypatch.setattr("decaenv.runtime.shard.MIN_PIECE", 2)  # five frames: pieces of 3 and 2
     out, shown = tmp_path / "out", {}
     for k in (0, 1):
-        code, stdout, err = run(
-            capsys,
-            reconstruct_data_dir,
-            "-i",
-            face_video,
-            "-o",
-            out,
-            "--detector",
-            "mtcnn",
-            "--save",
-            "video,report",
-            "--shard",
-            f"{k}/2",
-            "--json",
+        code, stdout, err = _video_run(
+            capsys, reconstruct_data_dir, face_video, out, "video,report", "--shard", f"{k}/2"
         )
         summary = json.loads(stdout)
         assert summary["run_files"] == [f"clip_reconstruction-{k}-of-2.mp4", f"report-{k}-of-2.html"], err
